@@ -1,0 +1,479 @@
+/* spr_config.c - the one table of configuration keys, and the INI parser.
+ *
+ * Sources of the defaults are in docs/model.md (device and circuit values)
+ * and docs/workloads.md (presets); each row's doc line says which.
+ */
+#include "config.h"
+#include "spr_config.h"
+#include "spr_error.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  spr_config_key_info info;
+  size_t off;      /* offset of the field in spr_config */
+  double def;      /* default (enum: index; bool: 0/1) */
+  double lo, hi;   /* inclusive range */
+} key_row;
+
+#define F(field) offsetof(spr_config, field)
+#define INF HUGE_VAL
+
+/* The table.  Ranges are inclusive; open bounds are handled by giving the
+ * nearest meaningful value (e.g. g_min > 0 via 1e-15). */
+static const key_row keys[] = {
+  {{"run", "seed", SPR_KEY_U64, "", "top-level seed of every random stream", NULL}, F(seed), 1, 0, 1.8446744073709552e19},
+  {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
+
+  {{"workload", "preset", SPR_KEY_ENUM, "", "synthetic attention preset (docs/workloads.md)", "bert-base|vit-base"}, F(wl.preset), 0, 0, 1},
+  {{"workload", "seq_len", SPR_KEY_INT, "", "tokens per sequence N; 0 = preset's (512 BERT, 197 ViT)", NULL}, F(wl.seq_len), 0, 0, 16384},
+  {{"workload", "layers", SPR_KEY_INT, "", "layers; 0 = preset's (12)", NULL}, F(wl.n_layers), 0, 0, SPR_MAX_LAYERS},
+  {{"workload", "heads", SPR_KEY_INT, "", "heads per layer; 0 = preset's (12)", NULL}, F(wl.n_heads), 0, 0, SPR_MAX_HEADS},
+  {{"workload", "head_dim", SPR_KEY_INT, "", "head dimension d; 0 = preset's (64)", NULL}, F(wl.head_dim), 0, 0, 1024},
+
+  {{"crossbar", "rows", SPR_KEY_INT, "", "cells per column of one array (key dimensions per array)", NULL}, F(xbar.rows), 64, 1, 4096},
+  {{"crossbar", "cols", SPR_KEY_INT, "", "cells per row of one array (even: two columns per key)", NULL}, F(xbar.cols), 64, 2, 4096},
+  {{"crossbar", "cell_bits", SPR_KEY_INT, "", "bits per cell (2^bits conductance levels)", NULL}, F(xbar.cell_bits), 4, 1, 8},
+  {{"crossbar", "key_bits", SPR_KEY_INT, "", "bits of the signed quantized key", NULL}, F(xbar.key_bits), 8, 2, 8},
+  {{"crossbar", "key_msb_bits", SPR_KEY_INT, "", "most significant key bits programmed for scoring", NULL}, F(xbar.key_msb_bits), 4, 1, 8},
+  {{"crossbar", "g_min", SPR_KEY_DOUBLE, "S", "conductance of level 0 (HRS)", NULL}, F(xbar.g_min_S), 1e-6, 1e-12, 1},
+  {{"crossbar", "g_max", SPR_KEY_DOUBLE, "S", "conductance of the top level (LRS)", NULL}, F(xbar.g_max_S), 1e-4, 1e-12, 1},
+  {{"crossbar", "variation", SPR_KEY_BOOL, "", "lognormal programming variation", NULL}, F(xbar.variation), 1, 0, 1},
+  {{"crossbar", "prog_sigma", SPR_KEY_DOUBLE, "", "sigma of ln G after programming", NULL}, F(xbar.prog_sigma), 0.05, 0, 2},
+  {{"crossbar", "stuck_at", SPR_KEY_BOOL, "", "stuck-at-ON/OFF cells", NULL}, F(xbar.stuck), 1, 0, 1},
+  {{"crossbar", "stuck_on_rate", SPR_KEY_DOUBLE, "", "probability a cell is stuck at g_max", NULL}, F(xbar.stuck_on_rate), 0.001, 0, 1},
+  {{"crossbar", "stuck_off_rate", SPR_KEY_DOUBLE, "", "probability a cell is stuck at g_min", NULL}, F(xbar.stuck_off_rate), 0.001, 0, 1},
+  {{"crossbar", "drift", SPR_KEY_BOOL, "", "power-law conductance drift", NULL}, F(xbar.drift), 1, 0, 1},
+  {{"crossbar", "drift_nu", SPR_KEY_DOUBLE, "", "drift exponent nu in G(t) = G(t0) (t/t0)^-nu", NULL}, F(xbar.drift_nu), 0.005, 0, 1},
+  {{"crossbar", "drift_time", SPR_KEY_DOUBLE, "s", "time t since programming", NULL}, F(xbar.drift_t_s), 3600, 1e-9, 1e10},
+  {{"crossbar", "drift_t0", SPR_KEY_DOUBLE, "s", "reference time t0 of the programmed value", NULL}, F(xbar.drift_t0_s), 1, 1e-9, 1e10},
+  {{"crossbar", "ir_drop", SPR_KEY_ENUM, "", "IR-drop model of word and bit lines", "off|first_order"}, F(xbar.ir_drop), 1, 0, 1},
+  {{"crossbar", "r_wl", SPR_KEY_DOUBLE, "ohm", "word-line segment resistance per cell", NULL}, F(xbar.r_wl_ohm), 2.5, 0, 1e6},
+  {{"crossbar", "r_bl", SPR_KEY_DOUBLE, "ohm", "bit-line segment resistance per cell", NULL}, F(xbar.r_bl_ohm), 2.5, 0, 1e6},
+
+  {{"analog", "query_bits", SPR_KEY_INT, "", "bits of the signed quantized query", NULL}, F(an.query_bits), 4, 2, 8},
+  {{"analog", "v_read", SPR_KEY_DOUBLE, "V", "row voltage of the largest query code", NULL}, F(an.v_read_V), 0.2, 1e-6, 10},
+  {{"analog", "dac_error", SPR_KEY_BOOL, "", "gain error of each row DAC", NULL}, F(an.dac_error), 1, 0, 1},
+  {{"analog", "dac_gain_sigma", SPR_KEY_DOUBLE, "", "relative sigma of a row DAC's gain", NULL}, F(an.dac_gain_sigma), 0.01, 0, 0.5},
+  {{"analog", "read_noise", SPR_KEY_BOOL, "", "thermal, shot and relative read noise", NULL}, F(an.read_noise), 1, 0, 1},
+  {{"analog", "temperature", SPR_KEY_DOUBLE, "K", "temperature of the array (thermal noise)", NULL}, F(an.temperature_K), 300, 0, 1000},
+  {{"analog", "bandwidth", SPR_KEY_DOUBLE, "Hz", "noise bandwidth of the column sense", NULL}, F(an.bandwidth_Hz), 1e8, 0, 1e12},
+  {{"analog", "read_rel_sigma", SPR_KEY_DOUBLE, "", "relative sigma of a cell current per read", NULL}, F(an.read_rel_sigma), 0.01, 0, 1},
+  {{"analog", "cmp_offset", SPR_KEY_BOOL, "", "static comparator offset per column", NULL}, F(an.cmp_offset), 1, 0, 1},
+  {{"analog", "cmp_offset_sigma", SPR_KEY_DOUBLE, "A", "sigma of the comparator offset (input-referred)", NULL}, F(an.cmp_offset_sigma_A), 2e-8, 0, 1},
+  {{"analog", "cmp_noise", SPR_KEY_BOOL, "", "comparator noise per decision", NULL}, F(an.cmp_noise), 1, 0, 1},
+  {{"analog", "cmp_noise_sigma", SPR_KEY_DOUBLE, "A", "sigma of the comparator noise per decision (input-referred)", NULL}, F(an.cmp_noise_sigma_A), 1e-8, 0, 1},
+
+  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate; direct: use values", "keep_rate|direct"}, F(thr.mode), 0, 0, 1},
+  {{"threshold", "keep_rate", SPR_KEY_DOUBLE, "", "target fraction of keys kept (mode keep_rate)", NULL}, F(thr.keep_rate), 0.15, 1e-6, 1},
+  {{"threshold", "per_head", SPR_KEY_BOOL, "", "one threshold per head instead of one per layer", NULL}, F(thr.per_head), 0, 0, 1},
+  {{"threshold", "values", SPR_KEY_LIST, "score", "thresholds in score units (mode direct): 1, one per layer, or one per layer and head", NULL}, F(thr.values), 0, -1e9, 1e9},
+  {{"threshold", "bits", SPR_KEY_INT, "", "resolution of the threshold generator", NULL}, F(thr.bits), 5, 1, 16},
+  {{"threshold", "range", SPR_KEY_DOUBLE, "score", "threshold full scale in score units; 0 = max |ideal score|", NULL}, F(thr.range), 0, 0, 1e9},
+};
+
+#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+int spr_config_nkeys(void) { return NKEYS; }
+
+const spr_config_key_info *spr_config_key(int i) {
+  return (i >= 0 && i < NKEYS) ? &keys[i].info : NULL;
+}
+
+static void *field(spr_config *c, const key_row *k) {
+  return (char *)c + k->off;
+}
+static const void *cfield(const spr_config *c, const key_row *k) {
+  return (const char *)c + k->off;
+}
+
+void spr_config_default(spr_config *c) {
+  memset(c, 0, sizeof *c);
+  for (int i = 0; i < NKEYS; i++) {
+    const key_row *k = &keys[i];
+    switch (k->info.type) {
+    case SPR_KEY_INT:
+    case SPR_KEY_BOOL:
+    case SPR_KEY_ENUM: *(int *)field(c, k) = (int)k->def; break;
+    case SPR_KEY_U64: *(uint64_t *)field(c, k) = (uint64_t)k->def; break;
+    case SPR_KEY_DOUBLE: *(double *)field(c, k) = k->def; break;
+    case SPR_KEY_LIST: c->thr.n_values = 0; break;
+    }
+  }
+}
+
+const char *spr_preset_name(int preset) {
+  return preset == SPR_PRESET_VIT_BASE ? "vit-base" : "bert-base";
+}
+
+static const key_row *find_key(const char *section, const char *name) {
+  for (int i = 0; i < NKEYS; i++)
+    if (!strcmp(keys[i].info.section, section) && !strcmp(keys[i].info.name, name))
+      return &keys[i];
+  return NULL;
+}
+
+static int section_known(const char *section) {
+  for (int i = 0; i < NKEYS; i++)
+    if (!strcmp(keys[i].info.section, section)) return 1;
+  return 0;
+}
+
+/* Scale of an SI prefix, 0 if `p` is not one. */
+static double si_prefix(char p) {
+  switch (p) {
+  case 'f': return 1e-15;
+  case 'p': return 1e-12;
+  case 'n': return 1e-9;
+  case 'u': return 1e-6;
+  case 'm': return 1e-3;
+  case 'k': return 1e3;
+  case 'M': return 1e6;
+  case 'G': return 1e9;
+  default: return 0;
+  }
+}
+
+#define CFG_ERR(...) spr_error(SPR_ECONFIG, __VA_ARGS__)
+
+/* Parse a number with an optional [prefix]unit suffix matching `unit`. */
+static int parse_double(const char *origin, const key_row *k, const char *v,
+                        double *out) {
+  const char *s = v;
+  while (isspace((unsigned char)*s)) s++;
+  if (!*s)
+    return CFG_ERR("%s: key '%s.%s': empty value", origin, k->info.section, k->info.name);
+  char *end;
+  errno = 0;
+  double x = strtod(s, &end);
+  if (end == s || errno == ERANGE || !isfinite(x))
+    return CFG_ERR("%s: key '%s.%s': value '%s' is not a finite number", origin,
+                   k->info.section, k->info.name, v);
+  while (isspace((unsigned char)*end)) end++;
+  if (*end) {
+    const char *unit = k->info.unit;
+    size_t ul = strlen(unit), rl = strlen(end);
+    double scale = 1;
+    int ok = 0;
+    if (ul > 0 && rl == ul && !strcmp(end, unit)) ok = 1;
+    else if (ul > 0 && rl == ul + 1 && !strcmp(end + 1, unit) && (scale = si_prefix(end[0])) != 0)
+      ok = 1;
+    if (!ok) {
+      if (ul == 0)
+        return CFG_ERR("%s: key '%s.%s': value '%s' has unit '%s' but the key is dimensionless",
+                       origin, k->info.section, k->info.name, v, end);
+      return CFG_ERR("%s: key '%s.%s': value '%s' has unit '%s', expected %s (with an optional SI prefix f p n u m k M G)",
+                     origin, k->info.section, k->info.name, v, end, unit);
+    }
+    x *= scale;
+  }
+  *out = x;
+  return 0;
+}
+
+static int check_range(const char *origin, const key_row *k, const char *v, double x) {
+  if (x < k->lo || x > k->hi)
+    return CFG_ERR("%s: key '%s.%s': value '%s' out of range [%g, %g]", origin,
+                   k->info.section, k->info.name, v, k->lo, k->hi);
+  return 0;
+}
+
+static int parse_int_text(const char *origin, const key_row *k, const char *v,
+                          long long *out) {
+  const char *s = v;
+  while (isspace((unsigned char)*s)) s++;
+  char *end;
+  errno = 0;
+  long long x = strtoll(s, &end, 10);
+  while (end && isspace((unsigned char)*end)) end++;
+  if (end == s || *end || errno == ERANGE || *s == '\0')
+    return CFG_ERR("%s: key '%s.%s': value '%s' is not an integer", origin,
+                   k->info.section, k->info.name, v);
+  *out = x;
+  return 0;
+}
+
+int spr_config_set(spr_config *c, const char *section, const char *name,
+                   const char *value, const char *origin) {
+  const key_row *k = find_key(section, name);
+  if (!k) {
+    if (!section_known(section))
+      return CFG_ERR("%s: unknown section '[%s]' (key '%s')", origin, section, name);
+    return CFG_ERR("%s: unknown key '%s.%s' (value '%s')", origin, section, name, value);
+  }
+  int rc;
+  switch (k->info.type) {
+  case SPR_KEY_INT: {
+    long long x = 0;
+    if ((rc = parse_int_text(origin, k, value, &x))) return rc;
+    if ((rc = check_range(origin, k, value, (double)x))) return rc;
+    *(int *)field(c, k) = (int)x;
+    return 0;
+  }
+  case SPR_KEY_U64: {
+    const char *s = value;
+    while (isspace((unsigned char)*s)) s++;
+    char *end;
+    errno = 0;
+    if (*s == '-' || !isdigit((unsigned char)*s))
+      return CFG_ERR("%s: key '%s.%s': value '%s' is not a non-negative integer",
+                     origin, section, name, value);
+    unsigned long long x = strtoull(s, &end, 10);
+    while (isspace((unsigned char)*end)) end++;
+    if (*end || errno == ERANGE)
+      return CFG_ERR("%s: key '%s.%s': value '%s' is not an integer in [0, 2^64)",
+                     origin, section, name, value);
+    *(uint64_t *)field(c, k) = (uint64_t)x;
+    return 0;
+  }
+  case SPR_KEY_DOUBLE: {
+    double x;
+    if ((rc = parse_double(origin, k, value, &x))) return rc;
+    if ((rc = check_range(origin, k, value, x))) return rc;
+    *(double *)field(c, k) = x;
+    return 0;
+  }
+  case SPR_KEY_BOOL: {
+    static const char *t[] = {"true", "yes", "on", "1"}, *f[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+      if (!strcmp(value, t[i])) { *(int *)field(c, k) = 1; return 0; }
+      if (!strcmp(value, f[i])) { *(int *)field(c, k) = 0; return 0; }
+    }
+    return CFG_ERR("%s: key '%s.%s': value '%s' is not a boolean (true/false, yes/no, on/off, 1/0)",
+                   origin, section, name, value);
+  }
+  case SPR_KEY_ENUM: {
+    const char *ch = k->info.choices;
+    int idx = 0;
+    size_t vl = strlen(value);
+    while (ch && *ch) {
+      const char *bar = strchr(ch, '|');
+      size_t l = bar ? (size_t)(bar - ch) : strlen(ch);
+      if (l == vl && !strncmp(ch, value, l)) { *(int *)field(c, k) = idx; return 0; }
+      idx++;
+      ch = bar ? bar + 1 : NULL;
+    }
+    return CFG_ERR("%s: key '%s.%s': value '%s' is not one of %s", origin, section,
+                   name, value, k->info.choices);
+  }
+  case SPR_KEY_LIST: {
+    double *vals = field(c, k);
+    int n = 0;
+    const char *p = value;
+    char item[128];
+    for (;;) {
+      const char *comma = strchr(p, ',');
+      size_t l = comma ? (size_t)(comma - p) : strlen(p);
+      if (l >= sizeof item)
+        return CFG_ERR("%s: key '%s.%s': item '%.40s...' too long", origin, section, name, p);
+      memcpy(item, p, l);
+      item[l] = '\0';
+      if (n >= SPR_MAX_THRESHOLDS)
+        return CFG_ERR("%s: key '%s.%s': more than %d values", origin, section, name,
+                       SPR_MAX_THRESHOLDS);
+      double x;
+      if ((rc = parse_double(origin, k, item, &x))) return rc;
+      if ((rc = check_range(origin, k, item, x))) return rc;
+      vals[n++] = x;
+      if (!comma) break;
+      p = comma + 1;
+    }
+    c->thr.n_values = n;
+    return 0;
+  }
+  }
+  return spr_error(SPR_EINTERNAL, "config: key type %d", k->info.type);
+}
+
+static const int preset_defaults[2][4] = {
+  /* seq_len, layers, heads, head_dim */
+  {512, 12, 12, 64}, /* BERT-base (Devlin et al. 2019) */
+  {197, 12, 12, 64}, /* ViT-Base/16 at 224x224 (Dosovitskiy et al. 2021) */
+};
+
+int spr_config_resolve(spr_config *c, const char *origin) {
+  const int *pd = preset_defaults[c->wl.preset ? 1 : 0];
+  if (c->wl.seq_len == 0) c->wl.seq_len = pd[0];
+  if (c->wl.n_layers == 0) c->wl.n_layers = pd[1];
+  if (c->wl.n_heads == 0) c->wl.n_heads = pd[2];
+  if (c->wl.head_dim == 0) c->wl.head_dim = pd[3];
+  if (c->wl.seq_len < 2)
+    return CFG_ERR("%s: key 'workload.seq_len': value %d is too small (at least 2)", origin, c->wl.seq_len);
+  const spr_xbar_params *x = &c->xbar;
+  if (x->cols % 2)
+    return CFG_ERR("%s: key 'crossbar.cols': value %d is odd; signed keys need column pairs", origin, x->cols);
+  if (!(x->g_min_S < x->g_max_S))
+    return CFG_ERR("%s: keys 'crossbar.g_min' (%g S) and 'crossbar.g_max' (%g S): g_min must be below g_max",
+                   origin, x->g_min_S, x->g_max_S);
+  if (x->key_msb_bits > x->key_bits)
+    return CFG_ERR("%s: key 'crossbar.key_msb_bits': value %d exceeds key_bits (%d)", origin,
+                   x->key_msb_bits, x->key_bits);
+  /* A signed b-bit key has magnitude up to 2^(b-1); in a differential pair
+   * one cell holds it, so it needs 2^(b-1) <= 2^cell_bits - 1 levels. */
+  if ((1 << (x->key_msb_bits - 1)) > (1 << x->cell_bits) - 1)
+    return CFG_ERR("%s: key 'crossbar.key_msb_bits': value %d needs magnitudes up to %d but a %d-bit cell has %d levels above g_min",
+                   origin, x->key_msb_bits, 1 << (x->key_msb_bits - 1), x->cell_bits, (1 << x->cell_bits) - 1);
+  if (x->stuck_on_rate + x->stuck_off_rate > 1)
+    return CFG_ERR("%s: keys 'crossbar.stuck_on_rate' (%g) + 'crossbar.stuck_off_rate' (%g) exceed 1",
+                   origin, x->stuck_on_rate, x->stuck_off_rate);
+  const spr_thr_params *t = &c->thr;
+  if (t->mode == SPR_THR_DIRECT) {
+    int L = c->wl.n_layers, H = c->wl.n_heads;
+    if (t->n_values == 0)
+      return CFG_ERR("%s: key 'threshold.values' is required when threshold.mode = direct", origin);
+    if (t->per_head) {
+      if (t->n_values != 1 && t->n_values != L * H)
+        return CFG_ERR("%s: key 'threshold.values': %d values given; per_head needs 1 or layers x heads = %d",
+                       origin, t->n_values, L * H);
+    } else if (t->n_values != 1 && t->n_values != L) {
+      return CFG_ERR("%s: key 'threshold.values': %d values given; needs 1 or one per layer (%d)",
+                     origin, t->n_values, L);
+    }
+  }
+  return 0;
+}
+
+/* --- INI file parsing ---------------------------------------------------- */
+
+typedef struct {
+  spr_config *c;
+  const char *path;
+  int rc;                 /* first error code */
+  char seen[sizeof keys / sizeof keys[0]];
+  char msg[1024];         /* message of the first error, without position */
+} parse_ctx;
+
+static int on_ini_line(void *user, const char *section, const char *name,
+                       const char *value) {
+  parse_ctx *p = user;
+  if (p->rc) return 0;
+  const key_row *k = find_key(section, name);
+  if (k) {
+    int i = (int)(k - keys);
+    if (p->seen[i]) {
+      p->rc = CFG_ERR("key '%s.%s' given twice (second value '%s')", section, name, value);
+      snprintf(p->msg, sizeof p->msg, "%s", spr_errmsg());
+      return 0;
+    }
+    p->seen[i] = 1;
+  }
+  /* origin is filled in by the caller, who knows the line number */
+  int rc = spr_config_set(p->c, section, name, value, "@");
+  if (rc) {
+    p->rc = rc;
+    const char *m = spr_errmsg();
+    if (m[0] == '@' && m[1] == ':' && m[2] == ' ') m += 3;
+    snprintf(p->msg, sizeof p->msg, "%s", m);
+    return 0;
+  }
+  return 1;
+}
+
+int spr_config_load(spr_config *c, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return spr_error(SPR_EIO, "%s: cannot open configuration: %s", path, strerror(errno));
+  parse_ctx *p = calloc(1, sizeof *p);
+  if (!p) { fclose(f); return spr_error(SPR_ENOMEM, "config: out of memory"); }
+  p->c = c;
+  p->path = path;
+  int line = ini_parse_file(f, on_ini_line, p);
+  int ferr = ferror(f);
+  fclose(f);
+  int rc = 0;
+  if (ferr) {
+    rc = spr_error(SPR_EIO, "%s: read error", path);
+  } else if (line != 0) {
+    if (p->rc)
+      rc = CFG_ERR("%s:%d: %s", path, line, p->msg);
+    else if (line > 0)
+      rc = CFG_ERR("%s:%d: syntax error: expected '[section]', 'key = value' or a comment", path, line);
+    else
+      rc = CFG_ERR("%s: cannot parse (inih error %d)", path, line);
+  }
+  free(p);
+  if (rc) return rc;
+  return spr_config_resolve(c, path);
+}
+
+/* --- output --------------------------------------------------------------- */
+
+int spr_config_format(const spr_config *c, int i, char *buf, size_t n) {
+  if (i < 0 || i >= NKEYS) return snprintf(buf, n, "?");
+  const key_row *k = &keys[i];
+  switch (k->info.type) {
+  case SPR_KEY_INT: return snprintf(buf, n, "%d", *(const int *)cfield(c, k));
+  case SPR_KEY_U64:
+    return snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)cfield(c, k));
+  case SPR_KEY_DOUBLE: return snprintf(buf, n, "%.17g", *(const double *)cfield(c, k));
+  case SPR_KEY_BOOL: return snprintf(buf, n, "%s", *(const int *)cfield(c, k) ? "true" : "false");
+  case SPR_KEY_ENUM: {
+    int idx = *(const int *)cfield(c, k);
+    const char *ch = k->info.choices;
+    for (int j = 0; j < idx && ch; j++) {
+      ch = strchr(ch, '|');
+      if (ch) ch++;
+    }
+    if (!ch) return snprintf(buf, n, "?");
+    const char *bar = strchr(ch, '|');
+    int l = bar ? (int)(bar - ch) : (int)strlen(ch);
+    return snprintf(buf, n, "%.*s", l, ch);
+  }
+  case SPR_KEY_LIST: {
+    size_t used = 0;
+    int total = 0;
+    if (n) buf[0] = '\0';
+    for (int j = 0; j < c->thr.n_values; j++) {
+      int w = snprintf(used < n ? buf + used : NULL, used < n ? n - used : 0, "%s%.17g",
+                       j ? ", " : "", c->thr.values[j]);
+      total += w;
+      used += (size_t)w;
+    }
+    return total;
+  }
+  }
+  return snprintf(buf, n, "?");
+}
+
+char *spr_config_to_ini(const spr_config *c) {
+  size_t cap = 4096, len = 0;
+  char *out = malloc(cap);
+  if (!out) return NULL;
+  out[0] = '\0';
+  const char *cur = "";
+  for (int i = 0; i < NKEYS; i++) {
+    const key_row *k = &keys[i];
+    int vl = spr_config_format(c, i, NULL, 0);
+    size_t need = (size_t)vl + strlen(k->info.doc) + 256;
+    if (len + need >= cap) {
+      while (len + need >= cap) cap *= 2;
+      char *t = realloc(out, cap);
+      if (!t) { free(out); return NULL; }
+      out = t;
+    }
+    if (strcmp(cur, k->info.section)) {
+      cur = k->info.section;
+      len += (size_t)snprintf(out + len, cap - len, "%s[%s]\n", len ? "\n" : "", cur);
+    }
+    len += (size_t)snprintf(out + len, cap - len, "; %s%s%s%s\n", k->info.doc,
+                            k->info.unit[0] ? " [" : "", k->info.unit,
+                            k->info.unit[0] ? "]" : "");
+    if (k->info.choices)
+      len += (size_t)snprintf(out + len, cap - len, "; one of: %s\n", k->info.choices);
+    if (k->info.type == SPR_KEY_LIST && c->thr.n_values == 0) {
+      len += (size_t)snprintf(out + len, cap - len, "; %s = (none)\n", k->info.name);
+      continue;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "%s = ", k->info.name);
+    len += (size_t)spr_config_format(c, i, out + len, cap - len);
+    len += (size_t)snprintf(out + len, cap - len, "\n");
+  }
+  return out;
+}

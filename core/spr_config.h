@@ -1,0 +1,75 @@
+/* spr_config.h - INI configuration: defaults, parsing, validation, output.
+ *
+ * All keys live in one table (core/spr_config.c) with their default, unit,
+ * range and documentation.  A file is parsed over the defaults; unknown
+ * sections or keys, duplicate keys, malformed numbers, values out of range
+ * and values whose unit does not match the key's are errors whose message
+ * names the file, line, key and value.
+ *
+ * Numeric values may carry the key's unit with an SI prefix:
+ * "g_max = 100 uS", "r_wl = 2.5ohm", "drift_time = 1 ks".  Units are SI
+ * symbols (S, V, A, ohm, s, K, Hz), "score" for score units (the integer
+ * product of quantized query and programmed key codes), or "" for
+ * dimensionless keys.
+ */
+#ifndef SPR_CONFIG_H
+#define SPR_CONFIG_H
+
+#include <stddef.h>
+#include "spr_params.h"
+
+enum spr_key_type {
+  SPR_KEY_INT,
+  SPR_KEY_U64,
+  SPR_KEY_DOUBLE,
+  SPR_KEY_BOOL,
+  SPR_KEY_ENUM,
+  SPR_KEY_LIST /* comma-separated doubles */
+};
+
+typedef struct {
+  const char *section; /* "crossbar" */
+  const char *name;    /* "g_max" */
+  int type;            /* enum spr_key_type */
+  const char *unit;    /* SI symbol ("S") or "" when dimensionless */
+  const char *doc;     /* one line */
+  const char *choices; /* SPR_KEY_ENUM: "|"-separated names, else NULL */
+} spr_config_key_info;
+
+/* Fill *c with the defaults of every key. */
+void spr_config_default(spr_config *c);
+
+/* Parse the INI file `path` over the current contents of *c, then resolve
+ * (spr_config_resolve).  On error *c may be partly updated; the message
+ * names path, line, key and value.  Returns 0, SPR_EIO or SPR_ECONFIG. */
+int spr_config_load(spr_config *c, const char *path);
+
+/* Set one key from its textual value.  `origin` names where the value came
+ * from in error messages ("run.ini:12", "--seed").  Returns 0 or
+ * SPR_ECONFIG. */
+int spr_config_set(spr_config *c, const char *section, const char *name,
+                   const char *value, const char *origin);
+
+/* Replace the 0 ("preset's value") workload fields by the preset's values
+ * and check relations between keys (g_min < g_max, even cols, ...).
+ * `origin` names the source in messages.  Returns 0 or SPR_ECONFIG. */
+int spr_config_resolve(spr_config *c, const char *origin);
+
+/* Number of keys and their descriptions, in table order. */
+int spr_config_nkeys(void);
+const spr_config_key_info *spr_config_key(int i);
+
+/* Value of key i as text (as it would be written in a file, without unit;
+ * lists comma-separated).  Returns the number of characters that the full
+ * text needs, like snprintf. */
+int spr_config_format(const spr_config *c, int i, char *buf, size_t n);
+
+/* The resolved configuration as INI text, with units and documentation as
+ * comments; parsing it gives back the same configuration.  Returns a string
+ * to free(), or NULL when out of memory. */
+char *spr_config_to_ini(const spr_config *c);
+
+/* Short name of the workload preset ("bert-base"). */
+const char *spr_preset_name(int preset);
+
+#endif

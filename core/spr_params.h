@@ -1,0 +1,90 @@
+/* spr_params.h - the parameter structs of every module.
+ *
+ * Values are SI (S, V, A, ohm, s, K, Hz) or dimensionless as commented.
+ * Defaults, ranges, units and documentation of every field live in ONE
+ * table, in core/spr_config.c; spr_config_default() fills a struct from it.
+ * The library takes these structs; it never reads files to get them.
+ */
+#ifndef SPR_PARAMS_H
+#define SPR_PARAMS_H
+
+#include <stdint.h>
+
+#define SPR_MAX_LAYERS 64
+#define SPR_MAX_HEADS 64
+#define SPR_MAX_THRESHOLDS (SPR_MAX_LAYERS * SPR_MAX_HEADS)
+
+enum spr_preset { SPR_PRESET_BERT_BASE = 0, SPR_PRESET_VIT_BASE = 1 };
+enum spr_trace_level {
+  SPR_TRACE_SUMMARY = 0,
+  SPR_TRACE_MASKS = 1,
+  SPR_TRACE_FULL = 2
+};
+enum spr_ir_model { SPR_IR_OFF = 0, SPR_IR_FIRST_ORDER = 1 };
+enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1 };
+
+typedef struct {
+  int preset;    /* enum spr_preset */
+  int seq_len;   /* N, tokens per sequence (0 in a file: preset's value) */
+  int n_layers;  /* (0 in a file: preset's value) */
+  int n_heads;   /* (0 in a file: preset's value) */
+  int head_dim;  /* d (0 in a file: preset's value) */
+} spr_workload_params;
+
+typedef struct {
+  int rows, cols;     /* cells per array; cols is even (differential pairs) */
+  int cell_bits;      /* bits per cell: 2^cell_bits conductance levels */
+  int key_bits;       /* bits of the quantized key (signed) */
+  int key_msb_bits;   /* most significant key bits programmed (signed) */
+  double g_min_S;     /* conductance of level 0 */
+  double g_max_S;     /* conductance of the top level */
+  int variation;      /* lognormal programming variation on/off */
+  double prog_sigma;  /* sigma of ln G (dimensionless) */
+  int stuck;          /* stuck-at faults on/off */
+  double stuck_on_rate;  /* probability a cell is stuck at g_max */
+  double stuck_off_rate; /* probability a cell is stuck at g_min */
+  int drift;          /* conductance drift on/off */
+  double drift_nu;    /* drift exponent: G(t) = G(t0) (t/t0)^-nu */
+  double drift_t_s;   /* time since programming */
+  double drift_t0_s;  /* reference time of the programmed value */
+  int ir_drop;        /* enum spr_ir_model */
+  double r_wl_ohm;    /* word-line segment resistance (per cell pitch) */
+  double r_bl_ohm;    /* bit-line segment resistance (per cell pitch) */
+} spr_xbar_params;
+
+typedef struct {
+  int query_bits;        /* bits of the quantized query (signed) */
+  double v_read_V;       /* row voltage of the largest query code */
+  int dac_error;         /* DAC gain error on/off */
+  double dac_gain_sigma; /* relative sigma of each row DAC's gain */
+  int read_noise;        /* thermal + shot + relative read noise on/off */
+  double temperature_K;
+  double bandwidth_Hz;   /* noise bandwidth of the column sense */
+  double read_rel_sigma; /* relative sigma of each cell current per read */
+  int cmp_offset;        /* comparator static offset on/off */
+  double cmp_offset_sigma_A;
+  int cmp_noise;         /* comparator dynamic noise on/off */
+  double cmp_noise_sigma_A;
+} spr_analog_params;
+
+typedef struct {
+  int mode;           /* enum spr_thr_mode */
+  double keep_rate;   /* target fraction kept (mode keep_rate) */
+  int per_head;       /* one threshold per head instead of per layer */
+  int n_values;       /* count of values (mode direct) */
+  double values[SPR_MAX_THRESHOLDS]; /* thresholds, score units */
+  int bits;           /* resolution of the threshold generator */
+  double range;       /* full scale of the threshold generator, score
+                         units; 0 = max |ideal score| of the layer (head) */
+} spr_thr_params;
+
+typedef struct {
+  uint64_t seed;
+  int trace;          /* enum spr_trace_level */
+  spr_workload_params wl;
+  spr_xbar_params xbar;
+  spr_analog_params an;
+  spr_thr_params thr;
+} spr_config;
+
+#endif

@@ -1,0 +1,48 @@
+/* spr_trace.h - HDF5 trace files (schema: docs/trace.md).
+ *
+ * A trace is written to "<path>.tmp" and renamed to <path> by
+ * spr_trace_close(t, 1) only after everything was written and the root
+ * attribute "complete" set to 1, so an interrupted run never leaves a file
+ * that looks finished.  Object modification times are not recorded, so the
+ * same inputs give byte-identical files.
+ *
+ * HDF5 is not thread-safe in Debian's serial build: call these from one
+ * thread at a time.
+ */
+#ifndef SPR_TRACE_H
+#define SPR_TRACE_H
+
+#include "spr_params.h"
+#include "spr_result.h"
+
+typedef struct spr_trace spr_trace;
+
+/* Create the trace for a run of configuration *c (its resolved keys, the
+ * program version and c->seed are written as the file's first content).
+ * *out is set to the new handle.  Errors: SPR_EIO, SPR_EHDF5, SPR_ENOMEM
+ * (the message names the path). */
+int spr_trace_create(const char *path, const spr_config *c,
+                     const char *version, spr_trace **out);
+
+/* Write head r (layer r->layer, head r->head), once per head, in any
+ * order: a group with its threshold and scales at every level, plus the
+ * masks at level masks, plus the operands and scores at level full.
+ * Errors: SPR_EINVAL (result does not match the configuration, arrays the
+ * level needs are NULL, head already written), SPR_EHDF5. */
+int spr_trace_write_head(spr_trace *t, const spr_head_result *r);
+
+/* Write the summary tables, shape (layers x heads), from results indexed
+ * res[layer * heads + head].  Errors: SPR_EINVAL, SPR_EHDF5, SPR_ENOMEM. */
+int spr_trace_write_summary(spr_trace *t, const spr_head_result *res);
+
+/* Finish.  commit = 1: mark complete, close and rename to the final path;
+ * refused (SPR_EINVAL, temporary deleted) when the summary or a head was
+ * not written or an earlier write failed.  commit = 0: close and delete the
+ * temporary file.  Frees t (NULL is a no-op returning 0).
+ * Errors: SPR_EINVAL, SPR_EHDF5, SPR_EIO (rename failed; the complete file
+ * stays at "<path>.tmp" and the message names both paths).
+ * After an SPR_EHDF5 error HDF5 1.10.8 may crash in its exit handler
+ * (fixed upstream): a program should then leave with _exit(). */
+int spr_trace_close(spr_trace *t, int commit);
+
+#endif
