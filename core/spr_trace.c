@@ -1,0 +1,800 @@
+/* spr_trace.c - HDF5 trace files; the schema is documented in docs/trace.md.
+ *
+ * Every public function silences HDF5's automatic error printing for its
+ * own duration (and restores the caller's handler on return), and turns an
+ * HDF5 failure into spr_error(SPR_EHDF5, ...) naming the file, the object
+ * and HDF5's innermost description of what went wrong.
+ *
+ * Determinism: object time tracking is off on the file (root group),
+ * group and dataset creation property lists, and every file datatype is
+ * explicitly little-endian, so the same calls in the same order give
+ * byte-identical files.
+ */
+#include "config.h"
+#include "spr_trace.h"
+#include "spr_config.h"
+#include "spr_error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FORMAT_VERSION 1
+#define CHUNK_ROWS 64  /* rows per chunk of the per-head arrays */
+#define DEFLATE_LEVEL 4
+
+struct spr_trace {
+  hid_t file;
+  char *path;             /* final path */
+  char *tmp;              /* path + ".tmp", what is being written */
+  int level;              /* enum spr_trace_level */
+  int layers, heads, n, d;
+  int shift;              /* key_bits - key_msb_bits */
+  unsigned char *written; /* [layer * heads + head]: head group written */
+  int summary_written;
+  int tmp_created;        /* create: the .tmp file is ours to delete */
+  int failed;             /* a write failed: the file may be partial */
+};
+
+static const char *level_name(int level) {
+  switch (level) {
+  case SPR_TRACE_SUMMARY: return "summary";
+  case SPR_TRACE_MASKS: return "masks";
+  case SPR_TRACE_FULL: return "full";
+  default: return NULL;
+  }
+}
+
+/* --- HDF5 error handling ------------------------------------------------ */
+
+typedef struct {
+  H5E_auto2_t fn;
+  void *data;
+} quiet_state;
+
+/* Silence HDF5's automatic error printing, remembering the caller's. */
+static void quiet_on(quiet_state *q) {
+  q->fn = NULL;
+  q->data = NULL;
+  H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void quiet_off(const quiet_state *q) {
+  H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
+}
+
+#define CAUSE_LEN 256
+
+/* Keep the most specific entry's description (H5E_WALK_UPWARD starts
+ * there), shortened: a system error "file write failed: time = ...,
+ * errno = 28, error message = 'No space left on device', ..." becomes
+ * "file write failed: No space left on device". */
+static herr_t innermost_cb(unsigned n, const H5E_error2_t *e, void *data) {
+  char *out = data;
+  if (n != 0 || !e || !e->desc) return 0;
+  const char *d = e->desc, *em = strstr(d, "error message = '"), *colon = strchr(d, ':');
+  if (em && colon && colon < em) {
+    em += strlen("error message = '");
+    const char *q = strchr(em, '\'');
+    int el = q ? (int)(q - em) : (int)strlen(em);
+    snprintf(out, CAUSE_LEN, "%.*s: %.*s", (int)(colon - d), d, el, em);
+  } else {
+    snprintf(out, CAUSE_LEN, "%s", d);
+  }
+  for (char *p = out; *p; p++)
+    if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+  return 0;
+}
+
+/* Record an SPR_EHDF5 error "<file>: <what> (HDF5: <innermost cause>)".
+ * Must run before any other HDF5 call clears the error stack. */
+static int h5_fail(const char *file, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static int h5_fail(const char *file, const char *fmt, ...) {
+  char what[512], cause[CAUSE_LEN] = "";
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cb, cause);
+  if (cause[0])
+    return spr_error(SPR_EHDF5, "%s: %s (HDF5: %s)", file, what, cause);
+  return spr_error(SPR_EHDF5, "%s: %s", file, what);
+}
+
+static void close_id(hid_t id) {
+  if (id < 0) return;
+  switch (H5Iget_type(id)) {
+  case H5I_FILE: H5Fclose(id); break;
+  case H5I_GROUP: H5Gclose(id); break;
+  case H5I_DATASET: H5Dclose(id); break;
+  case H5I_DATASPACE: H5Sclose(id); break;
+  case H5I_DATATYPE: H5Tclose(id); break;
+  case H5I_ATTR: H5Aclose(id); break;
+  case H5I_GENPROP_LST: H5Pclose(id); break;
+  default: break;
+  }
+}
+
+/* Close a group, dataset or attribute `obj`; data may reach the file only
+ * now, so a failure is an error.  Returns rc, or the close's error when rc
+ * is 0. */
+static int close_obj(const char *file, hid_t id, const char *obj, int rc) {
+  herr_t e;
+  switch (H5Iget_type(id)) {
+  case H5I_GROUP: e = H5Gclose(id); break;
+  case H5I_DATASET: e = H5Dclose(id); break;
+  case H5I_ATTR: e = H5Aclose(id); break;
+  default: e = -1; break;
+  }
+  if (e < 0 && !rc) rc = h5_fail(file, "cannot finish writing '%s' (close failed)", obj);
+  return rc;
+}
+
+/* --- small writers ------------------------------------------------------ */
+
+/* A fixed-length, null-terminated ASCII string type holding s. */
+static hid_t str_type(const char *s) {
+  hid_t ty = H5Tcopy(H5T_C_S1);
+  if (ty < 0) return ty;
+  if (H5Tset_size(ty, strlen(s) + 1) < 0 || H5Tset_strpad(ty, H5T_STR_NULLTERM) < 0 ||
+      H5Tset_cset(ty, H5T_CSET_ASCII) < 0) {
+    H5Tclose(ty);
+    return -1;
+  }
+  return ty;
+}
+
+/* Scalar attribute `name` on loc (the object `obj`, for messages). */
+static int put_attr(const spr_trace *t, hid_t loc, const char *obj, const char *name,
+                    hid_t ftype, hid_t mtype, const void *val) {
+  hid_t sp = H5Screate(H5S_SCALAR), a = -1;
+  int ok = sp >= 0 && (a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+           H5Awrite(a, mtype, val) >= 0;
+  int rc = ok ? 0 : h5_fail(t->tmp, "cannot write attribute '%s' of '%s'", name, obj);
+  if (a >= 0 && H5Aclose(a) < 0 && !rc)
+    rc = h5_fail(t->tmp, "cannot close attribute '%s' of '%s'", name, obj);
+  close_id(sp);
+  return rc;
+}
+
+static int put_attr_str(const spr_trace *t, hid_t loc, const char *obj, const char *name,
+                        const char *s) {
+  hid_t ty = str_type(s);
+  if (ty < 0) return h5_fail(t->tmp, "cannot make string type for attribute '%s' of '%s'", name, obj);
+  int rc = put_attr(t, loc, obj, name, ty, ty, s);
+  H5Tclose(ty);
+  return rc;
+}
+
+static int put_attr_f64(const spr_trace *t, hid_t loc, const char *obj, const char *name,
+                        double v) {
+  return put_attr(t, loc, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+static int put_attr_i32(const spr_trace *t, hid_t loc, const char *obj, const char *name,
+                        int32_t v) {
+  return put_attr(t, loc, obj, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &v);
+}
+
+static int unit_desc(const spr_trace *t, hid_t loc, const char *obj, const char *unit,
+                     const char *desc) {
+  int rc = put_attr_str(t, loc, obj, "unit", unit);
+  if (!rc) rc = put_attr_str(t, loc, obj, "description", desc);
+  return rc;
+}
+
+/* Group at absolute path `gpath`, times untracked.  Returns its id or a
+ * negative error code. */
+static hid_t make_group(const spr_trace *t, const char *gpath) {
+  hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), g = -1;
+  if (gcpl >= 0 && H5Pset_obj_track_times(gcpl, 0) >= 0)
+    g = H5Gcreate2(t->file, gpath, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+  if (g < 0) {
+    int rc = h5_fail(t->tmp, "cannot create group '%s'", gpath);
+    close_id(gcpl);
+    return rc;
+  }
+  H5Pclose(gcpl);
+  return g;
+}
+
+/* Dataset at absolute path `dpath` of `rank` (0: scalar) and dims, filled
+ * from buf (type mtype; may be NULL when there are no elements).  Rank-2
+ * datasets with compress set are chunked (CHUNK_ROWS rows, full width) and
+ * shuffled + deflated.  Returns the open dataset in *out when out is not
+ * NULL (the caller closes it), else closes it. */
+static int put_dset(const spr_trace *t, const char *dpath, hid_t ftype, hid_t mtype,
+                    int rank, const hsize_t *dims, int compress, const void *buf,
+                    hid_t *out) {
+  hid_t sp = -1, dcpl = -1, ds = -1;
+  const char *step = "cannot create dataspace of";
+  hssize_t nelem;
+  sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
+  if (sp < 0) goto fail;
+  step = "cannot set creation properties of";
+  if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_obj_track_times(dcpl, 0) < 0)
+    goto fail;
+  if (compress && rank == 2 && dims[0] > 0 && dims[1] > 0) {
+    hsize_t chunk[2] = {dims[0] < CHUNK_ROWS ? dims[0] : CHUNK_ROWS, dims[1]};
+    if (H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
+        H5Pset_deflate(dcpl, DEFLATE_LEVEL) < 0 ||
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)
+      goto fail;
+  }
+  step = "cannot create dataset";
+  if ((ds = H5Dcreate2(t->file, dpath, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+    goto fail;
+  step = "cannot write dataset";
+  nelem = H5Sget_simple_extent_npoints(sp);
+  if (nelem < 0) goto fail;
+  if (nelem > 0 && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) goto fail;
+  H5Pclose(dcpl);
+  H5Sclose(sp);
+  if (out)
+    *out = ds;
+  else if (H5Dclose(ds) < 0)
+    return h5_fail(t->tmp, "cannot close dataset '%s'", dpath);
+  return 0;
+fail:;
+  int rc = h5_fail(t->tmp, "%s '%s'", step, dpath);
+  close_id(ds);
+  close_id(dcpl);
+  close_id(sp);
+  return rc;
+}
+
+/* put_dset plus "unit" and "description" attributes; closes the dataset
+ * unless out is given. */
+static int put_dset_ud(const spr_trace *t, const char *dpath, hid_t ftype, hid_t mtype,
+                       int rank, const hsize_t *dims, int compress, const void *buf,
+                       const char *unit, const char *desc, hid_t *out) {
+  hid_t ds;
+  int rc = put_dset(t, dpath, ftype, mtype, rank, dims, compress, buf, &ds);
+  if (rc) return rc;
+  rc = unit_desc(t, ds, dpath, unit, desc);
+  if (rc || !out) return close_obj(t->tmp, ds, dpath, rc);
+  *out = ds;
+  return 0;
+}
+
+static int put_dset_str(const spr_trace *t, const char *dpath, const char *s, hid_t *out) {
+  hid_t ty = str_type(s);
+  if (ty < 0) return h5_fail(t->tmp, "cannot make string type for '%s'", dpath);
+  int rc = put_dset(t, dpath, ty, ty, 0, NULL, 0, s, out);
+  H5Tclose(ty);
+  return rc;
+}
+
+/* --- create --------------------------------------------------------------- */
+
+/* Parse the comma-separated doubles of a list key into a new array. */
+static int parse_list(const char *text, double **out, hsize_t *count) {
+  size_t cap = 1;
+  for (const char *p = text; *p; p++) cap += *p == ',';
+  double *v = malloc(cap * sizeof *v);
+  if (!v) return spr_error(SPR_ENOMEM, "trace: out of memory");
+  hsize_t n = 0;
+  const char *p = text;
+  while (*p == ' ') p++;
+  while (*p) {
+    char *end;
+    errno = 0;
+    double x = strtod(p, &end);
+    if (end == p || errno == ERANGE) {
+      free(v);
+      return spr_error(SPR_EINTERNAL, "trace: cannot parse list value '%s'", text);
+    }
+    v[n++] = x;
+    p = end;
+    while (*p == ' ' || *p == ',') p++;
+  }
+  *out = v;
+  *count = n;
+  return 0;
+}
+
+/* /config: the INI text and one typed dataset per key. */
+static int write_config(spr_trace *t, const spr_config *c) {
+  char *ini = spr_config_to_ini(c);
+  if (!ini) return spr_error(SPR_ENOMEM, "%s: out of memory formatting the configuration", t->tmp);
+  int rc = 0;
+  hid_t g = make_group(t, "/config");
+  if (g < 0) { free(ini); return (int)g; }
+  if ((rc = close_obj(t->tmp, g, "/config", 0))) { free(ini); return rc; }
+  hid_t ds;
+  rc = put_dset_str(t, "/config/ini", ini, &ds);
+  free(ini);
+  if (rc) return rc;
+  rc = put_attr_str(t, ds, "/config/ini", "description",
+                    "resolved configuration as INI text; parsing it gives the same configuration");
+  rc = close_obj(t->tmp, ds, "/config/ini", rc);
+  if (rc) return rc;
+
+  char small[128], dpath[256];
+  for (int i = 0; i < spr_config_nkeys() && !rc; i++) {
+    const spr_config_key_info *k = spr_config_key(i);
+    char gpath[160];
+    snprintf(gpath, sizeof gpath, "/config/%s", k->section);
+    htri_t ex = H5Lexists(t->file, gpath, H5P_DEFAULT);
+    if (ex < 0) return h5_fail(t->tmp, "cannot look up group '%s'", gpath);
+    if (!ex) {
+      if ((g = make_group(t, gpath)) < 0) return (int)g;
+      if ((rc = close_obj(t->tmp, g, gpath, 0))) return rc;
+    }
+    snprintf(dpath, sizeof dpath, "%s/%s", gpath, k->name);
+
+    int need = spr_config_format(c, i, NULL, 0);
+    char *text = (size_t)need < sizeof small ? small : malloc((size_t)need + 1);
+    if (!text) return spr_error(SPR_ENOMEM, "%s: out of memory formatting '%s'", t->tmp, dpath);
+    spr_config_format(c, i, text, (size_t)need + 1);
+
+    ds = -1;
+    switch (k->type) {
+    case SPR_KEY_INT: {
+      int32_t v = (int32_t)strtol(text, NULL, 10);
+      rc = put_dset(t, dpath, H5T_STD_I32LE, H5T_NATIVE_INT32, 0, NULL, 0, &v, &ds);
+      break;
+    }
+    case SPR_KEY_U64: {
+      uint64_t v = (uint64_t)strtoull(text, NULL, 10);
+      rc = put_dset(t, dpath, H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, NULL, 0, &v, &ds);
+      break;
+    }
+    case SPR_KEY_DOUBLE: {
+      double v = strtod(text, NULL); /* "%.17g": exact round trip */
+      rc = put_dset(t, dpath, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, 0, &v, &ds);
+      break;
+    }
+    case SPR_KEY_BOOL: {
+      int8_t v = !strcmp(text, "true");
+      rc = put_dset(t, dpath, H5T_STD_I8LE, H5T_NATIVE_INT8, 0, NULL, 0, &v, &ds);
+      break;
+    }
+    case SPR_KEY_ENUM:
+      rc = put_dset_str(t, dpath, text, &ds);
+      break;
+    case SPR_KEY_LIST: {
+      double *v = NULL;
+      hsize_t cnt = 0;
+      rc = parse_list(text, &v, &cnt);
+      if (!rc)
+        rc = put_dset(t, dpath, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &cnt, 0, v, &ds);
+      free(v);
+      break;
+    }
+    default:
+      rc = spr_error(SPR_EINTERNAL, "trace: key '%s.%s' has unknown type %d", k->section,
+                     k->name, k->type);
+    }
+    if (text != small) free(text);
+    if (rc) return rc;
+    rc = put_attr_str(t, ds, dpath, "unit", k->unit[0] ? k->unit : "1");
+    if (!rc) rc = put_attr_str(t, ds, dpath, "doc", k->doc);
+    rc = close_obj(t->tmp, ds, dpath, rc);
+  }
+  return rc;
+}
+
+static int check_filters(const char *tmp) {
+  static const struct { H5Z_filter_t id; const char *name; } need[] = {
+    {H5Z_FILTER_DEFLATE, "deflate"}, {H5Z_FILTER_SHUFFLE, "shuffle"}};
+  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+    unsigned info = 0;
+    htri_t av = H5Zfilter_avail(need[i].id);
+    if (av < 0) return h5_fail(tmp, "cannot query the %s filter", need[i].name);
+    if (!av || H5Zget_filter_info(need[i].id, &info) < 0 ||
+        !(info & H5Z_FILTER_CONFIG_ENCODE_ENABLED))
+      return spr_error(SPR_EHDF5,
+                       "%s: this HDF5 library cannot encode with the %s filter, which trace levels masks and full need",
+                       tmp, need[i].name);
+  }
+  return 0;
+}
+
+static void trace_free(spr_trace *t) {
+  if (!t) return;
+  free(t->path);
+  free(t->tmp);
+  free(t->written);
+  free(t);
+}
+
+static int create_body(spr_trace *t, const spr_config *c, const char *version) {
+  int rc;
+  /* Create the file ourselves first: a file-system failure then carries
+   * errno's text rather than HDF5's stack. */
+  int fd = open(t->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) return spr_error(SPR_EIO, "%s: cannot create trace file: %s", t->tmp, strerror(errno));
+  close(fd);
+  t->tmp_created = 1;
+
+  if (t->level >= SPR_TRACE_MASKS && (rc = check_filters(t->tmp))) return rc;
+
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+  if (fcpl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0) {
+    rc = h5_fail(t->tmp, "cannot make the file creation property list");
+    close_id(fcpl);
+    return rc;
+  }
+  t->file = H5Fcreate(t->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+  if (t->file < 0) {
+    rc = h5_fail(t->tmp, "cannot create HDF5 file");
+    H5Pclose(fcpl);
+    return rc;
+  }
+  H5Pclose(fcpl);
+
+  /* root attributes */
+  hid_t root = H5Gopen2(t->file, "/", H5P_DEFAULT);
+  if (root < 0) return h5_fail(t->tmp, "cannot open group '/'");
+  uint64_t seed = c->seed;
+  int32_t fv = FORMAT_VERSION;
+  int8_t complete = 0;
+  rc = put_attr_str(t, root, "/", "program", "sprintsim");
+  if (!rc) rc = put_attr_str(t, root, "/", "version", version);
+  if (!rc) rc = put_attr(t, root, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed);
+  if (!rc) rc = put_attr_str(t, root, "/", "trace_level", level_name(t->level));
+  if (!rc) rc = put_attr(t, root, "/", "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &fv);
+  if (!rc) rc = put_attr(t, root, "/", "complete", H5T_STD_I8LE, H5T_NATIVE_INT8, &complete);
+  if ((rc = close_obj(t->tmp, root, "/", rc))) return rc;
+
+  if ((rc = write_config(t, c))) return rc;
+
+  hid_t g = make_group(t, "/layers");
+  if (g < 0) return (int)g;
+  if ((rc = close_obj(t->tmp, g, "/layers", 0))) return rc;
+  for (int l = 0; l < t->layers; l++) {
+    char gpath[64];
+    snprintf(gpath, sizeof gpath, "/layers/layer_%02d", l);
+    if ((g = make_group(t, gpath)) < 0) return (int)g;
+    if ((rc = close_obj(t->tmp, g, gpath, 0))) return rc;
+  }
+  return 0;
+}
+
+int spr_trace_create(const char *path, const spr_config *c, const char *version,
+                     spr_trace **out) {
+  if (out) *out = NULL;
+  if (!path || !*path || !c || !version || !out)
+    return spr_error(SPR_EINVAL, "spr_trace_create: %s is NULL or empty",
+                     !path || !*path ? "path" : !c ? "config" : !version ? "version" : "out");
+  if (!level_name(c->trace))
+    return spr_error(SPR_EINVAL, "%s: trace level %d is not summary, masks or full", path, c->trace);
+  const spr_workload_params *w = &c->wl;
+  if (w->n_layers < 1 || w->n_layers > SPR_MAX_LAYERS || w->n_heads < 1 ||
+      w->n_heads > SPR_MAX_HEADS || w->seq_len < 1 || w->head_dim < 1)
+    return spr_error(SPR_EINVAL,
+                     "%s: configuration not resolved or out of range (layers %d, heads %d, seq_len %d, head_dim %d); call spr_config_resolve first",
+                     path, w->n_layers, w->n_heads, w->seq_len, w->head_dim);
+  if (c->xbar.key_msb_bits > c->xbar.key_bits)
+    return spr_error(SPR_EINVAL, "%s: crossbar.key_msb_bits %d exceeds key_bits %d", path,
+                     c->xbar.key_msb_bits, c->xbar.key_bits);
+
+  spr_trace *t = calloc(1, sizeof *t);
+  size_t pl = strlen(path);
+  if (!t || !(t->path = malloc(pl + 1)) || !(t->tmp = malloc(pl + 5)) ||
+      !(t->written = calloc((size_t)w->n_layers * (size_t)w->n_heads, 1))) {
+    trace_free(t);
+    return spr_error(SPR_ENOMEM, "%s: out of memory creating the trace", path);
+  }
+  memcpy(t->path, path, pl + 1);
+  memcpy(t->tmp, path, pl);
+  memcpy(t->tmp + pl, ".tmp", 5);
+  t->file = -1;
+  t->level = c->trace;
+  t->layers = w->n_layers;
+  t->heads = w->n_heads;
+  t->n = w->seq_len;
+  t->d = w->head_dim;
+  t->shift = c->xbar.key_bits - c->xbar.key_msb_bits;
+
+  quiet_state q;
+  quiet_on(&q);
+  int rc = create_body(t, c, version);
+  if (rc) {
+    /* leave nothing behind; keep the first error's message */
+    if (t->file >= 0) H5Fclose(t->file);
+    if (t->tmp_created) unlink(t->tmp);
+    trace_free(t);
+  } else {
+    *out = t;
+  }
+  quiet_off(&q);
+  return rc;
+}
+
+/* After a failed write the file may hold a partial object: refuse further
+ * writes (and commit); only spr_trace_close(t, 0) makes sense. */
+static int refuse_after_failure(const spr_trace *t, const char *fn) {
+  return spr_error(SPR_EINVAL, "%s: %s: an earlier write failed; close the trace with commit = 0",
+                   fn, t->tmp);
+}
+
+/* --- per head --------------------------------------------------------------- */
+
+static int check_padding(const char *what, const uint8_t *m, int n, int layer, int head) {
+  size_t rb = spr_mask_row_bytes(n);
+  int used = n % 8;
+  if (!used) return 0;
+  uint8_t pad = (uint8_t)(0xFFu << used);
+  for (int i = 0; i < n; i++)
+    if (m[(size_t)i * rb + rb - 1] & pad)
+      return spr_error(SPR_EINVAL,
+                       "spr_trace_write_head: layer %d head %d: %s row %d has padding bits set (byte 0x%02x, n = %d)",
+                       layer, head, what, i, m[(size_t)i * rb + rb - 1], n);
+  return 0;
+}
+
+static int check_head(const spr_trace *t, const spr_head_result *r) {
+  if (r->layer < 0 || r->layer >= t->layers)
+    return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d out of range [0, %d)", t->tmp,
+                     r->layer, t->layers);
+  if (r->head < 0 || r->head >= t->heads)
+    return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d: head %d out of range [0, %d)",
+                     t->tmp, r->layer, r->head, t->heads);
+  if (r->n != t->n || r->d != t->d)
+    return spr_error(SPR_EINVAL,
+                     "spr_trace_write_head: %s: layer %d head %d: n = %d, d = %d but the configuration has seq_len %d, head_dim %d",
+                     t->tmp, r->layer, r->head, r->n, r->d, t->n, t->d);
+  if (t->written[r->layer * t->heads + r->head])
+    return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d head %d written twice", t->tmp,
+                     r->layer, r->head);
+  const char *missing = NULL;
+  if (t->level >= SPR_TRACE_MASKS) {
+    if (!r->mask_analog) missing = "mask_analog";
+    else if (!r->mask_ideal) missing = "mask_ideal";
+  }
+  if (!missing && t->level >= SPR_TRACE_FULL) {
+    if (!r->q_int) missing = "q_int";
+    else if (!r->k_int) missing = "k_int";
+    else if (!r->k_msb) missing = "k_msb";
+    else if (!r->ideal_scores) missing = "ideal_scores";
+    else if (!r->analog_scores) missing = "analog_scores";
+  }
+  if (missing)
+    return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d head %d: %s is NULL but trace level %s needs it",
+                     t->tmp, r->layer, r->head, missing, level_name(t->level));
+  int rc = 0;
+  if (t->level >= SPR_TRACE_MASKS) {
+    rc = check_padding("mask_analog", r->mask_analog, r->n, r->layer, r->head);
+    if (!rc) rc = check_padding("mask_ideal", r->mask_ideal, r->n, r->layer, r->head);
+  }
+  return rc;
+}
+
+static const char mask_packing[] =
+    "bit-packed rows: (query i, key j) is bit (j % 8), least significant first, of byte "
+    "[i, j / 8]; set = key kept; padding bits beyond n are 0";
+
+static int write_head_body(spr_trace *t, const spr_head_result *r) {
+  char gpath[64], dpath[96];
+  snprintf(gpath, sizeof gpath, "/layers/layer_%02d/head_%02d", r->layer, r->head);
+  hid_t g = make_group(t, gpath);
+  if (g < 0) return (int)g;
+  int rc = put_attr_f64(t, g, gpath, "threshold", r->threshold);
+  if (!rc) rc = put_attr_i32(t, g, gpath, "threshold_code", r->threshold_code);
+  if (!rc) rc = put_attr_f64(t, g, gpath, "i_unit_A", r->i_unit_A);
+  if (!rc) rc = put_attr_f64(t, g, gpath, "q_scale", (double)r->q_scale);
+  if (!rc) rc = put_attr_f64(t, g, gpath, "k_scale", (double)r->k_scale);
+  rc = close_obj(t->tmp, g, gpath, rc);
+  if (rc || t->level < SPR_TRACE_MASKS) return rc;
+
+  hsize_t n = (hsize_t)r->n, d = (hsize_t)r->d;
+  hsize_t mdims[2] = {n, (hsize_t)spr_mask_row_bytes(r->n)};
+  static const struct { const char *name, *desc; } masks[2] = {
+    {"mask_analog", "keep decisions of the analog comparators (analog_score >= threshold)"},
+    {"mask_ideal", "keep decisions on exact quantized scores (ideal_score >= threshold)"}};
+  const uint8_t *mbuf[2] = {r->mask_analog, r->mask_ideal};
+  for (int m = 0; m < 2 && !rc; m++) {
+    hid_t ds;
+    snprintf(dpath, sizeof dpath, "%s/%s", gpath, masks[m].name);
+    rc = put_dset_ud(t, dpath, H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, mdims, 1, mbuf[m], "1",
+                     masks[m].desc, &ds);
+    if (rc) break;
+    rc = put_attr_str(t, ds, dpath, "packing", mask_packing);
+    rc = close_obj(t->tmp, ds, dpath, rc);
+  }
+  if (rc || t->level < SPR_TRACE_FULL) return rc;
+
+  hsize_t ndims[2] = {n, d}, sdims[2] = {n, n};
+  snprintf(dpath, sizeof dpath, "%s/q_int", gpath);
+  rc = put_dset_ud(t, dpath, H5T_STD_I8LE, H5T_NATIVE_INT8, 2, ndims, 1, r->q_int, "1",
+                   "quantized queries (query_bits, signed); real value = q_scale * q_int", NULL);
+  if (rc) return rc;
+  snprintf(dpath, sizeof dpath, "%s/k_int", gpath);
+  rc = put_dset_ud(t, dpath, H5T_STD_I8LE, H5T_NATIVE_INT8, 2, ndims, 1, r->k_int, "1",
+                   "quantized keys (key_bits, signed); real value = k_scale * k_int", NULL);
+  if (rc) return rc;
+  hid_t ds;
+  snprintf(dpath, sizeof dpath, "%s/k_msb", gpath);
+  rc = put_dset_ud(t, dpath, H5T_STD_I8LE, H5T_NATIVE_INT8, 2, ndims, 1, r->k_msb, "1",
+                   "programmed key bits: k_int >> shift (arithmetic); one unit weighs 2^shift k_int units",
+                   &ds);
+  if (rc) return rc;
+  rc = put_attr_i32(t, ds, dpath, "shift", t->shift);
+  rc = close_obj(t->tmp, ds, dpath, rc);
+  if (rc) return rc;
+  snprintf(dpath, sizeof dpath, "%s/ideal_scores", gpath);
+  rc = put_dset_ud(t, dpath, H5T_STD_I32LE, H5T_NATIVE_INT32, 2, sdims, 1, r->ideal_scores,
+                   "score", "exact scores q_int . k_msb, [query, key]; ideal keep = ideal_scores >= threshold",
+                   NULL);
+  if (rc) return rc;
+  snprintf(dpath, sizeof dpath, "%s/analog_scores", gpath);
+  return put_dset_ud(t, dpath, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, sdims, 1, r->analog_scores,
+                     "score", "comparator input referred to score units, [query, key]; analog keep = analog_scores >= threshold",
+                     NULL);
+}
+
+int spr_trace_write_head(spr_trace *t, const spr_head_result *r) {
+  if (!t || !r)
+    return spr_error(SPR_EINVAL, "spr_trace_write_head: %s is NULL", !t ? "trace" : "result");
+  if (t->failed) return refuse_after_failure(t, "spr_trace_write_head");
+  int rc = check_head(t, r);
+  if (rc) return rc;
+  quiet_state q;
+  quiet_on(&q);
+  rc = write_head_body(t, r);
+  quiet_off(&q);
+  if (rc) t->failed = 1;
+  else t->written[r->layer * t->heads + r->head] = 1;
+  return rc;
+}
+
+/* --- summary ---------------------------------------------------------------- */
+
+enum { F_F64, F_I64, F_I32 };
+
+typedef struct {
+  const char *name;
+  int kind;
+  size_t off;  /* offset in spr_head_result (unused for threshold_A) */
+  const char *unit, *desc;
+} summary_field;
+
+#define OFF(f) offsetof(spr_head_result, f)
+static const summary_field summary_fields[] = {
+  {"keep_rate", F_F64, OFF(keep_rate), "1", "fraction of (query, key) pairs kept by the analog mask: n_kept / n^2"},
+  {"ideal_keep_rate", F_F64, OFF(ideal_keep_rate), "1", "fraction kept by the ideal mask: n_ideal_kept / n^2"},
+  {"mass_retained", F_F64, OFF(mass_retained), "1", "mean over queries of the float softmax probability kept by the analog mask"},
+  {"ideal_mass_retained", F_F64, OFF(ideal_mass_retained), "1", "mean over queries of the float softmax probability kept by the ideal mask"},
+  {"threshold", F_F64, OFF(threshold), "score", "comparator threshold on the generator grid"},
+  {"range", F_F64, OFF(range), "score", "full scale of the threshold generator"},
+  {"i_unit_A", F_F64, OFF(i_unit_A), "A", "column current of one score unit"},
+  {"threshold_A", F_F64, 0, "A", "threshold current: threshold * i_unit_A"},
+  {"n_kept", F_I64, OFF(n_kept), "count", "(query, key) pairs kept by the analog mask"},
+  {"n_ideal_kept", F_I64, OFF(n_ideal_kept), "count", "(query, key) pairs kept by the ideal mask"},
+  {"false_prunes", F_I64, OFF(false_prunes), "count", "pairs kept by the ideal mask and pruned by the analog mask"},
+  {"false_keeps", F_I64, OFF(false_keeps), "count", "pairs pruned by the ideal mask and kept by the analog mask"},
+  {"threshold_code", F_I32, OFF(threshold_code), "1", "signed code of the threshold generator"},
+};
+#undef OFF
+
+static int write_summary_body(spr_trace *t, const spr_head_result *res, void *buf) {
+  int nh = t->layers * t->heads;
+  hid_t g = make_group(t, "/summary");
+  if (g < 0) return (int)g;
+  int rc = put_attr_i32(t, g, "/summary", "layers", t->layers);
+  if (!rc) rc = put_attr_i32(t, g, "/summary", "heads", t->heads);
+  if (!rc) rc = put_attr_i32(t, g, "/summary", "seq_len", t->n);
+  if (!rc) rc = put_attr_i32(t, g, "/summary", "head_dim", t->d);
+  rc = close_obj(t->tmp, g, "/summary", rc);
+  hsize_t dims[2] = {(hsize_t)t->layers, (hsize_t)t->heads};
+  for (size_t f = 0; f < sizeof summary_fields / sizeof summary_fields[0] && !rc; f++) {
+    const summary_field *sf = &summary_fields[f];
+    hid_t ft, mt;
+    for (int i = 0; i < nh; i++) {
+      const char *src = (const char *)&res[i] + sf->off;
+      switch (sf->kind) {
+      case F_F64:
+        if (!strcmp(sf->name, "threshold_A"))
+          ((double *)buf)[i] = res[i].threshold * res[i].i_unit_A;
+        else
+          memcpy((double *)buf + i, src, sizeof(double));
+        break;
+      case F_I64: memcpy((int64_t *)buf + i, src, sizeof(int64_t)); break;
+      case F_I32: ((int32_t *)buf)[i] = (int32_t)*(const int *)src; break;
+      }
+    }
+    switch (sf->kind) {
+    case F_F64: ft = H5T_IEEE_F64LE; mt = H5T_NATIVE_DOUBLE; break;
+    case F_I64: ft = H5T_STD_I64LE; mt = H5T_NATIVE_INT64; break;
+    default: ft = H5T_STD_I32LE; mt = H5T_NATIVE_INT32; break;
+    }
+    char dpath[64];
+    snprintf(dpath, sizeof dpath, "/summary/%s", sf->name);
+    rc = put_dset_ud(t, dpath, ft, mt, 2, dims, 0, buf, sf->unit, sf->desc, NULL);
+  }
+  return rc;
+}
+
+int spr_trace_write_summary(spr_trace *t, const spr_head_result *res) {
+  if (!t || !res)
+    return spr_error(SPR_EINVAL, "spr_trace_write_summary: %s is NULL", !t ? "trace" : "results");
+  if (t->failed) return refuse_after_failure(t, "spr_trace_write_summary");
+  if (t->summary_written)
+    return spr_error(SPR_EINVAL, "spr_trace_write_summary: %s: summary written twice", t->tmp);
+  int nh = t->layers * t->heads;
+  for (int i = 0; i < nh; i++) {
+    int l = i / t->heads, h = i % t->heads;
+    if (res[i].layer != l || res[i].head != h)
+      return spr_error(SPR_EINVAL,
+                       "spr_trace_write_summary: %s: res[%d] is layer %d head %d, expected layer %d head %d (res[layer * heads + head])",
+                       t->tmp, i, res[i].layer, res[i].head, l, h);
+    if (res[i].n != t->n || res[i].d != t->d)
+      return spr_error(SPR_EINVAL,
+                       "spr_trace_write_summary: %s: layer %d head %d: n = %d, d = %d but the configuration has seq_len %d, head_dim %d",
+                       t->tmp, l, h, res[i].n, res[i].d, t->n, t->d);
+  }
+  void *buf = malloc((size_t)nh * 8);
+  if (!buf) return spr_error(SPR_ENOMEM, "%s: out of memory writing the summary", t->tmp);
+  quiet_state q;
+  quiet_on(&q);
+  int rc = write_summary_body(t, res, buf);
+  quiet_off(&q);
+  free(buf);
+  if (rc) t->failed = 1;
+  else t->summary_written = 1;
+  return rc;
+}
+
+/* --- close ------------------------------------------------------------------ */
+
+/* Refuse to mark complete a trace that lacks the summary or a head. */
+static int check_complete(const spr_trace *t) {
+  if (t->failed)
+    return spr_error(SPR_EINVAL, "spr_trace_close: %s: cannot commit: an earlier write failed", t->tmp);
+  if (!t->summary_written)
+    return spr_error(SPR_EINVAL, "spr_trace_close: %s: cannot commit: the summary was not written (spr_trace_write_summary)",
+                     t->tmp);
+  for (int i = 0; i < t->layers * t->heads; i++)
+    if (!t->written[i])
+      return spr_error(SPR_EINVAL, "spr_trace_close: %s: cannot commit: layer %d head %d was not written (spr_trace_write_head)",
+                       t->tmp, i / t->heads, i % t->heads);
+  return 0;
+}
+
+static int mark_complete(spr_trace *t) {
+  int8_t one = 1;
+  hid_t a = H5Aopen_by_name(t->file, "/", "complete", H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0 || H5Awrite(a, H5T_NATIVE_INT8, &one) < 0) {
+    int rc = h5_fail(t->tmp, "cannot set attribute 'complete' of '/'");
+    close_id(a);
+    return rc;
+  }
+  if (H5Aclose(a) < 0) return h5_fail(t->tmp, "cannot close attribute 'complete' of '/'");
+  if (H5Fflush(t->file, H5F_SCOPE_GLOBAL) < 0) return h5_fail(t->tmp, "cannot flush the file");
+  return 0;
+}
+
+int spr_trace_close(spr_trace *t, int commit) {
+  if (!t) return 0;
+  quiet_state q;
+  quiet_on(&q);
+  int rc = 0;
+  if (commit) rc = check_complete(t);
+  if (commit && !rc) rc = mark_complete(t);
+  /* when discarding, a failure to flush what is deleted anyway is no error */
+  if (H5Fclose(t->file) < 0 && !rc && commit) rc = h5_fail(t->tmp, "cannot close the file");
+  quiet_off(&q);
+  if (commit && !rc) {
+    if (rename(t->tmp, t->path) != 0)
+      /* the complete trace stays at the temporary path */
+      rc = spr_error(SPR_EIO, "cannot rename complete trace %s to %s: %s", t->tmp, t->path,
+                     strerror(errno));
+  } else if (unlink(t->tmp) != 0 && !rc) {
+    rc = spr_error(SPR_EIO, "%s: cannot delete temporary trace: %s", t->tmp, strerror(errno));
+  }
+  trace_free(t);
+  return rc;
+}
