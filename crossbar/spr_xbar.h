@@ -1,0 +1,83 @@
+/* spr_xbar.h - ReRAM scoring arrays holding one head's keys.
+ *
+ * Mapping (docs/model.md, section "Crossbar"): key j occupies a pair of
+ * physical columns, G+ and G-, in column tile j / (cols/2); key dimension i
+ * is row i % rows of row tile i / rows.  A signed key code k (the
+ * key_msb_bits most significant bits of the quantized key) is programmed as
+ * levels (k, 0) when k >= 0 and (0, -k) when k < 0; level l has conductance
+ *   G = g_min + l * dG,   dG = (g_max - g_min) / (2^cell_bits - 1).
+ * Column currents of the row tiles of a key add.
+ *
+ * Static non-idealities, applied in this order to every physical cell:
+ *   programming variation  G <- G exp(prog_sigma z),  z ~ N(0,1)  (median kept)
+ *   stuck-at faults        G <- g_max (rate stuck_on_rate) or g_min
+ *                          (rate stuck_off_rate); stuck cells do not drift
+ *   drift                  G <- G (t/t0)^-nu
+ *   first-order IR drop    G_eff = G (1 - r_wl A - r_bl B)   (see below)
+ *   row DAC gain           row i of tile scaled by its DAC gain
+ * fold into an effective weight matrix w (d x n, in units of dG) so that the
+ * ideal-unit column current of key j for query code vector q is
+ *   s_j = sum_i q_i w[i][j]     (score units; current = s_j * v_step * dG).
+ * With every effect off, w[i][j] is exactly the integer key code.
+ *
+ * First-order IR drop of one R x C array (driver at column 0 of each word
+ * line through one segment, sense node below row R-1 through one segment),
+ * from one Jacobi step around the ideal currents:
+ *   A_ij = sum_{k<=j} sum_{l>=k} G_il,   B_ij = sum_{k>=i} sum_{m<=k} G_mj
+ * which is exact to first order in r_wl G and r_bl G.
+ */
+#ifndef SPR_XBAR_H
+#define SPR_XBAR_H
+
+#include <gsl/gsl_rng.h>
+#include <stdint.h>
+#include "spr_params.h"
+
+typedef struct {
+  int n, d;             /* keys, key dimensions */
+  int row_tiles;        /* ceil(d / rows) */
+  int col_tiles;        /* ceil(n / (cols / 2)) */
+  double dg_S;          /* conductance step between levels */
+  float *w;             /* d x n effective weights, units of dG */
+  float *g1;            /* d x n (G+ + G-) / dG of the programmed cells */
+  float *g2;            /* d x n (G+^2 + G-^2) / dG^2; g2 == g1 + d*n, so
+                           g1 is also the 2d x n matrix [g1; g2] */
+  double *gsum;         /* n: sum over the key's columns, idle rows
+                           included, of (G+ + G-) / dG (thermal noise) */
+  int64_t n_stuck_on;   /* cells stuck at g_max (all physical cells) */
+  int64_t n_stuck_off;  /* cells stuck at g_min */
+  int64_t n_cells;      /* physical cells of all arrays of the head */
+} spr_xbar_head;
+
+/* Number of column tiles for n keys. */
+int spr_xbar_col_tiles(const spr_xbar_params *p, int n);
+
+/* Allocate the arrays of a head of n keys of d dimensions (zeroed).
+ * Returns 0 or SPR_ENOMEM / SPR_EINVAL. */
+int spr_xbar_head_alloc(spr_xbar_head *h, const spr_xbar_params *p, int n,
+                        int d);
+/* Free the arrays (h itself is caller-owned); safe on a zeroed struct. */
+void spr_xbar_head_free(spr_xbar_head *h);
+
+/* Program key codes kmsb (n x d, row-major, values within the signed
+ * key_msb_bits range) into h (allocated for n, d).
+ * row_gain: NULL (ideal DACs) or col_tiles x d gains, row_gain[t*d + i]
+ *   the gain of the DAC driving row i of column tile t.
+ * r_prog, r_stuck: streams for programming variation and stuck-at faults
+ *   (used only when the effect is on).
+ * work: at least 3 * rows * cols doubles of scratch.
+ * Returns 0 or SPR_EINVAL (a key code out of range, naming key, dimension
+ * and value). */
+int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
+                     const int8_t *kmsb, const double *row_gain,
+                     gsl_rng *r_prog, gsl_rng *r_stuck, double *work);
+
+/* Effective conductance of one array g (R x C, row-major, siemens) under
+ * the first-order IR-drop model, written to geff (a distinct buffer of the
+ * same shape).  Rows that hold no key dimension are driven at 0 V: their
+ * cells carry no current of their own but still divert bit-line current,
+ * which the B term includes.  work: at least R * C doubles. */
+void spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl,
+                             double r_bl, double *geff, double *work);
+
+#endif

@@ -1,0 +1,312 @@
+/* test_analog.c - threshold generator, keep-rate calibration, comparator
+ * decisions and read-noise statistics against independent computations. */
+#include "config.h"
+#include "spr_analog.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_result.h"
+#include "spr_rng.h"
+#include "spr_test.h"
+#include "spr_xbar.h"
+
+#include <math.h>
+
+static void test_threshold_grid(void) {
+  /* 5 bits over range 100: step 6.25, codes -16..15 */
+  CU_ASSERT_DOUBLE_EQUAL(spr_thr_level(3, 100, 5), 18.75, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(spr_thr_level(-16, 100, 5), -100, 1e-12);
+  CU_ASSERT_EQUAL(spr_thr_code(19.0, 100, 5), 3);
+  CU_ASSERT_EQUAL(spr_thr_code(21.9, 100, 5), 4);
+  CU_ASSERT_EQUAL(spr_thr_code(1000, 100, 5), 15);
+  CU_ASSERT_EQUAL(spr_thr_code(-1000, 100, 5), -16);
+  CU_ASSERT_EQUAL(spr_thr_code(5, 0, 5), 0);
+  CU_ASSERT_EQUAL(spr_thr_code(-0.7, 2.385, 3), -1);
+}
+
+/* counts[c] must equal #(s >= theta(c)), by brute force; grid points land
+ * exactly on integer scores (range 32, 5 bits: step 2). */
+static void test_threshold_count(void) {
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, 5, 0, 0, 0, 77);
+  const size_t n = 5000;
+  int32_t *s = malloc(n * sizeof *s);
+  for (size_t k = 0; k < n; k++) s[k] = (int32_t)gsl_rng_uniform_int(r, 81) - 40;
+  const double ranges[] = {32.0, 23.7};
+  for (int t = 0; t < 2; t++) {
+    int64_t counts[32] = {0};
+    CU_ASSERT_EQUAL(spr_thr_count(s, n, ranges[t], 5, counts), 0);
+    int bad = 0;
+    for (int c = -16; c < 16; c++) {
+      double th = spr_thr_level(c, ranges[t], 5);
+      int64_t want = 0;
+      for (size_t k = 0; k < n; k++) want += (double)s[k] >= th;
+      if (counts[c + 16] != want) bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+  }
+  /* pick: nearest keep rate, ties to the lower code */
+  int64_t counts[4] = {100, 60, 30, 10}; /* 2 bits: codes -2..1 */
+  CU_ASSERT_EQUAL(spr_thr_pick(counts, 100, 2, 0.31), 0);
+  CU_ASSERT_EQUAL(spr_thr_pick(counts, 100, 2, 0.45), -1); /* 0.60 and 0.30 tie */
+  CU_ASSERT_EQUAL(spr_thr_pick(counts, 100, 2, 0.0), 1);
+  CU_ASSERT_EQUAL(spr_thr_pick(counts, 100, 2, 1.0), -2);
+  free(s);
+  gsl_rng_free(r);
+}
+
+typedef struct {
+  spr_config c;
+  spr_xbar_head xb;
+  spr_analog_ws ws;
+  spr_analog_scale sc;
+  int8_t *q, *k;
+  int m, n, d;
+  uint8_t *mask;
+  float *a;
+} bench;
+
+static void setup(bench *b, int m, int n, int d, int all_off) {
+  memset(b, 0, sizeof *b);
+  spr_config_default(&b->c);
+  b->c.wl.head_dim = d;
+  if (all_off) {
+    spr_xbar_params *x = &b->c.xbar;
+    x->variation = x->stuck = x->drift = 0;
+    x->ir_drop = SPR_IR_OFF;
+    spr_analog_params *a = &b->c.an;
+    a->dac_error = a->read_noise = a->cmp_offset = a->cmp_noise = 0;
+  }
+  b->m = m;
+  b->n = n;
+  b->d = d;
+  b->q = malloc((size_t)m * d);
+  b->k = malloc((size_t)n * d);
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, 9, 0, 0, 0, 76);
+  for (int i = 0; i < m * d; i++) b->q[i] = (int8_t)((int)gsl_rng_uniform_int(r, 15) - 7);
+  for (int i = 0; i < n * d; i++) b->k[i] = (int8_t)((int)gsl_rng_uniform_int(r, 16) - 8);
+  gsl_rng_free(r);
+  CU_ASSERT_FATAL(spr_xbar_head_alloc(&b->xb, &b->c.xbar, n, d) == 0);
+  double *work = malloc(3 * (size_t)b->c.xbar.rows * b->c.xbar.cols * sizeof *work);
+  CU_ASSERT_FATAL(spr_xbar_program(&b->xb, &b->c.xbar, b->k, NULL, NULL, NULL, work) == 0);
+  free(work);
+  spr_analog_scale_of(&b->c.an, b->xb.dg_S, &b->sc);
+  CU_ASSERT_FATAL(spr_analog_ws_alloc(&b->ws, m, n, d) == 0);
+  b->mask = malloc((size_t)m * spr_mask_row_bytes(n));
+  b->a = malloc((size_t)m * n * sizeof *b->a);
+}
+
+static void teardown(bench *b) {
+  spr_xbar_head_free(&b->xb);
+  spr_analog_ws_free(&b->ws);
+  free(b->q);
+  free(b->k);
+  free(b->mask);
+  free(b->a);
+}
+
+static int brute_score(const bench *b, int i, int j) {
+  int s = 0;
+  for (int t = 0; t < b->d; t++) s += b->q[i * b->d + t] * b->k[j * b->d + t];
+  return s;
+}
+
+/* With every non-ideality off the analog mask is exactly the brute-force
+ * thresholding of the integer scores, ties at the threshold included. */
+static void test_ideal_decisions(void) {
+  bench b;
+  setup(&b, 50, 70, 33, 1);
+  const double thetas[] = {8.0, -12.0, 0.0, 3.5};
+  for (int t = 0; t < 4; t++) {
+    int64_t kept;
+    CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, thetas[t], NULL,
+                                            NULL, &b.ws, b.mask, b.a, &kept), 0);
+    int bad = 0, ties = 0;
+    int64_t want_kept = 0;
+    for (int i = 0; i < b.m; i++)
+      for (int j = 0; j < b.n; j++) {
+        int s = brute_score(&b, i, j);
+        int want = s >= thetas[t];
+        ties += s == thetas[t];
+        want_kept += want;
+        int got = b.mask[i * spr_mask_row_bytes(b.n) + j / 8] >> (j % 8) & 1;
+        if (got != want || b.a[i * b.n + j] != (float)s) bad++;
+      }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(kept, want_kept);
+    if (t == 0) CU_ASSERT(ties > 10); /* the tie case is really exercised */
+  }
+  teardown(&b);
+}
+
+/* Predicted variance of decision (i, j) in score units^2, computed from
+ * the nominal conductances (variation off) independently of the library. */
+static double predicted_var(const bench *b, int i, int j) {
+  const spr_analog_params *an = &b->c.an;
+  const spr_xbar_params *x = &b->c.xbar;
+  const double kB = 1.380649e-23, e = 1.602176634e-19;
+  const double dg = (x->g_max_S - x->g_min_S) / 15.0;
+  const double vstep = an->v_read_V / 7.0, iu = vstep * dg;
+  double th = 0, sh = 0, rel = 0;
+  for (int t = 0; t < x->rows; t++) { /* idle rows add thermal noise */
+    int kv = t < b->d ? b->k[j * b->d + t] : 0;
+    double gp = x->g_min_S + (kv > 0 ? kv : 0) * dg, gm = x->g_min_S + (kv < 0 ? -kv : 0) * dg;
+    double v = t < b->d ? b->q[i * b->d + t] * vstep : 0;
+    th += 4 * kB * an->temperature_K * an->bandwidth_Hz * (gp + gm);
+    sh += 2 * e * an->bandwidth_Hz * fabs(v) * (gp + gm);
+    rel += pow(an->read_rel_sigma, 2) * v * v * (gp * gp + gm * gm);
+  }
+  double var = an->read_noise ? th + sh + rel : 0;
+  if (an->cmp_noise) var += pow(an->cmp_noise_sigma_A, 2);
+  return var / (iu * iu);
+}
+
+/* Standardised residuals (a - mu) / sigma_pred over all decisions of one
+ * call are iid N(0,1): mean within 5 sigma, variance within 5 sigma of 1
+ * (sd of the sample variance ~ sqrt(2/N)). */
+static void check_noise(bench *b, const char *what, int trial) {
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, 2385, 3, 4, trial, SPR_STREAM_READ);
+  int64_t kept;
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b->c.an, &b->sc, &b->xb, b->q, b->m, 0.0, NULL, r,
+                                          &b->ws, b->mask, b->a, &kept), 0);
+  double s1 = 0, s2 = 0;
+  const double N = (double)b->m * b->n;
+  for (int i = 0; i < b->m; i++)
+    for (int j = 0; j < b->n; j++) {
+      double z = (b->a[i * b->n + j] - brute_score(b, i, j)) / sqrt(predicted_var(b, i, j));
+      s1 += z;
+      s2 += z * z;
+    }
+  double mean = s1 / N, var = s2 / N - mean * mean;
+  printf("\n    %s: residual mean %.4f var %.4f (N = %.0f) ", what, mean, var, N);
+  CU_ASSERT(fabs(mean) < 5 / sqrt(N));
+  CU_ASSERT(fabs(var - 1) < 5 * sqrt(2 / N));
+  gsl_rng_free(r);
+}
+
+static void test_read_noise_statistics(void) {
+  bench b;
+  setup(&b, 128, 192, 64, 1);
+  /* thermal + shot dominate: wide band, no relative term */
+  b.c.an.read_noise = 1;
+  b.c.an.read_rel_sigma = 0;
+  b.c.an.bandwidth_Hz = 3.7e9;
+  b.c.an.temperature_K = 350;
+  check_noise(&b, "thermal+shot", 0);
+  /* relative read noise dominates */
+  b.c.an.read_rel_sigma = 0.0385;
+  b.c.an.temperature_K = 0;
+  b.c.an.bandwidth_Hz = 1e3;
+  check_noise(&b, "relative", 1);
+  /* comparator noise alone */
+  b.c.an.read_noise = 0;
+  b.c.an.cmp_noise = 1;
+  b.c.an.cmp_noise_sigma_A = 2.385e-7;
+  check_noise(&b, "comparator", 2);
+  teardown(&b);
+}
+
+/* Static offsets: constant down a column, sample sd ~ sigma / i_unit. */
+static void test_comparator_offsets(void) {
+  bench b;
+  setup(&b, 4, 4096, 8, 1);
+  b.c.an.cmp_offset = 1;
+  b.c.an.cmp_offset_sigma_A = 3.1e-8;
+  float *off = malloc(4096 * sizeof *off);
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, 1, 0, 0, 0, SPR_STREAM_CMP_OFFSET);
+  spr_cmp_offsets(&b.c.an, &b.sc, 4096, r, off);
+  int64_t kept;
+  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, 0.0, off, NULL, &b.ws,
+                                    b.mask, b.a, &kept), 0);
+  double s1 = 0, s2 = 0;
+  int bad = 0;
+  for (int j = 0; j < 4096; j++) {
+    for (int i = 0; i < 4; i++)
+      if (fabs(b.a[i * 4096 + j] - brute_score(&b, i, j) - off[j]) > 1e-4 * (1 + fabs(off[j])))
+        bad++;
+    s1 += off[j];
+    s2 += (double)off[j] * off[j];
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  double sig = 3.1e-8 / b.sc.i_unit_A, mean = s1 / 4096, sd = sqrt(s2 / 4096 - mean * mean);
+  CU_ASSERT(fabs(mean) < 5 * sig / 64);
+  CU_ASSERT(fabs(sd / sig - 1) < 5 / sqrt(2 * 4096.0));
+  /* off: zeros */
+  b.c.an.cmp_offset = 0;
+  spr_cmp_offsets(&b.c.an, &b.sc, 4096, r, off);
+  CU_ASSERT_EQUAL(off[17], 0.0f);
+  free(off);
+  gsl_rng_free(r);
+  teardown(&b);
+}
+
+static void test_dac_gains(void) {
+  spr_config c;
+  spr_config_default(&c);
+  c.an.dac_gain_sigma = 0.0233;
+  const int n = 20000;
+  double *g = malloc(n * sizeof *g);
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, 1, 0, 0, 0, SPR_STREAM_DAC);
+  CU_ASSERT_EQUAL(spr_dac_gains(&c.an, 100, 200, r, g), 0);
+  double s1 = 0, s2 = 0;
+  for (int i = 0; i < n; i++) {
+    s1 += g[i];
+    s2 += g[i] * g[i];
+  }
+  double mean = s1 / n, sd = sqrt(s2 / n - mean * mean);
+  CU_ASSERT(fabs(mean - 1) < 5 * 0.0233 / sqrt(n));
+  CU_ASSERT(fabs(sd / 0.0233 - 1) < 5 / sqrt(2.0 * n));
+  c.an.dac_error = 0;
+  CU_ASSERT_EQUAL(spr_dac_gains(&c.an, 10, 10, r, g), 0);
+  CU_ASSERT_EQUAL(g[57], 1.0);
+  /* error: a non-positive gain */
+  c.an.dac_error = 1;
+  c.an.dac_gain_sigma = 50;
+  CU_ASSERT_EQUAL(spr_dac_gains(&c.an, 100, 200, r, g), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dac_gain_sigma 50");
+  free(g);
+  gsl_rng_free(r);
+}
+
+/* Units: i_unit = v_read / 7 * dG for 4-bit queries. */
+static void test_scale(void) {
+  spr_config c;
+  spr_config_default(&c);
+  spr_analog_scale s;
+  spr_analog_scale_of(&c.an, 6.6e-6, &s);
+  CU_ASSERT_DOUBLE_EQUAL(s.v_step_V, 0.2 / 7, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(s.i_unit_A, 0.2 / 7 * 6.6e-6, 1e-20);
+  CU_ASSERT_DOUBLE_EQUAL(spr_analog_shot_coef(&c.an, &s), 2 * 1.602176634e-19 * 1e8 / s.i_unit_A,
+                         1e-12);
+}
+
+static void test_errors(void) {
+  bench b;
+  setup(&b, 10, 12, 6, 1);
+  int64_t kept;
+  /* more queries than the workspace holds */
+  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, 11, 0.0, NULL, NULL, &b.ws,
+                                    b.mask, NULL, &kept), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "11 x 12 x 6 exceeds workspace 10 x 12 x 6");
+  spr_analog_ws ws;
+  CU_ASSERT_EQUAL(spr_analog_ws_alloc(&ws, 0, 5, 5), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "m=0");
+  spr_analog_ws_free(NULL);
+  teardown(&b);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {{"threshold generator grid", test_threshold_grid},
+                         {"keep counts and pick vs brute force", test_threshold_count},
+                         {"ideal decisions equal brute force", test_ideal_decisions},
+                         {"read and comparator noise statistics", test_read_noise_statistics},
+                         {"comparator offsets", test_comparator_offsets},
+                         {"DAC gain statistics", test_dac_gains},
+                         {"score unit scale", test_scale},
+                         {"error paths", test_errors},
+                         CU_TEST_INFO_NULL};
+  return spr_test_run("analog", tests);
+}

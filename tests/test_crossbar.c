@@ -1,0 +1,384 @@
+/* test_crossbar.c - key mapping, static non-idealities and first-order IR
+ * drop, against independent computations (brute force, closed forms, a
+ * dense nodal solve written here with GSL). */
+#include "config.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_rng.h"
+#include "spr_test.h"
+#include "spr_xbar.h"
+
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_randist.h>
+#include <math.h>
+
+static spr_xbar_params ideal_params(void) {
+  spr_config c;
+  spr_config_default(&c);
+  spr_xbar_params p = c.xbar;
+  p.variation = p.stuck = p.drift = 0;
+  p.ir_drop = SPR_IR_OFF;
+  return p;
+}
+
+/* n x d key codes in [-8, 7] from a fixed stream */
+static int8_t *random_codes(int n, int d, uint64_t seed) {
+  int8_t *k = malloc((size_t)n * d);
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, seed, 0, 0, 0, 99);
+  for (int i = 0; i < n * d; i++) k[i] = (int8_t)((int)gsl_rng_uniform_int(r, 16) - 8);
+  gsl_rng_free(r);
+  return k;
+}
+
+typedef struct {
+  spr_xbar_head h;
+  double *work;
+  gsl_rng *r1, *r2;
+} fixture;
+
+static int fx_program(fixture *f, const spr_xbar_params *p, const int8_t *k, int n, int d) {
+  int rc = spr_xbar_head_alloc(&f->h, p, n, d);
+  if (rc) return rc;
+  f->work = malloc(3 * (size_t)p->rows * p->cols * sizeof(double));
+  f->r1 = spr_rng_alloc();
+  f->r2 = spr_rng_alloc();
+  spr_rng_key(f->r1, 2385, 1, 2, 0, SPR_STREAM_PROG);
+  spr_rng_key(f->r2, 2385, 1, 2, 0, SPR_STREAM_STUCK);
+  return spr_xbar_program(&f->h, p, k, NULL, f->r1, f->r2, f->work);
+}
+
+static void fx_free(fixture *f) {
+  spr_xbar_head_free(&f->h);
+  free(f->work);
+  gsl_rng_free(f->r1);
+  gsl_rng_free(f->r2);
+}
+
+/* Ideal arrays: weights are the key codes exactly, over several tiles. */
+static void test_ideal_mapping(void) {
+  spr_xbar_params p = ideal_params();
+  p.rows = 16;
+  p.cols = 10; /* 5 keys per tile: 23 keys -> 5 column tiles */
+  const int n = 23, d = 37; /* 3 row tiles, the last partial */
+  int8_t *k = random_codes(n, d, 7);
+  fixture f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  CU_ASSERT_EQUAL(f.h.row_tiles, 3);
+  CU_ASSERT_EQUAL(f.h.col_tiles, 5);
+  const double dg = (p.g_max_S - p.g_min_S) / 15.0;
+  CU_ASSERT_DOUBLE_EQUAL(f.h.dg_S, dg, 1e-20);
+  int bad = 0;
+  double gsum_max_err = 0;
+  for (int j = 0; j < n; j++) {
+    double gs = 0;
+    for (int i = 0; i < d; i++) {
+      int kv = k[j * d + i];
+      if (f.h.w[(size_t)i * n + j] != (float)kv) bad++;
+      /* one cell holds |k|, its partner level 0 */
+      double g1 = (2 * p.g_min_S + abs(kv) * dg) / dg;
+      double gp = p.g_min_S + (kv > 0 ? kv : 0) * dg, gm = p.g_min_S + (kv < 0 ? -kv : 0) * dg;
+      double g2 = (gp * gp + gm * gm) / (dg * dg);
+      if (fabs(f.h.g1[(size_t)i * n + j] - g1) > 1e-5 * g1) bad++;
+      if (fabs(f.h.g2[(size_t)i * n + j] - g2) > 1e-5 * g2) bad++;
+      gs += g1;
+    }
+    gs += (3 * 16 - d) * 2 * p.g_min_S / dg; /* idle rows of the last row tile */
+    gsum_max_err = fmax(gsum_max_err, fabs(f.h.gsum[j] - gs) / gs);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT(gsum_max_err < 1e-12);
+  CU_ASSERT_EQUAL(f.h.n_cells, (int64_t)5 * 10 * 3 * 16);
+  CU_ASSERT_EQUAL(f.h.n_stuck_on + f.h.n_stuck_off, 0);
+  fx_free(&f);
+  free(k);
+}
+
+/* Row DAC gains scale whole rows of each column tile. */
+static void test_row_gain(void) {
+  spr_xbar_params p = ideal_params();
+  p.rows = 8;
+  p.cols = 6;
+  const int n = 7, d = 5;
+  int8_t *k = random_codes(n, d, 11);
+  int ct = spr_xbar_col_tiles(&p, n);
+  CU_ASSERT_EQUAL(ct, 3);
+  double gains[15];
+  for (int i = 0; i < 15; i++) gains[i] = 1.0 + 0.013 * (i - 7);
+  spr_xbar_head h;
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &p, n, d), 0);
+  double work[3 * 8 * 6];
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, gains, NULL, NULL, work), 0);
+  int bad = 0;
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < d; i++) {
+      double want = gains[(j / 3) * d + i] * k[j * d + i];
+      if (fabs(h.w[i * n + j] - want) > 1e-6) bad++;
+    }
+  CU_ASSERT_EQUAL(bad, 0);
+  spr_xbar_head_free(&h);
+  free(k);
+}
+
+/* Exact nodal analysis of an R x C array (topology of spr_xbar.h), written
+ * independently: unknowns are word-line nodes (i,j) and bit-line nodes
+ * (i,j); returns column currents into the virtual-ground sense nodes. */
+static void nodal_exact(const double *g, int R, int C, double rwl, double rbl, const double *v,
+                        double *icol) {
+  const int N = 2 * R * C;
+  gsl_matrix *A = gsl_matrix_calloc(N, N);
+  gsl_vector *b = gsl_vector_calloc(N), *x = gsl_vector_alloc(N);
+#define WL(i, j) ((i) * C + (j))
+#define BL(i, j) (R * C + (i) * C + (j))
+  const double gw = 1 / rwl, gb = 1 / rbl;
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < C; j++) {
+      double gc = g[i * C + j];
+      int a = WL(i, j), c = BL(i, j);
+      /* cell */
+      *gsl_matrix_ptr(A, a, a) += gc;
+      *gsl_matrix_ptr(A, c, c) += gc;
+      *gsl_matrix_ptr(A, a, c) -= gc;
+      *gsl_matrix_ptr(A, c, a) -= gc;
+      /* word line: to the driver or the left neighbour */
+      *gsl_matrix_ptr(A, a, a) += gw;
+      if (j == 0) {
+        *gsl_vector_ptr(b, a) += gw * v[i];
+      } else {
+        *gsl_matrix_ptr(A, a, WL(i, j - 1)) -= gw;
+        *gsl_matrix_ptr(A, WL(i, j - 1), WL(i, j - 1)) += gw;
+        *gsl_matrix_ptr(A, WL(i, j - 1), a) -= gw;
+      }
+      /* bit line: to the lower neighbour or the sense node (0 V) */
+      *gsl_matrix_ptr(A, c, c) += gb;
+      if (i < R - 1) {
+        *gsl_matrix_ptr(A, c, BL(i + 1, j)) -= gb;
+        *gsl_matrix_ptr(A, BL(i + 1, j), BL(i + 1, j)) += gb;
+        *gsl_matrix_ptr(A, BL(i + 1, j), c) -= gb;
+      }
+    }
+  gsl_permutation *perm = gsl_permutation_alloc(N);
+  int s;
+  gsl_linalg_LU_decomp(A, perm, &s);
+  gsl_linalg_LU_solve(A, perm, b, x);
+  for (int j = 0; j < C; j++) icol[j] = gsl_vector_get(x, BL(R - 1, j)) * gb;
+#undef WL
+#undef BL
+  gsl_permutation_free(perm);
+  gsl_matrix_free(A);
+  gsl_vector_free(b);
+  gsl_vector_free(x);
+}
+
+/* 1 x 1 array: I = V G / (1 + G (r_wl + r_bl)) exactly; the first-order
+ * model gives V G (1 - G (r_wl + r_bl)). */
+static void test_ir_closed_form(void) {
+  double g = 7.3e-5, geff, work;
+  spr_xbar_ir_first_order(&g, 1, 1, 3.1, 4.7, &geff, &work);
+  CU_ASSERT_DOUBLE_EQUAL(geff, g * (1 - g * (3.1 + 4.7)), 1e-18);
+  double exact = g / (1 + g * 7.8), ie;
+  double v = 0.2;
+  nodal_exact(&g, 1, 1, 3.1, 4.7, &v, &ie);
+  CU_ASSERT_DOUBLE_EQUAL(ie, v * exact, 1e-15);
+  /* second-order agreement */
+  CU_ASSERT(fabs(geff - exact) <= 1.01 * exact * pow(g * 7.8, 2));
+}
+
+/* Random arrays: the first-order error shrinks as r^2 while the IR drop
+ * itself shrinks as r, and idle rows below the driven ones are modelled. */
+static void test_ir_vs_nodal(void) {
+  const int R = 6, C = 5;
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, 42, 0, 0, 0, 98);
+  double g[R * C], v[R], geff[R * C], work[R * C];
+  for (int k = 0; k < R * C; k++) g[k] = 1e-6 + gsl_rng_uniform(r) * 99e-6;
+  for (int i = 0; i < R; i++) v[i] = 0.2 * (2 * gsl_rng_uniform(r) - 1);
+  double err_prev = 0, drop_prev = 0;
+  for (int t = 0; t < 3; t++) {
+    double rw = 10.0 / pow(4, t), rb = 7.0 / pow(4, t);
+    spr_xbar_ir_first_order(g, R, C, rw, rb, geff, work);
+    double ie[C], i0[C], i1[C], err = 0, drop = 0, scale = 0;
+    nodal_exact(g, R, C, rw, rb, v, ie);
+    for (int j = 0; j < C; j++) {
+      i0[j] = i1[j] = 0;
+      for (int i = 0; i < R; i++) {
+        i0[j] += v[i] * g[i * C + j];
+        i1[j] += v[i] * geff[i * C + j];
+      }
+      scale = fmax(scale, fabs(i0[j]));
+    }
+    for (int j = 0; j < C; j++) {
+      err = fmax(err, fabs(i1[j] - ie[j]) / scale);
+      drop = fmax(drop, fabs(i0[j] - ie[j]) / scale);
+    }
+    CU_ASSERT(err < 0.05 * drop); /* first order captures most of the drop */
+    if (t > 0) {
+      /* r / 4: drop / ~4, error / ~16 */
+      CU_ASSERT(drop < drop_prev / 3.0);
+      CU_ASSERT(err < err_prev / 12.0);
+    }
+    err_prev = err;
+    drop_prev = drop;
+  }
+  /* idle rows: 3 of 6 rows driven at 0 V divert bit-line current */
+  {
+    double vz[R];
+    for (int i = 0; i < R; i++) vz[i] = i < 3 ? v[i] : 0;
+    double rw = 0.3, rb = 0.4, ie[C];
+    spr_xbar_ir_first_order(g, R, C, rw, rb, geff, work);
+    nodal_exact(g, R, C, rw, rb, vz, ie);
+    double worst = 0;
+    for (int j = 0; j < C; j++) {
+      double i1 = 0, i0 = 0;
+      for (int i = 0; i < 3; i++) {
+        i1 += vz[i] * geff[i * C + j];
+        i0 += vz[i] * g[i * C + j];
+      }
+      worst = fmax(worst, fabs(i1 - ie[j]) / fabs(i0 - ie[j]));
+    }
+    CU_ASSERT(worst < 0.01);
+  }
+  gsl_rng_free(r);
+}
+
+/* Recover (G+, G-) of every key cell from w and g1 (IR and DACs ideal). */
+static void recover(const spr_xbar_head *h, int i, int j, double *gp, double *gm) {
+  size_t o = (size_t)i * h->n + j;
+  *gp = 0.5 * (h->g1[o] + h->w[o]) * h->dg_S;
+  *gm = 0.5 * (h->g1[o] - h->w[o]) * h->dg_S;
+}
+
+/* Lognormal variation: ln(G / G_nominal) ~ N(0, prog_sigma^2). */
+static void test_variation_statistics(void) {
+  spr_xbar_params p = ideal_params();
+  p.variation = 1;
+  p.prog_sigma = 0.0873;
+  const int n = 512, d = 64;
+  int8_t *k = random_codes(n, d, 13);
+  fixture f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  const double dg = f.h.dg_S;
+  double s1 = 0, s2 = 0;
+  long cnt = 0;
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < d; i++) {
+      int kv = k[j * d + i];
+      double gp, gm;
+      recover(&f.h, i, j, &gp, &gm);
+      double np = p.g_min_S + (kv > 0 ? kv : 0) * dg, nm = p.g_min_S + (kv < 0 ? -kv : 0) * dg;
+      double lp = log(gp / np), lm = log(gm / nm);
+      s1 += lp + lm;
+      s2 += lp * lp + lm * lm;
+      cnt += 2;
+    }
+  double mean = s1 / cnt, var = s2 / cnt - mean * mean, sd = sqrt(var);
+  /* float storage of w and g1 limits recovery to ~1e-6 relative */
+  CU_ASSERT(fabs(mean) < 4 * p.prog_sigma / sqrt((double)cnt));
+  CU_ASSERT(fabs(sd / p.prog_sigma - 1) < 4 / sqrt(2.0 * cnt));
+  fx_free(&f);
+  free(k);
+}
+
+/* Stuck-at faults: binomial counts, and stuck cells sit exactly at the
+ * bounds. */
+static void test_stuck_rates(void) {
+  spr_xbar_params p = ideal_params();
+  p.stuck = 1;
+  p.stuck_on_rate = 0.0213;
+  p.stuck_off_rate = 0.0371;
+  p.rows = 64;
+  p.cols = 64; /* 512 keys x 64 dims fill 16 arrays exactly */
+  const int n = 512, d = 64;
+  int8_t *k = random_codes(n, d, 17);
+  fixture f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  const double N = (double)f.h.n_cells;
+  CU_ASSERT_EQUAL(f.h.n_cells, (int64_t)2 * n * d);
+  double mon = N * p.stuck_on_rate, moff = N * p.stuck_off_rate;
+  CU_ASSERT(fabs(f.h.n_stuck_on - mon) < 4 * sqrt(mon * (1 - p.stuck_on_rate)));
+  CU_ASSERT(fabs(f.h.n_stuck_off - moff) < 4 * sqrt(moff * (1 - p.stuck_off_rate)));
+  /* cells at g_max can only be stuck-on (codes never reach level 15) */
+  long at_max = 0, moved_off = 0;
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < d; i++) {
+      double gp, gm;
+      recover(&f.h, i, j, &gp, &gm);
+      at_max += fabs(gp - p.g_max_S) < 1e-4 * p.g_max_S;
+      at_max += fabs(gm - p.g_max_S) < 1e-4 * p.g_max_S;
+      int kv = k[j * d + i];
+      if (kv != 0 && fabs((kv > 0 ? gp : gm) - p.g_min_S) < 1e-3 * p.g_min_S) moved_off++;
+    }
+  CU_ASSERT_EQUAL(at_max, f.h.n_stuck_on);
+  CU_ASSERT(moved_off <= f.h.n_stuck_off);
+  CU_ASSERT(moved_off > 0);
+  fx_free(&f);
+  free(k);
+}
+
+/* Drift: every cell scaled by (t/t0)^-nu; stuck cells keep their value. */
+static void test_drift_formula(void) {
+  spr_xbar_params p = ideal_params();
+  p.drift = 1;
+  p.drift_nu = 0.0317;
+  p.drift_t_s = 2385;
+  p.drift_t0_s = 1.7;
+  const int n = 40, d = 24;
+  int8_t *k = random_codes(n, d, 19);
+  fixture f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  const double fac = pow(2385 / 1.7, -0.0317);
+  int bad = 0;
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < d; i++) {
+      int kv = k[j * d + i];
+      if (fabs(f.h.w[i * n + j] - fac * kv) > 1e-5 * (1 + abs(kv))) bad++;
+      double gp, gm;
+      recover(&f.h, i, j, &gp, &gm);
+      double np = p.g_min_S + (kv > 0 ? kv : 0) * f.h.dg_S;
+      if (fabs(gp - fac * np) > 1e-5 * np) bad++;
+    }
+  CU_ASSERT_EQUAL(bad, 0);
+  fx_free(&f);
+  /* with every cell stuck off, drift has no effect */
+  p.stuck = 1;
+  p.stuck_on_rate = 0;
+  p.stuck_off_rate = 1;
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  double gp, gm;
+  recover(&f.h, 3, 5, &gp, &gm);
+  CU_ASSERT_DOUBLE_EQUAL(gp, p.g_min_S, 1e-6 * p.g_min_S);
+  CU_ASSERT_DOUBLE_EQUAL(f.h.w[3 * n + 5], 0.0, 1e-9);
+  fx_free(&f);
+  free(k);
+}
+
+static void test_errors(void) {
+  spr_xbar_params p = ideal_params();
+  spr_xbar_head h;
+  CU_ASSERT_EQUAL(spr_xbar_head_alloc(&h, &p, 0, 4), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "n=0");
+  p.cols = 7;
+  CU_ASSERT_EQUAL(spr_xbar_head_alloc(&h, &p, 4, 4), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cols=7");
+  p.cols = 8;
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &p, 3, 2), 0);
+  int8_t k[6] = {1, 2, 3, 9, -1, 0}; /* 9 exceeds the 4-bit range */
+  double work[3 * 64 * 8];
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "key 1 dimension 1 has code 9");
+  spr_xbar_head_free(&h);
+  spr_xbar_head_free(NULL);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {{"ideal mapping over tiles", test_ideal_mapping},
+                         {"row DAC gains fold into weights", test_row_gain},
+                         {"IR drop 1x1 closed form", test_ir_closed_form},
+                         {"IR drop first order vs nodal solve", test_ir_vs_nodal},
+                         {"lognormal variation statistics", test_variation_statistics},
+                         {"stuck-at rates", test_stuck_rates},
+                         {"drift power law", test_drift_formula},
+                         {"error paths", test_errors},
+                         CU_TEST_INFO_NULL};
+  return spr_test_run("crossbar", tests);
+}
