@@ -1,0 +1,284 @@
+/* main.c - the sprintsim command. */
+#include "config.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_pipeline.h"
+#include "spr_trace.h"
+
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_signal(int sig) { interrupted = sig; }
+
+static const char *prog = "sprintsim";
+
+static void usage_main(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim COMMAND [ARGS]\n"
+          "\n"
+          "Simulate ReRAM in-memory attention pruning (SPRINT, MICRO 2022).\n"
+          "\n"
+          "commands:\n"
+          "  run [CONFIG] [options]   simulate a workload through crossbar scoring and\n"
+          "                           threshold comparators; write an HDF5 trace\n"
+          "  config [CONFIG]          print the resolved configuration (every key with\n"
+          "                           its value, unit and meaning) as INI text\n"
+          "  help [COMMAND]           show help\n"
+          "\n"
+          "  sprintsim --version      print the version\n"
+          "\n"
+          "Run 'sprintsim help run' for the options of run; docs/ has the model,\n"
+          "the configuration keys and the trace schema.\n");
+}
+
+static void usage_run(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim run [CONFIG] [-o FILE.h5] [--seed N] [--threads N]\n"
+          "                     [--trace summary|masks|full]\n"
+          "\n"
+          "Simulate every layer and head of the workload: keys programmed into ReRAM\n"
+          "arrays, queries applied as row voltages, one noisy threshold comparator per\n"
+          "column.  Prints a per-layer table and writes an HDF5 trace.\n"
+          "\n"
+          "  CONFIG             INI file (keys: 'sprintsim config' and README); without\n"
+          "                     it, the built-in default: BERT-base preset (12 layers x\n"
+          "                     12 heads, N = 512, d = 64) with SPRINT's defaults\n"
+          "  -o, --output FILE  trace file (default sprintsim-run.h5); written as\n"
+          "                     FILE.tmp and renamed when complete\n"
+          "  --seed N           top-level seed (overrides run.seed; default 1)\n"
+          "  --threads N        OpenMP threads (default: OMP_NUM_THREADS or all cores);\n"
+          "                     results are bit-identical for any N\n"
+          "  --trace LEVEL      summary: per-head statistics; masks: also bit-packed\n"
+          "                     analog and ideal masks; full: also quantized Q and K,\n"
+          "                     ideal and analog scores, thresholds (overrides run.trace)\n"
+          "  -h, --help         this help\n"
+          "\n"
+          "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
+}
+
+static int fail(int code, const char *what) {
+  fprintf(stderr, "%s: %s%s%s\n", prog, what ? what : "", what ? ": " : "", spr_errmsg());
+  return code;
+}
+
+/* Parse "N" as an int in [lo, hi]. */
+static int parse_int_arg(const char *opt, const char *v, long lo, long hi, long *out) {
+  char *end;
+  long x = v ? strtol(v, &end, 10) : 0;
+  if (!v || !*v || *end || x < lo || x > hi) {
+    fprintf(stderr, "%s: %s: value '%s' is not an integer in [%ld, %ld]\n", prog, opt,
+            v ? v : "(missing)", lo, hi);
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
+static void print_table_header(void) {
+  printf("%5s %7s %7s %8s %8s %7s %7s %9s\n", "layer", "keep%", "ideal%", "fprune%",
+         "fkeep%", "mass", "i.mass", "threshold");
+}
+
+static void print_layer(const spr_run *run, const spr_config *c, int l) {
+  const int H = c->wl.n_heads;
+  double keep = 0, ikeep = 0, fp = 0, fk = 0, mass = 0, imass = 0;
+  double tmin = 1e300, tmax = -1e300;
+  for (int h = 0; h < H; h++) {
+    const spr_head_result *r = spr_run_result(run, l, h);
+    double nn = (double)r->n * r->n;
+    keep += r->keep_rate;
+    ikeep += r->ideal_keep_rate;
+    fp += r->false_prunes / nn;
+    fk += r->false_keeps / nn;
+    mass += r->mass_retained;
+    imass += r->ideal_mass_retained;
+    if (r->threshold < tmin) tmin = r->threshold;
+    if (r->threshold > tmax) tmax = r->threshold;
+  }
+  char thr[32];
+  if (tmin == tmax) snprintf(thr, sizeof thr, "%g", tmin);
+  else snprintf(thr, sizeof thr, "%g..%g", tmin, tmax);
+  printf("%5d %7.2f %7.2f %8.3f %8.3f %7.4f %7.4f %9s\n", l, 100 * keep / H, 100 * ikeep / H,
+         100 * fp / H, 100 * fk / H, mass / H, imass / H, thr);
+}
+
+static void print_total(const spr_run *run, const spr_config *c) {
+  const int L = c->wl.n_layers, H = c->wl.n_heads;
+  double keep = 0, ikeep = 0, fp = 0, fk = 0, mass = 0, imass = 0;
+  for (int k = 0; k < L * H; k++) {
+    const spr_head_result *r = &spr_run_results(run)[k];
+    double nn = (double)r->n * r->n;
+    keep += r->keep_rate;
+    ikeep += r->ideal_keep_rate;
+    fp += r->false_prunes / nn;
+    fk += r->false_keeps / nn;
+    mass += r->mass_retained;
+    imass += r->ideal_mass_retained;
+  }
+  double m = L * H;
+  printf("%5s %7.2f %7.2f %8.3f %8.3f %7.4f %7.4f\n", "all", 100 * keep / m, 100 * ikeep / m,
+         100 * fp / m, 100 * fk / m, mass / m, imass / m);
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *cfg_path = NULL, *out = "sprintsim-run.h5", *seed = NULL, *trace = NULL;
+  long threads = omp_get_max_threads();
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage_run(stdout);
+      return 0;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+      if (++i >= argc || !argv[i][0]) {
+        fprintf(stderr, "%s: %s needs a file name\n", prog, a);
+        return EXIT_USAGE;
+      }
+      out = argv[i];
+    } else if (!strcmp(a, "--seed")) {
+      if (++i >= argc) {
+        fprintf(stderr, "%s: --seed needs a value\n", prog);
+        return EXIT_USAGE;
+      }
+      seed = argv[i];
+    } else if (!strcmp(a, "--threads")) {
+      if (parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &threads))
+        return EXIT_USAGE;
+    } else if (!strcmp(a, "--trace")) {
+      if (++i >= argc) {
+        fprintf(stderr, "%s: --trace needs a level (summary, masks or full)\n", prog);
+        return EXIT_USAGE;
+      }
+      trace = argv[i];
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "%s: run: unknown option '%s' (see 'sprintsim help run')\n", prog, a);
+      return EXIT_USAGE;
+    } else if (!cfg_path) {
+      cfg_path = a;
+    } else {
+      fprintf(stderr, "%s: run: unexpected argument '%s' (one CONFIG at most)\n", prog, a);
+      return EXIT_USAGE;
+    }
+  }
+  spr_config c;
+  spr_config_default(&c);
+  int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
+  if (rc) return fail(1, NULL);
+  if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
+  if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return fail(EXIT_USAGE, NULL);
+
+  spr_run *run = NULL;
+  spr_trace *tr = NULL;
+  if (spr_run_alloc(&c, (int)threads, &run)) return fail(1, NULL);
+  if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr)) {
+    spr_run_free(run);
+    return fail(1, NULL);
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  const int tty = isatty(STDERR_FILENO);
+  printf("sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
+         PACKAGE_VERSION, spr_preset_name(c.wl.preset), c.wl.n_layers, c.wl.n_heads,
+         c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
+         threads == 1 ? "" : "s");
+  print_table_header();
+  int status = 0;
+  for (int l = 0; l < c.wl.n_layers; l++) {
+    if (tty) fprintf(stderr, "\rlayer %d/%d ...", l + 1, c.wl.n_layers);
+    if (spr_run_layer(run, l)) {
+      status = fail(1, NULL);
+      break;
+    }
+    for (int h = 0; h < c.wl.n_heads && !status; h++)
+      if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = fail(1, NULL);
+    if (status) break;
+    if (tty) fprintf(stderr, "\r%*s\r", 24, "");
+    print_layer(run, &c, l);
+    fflush(stdout);
+    if (interrupted) break;
+  }
+  if (tty) fprintf(stderr, "\r%*s\r", 24, "");
+  if (!status && !interrupted && spr_trace_write_summary(tr, spr_run_results(run)))
+    status = fail(1, NULL);
+  if (!status && interrupted) {
+    fprintf(stderr, "%s: interrupted; %s not written\n", prog, out);
+    status = 130;
+  }
+  if (!status) {
+    print_total(run, &c);
+    if (spr_trace_close(tr, 1)) status = fail(1, NULL);
+    else printf("trace: %s\n", out);
+  } else {
+    spr_trace_close(tr, 0);
+  }
+  spr_run_free(run);
+  if (status == 1) {
+    /* HDF5 1.10.8 can crash in its exit handler after a failed write
+     * (spr_trace.h): leave without running it */
+    fflush(stdout);
+    fflush(stderr);
+    _exit(status);
+  }
+  return status;
+}
+
+static int cmd_config(int argc, char **argv) {
+  if (argc > 2 || (argc == 2 && argv[1][0] == '-' && argv[1][1])) {
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+      printf("usage: sprintsim config [CONFIG]\n\nPrint the resolved configuration "
+             "(defaults, or CONFIG over the defaults) as INI text.\n");
+      return 0;
+    }
+    fprintf(stderr, "%s: config: expected at most one CONFIG file\n", prog);
+    return EXIT_USAGE;
+  }
+  spr_config c;
+  spr_config_default(&c);
+  int rc = argc == 2 ? spr_config_load(&c, argv[1]) : spr_config_resolve(&c, "built-in default");
+  if (rc) return fail(1, NULL);
+  char *ini = spr_config_to_ini(&c);
+  if (!ini) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    return 1;
+  }
+  fputs(ini, stdout);
+  free(ini);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage_main(stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+    usage_main(stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("sprintsim %s\n", PACKAGE_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "help")) {
+    if (argc > 2 && !strcmp(argv[2], "run")) usage_run(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "config")) {
+      char *v[] = {"config", "--help", NULL};
+      return cmd_config(2, v);
+    } else usage_main(stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
+  fprintf(stderr, "%s: unknown command '%s' (see 'sprintsim --help')\n", prog, cmd);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,361 @@
+/* spr_pipeline.c - layer-by-layer simulation (data flow in spr_pipeline.h). */
+#include "config.h"
+#include "spr_pipeline.h"
+#include "spr_analog.h"
+#include "spr_error.h"
+#include "spr_quant.h"
+#include "spr_rng.h"
+#include "spr_synth.h"
+#include "spr_xbar.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Per-head data kept between the passes of one layer. */
+typedef struct {
+  float *Q, *K;         /* n x d */
+  int8_t *q, *k, *kmsb; /* n x d codes */
+  int32_t *ideal;       /* n x n ideal scores */
+  int32_t maxabs;       /* max |ideal| */
+  int64_t *counts;      /* 2^bits keep counts per threshold code */
+  uint8_t *mask_a, *mask_i;
+  float *scores;        /* n x n analog scores (trace full) or NULL */
+} head_slot;
+
+/* Per-thread scratch. */
+typedef struct {
+  gsl_rng *rng, *rng2; /* rng2: stuck-at stream, drawn beside rng */
+  spr_xbar_head xb;
+  spr_analog_ws ws;
+  double *work;  /* 3 * rows * cols */
+  double *gains; /* col_tiles x d */
+  float *off;    /* n */
+  float *qf, *kf; /* n x d */
+  float *s;      /* n x n float scores */
+} thread_ws;
+
+struct spr_run {
+  spr_config c;
+  int threads;
+  int L, H, n, d;
+  spr_head_result *res; /* L x H */
+  head_slot *slot;      /* H */
+  thread_ws *tws;       /* threads */
+  int64_t *layer_counts; /* 2^bits */
+  int next_layer;
+};
+
+static void slot_free(head_slot *s) {
+  free(s->Q); free(s->K); free(s->q); free(s->k); free(s->kmsb);
+  free(s->ideal); free(s->counts); free(s->mask_a); free(s->mask_i); free(s->scores);
+}
+
+static void tws_free(thread_ws *t) {
+  if (t->rng) gsl_rng_free(t->rng);
+  if (t->rng2) gsl_rng_free(t->rng2);
+  spr_xbar_head_free(&t->xb);
+  spr_analog_ws_free(&t->ws);
+  free(t->work); free(t->gains); free(t->off); free(t->qf); free(t->kf); free(t->s);
+}
+
+void spr_run_free(spr_run *r) {
+  if (!r) return;
+  if (r->slot) for (int h = 0; h < r->H; h++) slot_free(&r->slot[h]);
+  if (r->tws) for (int t = 0; t < r->threads; t++) tws_free(&r->tws[t]);
+  free(r->slot);
+  free(r->tws);
+  free(r->res);
+  free(r->layer_counts);
+  free(r);
+}
+
+int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
+  *out = NULL;
+  if (threads < 1 || threads > 1024)
+    return spr_error(SPR_EINVAL, "run: thread count %d outside [1, 1024]", threads);
+  const spr_workload_params *wl = &c->wl;
+  if (wl->seq_len < 2 || wl->n_layers < 1 || wl->n_heads < 1 || wl->head_dim < 1)
+    return spr_error(SPR_EINVAL, "run: unresolved workload (seq_len %d, layers %d, heads %d, head_dim %d)",
+                     wl->seq_len, wl->n_layers, wl->n_heads, wl->head_dim);
+  spr_run *r = calloc(1, sizeof *r);
+  if (!r) return spr_error(SPR_ENOMEM, "run: out of memory");
+  r->c = *c;
+  r->threads = threads;
+  r->L = wl->n_layers;
+  r->H = wl->n_heads;
+  r->n = wl->seq_len;
+  r->d = wl->head_dim;
+  const size_t n = (size_t)r->n, d = (size_t)r->d, nd = n * d, nn = n * n;
+  const size_t rb = spr_mask_row_bytes(r->n), ncode = (size_t)1 << c->thr.bits;
+  r->res = calloc((size_t)r->L * r->H, sizeof *r->res);
+  r->slot = calloc((size_t)r->H, sizeof *r->slot);
+  r->tws = calloc((size_t)threads, sizeof *r->tws);
+  r->layer_counts = calloc(ncode, sizeof *r->layer_counts);
+  if (!r->res || !r->slot || !r->tws || !r->layer_counts) goto nomem;
+  for (int h = 0; h < r->H; h++) {
+    head_slot *s = &r->slot[h];
+    s->Q = malloc(nd * sizeof *s->Q);
+    s->K = malloc(nd * sizeof *s->K);
+    s->q = malloc(nd);
+    s->k = malloc(nd);
+    s->kmsb = malloc(nd);
+    s->ideal = malloc(nn * sizeof *s->ideal);
+    s->counts = calloc(ncode, sizeof *s->counts);
+    s->mask_a = malloc(n * rb);
+    s->mask_i = malloc(n * rb);
+    if (!s->Q || !s->K || !s->q || !s->k || !s->kmsb || !s->ideal || !s->counts ||
+        !s->mask_a || !s->mask_i)
+      goto nomem;
+    if (c->trace >= SPR_TRACE_FULL && !(s->scores = malloc(nn * sizeof *s->scores))) goto nomem;
+  }
+  const int ct = spr_xbar_col_tiles(&c->xbar, r->n);
+  for (int t = 0; t < threads; t++) {
+    thread_ws *w = &r->tws[t];
+    int rc;
+    if (!(w->rng = spr_rng_alloc()) || !(w->rng2 = spr_rng_alloc())) goto nomem;
+    if ((rc = spr_xbar_head_alloc(&w->xb, &c->xbar, r->n, r->d))) { spr_run_free(r); return rc; }
+    if ((rc = spr_analog_ws_alloc(&w->ws, r->n, r->n, r->d))) { spr_run_free(r); return rc; }
+    w->work = malloc(3 * (size_t)c->xbar.rows * c->xbar.cols * sizeof *w->work);
+    w->gains = malloc((size_t)ct * d * sizeof *w->gains);
+    w->off = malloc(n * sizeof *w->off);
+    w->qf = malloc(nd * sizeof *w->qf);
+    w->kf = malloc(nd * sizeof *w->kf);
+    w->s = malloc(nn * sizeof *w->s);
+    if (!w->work || !w->gains || !w->off || !w->qf || !w->kf || !w->s) goto nomem;
+  }
+  openblas_set_num_threads(1);
+  *out = r;
+  return 0;
+nomem:
+  spr_run_free(r);
+  return spr_error(SPR_ENOMEM, "run: out of memory for %d heads of %d tokens", c->wl.n_heads,
+                   c->wl.seq_len);
+}
+
+const spr_head_result *spr_run_result(const spr_run *r, int layer, int head) {
+  if (!r || layer < 0 || layer >= r->L || head < 0 || head >= r->H) return NULL;
+  return &r->res[(size_t)layer * r->H + head];
+}
+
+const spr_head_result *spr_run_results(const spr_run *r) { return r ? r->res : NULL; }
+
+/* Pass 1: workload, quantization, ideal scores. */
+static int pass_ideal(spr_run *r, int layer, int h, thread_ws *w) {
+  const spr_config *c = &r->c;
+  head_slot *s = &r->slot[h];
+  const int n = r->n, d = r->d;
+  const size_t nd = (size_t)n * d;
+  int rc;
+  float qs, ks;
+  if ((rc = spr_synth_head(&c->wl, c->seed, layer, h, s->Q, s->K, NULL))) return rc;
+  if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return rc;
+  if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return rc;
+  spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
+  for (size_t k = 0; k < nd; k++) {
+    w->qf[k] = (float)s->q[k];
+    w->kf[k] = (float)s->kmsb[k];
+  }
+  /* exact: |q . k| <= 2^7 * 2^7 * d < 2^24 for d <= 1024 */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, 1.0f, w->qf, d, w->kf, d, 0.0f,
+              w->s, n);
+  int32_t m = 0;
+  for (size_t k = 0; k < (size_t)n * n; k++) {
+    int32_t v = (int32_t)w->s[k];
+    s->ideal[k] = v;
+    int32_t a = v < 0 ? -v : v;
+    if (a > m) m = a;
+  }
+  s->maxabs = m;
+  spr_head_result *res = &r->res[(size_t)layer * r->H + h];
+  memset(res, 0, sizeof *res);
+  res->layer = layer;
+  res->head = h;
+  res->n = n;
+  res->d = d;
+  res->q_scale = qs;
+  res->k_scale = ks;
+  return 0;
+}
+
+/* Pass 3: program, decide, compare, mass. */
+static int pass_analog(spr_run *r, int layer, int h, thread_ws *w) {
+  const spr_config *c = &r->c;
+  head_slot *s = &r->slot[h];
+  spr_head_result *res = &r->res[(size_t)layer * r->H + h];
+  const int n = r->n, d = r->d;
+  const uint64_t seed = c->seed;
+  int rc;
+  const double *gains = NULL;
+  if (c->an.dac_error) {
+    spr_rng_key(w->rng, seed, layer, h, 0, SPR_STREAM_DAC);
+    if ((rc = spr_dac_gains(&c->an, w->xb.col_tiles, d, w->rng, w->gains))) return rc;
+    gains = w->gains;
+  }
+  /* programming variation and stuck-at faults draw from two streams */
+  spr_rng_key(w->rng, seed, layer, h, 0, SPR_STREAM_PROG);
+  spr_rng_key(w->rng2, seed, layer, h, 0, SPR_STREAM_STUCK);
+  if ((rc = spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work)))
+    return rc;
+  spr_analog_scale sc;
+  spr_analog_scale_of(&c->an, w->xb.dg_S, &sc);
+  const float *off = NULL;
+  if (c->an.cmp_offset) {
+    spr_rng_key(w->rng, seed, layer, h, 0, SPR_STREAM_CMP_OFFSET);
+    spr_cmp_offsets(&c->an, &sc, n, w->rng, w->off);
+    off = w->off;
+  }
+  spr_rng_key(w->rng, seed, layer, h, 0, SPR_STREAM_READ);
+  int64_t kept;
+  if ((rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, &w->ws,
+                              s->mask_a, s->scores, &kept)))
+    return rc;
+  /* ideal mask and the comparison */
+  const size_t rb = spr_mask_row_bytes(n);
+  int64_t ik = 0, fp = 0, fk = 0;
+  for (int i = 0; i < n; i++) {
+    uint8_t *mi = s->mask_i + (size_t)i * rb;
+    const uint8_t *ma = s->mask_a + (size_t)i * rb;
+    memset(mi, 0, rb);
+    const int32_t *si = s->ideal + (size_t)i * n;
+    for (int j = 0; j < n; j++)
+      mi[j >> 3] |= (uint8_t)(((double)si[j] >= res->threshold) << (j & 7));
+    for (size_t b = 0; b < rb; b++) {
+      ik += __builtin_popcount(mi[b]);
+      fp += __builtin_popcount(mi[b] & (uint8_t)~ma[b]);
+      fk += __builtin_popcount(ma[b] & (uint8_t)~mi[b]);
+    }
+  }
+  /* softmax of the float scores, scale 1/sqrt(d) */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, (float)(1.0 / sqrt((double)d)),
+              s->Q, d, s->K, d, 0.0f, w->s, n);
+  double mass_a = 0, mass_i = 0;
+  for (int i = 0; i < n; i++) {
+    float *row = w->s + (size_t)i * n;
+    const uint8_t *ma = s->mask_a + (size_t)i * rb, *mi = s->mask_i + (size_t)i * rb;
+    float mx = row[0];
+    for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    double z = 0, za = 0, zi = 0;
+    for (int j = 0; j < n; j++) {
+      double e = exp((double)(row[j] - mx));
+      z += e;
+      if (ma[j >> 3] >> (j & 7) & 1) za += e;
+      if (mi[j >> 3] >> (j & 7) & 1) zi += e;
+    }
+    mass_a += za / z;
+    mass_i += zi / z;
+  }
+  const double nn = (double)n * n;
+  res->n_kept = kept;
+  res->n_ideal_kept = ik;
+  res->false_prunes = fp;
+  res->false_keeps = fk;
+  res->keep_rate = (double)kept / nn;
+  res->ideal_keep_rate = (double)ik / nn;
+  res->mass_retained = mass_a / n;
+  res->ideal_mass_retained = mass_i / n;
+  res->i_unit_A = sc.i_unit_A;
+  if (c->trace >= SPR_TRACE_MASKS) {
+    res->mask_analog = s->mask_a;
+    res->mask_ideal = s->mask_i;
+  }
+  if (c->trace >= SPR_TRACE_FULL) {
+    res->q_int = s->q;
+    res->k_int = s->k;
+    res->k_msb = s->kmsb;
+    res->ideal_scores = s->ideal;
+    res->analog_scores = s->scores;
+  }
+  return 0;
+}
+
+/* Run fn over the heads of `layer` on the run's threads; the first error
+ * (lowest head) is re-raised in the caller's thread. */
+typedef int (*head_fn)(spr_run *, int, int, thread_ws *);
+static int for_heads(spr_run *r, int layer, head_fn fn) {
+  int *rcs = calloc((size_t)r->H, sizeof *rcs);
+  char (*msgs)[512] = calloc((size_t)r->H, sizeof *msgs);
+  if (!rcs || !msgs) {
+    free(rcs);
+    free(msgs);
+    return spr_error(SPR_ENOMEM, "run: out of memory");
+  }
+#pragma omp parallel for num_threads(r->threads) schedule(dynamic, 1)
+  for (int h = 0; h < r->H; h++) {
+    thread_ws *w = &r->tws[omp_get_thread_num()];
+    int rc = fn(r, layer, h, w);
+    if (rc) {
+      rcs[h] = rc;
+      snprintf(msgs[h], sizeof msgs[h], "%s", spr_errmsg());
+    }
+  }
+  int rc = 0;
+  for (int h = 0; h < r->H && !rc; h++)
+    if (rcs[h]) rc = spr_error(rcs[h], "layer %d head %d: %s", layer, h, msgs[h]);
+  free(rcs);
+  free(msgs);
+  return rc;
+}
+
+static int pass_count(spr_run *r, int layer, int h, thread_ws *w) {
+  head_slot *s = &r->slot[h];
+  const spr_head_result *res = &r->res[(size_t)layer * r->H + h];
+  memset(s->counts, 0, ((size_t)1 << r->c.thr.bits) * sizeof *s->counts);
+  return spr_thr_count(s->ideal, (size_t)r->n * r->n, res->range, r->c.thr.bits, s->counts);
+}
+
+int spr_run_layer(spr_run *r, int layer) {
+  if (layer < 0 || layer >= r->L)
+    return spr_error(SPR_EINVAL, "run: layer %d outside [0, %d)", layer, r->L);
+  /* the previous layer's arrays are about to be overwritten */
+  for (size_t k = 0; k < (size_t)r->L * r->H; k++) {
+    spr_head_result *x = &r->res[k];
+    x->mask_analog = x->mask_ideal = NULL;
+    x->q_int = x->k_int = x->k_msb = NULL;
+    x->ideal_scores = NULL;
+    x->analog_scores = NULL;
+  }
+  int rc;
+  if ((rc = for_heads(r, layer, pass_ideal))) return rc;
+  const spr_thr_params *t = &r->c.thr;
+  const int H = r->H, bits = t->bits;
+  spr_head_result *res = &r->res[(size_t)layer * H];
+  /* full scale of the threshold generator */
+  int32_t lmax = 0;
+  for (int h = 0; h < H; h++) lmax = r->slot[h].maxabs > lmax ? r->slot[h].maxabs : lmax;
+  for (int h = 0; h < H; h++) {
+    int32_t m = t->per_head ? r->slot[h].maxabs : lmax;
+    res[h].range = t->range > 0 ? t->range : (m > 0 ? (double)m : 1.0);
+  }
+  if (t->mode == SPR_THR_KEEP_RATE) {
+    if ((rc = for_heads(r, layer, pass_count))) return rc;
+    const size_t ncode = (size_t)1 << bits;
+    const int64_t per_head_total = (int64_t)r->n * r->n;
+    if (t->per_head) {
+      for (int h = 0; h < H; h++) {
+        res[h].threshold_code = spr_thr_pick(r->slot[h].counts, per_head_total, bits, t->keep_rate);
+      }
+    } else {
+      memset(r->layer_counts, 0, ncode * sizeof *r->layer_counts);
+      for (int h = 0; h < H; h++)
+        for (size_t k = 0; k < ncode; k++) r->layer_counts[k] += r->slot[h].counts[k];
+      int code = spr_thr_pick(r->layer_counts, per_head_total * H, bits, t->keep_rate);
+      for (int h = 0; h < H; h++) res[h].threshold_code = code;
+    }
+  } else {
+    for (int h = 0; h < H; h++) {
+      double v;
+      if (t->n_values == 1) v = t->values[0];
+      else if (t->per_head) v = t->values[(size_t)layer * H + h];
+      else v = t->values[layer];
+      res[h].threshold_code = spr_thr_code(v, res[h].range, bits);
+    }
+  }
+  for (int h = 0; h < H; h++)
+    res[h].threshold = spr_thr_level(res[h].threshold_code, res[h].range, bits);
+  if ((rc = for_heads(r, layer, pass_analog))) return rc;
+  r->next_layer = layer + 1;
+  return 0;
+}

@@ -1,0 +1,47 @@
+/* spr_pipeline.h - the layer-by-layer simulation of one run.
+ *
+ * Step, don't call back: the caller allocates a run, calls
+ * spr_run_layer() for each layer in order (printing progress, writing
+ * traces as it likes) and reads the results.
+ *
+ * Per layer:
+ *   1. every head (in parallel): generate Q, K, V; quantize Q to
+ *      query_bits and K to key_bits, keep the key_msb_bits MSBs; ideal
+ *      scores s = q . k_msb (exact integers);
+ *   2. threshold range (max |s| of the layer, or of the head when
+ *      per_head, unless threshold.range is set) and, in mode keep_rate,
+ *      the generator code whose ideal keep rate is nearest the target;
+ *   3. every head (in parallel): program the arrays, decide every
+ *      (query, key) with the analog model, compare with the ideal
+ *      decision, and compute the softmax mass retained.
+ * Random streams are keyed by (seed, layer, head, trial = 0, stream), so
+ * results do not depend on the thread count.
+ */
+#ifndef SPR_PIPELINE_H
+#define SPR_PIPELINE_H
+
+#include "spr_params.h"
+#include "spr_result.h"
+
+typedef struct spr_run spr_run;
+
+/* Allocate a run of the resolved configuration *c (copied) using `threads`
+ * OpenMP threads (>= 1).  OpenBLAS is set to one thread per caller thread
+ * (heads are the parallel unit).  Returns 0, SPR_EINVAL or SPR_ENOMEM. */
+int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
+
+/* Simulate layer `layer` (0-based).  Afterwards the results of its heads
+ * are complete, including the arrays the trace level asks for; those
+ * arrays stay valid until the next spr_run_layer call, after which the
+ * layer's results keep their scalar fields only. */
+int spr_run_layer(spr_run *r, int layer);
+
+/* Result of (layer, head); NULL when out of range. */
+const spr_head_result *spr_run_result(const spr_run *r, int layer, int head);
+
+/* All results, indexed [layer * heads + head]. */
+const spr_head_result *spr_run_results(const spr_run *r);
+
+void spr_run_free(spr_run *r);
+
+#endif

@@ -1,0 +1,111 @@
+#!/bin/sh
+# test_cli.sh - the sprintsim command: help, runs, every command-line and
+# configuration error path, atomic output, interruption.
+set -u
+B=${top_builddir:-.}
+S=${top_srcdir:-.}
+EXE="$B/sprintsim"
+T="$B/tests/tmp-cli-$$"
+rm -rf "$T" && mkdir -p "$T"
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
+
+# expect STATUS PATTERN DESCRIPTION -- command...
+expect() {
+  want=$1; pat=$2; what=$3; shift 4
+  "$@" > "$T/out" 2> "$T/err"
+  got=$?
+  if [ "$got" -ne "$want" ]; then
+    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/err"; return
+  fi
+  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
+    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err"; return
+  fi
+  ok "$what"
+}
+
+cat > "$T/small.ini" <<'INI'
+; a small run: 2 layers x 2 heads of 64 tokens
+[workload]
+seq_len = 64
+layers = 2
+heads = 2
+[crossbar]
+g_max = 80 uS
+INI
+
+expect 0 "sprintsim COMMAND" "--help" -- "$EXE" --help
+expect 0 "--trace LEVEL" "help run" -- "$EXE" help run
+expect 0 "--threads" "run --help" -- "$EXE" run --help
+expect 0 "sprintsim 0" "--version" -- "$EXE" --version
+expect 2 "usage" "no arguments" -- "$EXE"
+expect 2 "unknown command 'frobnicate'" "unknown command" -- "$EXE" frobnicate
+
+# a good run writes the file atomically and prints the table
+expect 0 "all" "small run" -- "$EXE" run "$T/small.ini" -o "$T/a.h5" --threads 1
+[ -f "$T/a.h5" ] && ok "trace written" || bad "trace written"
+[ ! -e "$T/a.h5.tmp" ] && ok "no temporary left" || bad "no temporary left"
+grep -q "^    1 " "$T/out" && ok "layer rows printed" || bad "layer rows printed"
+
+# same seed, other thread count: identical file; other seed: different
+"$EXE" run "$T/small.ini" -o "$T/b.h5" --threads 2 > /dev/null 2>&1
+cmp -s "$T/a.h5" "$T/b.h5" && ok "1 and 2 threads give identical files" || bad "1 and 2 threads give identical files"
+"$EXE" run "$T/small.ini" -o "$T/c.h5" --seed 99 > /dev/null 2>&1
+cmp -s "$T/a.h5" "$T/c.h5" && bad "--seed changes the file" || ok "--seed changes the file"
+expect 0 "seed 99" "--seed is reported" -- "$EXE" run "$T/small.ini" -o "$T/c.h5" --seed 99 --trace masks
+
+# command-line errors: exit 2, message naming the value
+expect 2 "'0' is not an integer" "--threads 0" -- "$EXE" run "$T/small.ini" -o "$T/x.h5" --threads 0
+expect 2 "'abc'" "--threads abc" -- "$EXE" run "$T/small.ini" -o "$T/x.h5" --threads abc
+expect 2 "needs a value" "--seed without value" -- "$EXE" run "$T/small.ini" --seed
+expect 2 "'-5'" "--seed -5" -- "$EXE" run "$T/small.ini" -o "$T/x.h5" --seed -5
+expect 2 "'everything' is not one of summary|masks|full" "--trace bogus" -- "$EXE" run "$T/small.ini" -o "$T/x.h5" --trace everything
+expect 2 "unknown option '--fast'" "unknown option" -- "$EXE" run --fast
+expect 2 "unexpected argument" "two configs" -- "$EXE" run "$T/small.ini" "$T/small.ini"
+expect 2 "needs a file name" "-o without file" -- "$EXE" run "$T/small.ini" -o
+[ ! -e "$T/x.h5" ] && ok "no output after usage errors" || bad "no output after usage errors"
+
+# configuration errors: exit 1, file:line, key and value
+expect 1 "$T/missing.ini: cannot open" "missing config" -- "$EXE" run "$T/missing.ini" -o "$T/x.h5"
+printf '[crossbar]\nrows = 64\ng_max = 5 V\n' > "$T/unit.ini"
+expect 1 "unit.ini:3: key 'crossbar.g_max': value '5 V' has unit 'V', expected S" "bad unit" -- "$EXE" run "$T/unit.ini" -o "$T/x.h5"
+printf '[analog]\nvread = 0.2\n' > "$T/key.ini"
+expect 1 "key.ini:2: unknown key 'analog.vread'" "unknown key" -- "$EXE" run "$T/key.ini" -o "$T/x.h5"
+printf '[threshold]\nkeep_rate = 1.5\n' > "$T/range.ini"
+expect 1 "range.ini:2: key 'threshold.keep_rate': value '1.5' out of range" "out of range" -- "$EXE" run "$T/range.ini" -o "$T/x.h5"
+printf '[crossbar]\ncols = 63\n' > "$T/odd.ini"
+expect 1 "'crossbar.cols': value 63 is odd" "odd cols" -- "$EXE" run "$T/odd.ini" -o "$T/x.h5"
+printf '[crossbar]\nthis line is wrong\n' > "$T/syntax.ini"
+expect 1 "syntax.ini:2: syntax error" "syntax error" -- "$EXE" run "$T/syntax.ini" -o "$T/x.h5"
+[ ! -e "$T/x.h5" ] && [ ! -e "$T/x.h5.tmp" ] && ok "no output after config errors" || bad "no output after config errors"
+
+# output errors: nothing left behind
+expect 1 "$T/nodir/out.h5" "unwritable output" -- "$EXE" run "$T/small.ini" -o "$T/nodir/out.h5"
+[ ! -e "$T/nodir" ] && ok "no directory created" || bad "no directory created"
+
+# config: prints the resolved configuration, which parses back identically
+expect 0 "seq_len = 64" "config command" -- "$EXE" config "$T/small.ini"
+cp "$T/out" "$T/resolved.ini"
+expect 0 "" "resolved config parses" -- "$EXE" config "$T/resolved.ini"
+cmp -s "$T/out" "$T/resolved.ini" && ok "config round trip" || bad "config round trip"
+expect 2 "at most one CONFIG" "config with two files" -- "$EXE" config a b
+
+# interruption: SIGINT mid-run leaves neither the file nor its temporary
+printf '[workload]\nseq_len = 512\nlayers = 64\n' > "$T/long.ini"
+"$EXE" run "$T/long.ini" -o "$T/int.h5" --threads 1 > "$T/int.out" 2> "$T/int.err" &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+st=$?
+if [ "$st" -eq 130 ] && [ ! -e "$T/int.h5" ] && [ ! -e "$T/int.h5.tmp" ] && grep -q interrupted "$T/int.err"; then
+  ok "SIGINT: exit 130, no output"
+else
+  bad "SIGINT: exit $st"; cat "$T/int.err"; ls "$T"
+fi
+
+rm -rf "$T"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

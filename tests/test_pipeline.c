@@ -1,0 +1,266 @@
+/* test_pipeline.c - the whole layer pipeline against brute force, and
+ * reproducibility across thread counts (results and trace files). */
+#include "config.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_pipeline.h"
+#include "spr_quant.h"
+#include "spr_synth.h"
+#include "spr_test.h"
+#include "spr_trace.h"
+
+#include <math.h>
+
+static void small_config(spr_config *c, int all_off) {
+  spr_config_default(c);
+  c->wl.n_layers = 2;
+  c->wl.n_heads = 3;
+  c->wl.seq_len = 72;
+  c->wl.head_dim = 24;
+  c->xbar.rows = 16; /* 2 row tiles, 5 column tiles (8 keys each... 72/8 = 9) */
+  c->xbar.cols = 16;
+  c->seed = 2385;
+  c->trace = SPR_TRACE_FULL;
+  if (all_off) {
+    spr_xbar_params *x = &c->xbar;
+    x->variation = x->stuck = x->drift = 0;
+    x->ir_drop = SPR_IR_OFF;
+    spr_analog_params *a = &c->an;
+    a->dac_error = a->read_noise = a->cmp_offset = a->cmp_noise = 0;
+  }
+  CU_ASSERT_FATAL(spr_config_resolve(c, "test") == 0);
+}
+
+static int bit(const uint8_t *m, int n, int i, int j) {
+  return m[(size_t)i * spr_mask_row_bytes(n) + j / 8] >> (j % 8) & 1;
+}
+
+/* Everything off: analog masks equal brute-force thresholding of the
+ * quantized scores, which are recomputed here from the workload. */
+static void test_ideal_equals_brute_force(void) {
+  spr_config c;
+  small_config(&c, 1);
+  spr_run *run;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+  const int n = c.wl.seq_len, d = c.wl.head_dim;
+  float *Q = malloc(n * d * sizeof *Q), *K = malloc(n * d * sizeof *K);
+  int8_t *q = malloc(n * d), *k = malloc(n * d), *km = malloc(n * d);
+  for (int l = 0; l < c.wl.n_layers; l++) {
+    CU_ASSERT_FATAL(spr_run_layer(run, l) == 0);
+    for (int h = 0; h < c.wl.n_heads; h++) {
+      const spr_head_result *r = spr_run_result(run, l, h);
+      float qs, ks;
+      CU_ASSERT_FATAL(spr_synth_head(&c.wl, c.seed, l, h, Q, K, NULL) == 0);
+      spr_quant_sym(Q, (size_t)n * d, 4, q, &qs);
+      spr_quant_sym(K, (size_t)n * d, 8, k, &ks);
+      for (int t = 0; t < n * d; t++) km[t] = (int8_t)floor(k[t] / 16.0);
+      CU_ASSERT_EQUAL(memcmp(q, r->q_int, n * d), 0);
+      CU_ASSERT_EQUAL(memcmp(km, r->k_msb, n * d), 0);
+      int bad = 0;
+      int64_t kept = 0;
+      double mass = 0;
+      for (int i = 0; i < n; i++) {
+        double z = 0, zk = 0, mx = -1e300, srow[512];
+        for (int j = 0; j < n; j++) {
+          double sf = 0;
+          for (int t = 0; t < d; t++) sf += (double)Q[i * d + t] * K[j * d + t];
+          srow[j] = sf / sqrt((double)d);
+          mx = fmax(mx, srow[j]);
+        }
+        for (int j = 0; j < n; j++) {
+          int s = 0;
+          for (int t = 0; t < d; t++) s += q[i * d + t] * km[j * d + t];
+          int keep = s >= r->threshold;
+          kept += keep;
+          if (r->ideal_scores[i * n + j] != s) bad++;
+          if (bit(r->mask_analog, n, i, j) != keep || bit(r->mask_ideal, n, i, j) != keep) bad++;
+          double e = exp(srow[j] - mx);
+          z += e;
+          if (keep) zk += e;
+        }
+        mass += zk / z;
+      }
+      CU_ASSERT_EQUAL(bad, 0);
+      CU_ASSERT_EQUAL(r->n_kept, kept);
+      CU_ASSERT_EQUAL(r->false_prunes, 0);
+      CU_ASSERT_EQUAL(r->false_keeps, 0);
+      CU_ASSERT_DOUBLE_EQUAL(r->mass_retained, mass / n, 1e-5);
+      CU_ASSERT_DOUBLE_EQUAL(r->keep_rate, r->ideal_keep_rate, 0);
+    }
+  }
+  free(Q); free(K); free(q); free(k); free(km);
+  spr_run_free(run);
+}
+
+/* keep_rate mode picks, per layer, the code whose pooled ideal keep rate is
+ * nearest the target (checked over every code by brute force). */
+static void test_keep_rate_calibration(void) {
+  spr_config c;
+  small_config(&c, 1);
+  c.thr.keep_rate = 0.237;
+  spr_run *run;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  CU_ASSERT_FATAL(spr_run_layer(run, 1) == 0);
+  const int n = c.wl.seq_len, H = c.wl.n_heads;
+  int32_t maxabs = 0;
+  for (int h = 0; h < H; h++) {
+    const spr_head_result *r = spr_run_result(run, 1, h);
+    for (int k = 0; k < n * n; k++) maxabs = abs(r->ideal_scores[k]) > maxabs ? abs(r->ideal_scores[k]) : maxabs;
+  }
+  double best_err = 1e9;
+  int best = 99;
+  for (int code = -16; code < 16; code++) {
+    double th = code * (double)maxabs / 16, kept = 0;
+    for (int h = 0; h < H; h++) {
+      const spr_head_result *r = spr_run_result(run, 1, h);
+      for (int k = 0; k < n * n; k++) kept += r->ideal_scores[k] >= th;
+    }
+    double err = fabs(kept / (H * (double)n * n) - 0.237);
+    if (err < best_err) { best_err = err; best = code; }
+  }
+  for (int h = 0; h < H; h++) {
+    const spr_head_result *r = spr_run_result(run, 1, h);
+    CU_ASSERT_EQUAL(r->threshold_code, best);
+    CU_ASSERT_DOUBLE_EQUAL(r->range, (double)maxabs, 0);
+    CU_ASSERT_DOUBLE_EQUAL(r->threshold, best * (double)maxabs / 16, 1e-12);
+  }
+  spr_run_free(run);
+}
+
+static void run_all(const spr_config *c, int threads, spr_head_result *out, float **scores,
+                    uint8_t **masks, const char *trace_path) {
+  spr_run *run;
+  spr_trace *tr = NULL;
+  CU_ASSERT_FATAL(spr_run_alloc(c, threads, &run) == 0);
+  if (trace_path) CU_ASSERT_FATAL(spr_trace_create(trace_path, c, "test", &tr) == 0);
+  const int H = c->wl.n_heads, n = c->wl.seq_len;
+  for (int l = 0; l < c->wl.n_layers; l++) {
+    CU_ASSERT_FATAL(spr_run_layer(run, l) == 0);
+    for (int h = 0; h < H; h++) {
+      const spr_head_result *r = spr_run_result(run, l, h);
+      out[l * H + h] = *r;
+      memcpy(scores[l * H + h], r->analog_scores, (size_t)n * n * sizeof(float));
+      memcpy(masks[l * H + h], r->mask_analog, (size_t)n * spr_mask_row_bytes(n));
+      if (tr) CU_ASSERT(spr_trace_write_head(tr, r) == 0);
+    }
+  }
+  if (tr) {
+    CU_ASSERT(spr_trace_write_summary(tr, spr_run_results(run)) == 0);
+    CU_ASSERT(spr_trace_close(tr, 1) == 0);
+  }
+  spr_run_free(run);
+}
+
+static long file_bytes(const char *p, unsigned char **buf) {
+  FILE *f = fopen(p, "rb");
+  if (!f) return -1;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  *buf = malloc((size_t)n);
+  if (fread(*buf, 1, (size_t)n, f) != (size_t)n) n = -1;
+  fclose(f);
+  return n;
+}
+
+/* Every non-ideality on: 1 and 2 threads give identical results and
+ * byte-identical trace files; another seed gives different decisions. */
+static void test_threads_bit_identical(void) {
+  spr_config c;
+  small_config(&c, 0);
+  const int LH = c.wl.n_layers * c.wl.n_heads, n = c.wl.seq_len;
+  spr_head_result r1[6], r2[6], r3[6];
+  float *s1[6], *s2[6], *s3[6];
+  uint8_t *m1[6], *m2[6], *m3[6];
+  for (int k = 0; k < LH; k++) {
+    s1[k] = malloc((size_t)n * n * 4); s2[k] = malloc((size_t)n * n * 4); s3[k] = malloc((size_t)n * n * 4);
+    m1[k] = malloc((size_t)n * 9); m2[k] = malloc((size_t)n * 9); m3[k] = malloc((size_t)n * 9);
+  }
+  char p1[256], p2[256];
+  spr_test_path(p1, sizeof p1, "thr1", ".h5");
+  spr_test_path(p2, sizeof p2, "thr2", ".h5");
+  run_all(&c, 1, r1, s1, m1, p1);
+  run_all(&c, 2, r2, s2, m2, p2);
+  int diff = 0, fp = 0;
+  for (int k = 0; k < LH; k++) {
+    diff += memcmp(s1[k], s2[k], (size_t)n * n * 4) != 0;
+    diff += memcmp(m1[k], m2[k], (size_t)n * spr_mask_row_bytes(n)) != 0;
+    diff += r1[k].n_kept != r2[k].n_kept || r1[k].mass_retained != r2[k].mass_retained;
+    fp += r1[k].false_prunes + r1[k].false_keeps;
+  }
+  CU_ASSERT_EQUAL(diff, 0);
+  CU_ASSERT(fp > 0); /* the non-idealities really act */
+  unsigned char *b1, *b2;
+  long n1 = file_bytes(p1, &b1), n2 = file_bytes(p2, &b2);
+  CU_ASSERT(n1 > 0 && n1 == n2);
+  if (n1 > 0 && n1 == n2) CU_ASSERT_EQUAL(memcmp(b1, b2, (size_t)n1), 0);
+  if (n1 > 0) free(b1);
+  if (n2 > 0) free(b2);
+  remove(p1);
+  remove(p2);
+  c.seed = 2386;
+  run_all(&c, 2, r3, s3, m3, NULL);
+  int same = 0;
+  for (int k = 0; k < LH; k++) same += memcmp(s1[k], s3[k], (size_t)n * n * 4) == 0;
+  CU_ASSERT_EQUAL(same, 0);
+  for (int k = 0; k < LH; k++) {
+    free(s1[k]); free(s2[k]); free(s3[k]); free(m1[k]); free(m2[k]); free(m3[k]);
+  }
+}
+
+/* Direct thresholds: per layer values land on the generator grid. */
+static void test_direct_thresholds(void) {
+  spr_config c;
+  small_config(&c, 1);
+  CU_ASSERT_FATAL(spr_config_set(&c, "threshold", "mode", "direct", "test") == 0);
+  CU_ASSERT_FATAL(spr_config_set(&c, "threshold", "values", "12.3, -4", "test") == 0);
+  CU_ASSERT_FATAL(spr_config_set(&c, "threshold", "range", "64", "test") == 0);
+  CU_ASSERT_FATAL(spr_config_resolve(&c, "test") == 0);
+  spr_run *run;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+  CU_ASSERT_FATAL(spr_run_layer(run, 0) == 0);
+  CU_ASSERT_FATAL(spr_run_layer(run, 1) == 0);
+  CU_ASSERT_DOUBLE_EQUAL(spr_run_result(run, 0, 2)->threshold, 12.0, 0); /* code 3, step 4 */
+  CU_ASSERT_DOUBLE_EQUAL(spr_run_result(run, 1, 0)->threshold, -4.0, 0);
+  /* the previous layer's arrays are released, its statistics kept */
+  CU_ASSERT_PTR_NULL(spr_run_result(run, 0, 0)->mask_analog);
+  CU_ASSERT(spr_run_result(run, 0, 0)->n_kept > 0);
+  CU_ASSERT_PTR_NULL(spr_run_result(run, 2, 0));
+  spr_run_free(run);
+}
+
+static void test_errors(void) {
+  spr_config c;
+  small_config(&c, 1);
+  spr_run *run = NULL;
+  CU_ASSERT_EQUAL(spr_run_alloc(&c, 0, &run), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "thread count 0");
+  CU_ASSERT_PTR_NULL(run);
+  spr_config u;
+  spr_config_default(&u); /* unresolved: seq_len 0 */
+  CU_ASSERT_EQUAL(spr_run_alloc(&u, 1, &run), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "seq_len 0");
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  CU_ASSERT_EQUAL(spr_run_layer(run, 2), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 2 outside [0, 2)");
+  CU_ASSERT_EQUAL(spr_run_layer(run, -1), SPR_EINVAL);
+  spr_run_free(run);
+  /* an error inside a parallel head is reported with its layer and head */
+  c.an.dac_gain_sigma = 1e3; /* bypasses the config range: a gain <= 0 */
+  c.an.dac_error = 1;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+  CU_ASSERT_EQUAL(spr_run_layer(run, 0), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 0 head 0: analog: DAC");
+  spr_run_free(run);
+  spr_run_free(NULL);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {{"all effects off equals brute force", test_ideal_equals_brute_force},
+                         {"keep-rate calibration", test_keep_rate_calibration},
+                         {"1 and 2 threads bit-identical", test_threads_bit_identical},
+                         {"direct thresholds", test_direct_thresholds},
+                         {"error paths", test_errors},
+                         CU_TEST_INFO_NULL};
+  return spr_test_run("pipeline", tests);
+}
