@@ -405,6 +405,14 @@ int spr_config_load(spr_config *c, const char *path) {
 
 /* --- output --------------------------------------------------------------- */
 
+/* Shortest of %.15g / %.17g that reads back as the same double. */
+static int format_double(char *buf, size_t n, double x) {
+  char t[40];
+  snprintf(t, sizeof t, "%.15g", x);
+  if (strtod(t, NULL) != x) snprintf(t, sizeof t, "%.17g", x);
+  return snprintf(buf, n, "%s", t);
+}
+
 int spr_config_format(const spr_config *c, int i, char *buf, size_t n) {
   if (i < 0 || i >= NKEYS) return snprintf(buf, n, "?");
   const key_row *k = &keys[i];
@@ -412,7 +420,7 @@ int spr_config_format(const spr_config *c, int i, char *buf, size_t n) {
   case SPR_KEY_INT: return snprintf(buf, n, "%d", *(const int *)cfield(c, k));
   case SPR_KEY_U64:
     return snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)cfield(c, k));
-  case SPR_KEY_DOUBLE: return snprintf(buf, n, "%.17g", *(const double *)cfield(c, k));
+  case SPR_KEY_DOUBLE: return format_double(buf, n, *(const double *)cfield(c, k));
   case SPR_KEY_BOOL: return snprintf(buf, n, "%s", *(const int *)cfield(c, k) ? "true" : "false");
   case SPR_KEY_ENUM: {
     int idx = *(const int *)cfield(c, k);
@@ -431,8 +439,10 @@ int spr_config_format(const spr_config *c, int i, char *buf, size_t n) {
     int total = 0;
     if (n) buf[0] = '\0';
     for (int j = 0; j < c->thr.n_values; j++) {
-      int w = snprintf(used < n ? buf + used : NULL, used < n ? n - used : 0, "%s%.17g",
-                       j ? ", " : "", c->thr.values[j]);
+      char one[40];
+      format_double(one, sizeof one, c->thr.values[j]);
+      int w = snprintf(used < n ? buf + used : NULL, used < n ? n - used : 0, "%s%s",
+                       j ? ", " : "", one);
       total += w;
       used += (size_t)w;
     }

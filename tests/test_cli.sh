@@ -92,6 +92,19 @@ expect 0 "" "resolved config parses" -- "$EXE" config "$T/resolved.ini"
 cmp -s "$T/out" "$T/resolved.ini" && ok "config round trip" || bad "config round trip"
 expect 2 "at most one CONFIG" "config with two files" -- "$EXE" config a b
 
+# docs/config.md lists every key with its current default
+"$EXE" config > "$T/defaults.ini"
+missing=0
+while IFS= read -r line; do
+  case "$line" in
+    "["*|";"*|"") continue ;;
+  esac
+  key=${line%% = *}
+  val=${line#* = }
+  grep -qF "| \`$key\` | $val |" "$S/docs/config.md" || { echo "    docs/config.md lacks: $key = $val"; missing=1; }
+done < "$T/defaults.ini"
+[ $missing -eq 0 ] && ok "docs/config.md is current" || bad "docs/config.md is current (run scripts/gen_config_doc.py)"
+
 # interruption: SIGINT mid-run leaves neither the file nor its temporary
 printf '[workload]\nseq_len = 512\nlayers = 64\n' > "$T/long.ini"
 "$EXE" run "$T/long.ini" -o "$T/int.h5" --threads 1 > "$T/int.out" 2> "$T/int.err" &
