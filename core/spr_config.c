@@ -346,32 +346,113 @@ int spr_config_resolve(spr_config *c, const char *origin) {
 typedef struct {
   spr_config *c;
   const char *path;
+  FILE *f;
+  int lineno;             /* lines read so far (the line inih is parsing) */
+  int cont;               /* that line starts with a blank (continuation) */
   int rc;                 /* first error code */
+  int err_line;           /* its line */
   char seen[sizeof keys / sizeof keys[0]];
+  const key_row *last;    /* key of the previous handler call */
+  char *list;             /* accumulated text of a continued list */
   char msg[1024];         /* message of the first error, without position */
+  int bad_line;           /* line of an unknown section header with no key yet */
+  char bad_sec[64];
 } parse_ctx;
+
+static void ctx_error_at(parse_ctx *p, int rc, int line) {
+  const char *m = spr_errmsg();
+  if (m[0] == '@' && m[1] == ':' && m[2] == ' ') m += 3;
+  p->rc = rc;
+  p->err_line = line;
+  snprintf(p->msg, sizeof p->msg, "%s", m);
+}
+static void ctx_error(parse_ctx *p, int rc) { ctx_error_at(p, rc, p->lineno); }
+
+/* An unknown section header without any key below it. */
+static void check_empty_section(parse_ctx *p) {
+  if (p->bad_line && !p->rc)
+    ctx_error_at(p, CFG_ERR("@: unknown section '[%s]'", p->bad_sec), p->bad_line);
+  p->bad_line = 0;
+}
+
+/* fgets for inih that counts lines, refuses overlong ones (inih would cut
+ * them into several "lines") and unknown section headers (inih does not
+ * call the handler for a section without keys). */
+static char *read_line(char *str, int num, void *stream) {
+  parse_ctx *p = stream;
+  char *s = fgets(str, num, p->f);
+  if (!s) {
+    check_empty_section(p);
+    return NULL;
+  }
+  p->lineno++;
+  size_t l = strlen(s);
+  if (l == (size_t)num - 1 && s[l - 1] != '\n') {
+    int ch = fgetc(p->f);
+    if (ch != EOF && ch != '\n') { /* longer than inih's buffer: refuse */
+      while ((ch = fgetc(p->f)) != EOF && ch != '\n') {}
+      if (!p->rc)
+        ctx_error(p, CFG_ERR("@: line longer than %d characters (continue a list on indented lines)", num - 1));
+    }
+  }
+  p->cont = s[0] == ' ' || s[0] == '\t';
+  const char *t = s;
+  while (isspace((unsigned char)*t)) t++;
+  if (*t == '[' && !p->rc) {
+    const char *e = strchr(t, ']');
+    if (e) {
+      check_empty_section(p);
+      char sec[64];
+      snprintf(sec, sizeof sec, "%.*s", (int)(e - t - 1), t + 1);
+      if (!section_known(sec)) {
+        p->bad_line = p->lineno;
+        snprintf(p->bad_sec, sizeof p->bad_sec, "%s", sec);
+      }
+    }
+  }
+  return s;
+}
 
 static int on_ini_line(void *user, const char *section, const char *name,
                        const char *value) {
   parse_ctx *p = user;
   if (p->rc) return 0;
+  p->bad_line = 0; /* spr_config_set reports the unknown section with its key */
   const key_row *k = find_key(section, name);
-  if (k) {
+  if (k && p->cont && p->last == k) { /* continuation line of `k` */
+    if (k->info.type != SPR_KEY_LIST) {
+      ctx_error(p, CFG_ERR("@: key '%s.%s': indented line '%s' continues a key that is not a list",
+                           section, name, value));
+      return 0;
+    }
+    size_t l = strlen(p->list);
+    int comma = l && p->list[l - 1] == ',';
+    char *t = realloc(p->list, l + strlen(value) + 3);
+    if (!t) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
+    p->list = t;
+    sprintf(p->list + l, "%s%s", comma ? " " : ", ", value);
+    value = p->list;
+  } else if (k) {
     int i = (int)(k - keys);
     if (p->seen[i]) {
-      p->rc = CFG_ERR("key '%s.%s' given twice (second value '%s')", section, name, value);
-      snprintf(p->msg, sizeof p->msg, "%s", spr_errmsg());
+      ctx_error(p, CFG_ERR("@: key '%s.%s' given twice (second value '%s')", section, name, value));
       return 0;
     }
     p->seen[i] = 1;
+    if (k->info.type == SPR_KEY_LIST) {
+      free(p->list);
+      size_t vl = strlen(value) + 1;
+      p->list = malloc(vl);
+      if (p->list) memcpy(p->list, value, vl);
+      if (!p->list) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
+      value = p->list;
+    }
   }
+  p->last = k;
   /* origin is filled in by the caller, who knows the line number */
   int rc = spr_config_set(p->c, section, name, value, "@");
   if (rc) {
-    p->rc = rc;
-    const char *m = spr_errmsg();
-    if (m[0] == '@' && m[1] == ':' && m[2] == ' ') m += 3;
-    snprintf(p->msg, sizeof p->msg, "%s", m);
+    ctx_error(p, rc);
     return 0;
   }
   return 1;
@@ -384,20 +465,22 @@ int spr_config_load(spr_config *c, const char *path) {
   if (!p) { fclose(f); return spr_error(SPR_ENOMEM, "config: out of memory"); }
   p->c = c;
   p->path = path;
-  int line = ini_parse_file(f, on_ini_line, p);
+  p->f = f;
+  int line = ini_parse_stream(read_line, p, on_ini_line, p);
   int ferr = ferror(f);
   fclose(f);
   int rc = 0;
   if (ferr) {
     rc = spr_error(SPR_EIO, "%s: read error", path);
+  } else if (p->rc && (line <= 0 || p->err_line <= line)) {
+    rc = p->rc == SPR_ENOMEM ? spr_error(SPR_ENOMEM, "%s:%d: %s", path, p->err_line, p->msg)
+                             : CFG_ERR("%s:%d: %s", path, p->err_line, p->msg);
+  } else if (line > 0) {
+    rc = CFG_ERR("%s:%d: syntax error: expected '[section]', 'key = value' or a comment", path, line);
   } else if (line != 0) {
-    if (p->rc)
-      rc = CFG_ERR("%s:%d: %s", path, line, p->msg);
-    else if (line > 0)
-      rc = CFG_ERR("%s:%d: syntax error: expected '[section]', 'key = value' or a comment", path, line);
-    else
-      rc = CFG_ERR("%s: cannot parse (inih error %d)", path, line);
+    rc = CFG_ERR("%s: cannot parse (inih error %d)", path, line);
   }
+  free(p->list);
   free(p);
   if (rc) return rc;
   return spr_config_resolve(c, path);
@@ -460,7 +543,7 @@ char *spr_config_to_ini(const spr_config *c) {
   const char *cur = "";
   for (int i = 0; i < NKEYS; i++) {
     const key_row *k = &keys[i];
-    int vl = spr_config_format(c, i, NULL, 0);
+    int vl = spr_config_format(c, i, NULL, 0) + c->thr.n_values / 6 * 3;
     size_t need = (size_t)vl + strlen(k->info.doc) + 256;
     if (len + need >= cap) {
       while (len + need >= cap) cap *= 2;
@@ -482,7 +565,16 @@ char *spr_config_to_ini(const spr_config *c) {
       continue;
     }
     len += (size_t)snprintf(out + len, cap - len, "%s = ", k->info.name);
-    len += (size_t)spr_config_format(c, i, out + len, cap - len);
+    if (k->info.type == SPR_KEY_LIST) {
+      /* six values a line (< 200 characters), then indented continuations */
+      for (int j = 0; j < c->thr.n_values; j++) {
+        char one[40];
+        format_double(one, sizeof one, c->thr.values[j]);
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", j == 0 ? "" : j % 6 ? ", " : "\n  ", one);
+      }
+    } else {
+      len += (size_t)spr_config_format(c, i, out + len, cap - len);
+    }
     len += (size_t)snprintf(out + len, cap - len, "\n");
   }
   return out;

@@ -1,0 +1,963 @@
+/* test_config.c - configuration table, INI parser, validation and output
+ * (core/spr_config.c).  Expected values are literal numbers from the table
+ * and the presets (docs/workloads.md), not values read back from the code
+ * under test.  Every error path is provoked and its message is checked for
+ * the file, the line, the key and the value.  Scratch INI files go to
+ * $top_builddir/tests (spr_test_path) and are removed. */
+#include "config.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_params.h"
+#include "spr_test.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+/* --- helpers -------------------------------------------------------------- */
+
+static int n_files; /* distinct names per test program run */
+
+/* Write `text` to a fresh scratch file; its name goes to path. */
+static void write_file(char *path, size_t n, const char *text) {
+  char tag[32];
+  snprintf(tag, sizeof tag, "config-%d", n_files++);
+  spr_test_path(path, n, tag, ".ini");
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fputs(text, f);
+  CU_ASSERT_EQUAL(fclose(f), 0);
+}
+
+/* Load `text` over *c (defaults when c is fresh); the scratch file's name is
+ * left in path (the file itself is removed). */
+static int load_text(spr_config *c, const char *text, char *path, size_t n) {
+  write_file(path, n, text);
+  spr_error_clear();
+  int rc = spr_config_load(c, path);
+  remove(path);
+  return rc;
+}
+
+/* Load `text` over the defaults and expect code `want`; the message must
+ * contain "<path>:<line>: " (or "<path>: " when line is 0) and every one of
+ * the NULL-terminated needles. */
+static void expect_error(const char *text, int want, int line, ...) {
+  spr_config c;
+  spr_config_default(&c);
+  char path[512], pre[600];
+  int rc = load_text(&c, text, path, sizeof path);
+  if (rc != want) fprintf(stderr, "\n  rc %d (want %d) for:\n%s  msg: %s\n", rc, want, text, spr_errmsg());
+  CU_ASSERT_EQUAL(rc, want);
+  if (line > 0) snprintf(pre, sizeof pre, "%s:%d: ", path, line);
+  else snprintf(pre, sizeof pre, "%s: ", path);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), pre);
+  /* the message starts with the position, followed directly by words */
+  size_t pl = strlen(pre);
+  CU_ASSERT(strncmp(spr_errmsg(), pre, pl) == 0 && strlen(spr_errmsg()) > pl &&
+            (islower((unsigned char)spr_errmsg()[pl]) || !strncmp(spr_errmsg() + pl, "key", 3)));
+  va_list ap;
+  va_start(ap, line);
+  for (const char *s; (s = va_arg(ap, const char *)) != NULL;) SPR_ASSERT_CONTAINS(spr_errmsg(), s);
+  va_end(ap);
+}
+
+/* spr_config_set on the defaults must fail with SPR_ECONFIG; the message
+ * starts with the origin and contains the needles. */
+static void expect_set_error(const char *sec, const char *key, const char *value,
+                             const char *origin, ...) {
+  spr_config c;
+  spr_config_default(&c);
+  spr_error_clear();
+  int rc = spr_config_set(&c, sec, key, value, origin);
+  if (rc != SPR_ECONFIG) fprintf(stderr, "\n  %s.%s = '%s' accepted\n", sec, key, value);
+  CU_ASSERT_EQUAL(rc, SPR_ECONFIG);
+  char pre[256];
+  snprintf(pre, sizeof pre, "%s: ", origin);
+  CU_ASSERT_EQUAL(strncmp(spr_errmsg(), pre, strlen(pre)), 0);
+  va_list ap;
+  va_start(ap, origin);
+  for (const char *s; (s = va_arg(ap, const char *)) != NULL;) SPR_ASSERT_CONTAINS(spr_errmsg(), s);
+  va_end(ap);
+}
+
+static int key_index(const char *sec, const char *name) {
+  for (int i = 0; i < spr_config_nkeys(); i++) {
+    const spr_config_key_info *k = spr_config_key(i);
+    if (!strcmp(k->section, sec) && !strcmp(k->name, name)) return i;
+  }
+  return -1;
+}
+
+static int close_rel(double a, double b, double rel) {
+  return fabs(a - b) <= rel * fabs(b);
+}
+
+/* Every key of a and b formats identically; names the keys that do not. */
+static int same_config(const spr_config *a, const spr_config *b) {
+  int same = 1;
+  for (int i = 0; i < spr_config_nkeys(); i++) {
+    char x[65536], y[65536];
+    spr_config_format(a, i, x, sizeof x);
+    spr_config_format(b, i, y, sizeof y);
+    if (strcmp(x, y)) {
+      const spr_config_key_info *k = spr_config_key(i);
+      fprintf(stderr, "\n  key %s.%s: '%.300s' != '%.300s'", k->section, k->name, x, y);
+      same = 0;
+    }
+  }
+  return same;
+}
+
+/* to_ini, write, load over the defaults, compare every key with c. */
+static void round_trip(const spr_config *c) {
+  char *ini = spr_config_to_ini(c);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+  spr_config d;
+  spr_config_default(&d);
+  char path[512];
+  int rc = load_text(&d, ini, path, sizeof path);
+  if (rc) fprintf(stderr, "\n  reload failed: %s", spr_errmsg());
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_TRUE(same_config(c, &d));
+  CU_ASSERT_EQUAL(d.seed, c->seed);
+  CU_ASSERT_EQUAL(d.thr.n_values, c->thr.n_values);
+  for (int j = 0; j < c->thr.n_values && j < d.thr.n_values; j++)
+    CU_ASSERT_EQUAL(memcmp(&d.thr.values[j], &c->thr.values[j], sizeof(double)), 0);
+  free(ini);
+}
+
+/* --- the table and the defaults ------------------------------------------- */
+
+static void test_key_table(void) {
+  int n = spr_config_nkeys();
+  CU_ASSERT(n >= 40); /* 42 keys in the table today */
+  CU_ASSERT_PTR_NULL(spr_config_key(-1));
+  CU_ASSERT_PTR_NULL(spr_config_key(n));
+  CU_ASSERT_PTR_NOT_NULL(spr_config_key(0));
+  CU_ASSERT_PTR_NOT_NULL(spr_config_key(n - 1));
+  for (int i = 0; i < n; i++) {
+    const spr_config_key_info *k = spr_config_key(i);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    CU_ASSERT(k->section && k->section[0] && k->name && k->name[0] && k->doc && k->doc[0]);
+    CU_ASSERT_PTR_NOT_NULL(k->unit);
+    CU_ASSERT_EQUAL(k->type == SPR_KEY_ENUM, k->choices != NULL);
+    for (int j = 0; j < i; j++) { /* (section, name) unique */
+      const spr_config_key_info *o = spr_config_key(j);
+      CU_ASSERT(strcmp(o->section, k->section) || strcmp(o->name, k->name));
+    }
+  }
+  int i = key_index("crossbar", "g_max");
+  CU_ASSERT_FATAL(i >= 0);
+  CU_ASSERT_STRING_EQUAL(spr_config_key(i)->unit, "S");
+  CU_ASSERT_EQUAL(spr_config_key(i)->type, SPR_KEY_DOUBLE);
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "r_wl"))->unit, "ohm");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("analog", "bandwidth"))->unit, "Hz");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "prog_sigma"))->unit, "");
+  CU_ASSERT_EQUAL(spr_config_key(key_index("run", "seed"))->type, SPR_KEY_U64);
+  CU_ASSERT_EQUAL(spr_config_key(key_index("threshold", "values"))->type, SPR_KEY_LIST);
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("run", "trace"))->choices, "summary|masks|full");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "preset"))->choices, "bert-base|vit-base");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct");
+}
+
+static void test_defaults(void) {
+  spr_config c;
+  memset(&c, 0xA5, sizeof c); /* garbage: every field must be written */
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(c.seed, 1);
+  CU_ASSERT_EQUAL(c.trace, SPR_TRACE_SUMMARY);
+  CU_ASSERT_EQUAL(c.wl.preset, SPR_PRESET_BERT_BASE);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 0); /* "preset's value" until resolved */
+  CU_ASSERT_EQUAL(c.wl.n_layers, 0);
+  CU_ASSERT_EQUAL(c.xbar.rows, 64);
+  CU_ASSERT_EQUAL(c.xbar.cols, 64);
+  CU_ASSERT_EQUAL(c.xbar.cell_bits, 4);
+  CU_ASSERT_EQUAL(c.xbar.key_bits, 8);
+  CU_ASSERT_EQUAL(c.xbar.key_msb_bits, 4);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.g_min_S, 1e-6, 1e-20);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.g_max_S, 1e-4, 1e-18);
+  CU_ASSERT_EQUAL(c.xbar.variation, 1);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.prog_sigma, 0.05, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.stuck_on_rate, 0.001, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.drift_t_s, 3600, 1e-9);
+  CU_ASSERT_EQUAL(c.xbar.ir_drop, SPR_IR_FIRST_ORDER);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.r_wl_ohm, 2.5, 1e-15);
+  CU_ASSERT_EQUAL(c.an.query_bits, 4);
+  CU_ASSERT_DOUBLE_EQUAL(c.an.v_read_V, 0.2, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(c.an.temperature_K, 300, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(c.an.bandwidth_Hz, 1e8, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(c.an.cmp_offset_sigma_A, 2e-8, 1e-22);
+  CU_ASSERT_DOUBLE_EQUAL(c.an.cmp_noise_sigma_A, 1e-8, 1e-22);
+  CU_ASSERT_EQUAL(c.thr.mode, SPR_THR_KEEP_RATE);
+  CU_ASSERT_DOUBLE_EQUAL(c.thr.keep_rate, 0.15, 1e-15);
+  CU_ASSERT_EQUAL(c.thr.per_head, 0);
+  CU_ASSERT_EQUAL(c.thr.n_values, 0);
+  CU_ASSERT_EQUAL(c.thr.bits, 5);
+  CU_ASSERT_DOUBLE_EQUAL(c.thr.range, 0, 0);
+}
+
+/* Every default is itself a valid value of its key. */
+static void test_defaults_accepted(void) {
+  spr_config c, d;
+  spr_config_default(&c);
+  spr_config_default(&d);
+  for (int i = 0; i < spr_config_nkeys(); i++) {
+    const spr_config_key_info *k = spr_config_key(i);
+    if (k->type == SPR_KEY_LIST) continue; /* empty by default */
+    char v[128];
+    spr_config_format(&c, i, v, sizeof v);
+    int rc = spr_config_set(&d, k->section, k->name, v, "default");
+    if (rc) fprintf(stderr, "\n  default %s.%s = %s refused: %s", k->section, k->name, v, spr_errmsg());
+    CU_ASSERT_EQUAL(rc, 0);
+  }
+  CU_ASSERT_TRUE(same_config(&c, &d));
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "defaults"), 0);
+}
+
+static void test_resolve_presets(void) {
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "test"), 0);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 512);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 12);
+  CU_ASSERT_EQUAL(c.wl.n_heads, 12);
+  CU_ASSERT_EQUAL(c.wl.head_dim, 64);
+
+  spr_config_default(&c);
+  c.wl.preset = SPR_PRESET_VIT_BASE;
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "test"), 0);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 197);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 12);
+  CU_ASSERT_EQUAL(c.wl.n_heads, 12);
+  CU_ASSERT_EQUAL(c.wl.head_dim, 64);
+
+  /* explicit values are kept */
+  spr_config_default(&c);
+  c.wl.preset = SPR_PRESET_VIT_BASE;
+  c.wl.seq_len = 50;
+  c.wl.n_heads = 4;
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "test"), 0);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 50);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 12);
+  CU_ASSERT_EQUAL(c.wl.n_heads, 4);
+
+  /* through a file */
+  spr_config_default(&c);
+  char path[512];
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\npreset = vit-base\nhead_dim = 32\n", path, sizeof path), 0);
+  CU_ASSERT_EQUAL(c.wl.preset, SPR_PRESET_VIT_BASE);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 197);
+  CU_ASSERT_EQUAL(c.wl.head_dim, 32);
+
+  CU_ASSERT_STRING_EQUAL(spr_preset_name(SPR_PRESET_BERT_BASE), "bert-base");
+  CU_ASSERT_STRING_EQUAL(spr_preset_name(SPR_PRESET_VIT_BASE), "vit-base");
+}
+
+/* --- valid files ---------------------------------------------------------- */
+
+static const char valid_ini[] =
+    "; sprintsim test configuration\n"
+    "# a hash comment\n"
+    "\n"
+    "[run]\n"
+    "seed = 18446744073709551615\n"
+    "trace = full\n"
+    "\n"
+    "[workload]\n"
+    "preset = vit-base\n"
+    "layers = 2\n"
+    "heads = 3\n"
+    "\n"
+    "[crossbar]\n"
+    "g_max = 100 uS   ; LRS\n"
+    "g_min = 1uS\n"
+    "r_wl = 2.5 ohm\n"
+    "r_bl = 1.25ohm\n"
+    "drift_time = 1 ks\n"
+    "drift_t0 = 10 ms\n"
+    "ir_drop = off\n"
+    "variation = no\n"
+    "stuck_at = off\n"
+    "drift = 0\n"
+    "prog_sigma = 0.1\n"
+    "cols = 128\n"
+    "rows=32\n"
+    "\n"
+    "[analog]\n"
+    "bandwidth = 200 MHz\n"
+    "cmp_offset_sigma = 20 nA\n"
+    "cmp_noise_sigma = 5e-9 A\n"
+    "v_read = 150 mV\n"
+    "temperature = 350 K\n"
+    "dac_error = yes\n"
+    "read_noise = on\n"
+    "cmp_offset = true\n"
+    "cmp_noise = 1\n"
+    "\n"
+    "[threshold]\n"
+    "mode = direct\n"
+    "per_head = false\n"
+    "values = 1.5, -2.25\n"
+    "bits = 6\n"
+    "range = 10 score\n";
+
+static void test_valid_file(void) {
+  spr_config c;
+  spr_config_default(&c);
+  c.xbar.key_bits = 7; /* not in the file: must survive the load */
+  char path[512];
+  int rc = load_text(&c, valid_ini, path, sizeof path);
+  if (rc) fprintf(stderr, "\n  %s", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL(c.seed, UINT64_C(18446744073709551615));
+  CU_ASSERT_EQUAL(c.trace, SPR_TRACE_FULL);
+  CU_ASSERT_EQUAL(c.wl.preset, SPR_PRESET_VIT_BASE);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 197);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 2);
+  CU_ASSERT_EQUAL(c.wl.n_heads, 3);
+  CU_ASSERT_EQUAL(c.wl.head_dim, 64);
+  CU_ASSERT(close_rel(c.xbar.g_max_S, 1e-4, 1e-12));
+  CU_ASSERT(close_rel(c.xbar.g_min_S, 1e-6, 1e-12));
+  CU_ASSERT(close_rel(c.xbar.r_wl_ohm, 2.5, 1e-12));
+  CU_ASSERT(close_rel(c.xbar.r_bl_ohm, 1.25, 1e-12));
+  CU_ASSERT(close_rel(c.xbar.drift_t_s, 1000, 1e-12));
+  CU_ASSERT(close_rel(c.xbar.drift_t0_s, 0.01, 1e-12));
+  CU_ASSERT_EQUAL(c.xbar.ir_drop, SPR_IR_OFF);
+  CU_ASSERT_EQUAL(c.xbar.variation, 0);
+  CU_ASSERT_EQUAL(c.xbar.stuck, 0);
+  CU_ASSERT_EQUAL(c.xbar.drift, 0);
+  CU_ASSERT(close_rel(c.xbar.prog_sigma, 0.1, 1e-15));
+  CU_ASSERT_EQUAL(c.xbar.cols, 128);
+  CU_ASSERT_EQUAL(c.xbar.rows, 32);
+  CU_ASSERT_EQUAL(c.xbar.key_bits, 7);   /* untouched */
+  CU_ASSERT_EQUAL(c.xbar.cell_bits, 4);  /* untouched default */
+  CU_ASSERT(close_rel(c.an.bandwidth_Hz, 2e8, 1e-12));
+  CU_ASSERT(close_rel(c.an.cmp_offset_sigma_A, 2e-8, 1e-12));
+  CU_ASSERT(close_rel(c.an.cmp_noise_sigma_A, 5e-9, 1e-12));
+  CU_ASSERT(close_rel(c.an.v_read_V, 0.15, 1e-12));
+  CU_ASSERT(close_rel(c.an.temperature_K, 350, 1e-15));
+  CU_ASSERT_EQUAL(c.an.dac_error, 1);
+  CU_ASSERT_EQUAL(c.an.read_noise, 1);
+  CU_ASSERT_EQUAL(c.an.cmp_offset, 1);
+  CU_ASSERT_EQUAL(c.an.cmp_noise, 1);
+  CU_ASSERT_EQUAL(c.thr.mode, SPR_THR_DIRECT);
+  CU_ASSERT_EQUAL(c.thr.per_head, 0);
+  CU_ASSERT_EQUAL_FATAL(c.thr.n_values, 2);
+  CU_ASSERT_EQUAL(c.thr.values[0], 1.5);
+  CU_ASSERT_EQUAL(c.thr.values[1], -2.25);
+  CU_ASSERT_EQUAL(c.thr.bits, 6);
+  CU_ASSERT_EQUAL(c.thr.range, 10);
+}
+
+/* Every SI prefix on every unit kind, through spr_config_set. */
+static void test_units(void) {
+  static const struct {
+    const char *sec, *key, *val;
+    double want;
+  } t[] = {
+      {"crossbar", "g_max", "100 uS", 1e-4},   {"crossbar", "g_max", "100uS", 1e-4},
+      {"crossbar", "g_max", "0.1 mS", 1e-4},   {"crossbar", "g_max", "1e-4 S", 1e-4},
+      {"crossbar", "g_max", "1e-4", 1e-4},     {"crossbar", "g_min", "500 nS", 5e-7},
+      {"crossbar", "g_min", "2000 pS", 2e-9},  {"crossbar", "g_min", "5e6 fS", 5e-9},
+      {"crossbar", "r_wl", "2.5 ohm", 2.5},    {"crossbar", "r_wl", "2.5ohm", 2.5},
+      {"crossbar", "r_wl", "1.5 kohm", 1500},  {"crossbar", "r_bl", "0.5 Mohm", 5e5},
+      {"crossbar", "r_bl", "250 mohm", 0.25},  {"crossbar", "drift_time", "1 ks", 1000},
+      {"crossbar", "drift_time", "2 Ms", 2e6}, {"crossbar", "drift_time", "1 Gs", 1e9},
+      {"crossbar", "drift_t0", "100 us", 1e-4},{"crossbar", "drift_t0", "3 ns", 3e-9},
+      {"analog", "bandwidth", "200 MHz", 2e8}, {"analog", "bandwidth", "1 GHz", 1e9},
+      {"analog", "bandwidth", "10 kHz", 1e4},  {"analog", "cmp_offset_sigma", "20 nA", 2e-8},
+      {"analog", "cmp_noise_sigma", "1.5 uA", 1.5e-6}, {"analog", "v_read", "150 mV", 0.15},
+      {"analog", "v_read", "0.3V", 0.3},    {"analog", "temperature", "77 K", 77},
+      {"crossbar", "prog_sigma", "0.25", 0.25},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    spr_config c;
+    spr_config_default(&c);
+    int rc = spr_config_set(&c, t[i].sec, t[i].key, t[i].val, "units");
+    if (rc) fprintf(stderr, "\n  %s.%s = '%s': %s", t[i].sec, t[i].key, t[i].val, spr_errmsg());
+    CU_ASSERT_EQUAL(rc, 0);
+    char v[64];
+    spr_config_format(&c, key_index(t[i].sec, t[i].key), v, sizeof v);
+    double got = strtod(v, NULL);
+    if (!close_rel(got, t[i].want, 1e-12))
+      fprintf(stderr, "\n  %s.%s = '%s' gave %s, want %g", t[i].sec, t[i].key, t[i].val, v, t[i].want);
+    CU_ASSERT(close_rel(got, t[i].want, 1e-12));
+  }
+}
+
+static void test_booleans(void) {
+  static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
+  spr_config c;
+  spr_config_default(&c);
+  for (int i = 0; i < 4; i++) {
+    c.xbar.variation = 0;
+    CU_ASSERT_EQUAL(spr_config_set(&c, "crossbar", "variation", yes[i], "t"), 0);
+    CU_ASSERT_EQUAL(c.xbar.variation, 1);
+    c.an.cmp_noise = 1;
+    CU_ASSERT_EQUAL(spr_config_set(&c, "analog", "cmp_noise", no[i], "t"), 0);
+    CU_ASSERT_EQUAL(c.an.cmp_noise, 0);
+  }
+  /* through a file, with the per_head bool */
+  char path[512];
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[threshold]\nper_head = yes\n[crossbar]\ndrift = off\n", path, sizeof path), 0);
+  CU_ASSERT_EQUAL(c.thr.per_head, 1);
+  CU_ASSERT_EQUAL(c.xbar.drift, 0);
+}
+
+static void test_enums(void) {
+  spr_config c;
+  spr_config_default(&c);
+  static const struct { const char *sec, *key, *val; int want; } t[] = {
+      {"run", "trace", "masks", SPR_TRACE_MASKS},        {"run", "trace", "full", SPR_TRACE_FULL},
+      {"run", "trace", "summary", SPR_TRACE_SUMMARY},    {"workload", "preset", "vit-base", SPR_PRESET_VIT_BASE},
+      {"workload", "preset", "bert-base", SPR_PRESET_BERT_BASE},
+      {"crossbar", "ir_drop", "off", SPR_IR_OFF},        {"crossbar", "ir_drop", "first_order", SPR_IR_FIRST_ORDER},
+      {"threshold", "mode", "direct", SPR_THR_DIRECT},   {"threshold", "mode", "keep_rate", SPR_THR_KEEP_RATE},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    CU_ASSERT_EQUAL(spr_config_set(&c, t[i].sec, t[i].key, t[i].val, "t"), 0);
+    int k = key_index(t[i].sec, t[i].key);
+    char v[64];
+    spr_config_format(&c, k, v, sizeof v);
+    CU_ASSERT_STRING_EQUAL(v, t[i].val); /* format gives the name back */
+  }
+  c.trace = SPR_TRACE_FULL;
+  c.wl.preset = SPR_PRESET_VIT_BASE;
+  c.xbar.ir_drop = SPR_IR_OFF;
+  c.thr.mode = SPR_THR_DIRECT;
+  CU_ASSERT_EQUAL(c.trace, 2);
+  char v[64];
+  spr_config_format(&c, key_index("run", "trace"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "full");
+  spr_config_format(&c, key_index("workload", "preset"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "vit-base");
+  spr_config_format(&c, key_index("crossbar", "ir_drop"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "off");
+  spr_config_format(&c, key_index("threshold", "mode"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "direct");
+  /* prefixes of a name are not names */
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "trace", "mask", "t"), SPR_ECONFIG);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "trace", "fullx", "t"), SPR_ECONFIG);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "trace", "", "t"), SPR_ECONFIG);
+}
+
+static void test_seed_and_lists(void) {
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "seed", "18446744073709551615", "t"), 0);
+  CU_ASSERT_EQUAL(c.seed, UINT64_MAX);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "seed", "9223372036854775809", "t"), 0);
+  CU_ASSERT_EQUAL(c.seed, UINT64_C(9223372036854775809)); /* above 2^63, exact */
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "seed", "0", "t"), 0);
+  CU_ASSERT_EQUAL(c.seed, 0);
+
+  /* threshold values and range are in score units */
+  CU_ASSERT_EQUAL(spr_config_set(&c, "threshold", "values", "1.5 score, -2score", "t"), 0);
+  CU_ASSERT_EQUAL_FATAL(c.thr.n_values, 2);
+  CU_ASSERT_EQUAL(c.thr.values[0], 1.5);
+  CU_ASSERT_EQUAL(c.thr.values[1], -2);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "threshold", "range", "12.5 score", "t"), 0);
+  CU_ASSERT_EQUAL(c.thr.range, 12.5);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "threshold", "values", "3", "t"), 0);
+  CU_ASSERT_EQUAL(c.thr.n_values, 1);
+  CU_ASSERT_EQUAL(c.thr.values[0], 3);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "threshold", "values", "1.5,-2.25 , 1e3,0", "t"), 0);
+  CU_ASSERT_EQUAL_FATAL(c.thr.n_values, 4);
+  CU_ASSERT_EQUAL(c.thr.values[0], 1.5);
+  CU_ASSERT_EQUAL(c.thr.values[1], -2.25);
+  CU_ASSERT_EQUAL(c.thr.values[2], 1000);
+  CU_ASSERT_EQUAL(c.thr.values[3], 0);
+  char v[128];
+  int n = spr_config_format(&c, key_index("threshold", "values"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "1.5, -2.25, 1000, 0");
+  CU_ASSERT_EQUAL(n, (int)strlen("1.5, -2.25, 1000, 0"));
+
+  /* per_head with layers x heads values is accepted */
+  char path[512];
+  spr_config_default(&c);
+  int rc = load_text(&c,
+                     "[workload]\nlayers = 2\nheads = 3\n"
+                     "[threshold]\nmode = direct\nper_head = true\nvalues = 1, 2, 3, 4, 5, -6\n",
+                     path, sizeof path);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_EQUAL(c.thr.n_values, 6);
+  CU_ASSERT_EQUAL(c.thr.values[5], -6);
+  /* ... and so is a single value, per layer or per head */
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[threshold]\nmode = direct\nper_head = on\nvalues = 0.5\n", path, sizeof path), 0);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\nlayers = 3\n[threshold]\nmode = direct\nvalues = 1,2,3\n", path, sizeof path), 0);
+}
+
+/* --- errors in files ------------------------------------------------------ */
+
+static void test_missing_file(void) {
+  spr_config c;
+  spr_config_default(&c);
+  char path[512];
+  spr_test_path(path, sizeof path, "config-missing", "/no/such.ini");
+  spr_error_clear();
+  CU_ASSERT_EQUAL(spr_config_load(&c, path), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), path);
+  /* a directory opens but cannot be read */
+  char dir[512];
+  const char *b = getenv("top_builddir");
+  snprintf(dir, sizeof dir, "%s/tests", b ? b : ".");
+  spr_error_clear();
+  CU_ASSERT_EQUAL(spr_config_load(&c, dir), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), dir);
+}
+
+static void test_syntax_error(void) {
+  expect_error("[crossbar]\nrows = 32\nthis line has no equals sign\ncols = 32\n", SPR_ECONFIG, 3,
+               "syntax", NULL);
+  expect_error("[crossbar]\nrows\n", SPR_ECONFIG, 2, "syntax", NULL); /* a key without value */
+  /* an unclosed section header: the error is the header's, not that of the
+   * key below it (which then sits in no section) */
+  expect_error("; comment\n\n[crossbar\nrows = 32\n", SPR_ECONFIG, 3, "syntax", NULL);
+}
+
+static void test_unknown_section_and_key(void) {
+  expect_error("[run]\nseed = 3\n\n[crosbar]\nrows = 32\n", SPR_ECONFIG, 5, "crosbar", "rows", NULL);
+  /* a key before any section */
+  expect_error("; top\nseed = 3\n", SPR_ECONFIG, 2, "section", "seed", NULL);
+  expect_error("[crossbar]\n; c\nrowz = 32\n", SPR_ECONFIG, 3, "crossbar.rowz", "'32'", NULL);
+  /* a key of another section */
+  expect_error("[analog]\n\n\nrows = 32\n", SPR_ECONFIG, 4, "analog.rows", "'32'", NULL);
+}
+
+/* The header promises that unknown sections are errors; an unknown section
+ * with no keys (a misspelt section whose keys were commented out, or a
+ * trailing one) must be refused too. */
+static void test_unknown_empty_section(void) {
+  expect_error("[crossbar]\nrows = 32\n\n[analogue]\n; v_read = 0.1\n", SPR_ECONFIG, 4, "analogue", NULL);
+}
+
+static void test_duplicate_key(void) {
+  expect_error("[crossbar]\nrows = 32\ncols = 32\nrows = 16\n", SPR_ECONFIG, 4, "crossbar.rows", "twice",
+               "'16'", NULL);
+  /* the same key in a reopened section */
+  expect_error("[crossbar]\nrows = 32\n[analog]\nv_read = 0.1\n[crossbar]\nrows = 32\n", SPR_ECONFIG, 6,
+               "crossbar.rows", "twice", NULL);
+  /* a repeated section header with different keys is fine */
+  spr_config c;
+  spr_config_default(&c);
+  char path[512];
+  CU_ASSERT_EQUAL(load_text(&c, "[crossbar]\nrows = 32\n[analog]\nv_read = 0.1\n[crossbar]\ncols = 32\n", path, sizeof path), 0);
+  CU_ASSERT_EQUAL(c.xbar.rows, 32);
+  CU_ASSERT_EQUAL(c.xbar.cols, 32);
+}
+
+static void test_bad_numbers(void) {
+  expect_error("[crossbar]\ng_max = abc\n", SPR_ECONFIG, 2, "crossbar.g_max", "'abc'", "not a finite number", NULL);
+  expect_error("[crossbar]\ng_max = nan\n", SPR_ECONFIG, 2, "crossbar.g_max", "'nan'", NULL);
+  expect_error("[crossbar]\ng_max = inf S\n", SPR_ECONFIG, 2, "crossbar.g_max", "'inf S'", NULL);
+  expect_error("[crossbar]\ng_max = 1e999\n", SPR_ECONFIG, 2, "crossbar.g_max", "'1e999'", NULL);
+  expect_error("[crossbar]\ncols = 32\nrows = 64x\n", SPR_ECONFIG, 3, "crossbar.rows", "'64x'", "not an integer", NULL);
+  expect_error("[crossbar]\nrows = 6.5\n", SPR_ECONFIG, 2, "crossbar.rows", "'6.5'", "not an integer", NULL);
+  expect_error("[crossbar]\nrows = 1e2\n", SPR_ECONFIG, 2, "crossbar.rows", "'1e2'", NULL);
+  expect_error("[workload]\nseq_len = 99999999999999999999\n", SPR_ECONFIG, 2, "workload.seq_len", NULL);
+  expect_error("[workload]\nlayers = twelve\n", SPR_ECONFIG, 2, "workload.layers", "'twelve'", NULL);
+}
+
+static void test_out_of_range(void) {
+  expect_error("[threshold]\nkeep_rate = 1.5\n", SPR_ECONFIG, 2, "threshold.keep_rate", "'1.5'", "out of range", NULL);
+  expect_error("[threshold]\nkeep_rate = 0\n", SPR_ECONFIG, 2, "threshold.keep_rate", "'0'", "out of range", NULL);
+  expect_error("[crossbar]\n\nrows = 0\n", SPR_ECONFIG, 3, "crossbar.rows", "'0'", "out of range", NULL);
+  expect_error("[crossbar]\nrows = -64\n", SPR_ECONFIG, 2, "crossbar.rows", "'-64'", "out of range", NULL);
+  expect_error("[crossbar]\ncell_bits = 9\n", SPR_ECONFIG, 2, "crossbar.cell_bits", "'9'", "out of range", NULL);
+  expect_error("[workload]\nlayers = 65\n", SPR_ECONFIG, 2, "workload.layers", "'65'", "out of range", NULL);
+  expect_error("[crossbar]\ng_max = 2 S\n", SPR_ECONFIG, 2, "crossbar.g_max", "'2 S'", "out of range", NULL);
+  expect_error("[crossbar]\nprog_sigma = -0.1\n", SPR_ECONFIG, 2, "crossbar.prog_sigma", "out of range", NULL);
+  expect_error("[threshold]\nbits = 17\n", SPR_ECONFIG, 2, "threshold.bits", "'17'", NULL);
+}
+
+static void test_bad_units(void) {
+  expect_error("[crossbar]\ng_max = 100 mV\n", SPR_ECONFIG, 2, "crossbar.g_max", "'100 mV'", "unit 'mV'",
+               "expected S", NULL);
+  expect_error("[crossbar]\ng_max = 100 uA\n", SPR_ECONFIG, 2, "crossbar.g_max", "unit 'uA'", NULL);
+  expect_error("[crossbar]\ng_max = 100 xS\n", SPR_ECONFIG, 2, "crossbar.g_max", "unit 'xS'", NULL);
+  expect_error("[crossbar]\ng_max = 100 u S\n", SPR_ECONFIG, 2, "crossbar.g_max", "'100 u S'", NULL);
+  expect_error("[crossbar]\nr_wl = 2 ohms\n", SPR_ECONFIG, 2, "crossbar.r_wl", "'2 ohms'", "expected ohm", NULL);
+  expect_error("[analog]\nbandwidth = 200 MHZ\n", SPR_ECONFIG, 2, "analog.bandwidth", "expected Hz", NULL);
+  expect_error("[crossbar]\nprog_sigma = 0.1 S\n", SPR_ECONFIG, 2, "crossbar.prog_sigma", "'0.1 S'",
+               "dimensionless", NULL);
+  expect_error("[threshold]\nkeep_rate = 15 %\n", SPR_ECONFIG, 2, "threshold.keep_rate", "'15 %'", NULL);
+}
+
+static void test_bad_bool_enum_seed(void) {
+  expect_error("[crossbar]\nvariation = maybe\n", SPR_ECONFIG, 2, "crossbar.variation", "'maybe'", "boolean", NULL);
+  expect_error("[crossbar]\nvariation = 2\n", SPR_ECONFIG, 2, "crossbar.variation", "'2'", NULL);
+  expect_error("[crossbar]\nir_drop = second_order\n", SPR_ECONFIG, 2, "crossbar.ir_drop", "'second_order'",
+               "off|first_order", NULL);
+  expect_error("[workload]\npreset = gpt2\n", SPR_ECONFIG, 2, "workload.preset", "'gpt2'", NULL);
+  expect_error("[run]\nseed = -5\n", SPR_ECONFIG, 2, "run.seed", "'-5'", NULL);
+  expect_error("[run]\nseed = 18446744073709551616\n", SPR_ECONFIG, 2, "run.seed", "'18446744073709551616'", NULL);
+  expect_error("[run]\nseed = 12abc\n", SPR_ECONFIG, 2, "run.seed", "'12abc'", NULL);
+  expect_error("[run]\nseed = +5\n", SPR_ECONFIG, 2, "run.seed", "'+5'", NULL);
+}
+
+static void test_bad_lists_and_empty(void) {
+  expect_error("[threshold]\nvalues = 1.5, abc, 2\n", SPR_ECONFIG, 2, "threshold.values", "abc", NULL);
+  expect_error("[threshold]\nvalues = 1.5, 2e10\n", SPR_ECONFIG, 2, "threshold.values", "2e10", "out of range", NULL);
+  expect_error("[threshold]\nvalues = 1.5,,2\n", SPR_ECONFIG, 2, "threshold.values", NULL);
+  expect_error("[threshold]\nvalues = 1.5, 2,\n", SPR_ECONFIG, 2, "threshold.values", NULL);
+  expect_error("[threshold]\nvalues = 1 S\n", SPR_ECONFIG, 2, "threshold.values", "unit 'S'", "expected score", NULL);
+  expect_error("[threshold]\nvalues = 1 score, 2 V\n", SPR_ECONFIG, 2, "threshold.values", "unit 'V'", NULL);
+  expect_error("[threshold]\nvalues =\n", SPR_ECONFIG, 2, "threshold.values", "empty", NULL);
+  expect_error("[crossbar]\ng_max =\n", SPR_ECONFIG, 2, "crossbar.g_max", "empty", NULL);
+  expect_error("[crossbar]\nrows =\n", SPR_ECONFIG, 2, "crossbar.rows", "''", NULL);
+  expect_error("[crossbar]\nvariation =\n", SPR_ECONFIG, 2, "crossbar.variation", "''", NULL);
+  expect_error("[run]\nseed =\n", SPR_ECONFIG, 2, "run.seed", "''", NULL);
+  expect_error("[run]\ntrace =\n", SPR_ECONFIG, 2, "run.trace", "''", NULL);
+}
+
+/* Relations between keys, checked by spr_config_resolve after the parse. */
+static void test_cross_key_errors(void) {
+  expect_error("[crossbar]\ng_min = 100 uS\ng_max = 100 uS\n", SPR_ECONFIG, 0, "crossbar.g_min",
+               "crossbar.g_max", "0.0001", NULL);
+  expect_error("[crossbar]\ng_min = 1 mS\n", SPR_ECONFIG, 0, "crossbar.g_min", "crossbar.g_max", "0.001", NULL);
+  expect_error("[crossbar]\ncols = 63\n", SPR_ECONFIG, 0, "crossbar.cols", "63", "odd", NULL);
+  expect_error("[crossbar]\nkey_bits = 4\nkey_msb_bits = 5\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", "5",
+               "key_bits", NULL);
+  /* a signed b-bit MSB key needs magnitudes up to 2^(b-1) <= 2^cell_bits - 1 */
+  expect_error("[crossbar]\ncell_bits = 2\nkey_msb_bits = 4\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", "4",
+               "2-bit", NULL);
+  expect_error("[crossbar]\ncell_bits = 2\nkey_msb_bits = 3\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", "3", NULL);
+  expect_error("[crossbar]\ncell_bits = 1\nkey_msb_bits = 2\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", NULL);
+  expect_error("[crossbar]\nstuck_on_rate = 0.6\nstuck_off_rate = 0.5\n", SPR_ECONFIG, 0,
+               "crossbar.stuck_on_rate", "crossbar.stuck_off_rate", "0.6", "0.5", NULL);
+  expect_error("[threshold]\nmode = direct\n", SPR_ECONFIG, 0, "threshold.values", "direct", NULL);
+  /* 12 layers by default: 2 values are neither 1 nor 12 */
+  expect_error("[threshold]\nmode = direct\nvalues = 1, 2\n", SPR_ECONFIG, 0, "threshold.values", "2 values",
+               "12", NULL);
+  /* per_head, 2 x 3: one per layer (2) is wrong, 1 or 6 are right */
+  expect_error("[workload]\nlayers = 2\nheads = 3\n[threshold]\nmode = direct\nper_head = true\nvalues = 1, 2\n",
+               SPR_ECONFIG, 0, "threshold.values", "2 values", "6", NULL);
+  expect_error("[workload]\nlayers = 2\nheads = 3\n[threshold]\nmode = direct\nper_head = true\nvalues = 1,2,3,4,5,6,7\n",
+               SPR_ECONFIG, 0, "threshold.values", "7 values", NULL);
+  expect_error("[workload]\nseq_len = 1\n", SPR_ECONFIG, 0, "workload.seq_len", "1", NULL);
+
+  /* the boundaries are accepted */
+  spr_config c;
+  char path[512];
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[crossbar]\ncell_bits = 2\nkey_msb_bits = 2\n", path, sizeof path), 0);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[crossbar]\nkey_bits = 4\nkey_msb_bits = 4\n", path, sizeof path), 0);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[crossbar]\nstuck_on_rate = 0.5\nstuck_off_rate = 0.5\n", path, sizeof path), 0);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[crossbar]\ncols = 2\n[workload]\nseq_len = 2\n", path, sizeof path), 0);
+
+  /* resolve called directly names its origin */
+  spr_config_default(&c);
+  c.xbar.cols = 33;
+  spr_error_clear();
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "cmdline"), SPR_ECONFIG);
+  CU_ASSERT_EQUAL(strncmp(spr_errmsg(), "cmdline: ", 9), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "33");
+}
+
+/* The reported line is the line of the offending key, after comments,
+ * blank lines and section headers. */
+static void test_error_line(void) {
+  const char *text =
+      "; header comment\n"          /* 1 */
+      "\n"                          /* 2 */
+      "[crossbar]\n"                /* 3 */
+      "rows = 32   ; inline\n"      /* 4 */
+      "# another comment\n"         /* 5 */
+      "\n"                          /* 6 */
+      "[analog]\n"                  /* 7 */
+      "v_read = 0.1 V\n"            /* 8 */
+      "temperature = 300 C\n"       /* 9 */
+      "bandwidth = 1 MHz\n";        /* 10 */
+  expect_error(text, SPR_ECONFIG, 9, "analog.temperature", "'300 C'", "expected K", NULL);
+}
+
+/* The first error of the file is the one reported, with its own line: a
+ * syntax error on line 2 followed by a bad value on line 3 must not give
+ * line 2 with the message of line 3 (or the reverse). */
+static void test_first_error_reported(void) {
+  expect_error("[crossbar]\nrows = 0\ngarbage\n", SPR_ECONFIG, 2, "crossbar.rows", "'0'", NULL);
+  expect_error("[crossbar]\ngarbage\nrows = 0\n", SPR_ECONFIG, 2, "syntax", NULL);
+}
+
+/* --- spr_config_set and its origin ---------------------------------------- */
+
+static void test_set_origin(void) {
+  expect_set_error("run", "seed", "-1", "--seed", "run.seed", "'-1'", NULL);
+  expect_set_error("run", "seed", "x", "--seed", "run.seed", "'x'", NULL);
+  expect_set_error("crossbar", "g_max", "100 mV", "--set crossbar.g_max", "crossbar.g_max", "'100 mV'", "unit 'mV'",
+                   NULL);
+  expect_set_error("crossbar", "rows", "0", "run.ini:12", "crossbar.rows", "'0'", "out of range", NULL);
+  expect_set_error("crossbar", "nope", "1", "--set", "crossbar.nope", "'1'", NULL);
+  expect_set_error("nosuch", "rows", "1", "--set", "nosuch", "rows", NULL);
+  expect_set_error("threshold", "mode", "auto", "-m", "threshold.mode", "'auto'", NULL);
+  expect_set_error("analog", "read_noise", "enabled", "--noise", "analog.read_noise", "'enabled'", NULL);
+  expect_set_error("threshold", "values", "1;2", "--thr", "threshold.values", NULL);
+  /* list limits: an item of 200 characters, and SPR_MAX_THRESHOLDS + 1 items */
+  {
+    char item[201];
+    memset(item, '1', 200);
+    item[200] = '\0';
+    expect_set_error("threshold", "values", item, "--thr", "threshold.values", "too long", NULL);
+    size_t n = 2 * (SPR_MAX_THRESHOLDS + 1);
+    char *many = malloc(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(many);
+    for (size_t i = 0; i < n; i += 2) memcpy(many + i, i + 2 < n ? "0," : "0", 2);
+    many[n - 1] = '\0';
+    expect_set_error("threshold", "values", many, "--thr", "threshold.values", "4096", NULL);
+    /* exactly SPR_MAX_THRESHOLDS values are accepted */
+    many[n - 3] = '\0';
+    spr_config c;
+    spr_config_default(&c);
+    CU_ASSERT_EQUAL(spr_config_set(&c, "threshold", "values", many, "--thr"), 0);
+    CU_ASSERT_EQUAL(c.thr.n_values, SPR_MAX_THRESHOLDS);
+    free(many);
+  }
+
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "seed", "42", "--seed"), 0);
+  CU_ASSERT_EQUAL(c.seed, 42);
+  /* a refused value leaves the field alone */
+  CU_ASSERT_EQUAL(spr_config_set(&c, "crossbar", "rows", "0", "--rows"), SPR_ECONFIG);
+  CU_ASSERT_EQUAL(c.xbar.rows, 64);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "crossbar", "g_max", "1 V", "--g"), SPR_ECONFIG);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.g_max_S, 1e-4, 1e-18);
+}
+
+/* --- output --------------------------------------------------------------- */
+
+static void test_format(void) {
+  spr_config c;
+  spr_config_default(&c);
+  c.seed = UINT64_MAX;
+  char v[64];
+  int is = key_index("run", "seed");
+  CU_ASSERT_EQUAL(spr_config_format(&c, is, v, sizeof v), 20);
+  CU_ASSERT_STRING_EQUAL(v, "18446744073709551615");
+  /* truncation: snprintf semantics */
+  CU_ASSERT_EQUAL(spr_config_format(&c, is, v, 5), 20);
+  CU_ASSERT_STRING_EQUAL(v, "1844");
+  CU_ASSERT_EQUAL(spr_config_format(&c, is, NULL, 0), 20);
+
+  spr_config_format(&c, key_index("crossbar", "variation"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "true");
+  spr_config_format(&c, key_index("threshold", "per_head"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "false");
+  spr_config_format(&c, key_index("crossbar", "rows"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "64");
+  spr_config_format(&c, key_index("crossbar", "g_max"), v, sizeof v);
+  CU_ASSERT_EQUAL(strtod(v, NULL), 1e-4); /* %.17g: exact */
+  spr_config_format(&c, key_index("threshold", "keep_rate"), v, sizeof v);
+  CU_ASSERT_EQUAL(strtod(v, NULL), 0.15);
+  spr_config_format(&c, key_index("run", "trace"), v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "summary");
+
+  /* lists: empty, and truncated */
+  int iv = key_index("threshold", "values");
+  strcpy(v, "junk");
+  CU_ASSERT_EQUAL(spr_config_format(&c, iv, v, sizeof v), 0);
+  CU_ASSERT_STRING_EQUAL(v, "");
+  c.thr.n_values = 3;
+  c.thr.values[0] = 1.5;
+  c.thr.values[1] = -2;
+  c.thr.values[2] = 0.25;
+  CU_ASSERT_EQUAL(spr_config_format(&c, iv, v, sizeof v), 13);
+  CU_ASSERT_STRING_EQUAL(v, "1.5, -2, 0.25");
+  CU_ASSERT_EQUAL(spr_config_format(&c, iv, v, 6), 13);
+  CU_ASSERT_STRING_EQUAL(v, "1.5, ");
+  CU_ASSERT_EQUAL(spr_config_format(&c, iv, NULL, 0), 13);
+
+  /* bad index */
+  CU_ASSERT_EQUAL(spr_config_format(&c, -1, v, sizeof v), 1);
+  CU_ASSERT_STRING_EQUAL(v, "?");
+  CU_ASSERT_EQUAL(spr_config_format(&c, spr_config_nkeys(), v, sizeof v), 1);
+}
+
+static void test_to_ini_text(void) {
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), 0);
+  char *ini = spr_config_to_ini(&c);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+  SPR_ASSERT_CONTAINS(ini, "[run]\n");
+  SPR_ASSERT_CONTAINS(ini, "\n[crossbar]\n");
+  SPR_ASSERT_CONTAINS(ini, "\n[threshold]\n");
+  SPR_ASSERT_CONTAINS(ini, "\nseed = 1\n");
+  SPR_ASSERT_CONTAINS(ini, "\nseq_len = 512\n"); /* resolved */
+  SPR_ASSERT_CONTAINS(ini, "\nrows = 64\n");
+  SPR_ASSERT_CONTAINS(ini, "\ng_max = 0.0001\n");
+  SPR_ASSERT_CONTAINS(ini, "\nir_drop = first_order\n");
+  SPR_ASSERT_CONTAINS(ini, "[S]");   /* units as comments */
+  SPR_ASSERT_CONTAINS(ini, "[ohm]");
+  SPR_ASSERT_CONTAINS(ini, "; one of: summary|masks|full\n");
+  SPR_ASSERT_CONTAINS(ini, "\n; values = (none)\n");
+  /* every key appears once as "name = " at the start of a line (values as
+   * a comment here), in its section */
+  for (int i = 0; i < spr_config_nkeys(); i++) {
+    const spr_config_key_info *k = spr_config_key(i);
+    char needle[128];
+    snprintf(needle, sizeof needle, "\n%s%s = ", k->type == SPR_KEY_LIST ? "; " : "", k->name);
+    const char *at = strstr(ini, needle);
+    CU_ASSERT_PTR_NOT_NULL(at);
+    if (at) CU_ASSERT_PTR_NULL(strstr(at + 1, needle));
+    snprintf(needle, sizeof needle, "[%s]\n", k->section);
+    const char *sec = strstr(ini, needle);
+    CU_ASSERT(sec && at && sec < at);
+  }
+  /* no line is longer than what an INI reader must accept (libinih: 199) */
+  for (const char *p = ini; *p;) {
+    const char *e = strchr(p, '\n');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    CU_ASSERT(l < 200);
+    p += l + (e != NULL);
+  }
+  free(ini);
+}
+
+/* A configuration differing from the defaults in every key. */
+static void nondefault(spr_config *c) {
+  spr_config_default(c);
+  c->seed = UINT64_C(0xFEDCBA9876543210);
+  c->trace = SPR_TRACE_MASKS;
+  c->wl.preset = SPR_PRESET_VIT_BASE;
+  c->wl.seq_len = 100;
+  c->wl.n_layers = 3;
+  c->wl.n_heads = 2;
+  c->wl.head_dim = 32;
+  c->xbar.rows = 128;
+  c->xbar.cols = 96;
+  c->xbar.cell_bits = 3;
+  c->xbar.key_bits = 6;
+  c->xbar.key_msb_bits = 3;
+  c->xbar.g_min_S = 1.234567890123e-6;
+  c->xbar.g_max_S = 8.7654321e-5;
+  c->xbar.variation = 0;
+  c->xbar.prog_sigma = 0.123456789;
+  c->xbar.stuck = 0;
+  c->xbar.stuck_on_rate = 1e-3 / 3;
+  c->xbar.stuck_off_rate = 2e-4;
+  c->xbar.drift = 0;
+  c->xbar.drift_nu = 0.0071;
+  c->xbar.drift_t_s = 1234.5678;
+  c->xbar.drift_t0_s = 0.1;
+  c->xbar.ir_drop = SPR_IR_OFF;
+  c->xbar.r_wl_ohm = 1.0 / 3;
+  c->xbar.r_bl_ohm = 3.75;
+  c->an.query_bits = 6;
+  c->an.v_read_V = 0.15;
+  c->an.dac_error = 0;
+  c->an.dac_gain_sigma = 0.0123;
+  c->an.read_noise = 0;
+  c->an.temperature_K = 310.15;
+  c->an.bandwidth_Hz = 2.5e8;
+  c->an.read_rel_sigma = 0.0321;
+  c->an.cmp_offset = 0;
+  c->an.cmp_offset_sigma_A = 1.7e-8;
+  c->an.cmp_noise = 0;
+  c->an.cmp_noise_sigma_A = 3.3e-9;
+  c->thr.mode = SPR_THR_DIRECT;
+  c->thr.keep_rate = 0.3;
+  c->thr.per_head = 0;
+  c->thr.n_values = 3;
+  c->thr.values[0] = 0.1;
+  c->thr.values[1] = -2.5e-3;
+  c->thr.values[2] = 1.0 / 3;
+  c->thr.bits = 7;
+  c->thr.range = 12.5;
+}
+
+static void test_round_trip(void) {
+  spr_config c, d;
+  nondefault(&c);
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
+  /* the fixture really differs from the defaults in every key (except
+   * per_head, which is exercised below) */
+  spr_config_default(&d);
+  for (int i = 0; i < spr_config_nkeys(); i++) {
+    char x[256], y[256];
+    spr_config_format(&c, i, x, sizeof x);
+    spr_config_format(&d, i, y, sizeof y);
+    const spr_config_key_info *k = spr_config_key(i);
+    if (!strcmp(k->name, "per_head")) continue;
+    if (!strcmp(x, y)) fprintf(stderr, "\n  fixture leaves %s.%s at its default", k->section, k->name);
+    CU_ASSERT(strcmp(x, y) != 0);
+  }
+  round_trip(&c);
+
+  /* per head: 3 x 2 values */
+  c.thr.per_head = 1;
+  c.thr.n_values = 6;
+  for (int j = 0; j < 6; j++) c.thr.values[j] = (j - 2.5) / 7.0;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
+  round_trip(&c);
+
+  /* no values: the "(none)" comment line */
+  nondefault(&c);
+  c.thr.mode = SPR_THR_KEEP_RATE;
+  c.thr.n_values = 0;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
+  char *ini = spr_config_to_ini(&c);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+  SPR_ASSERT_CONTAINS(ini, "; values = (none)\n");
+  free(ini);
+  round_trip(&c);
+
+  /* the defaults, resolved */
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
+  round_trip(&c);
+}
+
+/* One threshold per layer of BERT-base (12 values written with %.17g) is an
+ * ordinary configuration; to_ini must produce a file that loads back. */
+static void test_round_trip_long_list(void) {
+  spr_config c;
+  spr_config_default(&c);
+  c.thr.mode = SPR_THR_DIRECT;
+  c.thr.n_values = 12;
+  for (int j = 0; j < 12; j++) c.thr.values[j] = (j + 1) / 7.0;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
+  round_trip(&c);
+}
+
+static const CU_TestInfo tests[] = {
+    {"key table", test_key_table},
+    {"defaults from the table", test_defaults},
+    {"every default is a valid value", test_defaults_accepted},
+    {"resolve fills preset values", test_resolve_presets},
+    {"valid file: comments, sections, units, bools, enums, list", test_valid_file},
+    {"SI prefixes and units", test_units},
+    {"booleans", test_booleans},
+    {"enums and their names", test_enums},
+    {"u64 seed and lists", test_seed_and_lists},
+    {"missing or unreadable file: SPR_EIO", test_missing_file},
+    {"syntax error", test_syntax_error},
+    {"unknown section or key", test_unknown_section_and_key},
+    {"unknown section without keys", test_unknown_empty_section},
+    {"duplicate key", test_duplicate_key},
+    {"malformed numbers", test_bad_numbers},
+    {"values out of range", test_out_of_range},
+    {"wrong units", test_bad_units},
+    {"bad bool, enum, seed", test_bad_bool_enum_seed},
+    {"bad lists and empty values", test_bad_lists_and_empty},
+    {"cross-key errors (resolve)", test_cross_key_errors},
+    {"error names the right line", test_error_line},
+    {"first error is reported with its line", test_first_error_reported},
+    {"spr_config_set origin", test_set_origin},
+    {"spr_config_format", test_format},
+    {"spr_config_to_ini text", test_to_ini_text},
+    {"round trip through to_ini", test_round_trip},
+    {"round trip of 12 per-layer values", test_round_trip_long_list},
+    CU_TEST_INFO_NULL,
+};
+
+int main(void) { return spr_test_run("config", tests); }
