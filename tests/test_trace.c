@@ -244,6 +244,20 @@ static void check_config(hid_t f, const spr_config *c) {
     char path[256], want[512], have[512] = "";
     snprintf(path, sizeof path, "/config/%s/%s", k->section, k->name);
     spr_config_format(c, i, want, sizeof want);
+    if (k->type == SPR_KEY_DOUBLE || k->type == SPR_KEY_LIST) {
+      /* the config prints the shortest exact form; compare as %.17g */
+      char norm[512] = "", *p = want;
+      size_t used = 0;
+      for (int j = 0; *p; j++) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p) break;
+        used += (size_t)snprintf(norm + used, sizeof norm - used, "%s%.17g", j ? ", " : "", x);
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+      }
+      snprintf(want, sizeof want, "%s", norm);
+    }
     switch (k->type) {
     case SPR_KEY_INT: {
       int32_t v;
