@@ -16,9 +16,32 @@
  *          + [read_rel_sigma^2 sum_k V_k^2 G_kj^2]  relative read noise
  *          + cmp_noise_sigma^2                     comparator noise
  *            (all divided by i_unit^2; sums over both columns of the pair)
- *   z_ij   ~ N(0,1), one per decision, drawn in row-major (i, j) order.
- * The read-noise variance of a whole head is one matrix product:
- *   var = [a_s |q|, s_r^2 q^2] (m x 2d) * [g1; g2] (2d x n) + c_j.
+ *   z_ij   ~ N(0,1) clamped to [-T, T], T = SPR_NOISE_TRUNC = 8: the
+ *            noise is a Gaussian whose mass beyond 8 sigma (2 Phi(-8) =
+ *            1.2e-15) sits at +-8 sigma.  No statistic of a run can see it,
+ *            and it makes decisions with |mu + o - theta| > 8 sigma certain.
+ * The read-noise variance of decision (i, j) is
+ *   var_ij = c_j + [a_s |q_i|, s_r^2 q_i^2] . [g1; g2]_j      (length 2d)
+ * and is bounded above by (max_t |q_it| = M_i, G1_j = sum_t g1_tj, ...)
+ *   ub_ij  = c_j + a_s M_i G1_j + s_r^2 M_i^2 G2_j.
+ *
+ * Evaluation (exact in distribution, reproducible, the same whether or
+ * not scores are requested), with b_ij = mu_ij + o_j in float:
+ *   - "far" decision: |b - theta| - 2^-20 (|b| + |theta|) > 0 and its
+ *     square >= T^2 (1 + 2^-10) ub.  The margins cover every rounding
+ *     (the float ub and var differ by < 1e-5 relative, b + sqrt(var) z
+ *     rounds by a few 2^-24), so b + sqrt(var) z is on the same side of
+ *     theta for every |z| <= T: the outcome is certain and no noise is
+ *     drawn;
+ *   - "near" decision (every other): var_ij by the dot product above (in
+ *     a fixed summation order), z from r_read in row-major order over the
+ *     near decisions only, keep iff b + sqrt(var) z >= theta.
+ * When scores are requested, far decisions also get a score
+ *   a_ij = b_ij + sqrt(var_ij) z'_ij,  z' ~ N(0,1) clamped to [-T, T],
+ * with the same var_ij and z' from a separate stream r_far (row-major
+ * over far decisions), so the mask, the near scores and r_read do not
+ * depend on it.  Since |z'| <= T, a far score always agrees with its
+ * decision.  Every recorded score is thus a draw of the model above.
  */
 #ifndef SPR_ANALOG_H
 #define SPR_ANALOG_H
@@ -30,6 +53,7 @@
 
 #define SPR_BOLTZMANN_J_PER_K 1.380649e-23 /* exact (SI 2019) */
 #define SPR_ELEMENTARY_CHARGE_C 1.602176634e-19 /* exact (SI 2019) */
+#define SPR_NOISE_TRUNC 8.0 /* per-decision noise clamped to +-8 sigma */
 
 typedef struct {
   double v_step_V; /* row voltage per query code */
@@ -70,29 +94,42 @@ int spr_thr_pick(const int64_t *counts, int64_t total, int bits,
 /* Scratch of spr_analog_decide for up to m queries of n keys, d dims. */
 typedef struct {
   int m, n, d;
-  float *qf;  /* m x d */
-  float *a2;  /* m x 2d */
-  float *mu;  /* m x n */
-  float *var; /* m x n */
-  float *z;   /* n */
-  float *c;   /* n: per-key constant variance */
+  int mb;        /* rows per block: min(m, 64) */
+  float *qf;     /* m x d */
+  float *a2;     /* 2d: [a_s |q_i|, s_r^2 q_i^2] of the current row */
+  float *mu;     /* mb x n: scores of a block of rows */
+  float *z;      /* n: noise of a row's near (then far) decisions */
+  float *var;    /* n: their variances */
+  float *c;      /* n: per-key constant variance */
+  float *kc;     /* n: c scaled for the far test */
+  float *o;      /* n: offsets (or zeros) */
+  uint8_t *cls;  /* n + 64: 0 far prune, 1 far keep, 2 near */
+  int *idx;      /* n: near (then far) keys of a row */
+  int64_t n_near; /* out: near decisions of the last spr_analog_decide */
 } spr_analog_ws;
 
 int spr_analog_ws_alloc(spr_analog_ws *ws, int m, int n, int d);
 void spr_analog_ws_free(spr_analog_ws *ws);
 
-/* Decide keep/prune for m queries q (m x d codes) against the head xb.
+/* Decide keep/prune for m queries q (m x d codes) against the head xb
+ * (evaluation above).
  * theta: threshold in score units; off: n comparator offsets (score
- * units) or NULL; r_read: stream of per-decision noise (used only when
- * read_noise or cmp_noise is on).
+ * units) or NULL; r_read: stream of the near decisions' noise
+ * (SPR_STREAM_READ; used only when read_noise or cmp_noise is on);
+ * r_far: stream of the far decisions' recorded noise (SPR_STREAM_READ_FAR;
+ * used only when scores is not NULL and the noise is on).
  * mask: m x spr_mask_row_bytes(n) bytes, overwritten (bit set = keep).
- * scores: m x n comparator inputs a_ij, or NULL.  *n_kept: keeps counted.
- * Returns 0 or SPR_EINVAL (shape larger than the workspace). */
+ * scores: m x n comparator inputs a_ij, or NULL.  *n_kept: keeps counted;
+ * ws->n_near: near decisions (noise drawn from r_read).
+ * The mask, *n_kept, ws->n_near and r_read's position do not depend on
+ * whether scores is NULL.
+ * Returns 0 or SPR_EINVAL (shape larger than the workspace, or a needed
+ * stream is NULL). */
 int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
                       const spr_xbar_head *xb, const int8_t *q, int m,
                       double theta, const float *off, gsl_rng *r_read,
-                      spr_analog_ws *ws, uint8_t *mask, float *scores,
-                      int64_t *n_kept);
+                      gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
+                      float *scores, int64_t *n_kept);
 
 /* Per-key read-noise variance constant c_j (thermal + comparator noise, in
  * score units squared) and the shot coefficient a_s, as used by

@@ -27,7 +27,8 @@ enum spr_stream {
   SPR_STREAM_DAC = 4,      /* DAC gain error per row */
   SPR_STREAM_CMP_OFFSET = 5, /* comparator static offsets */
   SPR_STREAM_READ = 6,     /* per-decision read and comparator noise */
-  SPR_STREAM_DRIFT = 7     /* per-cell drift exponent spread */
+  SPR_STREAM_DRIFT = 7,    /* per-cell drift exponent spread */
+  SPR_STREAM_READ_FAR = 8  /* recorded noise of decisions certain without it */
 };
 
 extern const gsl_rng_type *spr_rng_xoshiro256ss;
@@ -42,12 +43,22 @@ gsl_rng *spr_rng_alloc(void);
 void spr_rng_key(gsl_rng *r, uint64_t seed, int layer, int head, int trial,
                  int stream);
 
-/* One standard normal variate (ziggurat).  Modules that include OpenBLAS's
- * <cblas.h> use this instead of <gsl/gsl_randist.h>, whose gsl_cblas.h
- * clashes with it. */
+/* One standard normal variate: an exact 256-layer ziggurat (Marsaglia and
+ * Tsang 2000, layer and abscissa from disjoint bits of one 64-bit output,
+ * exact tail and wedges) reading the xoshiro256** state of r directly.
+ * A generator of another type falls back to gsl_ran_gaussian_ziggurat.
+ * Modules that include OpenBLAS's <cblas.h> use this instead of
+ * <gsl/gsl_randist.h>, whose gsl_cblas.h clashes with it. */
 double spr_rng_normal(gsl_rng *r);
 
-/* Fill out[0..n) with standard normal variates (ziggurat). */
+/* Bound on |spr_rng_normal(r)| for the spr_rng_xoshiro256ss type: the
+ * largest tail value is r + (53 ln 2) / r = 13.71 (r = 3.654, uniforms of
+ * 53 bits); the fast path stays below r. */
+#define SPR_RNG_NORMAL_MAX 13.8
+
+/* Fill out[0..n) with standard normal variates: exactly the values of n
+ * successive spr_rng_normal(r) calls, rounded to float, leaving r where
+ * they would. */
 void spr_rng_gaussian(gsl_rng *r, float *out, size_t n);
 
 /* SplitMix64 finaliser, exposed for hashing keys. */

@@ -9,9 +9,11 @@
  * Column currents of the row tiles of a key add.
  *
  * Static non-idealities, applied in this order to every physical cell:
- *   programming variation  G <- G exp(prog_sigma z),  z ~ N(0,1)  (median kept)
+ *   programming variation  G <- G exp(prog_sigma z),  z ~ N(0,1)  (median kept;
+ *                          the factor in single precision, rel. error 1e-7)
  *   stuck-at faults        G <- g_max (rate stuck_on_rate) or g_min
- *                          (rate stuck_off_rate); stuck cells do not drift
+ *                          (rate stuck_off_rate), independently per cell;
+ *                          stuck cells do not drift
  *   drift                  G <- G (t/t0)^-nu
  *   first-order IR drop    G_eff = G (1 - r_wl A - r_bl B)   (see below)
  *   row DAC gain           row i of tile scaled by its DAC gain
@@ -25,6 +27,18 @@
  * from one Jacobi step around the ideal currents:
  *   A_ij = sum_{k<=j} sum_{l>=k} G_il,   B_ij = sum_{k>=i} sum_{m<=k} G_mj
  * which is exact to first order in r_wl G and r_bl G.
+ *
+ * Draw order (fixed, so a stream gives the same head on any machine and
+ * thread count): physical cells are visited array by array (column tile
+ * outer, row tile inner), row-major inside an array.  r_prog gives one
+ * N(0,1) per cell in that order (spr_rng_gaussian).  r_stuck is read only
+ * at stuck cells: with p = stuck_on_rate + stuck_off_rate, the number of
+ * healthy cells before the next stuck one is Geometric(p),
+ *   gap = floor(log(u) / log(1 - p)),  u uniform on (0, 1]
+ * (one uniform), and a stuck cell is stuck on when a second uniform is
+ * below stuck_on_rate / p.  This is exactly an independent choice per cell
+ * (on with probability stuck_on_rate, off with stuck_off_rate) at a cost
+ * per stuck cell instead of per cell.
  */
 #ifndef SPR_XBAR_H
 #define SPR_XBAR_H
@@ -39,11 +53,17 @@ typedef struct {
   int col_tiles;        /* ceil(n / (cols / 2)) */
   double dg_S;          /* conductance step between levels */
   float *w;             /* d x n effective weights, units of dG */
-  float *g1;            /* d x n (G+ + G-) / dG of the programmed cells */
-  float *g2;            /* d x n (G+^2 + G-^2) / dG^2; g2 == g1 + d*n, so
-                           g1 is also the 2d x n matrix [g1; g2] */
+  float *gt;            /* n x 2d read-noise coefficients of the programmed
+                           cells (before IR drop): row j holds
+                           g1_tj = (G+ + G-) / dG at [t] and
+                           g2_tj = (G+^2 + G-^2) / dG^2 at [d + t], so the
+                           variance of one decision is one contiguous dot
+                           product */
   double *gsum;         /* n: sum over the key's columns, idle rows
                            included, of (G+ + G-) / dG (thermal noise) */
+  float *g1_sum;        /* n: sum_t g1_tj (noise bound; float sums, within
+                           1e-5 relative) */
+  float *g2_sum;        /* n: sum_t g2_tj */
   int64_t n_stuck_on;   /* cells stuck at g_max (all physical cells) */
   int64_t n_stuck_off;  /* cells stuck at g_min */
   int64_t n_cells;      /* physical cells of all arrays of the head */
@@ -67,7 +87,8 @@ void spr_xbar_head_free(spr_xbar_head *h);
  *   (used only when the effect is on).
  * work: at least 3 * rows * cols doubles of scratch.
  * Returns 0 or SPR_EINVAL (a key code out of range, naming key, dimension
- * and value). */
+ * and value; key_msb_bits outside [1, 8]; stuck-at rates that are not
+ * probabilities with sum <= 1). */
 int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
                      const int8_t *kmsb, const double *row_gain,
                      gsl_rng *r_prog, gsl_rng *r_stuck, double *work);

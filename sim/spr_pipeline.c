@@ -27,7 +27,8 @@ typedef struct {
 
 /* Per-thread scratch. */
 typedef struct {
-  gsl_rng *rng, *rng2; /* rng2: stuck-at stream, drawn beside rng */
+  gsl_rng *rng, *rng2; /* rng2: a second stream drawn beside rng (stuck-at
+                          faults while programming, far-decision scores) */
   spr_xbar_head xb;
   spr_analog_ws ws;
   double *work;  /* 3 * rows * cols */
@@ -208,9 +209,10 @@ static int pass_analog(spr_run *r, int layer, int h, thread_ws *w) {
     off = w->off;
   }
   spr_rng_key(w->rng, seed, layer, h, 0, SPR_STREAM_READ);
+  spr_rng_key(w->rng2, seed, layer, h, 0, SPR_STREAM_READ_FAR);
   int64_t kept;
-  if ((rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, &w->ws,
-                              s->mask_a, s->scores, &kept)))
+  if ((rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
+                              &w->ws, s->mask_a, s->scores, &kept)))
     return rc;
   /* ideal mask and the comparison */
   const size_t rb = spr_mask_row_bytes(n);

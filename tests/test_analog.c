@@ -120,7 +120,7 @@ static void test_ideal_decisions(void) {
   for (int t = 0; t < 4; t++) {
     int64_t kept;
     CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, thetas[t], NULL,
-                                            NULL, &b.ws, b.mask, b.a, &kept), 0);
+                                            NULL, NULL, &b.ws, b.mask, b.a, &kept), 0);
     int bad = 0, ties = 0;
     int64_t want_kept = 0;
     for (int i = 0; i < b.m; i++)
@@ -165,10 +165,11 @@ static double predicted_var(const bench *b, int i, int j) {
  * call are iid N(0,1): mean within 5 sigma, variance within 5 sigma of 1
  * (sd of the sample variance ~ sqrt(2/N)). */
 static void check_noise(bench *b, const char *what, int trial) {
-  gsl_rng *r = spr_rng_alloc();
+  gsl_rng *r = spr_rng_alloc(), *rf = spr_rng_alloc();
   spr_rng_key(r, 2385, 3, 4, trial, SPR_STREAM_READ);
+  spr_rng_key(rf, 2385, 3, 4, trial, SPR_STREAM_READ_FAR);
   int64_t kept;
-  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b->c.an, &b->sc, &b->xb, b->q, b->m, 0.0, NULL, r,
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b->c.an, &b->sc, &b->xb, b->q, b->m, 0.0, NULL, r, rf,
                                           &b->ws, b->mask, b->a, &kept), 0);
   double s1 = 0, s2 = 0;
   const double N = (double)b->m * b->n;
@@ -179,10 +180,12 @@ static void check_noise(bench *b, const char *what, int trial) {
       s2 += z * z;
     }
   double mean = s1 / N, var = s2 / N - mean * mean;
-  printf("\n    %s: residual mean %.4f var %.4f (N = %.0f) ", what, mean, var, N);
+  printf("\n    %s: residual mean %.4f var %.4f (N = %.0f, %.1f%% near) ", what, mean, var, N,
+         100.0 * b->ws.n_near / N);
   CU_ASSERT(fabs(mean) < 5 / sqrt(N));
   CU_ASSERT(fabs(var - 1) < 5 * sqrt(2 / N));
   gsl_rng_free(r);
+  gsl_rng_free(rf);
 }
 
 static void test_read_noise_statistics(void) {
@@ -218,8 +221,8 @@ static void test_comparator_offsets(void) {
   spr_rng_key(r, 1, 0, 0, 0, SPR_STREAM_CMP_OFFSET);
   spr_cmp_offsets(&b.c.an, &b.sc, 4096, r, off);
   int64_t kept;
-  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, 0.0, off, NULL, &b.ws,
-                                    b.mask, b.a, &kept), 0);
+  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, 0.0, off, NULL, NULL,
+                                    &b.ws, b.mask, b.a, &kept), 0);
   double s1 = 0, s2 = 0;
   int bad = 0;
   for (int j = 0; j < 4096; j++) {
@@ -288,13 +291,109 @@ static void test_errors(void) {
   setup(&b, 10, 12, 6, 1);
   int64_t kept;
   /* more queries than the workspace holds */
-  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, 11, 0.0, NULL, NULL, &b.ws,
-                                    b.mask, NULL, &kept), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, 11, 0.0, NULL, NULL, NULL,
+                                    &b.ws, b.mask, NULL, &kept), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "11 x 12 x 6 exceeds workspace 10 x 12 x 6");
   spr_analog_ws ws;
   CU_ASSERT_EQUAL(spr_analog_ws_alloc(&ws, 0, 5, 5), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "m=0");
   spr_analog_ws_free(NULL);
+  /* noise on without its streams */
+  b.c.an.cmp_noise = 1;
+  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, 10, 0.0, NULL, NULL, NULL,
+                                    &b.ws, b.mask, NULL, &kept), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "read stream is NULL");
+  gsl_rng *r = spr_rng_alloc();
+  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, 10, 0.0, NULL, r, NULL, &b.ws,
+                                    b.mask, b.a, &kept), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "far-decision stream is NULL");
+  gsl_rng_free(r);
+  teardown(&b);
+}
+
+/* Near and far decisions (see spr_analog.h).  Noise large enough that a
+ * good share of the decisions is near, offsets on, theta inside the score
+ * range.  Checked, against the library's own outputs and an independent
+ * computation of every decision's noise sd:
+ *   - every recorded score agrees with its decision, far ones included
+ *     (a far score uses z' from r_far, |z'| <= 8);
+ *   - decisions whose |b - theta| exceeds 8 predicted sd (plus 1%) are
+ *     kept exactly when b > theta, and there are at least as many near
+ *     decisions as decisions within 8 predicted sd (the bound is above the
+ *     true variance);
+ *   - the mask, the keep count, the near count and the position of r_read
+ *     do not depend on whether scores are requested, and a second run
+ *     with the same keys repeats the first bit for bit. */
+static void test_near_far(void) {
+  bench b;
+  setup(&b, 96, 160, 48, 1);
+  b.c.an.read_noise = 1;
+  b.c.an.read_rel_sigma = 0.0731;
+  b.c.an.cmp_noise = 1;
+  b.c.an.cmp_noise_sigma_A = 1.3e-7;
+  const double theta = 13.5;
+  float *off = malloc(b.n * sizeof *off);
+  gsl_rng *ro = spr_rng_alloc();
+  spr_rng_key(ro, 2385, 0, 0, 0, SPR_STREAM_CMP_OFFSET);
+  for (int j = 0; j < b.n; j++) off[j] = (float)(2.385 * spr_rng_normal(ro));
+  gsl_rng *r1 = spr_rng_alloc(), *f1 = spr_rng_alloc(), *r2 = spr_rng_alloc();
+  spr_rng_key(r1, 2385, 5, 6, 0, SPR_STREAM_READ);
+  spr_rng_key(f1, 2385, 5, 6, 0, SPR_STREAM_READ_FAR);
+  spr_rng_key(r2, 2385, 5, 6, 0, SPR_STREAM_READ);
+  const size_t rb = spr_mask_row_bytes(b.n), mbytes = (size_t)b.m * rb;
+  int64_t kept1, kept2, kept3;
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, theta, off, r1, f1,
+                                          &b.ws, b.mask, b.a, &kept1), 0);
+  const int64_t near1 = b.ws.n_near;
+  uint8_t *mask2 = malloc(mbytes);
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, theta, off, r2, NULL,
+                                          &b.ws, mask2, NULL, &kept2), 0);
+  CU_ASSERT_EQUAL(memcmp(b.mask, mask2, mbytes), 0);
+  CU_ASSERT_EQUAL(kept1, kept2);
+  CU_ASSERT_EQUAL(near1, b.ws.n_near);
+  CU_ASSERT_EQUAL(gsl_rng_get(r1), gsl_rng_get(r2));
+  /* repeat: same keys, same everything */
+  float *a3 = malloc((size_t)b.m * b.n * sizeof *a3);
+  spr_rng_key(r1, 2385, 5, 6, 0, SPR_STREAM_READ);
+  spr_rng_key(f1, 2385, 5, 6, 0, SPR_STREAM_READ_FAR);
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, theta, off, r1, f1,
+                                          &b.ws, mask2, a3, &kept3), 0);
+  CU_ASSERT_EQUAL(memcmp(b.mask, mask2, mbytes), 0);
+  CU_ASSERT_EQUAL(memcmp(b.a, a3, (size_t)b.m * b.n * sizeof *a3), 0);
+  CU_ASSERT_EQUAL(kept3, kept1);
+  int disagree = 0, wrong_far = 0;
+  int64_t n_keep = 0, exact_near = 0, far_checked = 0;
+  for (int i = 0; i < b.m; i++)
+    for (int j = 0; j < b.n; j++) {
+      const int keep = b.mask[i * rb + j / 8] >> (j % 8) & 1;
+      n_keep += keep;
+      disagree += keep != ((double)b.a[i * b.n + j] >= theta);
+      const double bij = (double)(float)((float)brute_score(&b, i, j) + off[j]);
+      const double sd = sqrt(predicted_var(&b, i, j));
+      if (fabs(bij - theta) < 8 * sd) exact_near++;
+      if (fabs(bij - theta) > 8.08 * sd) {
+        far_checked++;
+        wrong_far += keep != (bij > theta);
+      }
+    }
+  printf("\n    %lld near, %lld within 8 sd, %lld far checked, %lld kept of %d ",
+         (long long)near1, (long long)exact_near, (long long)far_checked, (long long)n_keep,
+         b.m * b.n);
+  CU_ASSERT_EQUAL(disagree, 0);
+  CU_ASSERT_EQUAL(wrong_far, 0);
+  CU_ASSERT_EQUAL(n_keep, kept1);
+  CU_ASSERT(near1 >= exact_near);
+  /* the test means something: both kinds in numbers, both outcomes */
+  CU_ASSERT(exact_near > 500);
+  CU_ASSERT(far_checked > 2000);
+  CU_ASSERT(n_keep > 1000 && n_keep < (int64_t)b.m * b.n - 1000);
+  free(off);
+  free(mask2);
+  free(a3);
+  gsl_rng_free(ro);
+  gsl_rng_free(r1);
+  gsl_rng_free(f1);
+  gsl_rng_free(r2);
   teardown(&b);
 }
 
@@ -306,6 +405,7 @@ int main(void) {
                          {"comparator offsets", test_comparator_offsets},
                          {"DAC gain statistics", test_dac_gains},
                          {"score unit scale", test_scale},
+                         {"near and far decisions", test_near_far},
                          {"error paths", test_errors},
                          CU_TEST_INFO_NULL};
   return spr_test_run("analog", tests);

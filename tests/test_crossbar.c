@@ -71,7 +71,7 @@ static void test_ideal_mapping(void) {
   int bad = 0;
   double gsum_max_err = 0;
   for (int j = 0; j < n; j++) {
-    double gs = 0;
+    double gs = 0, s2 = 0;
     for (int i = 0; i < d; i++) {
       int kv = k[j * d + i];
       if (f.h.w[(size_t)i * n + j] != (float)kv) bad++;
@@ -79,10 +79,14 @@ static void test_ideal_mapping(void) {
       double g1 = (2 * p.g_min_S + abs(kv) * dg) / dg;
       double gp = p.g_min_S + (kv > 0 ? kv : 0) * dg, gm = p.g_min_S + (kv < 0 ? -kv : 0) * dg;
       double g2 = (gp * gp + gm * gm) / (dg * dg);
-      if (fabs(f.h.g1[(size_t)i * n + j] - g1) > 1e-5 * g1) bad++;
-      if (fabs(f.h.g2[(size_t)i * n + j] - g2) > 1e-5 * g2) bad++;
+      if (fabs(f.h.gt[(size_t)j * 2 * d + i] - g1) > 1e-5 * g1) bad++;
+      if (fabs(f.h.gt[(size_t)j * 2 * d + d + i] - g2) > 1e-5 * g2) bad++;
       gs += g1;
+      s2 += g2;
     }
+    /* the bound's column sums (float sums: 1e-5 relative) */
+    if (fabs(f.h.g1_sum[j] - gs) > 1e-5 * gs) bad++;
+    if (fabs(f.h.g2_sum[j] - s2) > 1e-5 * s2) bad++;
     gs += (3 * 16 - d) * 2 * p.g_min_S / dg; /* idle rows of the last row tile */
     gsum_max_err = fmax(gsum_max_err, fabs(f.h.gsum[j] - gs) / gs);
   }
@@ -244,8 +248,9 @@ static void test_ir_vs_nodal(void) {
 /* Recover (G+, G-) of every key cell from w and g1 (IR and DACs ideal). */
 static void recover(const spr_xbar_head *h, int i, int j, double *gp, double *gm) {
   size_t o = (size_t)i * h->n + j;
-  *gp = 0.5 * (h->g1[o] + h->w[o]) * h->dg_S;
-  *gm = 0.5 * (h->g1[o] - h->w[o]) * h->dg_S;
+  const double g1 = h->gt[(size_t)j * 2 * h->d + i];
+  *gp = 0.5 * (g1 + h->w[o]) * h->dg_S;
+  *gm = 0.5 * (g1 - h->w[o]) * h->dg_S;
 }
 
 /* Lognormal variation: ln(G / G_nominal) ~ N(0, prog_sigma^2). */
@@ -366,8 +371,88 @@ static void test_errors(void) {
   double work[3 * 64 * 8];
   CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "key 1 dimension 1 has code 9");
+  p.key_msb_bits = 9; /* codes would not fit int8_t */
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "key_msb_bits 9 outside [1, 8]");
+  p.key_msb_bits = 4;
+  k[3] = 5;
+  p.stuck = 1;
+  p.stuck_on_rate = 0.625;
+  p.stuck_off_rate = 0.5;
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "stuck_on_rate 0.625 and stuck_off_rate 0.5");
   spr_xbar_head_free(&h);
   spr_xbar_head_free(NULL);
+}
+
+/* Stuck-at faults are drawn by geometric skipping; the result must be an
+ * independent Bernoulli choice per cell.  Stuck-on cells are visible
+ * everywhere (g_max is no nominal level), so in the documented visiting
+ * order (column tile, row tile, row-major) the gaps between successive
+ * stuck-on cells must be Geometric(p_on): P(gap >= k) = (1 - p_on)^k,
+ * checked at several k (5 sd binomial bounds), across array boundaries
+ * too.  Counts per array must have the binomial variance (chi-square
+ * dispersion within 5 sd). */
+static void test_stuck_independence(void) {
+  spr_xbar_params p = ideal_params();
+  p.stuck = 1;
+  p.stuck_on_rate = 0.0173;
+  p.stuck_off_rate = 0.0291;
+  p.rows = 16;
+  p.cols = 32; /* 16 keys per tile, 16 dims per row tile */
+  const int n = 1024, d = 48; /* 64 x 3 arrays of 512 cells */
+  int8_t *k = random_codes(n, d, 23);
+  fixture f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  const int per = p.cols / 2, R = p.rows, C = p.cols, cells = R * C;
+  const int64_t N = f.h.n_cells;
+  CU_ASSERT_EQUAL_FATAL(N, (int64_t)2 * n * d);
+  uint8_t *on = calloc((size_t)N, 1);
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < d; i++) {
+      double gp, gm;
+      recover(&f.h, i, j, &gp, &gm);
+      const int64_t arr = (int64_t)(j / per) * f.h.row_tiles + i / R;
+      const int64_t at = arr * cells + (int64_t)(i % R) * C + 2 * (j % per);
+      on[at] = fabs(gp - p.g_max_S) < 1e-4 * p.g_max_S;
+      on[at + 1] = fabs(gm - p.g_max_S) < 1e-4 * p.g_max_S;
+    }
+  int64_t n_on = 0, last = -1, gaps = 0;
+  const int KS = 4;
+  const int64_t ks[4] = {5, 29, 58, 173};
+  int64_t ge[4] = {0};
+  for (int64_t c = 0; c < N; c++) {
+    if (!on[c]) continue;
+    n_on++;
+    if (last >= 0) {
+      const int64_t g = c - last - 1;
+      gaps++;
+      for (int t = 0; t < KS; t++) ge[t] += g >= ks[t];
+    }
+    last = c;
+  }
+  CU_ASSERT_EQUAL(n_on, f.h.n_stuck_on);
+  for (int t = 0; t < KS; t++) {
+    const double pr = pow(1 - p.stuck_on_rate, (double)ks[t]), fr = (double)ge[t] / gaps;
+    const double sd = sqrt(pr * (1 - pr) / gaps);
+    if (fabs(fr - pr) >= 5 * sd)
+      fprintf(stderr, "\n  P(gap >= %lld) = %g, want %g +- %g", (long long)ks[t], fr, pr, 5 * sd);
+    CU_ASSERT(fabs(fr - pr) < 5 * sd);
+  }
+  /* dispersion of the per-array counts of stuck-on cells */
+  const int64_t arrays = N / cells;
+  double chi2 = 0;
+  const double mean = cells * p.stuck_on_rate, var = mean * (1 - p.stuck_on_rate);
+  for (int64_t a = 0; a < arrays; a++) {
+    int64_t cnt = 0;
+    for (int c = 0; c < cells; c++) cnt += on[a * cells + c];
+    chi2 += (cnt - mean) * (cnt - mean) / var;
+  }
+  /* chi2 has mean ~ arrays and sd ~ sqrt(2 arrays) */
+  CU_ASSERT(fabs(chi2 - arrays) < 5 * sqrt(2.0 * arrays));
+  free(on);
+  fx_free(&f);
+  free(k);
 }
 
 int main(void) {
@@ -378,6 +463,7 @@ int main(void) {
                          {"lognormal variation statistics", test_variation_statistics},
                          {"stuck-at rates", test_stuck_rates},
                          {"drift power law", test_drift_formula},
+                         {"stuck-at cells independent", test_stuck_independence},
                          {"error paths", test_errors},
                          CU_TEST_INFO_NULL};
   return spr_test_run("crossbar", tests);
