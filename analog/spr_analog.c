@@ -313,6 +313,19 @@ static inline int ctz64(uint64_t w) {
 #endif
 }
 
+/* For the decisions ws->idx[0..cnt) of one query row a (the [a_s |q|,
+ * s_r^2 q^2] row of length len): cnt standard normals from r into ws->z
+ * and the exact variances into ws->var (only the constant c_j when the
+ * read noise is off). */
+static void draw_noise(gsl_rng *r, const float *a, const float *gt, int len, int read_noise,
+                       int cnt, spr_analog_ws *ws) {
+  spr_rng_gaussian(r, ws->z, (size_t)cnt);
+  if (read_noise)
+    near_vars(a, gt, len, ws->idx, cnt, ws->c, ws->var);
+  else
+    for (int t = 0; t < cnt; t++) ws->var[t] = ws->c[ws->idx[t]];
+}
+
 static inline float clamp_t(float z) {
   const float t = (float)SPR_NOISE_TRUNC;
   return z < -t ? -t : (z > t ? t : z);
@@ -436,11 +449,7 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
       }
       /* near decisions: exact variance, noise from r_read */
       if (nn) {
-        spr_rng_gaussian(r_read, ws->z, (size_t)nn);
-        if (rn)
-          near_vars(a2, xb->gt, two_d, ws->idx, nn, ws->c, ws->var);
-        else
-          for (int t = 0; t < nn; t++) ws->var[t] = ws->c[ws->idx[t]];
+        draw_noise(r_read, a2, xb->gt, two_d, rn, nn, ws);
         for (int t = 0; t < nn; t++) {
           const int j = ws->idx[t];
           const float aij = b[j] + sqrtf(ws->var[t]) * clamp_t(ws->z[t]);
@@ -457,11 +466,7 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
         for (int j = 0; j < n; j++)
           if (cls[j] != 2) ws->idx[nf++] = j;
         if (nf) {
-          spr_rng_gaussian(r_far, ws->z, (size_t)nf);
-          if (rn)
-            near_vars(a2, xb->gt, two_d, ws->idx, nf, ws->c, ws->var);
-          else
-            for (int t = 0; t < nf; t++) ws->var[t] = ws->c[ws->idx[t]];
+          draw_noise(r_far, a2, xb->gt, two_d, rn, nf, ws);
           for (int t = 0; t < nf; t++) {
             const int j = ws->idx[t];
             b[j] = b[j] + sqrtf(ws->var[t]) * clamp_t(ws->z[t]);

@@ -86,45 +86,48 @@ static void print_table_header(void) {
          "fkeep%", "mass", "i.mass", "threshold");
 }
 
-static void print_layer(const spr_run *run, const spr_config *c, int l) {
-  const int H = c->wl.n_heads;
-  double keep = 0, ikeep = 0, fp = 0, fk = 0, mass = 0, imass = 0;
-  double tmin = 1e300, tmax = -1e300;
-  for (int h = 0; h < H; h++) {
-    const spr_head_result *r = spr_run_result(run, l, h);
+/* Means over results res[0..count) of the table's columns. */
+typedef struct {
+  double keep, ikeep, fp, fk, mass, imass, tmin, tmax;
+} row_means;
+
+static row_means mean_of(const spr_head_result *res, int count) {
+  row_means m = {0, 0, 0, 0, 0, 0, 1e300, -1e300};
+  for (int k = 0; k < count; k++) {
+    const spr_head_result *r = &res[k];
     double nn = (double)r->n * r->n;
-    keep += r->keep_rate;
-    ikeep += r->ideal_keep_rate;
-    fp += r->false_prunes / nn;
-    fk += r->false_keeps / nn;
-    mass += r->mass_retained;
-    imass += r->ideal_mass_retained;
-    if (r->threshold < tmin) tmin = r->threshold;
-    if (r->threshold > tmax) tmax = r->threshold;
+    m.keep += r->keep_rate / count;
+    m.ikeep += r->ideal_keep_rate / count;
+    m.fp += r->false_prunes / nn / count;
+    m.fk += r->false_keeps / nn / count;
+    m.mass += r->mass_retained / count;
+    m.imass += r->ideal_mass_retained / count;
+    if (r->threshold < m.tmin) m.tmin = r->threshold;
+    if (r->threshold > m.tmax) m.tmax = r->threshold;
   }
-  char thr[32];
-  if (tmin == tmax) snprintf(thr, sizeof thr, "%g", tmin);
-  else snprintf(thr, sizeof thr, "%g..%g", tmin, tmax);
-  printf("%5d %7.2f %7.2f %8.3f %8.3f %7.4f %7.4f %9s\n", l, 100 * keep / H, 100 * ikeep / H,
-         100 * fp / H, 100 * fk / H, mass / H, imass / H, thr);
+  return m;
+}
+
+/* One table row: the layer's heads (threshold column) or all heads. */
+static void print_row(const char *label, const spr_head_result *res, int count, int with_thr) {
+  row_means m = mean_of(res, count);
+  char thr[48] = "";
+  if (with_thr && m.tmin == m.tmax) snprintf(thr, sizeof thr, "%g", m.tmin);
+  else if (with_thr) snprintf(thr, sizeof thr, "%g..%g", m.tmin, m.tmax);
+  printf("%5s %7.2f %7.2f %8.3f %8.3f %7.4f %7.4f", label, 100 * m.keep, 100 * m.ikeep,
+         100 * m.fp, 100 * m.fk, m.mass, m.imass);
+  if (with_thr) printf(" %9s", thr);
+  printf("\n");
+}
+
+static void print_layer(const spr_run *run, const spr_config *c, int l) {
+  char label[16];
+  snprintf(label, sizeof label, "%d", l);
+  print_row(label, spr_run_result(run, l, 0), c->wl.n_heads, 1);
 }
 
 static void print_total(const spr_run *run, const spr_config *c) {
-  const int L = c->wl.n_layers, H = c->wl.n_heads;
-  double keep = 0, ikeep = 0, fp = 0, fk = 0, mass = 0, imass = 0;
-  for (int k = 0; k < L * H; k++) {
-    const spr_head_result *r = &spr_run_results(run)[k];
-    double nn = (double)r->n * r->n;
-    keep += r->keep_rate;
-    ikeep += r->ideal_keep_rate;
-    fp += r->false_prunes / nn;
-    fk += r->false_keeps / nn;
-    mass += r->mass_retained;
-    imass += r->ideal_mass_retained;
-  }
-  double m = L * H;
-  printf("%5s %7.2f %7.2f %8.3f %8.3f %7.4f %7.4f\n", "all", 100 * keep / m, 100 * ikeep / m,
-         100 * fp / m, 100 * fk / m, mass / m, imass / m);
+  print_row("all", spr_run_results(run), c->wl.n_layers * c->wl.n_heads, 0);
 }
 
 static int cmd_run(int argc, char **argv) {
