@@ -3,10 +3,10 @@
 #include "config.h"
 #include "spr_analog.h"
 #include "spr_error.h"
+#include "spr_mat.h"
 #include "spr_result.h"
 #include "spr_rng.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,8 +396,9 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
   for (int i0 = 0; i0 < m; i0 += ws->mb) {
     const int mb = m - i0 < ws->mb ? m - i0 : ws->mb;
     /* mu = q w : the column currents in score units */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mb, n, d, 1.0f, ws->qf + (size_t)i0 * d,
-                d, xb->w, n, 0.0f, ws->mu, n);
+    int rc = spr_matf_gemm(1.0f, spr_matf_view(ws->qf + (size_t)i0 * d, mb, d), 0,
+                           spr_matf_view(xb->w, d, n), 0, 0.0f, spr_matf_view(ws->mu, mb, n));
+    if (rc) return rc;
     for (int i = i0; i < i0 + mb; i++) {
       const float *mu = ws->mu + (size_t)(i - i0) * n;
       float *b = scores ? scores + (size_t)i * n : ws->mu + (size_t)(i - i0) * n;

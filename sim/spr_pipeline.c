@@ -3,6 +3,7 @@
 #include "spr_pipeline.h"
 #include "spr_analog.h"
 #include "spr_error.h"
+#include "spr_mat.h"
 #include "spr_quant.h"
 #include "spr_rng.h"
 #include "spr_synth.h"
@@ -160,8 +161,9 @@ static int pass_ideal(spr_run *r, int layer, int h, thread_ws *w) {
     w->kf[k] = (float)s->kmsb[k];
   }
   /* exact: |q . k| <= 2^7 * 2^7 * d < 2^24 for d <= 1024 */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, 1.0f, w->qf, d, w->kf, d, 0.0f,
-              w->s, n);
+  if ((rc = spr_matf_gemm(1.0f, spr_matf_view(w->qf, n, d), 0, spr_matf_view(w->kf, n, d), 1,
+                          0.0f, spr_matf_view(w->s, n, n))))
+    return rc;
   int32_t m = 0;
   for (size_t k = 0; k < (size_t)n * n; k++) {
     int32_t v = (int32_t)w->s[k];
@@ -231,8 +233,9 @@ static int pass_analog(spr_run *r, int layer, int h, thread_ws *w) {
     }
   }
   /* softmax of the float scores, scale 1/sqrt(d) */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, (float)(1.0 / sqrt((double)d)),
-              s->Q, d, s->K, d, 0.0f, w->s, n);
+  if ((rc = spr_matf_gemm((float)(1.0 / sqrt((double)d)), spr_matf_view(s->Q, n, d), 0,
+                          spr_matf_view(s->K, n, d), 1, 0.0f, spr_matf_view(w->s, n, n))))
+    return rc;
   double mass_a = 0, mass_i = 0;
   for (int i = 0; i < n; i++) {
     float *row = w->s + (size_t)i * n;

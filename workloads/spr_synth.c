@@ -27,9 +27,9 @@
 #include "config.h"
 #include "spr_synth.h"
 #include "spr_error.h"
+#include "spr_mat.h"
 #include "spr_rng.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -409,10 +409,15 @@ int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer,
   }
 
   rotation(r, d, w.perm, w.R);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, d, 1.0f, w.Qt, d,
-              w.R, d, 0.0f, Q, d);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, d, 1.0f, w.Kt, d,
-              w.R, d, 0.0f, K, d);
+  const spr_matf R = spr_matf_view(w.R, d, d);
+  int rc = spr_matf_gemm(1.0f, spr_matf_view(w.Qt, n, d), 0, R, 0, 0.0f, spr_matf_view(Q, n, d));
+  if (!rc)
+    rc = spr_matf_gemm(1.0f, spr_matf_view(w.Kt, n, d), 0, R, 0, 0.0f, spr_matf_view(K, n, d));
+  if (rc) {
+    gsl_rng_free(r);
+    ws_free(&w);
+    return rc;
+  }
   /* V: iid N(0,1), from its own stream (trial 1) */
   if (V) {
     spr_rng_key(r, seed, layer, head, 1, SPR_STREAM_WORKLOAD);
