@@ -92,6 +92,15 @@ expect 0 "" "resolved config parses" -- "$EXE" config "$T/resolved.ini"
 cmp -s "$T/out" "$T/resolved.ini" && ok "config round trip" || bad "config round trip"
 expect 2 "at most one CONFIG" "config with two files" -- "$EXE" config a b
 
+# an independent reader (h5py + numpy) recomputes every decision of a full trace
+PY=/usr/bin/python3
+if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
+  "$EXE" run "$T/small.ini" -o "$T/full.h5" --trace full > /dev/null 2>&1
+  expect 0 "all decisions and counts agree" "h5py recomputes the full trace" -- "$PY" "$S/tests/check_trace.py" "$T/full.h5"
+else
+  echo "skip - h5py recomputation (no python3-h5py for /usr/bin/python3)"
+fi
+
 # docs/config.md lists every key with its current default
 "$EXE" config > "$T/defaults.ini"
 missing=0
