@@ -62,7 +62,7 @@ static const key_row keys[] = {
   {{"analog", "query_bits", SPR_KEY_INT, "", "bits of the signed quantized query", NULL}, F(an.query_bits), 4, 2, 8},
   {{"analog", "v_read", SPR_KEY_DOUBLE, "V", "row voltage of the largest query code", NULL}, F(an.v_read_V), 0.2, 1e-6, 10},
   {{"analog", "dac_error", SPR_KEY_BOOL, "", "gain error of each row DAC", NULL}, F(an.dac_error), 1, 0, 1},
-  {{"analog", "dac_gain_sigma", SPR_KEY_DOUBLE, "", "relative sigma of a row DAC's gain", NULL}, F(an.dac_gain_sigma), 0.01, 0, 0.5},
+  {{"analog", "dac_gain_sigma", SPR_KEY_DOUBLE, "", "relative sigma of a row DAC's gain", NULL}, F(an.dac_gain_sigma), 0.01, 0, 0.1},
   {{"analog", "read_noise", SPR_KEY_BOOL, "", "thermal, shot and relative read noise", NULL}, F(an.read_noise), 1, 0, 1},
   {{"analog", "temperature", SPR_KEY_DOUBLE, "K", "temperature of the array (thermal noise)", NULL}, F(an.temperature_K), 300, 0, 1000},
   {{"analog", "bandwidth", SPR_KEY_DOUBLE, "Hz", "noise bandwidth of the column sense", NULL}, F(an.bandwidth_Hz), 1e8, 0, 1e12},
@@ -154,7 +154,8 @@ static int parse_double(const char *origin, const key_row *k, const char *v,
   char *end;
   errno = 0;
   double x = strtod(s, &end);
-  if (end == s || errno == ERANGE || !isfinite(x))
+  /* ERANGE with a finite result is underflow to a tiny value: keep it */
+  if (end == s || !isfinite(x) || (errno == ERANGE && fabs(x) == HUGE_VAL))
     return CFG_ERR("%s: key '%s.%s': value '%s' is not a finite number", origin,
                    k->info.section, k->info.name, v);
   while (isspace((unsigned char)*end)) end++;
@@ -299,47 +300,77 @@ static const int preset_defaults[2][4] = {
   {197, 12, 12, 64}, /* ViT-Base/16 at 224x224 (Dosovitskiy et al. 2021) */
 };
 
-int spr_config_resolve(spr_config *c, const char *origin) {
+/* "origin:line" of key section.name, or else of section.alt (NULL: none),
+ * when the file gave that key; otherwise origin alone. */
+static const char *where(char *buf, size_t n, const char *origin, const int *lines,
+                         const char *section, const char *name, const char *alt) {
+  const key_row *k = find_key(section, name), *a = alt ? find_key(section, alt) : NULL;
+  int line = (lines && k) ? lines[k - keys] : 0;
+  if (line <= 0 && lines && a) line = lines[a - keys];
+  if (line > 0) snprintf(buf, n, "%s:%d", origin, line);
+  else snprintf(buf, n, "%s", origin);
+  return buf;
+}
+
+/* Checks between keys; lines[i] is the line of key i in the file (or NULL). */
+static int resolve(spr_config *c, const char *origin, const int *lines) {
+  char w[1200];
+#define AT(sec, name) where(w, sizeof w, origin, lines, sec, name, NULL)
+#define AT2(sec, name, alt) where(w, sizeof w, origin, lines, sec, name, alt)
   const int *pd = preset_defaults[c->wl.preset ? 1 : 0];
   if (c->wl.seq_len == 0) c->wl.seq_len = pd[0];
   if (c->wl.n_layers == 0) c->wl.n_layers = pd[1];
   if (c->wl.n_heads == 0) c->wl.n_heads = pd[2];
   if (c->wl.head_dim == 0) c->wl.head_dim = pd[3];
   if (c->wl.seq_len < 2)
-    return CFG_ERR("%s: key 'workload.seq_len': value %d is too small (at least 2)", origin, c->wl.seq_len);
+    return CFG_ERR("%s: key 'workload.seq_len': value %d is too small (at least 2)",
+                   AT("workload", "seq_len"), c->wl.seq_len);
   const spr_xbar_params *x = &c->xbar;
   if (x->cols % 2)
-    return CFG_ERR("%s: key 'crossbar.cols': value %d is odd; signed keys need column pairs", origin, x->cols);
+    return CFG_ERR("%s: key 'crossbar.cols': value %d is odd; signed keys need column pairs",
+                   AT("crossbar", "cols"), x->cols);
   if (!(x->g_min_S < x->g_max_S))
     return CFG_ERR("%s: keys 'crossbar.g_min' (%g S) and 'crossbar.g_max' (%g S): g_min must be below g_max",
-                   origin, x->g_min_S, x->g_max_S);
+                   AT2("crossbar", "g_max", "g_min"), x->g_min_S, x->g_max_S);
   if (x->key_msb_bits > x->key_bits)
-    return CFG_ERR("%s: key 'crossbar.key_msb_bits': value %d exceeds key_bits (%d)", origin,
-                   x->key_msb_bits, x->key_bits);
+    return CFG_ERR("%s: key 'crossbar.key_msb_bits': value %d exceeds key_bits (%d)",
+                   AT2("crossbar", "key_msb_bits", "key_bits"), x->key_msb_bits, x->key_bits);
   /* A signed b-bit key has magnitude up to 2^(b-1); in a differential pair
    * one cell holds it, so it needs 2^(b-1) <= 2^cell_bits - 1 levels. */
   if ((1 << (x->key_msb_bits - 1)) > (1 << x->cell_bits) - 1)
     return CFG_ERR("%s: key 'crossbar.key_msb_bits': value %d needs magnitudes up to %d but a %d-bit cell has %d levels above g_min",
-                   origin, x->key_msb_bits, 1 << (x->key_msb_bits - 1), x->cell_bits, (1 << x->cell_bits) - 1);
+                   AT2("crossbar", "key_msb_bits", "cell_bits"), x->key_msb_bits, 1 << (x->key_msb_bits - 1),
+                   x->cell_bits, (1 << x->cell_bits) - 1);
   if (x->stuck_on_rate + x->stuck_off_rate > 1)
     return CFG_ERR("%s: keys 'crossbar.stuck_on_rate' (%g) + 'crossbar.stuck_off_rate' (%g) exceed 1",
-                   origin, x->stuck_on_rate, x->stuck_off_rate);
+                   AT2("crossbar", "stuck_off_rate", "stuck_on_rate"), x->stuck_on_rate, x->stuck_off_rate);
+  if (x->drift_t_s < x->drift_t0_s)
+    return CFG_ERR("%s: key 'crossbar.drift_time': value %g s is before drift_t0 (%g s); drift runs forward only",
+                   AT2("crossbar", "drift_time", "drift_t0"), x->drift_t_s, x->drift_t0_s);
   const spr_thr_params *t = &c->thr;
+  if (t->range > 0 && t->range < 1e-3)
+    return CFG_ERR("%s: key 'threshold.range': value %g is neither 0 (auto) nor at least 0.001 score units",
+                   AT("threshold", "range"), t->range);
   if (t->mode == SPR_THR_DIRECT) {
     int L = c->wl.n_layers, H = c->wl.n_heads;
     if (t->n_values == 0)
-      return CFG_ERR("%s: key 'threshold.values' is required when threshold.mode = direct", origin);
+      return CFG_ERR("%s: key 'threshold.values' is required when threshold.mode = direct",
+                     AT("threshold", "mode"));
     if (t->per_head) {
       if (t->n_values != 1 && t->n_values != L * H)
         return CFG_ERR("%s: key 'threshold.values': %d values given; per_head needs 1 or layers x heads = %d",
-                       origin, t->n_values, L * H);
+                       AT("threshold", "values"), t->n_values, L * H);
     } else if (t->n_values != 1 && t->n_values != L) {
       return CFG_ERR("%s: key 'threshold.values': %d values given; needs 1 or one per layer (%d)",
-                     origin, t->n_values, L);
+                     AT("threshold", "values"), t->n_values, L);
     }
   }
+#undef AT
+#undef AT2
   return 0;
 }
+
+int spr_config_resolve(spr_config *c, const char *origin) { return resolve(c, origin, NULL); }
 
 /* --- INI file parsing ---------------------------------------------------- */
 
@@ -351,9 +382,11 @@ typedef struct {
   int cont;               /* that line starts with a blank (continuation) */
   int rc;                 /* first error code */
   int err_line;           /* its line */
-  char seen[sizeof keys / sizeof keys[0]];
+  int line_of[sizeof keys / sizeof keys[0]]; /* line of each key, 0 = absent */
   const key_row *last;    /* key of the previous handler call */
-  char *list;             /* accumulated text of a continued list */
+  char *list;             /* text of the list being read (set when complete) */
+  const key_row *list_key; /* its key, NULL when none is pending */
+  int list_line;          /* its first line */
   char msg[1024];         /* message of the first error, without position */
   int bad_line;           /* line of an unknown section header with no key yet */
   char bad_sec[64];
@@ -413,6 +446,15 @@ static char *read_line(char *str, int num, void *stream) {
   return s;
 }
 
+/* Set the pending list key, now that its continuation lines are read. */
+static void flush_list(parse_ctx *p) {
+  const key_row *k = p->list_key;
+  p->list_key = NULL;
+  if (!k || p->rc) return;
+  int rc = spr_config_set(p->c, k->info.section, k->info.name, p->list, "@");
+  if (rc) ctx_error_at(p, rc, p->list_line);
+}
+
 static int on_ini_line(void *user, const char *section, const char *name,
                        const char *value) {
   parse_ctx *p = user;
@@ -420,7 +462,7 @@ static int on_ini_line(void *user, const char *section, const char *name,
   p->bad_line = 0; /* spr_config_set reports the unknown section with its key */
   const key_row *k = find_key(section, name);
   if (k && p->cont && p->last == k) { /* continuation line of `k` */
-    if (k->info.type != SPR_KEY_LIST) {
+    if (k->info.type != SPR_KEY_LIST || p->list_key != k) {
       ctx_error(p, CFG_ERR("@: key '%s.%s': indented line '%s' continues a key that is not a list",
                            section, name, value));
       return 0;
@@ -431,24 +473,30 @@ static int on_ini_line(void *user, const char *section, const char *name,
     if (!t) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
     p->list = t;
     sprintf(p->list + l, "%s%s", comma ? " " : ", ", value);
-    value = p->list;
-  } else if (k) {
+    return 1;
+  }
+  flush_list(p);
+  if (p->rc) return 0;
+  p->last = k;
+  if (k) {
     int i = (int)(k - keys);
-    if (p->seen[i]) {
-      ctx_error(p, CFG_ERR("@: key '%s.%s' given twice (second value '%s')", section, name, value));
+    if (p->line_of[i]) {
+      ctx_error(p, CFG_ERR("@: key '%s.%s' given twice (second value '%s', first on line %d)",
+                           section, name, value, p->line_of[i]));
       return 0;
     }
-    p->seen[i] = 1;
-    if (k->info.type == SPR_KEY_LIST) {
+    p->line_of[i] = p->lineno;
+    if (k->info.type == SPR_KEY_LIST) { /* set once its continuations are read */
       free(p->list);
       size_t vl = strlen(value) + 1;
       p->list = malloc(vl);
-      if (p->list) memcpy(p->list, value, vl);
       if (!p->list) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
-      value = p->list;
+      memcpy(p->list, value, vl);
+      p->list_key = k;
+      p->list_line = p->lineno;
+      return 1;
     }
   }
-  p->last = k;
   /* origin is filled in by the caller, who knows the line number */
   int rc = spr_config_set(p->c, section, name, value, "@");
   if (rc) {
@@ -467,6 +515,7 @@ int spr_config_load(spr_config *c, const char *path) {
   p->path = path;
   p->f = f;
   int line = ini_parse_stream(read_line, p, on_ini_line, p);
+  flush_list(p);
   int ferr = ferror(f);
   fclose(f);
   int rc = 0;
@@ -480,10 +529,10 @@ int spr_config_load(spr_config *c, const char *path) {
   } else if (line != 0) {
     rc = CFG_ERR("%s: cannot parse (inih error %d)", path, line);
   }
+  if (!rc) rc = resolve(c, path, p->line_of);
   free(p->list);
   free(p);
-  if (rc) return rc;
-  return spr_config_resolve(c, path);
+  return rc;
 }
 
 /* --- output --------------------------------------------------------------- */

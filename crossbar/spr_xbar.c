@@ -208,12 +208,22 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
   const size_t RC = (size_t)R * C;
   if (p->key_msb_bits < 1 || p->key_msb_bits > 8)
     return spr_error(SPR_EINVAL, "crossbar: key_msb_bits %d outside [1, 8]", p->key_msb_bits);
+  if (p->cell_bits < 1 || p->cell_bits > 8 || (1 << (p->key_msb_bits - 1)) > (1 << p->cell_bits) - 1)
+    return spr_error(SPR_EINVAL, "crossbar: %d-bit key codes need magnitudes up to %d but cell_bits %d "
+                     "gives %d levels above g_min", p->key_msb_bits, 1 << (p->key_msb_bits - 1),
+                     p->cell_bits, (1 << p->cell_bits) - 1);
+  if (!(p->g_min_S > 0 && p->g_min_S < p->g_max_S && isfinite(p->g_max_S)))
+    return spr_error(SPR_EINVAL, "crossbar: need 0 < g_min (%g S) < g_max (%g S)", p->g_min_S, p->g_max_S);
+  if (p->drift && !(p->drift_t0_s > 0 && p->drift_t_s >= p->drift_t0_s))
+    return spr_error(SPR_EINVAL, "crossbar: drift needs drift_time (%g s) >= drift_t0 (%g s) > 0",
+                     p->drift_t_s, p->drift_t0_s);
   const int kmax = (1 << (p->key_msb_bits - 1)) - 1, kmin = -(1 << (p->key_msb_bits - 1));
   const double dg = (p->g_max_S - p->g_min_S) / (double)((1 << p->cell_bits) - 1);
   const double drift = p->drift ? pow(p->drift_t_s / p->drift_t0_s, -p->drift_nu) : 1.0;
   const int ir = p->ir_drop == SPR_IR_FIRST_ORDER && (p->r_wl_ohm > 0 || p->r_bl_ohm > 0);
   h->dg_S = dg;
   h->n_stuck_on = h->n_stuck_off = h->n_cells = 0;
+  h->ir_max = 0;
   int bad = 0; /* branch-free scan first, so the check vectorises */
 #pragma omp simd reduction(| : bad)
   for (size_t c = 0; c < (size_t)n * d; c++) bad |= (kmsb[c] < kmin) | (kmsb[c] > kmax);
@@ -278,6 +288,20 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
       if (ir) {
         spr_xbar_ir_first_order(g, R, C, p->r_wl_ohm, p->r_bl_ohm, geff, scratch);
         ge = geff;
+        /* the first-order model holds only while r_wl A + r_bl B is small */
+        double worst = 0;
+        for (size_t c = 0; c < RC; c++) {
+          const double corr = 1.0 - geff[c] / g[c];
+          worst = corr > worst ? corr : worst;
+        }
+        if (worst > h->ir_max) h->ir_max = worst;
+        if (!(worst <= SPR_IR_FIRST_ORDER_LIMIT))
+          return spr_error(SPR_EINVAL,
+                           "crossbar: first-order IR drop out of its range: r_wl A + r_bl B reaches "
+                           "%.3g (limit %g) in a %d x %d array with r_wl %g ohm, r_bl %g ohm, "
+                           "g_max %g S; use smaller arrays, lower wire resistance or conductances "
+                           "(an exact nodal solver comes with the SPICE calibration)",
+                           worst, SPR_IR_FIRST_ORDER_LIMIT, R, C, p->r_wl_ohm, p->r_bl_ohm, p->g_max_S);
       }
       /* fold pairs into weights (row-major) */
       for (int ir_ = 0; ir_ < ru; ir_++) {
@@ -312,5 +336,14 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
           h->gsum[j0 + jl] += (g[(size_t)ir_ * C + 2 * jl] + g[(size_t)ir_ * C + 2 * jl + 1]) * inv_dg;
     }
   }
+  /* parameters at the edges of their ranges (huge drift, conductances) can
+   * overflow single precision: refuse rather than let NaN reach decisions */
+  int finite = 1;
+  for (size_t c = 0; c < (size_t)n * d; c++) finite &= isfinite(h->w[c]) != 0;
+  for (int j = 0; j < n; j++)
+    finite &= isfinite(h->gsum[j]) && isfinite(h->g1_sum[j]) && isfinite(h->g2_sum[j]);
+  if (!finite)
+    return spr_error(SPR_EINVAL, "crossbar: effective weights overflow single precision (g_max %g S, "
+                     "drift factor %g, row gains%s given)", p->g_max_S, drift, row_gain ? "" : " not");
   return 0;
 }

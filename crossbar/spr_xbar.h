@@ -47,6 +47,11 @@
 #include <stdint.h>
 #include "spr_params.h"
 
+/* Largest r_wl A + r_bl B of a cell for which the first-order IR-drop model
+ * is used; beyond it spr_xbar_program fails (the neglected second-order
+ * terms are then several percent of a cell current). */
+#define SPR_IR_FIRST_ORDER_LIMIT 0.2
+
 typedef struct {
   int n, d;             /* keys, key dimensions */
   int row_tiles;        /* ceil(d / rows) */
@@ -67,6 +72,8 @@ typedef struct {
   int64_t n_stuck_on;   /* cells stuck at g_max (all physical cells) */
   int64_t n_stuck_off;  /* cells stuck at g_min */
   int64_t n_cells;      /* physical cells of all arrays of the head */
+  double ir_max;        /* largest first-order IR correction r_wl A + r_bl B
+                           of any cell (0 when IR drop is off) */
 } spr_xbar_head;
 
 /* Number of column tiles for n keys. */
@@ -87,8 +94,11 @@ void spr_xbar_head_free(spr_xbar_head *h);
  *   (used only when the effect is on).
  * work: at least 3 * rows * cols doubles of scratch.
  * Returns 0 or SPR_EINVAL (a key code out of range, naming key, dimension
- * and value; key_msb_bits outside [1, 8]; stuck-at rates that are not
- * probabilities with sum <= 1). */
+ * and value; key_msb_bits outside [1, 8] or beyond the cell's levels;
+ * g_min, g_max not 0 < g_min < g_max; drift_time < drift_t0; stuck-at
+ * rates that are not probabilities with sum <= 1; a first-order IR
+ * correction above SPR_IR_FIRST_ORDER_LIMIT; effective conductances that
+ * overflow single precision). */
 int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
                      const int8_t *kmsb, const double *row_gain,
                      gsl_rng *r_prog, gsl_rng *r_stuck, double *work);

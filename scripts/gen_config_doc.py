@@ -19,8 +19,11 @@ selects the preset's value. Numeric values may carry the key's unit with an
 SI prefix (f p n u m k M G): `g_max = 100 uS`, `drift_time = 1 ks`,
 `bandwidth = 100 MHz`. Unknown sections or keys, repeated keys, malformed
 numbers, out-of-range values and wrong units are errors naming the file,
-line, key and value. Booleans: true/false, yes/no, on/off, 1/0. Sources of
-the device and circuit defaults: [model.md](model.md), section 5.
+line, key and value; errors between keys (g_min >= g_max, odd cols, ...)
+name the line of the key concerned. Booleans: true/false, yes/no, on/off,
+1/0. A list (`threshold.values`) may continue on indented lines, e.g.
+`values = 10, 20,` then `  30, 40`. Sources of the device and circuit
+defaults: [model.md](model.md), section 5.
 """
 
 

@@ -618,33 +618,52 @@ static void test_bad_lists_and_empty(void) {
 
 /* Relations between keys, checked by spr_config_resolve after the parse. */
 static void test_cross_key_errors(void) {
-  expect_error("[crossbar]\ng_min = 100 uS\ng_max = 100 uS\n", SPR_ECONFIG, 0, "crossbar.g_min",
+  expect_error("[crossbar]\ng_min = 100 uS\ng_max = 100 uS\n", SPR_ECONFIG, 3, "crossbar.g_min",
                "crossbar.g_max", "0.0001", NULL);
-  expect_error("[crossbar]\ng_min = 1 mS\n", SPR_ECONFIG, 0, "crossbar.g_min", "crossbar.g_max", "0.001", NULL);
-  expect_error("[crossbar]\ncols = 63\n", SPR_ECONFIG, 0, "crossbar.cols", "63", "odd", NULL);
-  expect_error("[crossbar]\nkey_bits = 4\nkey_msb_bits = 5\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", "5",
+  expect_error("[crossbar]\ng_min = 1 mS\n", SPR_ECONFIG, 2, "crossbar.g_min", "crossbar.g_max", "0.001", NULL);
+  expect_error("[crossbar]\ncols = 63\n", SPR_ECONFIG, 2, "crossbar.cols", "63", "odd", NULL);
+  expect_error("[crossbar]\nkey_bits = 4\nkey_msb_bits = 5\n", SPR_ECONFIG, 3, "crossbar.key_msb_bits", "5",
                "key_bits", NULL);
   /* a signed b-bit MSB key needs magnitudes up to 2^(b-1) <= 2^cell_bits - 1 */
-  expect_error("[crossbar]\ncell_bits = 2\nkey_msb_bits = 4\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", "4",
+  expect_error("[crossbar]\ncell_bits = 2\nkey_msb_bits = 4\n", SPR_ECONFIG, 3, "crossbar.key_msb_bits", "4",
                "2-bit", NULL);
-  expect_error("[crossbar]\ncell_bits = 2\nkey_msb_bits = 3\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", "3", NULL);
-  expect_error("[crossbar]\ncell_bits = 1\nkey_msb_bits = 2\n", SPR_ECONFIG, 0, "crossbar.key_msb_bits", NULL);
-  expect_error("[crossbar]\nstuck_on_rate = 0.6\nstuck_off_rate = 0.5\n", SPR_ECONFIG, 0,
+  expect_error("[crossbar]\ncell_bits = 2\nkey_msb_bits = 3\n", SPR_ECONFIG, 3, "crossbar.key_msb_bits", "3", NULL);
+  expect_error("[crossbar]\ncell_bits = 1\nkey_msb_bits = 2\n", SPR_ECONFIG, 3, "crossbar.key_msb_bits", NULL);
+  expect_error("[crossbar]\nstuck_on_rate = 0.6\nstuck_off_rate = 0.5\n", SPR_ECONFIG, 3,
                "crossbar.stuck_on_rate", "crossbar.stuck_off_rate", "0.6", "0.5", NULL);
-  expect_error("[threshold]\nmode = direct\n", SPR_ECONFIG, 0, "threshold.values", "direct", NULL);
+  expect_error("[threshold]\nmode = direct\n", SPR_ECONFIG, 2, "threshold.values", "direct", NULL);
   /* 12 layers by default: 2 values are neither 1 nor 12 */
-  expect_error("[threshold]\nmode = direct\nvalues = 1, 2\n", SPR_ECONFIG, 0, "threshold.values", "2 values",
+  expect_error("[threshold]\nmode = direct\nvalues = 1, 2\n", SPR_ECONFIG, 3, "threshold.values", "2 values",
                "12", NULL);
   /* per_head, 2 x 3: one per layer (2) is wrong, 1 or 6 are right */
   expect_error("[workload]\nlayers = 2\nheads = 3\n[threshold]\nmode = direct\nper_head = true\nvalues = 1, 2\n",
-               SPR_ECONFIG, 0, "threshold.values", "2 values", "6", NULL);
+               SPR_ECONFIG, 7, "threshold.values", "2 values", "6", NULL);
   expect_error("[workload]\nlayers = 2\nheads = 3\n[threshold]\nmode = direct\nper_head = true\nvalues = 1,2,3,4,5,6,7\n",
-               SPR_ECONFIG, 0, "threshold.values", "7 values", NULL);
-  expect_error("[workload]\nseq_len = 1\n", SPR_ECONFIG, 0, "workload.seq_len", "1", NULL);
+               SPR_ECONFIG, 7, "threshold.values", "7 values", NULL);
+  expect_error("[workload]\nseq_len = 1\n", SPR_ECONFIG, 2, "workload.seq_len", "1", NULL);
+  /* drift runs forward; a threshold range is 0 (auto) or a real scale */
+  expect_error("[crossbar]\ndrift_t0 = 10 s\ndrift_time = 5 s\n", SPR_ECONFIG, 3, "crossbar.drift_time",
+               "5 s", "drift_t0 (10 s)", NULL);
+  expect_error("[threshold]\nrange = 1e-300\n", SPR_ECONFIG, 2, "threshold.range", "1e-300", NULL);
+  /* a list continued on indented lines, also after a trailing comma */
+  expect_error("[threshold]\nmode = direct\nvalues = 1, 2,\n  3, x\n", SPR_ECONFIG, 3, "threshold.values",
+               "x' is not a finite number", NULL);
+  /* a relation error names the key's own line, or its partner's */
+  expect_error("[crossbar]\nrows = 8\n\ncols = 7\n", SPR_ECONFIG, 4, "crossbar.cols", NULL);
+  expect_error("; only the key count is wrong\n[workload]\nlayers = 3\n[threshold]\nmode = direct\n"
+               "values = 1,\n  2\n", SPR_ECONFIG, 6, "2 values", NULL);
 
   /* the boundaries are accepted */
   spr_config c;
   char path[512];
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[threshold]\nmode = direct\nvalues = 10, 20,\n  30, 40,\n"
+                                "  50, 60, 70, 80, 90, 100, 110, 120\n", path, sizeof path), 0);
+  CU_ASSERT_EQUAL(c.thr.n_values, 12);
+  CU_ASSERT_DOUBLE_EQUAL(c.thr.values[11], 120, 0);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[crossbar]\ng_min = 1e-320 S\n", path, sizeof path), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "out of range"); /* underflow parses, then the range applies */
   spr_config_default(&c);
   CU_ASSERT_EQUAL(load_text(&c, "[crossbar]\ncell_bits = 2\nkey_msb_bits = 2\n", path, sizeof path), 0);
   spr_config_default(&c);

@@ -383,6 +383,51 @@ static void test_errors(void) {
   SPR_ASSERT_CONTAINS(spr_errmsg(), "stuck_on_rate 0.625 and stuck_off_rate 0.5");
   spr_xbar_head_free(&h);
   spr_xbar_head_free(NULL);
+  /* parameters the library refuses even without the config checks */
+  {
+    int8_t kk[64 * 4];
+    for (int i = 0; i < 256; i++) kk[i] = (int8_t)((i % 15) - 7);
+    double *wk = malloc(3 * 256 * 256 * sizeof *wk);
+    spr_xbar_params q = ideal_params();
+    CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &q, 64, 4), 0);
+    q.cell_bits = 2; /* 4-bit codes need 8 levels above g_min */
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "cell_bits 2");
+    q = ideal_params();
+    q.g_min_S = 2e-4; /* above g_max */
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "g_min (0.0002 S)");
+    q = ideal_params();
+    q.drift = 1;
+    q.drift_t_s = 0.5; /* before the reference time */
+    q.drift_t0_s = 1;
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "drift_time (0.5 s)");
+    q = ideal_params();
+    double gains[4] = {1, 1, 1e300, 1}; /* a row gain beyond float range */
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, gains, NULL, NULL, wk), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "overflow");
+    spr_xbar_head_free(&h);
+    /* first-order IR drop beyond its range: 256 x 256 arrays at 2.5 ohm */
+    q = ideal_params();
+    q.ir_drop = SPR_IR_FIRST_ORDER;
+    q.rows = q.cols = 256;
+    int8_t *big = malloc(128 * 256);
+    for (int i = 0; i < 128 * 256; i++) big[i] = (int8_t)((i * 7 % 15) - 7);
+    CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &q, 128, 256), 0);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, big, NULL, NULL, NULL, wk), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "first-order IR drop out of its range");
+    CU_ASSERT(h.ir_max > SPR_IR_FIRST_ORDER_LIMIT);
+    /* 64 x 64 at the defaults stays inside, and reports its worst cell */
+    q.rows = q.cols = 64;
+    spr_xbar_head_free(&h);
+    CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &q, 128, 256), 0);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, big, NULL, NULL, NULL, wk), 0);
+    CU_ASSERT(h.ir_max > 0.01 && h.ir_max <= SPR_IR_FIRST_ORDER_LIMIT);
+    spr_xbar_head_free(&h);
+    free(big);
+    free(wk);
+  }
 }
 
 /* Stuck-at faults are drawn by geometric skipping; the result must be an
