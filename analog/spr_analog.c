@@ -71,9 +71,11 @@ int spr_thr_count(const int32_t *s, size_t n, double range, int bits,
   const double step = range / (double)half;
   for (size_t k = 0; k < n; k++) {
     const double v = (double)s[k];
-    long c = step > 0 ? (long)floor(v / step) : (v >= 0 ? half - 1 : -half - 1);
-    if (c > half - 1) c = half - 1;
-    if (c < -half - 1) c = -half - 1;
+    /* clamp in floating point first: v / step may exceed the range of long */
+    double cf = step > 0 ? floor(v / step) : (v >= 0 ? half - 1 : -half - 1);
+    if (!(cf <= half - 1)) cf = half - 1;
+    if (!(cf >= -half - 1)) cf = -half - 1;
+    long c = (long)cf;
     /* settle rounding at the grid points with the exact level function */
     while (c < half - 1 && v >= spr_thr_level((int)c + 1, range, bits)) c++;
     while (c >= -half && v < spr_thr_level((int)c, range, bits)) c--;

@@ -311,6 +311,22 @@ static int pass_count(spr_run *r, int layer, int h, thread_ws *w) {
   return spr_thr_count(s->ideal, (size_t)r->n * r->n, res->range, r->c.thr.bits, s->counts);
 }
 
+/* The keep rate of the picked code must come near the target; otherwise
+ * the generator's grid (range, bits) cannot express it. */
+static int check_reachable(const int64_t *counts, int64_t total, int code, const spr_thr_params *t,
+                           int layer, int head, double range) {
+  const double got = (double)counts[code + (1 << (t->bits - 1))] / (double)total;
+  const double tol = fmax(0.05, 0.5 * t->keep_rate);
+  if (fabs(got - t->keep_rate) <= tol) return 0;
+  char who[48];
+  if (head >= 0) snprintf(who, sizeof who, "layer %d head %d", layer, head);
+  else snprintf(who, sizeof who, "layer %d", layer);
+  return spr_error(SPR_EINVAL,
+                   "%s: threshold.keep_rate %g cannot be reached on the %d-bit threshold grid "
+                   "(range %g score units): the nearest code %d keeps %.4g; use threshold.range = 0 "
+                   "(auto) or more threshold.bits", who, t->keep_rate, t->bits, range, code, got);
+}
+
 int spr_run_layer(spr_run *r, int layer) {
   if (layer < 0 || layer >= r->L)
     return spr_error(SPR_EINVAL, "run: layer %d outside [0, %d)", layer, r->L);
@@ -341,12 +357,18 @@ int spr_run_layer(spr_run *r, int layer) {
     if (t->per_head) {
       for (int h = 0; h < H; h++) {
         res[h].threshold_code = spr_thr_pick(r->slot[h].counts, per_head_total, bits, t->keep_rate);
+        if ((rc = check_reachable(r->slot[h].counts, per_head_total, res[h].threshold_code, t,
+                                  layer, h, res[h].range)))
+          return rc;
       }
     } else {
       memset(r->layer_counts, 0, ncode * sizeof *r->layer_counts);
       for (int h = 0; h < H; h++)
         for (size_t k = 0; k < ncode; k++) r->layer_counts[k] += r->slot[h].counts[k];
       int code = spr_thr_pick(r->layer_counts, per_head_total * H, bits, t->keep_rate);
+      if ((rc = check_reachable(r->layer_counts, per_head_total * H, code, t, layer, -1,
+                                res[0].range)))
+        return rc;
       for (int h = 0; h < H; h++) res[h].threshold_code = code;
     }
   } else {
@@ -355,6 +377,16 @@ int spr_run_layer(spr_run *r, int layer) {
       if (t->n_values == 1) v = t->values[0];
       else if (t->per_head) v = t->values[(size_t)layer * H + h];
       else v = t->values[layer];
+      /* the generator spans [-range, range (1 - 2^(1-bits))]: a value more
+       * than half a step outside cannot be produced */
+      const double lo = spr_thr_level(-(1 << (bits - 1)), res[h].range, bits);
+      const double hi = spr_thr_level((1 << (bits - 1)) - 1, res[h].range, bits);
+      const double half_step = 0.5 * res[h].range / (double)(1 << (bits - 1));
+      if (!(v >= lo - half_step && v <= hi + half_step))
+        return spr_error(SPR_EINVAL,
+                         "layer %d head %d: threshold.values %g outside the %d-bit threshold "
+                         "generator's range [%g, %g] (threshold.range %g%s)", layer, h, v, bits, lo,
+                         hi, res[h].range, t->range > 0 ? "" : ", auto: max |ideal score|");
       res[h].threshold_code = spr_thr_code(v, res[h].range, bits);
     }
   }

@@ -253,6 +253,28 @@ static void test_errors(void) {
   SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 0 head 0: analog: DAC");
   spr_run_free(run);
   spr_run_free(NULL);
+  /* thresholds the 5-bit generator cannot produce */
+  small_config(&c, 1);
+  c.thr.range = 1e9; /* every code but 0 lies above all scores */
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  CU_ASSERT_EQUAL(spr_run_layer(run, 0), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "threshold.keep_rate 0.15 cannot be reached");
+  spr_run_free(run);
+  small_config(&c, 1);
+  CU_ASSERT_FATAL(spr_config_set(&c, "threshold", "mode", "direct", "test") == 0);
+  CU_ASSERT_FATAL(spr_config_set(&c, "threshold", "values", "2385", "test") == 0);
+  CU_ASSERT_FATAL(spr_config_set(&c, "threshold", "range", "64", "test") == 0);
+  CU_ASSERT_FATAL(spr_config_resolve(&c, "test") == 0);
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  CU_ASSERT_EQUAL(spr_run_layer(run, 0), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "threshold.values 2385 outside the 5-bit threshold generator's range [-64, 60]");
+  spr_run_free(run);
+  /* just inside: 61.9 rounds to the top code (60) */
+  CU_ASSERT_FATAL(spr_config_set(&c, "threshold", "values", "61.9", "test") == 0);
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  CU_ASSERT_EQUAL(spr_run_layer(run, 0), 0);
+  CU_ASSERT_DOUBLE_EQUAL(spr_run_result(run, 0, 0)->threshold, 60.0, 0);
+  spr_run_free(run);
 }
 
 int main(void) {
