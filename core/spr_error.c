@@ -18,6 +18,7 @@ const char *spr_strerror(int code) {
   case SPR_EUSAGE: return "usage error";
   case SPR_ESPICE: return "ngspice error";
   case SPR_EINTERNAL: return "internal error";
+  case SPR_ECANCELED: return "canceled";
   default: return "unknown error";
   }
 }

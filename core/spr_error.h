@@ -19,7 +19,8 @@ enum {
   SPR_EHDF5 = -5,    /* HDF5 library error or bad HDF5 content */
   SPR_EUSAGE = -6,   /* bad command line */
   SPR_ESPICE = -7,   /* ngspice failure */
-  SPR_EINTERNAL = -8 /* broken invariant (a bug) */
+  SPR_EINTERNAL = -8, /* broken invariant (a bug) */
+  SPR_ECANCELED = -9  /* stopped on request (a signal) */
 };
 
 /* Short fixed description of an error code ("out of memory"). */

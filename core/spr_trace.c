@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FORMAT_VERSION 1
@@ -32,7 +33,7 @@
 struct spr_trace {
   hid_t file;
   char *path;             /* final path */
-  char *tmp;              /* path + ".tmp", what is being written */
+  char *tmp;              /* path + ".tmp.XXXXXX" (mkstemp), being written */
   int level;              /* enum spr_trace_level */
   int layers, heads, n, d;
   int shift;              /* key_bits - key_msb_bits */
@@ -414,8 +415,11 @@ static int create_body(spr_trace *t, const spr_config *c, const char *version) {
   int rc;
   /* Create the file ourselves first: a file-system failure then carries
    * errno's text rather than HDF5's stack. */
-  int fd = open(t->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  int fd = mkstemp(t->tmp); /* a fresh name: runs writing the same path do not collide */
   if (fd < 0) return spr_error(SPR_EIO, "%s: cannot create trace file: %s", t->tmp, strerror(errno));
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fd, 0666 & ~mask); /* mkstemp makes 0600; a trace is an ordinary file */
   close(fd);
   t->tmp_created = 1;
 
@@ -481,16 +485,20 @@ int spr_trace_create(const char *path, const spr_config *c, const char *version,
     return spr_error(SPR_EINVAL, "%s: crossbar.key_msb_bits %d exceeds key_bits %d", path,
                      c->xbar.key_msb_bits, c->xbar.key_bits);
 
-  spr_trace *t = calloc(1, sizeof *t);
+  /* a directory as the target would only fail at the final rename */
+  struct stat st;
   size_t pl = strlen(path);
-  if (!t || !(t->path = malloc(pl + 1)) || !(t->tmp = malloc(pl + 5)) ||
+  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+    return spr_error(SPR_EIO, "%s: is a directory, not a trace file name", path);
+  spr_trace *t = calloc(1, sizeof *t);
+  if (!t || !(t->path = malloc(pl + 1)) || !(t->tmp = malloc(pl + 12)) ||
       !(t->written = calloc((size_t)w->n_layers * (size_t)w->n_heads, 1))) {
     trace_free(t);
     return spr_error(SPR_ENOMEM, "%s: out of memory creating the trace", path);
   }
   memcpy(t->path, path, pl + 1);
   memcpy(t->tmp, path, pl);
-  memcpy(t->tmp + pl, ".tmp", 5);
+  memcpy(t->tmp + pl, ".tmp.XXXXXX", 12);
   t->file = -1;
   t->level = c->trace;
   t->layers = w->n_layers;

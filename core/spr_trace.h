@@ -1,6 +1,7 @@
 /* spr_trace.h - HDF5 trace files (schema: docs/trace.md).
  *
- * A trace is written to "<path>.tmp" and renamed to <path> by
+ * A trace is written to a fresh "<path>.tmp.XXXXXX" (mkstemp, so runs
+ * writing the same path never touch each other's file) and renamed to <path> by
  * spr_trace_close(t, 1) only after everything was written and the root
  * attribute "complete" set to 1, so an interrupted run never leaves a file
  * that looks finished.  Object modification times are not recorded, so the
@@ -19,8 +20,9 @@ typedef struct spr_trace spr_trace;
 
 /* Create the trace for a run of configuration *c (its resolved keys, the
  * program version and c->seed are written as the file's first content).
- * *out is set to the new handle.  Errors: SPR_EIO, SPR_EHDF5, SPR_ENOMEM
- * (the message names the path). */
+ * *out is set to the new handle.  Errors: SPR_EIO (also when path is a
+ * directory or ends in '/'), SPR_EHDF5, SPR_ENOMEM (the message names the
+ * path). */
 int spr_trace_create(const char *path, const spr_config *c,
                      const char *version, spr_trace **out);
 
@@ -40,7 +42,7 @@ int spr_trace_write_summary(spr_trace *t, const spr_head_result *res);
  * not written or an earlier write failed.  commit = 0: close and delete the
  * temporary file.  Frees t (NULL is a no-op returning 0).
  * Errors: SPR_EINVAL, SPR_EHDF5, SPR_EIO (rename failed; the complete file
- * stays at "<path>.tmp" and the message names both paths).
+ * stays at its "<path>.tmp.XXXXXX" name and the message names both).
  * After an SPR_EHDF5 error HDF5 1.10.8 may crash in its exit handler
  * (fixed upstream): a program should then leave with _exit(). */
 int spr_trace_close(spr_trace *t, int commit);

@@ -51,7 +51,7 @@ static void usage_run(FILE *f) {
           "                     it, the built-in default: BERT-base preset (12 layers x\n"
           "                     12 heads, N = 512, d = 64) with SPRINT's defaults\n"
           "  -o, --output FILE  trace file (default sprintsim-run.h5); written as\n"
-          "                     FILE.tmp and renamed when complete\n"
+          "                     FILE.tmp.XXXXXX and renamed when complete\n"
           "  --seed N           top-level seed (overrides run.seed; default 1)\n"
           "  --threads N        OpenMP threads (default: OMP_NUM_THREADS or all cores);\n"
           "                     results are bit-identical for any N\n"
@@ -176,28 +176,39 @@ static int cmd_run(int argc, char **argv) {
   if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
   if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return fail(EXIT_USAGE, NULL);
 
+  /* signals: the first SIGINT/SIGTERM/SIGHUP stops the run between heads
+   * and deletes the temporary file; a second one kills at once (the
+   * handler resets), leaving only a ".tmp.XXXXXX" that never looks
+   * finished.  A closed stdout (SIGPIPE ignored) stops the run too. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
   spr_run *run = NULL;
   spr_trace *tr = NULL;
   if (spr_run_alloc(&c, (int)threads, &run)) return fail(1, NULL);
+  spr_run_set_cancel(run, &interrupted);
   if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr)) {
     spr_run_free(run);
     return fail(1, NULL);
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
   const int tty = isatty(STDERR_FILENO);
   printf("sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
          PACKAGE_VERSION, spr_preset_name(c.wl.preset), c.wl.n_layers, c.wl.n_heads,
          c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
          threads == 1 ? "" : "s");
   print_table_header();
-  int status = 0;
-  for (int l = 0; l < c.wl.n_layers; l++) {
+  int status = 0, stdout_closed = 0;
+  for (int l = 0; l < c.wl.n_layers && !interrupted; l++) {
     if (tty) fprintf(stderr, "\rlayer %d/%d ...", l + 1, c.wl.n_layers);
-    if (spr_run_layer(run, l)) {
+    int rc = spr_run_layer(run, l);
+    if (rc == SPR_ECANCELED) break;
+    if (rc) {
       status = fail(1, NULL);
       break;
     }
@@ -206,16 +217,18 @@ static int cmd_run(int argc, char **argv) {
     if (status) break;
     if (tty) fprintf(stderr, "\r%*s\r", 24, "");
     print_layer(run, &c, l);
-    fflush(stdout);
-    if (interrupted) break;
+    if (fflush(stdout) || ferror(stdout)) {
+      stdout_closed = 1;
+      break;
+    }
   }
   if (tty) fprintf(stderr, "\r%*s\r", 24, "");
-  if (!status && !interrupted && spr_trace_write_summary(tr, spr_run_results(run)))
-    status = fail(1, NULL);
-  if (!status && interrupted) {
-    fprintf(stderr, "%s: interrupted; %s not written\n", prog, out);
-    status = 130;
+  if (!status && (interrupted || stdout_closed)) {
+    fprintf(stderr, "%s: %s; %s not written\n", prog,
+            interrupted ? "interrupted" : "standard output closed", out);
+    status = interrupted ? 130 : 1;
   }
+  if (!status && spr_trace_write_summary(tr, spr_run_results(run))) status = fail(1, NULL);
   if (!status) {
     print_total(run, &c);
     if (spr_trace_close(tr, 1)) status = fail(1, NULL);

@@ -14,6 +14,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Per-head data kept between the passes of one layer. */
 typedef struct {
@@ -47,6 +48,7 @@ struct spr_run {
   head_slot *slot;      /* H */
   thread_ws *tws;       /* threads */
   int64_t *layer_counts; /* 2^bits */
+  volatile sig_atomic_t *cancel; /* stop when nonzero, or NULL */
   int next_layer;
 };
 
@@ -82,6 +84,24 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   if (wl->seq_len < 2 || wl->n_layers < 1 || wl->n_heads < 1 || wl->head_dim < 1)
     return spr_error(SPR_EINVAL, "run: unresolved workload (seq_len %d, layers %d, heads %d, head_dim %d)",
                      wl->seq_len, wl->n_layers, wl->n_heads, wl->head_dim);
+  /* more threads than heads would only hold idle workspaces */
+  if (threads > wl->n_heads) threads = wl->n_heads;
+  {
+    /* refuse up front what cannot fit: the kernel overcommits, so large
+     * mallocs succeed and the run would die later of the OOM killer */
+    const double n = wl->seq_len, d = wl->head_dim, nn = n * n, nd = n * d;
+    const double per_head = nd * 11 + nn * 4 + 2 * n * ((n + 7) / 8) +
+                            (c->trace >= SPR_TRACE_FULL ? nn * 4 : 0);
+    const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16;
+    const double need = per_head * wl->n_heads + per_thread * threads;
+    const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
+    if (have > 0 && need > 0.8 * have)
+      return spr_error(SPR_ENOMEM,
+                       "run: %d heads of %d tokens need about %.1f GiB of memory, more than 80%% "
+                       "of the %.1f GiB here; lower workload.seq_len or workload.heads",
+                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0);
+  }
   spr_run *r = calloc(1, sizeof *r);
   if (!r) return spr_error(SPR_ENOMEM, "run: out of memory");
   r->c = *c;
@@ -136,6 +156,8 @@ nomem:
   return spr_error(SPR_ENOMEM, "run: out of memory for %d heads of %d tokens", c->wl.n_heads,
                    c->wl.seq_len);
 }
+
+void spr_run_set_cancel(spr_run *r, volatile sig_atomic_t *flag) { r->cancel = flag; }
 
 const spr_head_result *spr_run_result(const spr_run *r, int layer, int head) {
   if (!r || layer < 0 || layer >= r->L || head < 0 || head >= r->H) return NULL;
@@ -290,7 +312,7 @@ static int for_heads(spr_run *r, int layer, head_fn fn) {
 #pragma omp parallel for num_threads(r->threads) schedule(dynamic, 1)
   for (int h = 0; h < r->H; h++) {
     thread_ws *w = &r->tws[omp_get_thread_num()];
-    int rc = fn(r, layer, h, w);
+    int rc = r->cancel && *r->cancel ? spr_error(SPR_ECANCELED, "interrupted") : fn(r, layer, h, w);
     if (rc) {
       rcs[h] = rc;
       snprintf(msgs[h], sizeof msgs[h], "%s", spr_errmsg());

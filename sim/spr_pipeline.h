@@ -20,14 +20,18 @@
 #ifndef SPR_PIPELINE_H
 #define SPR_PIPELINE_H
 
+#include <signal.h>
+
 #include "spr_params.h"
 #include "spr_result.h"
 
 typedef struct spr_run spr_run;
 
 /* Allocate a run of the resolved configuration *c (copied) using `threads`
- * OpenMP threads (>= 1).  OpenBLAS is set to one thread per caller thread
- * (heads are the parallel unit).  Returns 0, SPR_EINVAL or SPR_ENOMEM. */
+ * OpenMP threads (>= 1; at most one per head is used).  OpenBLAS is set to
+ * one thread per caller thread (heads are the parallel unit).  Returns 0,
+ * SPR_EINVAL or SPR_ENOMEM (also when the run would need more than 80% of
+ * the machine's physical memory, with the estimate in the message). */
 int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
 
 /* Simulate layer `layer` (0-based).  Afterwards the results of its heads
@@ -35,6 +39,11 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
  * arrays stay valid until the next spr_run_layer call, after which the
  * layer's results keep their scalar fields only. */
 int spr_run_layer(spr_run *r, int layer);
+
+/* Make spr_run_layer stop early, returning SPR_ECANCELED, once *flag
+ * becomes nonzero (checked before each head); NULL disables.  For signal
+ * handlers: the flag is only read. */
+void spr_run_set_cancel(spr_run *r, volatile sig_atomic_t *flag);
 
 /* Result of (layer, head); NULL when out of range. */
 const spr_head_result *spr_run_result(const spr_run *r, int layer, int head);

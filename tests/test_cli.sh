@@ -46,7 +46,8 @@ expect 2 "unknown command 'frobnicate'" "unknown command" -- "$EXE" frobnicate
 # a good run writes the file atomically and prints the table
 expect 0 "all" "small run" -- "$EXE" run "$T/small.ini" -o "$T/a.h5" --threads 1
 [ -f "$T/a.h5" ] && ok "trace written" || bad "trace written"
-[ ! -e "$T/a.h5.tmp" ] && ok "no temporary left" || bad "no temporary left"
+notmp() { ! ls "$1".tmp* > /dev/null 2>&1; }
+notmp "$T/a.h5" && ok "no temporary left" || bad "no temporary left"
 grep -q "^    1 " "$T/out" && ok "layer rows printed" || bad "layer rows printed"
 
 # same seed, other thread count: identical file; other seed: different
@@ -79,11 +80,22 @@ printf '[crossbar]\ncols = 63\n' > "$T/odd.ini"
 expect 1 "'crossbar.cols': value 63 is odd" "odd cols" -- "$EXE" run "$T/odd.ini" -o "$T/x.h5"
 printf '[crossbar]\nthis line is wrong\n' > "$T/syntax.ini"
 expect 1 "syntax.ini:2: syntax error" "syntax error" -- "$EXE" run "$T/syntax.ini" -o "$T/x.h5"
-[ ! -e "$T/x.h5" ] && [ ! -e "$T/x.h5.tmp" ] && ok "no output after config errors" || bad "no output after config errors"
+[ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output after config errors" || bad "no output after config errors"
 
 # output errors: nothing left behind
 expect 1 "$T/nodir/out.h5" "unwritable output" -- "$EXE" run "$T/small.ini" -o "$T/nodir/out.h5"
 [ ! -e "$T/nodir" ] && ok "no directory created" || bad "no directory created"
+
+# a directory as output is refused before the run
+mkdir "$T/outdir"
+expect 1 "outdir: is a directory" "-o directory" -- "$EXE" run "$T/small.ini" -o "$T/outdir"
+expect 1 "is a directory" "-o name ending in /" -- "$EXE" run "$T/small.ini" -o "$T/outdir/"
+notmp "$T/outdir" && [ -z "$(ls -A "$T/outdir")" ] && ok "nothing written for a directory" || bad "nothing written for a directory"
+
+# a run that cannot fit in memory is refused up front
+printf '[workload]\nseq_len = 16384\nheads = 64\n' > "$T/huge.ini"
+expect 1 "GiB of memory" "oversized run refused" -- "$EXE" run "$T/huge.ini" -o "$T/huge.h5"
+[ ! -e "$T/huge.h5" ] && notmp "$T/huge.h5" && ok "no output for an oversized run" || bad "no output for an oversized run"
 
 # config: prints the resolved configuration, which parses back identically
 expect 0 "seq_len = 64" "config command" -- "$EXE" config "$T/small.ini"
@@ -122,10 +134,17 @@ sleep 1
 kill -INT $pid
 wait $pid
 st=$?
-if [ "$st" -eq 130 ] && [ ! -e "$T/int.h5" ] && [ ! -e "$T/int.h5.tmp" ] && grep -q interrupted "$T/int.err"; then
+if [ "$st" -eq 130 ] && [ ! -e "$T/int.h5" ] && notmp "$T/int.h5" && grep -q interrupted "$T/int.err"; then
   ok "SIGINT: exit 130, no output"
 else
   bad "SIGINT: exit $st"; cat "$T/int.err"; ls "$T"
+fi
+# a closed standard output stops the run and leaves nothing either
+"$EXE" run "$T/long.ini" -o "$T/pipe.h5" --threads 1 2> "$T/pipe.err" | head -1 > /dev/null
+if [ ! -e "$T/pipe.h5" ] && notmp "$T/pipe.h5" && grep -q "standard output closed" "$T/pipe.err"; then
+  ok "closed stdout: no output"
+else
+  bad "closed stdout"; cat "$T/pipe.err"; ls "$T"
 fi
 
 rm -rf "$T"

@@ -358,7 +358,8 @@ int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer,
     if (s >= 2 && s * s == n - 1) g = (grid){1, s, s};
   }
   const int two_d = g.ny > 1, axes = two_d ? 2 : 1;
-  const int sink_last = !two_d; /* sinks: 0 ([CLS]) and n-1 ([SEP]); ViT: 0 */
+  /* sinks: 0 ([CLS]) and, for BERT only, n-1 ([SEP]); ViT: token 0 only */
+  const int sink_last = wl->preset == SPR_PRESET_BERT_BASE;
 
   synth_ws w;
   gsl_rng *r = spr_rng_alloc();
