@@ -58,7 +58,7 @@ void spr_xbar_head_free(spr_xbar_head *h) {
   memset(h, 0, sizeof *h);
 }
 
-SPR_CLONES void spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl,
+SPR_CLONES double spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl,
                              double r_bl, double *geff, double *work) {
   /* Word line of row i: the segment into node (i,k) carries the currents of
    * cells k..C-1, so the drop at (i,j) is r_wl * sum_{k<=j} T_ik with
@@ -111,9 +111,14 @@ SPR_CLONES void spr_xbar_ir_first_order(const double *g, int R, int C, double r_
     for (int j = 0; j < C; j++) wk[j] = bk[j] + wk[j]; /* B_kj */
   }
   const size_t RC = (size_t)R * C;
-#pragma omp simd
-  for (size_t c = 0; c < RC; c++)
-    geff[c] = g[c] * (1.0 - r_wl * geff[c] - r_bl * work[c]);
+  double worst = 0;
+#pragma omp simd reduction(max : worst)
+  for (size_t c = 0; c < RC; c++) {
+    const double corr = r_wl * geff[c] + r_bl * work[c];
+    worst = corr > worst ? corr : worst;
+    geff[c] = g[c] * (1.0 - corr);
+  }
+  return worst;
 }
 
 /* exp(x) in single precision for |x| <= 80, within 1.6 ulp (relative
@@ -286,14 +291,9 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
       h->n_cells += (int64_t)RC;
       const double *ge = g;
       if (ir) {
-        spr_xbar_ir_first_order(g, R, C, p->r_wl_ohm, p->r_bl_ohm, geff, scratch);
-        ge = geff;
         /* the first-order model holds only while r_wl A + r_bl B is small */
-        double worst = 0;
-        for (size_t c = 0; c < RC; c++) {
-          const double corr = 1.0 - geff[c] / g[c];
-          worst = corr > worst ? corr : worst;
-        }
+        const double worst = spr_xbar_ir_first_order(g, R, C, p->r_wl_ohm, p->r_bl_ohm, geff, scratch);
+        ge = geff;
         if (worst > h->ir_max) h->ir_max = worst;
         if (!(worst <= SPR_IR_FIRST_ORDER_LIMIT))
           return spr_error(SPR_EINVAL,

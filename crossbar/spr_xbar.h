@@ -107,8 +107,9 @@ int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
  * the first-order IR-drop model, written to geff (a distinct buffer of the
  * same shape).  Rows that hold no key dimension are driven at 0 V: their
  * cells carry no current of their own but still divert bit-line current,
- * which the B term includes.  work: at least R * C doubles. */
-void spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl,
+ * which the B term includes.  work: at least R * C doubles.  Returns the
+ * largest correction r_wl A + r_bl B of any cell. */
+double spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl,
                              double r_bl, double *geff, double *work);
 
 #endif

@@ -178,7 +178,8 @@ static void nodal_exact(const double *g, int R, int C, double rwl, double rbl, c
  * model gives V G (1 - G (r_wl + r_bl)). */
 static void test_ir_closed_form(void) {
   double g = 7.3e-5, geff, work;
-  spr_xbar_ir_first_order(&g, 1, 1, 3.1, 4.7, &geff, &work);
+  double worst = spr_xbar_ir_first_order(&g, 1, 1, 3.1, 4.7, &geff, &work);
+  CU_ASSERT_DOUBLE_EQUAL(worst, g * 7.8, 1e-15);
   CU_ASSERT_DOUBLE_EQUAL(geff, g * (1 - g * (3.1 + 4.7)), 1e-18);
   double exact = g / (1 + g * 7.8), ie;
   double v = 0.2;
