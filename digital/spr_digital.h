@@ -1,0 +1,171 @@
+/* spr_digital.h - the digital path of one attention head: survivor fetch
+ * into an on-chip buffer with reuse between queries, exact recompute of the
+ * surviving scores, softmax and V product, dense exact attention for
+ * reference, and accuracy metrics (definitions and examples: docs/digital.md).
+ *
+ * Masks are the bit-packed n x n masks of spr_result.h: query i, key j is
+ * bit (j % 8), least significant first, of byte i * spr_mask_row_bytes(n) +
+ * j / 8; a set bit means key j survives for query i (j is in P_i).  Padding
+ * bits (j >= n) of a row's last byte are ignored.
+ *
+ * Buffer model (spr_dig_fetch).  A "token" is key j and value j together:
+ *   token_bytes = ceil(d key_bits / 8) + ceil(d value_bits / 8)
+ *   C           = floor(buffer_bytes / token_bytes)      (capacity, tokens)
+ * Queries are served in order i = 0 .. n-1.  Query i needs every j in P_i.
+ * B_(i-1) is the set of resident tokens before query i (B_(-1) empty).
+ *   hit   j in P_i and j in B_(i-1): read from the buffer, no ReRAM access;
+ *   miss  j in P_i and j not in B_(i-1): fetched from ReRAM ("fetch");
+ *         it is kept if a slot is free (or, under LRU, can be freed),
+ *         otherwise streamed: fetched, used and dropped ("overflow").
+ * Both policies first pin the hits (they stay resident for query i), then
+ * take the misses in ascending key order; a miss is streamed only when all
+ * C slots hold tokens of P_i, so per query
+ *   |B_i intersect P_i| = min(|P_i|, C),  overflow_i = max(0, |P_i| - C),
+ * and the streamed tokens are the misses with the largest key indices.
+ *   SPR_DIG_SPRINT  B_i is a subset of P_i: before the misses of query i,
+ *                   every token of B_(i-1) not in P_i is evicted, so the
+ *                   buffer holds exactly the previous query's resident
+ *                   survivors that are needed again.  When |P_i| <= C for
+ *                   every i, fetches_i = |P_i AND NOT P_(i-1)| (SPRINT).
+ *   SPR_DIG_LRU     tokens stay across queries up to C; a miss with no
+ *                   free slot evicts the resident token not in P_i with the
+ *                   smallest (last query that used it, key index).
+ * Streamed tokens never occupy the buffer, so occupancy <= C always.
+ *
+ * Recompute (spr_dig_attend), for query i with survivors P_i:
+ *   s_ij = q_scale k_scale (sum_t q_it k_jt) / sqrt(d)     (integer dot, exact)
+ *   p_ij = exp(s_ij - max_{l in P_i} s_il) / sum_{l in P_i} exp(s_il - max)
+ *   o_i  = sum_{j in P_i} p_ij v_scale v_j                   (double, then float)
+ * A query with no survivor (P_i empty) gets o_i = 0 and counts as empty.
+ *
+ * Errors: every function returns 0 or a negative SPR_E* code with a
+ * message (spr_errmsg) naming the argument and its value.  Nothing here
+ * allocates except spr_dig_ws_alloc; nothing prints or exits.  A
+ * workspace serves one thread at a time.
+ */
+#ifndef SPR_DIGITAL_H
+#define SPR_DIGITAL_H
+
+#include <stdint.h>
+
+/* Buffer policies (spr_dig_fetch_params.policy). */
+enum { SPR_DIG_SPRINT = 0, SPR_DIG_LRU = 1 };
+
+/* "sprint", "lru", or NULL for an unknown policy. */
+const char *spr_dig_policy_name(int policy);
+
+typedef struct {
+  int64_t buffer_bytes; /* on-chip buffer capacity, bytes (16384: S-SPRINT;
+                           32768 M-, 65536 L-SPRINT) */
+  int key_bits;         /* bits per key element fetched, 1..32 (8: all bits) */
+  int value_bits;       /* bits per value element fetched, 1..32 (8) */
+  int policy;           /* SPR_DIG_SPRINT (default) or SPR_DIG_LRU */
+} spr_dig_fetch_params;
+
+void spr_dig_fetch_default(spr_dig_fetch_params *p);
+
+/* Counters of one head (all uses are (query, surviving key) pairs). */
+typedef struct {
+  int64_t token_bytes;     /* key + value bytes of one token */
+  int64_t capacity_tokens; /* C = floor(buffer_bytes / token_bytes) */
+  int64_t uses;            /* sum_i |P_i| = hits + fetches */
+  int64_t hits;            /* uses served from the buffer */
+  int64_t fetches;         /* misses: uses read from ReRAM (streamed included) */
+  int64_t overflow_tokens; /* misses streamed past a full buffer (subset of
+                              fetches) = sum_i max(0, |P_i| - C) */
+  int64_t cold_fetches;    /* fetches of query 0 (empty buffer) */
+  int64_t bytes_fetched;   /* fetches * token_bytes */
+  int64_t bytes_reused;    /* hits * token_bytes */
+  int64_t peak_tokens;     /* max_i |B_i| <= capacity_tokens */
+  int64_t peak_bytes;      /* peak_tokens * token_bytes <= buffer_bytes */
+  double new_fetch_frac;   /* mean over i >= 1 of fetches_i / n (0 if n = 1) */
+} spr_dig_fetch_stats;
+
+typedef struct {
+  int64_t survivors;     /* sum_i |P_i|: scores recomputed, exponentials */
+  int64_t empty_queries; /* queries with P_i empty (output row zero) */
+} spr_dig_attend_stats;
+
+typedef struct {
+  int top_k; /* k of the top-k recall, 1..n (5) */
+} spr_dig_metric_params;
+
+void spr_dig_metric_default(spr_dig_metric_params *p);
+
+/* Accuracy of one head against dense exact attention (docs/digital.md). */
+typedef struct {
+  double rel_fro;       /* ||O - O_dense||_F / ||O_dense||_F (0 if both are
+                           zero, +inf if only O_dense is) */
+  double cos_mean;      /* mean over queries of cos(o_i, o_dense_i) */
+  double cos_min;       /* worst (smallest) per-query cosine */
+  int cos_min_query;    /* its query (lowest index on ties) */
+  double mass_retained; /* mean over i of sum_{j in P_i} P_dense[i][j] */
+  double top1_recall;   /* share of queries whose dense top-1 key survives */
+  double topk_recall;   /* mean over i of |top-k(i) intersect P_i| / k */
+  int top_k;            /* the k used */
+} spr_dig_accuracy;
+
+/* Scratch for heads of up to n tokens of d dimensions.  The per-query
+ * counts q_hits[i], q_fetches[i] and q_overflow[i] hold the result of the
+ * last spr_dig_fetch (for latency models that overlap fetch and compute). */
+typedef struct {
+  int n, d;
+  int *idx;        /* n: survivors of the current query, ascending */
+  int *buf;        /* n: resident tokens (SPRINT) */
+  int *prev, *next;/* n: LRU list links, -1 = none */
+  uint8_t *res;    /* n: resident flags */
+  int *heap;       /* n: top-k selection */
+  double *s;       /* n: survivor scores, then exponentials */
+  double *acc;     /* d: output accumulator */
+  int *q_hits;     /* n: hits of query i (last spr_dig_fetch) */
+  int *q_fetches;  /* n: fetches of query i */
+  int *q_overflow; /* n: streamed misses of query i */
+} spr_dig_ws;
+
+/* Allocate ws for n >= 1 tokens, d >= 1 dimensions.  Returns 0, SPR_EINVAL
+ * (bad shape) or SPR_ENOMEM; on failure ws holds nothing to free (but
+ * spr_dig_ws_free on it is safe). */
+int spr_dig_ws_alloc(spr_dig_ws *ws, int n, int d);
+
+/* Free what spr_dig_ws_alloc allocated and zero ws.  NULL is a no-op. */
+void spr_dig_ws_free(spr_dig_ws *ws);
+
+/* Simulate the buffer over the n queries of mask (n x n, bit-packed) for
+ * head dimension d under p (model above), filling *out and ws->q_*.
+ * Returns 0 or SPR_EINVAL: NULL argument, n < 1, d < 1, key_bits or
+ * value_bits outside 1..32, unknown policy, buffer_bytes smaller than one
+ * token, or n or d beyond the workspace. */
+int spr_dig_fetch(const spr_dig_fetch_params *p, const uint8_t *mask, int n,
+                  int d, spr_dig_fetch_stats *out, spr_dig_ws *ws);
+
+/* Exact attention over the survivors of mask (equations above).
+ * q, k, v: n x d signed codes (row-major; any width up to 8 bits: the
+ * recompute uses the codes it is given), real value = scale * code;
+ * scales finite and > 0.  O: n x d floats, overwritten.  st: optional
+ * (NULL allowed).  Returns 0 or SPR_EINVAL (NULL argument, n < 1, d < 1,
+ * bad scale, n or d beyond the workspace). */
+int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
+                   float k_scale, const int8_t *v, float v_scale,
+                   const uint8_t *mask, int n, int d, float *O,
+                   spr_dig_attend_stats *st, spr_dig_ws *ws);
+
+/* Dense exact attention in float from float Q, K, V (n x d each):
+ *   P = softmax_rows(Q K^T / sqrt(d))     (GEMM in float, exp and sum in double)
+ *   O = P V                               (GEMM)
+ * P: n x n floats, O: n x d floats, both caller-owned and overwritten.
+ * Returns 0 or SPR_EINVAL (NULL argument, n < 1, d < 1, a score not
+ * finite, naming query and key). */
+int spr_dig_dense(const float *Q, const float *K, const float *V, int n, int d,
+                  float *P, float *O);
+
+/* Accuracy of O (n x d, from spr_dig_attend) against O_dense and P_dense
+ * (from spr_dig_dense) for mask.  Top-k ranks keys by P_dense descending,
+ * ties to the lower key index.  Cosine of a zero vector: 1 if both rows
+ * are zero, else 0.  Returns 0 or SPR_EINVAL (NULL argument, n < 1,
+ * d < 1, top_k outside 1..n, n beyond the workspace). */
+int spr_dig_metrics(const spr_dig_metric_params *p, const float *O,
+                    const float *O_dense, const float *P_dense,
+                    const uint8_t *mask, int n, int d, spr_dig_accuracy *out,
+                    spr_dig_ws *ws);
+
+#endif

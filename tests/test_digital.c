@@ -1,0 +1,718 @@
+/* test_digital.c - survivor fetch and buffer reuse (both policies) on
+ * hand-computed masks and against brute-force buffer simulations written
+ * here; exact recompute against a brute-force softmax; dense attention
+ * against a closed form; accuracy metrics against hand-computed values;
+ * every error path. */
+#include "config.h"
+#include "spr_digital.h"
+#include "spr_error.h"
+#include "spr_result.h"
+#include "spr_test.h"
+
+#include <math.h>
+#include <stdint.h>
+
+/* ---- helpers -------------------------------------------------------- */
+
+/* Small deterministic generator (xorshift64*), independent of the library. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return rng_state * 2685821657736338717ULL;
+}
+static double rnd_unif(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+static int rnd_int(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - lo + 1)); }
+
+/* Build an n x n packed mask from lists: rows[i] is a -1-terminated list. */
+static uint8_t *mask_from_lists(int n, const int *const *rows) {
+  const size_t rb = spr_mask_row_bytes(n);
+  uint8_t *m = calloc((size_t)n * rb, 1);
+  for (int i = 0; i < n; i++)
+    for (const int *p = rows[i]; *p >= 0; p++) m[i * rb + *p / 8] |= (uint8_t)(1u << (*p % 8));
+  return m;
+}
+
+static int get_bit(const uint8_t *m, int n, int i, int j) {
+  return m[(size_t)i * spr_mask_row_bytes(n) + j / 8] >> (j % 8) & 1;
+}
+static void set_bit(uint8_t *m, int n, int i, int j, int v) {
+  uint8_t *b = &m[(size_t)i * spr_mask_row_bytes(n) + j / 8];
+  if (v) *b |= (uint8_t)(1u << (j % 8));
+  else *b &= (uint8_t) ~(1u << (j % 8));
+}
+
+/* d = 5, 8-bit keys (5 bytes) and 4-bit values (ceil(20/8) = 3 bytes):
+ * 8 bytes per token; buffer_bytes picks the capacity. */
+static spr_dig_fetch_params params(int64_t buffer_bytes, int policy) {
+  spr_dig_fetch_params p;
+  spr_dig_fetch_default(&p);
+  p.buffer_bytes = buffer_bytes;
+  p.value_bits = 4;
+  p.policy = policy;
+  return p;
+}
+
+typedef struct {
+  int64_t hits, fetches, overflow, peak;
+  int qh[8], qf[8], qo[8];
+} expect;
+
+static void check_fetch(const uint8_t *mask, int n, int64_t buffer_bytes, int policy,
+                        int64_t cap, const expect *e) {
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, n, 5), 0);
+  spr_dig_fetch_params p = params(buffer_bytes, policy);
+  spr_dig_fetch_stats st;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_fetch(&p, mask, n, 5, &st, &ws), 0);
+  CU_ASSERT_EQUAL(st.token_bytes, 8);
+  CU_ASSERT_EQUAL(st.capacity_tokens, cap);
+  CU_ASSERT_EQUAL(st.hits, e->hits);
+  CU_ASSERT_EQUAL(st.fetches, e->fetches);
+  CU_ASSERT_EQUAL(st.uses, e->hits + e->fetches);
+  CU_ASSERT_EQUAL(st.overflow_tokens, e->overflow);
+  CU_ASSERT_EQUAL(st.peak_tokens, e->peak);
+  CU_ASSERT_EQUAL(st.peak_bytes, 8 * e->peak);
+  CU_ASSERT(st.peak_bytes <= buffer_bytes);
+  CU_ASSERT_EQUAL(st.bytes_fetched, 8 * e->fetches);
+  CU_ASSERT_EQUAL(st.bytes_reused, 8 * e->hits);
+  CU_ASSERT_EQUAL(st.cold_fetches, e->qf[0]);
+  double nf = 0;
+  int bad = 0;
+  for (int i = 0; i < n; i++) {
+    bad += ws.q_hits[i] != e->qh[i] || ws.q_fetches[i] != e->qf[i] || ws.q_overflow[i] != e->qo[i];
+    if (i > 0) nf += (double)e->qf[i] / n;
+  }
+  if (bad)
+    for (int i = 0; i < n; i++)
+      fprintf(stderr, "\n  %s q%d: hits %d/%d fetches %d/%d overflow %d/%d",
+              spr_dig_policy_name(policy), i, ws.q_hits[i], e->qh[i], ws.q_fetches[i], e->qf[i],
+              ws.q_overflow[i], e->qo[i]);
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_DOUBLE_EQUAL(st.new_fetch_frac, nf / (n - 1), 1e-15);
+  spr_dig_ws_free(&ws);
+}
+
+/* ---- fetch: hand-computed cases -------------------------------------- */
+
+static void test_fetch_defaults(void) {
+  spr_dig_fetch_params p;
+  spr_dig_fetch_default(&p);
+  CU_ASSERT_EQUAL(p.buffer_bytes, 16384);
+  CU_ASSERT_EQUAL(p.key_bits, 8);
+  CU_ASSERT_EQUAL(p.value_bits, 8);
+  CU_ASSERT_EQUAL(p.policy, SPR_DIG_SPRINT);
+  CU_ASSERT_STRING_EQUAL(spr_dig_policy_name(SPR_DIG_SPRINT), "sprint");
+  CU_ASSERT_STRING_EQUAL(spr_dig_policy_name(SPR_DIG_LRU), "lru");
+  CU_ASSERT_PTR_NULL(spr_dig_policy_name(2));
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  CU_ASSERT_EQUAL(mp.top_k, 5);
+  /* d = 64 at 8 + 8 bits: 128 bytes a token, 16 KB hold 128 tokens; an
+   * all-keep mask of n = 200 streams 72 tokens a query */
+  const int n = 200, d = 64;
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, n, d), 0);
+  uint8_t *m = malloc((size_t)n * spr_mask_row_bytes(n));
+  memset(m, 0xff, (size_t)n * spr_mask_row_bytes(n));
+  spr_dig_fetch_stats st;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_fetch(&p, m, n, d, &st, &ws), 0);
+  CU_ASSERT_EQUAL(st.token_bytes, 128);
+  CU_ASSERT_EQUAL(st.capacity_tokens, 128);
+  CU_ASSERT_EQUAL(st.overflow_tokens, (int64_t)n * 72);
+  CU_ASSERT_EQUAL(st.hits, (int64_t)(n - 1) * 128);
+  CU_ASSERT_EQUAL(st.fetches, 200 + (int64_t)(n - 1) * 72);
+  CU_ASSERT_EQUAL(st.peak_bytes, 16384);
+  /* 32 KB (M-SPRINT) holds all 200: every token fetched once */
+  p.buffer_bytes = 32768;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_fetch(&p, m, n, d, &st, &ws), 0);
+  CU_ASSERT_EQUAL(st.capacity_tokens, 256);
+  CU_ASSERT_EQUAL(st.fetches, 200);
+  CU_ASSERT_EQUAL(st.overflow_tokens, 0);
+  CU_ASSERT_EQUAL(st.peak_tokens, 200);
+  CU_ASSERT_DOUBLE_EQUAL(st.new_fetch_frac, 0.0, 0);
+  free(m);
+  spr_dig_ws_free(&ws);
+}
+
+/* Capacity 10 (85 bytes / 8), never binding.
+ *   P0 = {0,1,2}   P1 = {1,2,3}   P2 = {0,1}   P3 = {0,1,4,5}   (n = 6;
+ *   P4 = P5 = {} so empty queries are exercised)
+ * SPRINT: q0 fetch 0,1,2; q1 hit 1,2, fetch 3 (0 evicted); q2 hit 1,
+ *   fetch 0 again; q3 hit 0,1, fetch 4,5.  fetches 7, hits 5, peak 4.
+ * LRU: token 0 stays; q2 hits 0 and 1.  fetches 6, hits 6, peak 6. */
+static void test_fetch_reuse(void) {
+  const int r0[] = {0, 1, 2, -1}, r1[] = {1, 2, 3, -1}, r2[] = {0, 1, -1}, r3[] = {0, 1, 4, 5, -1},
+            re[] = {-1};
+  const int *rows[] = {r0, r1, r2, r3, re, re};
+  uint8_t *m = mask_from_lists(6, rows);
+  expect sp = {5, 7, 0, 4, {0, 2, 1, 2, 0, 0}, {3, 1, 1, 2, 0, 0}, {0}};
+  check_fetch(m, 6, 85, SPR_DIG_SPRINT, 10, &sp);
+  expect lru = {6, 6, 0, 6, {0, 2, 2, 2, 0, 0}, {3, 1, 0, 2, 0, 0}, {0}};
+  check_fetch(m, 6, 85, SPR_DIG_LRU, 10, &lru);
+  /* with no overflow, SPRINT fetches exactly |P_i AND NOT P_(i-1)| */
+  free(m);
+}
+
+/* Capacity 3 (31 bytes / 8) binds for LRU although no |P_i| exceeds it.
+ *   P0 = {0,1}  P1 = {2}  P2 = {0,3}  P3 = {1,2}
+ * SPRINT (buffer within P_i): 2 + 1 + 2 + 2 fetches, no hit.
+ * LRU, C = 3: q1 adds 2 (B = {0,1,2}); q2 hits 0, evicts 1 (last used at
+ *   q0, before 2 at q1) for 3; q3 hits 2, evicts 0 (tie with 3 at q2:
+ *   lower key first) for 1.  fetches 2+1+1+1 = 5, hits 2.
+ * LRU, C = 10: nothing evicted, q3 hits 1 and 2: fetches 4, hits 3. */
+static void test_fetch_capacity_binds(void) {
+  const int r0[] = {0, 1, -1}, r1[] = {2, -1}, r2[] = {0, 3, -1}, r3[] = {1, 2, -1};
+  const int *rows[] = {r0, r1, r2, r3};
+  uint8_t *m = mask_from_lists(4, rows);
+  expect sp = {0, 7, 0, 2, {0, 0, 0, 0}, {2, 1, 2, 2}, {0}};
+  check_fetch(m, 4, 31, SPR_DIG_SPRINT, 3, &sp);
+  check_fetch(m, 4, 85, SPR_DIG_SPRINT, 10, &sp);
+  expect l3 = {2, 5, 0, 3, {0, 0, 1, 1}, {2, 1, 1, 1}, {0}};
+  check_fetch(m, 4, 31, SPR_DIG_LRU, 3, &l3);
+  expect l10 = {3, 4, 0, 4, {0, 0, 1, 2}, {2, 1, 1, 0}, {0}};
+  check_fetch(m, 4, 85, SPR_DIG_LRU, 10, &l10);
+  /* capacity 1 (8..15 bytes): LRU keeps token 0 from q0 only until q1 */
+  expect l1 = {0, 7, 3, 1, {0, 0, 0, 0}, {2, 1, 2, 2}, {1, 0, 1, 1}};
+  check_fetch(m, 4, 15, SPR_DIG_LRU, 1, &l1);
+  free(m);
+}
+
+/* P_i larger than the buffer, C = 3, n = 6.
+ *   P0 = {0,1,2,3,4}  P1 = {1,2,3,4,5}  P2 = {0,5}  P3 = {3}
+ * SPRINT: q0 keeps 0,1,2, streams 3,4 (5 fetches, 2 overflow);
+ *   q1 hits 1,2, evicts 0, keeps 3, streams 4,5 (3 fetches, 2 overflow);
+ *   q2 no hit, evicts 1,2,3, keeps 0,5; q3 fetches 3.
+ *   fetches 5+3+2+1 = 11, hits 2, overflow 4, peak 3.
+ * LRU: q1 hits 1,2, evicts 0 for 3, streams 4,5; q2 evicts 1 and 2
+ *   (3 is the most recent of q1's) for 0 and 5; q3 hits 3.
+ *   fetches 10, hits 3, overflow 4, peak 3. */
+static void test_fetch_overflow(void) {
+  const int r0[] = {0, 1, 2, 3, 4, -1}, r1[] = {1, 2, 3, 4, 5, -1}, r2[] = {0, 5, -1},
+            r3[] = {3, -1}, re[] = {-1};
+  const int *rows[] = {r0, r1, r2, r3, re, re};
+  uint8_t *m = mask_from_lists(6, rows);
+  expect sp = {2, 11, 4, 3, {0, 2, 0, 0, 0, 0}, {5, 3, 2, 1, 0, 0}, {2, 2, 0, 0, 0, 0}};
+  check_fetch(m, 6, 24, SPR_DIG_SPRINT, 3, &sp);
+  expect lru = {3, 10, 4, 3, {0, 2, 0, 1, 0, 0}, {5, 3, 2, 0, 0, 0}, {2, 2, 0, 0, 0, 0}};
+  check_fetch(m, 6, 24, SPR_DIG_LRU, 3, &lru);
+  free(m);
+}
+
+/* ---- fetch: brute-force references ----------------------------------- */
+
+/* Buffer as C slots (token, last use); hits pinned first, misses in
+ * ascending key; victim = unpinned slot of smallest (last use, token);
+ * SPRINT empties every slot not needed now before the misses. */
+static void brute_fetch(const uint8_t *m, int n, int cap, int lru, int *qh, int *qf, int *qo,
+                        int *peak) {
+  int *tok = malloc((size_t)cap * sizeof *tok), *use = malloc((size_t)cap * sizeof *use);
+  int used = 0;
+  *peak = 0;
+  for (int i = 0; i < n; i++) {
+    qh[i] = qf[i] = qo[i] = 0;
+    if (!lru) { /* drop what P_i does not need */
+      int w = 0;
+      for (int s = 0; s < used; s++)
+        if (get_bit(m, n, i, tok[s])) tok[w++] = tok[s];
+      used = w;
+    }
+    for (int s = 0; s < used; s++)
+      if (get_bit(m, n, i, tok[s])) {
+        qh[i]++;
+        use[s] = i;
+      }
+    for (int j = 0; j < n; j++) {
+      if (!get_bit(m, n, i, j)) continue;
+      int found = 0;
+      for (int s = 0; s < used; s++) found |= tok[s] == j;
+      if (found) continue;
+      qf[i]++;
+      if (used < cap) {
+        tok[used] = j;
+        use[used++] = i;
+        continue;
+      }
+      int v = -1;
+      for (int s = 0; s < used; s++)
+        if (use[s] < i && (v < 0 || use[s] < use[v] || (use[s] == use[v] && tok[s] < tok[v])))
+          v = s;
+      if (v < 0) {
+        qo[i]++;
+      } else {
+        tok[v] = j;
+        use[v] = i;
+      }
+    }
+    if (used > *peak) *peak = used;
+  }
+  free(tok);
+  free(use);
+}
+
+/* Random masks with correlated adjacent rows and a few dense rows, n = 37
+ * (so rows end in padding bits, set to 1 here and ignored), many
+ * capacities, both policies, against brute_fetch and closed forms. */
+static void test_fetch_random(void) {
+  const int n = 37, d = 5;
+  const size_t rb = spr_mask_row_bytes(n);
+  uint8_t *m = calloc((size_t)n * rb, 1);
+  int qh[37], qf[37], qo[37], peak, size[37];
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, 40, 7), 0); /* larger than needed */
+  int bad = 0, cases = 0, any_overflow = 0, any_evict_diff = 0;
+  for (int trial = 0; trial < 20; trial++) {
+    const double flip = 0.05 + 0.3 * rnd_unif();
+    for (int j = 0; j < n; j++) set_bit(m, n, 0, j, rnd_unif() < 0.2);
+    for (int i = 1; i < n; i++)
+      for (int j = 0; j < n; j++) {
+        int b = get_bit(m, n, i - 1, j);
+        set_bit(m, n, i, j, rnd_unif() < flip ? !b : b);
+      }
+    if (trial % 3 == 0) /* a dense row */
+      for (int j = 0; j < n; j++) set_bit(m, n, rnd_int(0, n - 1), j, rnd_unif() < 0.9);
+    for (int i = 0; i < n; i++) {
+      m[i * rb + rb - 1] |= 0xe0; /* padding bits 37..39 */
+      size[i] = 0;
+      for (int j = 0; j < n; j++) size[i] += get_bit(m, n, i, j);
+    }
+    const int caps[] = {1, 2, 5, 9, 16, 37, 50};
+    for (int c = 0; c < 7; c++)
+      for (int lru = 0; lru < 2; lru++) {
+        spr_dig_fetch_params p = params(8 * caps[c] + 7, lru ? SPR_DIG_LRU : SPR_DIG_SPRINT);
+        spr_dig_fetch_stats st;
+        CU_ASSERT_EQUAL_FATAL(spr_dig_fetch(&p, m, n, d, &st, &ws), 0);
+        brute_fetch(m, n, caps[c], lru, qh, qf, qo, &peak);
+        int64_t h = 0, f = 0, o = 0, uses = 0, over = 0;
+        for (int i = 0; i < n; i++) {
+          bad += ws.q_hits[i] != qh[i] || ws.q_fetches[i] != qf[i] || ws.q_overflow[i] != qo[i];
+          h += qh[i];
+          f += qf[i];
+          o += qo[i];
+          uses += size[i];
+          over += size[i] > caps[c] ? size[i] - caps[c] : 0;
+        }
+        bad += st.hits != h || st.fetches != f || st.overflow_tokens != o || st.peak_tokens != peak;
+        bad += st.uses != uses || st.overflow_tokens != over;  /* closed form */
+        bad += st.peak_tokens > caps[c] || st.peak_bytes > p.buffer_bytes;
+        any_overflow |= o > 0;
+        if (!lru && caps[c] >= 37) { /* SPRINT: fetches = |P_i AND NOT P_(i-1)| */
+          for (int i = 0; i < n; i++) {
+            int fresh = 0;
+            for (int j = 0; j < n; j++)
+              fresh += get_bit(m, n, i, j) && !(i > 0 && get_bit(m, n, i - 1, j));
+            bad += ws.q_fetches[i] != fresh;
+          }
+        }
+        if (lru && caps[c] >= 37) { /* LRU holding everything: each token once */
+          int distinct = 0;
+          for (int j = 0; j < n; j++) {
+            int any = 0;
+            for (int i = 0; i < n; i++) any |= get_bit(m, n, i, j);
+            distinct += any;
+          }
+          bad += st.fetches != distinct;
+        }
+        if (lru) {
+          /* SPRINT at the same capacity: when C >= max |P_i| the LRU buffer
+           * contains SPRINT's (B_i contains P_i), so LRU never fetches more */
+          spr_dig_fetch_params ps = params(p.buffer_bytes, SPR_DIG_SPRINT);
+          spr_dig_fetch_stats ss;
+          CU_ASSERT_EQUAL_FATAL(spr_dig_fetch(&ps, m, n, d, &ss, &ws), 0);
+          int mx = 0;
+          for (int i = 0; i < n; i++) mx = size[i] > mx ? size[i] : mx;
+          if (caps[c] >= mx) bad += st.fetches > ss.fetches;
+          any_evict_diff |= ss.fetches != st.fetches;
+        }
+        cases++;
+      }
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(cases, 280);
+  CU_ASSERT(any_overflow);   /* the overflow path was exercised */
+  CU_ASSERT(any_evict_diff); /* and the policies differed */
+  free(m);
+  spr_dig_ws_free(&ws);
+}
+
+/* ---- recompute and dense reference ----------------------------------- */
+
+/* Brute force: full score matrix in double from the real operands, pruned
+ * entries at -inf, softmax of the row, product with real V. */
+static void brute_attend(const int8_t *q, float qs, const int8_t *k, float ks, const int8_t *v,
+                         float vs, const uint8_t *m, int n, int d, double *O) {
+  double *s = malloc((size_t)n * sizeof *s);
+  for (int i = 0; i < n; i++) {
+    double mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+      double acc = 0;
+      for (int t = 0; t < d; t++) acc += ((double)qs * q[i * d + t]) * ((double)ks * k[j * d + t]);
+      s[j] = get_bit(m, n, i, j) ? acc / sqrt((double)d) : -INFINITY;
+      mx = fmax(mx, s[j]);
+    }
+    for (int t = 0; t < d; t++) O[i * d + t] = 0;
+    if (mx == -INFINITY) continue;
+    double z = 0;
+    for (int j = 0; j < n; j++) z += exp(s[j] - mx);
+    for (int j = 0; j < n; j++)
+      for (int t = 0; t < d; t++) O[i * d + t] += exp(s[j] - mx) / z * (double)vs * v[j * d + t];
+  }
+  free(s);
+}
+
+static void fill_codes(int8_t *x, int n, int lo, int hi) {
+  for (int i = 0; i < n; i++) x[i] = (int8_t)rnd_int(lo, hi);
+}
+
+static void test_attend_brute(void) {
+  const int n = 13, d = 7;
+  int8_t q[13 * 7], k[13 * 7], v[13 * 7];
+  fill_codes(q, n * d, -7, 7);      /* 4-bit queries */
+  fill_codes(k, n * d, -127, 127);  /* 8-bit keys */
+  fill_codes(v, n * d, -127, 127);
+  const float qs = 0.2385f, ks = 0.0173f, vs = 0.0291f;
+  uint8_t m[13 * 2] = {0};
+  int kept = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++)
+      if (i != 4 && rnd_unif() < 0.4) { /* query 4 keeps nothing */
+        set_bit(m, n, i, j, 1);
+        kept++;
+      }
+  for (int i = 0; i < n; i++) m[i * 2 + 1] |= 0xe0; /* padding ignored */
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, n, d), 0);
+  float O[13 * 7];
+  double R[13 * 7];
+  spr_dig_attend_stats st;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_attend(q, qs, k, ks, v, vs, m, n, d, O, &st, &ws), 0);
+  brute_attend(q, qs, k, ks, v, vs, m, n, d, R);
+  double err = 0, mag = 0;
+  for (int t = 0; t < n * d; t++) {
+    err = fmax(err, fabs(O[t] - R[t]));
+    mag = fmax(mag, fabs(R[t]));
+  }
+  CU_ASSERT(err <= 1e-6 * mag);
+  CU_ASSERT(mag > 0.5); /* the outputs are not trivially small */
+  CU_ASSERT_EQUAL(st.survivors, kept);
+  CU_ASSERT_EQUAL(st.empty_queries, 1);
+  for (int t = 0; t < d; t++) CU_ASSERT_EQUAL(O[4 * d + t], 0.0f);
+  /* st may be NULL */
+  CU_ASSERT_EQUAL(spr_dig_attend(q, qs, k, ks, v, vs, m, n, d, O, NULL, &ws), 0);
+  spr_dig_ws_free(&ws);
+}
+
+/* n = 2, d = 1: Q = (2, 0), K = (0, ln(3)/2), V = (1.5, -2.25).  Query 0:
+ * logits 0 and ln 3, p = (1/4, 3/4), o = 1.5/4 - 2.25 * 3/4 = -1.3125.
+ * Query 1: p = (1/2, 1/2), o = -0.375. */
+static void test_dense_known(void) {
+  const float Q[2] = {2.0f, 0.0f}, K[2] = {0.0f, (float)(log(3.0) / 2)}, V[2] = {1.5f, -2.25f};
+  float P[4], O[2];
+  CU_ASSERT_EQUAL_FATAL(spr_dig_dense(Q, K, V, 2, 1, P, O), 0);
+  CU_ASSERT_DOUBLE_EQUAL(P[0], 0.25, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(P[1], 0.75, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(P[2], 0.5, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(P[3], 0.5, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(O[0], -1.3125, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(O[1], -0.375, 1e-6);
+}
+
+/* Keep-all mask: spr_dig_attend on codes equals spr_dig_dense on the real
+ * values scale * code, to float tolerance; the metrics are then perfect. */
+static void test_keep_all_equals_dense(void) {
+  const int n = 24, d = 16;
+  const size_t nd = (size_t)n * d;
+  int8_t *q = malloc(nd), *k = malloc(nd), *v = malloc(nd);
+  float *Q = malloc(nd * sizeof *Q), *K = malloc(nd * sizeof *K), *V = malloc(nd * sizeof *V);
+  float *O = malloc(nd * sizeof *O), *Od = malloc(nd * sizeof *Od);
+  float *P = malloc((size_t)n * n * sizeof *P);
+  fill_codes(q, (int)nd, -127, 127);
+  fill_codes(k, (int)nd, -127, 127);
+  fill_codes(v, (int)nd, -127, 127);
+  const float qs = 0.02385f, ks = 0.0173f, vs = 0.0291f;
+  for (size_t t = 0; t < nd; t++) {
+    Q[t] = qs * q[t];
+    K[t] = ks * k[t];
+    V[t] = vs * v[t];
+  }
+  const size_t rb = spr_mask_row_bytes(n);
+  uint8_t *m = malloc((size_t)n * rb);
+  memset(m, 0xff, (size_t)n * rb);
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, n, d), 0);
+  spr_dig_attend_stats st;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_attend(q, qs, k, ks, v, vs, m, n, d, O, &st, &ws), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_dig_dense(Q, K, V, n, d, P, Od), 0);
+  CU_ASSERT_EQUAL(st.survivors, (int64_t)n * n);
+  CU_ASSERT_EQUAL(st.empty_queries, 0);
+  double err = 0, mag = 0, pmax = 0;
+  for (size_t t = 0; t < nd; t++) {
+    err = fmax(err, fabs(O[t] - Od[t]));
+    mag = fmax(mag, fabs(Od[t]));
+  }
+  for (int t = 0; t < n * n; t++) pmax = fmax(pmax, P[t]);
+  CU_ASSERT(pmax > 0.2); /* softmax rows far from uniform: the test has teeth */
+  CU_ASSERT(mag > 0.3);
+  CU_ASSERT(err <= 2e-6 * mag);
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  spr_dig_accuracy a;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, n, d, &a, &ws), 0);
+  CU_ASSERT(a.rel_fro < 1e-5);
+  CU_ASSERT_DOUBLE_EQUAL(a.cos_mean, 1.0, 1e-9);
+  CU_ASSERT_DOUBLE_EQUAL(a.cos_min, 1.0, 1e-9);
+  CU_ASSERT_DOUBLE_EQUAL(a.mass_retained, 1.0, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(a.top1_recall, 1.0, 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, 1.0, 0);
+  CU_ASSERT_EQUAL(a.top_k, 5);
+  free(q), free(k), free(v), free(Q), free(K), free(V), free(O), free(Od), free(P), free(m);
+  spr_dig_ws_free(&ws);
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+/* n = 3, d = 2, by hand.
+ *   P_dense rows (0.5, 0.3, 0.2), (0.1, 0.6, 0.3), (0.25, 0.25, 0.5)
+ *   masks        {0,1}            {0,2}            {1}
+ *   O_dense rows (3, 4), (1, 0), (0, 2);  O rows (3, 4), (1, 1), (0, 0)
+ * mass = (0.8 + 0.4 + 0.25)/3 = 0.48333..; top-1 = 0, 1, 2: kept, pruned,
+ * pruned -> 1/3; top-2 = {0,1}, {1,2}, {2,0} (0 beats 1 on the tie):
+ * (1 + 1/2 + 0)/3 = 0.5; top-3: (2/3 + 2/3 + 1/3)/3 = 5/9.
+ * ||O - O_dense||^2 = 1 + 4 = 5, ||O_dense||^2 = 30: rel_fro = sqrt(1/6).
+ * cos = 1, 1/sqrt(2), 0 (zero row): mean 0.569036.., min 0 at query 2. */
+static void test_metrics_hand(void) {
+  const float P[9] = {0.5f, 0.3f, 0.2f, 0.1f, 0.6f, 0.3f, 0.25f, 0.25f, 0.5f};
+  const float Od[6] = {3, 4, 1, 0, 0, 2}, O[6] = {3, 4, 1, 1, 0, 0};
+  const int r0[] = {0, 1, -1}, r1[] = {0, 2, -1}, r2[] = {1, -1};
+  const int *rows[] = {r0, r1, r2};
+  uint8_t *m = mask_from_lists(3, rows);
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, 3, 2), 0);
+  spr_dig_metric_params mp = {2};
+  spr_dig_accuracy a;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.rel_fro, sqrt(1.0 / 6.0), 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(a.cos_mean, (1 + 1 / sqrt(2.0)) / 3, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(a.cos_min, 0.0, 0);
+  CU_ASSERT_EQUAL(a.cos_min_query, 2);
+  CU_ASSERT_DOUBLE_EQUAL(a.mass_retained, 1.45 / 3, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(a.top1_recall, 1.0 / 3, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, 0.5, 1e-15);
+  CU_ASSERT_EQUAL(a.top_k, 2);
+  mp.top_k = 3;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, 5.0 / 9, 1e-15);
+  mp.top_k = 1;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, 1.0 / 3, 1e-15);
+  /* zero rows on both sides count as cosine 1; all-zero O_dense: rel_fro
+   * is 0 when O is zero too and +inf otherwise */
+  const float Z[6] = {0};
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, Z, Z, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.cos_mean, 1.0, 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.rel_fro, 0.0, 0);
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Z, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT(isinf(a.rel_fro));
+  CU_ASSERT_DOUBLE_EQUAL(a.cos_mean, 1.0 / 3, 1e-15); /* rows 0, 1: 0; row 2 zero on both: 1 */
+  CU_ASSERT_EQUAL(a.cos_min_query, 0);
+  free(m);
+  spr_dig_ws_free(&ws);
+}
+
+/* Random case against a brute force that sorts each row (selection sort by
+ * probability descending, ties to the lower index). */
+static void test_metrics_brute(void) {
+  const int n = 29, d = 6;
+  float *P = malloc((size_t)n * n * sizeof *P), O[29 * 6], Od[29 * 6];
+  uint8_t m[29 * 4] = {0};
+  for (int i = 0; i < n; i++) {
+    double z = 0;
+    for (int j = 0; j < n; j++) {
+      /* coarse values so that ties occur */
+      P[i * n + j] = (float)rnd_int(1, 12);
+      z += P[i * n + j];
+      set_bit(m, n, i, j, rnd_unif() < 0.35);
+    }
+    for (int j = 0; j < n; j++) P[i * n + j] = (float)(P[i * n + j] / z);
+  }
+  for (int t = 0; t < n * d; t++) {
+    Od[t] = (float)(rnd_unif() * 2 - 1);
+    O[t] = Od[t] + (float)(0.3 * (rnd_unif() - 0.5));
+  }
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, n, d), 0);
+  const int ks[] = {1, 5, 7, 29};
+  for (int c = 0; c < 4; c++) {
+    const int k = ks[c];
+    double num = 0, den = 0, cs = 0, cmin = 2, mass = 0, t1 = 0, tk = 0;
+    for (int i = 0; i < n; i++) {
+      double dot = 0, a2 = 0, b2 = 0;
+      for (int t = 0; t < d; t++) {
+        double a = O[i * d + t], b = Od[i * d + t];
+        num += (a - b) * (a - b);
+        den += b * b;
+        dot += a * b, a2 += a * a, b2 += b * b;
+      }
+      cs += dot / sqrt(a2 * b2);
+      cmin = fmin(cmin, dot / sqrt(a2 * b2));
+      int order[29], taken[29] = {0};
+      for (int r = 0; r < n; r++) {
+        int b = -1;
+        for (int j = 0; j < n; j++)
+          if (!taken[j] && (b < 0 || P[i * n + j] > P[i * n + b])) b = j;
+        taken[b] = 1;
+        order[r] = b;
+      }
+      for (int j = 0; j < n; j++) mass += get_bit(m, n, i, j) * (double)P[i * n + j];
+      t1 += get_bit(m, n, i, order[0]);
+      int h = 0;
+      for (int r = 0; r < k; r++) h += get_bit(m, n, i, order[r]);
+      tk += (double)h / k;
+    }
+    spr_dig_metric_params mp = {k};
+    spr_dig_accuracy a;
+    CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, n, d, &a, &ws), 0);
+    CU_ASSERT_DOUBLE_EQUAL(a.rel_fro, sqrt(num / den), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(a.cos_mean, cs / n, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(a.cos_min, cmin, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(a.mass_retained, mass / n, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(a.top1_recall, t1 / n, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, tk / n, 1e-12);
+    if (k == 29) CU_ASSERT(a.topk_recall > 0.2 && a.topk_recall < 0.5);
+  }
+  free(P);
+  spr_dig_ws_free(&ws);
+}
+
+/* ---- error paths ------------------------------------------------------ */
+
+#define EXPECT_ERR(call, code, text)                                           \
+  do {                                                                         \
+    spr_error_clear();                                                         \
+    CU_ASSERT_EQUAL((call), (code));                                           \
+    SPR_ASSERT_CONTAINS(spr_errmsg(), (text));                                 \
+  } while (0)
+
+static void test_errors(void) {
+  spr_dig_ws ws;
+  EXPECT_ERR(spr_dig_ws_alloc(&ws, 0, 4), SPR_EINVAL, "n=0 d=4");
+  EXPECT_ERR(spr_dig_ws_alloc(&ws, 4, -1), SPR_EINVAL, "n=4 d=-1");
+  EXPECT_ERR(spr_dig_ws_alloc(NULL, 4, 4), SPR_EINVAL, "workspace is NULL");
+  spr_dig_ws_free(&ws); /* safe after a failed alloc */
+  spr_dig_ws_free(NULL);
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, 8, 4), 0);
+  uint8_t m[8] = {0x03, 0x06, 0x0c, 0x18, 0x30, 0x60, 0xc0, 0x81};
+  spr_dig_fetch_params p;
+  spr_dig_fetch_default(&p);
+  spr_dig_fetch_stats st;
+  /* fetch */
+  EXPECT_ERR(spr_dig_fetch(NULL, m, 8, 4, &st, &ws), SPR_EINVAL, "fetch: params is NULL");
+  EXPECT_ERR(spr_dig_fetch(&p, NULL, 8, 4, &st, &ws), SPR_EINVAL, "fetch: mask is NULL");
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, NULL, &ws), SPR_EINVAL, "fetch: stats is NULL");
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, NULL), SPR_EINVAL, "fetch: workspace is NULL");
+  EXPECT_ERR(spr_dig_fetch(&p, m, 0, 4, &st, &ws), SPR_EINVAL, "fetch: n=0 < 1");
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 0, &st, &ws), SPR_EINVAL, "fetch: d=0 < 1");
+  EXPECT_ERR(spr_dig_fetch(&p, m, 9, 4, &st, &ws), SPR_EINVAL, "n=9 x d=4 exceeds workspace 8 x 4");
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 5, &st, &ws), SPR_EINVAL, "n=8 x d=5 exceeds workspace 8 x 4");
+  p.policy = 7;
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "unknown buffer policy 7");
+  p.policy = -1;
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "unknown buffer policy -1");
+  spr_dig_fetch_default(&p);
+  p.key_bits = 0;
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "key_bits=0 outside 1..32");
+  p.key_bits = 33;
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "key_bits=33");
+  spr_dig_fetch_default(&p);
+  p.value_bits = 0;
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "value_bits=0 outside 1..32");
+  spr_dig_fetch_default(&p);
+  p.buffer_bytes = 7; /* d = 4, 8 + 8 bits: 8 bytes a token */
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL,
+             "buffer_bytes=7 holds no token of 8 bytes (d=4, key_bits=8, value_bits=8)");
+  p.buffer_bytes = -16384;
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "buffer_bytes=-16384");
+  p.buffer_bytes = 8; /* exactly one token is fine */
+  CU_ASSERT_EQUAL(spr_dig_fetch(&p, m, 8, 4, &st, &ws), 0);
+  CU_ASSERT_EQUAL(st.capacity_tokens, 1);
+  /* attend */
+  int8_t c[32] = {3, -2, 5, 1};
+  float O[32], P[64];
+  const float F[32] = {0.5f, -1.25f};
+  EXPECT_ERR(spr_dig_attend(NULL, 1, c, 1, c, 1, m, 8, 4, O, NULL, &ws), SPR_EINVAL, "q is NULL");
+  EXPECT_ERR(spr_dig_attend(c, 1, NULL, 1, c, 1, m, 8, 4, O, NULL, &ws), SPR_EINVAL, "k is NULL");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, NULL, 1, m, 8, 4, O, NULL, &ws), SPR_EINVAL, "v is NULL");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, 1, NULL, 8, 4, O, NULL, &ws), SPR_EINVAL,
+             "attend: mask is NULL");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, 1, m, 8, 4, NULL, NULL, &ws), SPR_EINVAL, "O is NULL");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, 1, m, 8, 4, O, NULL, NULL), SPR_EINVAL,
+             "attend: workspace is NULL");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, 1, m, -3, 4, O, NULL, &ws), SPR_EINVAL, "attend: n=-3 < 1");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, 1, m, 8, 0, O, NULL, &ws), SPR_EINVAL, "attend: d=0 < 1");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, 1, m, 8, 6, O, NULL, &ws), SPR_EINVAL,
+             "attend: n=8 x d=6 exceeds workspace 8 x 4");
+  EXPECT_ERR(spr_dig_attend(c, 0, c, 1, c, 1, m, 8, 4, O, NULL, &ws), SPR_EINVAL, "q_scale=0");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, -0.5f, c, 1, m, 8, 4, O, NULL, &ws), SPR_EINVAL,
+             "k_scale=-0.5");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, NAN, m, 8, 4, O, NULL, &ws), SPR_EINVAL, "v_scale=nan");
+  EXPECT_ERR(spr_dig_attend(c, 1, c, 1, c, INFINITY, m, 8, 4, O, NULL, &ws), SPR_EINVAL,
+             "v_scale=inf must be finite and > 0");
+  /* dense */
+  EXPECT_ERR(spr_dig_dense(NULL, F, F, 8, 4, P, O), SPR_EINVAL, "dense: Q is NULL");
+  EXPECT_ERR(spr_dig_dense(F, NULL, F, 8, 4, P, O), SPR_EINVAL, "dense: K is NULL");
+  EXPECT_ERR(spr_dig_dense(F, F, NULL, 8, 4, P, O), SPR_EINVAL, "dense: V is NULL");
+  EXPECT_ERR(spr_dig_dense(F, F, F, 8, 4, NULL, O), SPR_EINVAL, "dense: P is NULL");
+  EXPECT_ERR(spr_dig_dense(F, F, F, 8, 4, P, NULL), SPR_EINVAL, "dense: O is NULL");
+  EXPECT_ERR(spr_dig_dense(F, F, F, 0, 4, P, O), SPR_EINVAL, "dense: n=0 < 1");
+  EXPECT_ERR(spr_dig_dense(F, F, F, 8, -2, P, O), SPR_EINVAL, "dense: d=-2 < 1");
+  float Fn[32] = {0.5f, -1.25f};
+  Fn[4 * 3 + 1] = INFINITY; /* key 3 */
+  EXPECT_ERR(spr_dig_dense(F, Fn, F, 8, 4, P, O), SPR_EINVAL, "score of query 0, key 3 is");
+  Fn[4 * 3 + 1] = 0;
+  Fn[4 * 5 + 0] = NAN; /* query 5, times key 0's nonzero first element */
+  EXPECT_ERR(spr_dig_dense(Fn, F, F, 8, 4, P, O), SPR_EINVAL, "score of query 5, key 0 is");
+  /* metrics */
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  spr_dig_accuracy a;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_dense(F, F, F, 8, 4, P, O), 0);
+  EXPECT_ERR(spr_dig_metrics(NULL, O, O, P, m, 8, 4, &a, &ws), SPR_EINVAL, "metrics: params is NULL");
+  EXPECT_ERR(spr_dig_metrics(&mp, NULL, O, P, m, 8, 4, &a, &ws), SPR_EINVAL, "metrics: O is NULL");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, NULL, P, m, 8, 4, &a, &ws), SPR_EINVAL, "O_dense is NULL");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, NULL, m, 8, 4, &a, &ws), SPR_EINVAL, "P_dense is NULL");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, NULL, 8, 4, &a, &ws), SPR_EINVAL, "metrics: mask is NULL");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, m, 8, 4, NULL, &ws), SPR_EINVAL, "metrics: output is NULL");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, m, 8, 4, &a, NULL), SPR_EINVAL,
+             "metrics: workspace is NULL");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, m, 0, 4, &a, &ws), SPR_EINVAL, "metrics: n=0 < 1");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, m, 8, 0, &a, &ws), SPR_EINVAL, "metrics: d=0 < 1");
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, m, 9, 4, &a, &ws), SPR_EINVAL,
+             "metrics: n=9 x d=4 exceeds workspace 8 x 4");
+  mp.top_k = 0;
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, m, 8, 4, &a, &ws), SPR_EINVAL, "top_k=0 outside 1..n=8");
+  mp.top_k = 9;
+  EXPECT_ERR(spr_dig_metrics(&mp, O, O, P, m, 8, 4, &a, &ws), SPR_EINVAL, "top_k=9 outside 1..n=8");
+  mp.top_k = 8;
+  CU_ASSERT_EQUAL(spr_dig_metrics(&mp, O, O, P, m, 8, 4, &a, &ws), 0);
+  spr_dig_ws_free(&ws);
+  CU_ASSERT_PTR_NULL(ws.idx);
+  spr_dig_ws_free(&ws); /* twice is safe */
+}
+
+int main(void) {
+  static const CU_TestInfo tests[] = {
+      {"fetch defaults and S/M-SPRINT capacities", test_fetch_defaults},
+      {"fetch reuse by hand, both policies", test_fetch_reuse},
+      {"fetch with binding capacity by hand", test_fetch_capacity_binds},
+      {"fetch with P_i above capacity by hand", test_fetch_overflow},
+      {"fetch against brute-force buffers", test_fetch_random},
+      {"attend against brute-force softmax", test_attend_brute},
+      {"dense attention closed form", test_dense_known},
+      {"keep-all mask equals dense attention", test_keep_all_equals_dense},
+      {"metrics by hand", test_metrics_hand},
+      {"metrics against brute force", test_metrics_brute},
+      {"error paths", test_errors},
+      CU_TEST_INFO_NULL};
+  return spr_test_run("digital", tests);
+}
