@@ -405,7 +405,7 @@ static void test_errors(void) {
     CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk), SPR_EINVAL);
     SPR_ASSERT_CONTAINS(spr_errmsg(), "drift_time (0.5 s)");
     q = ideal_params();
-    double gains[4] = {1, 1, 1e300, 1}; /* a row gain beyond float range */
+    double gains[8] = {1, 1, 1e300, 1, 1, 1, 1, 1}; /* 2 column tiles x 4 rows; one gain beyond float range */
     CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, gains, NULL, NULL, wk), SPR_EINVAL);
     SPR_ASSERT_CONTAINS(spr_errmsg(), "overflow");
     spr_xbar_head_free(&h);
