@@ -78,6 +78,37 @@ static const key_row keys[] = {
   {{"threshold", "values", SPR_KEY_LIST, "score", "thresholds in score units (mode direct): 1, one per layer, or one per layer and head", NULL}, F(thr.values), 0, -1e9, 1e9},
   {{"threshold", "bits", SPR_KEY_INT, "", "resolution of the threshold generator", NULL}, F(thr.bits), 5, 1, 16},
   {{"threshold", "range", SPR_KEY_DOUBLE, "score", "threshold full scale in score units; 0 = max |ideal score|", NULL}, F(thr.range), 0, 0, 1e9},
+
+  /* [energy] and [timing]: the ledger's constants, sources in docs/energy.md.
+   * "45 nm" figures are Horowitz (ISSCC 2014) values that the ledger
+   * multiplies by digital_scale; the others are used as given. */
+  {{"energy", "reram_write_per_bit", SPR_KEY_DOUBLE, "J", "ReRAM write energy per bit (SPRINT, 65 nm)", NULL}, F(energy.reram_write_J_per_bit), 24.4e-12, 0, 1e-6},
+  {{"energy", "reram_read_per_bit", SPR_KEY_DOUBLE, "J", "ReRAM read energy per bit of fetched data (SPRINT, 65 nm)", NULL}, F(energy.reram_read_J_per_bit), 3.1e-12, 0, 1e-6},
+  {{"energy", "imc_mac_per_op", SPR_KEY_DOUBLE, "J", "energy of one in-memory MAC (SPRINT, 65 nm)", NULL}, F(energy.imc_mac_J), 0.10e-12, 0, 1e-6},
+  {{"energy", "cmp_per_decision", SPR_KEY_DOUBLE, "J", "energy of one comparator decision (design choice, until SPICE calibration)", NULL}, F(energy.cmp_J), 0.05e-12, 0, 1e-6},
+  {{"energy", "digital_scale", SPR_KEY_DOUBLE, "", "factor from the 45 nm digital and SRAM figures below to the 65 nm node (65/45)", NULL}, F(energy.digital_scale), 65.0 / 45.0, 0, 100},
+  {{"energy", "prune_read_per_bit", SPR_KEY_DOUBLE, "J", "pruning-vector read per bit (45 nm: 8 KB SRAM, 10 pJ / 64 bits)", NULL}, F(energy.prune_read_J_per_bit), 0.15625e-12, 0, 1e-6},
+  {{"energy", "sram_8k_read_per_word", SPR_KEY_DOUBLE, "J", "64-bit read of an 8 KB SRAM (45 nm, Horowitz)", NULL}, F(energy.sram_8k_J_per_word), 10e-12, 0, 1e-6},
+  {{"energy", "sram_32k_read_per_word", SPR_KEY_DOUBLE, "J", "64-bit read of a 32 KB SRAM (45 nm, Horowitz)", NULL}, F(energy.sram_32k_J_per_word), 20e-12, 0, 1e-6},
+  {{"energy", "sram_1m_read_per_word", SPR_KEY_DOUBLE, "J", "64-bit read of a 1 MB SRAM (45 nm, Horowitz)", NULL}, F(energy.sram_1m_J_per_word), 100e-12, 0, 1e-6},
+  {{"energy", "sram_write_ratio", SPR_KEY_DOUBLE, "", "SRAM write energy over read energy (design choice)", NULL}, F(energy.sram_write_ratio), 1, 0, 100},
+  {{"energy", "mac8_per_op", SPR_KEY_DOUBLE, "J", "8-bit score MAC: 8-bit multiply + 32-bit add (45 nm, Horowitz)", NULL}, F(energy.mac8_J), 0.3e-12, 0, 1e-6},
+  {{"energy", "v_mac_per_op", SPR_KEY_DOUBLE, "J", "MAC of the V product, 8-bit probability x 8-bit value (45 nm)", NULL}, F(energy.v_mac_J), 0.3e-12, 0, 1e-6},
+  {{"energy", "exp_per_op", SPR_KEY_DOUBLE, "J", "exponential: 4 fp16 multiply-adds (45 nm; design choice)", NULL}, F(energy.exp_J), 6.0e-12, 0, 1e-6},
+  {{"energy", "div_per_op", SPR_KEY_DOUBLE, "J", "softmax division: 3 fp16 multiply-adds (45 nm; design choice)", NULL}, F(energy.div_J), 4.5e-12, 0, 1e-6},
+  {{"energy", "mac4_per_op", SPR_KEY_DOUBLE, "J", "4-bit prediction MAC: 4x4 multiply + 16-bit add (45 nm, scaled)", NULL}, F(energy.mac4_J), 0.11e-12, 0, 1e-6},
+  {{"energy", "bitmac_per_op", SPR_KEY_DOUBLE, "J", "bit-serial MAC, 1 key bit x 8-bit query + 16-bit add (45 nm, scaled)", NULL}, F(energy.bitmac_J), 0.085e-12, 0, 1e-6},
+  {{"energy", "pred_add_per_op", SPR_KEY_DOUBLE, "J", "prediction add or subtract: fp16 add (45 nm, Horowitz)", NULL}, F(energy.pred_add_J), 0.4e-12, 0, 1e-6},
+  {{"energy", "pred_mul_per_op", SPR_KEY_DOUBLE, "J", "prediction multiply: fp16 multiply (45 nm, Horowitz)", NULL}, F(energy.pred_mul_J), 1.1e-12, 0, 1e-6},
+  {{"energy", "pred_cmp_per_op", SPR_KEY_DOUBLE, "J", "prediction comparison: 32-bit add (45 nm, Horowitz)", NULL}, F(energy.pred_cmp_J), 0.1e-12, 0, 1e-6},
+
+  {{"timing", "clock", SPR_KEY_DOUBLE, "Hz", "clock frequency (SPRINT: 1 GHz)", NULL}, F(energy.clock_Hz), 1e9, 1e3, 1e12},
+  {{"timing", "threshold_cycles", SPR_KEY_DOUBLE, "", "cycles of the in-memory score and comparison of one query (SPRINT: under 8)", NULL}, F(energy.threshold_cycles), 8, 0, 1e9},
+  {{"timing", "reram_read_bytes_per_cycle", SPR_KEY_DOUBLE, "", "ReRAM read bandwidth in bytes per cycle (design choice: 64, a 512-bit port)", NULL}, F(energy.reram_read_bytes_per_cycle), 64, 1e-6, 1e9},
+  {{"timing", "mac_units", SPR_KEY_DOUBLE, "", "8-bit MACs per cycle of the recompute and V product (design choice)", NULL}, F(energy.mac_units), 64, 1e-6, 1e9},
+  {{"timing", "softmax_units", SPR_KEY_DOUBLE, "", "exponentials or divisions per cycle (design choice)", NULL}, F(energy.softmax_units), 1, 1e-6, 1e9},
+  {{"timing", "pred_units", SPR_KEY_DOUBLE, "", "low-bit, bit-serial, add, multiply and compare prediction operations per cycle (design choice)", NULL}, F(energy.pred_units), 256, 1e-6, 1e9},
+  {{"timing", "overlap", SPR_KEY_BOOL, "", "overlap the fetch of query i with the compute of query i-1", NULL}, F(energy.overlap), 1, 0, 1},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))

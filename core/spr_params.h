@@ -78,6 +78,43 @@ typedef struct {
                          units; 0 = max |ideal score| of the layer (head) */
 } spr_thr_params;
 
+/* Energy and latency constants of the ledger (core/spr_ledger.h); each
+ * one's source and the model that uses it: docs/energy.md.  Energies in J.
+ * The ReRAM and analog figures (SPRINT, 65 nm) are used as given; the
+ * digital and SRAM figures are 45 nm reference values (Horowitz, ISSCC
+ * 2014) that the ledger multiplies by digital_scale. */
+typedef struct {
+  /* ReRAM and analog periphery, used as given */
+  double reram_write_J_per_bit; /* ReRAM write, per bit */
+  double reram_read_J_per_bit;  /* ReRAM read of fetched data, per bit */
+  double imc_mac_J;             /* one in-memory MAC */
+  double cmp_J;                 /* one comparator decision */
+  /* digital and SRAM: 45 nm reference, times digital_scale */
+  double digital_scale;         /* 45 nm -> target node (dimensionless) */
+  double prune_read_J_per_bit;  /* pruning-vector read, per bit */
+  double sram_8k_J_per_word;    /* 64-bit SRAM read, 8 KB array */
+  double sram_32k_J_per_word;   /* 64-bit SRAM read, 32 KB array */
+  double sram_1m_J_per_word;    /* 64-bit SRAM read, 1 MB array */
+  double sram_write_ratio;      /* SRAM write / read energy (dimensionless) */
+  double mac8_J;                /* 8-bit score MAC of the recompute */
+  double v_mac_J;               /* MAC of the V product */
+  double exp_J;                 /* exponential (softmax and prediction) */
+  double div_J;                 /* softmax division */
+  double mac4_J;                /* 4-bit x 4-bit prediction MAC */
+  double bitmac_J;              /* 1-bit key x 8-bit query MAC (bit-serial) */
+  double pred_add_J;            /* prediction add or subtract */
+  double pred_mul_J;            /* prediction multiply */
+  double pred_cmp_J;            /* prediction comparison */
+  /* latency */
+  double clock_Hz;
+  double threshold_cycles;      /* in-memory score + comparison of a query */
+  double reram_read_bytes_per_cycle; /* ReRAM read bandwidth */
+  double mac_units;             /* 8-bit MACs per cycle (recompute, V) */
+  double softmax_units;         /* exponentials or divisions per cycle */
+  double pred_units;            /* other prediction operations per cycle */
+  int overlap;                  /* fetch of query i overlaps compute of i-1 */
+} spr_energy_params;
+
 typedef struct {
   uint64_t seed;
   int trace;          /* enum spr_trace_level */
@@ -85,6 +122,7 @@ typedef struct {
   spr_xbar_params xbar;
   spr_analog_params an;
   spr_thr_params thr;
+  spr_energy_params energy; /* [energy] and [timing] */
 } spr_config;
 
 #endif

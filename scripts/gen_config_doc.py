@@ -23,7 +23,8 @@ line, key and value; errors between keys (g_min >= g_max, odd cols, ...)
 name the line of the key concerned. Booleans: true/false, yes/no, on/off,
 1/0. A list (`threshold.values`) may continue on indented lines, e.g.
 `values = 10, 20,` then `  30, 40`. Sources of the device and circuit
-defaults: [model.md](model.md), section 5.
+defaults: [model.md](model.md), section 5; of the energy and timing
+defaults: [energy.md](energy.md).
 """
 
 

@@ -892,6 +892,32 @@ static void nondefault(spr_config *c) {
   c->thr.values[2] = 1.0 / 3;
   c->thr.bits = 7;
   c->thr.range = 12.5;
+  c->energy.reram_write_J_per_bit = 12.2e-12;
+  c->energy.reram_read_J_per_bit = 2.5e-12;
+  c->energy.imc_mac_J = 0.125e-12;
+  c->energy.cmp_J = 3.7e-14;
+  c->energy.digital_scale = 1.235;
+  c->energy.prune_read_J_per_bit = 0.2e-12;
+  c->energy.sram_8k_J_per_word = 7.5e-12;
+  c->energy.sram_32k_J_per_word = 22.5e-12;
+  c->energy.sram_1m_J_per_word = 90e-12;
+  c->energy.sram_write_ratio = 1.2;
+  c->energy.mac8_J = 0.35e-12;
+  c->energy.v_mac_J = 0.45e-12;
+  c->energy.exp_J = 2.385e-12;
+  c->energy.div_J = 3.3e-12;
+  c->energy.mac4_J = 0.09e-12;
+  c->energy.bitmac_J = 0.07e-12;
+  c->energy.pred_add_J = 0.03e-12;
+  c->energy.pred_mul_J = 0.2e-12;
+  c->energy.pred_cmp_J = 0.05e-12;
+  c->energy.clock_Hz = 8e8;
+  c->energy.threshold_cycles = 7.5;
+  c->energy.reram_read_bytes_per_cycle = 12.8;
+  c->energy.mac_units = 128;
+  c->energy.softmax_units = 4;
+  c->energy.pred_units = 1024;
+  c->energy.overlap = 0;
 }
 
 static void test_round_trip(void) {

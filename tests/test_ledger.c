@@ -1,0 +1,686 @@
+/* test_ledger.c - the energy and cycles ledger (core/spr_ledger.c) and its
+ * [energy] / [timing] config keys.  Expected values are written out by hand
+ * from the figures documented in docs/energy.md (SPRINT 65 nm, Horowitz
+ * 45 nm times 65/45), never read back from the code under test.  Every
+ * error path is provoked and its message checked. */
+#include "config.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_ledger.h"
+#include "spr_params.h"
+#include "spr_test.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define S45 (65.0 / 45.0) /* the documented scaling rule, 45 nm -> 65 nm */
+#define PJ 1e-12
+
+static int close_rel(double a, double b, double rel) {
+  return fabs(a - b) <= rel * fabs(b);
+}
+
+#define ASSERT_REL(a, b)                                                       \
+  do {                                                                         \
+    double a_ = (a), b_ = (b);                                                 \
+    if (!close_rel(a_, b_, 1e-12))                                             \
+      fprintf(stderr, "\n  %s = %.17g, want %.17g", #a, a_, b_);               \
+    CU_ASSERT(close_rel(a_, b_, 1e-12));                                       \
+  } while (0)
+
+static spr_energy_params defaults(void) {
+  spr_config c;
+  spr_config_default(&c);
+  return c.energy;
+}
+
+/* --- defaults are the documented figures ----------------------------------- */
+
+static void test_defaults(void) {
+  spr_config c;
+  memset(&c, 0x5A, sizeof c);
+  spr_config_default(&c);
+  const spr_energy_params *e = &c.energy;
+  /* SPRINT (MICRO 2022), 65 nm */
+  ASSERT_REL(e->reram_write_J_per_bit, 24.4e-12);
+  ASSERT_REL(e->reram_read_J_per_bit, 3.1e-12);
+  ASSERT_REL(e->imc_mac_J, 0.10e-12);
+  ASSERT_REL(e->clock_Hz, 1e9);
+  ASSERT_REL(e->threshold_cycles, 8);
+  /* design choices */
+  ASSERT_REL(e->cmp_J, 0.05e-12);
+  ASSERT_REL(e->sram_write_ratio, 1);
+  ASSERT_REL(e->reram_read_bytes_per_cycle, 64);
+  ASSERT_REL(e->mac_units, 64);
+  ASSERT_REL(e->softmax_units, 1);
+  ASSERT_REL(e->pred_units, 256);
+  CU_ASSERT_EQUAL(e->overlap, 1);
+  /* Horowitz (ISSCC 2014), 45 nm, and what is built from it */
+  ASSERT_REL(e->digital_scale, 1.4444444444444444);
+  ASSERT_REL(e->sram_8k_J_per_word, 10e-12);
+  ASSERT_REL(e->sram_32k_J_per_word, 20e-12);
+  ASSERT_REL(e->sram_1m_J_per_word, 100e-12);
+  ASSERT_REL(e->prune_read_J_per_bit, 10e-12 / 64);
+  ASSERT_REL(e->mac8_J, (0.2 + 0.1) * PJ);             /* 8b mult + 32b add */
+  ASSERT_REL(e->v_mac_J, (0.2 + 0.1) * PJ);
+  ASSERT_REL(e->exp_J, 4 * (1.1 + 0.4) * PJ);          /* 4 fp16 FMAs */
+  ASSERT_REL(e->div_J, 3 * (1.1 + 0.4) * PJ);          /* 3 fp16 FMAs */
+  ASSERT_REL(e->mac4_J, (0.2 * 16 / 64 + 2 * 0.03) * PJ);
+  ASSERT_REL(e->bitmac_J, (0.2 * 8 / 64 + 2 * 0.03) * PJ);
+  ASSERT_REL(e->pred_add_J, 0.4e-12);
+  ASSERT_REL(e->pred_mul_J, 1.1e-12);
+  ASSERT_REL(e->pred_cmp_J, 0.1e-12);
+
+  spr_energy_params d;
+  memset(&d, 0x5A, sizeof d);
+  spr_energy_default(&d);
+  CU_ASSERT_EQUAL(memcmp(&d, e, sizeof d), 0);
+  CU_ASSERT_EQUAL(spr_energy_check(&d), 0);
+}
+
+/* --- config keys parse with units ------------------------------------------ */
+
+static void test_config_units(void) {
+  static const struct {
+    const char *sec, *key, *val;
+    double want;
+    size_t off;
+  } t[] = {
+#define O(f) offsetof(spr_energy_params, f)
+      {"energy", "reram_read_per_bit", "3.1 pJ", 3.1e-12, O(reram_read_J_per_bit)},
+      {"energy", "reram_write_per_bit", "24.4pJ", 24.4e-12, O(reram_write_J_per_bit)},
+      {"energy", "reram_write_per_bit", "0.0305 nJ", 30.5e-12, O(reram_write_J_per_bit)},
+      {"energy", "imc_mac_per_op", "125 fJ", 0.125e-12, O(imc_mac_J)},
+      {"energy", "cmp_per_decision", "3.7e-14 J", 3.7e-14, O(cmp_J)},
+      {"energy", "sram_32k_read_per_word", "22.5 pJ", 22.5e-12, O(sram_32k_J_per_word)},
+      {"energy", "digital_scale", "1.235", 1.235, O(digital_scale)},
+      {"energy", "exp_per_op", "2.385 pJ", 2.385e-12, O(exp_J)},
+      {"timing", "clock", "500 MHz", 5e8, O(clock_Hz)},
+      {"timing", "clock", "1.25 GHz", 1.25e9, O(clock_Hz)},
+      {"timing", "clock", "2e9 Hz", 2e9, O(clock_Hz)},
+      {"timing", "threshold_cycles", "7.5", 7.5, O(threshold_cycles)},
+      {"timing", "reram_read_bytes_per_cycle", "12.8", 12.8, O(reram_read_bytes_per_cycle)},
+      {"timing", "mac_units", "128", 128, O(mac_units)},
+#undef O
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    spr_config c;
+    spr_config_default(&c);
+    int rc = spr_config_set(&c, t[i].sec, t[i].key, t[i].val, "ledger-test");
+    if (rc) fprintf(stderr, "\n  %s.%s = '%s': %s", t[i].sec, t[i].key, t[i].val, spr_errmsg());
+    CU_ASSERT_EQUAL(rc, 0);
+    double got = *(const double *)((const char *)&c.energy + t[i].off);
+    if (!close_rel(got, t[i].want, 1e-12))
+      fprintf(stderr, "\n  %s.%s = '%s' gave %.17g", t[i].sec, t[i].key, t[i].val, got);
+    CU_ASSERT(close_rel(got, t[i].want, 1e-12));
+  }
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "timing", "overlap", "off", "t"), 0);
+  CU_ASSERT_EQUAL(c.energy.overlap, 0);
+
+  /* wrong units and out-of-range values are refused with the key named */
+  static const struct {
+    const char *sec, *key, *val, *needle;
+  } bad[] = {
+      {"energy", "reram_read_per_bit", "3.1 pS", "expected J"},
+      {"energy", "reram_read_per_bit", "3.1 pW", "expected J"},
+      {"energy", "reram_read_per_bit", "-3.1 pJ", "out of range"},
+      {"energy", "digital_scale", "1.4 J", "dimensionless"},
+      {"timing", "clock", "1 GJ", "expected Hz"},
+      {"timing", "clock", "0", "out of range"},
+      {"timing", "reram_read_bytes_per_cycle", "0", "out of range"},
+      {"timing", "threshold_cycles", "8 cycles", "dimensionless"},
+      {"timing", "mac_units", "0", "out of range"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    spr_config_default(&c);
+    spr_error_clear();
+    int rc = spr_config_set(&c, bad[i].sec, bad[i].key, bad[i].val, "ledger-test");
+    CU_ASSERT_EQUAL(rc, SPR_ECONFIG);
+    char key[96];
+    snprintf(key, sizeof key, "'%s.%s'", bad[i].sec, bad[i].key);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "ledger-test: ");
+    SPR_ASSERT_CONTAINS(spr_errmsg(), key);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), bad[i].val);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), bad[i].needle);
+  }
+}
+
+/* An INI file with both sections, through spr_config_load. */
+static void test_config_file(void) {
+  char path[512];
+  spr_test_path(path, sizeof path, "ledger", ".ini");
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fputs("[energy]\n"
+        "reram_read_per_bit = 3.1 pJ\n"
+        "reram_write_per_bit = 12.2 pJ ; half the paper's figure\n"
+        "sram_8k_read_per_word = 7.5 pJ\n"
+        "[timing]\n"
+        "clock = 800 MHz\n"
+        "reram_read_bytes_per_cycle = 32\n"
+        "overlap = no\n",
+        f);
+  CU_ASSERT_EQUAL(fclose(f), 0);
+  spr_config c;
+  spr_config_default(&c);
+  int rc = spr_config_load(&c, path);
+  if (rc) fprintf(stderr, "\n  %s", spr_errmsg());
+  CU_ASSERT_EQUAL(rc, 0);
+  ASSERT_REL(c.energy.reram_read_J_per_bit, 3.1e-12);
+  ASSERT_REL(c.energy.reram_write_J_per_bit, 12.2e-12);
+  ASSERT_REL(c.energy.sram_8k_J_per_word, 7.5e-12);
+  ASSERT_REL(c.energy.sram_32k_J_per_word, 20e-12); /* untouched */
+  ASSERT_REL(c.energy.clock_Hz, 8e8);
+  ASSERT_REL(c.energy.reram_read_bytes_per_cycle, 32);
+  CU_ASSERT_EQUAL(c.energy.overlap, 0);
+
+  /* wrong unit in a file: file, line, key, value */
+  f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fputs("[timing]\nmac_units = 32\nclock = 1 GV\n", f);
+  CU_ASSERT_EQUAL(fclose(f), 0);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_load(&c, path), SPR_ECONFIG);
+  char pre[600];
+  snprintf(pre, sizeof pre, "%s:3: ", path);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), pre);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "timing.clock");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "1 GV");
+  remove(path);
+}
+
+/* --- SRAM energy per access: log-size interpolation --------------------- */
+
+static void test_sram_interpolation(void) {
+  spr_energy_params e = defaults();
+  static const struct {
+    int64_t bytes;
+    double pj45; /* hand values of the 45 nm rule */
+  } t[] = {
+      {1, 10},          /* below 8 KB: the 8 KB entry */
+      {4096, 10},
+      {8192, 10},
+      {16384, 15},      /* 10 + 10 ln2 / ln4 */
+      {24576, 17.924812503605781}, /* 10 + 10 ln3 / ln4 */
+      {32768, 20},
+      {65536, 36},      /* 20 + 80 ln2 / ln32 */
+      {100000, 45.754247590989311}, /* 20 + 80 log2(100000/32768) / 5 */
+      {1048576, 100},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    double J = -1;
+    CU_ASSERT_EQUAL(spr_ledger_sram_word_J(&e, t[i].bytes, &J), 0);
+    if (!close_rel(J, t[i].pj45 * PJ * S45, 1e-12))
+      fprintf(stderr, "\n  %lld bytes: %.17g J, want %.17g", (long long)t[i].bytes, J,
+              t[i].pj45 * PJ * S45);
+    CU_ASSERT(close_rel(J, t[i].pj45 * PJ * S45, 1e-12));
+  }
+  /* user table and scale: 16 KB halfway (in ln size) between 8 and 32 KB */
+  e.sram_8k_J_per_word = 6e-12;
+  e.sram_32k_J_per_word = 13e-12;
+  e.digital_scale = 1.25;
+  double J;
+  CU_ASSERT_EQUAL(spr_ledger_sram_word_J(&e, 16384, &J), 0);
+  ASSERT_REL(J, 9.5e-12 * 1.25);
+}
+
+/* --- a crafted head priced by hand ------------------------------------------ */
+
+/* 3 queries over 8 keys (d = 64, 8-bit K and V, token 128 B = 16 words),
+ * 7 survivors in all, 5 tokens fetched, 16 KB buffer. */
+static spr_ledger_counts crafted(void) {
+  spr_ledger_counts c;
+  memset(&c, 0, sizeof c);
+  c.reram_bits_written = 4096; /* 8 keys x 64 x 8 bits */
+  c.imc_queries = 3;
+  c.imc_macs = 1536;           /* 3 x 8 x 64 */
+  c.cmp_decisions = 24;
+  c.prune_bits_read = 24;
+  c.reram_bits_read = 5120;    /* 5 tokens x 128 B x 8 */
+  c.sram_words_written = 80;   /* 5 x 16 */
+  c.sram_words_read = 112;     /* 7 x 16 */
+  c.buffer_bytes = 16384;
+  c.score_macs = 448;          /* 7 x 64 */
+  c.exps = 7;
+  c.divs = 7;
+  c.v_macs = 448;
+  return c;
+}
+
+static void test_price_by_hand(void) {
+  spr_energy_params e = defaults();
+  spr_ledger_counts c = crafted();
+  spr_ledger_result r;
+  memset(&r, 0x5A, sizeof r);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
+  const double *E = r.energy_J;
+  ASSERT_REL(E[SPR_LEDGER_E_RERAM_WRITE], 99942.4 * PJ); /* 4096 x 24.4 */
+  ASSERT_REL(E[SPR_LEDGER_E_IMC_MAC], 153.6 * PJ);      /* 1536 x 0.1 */
+  ASSERT_REL(E[SPR_LEDGER_E_CMP], 1.2 * PJ);            /* 24 x 0.05 */
+  ASSERT_REL(E[SPR_LEDGER_E_PRUNE_READ], 3.75 * S45 * PJ); /* 24 x 10/64 */
+  ASSERT_REL(E[SPR_LEDGER_E_RERAM_READ], 15872 * PJ);   /* 5120 x 3.1 */
+  ASSERT_REL(E[SPR_LEDGER_E_SRAM_WRITE], 1200 * S45 * PJ); /* 80 x 15 */
+  ASSERT_REL(E[SPR_LEDGER_E_SRAM_READ], 1680 * S45 * PJ);  /* 112 x 15 */
+  ASSERT_REL(E[SPR_LEDGER_E_SCORE_MAC], 134.4 * S45 * PJ); /* 448 x 0.3 */
+  ASSERT_REL(E[SPR_LEDGER_E_EXP], 42 * S45 * PJ);          /* 7 x 6 */
+  ASSERT_REL(E[SPR_LEDGER_E_DIV], 31.5 * S45 * PJ);        /* 7 x 4.5 */
+  ASSERT_REL(E[SPR_LEDGER_E_V_MAC], 134.4 * S45 * PJ);
+  for (int i = SPR_LEDGER_E_PRED_MAC8; i <= SPR_LEDGER_E_PRED_CMP; i++)
+    CU_ASSERT_EQUAL(E[i], 0);
+  /* 115969.2 pJ as given + 3226.05 pJ at 45 nm x 65/45 = 120629.05 pJ */
+  ASSERT_REL(r.total_J, (115969.2 + 3226.05 * S45) * PJ);
+  CU_ASSERT(fabs(r.total_J - 120629.05e-12) < 0.01e-12);
+
+  /* cycles: threshold 3 x 8, fetch 640 B / 64, score 448 / 64,
+   * softmax 14 / 1, v 448 / 64 */
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_THRESHOLD], 24);
+  CU_ASSERT_EQUAL(r.cycles[SPR_LEDGER_C_PRED], 0);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_FETCH], 10);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_SCORE], 7);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_SOFTMAX], 14);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_V], 7);
+  ASSERT_REL(r.memory_cycles, 34);
+  ASSERT_REL(r.compute_cycles, 28);
+  ASSERT_REL(r.serial_cycles, 62);
+  ASSERT_REL(r.total_cycles, 62);
+  ASSERT_REL(r.time_s, 62e-9);
+  CU_ASSERT_EQUAL(r.queries, 1);
+
+  /* other constants: 2.5 pJ/bit read, 800 MHz, 32 B per cycle */
+  e.reram_read_J_per_bit = 2.5e-12;
+  e.clock_Hz = 8e8;
+  e.reram_read_bytes_per_cycle = 32;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_RERAM_READ], 12800 * PJ);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_FETCH], 20);
+  ASSERT_REL(r.total_cycles, 72);
+  ASSERT_REL(r.time_s, 90e-9); /* 72 / 0.8 GHz */
+}
+
+/* Prediction costs of the digital baselines, by hand. */
+static void test_prediction(void) {
+  spr_energy_params e = defaults();
+  spr_ledger_counts c;
+  memset(&c, 0, sizeof c);
+  /* Sanger-like at n = 4, d = 8 (docs/baselines.md counts) */
+  c.pred_mac4 = 128; /* 4 x 4 x 8 */
+  c.pred_adds = 28;  /* 16 + 12 */
+  c.pred_muls = 20;  /* 16 + 4 */
+  c.pred_cmps = 28;  /* 12 + 16 */
+  c.pred_exps = 16;
+  spr_ledger_result r;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_PRED_MAC4], 14.08 * S45 * PJ); /* 128 x 0.11 */
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_PRED_ADD], 11.2 * S45 * PJ);   /* 28 x 0.4 */
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_PRED_MUL], 22 * S45 * PJ);     /* 20 x 1.1 */
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_PRED_CMP], 2.8 * S45 * PJ);    /* 28 x 0.1 */
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_PRED_EXP], 96 * S45 * PJ);     /* 16 x 6 */
+  ASSERT_REL(r.total_J, 146.08 * S45 * PJ);
+  /* (128 + 28 + 20 + 28) / 256 + 16 / 1 */
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_PRED], 16.796875);
+  ASSERT_REL(r.memory_cycles, 16.796875);
+  CU_ASSERT_EQUAL(r.compute_cycles, 0);
+
+  /* top-k and LeOPArd-like operations */
+  memset(&c, 0, sizeof c);
+  c.pred_mac8 = 640;     /* 10 cycles on 64 MAC units */
+  c.pred_bitmacs = 1536; /* 6 cycles on 256 prediction units */
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_PRED_MAC8], 192 * S45 * PJ);    /* 640 x 0.3 */
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_PRED_BITMAC], 130.56 * S45 * PJ); /* 1536 x 0.085 */
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_PRED], 16);
+  ASSERT_REL(r.total_cycles, 16);
+}
+
+/* Dense and pruned on the same memory system and digital units: n = 8,
+ * d = 4, 8-bit K and V (token 8 B = one word).  Dense: every pair, the
+ * 8 tokens fetched once.  SPRINT: 2 survivors per query, 5 tokens
+ * fetched, in-memory scoring of the 64 pairs. */
+static void test_dense_vs_pruned(void) {
+  spr_energy_params e = defaults();
+  spr_ledger_counts d, p;
+  memset(&d, 0, sizeof d);
+  d.reram_bits_written = 256; /* 8 keys x 4 x 8 bits, both schemes */
+  d.reram_bits_read = 512;    /* 8 tokens x 64 bits */
+  d.sram_words_written = 8;
+  d.sram_words_read = 64;     /* 64 uses */
+  d.buffer_bytes = 16384;
+  d.score_macs = 256;         /* 64 x 4 */
+  d.exps = 64;
+  d.divs = 64;
+  d.v_macs = 256;
+  memset(&p, 0, sizeof p);
+  p.reram_bits_written = 256;
+  p.imc_queries = 8;
+  p.imc_macs = 256;           /* 8 x 8 x 4 */
+  p.cmp_decisions = 64;
+  p.prune_bits_read = 64;
+  p.reram_bits_read = 320;    /* 5 tokens */
+  p.sram_words_written = 5;
+  p.sram_words_read = 16;
+  p.buffer_bytes = 16384;
+  p.score_macs = 64;
+  p.exps = 16;
+  p.divs = 16;
+  p.v_macs = 64;
+  spr_ledger_result rd, rp;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &d, &rd), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &p, &rp), 0);
+  /* dense: 6246.4 + 1587.2 pJ as given; 1080 + 76.8 + 384 + 288 + 76.8
+   * pJ at 45 nm.  SPRINT: 6246.4 + 25.6 + 3.2 + 992; 10 + 315 + 19.2 + 96
+   * + 72 + 19.2 */
+  double Ed = (7833.6 + 1905.6 * S45) * PJ, Ep = (7267.2 + 531.4 * S45) * PJ;
+  ASSERT_REL(rd.total_J, Ed);
+  ASSERT_REL(rp.total_J, Ep);
+  ASSERT_REL(rd.total_J / rp.total_J, 1.3175390317093745);
+  /* cycles: dense 1 + 4 + 128 + 4; SPRINT 64 + 0.625 + 1 + 32 + 1 */
+  ASSERT_REL(rd.total_cycles, 137);
+  ASSERT_REL(rp.total_cycles, 98.625);
+  ASSERT_REL(rd.total_cycles / rp.total_cycles, 137 / 98.625);
+  /* without the (shared) key writes the reduction is larger */
+  d.reram_bits_written = p.reram_bits_written = 0;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &d, &rd), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &p, &rp), 0);
+  ASSERT_REL(rd.total_J / rp.total_J, (1587.2 + 1905.6 * S45) / (1020.8 + 531.4 * S45));
+}
+
+/* --- overlap of fetch and compute between queries ------------------------ */
+
+/* Three queries whose stages are, at the defaults (8-cycle threshold,
+ * 64 B per cycle, 64 MAC units, 1 softmax op per cycle):
+ *   A = 8 + 2, 8 + 0, 8 + 16      C = 2 + 2 + 1, 4 + 8 + 4, 1 + 2 + 1 */
+static void three_queries(spr_ledger_counts q[3]) {
+  memset(q, 0, 3 * sizeof q[0]);
+  for (int i = 0; i < 3; i++) q[i].imc_queries = 1;
+  q[0].reram_bits_read = 1024; /* 128 B */
+  q[0].score_macs = 128;
+  q[0].exps = q[0].divs = 1;
+  q[0].v_macs = 64;
+  q[1].score_macs = 256;
+  q[1].exps = q[1].divs = 4;
+  q[1].v_macs = 256;
+  q[2].reram_bits_read = 8192; /* 1024 B */
+  q[2].score_macs = 64;
+  q[2].exps = q[2].divs = 1;
+  q[2].v_macs = 64;
+}
+
+static void test_overlap(void) {
+  spr_energy_params e = defaults();
+  spr_ledger_counts q[3];
+  three_queries(q);
+  spr_ledger_acc a;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_init(&a, &e), 0);
+  for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(spr_ledger_acc_step(&a, &q[i]), 0);
+  spr_ledger_result r;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_result(&a, &r), 0);
+  /* A = 10, 8, 24; C = 5, 16, 4:
+   * total = A0 + max(A1, C0) + max(A2, C1) + C2 = 10 + 8 + 24 + 4 */
+  ASSERT_REL(r.total_cycles, 46);
+  ASSERT_REL(r.memory_cycles, 42);
+  ASSERT_REL(r.compute_cycles, 25);
+  ASSERT_REL(r.serial_cycles, 67);
+  ASSERT_REL(r.time_s, 46e-9);
+  CU_ASSERT_EQUAL(r.queries, 3);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_THRESHOLD], 24);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_FETCH], 18);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_SCORE], 7);
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_SOFTMAX], 12); /* (1+1) + (4+4) + (1+1) */
+  ASSERT_REL(r.cycles[SPR_LEDGER_C_V], 6);
+  /* energy of the steps = energy of the summed counts */
+  spr_ledger_counts sum;
+  memset(&sum, 0, sizeof sum);
+  for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(spr_ledger_add(&sum, &q[i]), 0);
+  CU_ASSERT_EQUAL(sum.reram_bits_read, 9216);
+  CU_ASSERT_EQUAL(sum.v_macs, 384);
+  spr_ledger_result whole;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &sum, &whole), 0);
+  for (int i = 0; i < SPR_LEDGER_NE; i++) CU_ASSERT_EQUAL(r.energy_J[i], whole.energy_J[i]);
+  ASSERT_REL(whole.total_cycles, 67); /* priced at once: no overlap */
+  /* 9216 bits x 3.1 pJ + 3 x 8 x 0 in-memory MACs + 6 exps + 6 divs + ... */
+  ASSERT_REL(r.total_J, (28569.6 + (448 * 0.3 + 6 * 6 + 6 * 4.5 + 384 * 0.3) * S45) * PJ);
+
+  /* the other branch of each max: C0 = 5 > A1 when A1 = 4 */
+  e.threshold_cycles = 2; /* A = 4, 2, 18 */
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_init(&a, &e), 0);
+  for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(spr_ledger_acc_step(&a, &q[i]), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_result(&a, &r), 0);
+  ASSERT_REL(r.total_cycles, 4 + 5 + 18 + 4); /* max(2,5) + max(18,16) */
+
+  /* overlap off: the serial sum; clock 1.25 GHz */
+  e = defaults();
+  e.overlap = 0;
+  e.clock_Hz = 1.25e9;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_init(&a, &e), 0);
+  for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(spr_ledger_acc_step(&a, &q[i]), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_result(&a, &r), 0);
+  ASSERT_REL(r.total_cycles, 67);
+  ASSERT_REL(r.time_s, 53.6e-9);
+
+  /* no step: zero latency; one step equals spr_ledger_price */
+  e = defaults();
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_init(&a, &e), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_result(&a, &r), 0);
+  CU_ASSERT_EQUAL(r.total_cycles, 0);
+  CU_ASSERT_EQUAL(r.total_J, 0);
+  CU_ASSERT_EQUAL(r.queries, 0);
+  spr_ledger_counts c = crafted();
+  CU_ASSERT_EQUAL(spr_ledger_acc_step(&a, &c), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_result(&a, &r), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &whole), 0);
+  ASSERT_REL(r.total_cycles, 62);
+  ASSERT_REL(r.total_J, whole.total_J);
+}
+
+/* --- names --------------------------------------------------------------- */
+
+static void test_names(void) {
+  CU_ASSERT_STRING_EQUAL(spr_ledger_energy_name(SPR_LEDGER_E_RERAM_WRITE), "reram_write");
+  CU_ASSERT_STRING_EQUAL(spr_ledger_energy_name(SPR_LEDGER_E_RERAM_READ), "reram_read");
+  CU_ASSERT_STRING_EQUAL(spr_ledger_energy_name(SPR_LEDGER_E_V_MAC), "v_mac");
+  CU_ASSERT_STRING_EQUAL(spr_ledger_energy_name(SPR_LEDGER_E_PRED_CMP), "pred_cmp");
+  CU_ASSERT_STRING_EQUAL(spr_ledger_cycle_name(SPR_LEDGER_C_THRESHOLD), "threshold");
+  CU_ASSERT_STRING_EQUAL(spr_ledger_cycle_name(SPR_LEDGER_C_FETCH), "fetch");
+  CU_ASSERT_STRING_EQUAL(spr_ledger_cycle_name(SPR_LEDGER_C_V), "v");
+  CU_ASSERT_PTR_NULL(spr_ledger_energy_name(-1));
+  CU_ASSERT_PTR_NULL(spr_ledger_energy_name(SPR_LEDGER_NE));
+  CU_ASSERT_PTR_NULL(spr_ledger_cycle_name(-1));
+  CU_ASSERT_PTR_NULL(spr_ledger_cycle_name(SPR_LEDGER_NC));
+  for (int i = 0; i < SPR_LEDGER_NE; i++) {
+    CU_ASSERT_PTR_NOT_NULL(spr_ledger_energy_name(i));
+    for (int j = 0; j < i; j++)
+      CU_ASSERT(strcmp(spr_ledger_energy_name(i), spr_ledger_energy_name(j)) != 0);
+  }
+  for (int i = 0; i < SPR_LEDGER_NC; i++) CU_ASSERT_PTR_NOT_NULL(spr_ledger_cycle_name(i));
+}
+
+/* --- every error path ----------------------------------------------------- */
+
+/* rc must be SPR_EINVAL and the message must contain the needles. */
+static void expect(int rc, ...) {
+  CU_ASSERT_EQUAL(rc, SPR_EINVAL);
+  va_list ap;
+  va_start(ap, rc);
+  for (const char *s; (s = va_arg(ap, const char *)) != NULL;) SPR_ASSERT_CONTAINS(spr_errmsg(), s);
+  va_end(ap);
+  spr_error_clear();
+}
+
+static void test_errors_price(void) {
+  spr_energy_params e = defaults();
+  spr_ledger_counts c = crafted();
+  spr_ledger_result r;
+  expect(spr_ledger_price(NULL, &c, &r), "spr_ledger_price", "NULL argument 'e'", NULL);
+  expect(spr_ledger_price(&e, NULL, &r), "spr_ledger_price", "NULL argument 'c'", NULL);
+  expect(spr_ledger_price(&e, &c, NULL), "spr_ledger_price", "NULL argument 'out'", NULL);
+
+  /* every count, negative */
+  static const size_t offs[] = {
+#define O(f) offsetof(spr_ledger_counts, f)
+      O(reram_bits_written), O(imc_queries), O(imc_macs), O(cmp_decisions),
+      O(prune_bits_read), O(reram_bits_read), O(sram_words_written),
+      O(sram_words_read), O(buffer_bytes), O(score_macs), O(exps), O(divs),
+      O(v_macs), O(pred_mac8), O(pred_mac4), O(pred_bitmacs), O(pred_adds),
+      O(pred_muls), O(pred_exps), O(pred_cmps),
+#undef O
+  };
+  static const char *names[] = {
+      "reram_bits_written", "imc_queries", "imc_macs", "cmp_decisions",
+      "prune_bits_read", "reram_bits_read", "sram_words_written",
+      "sram_words_read", "buffer_bytes", "score_macs", "exps", "divs",
+      "v_macs", "pred_mac8", "pred_mac4", "pred_bitmacs", "pred_adds",
+      "pred_muls", "pred_exps", "pred_cmps",
+  };
+  CU_ASSERT_EQUAL(sizeof offs / sizeof offs[0], sizeof(spr_ledger_counts) / sizeof(int64_t));
+  for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+    spr_ledger_counts b = crafted();
+    *(int64_t *)((char *)&b + offs[i]) = -3;
+    char want[96];
+    snprintf(want, sizeof want, "count '%s' is negative (-3)", names[i]);
+    expect(spr_ledger_price(&e, &b, &r), "spr_ledger_price", want, NULL);
+  }
+
+  /* SRAM accesses need a buffer of 1 .. 1 MB */
+  c.buffer_bytes = 0;
+  expect(spr_ledger_price(&e, &c, &r), "buffer_bytes 0 outside 1 .. 1048576", "112 words read", NULL);
+  c.buffer_bytes = 2097152;
+  expect(spr_ledger_price(&e, &c, &r), "buffer_bytes 2097152 outside", NULL);
+  c.sram_words_read = c.sram_words_written = 0; /* no SRAM: no buffer needed */
+  c.buffer_bytes = 0;
+  CU_ASSERT_EQUAL(spr_ledger_price(&e, &c, &r), 0);
+
+  /* parameters: zero clock, bandwidth, unit rates; negative energies; NaN */
+  c = crafted();
+  spr_energy_params b = e;
+  b.clock_Hz = 0;
+  expect(spr_ledger_price(&b, &c, &r), "parameter 'timing.clock' must be > 0 (got 0 Hz)", NULL);
+  b = e;
+  b.reram_read_bytes_per_cycle = 0;
+  expect(spr_ledger_price(&b, &c, &r), "'timing.reram_read_bytes_per_cycle' must be > 0 (got 0)", NULL);
+  b = e;
+  b.mac_units = -64;
+  expect(spr_ledger_price(&b, &c, &r), "'timing.mac_units' must be > 0 (got -64)", NULL);
+  b = e;
+  b.softmax_units = 0;
+  expect(spr_ledger_price(&b, &c, &r), "'timing.softmax_units' must be > 0", NULL);
+  b = e;
+  b.pred_units = 0;
+  expect(spr_ledger_price(&b, &c, &r), "'timing.pred_units' must be > 0", NULL);
+  b = e;
+  b.threshold_cycles = -8;
+  expect(spr_ledger_price(&b, &c, &r), "'timing.threshold_cycles' must be >= 0 (got -8)", NULL);
+  b = e;
+  b.reram_read_J_per_bit = -3.1e-12;
+  expect(spr_ledger_price(&b, &c, &r), "'energy.reram_read_per_bit' must be >= 0 (got -3.1e-12 J)", NULL);
+  b = e;
+  b.digital_scale = -1.5;
+  expect(spr_ledger_price(&b, &c, &r), "'energy.digital_scale' must be >= 0 (got -1.5)", NULL);
+  b = e;
+  b.exp_J = NAN;
+  expect(spr_ledger_price(&b, &c, &r), "'energy.exp_per_op' is not finite", NULL);
+  b = e;
+  b.clock_Hz = INFINITY;
+  expect(spr_ledger_price(&b, &c, &r), "'timing.clock' is not finite", NULL);
+  b = e;
+  b.pred_cmp_J = -1e-15;
+  expect(spr_energy_check(&b), "spr_energy_check", "energy.pred_cmp_per_op", NULL);
+  expect(spr_energy_check(NULL), "spr_energy_check", "NULL argument 'e'", NULL);
+  /* zero energies are legal (a component switched off) */
+  b = e;
+  b.reram_write_J_per_bit = 0;
+  CU_ASSERT_EQUAL(spr_ledger_price(&b, &c, &r), 0);
+  CU_ASSERT_EQUAL(r.energy_J[SPR_LEDGER_E_RERAM_WRITE], 0);
+
+  double J;
+  expect(spr_ledger_sram_word_J(NULL, 16384, &J), "spr_ledger_sram_word_J", "NULL argument 'e'", NULL);
+  expect(spr_ledger_sram_word_J(&e, 16384, NULL), "NULL argument 'J'", NULL);
+  expect(spr_ledger_sram_word_J(&e, 0, &J), "buffer_bytes 0 outside 1 .. 1048576", NULL);
+  expect(spr_ledger_sram_word_J(&e, 1048577, &J), "buffer_bytes 1048577", "1 MB", NULL);
+  b = e;
+  b.sram_1m_J_per_word = NAN;
+  expect(spr_ledger_sram_word_J(&b, 65536, &J), "energy.sram_1m_read_per_word", NULL);
+}
+
+static void test_errors_acc(void) {
+  spr_energy_params e = defaults();
+  spr_ledger_acc a;
+  spr_ledger_result r;
+  expect(spr_ledger_acc_init(NULL, &e), "spr_ledger_acc_init", "NULL argument 'a'", NULL);
+  expect(spr_ledger_acc_init(&a, NULL), "spr_ledger_acc_init", "NULL argument 'e'", NULL);
+  spr_energy_params b = e;
+  b.reram_read_bytes_per_cycle = 0;
+  expect(spr_ledger_acc_init(&a, &b), "spr_ledger_acc_init", "timing.reram_read_bytes_per_cycle", NULL);
+
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_acc_init(&a, &e), 0);
+  spr_ledger_counts q[3];
+  three_queries(q);
+  CU_ASSERT_EQUAL(spr_ledger_acc_step(&a, &q[0]), 0);
+  spr_ledger_acc before;
+  memcpy(&before, &a, sizeof a);
+  expect(spr_ledger_acc_step(NULL, &q[1]), "spr_ledger_acc_step", "NULL argument 'a'", NULL);
+  expect(spr_ledger_acc_step(&a, NULL), "spr_ledger_acc_step", "NULL argument 'q'", NULL);
+  spr_ledger_counts bad = q[1];
+  bad.exps = -1;
+  expect(spr_ledger_acc_step(&a, &bad), "spr_ledger_acc_step", "count 'exps' is negative (-1)", NULL);
+  CU_ASSERT_EQUAL(memcmp(&a, &before, sizeof a), 0); /* unchanged */
+  /* buffer sizes must agree between steps */
+  bad = q[1];
+  bad.sram_words_read = 4;
+  bad.buffer_bytes = 16384;
+  CU_ASSERT_EQUAL(spr_ledger_acc_step(&a, &bad), 0);
+  memcpy(&before, &a, sizeof a);
+  bad.buffer_bytes = 32768;
+  expect(spr_ledger_acc_step(&a, &bad), "buffer_bytes 32768 differs from the 16384 bytes", NULL);
+  CU_ASSERT_EQUAL(memcmp(&a, &before, sizeof a), 0);
+  /* overflow of a summed count */
+  bad = q[2];
+  bad.v_macs = INT64_MAX;
+  expect(spr_ledger_acc_step(&a, &bad), "count 'v_macs' overflows", NULL);
+  CU_ASSERT_EQUAL(memcmp(&a, &before, sizeof a), 0);
+
+  expect(spr_ledger_acc_result(NULL, &r), "spr_ledger_acc_result", "NULL argument 'a'", NULL);
+  expect(spr_ledger_acc_result(&a, NULL), "spr_ledger_acc_result", "NULL argument 'out'", NULL);
+
+  spr_ledger_counts sum, c = crafted();
+  memset(&sum, 0, sizeof sum);
+  expect(spr_ledger_add(NULL, &c), "spr_ledger_add", "NULL argument 'sum'", NULL);
+  expect(spr_ledger_add(&sum, NULL), "spr_ledger_add", "NULL argument 'c'", NULL);
+  c.pred_exps = -7;
+  expect(spr_ledger_add(&sum, &c), "spr_ledger_add", "count 'pred_exps' is negative (-7)", NULL);
+  c = crafted();
+  sum.cmp_decisions = INT64_MAX - 10;
+  expect(spr_ledger_add(&sum, &c), "count 'cmp_decisions' overflows", NULL);
+  CU_ASSERT_EQUAL(sum.cmp_decisions, INT64_MAX - 10);
+  CU_ASSERT_EQUAL(sum.score_macs, 0); /* nothing added */
+  memset(&sum, 0, sizeof sum);
+  sum.buffer_bytes = 65536;
+  expect(spr_ledger_add(&sum, &c), "buffer_bytes 16384 differs from the 65536 bytes", NULL);
+  sum.buffer_bytes = 0;
+  CU_ASSERT_EQUAL(spr_ledger_add(&sum, &c), 0);
+  CU_ASSERT_EQUAL(sum.buffer_bytes, 16384);
+  CU_ASSERT_EQUAL(spr_ledger_add(&sum, &c), 0);
+  CU_ASSERT_EQUAL(sum.buffer_bytes, 16384);
+  CU_ASSERT_EQUAL(sum.imc_macs, 3072);
+}
+
+int main(void) {
+  static const CU_TestInfo tests[] = {
+      {"defaults are the documented figures", test_defaults},
+      {"config keys parse with units", test_config_units},
+      {"config file with [energy] and [timing]", test_config_file},
+      {"SRAM energy: log-size interpolation", test_sram_interpolation},
+      {"crafted head priced by hand", test_price_by_hand},
+      {"prediction costs of the baselines", test_prediction},
+      {"dense vs pruned on the same ledger", test_dense_vs_pruned},
+      {"overlap of fetch and compute, 3 queries", test_overlap},
+      {"component names", test_names},
+      {"errors: price, parameters, SRAM", test_errors_price},
+      {"errors: accumulator and sums", test_errors_acc},
+      CU_TEST_INFO_NULL,
+  };
+  return spr_test_run("ledger", tests);
+}
