@@ -1,0 +1,233 @@
+/* spr_baselines.h - pruning masks of the sparse-attention baselines that
+ * share SPRINT's masks-to-ledger path (scheme by scheme, sources and
+ * defaults: docs/baselines.md).
+ *
+ * Every scheme writes an n x n bit-packed mask (spr_result.h: query i,
+ * key j is bit (j % 8), least significant first, of byte
+ * i * spr_mask_row_bytes(n) + j / 8; a set bit keeps the key; the padding
+ * bits j >= n of a row's last byte are written as 0) and fills an optional
+ * spr_bl_stats with the keep count and the operations the scheme needs to
+ * PRODUCE the mask ("prediction cost"), for the energy ledger to price.
+ *
+ * Inputs are the head's float Q and K (n x d, row-major, finite).  Schemes
+ * that score quantize them per tensor with spr_quant_sym (symmetric,
+ * scale = max|x| / (2^(b-1) - 1)) to the widths of their parameters, and
+ * work on the exact integer scores
+ *     s_ij = sum_t q_it k_jt          ("score units" of that scheme)
+ * computed exactly (float GEMM when max|q| max|k| d <= 2^24, where every
+ * partial sum is an exactly representable integer; int64 loops otherwise).
+ *
+ *   dense      keep everything.
+ *   oracle     keep iff s_ij >= theta (exact scores, no analog noise);
+ *              spr_bl_oracle_calibrate picks theta for a target keep rate.
+ *   top-k      per query the k largest s_ij; ties at the k-th value go to
+ *              the lower key index, so exactly k keys are kept.
+ *   Sanger     low-bit prediction: s_ij from 4-bit codes, logits
+ *              x_ij = q_scale k_scale s_ij / sqrt(d), keep iff
+ *              softmax_j(x_i)_j >= p_threshold, evaluated as
+ *              exp(x_ij - max_l x_il) >= p_threshold * sum_l exp(x_il - max).
+ *   LeOPArd    bit-serial keys, MSB first, with exact early termination
+ *              (below); the mask equals the oracle's at the same widths and
+ *              threshold, the cost is the bits processed.
+ *   window     |i - j| <= half_width, or i or j a global token.
+ *
+ * LeOPArd bound.  A B-bit two's-complement key code is
+ *     k = -2^(B-1) b_(B-1) + sum_{c=0}^{B-2} 2^c b_c,    b_c in {0, 1}.
+ * After the m most significant bit planes (m = 1 .. B, the sign plane
+ * first) the partial score and the unread low planes r = B - m are
+ *     P_m = sum_t q_t (-2^(B-1) b_t,(B-1) + sum_{c=r}^{B-2} 2^c b_t,c)
+ *     s - P_m = sum_t q_t sum_{c=0}^{r-1} 2^c b_t,c
+ * The unread planes are all non-negative weights (only the sign plane is
+ * negative and it is read first), and each term is maximal with every
+ * bit 1 where q_t > 0 and 0 where q_t <= 0, so
+ *     s <= P_m + U_m,   U_m = (2^r - 1) sum_t max(q_t, 0),
+ * with equality for that key: the bound is exact (tight), not a margin.
+ * The pair (i, j) stops after plane m when P_m + U_m < theta (then s <
+ * theta: pruned); a pair that never stops reads all B planes and is kept
+ * iff s = P_B >= theta.  Early termination therefore never changes a
+ * decision.  At least one plane (the sign plane) is read per pair.
+ *
+ * Errors: every function returns 0 or a negative SPR_E* code with a
+ * message (spr_errmsg) naming the function, the argument and its value.
+ * Only spr_bl_ws_alloc allocates (and spr_bl_oracle_calibrate, through
+ * qsort of the n^2 scores); nothing prints or exits.  A workspace serves
+ * one thread at a time; functions keep no other state.
+ */
+#ifndef SPR_BASELINES_H
+#define SPR_BASELINES_H
+
+#include <stdint.h>
+
+/* What one call produced and what the prediction cost.  Operation counts
+ * are what the scheme's hardware performs to decide the mask, not what the
+ * digital recompute of the survivors costs (the digital path counts that).
+ * A count a scheme does not use is 0.  Per scheme (docs/baselines.md):
+ *   dense   none.
+ *   oracle  mac_ops = n^2 d (q_bits x k_bits), cmp_ops = n^2.
+ *   top-k   mac_ops = n^2 d, topk_inputs = n^2 (n scores per query enter
+ *           the selection engine).
+ *   Sanger  mac_ops = n^2 d (4 x 4 bits), cmp_ops = n(n-1) (row maxima) +
+ *           n^2 (threshold), add_ops = n^2 (x - max) + n(n-1) (sums),
+ *           mul_ops = n^2 (logit scale) + n (p_threshold * sum),
+ *           exp_ops = n^2.
+ *   LeOPArd mac_ops = key_bits_processed * d with mac_k_bits = 1 (one
+ *           key bit plane times a q_bits query element), add_ops =
+ *           key_bits_processed (shift-accumulate of each plane's partial
+ *           dot product) + n d (the sums of positive query codes) + n B
+ *           (the per-query stopping levels theta - U_m), cmp_ops =
+ *           key_bits_processed (one test per plane, the last one being
+ *           the final decision); key bits read from memory =
+ *           key_bits_processed * d.
+ *   window  none (a static pattern). */
+typedef struct {
+  int n, d;                /* head shape (d = 0 for dense and window) */
+  int64_t n_kept;          /* set bits of the mask */
+  double keep_rate;        /* n_kept / n^2 */
+  float q_scale, k_scale;  /* real = scale * code of the quantized Q, K
+                              (0 when the scheme does not quantize) */
+  double threshold;        /* oracle, LeOPArd: theta in score units;
+                              Sanger: p_threshold; otherwise 0 */
+  int k;                   /* top-k: keys kept per query; otherwise 0 */
+  int mac_q_bits, mac_k_bits; /* operand widths of mac_ops (0 if none) */
+  int64_t mac_ops;         /* integer multiply-accumulates */
+  int64_t add_ops;         /* additions and subtractions outside the MACs */
+  int64_t mul_ops;         /* multiplications outside the MACs */
+  int64_t exp_ops;         /* exponentials */
+  int64_t cmp_ops;         /* comparisons */
+  int64_t topk_inputs;     /* scores entering the top-k selection */
+  int64_t key_bits_processed; /* LeOPArd: sum over (query, key) pairs of
+                                 the key bit planes read (1 .. key_bits) */
+  double mean_bits_per_key;   /* key_bits_processed / n^2 */
+  int64_t early_stops;     /* LeOPArd: pairs stopped before the last plane */
+} spr_bl_stats;
+
+/* Scratch for heads of up to n tokens and d dimensions (about
+ * 13 n^2 + 11 n d + 20 n bytes).  Fields are internal. */
+typedef struct {
+  int n, d;
+  int8_t *qc, *kc, *kb; /* n x d: query codes, key codes, one key bit plane */
+  float *qf, *kf;       /* n x d: GEMM operands */
+  float *s;             /* n x n: GEMM product */
+  int32_t *score;       /* n x n: exact scores, LeOPArd partial scores */
+  int32_t *dot;         /* n x n: LeOPArd dot products of one bit plane */
+  uint8_t *nbits;       /* n x n: LeOPArd planes read per pair */
+  int32_t *row;         /* n: top-k selection */
+  double *e;            /* n: Sanger exponentials */
+  int64_t *qpos;        /* n: LeOPArd sum_t max(q_it, 0) */
+} spr_bl_ws;
+
+/* Allocate ws for n >= 1 tokens and d >= 1 dimensions.  Returns 0,
+ * SPR_EINVAL (bad shape, or n^2 too large to address) or SPR_ENOMEM; on
+ * failure ws holds nothing to free (spr_bl_ws_free on it is safe). */
+int spr_bl_ws_alloc(spr_bl_ws *ws, int n, int d);
+
+/* Free what spr_bl_ws_alloc allocated and zero ws.  NULL is a no-op. */
+void spr_bl_ws_free(spr_bl_ws *ws);
+
+/* Dense: every key kept.  mask: n * spr_mask_row_bytes(n) bytes.  st may
+ * be NULL.  Returns 0 or SPR_EINVAL (NULL mask, n < 1). */
+int spr_bl_dense(int n, uint8_t *mask, spr_bl_stats *st);
+
+/* ---- oracle threshold ------------------------------------------------ */
+
+typedef struct {
+  int q_bits, k_bits; /* code widths of Q and K, 2..8 (8, 8) */
+  double threshold;   /* theta, score units of q_bits x k_bits codes;
+                         finite (0; calibrate it for a keep rate) */
+} spr_bl_oracle_params;
+
+void spr_bl_oracle_default(spr_bl_oracle_params *p);
+
+/* keep iff s_ij >= threshold.  Q, K: n x d floats.  st may be NULL.
+ * Returns 0 or SPR_EINVAL: NULL argument, n < 1, d < 1, n or d beyond the
+ * workspace, bits outside 2..8, threshold not finite, Q or K not finite. */
+int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q,
+                  const float *K, int n, int d, spr_bl_ws *ws, uint8_t *mask,
+                  spr_bl_stats *st);
+
+/* The threshold (a score value, or max score + 1 to keep nothing) whose
+ * keep rate under p's widths is nearest keep_rate in [0, 1]; ties go to
+ * the lower threshold, which keeps more (as spr_thr_pick).  p->threshold
+ * is ignored.  The same threshold serves LeOPArd at the same widths (its
+ * mask is the oracle's).  achieved may be NULL.  Sorts the n^2 scores
+ * with qsort.  Returns 0 or SPR_EINVAL (as spr_bl_oracle, and keep_rate
+ * outside [0, 1]). */
+int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q,
+                            const float *K, int n, int d, double keep_rate,
+                            spr_bl_ws *ws, double *threshold,
+                            double *achieved);
+
+/* ---- top-k per query (SpAtten-like) -------------------------------- */
+
+typedef struct {
+  int q_bits, k_bits;   /* code widths, 2..8 (8, 8) */
+  int k;                /* keys kept per query, 1..n; 0 = from
+                           keep_fraction (0) */
+  double keep_fraction; /* used when k = 0: k = max(1, round(keep_fraction
+                           * n)), keep_fraction in (0, 1] (0.15) */
+} spr_bl_topk_params;
+
+void spr_bl_topk_default(spr_bl_topk_params *p);
+
+/* The k keys of largest s_ij per query; among keys tied at the k-th
+ * largest value the lower indices are kept, so every row keeps exactly k.
+ * Returns 0 or SPR_EINVAL: as spr_bl_oracle, and k outside 0..n,
+ * keep_fraction outside (0, 1] when k = 0. */
+int spr_bl_topk(const spr_bl_topk_params *p, const float *Q, const float *K,
+                int n, int d, spr_bl_ws *ws, uint8_t *mask, spr_bl_stats *st);
+
+/* ---- Sanger-like low-bit prediction -------------------------------- */
+
+typedef struct {
+  int q_bits, k_bits;   /* prediction code widths, 2..8 (4, 4) */
+  double p_threshold;   /* keep iff predicted probability >= this, in
+                           (0, 1] (2e-3) */
+} spr_bl_sanger_params;
+
+void spr_bl_sanger_default(spr_bl_sanger_params *p);
+
+/* Predicted softmax (equations above, double precision) thresholded at
+ * p_threshold.  Returns 0 or SPR_EINVAL: as spr_bl_oracle, and
+ * p_threshold outside (0, 1]. */
+int spr_bl_sanger(const spr_bl_sanger_params *p, const float *Q,
+                  const float *K, int n, int d, spr_bl_ws *ws, uint8_t *mask,
+                  spr_bl_stats *st);
+
+/* ---- LeOPArd-like bit-serial early termination ---------------------- */
+
+typedef struct {
+  int q_bits;         /* query code width, 2..8 (8), bit-parallel */
+  int k_bits;         /* key code width B, 2..8 (8), read MSB first */
+  double threshold;   /* theta, score units of q_bits x k_bits codes;
+                         finite (0; calibrate with spr_bl_oracle_calibrate) */
+} spr_bl_leopard_params;
+
+void spr_bl_leopard_default(spr_bl_leopard_params *p);
+
+/* Bit-serial decision with the exact bound above; fills key_bits_processed,
+ * mean_bits_per_key and early_stops.  Returns 0 or SPR_EINVAL: as
+ * spr_bl_oracle. */
+int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q,
+                   const float *K, int n, int d, spr_bl_ws *ws, uint8_t *mask,
+                   spr_bl_stats *st);
+
+/* ---- sliding window plus global tokens (SALO / Longformer-like) ----- */
+
+typedef struct {
+  int half_width;        /* keep |i - j| <= half_width, >= 0 (32) */
+  int n_global;          /* global tokens, 0..n (1) */
+  const int *global_pos; /* their positions, n_global distinct values in
+                            0..n-1; NULL = tokens 0 .. n_global-1 (NULL:
+                            token 0, [CLS]).  Not owned. */
+} spr_bl_window_params;
+
+void spr_bl_window_default(spr_bl_window_params *p);
+
+/* keep iff |i - j| <= half_width, or i is global (it attends to every
+ * key), or j is global (every query attends to it).  Returns 0 or
+ * SPR_EINVAL: NULL p or mask, n < 1, half_width < 0, n_global outside
+ * 0..n, a position outside 0..n-1 or repeated. */
+int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask,
+                  spr_bl_stats *st);
+
+#endif
