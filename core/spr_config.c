@@ -109,6 +109,22 @@ static const key_row keys[] = {
   {{"timing", "softmax_units", SPR_KEY_DOUBLE, "", "exponentials or divisions per cycle (design choice)", NULL}, F(energy.softmax_units), 1, 1e-6, 1e9},
   {{"timing", "pred_units", SPR_KEY_DOUBLE, "", "low-bit, bit-serial, add, multiply and compare prediction operations per cycle (design choice)", NULL}, F(energy.pred_units), 256, 1e-6, 1e9},
   {{"timing", "overlap", SPR_KEY_BOOL, "", "overlap the fetch of query i with the compute of query i-1", NULL}, F(energy.overlap), 1, 0, 1},
+
+  {{"digital", "buffer_bytes", SPR_KEY_INT, "", "on-chip buffer for fetched keys and values, bytes (SPRINT: 16384 S-, 32768 M-, 65536 L-SPRINT)", NULL}, F(dig.buffer_bytes), 16384, 128, 1048576},
+  {{"digital", "policy", SPR_KEY_ENUM, "", "buffer reuse: sprint keeps the previous query's survivors; lru keeps the most recently used", "sprint|lru"}, F(dig.policy), 0, 0, 1},
+  {{"digital", "recompute_query_bits", SPR_KEY_INT, "", "bits of the query in the exact recompute", NULL}, F(dig.query_bits), 8, 2, 8},
+  {{"digital", "value_bits", SPR_KEY_INT, "", "bits of the values fetched and multiplied", NULL}, F(dig.value_bits), 8, 2, 8},
+  {{"digital", "top_k", SPR_KEY_INT, "", "k of the top-k recall metric", NULL}, F(dig.top_k), 5, 1, 4096},
+
+  {{"baselines", "oracle", SPR_KEY_BOOL, "", "exact 8-bit scores against a threshold calibrated to threshold.keep_rate", NULL}, F(bl.oracle), 1, 0, 1},
+  {{"baselines", "topk", SPR_KEY_BOOL, "", "top-k keys per query (SpAtten-like)", NULL}, F(bl.topk), 1, 0, 1},
+  {{"baselines", "sanger", SPR_KEY_BOOL, "", "4-bit prediction, softmax, probability threshold (Sanger-like)", NULL}, F(bl.sanger), 1, 0, 1},
+  {{"baselines", "leopard", SPR_KEY_BOOL, "", "bit-serial early termination at the oracle's threshold (LeOPArd-like)", NULL}, F(bl.leopard), 1, 0, 1},
+  {{"baselines", "window", SPR_KEY_BOOL, "", "sliding window plus global tokens (SALO/Longformer-like)", NULL}, F(bl.window), 1, 0, 1},
+  {{"baselines", "topk_fraction", SPR_KEY_DOUBLE, "", "keys kept per query by top-k, fraction of N", NULL}, F(bl.topk_fraction), 0.15, 1e-6, 1},
+  {{"baselines", "sanger_threshold", SPR_KEY_DOUBLE, "", "probability threshold of the Sanger-like prediction (Sanger: 2e-3)", NULL}, F(bl.sanger_threshold), 2e-3, 1e-9, 1},
+  {{"baselines", "window_half_width", SPR_KEY_INT, "", "keys on each side of the query in the window baseline", NULL}, F(bl.window_half_width), 32, 0, 1 << 20},
+  {{"baselines", "window_globals", SPR_KEY_INT, "", "global tokens (positions 0..g-1) of the window baseline", NULL}, F(bl.window_globals), 1, 0, 1 << 20},
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))

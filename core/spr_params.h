@@ -115,6 +115,25 @@ typedef struct {
   int overlap;                  /* fetch of query i overlaps compute of i-1 */
 } spr_energy_params;
 
+/* The digital path (digital/spr_digital.h). */
+typedef struct {
+  int buffer_bytes;   /* on-chip buffer for fetched K and V */
+  int policy;         /* SPR_DIG_SPRINT (0, adjacent reuse) or SPR_DIG_LRU (1) */
+  int query_bits;     /* bits of the query in the digital recompute */
+  int value_bits;     /* bits of the values fetched and multiplied */
+  int top_k;          /* k of the top-k recall metric */
+} spr_digital_params;
+
+/* The baselines run beside SPRINT on the same workload and ledger
+ * (digital/spr_baselines.h); dense always runs, as the reference. */
+typedef struct {
+  int oracle, topk, sanger, leopard, window; /* on/off */
+  double topk_fraction;     /* keys kept per query by top-k, fraction of N */
+  double sanger_threshold;  /* probability threshold of Sanger's prediction */
+  int window_half_width;    /* keys on each side of the query */
+  int window_globals;       /* global tokens: 0..g-1 */
+} spr_baseline_params;
+
 typedef struct {
   uint64_t seed;
   int trace;          /* enum spr_trace_level */
@@ -123,6 +142,8 @@ typedef struct {
   spr_analog_params an;
   spr_thr_params thr;
   spr_energy_params energy; /* [energy] and [timing] */
+  spr_digital_params dig;   /* [digital] */
+  spr_baseline_params bl;   /* [baselines] */
 } spr_config;
 
 #endif

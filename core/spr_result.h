@@ -13,6 +13,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "spr_ledger.h"
+
+/* Schemes priced on one workload and one ledger (sim/spr_pipeline.c). */
+enum spr_scheme {
+  SPR_SCHEME_SPRINT = 0, /* analog masks, digital recompute */
+  SPR_SCHEME_DENSE,      /* no pruning: the reference of every ratio */
+  SPR_SCHEME_ORACLE,     /* exact 8-bit scores, calibrated threshold */
+  SPR_SCHEME_TOPK,       /* top-k per query (SpAtten-like) */
+  SPR_SCHEME_SANGER,     /* 4-bit prediction, probability threshold */
+  SPR_SCHEME_LEOPARD,    /* bit-serial early termination */
+  SPR_SCHEME_WINDOW,     /* sliding window + global tokens */
+  SPR_N_SCHEMES
+};
+
+/* Name of a scheme ("sprint", "dense", ...), NULL when out of range. */
+static inline const char *spr_scheme_name(int s) {
+  static const char *const names[SPR_N_SCHEMES] = {"sprint", "dense",  "oracle", "topk",
+                                                   "sanger", "leopard", "window"};
+  return s >= 0 && s < SPR_N_SCHEMES ? names[s] : NULL;
+}
+
+/* One scheme on one head: mask, buffer, accuracy against dense exact
+ * attention, energy and cycles (docs/digital.md, docs/energy.md). */
+typedef struct {
+  int ran;                  /* the scheme was simulated */
+  double keep_rate;         /* kept (query, key) pairs / n^2 */
+  int64_t bytes_fetched, bytes_reused, fetches, hits, overflow_tokens;
+  double new_fetch_frac;    /* mean over queries of newly fetched keys / n */
+  int64_t empty_queries;    /* queries with no survivor */
+  double rel_fro, cos_mean, cos_min, mass_retained, top1_recall, topk_recall;
+  double energy_J[SPR_LEDGER_NE]; /* by component (spr_ledger_energy_name) */
+  double energy_total_J;
+  double cycles[SPR_LEDGER_NC];   /* busy cycles by component */
+  double cycles_total;      /* latency with fetch/compute overlap */
+} spr_scheme_result;
+
 static inline size_t spr_mask_row_bytes(int n) { return ((size_t)n + 7) / 8; }
 
 typedef struct {
@@ -45,6 +81,7 @@ typedef struct {
   int32_t *ideal_scores;    /* n x n: q_int . k_msb */
   float *analog_scores;     /* n x n: comparator input referred to score
                                units; analog keep = analog_score >= threshold */
+  spr_scheme_result scheme[SPR_N_SCHEMES]; /* digital path and ledger */
 } spr_head_result;
 
 #endif

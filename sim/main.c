@@ -120,6 +120,42 @@ static void print_row(const char *label, const spr_head_result *res, int count, 
   printf("\n");
 }
 
+/* Totals over all heads of each scheme, with ratios to dense.  Heads run
+ * one after another, so latencies and energies add. */
+static void print_schemes(const spr_run *run, const spr_config *c) {
+  const int LH = c->wl.n_layers * c->wl.n_heads;
+  const spr_head_result *res = spr_run_results(run);
+  double e[SPR_N_SCHEMES] = {0}, cyc[SPR_N_SCHEMES] = {0};
+  for (int k = 0; k < LH; k++)
+    for (int s = 0; s < SPR_N_SCHEMES; s++) {
+      e[s] += res[k].scheme[s].energy_total_J;
+      cyc[s] += res[k].scheme[s].cycles_total;
+    }
+  printf("\nscheme    keep%%  fetched MB  reused MB  energy uJ  Mcycles  speedup  energy-  "
+         "rel.err  cos.mean  cos.min   mass   top1  top%d\n", c->dig.top_k);
+  for (int s = 0; s < SPR_N_SCHEMES; s++) {
+    if (!res[0].scheme[s].ran) continue;
+    double keep = 0, fb = 0, rb = 0, fro = 0, cm = 0, cmin = 1, mass = 0, t1 = 0, tk = 0;
+    for (int k = 0; k < LH; k++) {
+      const spr_scheme_result *x = &res[k].scheme[s];
+      keep += x->keep_rate / LH;
+      fb += x->bytes_fetched;
+      rb += x->bytes_reused;
+      fro += x->rel_fro / LH;
+      cm += x->cos_mean / LH;
+      cmin = x->cos_min < cmin ? x->cos_min : cmin;
+      mass += x->mass_retained / LH;
+      t1 += x->top1_recall / LH;
+      tk += x->topk_recall / LH;
+    }
+    const int dn = SPR_SCHEME_DENSE;
+    printf("%-8s %6.2f %11.2f %10.2f %10.1f %8.2f %7.2fx %7.2fx %8.4f %9.5f %8.4f %6.4f %6.4f %5.4f\n",
+           spr_scheme_name(s), 100 * keep, fb / 1e6, rb / 1e6, e[s] * 1e6, cyc[s] / 1e6,
+           cyc[s] > 0 ? cyc[dn] / cyc[s] : 0, e[s] > 0 ? e[dn] / e[s] : 0, fro, cm, cmin, mass, t1,
+           tk);
+  }
+}
+
 static void print_layer(const spr_run *run, const spr_config *c, int l) {
   char label[16];
   snprintf(label, sizeof label, "%d", l);
@@ -231,6 +267,7 @@ static int cmd_run(int argc, char **argv) {
   if (!status && spr_trace_write_summary(tr, spr_run_results(run))) status = fail(1, NULL);
   if (!status) {
     print_total(run, &c);
+    print_schemes(run, &c);
     if (spr_trace_close(tr, 1)) status = fail(1, NULL);
     else printf("trace: %s\n", out);
   } else {

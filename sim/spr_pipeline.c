@@ -8,6 +8,9 @@
 #include "spr_rng.h"
 #include "spr_synth.h"
 #include "spr_xbar.h"
+#include "spr_baselines.h"
+#include "spr_digital.h"
+#include "spr_ledger.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -18,7 +21,7 @@
 
 /* Per-head data kept between the passes of one layer. */
 typedef struct {
-  float *Q, *K;         /* n x d */
+  float *Q, *K, *V;     /* n x d */
   int8_t *q, *k, *kmsb; /* n x d codes */
   int32_t *ideal;       /* n x n ideal scores */
   int32_t maxabs;       /* max |ideal| */
@@ -38,6 +41,13 @@ typedef struct {
   float *off;    /* n */
   float *qf, *kf; /* n x d */
   float *s;      /* n x n float scores */
+  /* digital path */
+  spr_dig_ws dws;
+  spr_bl_ws bws;
+  float *P;            /* n x n dense probabilities */
+  float *O, *Od;       /* n x d recomputed and dense outputs */
+  int8_t *q8, *v8;     /* n x d recompute codes of Q and V */
+  uint8_t *mask;       /* n x row bytes: a baseline's mask */
 } thread_ws;
 
 struct spr_run {
@@ -53,7 +63,7 @@ struct spr_run {
 };
 
 static void slot_free(head_slot *s) {
-  free(s->Q); free(s->K); free(s->q); free(s->k); free(s->kmsb);
+  free(s->Q); free(s->K); free(s->V); free(s->q); free(s->k); free(s->kmsb);
   free(s->ideal); free(s->counts); free(s->mask_a); free(s->mask_i); free(s->scores);
 }
 
@@ -63,6 +73,9 @@ static void tws_free(thread_ws *t) {
   spr_xbar_head_free(&t->xb);
   spr_analog_ws_free(&t->ws);
   free(t->work); free(t->gains); free(t->off); free(t->qf); free(t->kf); free(t->s);
+  spr_dig_ws_free(&t->dws);
+  spr_bl_ws_free(&t->bws);
+  free(t->P); free(t->O); free(t->Od); free(t->q8); free(t->v8); free(t->mask);
 }
 
 void spr_run_free(spr_run *r) {
@@ -90,9 +103,10 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
     /* refuse up front what cannot fit: the kernel overcommits, so large
      * mallocs succeed and the run would die later of the OOM killer */
     const double n = wl->seq_len, d = wl->head_dim, nn = n * n, nd = n * d;
-    const double per_head = nd * 11 + nn * 4 + 2 * n * ((n + 7) / 8) +
+    const double per_head = nd * 15 + nn * 4 + 2 * n * ((n + 7) / 8) +
                             (c->trace >= SPR_TRACE_FULL ? nn * 4 : 0);
-    const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16;
+    const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16 +
+                              nn * 4 /* P */ + nn * 13 /* baselines */ + n * 64;
     const double need = per_head * wl->n_heads + per_thread * threads;
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
@@ -121,6 +135,7 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
     head_slot *s = &r->slot[h];
     s->Q = malloc(nd * sizeof *s->Q);
     s->K = malloc(nd * sizeof *s->K);
+    s->V = malloc(nd * sizeof *s->V);
     s->q = malloc(nd);
     s->k = malloc(nd);
     s->kmsb = malloc(nd);
@@ -128,7 +143,7 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
     s->counts = calloc(ncode, sizeof *s->counts);
     s->mask_a = malloc(n * rb);
     s->mask_i = malloc(n * rb);
-    if (!s->Q || !s->K || !s->q || !s->k || !s->kmsb || !s->ideal || !s->counts ||
+    if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->ideal || !s->counts ||
         !s->mask_a || !s->mask_i)
       goto nomem;
     if (c->trace >= SPR_TRACE_FULL && !(s->scores = malloc(nn * sizeof *s->scores))) goto nomem;
@@ -147,6 +162,15 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
     w->kf = malloc(nd * sizeof *w->kf);
     w->s = malloc(nn * sizeof *w->s);
     if (!w->work || !w->gains || !w->off || !w->qf || !w->kf || !w->s) goto nomem;
+    if ((rc = spr_dig_ws_alloc(&w->dws, r->n, r->d))) { spr_run_free(r); return rc; }
+    if ((rc = spr_bl_ws_alloc(&w->bws, r->n, r->d))) { spr_run_free(r); return rc; }
+    w->P = malloc(nn * sizeof *w->P);
+    w->O = malloc(nd * sizeof *w->O);
+    w->Od = malloc(nd * sizeof *w->Od);
+    w->q8 = malloc(nd);
+    w->v8 = malloc(nd);
+    w->mask = malloc(n * rb);
+    if (!w->P || !w->O || !w->Od || !w->q8 || !w->v8 || !w->mask) goto nomem;
   }
   openblas_set_num_threads(1);
   *out = r;
@@ -174,7 +198,7 @@ static int pass_ideal(spr_run *r, int layer, int h, thread_ws *w) {
   const size_t nd = (size_t)n * d;
   int rc;
   float qs, ks;
-  if ((rc = spr_synth_head(&c->wl, c->seed, layer, h, s->Q, s->K, NULL))) return rc;
+  if ((rc = spr_synth_head(&c->wl, c->seed, layer, h, s->Q, s->K, s->V))) return rc;
   if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return rc;
   if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return rc;
   spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
@@ -298,6 +322,197 @@ static int pass_analog(spr_run *r, int layer, int h, thread_ws *w) {
   return 0;
 }
 
+/* Ledger counts of query i of a scheme (docs/energy.md section 6): the
+ * fetch of its survivors through the buffer, the recompute, SPRINT's
+ * in-memory scoring, the baseline's prediction spread evenly over queries,
+ * and the writes of the sequence's keys on the first query. */
+static void query_counts(const spr_run *r, int scheme, const spr_dig_fetch_stats *fs,
+                         const spr_dig_ws *dws, const spr_bl_stats *bst, int i,
+                         spr_ledger_counts *q) {
+  const int64_t n = r->n, d = r->d;
+  const int64_t hits = dws->q_hits[i], fetches = dws->q_fetches[i], over = dws->q_overflow[i];
+  const int64_t surv = hits + fetches, words = (fs->token_bytes + 7) / 8;
+  memset(q, 0, sizeof *q);
+  if (i == 0) q->reram_bits_written = n * d * r->c.xbar.key_bits;
+  q->reram_bits_read = fetches * fs->token_bytes * 8;
+  q->sram_words_written = (fetches - over) * words;
+  q->sram_words_read = surv * words;
+  q->buffer_bytes = r->c.dig.buffer_bytes;
+  q->score_macs = surv * d;
+  q->exps = q->divs = surv;
+  q->v_macs = surv * d;
+  if (scheme == SPR_SCHEME_SPRINT) {
+    q->imc_queries = 1;
+    q->imc_macs = n * d;
+    q->cmp_decisions = n;
+    q->prune_bits_read = n;
+  }
+  if (bst) {
+    /* spread a head total over the queries, remainders on the first */
+#define SPREAD(total) ((total) / n + ((int64_t)i < (total) % n))
+    const int64_t macs = bst->mac_ops;
+    if (bst->mac_k_bits == 1) q->pred_bitmacs = SPREAD(macs);
+    else if (bst->mac_q_bits <= 4 && bst->mac_k_bits <= 4) q->pred_mac4 = SPREAD(macs);
+    else q->pred_mac8 = SPREAD(macs);
+    q->pred_adds = SPREAD(bst->add_ops);
+    q->pred_muls = SPREAD(bst->mul_ops);
+    q->pred_exps = SPREAD(bst->exp_ops);
+    int64_t levels = 0;
+    while (bst->k > 0 && ((int64_t)1 << levels) < bst->k) levels++;
+    q->pred_cmps = SPREAD(bst->cmp_ops + bst->topk_inputs * levels);
+    /* key bits a prediction reads from ReRAM: LeOPArd's planes, Sanger's
+     * 4-bit keys */
+    if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed);
+    if (scheme == SPR_SCHEME_SANGER) q->reram_bits_read += SPREAD(n * d * bst->mac_k_bits);
+#undef SPREAD
+  }
+}
+
+/* Fetch, recompute, compare with dense and price one scheme's mask. */
+static int price_scheme(spr_run *r, thread_ws *w, int scheme, const uint8_t *mask, float qs8,
+                        const int8_t *k8, float ks, float vs8, const spr_bl_stats *bst,
+                        spr_scheme_result *out) {
+  const spr_config *c = &r->c;
+  const int n = r->n, d = r->d;
+  spr_dig_fetch_params fp;
+  spr_dig_fetch_default(&fp);
+  fp.buffer_bytes = c->dig.buffer_bytes;
+  fp.key_bits = c->xbar.key_bits;
+  fp.value_bits = c->dig.value_bits;
+  fp.policy = c->dig.policy;
+  spr_dig_fetch_stats fs;
+  int rc = spr_dig_fetch(&fp, mask, n, d, &fs, &w->dws);
+  if (rc) return rc;
+  spr_dig_attend_stats as;
+  if ((rc = spr_dig_attend(w->q8, qs8, k8, ks, w->v8, vs8, mask, n, d, w->O, &as, &w->dws)))
+    return rc;
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
+  spr_dig_accuracy acc;
+  if ((rc = spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, &acc, &w->dws))) return rc;
+  spr_ledger_acc la;
+  if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
+  for (int i = 0; i < n; i++) {
+    spr_ledger_counts q;
+    query_counts(r, scheme, &fs, &w->dws, bst, i, &q);
+    if ((rc = spr_ledger_acc_step(&la, &q))) return rc;
+  }
+  spr_ledger_result lr;
+  if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
+  memset(out, 0, sizeof *out);
+  out->ran = 1;
+  out->keep_rate = (double)fs.uses / ((double)n * n);
+  out->bytes_fetched = fs.bytes_fetched;
+  out->bytes_reused = fs.bytes_reused;
+  out->fetches = fs.fetches;
+  out->hits = fs.hits;
+  out->overflow_tokens = fs.overflow_tokens;
+  out->new_fetch_frac = fs.new_fetch_frac;
+  out->empty_queries = as.empty_queries;
+  out->rel_fro = acc.rel_fro;
+  out->cos_mean = acc.cos_mean;
+  out->cos_min = acc.cos_min;
+  out->mass_retained = acc.mass_retained;
+  out->top1_recall = acc.top1_recall;
+  out->topk_recall = acc.topk_recall;
+  memcpy(out->energy_J, lr.energy_J, sizeof out->energy_J);
+  out->energy_total_J = lr.total_J;
+  memcpy(out->cycles, lr.cycles, sizeof out->cycles);
+  out->cycles_total = lr.total_cycles;
+  return 0;
+}
+
+/* Pass 4: the digital path and the ledger for SPRINT and every enabled
+ * baseline, against dense exact attention of the float Q, K, V. */
+static int pass_digital(spr_run *r, int layer, int h, thread_ws *w) {
+  const spr_config *c = &r->c;
+  head_slot *s = &r->slot[h];
+  spr_head_result *res = &r->res[(size_t)layer * r->H + h];
+  const int n = r->n, d = r->d;
+  const size_t nd = (size_t)n * d;
+  int rc;
+  float qs8, vs8;
+  if ((rc = spr_quant_sym(s->Q, nd, c->dig.query_bits, w->q8, &qs8))) return rc;
+  if ((rc = spr_quant_sym(s->V, nd, c->dig.value_bits, w->v8, &vs8))) return rc;
+  if ((rc = spr_dig_dense(s->Q, s->K, s->V, n, d, w->P, w->Od))) return rc;
+  const int8_t *k8 = s->k;
+  const float ks = res->k_scale;
+  memset(res->scheme, 0, sizeof res->scheme);
+  double th = 0;
+  int have_th = 0;
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+    spr_bl_stats bst;
+    const spr_bl_stats *pb = &bst;
+    const uint8_t *mask = w->mask;
+    switch (sc) {
+    case SPR_SCHEME_SPRINT:
+      mask = s->mask_a;
+      pb = NULL;
+      break;
+    case SPR_SCHEME_DENSE:
+      rc = spr_bl_dense(n, w->mask, &bst);
+      pb = NULL;
+      break;
+    case SPR_SCHEME_ORACLE:
+    case SPR_SCHEME_LEOPARD: {
+      if (!(sc == SPR_SCHEME_ORACLE ? c->bl.oracle : c->bl.leopard)) continue;
+      spr_bl_oracle_params op;
+      spr_bl_oracle_default(&op);
+      op.k_bits = c->xbar.key_bits;
+      /* one calibration serves both: LeOPArd's mask is the oracle's */
+      if (!have_th)
+        rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, c->thr.keep_rate, &w->bws, &th, NULL);
+      have_th = !rc;
+      if (!rc && sc == SPR_SCHEME_ORACLE) {
+        op.threshold = th;
+        rc = spr_bl_oracle(&op, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+      } else if (!rc) {
+        spr_bl_leopard_params lp;
+        spr_bl_leopard_default(&lp);
+        lp.q_bits = op.q_bits;
+        lp.k_bits = op.k_bits;
+        lp.threshold = th;
+        rc = spr_bl_leopard(&lp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+      }
+      break;
+    }
+    case SPR_SCHEME_TOPK: {
+      if (!c->bl.topk) continue;
+      spr_bl_topk_params tp;
+      spr_bl_topk_default(&tp);
+      tp.k_bits = c->xbar.key_bits;
+      tp.k = 0;
+      tp.keep_fraction = c->bl.topk_fraction;
+      rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+      break;
+    }
+    case SPR_SCHEME_SANGER: {
+      if (!c->bl.sanger) continue;
+      spr_bl_sanger_params sp;
+      spr_bl_sanger_default(&sp);
+      sp.p_threshold = c->bl.sanger_threshold;
+      rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+      break;
+    }
+    case SPR_SCHEME_WINDOW: {
+      if (!c->bl.window) continue;
+      spr_bl_window_params wp;
+      spr_bl_window_default(&wp);
+      wp.half_width = c->bl.window_half_width;
+      wp.n_global = c->bl.window_globals < n ? c->bl.window_globals : n;
+      wp.global_pos = NULL;
+      rc = spr_bl_window(&wp, n, w->mask, &bst);
+      pb = NULL; /* a fixed pattern needs no prediction */
+      break;
+    }
+    }
+    if (rc) return rc;
+    if ((rc = price_scheme(r, w, sc, mask, qs8, k8, ks, vs8, pb, &res->scheme[sc]))) return rc;
+  }
+  return 0;
+}
+
 /* Run fn over the heads of `layer` on the run's threads; the first error
  * (lowest head) is re-raised in the caller's thread. */
 typedef int (*head_fn)(spr_run *, int, int, thread_ws *);
@@ -415,6 +630,7 @@ int spr_run_layer(spr_run *r, int layer) {
   for (int h = 0; h < H; h++)
     res[h].threshold = spr_thr_level(res[h].threshold_code, res[h].range, bits);
   if ((rc = for_heads(r, layer, pass_analog))) return rc;
+  if ((rc = for_heads(r, layer, pass_digital))) return rc;
   r->next_layer = layer + 1;
   return 0;
 }

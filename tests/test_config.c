@@ -918,6 +918,20 @@ static void nondefault(spr_config *c) {
   c->energy.softmax_units = 4;
   c->energy.pred_units = 1024;
   c->energy.overlap = 0;
+  c->dig.buffer_bytes = 32768;
+  c->dig.policy = 1;
+  c->dig.query_bits = 6;
+  c->dig.value_bits = 7;
+  c->dig.top_k = 3;
+  c->bl.oracle = 0;
+  c->bl.topk = 0;
+  c->bl.sanger = 0;
+  c->bl.leopard = 0;
+  c->bl.window = 0;
+  c->bl.topk_fraction = 0.2385;
+  c->bl.sanger_threshold = 1e-3;
+  c->bl.window_half_width = 17;
+  c->bl.window_globals = 3;
 }
 
 static void test_round_trip(void) {
