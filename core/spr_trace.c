@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -688,6 +689,87 @@ static const summary_field summary_fields[] = {
 };
 #undef OFF
 
+/* Per-scheme tables under /schemes/<name>/, shape (layers, heads). */
+typedef struct {
+  const char *name;
+  int is_i64;
+  size_t off;
+  const char *unit, *desc;
+} scheme_field;
+
+#define SOFF(f) offsetof(spr_scheme_result, f)
+static const scheme_field scheme_fields[] = {
+  {"keep_rate", 0, SOFF(keep_rate), "1", "kept (query, key) pairs / n^2"},
+  {"bytes_fetched", 1, SOFF(bytes_fetched), "B", "bytes of K and V read from ReRAM"},
+  {"bytes_reused", 1, SOFF(bytes_reused), "B", "bytes of K and V served from the buffer"},
+  {"fetches", 1, SOFF(fetches), "count", "token fetches (misses, streamed included)"},
+  {"hits", 1, SOFF(hits), "count", "token uses served from the buffer"},
+  {"overflow_tokens", 1, SOFF(overflow_tokens), "count", "misses streamed past a full buffer"},
+  {"new_fetch_frac", 0, SOFF(new_fetch_frac), "1", "mean over queries of newly fetched keys / n"},
+  {"empty_queries", 1, SOFF(empty_queries), "count", "queries with no surviving key"},
+  {"rel_fro", 0, SOFF(rel_fro), "1", "||O - O_dense||_F / ||O_dense||_F"},
+  {"cos_mean", 0, SOFF(cos_mean), "1", "mean per-query cosine of O and O_dense"},
+  {"cos_min", 0, SOFF(cos_min), "1", "worst per-query cosine of O and O_dense"},
+  {"mass_retained", 0, SOFF(mass_retained), "1", "mean dense softmax mass on the survivors"},
+  {"top1_recall", 0, SOFF(top1_recall), "1", "share of queries whose dense top-1 key survives"},
+  {"topk_recall", 0, SOFF(topk_recall), "1", "mean share of each query's dense top-k keys surviving"},
+  {"energy_J", 0, SOFF(energy_total_J), "J", "total energy of the head (ledger)"},
+  {"cycles", 0, SOFF(cycles_total), "cycle", "latency of the head with fetch/compute overlap"},
+};
+#undef SOFF
+
+static int write_schemes(spr_trace *t, const spr_head_result *res, void *buf) {
+  const int nh = t->layers * t->heads;
+  hid_t g = make_group(t, "/schemes");
+  if (g < 0) return (int)g;
+  int rc = close_obj(t->tmp, g, "/schemes", 0);
+  for (int sc = 0; sc < SPR_N_SCHEMES && !rc; sc++) {
+    if (!res[0].scheme[sc].ran) continue;
+    char gpath[64];
+    snprintf(gpath, sizeof gpath, "/schemes/%s", spr_scheme_name(sc));
+    if ((g = make_group(t, gpath)) < 0) return (int)g;
+    if ((rc = close_obj(t->tmp, g, gpath, 0))) return rc;
+    hsize_t dims[3] = {(hsize_t)t->layers, (hsize_t)t->heads, 0};
+    for (size_t f = 0; f < sizeof scheme_fields / sizeof scheme_fields[0] && !rc; f++) {
+      const scheme_field *sf = &scheme_fields[f];
+      for (int i = 0; i < nh; i++) {
+        const char *src = (const char *)&res[i].scheme[sc] + sf->off;
+        memcpy((char *)buf + (size_t)i * 8, src, 8);
+      }
+      char dpath[128];
+      snprintf(dpath, sizeof dpath, "%s/%s", gpath, sf->name);
+      rc = put_dset_ud(t, dpath, sf->is_i64 ? H5T_STD_I64LE : H5T_IEEE_F64LE,
+                       sf->is_i64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, 2, dims, 0, buf, sf->unit,
+                       sf->desc, NULL);
+    }
+    /* energy and busy cycles by component: (layers, heads, components) */
+    for (int part = 0; part < 2 && !rc; part++) {
+      const int nc = part ? SPR_LEDGER_NC : SPR_LEDGER_NE;
+      double *b3 = malloc((size_t)nh * nc * sizeof *b3);
+      if (!b3) return spr_error(SPR_ENOMEM, "%s: out of memory writing '%s'", t->tmp, gpath);
+      for (int i = 0; i < nh; i++)
+        for (int k = 0; k < nc; k++)
+          b3[(size_t)i * nc + k] = part ? res[i].scheme[sc].cycles[k] : res[i].scheme[sc].energy_J[k];
+      dims[2] = (hsize_t)nc;
+      char dpath[128], names[512] = "";
+      snprintf(dpath, sizeof dpath, "%s/%s", gpath, part ? "cycles_by_component" : "energy_by_component");
+      for (int k = 0; k < nc; k++) {
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof names - l, "%s%s", k ? "," : "",
+                 part ? spr_ledger_cycle_name(k) : spr_ledger_energy_name(k));
+      }
+      hid_t ds;
+      rc = put_dset_ud(t, dpath, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dims, 0, b3,
+                       part ? "cycle" : "J",
+                       part ? "busy cycles by component (summed over queries)"
+                            : "energy by component", &ds);
+      free(b3);
+      if (!rc) rc = close_obj(t->tmp, ds, dpath, put_attr_str(t, ds, dpath, "components", names));
+    }
+  }
+  return rc;
+}
+
 static int write_summary_body(spr_trace *t, const spr_head_result *res, void *buf) {
   int nh = t->layers * t->heads;
   hid_t g = make_group(t, "/summary");
@@ -723,6 +805,7 @@ static int write_summary_body(spr_trace *t, const spr_head_result *res, void *bu
     snprintf(dpath, sizeof dpath, "/summary/%s", sf->name);
     rc = put_dset_ud(t, dpath, ft, mt, 2, dims, 0, buf, sf->unit, sf->desc, NULL);
   }
+  if (!rc && res[0].scheme[SPR_SCHEME_DENSE].ran) rc = write_schemes(t, res, buf);
   return rc;
 }
 

@@ -3,6 +3,7 @@
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_pipeline.h"
+#include "spr_report.h"
 #include "spr_trace.h"
 
 #include <omp.h>
@@ -28,6 +29,10 @@ static void usage_main(FILE *f) {
           "commands:\n"
           "  run [CONFIG] [options]   simulate a workload through crossbar scoring and\n"
           "                           threshold comparators; write an HDF5 trace\n"
+          "  report FILE.h5           per-layer and total tables of every scheme in a\n"
+          "                           trace: keep rate, bytes, energy by component,\n"
+          "                           cycles, speedup and energy reduction over dense,\n"
+          "                           accuracy against dense attention\n"
           "  config [CONFIG]          print the resolved configuration (every key with\n"
           "                           its value, unit and meaning) as INI text\n"
           "  help [COMMAND]           show help\n"
@@ -332,6 +337,20 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
+  if (!strcmp(cmd, "report")) {
+    if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
+      printf("usage: sprintsim report FILE.h5\n\nPrint, from a trace alone, per layer and in total for "
+             "every scheme: keep rate,\nbytes fetched and reused, energy, cycles, speedup and energy "
+             "reduction over\ndense, accuracy metrics; then energy and cycles by component.\n");
+      return 0;
+    }
+    if (argc != 3) {
+      fprintf(stderr, "%s: report: expected one trace file (see 'sprintsim report --help')\n", prog);
+      return EXIT_USAGE;
+    }
+    if (spr_report_print(argv[2], stdout)) return fail(1, NULL);
+    return 0;
+  }
   fprintf(stderr, "%s: unknown command '%s' (see 'sprintsim --help')\n", prog, cmd);
   return EXIT_USAGE;
 }

@@ -86,6 +86,16 @@ expect 1 "syntax.ini:2: syntax error" "syntax error" -- "$EXE" run "$T/syntax.in
 expect 1 "$T/nodir/out.h5" "unwritable output" -- "$EXE" run "$T/small.ini" -o "$T/nodir/out.h5"
 [ ! -e "$T/nodir" ] && ok "no directory created" || bad "no directory created"
 
+# report: tables from the trace alone
+expect 0 "  all dense    100.00" "report of a run" -- "$EXE" report "$T/a.h5"
+grep -q "  all sprint" "$T/out" && grep -q "energy by component" "$T/out" && grep -q "^reram_read" "$T/out" \
+  && ok "report lists schemes and components" || bad "report lists schemes and components"
+grep "  all dense" "$T/out" | grep -q " 1.00x    1.00x" && ok "dense is the reference (1.00x)" || bad "dense is the reference (1.00x)"
+expect 1 "$T/none.h5: cannot open trace" "report of a missing file" -- "$EXE" report "$T/none.h5"
+expect 1 "small.ini: not an HDF5 file" "report of a non-HDF5 file" -- "$EXE" report "$T/small.ini"
+expect 2 "expected one trace file" "report without a file" -- "$EXE" report
+expect 0 "usage: sprintsim report" "report --help" -- "$EXE" report --help
+
 # a directory as output is refused before the run
 mkdir "$T/outdir"
 expect 1 "outdir: is a directory" "-o directory" -- "$EXE" run "$T/small.ini" -o "$T/outdir"

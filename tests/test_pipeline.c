@@ -8,6 +8,7 @@
 #include "spr_synth.h"
 #include "spr_test.h"
 #include "spr_trace.h"
+#include "spr_report.h"
 
 #include <math.h>
 
@@ -277,11 +278,147 @@ static void test_errors(void) {
   spr_run_free(run);
 }
 
+/* The digital path and ledger of every scheme, against counts derived
+ * independently from the masks and the energy table. */
+static void test_digital_and_ledger(void) {
+  spr_config c;
+  small_config(&c, 0);
+  spr_run *run;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+  CU_ASSERT_FATAL(spr_run_layer(run, 0) == 0);
+  const int n = c.wl.seq_len, d = c.wl.head_dim;
+  const double nn = (double)n * n, token = 2.0 * d; /* 8-bit K and V */
+  const spr_energy_params *e = &c.energy;
+  for (int h = 0; h < c.wl.n_heads; h++) {
+    const spr_head_result *r = spr_run_result(run, 0, h);
+    const spr_scheme_result *sp = &r->scheme[SPR_SCHEME_SPRINT], *dn = &r->scheme[SPR_SCHEME_DENSE];
+    for (int s = 0; s < SPR_N_SCHEMES; s++) CU_ASSERT(r->scheme[s].ran); /* all on by default */
+    /* dense keeps everything and loses nothing but quantization */
+    CU_ASSERT_DOUBLE_EQUAL(dn->keep_rate, 1.0, 0);
+    CU_ASSERT_DOUBLE_EQUAL(dn->mass_retained, 1.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(dn->top1_recall, 1.0, 0);
+    CU_ASSERT(dn->rel_fro < 0.05);
+    /* every use of a token is a hit or a fetch */
+    CU_ASSERT_DOUBLE_EQUAL((double)(dn->bytes_fetched + dn->bytes_reused), nn * token, 0);
+    CU_ASSERT_DOUBLE_EQUAL((double)(sp->bytes_fetched + sp->bytes_reused), r->n_kept * token, 0);
+    CU_ASSERT_DOUBLE_EQUAL(sp->keep_rate, r->keep_rate, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(sp->mass_retained, r->mass_retained, 1e-5);
+    for (int s = 0; s < SPR_N_SCHEMES; s++) {
+      const spr_scheme_result *x = &r->scheme[s];
+      double sum = 0;
+      for (int k = 0; k < SPR_LEDGER_NE; k++) sum += x->energy_J[k];
+      CU_ASSERT_DOUBLE_EQUAL(x->energy_total_J, sum, 1e-9 * sum);
+      /* the keys of the sequence are written once, whatever the scheme */
+      CU_ASSERT_DOUBLE_EQUAL(x->energy_J[SPR_LEDGER_E_RERAM_WRITE], (double)n * d * 8 * e->reram_write_J_per_bit,
+                             1e-9 * x->energy_J[SPR_LEDGER_E_RERAM_WRITE]);
+      /* fetched bits at the ReRAM read price (prediction reads aside) */
+      if (s == SPR_SCHEME_SPRINT || s == SPR_SCHEME_DENSE || s == SPR_SCHEME_WINDOW)
+        CU_ASSERT_DOUBLE_EQUAL(x->energy_J[SPR_LEDGER_E_RERAM_READ],
+                               (double)x->bytes_fetched * 8 * e->reram_read_J_per_bit,
+                               1e-9 * x->energy_J[SPR_LEDGER_E_RERAM_READ] + 1e-30);
+      CU_ASSERT(x->cycles_total > 0);
+    }
+    /* only SPRINT scores in memory: n^2 d MACs and n^2 decisions */
+    CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_IMC_MAC], nn * d * e->imc_mac_J, 1e-9 * nn * d * e->imc_mac_J);
+    CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_CMP], nn * e->cmp_J, 1e-9 * nn * e->cmp_J);
+    CU_ASSERT_EQUAL(dn->energy_J[SPR_LEDGER_E_IMC_MAC], 0.0);
+    CU_ASSERT(sp->energy_total_J < dn->energy_total_J);
+    /* LeOPArd's mask is the oracle's; its bit-serial prediction costs more */
+    CU_ASSERT_DOUBLE_EQUAL(r->scheme[SPR_SCHEME_LEOPARD].keep_rate, r->scheme[SPR_SCHEME_ORACLE].keep_rate, 0);
+    CU_ASSERT_DOUBLE_EQUAL(r->scheme[SPR_SCHEME_LEOPARD].mass_retained, r->scheme[SPR_SCHEME_ORACLE].mass_retained, 0);
+  }
+  spr_run_free(run);
+  /* baselines switched off are not run */
+  small_config(&c, 0);
+  c.bl.oracle = c.bl.topk = c.bl.sanger = c.bl.leopard = c.bl.window = 0;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  CU_ASSERT_FATAL(spr_run_layer(run, 1) == 0);
+  CU_ASSERT(spr_run_result(run, 1, 2)->scheme[SPR_SCHEME_DENSE].ran);
+  CU_ASSERT(!spr_run_result(run, 1, 2)->scheme[SPR_SCHEME_TOPK].ran);
+  spr_run_free(run);
+}
+
+/* The report reads a trace back: dense is the reference of every ratio. */
+static void test_report(void) {
+  spr_config c;
+  small_config(&c, 0);
+  c.trace = SPR_TRACE_SUMMARY;
+  const int LH = c.wl.n_layers * c.wl.n_heads, n = c.wl.seq_len;
+  spr_head_result r[6];
+  float *sc[6];
+  uint8_t *m[6];
+  for (int k = 0; k < LH; k++) {
+    sc[k] = malloc((size_t)n * n * 4);
+    m[k] = malloc((size_t)n * 9);
+  }
+  char p[256], out[256];
+  spr_test_path(p, sizeof p, "report", ".h5");
+  spr_test_path(out, sizeof out, "report", ".txt");
+  c.trace = SPR_TRACE_FULL; /* run_all copies the full arrays */
+  run_all(&c, 2, r, sc, m, p);
+  FILE *f = fopen(out, "w+");
+  CU_ASSERT_FATAL(f != NULL);
+  CU_ASSERT_EQUAL(spr_report_print(p, f), 0);
+  rewind(f);
+  char line[512];
+  int found_dense = 0, found_sprint = 0;
+  double e_dense = 0, e_sprint = 0;
+  while (fgets(line, sizeof line, f)) {
+    char label[16], scheme[16];
+    double keep, fb, rb, en;
+    if (sscanf(line, "%15s %15s %lf %lf %lf %lf", label, scheme, &keep, &fb, &rb, &en) == 6 &&
+        !strcmp(label, "all")) {
+      if (!strcmp(scheme, "dense")) { found_dense = 1; e_dense = en; }
+      if (!strcmp(scheme, "sprint")) { found_sprint = 1; e_sprint = en; }
+    }
+  }
+  fclose(f);
+  CU_ASSERT(found_dense && found_sprint);
+  /* the printed totals (uJ, 2 decimals) are the sums of the heads' energies */
+  double want_d = 0, want_s = 0;
+  for (int k = 0; k < LH; k++) {
+    want_d += r[k].scheme[SPR_SCHEME_DENSE].energy_total_J * 1e6;
+    want_s += r[k].scheme[SPR_SCHEME_SPRINT].energy_total_J * 1e6;
+  }
+  CU_ASSERT_DOUBLE_EQUAL(e_dense, want_d, 0.006);
+  CU_ASSERT_DOUBLE_EQUAL(e_sprint, want_s, 0.006);
+  /* a trace without the digital path (no /schemes) is refused by name */
+  {
+    spr_config cs = c;
+    cs.trace = SPR_TRACE_SUMMARY;
+    spr_head_result bare[6];
+    for (int k = 0; k < LH; k++) {
+      bare[k] = r[k];
+      memset(bare[k].scheme, 0, sizeof bare[k].scheme);
+    }
+    spr_trace *t;
+    CU_ASSERT_FATAL(spr_trace_create(p, &cs, "test", &t) == 0);
+    for (int k = 0; k < LH; k++) CU_ASSERT(spr_trace_write_head(t, &bare[k]) == 0);
+    CU_ASSERT(spr_trace_write_summary(t, bare) == 0);
+    CU_ASSERT(spr_trace_close(t, 1) == 0);
+    CU_ASSERT_EQUAL(spr_report_print(p, stdout), SPR_EHDF5);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "group '/schemes/dense' is missing");
+  }
+  /* errors: missing file, a file that is not HDF5 */
+  CU_ASSERT_EQUAL(spr_report_print(out, stdout), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "not an HDF5 file");
+  remove(out);
+  remove(p);
+  CU_ASSERT_EQUAL(spr_report_print(p, stdout), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cannot open trace");
+  for (int k = 0; k < LH; k++) {
+    free(sc[k]);
+    free(m[k]);
+  }
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"all effects off equals brute force", test_ideal_equals_brute_force},
                          {"keep-rate calibration", test_keep_rate_calibration},
                          {"1 and 2 threads bit-identical", test_threads_bit_identical},
                          {"direct thresholds", test_direct_thresholds},
+                         {"digital path and ledger", test_digital_and_ledger},
+                         {"report from a trace", test_report},
                          {"error paths", test_errors},
                          CU_TEST_INFO_NULL};
   return spr_test_run("pipeline", tests);

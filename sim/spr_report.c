@@ -1,0 +1,220 @@
+/* spr_report.c - `sprintsim report`: per-layer and total tables of every
+ * scheme in a trace, read back with the plain HDF5 API. */
+#include "config.h"
+#include "spr_report.h"
+#include "spr_error.h"
+#include "spr_ledger.h"
+#include "spr_result.h"
+
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  double keep, fetched, reused, energy, cycles, fro, cos_mean, cos_min, mass, top1, topk;
+  double e_comp[SPR_LEDGER_NE], c_comp[SPR_LEDGER_NC];
+} agg;
+
+typedef struct {
+  int present;
+  double *f[11];            /* the fields below, each layers x heads */
+  double *e3, *c3;          /* layers x heads x components */
+} scheme_data;
+
+static const char *const fields[11] = {"keep_rate", "bytes_fetched", "bytes_reused",
+                                       "energy_J", "cycles", "rel_fro", "cos_mean", "cos_min",
+                                       "mass_retained", "top1_recall", "topk_recall"};
+
+/* Read dataset dpath as doubles; its shape must be L x H (x k when k > 0). */
+static int read_table(hid_t f, const char *path, const char *dpath, int L, int H, int k,
+                      double **out) {
+  *out = NULL;
+  if (H5Lexists(f, dpath, H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
+  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", path, dpath);
+  hid_t sp = H5Dget_space(ds);
+  hsize_t dims[3] = {0, 0, 0};
+  int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
+  if (sp >= 0) H5Sclose(sp);
+  const int want = k > 0 ? 3 : 2;
+  if (rank != want || dims[0] != (hsize_t)L || dims[1] != (hsize_t)H ||
+      (k > 0 && dims[2] != (hsize_t)k)) {
+    H5Dclose(ds);
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d shape %llu x %llu, expected %d x %d%s",
+                     path, dpath, rank, (unsigned long long)dims[0], (unsigned long long)dims[1], L,
+                     H, k > 0 ? " x components" : "");
+  }
+  size_t count = (size_t)L * H * (k > 0 ? (size_t)k : 1);
+  double *v = malloc(count * sizeof *v);
+  if (!v) {
+    H5Dclose(ds);
+    return spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", path, dpath);
+  }
+  herr_t st = H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+  H5Dclose(ds);
+  if (st < 0) {
+    free(v);
+    return spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' as numbers", path, dpath);
+  }
+  *out = v;
+  return 0;
+}
+
+static int read_attr_int(hid_t loc, const char *path, const char *obj, const char *name, long *v) {
+  if (H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", path, name, obj);
+  hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+  long long x = 0;
+  herr_t st = a >= 0 ? H5Aread(a, H5T_NATIVE_LLONG, &x) : -1;
+  if (a >= 0) H5Aclose(a);
+  if (st < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  *v = (long)x;
+  return 0;
+}
+
+/* Aggregate heads [k0, k1) of a scheme: sums of bytes, energy, cycles;
+ * means of rates and metrics; min of cos_min. */
+static agg aggregate(const scheme_data *s, int k0, int k1) {
+  agg a;
+  memset(&a, 0, sizeof a);
+  a.cos_min = 1;
+  const double m = k1 - k0;
+  for (int k = k0; k < k1; k++) {
+    a.keep += s->f[0][k] / m;
+    a.fetched += s->f[1][k];
+    a.reused += s->f[2][k];
+    a.energy += s->f[3][k];
+    a.cycles += s->f[4][k];
+    a.fro += s->f[5][k] / m;
+    a.cos_mean += s->f[6][k] / m;
+    a.cos_min = s->f[7][k] < a.cos_min ? s->f[7][k] : a.cos_min;
+    a.mass += s->f[8][k] / m;
+    a.top1 += s->f[9][k] / m;
+    a.topk += s->f[10][k] / m;
+    for (int c = 0; c < SPR_LEDGER_NE; c++) a.e_comp[c] += s->e3[(size_t)k * SPR_LEDGER_NE + c];
+    for (int c = 0; c < SPR_LEDGER_NC; c++) a.c_comp[c] += s->c3[(size_t)k * SPR_LEDGER_NC + c];
+  }
+  return a;
+}
+
+static void print_row(FILE *out, const char *label, const char *scheme, const agg *a,
+                      const agg *dense) {
+  fprintf(out, "%5s %-8s %6.2f %10.2f %10.2f %10.2f %8.3f %7.2fx %7.2fx %8.4f %8.5f %8.4f %6.4f %6.4f %6.4f\n",
+          label, scheme, 100 * a->keep, a->fetched / 1e6, a->reused / 1e6, a->energy * 1e6,
+          a->cycles / 1e6, a->cycles > 0 ? dense->cycles / a->cycles : 0,
+          a->energy > 0 ? dense->energy / a->energy : 0, a->fro, a->cos_mean, a->cos_min, a->mass,
+          a->top1, a->topk);
+}
+
+static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
+  long complete = 0, L = 0, H = 0, n = 0, topk = 0;
+  int rc;
+  if ((rc = read_attr_int(f, path, "/", "complete", &complete))) return rc;
+  if (complete != 1)
+    return spr_error(SPR_EHDF5, "%s: the trace is not complete (attribute 'complete' = %ld)", path, complete);
+  if ((rc = read_attr_int(f, path, "/summary", "layers", &L)) ||
+      (rc = read_attr_int(f, path, "/summary", "heads", &H)) ||
+      (rc = read_attr_int(f, path, "/summary", "seq_len", &n)))
+    return rc;
+  if (L < 1 || H < 1 || L * H > (long)1 << 20)
+    return spr_error(SPR_EHDF5, "%s: /summary has %ld layers x %ld heads", path, L, H);
+  if (H5Lexists(f, "/config/digital/top_k", H5P_DEFAULT) > 0) {
+    hid_t ds = H5Dopen2(f, "/config/digital/top_k", H5P_DEFAULT);
+    long long v = 0;
+    if (ds >= 0 && H5Dread(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) topk = (long)v;
+    if (ds >= 0) H5Dclose(ds);
+  }
+  if (H5Lexists(f, "/schemes", H5P_DEFAULT) <= 0 || H5Lexists(f, "/schemes/dense", H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: group '/schemes/dense' is missing (a trace without the digital path?)", path);
+  for (int s = 0; s < SPR_N_SCHEMES; s++) {
+    char g[64], dpath[128];
+    snprintf(g, sizeof g, "/schemes/%s", spr_scheme_name(s));
+    if (H5Lexists(f, g, H5P_DEFAULT) <= 0) continue;
+    sd[s].present = 1;
+    for (int k = 0; k < 11; k++) {
+      snprintf(dpath, sizeof dpath, "%s/%s", g, fields[k]);
+      if ((rc = read_table(f, path, dpath, (int)L, (int)H, 0, &sd[s].f[k]))) return rc;
+    }
+    snprintf(dpath, sizeof dpath, "%s/energy_by_component", g);
+    if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NE, &sd[s].e3))) return rc;
+    snprintf(dpath, sizeof dpath, "%s/cycles_by_component", g);
+    if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC, &sd[s].c3))) return rc;
+  }
+  fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld\n", path, L, H, n);
+  fprintf(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
+               "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
+  fprintf(out, "%5s %-8s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %6s %6s  top%ld\n", "layer",
+          "scheme", "keep%", "fetch MB", "reuse MB", "energy uJ", "Mcycles", "speedup", "energy-",
+          "rel.err", "cos.mean", "cos.min", "mass", "top1", topk);
+  for (long l = 0; l <= L; l++) {
+    const int k0 = l < L ? (int)(l * H) : 0, k1 = l < L ? (int)((l + 1) * H) : (int)(L * H);
+    char label[24];
+    if (l < L) snprintf(label, sizeof label, "%ld", l);
+    else snprintf(label, sizeof label, "all");
+    agg dense = aggregate(&sd[SPR_SCHEME_DENSE], k0, k1);
+    for (int s = 0; s < SPR_N_SCHEMES; s++) {
+      if (!sd[s].present) continue;
+      agg a = aggregate(&sd[s], k0, k1);
+      print_row(out, label, spr_scheme_name(s), &a, &dense);
+    }
+  }
+  /* by component, totals */
+  agg tot[SPR_N_SCHEMES];
+  fprintf(out, "\nenergy by component, uJ (all heads)\n%-12s", "component");
+  for (int s = 0; s < SPR_N_SCHEMES; s++)
+    if (sd[s].present) {
+      tot[s] = aggregate(&sd[s], 0, (int)(L * H));
+      fprintf(out, " %10s", spr_scheme_name(s));
+    }
+  fprintf(out, "\n");
+  for (int c = 0; c < SPR_LEDGER_NE; c++) {
+    fprintf(out, "%-12s", spr_ledger_energy_name(c));
+    for (int s = 0; s < SPR_N_SCHEMES; s++)
+      if (sd[s].present) fprintf(out, " %10.2f", tot[s].e_comp[c] * 1e6);
+    fprintf(out, "\n");
+  }
+  fprintf(out, "\nbusy cycles by component, millions (all heads; latency overlaps fetch and compute)\n%-12s", "component");
+  for (int s = 0; s < SPR_N_SCHEMES; s++)
+    if (sd[s].present) fprintf(out, " %10s", spr_scheme_name(s));
+  fprintf(out, "\n");
+  for (int c = 0; c < SPR_LEDGER_NC; c++) {
+    fprintf(out, "%-12s", spr_ledger_cycle_name(c));
+    for (int s = 0; s < SPR_N_SCHEMES; s++)
+      if (sd[s].present) fprintf(out, " %10.3f", tot[s].c_comp[c] / 1e6);
+    fprintf(out, "\n");
+  }
+  fprintf(out, "%-12s", "latency");
+  for (int s = 0; s < SPR_N_SCHEMES; s++)
+    if (sd[s].present) fprintf(out, " %10.3f", tot[s].cycles / 1e6);
+  fprintf(out, "\n");
+  return 0;
+}
+
+int spr_report_print(const char *path, FILE *out) {
+  if (!path || !out) return spr_error(SPR_EINVAL, "spr_report_print: %s is NULL", !path ? "path" : "out");
+  FILE *probe = fopen(path, "rb");
+  if (!probe) return spr_error(SPR_EIO, "%s: cannot open trace", path);
+  fclose(probe);
+  H5E_auto2_t fn;
+  void *data;
+  H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  int rc;
+  hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+  if (f < 0) {
+    rc = spr_error(SPR_EHDF5, "%s: not an HDF5 file", path);
+  } else {
+    scheme_data sd[SPR_N_SCHEMES];
+    memset(sd, 0, sizeof sd);
+    rc = report(f, path, out, sd);
+    for (int s = 0; s < SPR_N_SCHEMES; s++) {
+      for (int k = 0; k < 11; k++) free(sd[s].f[k]);
+      free(sd[s].e3);
+      free(sd[s].c3);
+    }
+    H5Fclose(f);
+  }
+  H5Eset_auto2(H5E_DEFAULT, fn, data);
+  return rc;
+}
