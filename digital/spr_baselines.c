@@ -211,9 +211,21 @@ int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q, const float *K,
   return 0;
 }
 
-static int cmp_i32(const void *a, const void *b) {
-  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  return (x > y) - (x < y);
+/* Sort a[0..n) ascending: LSD radix sort on 8-bit digits of the value with
+ * its sign bit flipped (so unsigned order is signed order); tmp holds n. */
+static void radix_sort_i32(int32_t *a, int32_t *tmp, size_t n) {
+  uint32_t *src = (uint32_t *)a, *dst = (uint32_t *)tmp;
+  for (int pass = 0; pass < 4; pass++) {
+    const int sh = 8 * pass;
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; i++) count[(((src[i] ^ 0x80000000u) >> sh) & 0xFF) + 1]++;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; i++) dst[count[((src[i] ^ 0x80000000u) >> sh) & 0xFF]++] = src[i];
+    uint32_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  /* four passes: the sorted data is back in a */
 }
 
 int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q, const float *K, int n,
@@ -232,7 +244,7 @@ int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q, const
   if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
   const size_t nn = (size_t)n * n;
   int32_t *a = ws->score;
-  qsort(a, nn, sizeof *a, cmp_i32); /* ascending */
+  radix_sort_i32(a, ws->dot, nn); /* ascending */
   const double target = keep_rate * (double)nn;
   /* candidates from the highest threshold down: max + 1 keeps nothing,
    * then each distinct value v keeps count(s >= v) = nn - (first index of

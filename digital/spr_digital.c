@@ -272,9 +272,20 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
     double mx = -INFINITY;
     for (int t = 0; t < m; t++) {
       const int8_t *kj = k + (size_t)ws->idx[t] * d;
-      int64_t dot = 0;
-      for (int u = 0; u < d; u++) dot += (int32_t)qi[u] * (int32_t)kj[u];
-      s[t] = alpha * (double)dot;
+      double sv;
+      if (d <= 131072) {
+        /* |q_u k_u| <= 128^2, so d <= 2^17 products fit 32 bits exactly
+         * (and the loop vectorises) */
+        int32_t dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int u = 0; u < d; u++) dot += (int32_t)qi[u] * (int32_t)kj[u];
+        sv = (double)dot;
+      } else {
+        int64_t dot = 0;
+        for (int u = 0; u < d; u++) dot += (int32_t)qi[u] * (int32_t)kj[u];
+        sv = (double)dot;
+      }
+      s[t] = alpha * sv;
       if (s[t] > mx) mx = s[t];
     }
     double z = 0;
@@ -286,6 +297,7 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
     for (int t = 0; t < m; t++) {
       const int8_t *vj = v + (size_t)ws->idx[t] * d;
       const double w = s[t];
+#pragma omp simd /* lanes are separate u: the same sums as the scalar loop */
       for (int u = 0; u < d; u++) acc[u] += w * (double)vj[u];
     }
     const double f = (double)v_scale / z;
