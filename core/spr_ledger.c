@@ -208,8 +208,7 @@ static void stage_cycles(const spr_energy_params *e, const spr_ledger_counts *c,
                          double cyc[SPR_LEDGER_NC], double *A, double *C) {
   cyc[SPR_LEDGER_C_THRESHOLD] = (double)c->imc_queries * e->threshold_cycles;
   cyc[SPR_LEDGER_C_PRED] =
-      (double)c->pred_mac8 / e->mac_units +
-      ((double)c->pred_mac4 + (double)c->pred_bitmacs + (double)c->pred_adds +
+      ((double)c->pred_mac8 + (double)c->pred_mac4 + (double)c->pred_bitmacs + (double)c->pred_adds +
        (double)c->pred_muls + (double)c->pred_cmps) / e->pred_units +
       (double)c->pred_exps / e->softmax_units;
   cyc[SPR_LEDGER_C_FETCH] = (double)c->reram_bits_read / 8.0 / e->reram_read_bytes_per_cycle;

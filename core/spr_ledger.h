@@ -33,10 +33,12 @@
  * real numbers (no rounding), in two stages:
  *   memory  A = threshold + pred + fetch
  *     threshold = imc_queries * threshold_cycles
- *     pred      = pred_mac8 / mac_units
- *               + (pred_mac4 + pred_bitmacs + pred_adds + pred_muls
- *                  + pred_cmps) / pred_units
+ *     pred      = (pred_mac8 + pred_mac4 + pred_bitmacs + pred_adds
+ *                  + pred_muls + pred_cmps) / pred_units
  *               + pred_exps / softmax_units
+ *                 (a baseline's predictor has its own unit array and
+ *                 exponential unit, so it never takes the recompute's
+ *                 MAC or softmax units)
  *     fetch     = (reram_bits_read / 8) / reram_read_bytes_per_cycle
  *   compute C = score + softmax + v
  *     score     = score_macs / mac_units

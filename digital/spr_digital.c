@@ -129,8 +129,8 @@ int spr_dig_fetch(const spr_dig_fetch_params *p, const uint8_t *mask, int n,
   if (!ws) return spr_error(SPR_EINVAL, "digital: fetch: workspace is NULL");
   int rc = check_shape("fetch", n, d, ws);
   if (rc) return rc;
-  if (p->key_bits < 1 || p->key_bits > 32)
-    return spr_error(SPR_EINVAL, "digital: fetch: key_bits=%d outside 1..32", p->key_bits);
+  if (p->key_bits < 0 || p->key_bits > 32)
+    return spr_error(SPR_EINVAL, "digital: fetch: key_bits=%d outside 0..32 (0: values only)", p->key_bits);
   if (p->value_bits < 1 || p->value_bits > 32)
     return spr_error(SPR_EINVAL, "digital: fetch: value_bits=%d outside 1..32", p->value_bits);
   if (!spr_dig_policy_name(p->policy))

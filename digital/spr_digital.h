@@ -57,7 +57,8 @@ const char *spr_dig_policy_name(int policy);
 typedef struct {
   int64_t buffer_bytes; /* on-chip buffer capacity, bytes (16384: S-SPRINT;
                            32768 M-, 65536 L-SPRINT) */
-  int key_bits;         /* bits per key element fetched, 1..32 (8: all bits) */
+  int key_bits;         /* bits per key element fetched, 0..32 (8: all bits;
+                           0: values only, the scores being known) */
   int value_bits;       /* bits per value element fetched, 1..32 (8) */
   int policy;           /* SPR_DIG_SPRINT (default) or SPR_DIG_LRU */
 } spr_dig_fetch_params;
@@ -132,8 +133,8 @@ void spr_dig_ws_free(spr_dig_ws *ws);
 
 /* Simulate the buffer over the n queries of mask (n x n, bit-packed) for
  * head dimension d under p (model above), filling *out and ws->q_*.
- * Returns 0 or SPR_EINVAL: NULL argument, n < 1, d < 1, key_bits or
- * value_bits outside 1..32, unknown policy, buffer_bytes smaller than one
+ * Returns 0 or SPR_EINVAL: NULL argument, n < 1, d < 1, key_bits outside
+ * 0..32 or value_bits outside 1..32, unknown policy, buffer_bytes smaller than one
  * token, or n or d beyond the workspace. */
 int spr_dig_fetch(const spr_dig_fetch_params *p, const uint8_t *mask, int n,
                   int d, spr_dig_fetch_stats *out, spr_dig_ws *ws);

@@ -137,7 +137,8 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
       cyc[s] += res[k].scheme[s].cycles_total;
     }
   printf("\nscheme    keep%%  fetched MB  reused MB  energy uJ  Mcycles  speedup  energy-  "
-         "rel.err  cos.mean  cos.min   mass   top1  top%d\n", c->dig.top_k);
+         "rel.err  cos.mean  cos.min   mass   top1  top%d\n",
+         c->dig.top_k < c->wl.seq_len ? c->dig.top_k : c->wl.seq_len);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     if (!res[0].scheme[s].ran) continue;
     double keep = 0, fb = 0, rb = 0, fro = 0, cm = 0, cmin = 1, mass = 0, t1 = 0, tk = 0;

@@ -322,6 +322,12 @@ static int pass_analog(spr_run *r, int layer, int h, thread_ws *w) {
   return 0;
 }
 
+/* Baselines whose prediction computes the exact 8-bit scores of every
+ * pair: their survivors need values only, no score recompute. */
+static int scores_known(int scheme) {
+  return scheme == SPR_SCHEME_ORACLE || scheme == SPR_SCHEME_TOPK || scheme == SPR_SCHEME_LEOPARD;
+}
+
 /* Ledger counts of query i of a scheme (docs/energy.md section 6): the
  * fetch of its survivors through the buffer, the recompute, SPRINT's
  * in-memory scoring, the baseline's prediction spread evenly over queries,
@@ -333,12 +339,15 @@ static void query_counts(const spr_run *r, int scheme, const spr_dig_fetch_stats
   const int64_t hits = dws->q_hits[i], fetches = dws->q_fetches[i], over = dws->q_overflow[i];
   const int64_t surv = hits + fetches, words = (fs->token_bytes + 7) / 8;
   memset(q, 0, sizeof *q);
-  if (i == 0) q->reram_bits_written = n * d * r->c.xbar.key_bits;
+  /* the sequence's K and V are written to ReRAM once, on the first query */
+  if (i == 0) q->reram_bits_written = n * d * (r->c.xbar.key_bits + r->c.dig.value_bits);
   q->reram_bits_read = fetches * fs->token_bytes * 8;
+  /* streamed tokens bypass the buffer: neither written to nor read from it */
   q->sram_words_written = (fetches - over) * words;
-  q->sram_words_read = surv * words;
+  q->sram_words_read = (surv - over) * words;
   q->buffer_bytes = r->c.dig.buffer_bytes;
-  q->score_macs = surv * d;
+  /* schemes whose prediction already computed exact scores reuse them */
+  q->score_macs = scores_known(scheme) ? 0 : surv * d;
   q->exps = q->divs = surv;
   q->v_macs = surv * d;
   if (scheme == SPR_SCHEME_SPRINT) {
@@ -360,10 +369,12 @@ static void query_counts(const spr_run *r, int scheme, const spr_dig_fetch_stats
     int64_t levels = 0;
     while (bst->k > 0 && ((int64_t)1 << levels) < bst->k) levels++;
     q->pred_cmps = SPREAD(bst->cmp_ops + bst->topk_inputs * levels);
-    /* key bits a prediction reads from ReRAM: LeOPArd's planes, Sanger's
-     * 4-bit keys */
-    if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed);
-    if (scheme == SPR_SCHEME_SANGER) q->reram_bits_read += SPREAD(n * d * bst->mac_k_bits);
+    /* a digital prediction streams its key operand from ReRAM for every
+     * query (the buffer holds survivors' tokens; the sequence's K does not
+     * fit beside them): all n keys at the prediction's width, or, for
+     * LeOPArd, the d-bit planes it reads */
+    if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
+    else q->reram_bits_read += n * d * bst->mac_k_bits;
 #undef SPREAD
   }
 }
@@ -377,7 +388,7 @@ static int price_scheme(spr_run *r, thread_ws *w, int scheme, const uint8_t *mas
   spr_dig_fetch_params fp;
   spr_dig_fetch_default(&fp);
   fp.buffer_bytes = c->dig.buffer_bytes;
-  fp.key_bits = c->xbar.key_bits;
+  fp.key_bits = scores_known(scheme) ? 0 : c->xbar.key_bits;
   fp.value_bits = c->dig.value_bits;
   fp.policy = c->dig.policy;
   spr_dig_fetch_stats fs;

@@ -125,6 +125,7 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
     if (ds >= 0 && H5Dread(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) topk = (long)v;
     if (ds >= 0) H5Dclose(ds);
   }
+  if (topk > n) topk = n; /* the metric uses min(top_k, N) */
   if (H5Lexists(f, "/schemes", H5P_DEFAULT) <= 0 || H5Lexists(f, "/schemes/dense", H5P_DEFAULT) <= 0)
     return spr_error(SPR_EHDF5, "%s: group '/schemes/dense' is missing (a trace without the digital path?)", path);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
@@ -144,9 +145,11 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
   fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld\n", path, L, H, n);
   fprintf(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
                "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
-  fprintf(out, "%5s %-8s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %6s %6s  top%ld\n", "layer",
+  char topk_col[24] = "topk";
+  if (topk > 0) snprintf(topk_col, sizeof topk_col, "top%ld", topk);
+  fprintf(out, "%5s %-8s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %6s %6s  %s\n", "layer",
           "scheme", "keep%", "fetch MB", "reuse MB", "energy uJ", "Mcycles", "speedup", "energy-",
-          "rel.err", "cos.mean", "cos.min", "mass", "top1", topk);
+          "rel.err", "cos.mean", "cos.min", "mass", "top1", topk_col);
   for (long l = 0; l <= L; l++) {
     const int k0 = l < L ? (int)(l * H) : 0, k1 = l < L ? (int)((l + 1) * H) : (int)(L * H);
     char label[24];

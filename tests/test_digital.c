@@ -620,8 +620,8 @@ static void test_errors(void) {
   p.policy = -1;
   EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "unknown buffer policy -1");
   spr_dig_fetch_default(&p);
-  p.key_bits = 0;
-  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "key_bits=0 outside 1..32");
+  p.key_bits = -1;
+  EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "key_bits=-1 outside 0..32");
   p.key_bits = 33;
   EXPECT_ERR(spr_dig_fetch(&p, m, 8, 4, &st, &ws), SPR_EINVAL, "key_bits=33");
   spr_dig_fetch_default(&p);
