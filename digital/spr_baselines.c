@@ -170,6 +170,18 @@ int spr_bl_dense(int n, uint8_t *mask, spr_bl_stats *st) {
   return 0;
 }
 
+/* Shared start of the threshold schemes (oracle, LeOPArd): the common
+ * checks, a finite threshold, then Q and K quantized into ws. */
+static int thresholded_prologue(const char *fn, const void *p, int q_bits, int k_bits,
+                                double threshold, const float *Q, const float *K, int n, int d,
+                                spr_bl_ws *ws, const uint8_t *mask, float *qs, float *ks) {
+  int rc = check_common(fn, p, Q, K, n, d, ws, mask, q_bits, k_bits);
+  if (rc) return rc;
+  if (!isfinite(threshold))
+    return spr_error(SPR_EINVAL, "%s: threshold = %g is not finite", fn, threshold);
+  return quantize(fn, Q, K, n, d, q_bits, k_bits, ws, qs, ks);
+}
+
 /* ---- oracle ----------------------------------------------------------- */
 
 void spr_bl_oracle_default(spr_bl_oracle_params *p) {
@@ -181,12 +193,10 @@ void spr_bl_oracle_default(spr_bl_oracle_params *p) {
 int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q, const float *K, int n, int d,
                   spr_bl_ws *ws, uint8_t *mask, spr_bl_stats *st) {
   static const char fn[] = "spr_bl_oracle";
-  int rc = check_common(fn, p, Q, K, n, d, ws, mask, p ? p->q_bits : 0, p ? p->k_bits : 0);
-  if (rc) return rc;
-  if (!isfinite(p->threshold))
-    return spr_error(SPR_EINVAL, "%s: threshold = %g is not finite", fn, p->threshold);
   float qs, ks;
-  if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
+  int rc = thresholded_prologue(fn, p, p ? p->q_bits : 0, p ? p->k_bits : 0,
+                                p ? p->threshold : 0, Q, K, n, d, ws, mask, &qs, &ks);
+  if (rc) return rc;
   if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
   const size_t rb = spr_mask_row_bytes(n);
   for (int i = 0; i < n; i++) {
@@ -413,12 +423,10 @@ void spr_bl_leopard_default(spr_bl_leopard_params *p) {
 int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *K, int n, int d,
                    spr_bl_ws *ws, uint8_t *mask, spr_bl_stats *st) {
   static const char fn[] = "spr_bl_leopard";
-  int rc = check_common(fn, p, Q, K, n, d, ws, mask, p ? p->q_bits : 0, p ? p->k_bits : 0);
-  if (rc) return rc;
-  if (!isfinite(p->threshold))
-    return spr_error(SPR_EINVAL, "%s: threshold = %g is not finite", fn, p->threshold);
   float qs, ks;
-  if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
+  int rc = thresholded_prologue(fn, p, p ? p->q_bits : 0, p ? p->k_bits : 0,
+                                p ? p->threshold : 0, Q, K, n, d, ws, mask, &qs, &ks);
+  if (rc) return rc;
   const int B = p->k_bits;
   const size_t nd = (size_t)n * d, nn = (size_t)n * n;
   const double theta = p->threshold;
