@@ -347,3 +347,46 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
                      "drift factor %g, row gains%s given)", p->g_max_S, drift, row_gain ? "" : " not");
   return 0;
 }
+
+int spr_xbar_column_currents(int model, const double *G, int R, int C, const double *V, int M,
+                             double r_wl, double r_bl, double *I, double *correction) {
+  if (R < 1 || C < 1 || M < 1)
+    return spr_error(SPR_EINVAL, "crossbar currents: shape R %d, C %d, M %d (each >= 1)", R, C, M);
+  if (model != SPR_XBAR_MODEL_IDEAL && model != SPR_XBAR_MODEL_ANALYTIC)
+    return spr_error(SPR_EINVAL, "crossbar currents: unknown model %d", model);
+  if (!(r_wl >= 0 && r_bl >= 0 && isfinite(r_wl) && isfinite(r_bl)))
+    return spr_error(SPR_EINVAL, "crossbar currents: wire resistances r_wl %g, r_bl %g ohm must be finite and >= 0",
+                     r_wl, r_bl);
+  const size_t RC = (size_t)R * C;
+  for (size_t k = 0; k < RC; k++)
+    if (!(G[k] >= 0 && isfinite(G[k])))
+      return spr_error(SPR_EINVAL, "crossbar currents: G[%zu][%zu] = %g S is not a finite conductance >= 0",
+                       k / (size_t)C, k % (size_t)C, G[k]);
+  const double *Ge = G;
+  double *geff = NULL, *work = NULL;
+  *correction = 0;
+  if (model == SPR_XBAR_MODEL_ANALYTIC) {
+    geff = malloc(RC * sizeof *geff);
+    work = malloc(RC * sizeof *work);
+    if (!geff || !work) {
+      free(geff);
+      free(work);
+      return spr_error(SPR_ENOMEM, "crossbar currents: out of memory for %d x %d", R, C);
+    }
+    *correction = spr_xbar_ir_first_order(G, R, C, r_wl, r_bl, geff, work);
+    Ge = geff;
+  }
+  /* I = V Ge, in double */
+  for (int m = 0; m < M; m++) {
+    double *im = I + (size_t)m * C;
+    for (int j = 0; j < C; j++) im[j] = 0;
+    for (int i = 0; i < R; i++) {
+      const double v = V[(size_t)m * R + i];
+      const double *gi = Ge + (size_t)i * C;
+      for (int j = 0; j < C; j++) im[j] += v * gi[j];
+    }
+  }
+  free(geff);
+  free(work);
+  return 0;
+}

@@ -4,6 +4,8 @@
 #include "spr_error.h"
 #include "spr_pipeline.h"
 #include "spr_report.h"
+#include "spr_h5io.h"
+#include "spr_xbar.h"
 #include "spr_trace.h"
 
 #include <omp.h>
@@ -33,6 +35,9 @@ static void usage_main(FILE *f) {
           "                           trace: keep rate, bytes, energy by component,\n"
           "                           cycles, speedup and energy reduction over dense,\n"
           "                           accuracy against dense attention\n"
+          "  crossbar --g G.h5 --v V.h5 --model M [--r-wl OHM --r-bl OHM] -o I.h5\n"
+          "                           column currents of your own conductance matrix\n"
+          "                           and inputs under a model (ideal, analytic)\n"
           "  config [CONFIG]          print the resolved configuration (every key with\n"
           "                           its value, unit and meaning) as INI text\n"
           "  help [COMMAND]           show help\n"
@@ -290,6 +295,121 @@ static int cmd_run(int argc, char **argv) {
   return status;
 }
 
+static void usage_crossbar(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic\n"
+          "                          [--r-wl OHM --r-bl OHM] -o I.h5\n"
+          "\n"
+          "Column currents of one crossbar array under a chosen model (docs/crossbar.md).\n"
+          "  --g G.h5      dataset /G: R x C conductances, siemens, float64\n"
+          "  --v V.h5      dataset /V: M x R row voltages, one input vector per row, volts\n"
+          "  --model       ideal: I = V G (no wires); analytic: first-order IR drop\n"
+          "                (docs/model.md), with the wire segments below\n"
+          "  --r-wl, --r-bl  word- and bit-line segment resistance, ohm (required by\n"
+          "                analytic)\n"
+          "  -o I.h5       dataset /I: M x C column currents, amperes, with the model\n"
+          "                and resistances as attributes; written atomically\n");
+}
+
+/* Parse a finite double >= 0 given to option opt. */
+static int parse_ohm(const char *opt, const char *v, double *out) {
+  char *end;
+  double x = v ? strtod(v, &end) : 0;
+  if (!v || !*v || *end || !(x >= 0) || x > 1e12) {
+    fprintf(stderr, "%s: %s: value '%s' is not a resistance in ohm (0 .. 1e12)\n", prog, opt,
+            v ? v : "(missing)");
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
+static int cmd_crossbar(int argc, char **argv) {
+  const char *gpath = NULL, *vpath = NULL, *out = NULL, *model_s = NULL;
+  double r_wl = -1, r_bl = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage_crossbar(stdout);
+      return 0;
+    } else if (!strcmp(a, "--g") || !strcmp(a, "--v") || !strcmp(a, "-o") ||
+               !strcmp(a, "--output") || !strcmp(a, "--model")) {
+      if (!v || !*v) {
+        fprintf(stderr, "%s: crossbar: %s needs a value\n", prog, a);
+        return EXIT_USAGE;
+      }
+      if (!strcmp(a, "--g")) gpath = v;
+      else if (!strcmp(a, "--v")) vpath = v;
+      else if (!strcmp(a, "--model")) model_s = v;
+      else out = v;
+      i++;
+    } else if (!strcmp(a, "--r-wl") || !strcmp(a, "--r-bl")) {
+      if (parse_ohm(a, v, !strcmp(a, "--r-wl") ? &r_wl : &r_bl)) return EXIT_USAGE;
+      i++;
+    } else {
+      fprintf(stderr, "%s: crossbar: unexpected argument '%s' (see 'sprintsim crossbar --help')\n",
+              prog, a);
+      return EXIT_USAGE;
+    }
+  }
+  if (!gpath || !vpath || !out || !model_s) {
+    fprintf(stderr, "%s: crossbar: --g, --v, --model and -o are required (see 'sprintsim crossbar --help')\n",
+            prog);
+    return EXIT_USAGE;
+  }
+  int model;
+  if (!strcmp(model_s, "ideal")) model = SPR_XBAR_MODEL_IDEAL;
+  else if (!strcmp(model_s, "analytic")) model = SPR_XBAR_MODEL_ANALYTIC;
+  else {
+    fprintf(stderr, "%s: crossbar: --model '%s' is not one of ideal, analytic\n", prog, model_s);
+    return EXIT_USAGE;
+  }
+  if (model != SPR_XBAR_MODEL_IDEAL && (r_wl < 0 || r_bl < 0)) {
+    fprintf(stderr, "%s: crossbar: --model %s needs --r-wl and --r-bl\n", prog, model_s);
+    return EXIT_USAGE;
+  }
+  if (r_wl < 0) r_wl = 0;
+  if (r_bl < 0) r_bl = 0;
+  double *G = NULL, *V = NULL, *I = NULL;
+  int R, C, M, RV, status = 0;
+  if (spr_h5_read_matrix(gpath, "/G", &G, &R, &C) || spr_h5_read_matrix(vpath, "/V", &V, &M, &RV)) {
+    status = fail(1, NULL);
+  } else if (RV != R) {
+    fprintf(stderr, "%s: crossbar: %s /V has %d columns but %s /G has %d rows (one voltage per row)\n",
+            prog, vpath, RV, gpath, R);
+    status = 1;
+  } else if (!(I = malloc((size_t)M * C * sizeof *I))) {
+    fprintf(stderr, "%s: crossbar: out of memory for %d x %d currents\n", prog, M, C);
+    status = 1;
+  } else {
+    double corr = 0;
+    if (spr_xbar_column_currents(model, G, R, C, V, M, r_wl, r_bl, I, &corr)) {
+      status = fail(1, gpath);
+    } else {
+      char rw[32], rbs[32], cs[32];
+      snprintf(rw, sizeof rw, "%.17g", r_wl);
+      snprintf(rbs, sizeof rbs, "%.17g", r_bl);
+      snprintf(cs, sizeof cs, "%.6g", corr);
+      const char *names[] = {"unit", "model", "r_wl_ohm", "r_bl_ohm", "max_first_order_correction"};
+      const char *values[] = {"A", model_s, rw, rbs, cs};
+      if (spr_h5_write_matrix(out, "/I", I, M, C, names, values, model == SPR_XBAR_MODEL_ANALYTIC ? 5 : 4)) {
+        status = fail(1, NULL);
+      } else {
+        printf("crossbar: %s: /I, %d x %d column currents (model %s", out, M, C, model_s);
+        if (model == SPR_XBAR_MODEL_ANALYTIC) printf(", largest first-order correction %.4g", corr);
+        printf(")\n");
+        if (corr > SPR_IR_FIRST_ORDER_LIMIT)
+          fprintf(stderr, "%s: crossbar: note: the first-order correction reaches %.3g, above %g: the "
+                  "analytic model is inaccurate for this array\n", prog, corr, SPR_IR_FIRST_ORDER_LIMIT);
+      }
+    }
+  }
+  free(G);
+  free(V);
+  free(I);
+  return status;
+}
+
 static int cmd_config(int argc, char **argv) {
   if (argc > 2 || (argc == 2 && argv[1][0] == '-' && argv[1][1])) {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -338,6 +458,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
+  if (!strcmp(cmd, "crossbar")) return cmd_crossbar(argc - 1, argv + 1);
   if (!strcmp(cmd, "report")) {
     if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
       printf("usage: sprintsim report FILE.h5\n\nPrint, from a trace alone, per layer and in total for "

@@ -119,8 +119,40 @@ PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   "$EXE" run "$T/small.ini" -o "$T/full.h5" --trace full > /dev/null 2>&1
   expect 0 "all decisions and counts agree" "h5py recomputes the full trace" -- "$PY" "$S/tests/check_trace.py" "$T/full.h5"
+  # sprintsim crossbar on files made here: currents against numpy
+  "$PY" - "$T" <<'PYEOF'
+import sys, h5py, numpy as np
+t = sys.argv[1]
+rng = np.random.default_rng(2385)
+G = 1e-6 + 99e-6 * rng.random((6, 5)); V = 0.2 * (2 * rng.random((3, 6)) - 1)
+with h5py.File(t + "/G.h5", "w") as f: f["G"] = G
+with h5py.File(t + "/V.h5", "w") as f: f["V"] = V
+with h5py.File(t + "/Vbad.h5", "w") as f: f["V"] = V[:, :4]
+with h5py.File(t + "/Gint.h5", "w") as f: f["G"] = np.ones((6, 5), dtype=np.int32)
+with h5py.File(t + "/Gnan.h5", "w") as f: g = G.copy(); g[2, 3] = np.nan; f["G"] = g
+with h5py.File(t + "/Gneg.h5", "w") as f: g = G.copy(); g[1, 1] = -1e-6; f["G"] = g
+PYEOF
+  expect 0 "6 x 5\|3 x 5 column currents (model ideal)" "crossbar ideal" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model ideal -o "$T/I.h5"
+  "$PY" -c "
+import h5py, numpy as np, sys
+G = h5py.File('$T/G.h5')['G'][:]; V = h5py.File('$T/V.h5')['V'][:]; f = h5py.File('$T/I.h5')
+I = f['I'][:]
+assert f['I'].attrs['unit'].decode() == 'A' and f['I'].attrs['model'].decode() == 'ideal'
+assert np.allclose(I, V @ G, rtol=1e-12, atol=0), 'ideal currents differ from V G'
+" && ok "crossbar ideal equals V G" || bad "crossbar ideal equals V G"
+  expect 0 "largest first-order correction" "crossbar analytic" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic --r-wl 2.5 --r-bl 3 -o "$T/Ia.h5"
+  expect 2 "needs --r-wl and --r-bl" "analytic without resistances" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic -o "$T/x.h5"
+  expect 2 "'spice' is not one of ideal, analytic" "unknown model" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model spice -o "$T/x.h5"
+  expect 2 "'-3' is not a resistance" "negative resistance" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic --r-wl -3 --r-bl 1 -o "$T/x.h5"
+  expect 2 "are required" "missing -o" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model ideal
+  expect 1 "/V has 4 columns but" "shape mismatch" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/Vbad.h5" --model ideal -o "$T/x.h5"
+  expect 1 "Gint.h5: dataset '/G' is not a floating-point type" "integer G" -- "$EXE" crossbar --g "$T/Gint.h5" --v "$T/V.h5" --model ideal -o "$T/x.h5"
+  expect 1 "element \[2\]\[3\] is nan" "NaN in G" -- "$EXE" crossbar --g "$T/Gnan.h5" --v "$T/V.h5" --model ideal -o "$T/x.h5"
+  expect 1 "G\[1\]\[1\] = -1e-06 S" "negative conductance" -- "$EXE" crossbar --g "$T/Gneg.h5" --v "$T/V.h5" --model ideal -o "$T/x.h5"
+  expect 1 "V.h5: dataset '/G' is missing" "wrong dataset" -- "$EXE" crossbar --g "$T/V.h5" --v "$T/V.h5" --model ideal -o "$T/x.h5"
+  [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "crossbar errors leave no output" || bad "crossbar errors leave no output"
 else
-  echo "skip - h5py recomputation (no python3-h5py for /usr/bin/python3)"
+  echo "skip - h5py recomputation and crossbar files (no python3-h5py for /usr/bin/python3)"
 fi
 
 # docs/config.md lists every key with its current default

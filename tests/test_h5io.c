@@ -1,0 +1,148 @@
+/* test_h5io.c - float64 matrix files: round trip, every rejection, and the
+ * crossbar models behind `sprintsim crossbar` against direct formulas. */
+#include "config.h"
+#include "spr_error.h"
+#include "spr_h5io.h"
+#include "spr_test.h"
+#include "spr_xbar.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <sys/stat.h>
+
+/* A file with one dataset "/X" of the given type, rank and dims. */
+static void make_file(const char *path, hid_t type, int rank, const hsize_t *dims, const void *buf) {
+  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t sp = H5Screate_simple(rank, dims, NULL);
+  hid_t ds = H5Dcreate2(f, "/X", type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (buf) H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+  H5Dclose(ds);
+  H5Sclose(sp);
+  H5Fclose(f);
+}
+
+static void test_round_trip(void) {
+  char p[256];
+  spr_test_path(p, sizeof p, "h5io", ".h5");
+  double m[6] = {1.5e-5, 2.385, -3, 0, 7e-9, 1e3};
+  const char *names[] = {"unit", "model"}, *values[] = {"A", "ideal"};
+  CU_ASSERT_EQUAL_FATAL(spr_h5_write_matrix(p, "/I", m, 2, 3, names, values, 2), 0);
+  double *r;
+  int rows, cols;
+  CU_ASSERT_EQUAL_FATAL(spr_h5_read_matrix(p, "/I", &r, &rows, &cols), 0);
+  CU_ASSERT_EQUAL(rows, 2);
+  CU_ASSERT_EQUAL(cols, 3);
+  CU_ASSERT_EQUAL(memcmp(r, m, sizeof m), 0);
+  free(r);
+  /* the attribute is there, typed as a string */
+  hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+  CU_ASSERT(H5Aexists_by_name(f, "/I", "model", H5P_DEFAULT) > 0);
+  H5Fclose(f);
+  remove(p);
+}
+
+static void test_rejections(void) {
+  char p[256];
+  spr_test_path(p, sizeof p, "h5bad", ".h5");
+  double *r = NULL;
+  int rows, cols;
+  /* missing file, not HDF5 */
+  CU_ASSERT_EQUAL(spr_h5_read_matrix("/nonexistent/g.h5", "/G", &r, &rows, &cols), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "/nonexistent/g.h5: cannot open");
+  FILE *t = fopen(p, "w");
+  fputs("[not hdf5]\n", t);
+  fclose(t);
+  CU_ASSERT_EQUAL(spr_h5_read_matrix(p, "/G", &r, &rows, &cols), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "not an HDF5 file");
+  /* missing dataset */
+  hsize_t d2[2] = {2, 2}, d1[1] = {4}, d0[2] = {0, 3};
+  double ok[4] = {1, 2, 3, 4};
+  make_file(p, H5T_NATIVE_DOUBLE, 2, d2, ok);
+  CU_ASSERT_EQUAL(spr_h5_read_matrix(p, "/G", &r, &rows, &cols), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset '/G' is missing");
+  /* wrong rank */
+  make_file(p, H5T_NATIVE_DOUBLE, 1, d1, ok);
+  CU_ASSERT_EQUAL(spr_h5_read_matrix(p, "/X", &r, &rows, &cols), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "rank 1, expected 2");
+  /* integers */
+  int iv[4] = {1, 2, 3, 4};
+  make_file(p, H5T_NATIVE_INT, 2, d2, iv);
+  CU_ASSERT_EQUAL(spr_h5_read_matrix(p, "/X", &r, &rows, &cols), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "not a floating-point type");
+  /* empty */
+  make_file(p, H5T_NATIVE_DOUBLE, 2, d0, NULL);
+  CU_ASSERT_EQUAL(spr_h5_read_matrix(p, "/X", &r, &rows, &cols), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "is empty (0 x 3)");
+  /* NaN */
+  double bad[4] = {1, 2, NAN, 4};
+  make_file(p, H5T_NATIVE_DOUBLE, 2, d2, bad);
+  CU_ASSERT_EQUAL(spr_h5_read_matrix(p, "/X", &r, &rows, &cols), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "element [1][0] is nan");
+  CU_ASSERT_PTR_NULL(r);
+  remove(p);
+  /* writing: a directory, or a name ending in '/' */
+  char dir[256];
+  spr_test_path(dir, sizeof dir, "h5dir", "");
+  CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+  CU_ASSERT_EQUAL(spr_h5_write_matrix(dir, "/I", ok, 2, 2, NULL, NULL, 0), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "is a directory");
+  rmdir(dir);
+  CU_ASSERT_EQUAL(spr_h5_write_matrix("/nonexistent/i.h5", "/I", ok, 2, 2, NULL, NULL, 0), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "/nonexistent/i.h5.tmp.");
+  CU_ASSERT_EQUAL(spr_h5_write_matrix(p, "/I", ok, 0, 2, NULL, NULL, 0), SPR_EINVAL);
+}
+
+/* ideal: I = V G; analytic: V G (1 - r_wl A - r_bl B), both written out
+ * here from the definitions of A and B. */
+static void test_models(void) {
+  enum { R = 3, C = 4, M = 2 };
+  double G[R * C], V[M * R], I[M * C];
+  for (int k = 0; k < R * C; k++) G[k] = 1e-6 * (3 + (k * 7) % 11);
+  for (int k = 0; k < M * R; k++) V[k] = 0.05 * ((k % 5) - 2) + 0.0123;
+  double corr;
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_column_currents(SPR_XBAR_MODEL_IDEAL, G, R, C, V, M, 5, 7, I, &corr), 0);
+  CU_ASSERT_EQUAL(corr, 0);
+  for (int m = 0; m < M; m++)
+    for (int j = 0; j < C; j++) {
+      double want = 0;
+      for (int i = 0; i < R; i++) want += V[m * R + i] * G[i * C + j];
+      CU_ASSERT_DOUBLE_EQUAL(I[m * C + j], want, 1e-18);
+    }
+  const double rw = 250, rb = 400; /* large, so the correction is visible */
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_column_currents(SPR_XBAR_MODEL_ANALYTIC, G, R, C, V, M, rw, rb, I, &corr), 0);
+  double worst = 0;
+  for (int m = 0; m < M; m++)
+    for (int j = 0; j < C; j++) {
+      double want = 0;
+      for (int i = 0; i < R; i++) {
+        double A = 0, B = 0;
+        for (int k = 0; k <= j; k++)
+          for (int l = k; l < C; l++) A += G[i * C + l];
+        for (int k = i; k < R; k++)
+          for (int q = 0; q <= k; q++) B += G[q * C + j];
+        const double c = rw * A + rb * B;
+        if (c > worst) worst = c;
+        want += V[m * R + i] * G[i * C + j] * (1 - c);
+      }
+      CU_ASSERT_DOUBLE_EQUAL(I[m * C + j], want, 1e-12 * fabs(want) + 1e-20);
+    }
+  CU_ASSERT_DOUBLE_EQUAL(corr, worst, 1e-12);
+  /* rejections */
+  CU_ASSERT_EQUAL(spr_xbar_column_currents(7, G, R, C, V, M, 0, 0, I, &corr), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "unknown model 7");
+  G[5] = -1e-6;
+  CU_ASSERT_EQUAL(spr_xbar_column_currents(0, G, R, C, V, M, 0, 0, I, &corr), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "G[1][1] = -1e-06 S");
+  G[5] = 1e-6;
+  CU_ASSERT_EQUAL(spr_xbar_column_currents(1, G, R, C, V, M, -1, 0, I, &corr), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "r_wl -1");
+  CU_ASSERT_EQUAL(spr_xbar_column_currents(1, G, 0, C, V, M, 0, 0, I, &corr), SPR_EINVAL);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {{"round trip", test_round_trip},
+                         {"rejections", test_rejections},
+                         {"ideal and analytic models", test_models},
+                         CU_TEST_INFO_NULL};
+  return spr_test_run("h5io", tests);
+}
