@@ -137,20 +137,46 @@ static void assemble(const double *G, int R, int C, double gw, double gb, double
     }
 }
 
-/* In-place banded Cholesky A = L L^T (row-oriented):
+/* First column of row k's envelope (profile) in the interleaved order:
+ * word node (i,j) couples below it only to word node (i,j-1), two rows up;
+ * bit node (i,j) to bit node (i-1,j), p = 2C rows up (bit nodes of row 0:
+ * to their word node, one row up).  A row of L has no entries before its
+ * envelope (no fill outside it), so half the rows of L have at most three
+ * entries. */
+static inline size_t env_first(size_t k, size_t p) {
+  if (k % 2 == 0) return (k % p) ? k - 2 : k;
+  return k >= p ? k - p : k - 1;
+}
+
+/* sum_{t < n} a[t] b[t] with four fixed partial sums (a fixed order of
+ * operations, whichever instructions the compiler picks). */
+static inline double dot4(const double *a, const double *b, size_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t t = 0;
+  for (; t + 4 <= n; t += 4) {
+    s0 += a[t] * b[t];
+    s1 += a[t + 1] * b[t + 1];
+    s2 += a[t + 2] * b[t + 2];
+    s3 += a[t + 3] * b[t + 3];
+  }
+  for (; t < n; t++) s0 += a[t] * b[t];
+  return (s0 + s1) + (s2 + s3);
+}
+
+/* In-place envelope Cholesky A = L L^T (row-oriented, band storage):
  *   L[k][m] = (A[k][m] - sum_{t<m} L[k][t] L[m][t]) / L[m][m],
- *   L[k][k] = sqrt(A[k][k] - sum_{t<k} L[k][t]^2).
+ *   L[k][k] = sqrt(A[k][k] - sum_{t<k} L[k][t]^2),
+ * sums over t >= max(env_first(k), env_first(m)).
  * Returns the first index with a non-positive pivot, or -1. */
 static long cholesky_band(double *band, size_t N, size_t p) {
   const size_t s = p + 1;
   for (size_t k = 0; k < N; k++) {
     double *Lk = band + k * s; /* Lk[t - k + p] = L[k][t] */
-    const size_t m0 = k > p ? k - p : 0;
-    for (size_t m = m0; m <= k; m++) {
+    const size_t fk = env_first(k, p);
+    for (size_t m = fk; m <= k; m++) {
       const double *Lm = band + m * s;
-      const size_t t0 = m0; /* t >= max(k - p, m - p) = k - p */
-      double acc = Lk[m - k + p];
-      for (size_t t = t0; t < m; t++) acc -= Lk[t + p - k] * Lm[t + p - m];
+      const size_t fm = env_first(m, p), t0 = fk > fm ? fk : fm;
+      double acc = Lk[m - k + p] - dot4(Lk + t0 + p - k, Lm + t0 + p - m, m - t0);
       if (m < k) {
         Lk[m + p - k] = acc / Lm[p];
       } else {
@@ -160,6 +186,75 @@ static long cholesky_band(double *band, size_t N, size_t p) {
     }
   }
   return -1;
+}
+
+/* Solve L L^T u = u in place (banded factor). */
+static void lower_upper_solve(const double *band, size_t N, size_t p, double *u) {
+  const size_t s = p + 1;
+  for (size_t k = 0; k < N; k++) {
+    const double *Lk = band + k * s;
+    double acc = u[k];
+    for (size_t m = env_first(k, p); m < k; m++) acc -= Lk[m + p - k] * u[m];
+    u[k] = acc / Lk[p];
+  }
+  /* L^T u = u by columns of L^T (rows of L): contiguous access */
+  for (size_t k = N; k-- > 0;) {
+    const double *Lk = band + k * s;
+    const double uk = u[k] / Lk[p];
+    u[k] = uk;
+    for (size_t m = env_first(k, p); m < k; m++) u[m] -= Lk[m + p - k] * uk;
+  }
+}
+
+/* Probe residual rho = b - A u, u = x (+ d when d is not NULL), in long
+ * double.  Writes rho rounded to double into out (if not NULL) and adds
+ * sum rho^2 to *rsq (if not NULL). */
+static void probe_residual(const double *G, int R, int C, double gw, double gb, const double *x,
+                           const double *d, double *out, long double *rsq) {
+  const size_t p = 2 * (size_t)C;
+#define U(k) ((long double)x[k] + (d ? (long double)d[k] : 0.0L))
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < C; j++) {
+      const double g = G[i * C + j];
+      const size_t w = 2 * ((size_t)i * C + j), b = w + 1;
+      long double rw = (j == 0 ? (long double)gw * probe_v(i) : 0.0L) -
+                       ((long double)g + gw + (j < C - 1 ? gw : 0)) * U(w) + (long double)g * U(b);
+      if (j > 0) rw += (long double)gw * U(w - 2);
+      if (j < C - 1) rw += (long double)gw * U(w + 2);
+      long double rb = -((long double)g + gb + (i > 0 ? gb : 0)) * U(b) + (long double)g * U(w);
+      if (i > 0) rb += (long double)gb * U(b - p);
+      if (i < R - 1) rb += (long double)gb * U(b + p);
+      if (out) {
+        out[w] = (double)rw;
+        out[b] = (double)rb;
+      }
+      if (rsq) *rsq += rw * rw + rb * rb;
+    }
+#undef U
+}
+
+/* Bound on the squared 2-norm of the rounding of probe_residual: each
+ * equation sums at most 7 products of long doubles (x + d rounded once,
+ * each product and sum rounded once), so its error is below
+ * 16 eps_ld sum |terms|; |x + d| <= 2 |x| is used for the terms. */
+static void probe_residual_round(const double *G, int R, int C, double gw, double gb,
+                                 const double *x, double *rsq) {
+  const size_t p = 2 * (size_t)C;
+  const double e = 16 * (double)LDBL_EPSILON;
+  double acc = 0;
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < C; j++) {
+      const double g = G[i * C + j];
+      const size_t w = 2 * ((size_t)i * C + j), b = w + 1;
+      double sw = (j == 0 ? gw * probe_v(i) : 0) + 2 * ((g + 2 * gw) * fabs(x[w]) + g * fabs(x[b]));
+      if (j > 0) sw += 2 * gw * fabs(x[w - 2]);
+      if (j < C - 1) sw += 2 * gw * fabs(x[w + 2]);
+      double sb = 2 * ((g + 2 * gb) * fabs(x[b]) + g * fabs(x[w]));
+      if (i > 0) sb += 2 * gb * fabs(x[b - p]);
+      if (i < R - 1) sb += 2 * gb * fabs(x[b + p]);
+      acc += (e * sw) * (e * sw) + (e * sb) * (e * sb);
+    }
+  *rsq = acc;
 }
 
 int spr_nodal_effective(const double *G, int R, int C, double r_wl, double r_bl, double *Geff,
@@ -191,7 +286,7 @@ int spr_nodal_effective(const double *G, int R, int C, double r_wl, double r_bl,
   }
   if (r_wl == 0 || r_bl == 0) {
     decoupled(G, R, C, r_wl, r_bl, Geff, ws);
-    if (err_bound) *err_bound = 64 * DBL_EPSILON;
+    if (err_bound) *err_bound = 8.0 * (R + C) * DBL_EPSILON;
     return 0;
   }
 
@@ -209,17 +304,16 @@ int spr_nodal_effective(const double *G, int R, int C, double r_wl, double r_bl,
    * kept (ring). */
   for (size_t k = 0; k < N; k++) {
     const double *Lk = band + k * s;
-    double *yk = win + (k % s) * R;
+    double *restrict yk = win + (k % s) * R;
     int nz = (int)(k / p) + 1; /* columns i with 2iC <= k */
     if (nz > R) nz = R;
     for (int i = 0; i < nz; i++) yk[i] = (k == (size_t)i * p) ? 1 : 0;
-    const size_t m0 = k > p ? k - p : 0;
-    for (size_t m = m0; m < k; m++) {
+    for (size_t m = env_first(k, p); m < k; m++) {
       const double l = Lk[m + p - k];
-      if (l == 0) continue;
-      const double *ym = win + (m % s) * R;
+      const double *restrict ym = win + (m % s) * R;
       int nm = (int)(m / p) + 1;
       if (nm > nz) nm = nz;
+#pragma omp simd
       for (int i = 0; i < nm; i++) yk[i] -= l * ym[i];
     }
     const double inv = 1 / Lk[p];
@@ -245,44 +339,28 @@ int spr_nodal_effective(const double *G, int R, int C, double r_wl, double r_bl,
   if (!err_bound) return 0;
   /* Probe: full solve A x = b, b = g_w v_i at word(i,0). */
   double *y = ws->y, *x = ws->x;
-  for (size_t k = 0; k < N; k++) {
-    const double *Lk = band + k * s;
-    double acc = (k % p == 0) ? gw * probe_v((int)(k / p)) : 0;
-    const size_t m0 = k > p ? k - p : 0;
-    for (size_t m = m0; m < k; m++) acc -= Lk[m + p - k] * y[m];
-    y[k] = acc / Lk[p];
-  }
-  for (size_t kk = N; kk-- > 0;) {
-    double acc = y[kk];
-    const size_t m1 = kk + p < N - 1 ? kk + p : N - 1;
-    for (size_t m = kk + 1; m <= m1; m++) acc -= band[m * s + kk + p - m] * x[m];
-    x[kk] = acc / band[kk * s + p];
-  }
-  /* residual in long double, straight from G (not from the factor) */
+  for (size_t k = 0; k < N; k++) x[k] = (k % p == 0) ? gw * probe_v((int)(k / p)) : 0;
+  lower_upper_solve(band, N, p, x);
+  /* One step of iterative refinement: d = A^-1 (b - A x) with the factor
+   * (d kept in y), so the probe solution is x + d, held as a pair. */
+  probe_residual(G, R, C, gw, gb, x, NULL, y, NULL);
+  lower_upper_solve(band, N, p, y);
+  /* Residual of x + d in long double, straight from G (not from the
+   * factor), with a bound on its own rounding. */
   long double rr = 0;
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < C; j++) {
-      const double g = G[i * C + j];
-      const size_t w = 2 * ((size_t)i * C + j), b = w + 1;
-      long double rw = (j == 0 ? (long double)gw * probe_v(i) : 0.0L) -
-                       ((long double)g + gw + (j < C - 1 ? gw : 0)) * x[w] +
-                       (long double)g * x[b];
-      if (j > 0) rw += (long double)gw * x[w - 2];
-      if (j < C - 1) rw += (long double)gw * x[w + 2];
-      long double rb = -((long double)g + gb + (i > 0 ? gb : 0)) * x[b] + (long double)g * x[w];
-      if (i > 0) rb += (long double)gb * x[b - p];
-      if (i < R - 1) rb += (long double)gb * x[b + p];
-      rr += rw * rw + rb * rb;
-    }
+  double rsq_round = 0;
+  probe_residual(G, R, C, gw, gb, x, y, NULL, &rr);
+  probe_residual_round(G, R, C, gw, gb, x, &rsq_round);
   const double PI = 3.14159265358979323846;
   const double sw = sin(PI / (4.0 * C + 2)), sb = sin(PI / (4.0 * R + 2));
   const double lam = fmin(4 * gw * sw * sw, 4 * gb * sb * sb);
-  const double ebound = gb * (double)sqrtl(rr) / lam;
+  const double ebound = gb * (sqrt((double)rr) + sqrt(rsq_round)) / lam;
   double num = 0, den = 0;
   for (int j = 0; j < C; j++) {
     double ig = 0;
     for (int i = 0; i < R; i++) ig += probe_v(i) * Geff[i * C + j];
-    const double ix = gb * x[N - p + 2 * (size_t)j + 1];
+    const size_t bj = N - p + 2 * (size_t)j + 1;
+    const double ix = (double)(gb * ((long double)x[bj] + y[bj]));
     num = fmax(num, fabs(ig - ix) + ebound);
     den = fmax(den, fabs(ix));
   }

@@ -16,34 +16,45 @@
  *
  * Method: A is a symmetric M-matrix (positive definite).  Unknowns are
  * ordered row by row, word and bit node of each cell interleaved, which
- * makes A banded with half-bandwidth p = 2C.  A = L L^T by banded Cholesky
- * (no pivoting needed, exact to rounding), then
+ * makes A banded with half-bandwidth p = 2C.  A = L L^T by envelope
+ * (profile) Cholesky in band storage: no pivoting, exact to rounding, and
+ * no fill outside each row's envelope, so word-node rows of L keep at most
+ * three entries.  Then
  *   Geff[i][j] = g_wl g_bl (L^-1 e_word(i,0)) . (L^-1 e_bit(R-1,j)),
  * where the second factor is non-zero only on the last row's 2C unknowns,
  * so the R forward solves run together and keep a window of p + 1 rows.
  * Both factors are non-negative (L^-1 >= 0 for an M-matrix): the dot
  * products do not cancel.
- * Cost: factorisation 2 R C^3 multiply-adds, forward solves about
- * 2 R^2 C^2; memory 2RC (2C + 1) doubles for the factor.  Put the longer
- * dimension on R (the cost is quartic in C, quadratic in R).
+ * Cost: factorisation about R C^3 multiply-adds, forward solves about
+ * R^2 C^2; memory 2RC (2C + 1) doubles for the factor.  Put the longer
+ * dimension on R (the cost is quartic in C, quadratic in R).  Measured
+ * (one core, -O2, x86-64): 64 x 64 in 12 ms, 128 x 128 in 150 ms; with
+ * err_bound 15 ms and 190 ms.  Single-threaded and deterministic; callers
+ * parallelise over arrays.
  *
- * Error bound: the factor also solves one full probe problem (inputs
- * v_i in [0.5, 1] from a fixed sequence); its residual rho = b - A x is
- * formed in long double, and with the proven bound
+ * Error bound: the factor also solves one full probe problem A x = b
+ * (inputs v_i in [0.5, 1) from a fixed sequence), refined once
+ * (x + d, d = A^-1 (b - A x) from the factor); the residual rho of x + d
+ * is formed in long double straight from G, plus a bound on the rounding
+ * of that computation.  With the proven bound
  *   lambda_min(A) >= lam = min(4 g_wl sin^2(pi / (4C + 2)),
  *                              4 g_bl sin^2(pi / (4R + 2)))
- * (A dominates the grounded word-line and bit-line paths; the cells add
- * a positive semidefinite term) the probe's true column currents satisfy
- * |I_j - sum_i v_i Geff[i][j]| <= |I_x,j - sum_i v_i Geff[i][j]|
- *                                  + g_bl ||rho||_2 / lam.
+ * (A dominates the grounded word-line and bit-line paths, whose smallest
+ * eigenvalues these are; the cells add a positive semidefinite term) the
+ * probe's true column currents satisfy
+ *   |I_j - sum_i v_i Geff[i][j]| <= |I_x,j - sum_i v_i Geff[i][j]|
+ *                                   + g_bl (||rho||_2 + rounding) / lam.
  * err_bound is the largest right-hand side over j divided by the largest
- * probe column current: a bound for that input, stated as the relative
- * error of Geff (relative to the largest column current).
+ * probe column current: a proven bound for that input, reported as the
+ * relative error of Geff (relative to the largest column current).  It is
+ * pessimistic (lam and the rounding bound are worst cases): typically
+ * 1e-10 to 1e-9 at 64 x 64 to 128 x 128 while the observed difference
+ * from a dense LU solve is about 1e-14.
  *
- * Wire resistances of zero: r_wl = r_bl = 0 gives Geff = G exactly;
- * one of them zero decouples the array into independent lines, each
- * solved exactly by a tridiagonal (Thomas) solve; err_bound is then
- * 64 eps (rounding of O(R + C) well-conditioned operations).
+ * Wire resistances of zero: r_wl = r_bl = 0 gives Geff = G exactly
+ * (err_bound 0); one of them zero decouples the array into independent
+ * lines, each solved by a diagonally dominant tridiagonal (Thomas) solve;
+ * err_bound is then the estimate 8 (R + C) eps (not a proof).
  */
 #ifndef SPR_NODAL_H
 #define SPR_NODAL_H
@@ -51,7 +62,7 @@
 typedef struct spr_nodal_ws spr_nodal_ws;
 
 /* Workspace for arrays of up to R_max x C_max cells (2 R C (2C + 1) +
- * (2C + 1)(R + 1) + 4 R C doubles: 68 MB at 128 x 128, 8.6 MB at
+ * (2C + 1) R + 2C + 4 R C doubles: 68 MB at 128 x 128, 8.6 MB at
  * 64 x 64).  Returns NULL and sets *err (if err is not NULL) to
  * SPR_EINVAL (R_max, C_max < 1 or too large) or SPR_ENOMEM. */
 spr_nodal_ws *spr_nodal_ws_alloc(int R_max, int C_max, int *err);

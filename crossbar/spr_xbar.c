@@ -5,6 +5,7 @@
 #include "spr_xbar.h"
 #include "spr_error.h"
 #include "spr_rng.h"
+#include "spr_nodal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -300,7 +301,7 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
                            "crossbar: first-order IR drop out of its range: r_wl A + r_bl B reaches "
                            "%.3g (limit %g) in a %d x %d array with r_wl %g ohm, r_bl %g ohm, "
                            "g_max %g S; use smaller arrays, lower wire resistance or conductances "
-                           "(an exact nodal solver comes with the SPICE calibration)",
+                           "(the exact nodal model: sprintsim crossbar --model nodal)",
                            worst, SPR_IR_FIRST_ORDER_LIMIT, R, C, p->r_wl_ohm, p->r_bl_ohm, p->g_max_S);
       }
       /* fold pairs into weights (row-major) */
@@ -352,7 +353,8 @@ int spr_xbar_column_currents(int model, const double *G, int R, int C, const dou
                              double r_wl, double r_bl, double *I, double *correction) {
   if (R < 1 || C < 1 || M < 1)
     return spr_error(SPR_EINVAL, "crossbar currents: shape R %d, C %d, M %d (each >= 1)", R, C, M);
-  if (model != SPR_XBAR_MODEL_IDEAL && model != SPR_XBAR_MODEL_ANALYTIC)
+  if (model != SPR_XBAR_MODEL_IDEAL && model != SPR_XBAR_MODEL_ANALYTIC &&
+      model != SPR_XBAR_MODEL_NODAL)
     return spr_error(SPR_EINVAL, "crossbar currents: unknown model %d", model);
   if (!(r_wl >= 0 && r_bl >= 0 && isfinite(r_wl) && isfinite(r_bl)))
     return spr_error(SPR_EINVAL, "crossbar currents: wire resistances r_wl %g, r_bl %g ohm must be finite and >= 0",
@@ -374,6 +376,22 @@ int spr_xbar_column_currents(int model, const double *G, int R, int C, const dou
       return spr_error(SPR_ENOMEM, "crossbar currents: out of memory for %d x %d", R, C);
     }
     *correction = spr_xbar_ir_first_order(G, R, C, r_wl, r_bl, geff, work);
+    Ge = geff;
+  } else if (model == SPR_XBAR_MODEL_NODAL) {
+    int rc = 0;
+    spr_nodal_ws *ws = spr_nodal_ws_alloc(R, C, &rc);
+    geff = malloc(RC * sizeof *geff);
+    if (!ws || !geff) {
+      spr_nodal_ws_free(ws);
+      free(geff);
+      return rc ? rc : spr_error(SPR_ENOMEM, "crossbar currents: out of memory for %d x %d", R, C);
+    }
+    rc = spr_nodal_effective(G, R, C, r_wl, r_bl, geff, correction, ws);
+    spr_nodal_ws_free(ws);
+    if (rc) {
+      free(geff);
+      return rc;
+    }
     Ge = geff;
   }
   /* I = V Ge, in double */

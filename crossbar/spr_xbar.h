@@ -113,14 +113,20 @@ double spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl,
                              double r_bl, double *geff, double *work);
 
 /* Models of `sprintsim crossbar`. */
-enum spr_xbar_model { SPR_XBAR_MODEL_IDEAL = 0, SPR_XBAR_MODEL_ANALYTIC = 1 };
+enum spr_xbar_model {
+  SPR_XBAR_MODEL_IDEAL = 0,
+  SPR_XBAR_MODEL_ANALYTIC = 1,
+  SPR_XBAR_MODEL_NODAL = 2 /* exact nodal analysis (crossbar/spr_nodal.h) */
+};
 
 /* Column currents I (M x C, amperes) of one array of conductances G (R x C,
  * siemens, finite, >= 0) for M input vectors V (M x R, volts), under the
- * topology above: ideal (I = V G, no wires) or analytic (the first-order
+ * topology above: ideal (I = V G, no wires), analytic (the first-order
  * IR-drop model; *correction gets the largest r_wl A + r_bl B, which makes
  * the model inaccurate beyond SPR_IR_FIRST_ORDER_LIMIT — reported, not
- * refused, since this entry point exists to compare models).
+ * refused, since this entry point exists to compare models) or nodal (the
+ * exact solution of the linear network; *correction gets the solver's
+ * relative error bound instead).
  * Returns 0, SPR_EINVAL (bad shape, model, negative or non-finite value,
  * naming it) or SPR_ENOMEM. */
 int spr_xbar_column_currents(int model, const double *G, int R, int C, const double *V, int M,

@@ -37,7 +37,7 @@ static void usage_main(FILE *f) {
           "                           accuracy against dense attention\n"
           "  crossbar --g G.h5 --v V.h5 --model M [--r-wl OHM --r-bl OHM] -o I.h5\n"
           "                           column currents of your own conductance matrix\n"
-          "                           and inputs under a model (ideal, analytic)\n"
+          "                           and inputs under a model (ideal, analytic, nodal)\n"
           "  config [CONFIG]          print the resolved configuration (every key with\n"
           "                           its value, unit and meaning) as INI text\n"
           "  help [COMMAND]           show help\n"
@@ -297,16 +297,17 @@ static int cmd_run(int argc, char **argv) {
 
 static void usage_crossbar(FILE *f) {
   fprintf(f,
-          "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic\n"
+          "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic|nodal\n"
           "                          [--r-wl OHM --r-bl OHM] -o I.h5\n"
           "\n"
           "Column currents of one crossbar array under a chosen model (docs/crossbar.md).\n"
           "  --g G.h5      dataset /G: R x C conductances, siemens, float64\n"
           "  --v V.h5      dataset /V: M x R row voltages, one input vector per row, volts\n"
           "  --model       ideal: I = V G (no wires); analytic: first-order IR drop\n"
-          "                (docs/model.md), with the wire segments below\n"
+          "                (docs/model.md); nodal: exact solution of the resistive\n"
+          "                network (banded Cholesky), with the wire segments below\n"
           "  --r-wl, --r-bl  word- and bit-line segment resistance, ohm (required by\n"
-          "                analytic)\n"
+          "                analytic and nodal)\n"
           "  -o I.h5       dataset /I: M x C column currents, amperes, with the model\n"
           "                and resistances as attributes; written atomically\n");
 }
@@ -360,8 +361,9 @@ static int cmd_crossbar(int argc, char **argv) {
   int model;
   if (!strcmp(model_s, "ideal")) model = SPR_XBAR_MODEL_IDEAL;
   else if (!strcmp(model_s, "analytic")) model = SPR_XBAR_MODEL_ANALYTIC;
+  else if (!strcmp(model_s, "nodal")) model = SPR_XBAR_MODEL_NODAL;
   else {
-    fprintf(stderr, "%s: crossbar: --model '%s' is not one of ideal, analytic\n", prog, model_s);
+    fprintf(stderr, "%s: crossbar: --model '%s' is not one of ideal, analytic, nodal\n", prog, model_s);
     return EXIT_USAGE;
   }
   if (model != SPR_XBAR_MODEL_IDEAL && (r_wl < 0 || r_bl < 0)) {
@@ -390,15 +392,17 @@ static int cmd_crossbar(int argc, char **argv) {
       snprintf(rw, sizeof rw, "%.17g", r_wl);
       snprintf(rbs, sizeof rbs, "%.17g", r_bl);
       snprintf(cs, sizeof cs, "%.6g", corr);
-      const char *names[] = {"unit", "model", "r_wl_ohm", "r_bl_ohm", "max_first_order_correction"};
+      const char *names[] = {"unit", "model", "r_wl_ohm", "r_bl_ohm",
+                             model == SPR_XBAR_MODEL_NODAL ? "error_bound" : "max_first_order_correction"};
       const char *values[] = {"A", model_s, rw, rbs, cs};
-      if (spr_h5_write_matrix(out, "/I", I, M, C, names, values, model == SPR_XBAR_MODEL_ANALYTIC ? 5 : 4)) {
+      if (spr_h5_write_matrix(out, "/I", I, M, C, names, values, model == SPR_XBAR_MODEL_IDEAL ? 4 : 5)) {
         status = fail(1, NULL);
       } else {
         printf("crossbar: %s: /I, %d x %d column currents (model %s", out, M, C, model_s);
         if (model == SPR_XBAR_MODEL_ANALYTIC) printf(", largest first-order correction %.4g", corr);
+        if (model == SPR_XBAR_MODEL_NODAL) printf(", relative error bound %.2g", corr);
         printf(")\n");
-        if (corr > SPR_IR_FIRST_ORDER_LIMIT)
+        if (model == SPR_XBAR_MODEL_ANALYTIC && corr > SPR_IR_FIRST_ORDER_LIMIT)
           fprintf(stderr, "%s: crossbar: note: the first-order correction reaches %.3g, above %g: the "
                   "analytic model is inaccurate for this array\n", prog, corr, SPR_IR_FIRST_ORDER_LIMIT);
       }

@@ -141,6 +141,15 @@ assert f['I'].attrs['unit'].decode() == 'A' and f['I'].attrs['model'].decode() =
 assert np.allclose(I, V @ G, rtol=1e-12, atol=0), 'ideal currents differ from V G'
 " && ok "crossbar ideal equals V G" || bad "crossbar ideal equals V G"
   expect 0 "largest first-order correction" "crossbar analytic" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic --r-wl 2.5 --r-bl 3 -o "$T/Ia.h5"
+  expect 0 "relative error bound" "crossbar nodal" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model nodal --r-wl 2.5 --r-bl 3 -o "$T/In.h5"
+  "$PY" -c "
+import h5py, numpy as np
+G = h5py.File('$T/G.h5')['G'][:]; V = h5py.File('$T/V.h5')['V'][:]
+In = h5py.File('$T/In.h5')['I'][:]; Ia = h5py.File('$T/Ia.h5')['I'][:]
+I0 = V @ G; s = np.abs(I0).max()
+drop = np.abs(In - I0).max() / s; gap = np.abs(In - Ia).max() / s
+assert drop > 1e-5 and gap < 0.05 * drop, (drop, gap)
+" && ok "nodal vs analytic: second-order gap" || bad "nodal vs analytic: second-order gap"
   expect 2 "needs --r-wl and --r-bl" "analytic without resistances" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic -o "$T/x.h5"
   expect 2 "'spice' is not one of ideal, analytic" "unknown model" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model spice -o "$T/x.h5"
   expect 2 "'-3' is not a resistance" "negative resistance" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic --r-wl -3 --r-bl 1 -o "$T/x.h5"

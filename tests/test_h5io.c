@@ -127,6 +127,23 @@ static void test_models(void) {
       CU_ASSERT_DOUBLE_EQUAL(I[m * C + j], want, 1e-12 * fabs(want) + 1e-20);
     }
   CU_ASSERT_DOUBLE_EQUAL(corr, worst, 1e-12);
+  /* nodal: exact; with no wires it is the ideal product, and with small
+   * wires it agrees with the first-order model to second order */
+  double In[M * C], Ia[M * C], I0[M * C], bound;
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_column_currents(SPR_XBAR_MODEL_NODAL, G, R, C, V, M, 0, 0, In, &bound), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_column_currents(SPR_XBAR_MODEL_IDEAL, G, R, C, V, M, 0, 0, I0, &corr), 0);
+  CU_ASSERT_EQUAL(memcmp(In, I0, sizeof In), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_column_currents(SPR_XBAR_MODEL_NODAL, G, R, C, V, M, 25, 40, In, &bound), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_column_currents(SPR_XBAR_MODEL_ANALYTIC, G, R, C, V, M, 25, 40, Ia, &corr), 0);
+  double drop = 0, gap = 0, scale = 0;
+  for (int k = 0; k < M * C; k++) scale = fmax(scale, fabs(I0[k]));
+  for (int k = 0; k < M * C; k++) {
+    drop = fmax(drop, fabs(In[k] - I0[k]) / scale);
+    gap = fmax(gap, fabs(In[k] - Ia[k]) / scale);
+  }
+  CU_ASSERT(drop > 1e-4);     /* the wires matter */
+  CU_ASSERT(gap < 0.05 * drop); /* first order captures most of it */
+  CU_ASSERT(bound >= 0 && bound < 1e-8);
   /* rejections */
   CU_ASSERT_EQUAL(spr_xbar_column_currents(7, G, R, C, V, M, 0, 0, I, &corr), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "unknown model 7");
