@@ -5,6 +5,7 @@
 #include "spr_pipeline.h"
 #include "spr_report.h"
 #include "spr_h5io.h"
+#include "spr_spice.h"
 #include "spr_xbar.h"
 #include "spr_trace.h"
 
@@ -37,7 +38,8 @@ static void usage_main(FILE *f) {
           "                           accuracy against dense attention\n"
           "  crossbar --g G.h5 --v V.h5 --model M [--r-wl OHM --r-bl OHM] -o I.h5\n"
           "                           column currents of your own conductance matrix\n"
-          "                           and inputs under a model (ideal, analytic, nodal)\n"
+          "                           and inputs under a model (ideal, analytic, nodal,\n"
+          "                           spice)\n"
           "  config [CONFIG]          print the resolved configuration (every key with\n"
           "                           its value, unit and meaning) as INI text\n"
           "  help [COMMAND]           show help\n"
@@ -297,7 +299,7 @@ static int cmd_run(int argc, char **argv) {
 
 static void usage_crossbar(FILE *f) {
   fprintf(f,
-          "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic|nodal\n"
+          "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic|nodal|spice\n"
           "                          [--r-wl OHM --r-bl OHM] -o I.h5\n"
           "\n"
           "Column currents of one crossbar array under a chosen model (docs/crossbar.md).\n"
@@ -305,9 +307,10 @@ static void usage_crossbar(FILE *f) {
           "  --v V.h5      dataset /V: M x R row voltages, one input vector per row, volts\n"
           "  --model       ideal: I = V G (no wires); analytic: first-order IR drop\n"
           "                (docs/model.md); nodal: exact solution of the resistive\n"
-          "                network (banded Cholesky), with the wire segments below\n"
+          "                network (banded Cholesky); spice: ngspice operating point\n"
+          "                of the same netlist (slow: about 1.4 s per 64 x 64 input)\n"
           "  --r-wl, --r-bl  word- and bit-line segment resistance, ohm (required by\n"
-          "                analytic and nodal)\n"
+          "                every model but ideal)\n"
           "  -o I.h5       dataset /I: M x C column currents, amperes, with the model\n"
           "                and resistances as attributes; written atomically\n");
 }
@@ -362,8 +365,9 @@ static int cmd_crossbar(int argc, char **argv) {
   if (!strcmp(model_s, "ideal")) model = SPR_XBAR_MODEL_IDEAL;
   else if (!strcmp(model_s, "analytic")) model = SPR_XBAR_MODEL_ANALYTIC;
   else if (!strcmp(model_s, "nodal")) model = SPR_XBAR_MODEL_NODAL;
+  else if (!strcmp(model_s, "spice")) model = -1; /* ngspice, one op per input */
   else {
-    fprintf(stderr, "%s: crossbar: --model '%s' is not one of ideal, analytic, nodal\n", prog, model_s);
+    fprintf(stderr, "%s: crossbar: --model '%s' is not one of ideal, analytic, nodal, spice\n", prog, model_s);
     return EXIT_USAGE;
   }
   if (model != SPR_XBAR_MODEL_IDEAL && (r_wl < 0 || r_bl < 0)) {
@@ -385,7 +389,15 @@ static int cmd_crossbar(int argc, char **argv) {
     status = 1;
   } else {
     double corr = 0;
-    if (spr_xbar_column_currents(model, G, R, C, V, M, r_wl, r_bl, I, &corr)) {
+    int rc = 0;
+    if (model >= 0) {
+      rc = spr_xbar_column_currents(model, G, R, C, V, M, r_wl, r_bl, I, &corr);
+    } else {
+      /* ngspice in a child process per input vector (calibration/spr_spice.h) */
+      for (int m = 0; m < M && !rc; m++)
+        rc = spr_spice_crossbar_currents(G, R, C, r_wl, r_bl, V + (size_t)m * R, I + (size_t)m * C, 600.0);
+    }
+    if (rc) {
       status = fail(1, gpath);
     } else {
       char rw[32], rbs[32], cs[32];
@@ -395,7 +407,8 @@ static int cmd_crossbar(int argc, char **argv) {
       const char *names[] = {"unit", "model", "r_wl_ohm", "r_bl_ohm",
                              model == SPR_XBAR_MODEL_NODAL ? "error_bound" : "max_first_order_correction"};
       const char *values[] = {"A", model_s, rw, rbs, cs};
-      if (spr_h5_write_matrix(out, "/I", I, M, C, names, values, model == SPR_XBAR_MODEL_IDEAL ? 4 : 5)) {
+      if (spr_h5_write_matrix(out, "/I", I, M, C, names, values,
+                              model == SPR_XBAR_MODEL_ANALYTIC || model == SPR_XBAR_MODEL_NODAL ? 5 : 4)) {
         status = fail(1, NULL);
       } else {
         printf("crossbar: %s: /I, %d x %d column currents (model %s", out, M, C, model_s);

@@ -151,7 +151,13 @@ drop = np.abs(In - I0).max() / s; gap = np.abs(In - Ia).max() / s
 assert drop > 1e-5 and gap < 0.05 * drop, (drop, gap)
 " && ok "nodal vs analytic: second-order gap" || bad "nodal vs analytic: second-order gap"
   expect 2 "needs --r-wl and --r-bl" "analytic without resistances" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic -o "$T/x.h5"
-  expect 2 "'spice' is not one of ideal, analytic" "unknown model" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model spice -o "$T/x.h5"
+  expect 2 "'hspice' is not one of ideal, analytic, nodal, spice" "unknown model" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model hspice -o "$T/x.h5"
+  expect 0 "model spice" "crossbar spice" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model spice --r-wl 2.5 --r-bl 3 -o "$T/Is.h5"
+  "$PY" -c "
+import h5py, numpy as np
+In = h5py.File('$T/In.h5')['I'][:]; Is = h5py.File('$T/Is.h5')['I'][:]
+assert np.abs(Is - In).max() <= 1e-3 * np.abs(In).max(), 'ngspice and nodal differ'
+" && ok "ngspice agrees with the nodal solver" || bad "ngspice agrees with the nodal solver"
   expect 2 "'-3' is not a resistance" "negative resistance" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic --r-wl -3 --r-bl 1 -o "$T/x.h5"
   expect 2 "are required" "missing -o" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model ideal
   expect 1 "/V has 4 columns but" "shape mismatch" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/Vbad.h5" --model ideal -o "$T/x.h5"

@@ -1,0 +1,78 @@
+/* spr_spice.h - the SPICE driver: the only code that talks to libngspice.
+ *
+ * Isolation: libngspice is a process-wide singleton that one bad netlist
+ * line can poison for the rest of the process ("cannot recover and awaits
+ * to be detached"; see /work/shared/NGSPICE.md).  So every job runs in a
+ * forked child process: the child initialises the library, loads the
+ * netlist, runs the analysis, reads the vectors and sends the values (or
+ * an error message) back over a pipe, then exits with _exit().  The parent
+ * never initialises ngspice, so each child starts from a clean library, a
+ * failure or crash only kills that child, later jobs still work, and the
+ * parent's memory stays flat however many jobs run.
+ *
+ * Threads: fork() of a multi-threaded process leaves only the calling
+ * thread in the child, so the child's malloc may deadlock if another
+ * thread held its lock.  Call these functions from a single-threaded
+ * program (or before starting threads).  Jobs may run in parallel from
+ * separate processes.
+ *
+ * Signals: the parent reaps its own child with waitpid(); a SIGCHLD set
+ * to SIG_IGN by the caller makes the exit status unavailable, which is
+ * reported as an error.
+ */
+#ifndef SPR_SPICE_H
+#define SPR_SPICE_H
+
+/* Operating point of a netlist, read back as scalars.
+ * netlist_lines: n_lines lines of a SPICE netlist (the first one is the
+ *   title, as SPICE requires; a final ".end" is added if missing); the
+ *   strings are copied, the caller keeps ownership.
+ * vec_names: n_vecs vector names to read after "op", e.g. "v(out)" or
+ *   "vsense#branch" (the branch current of a voltage source, positive
+ *   into its + terminal, amperes); names match case-insensitively.
+ * values: n_vecs outputs (the first element of each vector, SI units);
+ *   unspecified on failure.
+ * timeout_s: wall-clock limit for the whole job (fork, load, analysis),
+ *   seconds, > 0; the child is killed with SIGKILL when it runs out.
+ * Returns 0, SPR_EINVAL (bad arguments), SPR_ESPICE (ngspice rejected the
+ *   netlist, the analysis failed or did not converge, a vector is
+ *   missing, the child crashed or timed out; the message says which line
+ *   or vector and quotes what ngspice printed) or SPR_EIO (fork or pipe
+ *   failed). */
+int spr_spice_op_currents(const char *const *netlist_lines, int n_lines,
+                          const char *const *vec_names, int n_vecs,
+                          double *values, double timeout_s);
+
+/* Netlist of one R x C crossbar array with the topology of
+ * crossbar/spr_nodal.h (docs/crossbar.md):
+ *   Vd<i>  d<i> 0 DC V[i]                 row driver (ideal source)
+ *   Rdw<i> d<i> w<i>_0 r_wl               driver to word node (i,0)
+ *   Rc<i>_<j> w<i>_<j> b<i>_<j> 1/G       cell (omitted when G = 0)
+ *   Rw<i>_<j> w<i>_<j> w<i>_<j+1> r_wl    word-line segment
+ *   Rb<i>_<j> b<i>_<j> b<i+1>_<j> r_bl    bit-line segment
+ *   Rsw<j> b<R-1>_<j> s<j> r_bl           last bit node to the sense node
+ *   Vs<j>  s<j> 0 DC 0                    ammeter: I_j = vs<j>#branch
+ * A wire resistance of 0 is emitted as a 0 V source (an exact short)
+ * instead of a resistor (V instead of R in the element name).  Numbers are printed with %.17g.
+ * G: R x C conductances (row-major, siemens, finite, >= 0).
+ * r_wl, r_bl: segment resistances (ohm, finite, >= 0).
+ * V: R row voltages (volts, finite).
+ * lines, n_lines: receive a malloc'ed array of malloc'ed lines; free it
+ *   with spr_spice_netlist_free().
+ * Returns 0, SPR_EINVAL (the message names the value) or SPR_ENOMEM; on
+ * failure *lines is NULL and *n_lines 0. */
+int spr_spice_crossbar_netlist(const double *G, int R, int C, double r_wl,
+                               double r_bl, const double *V, char ***lines,
+                               int *n_lines);
+
+/* Free a netlist from spr_spice_crossbar_netlist(); NULL is a no-op. */
+void spr_spice_netlist_free(char **lines, int n_lines);
+
+/* Column currents of one crossbar array for one input vector, by ngspice:
+ * the netlist above, an operating point, I[j] = vs<j>#branch (amperes,
+ * C outputs).  Arguments and errors as for the two functions above. */
+int spr_spice_crossbar_currents(const double *G, int R, int C, double r_wl,
+                                double r_bl, const double *V, double *I,
+                                double timeout_s);
+
+#endif
