@@ -2,6 +2,7 @@
 #include "config.h"
 #include "spr_h5io.h"
 #include "spr_error.h"
+#include "spr_h5quiet.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -14,16 +15,10 @@
 
 #define MAX_ELEMENTS (1ULL << 28)
 
-/* HDF5's own error printing off while a call runs; restored after. */
-typedef struct {
-  H5E_auto2_t fn;
-  void *data;
-} quiet;
-static void quiet_on(quiet *q) {
-  H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-static void quiet_off(const quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->fn, q->data); }
+/* HDF5's own error printing off while a call runs (spr_h5quiet.h). */
+typedef spr__h5_quiet quiet;
+#define quiet_on spr__h5_quiet_on
+#define quiet_off spr__h5_quiet_off
 
 static int read_body(hid_t f, const char *path, const char *dset, double **data, int *rows,
                      int *cols) {

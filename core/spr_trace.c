@@ -12,6 +12,7 @@
  */
 #include "config.h"
 #include "spr_trace.h"
+#include "spr_h5quiet.h"
 #include "spr_config.h"
 #include "spr_error.h"
 
@@ -55,22 +56,11 @@ static const char *level_name(int level) {
 
 /* --- HDF5 error handling ------------------------------------------------ */
 
-typedef struct {
-  H5E_auto2_t fn;
-  void *data;
-} quiet_state;
-
-/* Silence HDF5's automatic error printing, remembering the caller's. */
-static void quiet_on(quiet_state *q) {
-  q->fn = NULL;
-  q->data = NULL;
-  H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_off(const quiet_state *q) {
-  H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
-}
+/* HDF5's automatic error printing is silenced during each call
+ * (spr_h5quiet.h). */
+typedef spr__h5_quiet quiet_state;
+#define quiet_on spr__h5_quiet_on
+#define quiet_off spr__h5_quiet_off
 
 #define CAUSE_LEN 256
 

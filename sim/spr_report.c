@@ -3,6 +3,7 @@
 #include "config.h"
 #include "spr_report.h"
 #include "spr_error.h"
+#include "spr_h5quiet.h"
 #include "spr_ledger.h"
 #include "spr_result.h"
 
@@ -199,10 +200,8 @@ int spr_report_print(const char *path, FILE *out) {
   FILE *probe = fopen(path, "rb");
   if (!probe) return spr_error(SPR_EIO, "%s: cannot open trace", path);
   fclose(probe);
-  H5E_auto2_t fn;
-  void *data;
-  H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  spr__h5_quiet q;
+  spr__h5_quiet_on(&q);
   int rc;
   hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
   if (f < 0) {
@@ -218,6 +217,6 @@ int spr_report_print(const char *path, FILE *out) {
     }
     H5Fclose(f);
   }
-  H5Eset_auto2(H5E_DEFAULT, fn, data);
+  spr__h5_quiet_off(&q);
   return rc;
 }
