@@ -6,6 +6,7 @@
 #include "spr_error.h"
 #include "spr_rng.h"
 #include "spr_test.h"
+#include "spr_nodal_ref.h"
 #include "spr_xbar.h"
 
 #include <gsl/gsl_linalg.h>
@@ -124,55 +125,6 @@ static void test_row_gain(void) {
   free(k);
 }
 
-/* Exact nodal analysis of an R x C array (topology of spr_xbar.h), written
- * independently: unknowns are word-line nodes (i,j) and bit-line nodes
- * (i,j); returns column currents into the virtual-ground sense nodes. */
-static void nodal_exact(const double *g, int R, int C, double rwl, double rbl, const double *v,
-                        double *icol) {
-  const int N = 2 * R * C;
-  gsl_matrix *A = gsl_matrix_calloc(N, N);
-  gsl_vector *b = gsl_vector_calloc(N), *x = gsl_vector_alloc(N);
-#define WL(i, j) ((i) * C + (j))
-#define BL(i, j) (R * C + (i) * C + (j))
-  const double gw = 1 / rwl, gb = 1 / rbl;
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < C; j++) {
-      double gc = g[i * C + j];
-      int a = WL(i, j), c = BL(i, j);
-      /* cell */
-      *gsl_matrix_ptr(A, a, a) += gc;
-      *gsl_matrix_ptr(A, c, c) += gc;
-      *gsl_matrix_ptr(A, a, c) -= gc;
-      *gsl_matrix_ptr(A, c, a) -= gc;
-      /* word line: to the driver or the left neighbour */
-      *gsl_matrix_ptr(A, a, a) += gw;
-      if (j == 0) {
-        *gsl_vector_ptr(b, a) += gw * v[i];
-      } else {
-        *gsl_matrix_ptr(A, a, WL(i, j - 1)) -= gw;
-        *gsl_matrix_ptr(A, WL(i, j - 1), WL(i, j - 1)) += gw;
-        *gsl_matrix_ptr(A, WL(i, j - 1), a) -= gw;
-      }
-      /* bit line: to the lower neighbour or the sense node (0 V) */
-      *gsl_matrix_ptr(A, c, c) += gb;
-      if (i < R - 1) {
-        *gsl_matrix_ptr(A, c, BL(i + 1, j)) -= gb;
-        *gsl_matrix_ptr(A, BL(i + 1, j), BL(i + 1, j)) += gb;
-        *gsl_matrix_ptr(A, BL(i + 1, j), c) -= gb;
-      }
-    }
-  gsl_permutation *perm = gsl_permutation_alloc(N);
-  int s;
-  gsl_linalg_LU_decomp(A, perm, &s);
-  gsl_linalg_LU_solve(A, perm, b, x);
-  for (int j = 0; j < C; j++) icol[j] = gsl_vector_get(x, BL(R - 1, j)) * gb;
-#undef WL
-#undef BL
-  gsl_permutation_free(perm);
-  gsl_matrix_free(A);
-  gsl_vector_free(b);
-  gsl_vector_free(x);
-}
 
 /* 1 x 1 array: I = V G / (1 + G (r_wl + r_bl)) exactly; the first-order
  * model gives V G (1 - G (r_wl + r_bl)). */
@@ -183,7 +135,7 @@ static void test_ir_closed_form(void) {
   CU_ASSERT_DOUBLE_EQUAL(geff, g * (1 - g * (3.1 + 4.7)), 1e-18);
   double exact = g / (1 + g * 7.8), ie;
   double v = 0.2;
-  nodal_exact(&g, 1, 1, 3.1, 4.7, &v, &ie);
+  spr_ref_nodal(&g, 1, 1, 3.1, 4.7, &v, &ie);
   CU_ASSERT_DOUBLE_EQUAL(ie, v * exact, 1e-15);
   /* second-order agreement */
   CU_ASSERT(fabs(geff - exact) <= 1.01 * exact * pow(g * 7.8, 2));
@@ -203,7 +155,7 @@ static void test_ir_vs_nodal(void) {
     double rw = 10.0 / pow(4, t), rb = 7.0 / pow(4, t);
     spr_xbar_ir_first_order(g, R, C, rw, rb, geff, work);
     double ie[C], i0[C], i1[C], err = 0, drop = 0, scale = 0;
-    nodal_exact(g, R, C, rw, rb, v, ie);
+    spr_ref_nodal(g, R, C, rw, rb, v, ie);
     for (int j = 0; j < C; j++) {
       i0[j] = i1[j] = 0;
       for (int i = 0; i < R; i++) {
@@ -231,7 +183,7 @@ static void test_ir_vs_nodal(void) {
     for (int i = 0; i < R; i++) vz[i] = i < 3 ? v[i] : 0;
     double rw = 0.3, rb = 0.4, ie[C];
     spr_xbar_ir_first_order(g, R, C, rw, rb, geff, work);
-    nodal_exact(g, R, C, rw, rb, vz, ie);
+    spr_ref_nodal(g, R, C, rw, rb, vz, ie);
     double worst = 0;
     for (int j = 0; j < C; j++) {
       double i1 = 0, i0 = 0;

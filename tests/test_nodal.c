@@ -6,58 +6,13 @@
 #include "spr_error.h"
 #include "spr_nodal.h"
 #include "spr_test.h"
+#include "spr_nodal_ref.h"
 
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <time.h>
 
-/* Dense nodal solve of the topology of spr_nodal.h, unknowns ordered all
- * word nodes then all bit nodes (not the solver's order); column currents
- * for row voltages v. */
-static void dense_nodal(const double *g, int R, int C, double rwl, double rbl, const double *v,
-                        double *icol) {
-  const int N = 2 * R * C;
-  gsl_matrix *A = gsl_matrix_calloc(N, N);
-  gsl_vector *b = gsl_vector_calloc(N), *x = gsl_vector_alloc(N);
-#define WL(i, j) ((i) * C + (j))
-#define BL(i, j) (R * C + (i) * C + (j))
-  const double gw = 1 / rwl, gb = 1 / rbl;
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < C; j++) {
-      double gc = g[i * C + j];
-      int a = WL(i, j), c = BL(i, j);
-      *gsl_matrix_ptr(A, a, a) += gc;
-      *gsl_matrix_ptr(A, c, c) += gc;
-      *gsl_matrix_ptr(A, a, c) -= gc;
-      *gsl_matrix_ptr(A, c, a) -= gc;
-      *gsl_matrix_ptr(A, a, a) += gw;
-      if (j == 0) {
-        *gsl_vector_ptr(b, a) += gw * v[i];
-      } else {
-        *gsl_matrix_ptr(A, a, WL(i, j - 1)) -= gw;
-        *gsl_matrix_ptr(A, WL(i, j - 1), WL(i, j - 1)) += gw;
-        *gsl_matrix_ptr(A, WL(i, j - 1), a) -= gw;
-      }
-      *gsl_matrix_ptr(A, c, c) += gb;
-      if (i < R - 1) {
-        *gsl_matrix_ptr(A, c, BL(i + 1, j)) -= gb;
-        *gsl_matrix_ptr(A, BL(i + 1, j), BL(i + 1, j)) += gb;
-        *gsl_matrix_ptr(A, BL(i + 1, j), c) -= gb;
-      }
-    }
-  gsl_permutation *perm = gsl_permutation_alloc(N);
-  int s;
-  gsl_linalg_LU_decomp(A, perm, &s);
-  gsl_linalg_LU_solve(A, perm, b, x);
-  for (int j = 0; j < C; j++) icol[j] = gsl_vector_get(x, BL(R - 1, j)) * gb;
-#undef WL
-#undef BL
-  gsl_permutation_free(perm);
-  gsl_matrix_free(A);
-  gsl_vector_free(b);
-  gsl_vector_free(x);
-}
 
 /* First-order model (spr_xbar.h), written out directly:
  *   Geff = G (1 - r_wl A - r_bl B),
@@ -83,7 +38,7 @@ static void dense_geff(const double *g, int R, int C, double rwl, double rbl, do
   double v[R], ic[C];
   for (int i = 0; i < R; i++) {
     for (int k = 0; k < R; k++) v[k] = k == i ? 1 : 0;
-    dense_nodal(g, R, C, rwl, rbl, v, ic);
+    spr_ref_nodal(g, R, C, rwl, rbl, v, ic);
     for (int j = 0; j < C; j++) ge[i * C + j] = ic[j];
   }
 }
@@ -113,7 +68,7 @@ static void test_vs_dense(void) {
       for (int k = 0; k < R * C; k++) worst = fmax(worst, fabs(ge[k] - gd[k]) / gd[k]);
       /* random signed input */
       for (int i = 0; i < R; i++) v[i] = 0.2 * (2 * gsl_rng_uniform(r) - 1);
-      dense_nodal(g, R, C, rs[t][0], rs[t][1], v, ic);
+      spr_ref_nodal(g, R, C, rs[t][0], rs[t][1], v, ic);
       double werr = 0, imax = 0;
       for (int j = 0; j < C; j++) {
         double i1 = 0;
