@@ -73,16 +73,11 @@ static int read_body(hid_t f, const char *path, const char *dset, double **data,
 int spr_h5_read_matrix(const char *path, const char *dset, double **data, int *rows,
                        int *cols) {
   *data = NULL;
-  FILE *probe = fopen(path, "rb");
-  if (!probe) return spr_error(SPR_EIO, "%s: cannot open: %s", path, strerror(errno));
-  fclose(probe);
   quiet q;
   quiet_on(&q);
-  int rc;
-  hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-  if (f < 0) {
-    rc = spr_error(SPR_EHDF5, "%s: not an HDF5 file", path);
-  } else {
+  hid_t f;
+  int rc = spr__h5_open_ro(path, "file", &f);
+  if (!rc) {
     rc = read_body(f, path, dset, data, rows, cols);
     H5Fclose(f);
   }

@@ -197,16 +197,11 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
 
 int spr_report_print(const char *path, FILE *out) {
   if (!path || !out) return spr_error(SPR_EINVAL, "spr_report_print: %s is NULL", !path ? "path" : "out");
-  FILE *probe = fopen(path, "rb");
-  if (!probe) return spr_error(SPR_EIO, "%s: cannot open trace", path);
-  fclose(probe);
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
-  int rc;
-  hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-  if (f < 0) {
-    rc = spr_error(SPR_EHDF5, "%s: not an HDF5 file", path);
-  } else {
+  hid_t f;
+  int rc = spr__h5_open_ro(path, "trace", &f);
+  if (!rc) {
     scheme_data sd[SPR_N_SCHEMES];
     memset(sd, 0, sizeof sd);
     rc = report(f, path, out, sd);
