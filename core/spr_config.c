@@ -32,6 +32,7 @@ typedef struct {
 static const key_row keys[] = {
   {{"run", "seed", SPR_KEY_U64, "", "top-level seed of every random stream", NULL}, F(seed), 1, 0, 1.8446744073709552e19},
   {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
+  {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md); empty = the defaults below", NULL}, F(device_model), 0, 0, 0},
 
   {{"workload", "preset", SPR_KEY_ENUM, "", "synthetic attention preset (docs/workloads.md)", "bert-base|vit-base"}, F(wl.preset), 0, 0, 1},
   {{"workload", "seq_len", SPR_KEY_INT, "", "tokens per sequence N; 0 = preset's (512 BERT, 197 ViT)", NULL}, F(wl.seq_len), 0, 0, 16384},
@@ -153,6 +154,7 @@ void spr_config_default(spr_config *c) {
     case SPR_KEY_U64: *(uint64_t *)field(c, k) = (uint64_t)k->def; break;
     case SPR_KEY_DOUBLE: *(double *)field(c, k) = k->def; break;
     case SPR_KEY_LIST: c->thr.n_values = 0; break;
+    case SPR_KEY_STRING: ((char *)field(c, k))[0] = '\0'; break;
     }
   }
 }
@@ -335,6 +337,14 @@ int spr_config_set(spr_config *c, const char *section, const char *name,
       p = comma + 1;
     }
     c->thr.n_values = n;
+    return 0;
+  }
+  case SPR_KEY_STRING: {
+    size_t l = strlen(value);
+    if (l >= SPR_STRING_MAX)
+      return CFG_ERR("%s: key '%s.%s': value '%.40s...' is %zu bytes long (at most %d)", origin,
+                     section, name, value, l, SPR_STRING_MAX - 1);
+    memcpy(field(c, k), value, l + 1);
     return 0;
   }
   }
@@ -627,6 +637,7 @@ int spr_config_format(const spr_config *c, int i, char *buf, size_t n) {
     }
     return total;
   }
+  case SPR_KEY_STRING: return snprintf(buf, n, "%s", (const char *)cfield(c, k));
   }
   return snprintf(buf, n, "?");
 }

@@ -24,7 +24,8 @@ enum spr_key_type {
   SPR_KEY_DOUBLE,
   SPR_KEY_BOOL,
   SPR_KEY_ENUM,
-  SPR_KEY_LIST /* comma-separated doubles */
+  SPR_KEY_LIST,  /* comma-separated doubles */
+  SPR_KEY_STRING /* text up to SPR_STRING_MAX - 1 bytes (file paths); "" = unset */
 };
 
 typedef struct {

@@ -13,6 +13,8 @@
 #define SPR_MAX_LAYERS 64
 #define SPR_MAX_HEADS 64
 #define SPR_MAX_THRESHOLDS (SPR_MAX_LAYERS * SPR_MAX_HEADS)
+/* Size of a string key's buffer (file paths), terminator included. */
+#define SPR_STRING_MAX 1024
 
 enum spr_preset { SPR_PRESET_BERT_BASE = 0, SPR_PRESET_VIT_BASE = 1 };
 enum spr_trace_level {
@@ -137,6 +139,8 @@ typedef struct {
 typedef struct {
   uint64_t seed;
   int trace;          /* enum spr_trace_level */
+  char device_model[SPR_STRING_MAX]; /* device-model HDF5 file from
+                                        `sprintsim calibrate`; "" = none */
   spr_workload_params wl;
   spr_xbar_params xbar;
   spr_analog_params an;

@@ -354,6 +354,7 @@ static int write_config(spr_trace *t, const spr_config *c) {
       break;
     }
     case SPR_KEY_ENUM:
+    case SPR_KEY_STRING:
       rc = put_dset_str(t, dpath, text, &ds);
       break;
     case SPR_KEY_LIST: {

@@ -445,6 +445,32 @@ static void test_enums(void) {
   CU_ASSERT_EQUAL(spr_config_set(&c, "run", "trace", "", "t"), SPR_ECONFIG);
 }
 
+/* String keys: any text below SPR_STRING_MAX bytes, "" unsets. */
+static void test_strings(void) {
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_STRING_EQUAL(c.device_model, "");
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "device_model", "a b/c,d.h5", "t"), 0);
+  CU_ASSERT_STRING_EQUAL(c.device_model, "a b/c,d.h5");
+  char buf[64];
+  int i = key_index("run", "device_model");
+  CU_ASSERT_EQUAL(spr_config_key(i)->type, SPR_KEY_STRING);
+  CU_ASSERT_EQUAL(spr_config_format(&c, i, buf, sizeof buf), 10);
+  CU_ASSERT_STRING_EQUAL(buf, "a b/c,d.h5");
+  static char big[SPR_STRING_MAX + 1];
+  memset(big, 'x', SPR_STRING_MAX);
+  big[SPR_STRING_MAX] = '\0';
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "device_model", big, "t:3"), SPR_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(spr_errmsg(), "t:3: key 'run.device_model'"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(spr_errmsg(), "at most 1023"));
+  CU_ASSERT_STRING_EQUAL(c.device_model, "a b/c,d.h5"); /* unchanged */
+  big[SPR_STRING_MAX - 1] = '\0';                        /* 1023 bytes: fits */
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "device_model", big, "t"), 0);
+  CU_ASSERT_EQUAL(strlen(c.device_model), SPR_STRING_MAX - 1);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "run", "device_model", "", "t"), 0);
+  CU_ASSERT_STRING_EQUAL(c.device_model, "");
+}
+
 static void test_seed_and_lists(void) {
   spr_config c;
   spr_config_default(&c);
@@ -847,6 +873,7 @@ static void nondefault(spr_config *c) {
   spr_config_default(c);
   c->seed = UINT64_C(0xFEDCBA9876543210);
   c->trace = SPR_TRACE_MASKS;
+  strcpy(c->device_model, "calib/dev ice, v2.h5");
   c->wl.preset = SPR_PRESET_VIT_BASE;
   c->wl.seq_len = 100;
   c->wl.n_layers = 3;
@@ -998,6 +1025,7 @@ static const CU_TestInfo tests[] = {
     {"booleans", test_booleans},
     {"enums and their names", test_enums},
     {"u64 seed and lists", test_seed_and_lists},
+    {"string keys", test_strings},
     {"missing or unreadable file: SPR_EIO", test_missing_file},
     {"syntax error", test_syntax_error},
     {"unknown section or key", test_unknown_section_and_key},
