@@ -34,11 +34,14 @@ static const key_row keys[] = {
   {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
   {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md); empty = the defaults below", NULL}, F(device_model), 0, 0, 0},
 
-  {{"workload", "preset", SPR_KEY_ENUM, "", "synthetic attention preset (docs/workloads.md)", "bert-base|vit-base"}, F(wl.preset), 0, 0, 1},
-  {{"workload", "seq_len", SPR_KEY_INT, "", "tokens per sequence N; 0 = preset's (512 BERT, 197 ViT)", NULL}, F(wl.seq_len), 0, 0, 16384},
-  {{"workload", "layers", SPR_KEY_INT, "", "layers; 0 = preset's (12)", NULL}, F(wl.n_layers), 0, 0, SPR_MAX_LAYERS},
-  {{"workload", "heads", SPR_KEY_INT, "", "heads per layer; 0 = preset's (12)", NULL}, F(wl.n_heads), 0, 0, SPR_MAX_HEADS},
-  {{"workload", "head_dim", SPR_KEY_INT, "", "head dimension d; 0 = preset's (64)", NULL}, F(wl.head_dim), 0, 0, 1024},
+  {{"workload", "source", SPR_KEY_ENUM, "", "where Q, K, V come from: synthetic (the seeded generator, preset below) or qkv (workload.qkv_file, docs/qkv.md)", "synthetic|qkv"}, F(wl.source), 0, 0, 1},
+  {{"workload", "qkv_file", SPR_KEY_STRING, "", "sprintsim-qkv HDF5 file of Q, K, V per layer and head (source qkv; docs/qkv.md); relative to the configuration file's folder", NULL}, F(wl.qkv_file), 0, 0, 0},
+  {{"workload", "qkv_item", SPR_KEY_INT, "", "batch item of workload.qkv_file to simulate (source qkv)", NULL}, F(wl.qkv_item), 0, 0, SPR_QKV_MAX_BATCH - 1},
+  {{"workload", "preset", SPR_KEY_ENUM, "", "synthetic attention preset (docs/workloads.md; source synthetic)", "bert-base|vit-base"}, F(wl.preset), 0, 0, 1},
+  {{"workload", "seq_len", SPR_KEY_INT, "", "tokens per sequence N; 0 = preset's (512 BERT, 197 ViT), or with source qkv the item's real (unpadded) tokens", NULL}, F(wl.seq_len), 0, 0, SPR_QKV_MAX_SEQ},
+  {{"workload", "layers", SPR_KEY_INT, "", "layers; 0 = preset's (12), or with source qkv the file's (fewer: its first layers)", NULL}, F(wl.n_layers), 0, 0, SPR_MAX_LAYERS},
+  {{"workload", "heads", SPR_KEY_INT, "", "heads per layer; 0 = preset's (12), or with source qkv the file's (fewer: its first heads)", NULL}, F(wl.n_heads), 0, 0, SPR_MAX_HEADS},
+  {{"workload", "head_dim", SPR_KEY_INT, "", "head dimension d; 0 = preset's (64), or with source qkv the file's", NULL}, F(wl.head_dim), 0, 0, SPR_QKV_MAX_DIM},
 
   {{"crossbar", "rows", SPR_KEY_INT, "", "cells per column of one array (key dimensions per array)", NULL}, F(xbar.rows), 64, 1, 4096},
   {{"crossbar", "cols", SPR_KEY_INT, "", "cells per row of one array (even: two columns per key)", NULL}, F(xbar.cols), 64, 2, 4096},
@@ -374,12 +377,26 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
   char w[1200];
 #define AT(sec, name) where(w, sizeof w, origin, lines, sec, name, NULL)
 #define AT2(sec, name, alt) where(w, sizeof w, origin, lines, sec, name, alt)
-  const int *pd = preset_defaults[c->wl.preset ? 1 : 0];
-  if (c->wl.seq_len == 0) c->wl.seq_len = pd[0];
-  if (c->wl.n_layers == 0) c->wl.n_layers = pd[1];
-  if (c->wl.n_heads == 0) c->wl.n_heads = pd[2];
-  if (c->wl.head_dim == 0) c->wl.head_dim = pd[3];
-  if (c->wl.seq_len < 2)
+  if (c->wl.source == SPR_SOURCE_QKV) {
+    /* the sizes left at 0 come from the file: spr_qkv_resolve()
+     * (workloads/spr_qkv.h) fills them and calls this again */
+    if (!c->wl.qkv_file[0])
+      return CFG_ERR("%s: key 'workload.qkv_file' is required when workload.source = qkv",
+                     AT("workload", "source"));
+  } else {
+    if (c->wl.qkv_file[0])
+      return CFG_ERR("%s: key 'workload.qkv_file' ('%.200s') is set but workload.source is synthetic; set source = qkv or remove the key",
+                     AT("workload", "qkv_file"), c->wl.qkv_file);
+    if (c->wl.qkv_item)
+      return CFG_ERR("%s: key 'workload.qkv_item' (%d) is set but workload.source is synthetic",
+                     AT("workload", "qkv_item"), c->wl.qkv_item);
+    const int *pd = preset_defaults[c->wl.preset ? 1 : 0];
+    if (c->wl.seq_len == 0) c->wl.seq_len = pd[0];
+    if (c->wl.n_layers == 0) c->wl.n_layers = pd[1];
+    if (c->wl.n_heads == 0) c->wl.n_heads = pd[2];
+    if (c->wl.head_dim == 0) c->wl.head_dim = pd[3];
+  }
+  if (c->wl.seq_len < 2 && !(c->wl.source == SPR_SOURCE_QKV && c->wl.seq_len == 0))
     return CFG_ERR("%s: key 'workload.seq_len': value %d is too small (at least 2)",
                    AT("workload", "seq_len"), c->wl.seq_len);
   const spr_xbar_params *x = &c->xbar;
@@ -408,7 +425,8 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
   if (t->range > 0 && t->range < 1e-3)
     return CFG_ERR("%s: key 'threshold.range': value %g is neither 0 (auto) nor at least 0.001 score units",
                    AT("threshold", "range"), t->range);
-  if (t->mode == SPR_THR_DIRECT) {
+  /* with source qkv, L and H may still be 0 (the file's): counted later */
+  if (t->mode == SPR_THR_DIRECT && (t->n_values == 0 || (c->wl.n_layers > 0 && c->wl.n_heads > 0))) {
     int L = c->wl.n_layers, H = c->wl.n_heads;
     if (t->n_values == 0)
       return CFG_ERR("%s: key 'threshold.values' is required when threshold.mode = direct",
@@ -563,6 +581,23 @@ static int on_ini_line(void *user, const char *section, const char *name,
   return 1;
 }
 
+/* A relative workload.qkv_file given in the file `path` names a file
+ * beside it: prefix the folder of `path`, so a configuration works from
+ * any current directory. */
+static int relative_to(spr_config *c, const char *path, const int *lines) {
+  const key_row *k = find_key("workload", "qkv_file");
+  char *f = c->wl.qkv_file;
+  const char *slash = strrchr(path, '/');
+  if (!k || !lines[k - keys] || !f[0] || f[0] == '/' || !slash) return 0;
+  const size_t dl = (size_t)(slash - path) + 1, fl = strlen(f);
+  if (dl + fl >= SPR_STRING_MAX)
+    return CFG_ERR("%s:%d: key 'workload.qkv_file': '%.40s...' joined to the folder of %s is longer than %d bytes",
+                   path, lines[k - keys], f, path, SPR_STRING_MAX - 1);
+  memmove(f + dl, f, fl + 1);
+  memcpy(f, path, dl);
+  return 0;
+}
+
 int spr_config_load(spr_config *c, const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) return spr_error(SPR_EIO, "%s: cannot open configuration: %s", path, strerror(errno));
@@ -586,6 +621,7 @@ int spr_config_load(spr_config *c, const char *path) {
   } else if (line != 0) {
     rc = CFG_ERR("%s: cannot parse (inih error %d)", path, line);
   }
+  if (!rc) rc = relative_to(c, path, p->line_of);
   if (!rc) rc = resolve(c, path, p->line_of);
   free(p->list);
   free(p);

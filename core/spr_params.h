@@ -13,10 +13,18 @@
 #define SPR_MAX_LAYERS 64
 #define SPR_MAX_HEADS 64
 #define SPR_MAX_THRESHOLDS (SPR_MAX_LAYERS * SPR_MAX_HEADS)
+/* Largest sequence length N and head dimension d of a workload (also the
+ * limits of a sprintsim-qkv file), and most batch items in such a file. */
+#define SPR_QKV_MAX_SEQ 16384
+#define SPR_QKV_MAX_DIM 1024
+#define SPR_QKV_MAX_BATCH (1 << 20)
 /* Size of a string key's buffer (file paths), terminator included. */
 #define SPR_STRING_MAX 1024
 
 enum spr_preset { SPR_PRESET_BERT_BASE = 0, SPR_PRESET_VIT_BASE = 1 };
+/* Where Q, K, V come from: the seeded generator (workloads/spr_synth.h) or
+ * a sprintsim-qkv HDF5 file (workloads/spr_qkv.h, docs/qkv.md). */
+enum spr_wl_source { SPR_SOURCE_SYNTHETIC = 0, SPR_SOURCE_QKV = 1 };
 enum spr_trace_level {
   SPR_TRACE_SUMMARY = 0,
   SPR_TRACE_MASKS = 1,
@@ -27,10 +35,14 @@ enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1 };
 
 typedef struct {
   int preset;    /* enum spr_preset */
-  int seq_len;   /* N, tokens per sequence (0 in a file: preset's value) */
-  int n_layers;  /* (0 in a file: preset's value) */
-  int n_heads;   /* (0 in a file: preset's value) */
+  int seq_len;   /* N, tokens per sequence (0 in a file: preset's value;
+                    source qkv: the item's real tokens) */
+  int n_layers;  /* (0 in a file: preset's value; source qkv: the file's) */
+  int n_heads;   /* (0 in a file: preset's value; source qkv: the file's) */
   int head_dim;  /* d (0 in a file: preset's value) */
+  int source;    /* enum spr_wl_source */
+  int qkv_item;  /* batch item of the qkv file (source qkv) */
+  char qkv_file[SPR_STRING_MAX]; /* sprintsim-qkv HDF5 file (source qkv); "" = none */
 } spr_workload_params;
 
 typedef struct {

@@ -10,6 +10,8 @@
 #include "spr_params.h"
 #include "spr_test.h"
 
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -471,6 +473,77 @@ static void test_strings(void) {
   CU_ASSERT_STRING_EQUAL(c.device_model, "");
 }
 
+/* workload.source, qkv_file, qkv_item: requirements between the keys, and
+ * a relative qkv_file taken from the configuration file's folder. */
+static void test_qkv_keys(void) {
+  expect_error("[workload]\nsource = qkv\n", SPR_ECONFIG, 2,
+               "key 'workload.qkv_file' is required when workload.source = qkv", NULL);
+  expect_error("[workload]\nqkv_file = a.h5\n", SPR_ECONFIG, 2,
+               "key 'workload.qkv_file'", "/a.h5')", "source is synthetic", NULL);
+  expect_error("[workload]\nqkv_item = 2\n", SPR_ECONFIG, 2, "key 'workload.qkv_item' (2)",
+               "source is synthetic", NULL);
+  expect_error("[workload]\nsource = file\n", SPR_ECONFIG, 2, "'file'", "synthetic|qkv", NULL);
+  expect_error("[workload]\nsource = qkv\nqkv_file = a.h5\nqkv_item = -1\n", SPR_ECONFIG, 4,
+               "'workload.qkv_item'", "out of range", NULL);
+  spr_config c;
+  char path[512], want[600];
+  /* relative: beside the configuration file; the sizes stay 0 (the file's,
+   * filled by spr_qkv_resolve) */
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\nsource = qkv\nqkv_file = sub/x y.h5\nqkv_item = 7\n", path,
+                            sizeof path), 0);
+  snprintf(want, sizeof want, "%.*ssub/x y.h5", (int)(strrchr(path, '/') - path + 1), path);
+  CU_ASSERT_STRING_EQUAL(c.wl.qkv_file, want);
+  CU_ASSERT_EQUAL(c.wl.qkv_item, 7);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 0);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 0);
+  CU_ASSERT_EQUAL(c.wl.n_heads, 0);
+  CU_ASSERT_EQUAL(c.wl.head_dim, 0);
+  /* absolute: unchanged */
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\nsource = qkv\nqkv_file = /d/x.h5\n", path, sizeof path), 0);
+  CU_ASSERT_STRING_EQUAL(c.wl.qkv_file, "/d/x.h5");
+  /* threshold values are counted once the file's sizes are known */
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\nsource = qkv\nqkv_file = /d/x.h5\n[threshold]\nmode = direct\nvalues = 1, 2, 3\n",
+                            path, sizeof path), 0);
+  c.wl.n_layers = 2;
+  c.wl.n_heads = 2;
+  c.wl.seq_len = 10;
+  c.wl.head_dim = 8;
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "3 values given; needs 1 or one per layer (2)");
+  /* joined path too long: a configuration 5 folders of 200 characters deep */
+  char dir[1200], comp[201], cfg[1300];
+  memset(comp, 'd', 200);
+  comp[200] = '\0';
+  spr_test_path(dir, 200, "config-deep", "");
+  const size_t root_len = strlen(dir);
+  CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0777), 0);
+  for (int k = 0; k < 5; k++) {
+    size_t l = strlen(dir);
+    snprintf(dir + l, sizeof dir - l, "/%s", comp);
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0777), 0);
+  }
+  snprintf(cfg, sizeof cfg, "%s/c.ini", dir);
+  FILE *f = fopen(cfg, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fprintf(f, "[workload]\nsource = qkv\nqkv_file = %.150s.h5\n", comp);
+  fclose(f);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_load(&c, cfg), SPR_ECONFIG);
+  /* the message starts with the 1000-character path and is cut at 1023
+   * bytes; the key was parsed (not a line-length error) and left unjoined */
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "tmp-config-deep");
+  CU_ASSERT_EQUAL(strlen(c.wl.qkv_file), 153);
+  CU_ASSERT_EQUAL(strcmp(c.wl.qkv_file + 150, ".h5"), 0);
+  remove(cfg);
+  for (int k = 0; k < 6; k++) {
+    CU_ASSERT_EQUAL(rmdir(dir), 0);
+    if (strlen(dir) > root_len) *strrchr(dir, '/') = '\0';
+  }
+}
+
 static void test_seed_and_lists(void) {
   spr_config c;
   spr_config_default(&c);
@@ -874,6 +947,9 @@ static void nondefault(spr_config *c) {
   c->seed = UINT64_C(0xFEDCBA9876543210);
   c->trace = SPR_TRACE_MASKS;
   strcpy(c->device_model, "calib/dev ice, v2.h5");
+  c->wl.source = SPR_SOURCE_QKV;
+  strcpy(c->wl.qkv_file, "/data/my q,k,v; v1.h5");
+  c->wl.qkv_item = 3;
   c->wl.preset = SPR_PRESET_VIT_BASE;
   c->wl.seq_len = 100;
   c->wl.n_layers = 3;
@@ -1026,6 +1102,7 @@ static const CU_TestInfo tests[] = {
     {"enums and their names", test_enums},
     {"u64 seed and lists", test_seed_and_lists},
     {"string keys", test_strings},
+    {"qkv workload keys", test_qkv_keys},
     {"missing or unreadable file: SPR_EIO", test_missing_file},
     {"syntax error", test_syntax_error},
     {"unknown section or key", test_unknown_section_and_key},
