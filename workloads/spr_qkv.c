@@ -1,0 +1,729 @@
+/* spr_qkv.c - sprintsim-qkv HDF5 files: validated import per head, and a
+ * writer (format: docs/qkv.md; API: spr_qkv.h). */
+/* realpath() */
+#define _XOPEN_SOURCE 700
+#include "config.h"
+#include "spr_qkv.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_h5quiet.h"
+
+#include <errno.h>
+#include <float.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const TENSORS[3] = {"Q", "K", "V"};
+
+struct spr_qkv {
+  char *path;
+  hid_t f;
+  spr_qkv_info info;
+  uint8_t *mask; /* batch x N, 1 = real token; NULL: every token real */
+  double *buf;   /* N x d read buffer */
+};
+
+/* --- reading ------------------------------------------------------------- */
+
+static const char *class_name(H5T_class_t c) {
+  switch (c) {
+  case H5T_INTEGER: return "an integer type";
+  case H5T_FLOAT: return "a floating-point type";
+  case H5T_STRING: return "a string type";
+  case H5T_COMPOUND: return "a compound type";
+  case H5T_ENUM: return "an enum type (h5py bool?)";
+  case H5T_ARRAY: return "an array type";
+  case H5T_VLEN: return "a variable-length type";
+  default: return "an unsupported type";
+  }
+}
+
+/* Root attribute `name` as a string into buf (n bytes). */
+static int read_str_attr(hid_t f, const char *path, const char *name, char *buf, size_t n) {
+  int rc = 0;
+  hid_t a = H5Aopen(f, name, H5P_DEFAULT), ty = -1, sp = -1, mt = -1;
+  if (a < 0) return spr_error(SPR_EHDF5, "%s: cannot open root attribute '%s'", path, name);
+  ty = H5Aget_type(a);
+  sp = H5Aget_space(a);
+  if (ty < 0 || sp < 0) {
+    rc = spr_error(SPR_EHDF5, "%s: cannot inspect root attribute '%s'", path, name);
+  } else if (H5Tget_class(ty) != H5T_STRING) {
+    rc = spr_error(SPR_EHDF5, "%s: root attribute '%s' is %s, expected the string \"%s\"", path,
+                   name, class_name(H5Tget_class(ty)), SPR_QKV_FORMAT);
+  } else if (H5Sget_simple_extent_npoints(sp) != 1) {
+    rc = spr_error(SPR_EHDF5, "%s: root attribute '%s' is not a single string", path, name);
+  } else if (H5Tis_variable_str(ty) > 0) {
+    char *s = NULL;
+    mt = H5Tcopy(H5T_C_S1);
+    if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0 || !s)
+      rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute '%s'", path, name);
+    else snprintf(buf, n, "%s", s);
+    if (s) H5free_memory(s);
+  } else {
+    size_t sz = H5Tget_size(ty);
+    char *s = calloc(sz + 1, 1);
+    mt = H5Tcopy(H5T_C_S1);
+    if (!s) rc = spr_error(SPR_ENOMEM, "%s: out of memory", path);
+    else if (mt < 0 || H5Tset_size(mt, sz) < 0 || H5Aread(a, mt, s) < 0)
+      rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute '%s'", path, name);
+    else snprintf(buf, n, "%s", s);
+    free(s);
+  }
+  if (mt >= 0) H5Tclose(mt);
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
+  H5Aclose(a);
+  return rc;
+}
+
+static int check_format(hid_t f, const char *path) {
+  char s[64];
+  int rc;
+  if (H5Aexists(f, "format") <= 0)
+    return spr_error(SPR_EHDF5, "%s: root attribute 'format' is missing (a sprintsim-qkv file has format = \"%s\", version = %d; docs/qkv.md)",
+                     path, SPR_QKV_FORMAT, SPR_QKV_VERSION);
+  if ((rc = read_str_attr(f, path, "format", s, sizeof s))) return rc;
+  if (strcmp(s, SPR_QKV_FORMAT))
+    return spr_error(SPR_EHDF5, "%s: root attribute 'format' is \"%s\", expected \"%s\"", path, s,
+                     SPR_QKV_FORMAT);
+  if (H5Aexists(f, "version") <= 0)
+    return spr_error(SPR_EHDF5, "%s: root attribute 'version' is missing (expected %d)", path,
+                     SPR_QKV_VERSION);
+  hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+  hid_t ty = a >= 0 ? H5Aget_type(a) : -1, sp = a >= 0 ? H5Aget_space(a) : -1;
+  long long v = 0;
+  rc = 0;
+  if (ty < 0 || sp < 0)
+    rc = spr_error(SPR_EHDF5, "%s: cannot inspect root attribute 'version'", path);
+  else if (H5Tget_class(ty) != H5T_INTEGER || H5Sget_simple_extent_npoints(sp) != 1)
+    rc = spr_error(SPR_EHDF5, "%s: root attribute 'version' is not one integer (%s)", path,
+                   class_name(H5Tget_class(ty)));
+  else if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
+    rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute 'version'", path);
+  else if (v != SPR_QKV_VERSION)
+    rc = spr_error(SPR_EHDF5, "%s: root attribute 'version' is %lld; this sprintsim reads version %d",
+                   path, v, SPR_QKV_VERSION);
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
+  if (a >= 0) H5Aclose(a);
+  return rc;
+}
+
+/* Root links named "layer_..." that are not layer_0 .. layer_<L-1>. */
+typedef struct {
+  int L;
+  char bad[128];
+} layer_scan;
+
+static herr_t scan_link(hid_t g, const char *name, const H5L_info_t *info, void *op) {
+  layer_scan *s = op;
+  if (strncmp(name, "layer_", 6)) return 0;
+  const char *num = name + 6;
+  char *end;
+  long l = strtol(num, &end, 10);
+  char canon[32];
+  snprintf(canon, sizeof canon, "layer_%ld", l);
+  if (!*num || *end || l < 0 || strcmp(canon, name) || l >= s->L) {
+    snprintf(s->bad, sizeof s->bad, "%s", name);
+    return 1;
+  }
+  return 0;
+}
+
+static int count_layers(hid_t f, const char *path, int *L) {
+  char name[32];
+  int l = 0;
+  for (; l <= SPR_MAX_LAYERS; l++) {
+    snprintf(name, sizeof name, "layer_%d", l);
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) break;
+  }
+  if (l == 0)
+    return spr_error(SPR_EHDF5, "%s: group '/layer_0' is missing (layers are groups /layer_0, /layer_1, ...)", path);
+  if (l > SPR_MAX_LAYERS)
+    return spr_error(SPR_EHDF5, "%s: more than %d layer groups (group '/layer_%d' exists); sprintsim simulates at most %d layers",
+                     path, SPR_MAX_LAYERS, SPR_MAX_LAYERS, SPR_MAX_LAYERS);
+  layer_scan s = {l, ""};
+  hsize_t idx = 0;
+  if (H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, scan_link, &s) < 0)
+    return spr_error(SPR_EHDF5, "%s: cannot list the root group", path);
+  if (s.bad[0])
+    return spr_error(SPR_EHDF5, "%s: group '/%s' does not continue layer_0 .. layer_%d (layers are numbered from 0 without gaps or leading zeros)",
+                     path, s.bad, l - 1);
+  *L = l;
+  return 0;
+}
+
+/* Check /layer_<l>/<name>; its rank and dims into rank, dims. */
+static int check_tensor(hid_t f, const char *path, int l, const char *name, int *rank,
+                        hsize_t dims[4], int *float_bits) {
+  char g[32], dp[48];
+  snprintf(g, sizeof g, "/layer_%d", l);
+  snprintf(dp, sizeof dp, "/layer_%d/%s", l, name);
+  hid_t grp = H5Gopen2(f, g, H5P_DEFAULT);
+  if (grp < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a group", path, g);
+  htri_t ex = H5Lexists(grp, name, H5P_DEFAULT);
+  H5Gclose(grp);
+  if (ex <= 0) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dp);
+  hid_t ds = H5Dopen2(f, dp, H5P_DEFAULT);
+  if (ds < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, dp);
+  hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds);
+  int rc = 0;
+  if (ty < 0 || sp < 0) {
+    rc = spr_error(SPR_EHDF5, "%s: cannot inspect dataset '%s'", path, dp);
+  } else if (H5Tget_class(ty) != H5T_FLOAT) {
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is %s, expected float32 or float64", path, dp,
+                   class_name(H5Tget_class(ty)));
+  } else if (H5Tget_size(ty) != 4 && H5Tget_size(ty) != 8) {
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is a %zu-bit float, expected float32 or float64",
+                   path, dp, 8 * H5Tget_size(ty));
+  } else {
+    *float_bits = (int)(8 * H5Tget_size(ty));
+    int r = H5Sget_simple_extent_ndims(sp);
+    if (r != 3 && r != 4) {
+      rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d, expected 4 (batch, heads, N, d) or 3 (heads, N, d)",
+                     path, dp, r);
+    } else {
+      *rank = r;
+      H5Sget_simple_extent_dims(sp, dims, NULL);
+      for (int k = 0; k < r && !rc; k++)
+        if (dims[k] == 0) rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is empty (axis %d has length 0)", path, dp, k);
+    }
+  }
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
+  H5Dclose(ds);
+  return rc;
+}
+
+static void shape_str(char *buf, size_t n, int rank, const hsize_t *d) {
+  size_t u = (size_t)snprintf(buf, n, "(");
+  for (int k = 0; k < rank && u < n; k++)
+    u += (size_t)snprintf(buf + u, n - u, "%s%llu", k ? ", " : "", (unsigned long long)d[k]);
+  if (u < n) snprintf(buf + u, n - u, ")");
+}
+
+static int check_tensors(hid_t f, const char *path, int L, spr_qkv_info *in) {
+  int rank0 = 0, rc;
+  hsize_t d0[4] = {0};
+  char ref[32] = "";
+  for (int l = 0; l < L; l++)
+    for (int t = 0; t < 3; t++) {
+      int rank = 0, bits = 0;
+      hsize_t d[4] = {0};
+      if ((rc = check_tensor(f, path, l, TENSORS[t], &rank, d, &bits))) return rc;
+      if (!ref[0]) {
+        snprintf(ref, sizeof ref, "/layer_%d/%s", l, TENSORS[t]);
+        rank0 = rank;
+        memcpy(d0, d, sizeof d0);
+        in->float_bits = bits;
+        continue;
+      }
+      if (rank != rank0 || memcmp(d, d0, sizeof d0)) {
+        char a[96], b[96];
+        shape_str(a, sizeof a, rank, d);
+        shape_str(b, sizeof b, rank0, d0);
+        const char *what = rank != rank0 ? "rank"
+                           : d[rank - 1] != d0[rank - 1] ? "head dimension d"
+                           : d[rank - 3] != d0[rank - 3] ? "head count"
+                           : d[rank - 2] != d0[rank - 2] ? "sequence length N"
+                                                         : "batch size";
+        return spr_error(SPR_EHDF5, "%s: dataset '/layer_%d/%s' has shape %s but '%s' has %s (%s differs; Q, K and V of every layer must have one shape)",
+                         path, l, TENSORS[t], a, ref, b, what);
+      }
+    }
+  in->batched = rank0 == 4;
+  in->batch = rank0 == 4 ? (d0[0] > INT_MAX ? INT_MAX : (int)d0[0]) : 1;
+  const hsize_t H = d0[rank0 - 3], N = d0[rank0 - 2], D = d0[rank0 - 1];
+  if (rank0 == 4 && d0[0] > SPR_QKV_MAX_BATCH)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' holds %llu batch items, more than %d", path, ref,
+                     (unsigned long long)d0[0], SPR_QKV_MAX_BATCH);
+  if (H > SPR_MAX_HEADS)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has %llu heads; sprintsim simulates at most %d", path,
+                     ref, (unsigned long long)H, SPR_MAX_HEADS);
+  if (N > SPR_QKV_MAX_SEQ || N < 2)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has sequence length N = %llu, outside [2, %d]", path,
+                     ref, (unsigned long long)N, SPR_QKV_MAX_SEQ);
+  if (D > SPR_QKV_MAX_DIM)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has head dimension d = %llu, more than %d", path, ref,
+                     (unsigned long long)D, SPR_QKV_MAX_DIM);
+  in->n_layers = L;
+  in->n_heads = (int)H;
+  in->seq_len = (int)N;
+  in->head_dim = (int)D;
+  return 0;
+}
+
+/* Bytes of physical memory, 0 when unknown. */
+static double phys_bytes(void) {
+  const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  return pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
+}
+
+/* Read and check /mask into q->mask. */
+static int read_mask(spr_qkv *q) {
+  const char *path = q->path;
+  const spr_qkv_info *in = &q->info;
+  if (H5Lexists(q->f, "mask", H5P_DEFAULT) <= 0) return 0;
+  hid_t ds = H5Dopen2(q->f, "/mask", H5P_DEFAULT);
+  if (ds < 0) return spr_error(SPR_EHDF5, "%s: '/mask' is not a dataset", path);
+  hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds), ms = -1;
+  const int want = in->batched ? 2 : 1;
+  hsize_t d[2] = {0, 0};
+  int rc = 0, rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+  if (rank >= 1 && rank <= 2) H5Sget_simple_extent_dims(sp, d, NULL);
+  const hsize_t B = (hsize_t)in->batch, N = (hsize_t)in->seq_len;
+  long long *row = NULL;
+  if (ty < 0 || sp < 0) {
+    rc = spr_error(SPR_EHDF5, "%s: cannot inspect dataset '/mask'", path);
+  } else if (H5Tget_class(ty) != H5T_INTEGER) {
+    rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' is %s, expected integers 0/1 (uint8)", path,
+                   class_name(H5Tget_class(ty)));
+  } else if (rank != want || (want == 2 ? (d[0] != B || d[1] != N) : d[0] != N)) {
+    char a[96], b[96];
+    hsize_t w[2] = {B, N};
+    shape_str(a, sizeof a, rank < 0 ? 0 : rank > 2 ? 2 : rank, d);
+    shape_str(b, sizeof b, want, want == 2 ? w : w + 1);
+    rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' has rank %d shape %s, expected %s (%s)", path, rank,
+                   a, b, in->batched ? "batch, N" : "N");
+  } else if (phys_bytes() > 0 && (double)B * N + 8.0 * N * in->head_dim > 0.8 * phys_bytes()) {
+    rc = spr_error(SPR_ENOMEM, "%s: the mask (%llu x %llu) and one head's buffer need more than 80%% of physical memory",
+                   path, (unsigned long long)B, (unsigned long long)N);
+  } else if (!(q->mask = malloc((size_t)(B * N))) || !(row = malloc((size_t)N * sizeof *row))) {
+    rc = spr_error(SPR_ENOMEM, "%s: out of memory for a %llu x %llu mask", path,
+                   (unsigned long long)B, (unsigned long long)N);
+  } else {
+    hsize_t cnt[2] = {1, N};
+    ms = H5Screate_simple(1, &N, NULL);
+    for (hsize_t b = 0; b < B && !rc; b++) {
+      hsize_t start[2] = {b, 0};
+      if (want == 2) H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt, NULL);
+      if (ms < 0 || H5Dread(ds, H5T_NATIVE_LLONG, ms, sp, H5P_DEFAULT, row) < 0) {
+        rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '/mask'", path);
+        break;
+      }
+      long long real = 0;
+      for (hsize_t t = 0; t < N; t++) {
+        if (row[t] != 0 && row[t] != 1) {
+          if (want == 2)
+            rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' element [%llu][%llu] is %lld; expected 0 (padding) or 1 (real token)",
+                           path, (unsigned long long)b, (unsigned long long)t, row[t]);
+          else
+            rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' element [%llu] is %lld; expected 0 (padding) or 1 (real token)",
+                           path, (unsigned long long)t, row[t]);
+          break;
+        }
+        q->mask[b * N + t] = (uint8_t)row[t];
+        real += row[t];
+      }
+      if (!rc && real == 0)
+        rc = spr_error(SPR_EHDF5, "%s: dataset '/mask': item %llu is all padding (no element is 1)",
+                       path, (unsigned long long)b);
+    }
+  }
+  free(row);
+  if (ms >= 0) H5Sclose(ms);
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
+  H5Dclose(ds);
+  if (!rc) q->info.has_mask = 1;
+  return rc;
+}
+
+void spr_qkv_close(spr_qkv *q) {
+  if (!q) return;
+  if (q->f >= 0) {
+    spr__h5_quiet h;
+    spr__h5_quiet_on(&h);
+    H5Fclose(q->f);
+    spr__h5_quiet_off(&h);
+  }
+  free(q->path);
+  free(q->mask);
+  free(q->buf);
+  free(q);
+}
+
+int spr_qkv_open(const char *path, spr_qkv **out) {
+  *out = NULL;
+  if (!path || !*path) return spr_error(SPR_EINVAL, "qkv: no file name given");
+  spr_qkv *q = calloc(1, sizeof *q);
+  if (!q || !(q->path = strdup(path))) {
+    free(q);
+    return spr_error(SPR_ENOMEM, "%s: out of memory", path);
+  }
+  q->f = -1;
+  spr__h5_quiet h;
+  spr__h5_quiet_on(&h);
+  int L = 0;
+  int rc = spr__h5_open_ro(path, "Q/K/V file", &q->f);
+  if (!rc) rc = check_format(q->f, path);
+  if (!rc) rc = count_layers(q->f, path, &L);
+  if (!rc) rc = check_tensors(q->f, path, L, &q->info);
+  if (!rc) rc = read_mask(q);
+  spr__h5_quiet_off(&h);
+  if (!rc) {
+    const size_t nd = (size_t)q->info.seq_len * q->info.head_dim;
+    if (phys_bytes() > 0 && 8.0 * nd > 0.8 * phys_bytes())
+      rc = spr_error(SPR_ENOMEM, "%s: one head (N = %d, d = %d) needs more than 80%% of physical memory",
+                     path, q->info.seq_len, q->info.head_dim);
+    else if (!(q->buf = malloc(nd * sizeof *q->buf)))
+      rc = spr_error(SPR_ENOMEM, "%s: out of memory for one head (N = %d, d = %d)", path,
+                     q->info.seq_len, q->info.head_dim);
+  }
+  if (rc) {
+    spr_qkv_close(q);
+    return rc;
+  }
+  *out = q;
+  return 0;
+}
+
+const spr_qkv_info *spr_qkv_get_info(const spr_qkv *q) { return &q->info; }
+
+int spr_qkv_item_tokens(const spr_qkv *q, int item, int *n_real) {
+  if (item < 0 || item >= q->info.batch)
+    return spr_error(SPR_EINVAL, "%s: batch item %d out of range (the file holds %d item%s)", q->path,
+                     item, q->info.batch, q->info.batch == 1 ? "" : "s");
+  int n = q->info.seq_len;
+  if (q->mask) {
+    n = 0;
+    const uint8_t *m = q->mask + (size_t)item * q->info.seq_len;
+    for (int t = 0; t < q->info.seq_len; t++) n += m[t];
+  }
+  if (n < 2)
+    return spr_error(SPR_EHDF5, "%s: batch item %d has %d real token (dataset '/mask'); at least 2 are needed",
+                     q->path, item, n);
+  *n_real = n;
+  return 0;
+}
+
+/* Read one tensor of (layer, head, item) into out (real rows only). */
+static int read_one(spr_qkv *q, int layer, int head, int item, int t, float *out) {
+  const spr_qkv_info *in = &q->info;
+  const int N = in->seq_len, D = in->head_dim;
+  char dp[48];
+  snprintf(dp, sizeof dp, "/layer_%d/%s", layer, TENSORS[t]);
+  hid_t ds = H5Dopen2(q->f, dp, H5P_DEFAULT);
+  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", q->path, dp);
+  hid_t sp = H5Dget_space(ds);
+  hsize_t md[2] = {(hsize_t)N, (hsize_t)D};
+  hid_t ms = H5Screate_simple(2, md, NULL);
+  int rc = 0;
+  hsize_t start[4] = {0}, cnt[4] = {0};
+  if (in->batched) {
+    start[0] = (hsize_t)item; start[1] = (hsize_t)head;
+    cnt[0] = 1; cnt[1] = 1; cnt[2] = md[0]; cnt[3] = md[1];
+  } else {
+    start[0] = (hsize_t)head;
+    cnt[0] = 1; cnt[1] = md[0]; cnt[2] = md[1];
+  }
+  if (sp < 0 || ms < 0 || H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
+      H5Dread(ds, H5T_NATIVE_DOUBLE, ms, sp, H5P_DEFAULT, q->buf) < 0)
+    rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' (layer %d, head %d, item %d)", q->path, dp,
+                   layer, head, item);
+  const uint8_t *m = q->mask ? q->mask + (size_t)item * N : NULL;
+  size_t o = 0;
+  for (int i = 0; i < N && !rc; i++) {
+    if (m && !m[i]) continue;
+    const double *row = q->buf + (size_t)i * D;
+    for (int c = 0; c < D; c++) {
+      const double x = row[c];
+      if (!isfinite(x) || fabs(x) > FLT_MAX) {
+        char idx[64];
+        if (in->batched) snprintf(idx, sizeof idx, "[%d][%d][%d][%d]", item, head, i, c);
+        else snprintf(idx, sizeof idx, "[%d][%d][%d]", head, i, c);
+        rc = spr_error(SPR_EHDF5, "%s: dataset '%s' element %s is %g (%s)", q->path, dp, idx, x,
+                       isfinite(x) ? "beyond float32's range" : "not finite");
+        break;
+      }
+      out[o++] = (float)x;
+    }
+  }
+  if (ms >= 0) H5Sclose(ms);
+  if (sp >= 0) H5Sclose(sp);
+  H5Dclose(ds);
+  return rc;
+}
+
+int spr_qkv_read_head(spr_qkv *q, int layer, int head, int item, float *Q, float *K, float *V) {
+  const spr_qkv_info *in = &q->info;
+  if (layer < 0 || layer >= in->n_layers || head < 0 || head >= in->n_heads || item < 0 ||
+      item >= in->batch || !Q || !K)
+    return spr_error(SPR_EINVAL, "%s: layer %d head %d item %d outside the file's %d layers x %d heads x %d items",
+                     q->path, layer, head, item, in->n_layers, in->n_heads, in->batch);
+  float *outs[3] = {Q, K, V};
+  spr__h5_quiet h;
+  spr__h5_quiet_on(&h);
+  int rc = 0;
+  for (int t = 0; t < 3 && !rc; t++)
+    if (outs[t]) rc = read_one(q, layer, head, item, t, outs[t]);
+  spr__h5_quiet_off(&h);
+  return rc;
+}
+
+int spr_qkv_resolve(spr_config *c, const char *origin) {
+  if (c->wl.source != SPR_SOURCE_QKV) return spr_config_resolve(c, origin);
+  int rc = spr_config_resolve(c, origin); /* qkv_file set, single-key checks */
+  if (rc) return rc;
+  spr_qkv *q;
+  if ((rc = spr_qkv_open(c->wl.qkv_file, &q))) return rc;
+  const spr_qkv_info *in = spr_qkv_get_info(q);
+  spr_workload_params *w = &c->wl;
+  int n = 0;
+  if (w->qkv_item >= in->batch)
+    rc = spr_error(SPR_ECONFIG, "%s: key 'workload.qkv_item': value %d out of range: %s holds %d item%s",
+                   origin, w->qkv_item, w->qkv_file, in->batch, in->batch == 1 ? "" : "s");
+  if (!rc) rc = spr_qkv_item_tokens(q, w->qkv_item, &n);
+  if (!rc && w->seq_len && w->seq_len != n)
+    rc = spr_error(SPR_ECONFIG, "%s: key 'workload.seq_len': value %d, but item %d of %s has %d real tokens (0 takes the file's)",
+                   origin, w->seq_len, w->qkv_item, w->qkv_file, n);
+  if (!rc && w->head_dim && w->head_dim != in->head_dim)
+    rc = spr_error(SPR_ECONFIG, "%s: key 'workload.head_dim': value %d, but %s has d = %d (0 takes the file's)",
+                   origin, w->head_dim, w->qkv_file, in->head_dim);
+  if (!rc && w->n_layers > in->n_layers)
+    rc = spr_error(SPR_ECONFIG, "%s: key 'workload.layers': value %d, but %s has %d layers (0 takes all)",
+                   origin, w->n_layers, w->qkv_file, in->n_layers);
+  if (!rc && w->n_heads > in->n_heads)
+    rc = spr_error(SPR_ECONFIG, "%s: key 'workload.heads': value %d, but %s has %d heads (0 takes all)",
+                   origin, w->n_heads, w->qkv_file, in->n_heads);
+  if (!rc) {
+    w->seq_len = n;
+    w->head_dim = in->head_dim;
+    if (!w->n_layers) w->n_layers = in->n_layers;
+    if (!w->n_heads) w->n_heads = in->n_heads;
+  }
+  spr_qkv_close(q);
+  if (rc) return rc;
+  char *abs = realpath(w->qkv_file, NULL);
+  if (!abs) return spr_error(SPR_EIO, "%s: cannot resolve the path: %s", w->qkv_file, strerror(errno));
+  if (strlen(abs) >= sizeof w->qkv_file) {
+    free(abs);
+    return spr_error(SPR_ECONFIG, "%s: key 'workload.qkv_file': absolute path of %s longer than %d bytes",
+                     origin, w->qkv_file, SPR_STRING_MAX - 1);
+  }
+  strcpy(w->qkv_file, abs);
+  free(abs);
+  return spr_config_resolve(c, origin);
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+struct spr_qkv_writer {
+  char *path, *tmp;
+  hid_t f;
+  hid_t ds[SPR_MAX_LAYERS][3];
+  int L, H, B, N, D;  /* B = 0: unbatched */
+  uint8_t *written;   /* L x H x max(B, 1) */
+  int failed;
+};
+
+static int wfail(spr_qkv_writer *w, const char *what) {
+  w->failed = 1;
+  return spr_error(SPR_EHDF5, "%s: cannot %s", w->tmp, what);
+}
+
+static hid_t plist_untracked(hid_t cls) {
+  hid_t p = H5Pcreate(cls);
+  if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+    H5Pclose(p);
+    return -1;
+  }
+  return p;
+}
+
+static int write_layout(spr_qkv_writer *w, const uint8_t *mask) {
+  hid_t root = H5Gopen2(w->f, "/", H5P_DEFAULT);
+  if (root < 0) return wfail(w, "open group '/'");
+  int rc = 0;
+  hid_t st = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR), a = -1;
+  if (st >= 0) H5Tset_size(st, strlen(SPR_QKV_FORMAT) + 1);
+  if (st < 0 || as < 0 || (a = H5Acreate2(root, "format", st, as, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+      H5Awrite(a, st, SPR_QKV_FORMAT) < 0)
+    rc = wfail(w, "write root attribute 'format'");
+  if (a >= 0) H5Aclose(a);
+  a = -1;
+  int32_t v = SPR_QKV_VERSION;
+  if (!rc && ((a = H5Acreate2(root, "version", H5T_STD_I32LE, as, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+              H5Awrite(a, H5T_NATIVE_INT32, &v) < 0))
+    rc = wfail(w, "write root attribute 'version'");
+  if (a >= 0) H5Aclose(a);
+  if (st >= 0) H5Tclose(st);
+  if (as >= 0) H5Sclose(as);
+  H5Gclose(root);
+  hid_t gcpl = plist_untracked(H5P_GROUP_CREATE), dcpl = plist_untracked(H5P_DATASET_CREATE);
+  hsize_t dims[4] = {(hsize_t)w->B, (hsize_t)w->H, (hsize_t)w->N, (hsize_t)w->D};
+  const int rank = w->B ? 4 : 3;
+  hid_t sp = H5Screate_simple(rank, w->B ? dims : dims + 1, NULL);
+  if (!rc && (gcpl < 0 || dcpl < 0 || sp < 0)) rc = wfail(w, "make property lists");
+  for (int l = 0; l < w->L && !rc; l++) {
+    char g[32];
+    snprintf(g, sizeof g, "/layer_%d", l);
+    hid_t grp = H5Gcreate2(w->f, g, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    if (grp < 0) {
+      rc = wfail(w, "create a layer group");
+      break;
+    }
+    for (int t = 0; t < 3 && !rc; t++)
+      if ((w->ds[l][t] = H5Dcreate2(grp, TENSORS[t], H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
+                                    H5P_DEFAULT)) < 0)
+        rc = wfail(w, "create a Q, K or V dataset");
+    H5Gclose(grp);
+  }
+  if (!rc && mask) {
+    hsize_t md[2] = {(hsize_t)w->B, (hsize_t)w->N};
+    hid_t msp = H5Screate_simple(w->B ? 2 : 1, w->B ? md : md + 1, NULL);
+    hid_t ds = msp >= 0 ? H5Dcreate2(w->f, "/mask", H5T_STD_U8LE, msp, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, mask) < 0)
+      rc = wfail(w, "write dataset '/mask'");
+    if (ds >= 0) H5Dclose(ds);
+    if (msp >= 0) H5Sclose(msp);
+  }
+  if (sp >= 0) H5Sclose(sp);
+  if (gcpl >= 0) H5Pclose(gcpl);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  return rc;
+}
+
+int spr_qkv_create(const char *path, int layers, int heads, int batch, int seq_len, int head_dim,
+                   const uint8_t *mask, spr_qkv_writer **out) {
+  *out = NULL;
+  if (!path || !*path || layers < 1 || layers > SPR_MAX_LAYERS || heads < 1 ||
+      heads > SPR_MAX_HEADS || batch < 0 || batch > SPR_QKV_MAX_BATCH || seq_len < 2 ||
+      seq_len > SPR_QKV_MAX_SEQ || head_dim < 1 || head_dim > SPR_QKV_MAX_DIM)
+    return spr_error(SPR_EINVAL, "qkv: cannot write %d layers x %d heads, batch %d, N %d, d %d (limits in spr_qkv.h)",
+                     layers, heads, batch, seq_len, head_dim);
+  const int items = batch ? batch : 1;
+  for (int b = 0; mask && b < items; b++) {
+    int real = 0;
+    for (int t = 0; t < seq_len; t++) {
+      uint8_t m = mask[(size_t)b * seq_len + t];
+      if (m > 1) return spr_error(SPR_EINVAL, "qkv: mask[%d][%d] is %d, not 0 or 1", b, t, m);
+      real += m;
+    }
+    if (!real) return spr_error(SPR_EINVAL, "qkv: mask item %d is all padding", b);
+  }
+  size_t pl = strlen(path);
+  struct stat st;
+  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
+  spr_qkv_writer *w = calloc(1, sizeof *w);
+  if (!w) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
+  w->f = -1;
+  for (int l = 0; l < SPR_MAX_LAYERS; l++) w->ds[l][0] = w->ds[l][1] = w->ds[l][2] = -1;
+  w->L = layers; w->H = heads; w->B = batch; w->N = seq_len; w->D = head_dim;
+  w->path = strdup(path);
+  w->tmp = malloc(pl + 12);
+  w->written = calloc((size_t)layers * heads * items, 1);
+  if (!w->path || !w->tmp || !w->written) {
+    free(w->path); free(w->tmp); free(w->written); free(w);
+    return spr_error(SPR_ENOMEM, "%s: out of memory", path);
+  }
+  memcpy(w->tmp, path, pl);
+  memcpy(w->tmp + pl, ".tmp.XXXXXX", 12);
+  int fd = mkstemp(w->tmp);
+  if (fd < 0) {
+    int rc = spr_error(SPR_EIO, "%s: cannot create: %s", w->tmp, strerror(errno));
+    free(w->path); free(w->tmp); free(w->written); free(w);
+    return rc;
+  }
+  mode_t um = umask(0);
+  umask(um);
+  fchmod(fd, 0666 & ~um);
+  close(fd);
+  spr__h5_quiet h;
+  spr__h5_quiet_on(&h);
+  int rc = 0;
+  hid_t fcpl = plist_untracked(H5P_FILE_CREATE);
+  w->f = fcpl >= 0 ? H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT) : -1;
+  if (fcpl >= 0) H5Pclose(fcpl);
+  if (w->f < 0) rc = wfail(w, "create HDF5 file");
+  if (!rc) rc = write_layout(w, mask);
+  spr__h5_quiet_off(&h);
+  if (rc) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", spr_errmsg());
+    spr_qkv_finish(w, 0);
+    return spr_error(rc, "%s", msg);
+  }
+  *out = w;
+  return 0;
+}
+
+int spr_qkv_write_head(spr_qkv_writer *w, int layer, int head, int item, const float *Q,
+                       const float *K, const float *V) {
+  const int items = w->B ? w->B : 1;
+  if (layer < 0 || layer >= w->L || head < 0 || head >= w->H || item < 0 || item >= items ||
+      !Q || !K || !V)
+    return spr_error(SPR_EINVAL, "%s: cannot write layer %d head %d item %d of %d x %d x %d", w->path,
+                     layer, head, item, w->L, w->H, items);
+  uint8_t *done = &w->written[((size_t)layer * w->H + head) * items + item];
+  if (*done)
+    return spr_error(SPR_EINVAL, "%s: layer %d head %d item %d written twice", w->path, layer, head, item);
+  const float *in[3] = {Q, K, V};
+  const size_t nd = (size_t)w->N * w->D;
+  for (int t = 0; t < 3; t++)
+    for (size_t k = 0; k < nd; k++)
+      if (!isfinite(in[t][k]))
+        return spr_error(SPR_EINVAL, "%s: layer %d head %d item %d: %s[%zu][%zu] is %g", w->path, layer,
+                         head, item, TENSORS[t], k / (size_t)w->D, k % (size_t)w->D, in[t][k]);
+  hsize_t md[2] = {(hsize_t)w->N, (hsize_t)w->D};
+  hsize_t start[4] = {0}, cnt[4] = {0};
+  if (w->B) {
+    start[0] = (hsize_t)item; start[1] = (hsize_t)head;
+    cnt[0] = cnt[1] = 1; cnt[2] = md[0]; cnt[3] = md[1];
+  } else {
+    start[0] = (hsize_t)head;
+    cnt[0] = 1; cnt[1] = md[0]; cnt[2] = md[1];
+  }
+  spr__h5_quiet h;
+  spr__h5_quiet_on(&h);
+  int rc = 0;
+  hid_t ms = H5Screate_simple(2, md, NULL);
+  for (int t = 0; t < 3 && !rc; t++) {
+    hid_t sp = H5Dget_space(w->ds[layer][t]);
+    if (ms < 0 || sp < 0 || H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
+        H5Dwrite(w->ds[layer][t], H5T_NATIVE_FLOAT, ms, sp, H5P_DEFAULT, in[t]) < 0)
+      rc = wfail(w, "write a Q, K or V dataset");
+    if (sp >= 0) H5Sclose(sp);
+  }
+  if (ms >= 0) H5Sclose(ms);
+  spr__h5_quiet_off(&h);
+  if (!rc) *done = 1;
+  return rc;
+}
+
+int spr_qkv_finish(spr_qkv_writer *w, int commit) {
+  if (!w) return 0;
+  int rc = 0;
+  const size_t total = (size_t)w->L * w->H * (w->B ? w->B : 1);
+  if (commit && w->failed)
+    rc = spr_error(SPR_EINVAL, "%s: an earlier write failed; not committed", w->path);
+  for (size_t k = 0; commit && !rc && k < total; k++)
+    if (!w->written[k]) {
+      const int items = w->B ? w->B : 1;
+      rc = spr_error(SPR_EINVAL, "%s: layer %zu head %zu item %zu was not written; not committed",
+                     w->path, k / ((size_t)w->H * items), k / items % w->H, k % items);
+    }
+  spr__h5_quiet h;
+  spr__h5_quiet_on(&h);
+  for (int l = 0; l < SPR_MAX_LAYERS; l++)
+    for (int t = 0; t < 3; t++)
+      if (w->ds[l][t] >= 0) H5Dclose(w->ds[l][t]);
+  if (w->f >= 0 && H5Fclose(w->f) < 0 && commit && !rc)
+    rc = spr_error(SPR_EHDF5, "%s: cannot close", w->tmp);
+  spr__h5_quiet_off(&h);
+  if (commit && !rc && rename(w->tmp, w->path) != 0)
+    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
+  if (!commit || rc) unlink(w->tmp);
+  free(w->path);
+  free(w->tmp);
+  free(w->written);
+  free(w);
+  return rc;
+}
