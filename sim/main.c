@@ -5,6 +5,8 @@
 #include "spr_pipeline.h"
 #include "spr_report.h"
 #include "spr_h5io.h"
+#include "spr_qkv.h"
+#include "spr_synth.h"
 #include "spr_spice.h"
 #include "spr_xbar.h"
 #include "spr_trace.h"
@@ -42,6 +44,9 @@ static void usage_main(FILE *f) {
           "                           spice)\n"
           "  config [CONFIG]          print the resolved configuration (every key with\n"
           "                           its value, unit and meaning) as INI text\n"
+          "  synth [CONFIG] -o FILE.h5 [--batch B --pad P]\n"
+          "                           write the synthetic generator's Q, K, V as a\n"
+          "                           sprintsim-qkv file (docs/qkv.md)\n"
           "  help [COMMAND]           show help\n"
           "\n"
           "  sprintsim --version      print the version\n"
@@ -224,6 +229,7 @@ static int cmd_run(int argc, char **argv) {
   if (rc) return fail(1, NULL);
   if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
   if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return fail(EXIT_USAGE, NULL);
+  if (spr_qkv_resolve(&c, cfg_path ? cfg_path : "built-in default")) return fail(1, NULL);
 
   /* signals: the first SIGINT/SIGTERM/SIGHUP stops the run between heads
    * and deletes the temporary file; a second one kills at once (the
@@ -247,8 +253,13 @@ static int cmd_run(int argc, char **argv) {
     return fail(1, NULL);
   }
   const int tty = isatty(STDERR_FILENO);
+  char source[SPR_STRING_MAX + 32];
+  if (c.wl.source == SPR_SOURCE_QKV)
+    snprintf(source, sizeof source, "%s item %d", c.wl.qkv_file, c.wl.qkv_item);
+  else
+    snprintf(source, sizeof source, "%s", spr_preset_name(c.wl.preset));
   printf("sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
-         PACKAGE_VERSION, spr_preset_name(c.wl.preset), c.wl.n_layers, c.wl.n_heads,
+         PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
          c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
          threads == 1 ? "" : "s");
   print_table_header();
@@ -440,6 +451,7 @@ static int cmd_config(int argc, char **argv) {
   spr_config c;
   spr_config_default(&c);
   int rc = argc == 2 ? spr_config_load(&c, argv[1]) : spr_config_resolve(&c, "built-in default");
+  if (!rc) rc = spr_qkv_resolve(&c, argc == 2 ? argv[1] : "built-in default");
   if (rc) return fail(1, NULL);
   char *ini = spr_config_to_ini(&c);
   if (!ini) {
@@ -449,6 +461,110 @@ static int cmd_config(int argc, char **argv) {
   fputs(ini, stdout);
   free(ini);
   return 0;
+}
+
+static void usage_synth(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim synth [CONFIG] -o FILE.h5 [--batch B] [--pad P]\n"
+          "\n"
+          "Write the synthetic generator's Q, K, V (workload keys of CONFIG: preset,\n"
+          "seq_len, layers, heads, head_dim; run.seed) as a sprintsim-qkv file\n"
+          "(docs/qkv.md), float32.\n"
+          "  -o FILE.h5   output, written atomically\n"
+          "  --batch B    B items (datasets (B, heads, N, d) and a /mask (B, N));\n"
+          "               item b is the generator's output for seed run.seed + b\n"
+          "               with N - b P real tokens, then P b padding tokens of zeros\n"
+          "               (mask 0); without --batch: datasets (heads, N, d), no mask\n"
+          "  --pad P      padding tokens added per item (default 0)\n");
+}
+
+/* The generator's Q, K, V in the sprintsim-qkv format. */
+static int cmd_synth(int argc, char **argv) {
+  const char *cfg_path = NULL, *out = NULL;
+  long batch = 0, pad = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage_synth(stdout);
+      return 0;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+      if (++i >= argc || !argv[i][0]) {
+        fprintf(stderr, "%s: synth: %s needs a file name\n", prog, a);
+        return EXIT_USAGE;
+      }
+      out = argv[i];
+    } else if (!strcmp(a, "--batch")) {
+      if (parse_int_arg("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 4096, &batch)) return EXIT_USAGE;
+    } else if (!strcmp(a, "--pad")) {
+      if (parse_int_arg("--pad", i + 1 < argc ? argv[++i] : NULL, 0, SPR_QKV_MAX_SEQ, &pad)) return EXIT_USAGE;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "%s: synth: unknown option '%s' (see 'sprintsim synth --help')\n", prog, a);
+      return EXIT_USAGE;
+    } else if (!cfg_path) {
+      cfg_path = a;
+    } else {
+      fprintf(stderr, "%s: synth: unexpected argument '%s' (one CONFIG at most)\n", prog, a);
+      return EXIT_USAGE;
+    }
+  }
+  if (!out) {
+    fprintf(stderr, "%s: synth: -o FILE.h5 is required (see 'sprintsim synth --help')\n", prog);
+    return EXIT_USAGE;
+  }
+  spr_config c;
+  spr_config_default(&c);
+  int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
+  if (rc) return fail(1, NULL);
+  if (c.wl.source != SPR_SOURCE_SYNTHETIC) {
+    fprintf(stderr, "%s: synth: %s: workload.source must be synthetic\n", prog, cfg_path);
+    return 1;
+  }
+  const int L = c.wl.n_layers, H = c.wl.n_heads, N = c.wl.seq_len, D = c.wl.head_dim;
+  const int items = batch ? (int)batch : 1;
+  if (pad && !batch) {
+    fprintf(stderr, "%s: synth: --pad needs --batch\n", prog);
+    return EXIT_USAGE;
+  }
+  if ((long)N - (items - 1) * pad < 2) {
+    fprintf(stderr, "%s: synth: item %d would have %ld real tokens (N %d - %d x pad %ld); at least 2\n",
+            prog, items - 1, (long)N - (items - 1) * pad, N, items - 1, pad);
+    return EXIT_USAGE;
+  }
+  const size_t nd = (size_t)N * D;
+  uint8_t *mask = batch ? calloc((size_t)items * N, 1) : NULL;
+  float *Q = calloc(nd, sizeof *Q), *K = calloc(nd, sizeof *K), *V = calloc(nd, sizeof *V);
+  spr_qkv_writer *w = NULL;
+  int status = 0;
+  if ((batch && !mask) || !Q || !K || !V) {
+    fprintf(stderr, "%s: synth: out of memory\n", prog);
+    status = 1;
+  }
+  for (int b = 0; !status && mask && b < items; b++)
+    memset(mask + (size_t)b * N, 1, (size_t)(N - b * pad));
+  if (!status && spr_qkv_create(out, L, H, (int)batch, N, D, mask, &w)) status = fail(1, NULL);
+  for (int b = 0; !status && b < items; b++) {
+    spr_workload_params wl = c.wl;
+    wl.seq_len = N - (int)(b * pad);
+    for (int l = 0; !status && l < L; l++)
+      for (int h = 0; !status && h < H; h++) {
+        /* the item's tokens first, zero rows of padding after */
+        memset(Q, 0, nd * sizeof *Q);
+        memset(K, 0, nd * sizeof *K);
+        memset(V, 0, nd * sizeof *V);
+        if (spr_synth_head(&wl, c.seed + (uint64_t)b, l, h, Q, K, V) ||
+            spr_qkv_write_head(w, l, h, b, Q, K, V))
+          status = fail(1, out);
+      }
+  }
+  if (w && spr_qkv_finish(w, !status) && !status) status = fail(1, NULL);
+  if (!status)
+    printf("synth: %s: %d layers x %d heads, N = %d, d = %d, %d item%s (%ld padding tokens per item), seed %llu\n",
+           out, L, H, N, D, items, items == 1 ? "" : "s", pad, (unsigned long long)c.seed);
+  free(mask);
+  free(Q);
+  free(K);
+  free(V);
+  return status;
 }
 
 int main(int argc, char **argv) {
@@ -475,6 +591,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
+  if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
   if (!strcmp(cmd, "crossbar")) return cmd_crossbar(argc - 1, argv + 1);
   if (!strcmp(cmd, "report")) {
     if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {

@@ -7,6 +7,7 @@
 #include "spr_quant.h"
 #include "spr_rng.h"
 #include "spr_synth.h"
+#include "spr_qkv.h"
 #include "spr_xbar.h"
 #include "spr_baselines.h"
 #include "spr_digital.h"
@@ -15,6 +16,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +61,7 @@ struct spr_run {
   thread_ws *tws;       /* threads */
   int64_t *layer_counts; /* 2^bits */
   volatile sig_atomic_t *cancel; /* stop when nonzero, or NULL */
+  spr_qkv *qkv;          /* source qkv: the open file, else NULL */
   int next_layer;
 };
 
@@ -86,6 +89,7 @@ void spr_run_free(spr_run *r) {
   free(r->tws);
   free(r->res);
   free(r->layer_counts);
+  spr_qkv_close(r->qkv);
   free(r);
 }
 
@@ -124,6 +128,22 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   r->H = wl->n_heads;
   r->n = wl->seq_len;
   r->d = wl->head_dim;
+  if (wl->source == SPR_SOURCE_QKV) {
+    /* the sizes must be the file's (spr_qkv_resolve), never adapted here */
+    int rc = spr_qkv_open(wl->qkv_file, &r->qkv), ntok = 0;
+    const spr_qkv_info *in = rc ? NULL : spr_qkv_get_info(r->qkv);
+    if (!rc) rc = spr_qkv_item_tokens(r->qkv, wl->qkv_item, &ntok);
+    if (!rc && (ntok != r->n || in->head_dim != r->d || in->n_layers < r->L || in->n_heads < r->H))
+      rc = spr_error(SPR_EINVAL,
+                     "run: workload (N %d, d %d, %d layers, %d heads) does not match item %d of %s "
+                     "(N %d, d %d, %d layers, %d heads); resolve the configuration with spr_qkv_resolve",
+                     r->n, r->d, r->L, r->H, wl->qkv_item, wl->qkv_file, ntok, in->head_dim,
+                     in->n_layers, in->n_heads);
+    if (rc) {
+      spr_run_free(r);
+      return rc;
+    }
+  }
   const size_t n = (size_t)r->n, d = (size_t)r->d, nd = n * d, nn = n * n;
   const size_t rb = spr_mask_row_bytes(r->n), ncode = (size_t)1 << c->thr.bits;
   r->res = calloc((size_t)r->L * r->H, sizeof *r->res);
@@ -198,7 +218,8 @@ static int pass_ideal(spr_run *r, int layer, int h, thread_ws *w) {
   const size_t nd = (size_t)n * d;
   int rc;
   float qs, ks;
-  if ((rc = spr_synth_head(&c->wl, c->seed, layer, h, s->Q, s->K, s->V))) return rc;
+  /* source qkv: Q, K, V were read by spr_run_layer */
+  if (!r->qkv && (rc = spr_synth_head(&c->wl, c->seed, layer, h, s->Q, s->K, s->V))) return rc;
   if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return rc;
   if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return rc;
   spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
@@ -587,6 +608,17 @@ int spr_run_layer(spr_run *r, int layer) {
     x->analog_scores = NULL;
   }
   int rc;
+  /* source qkv: read the layer's heads here, in one thread (HDF5 is not
+   * thread-safe); one layer at a time, never the whole file */
+  for (int h = 0; r->qkv && h < r->H; h++) {
+    if (r->cancel && *r->cancel) return spr_error(SPR_ECANCELED, "interrupted");
+    head_slot *s = &r->slot[h];
+    if ((rc = spr_qkv_read_head(r->qkv, layer, h, r->c.wl.qkv_item, s->Q, s->K, s->V))) {
+      char msg[1024];
+      snprintf(msg, sizeof msg, "%s", spr_errmsg());
+      return spr_error(rc, "layer %d head %d: %s", layer, h, msg);
+    }
+  }
   if ((rc = for_heads(r, layer, pass_ideal))) return rc;
   const spr_thr_params *t = &r->c.thr;
   const int H = r->H, bits = t->bits;

@@ -5,7 +5,9 @@
  * traces as it likes) and reads the results.
  *
  * Per layer:
- *   1. every head (in parallel): generate Q, K, V; quantize Q to
+ *   0. source qkv: read the layer's Q, K, V from the file, head by head
+ *      (one thread: HDF5 is not thread-safe);
+ *   1. every head (in parallel): generate Q, K, V (source synthetic); quantize Q to
  *      query_bits and K to key_bits, keep the key_msb_bits MSBs; ideal
  *      scores s = q . k_msb (exact integers);
  *   2. threshold range (max |s| of the layer, or of the head when
@@ -28,6 +30,9 @@
 typedef struct spr_run spr_run;
 
 /* Allocate a run of the resolved configuration *c (copied) using `threads`
+ * (with source qkv, resolved by spr_qkv_resolve: the run opens the file and
+ * refuses, SPR_EINVAL, sizes that are not the file's; file errors as in
+ * spr_qkv_open)
  * OpenMP threads (>= 1; at most one per head is used).  OpenBLAS is set to
  * one thread per caller thread (heads are the parallel unit).  Returns 0,
  * SPR_EINVAL or SPR_ENOMEM (also when the run would need more than 80% of
