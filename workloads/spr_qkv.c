@@ -291,6 +291,9 @@ static int read_mask(spr_qkv *q) {
     shape_str(b, sizeof b, want, want == 2 ? w : w + 1);
     rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' has rank %d shape %s, expected %s (%s)", path, rank,
                    a, b, in->batched ? "batch, N" : "N");
+  } else if ((double)B * N > SPR_QKV_MAX_MASK) {
+    rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' has %llu x %llu = %.0f elements, more than %d",
+                   path, (unsigned long long)B, (unsigned long long)N, (double)B * N, SPR_QKV_MAX_MASK);
   } else if (phys_bytes() > 0 && (double)B * N + 8.0 * N * in->head_dim > 0.8 * phys_bytes()) {
     rc = spr_error(SPR_ENOMEM, "%s: the mask (%llu x %llu) and one head's buffer need more than 80%% of physical memory",
                    path, (unsigned long long)B, (unsigned long long)N);

@@ -23,6 +23,8 @@
 
 #define SPR_QKV_FORMAT "sprintsim-qkv"
 #define SPR_QKV_VERSION 1
+/* Most elements of /mask (batch x N), read whole at open: 256 MiB. */
+#define SPR_QKV_MAX_MASK (1 << 28)
 
 typedef struct spr_qkv spr_qkv;
 
@@ -46,8 +48,9 @@ typedef struct {
  * empty, shapes differing within a layer or across layers; more than
  * SPR_MAX_LAYERS layers or SPR_MAX_HEADS heads, N above SPR_QKV_MAX_SEQ or
  * below 2, d above SPR_QKV_MAX_DIM, more than SPR_QKV_MAX_BATCH items;
- * mask not integer, of the wrong shape, holding a value other than 0 and
- * 1, or an item of padding only), SPR_ENOMEM (also when the reader's
+ * mask not integer, of the wrong shape, larger than SPR_QKV_MAX_MASK
+ * elements, holding a value other than 0 and 1, or an item of padding
+ * only), SPR_ENOMEM (also when the reader's
  * buffers would exceed 80% of physical memory). */
 int spr_qkv_open(const char *path, spr_qkv **out);
 
