@@ -114,6 +114,69 @@ expect 0 "" "resolved config parses" -- "$EXE" config "$T/resolved.ini"
 cmp -s "$T/out" "$T/resolved.ini" && ok "config round trip" || bad "config round trip"
 expect 2 "at most one CONFIG" "config with two files" -- "$EXE" config a b
 
+# users' own Q/K/V (docs/qkv.md): the example, sprintsim synth, errors
+expect 0 "qkv-example.h5 item 1, 2 layers x 4 heads, N = 48, d = 64" "run examples/qkv.ini (from any folder)" -- "$EXE" run "$S/examples/qkv.ini" -o "$T/qkv.h5"
+expect 0 "qkv_file = /" "config of qkv.ini names the file by its absolute path" -- "$EXE" config "$S/examples/qkv.ini"
+grep -q "^seq_len = 48$" "$T/out" && grep -q "^heads = 4$" "$T/out" && ok "config of qkv.ini: sizes from the file" || bad "config of qkv.ini: sizes from the file"
+cp "$T/out" "$T/qkv-resolved.ini"
+expect 0 "" "resolved qkv config parses" -- "$EXE" config "$T/qkv-resolved.ini"
+cmp -s "$T/out" "$T/qkv-resolved.ini" && ok "qkv config round trip" || bad "qkv config round trip"
+cat > "$T/synth.ini" <<'INI'
+[run]
+seed = 3
+[workload]
+seq_len = 20
+layers = 2
+heads = 2
+head_dim = 16
+INI
+expect 0 "2 items (3 padding tokens per item), seed 3" "synth with padding" -- "$EXE" synth "$T/synth.ini" --batch 2 --pad 3 -o "$T/s.h5"
+printf '[run]
+seed = 3
+[workload]
+source = qkv
+qkv_file = s.h5
+qkv_item = 0
+' > "$T/s0.ini"
+printf '[run]
+seed = 3
+[workload]
+source = qkv
+qkv_file = s.h5
+qkv_item = 1
+' > "$T/s1.ini"
+"$EXE" run "$T/synth.ini" -o "$T/syn.h5" > "$T/syn.out" 2>&1
+"$EXE" run "$T/s0.ini" -o "$T/s0.h5" > "$T/s0.out" 2>&1
+# the same Q/K/V and seed give the same table (the header names the source)
+sed 1d "$T/syn.out" | grep -v '^trace:' > "$T/syn.tab"; sed 1d "$T/s0.out" | grep -v '^trace:' > "$T/s0.tab"
+cmp -s "$T/syn.tab" "$T/s0.tab" && ok "run on synth's file equals the synthetic run" || { bad "run on synth's file equals the synthetic run"; diff "$T/syn.tab" "$T/s0.tab"; }
+expect 0 "N = 17, d = 16" "item 1: padding dropped (20 - 3 tokens)" -- "$EXE" run "$T/s1.ini" -o "$T/s1.h5"
+printf '[workload]
+source = qkv
+qkv_file = s.h5
+qkv_item = 2
+' > "$T/s2.ini"
+expect 1 "key 'workload.qkv_item': value 2 out of range" "item out of range" -- "$EXE" run "$T/s2.ini" -o "$T/x.h5"
+printf '[workload]
+source = qkv
+qkv_file = none.h5
+' > "$T/none.ini"
+expect 1 "$T/none.h5: cannot open Q/K/V file" "missing qkv file" -- "$EXE" run "$T/none.ini" -o "$T/x.h5"
+printf '[workload]
+source = qkv
+' > "$T/nofile.ini"
+expect 1 "nofile.ini:2: key 'workload.qkv_file' is required" "source qkv without a file" -- "$EXE" run "$T/nofile.ini" -o "$T/x.h5"
+printf '[workload]
+source = qkv
+qkv_file = small.ini
+' > "$T/txt.ini"
+expect 1 "small.ini: not an HDF5 file" "qkv file not HDF5" -- "$EXE" config "$T/txt.ini"
+expect 2 "-o FILE.h5 is required" "synth without -o" -- "$EXE" synth "$T/synth.ini"
+expect 2 "--pad needs --batch" "synth --pad alone" -- "$EXE" synth "$T/synth.ini" --pad 2 -o "$T/x.h5"
+expect 2 "item 1 would have 0 real tokens" "synth pad too large" -- "$EXE" synth "$T/synth.ini" --batch 2 --pad 20 -o "$T/x.h5"
+expect 0 "usage: sprintsim synth" "synth --help" -- "$EXE" synth --help
+[ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output after qkv errors" || bad "no output after qkv errors"
+
 # an independent reader (h5py + numpy) recomputes every decision of a full trace
 PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
@@ -166,6 +229,32 @@ assert np.abs(Is - In).max() <= 1e-3 * np.abs(In).max(), 'ngspice and nodal diff
   expect 1 "G\[1\]\[1\] = -1e-06 S" "negative conductance" -- "$EXE" crossbar --g "$T/Gneg.h5" --v "$T/V.h5" --model ideal -o "$T/x.h5"
   expect 1 "V.h5: dataset '/G' is missing" "wrong dataset" -- "$EXE" crossbar --g "$T/V.h5" --v "$T/V.h5" --model ideal -o "$T/x.h5"
   [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "crossbar errors leave no output" || bad "crossbar errors leave no output"
+  # a qkv file written by h5py (UTF-8 variable-length format attribute,
+  # int64 version, float64 data, bool-free uint8 mask); NaN in padding
+  "$PY" - "$T" <<'PYEOF'
+import sys, h5py, numpy as np
+t = sys.argv[1]
+rng = np.random.default_rng(2385)
+Q, K, V = (rng.standard_normal((2, 3, 10, 8)) for _ in range(3))
+mask = np.ones((2, 10), dtype=np.uint8); mask[1, [0, 4, 9]] = 0
+Q[1, :, 4, :] = np.nan
+with h5py.File(t + "/py.h5", "w") as f:
+    f.attrs["format"] = "sprintsim-qkv"; f.attrs["version"] = 1
+    for l in range(2):
+        g = f.create_group("layer_%d" % l); g["Q"] = Q * (l + 1); g["K"] = K; g["V"] = V
+    f["mask"] = mask
+PYEOF
+  printf '[workload]\nsource = qkv\nqkv_file = py.h5\nqkv_item = 1\n[run]\ntrace = full\n' > "$T/py.ini"
+  expect 0 "2 layers x 3 heads, N = 7, d = 8" "run on an h5py-written qkv file" -- "$EXE" run "$T/py.ini" -o "$T/py-run.h5"
+  "$PY" -c "
+import h5py, numpy as np
+f = h5py.File('$T/py.h5'); t = h5py.File('$T/py-run.h5')
+real = f['mask'][1].astype(bool)
+Q = f['layer_1/Q'][1, 2][real]; qi = t['layers/layer_01/head_02/q_int'][:].astype(float)
+s = t['layers/layer_01/head_02'].attrs['q_scale']
+assert qi.shape == Q.shape and np.abs(qi * s - Q).max() <= 0.5 * s + 1e-6 * np.abs(Q).max(), 'q_int is not the quantized file Q'
+assert t['config/workload/qkv_file'][()].decode().endswith('/py.h5')
+" && ok "trace's quantized Q is the file's Q with padding dropped" || bad "trace's quantized Q is the file's Q with padding dropped"
 else
   echo "skip - h5py recomputation and crossbar files (no python3-h5py for /usr/bin/python3)"
 fi

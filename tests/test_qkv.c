@@ -38,7 +38,7 @@ typedef struct {
   int L, H, B, N, D;     /* B = 0: unbatched, datasets (H, N, D) */
   hid_t ftype;           /* element type in the file */
   const int *mask;       /* max(B,1) x N values, or NULL: no /mask */
-  int vlen_format;       /* format as a variable-length string (h5py's way) */
+  int vlen_format;       /* variable-length string: 1 ASCII, 2 UTF-8 (h5py's way) */
   hid_t version_type;    /* H5T_STD_I32LE, H5T_STD_I64LE, ... */
 } spec;
 
@@ -50,6 +50,7 @@ static spec small(void) {
 static void put_str_attr(hid_t loc, const char *name, const char *v, int vlen) {
   hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
   H5Tset_size(ty, vlen ? H5T_VARIABLE : strlen(v) + 1);
+  if (vlen == 2) H5Tset_cset(ty, H5T_CSET_UTF8); /* what h5py writes */
   if (H5Aexists(loc, name) > 0) H5Adelete(loc, name);
   hid_t a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
   if (vlen) H5Awrite(a, ty, &v);
@@ -251,6 +252,7 @@ static void test_round_trip(void) {
   s.version_type = H5T_STD_I64LE; /* ... and int64 integers */
   check_values(&s);
   s.ftype = H5T_IEEE_F32BE; /* big-endian is converted */
+  s.vlen_format = 2;
   s.version_type = H5T_STD_U8LE;
   check_values(&s);
 }
@@ -338,7 +340,7 @@ static void test_file_and_attributes(void) {
   H5Fclose(f);
   expect_open(p, SPR_EHDF5, "'format' is \"sprintsim-trace\", expected \"sprintsim-qkv\"", NULL);
   f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
-  put_str_attr(f, "format", "sprintsim-qkvx", 1);
+  put_str_attr(f, "format", "sprintsim-qkvx", 2);
   H5Fclose(f);
   expect_open(p, SPR_EHDF5, "\"sprintsim-qkvx\"", NULL);
   int32_t seven = 7;

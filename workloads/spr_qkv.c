@@ -60,8 +60,9 @@ static int read_str_attr(hid_t f, const char *path, const char *name, char *buf,
     rc = spr_error(SPR_EHDF5, "%s: root attribute '%s' is not a single string", path, name);
   } else if (H5Tis_variable_str(ty) > 0) {
     char *s = NULL;
-    mt = H5Tcopy(H5T_C_S1);
-    if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0 || !s)
+    mt = H5Tcopy(H5T_C_S1); /* same character set as the file's (h5py: UTF-8) */
+    if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(ty)) < 0 ||
+        H5Aread(a, mt, &s) < 0 || !s)
       rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute '%s'", path, name);
     else snprintf(buf, n, "%s", s);
     if (s) H5free_memory(s);
@@ -70,7 +71,8 @@ static int read_str_attr(hid_t f, const char *path, const char *name, char *buf,
     char *s = calloc(sz + 1, 1);
     mt = H5Tcopy(H5T_C_S1);
     if (!s) rc = spr_error(SPR_ENOMEM, "%s: out of memory", path);
-    else if (mt < 0 || H5Tset_size(mt, sz) < 0 || H5Aread(a, mt, s) < 0)
+    else if (mt < 0 || H5Tset_size(mt, sz) < 0 || H5Tset_cset(mt, H5Tget_cset(ty)) < 0 ||
+             H5Aread(a, mt, s) < 0)
       rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute '%s'", path, name);
     else snprintf(buf, n, "%s", s);
     free(s);
