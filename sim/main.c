@@ -583,6 +583,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "help")) {
     if (argc > 2 && !strcmp(argv[2], "run")) usage_run(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "synth")) usage_synth(stdout);
     else if (argc > 2 && !strcmp(argv[2], "config")) {
       char *v[] = {"config", "--help", NULL};
       return cmd_config(2, v);

@@ -175,6 +175,7 @@ expect 2 "-o FILE.h5 is required" "synth without -o" -- "$EXE" synth "$T/synth.i
 expect 2 "--pad needs --batch" "synth --pad alone" -- "$EXE" synth "$T/synth.ini" --pad 2 -o "$T/x.h5"
 expect 2 "item 1 would have 0 real tokens" "synth pad too large" -- "$EXE" synth "$T/synth.ini" --batch 2 --pad 20 -o "$T/x.h5"
 expect 0 "usage: sprintsim synth" "synth --help" -- "$EXE" synth --help
+expect 0 "--pad P" "help synth" -- "$EXE" help synth
 [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output after qkv errors" || bad "no output after qkv errors"
 
 # an independent reader (h5py + numpy) recomputes every decision of a full trace
