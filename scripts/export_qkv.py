@@ -44,6 +44,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import warnings
 
 try:
     import torch
@@ -161,6 +162,10 @@ class _Capture:
             q, k, v = mha_qkv(m, *qkv, name=name or "MultiheadAttention")
             self.layers.append((name, q.detach(), k.detach(), v.detach()))
             kpm = kwargs.get("key_padding_mask", args[3] if len(args) > 3 else None)
+            am = kwargs.get("attn_mask", args[5] if len(args) > 5 else None)
+            if am is not None or kwargs.get("is_causal"):
+                warnings.warn(f"{name or 'MultiheadAttention'}: attn_mask/is_causal is not exported; "
+                              "sprintsim scores every (query, key) pair (docs/qkv.md)")
             if kpm is not None and self.key_padding_mask is None:
                 self.key_padding_mask = kpm.detach()
             return orig(*args, **kwargs)
@@ -275,7 +280,7 @@ def export_qkv(model, inputs, path, mask=None, dtype="float32", modules=None):
                 g = f.create_group(f"layer_{l}")
                 g.attrs["module"] = name
                 for t, x in zip("QKV", (q, k, v)):
-                    g.create_dataset(t, data=x.cpu().numpy().astype(dtype))
+                    g.create_dataset(t, data=x.to(torch.float64).cpu().numpy().astype(dtype))
             if mask is not None:
                 f.create_dataset("mask", data=mask)
         os.replace(tmp, path)
