@@ -245,6 +245,19 @@ with h5py.File(t + "/py.h5", "w") as f:
         g = f.create_group("layer_%d" % l); g["Q"] = Q * (l + 1); g["K"] = K; g["V"] = V
     f["mask"] = mask
 PYEOF
+  # the committed example is what its documented command makes (to float
+  # rounding: the generator is bit-identical only with the same libm and
+  # OpenBLAS kernel)
+  "$EXE" synth "$S/examples/qkv-synth.ini" --batch 2 --pad 16 -o "$T/ex.h5" > /dev/null 2>&1
+  "$PY" -c "
+import h5py, numpy as np
+a = h5py.File('$T/ex.h5'); b = h5py.File('$S/examples/qkv-example.h5')
+assert sorted(a) == sorted(b) == ['layer_0', 'layer_1', 'mask']
+assert (a['mask'][()] == b['mask'][()]).all()
+for l in ('layer_0', 'layer_1'):
+    for t in 'QKV':
+        assert np.allclose(a[l][t][()], b[l][t][()], rtol=1e-5, atol=1e-6), (l, t)
+" && ok "examples/qkv-example.h5 is what sprintsim synth makes" || bad "examples/qkv-example.h5 is what sprintsim synth makes"
   printf '[workload]\nsource = qkv\nqkv_file = py.h5\nqkv_item = 1\n[run]\ntrace = full\n' > "$T/py.ini"
   expect 0 "2 layers x 3 heads, N = 7, d = 8" "run on an h5py-written qkv file" -- "$EXE" run "$T/py.ini" -o "$T/py-run.h5"
   "$PY" -c "
