@@ -20,10 +20,14 @@
 #define FORMAT_VERSION 1
 #define CFG_ERR(...) spr_error(SPR_ECONFIG, __VA_ARGS__)
 
+#define MAX_LINKED 4 /* keys one axis may set together ("a.b + c.d") */
+
 typedef struct {
-  int key;       /* index in the configuration table */
-  char name[96]; /* "section.key" */
-  char section[48], kname[48];
+  int key;       /* index in the configuration table of the first key */
+  char name[200]; /* "section.key", or "section.key + section.key" */
+  int nkeys;     /* keys set to each value: 1, or more when linked */
+  int keys[MAX_LINKED];
+  char section[MAX_LINKED][48], kname[MAX_LINKED][48];
   int line;      /* line in the file */
   int n;         /* values */
   char **text;   /* as written */
@@ -133,24 +137,55 @@ static int parse_schemes(spr_sweep *sw, const char *value, const char *origin) {
   return 0;
 }
 
-static int parse_axis(spr_sweep *sw, const char *name, const char *value, const char *origin) {
-  const char *dot = strchr(name, '.');
-  if (!dot || dot == name || !dot[1] || strlen(name) >= sizeof sw->ax[0].name)
+/* One "section.key" of an axis name into sec, key and its table index *k. */
+static int parse_key_name(const char *name, size_t len, const char *whole, char *sec, char *key,
+                          int *k, const char *origin) {
+  const char *dot = memchr(name, '.', len);
+  if (!dot || dot == name || dot + 1 == name + len)
     return CFG_ERR("%s: unknown [sweep] key '%s' (expected 'schemes', 'max_points' or an axis "
-                   "'section.key' naming a configuration key)", origin, name);
-  char sec[48], key[48];
-  if ((size_t)(dot - name) >= sizeof sec || strlen(dot + 1) >= sizeof key)
-    return CFG_ERR("%s: [sweep] key '%s' names no configuration key", origin, name);
-  snprintf(sec, sizeof sec, "%.*s", (int)(dot - name), name);
-  snprintf(key, sizeof key, "%s", dot + 1);
-  int k = spr_config_find(sec, key);
-  if (k < 0)
-    return CFG_ERR("%s: [sweep] key '%s' names no configuration key (see 'sprintsim config')",
-                   origin, name);
+                   "'section.key' naming a configuration key)", origin, whole);
+  if ((size_t)(dot - name) >= 48 || (size_t)(name + len - dot - 1) >= 48)
+    return CFG_ERR("%s: [sweep] key '%s' names no configuration key", origin, whole);
+  snprintf(sec, 48, "%.*s", (int)(dot - name), name);
+  snprintf(key, 48, "%.*s", (int)(name + len - dot - 1), dot + 1);
+  *k = spr_config_find(sec, key);
+  if (*k < 0)
+    return CFG_ERR("%s: [sweep] key '%s' names no configuration key%s%s%s (see 'sprintsim config')",
+                   origin, whole, strcmp(whole, name) ? " ('" : "", strcmp(whole, name) ? sec : "",
+                   strcmp(whole, name) ? "' ...)" : "");
+  return 0;
+}
+
+static int parse_axis(spr_sweep *sw, const char *name, const char *value, const char *origin) {
+  if (strlen(name) >= sizeof sw->ax[0].name)
+    return CFG_ERR("%s: [sweep] key '%.60s...' is too long", origin, name);
+  /* keys linked with '+' take the same value at every point */
+  int nk = 0, keys[MAX_LINKED];
+  char secs[MAX_LINKED][48], knames[MAX_LINKED][48];
+  for (const char *p = name;;) {
+    const char *plus = strchr(p, '+');
+    const char *e = plus ? plus : p + strlen(p);
+    while (p < e && isspace((unsigned char)*p)) p++;
+    const char *q = e;
+    while (q > p && isspace((unsigned char)q[-1])) q--;
+    if (nk == MAX_LINKED)
+      return CFG_ERR("%s: [sweep] axis '%s' links more than %d keys", origin, name, MAX_LINKED);
+    int rc = parse_key_name(p, (size_t)(q - p), name, secs[nk], knames[nk], &keys[nk], origin);
+    if (rc) return rc;
+    for (int j = 0; j < nk; j++)
+      if (keys[j] == keys[nk])
+        return CFG_ERR("%s: [sweep] axis '%s' links key '%s.%s' twice", origin, name, secs[nk], knames[nk]);
+    nk++;
+    if (!plus) break;
+    p = plus + 1;
+  }
   for (int a = 0; a < sw->naxes; a++)
-    if (sw->ax[a].key == k)
-      return CFG_ERR("%s: [sweep] axis '%s' given twice (first on line %d)", origin, name,
-                     sw->ax[a].line);
+    for (int i = 0; i < sw->ax[a].nkeys; i++)
+      for (int j = 0; j < nk; j++)
+        if (sw->ax[a].keys[i] == keys[j])
+          return CFG_ERR("%s: [sweep] key '%s.%s' on two axes ('%s' on line %d, '%s'); link keys "
+                         "with '+' on one axis instead",
+                         origin, secs[j], knames[j], sw->ax[a].name, sw->ax[a].line, name);
   if (sw->naxes >= SPR_SWEEP_MAX_AXES)
     return CFG_ERR("%s: [sweep] axis '%s': more than %d axes", origin, name, SPR_SWEEP_MAX_AXES);
   const char sep = strchr(value, '|') ? '|' : ',';
@@ -169,10 +204,14 @@ static int parse_axis(spr_sweep *sw, const char *name, const char *value, const 
     return spr_error(SPR_ENOMEM, "%s: out of memory", origin);
   }
   a->n = n;
-  a->key = k;
+  a->key = keys[0];
+  a->nkeys = nk;
+  for (int j = 0; j < nk; j++) {
+    a->keys[j] = keys[j];
+    memcpy(a->section[j], secs[j], sizeof secs[j]);
+    memcpy(a->kname[j], knames[j], sizeof knames[j]);
+  }
   snprintf(a->name, sizeof a->name, "%s", name);
-  snprintf(a->section, sizeof a->section, "%s", sec);
-  snprintf(a->kname, sizeof a->kname, "%s", key);
   const char *p = value;
   for (int v = 0; v < n; v++) {
     const char *e = strchr(p, sep);
@@ -278,8 +317,10 @@ static int build_point(const spr_sweep *sw, int p, spr_config *c) {
     const axis *x = &sw->ax[a];
     snprintf(origin, sizeof origin, "%s:%d: [sweep] point %d of %d (%s)", sw->path, x->line, p + 1,
              sw->npoints, label);
-    int rc = spr_config_set(c, x->section, x->kname, x->text[value_index(sw, p, a)], origin);
-    if (rc) return rc;
+    for (int j = 0; j < x->nkeys; j++) {
+      int rc = spr_config_set(c, x->section[j], x->kname[j], x->text[value_index(sw, p, a)], origin);
+      if (rc) return rc;
+    }
   }
   snprintf(origin, sizeof origin, "%s: [sweep] point %d of %d (%s)", sw->path, p + 1, sw->npoints,
            label);

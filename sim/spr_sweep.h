@@ -5,12 +5,14 @@
  *   [sweep]
  *   threshold.keep_rate = 0.05, 0.1, 0.2        ; an axis: section.key = values
  *   analog.cmp_noise_sigma = 0, 20 nA, 50 nA    ; values as the key accepts them
+ *   threshold.keep_rate + baselines.topk_fraction = 0.1, 0.2   ; linked keys
  *   schemes = sprint, dense, oracle, topk       ; optional: schemes to report
  *   max_points = 2000                           ; optional: limit (default 1000)
  *
  * Values are separated by commas, or by '|' when the text contains one
  * (a list key such as threshold.values then takes one list per point).
- * The grid is the Cartesian product of the axes in file order, the first
+ * Keys joined by '+' on one axis take the same value at each point (one
+ * key appears on one axis only).  The grid is the Cartesian product of the axes in file order, the first
  * axis varying slowest.  Every other section is parsed with the normal
  * parser's rules; every point's configuration is built (the base, then
  * each axis's value with spr_config_set, then spr_config_resolve) and

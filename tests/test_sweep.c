@@ -109,6 +109,23 @@ static void test_point_config_equals_plain_file(void) {
   spr_sweep_free(sw);
 }
 
+/* Keys linked with '+' take the same value at each point. */
+static void test_linked_keys(void) {
+  spr_sweep *sw = load_ok("[sweep]\nthreshold.keep_rate + baselines.topk_fraction = 0.1, 0.25\n"
+                          "analog.cmp_noise_sigma = 0, 5 nA\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  CU_ASSERT_EQUAL(spr_sweep_npoints(sw), 4);
+  spr_config c;
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 3, &c), 0);
+  CU_ASSERT_EQUAL(c.thr.keep_rate, 0.25);
+  CU_ASSERT_EQUAL(c.bl.topk_fraction, 0.25);
+  CU_ASSERT_EQUAL(c.an.cmp_noise_sigma_A, 5e-9);
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 1, &c), 0);
+  CU_ASSERT_EQUAL(c.bl.topk_fraction, 0.1);
+  CU_ASSERT_STRING_EQUAL(spr_sweep_axis_key(sw, 0), "threshold.keep_rate + baselines.topk_fraction");
+  spr_sweep_free(sw);
+}
+
 /* '|' separates points whose values hold commas (a list key); continuation
  * lines join; the default schemes are sprint, dense and the baselines on. */
 static void test_lists_and_defaults(void) {
@@ -156,7 +173,14 @@ static void test_errors(void) {
   load_fails(WITH("[sweep]\nthreshold.keep_rate =\n"), ":7: [sweep] axis 'threshold.keep_rate' has no values", NULL);
   load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1,, 0.2\n"), "value 2 of 3 is empty", NULL);
   load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1\nthreshold.keep_rate = 0.2\n"),
-             ":8: [sweep] axis 'threshold.keep_rate' given twice (first on line 7)", NULL);
+             ":8: [sweep] key 'threshold.keep_rate' on two axes ('threshold.keep_rate' on line 7", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1\nbaselines.topk_fraction + threshold.keep_rate = 0.2\n"),
+             ":8: [sweep] key 'threshold.keep_rate' on two axes", "link keys with '+'");
+  load_fails(WITH("[sweep]\nthreshold.keep_rate + baselines.topk_frac = 0.1\n"),
+             ":7: [sweep] key 'threshold.keep_rate + baselines.topk_frac' names no configuration key", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate + threshold.keep_rate = 0.1\n"), "links key 'threshold.keep_rate' twice", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate + crossbar.rows = 0.1\n"),
+             "point 1 of 1 (threshold.keep_rate + crossbar.rows = 0.1)", "key 'crossbar.rows': value '0.1' is not an integer");
   const char *eleven = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11";
   char big[1024];
   snprintf(big, sizeof big, "[sweep]\nrun.seed = %s\nanalog.temperature = %s\nanalog.v_read = %s\n", eleven, eleven, eleven);
@@ -313,6 +337,7 @@ int main(void) {
       {"grid order and point values", test_grid_order},
       {"point config equals a plain file", test_point_config_equals_plain_file},
       {"'|' lists, continuations, default schemes", test_lists_and_defaults},
+      {"linked keys", test_linked_keys},
       {"error paths", test_errors},
       {"max_points", test_max_points},
       {"evaluation independent of threads and order", test_eval_independent_of_threads},
