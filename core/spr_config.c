@@ -465,6 +465,13 @@ typedef struct {
   char msg[1024];         /* message of the first error, without position */
   int bad_line;           /* line of an unknown section header with no key yet */
   char bad_sec[64];
+  /* the caller's extra section (spr_config_parse) */
+  const char *xsec;
+  spr_config_section_fn xfn;
+  void *xuser;
+  char *xname, *xtext;    /* its pending key and value (continuations appended) */
+  int xline;              /* line of the pending key */
+  int xlast;              /* the previous handler call was in the extra section */
 } parse_ctx;
 
 static void ctx_error_at(parse_ctx *p, int rc, int line) {
@@ -512,7 +519,7 @@ static char *read_line(char *str, int num, void *stream) {
       check_empty_section(p);
       char sec[64];
       snprintf(sec, sizeof sec, "%.*s", (int)(e - t - 1), t + 1);
-      if (!section_known(sec)) {
+      if (!section_known(sec) && !(p->xsec && !strcmp(sec, p->xsec))) {
         p->bad_line = p->lineno;
         snprintf(p->bad_sec, sizeof p->bad_sec, "%s", sec);
       }
@@ -530,11 +537,55 @@ static void flush_list(parse_ctx *p) {
   if (rc) ctx_error_at(p, rc, p->list_line);
 }
 
+/* Hand the pending key of the extra section to the caller's function. */
+static void flush_extra(parse_ctx *p) {
+  if (!p->xname) return;
+  int rc = p->rc ? 0 : p->xfn(p->xuser, p->xname, p->xtext, p->xline, "@");
+  if (rc) ctx_error_at(p, rc, p->xline);
+  free(p->xname);
+  free(p->xtext);
+  p->xname = p->xtext = NULL;
+}
+
+/* Append continuation `value` to text *t: ", " between items unless *t
+ * already ends with a separator (',' or, for the extra section, '|'). */
+static int append_cont(char **t, const char *value) {
+  size_t l = strlen(*t);
+  int sep = l && ((*t)[l - 1] == ',' || (*t)[l - 1] == '|');
+  char *n = realloc(*t, l + strlen(value) + 3);
+  if (!n) return -1;
+  *t = n;
+  sprintf(n + l, "%s%s", sep ? " " : ", ", value);
+  return 0;
+}
+
+/* A key of the extra section: kept until its continuation lines are read. */
+static int on_extra_line(parse_ctx *p, const char *name, const char *value) {
+  if (p->cont && p->xlast && p->xname && !strcmp(p->xname, name)) {
+    if (append_cont(&p->xtext, value)) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
+    return 1;
+  }
+  flush_list(p);
+  flush_extra(p);
+  if (p->rc) return 0;
+  p->last = NULL;
+  p->xlast = 1;
+  p->xname = strdup(name);
+  p->xtext = strdup(value);
+  p->xline = p->lineno;
+  if (!p->xname || !p->xtext) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
+  return 1;
+}
+
 static int on_ini_line(void *user, const char *section, const char *name,
                        const char *value) {
   parse_ctx *p = user;
   if (p->rc) return 0;
   p->bad_line = 0; /* spr_config_set reports the unknown section with its key */
+  if (p->xsec && !strcmp(section, p->xsec)) return on_extra_line(p, name, value);
+  flush_extra(p);
+  if (p->rc) return 0;
+  p->xlast = 0;
   const key_row *k = find_key(section, name);
   if (k && p->cont && p->last == k) { /* continuation line of `k` */
     if (k->info.type != SPR_KEY_LIST || p->list_key != k) {
@@ -542,12 +593,7 @@ static int on_ini_line(void *user, const char *section, const char *name,
                            section, name, value));
       return 0;
     }
-    size_t l = strlen(p->list);
-    int comma = l && p->list[l - 1] == ',';
-    char *t = realloc(p->list, l + strlen(value) + 3);
-    if (!t) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
-    p->list = t;
-    sprintf(p->list + l, "%s%s", comma ? " " : ", ", value);
+    if (append_cont(&p->list, value)) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
     return 1;
   }
   flush_list(p);
@@ -598,7 +644,10 @@ static int relative_to(spr_config *c, const char *path, const int *lines) {
   return 0;
 }
 
-int spr_config_load(spr_config *c, const char *path) {
+/* Parse `path` over *c; extra section `xsec` (or NULL) goes to xfn.
+ * Resolves when `do_resolve`. */
+static int parse_file(spr_config *c, const char *path, const char *xsec,
+                      spr_config_section_fn xfn, void *xuser, int do_resolve) {
   FILE *f = fopen(path, "r");
   if (!f) return spr_error(SPR_EIO, "%s: cannot open configuration: %s", path, strerror(errno));
   parse_ctx *p = calloc(1, sizeof *p);
@@ -606,8 +655,12 @@ int spr_config_load(spr_config *c, const char *path) {
   p->c = c;
   p->path = path;
   p->f = f;
+  p->xsec = xsec;
+  p->xfn = xfn;
+  p->xuser = xuser;
   int line = ini_parse_stream(read_line, p, on_ini_line, p);
   flush_list(p);
+  flush_extra(p);
   int ferr = ferror(f);
   fclose(f);
   int rc = 0;
@@ -622,10 +675,29 @@ int spr_config_load(spr_config *c, const char *path) {
     rc = CFG_ERR("%s: cannot parse (inih error %d)", path, line);
   }
   if (!rc) rc = relative_to(c, path, p->line_of);
-  if (!rc) rc = resolve(c, path, p->line_of);
+  if (!rc && do_resolve) rc = resolve(c, path, p->line_of);
   free(p->list);
+  free(p->xname);
+  free(p->xtext);
   free(p);
   return rc;
+}
+
+int spr_config_load(spr_config *c, const char *path) {
+  return parse_file(c, path, NULL, NULL, NULL, 1);
+}
+
+int spr_config_parse(spr_config *c, const char *path, const char *section,
+                     spr_config_section_fn fn, void *user) {
+  if (!section || !fn || section_known(section))
+    return spr_error(SPR_EINVAL, "config: extra section '%s' is a configuration section or has no handler",
+                     section ? section : "(null)");
+  return parse_file(c, path, section, fn, user, 0);
+}
+
+int spr_config_find(const char *section, const char *name) {
+  const key_row *k = find_key(section, name);
+  return k ? (int)(k - keys) : -1;
 }
 
 /* --- output --------------------------------------------------------------- */

@@ -45,6 +45,28 @@ void spr_config_default(spr_config *c);
  * names path, line, key and value.  Returns 0, SPR_EIO or SPR_ECONFIG. */
 int spr_config_load(spr_config *c, const char *path);
 
+/* Handler of an extra section (spr_config_parse): key `name` with its
+ * value, continuation lines joined like a list's, first given on `line`
+ * of the file.  Errors must be raised
+ * with spr_error and a message starting with `origin` followed by ": "
+ * (the parser replaces it by "path:line").  Returns 0 or an error code. */
+typedef int (*spr_config_section_fn)(void *user, const char *name, const char *value,
+                                     int line, const char *origin);
+
+/* Parse the INI file `path` over *c like spr_config_load, WITHOUT
+ * resolving (spr_config_resolve is the caller's), except that the keys of
+ * the one extra section `section` (not a configuration section, e.g.
+ * "sweep") are passed in file order to fn instead of being refused.
+ * Every other rule of spr_config_load holds.  Returns 0, SPR_EIO,
+ * SPR_ECONFIG (the message names path:line), SPR_ENOMEM, SPR_EINVAL
+ * (section is a configuration section, or fn is NULL), or fn's error with
+ * the line of its key. */
+int spr_config_parse(spr_config *c, const char *path, const char *section,
+                     spr_config_section_fn fn, void *user);
+
+/* Index of key section.name in the table (spr_config_key), -1 if none. */
+int spr_config_find(const char *section, const char *name);
+
 /* Set one key from its textual value.  `origin` names where the value came
  * from in error messages ("run.ini:12", "--seed").  Returns 0 or
  * SPR_ECONFIG. */

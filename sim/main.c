@@ -8,6 +8,7 @@
 #include "spr_qkv.h"
 #include "spr_synth.h"
 #include "spr_spice.h"
+#include "spr_sweep.h"
 #include "spr_xbar.h"
 #include "spr_trace.h"
 
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -34,6 +36,9 @@ static void usage_main(FILE *f) {
           "commands:\n"
           "  run [CONFIG] [options]   simulate a workload through crossbar scoring and\n"
           "                           threshold comparators; write an HDF5 trace\n"
+          "  sweep CONFIG [-o SWEEP.h5] [--threads N]\n"
+          "                           run every point of the grid in CONFIG's [sweep]\n"
+          "                           section; write SWEEP.h5 and SWEEP.csv\n"
           "  report FILE.h5           per-layer and total tables of every scheme in a\n"
           "                           trace: keep rate, bytes, energy by component,\n"
           "                           cycles, speedup and energy reduction over dense,\n"
@@ -305,6 +310,155 @@ static int cmd_run(int argc, char **argv) {
     fflush(stderr);
     _exit(status);
   }
+  return status;
+}
+
+static void usage_sweep(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim sweep CONFIG [-o SWEEP.h5] [--threads N]\n"
+          "\n"
+          "Evaluate every point of a grid over configuration keys: CONFIG is an\n"
+          "ordinary configuration plus a [sweep] section (docs/sweep.md):\n"
+          "\n"
+          "  [sweep]\n"
+          "  threshold.keep_rate = 0.05, 0.1, 0.2      ; axis: section.key = values\n"
+          "  analog.cmp_noise_sigma = 0, 20 nA, 50 nA  ; as the key accepts them\n"
+          "  schemes = sprint, dense, oracle, topk     ; schemes reported (optional)\n"
+          "  max_points = 1000                         ; refuse larger grids (default)\n"
+          "\n"
+          "The grid is the Cartesian product of the axes (the first varies slowest).\n"
+          "Every point is checked before any runs.  Points run in parallel, one\n"
+          "thread each; the output is identical for any thread count.\n"
+          "\n"
+          "  -o, --output FILE  HDF5 results (default sprintsim-sweep.h5); the CSV is\n"
+          "                     written beside it (FILE without .h5, plus .csv); both\n"
+          "                     are written as NAME.tmp.XXXXXX and renamed when complete\n"
+          "  --threads N        points evaluated at once (default: OMP_NUM_THREADS or\n"
+          "                     all cores)\n"
+          "  -h, --help         this help\n"
+          "\n"
+          "Plots: scripts/plot SWEEP.h5.  Exit status: 0 success, 1 error, 2 bad command\n"
+          "line, 130 interrupted (nothing written).\n");
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmd_sweep(int argc, char **argv) {
+  const char *cfg_path = NULL, *out = "sprintsim-sweep.h5";
+  long threads = omp_get_max_threads();
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage_sweep(stdout);
+      return 0;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+      if (++i >= argc || !argv[i][0]) {
+        fprintf(stderr, "%s: %s needs a file name\n", prog, a);
+        return EXIT_USAGE;
+      }
+      out = argv[i];
+    } else if (!strcmp(a, "--threads")) {
+      if (parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &threads))
+        return EXIT_USAGE;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "%s: sweep: unknown option '%s' (see 'sprintsim help sweep')\n", prog, a);
+      return EXIT_USAGE;
+    } else if (!cfg_path) {
+      cfg_path = a;
+    } else {
+      fprintf(stderr, "%s: sweep: unexpected argument '%s' (one CONFIG)\n", prog, a);
+      return EXIT_USAGE;
+    }
+  }
+  if (!cfg_path) {
+    fprintf(stderr, "%s: sweep: a CONFIG with a [sweep] section is required (see 'sprintsim help sweep')\n",
+            prog);
+    return EXIT_USAGE;
+  }
+  spr_sweep *sw = NULL;
+  if (spr_sweep_load(cfg_path, &sw)) return fail(1, NULL);
+  char *csv = spr_sweep_csv_path(out);
+  spr_sweep_out *o = NULL;
+  if (!csv) {
+    spr_sweep_free(sw);
+    fprintf(stderr, "%s: out of memory\n", prog);
+    return 1;
+  }
+  if (spr_sweep_out_open(out, csv, &o)) {
+    int st = fail(1, NULL);
+    free(csv);
+    spr_sweep_free(sw);
+    return st;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  const int P = spr_sweep_npoints(sw);
+  const spr_evaluator *ev = spr_sweep_evaluator(sw);
+  if (threads > P) threads = P;
+  printf("sprintsim %s: sweep %s: %d point%s (", PACKAGE_VERSION, cfg_path, P, P == 1 ? "" : "s");
+  for (int a = 0; a < spr_sweep_naxes(sw); a++)
+    printf("%s%s x%d", a ? ", " : "", spr_sweep_axis_key(sw, a), spr_sweep_axis_nvalues(sw, a));
+  printf("%s) x %d schemes, evaluator %s, %ld thread%s\n", spr_sweep_naxes(sw) ? "" : "no axes",
+         spr_sweep_nschemes(sw), ev->name, threads, threads == 1 ? "" : "s");
+  fflush(stdout);
+  /* one thread per point; each point's result depends on its configuration
+   * alone, so the output does not depend on the order points finish */
+  int done = 0, err_point = -1, err_code = 0;
+  char err_msg[2048] = "";
+  const double t0 = now_s();
+#pragma omp parallel for num_threads((int)threads) schedule(dynamic, 1)
+  for (int p = 0; p < P; p++) {
+    int skip;
+#pragma omp atomic read
+    skip = err_code;
+    if (interrupted || skip) continue;
+    const double tp = now_s();
+    int rc = spr_sweep_eval_point(sw, p, &interrupted);
+#pragma omp critical(sweep_progress)
+    {
+      if (rc && rc != SPR_ECANCELED && (err_point < 0 || p < err_point)) {
+        err_point = p;
+        snprintf(err_msg, sizeof err_msg, "%s", spr_errmsg());
+#pragma omp atomic write
+        err_code = rc;
+      } else if (!rc) {
+        char label[512];
+        done++;
+        spr_sweep_point_label(sw, p, label, sizeof label);
+        fprintf(stderr, "sweep: %d/%d done (point %d: %s) %.1f s, %.0f s elapsed\n", done, P, p + 1,
+                label, now_s() - tp, now_s() - t0);
+      }
+    }
+  }
+  int status = 0;
+  if (err_code) {
+    fprintf(stderr, "%s: %s\n", prog, err_msg);
+    status = 1;
+  } else if (interrupted) {
+    fprintf(stderr, "%s: interrupted after %d of %d points; %s and %s not written\n", prog, done, P,
+                out, csv);
+    status = 130;
+  }
+  if (status) {
+    spr_sweep_out_abort(o);
+  } else if (spr_sweep_out_commit(o, sw, PACKAGE_VERSION)) {
+    status = fail(1, NULL);
+  } else {
+    printf("sweep: %s, %s (%d rows) in %.1f s\n", out, csv, P * spr_sweep_nschemes(sw), now_s() - t0);
+  }
+  free(csv);
+  spr_sweep_free(sw);
   return status;
 }
 
@@ -584,6 +738,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "help")) {
     if (argc > 2 && !strcmp(argv[2], "run")) usage_run(stdout);
     else if (argc > 2 && !strcmp(argv[2], "synth")) usage_synth(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "sweep")) usage_sweep(stdout);
     else if (argc > 2 && !strcmp(argv[2], "config")) {
       char *v[] = {"config", "--help", NULL};
       return cmd_config(2, v);
@@ -593,6 +748,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
   if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
   if (!strcmp(cmd, "crossbar")) return cmd_crossbar(argc - 1, argv + 1);
   if (!strcmp(cmd, "report")) {
     if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {

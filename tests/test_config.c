@@ -1091,6 +1091,71 @@ static void test_round_trip_long_list(void) {
   round_trip(&c);
 }
 
+/* spr_config_parse: the extra section's keys reach the handler in file
+ * order with their lines (continuations joined), the rest is parsed as
+ * usual but not resolved, and a handler error carries its key's line. */
+typedef struct {
+  int n;
+  char names[4][32], values[4][64];
+  int lines[4];
+  int fail_on; /* call index that fails, -1: none */
+} extra_log;
+
+static int log_extra(void *user, const char *name, const char *value, int line, const char *origin) {
+  extra_log *x = user;
+  if (x->n == x->fail_on) return spr_error(SPR_ECONFIG, "%s: handler refuses '%s'", origin, name);
+  if (x->n < 4) {
+    snprintf(x->names[x->n], sizeof x->names[0], "%s", name);
+    snprintf(x->values[x->n], sizeof x->values[0], "%s", value);
+    x->lines[x->n] = line;
+  }
+  x->n++;
+  return 0;
+}
+
+static void test_parse_extra_section(void) {
+  char path[512];
+  write_file(path, sizeof path,
+             "[workload]\nlayers = 3\n[extra]\nalpha.beta = 1, 2,\n  3\n; comment\n"
+             "gamma = x | y\n[crossbar]\nrows = 32\n[extra]\ndelta = 2.385\n");
+  spr_config c;
+  spr_config_default(&c);
+  extra_log x = {.fail_on = -1};
+  CU_ASSERT_EQUAL(spr_config_parse(&c, path, "extra", log_extra, &x), 0);
+  CU_ASSERT_EQUAL(x.n, 3);
+  CU_ASSERT_STRING_EQUAL(x.names[0], "alpha.beta");
+  CU_ASSERT_STRING_EQUAL(x.values[0], "1, 2, 3");
+  CU_ASSERT_EQUAL(x.lines[0], 4);
+  CU_ASSERT_STRING_EQUAL(x.values[1], "x | y");
+  CU_ASSERT_EQUAL(x.lines[1], 7);
+  CU_ASSERT_STRING_EQUAL(x.names[2], "delta");
+  CU_ASSERT_EQUAL(x.lines[2], 11);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 3);
+  CU_ASSERT_EQUAL(c.xbar.rows, 32);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 0); /* not resolved */
+  /* a handler error names the file and its key's line */
+  spr_config_default(&c);
+  extra_log y = {.fail_on = 1};
+  CU_ASSERT_EQUAL(spr_config_parse(&c, path, "extra", log_extra, &y), SPR_ECONFIG);
+  char want[600];
+  snprintf(want, sizeof want, "%s:7: handler refuses 'gamma'", path);
+  CU_ASSERT_STRING_EQUAL(spr_errmsg(), want);
+  /* a configuration section cannot be the extra one; without it, [extra] is unknown */
+  CU_ASSERT_EQUAL(spr_config_parse(&c, path, "crossbar", log_extra, &x), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_config_parse(&c, path, "extra", NULL, &x), SPR_EINVAL);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_load(&c, path), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), ":4: unknown section '[extra]'");
+  remove(path);
+  int k = spr_config_find("crossbar", "rows");
+  CU_ASSERT_FATAL(k >= 0 && k < spr_config_nkeys());
+  CU_ASSERT_STRING_EQUAL(spr_config_key(k)->section, "crossbar");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(k)->name, "rows");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(spr_config_find("analog", "cmp_noise_sigma"))->name, "cmp_noise_sigma");
+  CU_ASSERT_EQUAL(spr_config_find("crossbar", "nope"), -1);
+  CU_ASSERT_EQUAL(spr_config_find("nope", "rows"), -1);
+}
+
 static const CU_TestInfo tests[] = {
     {"key table", test_key_table},
     {"defaults from the table", test_defaults},
@@ -1121,6 +1186,7 @@ static const CU_TestInfo tests[] = {
     {"spr_config_to_ini text", test_to_ini_text},
     {"round trip through to_ini", test_round_trip},
     {"round trip of 12 per-layer values", test_round_trip_long_list},
+    {"spr_config_parse with an extra section", test_parse_extra_section},
     CU_TEST_INFO_NULL,
 };
 

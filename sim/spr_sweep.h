@@ -1,0 +1,106 @@
+/* spr_sweep.h - grid sweeps over configuration keys (docs/sweep.md).
+ *
+ * A sweep file is an ordinary configuration file plus one [sweep] section:
+ *
+ *   [sweep]
+ *   threshold.keep_rate = 0.05, 0.1, 0.2        ; an axis: section.key = values
+ *   analog.cmp_noise_sigma = 0, 20 nA, 50 nA    ; values as the key accepts them
+ *   threshold.keep_rate + baselines.topk_fraction = 0.1, 0.2   ; linked keys
+ *   schemes = sprint, dense, oracle, topk       ; optional: schemes to report
+ *   max_points = 2000                           ; optional: limit (default 1000)
+ *
+ * Values are separated by commas, or by '|' when the text contains one
+ * (a list key such as threshold.values then takes one list per point).
+ * Keys joined by '+' on one axis take the same value at each point (one
+ * key appears on one axis only).  The grid is the Cartesian product of the axes in file order, the first
+ * axis varying slowest.  Every other section is parsed with the normal
+ * parser's rules; every point's configuration is built (the base, then
+ * each axis's value with spr_config_set, then spr_config_resolve) and
+ * checked by spr_sweep_load before anything runs, so a bad value or a bad
+ * combination is reported with the point, its axis values and the key.
+ *
+ * Step, don't call back: the caller evaluates each point with
+ * spr_sweep_eval_point (from any thread, distinct points at once), then
+ * writes the outputs with spr_sweep_out_*.  A point's rows depend on its
+ * configuration alone (spr_eval.h), so the output does not depend on the
+ * thread count or on the order in which points finish.
+ */
+#ifndef SPR_SWEEP_H
+#define SPR_SWEEP_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "spr_eval.h"
+#include "spr_params.h"
+
+#define SPR_SWEEP_MAX_AXES 16
+#define SPR_SWEEP_MAX_VALUES 1024          /* per axis */
+#define SPR_SWEEP_DEFAULT_MAX_POINTS 1000
+#define SPR_SWEEP_LIMIT_POINTS 100000      /* largest max_points accepted */
+
+typedef struct spr_sweep spr_sweep;
+
+/* Parse sweep file `path`, expand and check every point.  Errors:
+ * SPR_EIO, SPR_ENOMEM, SPR_ECONFIG naming path:line and the key, or the
+ * point ("point 7 of 12 (threshold.keep_rate = 0.2, ...)") and the key. */
+int spr_sweep_load(const char *path, spr_sweep **out);
+
+void spr_sweep_free(spr_sweep *sw); /* NULL: no-op */
+
+int spr_sweep_npoints(const spr_sweep *sw);
+int spr_sweep_naxes(const spr_sweep *sw);
+/* Axis a's key, "section.key". */
+const char *spr_sweep_axis_key(const spr_sweep *sw, int a);
+int spr_sweep_axis_nvalues(const spr_sweep *sw, int a);
+/* Value v of axis a as written in the file ("20 nA"). */
+const char *spr_sweep_axis_text(const spr_sweep *sw, int a, int v);
+/* Index of point p's value on axis a (the first axis varies slowest). */
+int spr_sweep_point_value(const spr_sweep *sw, int p, int a);
+/* "threshold.keep_rate = 0.1, analog.cmp_noise_sigma = 20 nA"; returns
+ * the length the full text needs, like snprintf. */
+int spr_sweep_point_label(const spr_sweep *sw, int p, char *buf, size_t n);
+
+/* Schemes reported (enum spr_scheme), in the order of `schemes` (default:
+ * sprint, dense, then every baseline switched on in the file). */
+int spr_sweep_nschemes(const spr_sweep *sw);
+int spr_sweep_scheme(const spr_sweep *sw, int k);
+
+/* The evaluator every point uses (the same for all points). */
+const spr_evaluator *spr_sweep_evaluator(const spr_sweep *sw);
+
+/* Resolved configuration of point p into *c (baselines not reported are
+ * switched off).  Returns 0 (always, after spr_sweep_load's checks) or
+ * SPR_EINVAL for p out of range. */
+int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c);
+
+/* Evaluate point p: thread-safe for distinct p, single-threaded inside.
+ * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  Errors
+ * name the point. */
+int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel);
+
+/* Row of scheme s (enum spr_scheme) at point p, NULL until evaluated. */
+const spr_eval_row *spr_sweep_row(const spr_sweep *sw, int p, int s);
+
+/* Outputs: the HDF5 file and the CSV beside it, each written under a
+ * fresh "<path>.tmp.XXXXXX" and renamed when complete. */
+typedef struct spr_sweep_out spr_sweep_out;
+
+/* Reserve the temporary files now (so an unwritable path fails before
+ * the points run).  Errors: SPR_EIO (names the path; also a directory),
+ * SPR_ENOMEM. */
+int spr_sweep_out_open(const char *h5path, const char *csvpath, spr_sweep_out **out);
+
+/* Write both files from sw (every point evaluated, else SPR_EINVAL) and
+ * rename them to their paths; the CSV first, the HDF5 file (root
+ * attribute complete = 1) last.  Frees o.  Errors: SPR_EINVAL, SPR_EIO,
+ * SPR_EHDF5; on error no temporary is left. */
+int spr_sweep_out_commit(spr_sweep_out *o, const spr_sweep *sw, const char *version);
+
+/* Delete the temporaries and free o (NULL: no-op). */
+void spr_sweep_out_abort(spr_sweep_out *o);
+
+/* "<path without .h5>.csv". Returns a string to free(), NULL if out of memory. */
+char *spr_sweep_csv_path(const char *h5path);
+
+#endif

@@ -1,0 +1,355 @@
+/* test_sweep.c - the [sweep] section, grid expansion, point configurations,
+ * every error path, evaluation independent of threads and order, outputs. */
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_eval.h"
+#include "spr_pipeline.h"
+#include "spr_sweep.h"
+#include "spr_test.h"
+
+#include <math.h>
+#include <omp.h>
+#include <sys/stat.h>
+
+/* Write `text` to a scratch file; returns its path (static buffer per slot). */
+static const char *write_ini(int slot, const char *text) {
+  static char paths[8][512];
+  char tag[32];
+  snprintf(tag, sizeof tag, "sweep%d", slot);
+  spr_test_path(paths[slot], sizeof paths[slot], tag, ".ini");
+  FILE *f = fopen(paths[slot], "w");
+  CU_ASSERT_FATAL(f != NULL);
+  fputs(text, f);
+  fclose(f);
+  return paths[slot];
+}
+
+static const char *SMALL =
+    "[workload]\nseq_len = 32\nlayers = 1\nheads = 2\nhead_dim = 16\n";
+
+/* A file = SMALL + extra text; load it expecting success. */
+static spr_sweep *load_ok(const char *extra) {
+  char text[4096];
+  snprintf(text, sizeof text, "%s%s", SMALL, extra);
+  spr_sweep *sw = NULL;
+  int rc = spr_sweep_load(write_ini(0, text), &sw);
+  if (rc) fprintf(stderr, "\n  unexpected error: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL(rc, 0);
+  return sw;
+}
+
+/* Load expecting SPR_ECONFIG with `needle` (and a second needle, may be NULL). */
+static void load_fails(const char *text, const char *needle, const char *needle2) {
+  spr_sweep *sw = NULL;
+  const char *path = write_ini(1, text);
+  int rc = spr_sweep_load(path, &sw);
+  CU_ASSERT_EQUAL(rc, SPR_ECONFIG);
+  CU_ASSERT_PTR_NULL(sw);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), needle);
+  if (needle2) SPR_ASSERT_CONTAINS(spr_errmsg(), needle2);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), path);
+  spr_sweep_free(sw);
+}
+
+static void test_grid_order(void) {
+  spr_sweep *sw = load_ok("[sweep]\n"
+                          "threshold.keep_rate = 0.05, 0.1, 0.2\n"
+                          "analog.cmp_noise_sigma = 0, 20 nA\n"
+                          "crossbar.cell_bits = 4, 5\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  CU_ASSERT_EQUAL(spr_sweep_npoints(sw), 12);
+  CU_ASSERT_EQUAL(spr_sweep_naxes(sw), 3);
+  CU_ASSERT_STRING_EQUAL(spr_sweep_axis_key(sw, 1), "analog.cmp_noise_sigma");
+  CU_ASSERT_STRING_EQUAL(spr_sweep_axis_text(sw, 1, 1), "20 nA");
+  /* first axis slowest: point p = ((i0 * 2) + i1) * 2 + i2 */
+  for (int p = 0; p < 12; p++) {
+    CU_ASSERT_EQUAL(spr_sweep_point_value(sw, p, 0), p / 4);
+    CU_ASSERT_EQUAL(spr_sweep_point_value(sw, p, 1), (p / 2) % 2);
+    CU_ASSERT_EQUAL(spr_sweep_point_value(sw, p, 2), p % 2);
+  }
+  char label[256];
+  spr_sweep_point_label(sw, 7, label, sizeof label);
+  CU_ASSERT_STRING_EQUAL(label, "threshold.keep_rate = 0.1, analog.cmp_noise_sigma = 20 nA, crossbar.cell_bits = 5");
+  spr_config c;
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 7, &c), 0);
+  CU_ASSERT_EQUAL(c.thr.keep_rate, 0.1);
+  CU_ASSERT_EQUAL(c.an.cmp_noise_sigma_A, 20e-9);
+  CU_ASSERT_EQUAL(c.xbar.cell_bits, 5);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 32);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 1);
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 12, &c), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_sweep_point_value(sw, 12, 0), -1);
+  spr_sweep_free(sw);
+  spr_sweep_free(NULL);
+}
+
+/* A point's configuration equals the same values written in a plain file. */
+static void test_point_config_equals_plain_file(void) {
+  spr_sweep *sw = load_ok("[crossbar]\ndrift_time = 2 ks\n"
+                          "[sweep]\n"
+                          "threshold.keep_rate = 0.05, 0.3\n"
+                          "crossbar.rows = 32, 128\n"
+                          "schemes = sprint, dense, topk\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  spr_config a, b;
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 2, &a), 0);
+  spr_config_default(&b);
+  char text[1024];
+  snprintf(text, sizeof text,
+           "%s[crossbar]\ndrift_time = 2 ks\nrows = 32\n[threshold]\nkeep_rate = 0.3\n"
+           "[baselines]\noracle = false\nsanger = false\nleopard = false\nwindow = false\n",
+           SMALL);
+  CU_ASSERT_EQUAL_FATAL(spr_config_load(&b, write_ini(2, text)), 0);
+  char *ia = spr_config_to_ini(&a), *ib = spr_config_to_ini(&b);
+  CU_ASSERT_STRING_EQUAL(ia, ib);
+  free(ia);
+  free(ib);
+  CU_ASSERT_EQUAL(spr_sweep_nschemes(sw), 3);
+  CU_ASSERT_EQUAL(spr_sweep_scheme(sw, 2), SPR_SCHEME_TOPK);
+  spr_sweep_free(sw);
+}
+
+/* Keys linked with '+' take the same value at each point. */
+static void test_linked_keys(void) {
+  spr_sweep *sw = load_ok("[sweep]\nthreshold.keep_rate + baselines.topk_fraction = 0.1, 0.25\n"
+                          "analog.cmp_noise_sigma = 0, 5 nA\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  CU_ASSERT_EQUAL(spr_sweep_npoints(sw), 4);
+  spr_config c;
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 3, &c), 0);
+  CU_ASSERT_EQUAL(c.thr.keep_rate, 0.25);
+  CU_ASSERT_EQUAL(c.bl.topk_fraction, 0.25);
+  CU_ASSERT_EQUAL(c.an.cmp_noise_sigma_A, 5e-9);
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 1, &c), 0);
+  CU_ASSERT_EQUAL(c.bl.topk_fraction, 0.1);
+  CU_ASSERT_STRING_EQUAL(spr_sweep_axis_key(sw, 0), "threshold.keep_rate + baselines.topk_fraction");
+  spr_sweep_free(sw);
+}
+
+/* '|' separates points whose values hold commas (a list key); continuation
+ * lines join; the default schemes are sprint, dense and the baselines on. */
+static void test_lists_and_defaults(void) {
+  spr_sweep *sw = load_ok("[threshold]\nmode = direct\n[baselines]\nsanger = off\n"
+                          "[sweep]\nthreshold.values = 40 | 60 |\n  80\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  CU_ASSERT_EQUAL(spr_sweep_npoints(sw), 3);
+  spr_config c;
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 2, &c), 0);
+  CU_ASSERT_EQUAL(c.thr.n_values, 1);
+  CU_ASSERT_EQUAL(c.thr.values[0], 80);
+  CU_ASSERT_EQUAL(spr_sweep_nschemes(sw), 6); /* all but sanger */
+  for (int k = 0; k < spr_sweep_nschemes(sw); k++) CU_ASSERT_NOT_EQUAL(spr_sweep_scheme(sw, k), SPR_SCHEME_SANGER);
+  spr_sweep_free(sw);
+  /* a list per point: one value per layer */
+  sw = load_ok("[threshold]\nmode = direct\n[sweep]\nworkload.layers = 2\n"
+               "threshold.values = 40, 50 | 61.5, 70\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  CU_ASSERT_EQUAL(spr_sweep_npoints(sw), 2);
+  CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 1, &c), 0);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 2);
+  CU_ASSERT_EQUAL(c.thr.n_values, 2);
+  CU_ASSERT_EQUAL(c.thr.values[0], 61.5);
+  CU_ASSERT_EQUAL(c.thr.values[1], 70);
+  spr_sweep_free(sw);
+  /* no [sweep] section: one point, the configuration itself */
+  sw = load_ok("");
+  CU_ASSERT_FATAL(sw != NULL);
+  CU_ASSERT_EQUAL(spr_sweep_npoints(sw), 1);
+  CU_ASSERT_EQUAL(spr_sweep_naxes(sw), 0);
+  spr_sweep_free(sw);
+}
+
+static void test_errors(void) {
+  char t[2048];
+#define WITH(extra) (snprintf(t, sizeof t, "%s%s", SMALL, extra), t)
+  load_fails(WITH("[sweep]\nanalog.cmp_noise_sgma = 0, 1 nA\n"),
+             ":7: [sweep] key 'analog.cmp_noise_sgma' names no configuration key", NULL);
+  load_fails(WITH("[sweep]\nfoo = 1, 2\n"), ":7: unknown [sweep] key 'foo'", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1\nanalog.cmp_noise_sigma = 0, 50 V\n"),
+             ":8: [sweep] point 2 of 2 (threshold.keep_rate = 0.1, analog.cmp_noise_sigma = 50 V)",
+             "key 'analog.cmp_noise_sigma': value '50 V' has unit 'V', expected A");
+  load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1, 0.2, 7\n"),
+             "point 3 of 3 (threshold.keep_rate = 7)", "out of range");
+  load_fails(WITH("[sweep]\nthreshold.keep_rate =\n"), ":7: [sweep] axis 'threshold.keep_rate' has no values", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1,, 0.2\n"), "value 2 of 3 is empty", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1\nthreshold.keep_rate = 0.2\n"),
+             ":8: [sweep] key 'threshold.keep_rate' on two axes ('threshold.keep_rate' on line 7", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate = 0.1\nbaselines.topk_fraction + threshold.keep_rate = 0.2\n"),
+             ":8: [sweep] key 'threshold.keep_rate' on two axes", "link keys with '+'");
+  load_fails(WITH("[sweep]\nthreshold.keep_rate + baselines.topk_frac = 0.1\n"),
+             ":7: [sweep] key 'threshold.keep_rate + baselines.topk_frac' names no configuration key", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate + threshold.keep_rate = 0.1\n"), "links key 'threshold.keep_rate' twice", NULL);
+  load_fails(WITH("[sweep]\nthreshold.keep_rate + crossbar.rows = 0.1\n"),
+             "point 1 of 1 (threshold.keep_rate + crossbar.rows = 0.1)", "key 'crossbar.rows': value '0.1' is not an integer");
+  const char *eleven = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11";
+  char big[1024];
+  snprintf(big, sizeof big, "[sweep]\nrun.seed = %s\nanalog.temperature = %s\nanalog.v_read = %s\n", eleven, eleven, eleven);
+  load_fails(WITH(big), "3 axes make 1331 points, more than max_points = 1000", NULL);
+  load_fails(WITH("[sweep]\nmax_points = 0\n"), "'max_points': value '0' is not an integer", NULL);
+  load_fails(WITH("[sweep]\nschemes = sprint, bogus\n"), "'bogus' is not a scheme", NULL);
+  load_fails(WITH("[sweep]\nschemes = sprint, sprint\n"), "'sprint' listed twice", NULL);
+  load_fails(WITH("[sweep]\nschemes = sprint,,dense\n"), "has an empty item", NULL);
+  load_fails(WITH("[baselines]\nsanger = false\n[sweep]\nschemes = sprint, sanger\n"),
+             "scheme 'sanger' is reported", "baselines.sanger = false");
+  /* a combination that resolve refuses names the point */
+  load_fails(WITH("[sweep]\ncrossbar.cell_bits = 4, 2\n"), "point 2 of 2 (crossbar.cell_bits = 2)",
+             "key 'crossbar.key_msb_bits'");
+  /* the rest of the file keeps the normal parser's strictness */
+  load_fails(WITH("[analog]\nvread = 0.2\n[sweep]\nthreshold.keep_rate = 0.1\n"),
+             ":7: unknown key 'analog.vread'", NULL);
+  load_fails(WITH("[sweeps]\nthreshold.keep_rate = 0.1\n"), "unknown section '[sweeps]'", NULL);
+  /* and a normal load refuses [sweep] */
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_load(&c, write_ini(3, WITH("[sweep]\nthreshold.keep_rate = 0.1\n"))), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "unknown section '[sweep]'");
+  CU_ASSERT_EQUAL(spr_sweep_load("/nonexistent/x.ini", &(spr_sweep *){NULL}), SPR_EIO);
+#undef WITH
+}
+
+/* max_points raises the limit; a grid of 1331 points then loads. */
+static void test_max_points(void) {
+  const char *eleven = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11";
+  char big[1024];
+  snprintf(big, sizeof big, "[sweep]\nmax_points = 1331\nrun.seed = %s\nanalog.temperature = %s\nthreshold.bits = %s\n",
+           eleven, eleven, eleven);
+  spr_sweep *sw = load_ok(big);
+  CU_ASSERT_FATAL(sw != NULL);
+  CU_ASSERT_EQUAL(spr_sweep_npoints(sw), 1331);
+  spr_sweep_free(sw);
+}
+
+/* Evaluating the points in any order on any thread gives the same rows,
+ * and those rows are the totals of a separate run of the point's config. */
+static void test_eval_independent_of_threads(void) {
+  const char *extra = "[sweep]\nthreshold.keep_rate = 0.1, 0.25\nanalog.cmp_noise_sigma = 0, 80 nA\n"
+                      "schemes = sprint, dense, oracle, window\n";
+  spr_sweep *a = load_ok(extra), *b = load_ok(extra);
+  CU_ASSERT_FATAL(a && b);
+  const int P = spr_sweep_npoints(a);
+  CU_ASSERT_PTR_NULL(spr_sweep_row(a, 0, SPR_SCHEME_SPRINT)); /* not yet evaluated */
+  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL), 0);
+  int fails = 0;
+#pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
+  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL) != 0;
+  CU_ASSERT_EQUAL(fails, 0);
+  for (int p = 0; p < P; p++)
+    for (int s = 0; s < SPR_N_SCHEMES; s++)
+      CU_ASSERT_EQUAL(memcmp(spr_sweep_row(a, p, s), spr_sweep_row(b, p, s), sizeof(spr_eval_row)), 0);
+  /* schemes not reported did not run */
+  CU_ASSERT_EQUAL(spr_sweep_row(a, 1, SPR_SCHEME_TOPK)->ran, 0);
+  CU_ASSERT_EQUAL(spr_sweep_row(a, 1, SPR_SCHEME_WINDOW)->ran, 1);
+  /* point 3 against a run of its configuration with 2 threads, summed here */
+  spr_config c;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, 3, &c), 0);
+  spr_run *run = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_run_alloc(&c, 2, &run), 0);
+  for (int l = 0; l < c.wl.n_layers; l++) CU_ASSERT_EQUAL(spr_run_layer(run, l), 0);
+  const spr_head_result *res = spr_run_results(run);
+  const int LH = c.wl.n_layers * c.wl.n_heads;
+  for (int s = 0; s < SPR_N_SCHEMES; s++) {
+    const spr_eval_row *r = spr_sweep_row(a, 3, s);
+    double e = 0, mass = 0, keep = 0;
+    long long bytes = 0;
+    for (int k = 0; k < LH; k++) {
+      e += res[k].scheme[s].energy_total_J;
+      mass += res[k].scheme[s].mass_retained;
+      keep += res[k].scheme[s].keep_rate;
+      bytes += res[k].scheme[s].bytes_fetched;
+    }
+    CU_ASSERT_EQUAL(r->ran, res[0].scheme[s].ran);
+    if (!r->ran) continue;
+    CU_ASSERT_DOUBLE_EQUAL(r->energy_J, e, 1e-12 * e);
+    CU_ASSERT_DOUBLE_EQUAL(r->acc[0], mass / LH, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(r->keep_rate, keep / LH, 1e-12);
+    CU_ASSERT_EQUAL(r->bytes_fetched, bytes);
+  }
+  /* more noise moves SPRINT but not dense (analog noise only touches the analog masks) */
+  CU_ASSERT_EQUAL(spr_sweep_row(a, 2, SPR_SCHEME_DENSE)->energy_J, spr_sweep_row(a, 3, SPR_SCHEME_DENSE)->energy_J);
+  CU_ASSERT_NOT_EQUAL(spr_sweep_row(a, 2, SPR_SCHEME_SPRINT)->keep_rate,
+                      spr_sweep_row(a, 3, SPR_SCHEME_SPRINT)->keep_rate);
+  spr_run_free(run);
+  spr_sweep_free(a);
+  spr_sweep_free(b);
+}
+
+static long count_lines(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long n = 0;
+  int ch;
+  while ((ch = fgetc(f)) != EOF) n += ch == '\n';
+  fclose(f);
+  return n;
+}
+
+static void test_outputs(void) {
+  spr_sweep *sw = load_ok("[sweep]\nthreshold.keep_rate = 0.1, 0.2, 0.3\nschemes = dense, sprint\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  char h5[512], dir[512];
+  spr_test_path(h5, sizeof h5, "sweep-out", ".h5");
+  char *csv = spr_sweep_csv_path(h5);
+  CU_ASSERT_FATAL(csv != NULL);
+  CU_ASSERT_STRING_EQUAL(csv + strlen(csv) - 4, ".csv");
+  CU_ASSERT_EQUAL(strncmp(csv, h5, strlen(h5) - 3), 0);
+  /* not every point evaluated: refused, nothing left */
+  spr_sweep_out *o = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
+  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 0, NULL), 0);
+  CU_ASSERT_EQUAL(spr_sweep_out_commit(o, sw, "test"), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 2 of 3 was not evaluated");
+  struct stat st;
+  CU_ASSERT_NOT_EQUAL(stat(h5, &st), 0);
+  CU_ASSERT_NOT_EQUAL(stat(csv, &st), 0);
+  /* a cancelled point stops with SPR_ECANCELED and stays unevaluated */
+  volatile sig_atomic_t stop = 1;
+  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 1, &stop), SPR_ECANCELED);
+  CU_ASSERT_PTR_NULL(spr_sweep_row(sw, 1, SPR_SCHEME_DENSE));
+  for (int p = 1; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
+  CU_ASSERT_EQUAL(spr_sweep_out_commit(o, sw, "test"), 0);
+  CU_ASSERT_EQUAL(count_lines(csv), 1 + 3 * 2);
+  FILE *f = fopen(csv, "r");
+  char line[1024];
+  CU_ASSERT_FATAL(f && fgets(line, sizeof line, f));
+  CU_ASSERT_STRING_EQUAL(line, "point,threshold.keep_rate,scheme,mass_retained,rel_fro,top1_recall,cos_mean,"
+                               "energy_J,cycles,keep_rate,bytes_fetched,speedup,energy_reduction,bytes_vs_dense\n");
+  CU_ASSERT_FATAL(fgets(line, sizeof line, f) != NULL);
+  CU_ASSERT_EQUAL(strncmp(line, "0,0.1,dense,", 12), 0);
+  CU_ASSERT_STRING_EQUAL(line + strlen(line) - 7, ",1,1,1\n"); /* dense against itself */
+  fclose(f);
+  unlink(h5);
+  unlink(csv);
+  /* directory as output; same name twice */
+  spr_test_path(dir, sizeof dir, "sweep-dir", "");
+  mkdir(dir, 0777);
+  CU_ASSERT_EQUAL(spr_sweep_out_open(dir, csv, &o), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "is a directory");
+  CU_ASSERT_EQUAL(spr_sweep_out_open(h5, h5, &o), SPR_EINVAL);
+  rmdir(dir);
+  spr_sweep_out_abort(NULL);
+  free(csv);
+  spr_sweep_free(sw);
+}
+
+int main(void) {
+  static const CU_TestInfo tests[] = {
+      {"grid order and point values", test_grid_order},
+      {"point config equals a plain file", test_point_config_equals_plain_file},
+      {"'|' lists, continuations, default schemes", test_lists_and_defaults},
+      {"linked keys", test_linked_keys},
+      {"error paths", test_errors},
+      {"max_points", test_max_points},
+      {"evaluation independent of threads and order", test_eval_independent_of_threads},
+      {"outputs", test_outputs},
+      {NULL, NULL},
+  };
+  int rc = spr_test_run("sweep", tests);
+  for (int i = 0; i < 4; i++) {
+    char p[512], tag[32];
+    snprintf(tag, sizeof tag, "sweep%d", i);
+    spr_test_path(p, sizeof p, tag, ".ini");
+    unlink(p);
+  }
+  return rc;
+}
