@@ -410,6 +410,9 @@ static int read_str(const rctx *r, hid_t id, int is_attr, const char *what, char
   if (!rc) {
     htri_t vl = H5Tis_variable_str(ty);
     hid_t mt = H5Tcopy(H5T_C_S1);
+    /* HDF5 does not convert between character sets: read in the file's
+     * (ASCII from this writer, UTF-8 from h5py) */
+    H5Tset_cset(mt, H5Tget_cset(ty));
     if (vl > 0) {
       char *s = NULL;
       H5Tset_size(mt, H5T_VARIABLE);

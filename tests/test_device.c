@@ -231,12 +231,14 @@ static void nan_value(hid_t f) {
   H5Dclose(ds);
 }
 
-/* replace a string attribute by a variable-length one, as h5py writes */
+/* replace a string attribute by a variable-length UTF-8 one, as h5py
+ * writes */
 static void vlen_attr(hid_t f, const char *obj, const char *name, const char *val) {
   hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
   H5Adelete(o, name);
   hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
   H5Tset_size(ty, H5T_VARIABLE);
+  H5Tset_cset(ty, H5T_CSET_UTF8);
   hid_t a = H5Acreate2(o, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
   H5Awrite(a, ty, &val);
   H5Aclose(a);
@@ -296,7 +298,34 @@ static void test_bad_files(void) {
   spr_device_free(&e);
 }
 
-int main(void) {
+/* "test_device --write FILE": write the model of build() plus the read-noise
+ * factor, for tests/test_cli.sh (a run with a device model). */
+static const char *write_path;
+
+static void test_write_file(void) {
+  spr_device d;
+  build(&d);
+  spr_device_param p = d.params[0];
+  snprintf(p.name, sizeof p.name, "thermal_excess");
+  snprintf(p.key, sizeof p.key, "analog.thermal_excess");
+  snprintf(p.unit, sizeof p.unit, "1");
+  snprintf(p.model, sizeof p.model, "var - shot = F 4kTB sum G");
+  p.value = 1.385;
+  p.ci95_lo = 1.30;
+  p.ci95_hi = 1.47;
+  CU_ASSERT_EQUAL(spr_device_add(&d, &p), 0);
+  int rc = spr_device_write(write_path, &d);
+  if (rc) fprintf(stderr, "test_device: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL(rc, 0);
+  spr_device_free(&d);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--write")) {
+    write_path = argv[2];
+    CU_TestInfo w[] = {{"write a device model", test_write_file}, CU_TEST_INFO_NULL};
+    return spr_test_run("device-write", w);
+  }
   CU_TestInfo tests[] = {{"round trip of a model built from fits", test_round_trip},
                          {"apply sets exactly the keyed parameters", test_apply},
                          {"validation when building", test_add_errors},
