@@ -160,6 +160,23 @@ int spr_device_add_fit(spr_device *d, const char *name, const char *key, const c
   return spr_device_add(d, &p);
 }
 
+int spr_device_add_value(spr_device *d, const char *name, const char *key, const char *unit,
+                         const char *model, double value, double ci95_lo, double ci95_hi,
+                         const spr_fit_result *quality) {
+  spr_device_param p;
+  int rc = fill_names(&p, name, key, unit, model);
+  if (rc) return rc;
+  if (!quality) return spr_error(SPR_EINVAL, "device model: parameter '%s': no fit given", name);
+  p.value = value;
+  p.ci95_lo = ci95_lo;
+  p.ci95_hi = ci95_hi;
+  p.residual_rms = quality->rms;
+  p.chi2_dof = quality->chi2_dof;
+  p.r2 = quality->r2;
+  p.n_points = (int64_t)quality->n;
+  return spr_device_add(d, &p);
+}
+
 int spr_device_add_gauss(spr_device *d, const char *name, const char *key, const char *unit,
                          const char *model, const spr_fit_gauss *g, int which) {
   spr_device_param p;

@@ -81,6 +81,14 @@ int spr_device_add(spr_device *d, const spr_device_param *p);
 int spr_device_add_fit(spr_device *d, const char *name, const char *key, const char *unit,
                        const char *model, const spr_fit_result *fit, int k);
 
+/* Append a value derived from a fit (a transformed parameter such as
+ * read_rel_sigma = sqrt(s_rel^2), or the integrated sigma of
+ * spr_fit_noise_psd) with its own interval [ci95_lo, ci95_hi] and the
+ * quality (residual RMS, chi2/dof, R^2, n) of the fit `quality`. */
+int spr_device_add_value(spr_device *d, const char *name, const char *key, const char *unit,
+                         const char *model, double value, double ci95_lo, double ci95_hi,
+                         const spr_fit_result *quality);
+
 /* Append the mean (which = 0) or the sigma (which = 1) of a Gaussian fit:
  * the value with its interval, residual RMS = sigma, chi2/dof = 1 (by
  * construction), R^2 = PPCC^2, n = samples. */

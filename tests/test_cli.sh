@@ -118,11 +118,11 @@ expect 2 "at most one CONFIG" "config with two files" -- "$EXE" config a b
 # (tests/test_device --write) is read, applied, listed and recorded
 if "$B/tests/test_device" --write "$T/dev.h5" > /dev/null 2>&1; then
   printf '[run]\ndevice_model = %s\n[workload]\nseq_len = 64\nlayers = 2\nheads = 2\n' "$T/dev.h5" > "$T/dev.ini"
-  expect 0 "sets 5 keys" "run with a device model" -- "$EXE" run "$T/dev.ini" -o "$T/dev_run.h5" --threads 1
+  expect 0 "sets 6 keys" "run with a device model" -- "$EXE" run "$T/dev.ini" -o "$T/dev_run.h5" --threads 1
   grep -q "^  crossbar.cell_v0  *= 0.2497" "$T/out" && grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" \
     && grep -q "fnv1a64:" "$T/out" && ok "device keys printed" || bad "device keys printed"
   expect 0 "cell_v0 = 0.2497" "config applies the device model" -- "$EXE" config "$T/dev.ini"
-  grep -q "^thermal_excess = 1.385$" "$T/out" && grep -q "sets 5 keys" "$T/err" \
+  grep -q "^thermal_excess = 1.385$" "$T/out" && grep -q "sets 6 keys" "$T/err" \
     && ok "config: values in the INI, list on stderr" || bad "config: values in the INI, list on stderr"
   printf '[run]\ndevice_model = %s\n' "$T/nodev.h5" > "$T/nodev.ini"
   expect 1 "run.device_model: $T/nodev.h5: cannot open device model" "missing device model" -- "$EXE" run "$T/nodev.ini" -o "$T/x.h5"
@@ -198,7 +198,7 @@ assert a["path"].decode() == t + "/dev.h5"
 assert a["content_id"].decode().startswith("fnv1a64:") and len(a["content_id"]) == 24
 assert a["created"].decode() == d["provenance/created"][()].decode()
 assert a["ngspice_version"].decode() == d["provenance/ngspice_version"][()].decode()
-assert a["n_applied"] == 5
+assert a["n_applied"] == 6
 keyed = {p.attrs["key"].decode(): p for p in d["params"].values() if p.attrs["key"]}
 assert set(keyed) == set(g.keys()), (set(keyed), set(g.keys()))
 for key, p in keyed.items():

@@ -60,6 +60,19 @@ static void build(spr_device *d) {
   p.ci95_lo = 0.085e-12;
   p.ci95_hi = 0.09e-12;
   CU_ASSERT_EQUAL_FATAL(spr_device_add(d, &p), 0);
+  /* comparator noise: a white + 1/f density integrated over the band */
+  double fr[20], S[20], sig, sci;
+  for (int i = 0; i < 20; i++) {
+    fr[i] = 1e3 * pow(10, 5.0 * i / 19);
+    S[i] = (1e-24 + 2e-18 / fr[i]) * (1 + gsl_ran_gaussian(r, 0.02));
+  }
+  spr_fit_result nf;
+  CU_ASSERT_EQUAL_FATAL(spr_fit_noise_psd(fr, S, 20, 1e3, 1e8, &nf, &sig, &sci), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_device_add_value(d, "cmp_noise_sigma", "analog.cmp_noise_sigma", "A",
+                                             "S = S_w + K_f / f over [1 kHz, 100 MHz]", sig,
+                                             sig - sci, sig + sci, &nf), 0);
+  CU_ASSERT_EQUAL(d->params[d->n_params - 1].n_points, 20);
+  CU_ASSERT_EQUAL(d->params[d->n_params - 1].r2, nf.r2);
   CU_ASSERT_EQUAL_FATAL(spr_device_add_netlist(d, "cell_iv", "* cell\nR1 a 0 10k\n.end\n"), 0);
   CU_ASSERT_EQUAL_FATAL(spr_device_add_netlist(d, "comparator", "* latch\nM1 d g s b nmos\n.end\n"), 0);
   CU_ASSERT_EQUAL_FATAL(spr_device_add_seed(d, "monte_carlo", 18446744073709551557ULL), 0);
@@ -133,14 +146,17 @@ static void test_apply(void) {
   c0 = c;
   int idx[SPR_DEVICE_MAX_PARAMS], n = -1;
   CU_ASSERT_EQUAL_FATAL(spr_device_apply(&d, &c, "dev.h5", idx, &n), 0);
-  CU_ASSERT_EQUAL(n, 4); /* cell_g and cmp_offset_mean are informational */
+  CU_ASSERT_EQUAL(n, 5); /* cell_g and cmp_offset_mean are informational */
   CU_ASSERT_STRING_EQUAL(d.params[idx[0]].key, "crossbar.cell_v0");
   CU_ASSERT_STRING_EQUAL(d.params[idx[3]].key, "energy.imc_mac_per_op");
+  CU_ASSERT_STRING_EQUAL(d.params[idx[4]].key, "analog.cmp_noise_sigma");
   CU_ASSERT_EQUAL(c.xbar.cell_v0_V, d.params[0].value);
   CU_ASSERT_EQUAL(c.an.cmp_offset_sigma_A, d.params[2].value);
   CU_ASSERT_EQUAL(c.xbar.ir_alpha_wl, 0.9385);
   CU_ASSERT_EQUAL(c.energy.imc_mac_J, 0.0875e-12);
+  CU_ASSERT_EQUAL(c.an.cmp_noise_sigma_A, d.params[idx[4]].value);
   /* nothing else moved */
+  c.an.cmp_noise_sigma_A = c0.an.cmp_noise_sigma_A;
   c.xbar.cell_v0_V = c0.xbar.cell_v0_V;
   c.an.cmp_offset_sigma_A = c0.an.cmp_offset_sigma_A;
   c.xbar.ir_alpha_wl = c0.xbar.ir_alpha_wl;
