@@ -26,6 +26,10 @@
  * nonlinear fit that does not converge ("<model>: did not converge after
  * N iterations").  Nothing is printed; nothing is allocated that outlives
  * the call.
+ *
+ * Threads: GSL's error handler is process-wide; each fit switches it off
+ * (GSL would abort) and restores it on return, so do not run fits from
+ * several threads at once.
  */
 #ifndef SPR_FIT_H
 #define SPR_FIT_H
