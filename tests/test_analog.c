@@ -152,7 +152,10 @@ static double predicted_var(const bench *b, int i, int j) {
     int kv = t < b->d ? b->k[j * b->d + t] : 0;
     double gp = x->g_min_S + (kv > 0 ? kv : 0) * dg, gm = x->g_min_S + (kv < 0 ? -kv : 0) * dg;
     double v = t < b->d ? b->q[i * b->d + t] * vstep : 0;
-    th += 4 * kB * an->temperature_K * an->bandwidth_Hz * (gp + gm);
+    /* a nonlinear cell passes G V0 sinh(V/V0): the current-driven shot and
+     * relative terms see V0 sinh(V/V0) in place of V */
+    if (x->cell_v0_V > 0) v = x->cell_v0_V * sinh(v / x->cell_v0_V);
+    th += an->thermal_excess * 4 * kB * an->temperature_K * an->bandwidth_Hz * (gp + gm);
     sh += 2 * e * an->bandwidth_Hz * fabs(v) * (gp + gm);
     rel += pow(an->read_rel_sigma, 2) * v * v * (gp * gp + gm * gm);
   }
@@ -330,6 +333,50 @@ static void test_nonlinear_cells(void) {
   teardown(&b);
 }
 
+/* Noise with nonlinear cells and an excess thermal factor: the residuals
+ * about the direct nonlinear sum, divided by the independently predicted
+ * sigma (predicted_var), are N(0,1) (as in check_noise). */
+static void test_nonlinear_noise(void) {
+  bench b;
+  setup(&b, 96, 128, 64, 1);
+  b.c.xbar.cell_v0_V = 0.1385;
+  b.c.an.read_noise = 1;
+  b.c.an.bandwidth_Hz = 3.7e9;
+  b.c.an.read_rel_sigma = 0.03;
+  b.c.an.thermal_excess = 2.385;
+  double *work = malloc(3 * (size_t)b.c.xbar.rows * b.c.xbar.cols * sizeof *work);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work), 0);
+  free(work);
+  gsl_rng *r = spr_rng_alloc(), *rf = spr_rng_alloc();
+  spr_rng_key(r, 2385, 5, 6, 0, SPR_STREAM_READ);
+  spr_rng_key(rf, 2385, 5, 6, 0, SPR_STREAM_READ_FAR);
+  int64_t kept;
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, 0.0, NULL, r, rf, &b.ws,
+                                          b.mask, b.a, &kept), 0);
+  const double gmin = b.c.xbar.g_min_S, dg = b.xb.dg_S, vs = b.sc.v_step_V, v0 = 0.1385;
+  double s1 = 0, s2 = 0;
+  const double N = (double)b.m * b.n;
+  for (int i = 0; i < b.m; i++)
+    for (int j = 0; j < b.n; j++) {
+      double I = 0;
+      for (int t = 0; t < b.d; t++) {
+        const int kv = b.k[j * b.d + t];
+        const double gp = gmin + (kv > 0 ? kv : 0) * dg, gm = gmin + (kv < 0 ? -kv : 0) * dg;
+        I += (gp - gm) * v0 * sinh(b.q[i * b.d + t] * vs / v0);
+      }
+      const double z = (b.a[i * b.n + j] - I / b.sc.i_unit_A) / sqrt(predicted_var(&b, i, j));
+      s1 += z;
+      s2 += z * z;
+    }
+  const double mean = s1 / N, var = s2 / N - mean * mean;
+  printf("\n    nonlinear cells, F = 2.385: residual mean %.4f var %.4f (N = %.0f) ", mean, var, N);
+  CU_ASSERT(fabs(mean) < 5 / sqrt(N));
+  CU_ASSERT(fabs(var - 1) < 5 * sqrt(2 / N));
+  gsl_rng_free(r);
+  gsl_rng_free(rf);
+  teardown(&b);
+}
+
 /* The thermal term: F 4 k T B sum G, in score units squared. */
 static void test_thermal_excess(void) {
   spr_config c;
@@ -465,6 +512,7 @@ int main(void) {
                          {"near and far decisions", test_near_far},
                          {"nonlinear cells: direct sum of G V0 sinh(V/V0)", test_nonlinear_cells},
                          {"thermal excess factor", test_thermal_excess},
+                         {"noise with nonlinear cells and excess factor", test_nonlinear_noise},
                          {"error paths", test_errors},
                          CU_TEST_INFO_NULL};
   return spr_test_run("analog", tests);
