@@ -218,6 +218,7 @@ int spr_fit_nonlinear(const spr_fit_model *m, void *ctx, const double *y,
                    res->iterations, gsl_strerror(st));
     goto done;
   }
+  res->converged = info;
   const gsl_vector *xb = gsl_multifit_nlinear_position(w);
   for (int k = 0; k < p; k++) res->param[k] = gsl_vector_get(xb, (size_t)k);
   /* model values and Jacobian at the solution */

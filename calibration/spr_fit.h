@@ -53,6 +53,10 @@ typedef struct {
   double chi2_dof;                     /* chi2 / dof */
   double r2;                           /* coefficient of determination */
   int iterations;                      /* nonlinear fits; 0 for linear */
+  int converged;                       /* how a nonlinear fit converged (GSL's
+                                          info): 1 small step (xtol), 2 small
+                                          gradient (gtol); 0 for linear fits
+                                          (non-convergence is an error) */
 } spr_fit_result;
 
 /* --- generic fits --------------------------------------------------------- */

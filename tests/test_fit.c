@@ -72,6 +72,7 @@ static void test_nonlinear_recovers(void) {
   CU_ASSERT_STRING_EQUAL(res.name[1], "tau");
   CU_ASSERT_EQUAL(res.dof, N - 3);
   CU_ASSERT(res.iterations > 0);
+  CU_ASSERT(res.converged == 1 || res.converged == 2);
   CU_ASSERT(res.r2 > 0.99);
   /* the residual RMS estimates the noise: within 4 sigma of its spread */
   CU_ASSERT(fabs(res.rms / s - 1) < 4 / sqrt(2.0 * N));
@@ -171,6 +172,7 @@ static void test_linear(void) {
   CU_ASSERT(fabs(hit[1] / (double)TRIALS - 0.95) <= bound);
   CU_ASSERT_STRING_EQUAL(res.name[1], "b1");
   CU_ASSERT_EQUAL(res.iterations, 0);
+  CU_ASSERT_EQUAL(res.converged, 0);
   CU_ASSERT(res.r2 > 0.99 && res.r2 <= 1);
   /* the CI against the textbook slope interval t s / sqrt(Sxx) */
   double sxx = 0, xb = 0;
