@@ -121,6 +121,8 @@ if "$B/tests/test_device" --write "$T/dev.h5" > /dev/null 2>&1; then
   expect 0 "sets 6 keys" "run with a device model" -- "$EXE" run "$T/dev.ini" -o "$T/dev_run.h5" --threads 1
   grep -q "^  crossbar.cell_v0  *= 0.2497" "$T/out" && grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" \
     && grep -q "fnv1a64:" "$T/out" && ok "device keys printed" || bad "device keys printed"
+  expect 0 "device model: $T/dev.h5 (fnv1a64:" "report names the device model" -- "$EXE" report "$T/dev_run.h5"
+  grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" && ok "report lists the applied keys" || bad "report lists the applied keys"
   expect 0 "cell_v0 = 0.2497" "config applies the device model" -- "$EXE" config "$T/dev.ini"
   grep -q "^thermal_excess = 1.385$" "$T/out" && grep -q "sets 6 keys" "$T/err" \
     && ok "config: values in the INI, list on stderr" || bad "config: values in the INI, list on stderr"
