@@ -150,7 +150,7 @@ void spr_analog_ws_free(spr_analog_ws *ws) {
 double spr_analog_thermal_var(const spr_analog_params *an,
                               const spr_analog_scale *sc, double dg_S,
                               double gsum) {
-  return 4.0 * SPR_BOLTZMANN_J_PER_K * an->temperature_K * an->bandwidth_Hz *
+  return an->thermal_excess * 4.0 * SPR_BOLTZMANN_J_PER_K * an->temperature_K * an->bandwidth_Hz *
          gsum * dg_S / (sc->i_unit_A * sc->i_unit_A);
 }
 
@@ -368,8 +368,26 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
     return spr_error(SPR_EINVAL, "analog: noise is on but the %s stream is NULL",
                      !r_read ? "read" : "far-decision");
   const size_t rb = spr_mask_row_bytes(n), nw64 = (rb + 7) / 8;
+  if (xb->cell_v0_V > 0) {
+    /* nonlinear cells: the row voltage q v_step drives G V0 sinh(V / V0),
+     * i.e. the code q acts as V0 sinh(q v_step / V0) / v_step (one table
+     * entry per code; the DAC gain folded into w scales the result) */
+    float tq[256];
+    const double v0 = xb->cell_v0_V, vs = sc->v_step_V;
+    for (int c = -128; c < 128; c++) {
+      const double t = v0 * sinh((double)c * vs / v0) / vs;
+      tq[c + 128] = (float)t;
+    }
+    for (size_t k = 0; k < (size_t)m * d; k++) {
+      ws->qf[k] = tq[q[k] + 128];
+      if (!isfinite(ws->qf[k]))
+        return spr_error(SPR_EINVAL, "analog: query code %d with cell_v0 %g V and v_step %g V: "
+                         "V0 sinh(V / V0) overflows", q[k], v0, vs);
+    }
+  } else {
 #pragma omp simd
-  for (size_t k = 0; k < (size_t)m * d; k++) ws->qf[k] = (float)q[k];
+    for (size_t k = 0; k < (size_t)m * d; k++) ws->qf[k] = (float)q[k];
+  }
   for (int j = 0; j < n; j++) ws->o[j] = off ? off[j] : 0.0f;
   for (size_t t = (size_t)n; t < 64 * nw64; t++) ws->cls[t] = 0;
   /* Far test, in float with margins (see spr_analog.h): a decision is far

@@ -11,7 +11,8 @@
  *   a_ij = mu_ij + o_j + sqrt(var_ij) z_ij,      keep iff a_ij >= theta
  *   mu_ij  = sum_k q_k w_kj                        (crossbar/, with DAC gains)
  *   o_j    = comparator static offset,  o_j ~ N(0, (cmp_offset_sigma/i_unit)^2)
- *   var_ij = [4 k T B sum_k G_kj]                  thermal (both columns)
+ *   var_ij = [F 4 k T B sum_k G_kj]                thermal (both columns;
+ *                                                  F = thermal_excess)
  *          + [2 e B sum_k |V_k| G_kj]              shot
  *          + [read_rel_sigma^2 sum_k V_k^2 G_kj^2]  relative read noise
  *          + cmp_noise_sigma^2                     comparator noise
@@ -20,6 +21,15 @@
  *            noise is a Gaussian whose mass beyond 8 sigma (2 Phi(-8) =
  *            1.2e-15) sits at +-8 sigma.  No statistic of a run can see it,
  *            and it makes decisions with |mu + o - theta| > 8 sigma certain.
+ * Nonlinear cells (crossbar.cell_v0 = V0 > 0): a cell passes G V0
+ * sinh(V/V0) at row voltage V, so every q_k above (in mu, the shot and
+ * relative terms and the bound M_i) is replaced by
+ *   q'_k = V0 sinh(q_k v_step / V0) / v_step,
+ * the cell current in units of G v_step; the scores stay one GEMM.  The
+ * DAC gain (folded into w) multiplies q' instead of entering the sinh: a
+ * relative difference of (gain - 1) (x coth x - 1) ~ (gain - 1) x^2 / 3,
+ * x = V/V0: 0.3% of the cell current for a 1% gain error at V = V0.
+ * Thermal noise uses G.
  * The read-noise variance of decision (i, j) is
  *   var_ij = c_j + [a_s |q_i|, s_r^2 q_i^2] . [g1; g2]_j      (length 2d)
  * and is bounded above by (max_t |q_it| = M_i, G1_j = sum_t g1_tj, ...)
@@ -131,7 +141,7 @@ int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
                       gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
                       float *scores, int64_t *n_kept);
 
-/* Per-key read-noise variance constant c_j (thermal + comparator noise, in
+/* Per-key read-noise variance constant c_j (F x thermal + comparator noise, in
  * score units squared) and the shot coefficient a_s, as used by
  * spr_analog_decide; exposed for tests. */
 double spr_analog_thermal_var(const spr_analog_params *an,

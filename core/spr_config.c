@@ -62,6 +62,9 @@ static const key_row keys[] = {
   {{"crossbar", "ir_drop", SPR_KEY_ENUM, "", "IR-drop model of word and bit lines", "off|first_order"}, F(xbar.ir_drop), 1, 0, 1},
   {{"crossbar", "r_wl", SPR_KEY_DOUBLE, "ohm", "word-line segment resistance per cell", NULL}, F(xbar.r_wl_ohm), 2.5, 0, 1e6},
   {{"crossbar", "r_bl", SPR_KEY_DOUBLE, "ohm", "bit-line segment resistance per cell", NULL}, F(xbar.r_bl_ohm), 2.5, 0, 1e6},
+  {{"crossbar", "ir_alpha_wl", SPR_KEY_DOUBLE, "", "scale alpha_wl of the word-line term of the first-order IR model (1 = plain model; fitted by calibration, docs/calibration.md)", NULL}, F(xbar.ir_alpha_wl), 1, 0, 10},
+  {{"crossbar", "ir_alpha_bl", SPR_KEY_DOUBLE, "", "scale alpha_bl of the bit-line term of the first-order IR model (1 = plain model)", NULL}, F(xbar.ir_alpha_bl), 1, 0, 10},
+  {{"crossbar", "cell_v0", SPR_KEY_DOUBLE, "V", "cell I-V nonlinearity: I = G V0 sinh(V/V0) at row voltage V; 0 = linear cell", NULL}, F(xbar.cell_v0_V), 0, 0, 100},
 
   {{"analog", "query_bits", SPR_KEY_INT, "", "bits of the signed quantized query", NULL}, F(an.query_bits), 4, 2, 8},
   {{"analog", "v_read", SPR_KEY_DOUBLE, "V", "row voltage of the largest query code", NULL}, F(an.v_read_V), 0.2, 1e-6, 10},
@@ -71,6 +74,7 @@ static const key_row keys[] = {
   {{"analog", "temperature", SPR_KEY_DOUBLE, "K", "temperature of the array (thermal noise)", NULL}, F(an.temperature_K), 300, 0, 1000},
   {{"analog", "bandwidth", SPR_KEY_DOUBLE, "Hz", "noise bandwidth of the column sense", NULL}, F(an.bandwidth_Hz), 1e8, 0, 1e12},
   {{"analog", "read_rel_sigma", SPR_KEY_DOUBLE, "", "relative sigma of a cell current per read", NULL}, F(an.read_rel_sigma), 0.01, 0, 1},
+  {{"analog", "thermal_excess", SPR_KEY_DOUBLE, "", "excess factor F of the thermal noise 4 k T B sum G (1 = ideal resistors; fitted by calibration)", NULL}, F(an.thermal_excess), 1, 0, 1000},
   {{"analog", "cmp_offset", SPR_KEY_BOOL, "", "static comparator offset per column", NULL}, F(an.cmp_offset), 1, 0, 1},
   {{"analog", "cmp_offset_sigma", SPR_KEY_DOUBLE, "A", "sigma of the comparator offset (input-referred)", NULL}, F(an.cmp_offset_sigma_A), 2e-8, 0, 1},
   {{"analog", "cmp_noise", SPR_KEY_BOOL, "", "comparator noise per decision", NULL}, F(an.cmp_noise), 1, 0, 1},
@@ -418,6 +422,13 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
   if (x->stuck_on_rate + x->stuck_off_rate > 1)
     return CFG_ERR("%s: keys 'crossbar.stuck_on_rate' (%g) + 'crossbar.stuck_off_rate' (%g) exceed 1",
                    AT2("crossbar", "stuck_off_rate", "stuck_on_rate"), x->stuck_on_rate, x->stuck_off_rate);
+  /* sinh(v_read / V0) beyond sinh(20) = 2.4e8 is no physical cell, and
+   * overflows single-precision scores soon after */
+  if (x->cell_v0_V > 0 && c->an.v_read_V > 20 * x->cell_v0_V)
+    return CFG_ERR("%s: key 'crossbar.cell_v0': value %g V is below analog.v_read / 20 (%g V): "
+                   "sinh(v_read / V0) = %.3g is outside any physical cell",
+                   AT2("crossbar", "cell_v0", "v_read"), x->cell_v0_V, c->an.v_read_V / 20,
+                   sinh(c->an.v_read_V / x->cell_v0_V));
   if (x->drift_t_s < x->drift_t0_s)
     return CFG_ERR("%s: key 'crossbar.drift_time': value %g s is before drift_t0 (%g s); drift runs forward only",
                    AT2("crossbar", "drift_time", "drift_t0"), x->drift_t_s, x->drift_t0_s);

@@ -64,6 +64,10 @@ typedef struct {
   int ir_drop;        /* enum spr_ir_model */
   double r_wl_ohm;    /* word-line segment resistance (per cell pitch) */
   double r_bl_ohm;    /* bit-line segment resistance (per cell pitch) */
+  double ir_alpha_wl; /* scale of the word-line term of the first-order IR
+                         model (dimensionless; 1 = the plain model) */
+  double ir_alpha_bl; /* scale of the bit-line term */
+  double cell_v0_V;   /* cell nonlinearity I = G V0 sinh(V/V0); 0 = linear */
 } spr_xbar_params;
 
 typedef struct {
@@ -75,6 +79,8 @@ typedef struct {
   double temperature_K;
   double bandwidth_Hz;   /* noise bandwidth of the column sense */
   double read_rel_sigma; /* relative sigma of each cell current per read */
+  double thermal_excess; /* factor F on the thermal noise 4 k T B sum G
+                            (dimensionless; 1 = ideal resistors) */
   int cmp_offset;        /* comparator static offset on/off */
   double cmp_offset_sigma_A;
   int cmp_noise;         /* comparator dynamic noise on/off */

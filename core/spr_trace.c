@@ -41,6 +41,7 @@ struct spr_trace {
   int shift;              /* key_bits - key_msb_bits */
   unsigned char *written; /* [layer * heads + head]: head group written */
   int summary_written;
+  int device_written;     /* /device_model written */
   int tmp_created;        /* create: the .tmp file is ours to delete */
   int failed;             /* a write failed: the file may be partial */
 };
@@ -827,6 +828,61 @@ int spr_trace_write_summary(spr_trace *t, const spr_head_result *res) {
   free(buf);
   if (rc) t->failed = 1;
   else t->summary_written = 1;
+  return rc;
+}
+
+/* --- device model ------------------------------------------------------------- */
+
+static int write_device_body(spr_trace *t, const spr_trace_device *dm) {
+  hid_t g = make_group(t, "/device_model");
+  if (g < 0) return (int)g;
+  int32_t n = dm->n;
+  int rc = put_attr_str(t, g, "/device_model", "path", dm->path);
+  if (!rc) rc = put_attr_str(t, g, "/device_model", "content_id", dm->content_id);
+  if (!rc) rc = put_attr_str(t, g, "/device_model", "created", dm->created);
+  if (!rc) rc = put_attr_str(t, g, "/device_model", "sprintsim_version", dm->sprintsim_version);
+  if (!rc) rc = put_attr_str(t, g, "/device_model", "ngspice_version", dm->ngspice_version);
+  if (!rc) rc = put_attr_i32(t, g, "/device_model", "n_applied", n);
+  rc = close_obj(t->tmp, g, "/device_model", rc);
+  for (int i = 0; i < dm->n && !rc; i++) {
+    char dpath[160], desc[200];
+    snprintf(dpath, sizeof dpath, "/device_model/%s", dm->keys[i]);
+    snprintf(desc, sizeof desc, "value set for configuration key %s by device parameter %s",
+             dm->keys[i], dm->params[i]);
+    hid_t ds;
+    rc = put_dset_ud(t, dpath, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, 0, &dm->values[i],
+                     dm->units[i], desc, &ds);
+    if (rc) break;
+    rc = put_attr_str(t, ds, dpath, "param", dm->params[i]);
+    if (!rc) rc = put_attr_f64(t, ds, dpath, "ci95_lo", dm->ci95_lo[i]);
+    if (!rc) rc = put_attr_f64(t, ds, dpath, "ci95_hi", dm->ci95_hi[i]);
+    rc = close_obj(t->tmp, ds, dpath, rc);
+  }
+  return rc;
+}
+
+int spr_trace_write_device(spr_trace *t, const spr_trace_device *dm) {
+  if (!t || !dm)
+    return spr_error(SPR_EINVAL, "spr_trace_write_device: %s is NULL", !t ? "trace" : "device model");
+  if (t->failed) return refuse_after_failure(t, "spr_trace_write_device");
+  if (t->device_written)
+    return spr_error(SPR_EINVAL, "spr_trace_write_device: %s: device model written twice", t->tmp);
+  if (!dm->path || !dm->content_id || !dm->created || !dm->sprintsim_version ||
+      !dm->ngspice_version || dm->n < 0 ||
+      (dm->n > 0 && (!dm->keys || !dm->params || !dm->units || !dm->values || !dm->ci95_lo ||
+                     !dm->ci95_hi)))
+    return spr_error(SPR_EINVAL, "spr_trace_write_device: %s: a field is NULL or n = %d < 0", t->tmp,
+                     dm->n);
+  for (int i = 0; i < dm->n; i++)
+    if (!dm->keys[i] || !dm->keys[i][0] || strchr(dm->keys[i], '/') || !dm->params[i] || !dm->units[i])
+      return spr_error(SPR_EINVAL, "spr_trace_write_device: %s: entry %d has no key, parameter or unit "
+                       "(or a '/' in its key)", t->tmp, i);
+  quiet_state q;
+  quiet_on(&q);
+  int rc = write_device_body(t, dm);
+  quiet_off(&q);
+  if (rc) t->failed = 1;
+  else t->device_written = 1;
   return rc;
 }
 

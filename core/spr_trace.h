@@ -37,6 +37,28 @@ int spr_trace_write_head(spr_trace *t, const spr_head_result *r);
  * res[layer * heads + head].  Errors: SPR_EINVAL, SPR_EHDF5, SPR_ENOMEM. */
 int spr_trace_write_summary(spr_trace *t, const spr_head_result *res);
 
+/* The device model a run used (calibration/spr_device.h), as plain data so
+ * that core/ does not depend on calibration/. */
+typedef struct {
+  const char *path;              /* the file as given (run.device_model) */
+  const char *content_id;        /* "fnv1a64:<16 hex>" of its bytes */
+  const char *created;           /* its creation time (UTC) */
+  const char *sprintsim_version; /* the sprintsim that wrote it */
+  const char *ngspice_version;   /* the ngspice it was fitted against */
+  int n;                         /* parameters applied */
+  const char *const *keys;       /* n configuration keys ("analog.cmp_noise_sigma") */
+  const char *const *params;     /* n device-file parameter names */
+  const char *const *units;      /* n units ("1" dimensionless) */
+  const double *values;          /* n values set */
+  const double *ci95_lo, *ci95_hi; /* n 95% intervals */
+} spr_trace_device;
+
+/* Record the device model of the run: group /device_model with the
+ * provenance as attributes and one float64 dataset per applied key
+ * (docs/trace.md).  At most once per trace.  Errors: SPR_EINVAL (NULL
+ * fields, written twice, after a failed write), SPR_EHDF5. */
+int spr_trace_write_device(spr_trace *t, const spr_trace_device *dm);
+
 /* Finish.  commit = 1: mark complete, close and rename to the final path;
  * refused (SPR_EINVAL, temporary deleted) when the summary or a head was
  * not written or an earlier write failed.  commit = 0: close and delete the

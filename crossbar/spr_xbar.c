@@ -226,8 +226,15 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
   const int kmax = (1 << (p->key_msb_bits - 1)) - 1, kmin = -(1 << (p->key_msb_bits - 1));
   const double dg = (p->g_max_S - p->g_min_S) / (double)((1 << p->cell_bits) - 1);
   const double drift = p->drift ? pow(p->drift_t_s / p->drift_t0_s, -p->drift_nu) : 1.0;
-  const int ir = p->ir_drop == SPR_IR_FIRST_ORDER && (p->r_wl_ohm > 0 || p->r_bl_ohm > 0);
+  if (!(p->ir_alpha_wl >= 0 && p->ir_alpha_bl >= 0 && isfinite(p->ir_alpha_wl) &&
+        isfinite(p->ir_alpha_bl) && p->cell_v0_V >= 0 && isfinite(p->cell_v0_V)))
+    return spr_error(SPR_EINVAL, "crossbar: ir_alpha_wl %g, ir_alpha_bl %g and cell_v0 %g V must be "
+                     "finite and >= 0", p->ir_alpha_wl, p->ir_alpha_bl, p->cell_v0_V);
+  /* the fitted scales of the first-order terms act as scaled resistances */
+  const double r_wl = p->ir_alpha_wl * p->r_wl_ohm, r_bl = p->ir_alpha_bl * p->r_bl_ohm;
+  const int ir = p->ir_drop == SPR_IR_FIRST_ORDER && (r_wl > 0 || r_bl > 0);
   h->dg_S = dg;
+  h->cell_v0_V = p->cell_v0_V;
   h->n_stuck_on = h->n_stuck_off = h->n_cells = 0;
   h->ir_max = 0;
   int bad = 0; /* branch-free scan first, so the check vectorises */
@@ -293,16 +300,18 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
       const double *ge = g;
       if (ir) {
         /* the first-order model holds only while r_wl A + r_bl B is small */
-        const double worst = spr_xbar_ir_first_order(g, R, C, p->r_wl_ohm, p->r_bl_ohm, geff, scratch);
+        const double worst = spr_xbar_ir_first_order(g, R, C, r_wl, r_bl, geff, scratch);
         ge = geff;
         if (worst > h->ir_max) h->ir_max = worst;
         if (!(worst <= SPR_IR_FIRST_ORDER_LIMIT))
           return spr_error(SPR_EINVAL,
                            "crossbar: first-order IR drop out of its range: r_wl A + r_bl B reaches "
-                           "%.3g (limit %g) in a %d x %d array with r_wl %g ohm, r_bl %g ohm, "
-                           "g_max %g S; use smaller arrays, lower wire resistance or conductances "
-                           "(the exact nodal model: sprintsim crossbar --model nodal)",
-                           worst, SPR_IR_FIRST_ORDER_LIMIT, R, C, p->r_wl_ohm, p->r_bl_ohm, p->g_max_S);
+                           "%.3g (limit %g) in a %d x %d array with r_wl %g ohm, r_bl %g ohm "
+                           "(ir_alpha_wl %g, ir_alpha_bl %g), g_max %g S; use smaller arrays, lower "
+                           "wire resistance or conductances (the exact nodal model: sprintsim "
+                           "crossbar --model nodal)",
+                           worst, SPR_IR_FIRST_ORDER_LIMIT, R, C, p->r_wl_ohm, p->r_bl_ohm,
+                           p->ir_alpha_wl, p->ir_alpha_bl, p->g_max_S);
       }
       /* fold pairs into weights (row-major) */
       for (int ir_ = 0; ir_ < ru; ir_++) {

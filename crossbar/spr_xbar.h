@@ -15,12 +15,20 @@
  *                          (rate stuck_off_rate), independently per cell;
  *                          stuck cells do not drift
  *   drift                  G <- G (t/t0)^-nu
- *   first-order IR drop    G_eff = G (1 - r_wl A - r_bl B)   (see below)
+ *   first-order IR drop    G_eff = G (1 - a_wl r_wl A - a_bl r_bl B)   (see below;
+ *                          a_wl, a_bl = ir_alpha_wl, ir_alpha_bl, fitted
+ *                          scales of the two terms, 1 by default)
  *   row DAC gain           row i of tile scaled by its DAC gain
  * fold into an effective weight matrix w (d x n, in units of dG) so that the
  * ideal-unit column current of key j for query code vector q is
  *   s_j = sum_i q_i w[i][j]     (score units; current = s_j * v_step * dG).
  * With every effect off, w[i][j] is exactly the integer key code.
+ *
+ * Cell nonlinearity (cell_v0_V = V0 > 0): a cell passes G V0 sinh(V/V0)
+ * at row voltage V instead of G V.  Because V is common to a row, this is
+ * a transform of the row voltages before the matrix product, applied by
+ * analog/ (spr_analog_decide) to the query codes; the head records V0 in
+ * cell_v0_V.  The weights w stay linear in G.
  *
  * First-order IR drop of one R x C array (driver at column 0 of each word
  * line through one segment, sense node below row R-1 through one segment),
@@ -72,8 +80,11 @@ typedef struct {
   int64_t n_stuck_on;   /* cells stuck at g_max (all physical cells) */
   int64_t n_stuck_off;  /* cells stuck at g_min */
   int64_t n_cells;      /* physical cells of all arrays of the head */
-  double ir_max;        /* largest first-order IR correction r_wl A + r_bl B
-                           of any cell (0 when IR drop is off) */
+  double ir_max;        /* largest first-order IR correction
+                           a_wl r_wl A + a_bl r_bl B of any cell (0 when IR
+                           drop is off) */
+  double cell_v0_V;     /* cell nonlinearity V0 of the programmed arrays
+                           (0 = linear), from spr_xbar_params */
 } spr_xbar_head;
 
 /* Number of column tiles for n keys. */
@@ -96,7 +107,8 @@ void spr_xbar_head_free(spr_xbar_head *h);
  * Returns 0 or SPR_EINVAL (a key code out of range, naming key, dimension
  * and value; key_msb_bits outside [1, 8] or beyond the cell's levels;
  * g_min, g_max not 0 < g_min < g_max; drift_time < drift_t0; stuck-at
- * rates that are not probabilities with sum <= 1; a first-order IR
+ * rates that are not probabilities with sum <= 1; ir_alpha_wl, ir_alpha_bl
+ * or cell_v0_V negative or not finite; a first-order IR
  * correction above SPR_IR_FIRST_ORDER_LIMIT; effective conductances that
  * overflow single precision). */
 int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,

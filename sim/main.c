@@ -1,6 +1,7 @@
 /* main.c - the sprintsim command. */
 #include "config.h"
 #include "spr_config.h"
+#include "spr_device.h"
 #include "spr_error.h"
 #include "spr_pipeline.h"
 #include "spr_report.h"
@@ -81,6 +82,11 @@ static void usage_run(FILE *f) {
           "                     analog and ideal masks; full: also quantized Q and K,\n"
           "                     ideal and analog scores, thresholds (overrides run.trace)\n"
           "  -h, --help         this help\n"
+          "\n"
+          "With run.device_model set in CONFIG, the device-model file (from a SPICE\n"
+          "calibration, docs/calibration.md) is read, validated and applied over the\n"
+          "configuration before the run; the keys it sets are printed and recorded in\n"
+          "the trace (/device_model).\n"
           "\n"
           "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
 }
@@ -189,6 +195,52 @@ static void print_total(const spr_run *run, const spr_config *c) {
   print_row("all", spr_run_results(run), c->wl.n_layers * c->wl.n_heads, 0);
 }
 
+/* run.device_model: read and validate the file, apply its keyed
+ * parameters over *c and list them on `out`.  dev is initialised here
+ * (spr_device_free it); applied/n_applied name the parameters set.
+ * Returns 0 (also when no device model is configured) or an error code. */
+static int load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
+                             FILE *out) {
+  spr_device_init(dev);
+  *n_applied = 0;
+  if (!c->device_model[0]) return 0;
+  int rc = spr_device_read(c->device_model, dev);
+  if (!rc) rc = spr_device_apply(dev, c, c->device_model, applied, n_applied);
+  if (rc) {
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s", spr_errmsg());
+    return spr_error(rc, "run.device_model: %s", msg);
+  }
+  fprintf(out, "device model %s (%s, created %s by sprintsim %s, %s) sets %d key%s:\n",
+          c->device_model, dev->content_id, dev->created, dev->sprintsim_version,
+          dev->ngspice_version, *n_applied, *n_applied == 1 ? "" : "s");
+  for (int k = 0; k < *n_applied; k++) {
+    const spr_device_param *p = &dev->params[applied[k]];
+    fprintf(out, "  %-28s = %-12.6g %-2s (95%% CI %.6g .. %.6g; /params/%s)\n", p->key, p->value,
+            strcmp(p->unit, "1") ? p->unit : "", p->ci95_lo, p->ci95_hi, p->name);
+  }
+  return 0;
+}
+
+/* Record the applied device model in the trace. */
+static int trace_device_model(spr_trace *tr, const spr_config *c, const spr_device *dev,
+                              const int *applied, int n_applied) {
+  const char *keys[SPR_DEVICE_MAX_PARAMS], *params[SPR_DEVICE_MAX_PARAMS], *units[SPR_DEVICE_MAX_PARAMS];
+  double values[SPR_DEVICE_MAX_PARAMS], lo[SPR_DEVICE_MAX_PARAMS], hi[SPR_DEVICE_MAX_PARAMS];
+  for (int k = 0; k < n_applied; k++) {
+    const spr_device_param *p = &dev->params[applied[k]];
+    keys[k] = p->key;
+    params[k] = p->name;
+    units[k] = p->unit;
+    values[k] = p->value;
+    lo[k] = p->ci95_lo;
+    hi[k] = p->ci95_hi;
+  }
+  spr_trace_device dm = {c->device_model, dev->content_id, dev->created, dev->sprintsim_version,
+                         dev->ngspice_version, n_applied, keys, params, units, values, lo, hi};
+  return spr_trace_write_device(tr, &dm);
+}
+
 static int cmd_run(int argc, char **argv) {
   const char *cfg_path = NULL, *out = "sprintsim-run.h5", *seed = NULL, *trace = NULL;
   long threads = omp_get_max_threads();
@@ -235,6 +287,12 @@ static int cmd_run(int argc, char **argv) {
   if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
   if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return fail(EXIT_USAGE, NULL);
   if (spr_qkv_resolve(&c, cfg_path ? cfg_path : "built-in default")) return fail(1, NULL);
+  spr_device dev;
+  int applied[SPR_DEVICE_MAX_PARAMS], n_applied = 0;
+  if (load_device_model(&c, &dev, applied, &n_applied, stdout)) {
+    spr_device_free(&dev);
+    return fail(1, NULL);
+  }
 
   /* signals: the first SIGINT/SIGTERM/SIGHUP stops the run between heads
    * and deletes the temporary file; a second one kills at once (the
@@ -251,12 +309,24 @@ static int cmd_run(int argc, char **argv) {
 
   spr_run *run = NULL;
   spr_trace *tr = NULL;
-  if (spr_run_alloc(&c, (int)threads, &run)) return fail(1, NULL);
+  if (spr_run_alloc(&c, (int)threads, &run)) {
+    spr_device_free(&dev);
+    return fail(1, NULL);
+  }
   spr_run_set_cancel(run, &interrupted);
   if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr)) {
     spr_run_free(run);
+    spr_device_free(&dev);
     return fail(1, NULL);
   }
+  if (c.device_model[0] && trace_device_model(tr, &c, &dev, applied, n_applied)) {
+    int st = fail(1, NULL);
+    spr_trace_close(tr, 0);
+    spr_run_free(run);
+    spr_device_free(&dev);
+    return st;
+  }
+  spr_device_free(&dev);
   const int tty = isatty(STDERR_FILENO);
   char source[SPR_STRING_MAX + 32];
   if (c.wl.source == SPR_SOURCE_QKV)
@@ -606,6 +676,13 @@ static int cmd_config(int argc, char **argv) {
   spr_config_default(&c);
   int rc = argc == 2 ? spr_config_load(&c, argv[1]) : spr_config_resolve(&c, "built-in default");
   if (!rc) rc = spr_qkv_resolve(&c, argc == 2 ? argv[1] : "built-in default");
+  if (rc) return fail(1, NULL);
+  /* with a device model, print the configuration a run would use (the
+   * list of keys it sets goes to stderr, stdout stays INI) */
+  spr_device dev;
+  int applied[SPR_DEVICE_MAX_PARAMS], n_applied;
+  rc = load_device_model(&c, &dev, applied, &n_applied, stderr);
+  spr_device_free(&dev);
   if (rc) return fail(1, NULL);
   char *ini = spr_config_to_ini(&c);
   if (!ini) {

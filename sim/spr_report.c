@@ -108,6 +108,48 @@ static void print_row(FILE *out, const char *label, const char *scheme, const ag
           a->top1, a->topk);
 }
 
+/* String attribute `name` of `obj` into buf ("?" when absent or not a
+ * string). */
+static void attr_text(hid_t f, const char *obj, const char *name, char *buf, size_t n) {
+  snprintf(buf, n, "?");
+  if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0) return;
+  hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t ty = a >= 0 ? H5Aget_type(a) : -1;
+  if (ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) && H5Tget_size(ty) < n) {
+    memset(buf, 0, n);
+    if (H5Aread(a, ty, buf) < 0) snprintf(buf, n, "?");
+  }
+  if (ty >= 0) H5Tclose(ty);
+  if (a >= 0) H5Aclose(a);
+}
+
+/* The device model the run applied (/device_model), one line per key. */
+static void report_device(hid_t f, FILE *out) {
+  if (H5Lexists(f, "/device_model", H5P_DEFAULT) <= 0) return;
+  char p[1100], id[64];
+  attr_text(f, "/device_model", "path", p, sizeof p);
+  attr_text(f, "/device_model", "content_id", id, sizeof id);
+  fprintf(out, "device model: %s (%s)\n", p, id);
+  hid_t g = H5Gopen2(f, "/device_model", H5P_DEFAULT);
+  H5G_info_t info;
+  if (g >= 0 && H5Gget_info(g, &info) >= 0)
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+      char key[128], unit[32], dpath[160];
+      if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, key, sizeof key, H5P_DEFAULT) < 0)
+        continue;
+      snprintf(dpath, sizeof dpath, "/device_model/%s", key);
+      hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+      double v = 0;
+      if (ds >= 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) {
+        attr_text(f, dpath, "unit", unit, sizeof unit);
+        fprintf(out, "  %-28s = %.6g %s\n", key, v, strcmp(unit, "1") ? unit : "");
+      }
+      if (ds >= 0) H5Dclose(ds);
+    }
+  if (g >= 0) H5Gclose(g);
+  fprintf(out, "\n");
+}
+
 static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
   long complete = 0, L = 0, H = 0, n = 0, topk = 0;
   int rc;
@@ -144,6 +186,7 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
     if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC, &sd[s].c3))) return rc;
   }
   fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld\n", path, L, H, n);
+  report_device(f, out);
   fprintf(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
                "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
   char topk_col[24] = "topk";

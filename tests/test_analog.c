@@ -152,7 +152,10 @@ static double predicted_var(const bench *b, int i, int j) {
     int kv = t < b->d ? b->k[j * b->d + t] : 0;
     double gp = x->g_min_S + (kv > 0 ? kv : 0) * dg, gm = x->g_min_S + (kv < 0 ? -kv : 0) * dg;
     double v = t < b->d ? b->q[i * b->d + t] * vstep : 0;
-    th += 4 * kB * an->temperature_K * an->bandwidth_Hz * (gp + gm);
+    /* a nonlinear cell passes G V0 sinh(V/V0): the current-driven shot and
+     * relative terms see V0 sinh(V/V0) in place of V */
+    if (x->cell_v0_V > 0) v = x->cell_v0_V * sinh(v / x->cell_v0_V);
+    th += an->thermal_excess * 4 * kB * an->temperature_K * an->bandwidth_Hz * (gp + gm);
     sh += 2 * e * an->bandwidth_Hz * fabs(v) * (gp + gm);
     rel += pow(an->read_rel_sigma, 2) * v * v * (gp * gp + gm * gm);
   }
@@ -286,6 +289,107 @@ static void test_scale(void) {
                          1e-12);
 }
 
+/* Nonlinear cells: each cell passes G V0 sinh(V/V0); the column current of
+ * a key is the direct sum over its cells of (G+ - G-) V0 sinh(q v_step /
+ * V0), computed here from the level conductances, not from the weights. */
+static void test_nonlinear_cells(void) {
+  bench b;
+  setup(&b, 20, 30, 37, 1);
+  const double v0 = 0.1385;
+  b.c.xbar.cell_v0_V = v0;
+  double *work = malloc(3 * (size_t)b.c.xbar.rows * b.c.xbar.cols * sizeof *work);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work), 0);
+  free(work);
+  CU_ASSERT_EQUAL(b.xb.cell_v0_V, v0);
+  int64_t kept;
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, 2.5, NULL, NULL, NULL,
+                                          &b.ws, b.mask, b.a, &kept), 0);
+  const double gmin = b.c.xbar.g_min_S, dg = b.xb.dg_S, vs = b.sc.v_step_V;
+  double worst = 0, lin_gap = 0;
+  int64_t want_kept = 0;
+  for (int i = 0; i < b.m; i++)
+    for (int j = 0; j < b.n; j++) {
+      double I = 0, scale = 0;
+      for (int t = 0; t < b.d; t++) {
+        const int kv = b.k[j * b.d + t];
+        const double gp = gmin + (kv > 0 ? kv : 0) * dg, gm = gmin + (kv < 0 ? -kv : 0) * dg;
+        const double V = b.q[i * b.d + t] * vs, cell = v0 * sinh(V / v0);
+        I += gp * cell - gm * cell;
+        scale += (gp + gm) * fabs(cell);
+      }
+      const double want = I / b.sc.i_unit_A;
+      want_kept += want >= 2.5;
+      worst = fmax(worst, fabs(b.a[i * b.n + j] - want) / (scale / b.sc.i_unit_A));
+      lin_gap = fmax(lin_gap, fabs(want - brute_score(&b, i, j)));
+    }
+  CU_ASSERT(worst < 1e-6);  /* float GEMM of 37 terms */
+  CU_ASSERT(lin_gap > 5.0); /* sinh(7 v_step / V0) = sinh(1.44): far from linear */
+  CU_ASSERT(llabs(kept - want_kept) <= 2); /* ties within float rounding only */
+  /* V0 below the codes' reach overflows single precision: an error, not inf */
+  b.xb.cell_v0_V = 1e-4;
+  CU_ASSERT_EQUAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, 2.5, NULL, NULL, NULL, &b.ws,
+                                    b.mask, b.a, &kept), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "overflows");
+  teardown(&b);
+}
+
+/* Noise with nonlinear cells and an excess thermal factor: the residuals
+ * about the direct nonlinear sum, divided by the independently predicted
+ * sigma (predicted_var), are N(0,1) (as in check_noise). */
+static void test_nonlinear_noise(void) {
+  bench b;
+  setup(&b, 96, 128, 64, 1);
+  b.c.xbar.cell_v0_V = 0.1385;
+  b.c.an.read_noise = 1;
+  b.c.an.bandwidth_Hz = 3.7e9;
+  b.c.an.read_rel_sigma = 0.03;
+  b.c.an.thermal_excess = 2.385;
+  double *work = malloc(3 * (size_t)b.c.xbar.rows * b.c.xbar.cols * sizeof *work);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work), 0);
+  free(work);
+  gsl_rng *r = spr_rng_alloc(), *rf = spr_rng_alloc();
+  spr_rng_key(r, 2385, 5, 6, 0, SPR_STREAM_READ);
+  spr_rng_key(rf, 2385, 5, 6, 0, SPR_STREAM_READ_FAR);
+  int64_t kept;
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, b.m, 0.0, NULL, r, rf, &b.ws,
+                                          b.mask, b.a, &kept), 0);
+  const double gmin = b.c.xbar.g_min_S, dg = b.xb.dg_S, vs = b.sc.v_step_V, v0 = 0.1385;
+  double s1 = 0, s2 = 0;
+  const double N = (double)b.m * b.n;
+  for (int i = 0; i < b.m; i++)
+    for (int j = 0; j < b.n; j++) {
+      double I = 0;
+      for (int t = 0; t < b.d; t++) {
+        const int kv = b.k[j * b.d + t];
+        const double gp = gmin + (kv > 0 ? kv : 0) * dg, gm = gmin + (kv < 0 ? -kv : 0) * dg;
+        I += (gp - gm) * v0 * sinh(b.q[i * b.d + t] * vs / v0);
+      }
+      const double z = (b.a[i * b.n + j] - I / b.sc.i_unit_A) / sqrt(predicted_var(&b, i, j));
+      s1 += z;
+      s2 += z * z;
+    }
+  const double mean = s1 / N, var = s2 / N - mean * mean;
+  printf("\n    nonlinear cells, F = 2.385: residual mean %.4f var %.4f (N = %.0f) ", mean, var, N);
+  CU_ASSERT(fabs(mean) < 5 / sqrt(N));
+  CU_ASSERT(fabs(var - 1) < 5 * sqrt(2 / N));
+  gsl_rng_free(r);
+  gsl_rng_free(rf);
+  teardown(&b);
+}
+
+/* The thermal term: F 4 k T B sum G, in score units squared. */
+static void test_thermal_excess(void) {
+  spr_config c;
+  spr_config_default(&c);
+  c.an.thermal_excess = 2.385;
+  c.an.temperature_K = 310;
+  spr_analog_scale s;
+  spr_analog_scale_of(&c.an, 6.6e-6, &s);
+  const double gsum = 41.5; /* units of dG */
+  const double want = 2.385 * 4 * 1.380649e-23 * 310 * 1e8 * gsum * 6.6e-6 / (s.i_unit_A * s.i_unit_A);
+  CU_ASSERT_DOUBLE_EQUAL(spr_analog_thermal_var(&c.an, &s, 6.6e-6, gsum), want, 1e-12 * want);
+}
+
 static void test_errors(void) {
   bench b;
   setup(&b, 10, 12, 6, 1);
@@ -406,6 +510,9 @@ int main(void) {
                          {"DAC gain statistics", test_dac_gains},
                          {"score unit scale", test_scale},
                          {"near and far decisions", test_near_far},
+                         {"nonlinear cells: direct sum of G V0 sinh(V/V0)", test_nonlinear_cells},
+                         {"thermal excess factor", test_thermal_excess},
+                         {"noise with nonlinear cells and excess factor", test_nonlinear_noise},
                          {"error paths", test_errors},
                          CU_TEST_INFO_NULL};
   return spr_test_run("analog", tests);

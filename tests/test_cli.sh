@@ -177,6 +177,28 @@ expect 2 "item 1 would have 0 real tokens" "synth pad too large" -- "$EXE" synth
 expect 0 "usage: sprintsim synth" "synth --help" -- "$EXE" synth --help
 expect 0 "--pad P" "help synth" -- "$EXE" help synth
 [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output after qkv errors" || bad "no output after qkv errors"
+# run.device_model: a device-model file written by the library's writer
+# (tests/test_device --write) is read, applied, listed and recorded
+if "$B/tests/test_device" --write "$T/dev.h5" > /dev/null 2>&1; then
+  printf '[run]\ndevice_model = %s\n[workload]\nseq_len = 64\nlayers = 2\nheads = 2\n' "$T/dev.h5" > "$T/dev.ini"
+  expect 0 "sets 6 keys" "run with a device model" -- "$EXE" run "$T/dev.ini" -o "$T/dev_run.h5" --threads 1
+  grep -q "^  crossbar.cell_v0  *= 0.2497" "$T/out" && grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" \
+    && grep -q "fnv1a64:" "$T/out" && ok "device keys printed" || bad "device keys printed"
+  expect 0 "device model: $T/dev.h5 (fnv1a64:" "report names the device model" -- "$EXE" report "$T/dev_run.h5"
+  grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" && ok "report lists the applied keys" || bad "report lists the applied keys"
+  expect 0 "cell_v0 = 0.2497" "config applies the device model" -- "$EXE" config "$T/dev.ini"
+  grep -q "^thermal_excess = 1.385$" "$T/out" && grep -q "sets 6 keys" "$T/err" \
+    && ok "config: values in the INI, list on stderr" || bad "config: values in the INI, list on stderr"
+  printf '[run]\ndevice_model = %s\n' "$T/nodev.h5" > "$T/nodev.ini"
+  expect 1 "run.device_model: $T/nodev.h5: cannot open device model" "missing device model" -- "$EXE" run "$T/nodev.ini" -o "$T/x.h5"
+  printf '[run]\ndevice_model = %s\n' "$T/small.ini" > "$T/notdev.ini"
+  expect 1 "run.device_model: $T/small.ini: not an HDF5 file" "device model not HDF5" -- "$EXE" run "$T/notdev.ini" -o "$T/x.h5"
+  printf '[run]\ndevice_model = %s\n' "$T/a.h5" > "$T/tracedev.ini"
+  expect 1 "attribute 'format' of '/' is missing" "a trace is not a device model" -- "$EXE" run "$T/tracedev.ini" -o "$T/x.h5"
+  [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "device model errors leave no output" || bad "device model errors leave no output"
+else
+  bad "tests/test_device --write"
+fi
 
 # an independent reader (h5py + numpy) recomputes every decision of a full trace
 PY=/usr/bin/python3
@@ -269,6 +291,34 @@ s = t['layers/layer_01/head_02'].attrs['q_scale']
 assert qi.shape == Q.shape and np.abs(qi * s - Q).max() <= 0.5 * s + 1e-6 * np.abs(Q).max(), 'q_int is not the quantized file Q'
 assert t['config/workload/qkv_file'][()].decode().endswith('/py.h5')
 " && ok "trace's quantized Q is the file's Q with padding dropped" || bad "trace's quantized Q is the file's Q with padding dropped"
+  # the trace records the device model: provenance, identity, applied values
+  if [ -f "$T/dev_run.h5" ]; then
+    "$PY" - "$T" <<'PYEOF' && ok "trace records the device model" || bad "trace records the device model"
+import sys, h5py
+t = sys.argv[1]
+d = h5py.File(t + "/dev.h5", "r"); r = h5py.File(t + "/dev_run.h5", "r")
+g = r["device_model"]; a = g.attrs
+assert a["path"].decode() == t + "/dev.h5"
+assert a["content_id"].decode().startswith("fnv1a64:") and len(a["content_id"]) == 24
+assert a["created"].decode() == d["provenance/created"][()].decode()
+assert a["ngspice_version"].decode() == d["provenance/ngspice_version"][()].decode()
+assert a["n_applied"] == 6
+keyed = {p.attrs["key"].decode(): p for p in d["params"].values() if p.attrs["key"]}
+assert set(keyed) == set(g.keys()), (set(keyed), set(g.keys()))
+for key, p in keyed.items():
+    sec, name = key.split(".")
+    assert g[key][()] == p[()] == r["config"][sec][name][()], key
+    assert g[key].attrs["ci95_lo"] == p.attrs["ci95_lo"]
+PYEOF
+    # an unknown key in a device file written by another tool (h5py)
+    cp "$T/dev.h5" "$T/dev_bad.h5"
+    "$PY" -c "
+import h5py
+with h5py.File('$T/dev_bad.h5', 'r+') as f: f['params/cell_v0'].attrs['key'] = 'crossbar.cell_vzero'
+"
+    printf '[run]\ndevice_model = %s\n' "$T/dev_bad.h5" > "$T/devbad.ini"
+    expect 1 "dataset '/params/cell_v0': key 'crossbar.cell_vzero' is not a floating-point configuration key" "device file with an unknown key" -- "$EXE" run "$T/devbad.ini" -o "$T/x.h5"
+  fi
 else
   echo "skip - h5py recomputation and crossbar files (no python3-h5py for /usr/bin/python3)"
 fi

@@ -744,6 +744,9 @@ static void test_cross_key_errors(void) {
   expect_error("[crossbar]\ndrift_t0 = 10 s\ndrift_time = 5 s\n", SPR_ECONFIG, 3, "crossbar.drift_time",
                "5 s", "drift_t0 (10 s)", NULL);
   expect_error("[threshold]\nrange = 1e-300\n", SPR_ECONFIG, 2, "threshold.range", "1e-300", NULL);
+  /* a nonlinear cell whose sinh(v_read / V0) is beyond sinh(20) */
+  expect_error("[crossbar]\ncell_v0 = 5 mV\n", SPR_ECONFIG, 2, "crossbar.cell_v0", "0.005 V",
+               "v_read / 20 (0.01 V)", NULL);
   /* a list continued on indented lines, also after a trailing comma */
   expect_error("[threshold]\nmode = direct\nvalues = 1, 2,\n  3, x\n", SPR_ECONFIG, 3, "threshold.values",
                "x' is not a finite number", NULL);
@@ -974,6 +977,9 @@ static void nondefault(spr_config *c) {
   c->xbar.ir_drop = SPR_IR_OFF;
   c->xbar.r_wl_ohm = 1.0 / 3;
   c->xbar.r_bl_ohm = 3.75;
+  c->xbar.ir_alpha_wl = 0.8125;
+  c->xbar.ir_alpha_bl = 1.2385;
+  c->xbar.cell_v0_V = 0.2385;
   c->an.query_bits = 6;
   c->an.v_read_V = 0.15;
   c->an.dac_error = 0;
@@ -982,6 +988,7 @@ static void nondefault(spr_config *c) {
   c->an.temperature_K = 310.15;
   c->an.bandwidth_Hz = 2.5e8;
   c->an.read_rel_sigma = 0.0321;
+  c->an.thermal_excess = 1.75;
   c->an.cmp_offset = 0;
   c->an.cmp_offset_sigma_A = 1.7e-8;
   c->an.cmp_noise = 0;

@@ -141,6 +141,70 @@ static void test_ir_closed_form(void) {
   CU_ASSERT(fabs(geff - exact) <= 1.01 * exact * pow(g * 7.8, 2));
 }
 
+/* The fitted scales of the first-order terms: G_eff = G (1 - a_wl r_wl A -
+ * a_bl r_bl B), with A and B summed here by brute force over the array of
+ * nominal level conductances (one tile, every effect but IR drop off). */
+static void test_ir_alpha(void) {
+  spr_xbar_params p = ideal_params();
+  p.rows = 8;
+  p.cols = 10;
+  p.ir_drop = SPR_IR_FIRST_ORDER;
+  p.r_wl_ohm = 2.5;
+  p.r_bl_ohm = 3.5;
+  p.ir_alpha_wl = 0.7385;
+  p.ir_alpha_bl = 1.2385;
+  const int n = 5, d = 6, R = 8, C = 10;
+  int8_t *k = random_codes(n, d, 11);
+  fixture f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  const double dg = f.h.dg_S;
+  double G[8][10];
+  for (int i = 0; i < R; i++)
+    for (int c = 0; c < C; c++) {
+      const int j = c / 2, kv = i < d && j < n ? k[j * d + i] : 0;
+      const int lvl = c % 2 == 0 ? (kv > 0 ? kv : 0) : (kv < 0 ? -kv : 0);
+      G[i][c] = p.g_min_S + lvl * dg;
+    }
+  double worst = 0, drop = 0;
+  for (int i = 0; i < d; i++)
+    for (int j = 0; j < n; j++) {
+      double ge[2];
+      for (int s = 0; s < 2; s++) {
+        const int c = 2 * j + s;
+        double A = 0, B = 0;
+        for (int kk = 0; kk <= c; kk++)
+          for (int l = kk; l < C; l++) A += G[i][l];
+        for (int kk = i; kk < R; kk++)
+          for (int m = 0; m <= kk; m++) B += G[m][c];
+        ge[s] = G[i][c] * (1 - p.ir_alpha_wl * p.r_wl_ohm * A - p.ir_alpha_bl * p.r_bl_ohm * B);
+      }
+      const double want = (ge[0] - ge[1]) / dg;
+      worst = fmax(worst, fabs(f.h.w[(size_t)i * n + j] - want));
+      drop = fmax(drop, fabs(want - k[j * d + i]));
+    }
+  CU_ASSERT(worst < 1e-5);
+  CU_ASSERT(drop > 0.01); /* the IR drop is really there */
+  fx_free(&f);
+  /* alpha = 0 switches a term off: equal to a zero resistance, bit for bit */
+  spr_xbar_params q = p;
+  q.ir_alpha_wl = 0;
+  fixture f2 = {0}, f3 = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f2, &q, k, n, d), 0);
+  q.ir_alpha_wl = 1;
+  q.r_wl_ohm = 0;
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f3, &q, k, n, d), 0);
+  CU_ASSERT_EQUAL(memcmp(f2.h.w, f3.h.w, (size_t)n * d * sizeof *f2.h.w), 0);
+  fx_free(&f2);
+  fx_free(&f3);
+  /* negative or non-finite scales are refused */
+  q.ir_alpha_bl = -0.5;
+  fixture f4 = {0};
+  CU_ASSERT_EQUAL(fx_program(&f4, &q, k, n, d), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "ir_alpha_bl -0.5");
+  fx_free(&f4);
+  free(k);
+}
+
 /* Random arrays: the first-order error shrinks as r^2 while the IR drop
  * itself shrinks as r, and idle rows below the driven ones are modelled. */
 static void test_ir_vs_nodal(void) {
@@ -458,6 +522,7 @@ int main(void) {
                          {"row DAC gains fold into weights", test_row_gain},
                          {"IR drop 1x1 closed form", test_ir_closed_form},
                          {"IR drop first order vs nodal solve", test_ir_vs_nodal},
+                         {"IR drop scales alpha_wl, alpha_bl", test_ir_alpha},
                          {"lognormal variation statistics", test_variation_statistics},
                          {"stuck-at rates", test_stuck_rates},
                          {"drift power law", test_drift_formula},

@@ -524,6 +524,56 @@ static void test_levels(void) {
   }
 }
 
+/* /device_model: provenance attributes and one dataset per applied key;
+ * once per trace; bad arguments refused. */
+static void test_device_model(void) {
+  static fixture fx;
+  spr_config c;
+  tiny_config(&c, SPR_TRACE_SUMMARY);
+  fill(&fx, SPR_TRACE_SUMMARY);
+  char path[512];
+  spr_test_path(path, sizeof path, "trace-dev", ".h5");
+  spr_trace *t = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_trace_create(path, &c, "1.2.3-test", &t), 0);
+  const char *keys[] = {"crossbar.cell_v0", "analog.cmp_offset_sigma"};
+  const char *params[] = {"cell_v0", "cmp_offset_sigma"}, *units[] = {"V", "A"};
+  const double vals[] = {0.2385, 1.75e-8}, lo[] = {0.2375, 1.6e-8}, hi[] = {0.2395, 1.9e-8};
+  spr_trace_device dm = {"models/dev.h5", "fnv1a64:0123456789abcdef", "2026-11-29T13:04:25Z",
+                         "0.1.0", "ngspice-39", 2, keys, params, units, vals, lo, hi};
+  spr_trace_device bad = dm;
+  bad.keys = NULL;
+  CU_ASSERT_EQUAL(spr_trace_write_device(t, &bad), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "a field is NULL");
+  CU_ASSERT_EQUAL(spr_trace_write_device(t, &dm), 0);
+  CU_ASSERT_EQUAL(spr_trace_write_device(t, &dm), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "device model written twice");
+  int rc = 0;
+  for (int lh = 0; lh < L_ * H_ && !rc; lh++) rc = spr_trace_write_head(t, &fx.r[lh]);
+  if (!rc) rc = spr_trace_write_summary(t, fx.r);
+  CU_ASSERT_EQUAL_FATAL(spr_trace_close(t, !rc), 0);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  CU_ASSERT_FATAL(f >= 0);
+  check_attr_str(f, "/device_model", "path", "models/dev.h5");
+  check_attr_str(f, "/device_model", "content_id", "fnv1a64:0123456789abcdef");
+  check_attr_str(f, "/device_model", "created", "2026-11-29T13:04:25Z");
+  check_attr_str(f, "/device_model", "sprintsim_version", "0.1.0");
+  check_attr_str(f, "/device_model", "ngspice_version", "ngspice-39");
+  CU_ASSERT_EQUAL(attr_i32(f, "/device_model", "n_applied"), 2);
+  for (int k = 0; k < 2; k++) {
+    char dp[128];
+    snprintf(dp, sizeof dp, "/device_model/%s", keys[k]);
+    double v = NAN;
+    CU_ASSERT_EQUAL(read_dset(f, dp, H5T_FLOAT, 8, 0, NULL, H5T_NATIVE_DOUBLE, &v), 0);
+    CU_ASSERT_EQUAL(v, vals[k]);
+    check_attr_str(f, dp, "unit", units[k]);
+    check_attr_str(f, dp, "param", params[k]);
+    CU_ASSERT_EQUAL(attr_f64(f, dp, "ci95_lo"), lo[k]);
+    CU_ASSERT_EQUAL(attr_f64(f, dp, "ci95_hi"), hi[k]);
+  }
+  H5Fclose(f);
+  remove(path);
+}
+
 static void test_abort(void) {
   static fixture fx;
   spr_config c;
@@ -819,6 +869,7 @@ int main(void) {
   static const CU_TestInfo tests[] = {
     {"round trip at level full", test_roundtrip_full},
     {"levels summary and masks", test_levels},
+    {"device model record", test_device_model},
     {"abort and incomplete commit leave nothing", test_abort},
     {"unwritable path and bad arguments", test_unwritable},
     {"bad results refused", test_bad_results},

@@ -1,0 +1,723 @@
+/* spr_device.c - device-model HDF5 files: write, read with validation,
+ * apply to a configuration (layout in docs/calibration.md). */
+#include "config.h"
+#include "spr_device.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_h5quiet.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void spr_device_init(spr_device *d) { memset(d, 0, sizeof *d); }
+
+void spr_device_free(spr_device *d) {
+  if (!d) return;
+  for (int i = 0; i < d->n_netlists; i++) free(d->netlist_text[i]);
+  memset(d, 0, sizeof *d);
+}
+
+/* --- validation ------------------------------------------------------------ */
+
+static int name_ok(const char *s) {
+  size_t l = strlen(s);
+  if (l == 0 || l >= SPR_DEVICE_NAME) return 0;
+  for (size_t i = 0; i < l; i++) {
+    const char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* The config key "section.name" of type double, or NULL. */
+static const spr_config_key_info *find_double_key(const char *key) {
+  const char *dot = strchr(key, '.');
+  if (!dot) return NULL;
+  for (int i = 0; i < spr_config_nkeys(); i++) {
+    const spr_config_key_info *k = spr_config_key(i);
+    size_t sl = strlen(k->section);
+    if (sl == (size_t)(dot - key) && !strncmp(key, k->section, sl) && !strcmp(dot + 1, k->name))
+      return k->type == SPR_KEY_DOUBLE ? k : NULL;
+  }
+  return NULL;
+}
+
+static const char *unit_or_1(const char *u) { return u[0] ? u : "1"; }
+
+/* One parameter; `where` prefixes messages ("file.h5: dataset '/params/x'"). */
+static int check_param(const spr_device_param *p, const char *where, int code) {
+  if (!name_ok(p->name))
+    return spr_error(code, "%s: parameter name '%s' is not 1..%d characters of [A-Za-z0-9_.-]", where,
+                     p->name, SPR_DEVICE_NAME - 1);
+  if (p->key[0]) {
+    const spr_config_key_info *k = find_double_key(p->key);
+    if (!k)
+      return spr_error(code, "%s: key '%s' is not a floating-point configuration key "
+                       "(see sprintsim config)", where, p->key);
+    if (strcmp(unit_or_1(k->unit), unit_or_1(p->unit)))
+      return spr_error(code, "%s: unit '%s' does not match key '%s' (unit '%s')", where, p->unit,
+                       p->key, unit_or_1(k->unit));
+  }
+  const struct { const char *n; double v; } f[] = {
+      {"value", p->value},           {"ci95_lo", p->ci95_lo}, {"ci95_hi", p->ci95_hi},
+      {"residual_rms", p->residual_rms}, {"chi2_dof", p->chi2_dof}, {"r2", p->r2}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    if (!isfinite(f[i].v)) return spr_error(code, "%s: %s is %g (not finite)", where, f[i].n, f[i].v);
+  if (!(p->ci95_lo <= p->value && p->value <= p->ci95_hi))
+    return spr_error(code, "%s: value %g is outside its 95%% interval [%g, %g]", where, p->value,
+                     p->ci95_lo, p->ci95_hi);
+  if (p->residual_rms < 0) return spr_error(code, "%s: residual_rms %g < 0", where, p->residual_rms);
+  if (p->chi2_dof < 0) return spr_error(code, "%s: chi2_dof %g < 0", where, p->chi2_dof);
+  if (p->r2 > 1) return spr_error(code, "%s: r2 %g > 1", where, p->r2);
+  if (p->n_points < 1) return spr_error(code, "%s: n_points %" PRId64 " < 1", where, p->n_points);
+  return 0;
+}
+
+/* The whole model: every parameter, unique names and keys, provenance. */
+static int check_device(const spr_device *d, const char *file, int code) {
+  char where[SPR_DEVICE_NAME + 300];
+  for (int i = 0; i < d->n_params; i++) {
+    const spr_device_param *p = &d->params[i];
+    snprintf(where, sizeof where, "%s: dataset '/params/%s'", file, p->name);
+    int rc = check_param(p, where, code);
+    if (rc) return rc;
+    for (int j = 0; j < i; j++) {
+      if (!strcmp(d->params[j].name, p->name))
+        return spr_error(code, "%s: parameter name given twice", where);
+      if (p->key[0] && !strcmp(d->params[j].key, p->key))
+        return spr_error(code, "%s: key '%s' is also set by '/params/%s'", where, p->key,
+                         d->params[j].name);
+    }
+  }
+  const struct { const char *n, *v; } s[] = {{"ngspice_version", d->ngspice_version},
+                                             {"sprintsim_version", d->sprintsim_version},
+                                             {"created", d->created}};
+  for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+    if (!s[i].v[0]) return spr_error(code, "%s: provenance '%s' is empty", file, s[i].n);
+  return 0;
+}
+
+int spr_device_add(spr_device *d, const spr_device_param *p) {
+  if (d->n_params >= SPR_DEVICE_MAX_PARAMS)
+    return spr_error(SPR_EINVAL, "device model: more than %d parameters ('%s')",
+                     SPR_DEVICE_MAX_PARAMS, p->name);
+  char where[SPR_DEVICE_NAME + 40];
+  snprintf(where, sizeof where, "device model: parameter '%s'", p->name);
+  int rc = check_param(p, where, SPR_EINVAL);
+  if (rc) return rc;
+  for (int j = 0; j < d->n_params; j++) {
+    if (!strcmp(d->params[j].name, p->name))
+      return spr_error(SPR_EINVAL, "%s: name given twice", where);
+    if (p->key[0] && !strcmp(d->params[j].key, p->key))
+      return spr_error(SPR_EINVAL, "%s: key '%s' is also set by '%s'", where, p->key, d->params[j].name);
+  }
+  d->params[d->n_params++] = *p;
+  return 0;
+}
+
+/* Copy strings into a parameter, refusing what does not fit. */
+static int fill_names(spr_device_param *p, const char *name, const char *key, const char *unit,
+                      const char *model) {
+  memset(p, 0, sizeof *p);
+  if (!name || !key || !unit || !model)
+    return spr_error(SPR_EINVAL, "device model: NULL name, key, unit or model");
+  if (strlen(name) >= sizeof p->name || strlen(key) >= sizeof p->key ||
+      strlen(unit) >= sizeof p->unit || strlen(model) >= sizeof p->model)
+    return spr_error(SPR_EINVAL, "device model: parameter '%.40s': name, key, unit or model too long",
+                     name);
+  strcpy(p->name, name);
+  strcpy(p->key, key);
+  snprintf(p->unit, sizeof p->unit, "%s", unit_or_1(unit));
+  strcpy(p->model, model);
+  return 0;
+}
+
+int spr_device_add_fit(spr_device *d, const char *name, const char *key, const char *unit,
+                       const char *model, const spr_fit_result *fit, int k) {
+  spr_device_param p;
+  int rc = fill_names(&p, name, key, unit, model);
+  if (rc) return rc;
+  if (!fit || k < 0 || k >= fit->p)
+    return spr_error(SPR_EINVAL, "device model: parameter '%s': fit parameter %d of %d", name, k,
+                     fit ? fit->p : 0);
+  p.value = fit->param[k];
+  p.ci95_lo = fit->param[k] - fit->ci95[k];
+  p.ci95_hi = fit->param[k] + fit->ci95[k];
+  p.residual_rms = fit->rms;
+  p.chi2_dof = fit->chi2_dof;
+  p.r2 = fit->r2;
+  p.n_points = (int64_t)fit->n;
+  return spr_device_add(d, &p);
+}
+
+int spr_device_add_value(spr_device *d, const char *name, const char *key, const char *unit,
+                         const char *model, double value, double ci95_lo, double ci95_hi,
+                         const spr_fit_result *quality) {
+  spr_device_param p;
+  int rc = fill_names(&p, name, key, unit, model);
+  if (rc) return rc;
+  if (!quality) return spr_error(SPR_EINVAL, "device model: parameter '%s': no fit given", name);
+  p.value = value;
+  p.ci95_lo = ci95_lo;
+  p.ci95_hi = ci95_hi;
+  p.residual_rms = quality->rms;
+  p.chi2_dof = quality->chi2_dof;
+  p.r2 = quality->r2;
+  p.n_points = (int64_t)quality->n;
+  return spr_device_add(d, &p);
+}
+
+int spr_device_add_gauss(spr_device *d, const char *name, const char *key, const char *unit,
+                         const char *model, const spr_fit_gauss *g, int which) {
+  spr_device_param p;
+  int rc = fill_names(&p, name, key, unit, model);
+  if (rc) return rc;
+  if (!g || (which != 0 && which != 1))
+    return spr_error(SPR_EINVAL, "device model: parameter '%s': which = %d (0 mean, 1 sigma)", name,
+                     which);
+  if (which == 0) {
+    p.value = g->mean;
+    p.ci95_lo = g->mean - g->mean_ci95;
+    p.ci95_hi = g->mean + g->mean_ci95;
+  } else {
+    p.value = g->sigma;
+    p.ci95_lo = g->sigma_lo;
+    p.ci95_hi = g->sigma_hi;
+  }
+  p.residual_rms = g->sigma;
+  p.chi2_dof = 1.0;
+  p.r2 = g->ppcc * g->ppcc;
+  p.n_points = (int64_t)g->n;
+  return spr_device_add(d, &p);
+}
+
+static int add_count(spr_device_count *list, int *n, const char *what, const char *name,
+                     uint64_t v) {
+  if (!name || !name_ok(name))
+    return spr_error(SPR_EINVAL, "device model: %s name '%s' is not 1..%d characters of [A-Za-z0-9_.-]",
+                     what, name ? name : "(null)", SPR_DEVICE_NAME - 1);
+  for (int i = 0; i < *n; i++)
+    if (!strcmp(list[i].name, name))
+      return spr_error(SPR_EINVAL, "device model: %s '%s' given twice", what, name);
+  if (*n >= SPR_DEVICE_MAX_PROV)
+    return spr_error(SPR_EINVAL, "device model: more than %d %ss ('%s')", SPR_DEVICE_MAX_PROV, what, name);
+  snprintf(list[*n].name, SPR_DEVICE_NAME, "%s", name);
+  list[(*n)++].value = v;
+  return 0;
+}
+
+int spr_device_add_seed(spr_device *d, const char *name, uint64_t seed) {
+  return add_count(d->seeds, &d->n_seeds, "seed", name, seed);
+}
+
+int spr_device_add_samples(spr_device *d, const char *name, uint64_t count) {
+  return add_count(d->samples, &d->n_samples, "sample count", name, count);
+}
+
+int spr_device_add_netlist(spr_device *d, const char *name, const char *text) {
+  if (!name || !name_ok(name) || !text)
+    return spr_error(SPR_EINVAL, "device model: netlist name '%s' is not 1..%d characters of "
+                     "[A-Za-z0-9_.-] (or its text is NULL)", name ? name : "(null)", SPR_DEVICE_NAME - 1);
+  for (int i = 0; i < d->n_netlists; i++)
+    if (!strcmp(d->netlist_name[i], name))
+      return spr_error(SPR_EINVAL, "device model: netlist '%s' given twice", name);
+  if (d->n_netlists >= SPR_DEVICE_MAX_PROV)
+    return spr_error(SPR_EINVAL, "device model: more than %d netlists ('%s')", SPR_DEVICE_MAX_PROV, name);
+  size_t l = strlen(text);
+  char *t = malloc(l + 1);
+  if (!t) return spr_error(SPR_ENOMEM, "device model: out of memory for netlist '%s'", name);
+  memcpy(t, text, l + 1);
+  snprintf(d->netlist_name[d->n_netlists], SPR_DEVICE_NAME, "%s", name);
+  d->netlist_text[d->n_netlists++] = t;
+  return 0;
+}
+
+/* --- write ------------------------------------------------------------------ */
+
+typedef struct {
+  hid_t f;
+  const char *tmp;
+  int rc;
+} wctx;
+
+static hid_t str_type(size_t len) {
+  hid_t ty = H5Tcopy(H5T_C_S1);
+  if (ty >= 0 && (H5Tset_size(ty, len + 1) < 0 || H5Tset_strpad(ty, H5T_STR_NULLTERM) < 0)) {
+    H5Tclose(ty);
+    return -1;
+  }
+  return ty;
+}
+
+static void w_attr(wctx *w, hid_t loc, const char *obj, const char *name, hid_t ftype, hid_t mtype,
+                   const void *val) {
+  if (w->rc) return;
+  hid_t sp = H5Screate(H5S_SCALAR), a = -1;
+  if (sp < 0 || (a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+      H5Awrite(a, mtype, val) < 0)
+    w->rc = spr_error(SPR_EHDF5, "%s: cannot write attribute '%s' of '%s'", w->tmp, name, obj);
+  if (a >= 0) H5Aclose(a);
+  if (sp >= 0) H5Sclose(sp);
+}
+
+static void w_attr_str(wctx *w, hid_t loc, const char *obj, const char *name, const char *s) {
+  hid_t ty = str_type(strlen(s));
+  if (ty < 0 && !w->rc) w->rc = spr_error(SPR_EHDF5, "%s: cannot make a string type", w->tmp);
+  w_attr(w, loc, obj, name, ty, ty, s);
+  if (ty >= 0) H5Tclose(ty);
+}
+
+static void w_attr_f64(wctx *w, hid_t loc, const char *obj, const char *name, double v) {
+  w_attr(w, loc, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+/* Scalar dataset `path` of type ftype; returns it open (or -1). */
+static hid_t w_dset(wctx *w, const char *path, hid_t ftype, hid_t mtype, const void *val) {
+  if (w->rc) return -1;
+  hid_t sp = H5Screate(H5S_SCALAR), ds = -1;
+  if (sp >= 0) ds = H5Dcreate2(w->f, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (ds < 0 || H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, val) < 0) {
+    w->rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", w->tmp, path);
+    if (ds >= 0) H5Dclose(ds);
+    ds = -1;
+  }
+  if (sp >= 0) H5Sclose(sp);
+  return ds;
+}
+
+static void w_dset_str(wctx *w, const char *path, const char *s) {
+  hid_t ty = str_type(strlen(s));
+  if (ty < 0 && !w->rc) w->rc = spr_error(SPR_EHDF5, "%s: cannot make a string type", w->tmp);
+  hid_t ds = w_dset(w, path, ty, ty, s);
+  if (ds >= 0) H5Dclose(ds);
+  if (ty >= 0) H5Tclose(ty);
+}
+
+static void w_group(wctx *w, const char *path) {
+  if (w->rc) return;
+  hid_t g = H5Gcreate2(w->f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) w->rc = spr_error(SPR_EHDF5, "%s: cannot create group '%s'", w->tmp, path);
+  else H5Gclose(g);
+}
+
+static void write_body(wctx *w, const spr_device *d) {
+  hid_t root = H5Gopen2(w->f, "/", H5P_DEFAULT);
+  if (root < 0) {
+    w->rc = spr_error(SPR_EHDF5, "%s: cannot open '/'", w->tmp);
+    return;
+  }
+  int32_t fv = SPR_DEVICE_FORMAT_VERSION;
+  w_attr_str(w, root, "/", "format", SPR_DEVICE_FORMAT);
+  w_attr(w, root, "/", "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &fv);
+  H5Gclose(root);
+  char path[2 * SPR_DEVICE_NAME];
+  w_group(w, "/params");
+  for (int i = 0; i < d->n_params && !w->rc; i++) {
+    const spr_device_param *p = &d->params[i];
+    snprintf(path, sizeof path, "/params/%s", p->name);
+    hid_t ds = w_dset(w, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &p->value);
+    if (ds < 0) break;
+    w_attr_str(w, ds, path, "key", p->key);
+    w_attr_str(w, ds, path, "unit", p->unit);
+    w_attr_str(w, ds, path, "model", p->model);
+    w_attr_f64(w, ds, path, "ci95_lo", p->ci95_lo);
+    w_attr_f64(w, ds, path, "ci95_hi", p->ci95_hi);
+    w_attr_f64(w, ds, path, "residual_rms", p->residual_rms);
+    w_attr_f64(w, ds, path, "chi2_dof", p->chi2_dof);
+    w_attr_f64(w, ds, path, "r2", p->r2);
+    w_attr(w, ds, path, "n_points", H5T_STD_I64LE, H5T_NATIVE_INT64, &p->n_points);
+    H5Dclose(ds);
+  }
+  w_group(w, "/provenance");
+  w_dset_str(w, "/provenance/created", d->created);
+  w_dset_str(w, "/provenance/sprintsim_version", d->sprintsim_version);
+  w_dset_str(w, "/provenance/ngspice_version", d->ngspice_version);
+  w_group(w, "/provenance/netlists");
+  for (int i = 0; i < d->n_netlists; i++) {
+    snprintf(path, sizeof path, "/provenance/netlists/%s", d->netlist_name[i]);
+    w_dset_str(w, path, d->netlist_text[i]);
+  }
+  w_group(w, "/provenance/seeds");
+  for (int i = 0; i < d->n_seeds; i++) {
+    snprintf(path, sizeof path, "/provenance/seeds/%s", d->seeds[i].name);
+    hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->seeds[i].value);
+    if (ds >= 0) H5Dclose(ds);
+  }
+  w_group(w, "/provenance/samples");
+  for (int i = 0; i < d->n_samples; i++) {
+    snprintf(path, sizeof path, "/provenance/samples/%s", d->samples[i].name);
+    hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->samples[i].value);
+    if (ds >= 0) H5Dclose(ds);
+  }
+}
+
+int spr_device_write(const char *path, spr_device *d) {
+  if (!path || !*path || !d) return spr_error(SPR_EINVAL, "spr_device_write: path or model is NULL");
+  if (!d->created[0]) {
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(d->created, sizeof d->created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+  }
+  int rc = check_device(d, path, SPR_EINVAL);
+  if (rc) return rc;
+  size_t pl = strlen(path);
+  struct stat st;
+  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
+  char *tmp = malloc(pl + 12);
+  if (!tmp) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
+  memcpy(tmp, path, pl);
+  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    rc = spr_error(SPR_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    free(tmp);
+    return rc;
+  }
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fd, 0666 & ~mask);
+  close(fd);
+  spr__h5_quiet q;
+  spr__h5_quiet_on(&q);
+  wctx w = {-1, tmp, 0};
+  w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (w.f < 0) w.rc = spr_error(SPR_EHDF5, "%s: cannot create HDF5 file", tmp);
+  else write_body(&w, d);
+  if (w.f >= 0 && H5Fclose(w.f) < 0 && !w.rc) w.rc = spr_error(SPR_EHDF5, "%s: cannot close", tmp);
+  spr__h5_quiet_off(&q);
+  rc = w.rc;
+  if (!rc && rename(tmp, path) != 0)
+    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+  if (rc) unlink(tmp);
+  free(tmp);
+  return rc;
+}
+
+/* --- read ------------------------------------------------------------------- */
+
+typedef struct {
+  hid_t f;
+  const char *path;
+} rctx;
+
+/* Read a scalar string (fixed or variable length) from a dataset or an
+ * attribute (is_attr) `id` named `what`, into a new string. */
+static int read_str(const rctx *r, hid_t id, int is_attr, const char *what, char **out) {
+  *out = NULL;
+  hid_t ty = is_attr ? H5Aget_type(id) : H5Dget_type(id);
+  hid_t sp = is_attr ? H5Aget_space(id) : H5Dget_space(id);
+  int rc = 0;
+  if (ty < 0 || sp < 0) rc = spr_error(SPR_EHDF5, "%s: cannot inspect %s", r->path, what);
+  else if (H5Tget_class(ty) != H5T_STRING)
+    rc = spr_error(SPR_EHDF5, "%s: %s is not a string", r->path, what);
+  else if (H5Sget_simple_extent_type(sp) != H5S_SCALAR)
+    rc = spr_error(SPR_EHDF5, "%s: %s is not a scalar", r->path, what);
+  if (!rc) {
+    htri_t vl = H5Tis_variable_str(ty);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    /* HDF5 does not convert between character sets: read in the file's
+     * (ASCII from this writer, UTF-8 from h5py) */
+    H5Tset_cset(mt, H5Tget_cset(ty));
+    if (vl > 0) {
+      char *s = NULL;
+      H5Tset_size(mt, H5T_VARIABLE);
+      herr_t e = is_attr ? H5Aread(id, mt, &s) : H5Dread(id, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s);
+      if (e < 0 || !s) rc = spr_error(SPR_EHDF5, "%s: cannot read %s", r->path, what);
+      else {
+        size_t l = strlen(s);
+        *out = malloc(l + 1);
+        if (*out) memcpy(*out, s, l + 1);
+        else rc = spr_error(SPR_ENOMEM, "%s: out of memory reading %s", r->path, what);
+      }
+      if (s) {
+        hid_t ssp = H5Screate(H5S_SCALAR);
+        H5Dvlen_reclaim(mt, ssp, H5P_DEFAULT, &s);
+        H5Sclose(ssp);
+      }
+    } else {
+      size_t l = H5Tget_size(ty);
+      H5Tset_size(mt, l + 1);
+      H5Tset_strpad(mt, H5T_STR_NULLTERM);
+      *out = calloc(l + 2, 1);
+      if (!*out) rc = spr_error(SPR_ENOMEM, "%s: out of memory reading %s", r->path, what);
+      else if ((is_attr ? H5Aread(id, mt, *out) : H5Dread(id, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out)) < 0)
+        rc = spr_error(SPR_EHDF5, "%s: cannot read %s", r->path, what);
+    }
+    H5Tclose(mt);
+  }
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
+  if (rc) {
+    free(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+/* Scalar numeric read of a dataset or attribute of the wanted class
+ * (H5T_FLOAT or H5T_INTEGER), converted to mtype. */
+static int read_num(const rctx *r, hid_t id, int is_attr, const char *what, H5T_class_t cls,
+                    hid_t mtype, void *out) {
+  hid_t ty = is_attr ? H5Aget_type(id) : H5Dget_type(id);
+  hid_t sp = is_attr ? H5Aget_space(id) : H5Dget_space(id);
+  int rc = 0;
+  if (ty < 0 || sp < 0) rc = spr_error(SPR_EHDF5, "%s: cannot inspect %s", r->path, what);
+  else if (H5Tget_class(ty) != cls)
+    rc = spr_error(SPR_EHDF5, "%s: %s is not %s", r->path, what,
+                   cls == H5T_FLOAT ? "a floating-point number (float64)" : "an integer");
+  else if (H5Sget_simple_extent_type(sp) != H5S_SCALAR)
+    rc = spr_error(SPR_EHDF5, "%s: %s is not a scalar", r->path, what);
+  else if ((is_attr ? H5Aread(id, mtype, out) : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out)) < 0)
+    rc = spr_error(SPR_EHDF5, "%s: cannot read %s", r->path, what);
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
+  return rc;
+}
+
+static int open_dset(const rctx *r, const char *path, hid_t *ds) {
+  *ds = -1;
+  if (H5Lexists(r->f, path, H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", r->path, path);
+  *ds = H5Dopen2(r->f, path, H5P_DEFAULT);
+  if (*ds < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", r->path, path);
+  return 0;
+}
+
+static int open_attr(const rctx *r, hid_t obj, const char *obj_path, const char *name, hid_t *a) {
+  *a = -1;
+  if (H5Aexists(obj, name) <= 0)
+    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", r->path, name, obj_path);
+  *a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (*a < 0) return spr_error(SPR_EHDF5, "%s: cannot open attribute '%s' of '%s'", r->path, name, obj_path);
+  return 0;
+}
+
+/* String attribute `name` of obj into buf (n bytes). */
+static int attr_str(const rctx *r, hid_t obj, const char *obj_path, const char *name, char *buf,
+                    size_t n) {
+  hid_t a;
+  int rc = open_attr(r, obj, obj_path, name, &a);
+  char what[300], *s = NULL;
+  snprintf(what, sizeof what, "attribute '%s' of '%s'", name, obj_path);
+  if (!rc) rc = read_str(r, a, 1, what, &s);
+  if (a >= 0) H5Aclose(a);
+  if (!rc && strlen(s) >= n)
+    rc = spr_error(SPR_EHDF5, "%s: %s is %zu bytes long (at most %zu)", r->path, what, strlen(s), n - 1);
+  if (!rc) memcpy(buf, s, strlen(s) + 1);
+  free(s);
+  return rc;
+}
+
+static int attr_num(const rctx *r, hid_t obj, const char *obj_path, const char *name,
+                    H5T_class_t cls, hid_t mtype, void *out) {
+  hid_t a;
+  int rc = open_attr(r, obj, obj_path, name, &a);
+  char what[300];
+  snprintf(what, sizeof what, "attribute '%s' of '%s'", name, obj_path);
+  if (!rc) rc = read_num(r, a, 1, what, cls, mtype, out);
+  if (a >= 0) H5Aclose(a);
+  return rc;
+}
+
+/* String dataset `path` into a new string or into buf (n bytes). */
+static int dset_str(const rctx *r, const char *path, char **out, char *buf, size_t n) {
+  hid_t ds;
+  int rc = open_dset(r, path, &ds);
+  char what[300], *s = NULL;
+  snprintf(what, sizeof what, "dataset '%s'", path);
+  if (!rc) rc = read_str(r, ds, 0, what, &s);
+  if (ds >= 0) H5Dclose(ds);
+  if (!rc && buf) {
+    if (strlen(s) >= n)
+      rc = spr_error(SPR_EHDF5, "%s: %s is %zu bytes long (at most %zu)", r->path, what, strlen(s), n - 1);
+    else memcpy(buf, s, strlen(s) + 1);
+    free(s);
+    s = NULL;
+  }
+  if (out) *out = s;
+  else free(s);
+  return rc;
+}
+
+/* Names of the links of group `gpath` (at most max), into names. */
+static int list_group(const rctx *r, const char *gpath, char names[][SPR_DEVICE_NAME], int max,
+                      int *count) {
+  *count = 0;
+  if (H5Lexists(r->f, gpath, H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: group '%s' is missing", r->path, gpath);
+  hid_t g = H5Gopen2(r->f, gpath, H5P_DEFAULT);
+  if (g < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a group", r->path, gpath);
+  H5G_info_t info;
+  int rc = 0;
+  if (H5Gget_info(g, &info) < 0) rc = spr_error(SPR_EHDF5, "%s: cannot list group '%s'", r->path, gpath);
+  else if (info.nlinks > (hsize_t)max)
+    rc = spr_error(SPR_EHDF5, "%s: group '%s' has %llu entries (at most %d)", r->path, gpath,
+                   (unsigned long long)info.nlinks, max);
+  for (hsize_t i = 0; !rc && i < info.nlinks; i++) {
+    char nm[SPR_DEVICE_NAME + 1];
+    ssize_t l = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
+    if (l < 0) rc = spr_error(SPR_EHDF5, "%s: cannot read entry %llu of '%s'", r->path, (unsigned long long)i, gpath);
+    else if (l >= SPR_DEVICE_NAME || !name_ok(nm))
+      rc = spr_error(SPR_EHDF5, "%s: '%s/%s' is not a valid name (1..%d characters of [A-Za-z0-9_.-])",
+                     r->path, gpath, nm, SPR_DEVICE_NAME - 1);
+    else memcpy(names[(*count)++], nm, (size_t)l + 1);
+  }
+  H5Gclose(g);
+  return rc;
+}
+
+static int read_param(const rctx *r, const char *name, spr_device_param *p) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%.63s", name);
+  char path[2 * SPR_DEVICE_NAME], what[300];
+  snprintf(path, sizeof path, "/params/%.63s", name);
+  snprintf(what, sizeof what, "dataset '%s'", path);
+  hid_t ds;
+  int rc = open_dset(r, path, &ds);
+  if (!rc) rc = read_num(r, ds, 0, what, H5T_FLOAT, H5T_NATIVE_DOUBLE, &p->value);
+  if (!rc) rc = attr_str(r, ds, path, "key", p->key, sizeof p->key);
+  if (!rc) rc = attr_str(r, ds, path, "unit", p->unit, sizeof p->unit);
+  if (!rc) rc = attr_str(r, ds, path, "model", p->model, sizeof p->model);
+  const struct { const char *n; double *v; } f[] = {
+      {"ci95_lo", &p->ci95_lo}, {"ci95_hi", &p->ci95_hi}, {"residual_rms", &p->residual_rms},
+      {"chi2_dof", &p->chi2_dof}, {"r2", &p->r2}};
+  for (size_t i = 0; !rc && i < sizeof f / sizeof f[0]; i++)
+    rc = attr_num(r, ds, path, f[i].n, H5T_FLOAT, H5T_NATIVE_DOUBLE, f[i].v);
+  if (!rc) rc = attr_num(r, ds, path, "n_points", H5T_INTEGER, H5T_NATIVE_INT64, &p->n_points);
+  if (ds >= 0) H5Dclose(ds);
+  return rc;
+}
+
+static int read_counts(const rctx *r, const char *gpath, spr_device_count *list, int *n) {
+  char names[SPR_DEVICE_MAX_PROV][SPR_DEVICE_NAME];
+  int rc = list_group(r, gpath, names, SPR_DEVICE_MAX_PROV, n);
+  for (int i = 0; !rc && i < *n; i++) {
+    char path[2 * SPR_DEVICE_NAME + 32], what[300];
+    snprintf(path, sizeof path, "%.40s/%.63s", gpath, names[i]);
+    snprintf(what, sizeof what, "dataset '%s'", path);
+    hid_t ds;
+    rc = open_dset(r, path, &ds);
+    if (!rc) rc = read_num(r, ds, 0, what, H5T_INTEGER, H5T_NATIVE_UINT64, &list[i].value);
+    if (ds >= 0) H5Dclose(ds);
+    memcpy(list[i].name, names[i], SPR_DEVICE_NAME);
+  }
+  return rc;
+}
+
+static int read_body(const rctx *r, spr_device *d) {
+  char fmt[64];
+  int32_t fv = 0;
+  hid_t root = H5Gopen2(r->f, "/", H5P_DEFAULT);
+  if (root < 0) return spr_error(SPR_EHDF5, "%s: cannot open '/'", r->path);
+  int rc = attr_str(r, root, "/", "format", fmt, sizeof fmt);
+  if (!rc && strcmp(fmt, SPR_DEVICE_FORMAT))
+    rc = spr_error(SPR_EHDF5, "%s: attribute 'format' of '/' is '%s', expected '%s' (not a device model)",
+                   r->path, fmt, SPR_DEVICE_FORMAT);
+  if (!rc) rc = attr_num(r, root, "/", "format_version", H5T_INTEGER, H5T_NATIVE_INT32, &fv);
+  H5Gclose(root);
+  if (!rc && fv != SPR_DEVICE_FORMAT_VERSION)
+    rc = spr_error(SPR_EHDF5, "%s: format_version %d, this sprintsim reads version %d", r->path, fv,
+                   SPR_DEVICE_FORMAT_VERSION);
+  if (rc) return rc;
+  char names[SPR_DEVICE_MAX_PARAMS][SPR_DEVICE_NAME];
+  int n = 0;
+  if ((rc = list_group(r, "/params", names, SPR_DEVICE_MAX_PARAMS, &n))) return rc;
+  for (int i = 0; i < n; i++) {
+    if ((rc = read_param(r, names[i], &d->params[i]))) return rc;
+    d->n_params = i + 1;
+  }
+  if ((rc = dset_str(r, "/provenance/created", NULL, d->created, sizeof d->created))) return rc;
+  if ((rc = dset_str(r, "/provenance/sprintsim_version", NULL, d->sprintsim_version,
+                     sizeof d->sprintsim_version)))
+    return rc;
+  if ((rc = dset_str(r, "/provenance/ngspice_version", NULL, d->ngspice_version,
+                     sizeof d->ngspice_version)))
+    return rc;
+  char nl[SPR_DEVICE_MAX_PROV][SPR_DEVICE_NAME];
+  if ((rc = list_group(r, "/provenance/netlists", nl, SPR_DEVICE_MAX_PROV, &n))) return rc;
+  for (int i = 0; i < n; i++) {
+    char path[2 * SPR_DEVICE_NAME + 32];
+    snprintf(path, sizeof path, "/provenance/netlists/%s", nl[i]);
+    if ((rc = dset_str(r, path, &d->netlist_text[i], NULL, 0))) return rc;
+    memcpy(d->netlist_name[i], nl[i], SPR_DEVICE_NAME);
+    d->n_netlists = i + 1;
+  }
+  if ((rc = read_counts(r, "/provenance/seeds", d->seeds, &d->n_seeds))) return rc;
+  if ((rc = read_counts(r, "/provenance/samples", d->samples, &d->n_samples))) return rc;
+  return check_device(d, r->path, SPR_EHDF5);
+}
+
+/* FNV-1a 64 of the file's bytes: a content identity (not a security
+ * hash) recorded in traces. */
+static int file_id(const char *path, char *out, size_t n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return spr_error(SPR_EIO, "%s: cannot open device model: %s", path, strerror(errno));
+  uint64_t h = UINT64_C(14695981039346656037);
+  unsigned char buf[65536];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+    for (size_t i = 0; i < got; i++) {
+      h ^= buf[i];
+      h *= UINT64_C(1099511628211);
+    }
+  int err = ferror(f);
+  fclose(f);
+  if (err) return spr_error(SPR_EIO, "%s: read error", path);
+  snprintf(out, n, "fnv1a64:%016" PRIx64, h);
+  return 0;
+}
+
+int spr_device_read(const char *path, spr_device *d) {
+  spr_device_init(d);
+  if (!path || !*path) return spr_error(SPR_EINVAL, "spr_device_read: empty path");
+  spr__h5_quiet q;
+  spr__h5_quiet_on(&q);
+  rctx r = {-1, path};
+  int rc = spr__h5_open_ro(path, "device model", &r.f);
+  if (!rc) {
+    rc = read_body(&r, d);
+    H5Fclose(r.f);
+  }
+  spr__h5_quiet_off(&q);
+  if (!rc) rc = file_id(path, d->content_id, sizeof d->content_id);
+  return rc;
+}
+
+/* --- apply ---------------------------------------------------------------------- */
+
+int spr_device_apply(const spr_device *d, spr_config *c, const char *origin, int *applied,
+                     int *n_applied) {
+  int count = 0;
+  if (n_applied) *n_applied = 0;
+  if (!origin) origin = "device model";
+  for (int i = 0; i < d->n_params; i++) {
+    const spr_device_param *p = &d->params[i];
+    if (!p->key[0]) continue;
+    const char *dot = strchr(p->key, '.');
+    char section[SPR_DEVICE_NAME], val[40], where[SPR_STRING_MAX + 2 * SPR_DEVICE_NAME + 32];
+    if (!dot || !find_double_key(p->key))
+      return spr_error(SPR_ECONFIG, "%s: parameter '%s': key '%s' is not a floating-point "
+                       "configuration key", origin, p->name, p->key);
+    snprintf(section, sizeof section, "%.*s", (int)(dot - p->key), p->key);
+    snprintf(val, sizeof val, "%.17g", p->value);
+    snprintf(where, sizeof where, "%s: /params/%s", origin, p->name);
+    int rc = spr_config_set(c, section, dot + 1, val, where);
+    if (rc) return rc;
+    if (applied) applied[count] = i;
+    count++;
+    if (n_applied) *n_applied = count;
+  }
+  return spr_config_resolve(c, origin);
+}
