@@ -721,3 +721,21 @@ int spr_device_apply(const spr_device *d, spr_config *c, const char *origin, int
   }
   return spr_config_resolve(c, origin);
 }
+
+int spr_device_load_config(spr_config *c, spr_device *dev, int *applied, int *n_applied) {
+  spr_device local;
+  spr_device *d = dev ? dev : &local;
+  spr_device_init(d);
+  if (n_applied) *n_applied = 0;
+  if (!c) return spr_error(SPR_EINVAL, "spr_device_load_config: NULL configuration");
+  if (!c->device_model[0]) return 0;
+  int rc = spr_device_read(c->device_model, d);
+  if (!rc) rc = spr_device_apply(d, c, c->device_model, applied, n_applied);
+  if (rc) {
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s", spr_errmsg());
+    rc = spr_error(rc, "run.device_model: %s", msg);
+  }
+  if (!dev) spr_device_free(&local);
+  return rc;
+}

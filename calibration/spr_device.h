@@ -124,4 +124,12 @@ int spr_device_read(const char *path, spr_device *d);
 int spr_device_apply(const spr_device *d, spr_config *c, const char *origin, int *applied,
                      int *n_applied);
 
+/* The run.device_model key at work: when c->device_model is not "", read
+ * that file and apply it to *c (spr_device_read, spr_device_apply).  dev
+ * (may be NULL) receives the model read; spr_device_free it in every case.
+ * applied, n_applied (may be NULL) as for spr_device_apply.  Returns 0
+ * (also when no device model is set) or the error of the read or the
+ * apply, its message prefixed "run.device_model: ". */
+int spr_device_load_config(spr_config *c, spr_device *dev, int *applied, int *n_applied);
+
 #endif

@@ -32,7 +32,7 @@ typedef struct {
 static const key_row keys[] = {
   {{"run", "seed", SPR_KEY_U64, "", "top-level seed of every random stream", NULL}, F(seed), 1, 0, 1.8446744073709552e19},
   {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
-  {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md); empty = the defaults below", NULL}, F(device_model), 0, 0, 0},
+  {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md), relative to the configuration file's folder; empty = the keys below as given", NULL}, F(device_model), 0, 0, 0},
 
   {{"workload", "source", SPR_KEY_ENUM, "", "where Q, K, V come from: synthetic (the seeded generator, preset below) or qkv (workload.qkv_file, docs/qkv.md)", "synthetic|qkv"}, F(wl.source), 0, 0, 1},
   {{"workload", "qkv_file", SPR_KEY_STRING, "", "sprintsim-qkv HDF5 file of Q, K, V per layer and head (source qkv; docs/qkv.md); relative to the configuration file's folder", NULL}, F(wl.qkv_file), 0, 0, 0},
@@ -638,20 +638,25 @@ static int on_ini_line(void *user, const char *section, const char *name,
   return 1;
 }
 
-/* A relative workload.qkv_file given in the file `path` names a file
- * beside it: prefix the folder of `path`, so a configuration works from
- * any current directory. */
+/* A relative path given in the file `path` (every string key is a file
+ * name: workload.qkv_file, run.device_model, ...) names a file beside it:
+ * prefix the folder of `path`, so a configuration works from any current
+ * directory. */
 static int relative_to(spr_config *c, const char *path, const int *lines) {
-  const key_row *k = find_key("workload", "qkv_file");
-  char *f = c->wl.qkv_file;
   const char *slash = strrchr(path, '/');
-  if (!k || !lines[k - keys] || !f[0] || f[0] == '/' || !slash) return 0;
-  const size_t dl = (size_t)(slash - path) + 1, fl = strlen(f);
-  if (dl + fl >= SPR_STRING_MAX)
-    return CFG_ERR("%s:%d: key 'workload.qkv_file': '%.40s...' joined to the folder of %s is longer than %d bytes",
-                   path, lines[k - keys], f, path, SPR_STRING_MAX - 1);
-  memmove(f + dl, f, fl + 1);
-  memcpy(f, path, dl);
+  if (!slash) return 0;
+  const size_t dl = (size_t)(slash - path) + 1;
+  for (int i = 0; i < NKEYS; i++) {
+    const key_row *k = &keys[i];
+    char *f = field(c, k);
+    if (k->info.type != SPR_KEY_STRING || !lines[i] || !f[0] || f[0] == '/') continue;
+    const size_t fl = strlen(f);
+    if (dl + fl >= SPR_STRING_MAX)
+      return CFG_ERR("%s:%d: key '%s.%s': '%.40s...' joined to the folder of %s is longer than %d bytes",
+                     path, lines[i], k->info.section, k->info.name, f, path, SPR_STRING_MAX - 1);
+    memmove(f + dl, f, fl + 1);
+    memcpy(f, path, dl);
+  }
   return 0;
 }
 

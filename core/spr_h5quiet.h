@@ -1,7 +1,13 @@
 /* spr_h5quiet.h - internal HDF5 helpers: silence HDF5's automatic error
  * printing for the duration of a library call (the library reports errors
  * through spr_error, never by printing), then restore the caller's
- * handler; open a file for reading with errors that name it. */
+ * handler; open a file for reading with errors that name it.
+ *
+ * Threads: Debian's HDF5 is built without thread safety, and sweeps run
+ * points (which read Q/K/V, device-model and ViT files) on several
+ * threads.  So quiet_on also takes one process-wide recursive lock and
+ * quiet_off releases it: every library function that uses HDF5 brackets
+ * its HDF5 calls with the pair, which serialises them. */
 #ifndef SPR_H5QUIET_H
 #define SPR_H5QUIET_H
 
@@ -17,7 +23,12 @@ typedef struct {
   void *data;
 } spr__h5_quiet;
 
+/* The process-wide recursive HDF5 lock (core/spr_h5io.c). */
+void spr__h5_lock(void);
+void spr__h5_unlock(void);
+
 static inline void spr__h5_quiet_on(spr__h5_quiet *q) {
+  spr__h5_lock();
   q->fn = NULL;
   q->data = NULL;
   H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
@@ -26,6 +37,7 @@ static inline void spr__h5_quiet_on(spr__h5_quiet *q) {
 
 static inline void spr__h5_quiet_off(const spr__h5_quiet *q) {
   H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
+  spr__h5_unlock();
 }
 
 /* Open `path` read-only into *f (call with HDF5 printing silenced).

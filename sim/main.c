@@ -201,16 +201,8 @@ static void print_total(const spr_run *run, const spr_config *c) {
  * Returns 0 (also when no device model is configured) or an error code. */
 static int load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
                              FILE *out) {
-  spr_device_init(dev);
-  *n_applied = 0;
-  if (!c->device_model[0]) return 0;
-  int rc = spr_device_read(c->device_model, dev);
-  if (!rc) rc = spr_device_apply(dev, c, c->device_model, applied, n_applied);
-  if (rc) {
-    char msg[1200];
-    snprintf(msg, sizeof msg, "%s", spr_errmsg());
-    return spr_error(rc, "run.device_model: %s", msg);
-  }
+  int rc = spr_device_load_config(c, dev, applied, n_applied);
+  if (rc || !c->device_model[0]) return rc;
   fprintf(out, "device model %s (%s, created %s by sprintsim %s, %s) sets %d key%s:\n",
           c->device_model, dev->content_id, dev->created, dev->sprintsim_version,
           dev->ngspice_version, *n_applied, *n_applied == 1 ? "" : "s");

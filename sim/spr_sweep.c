@@ -5,6 +5,8 @@
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_h5quiet.h"
+#include "spr_device.h"
+#include "spr_qkv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -313,18 +315,31 @@ static int build_point(const spr_sweep *sw, int p, spr_config *c) {
   char label[1024], origin[1400];
   spr_sweep_point_label(sw, p, label, sizeof label);
   *c = *sw->base;
-  for (int a = 0; a < sw->naxes; a++) {
-    const axis *x = &sw->ax[a];
-    snprintf(origin, sizeof origin, "%s:%d: [sweep] point %d of %d (%s)", sw->path, x->line, p + 1,
-             sw->npoints, label);
-    for (int j = 0; j < x->nkeys; j++) {
-      int rc = spr_config_set(c, x->section[j], x->kname[j], x->text[value_index(sw, p, a)], origin);
-      if (rc) return rc;
+  /* the axes; with a device model (run.device_model, perhaps itself an
+   * axis) apply it, then the axes again: an axis wins over the device
+   * model, which wins over the rest of the file */
+  for (int pass = 0; pass < 2; pass++) {
+    for (int a = 0; a < sw->naxes; a++) {
+      const axis *x = &sw->ax[a];
+      snprintf(origin, sizeof origin, "%s:%d: [sweep] point %d of %d (%s)", sw->path, x->line,
+               p + 1, sw->npoints, label);
+      for (int j = 0; j < x->nkeys; j++) {
+        int rc = spr_config_set(c, x->section[j], x->kname[j], x->text[value_index(sw, p, a)], origin);
+        if (rc) return rc;
+      }
+    }
+    if (pass || !c->device_model[0]) break;
+    int rc = spr_device_load_config(c, NULL, NULL, NULL);
+    if (rc) {
+      char msg[1400];
+      snprintf(msg, sizeof msg, "%s", spr_errmsg());
+      return spr_error(rc, "%s: [sweep] point %d of %d (%s): %s", sw->path, p + 1, sw->npoints,
+                       label, msg);
     }
   }
   snprintf(origin, sizeof origin, "%s: [sweep] point %d of %d (%s)", sw->path, p + 1, sw->npoints,
            label);
-  int rc = spr_config_resolve(c, origin);
+  int rc = spr_qkv_resolve(c, origin); /* resolves; sizes from a Q/K/V file */
   if (rc) return rc;
   /* every reported scheme must run; the others are switched off (they
    * would cost time and not be written) */

@@ -180,7 +180,7 @@ expect 0 "--pad P" "help synth" -- "$EXE" help synth
 # run.device_model: a device-model file written by the library's writer
 # (tests/test_device --write) is read, applied, listed and recorded
 if "$B/tests/test_device" --write "$T/dev.h5" > /dev/null 2>&1; then
-  printf '[run]\ndevice_model = %s\n[workload]\nseq_len = 64\nlayers = 2\nheads = 2\n' "$T/dev.h5" > "$T/dev.ini"
+  printf '[run]\ndevice_model = %s\n[workload]\nseq_len = 64\nlayers = 2\nheads = 2\n' "dev.h5" > "$T/dev.ini"
   expect 0 "sets 6 keys" "run with a device model" -- "$EXE" run "$T/dev.ini" -o "$T/dev_run.h5" --threads 1
   grep -q "^  crossbar.cell_v0  *= 0.2497" "$T/out" && grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" \
     && grep -q "fnv1a64:" "$T/out" && ok "device keys printed" || bad "device keys printed"
@@ -189,13 +189,21 @@ if "$B/tests/test_device" --write "$T/dev.h5" > /dev/null 2>&1; then
   expect 0 "cell_v0 = 0.2497" "config applies the device model" -- "$EXE" config "$T/dev.ini"
   grep -q "^thermal_excess = 1.385$" "$T/out" && grep -q "sets 6 keys" "$T/err" \
     && ok "config: values in the INI, list on stderr" || bad "config: values in the INI, list on stderr"
-  printf '[run]\ndevice_model = %s\n' "$T/nodev.h5" > "$T/nodev.ini"
+  printf '[run]\ndevice_model = %s\n' "nodev.h5" > "$T/nodev.ini"
   expect 1 "run.device_model: $T/nodev.h5: cannot open device model" "missing device model" -- "$EXE" run "$T/nodev.ini" -o "$T/x.h5"
-  printf '[run]\ndevice_model = %s\n' "$T/small.ini" > "$T/notdev.ini"
+  printf '[run]\ndevice_model = %s\n' "small.ini" > "$T/notdev.ini"
   expect 1 "run.device_model: $T/small.ini: not an HDF5 file" "device model not HDF5" -- "$EXE" run "$T/notdev.ini" -o "$T/x.h5"
-  printf '[run]\ndevice_model = %s\n' "$T/a.h5" > "$T/tracedev.ini"
+  printf '[run]\ndevice_model = %s\n' "a.h5" > "$T/tracedev.ini"
   expect 1 "attribute 'format' of '/' is missing" "a trace is not a device model" -- "$EXE" run "$T/tracedev.ini" -o "$T/x.h5"
   [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "device model errors leave no output" || bad "device model errors leave no output"
+  # a sweep applies the device model at every point, and an axis wins over it
+  printf '[run]\ndevice_model = dev.h5\n[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n[sweep]\nanalog.thermal_excess = 1, 3\nschemes = sprint, dense\n' > "$T/devsw.ini"
+  expect 0 "(4 rows)" "sweep with a device model" -- "$EXE" sweep "$T/devsw.ini" -o "$T/devsw.h5"
+  if /usr/bin/python3 -c "
+import h5py, sys
+t = [x.decode() for x in h5py.File('$T/devsw.h5', 'r')['points/config_ini'][:]]
+ok = all('cell_v0 = 0.2497' in x for x in t) and 'thermal_excess = 1\n' in t[0] and 'thermal_excess = 3\n' in t[1]
+sys.exit(0 if ok else 1)"; then ok "sweep points: device keys applied, the axis over them"; else bad "sweep points: device keys applied, the axis over them"; fi
 else
   bad "tests/test_device --write"
 fi
@@ -316,7 +324,7 @@ PYEOF
 import h5py
 with h5py.File('$T/dev_bad.h5', 'r+') as f: f['params/cell_v0'].attrs['key'] = 'crossbar.cell_vzero'
 "
-    printf '[run]\ndevice_model = %s\n' "$T/dev_bad.h5" > "$T/devbad.ini"
+    printf '[run]\ndevice_model = %s\n' "dev_bad.h5" > "$T/devbad.ini"
     expect 1 "dataset '/params/cell_v0': key 'crossbar.cell_vzero' is not a floating-point configuration key" "device file with an unknown key" -- "$EXE" run "$T/devbad.ini" -o "$T/x.h5"
   fi
 else

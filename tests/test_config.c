@@ -503,6 +503,14 @@ static void test_qkv_keys(void) {
   spr_config_default(&c);
   CU_ASSERT_EQUAL(load_text(&c, "[workload]\nsource = qkv\nqkv_file = /d/x.h5\n", path, sizeof path), 0);
   CU_ASSERT_STRING_EQUAL(c.wl.qkv_file, "/d/x.h5");
+  /* every string key is a path: run.device_model too */
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[run]\ndevice_model = m/dev.h5\n", path, sizeof path), 0);
+  snprintf(want, sizeof want, "%.*sm/dev.h5", (int)(strrchr(path, '/') - path + 1), path);
+  CU_ASSERT_STRING_EQUAL(c.device_model, want);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, "[run]\ndevice_model = /m/dev.h5\n", path, sizeof path), 0);
+  CU_ASSERT_STRING_EQUAL(c.device_model, "/m/dev.h5");
   /* threshold values are counted once the file's sizes are known */
   spr_config_default(&c);
   CU_ASSERT_EQUAL(load_text(&c, "[workload]\nsource = qkv\nqkv_file = /d/x.h5\n[threshold]\nmode = direct\nvalues = 1, 2, 3\n",
@@ -949,7 +957,7 @@ static void nondefault(spr_config *c) {
   spr_config_default(c);
   c->seed = UINT64_C(0xFEDCBA9876543210);
   c->trace = SPR_TRACE_MASKS;
-  strcpy(c->device_model, "calib/dev ice, v2.h5");
+  strcpy(c->device_model, "/calib/dev ice, v2.h5"); /* absolute: a file keeps it */
   c->wl.source = SPR_SOURCE_QKV;
   strcpy(c->wl.qkv_file, "/data/my q,k,v; v1.h5");
   c->wl.qkv_item = 3;
