@@ -13,6 +13,7 @@
 #include "spr_spice.h"
 #include "spr_test.h"
 
+#include <gsl/gsl_linalg.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <time.h>
@@ -485,6 +486,41 @@ static void test_xbar_sinh(void) {
   gsl_rng_free(r);
 }
 
+/* Driving-point admittance of sense node j of the crossbar (topology of
+ * crossbar/spr_nodal.h, r_wl, r_bl > 0) with the drivers and the other
+ * sense nodes at 0 V: dense nodal solve, unknowns word nodes then bit
+ * nodes. */
+static double sense_admittance(const double *g, int R, int C, double rwl, double rbl, int jj) {
+  const int N = 2 * R * C;
+  gsl_matrix *A = gsl_matrix_calloc(N, N);
+  gsl_vector *b = gsl_vector_calloc(N), *v = gsl_vector_alloc(N);
+  const double gw = 1 / rwl, gb = 1 / rbl;
+#define ADD(a, c, x) (*gsl_matrix_ptr(A, (a), (c)) += (x))
+#define LINK(a, c, x) (ADD(a, a, x), ADD(c, c, x), ADD(a, c, -(x)), ADD(c, a, -(x)))
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < C; j++) {
+      int w = i * C + j, bn = R * C + i * C + j;
+      LINK(w, bn, g[i * C + j]);
+      if (j == 0) ADD(w, w, gw); /* to the driver (0 V) */
+      else LINK(w, w - 1, gw);
+      if (i + 1 < R) LINK(bn, bn + C, gb);
+      else ADD(bn, bn, gb); /* to the sense node */
+      if (i + 1 == R && j == jj) *gsl_vector_ptr(b, bn) = gb; /* sense jj at 1 V */
+    }
+#undef LINK
+#undef ADD
+  gsl_permutation *perm = gsl_permutation_alloc(N);
+  int sg;
+  gsl_linalg_LU_decomp(A, perm, &sg);
+  gsl_linalg_LU_solve(A, perm, b, v);
+  double y = gb * (1 - gsl_vector_get(v, R * C + (R - 1) * C + jj));
+  gsl_permutation_free(perm);
+  gsl_matrix_free(A);
+  gsl_vector_free(b);
+  gsl_vector_free(v);
+  return y;
+}
+
 /* Column noise: with ideal wires each cell's thermal current 4kT G flows
  * straight into the ammeter, so i_rms = sqrt(4kT sum_i G_ij (f_hi - f_lo)). */
 static void test_xbar_noise(void) {
@@ -517,14 +553,23 @@ static void test_xbar_noise(void) {
       free(text);
     }
   }
-  /* wire resistance adds its own noise but shares the cells' current
-   * with neighbouring paths; the result stays within a few percent for
-   * small wires - just show it runs and is finite and positive. */
-  x.r_wl_ohm = 10;
-  x.r_bl_ohm = 10;
-  double i_w;
-  CU_ASSERT_EQUAL(spr_circ_xbar_noise(&x, 0, flo, fhi, 5, &i_w, NULL, TMO), 0);
-  CU_ASSERT(i_w > 0 && isfinite(i_w));
+  /* with wires: Nyquist's theorem for a passive reciprocal resistive
+   * network at one temperature, the short-circuit noise current at a
+   * port has PSD 4kT Re(Y), Y the port's driving-point admittance with
+   * every other source shorted.  Y of sense node j from a dense LU solve
+   * (written here, independently of the netlist): 1 V on sense j, 0 V on
+   * drivers and other senses; Y = g_bl (1 - v(bit node R-1, j)).  Same
+   * tolerance: a linear network, white noise. */
+  x.r_wl_ohm = 35;
+  x.r_bl_ohm = 120;
+  for (int j = 0; j < C; j++) {
+    double i_w, y = sense_admittance(G, R, C, x.r_wl_ohm, x.r_bl_ohm, j);
+    CU_ASSERT_EQUAL_FATAL(spr_circ_xbar_noise(&x, j, flo, fhi, 5, &i_w, NULL, TMO), 0);
+    double ref = sqrt(4 * KB * 358.15 * y * (fhi - flo));
+    printf("\n    column %d with 35/120 ohm wires: %.6e A rms, sqrt(4kT Re(Y) df) %.6e", j, i_w,
+           ref);
+    CU_ASSERT(fabs(i_w / ref - 1) < 1e-6);
+  }
   /* errors */
   double dummy;
   CU_ASSERT_EQUAL(spr_circ_xbar_noise(&x, 3, flo, fhi, 5, &dummy, NULL, TMO), SPR_EINVAL);
@@ -754,6 +799,23 @@ static void test_cmp_trip(void) {
   SPR_ASSERT_CONTAINS(text, "M2 o1 inp tail 0 mod2 W=3.9999999999999998e-06");
   SPR_ASSERT_CONTAINS(text, "\ndc icol ");
   free(text);
+  /* the netlist itself: each transistor's own card carries its shift */
+  char **lines = NULL;
+  int n = 0;
+  d[0] = 0;
+  d[2] = -7e-3; /* M3, PMOS: VTO -0.45 - 0.007 */
+  CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_netlist(&p, d, 9.5e-6, iref, &lines, &n), 0);
+  int has_card = 0, has_icol = 0;
+  for (int k = 0; k < n; k++) {
+    has_card |= strncmp(lines[k], ".model mod3 pmos (level=1 vto=-0.45700000000000002 ", 51) == 0;
+    has_icol |= strcmp(lines[k], "Icol 0 inp DC 9.5000000000000005e-06") == 0;
+  }
+  CU_ASSERT(has_card && has_icol);
+  spr_spice_netlist_free(lines, n);
+  d[2] = 0;
+  CU_ASSERT_EQUAL(spr_circ_cmp_netlist(&p, d, -1e-6, iref, &lines, &n), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "i_col_A = -1e-06");
+  CU_ASSERT(lines == NULL && n == 0);
   /* errors: the output cannot cross within a span smaller than the
    * offset of a 50 mV shift (2.5 uA) */
   d[0] = 0;
