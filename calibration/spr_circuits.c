@@ -68,7 +68,8 @@ static int finish(line_buf *b, const char *fn, char ***lines, int *n_lines) {
 }
 
 /* The deck: netlist lines up to ".end", a .control block with the
- * commands, ".end"; joined by newlines. */
+ * driver's "optran 1 1 1 0 0 0" (see spr_spice.c) and the commands,
+ * ".end"; joined by newlines. */
 static int deck_text(char *const *lines, int n, const char *const *cmds, int n_cmds,
                      char **text) {
   *text = NULL;
@@ -77,12 +78,12 @@ static int deck_text(char *const *lines, int n, const char *const *cmds, int n_c
   size_t len = 0;
   for (int i = 0; i < body; i++) len += strlen(lines[i]) + 1;
   for (int c = 0; c < n_cmds; c++) len += strlen(cmds[c]) + 1;
-  len += sizeof ".control\n.endc\n.end\n";
+  len += sizeof ".control\noptran 1 1 1 0 0 0\n.endc\n.end\n";
   char *t = malloc(len);
   if (!t) return spr_error(SPR_ENOMEM, "netlist text of %zu bytes", len);
   char *p = t;
   for (int i = 0; i < body; i++) p += sprintf(p, "%s\n", lines[i]);
-  p += sprintf(p, ".control\n");
+  p += sprintf(p, ".control\noptran 1 1 1 0 0 0\n");
   for (int c = 0; c < n_cmds; c++) p += sprintf(p, "%s\n", cmds[c]);
   sprintf(p, ".endc\n.end\n");
   *text = t;

@@ -24,8 +24,9 @@
  *    current exceeds the reference current.  Level-1 MOS models.
  *
  * Every measurement can return the deck it ran (netlist_text, when not
- * NULL): the netlist lines, then a .control block with the ngspice
- * commands, then .end, joined by newlines; malloc'ed, the caller frees it;
+ * NULL): the netlist lines, then a .control block with the driver's
+ * "optran 1 1 1 0 0 0" and the ngspice commands, then .end, joined by
+ * newlines; malloc'ed, the caller frees it;
  * NULL on failure.  The deck runs as is in ngspice -b.
  *
  * Errors: SPR_EINVAL for bad arguments (the message names the value),

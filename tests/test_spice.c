@@ -405,8 +405,19 @@ static void test_cell_iv(void) {
          "rel err %.1e", G, p.v0_V, gap * 1e9, I[N - 1], G * 0.6, worst);
   CU_ASSERT(worst < 1e-9);
   CU_ASSERT(I[N - 1] > 2 * G * 0.6); /* sinh(2.5)/2.5 = 2.4: clearly nonlinear */
-  SPR_ASSERT_CONTAINS(text, "\n.control\ndc vin -0.59999999999999998 0.59999999999999998 ");
+  SPR_ASSERT_CONTAINS(text, "\n.control\noptran 1 1 1 0 0 0\ndc vin -0.59999999999999998 0.59999999999999998 ");
   SPR_ASSERT_CONTAINS(text, "Bc t 0 I=0.001*exp(");
+  /* the deck is self-contained: loaded with no commands, its .control
+   * block runs the sweep again and gives the same currents */
+  char *dl[32];
+  int nd = 0;
+  for (char *q = strtok(text, "\n"); q && nd < 32; q = strtok(NULL, "\n")) dl[nd++] = q;
+  const char *bv[] = {"vin#branch"};
+  spr_spice_vec rv[1];
+  rc = spr_spice_run((const char *const *)dl, nd, NULL, 0, bv, 1, rv, TMO);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT(rc == 0 && rv[0].length == N && rv[0].re[N - 1] == -I[N - 1]);
+  spr_spice_vecs_free(rv, 1);
   free(text);
   /* errors */
   CU_ASSERT_EQUAL(spr_circ_cell_iv(&p, -G, -0.6, 0.6, N, V, I, NULL, TMO), SPR_EINVAL);
