@@ -501,22 +501,32 @@ static int source_energy(char **lines, int n_lines, const char *tran_cmd,
                          double t0, double t1, double *energy, char **text, double timeout_s) {
   static const char fn[] = "spr_circ_source_energy";
   const int nv = 1 + 2 * n_sources;
-  char **vn = malloc((size_t)nv * sizeof *vn + (size_t)nv * SPR_SPICE_CMD_MAX);
-  spr_spice_vec *v = calloc((size_t)nv, sizeof *v);
-  int rc = 0;
-  if (!vn || !v) rc = spr_error(SPR_ENOMEM, "%s: %d vectors", fn, nv);
-  for (int k = 0; k < nv && !rc; k++) vn[k] = (char *)(vn + nv) + (size_t)k * SPR_SPICE_CMD_MAX;
-  for (int s = 0; s < n_sources && !rc; s++) {
+  size_t bytes = sizeof "time";
+  for (int s = 0; s < n_sources; s++) {
     if (!sources[s] || !nodes[s] || !*sources[s] || !*nodes[s] ||
         strlen(sources[s]) + 8 >= SPR_SPICE_CMD_MAX || strlen(nodes[s]) + 4 >= SPR_SPICE_CMD_MAX)
-      rc = spr_error(SPR_EINVAL, "%s: source or node name %d is NULL, empty or too long", fn, s);
-    else {
-      snprintf(vn[1 + 2 * s], SPR_SPICE_CMD_MAX, "v(%s)", nodes[s]);
-      snprintf(vn[2 + 2 * s], SPR_SPICE_CMD_MAX, "%s#branch", sources[s]);
+      return spr_error(SPR_EINVAL, "%s: source or node name %d is NULL, empty or too long", fn,
+                       s);
+    bytes += strlen(sources[s]) + sizeof "#branch" + strlen(nodes[s]) + sizeof "v()";
+  }
+  /* the pointers, then the names "time", "v(node)", "source#branch", ... */
+  char **vn = malloc((size_t)nv * sizeof *vn + bytes);
+  spr_spice_vec *v = calloc((size_t)nv, sizeof *v);
+  int rc = 0;
+  if (!vn || !v) {
+    rc = spr_error(SPR_ENOMEM, "%s: %d vectors", fn, nv);
+  } else {
+    char *q = (char *)(vn + nv);
+    vn[0] = q;
+    q += sprintf(q, "time") + 1;
+    for (int s = 0; s < n_sources; s++) {
+      vn[1 + 2 * s] = q;
+      q += sprintf(q, "v(%s)", nodes[s]) + 1;
+      vn[2 + 2 * s] = q;
+      q += sprintf(q, "%s#branch", sources[s]) + 1;
     }
   }
   if (!rc) {
-    snprintf(vn[0], SPR_SPICE_CMD_MAX, "time");
     const char *cmds[] = {tran_cmd};
     rc = run(lines, n_lines, cmds, 1, (const char *const *)vn, nv, v, text, timeout_s);
   }

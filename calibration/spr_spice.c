@@ -453,7 +453,8 @@ static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg
   ssize_t r = read_deadline(fds[0], hdr, sizeof hdr, deadline);
   if (r == -2) timed_out = 1;
   int n_expect = jb->version_only ? 0 : jb->n_vecs;
-  if (r == (ssize_t)sizeof hdr && (hdr[1] == 0 || (hdr[0] == 0 && hdr[1] == n_expect)) &&
+  /* a failure carries no vectors; a success carries exactly those asked for */
+  if (r == (ssize_t)sizeof hdr && (hdr[0] != 0 ? hdr[1] == 0 : hdr[1] == n_expect) &&
       hdr[2] >= 0 && (size_t)hdr[2] < sizeof msg) {
     int rv = hdr[1] ? read_vecs(fds[0], vecs, hdr[1], deadline) : 0;
     if (rv == -2) timed_out = 1;

@@ -641,6 +641,10 @@ static void test_energy_rc(void) {
       spr_circ_source_energy(net, 5, "tran 10p 10n", src, nod, 1, 0, 20e-9, &E, TMO),
       SPR_ESPICE);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "window");
+  const char *empty[] = {""};
+  CU_ASSERT_EQUAL(spr_circ_source_energy(net, 5, "tran 10p 10n", empty, nod, 1, 0, 5e-9, &E, TMO),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "source or node name 0");
   const char *nosrc[] = {"vq"};
   CU_ASSERT_EQUAL(
       spr_circ_source_energy(net, 5, "tran 10p 10n", nosrc, nod, 1, 0, 5e-9, &E, TMO),
