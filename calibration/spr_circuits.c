@@ -606,8 +606,8 @@ void spr_circ_cmp_default(spr_circ_cmp *p) {
   p->vbn_V = 0.7;
   p->r_sense_ohm = 20e3;
   p->c_load_F = 5e-15;
-  static const double w[SPR_CIRC_CMP_NMOS] = {4e-6, 4e-6, 4e-6, 4e-6, 2e-6, 1e-6, 2.5e-6};
-  static const double l[SPR_CIRC_CMP_NMOS] = {0.5e-6, 0.5e-6, 0.5e-6, 0.5e-6,
+  static const double w[SPR_CIRC_CMP_N_MOS] = {4e-6, 4e-6, 4e-6, 4e-6, 2e-6, 1e-6, 2.5e-6};
+  static const double l[SPR_CIRC_CMP_N_MOS] = {0.5e-6, 0.5e-6, 0.5e-6, 0.5e-6,
                                               1e-6,   0.18e-6, 0.18e-6};
   memcpy(p->w_m, w, sizeof w);
   memcpy(p->l_m, l, sizeof l);
@@ -644,7 +644,7 @@ static int check_cmp(const char *fn, const spr_circ_cmp *p, const double *dvto) 
   POSITIVE(fn, "vbn_V", p->vbn_V);
   POSITIVE(fn, "r_sense_ohm", p->r_sense_ohm);
   NONNEG(fn, "c_load_F", p->c_load_F);
-  for (int k = 0; k < SPR_CIRC_CMP_NMOS; k++) {
+  for (int k = 0; k < SPR_CIRC_CMP_N_MOS; k++) {
     if (!isfinite(p->w_m[k]) || !(p->w_m[k] > 0) || !isfinite(p->l_m[k]) || !(p->l_m[k] > 0))
       return spr_error(SPR_EINVAL, "%s: M%d W = %g m, L = %g m must be finite and > 0", fn,
                        k + 1, p->w_m[k], p->l_m[k]);
@@ -673,7 +673,7 @@ static int check_cmp(const char *fn, const spr_circ_cmp *p, const double *dvto) 
 }
 
 int spr_circ_cmp_mismatch(const spr_circ_cmp *p, uint64_t seed, int sample,
-                          double dvto_V[SPR_CIRC_CMP_NMOS]) {
+                          double dvto_V[SPR_CIRC_CMP_N_MOS]) {
   static const char fn[] = "spr_circ_cmp_mismatch";
   int rc = check_cmp(fn, p, NULL);
   if (rc) return rc;
@@ -682,7 +682,7 @@ int spr_circ_cmp_mismatch(const spr_circ_cmp *p, uint64_t seed, int sample,
   gsl_rng *r = spr_rng_alloc();
   if (!r) return spr_error(SPR_ENOMEM, "%s: generator", fn);
   spr_rng_key(r, seed, -1, -1, sample, SPR_STREAM_SPICE_MC);
-  for (int k = 0; k < SPR_CIRC_CMP_NMOS; k++) {
+  for (int k = 0; k < SPR_CIRC_CMP_N_MOS; k++) {
     double avt = is_pmos(k) ? p->avt_p_Vm : p->avt_n_Vm;
     dvto_V[k] = avt / sqrt(p->w_m[k] * p->l_m[k]) * spr_rng_normal(r);
   }
@@ -695,7 +695,7 @@ int spr_circ_cmp_mismatch(const spr_circ_cmp *p, uint64_t seed, int sample,
 static int cmp_lines(const char *fn, const spr_circ_cmp *p, const double *dvto,
                      const char *icol, double i_ref, char ***lines, int *n_lines) {
   /* drain gate source bulk of M1..M7 */
-  static const char *const nodes[SPR_CIRC_CMP_NMOS] = {
+  static const char *const nodes[SPR_CIRC_CMP_N_MOS] = {
       "x inn tail 0", "o1 inp tail 0", "x x vdd vdd", "o1 x vdd vdd",
       "tail bn 0 0",  "out o1 0 0",    "out o1 vdd vdd"};
   line_buf b = {0};
@@ -711,10 +711,10 @@ static int cmp_lines(const char *fn, const spr_circ_cmp *p, const double *dvto,
   emit(&b, "Iref 0 inn DC %.17g", i_ref);
   emit(&b, "Rsp inp cm %.17g", p->r_sense_ohm);
   emit(&b, "Rsn inn cm %.17g", p->r_sense_ohm);
-  for (int k = 0; k < SPR_CIRC_CMP_NMOS; k++)
+  for (int k = 0; k < SPR_CIRC_CMP_N_MOS; k++)
     emit(&b, "M%d %s mod%d W=%.17g L=%.17g", k + 1, nodes[k], k + 1, p->w_m[k], p->l_m[k]);
   if (p->c_load_F > 0) emit(&b, "Cl out 0 %.17g", p->c_load_F);
-  for (int k = 0; k < SPR_CIRC_CMP_NMOS; k++) {
+  for (int k = 0; k < SPR_CIRC_CMP_N_MOS; k++) {
     int pm = is_pmos(k);
     double dv = dvto ? dvto[k] : 0;
     emit(&b, ".model mod%d %s (level=1 vto=%.17g kp=%.17g lambda=%.17g gamma=%.17g phi=%.17g "

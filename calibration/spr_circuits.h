@@ -27,7 +27,8 @@
  * NULL): the netlist lines, then a .control block with the driver's
  * "optran 1 1 1 0 0 0" and the ngspice commands, then .end, joined by
  * newlines; malloc'ed, the caller frees it;
- * NULL on failure.  The deck runs as is in ngspice -b.
+ * NULL on failure.  Loaded as is through ngSpice_Circ its .control block
+ * reruns the analysis.
  *
  * Errors: SPR_EINVAL for bad arguments (the message names the value),
  * SPR_ESPICE for ngspice failures and for measurements that find no
@@ -170,7 +171,7 @@ int spr_circ_source_energy(const char *const *lines, int n_lines, const char *tr
  * the reference input inn), M2 (NMOS, gate on the column input inp), M3
  * (PMOS diode of the mirror), M4 (PMOS mirror output), M5 (NMOS tail),
  * M6 (inverter NMOS), M7 (inverter PMOS). */
-enum { SPR_CIRC_CMP_NMOS = 7 };
+enum { SPR_CIRC_CMP_N_MOS = 7 }; /* transistors, NMOS and PMOS */
 
 typedef struct {
   double vdd_V;           /* supply (> 0) */
@@ -178,7 +179,7 @@ typedef struct {
   double vbn_V;           /* tail gate bias (> 0) */
   double r_sense_ohm;     /* R_s of each input (> 0) */
   double c_load_F;        /* load of the inverter output (>= 0) */
-  double w_m[SPR_CIRC_CMP_NMOS], l_m[SPR_CIRC_CMP_NMOS]; /* sizes (> 0) */
+  double w_m[SPR_CIRC_CMP_N_MOS], l_m[SPR_CIRC_CMP_N_MOS]; /* sizes (> 0) */
   double vto_n_V, vto_p_V;       /* level-1 VTO (NMOS > 0, PMOS < 0) */
   double kp_n_AV2, kp_p_AV2;     /* KP = mu Cox, A/V^2 (> 0) */
   double lambda_n_V, lambda_p_V; /* LAMBDA, 1/V (>= 0) */
@@ -204,7 +205,7 @@ void spr_circ_cmp_default(spr_circ_cmp *p);
  * Reproducible for any process or thread.  Returns 0, SPR_EINVAL,
  * SPR_ENOMEM. */
 int spr_circ_cmp_mismatch(const spr_circ_cmp *p, uint64_t seed, int sample,
-                          double dvto_V[SPR_CIRC_CMP_NMOS]);
+                          double dvto_V[SPR_CIRC_CMP_N_MOS]);
 
 /* Netlist of the comparator with VTO shifts dvto_V (NULL: none; added to
  * each transistor's own model card, so a positive shift raises an NMOS

@@ -748,7 +748,7 @@ static void test_xbar_energy(void) {
 static void test_cmp_mismatch(void) {
   spr_circ_cmp p;
   spr_circ_cmp_default(&p);
-  double a[SPR_CIRC_CMP_NMOS], b[SPR_CIRC_CMP_NMOS];
+  double a[SPR_CIRC_CMP_N_MOS], b[SPR_CIRC_CMP_N_MOS];
   CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 2385, 17, a), 0);
   CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 2385, 17, b), 0);
   CU_ASSERT(memcmp(a, b, sizeof a) == 0);
@@ -761,17 +761,17 @@ static void test_cmp_mismatch(void) {
   const int n = 2000;
   for (int s = 0; s < n; s++) {
     CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_mismatch(&p, 99, s, a), 0);
-    for (int k = 0; k < SPR_CIRC_CMP_NMOS; k++) {
+    for (int k = 0; k < SPR_CIRC_CMP_N_MOS; k++) {
       double z = a[k] / (3.5e-9 / sqrt(p.w_m[k] * p.l_m[k]));
       s2 += z * z;
       m += z;
     }
   }
-  double sd = sqrt(s2 / (n * SPR_CIRC_CMP_NMOS));
+  double sd = sqrt(s2 / (n * SPR_CIRC_CMP_N_MOS));
   printf("\n    sigma(M1) = %.3f mV; pooled z: mean %.4f, sd %.4f",
-         1e3 * 3.5e-9 / sqrt(p.w_m[0] * p.l_m[0]), m / (n * SPR_CIRC_CMP_NMOS), sd);
+         1e3 * 3.5e-9 / sqrt(p.w_m[0] * p.l_m[0]), m / (n * SPR_CIRC_CMP_N_MOS), sd);
   CU_ASSERT(fabs(sd - 1) < 0.03);
-  CU_ASSERT(fabs(m / (n * SPR_CIRC_CMP_NMOS)) < 0.03);
+  CU_ASSERT(fabs(m / (n * SPR_CIRC_CMP_N_MOS)) < 0.03);
   CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 1, -1, a), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "sample = -1");
   p.avt_p_Vm = -1;
@@ -797,7 +797,7 @@ static void test_cmp_trip(void) {
   int rc = spr_circ_cmp_trip(&p, NULL, iref, span, &t0, &text, TMO);
   if (rc) fprintf(stderr, "\n  trip: %s\n", spr_errmsg());
   CU_ASSERT_EQUAL_FATAL(rc, 0);
-  double d[SPR_CIRC_CMP_NMOS] = {0};
+  double d[SPR_CIRC_CMP_N_MOS] = {0};
   d[1] = dv;
   CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p, d, iref, span, &t2, NULL, TMO), 0);
   d[1] = 0;
@@ -921,7 +921,7 @@ static void test_cmp_step(void) {
   /* errors: a 50 mV shift of M2 moves the trip 2.5 uA up; a step from
    * 9 to 11 uA then never trips; a shift of -50 mV leaves the output high
    * before the step */
-  double d[SPR_CIRC_CMP_NMOS] = {0};
+  double d[SPR_CIRC_CMP_N_MOS] = {0};
   spr_circ_cmp_decision dec;
   d[1] = 50e-3;
   CU_ASSERT_EQUAL(spr_circ_cmp_step(&p, d, iref, iref, 1e-6, &st, &dec, NULL, TMO), SPR_ESPICE);
