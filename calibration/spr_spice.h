@@ -53,11 +53,14 @@ typedef struct {
  *   ("v(out)", "vdd#branch", "time", "onoise_total") is looked up in the
  *   current plot, which is the plot of the last analysis that ran; a
  *   plot-qualified name ("noise1.onoise_spectrum", "dc1.v(out)") reads a
- *   named plot.  Plots are named by analysis type and a counter starting
- *   at 1 in each job: op1, dc1, tran1, ac1; a noise analysis makes two,
- *   noise<k> with the spectra (inoise_spectrum, onoise_spectrum,
+ *   named plot.  Plots are named by analysis type and one counter per
+ *   job, starting at 1, that grows only when a name would repeat
+ *   (ngspice 39, observed): "op", "dc", "tran" give op1, dc1, tran1, but
+ *   "op", "op", "dc" give op1, op2, dc2.  A noise analysis makes two
+ *   plots, noise<k> with the spectra (inoise_spectrum, onoise_spectrum,
  *   frequency; V or A per sqrt(Hz)) and noise<k+1>, current afterwards,
- *   with the integrated totals (onoise_total, inoise_total; V or A rms).
+ *   with the totals over the analysed band (onoise_total, inoise_total;
+ *   V or A rms): noise1 and noise2 when it is the job's first analysis.
  *   The DC sweep variable is "v-sweep" (voltage source) or "i-sweep"
  *   (current source).  Names match case-insensitively.
  * vecs: n_vecs outputs, zeroed on entry; on success each holds a copy of

@@ -336,6 +336,24 @@ static void test_run_vectors(void) {
   spr_spice_vecs_free(NULL, 3); /* no-op */
 }
 
+/* Plot names as spr_spice.h documents them: one counter that grows only
+ * when a name would repeat. */
+static void test_plot_names(void) {
+  const char *net[] = {"* divider", "V1 a 0 DC 2.385", "R1 a b 1000", "R2 b 0 500", ".end"};
+  const char *cmds[] = {"op", "alter r2 1500", "op", "dc v1 1 2 0.5"};
+  const char *vecs[] = {"op1.v(b)", "op2.v(b)", "dc2.v(b)", "v-sweep"};
+  spr_spice_vec v[4];
+  int rc = spr_spice_run(net, 5, cmds, 4, vecs, 4, v, TMO);
+  if (rc) fprintf(stderr, "\n  plots: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT(fabs(v[0].re[0] - 2.385 / 3) < 1e-12);
+  CU_ASSERT(fabs(v[1].re[0] - 2.385 * 0.6) < 1e-12); /* after the alter: 1500/2500 */
+  CU_ASSERT_EQUAL(v[2].length, 3);
+  CU_ASSERT(v[2].length == 3 && fabs(v[2].re[2] - 2 * 0.6) < 1e-12);
+  CU_ASSERT(v[3].length == 3 && fabs(v[3].re[1] - 1.5) < 1e-12);
+  spr_spice_vecs_free(v, 4);
+}
+
 /* An error from spr_spice_run, its message, then a good run. */
 static void expect_run_error(const char *const *cmds, int n_cmds, const char *vec, int want,
                              const char *what, const char *needle) {
@@ -953,6 +971,7 @@ int main(void) {
                          {"parent memory flat", test_memory_flat},
                          {"ngspice version", test_version},
                          {"whole vectors of dc, ac and noise", test_run_vectors},
+                         {"plot names", test_plot_names},
                          {"spr_spice_run errors, then a good run", test_run_errors},
                          {"sinh cell I-V", test_cell_iv},
                          {"sinh crossbar vs nodal and closed form", test_xbar_sinh},
