@@ -829,6 +829,27 @@ static void test_cmp_trip(void) {
   CU_ASSERT(fabs(t0 - iref) < 0.02 * iref);
   CU_ASSERT(fabs((t2 - t0) / pred - 1) < 5e-3);
   CU_ASSERT(fabs((t1 - t0) / -pred - 1) < 5e-3);
+  /* The mirror: +dV on the VTO of PMOS M3 (|VT| lower) lifts node x by
+   * dV, so M4 sources gm4 dV less and the pair must unbalance by
+   * gm2 dVin = -gm4 dV: shift -(gm4/gm2) dV/R_s; on M4, +(gm4/gm2) dV/R_s.
+   * Square law at equal currents and sizes: gm4/gm2 = sqrt(KP_p/KP_n) =
+   * 0.632.  Tolerance 3%: LAMBDA makes the drain voltages of M2 and M4
+   * (and so their currents' ratio to gm) differ by about 1%.  The tail
+   * M5 (common mode) and the inverter M6 (divided by the OTA gain of
+   * about 200) move the trip by under 2% of dV/R_s. */
+  const double ratio = sqrt(p.kp_p_AV2 / p.kp_n_AV2);
+  double tm[4];
+  for (int k = 2; k < 6; k++) {
+    double dd[SPR_CIRC_CMP_N_MOS] = {0};
+    dd[k] = dv;
+    CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p, dd, iref, span, &tm[k - 2], NULL, TMO), 0);
+    tm[k - 2] = (tm[k - 2] - t0) / pred;
+  }
+  printf("\n    shift / (dV/R_s): M3 %.4f, M4 %.4f (predicted -+%.4f), M5 %.4f, M6 %.4f", tm[0],
+         tm[1], ratio, tm[2], tm[3]);
+  CU_ASSERT(fabs(tm[0] / -ratio - 1) < 0.03);
+  CU_ASSERT(fabs(tm[1] / ratio - 1) < 0.03);
+  CU_ASSERT(fabs(tm[2]) < 0.02 && fabs(tm[3]) < 0.02);
   SPR_ASSERT_CONTAINS(text, "M2 o1 inp tail 0 mod2 W=3.9999999999999998e-06");
   SPR_ASSERT_CONTAINS(text, "\ndc icol ");
   free(text);
