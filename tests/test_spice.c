@@ -343,7 +343,14 @@ static void test_plot_names(void) {
   const char *cmds[] = {"op", "alter r2 1500", "op", "dc v1 1 2 0.5"};
   const char *vecs[] = {"op1.v(b)", "op2.v(b)", "dc2.v(b)", "v-sweep"};
   spr_spice_vec v[4];
-  int rc = spr_spice_run(net, 5, cmds, 4, vecs, 4, v, TMO);
+  /* setplot makes a plot current: plain names then read it */
+  const char *cmds2[] = {"op", "alter r2 1500", "op", "setplot op1"};
+  const char *vecs2[] = {"v(b)"};
+  int rc = spr_spice_run(net, 5, cmds2, 4, vecs2, 1, v, TMO);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT(fabs(v[0].re[0] - 2.385 / 3) < 1e-12);
+  spr_spice_vecs_free(v, 1);
+  rc = spr_spice_run(net, 5, cmds, 4, vecs, 4, v, TMO);
   if (rc) fprintf(stderr, "\n  plots: %s\n", spr_errmsg());
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT(fabs(v[0].re[0] - 2.385 / 3) < 1e-12);
