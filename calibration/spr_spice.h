@@ -4,8 +4,8 @@
  * line can poison for the rest of the process ("cannot recover and awaits
  * to be detached"; see /work/shared/NGSPICE.md).  So every job runs in a
  * forked child process: the child initialises the library, loads the
- * netlist, runs the analysis, reads the vectors and sends the values (or
- * an error message) back over a pipe, then exits with _exit().  The parent
+ * netlist, runs the commands, reads the vectors and sends them (or an
+ * error message) back over a pipe, then exits with _exit().  The parent
  * never initialises ngspice, so each child starts from a clean library, a
  * failure or crash only kills that child, later jobs still work, and the
  * parent's memory stays flat however many jobs run.
@@ -19,6 +19,9 @@
  * Signals: the parent reaps its own child with waitpid(); a SIGCHLD set
  * to SIG_IGN by the caller makes the exit status unavailable, which is
  * reported as an error.
+ *
+ * The circuits and measurements of the calibration build on this driver
+ * in spr_circuits.h.
  */
 #ifndef SPR_SPICE_H
 #define SPR_SPICE_H
@@ -42,7 +45,8 @@ typedef struct {
 /* Run a sequence of ngspice commands on a netlist and read whole vectors.
  * netlist_lines: n_lines lines of a SPICE netlist (the first one is the
  *   title; a final ".end" is added if missing); copied, the caller keeps
- *   ownership.
+ *   ownership.  A .control block in it runs when it is loaded, before
+ *   the commands (so the decks returned by spr_circuits.h rerun).
  * commands: n_commands (>= 0) ngspice commands run in order after the
  *   netlist is loaded, e.g. "op", "dc vin 0 1 0.01", "tran 1p 5n",
  *   "noise v(out) iin dec 20 1 1e9", "setplot noise1".  Element names in
