@@ -1,12 +1,17 @@
 /* spr_spice.c - the SPICE driver (see spr_spice.h): every ngspice job runs
  * in a forked child; libngspice's callbacks stay inside this file.
  *
- * Child -> parent protocol over one pipe: a header {status, n_values,
- * msg_len} of three ints, then n_values doubles, then msg_len bytes of
- * message.  status 0 means success.  A child that dies before sending a
- * complete reply is reported from its wait status. */
+ * Child -> parent protocol over one pipe: a header {status, n_vecs,
+ * msg_len} of three ints; then, for each of the n_vecs vectors, {length,
+ * is_complex} (two ints), length doubles of real data (or real parts)
+ * and, for a complex vector, length doubles of imaginary parts; then
+ * msg_len bytes of message.  status 0 means success (n_vecs is then the
+ * number asked for); otherwise n_vecs is 0 and the message says why.  A
+ * child that dies before sending a complete reply is reported from its
+ * wait status. */
 #include "spr_spice.h"
 
+#include "spr_circuits.h"
 #include "spr_error.h"
 
 #include <errno.h>
@@ -39,6 +44,7 @@ typedef struct {
   int follow;    /* keep this many more lines (after "Error on line N") */
   int exited;    /* the exit callback ran */
   int exit_status;
+  char banner[256]; /* "ngspice-39 shared library; Creation Date: ..." */
 } child_state;
 
 static void append(child_state *s, const char *text) {
@@ -59,10 +65,13 @@ static void append(child_state *s, const char *text) {
 /* Lines that mean the job failed.  Besides "Error"/"error", a failed
  * operating point prints only "Warning: singular matrix: check node X",
  * "doAnalyses: iteration limit reached" and "op simulation(s) aborted"
- * (ngspice 39). */
+ * (ngspice 39); an unknown command prints only "X: no such command
+ * available in ngspice". */
 static int is_failure(const char *line) {
-  static const char *const pat[] = {"Error", "error", "ERROR", "aborted", "iteration limit",
-                                    "singular", "imestep too small", "cannot recover"};
+  static const char *const pat[] = {"Error",    "error",           "ERROR",
+                                    "aborted",  "iteration limit", "singular",
+                                    "imestep too small", "cannot recover",
+                                    "no such command"};
   for (size_t k = 0; k < sizeof pat / sizeof pat[0]; k++)
     if (strstr(line, pat[k])) return 1;
   return 0;
@@ -72,8 +81,19 @@ static int is_failure(const char *line) {
  * "stderr ".  Keep the failure lines and, after "Error on line N", the
  * next two lines (the netlist line and the reason); skip the notes of
  * gmin and source stepping. */
+static void keep_banner(child_state *s, const char *line) {
+  /* the banner of ngSpice_Init: "** ngspice-39 shared library" and
+   * "** Creation Date: ..." */
+  if (strncmp(line, "** ", 3) != 0) return;
+  line += 3;
+  if (strncmp(line, "ngspice-", 8) != 0 && strncmp(line, "Creation Date", 13) != 0) return;
+  size_t len = strlen(s->banner);
+  snprintf(s->banner + len, sizeof s->banner - len, "%s%s", len ? "; " : "", line);
+}
+
 static int cb_print(char *text, int id, void *user) {
   child_state *s = user;
+  if (text && strncmp(text, "stdout ", 7) == 0) keep_banner(s, text + 7);
   if (!text || strncmp(text, "stderr ", 7) != 0) return 0;
   const char *line = text + 7;
   if (!*line) return 0;
@@ -118,9 +138,13 @@ static int write_all(int fd, const void *buf, size_t n) {
   return 0;
 }
 
-/* Send a reply and end the child.  _exit, not exit: the child must not
- * flush the parent's stdio buffers or run its atexit handlers. */
-static void child_reply(int fd, int status, const double *v, int n, const char *fmt, ...) {
+/* Send an error reply (or, with status 0 and a message, the version
+ * string) and end the child.  _exit, not exit: the child must not flush
+ * the parent's stdio buffers or run its atexit handlers. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4), noreturn))
+#endif
+static void child_reply(int fd, int status, const char *fmt, ...) {
   char msg[MSG_MAX + 512];
   msg[0] = '\0';
   if (fmt) {
@@ -129,9 +153,8 @@ static void child_reply(int fd, int status, const double *v, int n, const char *
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
   }
-  int hdr[3] = {status, status == 0 ? n : 0, (int)strlen(msg)};
+  int hdr[3] = {status, 0, (int)strlen(msg)};
   int ok = write_all(fd, hdr, sizeof hdr) == 0;
-  if (ok && hdr[1] > 0) ok = write_all(fd, v, (size_t)n * sizeof *v) == 0;
   if (ok && hdr[2] > 0) ok = write_all(fd, msg, (size_t)hdr[2]) == 0;
   close(fd);
   _exit(ok ? 0 : 3);
@@ -163,8 +186,34 @@ static void remove_scripts_dir(const char *dir) {
   rmdir(dir);
 }
 
-static void child_run(int fd, const char *const *lines, int n_lines, const char *const *vecs,
-                      int n_vecs, double *values) {
+/* One job: the netlist, the commands and the vectors to read back; or,
+ * with version_only, just the banner of ngSpice_Init. */
+typedef struct {
+  const char *const *lines;
+  int n_lines;
+  const char *const *cmds;
+  int n_cmds;
+  const char *const *vecs;
+  int n_vecs;
+  int version_only;
+} job;
+
+/* "plot: v1 v2 ..." of the current plot, for the message about a missing
+ * vector (at most about 400 characters). */
+static void describe_plot(char *buf, size_t n) {
+  char *cur = ngSpice_CurPlot();
+  snprintf(buf, n, "current plot '%s' has", cur ? cur : "?");
+  char **v = cur ? ngSpice_AllVecs(cur) : NULL;
+  size_t len = strlen(buf);
+  for (int k = 0; v && v[k] && len + 64 < n && len < 400; k++) {
+    snprintf(buf + len, n - len, " %s", v[k]);
+    len = strlen(buf);
+  }
+  if (v && v[0] && len >= 400) snprintf(buf + len, n - len, " ...");
+  if (!v || !v[0]) snprintf(buf + len, n - len, " no vectors");
+}
+
+static void child_run(int fd, const job *jb) {
   /* ngspice may write to stdout directly: keep the parent's output clean. */
   int devnull = open("/dev/null", O_WRONLY);
   if (devnull >= 0) {
@@ -191,56 +240,97 @@ static void child_run(int fd, const char *const *lines, int n_lines, const char 
    * first iteration, gmin stepping and source stepping. */
   if (rc == 0) rc = ngSpice_Command("optran 1 1 1 0 0 0");
   if (rc != 0 || st.exited || st.n_errors)
-    child_reply(fd, SPR_ESPICE, NULL, 0, "ngSpice_Init failed (returned %d): %s", rc, st.printed);
+    child_reply(fd, SPR_ESPICE, "ngSpice_Init failed (returned %d): %s", rc, st.printed);
+  if (jb->version_only) {
+    if (!st.banner[0])
+      child_reply(fd, SPR_ESPICE, "ngspice printed no version banner at initialisation");
+    child_reply(fd, 0, "%s", st.banner);
+  }
   st.len = 0; /* forget notes printed so far */
   st.printed[0] = '\0';
 
   /* NULL-terminated copy, with ".end" added when missing. */
+  const char *const *lines = jb->lines;
+  const int n_lines = jb->n_lines;
   const char *last = lines[n_lines - 1];
   int has_end = last[0] == '.' && (last[1] | 32) == 'e' && (last[2] | 32) == 'n' &&
                 (last[3] | 32) == 'd' && (last[4] == '\0' || last[4] == ' ');
   char **circ = calloc((size_t)n_lines + 2, sizeof *circ);
-  if (!circ) child_reply(fd, SPR_ENOMEM, NULL, 0, "out of memory copying the netlist");
+  if (!circ) child_reply(fd, SPR_ENOMEM, "out of memory copying the netlist");
   for (int i = 0; i < n_lines; i++) {
     circ[i] = strdup(lines[i]);
-    if (!circ[i]) child_reply(fd, SPR_ENOMEM, NULL, 0, "out of memory copying the netlist");
+    if (!circ[i]) child_reply(fd, SPR_ENOMEM, "out of memory copying the netlist");
   }
   if (!has_end) circ[n_lines] = strdup(".end");
 
   rc = ngSpice_Circ(circ);
   if (rc != 0 || st.exited || st.n_errors)
-    child_reply(fd, SPR_ESPICE, NULL, 0,
+    child_reply(fd, SPR_ESPICE,
                 "ngspice rejected the netlist (title '%s', %d lines; ngSpice_Circ returned %d%s): %s",
                 lines[0], n_lines, rc, st.exited ? ", library gave up" : "",
                 st.n_errors ? st.printed : "no error text printed");
 
-  rc = ngSpice_Command("op");
-  if (rc != 0 || st.exited || st.n_errors)
-    child_reply(fd, SPR_ESPICE, NULL, 0,
-                "ngspice 'op' failed (title '%s'; returned %d%s): %s", lines[0], rc,
-                st.exited ? ", library gave up" : "",
-                st.n_errors ? st.printed : "no error text printed");
+  for (int c = 0; c < jb->n_cmds; c++) {
+    char cmd[SPR_SPICE_CMD_MAX];
+    snprintf(cmd, sizeof cmd, "%s", jb->cmds[c]);
+    rc = ngSpice_Command(cmd);
+    if (rc != 0 || st.exited || st.n_errors)
+      child_reply(fd, SPR_ESPICE, "ngspice '%s' failed (title '%s'; returned %d%s): %s",
+                  jb->cmds[c], lines[0], rc, st.exited ? ", library gave up" : "",
+                  st.n_errors ? st.printed : "no error text printed");
+  }
 
-  for (int k = 0; k < n_vecs; k++) {
-    char name[256];
-    snprintf(name, sizeof name, "%s", vecs[k]);
+  /* First pass: every vector exists and is finite, so that a failure can
+   * still be reported before any data is sent.  vi points to one struct
+   * shared by all calls: use it before the next call. */
+  for (int k = 0; k < jb->n_vecs; k++) {
+    char name[SPR_SPICE_CMD_MAX];
+    snprintf(name, sizeof name, "%s", jb->vecs[k]);
     pvector_info vi = ngGet_Vec_Info(name);
-    /* copy at once: vi points to one struct shared by all calls */
-    if (!vi || vi->v_length < 1 || (!vi->v_realdata && !vi->v_compdata))
-      child_reply(fd, SPR_ESPICE, NULL, 0,
-                  "ngspice has no vector '%s' after 'op' (title '%s')%s%s", vecs[k], lines[0],
-                  st.len ? ": " : "", st.printed);
-    values[k] = vi->v_realdata ? vi->v_realdata[0] : vi->v_compdata[0].cx_real;
-    if (!isfinite(values[k]))
-      child_reply(fd, SPR_ESPICE, NULL, 0, "ngspice vector '%s' is not finite (%g)", vecs[k],
-                  values[k]);
+    if (!vi || vi->v_length < 1 || (!vi->v_realdata && !vi->v_compdata)) {
+      char plot[600];
+      describe_plot(plot, sizeof plot);
+      child_reply(fd, SPR_ESPICE, "ngspice has no vector '%s' after the commands (title '%s'; %s)",
+                  jb->vecs[k], lines[0], plot);
+    }
+    for (int i = 0; i < vi->v_length; i++) {
+      double re = vi->v_realdata ? vi->v_realdata[i] : vi->v_compdata[i].cx_real;
+      double im = vi->v_realdata ? 0 : vi->v_compdata[i].cx_imag;
+      if (!isfinite(re) || !isfinite(im))
+        child_reply(fd, SPR_ESPICE, "ngspice vector '%s' is not finite at index %d (%g%+gi)",
+                    jb->vecs[k], i, re, im);
+    }
+  }
+  /* Second pass: send them. */
+  int hdr[3] = {0, jb->n_vecs, 0};
+  if (write_all(fd, hdr, sizeof hdr) != 0) _exit(3);
+  for (int k = 0; k < jb->n_vecs; k++) {
+    char name[SPR_SPICE_CMD_MAX];
+    snprintf(name, sizeof name, "%s", jb->vecs[k]);
+    pvector_info vi = ngGet_Vec_Info(name);
+    if (!vi) _exit(5); /* found a moment ago */
+    int n = vi->v_length;
+    int vh[2] = {n, vi->v_realdata ? 0 : 1};
+    if (write_all(fd, vh, sizeof vh) != 0) _exit(3);
+    if (vi->v_realdata) {
+      if (write_all(fd, vi->v_realdata, (size_t)n * sizeof(double)) != 0) _exit(3);
+    } else {
+      double *buf = malloc((size_t)n * sizeof(double));
+      if (!buf) _exit(6);
+      for (int i = 0; i < n; i++) buf[i] = vi->v_compdata[i].cx_real;
+      if (write_all(fd, buf, (size_t)n * sizeof(double)) != 0) _exit(3);
+      for (int i = 0; i < n; i++) buf[i] = vi->v_compdata[i].cx_imag;
+      if (write_all(fd, buf, (size_t)n * sizeof(double)) != 0) _exit(3);
+      free(buf);
+    }
   }
   /* Hygiene (the child exits anyway): drop results, circuit and
    * command memory. */
   ngSpice_Command("destroy all");
   ngSpice_Command("remcirc");
   ngSpice_Command(NULL);
-  child_reply(fd, 0, values, n_vecs, NULL);
+  close(fd);
+  _exit(0);
 }
 
 /* --------------------------------------------------------------- parent */
@@ -287,29 +377,54 @@ static int reap(pid_t pid, int *wstatus) {
   }
 }
 
-int spr_spice_op_currents(const char *const *netlist_lines, int n_lines,
-                          const char *const *vec_names, int n_vecs, double *values,
-                          double timeout_s) {
-  if (!netlist_lines || n_lines < 1)
-    return spr_error(SPR_EINVAL, "spr_spice_op_currents: netlist needs at least a title line "
-                                 "(n_lines = %d)", n_lines);
-  if (n_vecs < 0 || (n_vecs > 0 && (!vec_names || !values)))
-    return spr_error(SPR_EINVAL, "spr_spice_op_currents: bad vector list (n_vecs = %d)", n_vecs);
-  if (!(timeout_s > 0) || !isfinite(timeout_s))
-    return spr_error(SPR_EINVAL, "spr_spice_op_currents: timeout_s = %g must be finite and > 0",
-                     timeout_s);
-  for (int i = 0; i < n_lines; i++)
-    if (!netlist_lines[i])
-      return spr_error(SPR_EINVAL, "spr_spice_op_currents: netlist line %d is NULL", i + 1);
-  for (int k = 0; k < n_vecs; k++)
-    if (!vec_names[k] || !*vec_names[k] || strlen(vec_names[k]) >= 256)
-      return spr_error(SPR_EINVAL, "spr_spice_op_currents: vector name %d is empty or too long",
-                       k + 1);
+void spr_spice_vecs_free(spr_spice_vec *vecs, int n_vecs) {
+  if (!vecs) return;
+  for (int k = 0; k < n_vecs; k++) {
+    free(vecs[k].re);
+    free(vecs[k].im);
+    vecs[k].re = vecs[k].im = NULL;
+    vecs[k].length = 0;
+    vecs[k].is_complex = 0;
+  }
+}
 
+/* Read the vectors of a successful reply into vecs (allocating them).
+ * Returns 0, -2 on timeout, -1 on a short or inconsistent reply, -3 when
+ * out of memory. */
+static int read_vecs(int fd, spr_spice_vec *vecs, int n_vecs, double deadline) {
+  for (int k = 0; k < n_vecs; k++) {
+    int vh[2];
+    ssize_t r = read_deadline(fd, vh, sizeof vh, deadline);
+    if (r == -2) return -2;
+    if (r != (ssize_t)sizeof vh || vh[0] < 1 || vh[0] > SPR_SPICE_VEC_MAX ||
+        (vh[1] != 0 && vh[1] != 1))
+      return -1;
+    size_t nb = (size_t)vh[0] * sizeof(double);
+    vecs[k].length = vh[0];
+    vecs[k].is_complex = vh[1];
+    vecs[k].re = malloc(nb);
+    vecs[k].im = vh[1] ? malloc(nb) : NULL;
+    if (!vecs[k].re || (vh[1] && !vecs[k].im)) return -3;
+    r = read_deadline(fd, vecs[k].re, nb, deadline);
+    if (r == -2) return -2;
+    if (r != (ssize_t)nb) return -1;
+    if (vh[1]) {
+      r = read_deadline(fd, vecs[k].im, nb, deadline);
+      if (r == -2) return -2;
+      if (r != (ssize_t)nb) return -1;
+    }
+  }
+  return 0;
+}
+
+/* Run one job in a child and collect its reply: vectors into vecs, or
+ * (version_only) the message into msg_out. */
+static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg_out,
+                   size_t msg_n, double timeout_s) {
+  const char *title = jb->version_only ? "(version query)" : jb->lines[0];
   const double deadline = now_s() + timeout_s;
   int fds[2];
-  if (pipe(fds) != 0)
-    return spr_error(SPR_EIO, "spr_spice_op_currents: pipe: %s", strerror(errno));
+  if (pipe(fds) != 0) return spr_error(SPR_EIO, "%s: pipe: %s", fn, strerror(errno));
   fcntl(fds[0], F_SETFD, FD_CLOEXEC);
   fcntl(fds[1], F_SETFD, FD_CLOEXEC);
   /* Flush so the child's copy of stdio buffers cannot be written twice
@@ -321,12 +436,12 @@ int spr_spice_op_currents(const char *const *netlist_lines, int n_lines,
     int e = errno;
     close(fds[0]);
     close(fds[1]);
-    return spr_error(SPR_EIO, "spr_spice_op_currents: fork: %s", strerror(e));
+    return spr_error(SPR_EIO, "%s: fork: %s", fn, strerror(e));
   }
   if (pid == 0) {
     close(fds[0]);
     signal(SIGPIPE, SIG_DFL);
-    child_run(fds[1], netlist_lines, n_lines, vec_names, n_vecs, values);
+    child_run(fds[1], jb);
     _exit(4); /* not reached */
   }
   close(fds[1]);
@@ -334,47 +449,133 @@ int spr_spice_op_currents(const char *const *netlist_lines, int n_lines,
   int hdr[3];
   char msg[MSG_MAX + 512];
   msg[0] = '\0';
-  int timed_out = 0, complete = 0;
+  int timed_out = 0, complete = 0, nomem = 0;
   ssize_t r = read_deadline(fds[0], hdr, sizeof hdr, deadline);
   if (r == -2) timed_out = 1;
-  if (r == (ssize_t)sizeof hdr && hdr[1] >= 0 && hdr[1] <= n_vecs && hdr[2] >= 0 &&
-      (size_t)hdr[2] < sizeof msg) {
-    size_t nv = (size_t)hdr[1] * sizeof(double);
-    ssize_t r1 = nv ? read_deadline(fds[0], values, nv, deadline) : 0;
-    ssize_t r2 = r1 == (ssize_t)nv && hdr[2] ? read_deadline(fds[0], msg, (size_t)hdr[2], deadline)
-                                             : 0;
-    if (r1 == -2 || r2 == -2) timed_out = 1;
-    size_t mlen = (size_t)hdr[2];
-    if (r1 == (ssize_t)nv && r2 == (ssize_t)mlen && mlen < sizeof msg) {
-      msg[mlen] = '\0';
+  int n_expect = jb->version_only ? 0 : jb->n_vecs;
+  /* a failure carries no vectors; a success carries exactly those asked for */
+  if (r == (ssize_t)sizeof hdr && (hdr[0] != 0 ? hdr[1] == 0 : hdr[1] == n_expect) &&
+      hdr[2] >= 0 && (size_t)hdr[2] < sizeof msg) {
+    int rv = hdr[1] ? read_vecs(fds[0], vecs, hdr[1], deadline) : 0;
+    if (rv == -2) timed_out = 1;
+    if (rv == -3) nomem = 1;
+    ssize_t r2 = rv == 0 && hdr[2] ? read_deadline(fds[0], msg, (size_t)hdr[2], deadline) : 0;
+    if (r2 == -2) timed_out = 1;
+    if (rv == 0 && r2 == (ssize_t)hdr[2]) {
+      msg[hdr[2]] = '\0';
       complete = 1;
     }
   }
   close(fds[0]);
-  if (timed_out) kill(pid, SIGKILL);
+  if (!complete) kill(pid, SIGKILL); /* harmless when it already ended */
   int ws = 0;
   int reaped = reap(pid, &ws) == 0;
+  if (!complete && !jb->version_only) spr_spice_vecs_free(vecs, jb->n_vecs);
 
   if (timed_out)
     return spr_error(SPR_ESPICE,
-                     "ngspice job (title '%s') timed out after %g s; the child was killed",
-                     netlist_lines[0], timeout_s);
+                     "ngspice job (title '%s') timed out after %g s; the child was killed", title,
+                     timeout_s);
+  if (nomem) return spr_error(SPR_ENOMEM, "%s: out of memory reading the vectors", fn);
   if (!complete) {
-    if (reaped && WIFSIGNALED(ws))
-      return spr_error(SPR_ESPICE, "ngspice child (title '%s') died of signal %d (%s)",
-                       netlist_lines[0], WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+    if (reaped && WIFSIGNALED(ws) && WTERMSIG(ws) != SIGKILL)
+      return spr_error(SPR_ESPICE, "ngspice child (title '%s') died of signal %d (%s)", title,
+                       WTERMSIG(ws), strsignal(WTERMSIG(ws)));
     return spr_error(SPR_ESPICE,
                      "ngspice child (title '%s') ended without a complete reply (exit status %d)",
-                     netlist_lines[0], reaped && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+                     title, reaped && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
   }
   if (hdr[0] != 0) return spr_error(hdr[0] < 0 ? hdr[0] : SPR_ESPICE, "%s", msg);
-  if (hdr[1] != n_vecs)
-    return spr_error(SPR_EINTERNAL, "ngspice child sent %d values for %d vectors", hdr[1],
-                     n_vecs);
+  if (jb->version_only) snprintf(msg_out, msg_n, "%s", msg);
   return 0;
 }
 
-/* -------------------------------------------------------------- netlist */
+/* A command that would end or confuse the child: quit/exit (the library
+ * then needs unloading), background runs (a second bg_* crashed), shell
+ * escapes, and anything spanning lines. */
+static const char *bad_command(const char *c) {
+  static const char *const banned[] = {"quit", "exit", "bg_", "shell", "source", "remcirc",
+                                       "reset"};
+  while (*c == ' ' || *c == '\t') c++;
+  if (!*c) return "is empty";
+  if (strchr(c, '\n') || strchr(c, '\r')) return "spans lines";
+  for (size_t k = 0; k < sizeof banned / sizeof banned[0]; k++)
+    if (strncmp(c, banned[k], strlen(banned[k])) == 0) return "is not allowed in a job";
+  return NULL;
+}
+
+int spr_spice_run(const char *const *netlist_lines, int n_lines, const char *const *commands,
+                  int n_commands, const char *const *vec_names, int n_vecs,
+                  spr_spice_vec *vecs, double timeout_s) {
+  static const char fn[] = "spr_spice_run";
+  if (vecs && n_vecs > 0) memset(vecs, 0, (size_t)n_vecs * sizeof *vecs);
+  if (!netlist_lines || n_lines < 1)
+    return spr_error(SPR_EINVAL, "%s: netlist needs at least a title line (n_lines = %d)", fn,
+                     n_lines);
+  if (n_commands < 0 || n_commands > 1000 || (n_commands > 0 && !commands))
+    return spr_error(SPR_EINVAL, "%s: bad command list (n_commands = %d)", fn, n_commands);
+  if (n_vecs < 0 || n_vecs > 100000 || (n_vecs > 0 && (!vec_names || !vecs)))
+    return spr_error(SPR_EINVAL, "%s: bad vector list (n_vecs = %d)", fn, n_vecs);
+  if (!(timeout_s > 0) || !isfinite(timeout_s))
+    return spr_error(SPR_EINVAL, "%s: timeout_s = %g must be finite and > 0", fn, timeout_s);
+  for (int i = 0; i < n_lines; i++)
+    if (!netlist_lines[i])
+      return spr_error(SPR_EINVAL, "%s: netlist line %d is NULL", fn, i + 1);
+  for (int c = 0; c < n_commands; c++) {
+    if (!commands[c]) return spr_error(SPR_EINVAL, "%s: command %d is NULL", fn, c + 1);
+    if (strlen(commands[c]) >= SPR_SPICE_CMD_MAX)
+      return spr_error(SPR_EINVAL, "%s: command %d ('%.40s...') is longer than %d characters",
+                       fn, c + 1, commands[c], SPR_SPICE_CMD_MAX - 1);
+    const char *why = bad_command(commands[c]);
+    if (why) return spr_error(SPR_EINVAL, "%s: command %d ('%s') %s", fn, c + 1, commands[c], why);
+  }
+  for (int k = 0; k < n_vecs; k++)
+    if (!vec_names[k] || !*vec_names[k] || strlen(vec_names[k]) >= SPR_SPICE_CMD_MAX)
+      return spr_error(SPR_EINVAL, "%s: vector name %d is NULL, empty or too long", fn, k + 1);
+  job jb = {netlist_lines, n_lines, commands, n_commands, vec_names, n_vecs, 0};
+  return run_job(fn, &jb, vecs, NULL, 0, timeout_s);
+}
+
+int spr_spice_op_currents(const char *const *netlist_lines, int n_lines,
+                          const char *const *vec_names, int n_vecs, double *values,
+                          double timeout_s) {
+  if (n_vecs < 0 || n_vecs > 100000 || (n_vecs > 0 && (!vec_names || !values)))
+    return spr_error(SPR_EINVAL, "spr_spice_op_currents: bad vector list (n_vecs = %d)", n_vecs);
+  spr_spice_vec *v = n_vecs ? calloc((size_t)n_vecs, sizeof *v) : NULL;
+  if (n_vecs && !v) return spr_error(SPR_ENOMEM, "spr_spice_op_currents: %d vectors", n_vecs);
+  const char *op[] = {"op"};
+  int rc = spr_spice_run(netlist_lines, n_lines, op, 1, vec_names, n_vecs, v, timeout_s);
+  for (int k = 0; k < n_vecs && rc == 0; k++) values[k] = v[k].re[0];
+  spr_spice_vecs_free(v, n_vecs);
+  free(v);
+  return rc;
+}
+
+int spr_spice_version(char *buf, size_t n, double timeout_s) {
+  if (!buf || n < 2)
+    return spr_error(SPR_EINVAL, "spr_spice_version: buffer NULL or too small (n = %zu)", n);
+  buf[0] = '\0';
+  if (!(timeout_s > 0) || !isfinite(timeout_s))
+    return spr_error(SPR_EINVAL, "spr_spice_version: timeout_s = %g must be finite and > 0",
+                     timeout_s);
+  job jb = {NULL, 0, NULL, 0, NULL, 0, 1};
+  return run_job("spr_spice_version", &jb, NULL, buf, n, timeout_s);
+}
+
+/* --------------------------------------------- crossbar (linear, legacy) */
+
+int spr_spice_crossbar_netlist(const double *G, int R, int C, double r_wl, double r_bl,
+                               const double *V, char ***lines, int *n_lines) {
+  spr_circ_xbar x;
+  spr_circ_xbar_init(&x);
+  x.rows = R;
+  x.cols = C;
+  x.G = G;
+  x.V = V;
+  x.r_wl_ohm = r_wl;
+  x.r_bl_ohm = r_bl;
+  return spr_circ_xbar_netlist(&x, NULL, lines, n_lines);
+}
 
 void spr_spice_netlist_free(char **lines, int n_lines) {
   if (!lines) return;
@@ -382,141 +583,15 @@ void spr_spice_netlist_free(char **lines, int n_lines) {
   free(lines);
 }
 
-typedef struct {
-  char **lines;
-  int n, cap;
-} line_buf;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static int emit(line_buf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int len = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (len < 0) return -1;
-  char *s = malloc((size_t)len + 1);
-  if (!s) return -1;
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)len + 1, fmt, ap);
-  va_end(ap);
-  if (b->n == b->cap) {
-    free(s);
-    return -1; /* capacity is computed exactly beforehand */
-  }
-  b->lines[b->n++] = s;
-  return 0;
-}
-
-/* A wire segment: a resistor, or a 0 V source (an exact short) when r is 0. */
-static int emit_wire(line_buf *b, const char *name, const char *n1, const char *n2, double r) {
-  if (r == 0) return emit(b, "V%s %s %s DC 0", name, n1, n2);
-  return emit(b, "R%s %s %s %.17g", name, n1, n2, r);
-}
-
-int spr_spice_crossbar_netlist(const double *G, int R, int C, double r_wl, double r_bl,
-                               const double *V, char ***lines, int *n_lines) {
-  if (lines) *lines = NULL;
-  if (n_lines) *n_lines = 0;
-  if (!G || !V || !lines || !n_lines)
-    return spr_error(SPR_EINVAL, "spr_spice_crossbar_netlist: NULL argument");
-  if (R < 1 || C < 1 || R > 100000 || C > 100000 || (long long)R * C > 50000000LL)
-    return spr_error(SPR_EINVAL, "spr_spice_crossbar_netlist: bad shape %d x %d", R, C);
-  if (!isfinite(r_wl) || r_wl < 0)
-    return spr_error(SPR_EINVAL, "spr_spice_crossbar_netlist: r_wl = %g ohm must be finite "
-                                 "and >= 0", r_wl);
-  if (!isfinite(r_bl) || r_bl < 0)
-    return spr_error(SPR_EINVAL, "spr_spice_crossbar_netlist: r_bl = %g ohm must be finite "
-                                 "and >= 0", r_bl);
-  for (int i = 0; i < R; i++)
-    if (!isfinite(V[i]))
-      return spr_error(SPR_EINVAL, "spr_spice_crossbar_netlist: V[%d] = %g is not finite", i,
-                       V[i]);
-  for (long long k = 0; k < (long long)R * C; k++) {
-    double g = G[k];
-    if (!isfinite(g) || g < 0)
-      return spr_error(SPR_EINVAL, "spr_spice_crossbar_netlist: G[%lld][%lld] = %g S must be "
-                                   "finite and >= 0", k / C, k % C, g);
-    if (g > 0 && !isfinite(1 / g))
-      return spr_error(SPR_EINVAL, "spr_spice_crossbar_netlist: G[%lld][%lld] = %g S is too "
-                                   "small (1/G overflows)", k / C, k % C, g);
-  }
-
-  /* title, options, R drivers, R driver wires, R C cells (at most),
-   * R (C-1) word segments, (R-1) C bit segments, C sense wires, C
-   * ammeters, .end */
-  long long cap = 2 + 2LL * R + (long long)R * C + (long long)R * (C - 1) +
-                  (long long)(R - 1) * C + 2LL * C + 1;
-  line_buf b = {calloc((size_t)cap, sizeof(char *)), 0, (int)cap};
-  if (!b.lines) return spr_error(SPR_ENOMEM, "spr_spice_crossbar_netlist: %lld lines", cap);
-  char n1[64], n2[64], nm[64];
-  int bad = 0;
-  bad |= emit(&b, "* sprintsim crossbar %d x %d r_wl=%.17g r_bl=%.17g", R, C, r_wl, r_bl);
-  bad |= emit(&b, ".options num_threads=1");
-  for (int i = 0; i < R && !bad; i++) {
-    bad |= emit(&b, "Vd%d d%d 0 DC %.17g", i, i, V[i]);
-    snprintf(nm, sizeof nm, "dw%d", i);
-    snprintf(n1, sizeof n1, "d%d", i);
-    snprintf(n2, sizeof n2, "w%d_0", i);
-    bad |= emit_wire(&b, nm, n1, n2, r_wl);
-  }
-  for (int i = 0; i < R && !bad; i++)
-    for (int j = 0; j < C && !bad; j++) {
-      double g = G[(size_t)i * C + j];
-      if (g > 0) bad |= emit(&b, "Rc%d_%d w%d_%d b%d_%d %.17g", i, j, i, j, i, j, 1 / g);
-      if (j + 1 < C) {
-        snprintf(nm, sizeof nm, "w%d_%d", i, j);
-        snprintf(n1, sizeof n1, "w%d_%d", i, j);
-        snprintf(n2, sizeof n2, "w%d_%d", i, j + 1);
-        bad |= emit_wire(&b, nm, n1, n2, r_wl);
-      }
-      if (i + 1 < R) {
-        snprintf(nm, sizeof nm, "b%d_%d", i, j);
-        snprintf(n1, sizeof n1, "b%d_%d", i, j);
-        snprintf(n2, sizeof n2, "b%d_%d", i + 1, j);
-        bad |= emit_wire(&b, nm, n1, n2, r_bl);
-      }
-    }
-  for (int j = 0; j < C && !bad; j++) {
-    snprintf(nm, sizeof nm, "sw%d", j);
-    snprintf(n1, sizeof n1, "b%d_%d", R - 1, j);
-    snprintf(n2, sizeof n2, "s%d", j);
-    bad |= emit_wire(&b, nm, n1, n2, r_bl);
-    bad |= emit(&b, "Vs%d s%d 0 DC 0", j, j);
-  }
-  if (!bad) bad |= emit(&b, ".end");
-  if (bad) {
-    spr_spice_netlist_free(b.lines, b.n);
-    return spr_error(SPR_ENOMEM, "spr_spice_crossbar_netlist: out of memory at line %d", b.n);
-  }
-  *lines = b.lines;
-  *n_lines = b.n;
-  return 0;
-}
-
 int spr_spice_crossbar_currents(const double *G, int R, int C, double r_wl, double r_bl,
                                 const double *V, double *I, double timeout_s) {
-  if (!I) return spr_error(SPR_EINVAL, "spr_spice_crossbar_currents: I is NULL");
-  char **lines = NULL;
-  int n = 0;
-  int rc = spr_spice_crossbar_netlist(G, R, C, r_wl, r_bl, V, &lines, &n);
-  if (rc) return rc;
-  char **names = calloc((size_t)C, sizeof *names);
-  if (!names) {
-    spr_spice_netlist_free(lines, n);
-    return spr_error(SPR_ENOMEM, "spr_spice_crossbar_currents: %d names", C);
-  }
-  for (int j = 0; j < C && rc == 0; j++) {
-    names[j] = malloc(32);
-    if (!names[j]) rc = spr_error(SPR_ENOMEM, "spr_spice_crossbar_currents: names");
-    else snprintf(names[j], 32, "vs%d#branch", j);
-  }
-  if (rc == 0)
-    rc = spr_spice_op_currents((const char *const *)lines, n, (const char *const *)names, C, I,
-                               timeout_s);
-  for (int j = 0; j < C; j++) free(names[j]);
-  free(names);
-  spr_spice_netlist_free(lines, n);
-  return rc;
+  spr_circ_xbar x;
+  spr_circ_xbar_init(&x);
+  x.rows = R;
+  x.cols = C;
+  x.G = G;
+  x.V = V;
+  x.r_wl_ohm = r_wl;
+  x.r_bl_ohm = r_bl;
+  return spr_circ_xbar_currents(&x, I, NULL, timeout_s);
 }

@@ -28,7 +28,8 @@ enum spr_stream {
   SPR_STREAM_CMP_OFFSET = 5, /* comparator static offsets */
   SPR_STREAM_READ = 6,     /* per-decision read and comparator noise */
   SPR_STREAM_DRIFT = 7,    /* per-cell drift exponent spread */
-  SPR_STREAM_READ_FAR = 8  /* recorded noise of decisions certain without it */
+  SPR_STREAM_READ_FAR = 8, /* recorded noise of decisions certain without it */
+  SPR_STREAM_SPICE_MC = 9  /* SPICE Monte Carlo of the calibration (VTO shifts) */
 };
 
 extern const gsl_rng_type *spr_rng_xoshiro256ss;

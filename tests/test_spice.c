@@ -1,14 +1,19 @@
-/* test_spice.c - the SPICE driver (calibration/spr_spice.c): known
- * answers, crossbar column currents against the exact nodal solver
- * (crossbar/spr_nodal.c, an independent computation), and every failure
- * path (bad netlist, singular circuit, missing vector, timeout), each
+/* test_spice.c - the SPICE driver (calibration/spr_spice.c) and the
+ * calibration circuits (calibration/spr_circuits.c): known answers,
+ * crossbar column currents against the exact nodal solver
+ * (crossbar/spr_nodal.c, an independent computation), cell laws, noise
+ * and energies against closed forms, the comparator against small-signal
+ * predictions, and every failure path (bad netlist, singular circuit,
+ * missing vector or plot, failing analysis, bad arguments, timeout), each
  * followed by a good run to show that the next job still works. */
 #include "config.h"
+#include "spr_circuits.h"
 #include "spr_error.h"
 #include "spr_nodal.h"
 #include "spr_spice.h"
 #include "spr_test.h"
 
+#include <gsl/gsl_linalg.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <time.h>
@@ -259,6 +264,727 @@ static void test_memory_flat(void) {
   CU_ASSERT(before > 0 && after - before < 64);
 }
 
+/* ----------------------------------------------- spr_spice_run, version */
+
+/* ngspice's Boltzmann constant (CONSTboltz of ngspice 39); the CODATA
+ * 2018 value 1.380649e-23 differs by 1e-7 relative, below every
+ * tolerance here. */
+static const double KB = 1.38064852e-23;
+
+static void test_version(void) {
+  char v[256];
+  int rc = spr_spice_version(v, sizeof v, TMO);
+  printf("\n    version: '%s'", v);
+  CU_ASSERT_EQUAL(rc, 0);
+  SPR_ASSERT_CONTAINS(v, "ngspice-");
+  CU_ASSERT_EQUAL(spr_spice_version(NULL, 10, TMO), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_spice_version(v, 1, TMO), SPR_EINVAL);
+}
+
+/* Whole vectors of several analyses in one job: a DC sweep (real), an ac
+ * analysis (complex) and a noise analysis (two plots). */
+static void test_run_vectors(void) {
+  /* RC low-pass R = 2385 ohm, C = 1 nF: H(f) = 1 / (1 + j 2 pi f R C);
+   * the resistor's noise current into the 0 V ammeter vam of a second
+   * branch R2 = 4.7 kohm (Vd is an AC ground in .noise), read as a
+   * voltage across the 1-ohm CCVS hn: 4kT/R2 A^2/Hz, white. */
+  const char *net[] = {"* run vectors", "Vd a 0 DC 0.5 AC 1", "R1 a out 2385", "C1 out 0 1n",
+                       "R2 a m 4700", "Vam m 0 DC 0", "Hn nout 0 vam 1", ".end"};
+  const char *cmds[] = {"dc vd 0 1 0.25", "ac dec 2 1e3 1e5",
+                        "noise v(nout) vd dec 5 1e3 1e7"};
+  const char *vecs[] = {"dc1.v-sweep",  "dc1.vam#branch", "ac1.v(out)", "ac1.frequency",
+                        "noise1.onoise_spectrum", "noise1.frequency", "onoise_total"};
+  spr_spice_vec v[7];
+  int rc = spr_spice_run(net, 8, cmds, 3, vecs, 7, v, TMO);
+  if (rc) fprintf(stderr, "\n  run: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  /* DC: 5 points 0, 0.25, ..., 1 V; vam#branch = V / 4700 */
+  CU_ASSERT_EQUAL(v[0].length, 5);
+  CU_ASSERT_EQUAL(v[1].length, 5);
+  CU_ASSERT(!v[0].is_complex && v[0].im == NULL);
+  double dmax = 0;
+  for (int k = 0; k < v[0].length && k < v[1].length; k++)
+    dmax = fmax(dmax, fabs(v[1].re[k] - v[0].re[k] / 4700) + fabs(v[0].re[k] - 0.25 * k));
+  CU_ASSERT(dmax < 1e-12);
+  /* AC: 2 points per decade over 2 decades = 5 points, complex */
+  CU_ASSERT_EQUAL(v[2].length, 5);
+  CU_ASSERT(v[2].is_complex && v[2].im != NULL);
+  double amax = 0;
+  for (int k = 0; k < v[2].length && k < v[3].length; k++) {
+    double w = 2 * 3.14159265358979323846 * v[3].re[k] * 2385 * 1e-9; /* omega R C */
+    double re = 1 / (1 + w * w), im = -w / (1 + w * w);
+    amax = fmax(amax, hypot(v[2].re[k] - re, v[2].im[k] - im));
+  }
+  printf("\n    dc max err %.1e; ac max |H - 1/(1+jwRC)| %.1e", dmax, amax);
+  CU_ASSERT(amax < 1e-9); /* a linear solve: rounding only */
+  /* noise spectrum: 5 points per decade over 4 decades = 21 points, each
+   * sqrt(4kT/R2) at 300.15 K; the total integrates the white spectrum
+   * exactly (ngspice interpolates the PSD as a power law between
+   * points), so only rounding and kB's last digits remain: 1e-6. */
+  const double psd = 4 * KB * 300.15 / 4700;
+  CU_ASSERT_EQUAL(v[4].length, 21);
+  CU_ASSERT_EQUAL(v[5].length, v[4].length);
+  double smax = 0;
+  for (int k = 0; k < v[4].length; k++) smax = fmax(smax, fabs(v[4].re[k] / sqrt(psd) - 1));
+  double tot = sqrt(psd * (1e7 - 1e3));
+  printf("\n    R2 noise: spectrum max rel err %.1e; total %.6e A rms vs closed form %.6e",
+         smax, v[6].re[0], tot);
+  CU_ASSERT(smax < 1e-6);
+  CU_ASSERT(fabs(v[6].re[0] / tot - 1) < 1e-6);
+  spr_spice_vecs_free(v, 7);
+  CU_ASSERT(v[0].re == NULL && v[0].length == 0);
+  spr_spice_vecs_free(NULL, 3); /* no-op */
+}
+
+/* Plot names as spr_spice.h documents them: one counter that grows only
+ * when a name would repeat. */
+static void test_plot_names(void) {
+  const char *net[] = {"* divider", "V1 a 0 DC 2.385", "R1 a b 1000", "R2 b 0 500", ".end"};
+  const char *cmds[] = {"op", "alter r2 1500", "op", "dc v1 1 2 0.5"};
+  const char *vecs[] = {"op1.v(b)", "op2.v(b)", "dc2.v(b)", "v-sweep"};
+  spr_spice_vec v[4];
+  /* setplot makes a plot current: plain names then read it */
+  const char *cmds2[] = {"op", "alter r2 1500", "op", "setplot op1"};
+  const char *vecs2[] = {"v(b)"};
+  int rc = spr_spice_run(net, 5, cmds2, 4, vecs2, 1, v, TMO);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT(fabs(v[0].re[0] - 2.385 / 3) < 1e-12);
+  spr_spice_vecs_free(v, 1);
+  rc = spr_spice_run(net, 5, cmds, 4, vecs, 4, v, TMO);
+  if (rc) fprintf(stderr, "\n  plots: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT(fabs(v[0].re[0] - 2.385 / 3) < 1e-12);
+  CU_ASSERT(fabs(v[1].re[0] - 2.385 * 0.6) < 1e-12); /* after the alter: 1500/2500 */
+  CU_ASSERT_EQUAL(v[2].length, 3);
+  CU_ASSERT(v[2].length == 3 && fabs(v[2].re[2] - 2 * 0.6) < 1e-12);
+  CU_ASSERT(v[3].length == 3 && fabs(v[3].re[1] - 1.5) < 1e-12);
+  spr_spice_vecs_free(v, 4);
+}
+
+/* An error from spr_spice_run, its message, then a good run. */
+static void expect_run_error(const char *const *cmds, int n_cmds, const char *vec, int want,
+                             const char *what, const char *needle) {
+  const char *net[] = {"* divider", "V1 a 0 DC 2.385", "R1 a b 1000", "R2 b 0 500", ".end"};
+  const char *vecs[] = {vec};
+  spr_spice_vec v[1];
+  spr_error_clear();
+  int rc = spr_spice_run(net, 5, cmds, n_cmds, vecs, 1, v, TMO);
+  printf("\n    %s -> %d: %s", what, rc, spr_errmsg());
+  CU_ASSERT_EQUAL(rc, want);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), needle);
+  CU_ASSERT(v[0].re == NULL && v[0].length == 0);
+  CU_ASSERT(divider_ok());
+}
+
+static void test_run_errors(void) {
+  const char *unknown[] = {"op", "frobnicate 3"};
+  expect_run_error(unknown, 2, "v(b)", SPR_ESPICE, "unknown command", "frobnicate");
+  const char *bad_dc[] = {"dc vnope 0 1 0.1"};
+  expect_run_error(bad_dc, 1, "v(b)", SPR_ESPICE, "sweep of a missing source", "vnope");
+  const char *no_ac[] = {"noise v(b) v1 dec 10 1 1e3"}; /* V1 has no AC value */
+  expect_run_error(no_ac, 1, "onoise_total", SPR_ESPICE, "noise without AC input", "aborted");
+  const char *op[] = {"op"};
+  expect_run_error(op, 1, "noise7.onoise_total", SPR_ESPICE, "unknown plot", "noise7");
+  expect_run_error(op, 1, "v(nothere)", SPR_ESPICE, "unknown vector", "v(nothere)");
+  const char *quit[] = {"op", "quit"};
+  expect_run_error(quit, 2, "v(b)", SPR_EINVAL, "quit", "'quit'");
+  const char *bg[] = {"bg_run"};
+  expect_run_error(bg, 1, "v(b)", SPR_EINVAL, "bg_run", "'bg_run'");
+  const char *nl[] = {"op\nop"};
+  expect_run_error(nl, 1, "v(b)", SPR_EINVAL, "two lines", "spans lines");
+  const char *null_cmd[] = {NULL};
+  expect_run_error(null_cmd, 1, "v(b)", SPR_EINVAL, "NULL command", "command 1");
+  expect_run_error(op, -1, "v(b)", SPR_EINVAL, "n_commands < 0", "n_commands = -1");
+  expect_run_error(op, 1, "", SPR_EINVAL, "empty vector name", "vector name 1");
+  /* zero commands: nothing ran, so no vector */
+  expect_run_error(NULL, 0, "v(b)", SPR_ESPICE, "no commands", "v(b)");
+}
+
+/* -------------------------------------------------------------- cells */
+
+static void test_cell_iv(void) {
+  spr_circ_sinh p;
+  spr_circ_sinh_default(&p);
+  p.v0_V = 0.2385;
+  const double G = 2.385e-5;
+  double gap;
+  CU_ASSERT_EQUAL_FATAL(spr_circ_sinh_gap(&p, G, &gap), 0);
+  CU_ASSERT(fabs(gap - 0.25e-9 * log(1e-3 / (G * 0.2385))) < 1e-24);
+  enum { N = 49 };
+  double V[N], I[N];
+  char *text = NULL;
+  int rc = spr_circ_cell_iv(&p, G, -0.6, 0.6, N, V, I, &text, TMO);
+  if (rc) fprintf(stderr, "\n  cell: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  /* I = G V0 sinh(V/V0): ngspice evaluates the B-source at the forced
+   * node voltage, so only Newton's last update and rounding remain;
+   * 1e-9 relative (plus 1e-18 A near V = 0) is far tighter than the
+   * 1e-3 reltol that bounds it. */
+  double worst = 0;
+  for (int k = 0; k < N; k++) {
+    double ref = G * p.v0_V * sinh(V[k] / p.v0_V);
+    worst = fmax(worst, fabs(I[k] - ref) / (fabs(ref) + 1e-18 / 1e-9));
+    CU_ASSERT(fabs(V[k] - (-0.6 + 1.2 * k / (N - 1))) < 1e-12);
+  }
+  printf("\n    sinh cell G=%g S, V0=%g V, gap=%.4g nm: I(0.6 V) = %.6e A (linear %.6e), max "
+         "rel err %.1e", G, p.v0_V, gap * 1e9, I[N - 1], G * 0.6, worst);
+  CU_ASSERT(worst < 1e-9);
+  CU_ASSERT(I[N - 1] > 2 * G * 0.6); /* sinh(2.5)/2.5 = 2.4: clearly nonlinear */
+  SPR_ASSERT_CONTAINS(text, "\n.control\noptran 1 1 1 0 0 0\ndc vin -0.59999999999999998 0.59999999999999998 ");
+  SPR_ASSERT_CONTAINS(text, "Bc t 0 I=0.001*exp(");
+  /* the deck is self-contained: loaded with no commands, its .control
+   * block runs the sweep again and gives the same currents */
+  char *dl[32];
+  int nd = 0;
+  for (char *q = strtok(text, "\n"); q && nd < 32; q = strtok(NULL, "\n")) dl[nd++] = q;
+  const char *bv[] = {"vin#branch"};
+  spr_spice_vec rv[1];
+  rc = spr_spice_run((const char *const *)dl, nd, NULL, 0, bv, 1, rv, TMO);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT(rc == 0 && rv[0].length == N && rv[0].re[N - 1] == -I[N - 1]);
+  spr_spice_vecs_free(rv, 1);
+  free(text);
+  /* errors */
+  CU_ASSERT_EQUAL(spr_circ_cell_iv(&p, -G, -0.6, 0.6, N, V, I, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "G_S = -2.385e-05");
+  CU_ASSERT_EQUAL(spr_circ_cell_iv(&p, G, 0.6, -0.6, N, V, I, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "[0.6, -0.6]");
+  CU_ASSERT_EQUAL(spr_circ_cell_iv(&p, G, -0.6, 0.6, 1, V, I, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "n_points = 1");
+  p.g0_m = 0;
+  CU_ASSERT_EQUAL(spr_circ_cell_iv(&p, G, -0.6, 0.6, N, V, I, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "sinh.g0_m");
+}
+
+/* ------------------------------------------------------------ crossbar */
+
+/* Column currents of sinh cells against (a) the linear nodal solution
+ * when V0 is huge and (b) the closed form sum_i G V0 sinh(V_i/V0) when
+ * the wires are ideal (every cell sees its row voltage). */
+static void test_xbar_sinh(void) {
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng_set(r, 4242);
+  enum { R = 8, C = 6 };
+  double G[R * C], V[R], I[C], Geff[R * C];
+  random_array(r, R, C, G, V);
+  spr_circ_xbar x;
+  spr_circ_xbar_init(&x);
+  x.rows = R;
+  x.cols = C;
+  x.G = G;
+  x.V = V;
+  x.r_wl_ohm = 2.5;
+  x.r_bl_ohm = 4.1;
+  x.cell = SPR_CIRC_CELL_SINH;
+  x.sinh.v0_V = 1e4; /* |V|/V0 <= 3e-5: sinh(u)/u - 1 <= u^2/6 = 1.5e-10 */
+  spr_nodal_ws *ws = spr_nodal_ws_alloc(R, C, NULL);
+  CU_ASSERT_FATAL(ws != NULL);
+  CU_ASSERT_EQUAL_FATAL(spr_nodal_effective(G, R, C, 2.5, 4.1, Geff, NULL, ws), 0);
+  char *text = NULL;
+  int rc = spr_circ_xbar_currents(&x, I, &text, TMO);
+  if (rc) fprintf(stderr, "\n  xbar sinh: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double worst = 0;
+  for (int j = 0; j < C; j++) {
+    double ref = 0;
+    for (int i = 0; i < R; i++) ref += V[i] * Geff[i * C + j];
+    worst = fmax(worst, fabs(I[j] / ref - 1));
+  }
+  /* 1.5e-10 from the law, plus Newton's convergence on a nonlinear
+   * circuit (ngspice stops when updates are below reltol 1e-3 of the
+   * change; in practice far smaller): 1e-6. */
+  printf("\n    8x6 sinh cells, V0 = 1e4 V, vs linear nodal: max rel diff %.1e", worst);
+  CU_ASSERT(worst < 1e-6);
+  SPR_ASSERT_CONTAINS(text, "Bc0_0 w0_0 b0_0 I=0.001*exp(");
+  free(text);
+
+  /* ideal wires, V0 = 0.25 V, row voltages up to 0.3 V */
+  x.sinh.v0_V = 0.25;
+  x.r_wl_ohm = x.r_bl_ohm = 0;
+  rc = spr_circ_xbar_currents(&x, I, NULL, TMO);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  worst = 0;
+  double lin_ratio = 0;
+  for (int j = 0; j < C; j++) {
+    double ref = 0, lin = 0;
+    for (int i = 0; i < R; i++) {
+      ref += G[i * C + j] * 0.25 * sinh(V[i] / 0.25);
+      lin += G[i * C + j] * V[i];
+    }
+    worst = fmax(worst, fabs(I[j] / ref - 1));
+    lin_ratio = fmax(lin_ratio, I[j] / lin);
+  }
+  printf("; ideal wires, V0 = 0.25 V: max rel diff from sum G V0 sinh(V/V0) %.1e (up to %.3f x "
+         "linear)", worst, lin_ratio);
+  CU_ASSERT(worst < 1e-9); /* the cells sit across ideal sources: rounding only */
+  CU_ASSERT(lin_ratio > 1.05);
+  spr_nodal_ws_free(ws);
+  gsl_rng_free(r);
+}
+
+/* Driving-point admittance of sense node j of the crossbar (topology of
+ * crossbar/spr_nodal.h, r_wl, r_bl > 0) with the drivers and the other
+ * sense nodes at 0 V: dense nodal solve, unknowns word nodes then bit
+ * nodes. */
+static double sense_admittance(const double *g, int R, int C, double rwl, double rbl, int jj) {
+  const int N = 2 * R * C;
+  gsl_matrix *A = gsl_matrix_calloc(N, N);
+  gsl_vector *b = gsl_vector_calloc(N), *v = gsl_vector_alloc(N);
+  const double gw = 1 / rwl, gb = 1 / rbl;
+#define ADD(a, c, x) (*gsl_matrix_ptr(A, (a), (c)) += (x))
+#define LINK(a, c, x) (ADD(a, a, x), ADD(c, c, x), ADD(a, c, -(x)), ADD(c, a, -(x)))
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < C; j++) {
+      int w = i * C + j, bn = R * C + i * C + j;
+      LINK(w, bn, g[i * C + j]);
+      if (j == 0) ADD(w, w, gw); /* to the driver (0 V) */
+      else LINK(w, w - 1, gw);
+      if (i + 1 < R) LINK(bn, bn + C, gb);
+      else ADD(bn, bn, gb); /* to the sense node */
+      if (i + 1 == R && j == jj) *gsl_vector_ptr(b, bn) = gb; /* sense jj at 1 V */
+    }
+#undef LINK
+#undef ADD
+  gsl_permutation *perm = gsl_permutation_alloc(N);
+  int sg;
+  gsl_linalg_LU_decomp(A, perm, &sg);
+  gsl_linalg_LU_solve(A, perm, b, v);
+  double y = gb * (1 - gsl_vector_get(v, R * C + (R - 1) * C + jj));
+  gsl_permutation_free(perm);
+  gsl_matrix_free(A);
+  gsl_vector_free(b);
+  gsl_vector_free(v);
+  return y;
+}
+
+/* Column noise: with ideal wires each cell's thermal current 4kT G flows
+ * straight into the ammeter, so i_rms = sqrt(4kT sum_i G_ij (f_hi - f_lo)). */
+static void test_xbar_noise(void) {
+  enum { R = 5, C = 3 };
+  double G[R * C], V[R];
+  for (int k = 0; k < R * C; k++) G[k] = 1e-6 * (2.385 + 7 * k);
+  for (int i = 0; i < R; i++) V[i] = 0.1 + 0.05 * i;
+  spr_circ_xbar x;
+  spr_circ_xbar_init(&x);
+  x.rows = R;
+  x.cols = C;
+  x.G = G;
+  x.V = V;
+  x.temp_C = 85; /* 358.15 K: checks that .temp reaches the noise */
+  const double flo = 1e3, fhi = 1e8;
+  for (int j = 0; j < C; j++) {
+    double i_rms, gsum = 0;
+    char *text = NULL;
+    int rc = spr_circ_xbar_noise(&x, j, flo, fhi, 5, &i_rms, j == 1 ? &text : NULL, TMO);
+    if (rc) fprintf(stderr, "\n  noise: %s\n", spr_errmsg());
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    for (int i = 0; i < R; i++) gsum += G[i * C + j];
+    double ref = sqrt(4 * KB * 358.15 * gsum * (fhi - flo));
+    printf("\n    column %d noise %.6e A rms, sqrt(4kT sum G df) %.6e", j, i_rms, ref);
+    /* white spectrum, integrated exactly: rounding and kB only */
+    CU_ASSERT(fabs(i_rms / ref - 1) < 1e-6);
+    if (text) {
+      SPR_ASSERT_CONTAINS(text, "Hn nout 0 vs1 1");
+      SPR_ASSERT_CONTAINS(text, "noise v(nout) vd0 dec 5 1000 100000000");
+      free(text);
+    }
+  }
+  /* with wires: Nyquist's theorem for a passive reciprocal resistive
+   * network at one temperature, the short-circuit noise current at a
+   * port has PSD 4kT Re(Y), Y the port's driving-point admittance with
+   * every other source shorted.  Y of sense node j from a dense LU solve
+   * (written here, independently of the netlist): 1 V on sense j, 0 V on
+   * drivers and other senses; Y = g_bl (1 - v(bit node R-1, j)).  Same
+   * tolerance: a linear network, white noise. */
+  x.r_wl_ohm = 35;
+  x.r_bl_ohm = 120;
+  for (int j = 0; j < C; j++) {
+    double i_w, y = sense_admittance(G, R, C, x.r_wl_ohm, x.r_bl_ohm, j);
+    CU_ASSERT_EQUAL_FATAL(spr_circ_xbar_noise(&x, j, flo, fhi, 5, &i_w, NULL, TMO), 0);
+    double ref = sqrt(4 * KB * 358.15 * y * (fhi - flo));
+    printf("\n    column %d with 35/120 ohm wires: %.6e A rms, sqrt(4kT Re(Y) df) %.6e", j, i_w,
+           ref);
+    CU_ASSERT(fabs(i_w / ref - 1) < 1e-6);
+  }
+  /* errors */
+  double dummy;
+  CU_ASSERT_EQUAL(spr_circ_xbar_noise(&x, 3, flo, fhi, 5, &dummy, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "col = 3");
+  CU_ASSERT_EQUAL(spr_circ_xbar_noise(&x, 0, fhi, flo, 5, &dummy, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "f_hi_Hz = 1000");
+  x.cell = SPR_CIRC_CELL_SINH;
+  CU_ASSERT_EQUAL(spr_circ_xbar_noise(&x, 0, flo, fhi, 5, &dummy, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "noiseless");
+  x.cell = 7;
+  CU_ASSERT_EQUAL(spr_circ_xbar_currents(&x, &dummy, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cell law 7");
+}
+
+/* Energy of a trapezoidal pulse of height V, edges T, into R-C from a
+ * discharged capacitor, held until charged, then back to 0 V and held
+ * until discharged: everything drawn is dissipated in R, twice the
+ * dissipation of one edge (the falling edge mirrors the rising one):
+ *   E = 2 E_R,  E_R = (1/R) [(V tau/T)^2 (T - 2 tau (1 - e^-T/tau)
+ *                     + tau/2 (1 - e^-2T/tau)) + a^2 tau / 2],
+ *   a = (V tau/T)(1 - e^-T/tau),  tau = R C  (-> C V^2 as T -> 0). */
+static double rc_pulse_energy(double V, double R, double Cap, double T) {
+  double tau = R * Cap, e1 = exp(-T / tau), e2 = exp(-2 * T / tau);
+  double k = V * tau / T, a = k * (1 - e1);
+  double ramp = k * k * (T - 2 * tau * (1 - e1) + 0.5 * tau * (1 - e2));
+  return 2 * (ramp + a * a * tau / 2) / R;
+}
+
+static void test_energy_rc(void) {
+  const double V = 0.8, R = 2385, Cap = 1e-12, T = 0.2e-9; /* tau = 2.385 ns */
+  const char *net[] = {"* rc pulse", "Vp a 0 PULSE(0 0.8 0 0.2n 0.2n 40n 1u)", "R1 a b 2385",
+                       "C1 b 0 1p", ".end"};
+  const char *src[] = {"vp"}, *nod[] = {"a"};
+  double E;
+  int rc = spr_circ_source_energy(net, 5, "tran 10p 80.4n 0 10p", src, nod, 1, 0, 80.4e-9, &E,
+                                  TMO);
+  if (rc) fprintf(stderr, "\n  energy: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double ref = rc_pulse_energy(V, R, Cap, T);
+  printf("\n    RC pulse energy %.6e J, closed form %.6e J (C V^2 = %.3e J), rel diff %.1e", E,
+         ref, Cap * V * V, E / ref - 1);
+  /* ngspice's integration (trapezoidal, reltol 1e-3 on the charge) and
+   * the trapezoid rule over 10 ps steps ((h/tau)^2/12 = 1.5e-6): 2e-3. */
+  CU_ASSERT(fabs(E / ref - 1) < 2e-3);
+  /* the window: only the rising part [0, 20 ns] draws C V^2 / 2 stored
+   * plus E_R of one edge */
+  double E1;
+  rc = spr_circ_source_energy(net, 5, "tran 10p 80.4n 0 10p", src, nod, 1, 0, 20e-9, &E1, TMO);
+  CU_ASSERT_EQUAL(rc, 0);
+  double ref1 = 0.5 * Cap * V * V + 0.5 * ref;
+  printf("; first 20 ns %.6e J vs %.6e J", E1, ref1);
+  CU_ASSERT(fabs(E1 / ref1 - 1) < 2e-3);
+  /* errors */
+  CU_ASSERT_EQUAL(spr_circ_source_energy(net, 5, "op", src, nod, 1, 0, 1e-9, &E, TMO),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "'op'");
+  CU_ASSERT_EQUAL(
+      spr_circ_source_energy(net, 5, "tran 10p 10n", src, nod, 1, 0, 20e-9, &E, TMO),
+      SPR_ESPICE);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "window");
+  const char *empty[] = {""};
+  CU_ASSERT_EQUAL(spr_circ_source_energy(net, 5, "tran 10p 10n", empty, nod, 1, 0, 5e-9, &E, TMO),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "source or node name 0");
+  const char *nosrc[] = {"vq"};
+  CU_ASSERT_EQUAL(
+      spr_circ_source_energy(net, 5, "tran 10p 10n", nosrc, nod, 1, 0, 5e-9, &E, TMO),
+      SPR_ESPICE);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "vq#branch");
+  CU_ASSERT(divider_ok());
+}
+
+/* Read energy of a crossbar with ideal wires and no capacitance: each row
+ * dissipates v_i(t) sum_j i_ij(t), so
+ *   linear: E = sum_i V_i^2 sum_j G_ij (W + (T_r + T_f)/3)
+ *   sinh:   E = sum_i sum_j G_ij V0 integral of v sinh(v/V0) dt,
+ * the latter by Simpson's rule on each edge (2000 intervals). */
+static double edge_integral(double Vi, double V0, double T) {
+  /* integral over one edge of duration T of v sinh(v/V0), v = Vi s/T */
+  const int n = 2000;
+  double h = 1.0 / n, sum = 0;
+  for (int k = 0; k <= n; k++) {
+    double v = Vi * k * h, f = v * V0 * sinh(v / V0);
+    sum += f * (k == 0 || k == n ? 1 : (k % 2 ? 4 : 2));
+  }
+  return sum * h / 3 * T;
+}
+
+static void test_xbar_energy(void) {
+  enum { R = 3, C = 4 };
+  double G[R * C], V[R] = {0.2385, 0.1, 0.3};
+  for (int k = 0; k < R * C; k++) G[k] = 1e-5 * (1 + 0.37 * k);
+  spr_circ_xbar x;
+  spr_circ_xbar_init(&x);
+  x.rows = R;
+  x.cols = C;
+  x.G = G;
+  x.V = V;
+  spr_circ_pulse pu;
+  spr_circ_pulse_default(&pu);
+  double E, ref = 0, ref_s = 0;
+  char *text = NULL;
+  int rc = spr_circ_xbar_read_energy(&x, &pu, &E, &text, TMO);
+  if (rc) fprintf(stderr, "\n  xbar energy: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  for (int i = 0; i < R; i++) {
+    double g = 0;
+    for (int j = 0; j < C; j++) g += G[i * C + j];
+    ref += V[i] * V[i] * g * (pu.width_s + (pu.rise_s + pu.fall_s) / 3);
+    ref_s += g * (V[i] * 0.25 * sinh(V[i] / 0.25) * pu.width_s +
+                  edge_integral(V[i], 0.25, pu.rise_s) + edge_integral(V[i], 0.25, pu.fall_s));
+  }
+  /* resistive only: the trapezoid rule is exact between breakpoints for
+   * the linear case up to the curvature of v^2 on the edges (20 steps per
+   * edge: (1/20)^2/12 of the edge part), ngspice hits the breakpoints */
+  printf("\n    3x4 linear read energy %.6e J vs %.6e J (rel %.1e); %.3e J per MAC", E, ref,
+         E / ref - 1, E / (R * C));
+  CU_ASSERT(fabs(E / ref - 1) < 1e-4);
+  SPR_ASSERT_CONTAINS(text, "Vd0 d0 0 PULSE(0 0.23849999999999999 1e-10 1e-10 1e-10 5.0000000000000001e-09");
+  SPR_ASSERT_CONTAINS(text, "\ntran 4.9999999999999997e-12 8.0000000000000005e-09 0 ");
+  free(text);
+  x.cell = SPR_CIRC_CELL_SINH;
+  rc = spr_circ_xbar_read_energy(&x, &pu, &E, NULL, TMO);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  printf("; sinh cells %.6e J vs %.6e J (rel %.1e)", E, ref_s, E / ref_s - 1);
+  CU_ASSERT(fabs(E / ref_s - 1) < 1e-4);
+  /* capacitances: with no cells (G = 0) each row is the driver, r_wl and
+   * c_wl of the first word node (the rest of the row hangs behind further
+   * segments; one column keeps it a single R-C), exactly the R-C pulse of
+   * test_energy_rc: E = sum_i 2 E_R(V_i).  Same tolerance (2e-3). */
+  double G0[2] = {0, 0}, V0[2] = {0.8, 0.3};
+  spr_circ_xbar xc;
+  spr_circ_xbar_init(&xc);
+  xc.rows = 2;
+  xc.cols = 1;
+  xc.G = G0;
+  xc.V = V0;
+  xc.r_wl_ohm = 2385;
+  xc.r_bl_ohm = 10;
+  xc.c_wl_F = 1e-12;
+  xc.c_bl_F = 0.5e-12; /* the bit line is never driven: no energy */
+  spr_circ_pulse pc = {0, 0.2e-9, 40e-9, 0.2e-9, 80.4e-9, 10e-12};
+  double Ec;
+  rc = spr_circ_xbar_read_energy(&xc, &pc, &Ec, NULL, TMO);
+  if (rc) fprintf(stderr, "\n  xbar energy (C): %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL(rc, 0);
+  double refc = rc_pulse_energy(0.8, 2385, 1e-12, 0.2e-9) + rc_pulse_energy(0.3, 2385, 1e-12, 0.2e-9);
+  printf("; 2x1 R-C rows %.6e J vs %.6e J (rel %.1e)", Ec, refc, Ec / refc - 1);
+  CU_ASSERT(fabs(Ec / refc - 1) < 2e-3);
+  /* errors */
+  pu.t_stop_s = 1e-9;
+  CU_ASSERT_EQUAL(spr_circ_xbar_read_energy(&x, &pu, &E, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "pulse.t_stop_s = 1e-09");
+  spr_circ_pulse_default(&pu);
+  pu.t_step_s = 1e-9;
+  CU_ASSERT_EQUAL(spr_circ_xbar_read_energy(&x, &pu, &E, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "pulse.t_step_s = 1e-09");
+  x.c_bl_F = -1;
+  CU_ASSERT_EQUAL(spr_circ_xbar_read_energy(&x, &pu, &E, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "c_bl_F = -1");
+}
+
+/* ---------------------------------------------------------- comparator */
+
+static void test_cmp_mismatch(void) {
+  spr_circ_cmp p;
+  spr_circ_cmp_default(&p);
+  double a[SPR_CIRC_CMP_N_MOS], b[SPR_CIRC_CMP_N_MOS];
+  CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 2385, 17, a), 0);
+  CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 2385, 17, b), 0);
+  CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+  CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 2385, 18, b), 0);
+  CU_ASSERT(a[0] != b[0]);
+  /* 2000 samples: each transistor's shift over its Pelgrom sigma has unit
+   * variance; the pooled estimate of 14000 values has a standard error
+   * of 0.6%, so 3% is 5 standard errors. */
+  double s2 = 0, m = 0;
+  const int n = 2000;
+  for (int s = 0; s < n; s++) {
+    CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_mismatch(&p, 99, s, a), 0);
+    for (int k = 0; k < SPR_CIRC_CMP_N_MOS; k++) {
+      double z = a[k] / (3.5e-9 / sqrt(p.w_m[k] * p.l_m[k]));
+      s2 += z * z;
+      m += z;
+    }
+  }
+  double sd = sqrt(s2 / (n * SPR_CIRC_CMP_N_MOS));
+  printf("\n    sigma(M1) = %.3f mV; pooled z: mean %.4f, sd %.4f",
+         1e3 * 3.5e-9 / sqrt(p.w_m[0] * p.l_m[0]), m / (n * SPR_CIRC_CMP_N_MOS), sd);
+  CU_ASSERT(fabs(sd - 1) < 0.03);
+  CU_ASSERT(fabs(m / (n * SPR_CIRC_CMP_N_MOS)) < 0.03);
+  CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 1, -1, a), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "sample = -1");
+  p.avt_p_Vm = -1;
+  CU_ASSERT_EQUAL(spr_circ_cmp_mismatch(&p, 1, 0, a), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "avt_p_Vm = -1");
+}
+
+/* Trip current.  With zero mismatch the OTA's systematic offset is its
+ * output level at balance (about VDD - V_SG3 = 1.2 V) minus the
+ * inverter's threshold (0.9 V) over its gain (gm1 / (gds2 + gds4), about
+ * 200): about 1.5 mV at the input, 75 nA through R_s = 20 kohm, under 1%
+ * of 10 uA: assert 2%.  A VTO shift dV of the column-side input
+ * transistor M2 is exactly an input voltage shift (the circuit reaches
+ * the same state with V_inp higher by dV), so the trip current moves by
+ * dV / R_s; of the reference-side M1, by -dV / R_s.  Tolerance 0.5%:
+ * the fine sweep resolves 0.4 nA of the 250 nA shift. */
+static void test_cmp_trip(void) {
+  spr_circ_cmp p;
+  spr_circ_cmp_default(&p);
+  const double iref = 10e-6, span = 4e-6, dv = 5e-3;
+  double t0, t2, t1;
+  char *text = NULL;
+  int rc = spr_circ_cmp_trip(&p, NULL, iref, span, &t0, &text, TMO);
+  if (rc) fprintf(stderr, "\n  trip: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double d[SPR_CIRC_CMP_N_MOS] = {0};
+  d[1] = dv;
+  CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p, d, iref, span, &t2, NULL, TMO), 0);
+  d[1] = 0;
+  d[0] = dv;
+  CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p, d, iref, span, &t1, NULL, TMO), 0);
+  const double pred = dv / p.r_sense_ohm;
+  printf("\n    trip %.6e A (offset %.2f nA = %.3f%% of i_ref); M2 +5 mV: shift %.3f nA, M1 +5 "
+         "mV: %.3f nA, predicted +-%.3f nA",
+         t0, 1e9 * (t0 - iref), 100 * (t0 - iref) / iref, 1e9 * (t2 - t0), 1e9 * (t1 - t0),
+         1e9 * pred);
+  CU_ASSERT(fabs(t0 - iref) < 0.02 * iref);
+  CU_ASSERT(fabs((t2 - t0) / pred - 1) < 5e-3);
+  CU_ASSERT(fabs((t1 - t0) / -pred - 1) < 5e-3);
+  /* The mirror: +dV on the VTO of PMOS M3 (|VT| lower) lifts node x by
+   * dV, so M4 sources gm4 dV less and the pair must unbalance by
+   * gm2 dVin = -gm4 dV: shift -(gm4/gm2) dV/R_s; on M4, +(gm4/gm2) dV/R_s.
+   * Square law at equal currents and sizes: gm4/gm2 = sqrt(KP_p/KP_n) =
+   * 0.632.  Tolerance 3%: LAMBDA makes the drain voltages of M2 and M4
+   * (and so their currents' ratio to gm) differ by about 1%.  The tail
+   * M5 (common mode) and the inverter M6 (divided by the OTA gain of
+   * about 200) move the trip by under 2% of dV/R_s. */
+  const double ratio = sqrt(p.kp_p_AV2 / p.kp_n_AV2);
+  double tm[4];
+  for (int k = 2; k < 6; k++) {
+    double dd[SPR_CIRC_CMP_N_MOS] = {0};
+    dd[k] = dv;
+    CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p, dd, iref, span, &tm[k - 2], NULL, TMO), 0);
+    tm[k - 2] = (tm[k - 2] - t0) / pred;
+  }
+  printf("\n    shift / (dV/R_s): M3 %.4f, M4 %.4f (predicted -+%.4f), M5 %.4f, M6 %.4f", tm[0],
+         tm[1], ratio, tm[2], tm[3]);
+  CU_ASSERT(fabs(tm[0] / -ratio - 1) < 0.03);
+  CU_ASSERT(fabs(tm[1] / ratio - 1) < 0.03);
+  CU_ASSERT(fabs(tm[2]) < 0.02 && fabs(tm[3]) < 0.02);
+  SPR_ASSERT_CONTAINS(text, "M2 o1 inp tail 0 mod2 W=3.9999999999999998e-06");
+  SPR_ASSERT_CONTAINS(text, "\ndc icol ");
+  free(text);
+  /* the netlist itself: each transistor's own card carries its shift */
+  char **lines = NULL;
+  int n = 0;
+  d[0] = 0;
+  d[2] = -7e-3; /* M3, PMOS: VTO -0.45 - 0.007 */
+  CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_netlist(&p, d, 9.5e-6, iref, &lines, &n), 0);
+  int has_card = 0, has_icol = 0;
+  for (int k = 0; k < n; k++) {
+    has_card |= strncmp(lines[k], ".model mod3 pmos (level=1 vto=-0.45700000000000002 ", 51) == 0;
+    has_icol |= strcmp(lines[k], "Icol 0 inp DC 9.5000000000000005e-06") == 0;
+  }
+  CU_ASSERT(has_card && has_icol);
+  spr_spice_netlist_free(lines, n);
+  d[2] = 0;
+  CU_ASSERT_EQUAL(spr_circ_cmp_netlist(&p, d, -1e-6, iref, &lines, &n), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "i_col_A = -1e-06");
+  CU_ASSERT(lines == NULL && n == 0);
+  /* errors: the output cannot cross within a span smaller than the
+   * offset of a 50 mV shift (2.5 uA) */
+  d[0] = 0;
+  d[1] = 50e-3;
+  spr_error_clear();
+  CU_ASSERT_EQUAL(spr_circ_cmp_trip(&p, d, iref, 1e-6, &t1, NULL, TMO), SPR_ESPICE);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "does not rise through VDD/2");
+  CU_ASSERT_EQUAL(spr_circ_cmp_trip(&p, d, iref, 2 * iref, &t1, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "span_A = 2e-05");
+  d[3] = NAN;
+  CU_ASSERT_EQUAL(spr_circ_cmp_trip(&p, d, iref, span, &t1, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dvto_V[3] (M4)");
+  p.vto_p_V = 0.45;
+  CU_ASSERT_EQUAL(spr_circ_cmp_trip(&p, NULL, iref, span, &t1, NULL, TMO), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "vto_p_V = 0.45");
+  CU_ASSERT(divider_ok());
+}
+
+/* Input-referred noise over 1 kHz - 1 MHz (below the input pole, about
+ * 30 MHz: R_s times the Miller-multiplied gate capacitance).  The two
+ * sense resistors alone give a white current noise 2 x 4kT/R_s at the
+ * input (R_sp's Norton current adds to Icol; R_sn's enters the other side
+ * with the same gain): the floor.  The input pair and the mirror add
+ * channel thermal noise (8/3) kT gm each, referred to the input current:
+ * 2 (8/3) kT (1 + gm3/gm1) / (gm1 R_s^2), i.e. a share
+ * (2/3)(1 + gm3/gm1) / (gm1 R_s) = 0.38 of the floor's power with the
+ * square-law gm1 = 0.14 mS, gm3 = 0.089 mS at 6.25 uA: a ratio
+ * sqrt(1.38) = 1.18 to the floor.  Assert [1.10, 1.30]: it fails without
+ * the transistor noise (1.0) or with it doubled (1.33), and leaves room
+ * for the square-law gm (no LAMBDA, no body effect). */
+static void test_cmp_noise(void) {
+  spr_circ_cmp p;
+  spr_circ_cmp_default(&p);
+  const double iref = 10e-6, flo = 1e3, fhi = 1e6;
+  double it, irms;
+  char *text = NULL;
+  int rc = spr_circ_cmp_noise(&p, NULL, iref, 4e-6, flo, fhi, 10, &it, &irms, &text, TMO);
+  if (rc) fprintf(stderr, "\n  cmp noise: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double floor_ = sqrt(2 * 4 * KB * 300.15 / p.r_sense_ohm * (fhi - flo));
+  printf("\n    comparator noise %.4e A rms at trip %.6e A; sense resistors alone %.4e A rms "
+         "(ratio %.3f)", irms, it, floor_, irms / floor_);
+  CU_ASSERT(irms / floor_ > 1.10 && irms / floor_ < 1.30);
+  SPR_ASSERT_CONTAINS(text, "\nnoise v(o1) icol dec 10 1000 1000000\n");
+  free(text);
+  CU_ASSERT_EQUAL(spr_circ_cmp_noise(&p, NULL, iref, 4e-6, flo, fhi, 0, &it, &irms, NULL, TMO),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "points_per_decade = 0");
+}
+
+/* Decision transient: the delay shrinks as the overdrive grows (more
+ * current slews the OTA output faster); the energy includes the static
+ * bias (p_static x window) and a dynamic part that charges C_load and
+ * the internal nodes, at least C_load VDD^2 / 2 (the inverter output
+ * swings 0 -> VDD; the supply delivers C_load VDD^2 for it). */
+static void test_cmp_step(void) {
+  spr_circ_cmp p;
+  spr_circ_cmp_default(&p);
+  spr_circ_step st;
+  spr_circ_step_default(&st);
+  const double iref = 10e-6, od[3] = {0.5e-6, 2e-6, 6e-6};
+  double delay[3], trip;
+  CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p, NULL, iref, 4e-6, &trip, NULL, TMO), 0);
+  for (int k = 0; k < 3; k++) {
+    spr_circ_cmp_decision dec;
+    char *text = NULL;
+    int rc = spr_circ_cmp_step(&p, NULL, iref, trip, od[k], &st, &dec, k == 0 ? &text : NULL,
+                               TMO);
+    if (rc) fprintf(stderr, "\n  step: %s\n", spr_errmsg());
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    delay[k] = dec.delay_s;
+    double edyn = dec.energy_J - dec.p_static_W * st.window_s;
+    printf("\n    overdrive %.1f uA: delay %.3f ns, energy %.1f fJ (static %.1f uW, dynamic "
+           "%.1f fJ; C_L VDD^2 = %.1f fJ)",
+           1e6 * od[k], 1e9 * dec.delay_s, 1e15 * dec.energy_J, 1e6 * dec.p_static_W,
+           1e15 * edyn, 1e15 * p.c_load_F * p.vdd_V * p.vdd_V);
+    CU_ASSERT(dec.delay_s > 0 && dec.delay_s < st.window_s);
+    CU_ASSERT(dec.p_static_W > 0);
+    CU_ASSERT(edyn > 0.5 * p.c_load_F * p.vdd_V * p.vdd_V);
+    if (text) {
+      char want[160];
+      snprintf(want, sizeof want, "Icol 0 inp PWL(0 %.17g 2.0000000000000001e-09", trip - od[0]);
+      SPR_ASSERT_CONTAINS(text, want);
+      free(text);
+    }
+  }
+  CU_ASSERT(delay[0] > delay[1] && delay[1] > delay[2]);
+  /* errors: a 50 mV shift of M2 moves the trip 2.5 uA up; a step from
+   * 9 to 11 uA then never trips; a shift of -50 mV leaves the output high
+   * before the step */
+  double d[SPR_CIRC_CMP_N_MOS] = {0};
+  spr_circ_cmp_decision dec;
+  d[1] = 50e-3;
+  CU_ASSERT_EQUAL(spr_circ_cmp_step(&p, d, iref, iref, 1e-6, &st, &dec, NULL, TMO), SPR_ESPICE);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "does not reach VDD/2");
+  d[1] = -50e-3;
+  CU_ASSERT_EQUAL(spr_circ_cmp_step(&p, d, iref, iref, 1e-6, &st, &dec, NULL, TMO), SPR_ESPICE);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "not below VDD/2 before the step");
+  CU_ASSERT_EQUAL(spr_circ_cmp_step(&p, NULL, iref, 1e-6, 2e-6, &st, &dec, NULL, TMO),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "i_center_A = 1e-06");
+  st.window_s = 0;
+  CU_ASSERT_EQUAL(spr_circ_cmp_step(&p, NULL, iref, iref, 1e-6, &st, &dec, NULL, TMO),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "step.window_s = 0");
+  CU_ASSERT(divider_ok());
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"known answer (divider)", test_known_answer},
                          {"netlist text", test_netlist_text},
@@ -271,6 +997,19 @@ int main(void) {
                          {"timeout kills the child", test_timeout},
                          {"invalid arguments", test_invalid_args},
                          {"parent memory flat", test_memory_flat},
+                         {"ngspice version", test_version},
+                         {"whole vectors of dc, ac and noise", test_run_vectors},
+                         {"plot names", test_plot_names},
+                         {"spr_spice_run errors, then a good run", test_run_errors},
+                         {"sinh cell I-V", test_cell_iv},
+                         {"sinh crossbar vs nodal and closed form", test_xbar_sinh},
+                         {"column noise vs 4kTG", test_xbar_noise},
+                         {"RC pulse energy vs closed form", test_energy_rc},
+                         {"crossbar read energy", test_xbar_energy},
+                         {"comparator mismatch draws", test_cmp_mismatch},
+                         {"comparator trip and VTO shift", test_cmp_trip},
+                         {"comparator input noise", test_cmp_noise},
+                         {"comparator decision transient", test_cmp_step},
                          CU_TEST_INFO_NULL};
   return spr_test_run("spice", tests);
 }
