@@ -34,11 +34,16 @@ static const key_row keys[] = {
   {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
   {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md); empty = the defaults below", NULL}, F(device_model), 0, 0, 0},
 
+  {{"workload", "source", SPR_KEY_ENUM, "", "attention inputs: synthetic heads of the preset; qkv: Q, K, V from an HDF5 file; vit: the ViT model on Fashion-MNIST test images (docs/vit.md)", "synthetic|qkv|vit"}, F(wl.source), 0, 0, 2},
   {{"workload", "preset", SPR_KEY_ENUM, "", "synthetic attention preset (docs/workloads.md)", "bert-base|vit-base"}, F(wl.preset), 0, 0, 1},
   {{"workload", "seq_len", SPR_KEY_INT, "", "tokens per sequence N; 0 = preset's (512 BERT, 197 ViT)", NULL}, F(wl.seq_len), 0, 0, 16384},
   {{"workload", "layers", SPR_KEY_INT, "", "layers; 0 = preset's (12)", NULL}, F(wl.n_layers), 0, 0, SPR_MAX_LAYERS},
   {{"workload", "heads", SPR_KEY_INT, "", "heads per layer; 0 = preset's (12)", NULL}, F(wl.n_heads), 0, 0, SPR_MAX_HEADS},
   {{"workload", "head_dim", SPR_KEY_INT, "", "head dimension d; 0 = preset's (64)", NULL}, F(wl.head_dim), 0, 0, 1024},
+  {{"workload", "model", SPR_KEY_STRING, "", "source vit: model HDF5 file written by scripts/train_vit.py (docs/vit.md); relative to the current folder", NULL}, F(wl.model), 0, 0, 0},
+  {{"workload", "dataset", SPR_KEY_STRING, "", "source vit: folder of the Fashion-MNIST IDX files t10k-{images-idx3,labels-idx1}-ubyte.gz (Debian: dataset-fashion-mnist)", NULL}, F(wl.dataset), 0, 0, 0},
+  {{"workload", "images", SPR_KEY_INT, "", "source vit: test images evaluated", NULL}, F(wl.images), 1000, 1, 10000000},
+  {{"workload", "first_image", SPR_KEY_INT, "", "source vit: index of the first test image evaluated", NULL}, F(wl.first_image), 0, 0, 10000000},
 
   {{"crossbar", "rows", SPR_KEY_INT, "", "cells per column of one array (key dimensions per array)", NULL}, F(xbar.rows), 64, 1, 4096},
   {{"crossbar", "cols", SPR_KEY_INT, "", "cells per row of one array (even: two columns per key)", NULL}, F(xbar.cols), 64, 2, 4096},
@@ -73,12 +78,13 @@ static const key_row keys[] = {
   {{"analog", "cmp_noise", SPR_KEY_BOOL, "", "comparator noise per decision", NULL}, F(an.cmp_noise), 1, 0, 1},
   {{"analog", "cmp_noise_sigma", SPR_KEY_DOUBLE, "A", "sigma of the comparator noise per decision (input-referred)", NULL}, F(an.cmp_noise_sigma_A), 1e-8, 0, 1},
 
-  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate; direct: use values", "keep_rate|direct"}, F(thr.mode), 0, 0, 1},
+  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate; direct: use values; learned: the model file's threshold per layer plus offset (source vit)", "keep_rate|direct|learned"}, F(thr.mode), 0, 0, 2},
   {{"threshold", "keep_rate", SPR_KEY_DOUBLE, "", "target fraction of keys kept (mode keep_rate)", NULL}, F(thr.keep_rate), 0.15, 1e-6, 1},
   {{"threshold", "per_head", SPR_KEY_BOOL, "", "one threshold per head instead of one per layer", NULL}, F(thr.per_head), 0, 0, 1},
   {{"threshold", "values", SPR_KEY_LIST, "score", "thresholds in score units (mode direct): 1, one per layer, or one per layer and head", NULL}, F(thr.values), 0, -1e9, 1e9},
   {{"threshold", "bits", SPR_KEY_INT, "", "resolution of the threshold generator", NULL}, F(thr.bits), 5, 1, 16},
   {{"threshold", "range", SPR_KEY_DOUBLE, "score", "threshold full scale in score units; 0 = max |ideal score|", NULL}, F(thr.range), 0, 0, 1e9},
+  {{"threshold", "offset", SPR_KEY_DOUBLE, "", "mode learned: added to the learned threshold, in units of the scaled score q.k / sqrt(d) (docs/vit.md)", NULL}, F(thr.offset), 0, -1e3, 1e3},
 
   /* [energy] and [timing]: the ledger's constants, sources in docs/energy.md.
    * "45 nm" figures are Horowitz (ISSCC 2014) values that the ledger
@@ -130,6 +136,21 @@ static const key_row keys[] = {
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
+/* Defaults of the string keys that have one (the others default to ""). */
+static const struct {
+  size_t off;
+  const char *text;
+} string_defaults[] = {
+  {F(wl.model), "models/vit-fmnist.h5"},
+  {F(wl.dataset), "/usr/share/datasets/fashion-mnist"},
+};
+
+static const char *string_default(size_t off) {
+  for (size_t i = 0; i < sizeof string_defaults / sizeof string_defaults[0]; i++)
+    if (string_defaults[i].off == off) return string_defaults[i].text;
+  return "";
+}
+
 int spr_config_nkeys(void) { return NKEYS; }
 
 const spr_config_key_info *spr_config_key(int i) {
@@ -154,7 +175,7 @@ void spr_config_default(spr_config *c) {
     case SPR_KEY_U64: *(uint64_t *)field(c, k) = (uint64_t)k->def; break;
     case SPR_KEY_DOUBLE: *(double *)field(c, k) = k->def; break;
     case SPR_KEY_LIST: c->thr.n_values = 0; break;
-    case SPR_KEY_STRING: ((char *)field(c, k))[0] = '\0'; break;
+    case SPR_KEY_STRING: snprintf((char *)field(c, k), SPR_STRING_MAX, "%s", string_default(k->off)); break;
     }
   }
 }
@@ -408,12 +429,26 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
   if (t->range > 0 && t->range < 1e-3)
     return CFG_ERR("%s: key 'threshold.range': value %g is neither 0 (auto) nor at least 0.001 score units",
                    AT("threshold", "range"), t->range);
+  if (c->wl.source == SPR_SOURCE_QKV)
+    return CFG_ERR("%s: key 'workload.source': value 'qkv' is not available in this build "
+                   "(use synthetic or vit)", AT("workload", "source"));
+  if (t->mode == SPR_THR_LEARNED && c->wl.source != SPR_SOURCE_VIT)
+    return CFG_ERR("%s: key 'threshold.mode': value 'learned' needs workload.source = vit "
+                   "(the thresholds come from the model file)", AT("threshold", "mode"));
+  if (c->wl.source == SPR_SOURCE_VIT && c->wl.model[0] == '\0')
+    return CFG_ERR("%s: key 'workload.model' is empty; source vit needs a model file",
+                   AT("workload", "model"));
+  if (c->wl.source == SPR_SOURCE_VIT && c->wl.dataset[0] == '\0')
+    return CFG_ERR("%s: key 'workload.dataset' is empty; source vit needs the Fashion-MNIST folder",
+                   AT("workload", "dataset"));
   if (t->mode == SPR_THR_DIRECT) {
     int L = c->wl.n_layers, H = c->wl.n_heads;
     if (t->n_values == 0)
       return CFG_ERR("%s: key 'threshold.values' is required when threshold.mode = direct",
                      AT("threshold", "mode"));
-    if (t->per_head) {
+    if (c->wl.source == SPR_SOURCE_VIT) {
+      /* counted against the model's depth and heads by spr_vit_config */
+    } else if (t->per_head) {
       if (t->n_values != 1 && t->n_values != L * H)
         return CFG_ERR("%s: key 'threshold.values': %d values given; per_head needs 1 or layers x heads = %d",
                        AT("threshold", "values"), t->n_values, L * H);
