@@ -30,12 +30,13 @@ enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1, SPR_THR_LEARNED =
 enum spr_source { SPR_SOURCE_SYNTHETIC = 0, SPR_SOURCE_QKV = 1, SPR_SOURCE_VIT = 2 };
 
 typedef struct {
-  int source;    /* enum spr_source */
   int preset;    /* enum spr_preset */
   int seq_len;   /* N, tokens per sequence (0 in a file: preset's value) */
   int n_layers;  /* (0 in a file: preset's value) */
   int n_heads;   /* (0 in a file: preset's value) */
   int head_dim;  /* d (0 in a file: preset's value) */
+  int source;    /* enum spr_source (after the preset's fields, which
+                    callers may initialise by position) */
   /* source vit (docs/vit.md) */
   char model[SPR_STRING_MAX];   /* model HDF5 file (scripts/train_vit.py) */
   char dataset[SPR_STRING_MAX]; /* folder of the Fashion-MNIST IDX files */

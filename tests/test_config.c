@@ -160,7 +160,9 @@ static void test_key_table(void) {
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("run", "trace"))->choices, "summary|masks|full");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "preset"))->choices, "bert-base|vit-base");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order");
-  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "source"))->choices, "synthetic|qkv|vit");
+  CU_ASSERT_EQUAL(spr_config_key(key_index("workload", "model"))->type, SPR_KEY_STRING);
 }
 
 static void test_defaults(void) {
@@ -879,6 +881,12 @@ static void nondefault(spr_config *c) {
   c->wl.n_layers = 3;
   c->wl.n_heads = 2;
   c->wl.head_dim = 32;
+  c->wl.source = SPR_SOURCE_VIT;
+  strcpy(c->wl.model, "m/vit 2.h5");
+  strcpy(c->wl.dataset, "/data/fm, nist");
+  c->wl.images = 123;
+  c->wl.first_image = 45;
+  c->thr.offset = -0.2385;
   c->xbar.rows = 128;
   c->xbar.cols = 96;
   c->xbar.cell_bits = 3;
