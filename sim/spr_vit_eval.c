@@ -143,6 +143,8 @@ int spr_vit_infer(const spr_config *mc, const spr_vit *m, int s, const uint8_t *
     if ((rc = attend_layer(mc, m, s, l, trial, x, st))) {
       char msg[512];
       snprintf(msg, sizeof msg, "%s", spr_errmsg());
+      /* the threshold messages name the layer already */
+      if (!strncmp(msg, "layer ", 6)) return spr_error(rc, "%s: %s", spr_vit_scheme_name(s), msg);
       return spr_error(rc, "%s: layer %d: %s", spr_vit_scheme_name(s), l, msg);
     }
     rc = spr_vit_attn_out(m, l, x->vw);
