@@ -119,22 +119,34 @@ static int attr_str(const char *path, hid_t f, const char *obj, const char *name
   return 0;
 }
 
+/* Open dataset `name` into *d with its type class, rank (-1 when not
+ * simple) and up to 4 sizes. */
+static int dset_open(const char *path, hid_t f, const char *name, hid_t *d, int *cls, int *rank,
+                     hsize_t dims[4]) {
+  *d = -1;
+  if (!exists(f, name)) return spr_error(SPR_EHDF5, "%s: dataset '%s' missing", path, name);
+  *d = H5Dopen2(f, name, H5P_DEFAULT);
+  if (*d < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, name);
+  hid_t ty = H5Dget_type(*d), sp = H5Dget_space(*d);
+  *cls = ty >= 0 ? (int)H5Tget_class(ty) : -1;
+  *rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+  memset(dims, 0, 4 * sizeof *dims);
+  if (*rank >= 1 && *rank <= 4) H5Sget_simple_extent_dims(sp, dims, NULL);
+  H5Tclose(ty);
+  H5Sclose(sp);
+  return 0;
+}
+
 /* Dataset `name` of rank `rank` and shape dims, floating point, every
  * element finite, into a new float array. */
 static int read_floats(const char *path, hid_t f, const char *name, int rank, const hsize_t *dims,
                        float **out) {
   *out = NULL;
-  if (!exists(f, name)) return spr_error(SPR_EHDF5, "%s: dataset '%s' missing", path, name);
-  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-  if (d < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, name);
-  hid_t ty = H5Dget_type(d), sp = H5Dget_space(d);
-  const int cls = ty >= 0 ? (int)H5Tget_class(ty) : -1;
-  const int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-  hsize_t got[4] = {0, 0, 0, 0};
-  if (r >= 1 && r <= 4) H5Sget_simple_extent_dims(sp, got, NULL);
-  H5Tclose(ty);
-  H5Sclose(sp);
-  int rc = 0;
+  hid_t d;
+  int cls, r;
+  hsize_t got[4];
+  int rc = dset_open(path, f, name, &d, &cls, &r, got);
+  if (rc) return rc;
   char want[64] = "", have[64] = "";
   for (int k = 0; k < rank; k++)
     snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", k ? " x " : "",
@@ -168,17 +180,12 @@ static int read_floats(const char *path, hid_t f, const char *name, int rank, co
 static int read_u8(const char *path, hid_t f, const char *name, int below, int *len,
                    uint8_t **out) {
   *out = NULL;
-  if (!exists(f, name)) return spr_error(SPR_EHDF5, "%s: dataset '%s' missing", path, name);
-  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-  if (d < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, name);
-  hid_t ty = H5Dget_type(d), sp = H5Dget_space(d);
-  const int cls = ty >= 0 ? (int)H5Tget_class(ty) : -1;
-  const int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-  hsize_t n = 0;
-  if (r == 1) H5Sget_simple_extent_dims(sp, &n, NULL);
-  H5Tclose(ty);
-  H5Sclose(sp);
-  int rc = 0;
+  hid_t d;
+  int cls, r;
+  hsize_t dims[4];
+  int rc = dset_open(path, f, name, &d, &cls, &r, dims);
+  if (rc) return rc;
+  const hsize_t n = dims[0];
   if (cls != H5T_INTEGER) rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not integer", path, name);
   else if (r != 1 || n < 1 || n > 10000000)
     rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not a 1-D array of 1 .. 10^7 values", path, name);
