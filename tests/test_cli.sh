@@ -107,6 +107,36 @@ printf '[workload]\nseq_len = 16384\nheads = 64\n' > "$T/huge.ini"
 expect 1 "GiB of memory" "oversized run refused" -- "$EXE" run "$T/huge.ini" -o "$T/huge.h5"
 [ ! -e "$T/huge.h5" ] && notmp "$T/huge.h5" && ok "no output for an oversized run" || bad "no output for an oversized run"
 
+# source vit: the errors, then a three-image run (docs/vit.md)
+printf '[workload]\nsource = qkv\n' > "$T/qkv.ini"
+expect 1 "qkv.ini:2: key 'workload.source': value 'qkv' is not available" "source qkv refused" -- "$EXE" run "$T/qkv.ini" -o "$T/x.h5"
+printf '[threshold]\nmode = learned\n' > "$T/learned.ini"
+expect 1 "'learned' needs workload.source = vit" "learned thresholds need a model" -- "$EXE" run "$T/learned.ini" -o "$T/x.h5"
+printf '[workload]\nsource = vit\nmodel = %s/nomodel.h5\n' "$T" > "$T/nomodel.ini"
+expect 1 "$T/nomodel.h5: cannot open the ViT model" "missing model file" -- "$EXE" run "$T/nomodel.ini" -o "$T/x.h5"
+printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\ndataset = %s/nodata\n' "$S" "$T" > "$T/nodata.ini"
+expect 1 "$T/nodata/t10k-images-idx3-ubyte.gz: cannot open" "missing dataset" -- "$EXE" run "$T/nodata.ini" -o "$T/x.h5"
+[ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output for a failed vit run" || bad "no output for a failed vit run"
+if [ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  cat > "$T/vit.ini" <<INI
+[workload]
+source = vit
+model = $S/models/vit-fmnist.h5
+images = 3
+first_image = 9997
+[threshold]
+mode = learned
+offset = 0.1
+INI
+  expect 0 "^sprint " "vit run" -- "$EXE" run "$T/vit.ini" -o "$T/vit.h5" --threads 2
+  grep -q "^exact .* 100.00  100.00" "$T/out" && ok "vit run: exact row" || bad "vit run: exact row"
+  [ -f "$T/vit.h5" ] && notmp "$T/vit.h5" && ok "vit output written" || bad "vit output written"
+  printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\nimages = 4\nfirst_image = 9997\n' "$S" > "$T/vitbig.ini"
+  expect 1 "first_image 9997 + workload.images 4 exceed the 10000 test images" "images beyond the test set" -- "$EXE" run "$T/vitbig.ini" -o "$T/x.h5"
+else
+  echo "skip - vit run: /usr/share/datasets/fashion-mnist absent"
+fi
+
 # config: prints the resolved configuration, which parses back identically
 expect 0 "seq_len = 64" "config command" -- "$EXE" config "$T/small.ini"
 cp "$T/out" "$T/resolved.ini"
