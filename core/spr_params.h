@@ -22,16 +22,20 @@
 #define SPR_STRING_MAX 1024
 
 enum spr_preset { SPR_PRESET_BERT_BASE = 0, SPR_PRESET_VIT_BASE = 1 };
-/* Where Q, K, V come from: the seeded generator (workloads/spr_synth.h) or
- * a sprintsim-qkv HDF5 file (workloads/spr_qkv.h, docs/qkv.md). */
-enum spr_wl_source { SPR_SOURCE_SYNTHETIC = 0, SPR_SOURCE_QKV = 1 };
 enum spr_trace_level {
   SPR_TRACE_SUMMARY = 0,
   SPR_TRACE_MASKS = 1,
   SPR_TRACE_FULL = 2
 };
 enum spr_ir_model { SPR_IR_OFF = 0, SPR_IR_FIRST_ORDER = 1 };
-enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1 };
+/* learned: the model file's per-layer threshold on q.k / sqrt(d) plus
+ * threshold.offset (workload.source = vit only; sim/spr_attend.h). */
+enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1, SPR_THR_LEARNED = 2 };
+/* Where a run's attention inputs come from: the seeded generator
+ * (workloads/spr_synth.h), a sprintsim-qkv HDF5 file (workloads/spr_qkv.h,
+ * docs/qkv.md), or the ViT on Fashion-MNIST (workloads/spr_vit.h,
+ * docs/vit.md). */
+enum spr_source { SPR_SOURCE_SYNTHETIC = 0, SPR_SOURCE_QKV = 1, SPR_SOURCE_VIT = 2 };
 
 typedef struct {
   int preset;    /* enum spr_preset */
@@ -40,9 +44,16 @@ typedef struct {
   int n_layers;  /* (0 in a file: preset's value; source qkv: the file's) */
   int n_heads;   /* (0 in a file: preset's value; source qkv: the file's) */
   int head_dim;  /* d (0 in a file: preset's value) */
-  int source;    /* enum spr_wl_source */
-  int qkv_item;  /* batch item of the qkv file (source qkv) */
-  char qkv_file[SPR_STRING_MAX]; /* sprintsim-qkv HDF5 file (source qkv); "" = none */
+  int source;    /* enum spr_source (after the preset's fields, which
+                    callers may initialise by position) */
+  /* source qkv (docs/qkv.md) */
+  int qkv_item;  /* batch item of the qkv file */
+  char qkv_file[SPR_STRING_MAX]; /* sprintsim-qkv HDF5 file; "" = none */
+  /* source vit (docs/vit.md) */
+  char model[SPR_STRING_MAX];   /* model HDF5 file (scripts/train_vit.py) */
+  char dataset[SPR_STRING_MAX]; /* folder of the Fashion-MNIST IDX files */
+  int images;        /* test images evaluated */
+  int first_image;   /* index of the first one */
 } spr_workload_params;
 
 typedef struct {
@@ -96,6 +107,8 @@ typedef struct {
   int bits;           /* resolution of the threshold generator */
   double range;       /* full scale of the threshold generator, score
                          units; 0 = max |ideal score| of the layer (head) */
+  double offset;      /* added to the learned threshold (mode learned),
+                         units of the scaled score q.k / sqrt(d) */
 } spr_thr_params;
 
 /* Energy and latency constants of the ledger (core/spr_ledger.h); each

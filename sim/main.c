@@ -12,6 +12,7 @@
 #include "spr_sweep.h"
 #include "spr_xbar.h"
 #include "spr_trace.h"
+#include "spr_vit_eval.h"
 
 #include <omp.h>
 #include <signal.h>
@@ -69,6 +70,9 @@ static void usage_run(FILE *f) {
           "Simulate every layer and head of the workload: keys programmed into ReRAM\n"
           "arrays, queries applied as row voltages, one noisy threshold comparator per\n"
           "column.  Prints a per-layer table and writes an HDF5 trace.\n"
+          "With workload.source = vit (docs/vit.md) it runs the trained ViT on\n"
+          "Fashion-MNIST test images instead, every head under each scheme, and\n"
+          "prints top-1 accuracy, keep rate, bytes, energy and cycles per scheme.\n"
           "\n"
           "  CONFIG             INI file (keys: 'sprintsim config' and README); without\n"
           "                     it, the built-in default: BERT-base preset (12 layers x\n"
@@ -233,6 +237,72 @@ static int trace_device_model(spr_trace *tr, const spr_config *c, const spr_devi
   return spr_trace_write_device(tr, &dm);
 }
 
+/* workload.source = vit: the ViT on Fashion-MNIST test images under every
+ * enabled scheme (docs/vit.md). */
+static int run_vit(const spr_config *c, const char *out, long threads) {
+  spr_vit m;
+  spr_fmnist data;
+  if (spr_vit_load(c->wl.model, &m)) return fail(1, NULL);
+  if (spr_fmnist_load(c->wl.dataset, "t10k", &data)) {
+    spr_vit_free(&m);
+    return fail(1, NULL);
+  }
+  printf("sprintsim %s: vit %s (%d layers x %d heads, N = %d, d = %d), Fashion-MNIST test images "
+         "%d..%d, seed %llu, %ld thread%s\n", PACKAGE_VERSION, c->wl.model, m.depth, m.heads,
+         m.tokens, m.head_dim, c->wl.first_image, c->wl.first_image + c->wl.images - 1,
+         (unsigned long long)c->seed, threads, threads == 1 ? "" : "s");
+  if (c->thr.mode == SPR_THR_LEARNED) {
+    printf("SPRINT thresholds: learned theta + offset %g on q.k/sqrt(d):", c->thr.offset);
+    for (int l = 0; l < m.depth; l++) printf(" %.4g", m.layer[l].theta + c->thr.offset);
+    printf("\n");
+  } else if (c->thr.mode == SPR_THR_KEEP_RATE) {
+    printf("SPRINT thresholds: calibrated per %s and image to keep rate %g\n",
+           c->thr.per_head ? "head" : "layer", c->thr.keep_rate);
+  } else {
+    printf("SPRINT thresholds: direct, score units\n");
+  }
+  fflush(stdout);
+  spr_vit_eval_result r;
+  int status = 0;
+  if (spr_vit_eval_run(c, &m, c->wl.model, &data, (int)threads, &interrupted, &r)) {
+    if (interrupted) {
+      fprintf(stderr, "%s: interrupted; %s not written\n", prog, out);
+      status = 130;
+    } else {
+      status = fail(1, NULL);
+    }
+  } else {
+    const int N = r.n_images, dn = SPR_SCHEME_DENSE;
+    printf("\nscheme    top1%%  agree%%   keep%%  fetched kB/img  energy uJ/img  kcycles/img  "
+           "speedup  energy-\n");
+    for (int k = 0; k < SPR_VIT_N_SCHEMES; k++) {
+      /* exact first: the reference of the agreement column */
+      const int s = k == 0 ? SPR_VIT_EXACT : k - 1;
+      const spr_vit_metrics *x = &r.scheme[s];
+      if (!x->ran) continue;
+      printf("%-8s %6.2f %7.2f %7.2f", spr_vit_scheme_name(s), 100 * x->accuracy,
+             100 * x->agreement, 100 * x->keep_rate);
+      if (s == SPR_VIT_EXACT)
+        printf(" %15s %14s %12s %8s %8s\n", "-", "-", "-", "-", "-");
+      else
+        printf(" %15.2f %14.3f %12.2f %7.2fx %7.2fx\n", x->bytes_fetched / N / 1e3,
+               x->energy_J / N * 1e6, x->cycles / N / 1e3, r.scheme[dn].cycles / x->cycles,
+               r.scheme[dn].energy_J / x->energy_J);
+    }
+    if (r.scheme[SPR_SCHEME_SPRINT].theta_saturated)
+      printf("note: %lld head evaluations had a learned threshold beyond the %d-bit generator's "
+             "range (saturated at its end)\n",
+             (long long)r.scheme[SPR_SCHEME_SPRINT].theta_saturated, c->thr.bits);
+    printf("%d images in %.1f s\n", N, r.seconds);
+    if (spr_vit_eval_write(out, c, &r, PACKAGE_VERSION)) status = fail(1, NULL);
+    else printf("output: %s\n", out);
+    spr_vit_eval_result_free(&r);
+  }
+  spr_fmnist_free(&data);
+  spr_vit_free(&m);
+  return status;
+}
+
 static int cmd_run(int argc, char **argv) {
   const char *cfg_path = NULL, *out = "sprintsim-run.h5", *seed = NULL, *trace = NULL;
   long threads = omp_get_max_threads();
@@ -298,6 +368,11 @@ static int cmd_run(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+
+  if (c.wl.source == SPR_SOURCE_VIT) { /* its output records the config, device keys applied */
+    spr_device_free(&dev);
+    return run_vit(&c, out, threads);
+  }
 
   spr_run *run = NULL;
   spr_trace *tr = NULL;

@@ -107,6 +107,34 @@ printf '[workload]\nseq_len = 16384\nheads = 64\n' > "$T/huge.ini"
 expect 1 "GiB of memory" "oversized run refused" -- "$EXE" run "$T/huge.ini" -o "$T/huge.h5"
 [ ! -e "$T/huge.h5" ] && notmp "$T/huge.h5" && ok "no output for an oversized run" || bad "no output for an oversized run"
 
+# source vit: the errors, then a three-image run (docs/vit.md)
+printf '[threshold]\nmode = learned\n' > "$T/learned.ini"
+expect 1 "'learned' needs workload.source = vit" "learned thresholds need a model" -- "$EXE" run "$T/learned.ini" -o "$T/x.h5"
+printf '[workload]\nsource = vit\nmodel = %s/nomodel.h5\n' "$T" > "$T/nomodel.ini"
+expect 1 "$T/nomodel.h5: cannot open the ViT model" "missing model file" -- "$EXE" run "$T/nomodel.ini" -o "$T/x.h5"
+printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\ndataset = %s/nodata\n' "$S" "$T" > "$T/nodata.ini"
+expect 1 "$T/nodata/t10k-images-idx3-ubyte.gz: cannot open" "missing dataset" -- "$EXE" run "$T/nodata.ini" -o "$T/x.h5"
+[ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output for a failed vit run" || bad "no output for a failed vit run"
+if [ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  cat > "$T/vit.ini" <<INI
+[workload]
+source = vit
+model = $S/models/vit-fmnist.h5
+images = 3
+first_image = 9997
+[threshold]
+mode = learned
+offset = 0.1
+INI
+  expect 0 "^sprint " "vit run" -- "$EXE" run "$T/vit.ini" -o "$T/vit.h5" --threads 2
+  grep -q "^exact .* 100.00  100.00" "$T/out" && ok "vit run: exact row" || bad "vit run: exact row"
+  [ -f "$T/vit.h5" ] && notmp "$T/vit.h5" && ok "vit output written" || bad "vit output written"
+  printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\nimages = 4\nfirst_image = 9997\n' "$S" > "$T/vitbig.ini"
+  expect 1 "first_image 9997 + workload.images 4 exceed the 10000 test images" "images beyond the test set" -- "$EXE" run "$T/vitbig.ini" -o "$T/x.h5"
+else
+  echo "skip - vit run: /usr/share/datasets/fashion-mnist absent"
+fi
+
 # config: prints the resolved configuration, which parses back identically
 expect 0 "seq_len = 64" "config command" -- "$EXE" config "$T/small.ini"
 cp "$T/out" "$T/resolved.ini"
@@ -184,15 +212,15 @@ if "$B/tests/test_device" --write "$T/dev.h5" > /dev/null 2>&1; then
   expect 0 "sets 6 keys" "run with a device model" -- "$EXE" run "$T/dev.ini" -o "$T/dev_run.h5" --threads 1
   grep -q "^  crossbar.cell_v0  *= 0.2497" "$T/out" && grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" \
     && grep -q "fnv1a64:" "$T/out" && ok "device keys printed" || bad "device keys printed"
-  expect 0 "device model: $T/dev.h5 (fnv1a64:" "report names the device model" -- "$EXE" report "$T/dev_run.h5"
+  expect 0 "device model: $PWD/${T#./}/dev.h5 (fnv1a64:" "report names the device model" -- "$EXE" report "$T/dev_run.h5"
   grep -q "^  analog.thermal_excess  *= 1.385" "$T/out" && ok "report lists the applied keys" || bad "report lists the applied keys"
   expect 0 "cell_v0 = 0.2497" "config applies the device model" -- "$EXE" config "$T/dev.ini"
   grep -q "^thermal_excess = 1.385$" "$T/out" && grep -q "sets 6 keys" "$T/err" \
     && ok "config: values in the INI, list on stderr" || bad "config: values in the INI, list on stderr"
   printf '[run]\ndevice_model = %s\n' "nodev.h5" > "$T/nodev.ini"
-  expect 1 "run.device_model: $T/nodev.h5: cannot open device model" "missing device model" -- "$EXE" run "$T/nodev.ini" -o "$T/x.h5"
+  expect 1 "run.device_model: $PWD/${T#./}/nodev.h5: cannot open device model" "missing device model" -- "$EXE" run "$T/nodev.ini" -o "$T/x.h5"
   printf '[run]\ndevice_model = %s\n' "small.ini" > "$T/notdev.ini"
-  expect 1 "run.device_model: $T/small.ini: not an HDF5 file" "device model not HDF5" -- "$EXE" run "$T/notdev.ini" -o "$T/x.h5"
+  expect 1 "run.device_model: $PWD/${T#./}/small.ini: not an HDF5 file" "device model not HDF5" -- "$EXE" run "$T/notdev.ini" -o "$T/x.h5"
   printf '[run]\ndevice_model = %s\n' "a.h5" > "$T/tracedev.ini"
   expect 1 "attribute 'format' of '/' is missing" "a trace is not a device model" -- "$EXE" run "$T/tracedev.ini" -o "$T/x.h5"
   [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "device model errors leave no output" || bad "device model errors leave no output"
@@ -302,11 +330,11 @@ assert t['config/workload/qkv_file'][()].decode().endswith('/py.h5')
   # the trace records the device model: provenance, identity, applied values
   if [ -f "$T/dev_run.h5" ]; then
     "$PY" - "$T" <<'PYEOF' && ok "trace records the device model" || bad "trace records the device model"
-import sys, h5py
+import os, sys, h5py
 t = sys.argv[1]
 d = h5py.File(t + "/dev.h5", "r"); r = h5py.File(t + "/dev_run.h5", "r")
 g = r["device_model"]; a = g.attrs
-assert a["path"].decode() == t + "/dev.h5"
+assert a["path"].decode() == os.path.abspath(t + "/dev.h5")
 assert a["content_id"].decode().startswith("fnv1a64:") and len(a["content_id"]) == 24
 assert a["created"].decode() == d["provenance/created"][()].decode()
 assert a["ngspice_version"].decode() == d["provenance/ngspice_version"][()].decode()

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <ctype.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -162,7 +163,9 @@ static void test_key_table(void) {
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("run", "trace"))->choices, "summary|masks|full");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "preset"))->choices, "bert-base|vit-base");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order");
-  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "source"))->choices, "synthetic|qkv|vit");
+  CU_ASSERT_EQUAL(spr_config_key(key_index("workload", "model"))->type, SPR_KEY_STRING);
 }
 
 static void test_defaults(void) {
@@ -473,6 +476,20 @@ static void test_strings(void) {
   CU_ASSERT_STRING_EQUAL(c.device_model, "");
 }
 
+/* The absolute name of `name` given in the configuration file `path`:
+ * its folder joined to name, made absolute from the current directory
+ * (what loading and resolving do to every string key). */
+static void beside(char *want, size_t n, const char *path, const char *name) {
+  char rel[800], cwd[1024];
+  snprintf(rel, sizeof rel, "%.*s%s", (int)(strrchr(path, '/') - path + 1), path, name);
+  if (rel[0] == '/') {
+    snprintf(want, n, "%s", rel);
+    return;
+  }
+  CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof cwd));
+  snprintf(want, n, "%s/%s", cwd, rel[0] == '.' && rel[1] == '/' ? rel + 2 : rel);
+}
+
 /* workload.source, qkv_file, qkv_item: requirements between the keys, and
  * a relative qkv_file taken from the configuration file's folder. */
 static void test_qkv_keys(void) {
@@ -492,7 +509,7 @@ static void test_qkv_keys(void) {
   spr_config_default(&c);
   CU_ASSERT_EQUAL(load_text(&c, "[workload]\nsource = qkv\nqkv_file = sub/x y.h5\nqkv_item = 7\n", path,
                             sizeof path), 0);
-  snprintf(want, sizeof want, "%.*ssub/x y.h5", (int)(strrchr(path, '/') - path + 1), path);
+  beside(want, sizeof want, path, "sub/x y.h5");
   CU_ASSERT_STRING_EQUAL(c.wl.qkv_file, want);
   CU_ASSERT_EQUAL(c.wl.qkv_item, 7);
   CU_ASSERT_EQUAL(c.wl.seq_len, 0);
@@ -506,7 +523,7 @@ static void test_qkv_keys(void) {
   /* every string key is a path: run.device_model too */
   spr_config_default(&c);
   CU_ASSERT_EQUAL(load_text(&c, "[run]\ndevice_model = m/dev.h5\n", path, sizeof path), 0);
-  snprintf(want, sizeof want, "%.*sm/dev.h5", (int)(strrchr(path, '/') - path + 1), path);
+  beside(want, sizeof want, path, "m/dev.h5");
   CU_ASSERT_STRING_EQUAL(c.device_model, want);
   spr_config_default(&c);
   CU_ASSERT_EQUAL(load_text(&c, "[run]\ndevice_model = /m/dev.h5\n", path, sizeof path), 0);
@@ -958,14 +975,17 @@ static void nondefault(spr_config *c) {
   c->seed = UINT64_C(0xFEDCBA9876543210);
   c->trace = SPR_TRACE_MASKS;
   strcpy(c->device_model, "/calib/dev ice, v2.h5"); /* absolute: a file keeps it */
-  c->wl.source = SPR_SOURCE_QKV;
-  strcpy(c->wl.qkv_file, "/data/my q,k,v; v1.h5");
-  c->wl.qkv_item = 3;
   c->wl.preset = SPR_PRESET_VIT_BASE;
   c->wl.seq_len = 100;
   c->wl.n_layers = 3;
   c->wl.n_heads = 2;
   c->wl.head_dim = 32;
+  c->wl.source = SPR_SOURCE_VIT;
+  strcpy(c->wl.model, "m/vit 2.h5");
+  strcpy(c->wl.dataset, "/data/fm, nist");
+  c->wl.images = 123;
+  c->wl.first_image = 45;
+  c->thr.offset = -0.2385;
   c->xbar.rows = 128;
   c->xbar.cols = 96;
   c->xbar.cell_bits = 3;
@@ -1057,14 +1077,15 @@ static void test_round_trip(void) {
   nondefault(&c);
   CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
   /* the fixture really differs from the defaults in every key (except
-   * per_head, which is exercised below) */
+   * per_head and the qkv keys, which source vit forbids: both exercised
+   * below) */
   spr_config_default(&d);
   for (int i = 0; i < spr_config_nkeys(); i++) {
     char x[256], y[256];
     spr_config_format(&c, i, x, sizeof x);
     spr_config_format(&d, i, y, sizeof y);
     const spr_config_key_info *k = spr_config_key(i);
-    if (!strcmp(k->name, "per_head")) continue;
+    if (!strcmp(k->name, "per_head") || !strncmp(k->name, "qkv_", 4)) continue;
     if (!strcmp(x, y)) fprintf(stderr, "\n  fixture leaves %s.%s at its default", k->section, k->name);
     CU_ASSERT(strcmp(x, y) != 0);
   }
@@ -1074,6 +1095,15 @@ static void test_round_trip(void) {
   c.thr.per_head = 1;
   c.thr.n_values = 6;
   for (int j = 0; j < 6; j++) c.thr.values[j] = (j - 2.5) / 7.0;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
+  round_trip(&c);
+
+  /* source qkv with its keys (the sizes as a file would give them) */
+  nondefault(&c);
+  c.wl.source = SPR_SOURCE_QKV;
+  strcpy(c.wl.qkv_file, "/data/my q,k,v; v1.h5");
+  c.wl.qkv_item = 3;
+  c.thr.mode = SPR_THR_DIRECT;
   CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
   round_trip(&c);
 

@@ -742,7 +742,7 @@ static void test_resolve(void) {
     c.wl.head_dim = bad[k].dim;
     CU_ASSERT_EQUAL(spr_qkv_resolve(&c, "t.ini"), SPR_ECONFIG);
     SPR_ASSERT_CONTAINS(spr_errmsg(), bad[k].needle);
-    SPR_ASSERT_CONTAINS(spr_errmsg(), p);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), p[0] == '.' && p[1] == '/' ? p + 2 : p); /* made absolute */
   }
   /* a missing file and a bad file are named */
   spr_config_default(&c);

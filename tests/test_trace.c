@@ -297,7 +297,8 @@ static void check_config(hid_t f, const spr_config *c) {
       snprintf(have, sizeof have, "%s", v ? "true" : "false");
       break;
     }
-    case SPR_KEY_ENUM: {
+    case SPR_KEY_ENUM:
+    case SPR_KEY_STRING: {
       char *s = dset_str(f, path);
       CU_ASSERT_PTR_NOT_NULL_FATAL(s);
       snprintf(have, sizeof have, "%s", s);

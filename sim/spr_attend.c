@@ -1,0 +1,554 @@
+/* spr_attend.c - one attention head under every scheme (steps in
+ * spr_attend.h); the code the run pipeline and the ViT inference share. */
+#include "config.h"
+#include "spr_attend.h"
+#include "spr_analog.h"
+#include "spr_baselines.h"
+#include "spr_digital.h"
+#include "spr_error.h"
+#include "spr_ledger.h"
+#include "spr_mat.h"
+#include "spr_quant.h"
+#include "spr_rng.h"
+#include "spr_xbar.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct spr_attend_ws {
+  int n, d;
+  gsl_rng *rng, *rng2; /* rng2: a second stream drawn beside rng (stuck-at
+                          faults while programming, far-decision scores) */
+  spr_xbar_head xb;
+  spr_analog_ws ws;
+  double *work;  /* 3 * rows * cols */
+  double *gains; /* col_tiles x d */
+  float *off;    /* n */
+  float *qf, *kf; /* n x d */
+  float *s;      /* n x n float scores */
+  int64_t *layer_counts; /* 2^thr.bits */
+  /* digital path */
+  spr_dig_ws dws;
+  spr_bl_ws bws;
+  float *P;            /* n x n dense probabilities */
+  float *O, *Od;       /* n x d recomputed and dense outputs */
+  int8_t *q8, *v8;     /* n x d recompute codes of Q and V */
+  float qs8, vs8;      /* their scales */
+  uint8_t *mask;       /* n x row bytes: a baseline's mask */
+  double oracle_th;    /* oracle threshold of the current head */
+  int have_oracle_th;
+};
+
+int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
+                          int want_scores) {
+  memset(s, 0, sizeof *s);
+  const size_t nd = (size_t)n * d, nn = (size_t)n * n, rb = spr_mask_row_bytes(n);
+  s->n = n;
+  s->d = d;
+  s->Q = malloc(nd * sizeof *s->Q);
+  s->K = malloc(nd * sizeof *s->K);
+  s->V = malloc(nd * sizeof *s->V);
+  s->q = malloc(nd);
+  s->k = malloc(nd);
+  s->kmsb = malloc(nd);
+  s->ideal = malloc(nn * sizeof *s->ideal);
+  s->counts = calloc((size_t)1 << c->thr.bits, sizeof *s->counts);
+  s->mask_a = malloc(n * rb);
+  s->mask_i = malloc(n * rb);
+  if (want_scores) s->scores = malloc(nn * sizeof *s->scores);
+  if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->ideal || !s->counts ||
+      !s->mask_a || !s->mask_i || (want_scores && !s->scores)) {
+    spr_attend_head_free(s);
+    return spr_error(SPR_ENOMEM, "attention: out of memory for a head of %d x %d", n, d);
+  }
+  return 0;
+}
+
+void spr_attend_head_free(spr_attend_head *s) {
+  if (!s) return;
+  free(s->Q); free(s->K); free(s->V); free(s->q); free(s->k); free(s->kmsb);
+  free(s->ideal); free(s->counts); free(s->mask_a); free(s->mask_i); free(s->scores);
+  memset(s, 0, sizeof *s);
+}
+
+void spr_attend_ws_free(spr_attend_ws *t) {
+  if (!t) return;
+  if (t->rng) gsl_rng_free(t->rng);
+  if (t->rng2) gsl_rng_free(t->rng2);
+  spr_xbar_head_free(&t->xb);
+  spr_analog_ws_free(&t->ws);
+  free(t->work); free(t->gains); free(t->off); free(t->qf); free(t->kf); free(t->s);
+  free(t->layer_counts);
+  spr_dig_ws_free(&t->dws);
+  spr_bl_ws_free(&t->bws);
+  free(t->P); free(t->O); free(t->Od); free(t->q8); free(t->v8); free(t->mask);
+  free(t);
+}
+
+int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out) {
+  *out = NULL;
+  if (n < 2 || d < 1)
+    return spr_error(SPR_EINVAL, "attention: head shape %d x %d (need n >= 2, d >= 1)", n, d);
+  spr_attend_ws *w = calloc(1, sizeof *w);
+  if (!w) return spr_error(SPR_ENOMEM, "attention: out of memory");
+  w->n = n;
+  w->d = d;
+  const size_t nd = (size_t)n * d, nn = (size_t)n * n, rb = spr_mask_row_bytes(n);
+  const int ct = spr_xbar_col_tiles(&c->xbar, n);
+  int rc;
+  if (!(w->rng = spr_rng_alloc()) || !(w->rng2 = spr_rng_alloc())) goto nomem;
+  if ((rc = spr_xbar_head_alloc(&w->xb, &c->xbar, n, d))) goto fail;
+  if ((rc = spr_analog_ws_alloc(&w->ws, n, n, d))) goto fail;
+  w->work = malloc(3 * (size_t)c->xbar.rows * c->xbar.cols * sizeof *w->work);
+  w->gains = malloc((size_t)ct * d * sizeof *w->gains);
+  w->off = malloc(n * sizeof *w->off);
+  w->qf = malloc(nd * sizeof *w->qf);
+  w->kf = malloc(nd * sizeof *w->kf);
+  w->s = malloc(nn * sizeof *w->s);
+  w->layer_counts = calloc((size_t)1 << c->thr.bits, sizeof *w->layer_counts);
+  if (!w->work || !w->gains || !w->off || !w->qf || !w->kf || !w->s || !w->layer_counts)
+    goto nomem;
+  if ((rc = spr_dig_ws_alloc(&w->dws, n, d))) goto fail;
+  if ((rc = spr_bl_ws_alloc(&w->bws, n, d))) goto fail;
+  w->P = malloc(nn * sizeof *w->P);
+  w->O = malloc(nd * sizeof *w->O);
+  w->Od = malloc(nd * sizeof *w->Od);
+  w->q8 = malloc(nd);
+  w->v8 = malloc(nd);
+  w->mask = malloc(n * rb);
+  if (!w->P || !w->O || !w->Od || !w->q8 || !w->v8 || !w->mask) goto nomem;
+  *out = w;
+  return 0;
+nomem:
+  rc = spr_error(SPR_ENOMEM, "attention: out of memory for a head of %d tokens", n);
+fail:
+  spr_attend_ws_free(w);
+  return rc;
+}
+
+/* Step 1: quantization, ideal scores. */
+int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *s,
+                     spr_attend_ws *w, spr_head_result *res) {
+  const int n = s->n, d = s->d;
+  const size_t nd = (size_t)n * d;
+  int rc;
+  float qs, ks;
+  if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return rc;
+  if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return rc;
+  spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
+  for (size_t k = 0; k < nd; k++) {
+    w->qf[k] = (float)s->q[k];
+    w->kf[k] = (float)s->kmsb[k];
+  }
+  /* exact: |q . k| <= 2^7 * 2^7 * d < 2^24 for d <= 1024 */
+  if ((rc = spr_matf_gemm(1.0f, spr_matf_view(w->qf, n, d), 0, spr_matf_view(w->kf, n, d), 1,
+                          0.0f, spr_matf_view(w->s, n, n))))
+    return rc;
+  int32_t m = 0;
+  for (size_t k = 0; k < (size_t)n * n; k++) {
+    int32_t v = (int32_t)w->s[k];
+    s->ideal[k] = v;
+    int32_t a = v < 0 ? -v : v;
+    if (a > m) m = a;
+  }
+  s->maxabs = m;
+  s->q_scale = qs;
+  s->k_scale = ks;
+  memset(res, 0, sizeof *res);
+  res->layer = layer;
+  res->head = head;
+  res->n = n;
+  res->d = d;
+  res->q_scale = qs;
+  res->k_scale = ks;
+  return 0;
+}
+
+void spr_attend_range(const spr_config *c, const spr_attend_head *heads, int H,
+                      spr_head_result *res) {
+  const spr_thr_params *t = &c->thr;
+  int32_t lmax = 0;
+  for (int h = 0; h < H; h++) lmax = heads[h].maxabs > lmax ? heads[h].maxabs : lmax;
+  for (int h = 0; h < H; h++) {
+    int32_t m = t->per_head ? heads[h].maxabs : lmax;
+    res[h].range = t->range > 0 ? t->range : (m > 0 ? (double)m : 1.0);
+  }
+}
+
+int spr_attend_count(const spr_config *c, spr_attend_head *s, const spr_head_result *res) {
+  memset(s->counts, 0, ((size_t)1 << c->thr.bits) * sizeof *s->counts);
+  return spr_thr_count(s->ideal, (size_t)s->n * s->n, res->range, c->thr.bits, s->counts);
+}
+
+/* The keep rate of the picked code must come near the target; otherwise
+ * the generator's grid (range, bits) cannot express it. */
+static int check_reachable(const int64_t *counts, int64_t total, int code, const spr_thr_params *t,
+                           int layer, int head, double range) {
+  const double got = (double)counts[code + (1 << (t->bits - 1))] / (double)total;
+  const double tol = fmax(0.05, 0.5 * t->keep_rate);
+  if (fabs(got - t->keep_rate) <= tol) return 0;
+  char who[48];
+  if (head >= 0) snprintf(who, sizeof who, "layer %d head %d", layer, head);
+  else snprintf(who, sizeof who, "layer %d", layer);
+  return spr_error(SPR_EINVAL,
+                   "%s: threshold.keep_rate %g cannot be reached on the %d-bit threshold grid "
+                   "(range %g score units): the nearest code %d keeps %.4g; use threshold.range = 0 "
+                   "(auto) or more threshold.bits", who, t->keep_rate, t->bits, range, code, got);
+}
+
+double spr_attend_theta_units(const spr_config *c, const spr_head_result *res, double theta_s) {
+  const double kw = ldexp(1.0, c->xbar.key_bits - c->xbar.key_msb_bits);
+  return theta_s * sqrt((double)res->d) / ((double)res->q_scale * (double)res->k_scale * kw);
+}
+
+int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head *heads, int H,
+                          double learned_theta, spr_attend_ws *w, spr_head_result *res,
+                          int *saturated) {
+  const spr_thr_params *t = &c->thr;
+  const int bits = t->bits;
+  int rc;
+  if (t->mode == SPR_THR_KEEP_RATE) {
+    const size_t ncode = (size_t)1 << bits;
+    const int64_t per_head_total = (int64_t)heads[0].n * heads[0].n;
+    if (t->per_head) {
+      for (int h = 0; h < H; h++) {
+        res[h].threshold_code = spr_thr_pick(heads[h].counts, per_head_total, bits, t->keep_rate);
+        if ((rc = check_reachable(heads[h].counts, per_head_total, res[h].threshold_code, t,
+                                  layer, h, res[h].range)))
+          return rc;
+      }
+    } else {
+      memset(w->layer_counts, 0, ncode * sizeof *w->layer_counts);
+      for (int h = 0; h < H; h++)
+        for (size_t k = 0; k < ncode; k++) w->layer_counts[k] += heads[h].counts[k];
+      int code = spr_thr_pick(w->layer_counts, per_head_total * H, bits, t->keep_rate);
+      if ((rc = check_reachable(w->layer_counts, per_head_total * H, code, t, layer, -1,
+                                res[0].range)))
+        return rc;
+      for (int h = 0; h < H; h++) res[h].threshold_code = code;
+    }
+  } else {
+    for (int h = 0; h < H; h++) {
+      /* the generator spans [-range, range (1 - 2^(1-bits))]: a value more
+       * than half a step outside cannot be produced */
+      const double lo = spr_thr_level(-(1 << (bits - 1)), res[h].range, bits);
+      const double hi = spr_thr_level((1 << (bits - 1)) - 1, res[h].range, bits);
+      const double half_step = 0.5 * res[h].range / (double)(1 << (bits - 1));
+      double v;
+      if (t->mode == SPR_THR_LEARNED) {
+        v = spr_attend_theta_units(c, &res[h], learned_theta + t->offset);
+        if (!isfinite(v))
+          return spr_error(SPR_EINVAL, "layer %d head %d: learned threshold %g + offset %g gives "
+                           "%g score units (quantization scales %g, %g)", layer, h, learned_theta,
+                           t->offset, v, res[h].q_scale, res[h].k_scale);
+        if (saturated && !(v >= lo - half_step && v <= hi + half_step)) (*saturated)++;
+        /* spr_thr_code clamps to the grid's ends: the saturation */
+      } else {
+        if (t->n_values == 1) v = t->values[0];
+        else if (t->per_head) v = t->values[(size_t)layer * H + h];
+        else v = t->values[layer];
+        if (!(v >= lo - half_step && v <= hi + half_step))
+          return spr_error(SPR_EINVAL,
+                           "layer %d head %d: threshold.values %g outside the %d-bit threshold "
+                           "generator's range [%g, %g] (threshold.range %g%s)", layer, h, v, bits,
+                           lo, hi, res[h].range, t->range > 0 ? "" : ", auto: max |ideal score|");
+      }
+      res[h].threshold_code = spr_thr_code(v, res[h].range, bits);
+    }
+  }
+  for (int h = 0; h < H; h++)
+    res[h].threshold = spr_thr_level(res[h].threshold_code, res[h].range, bits);
+  return 0;
+}
+
+/* Step 3: program, decide, compare, mass. */
+int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
+                      spr_attend_ws *w, spr_head_result *res) {
+  const int n = s->n, d = s->d, h = head;
+  const uint64_t seed = c->seed;
+  int rc;
+  const double *gains = NULL;
+  if (c->an.dac_error) {
+    spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_DAC);
+    if ((rc = spr_dac_gains(&c->an, w->xb.col_tiles, d, w->rng, w->gains))) return rc;
+    gains = w->gains;
+  }
+  /* programming variation and stuck-at faults draw from two streams */
+  spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_PROG);
+  spr_rng_key(w->rng2, seed, layer, h, trial, SPR_STREAM_STUCK);
+  if ((rc = spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work)))
+    return rc;
+  spr_analog_scale sc;
+  spr_analog_scale_of(&c->an, w->xb.dg_S, &sc);
+  const float *off = NULL;
+  if (c->an.cmp_offset) {
+    spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_CMP_OFFSET);
+    spr_cmp_offsets(&c->an, &sc, n, w->rng, w->off);
+    off = w->off;
+  }
+  spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_READ);
+  spr_rng_key(w->rng2, seed, layer, h, trial, SPR_STREAM_READ_FAR);
+  int64_t kept;
+  if ((rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
+                              &w->ws, s->mask_a, s->scores, &kept)))
+    return rc;
+  /* ideal mask and the comparison */
+  const size_t rb = spr_mask_row_bytes(n);
+  int64_t ik = 0, fp = 0, fk = 0;
+  for (int i = 0; i < n; i++) {
+    uint8_t *mi = s->mask_i + (size_t)i * rb;
+    const uint8_t *ma = s->mask_a + (size_t)i * rb;
+    memset(mi, 0, rb);
+    const int32_t *si = s->ideal + (size_t)i * n;
+    for (int j = 0; j < n; j++)
+      mi[j >> 3] |= (uint8_t)(((double)si[j] >= res->threshold) << (j & 7));
+    for (size_t b = 0; b < rb; b++) {
+      ik += __builtin_popcount(mi[b]);
+      fp += __builtin_popcount(mi[b] & (uint8_t)~ma[b]);
+      fk += __builtin_popcount(ma[b] & (uint8_t)~mi[b]);
+    }
+  }
+  /* softmax of the float scores, scale 1/sqrt(d) */
+  if ((rc = spr_matf_gemm((float)(1.0 / sqrt((double)d)), spr_matf_view(s->Q, n, d), 0,
+                          spr_matf_view(s->K, n, d), 1, 0.0f, spr_matf_view(w->s, n, n))))
+    return rc;
+  double mass_a = 0, mass_i = 0;
+  for (int i = 0; i < n; i++) {
+    float *row = w->s + (size_t)i * n;
+    const uint8_t *ma = s->mask_a + (size_t)i * rb, *mi = s->mask_i + (size_t)i * rb;
+    float mx = row[0];
+    for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    double z = 0, za = 0, zi = 0;
+    for (int j = 0; j < n; j++) {
+      double e = exp((double)(row[j] - mx));
+      z += e;
+      if (ma[j >> 3] >> (j & 7) & 1) za += e;
+      if (mi[j >> 3] >> (j & 7) & 1) zi += e;
+    }
+    mass_a += za / z;
+    mass_i += zi / z;
+  }
+  const double nn = (double)n * n;
+  res->n_kept = kept;
+  res->n_ideal_kept = ik;
+  res->false_prunes = fp;
+  res->false_keeps = fk;
+  res->keep_rate = (double)kept / nn;
+  res->ideal_keep_rate = (double)ik / nn;
+  res->mass_retained = mass_a / n;
+  res->ideal_mass_retained = mass_i / n;
+  res->i_unit_A = sc.i_unit_A;
+  return 0;
+}
+
+/* Baselines whose prediction computes the exact 8-bit scores of every
+ * pair: their survivors need values only, no score recompute. */
+static int scores_known(int scheme) {
+  return scheme == SPR_SCHEME_ORACLE || scheme == SPR_SCHEME_TOPK || scheme == SPR_SCHEME_LEOPARD;
+}
+
+/* Ledger counts of query i of a scheme (docs/energy.md section 6): the
+ * fetch of its survivors through the buffer, the recompute, SPRINT's
+ * in-memory scoring, the baseline's prediction spread evenly over queries,
+ * and the writes of the sequence's keys on the first query. */
+static void query_counts(const spr_config *c, int n_, int d_, int scheme,
+                         const spr_dig_fetch_stats *fs, const spr_dig_ws *dws,
+                         const spr_bl_stats *bst, int i, spr_ledger_counts *q) {
+  const int64_t n = n_, d = d_;
+  const int64_t hits = dws->q_hits[i], fetches = dws->q_fetches[i], over = dws->q_overflow[i];
+  const int64_t surv = hits + fetches, words = (fs->token_bytes + 7) / 8;
+  memset(q, 0, sizeof *q);
+  /* the sequence's K and V are written to ReRAM once, on the first query */
+  if (i == 0) q->reram_bits_written = n * d * (c->xbar.key_bits + c->dig.value_bits);
+  q->reram_bits_read = fetches * fs->token_bytes * 8;
+  /* streamed tokens bypass the buffer: neither written to nor read from it */
+  q->sram_words_written = (fetches - over) * words;
+  q->sram_words_read = (surv - over) * words;
+  q->buffer_bytes = c->dig.buffer_bytes;
+  /* schemes whose prediction already computed exact scores reuse them */
+  q->score_macs = scores_known(scheme) ? 0 : surv * d;
+  q->exps = q->divs = surv;
+  q->v_macs = surv * d;
+  if (scheme == SPR_SCHEME_SPRINT) {
+    q->imc_queries = 1;
+    q->imc_macs = n * d;
+    q->cmp_decisions = n;
+    q->prune_bits_read = n;
+  }
+  if (bst) {
+    /* spread a head total over the queries, remainders on the first */
+#define SPREAD(total) ((total) / n + ((int64_t)i < (total) % n))
+    const int64_t macs = bst->mac_ops;
+    if (bst->mac_k_bits == 1) q->pred_bitmacs = SPREAD(macs);
+    else if (bst->mac_q_bits <= 4 && bst->mac_k_bits <= 4) q->pred_mac4 = SPREAD(macs);
+    else q->pred_mac8 = SPREAD(macs);
+    q->pred_adds = SPREAD(bst->add_ops);
+    q->pred_muls = SPREAD(bst->mul_ops);
+    q->pred_exps = SPREAD(bst->exp_ops);
+    int64_t levels = 0;
+    while (bst->k > 0 && ((int64_t)1 << levels) < bst->k) levels++;
+    q->pred_cmps = SPREAD(bst->cmp_ops + bst->topk_inputs * levels);
+    /* a digital prediction streams its key operand from ReRAM for every
+     * query (the buffer holds survivors' tokens; the sequence's K does not
+     * fit beside them): all n keys at the prediction's width, or, for
+     * LeOPArd, the d-bit planes it reads */
+    if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
+    else q->reram_bits_read += n * d * bst->mac_k_bits;
+#undef SPREAD
+  }
+}
+
+/* Fetch, recompute, compare with dense and price one scheme's mask. */
+static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int scheme,
+                        const uint8_t *mask, const int8_t *k8, float ks, const spr_bl_stats *bst,
+                        spr_scheme_result *out) {
+  spr_dig_fetch_params fp;
+  spr_dig_fetch_default(&fp);
+  fp.buffer_bytes = c->dig.buffer_bytes;
+  fp.key_bits = scores_known(scheme) ? 0 : c->xbar.key_bits;
+  fp.value_bits = c->dig.value_bits;
+  fp.policy = c->dig.policy;
+  spr_dig_fetch_stats fs;
+  int rc = spr_dig_fetch(&fp, mask, n, d, &fs, &w->dws);
+  if (rc) return rc;
+  spr_dig_attend_stats as;
+  if ((rc = spr_dig_attend(w->q8, w->qs8, k8, ks, w->v8, w->vs8, mask, n, d, w->O, &as, &w->dws)))
+    return rc;
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
+  spr_dig_accuracy acc;
+  if ((rc = spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, &acc, &w->dws))) return rc;
+  spr_ledger_acc la;
+  if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
+  for (int i = 0; i < n; i++) {
+    spr_ledger_counts q;
+    query_counts(c, n, d, scheme, &fs, &w->dws, bst, i, &q);
+    if ((rc = spr_ledger_acc_step(&la, &q))) return rc;
+  }
+  spr_ledger_result lr;
+  if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
+  memset(out, 0, sizeof *out);
+  out->ran = 1;
+  out->keep_rate = (double)fs.uses / ((double)n * n);
+  out->bytes_fetched = fs.bytes_fetched;
+  out->bytes_reused = fs.bytes_reused;
+  out->fetches = fs.fetches;
+  out->hits = fs.hits;
+  out->overflow_tokens = fs.overflow_tokens;
+  out->new_fetch_frac = fs.new_fetch_frac;
+  out->empty_queries = as.empty_queries;
+  out->rel_fro = acc.rel_fro;
+  out->cos_mean = acc.cos_mean;
+  out->cos_min = acc.cos_min;
+  out->mass_retained = acc.mass_retained;
+  out->top1_recall = acc.top1_recall;
+  out->topk_recall = acc.topk_recall;
+  memcpy(out->energy_J, lr.energy_J, sizeof out->energy_J);
+  out->energy_total_J = lr.total_J;
+  memcpy(out->cycles, lr.cycles, sizeof out->cycles);
+  out->cycles_total = lr.total_cycles;
+  return 0;
+}
+
+int spr_attend_digital(const spr_config *c, spr_attend_head *s, spr_attend_ws *w) {
+  const int n = s->n, d = s->d;
+  const size_t nd = (size_t)n * d;
+  int rc;
+  if ((rc = spr_quant_sym(s->Q, nd, c->dig.query_bits, w->q8, &w->qs8))) return rc;
+  if ((rc = spr_quant_sym(s->V, nd, c->dig.value_bits, w->v8, &w->vs8))) return rc;
+  if ((rc = spr_dig_dense(s->Q, s->K, s->V, n, d, w->P, w->Od))) return rc;
+  w->have_oracle_th = 0;
+  return 0;
+}
+
+const float *spr_attend_exact_output(const spr_attend_ws *w) { return w->Od; }
+
+int spr_attend_scheme_on(const spr_config *c, int scheme) {
+  switch (scheme) {
+  case SPR_SCHEME_SPRINT:
+  case SPR_SCHEME_DENSE: return 1;
+  case SPR_SCHEME_ORACLE: return c->bl.oracle;
+  case SPR_SCHEME_TOPK: return c->bl.topk;
+  case SPR_SCHEME_SANGER: return c->bl.sanger;
+  case SPR_SCHEME_LEOPARD: return c->bl.leopard;
+  case SPR_SCHEME_WINDOW: return c->bl.window;
+  default: return 0;
+  }
+}
+
+int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
+                      spr_scheme_result *out, float *O) {
+  const int n = s->n, d = s->d;
+  int rc = 0;
+  spr_bl_stats bst;
+  const spr_bl_stats *pb = &bst;
+  const uint8_t *mask = w->mask;
+  switch (sc) {
+  case SPR_SCHEME_SPRINT:
+    mask = s->mask_a;
+    pb = NULL;
+    break;
+  case SPR_SCHEME_DENSE:
+    rc = spr_bl_dense(n, w->mask, &bst);
+    pb = NULL;
+    break;
+  case SPR_SCHEME_ORACLE:
+  case SPR_SCHEME_LEOPARD: {
+    spr_bl_oracle_params op;
+    spr_bl_oracle_default(&op);
+    op.k_bits = c->xbar.key_bits;
+    /* one calibration serves both: LeOPArd's mask is the oracle's */
+    if (!w->have_oracle_th)
+      rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, c->thr.keep_rate, &w->bws,
+                                   &w->oracle_th, NULL);
+    w->have_oracle_th = !rc;
+    if (!rc && sc == SPR_SCHEME_ORACLE) {
+      op.threshold = w->oracle_th;
+      rc = spr_bl_oracle(&op, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    } else if (!rc) {
+      spr_bl_leopard_params lp;
+      spr_bl_leopard_default(&lp);
+      lp.q_bits = op.q_bits;
+      lp.k_bits = op.k_bits;
+      lp.threshold = w->oracle_th;
+      rc = spr_bl_leopard(&lp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    }
+    break;
+  }
+  case SPR_SCHEME_TOPK: {
+    spr_bl_topk_params tp;
+    spr_bl_topk_default(&tp);
+    tp.k_bits = c->xbar.key_bits;
+    tp.k = 0;
+    tp.keep_fraction = c->bl.topk_fraction;
+    rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    break;
+  }
+  case SPR_SCHEME_SANGER: {
+    spr_bl_sanger_params sp;
+    spr_bl_sanger_default(&sp);
+    sp.p_threshold = c->bl.sanger_threshold;
+    rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    break;
+  }
+  case SPR_SCHEME_WINDOW: {
+    spr_bl_window_params wp;
+    spr_bl_window_default(&wp);
+    wp.half_width = c->bl.window_half_width;
+    wp.n_global = c->bl.window_globals < n ? c->bl.window_globals : n;
+    wp.global_pos = NULL;
+    rc = spr_bl_window(&wp, n, w->mask, &bst);
+    pb = NULL; /* a fixed pattern needs no prediction */
+    break;
+  }
+  default:
+    return spr_error(SPR_EINVAL, "attention: unknown scheme %d", sc);
+  }
+  if (rc) return rc;
+  /* the recompute reads the full key codes of step 1 */
+  if ((rc = price_scheme(c, w, n, d, sc, mask, s->k, s->k_scale, pb, out))) return rc;
+  if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
+  return 0;
+}

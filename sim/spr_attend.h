@@ -1,0 +1,131 @@
+/* spr_attend.h - one attention head under every scheme: the shared core of
+ * the run pipeline (sim/spr_pipeline.c, synthetic heads) and the ViT
+ * inference (sim/spr_vit_eval.c, heads of a real model).
+ *
+ * Step, don't call back.  For one layer of one sequence the caller fills
+ * the float Q, K, V (n x d) of each head's spr_attend_head, then:
+ *   1. spr_attend_ideal    per head: quantize Q to analog.query_bits and K
+ *                          to crossbar.key_bits, keep key_msb_bits MSBs,
+ *                          ideal integer scores s = q . k_msb, max |s|;
+ *   2. spr_attend_count    per head, mode keep_rate only: keep counts per
+ *                          threshold code;
+ *      spr_attend_thresholds  the layer: generator range, the code of
+ *                          every head (keep_rate, direct or learned);
+ *   3. spr_attend_analog   per head: program the arrays, decide every
+ *                          (query, key) with the analog model, compare
+ *                          with the ideal decisions, softmax mass;
+ *   4. spr_attend_digital  per head: the 8-bit recompute codes of Q and V
+ *                          and dense exact float attention (the reference);
+ *      spr_attend_scheme   per head and scheme: the scheme's mask (SPRINT:
+ *                          the analog mask of step 3), survivor fetch
+ *                          through the buffer, recompute over survivors,
+ *                          accuracy against dense, ledger; optionally the
+ *                          head output O.
+ * Random streams are keyed by (seed, layer, head, trial, stream): the
+ * pipeline passes trial 0, the ViT the image index, so results do not
+ * depend on which thread runs which head or image.
+ */
+#ifndef SPR_ATTEND_H
+#define SPR_ATTEND_H
+
+#include <stdint.h>
+
+#include "spr_params.h"
+#include "spr_result.h"
+
+/* Per-head data of one layer (allocated by spr_attend_head_alloc). */
+typedef struct {
+  int n, d;             /* capacity (tokens, head dimension) */
+  float *Q, *K, *V;     /* n x d float inputs: filled by the caller */
+  int8_t *q, *k, *kmsb; /* n x d codes (step 1) */
+  int32_t *ideal;       /* n x n ideal integer scores (step 1) */
+  int32_t maxabs;       /* max |ideal| (step 1) */
+  float q_scale, k_scale; /* real = scale * code of q and k (step 1) */
+  int64_t *counts;      /* 2^thr.bits keep counts per code (step 2) */
+  uint8_t *mask_a, *mask_i; /* analog and ideal masks (step 3) */
+  float *scores;        /* n x n analog scores, or NULL (not recorded) */
+} spr_attend_head;
+
+/* Allocate h for n >= 2 tokens of d >= 1 dimensions under c; with
+ * want_scores, also the analog score matrix.  Returns 0 or SPR_ENOMEM
+ * (h then holds nothing to free; spr_attend_head_free on it is safe). */
+int spr_attend_head_alloc(spr_attend_head *h, const spr_config *c, int n, int d,
+                          int want_scores);
+void spr_attend_head_free(spr_attend_head *h);
+
+/* Scratch of one thread: random streams, the programmed arrays, analog,
+ * digital and baseline workspaces, for heads of exactly n x d (the shape
+ * of the heads it serves).  Opaque. */
+typedef struct spr_attend_ws spr_attend_ws;
+
+/* Returns 0, SPR_EINVAL (bad shape or crossbar parameters) or SPR_ENOMEM. */
+int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out);
+void spr_attend_ws_free(spr_attend_ws *w); /* NULL: no-op */
+
+/* Step 1 on h->Q, h->K.  Clears *res and
+ * sets its layer, head, n, d, q_scale and k_scale.  Returns 0 or
+ * SPR_EINVAL (NaN or Inf in Q or K). */
+int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *h,
+                     spr_attend_ws *w, spr_head_result *res);
+
+/* Step 2, per head: h->counts over the range res->range (set by
+ * spr_attend_range).  Returns 0 or SPR_ENOMEM. */
+int spr_attend_count(const spr_config *c, spr_attend_head *h, const spr_head_result *res);
+
+/* Step 2, per layer: res[h].range of the H heads (threshold.range, or max
+ * |ideal score| of the layer, or of the head when per_head).  Call before
+ * spr_attend_count. */
+void spr_attend_range(const spr_config *c, const spr_attend_head *heads, int H,
+                      spr_head_result *res);
+
+/* Step 2, per layer: res[h].threshold_code and threshold of the H heads
+ * (heads[h] after spr_attend_count in mode keep_rate):
+ *   keep_rate  the code whose ideal keep rate (of the layer, or the head
+ *              when per_head) is nearest threshold.keep_rate; SPR_EINVAL
+ *              when the grid cannot come near it;
+ *   direct     threshold.values (1, per layer or per layer and head, as
+ *              spr_config_resolve checked for wl.n_layers x wl.n_heads); SPR_EINVAL when a value lies
+ *              outside the generator's range;
+ *   learned    learned_theta + threshold.offset, in scaled-score units
+ *              (s = q.k / sqrt(d)), converted per head with
+ *              spr_attend_theta_units and rounded to the grid; a value
+ *              outside the grid saturates at its end (the saturated
+ *              heads are counted in *saturated, which may be NULL).
+ * w: any thread's workspace (scratch for the layer's counts). */
+int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head *heads, int H, double learned_theta,
+                          spr_attend_ws *w, spr_head_result *res, int *saturated);
+
+/* Threshold theta_s on the scaled score s = q.k / sqrt(d) in score units
+ * (the integer q_int . k_msb) of a head quantized with res->q_scale and
+ * res->k_scale:
+ *   theta_units = theta_s sqrt(d) / (q_scale k_scale 2^(key_bits - key_msb_bits))
+ * since q ~ q_scale q_int and k ~ k_scale 2^(key_bits - key_msb_bits) k_msb. */
+double spr_attend_theta_units(const spr_config *c, const spr_head_result *res, double theta_s);
+
+/* Step 3 at res->threshold: fills the decision counts, keep rates and
+ * masses of *res and h->mask_a, h->mask_i (and h->scores when allocated).
+ * Streams keyed by (c->seed, layer, head, trial, stream).  Returns 0 or
+ * a negative code from the crossbar or analog model. */
+int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *h,
+                      spr_attend_ws *w, spr_head_result *res);
+
+/* Step 4, per head: recompute codes of Q (digital.recompute_query_bits)
+ * and V (digital.value_bits), dense exact float attention of Q, K, V.
+ * Afterwards spr_attend_exact_output(w) is the exact float output O =
+ * softmax(Q K^T / sqrt(d)) V (n x d) until the next call. */
+int spr_attend_digital(const spr_config *c, spr_attend_head *h, spr_attend_ws *w);
+const float *spr_attend_exact_output(const spr_attend_ws *w);
+
+/* Step 4, per scheme (enum spr_scheme) after spr_attend_digital on the
+ * same head; SPRINT needs step 3 (h->mask_a).  Fills *out (ran = 1) and,
+ * when O is not NULL, the head output (n x d floats) of the recompute
+ * over the scheme's survivors.  The baselines use [baselines] and
+ * threshold.keep_rate (oracle and LeOPArd calibrate once per head and
+ * share the threshold).  Returns 0 or a negative code. */
+int spr_attend_scheme(const spr_config *c, int scheme, spr_attend_head *h,
+                      spr_attend_ws *w, spr_scheme_result *out, float *O);
+
+/* The scheme is enabled by c (SPRINT and dense always are). */
+int spr_attend_scheme_on(const spr_config *c, int scheme);
+
+#endif

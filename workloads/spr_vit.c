@@ -1,0 +1,461 @@
+/* spr_vit.c - ViT model reader and forward pass (model in spr_vit.h). */
+#include "config.h"
+#include "spr_vit.h"
+#include "spr_error.h"
+#include "spr_h5quiet.h"
+#include "spr_mat.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IMAGE_SIDE 28
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* Nonzero when the link `name` (a path, every prefix checked) exists. */
+static int exists(hid_t f, const char *name) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", name);
+  for (char *p = buf; (p = strchr(p + 1, '/'));) {
+    *p = '\0';
+    int ok = H5Lexists(f, buf, H5P_DEFAULT) > 0;
+    *p = '/';
+    if (!ok) return 0;
+  }
+  return H5Lexists(f, buf, H5P_DEFAULT) > 0;
+}
+
+/* Open attribute `name` of object `obj` (a scalar or one element), checking
+ * its type class against want (or want2 when >= 0). */
+static int attr_open(const char *path, hid_t f, const char *obj, const char *name, int want,
+                     int want2, const char *kind, hid_t *out) {
+  *out = -1;
+  if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' missing", path, name, obj);
+  hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0) return spr_error(SPR_EHDF5, "%s: cannot open attribute '%s' of '%s'", path, name, obj);
+  hid_t ty = H5Aget_type(a), sp = H5Aget_space(a);
+  const int cls = ty >= 0 ? (int)H5Tget_class(ty) : -1;
+  const hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  H5Tclose(ty);
+  H5Sclose(sp);
+  if (cls != want && cls != want2) {
+    H5Aclose(a);
+    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is not %s", path, name, obj, kind);
+  }
+  if (np != 1) {
+    H5Aclose(a);
+    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' has %lld values, expected one", path,
+                     name, obj, (long long)np);
+  }
+  *out = a;
+  return 0;
+}
+
+static int attr_int(const char *path, hid_t f, const char *obj, const char *name, long long lo,
+                    long long hi, int *out) {
+  hid_t a;
+  int rc = attr_open(path, f, obj, name, H5T_INTEGER, -1, "an integer", &a);
+  if (rc) return rc;
+  long long v = 0;
+  herr_t e = H5Aread(a, H5T_NATIVE_LLONG, &v);
+  H5Aclose(a);
+  if (e < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  if (v < lo || v > hi)
+    return spr_error(SPR_EINVAL, "%s: attribute '%s' of '%s' is %lld, outside [%lld, %lld]", path,
+                     name, obj, v, lo, hi);
+  *out = (int)v;
+  return 0;
+}
+
+static int attr_double(const char *path, hid_t f, const char *obj, const char *name,
+                       double *out) {
+  hid_t a;
+  int rc = attr_open(path, f, obj, name, H5T_FLOAT, H5T_INTEGER, "a number", &a);
+  if (rc) return rc;
+  double v = 0;
+  herr_t e = H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+  H5Aclose(a);
+  if (e < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  if (!isfinite(v))
+    return spr_error(SPR_EINVAL, "%s: attribute '%s' of '%s' is %g, not finite", path, name, obj, v);
+  *out = v;
+  return 0;
+}
+
+/* String attribute (variable or fixed length) into buf[n]. */
+static int attr_str(const char *path, hid_t f, const char *obj, const char *name, char *buf,
+                    size_t n) {
+  hid_t a;
+  int rc = attr_open(path, f, obj, name, H5T_STRING, -1, "a string", &a);
+  if (rc) return rc;
+  hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+  herr_t e = -1;
+  if (H5Tis_variable_str(ft) > 0) {
+    char *s = NULL;
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    e = H5Aread(a, mt, &s);
+    if (e >= 0) {
+      snprintf(buf, n, "%s", s ? s : "");
+      H5free_memory(s);
+    }
+  } else {
+    size_t sz = H5Tget_size(ft);
+    char *s = calloc(sz + 1, 1);
+    if (s) {
+      H5Tset_size(mt, sz + 1);
+      e = H5Aread(a, mt, s);
+      if (e >= 0) snprintf(buf, n, "%s", s);
+      free(s);
+    }
+  }
+  H5Tclose(mt);
+  H5Tclose(ft);
+  H5Aclose(a);
+  if (e < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  return 0;
+}
+
+/* Open dataset `name` into *d with its type class, rank (-1 when not
+ * simple) and up to 4 sizes. */
+static int dset_open(const char *path, hid_t f, const char *name, hid_t *d, int *cls, int *rank,
+                     hsize_t dims[4]) {
+  *d = -1;
+  if (!exists(f, name)) return spr_error(SPR_EHDF5, "%s: dataset '%s' missing", path, name);
+  *d = H5Dopen2(f, name, H5P_DEFAULT);
+  if (*d < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, name);
+  hid_t ty = H5Dget_type(*d), sp = H5Dget_space(*d);
+  *cls = ty >= 0 ? (int)H5Tget_class(ty) : -1;
+  *rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+  memset(dims, 0, 4 * sizeof *dims);
+  if (*rank >= 1 && *rank <= 4) H5Sget_simple_extent_dims(sp, dims, NULL);
+  H5Tclose(ty);
+  H5Sclose(sp);
+  return 0;
+}
+
+/* Dataset `name` of rank `rank` and shape dims, floating point, every
+ * element finite, into a new float array. */
+static int read_floats(const char *path, hid_t f, const char *name, int rank, const hsize_t *dims,
+                       float **out) {
+  *out = NULL;
+  hid_t d;
+  int cls, r;
+  hsize_t got[4];
+  int rc = dset_open(path, f, name, &d, &cls, &r, got);
+  if (rc) return rc;
+  char want[64] = "", have[64] = "";
+  for (int k = 0; k < rank; k++)
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", k ? " x " : "",
+             (unsigned long long)dims[k]);
+  for (int k = 0; k < r && k < 4; k++)
+    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%llu", k ? " x " : "",
+             (unsigned long long)got[k]);
+  if (cls != H5T_FLOAT) {
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not floating point", path, name);
+  } else if (r != rank || memcmp(got, dims, (size_t)rank * sizeof *dims)) {
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has shape %s%s, expected %s", path, name,
+                   r > 4 ? "of rank " : "", r > 4 ? "> 4" : (r == 0 ? "scalar" : have), want);
+  }
+  size_t count = 1;
+  for (int k = 0; k < rank; k++) count *= (size_t)dims[k];
+  float *buf = rc ? NULL : malloc(count * sizeof *buf);
+  if (!rc && !buf) rc = spr_error(SPR_ENOMEM, "%s: out of memory for '%s'", path, name);
+  if (!rc && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", path, name);
+  for (size_t k = 0; !rc && k < count; k++)
+    if (!isfinite(buf[k]))
+      rc = spr_error(SPR_EHDF5, "%s: dataset '%s': element %zu is %g (not finite)", path, name, k,
+                     (double)buf[k]);
+  H5Dclose(d);
+  if (rc) free(buf);
+  else *out = buf;
+  return rc;
+}
+
+/* 1-D integer dataset of the /test group, values below `below`. */
+static int read_u8(const char *path, hid_t f, const char *name, int below, int *len,
+                   uint8_t **out) {
+  *out = NULL;
+  hid_t d;
+  int cls, r;
+  hsize_t dims[4];
+  int rc = dset_open(path, f, name, &d, &cls, &r, dims);
+  if (rc) return rc;
+  const hsize_t n = dims[0];
+  if (cls != H5T_INTEGER) rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not integer", path, name);
+  else if (r != 1 || n < 1 || n > 10000000)
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not a 1-D array of 1 .. 10^7 values", path, name);
+  else if (*len >= 0 && (int)n != *len)
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has %llu values, expected %d", path, name,
+                   (unsigned long long)n, *len);
+  int *buf = rc ? NULL : malloc(n * sizeof *buf);
+  uint8_t *u = rc ? NULL : malloc(n);
+  if (!rc && (!buf || !u)) rc = spr_error(SPR_ENOMEM, "%s: out of memory for '%s'", path, name);
+  if (!rc && H5Dread(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", path, name);
+  for (hsize_t k = 0; !rc && k < n; k++) {
+    if (buf[k] < 0 || buf[k] >= below)
+      rc = spr_error(SPR_EINVAL, "%s: dataset '%s': element %llu is %d (classes are 0..%d)", path,
+                     name, (unsigned long long)k, buf[k], below - 1);
+    else u[k] = (uint8_t)buf[k];
+  }
+  H5Dclose(d);
+  free(buf);
+  if (rc) free(u);
+  else {
+    *out = u;
+    *len = (int)n;
+  }
+  return rc;
+}
+
+void spr_vit_free(spr_vit *m) {
+  if (!m) return;
+  free(m->embed_w); free(m->embed_b); free(m->cls); free(m->pos);
+  for (int l = 0; l < SPR_MAX_LAYERS; l++) {
+    spr_vit_layer *y = &m->layer[l];
+    free(y->ln1_w); free(y->ln1_b); free(y->qkv_w); free(y->qkv_b); free(y->proj_w);
+    free(y->proj_b); free(y->ln2_w); free(y->ln2_b); free(y->fc1_w); free(y->fc1_b);
+    free(y->fc2_w); free(y->fc2_b);
+  }
+  free(m->ln_w); free(m->ln_b); free(m->head_w); free(m->head_b);
+  free(m->test_labels); free(m->test_pred_exact); free(m->test_pred_pruned);
+  memset(m, 0, sizeof *m);
+}
+
+static int load_body(const char *path, hid_t f, spr_vit *m) {
+  int rc;
+  char fmt[64];
+  if ((rc = attr_str(path, f, "/", "format", fmt, sizeof fmt))) return rc;
+  if (strcmp(fmt, "sprintsim-vit"))
+    return spr_error(SPR_EINVAL, "%s: attribute 'format' is '%s', expected 'sprintsim-vit'", path, fmt);
+  int version;
+  if ((rc = attr_int(path, f, "/", "version", 1, 1, &version))) return rc;
+  if ((rc = attr_int(path, f, "/", "patch", 1, IMAGE_SIDE, &m->patch))) return rc;
+  if (IMAGE_SIDE % m->patch)
+    return spr_error(SPR_EINVAL, "%s: attribute 'patch' is %d, which does not divide %d", path,
+                     m->patch, IMAGE_SIDE);
+  if ((rc = attr_int(path, f, "/", "dim", 1, 4096, &m->dim)) ||
+      (rc = attr_int(path, f, "/", "depth", 1, SPR_MAX_LAYERS, &m->depth)) ||
+      (rc = attr_int(path, f, "/", "heads", 1, SPR_MAX_HEADS, &m->heads)) ||
+      (rc = attr_int(path, f, "/", "mlp", 1, 65536, &m->mlp)) ||
+      (rc = attr_int(path, f, "/", "classes", 2, 256, &m->classes)) ||
+      (rc = attr_int(path, f, "/", "tokens", 2, 1 << 20, &m->tokens)))
+    return rc;
+  if (m->dim % m->heads)
+    return spr_error(SPR_EINVAL, "%s: attribute 'heads' is %d, which does not divide dim = %d",
+                     path, m->heads, m->dim);
+  const int np = IMAGE_SIDE / m->patch;
+  if (m->tokens != np * np + 1)
+    return spr_error(SPR_EINVAL, "%s: attribute 'tokens' is %d, expected (28 / patch)^2 + 1 = %d",
+                     path, m->tokens, np * np + 1);
+  m->side = IMAGE_SIDE;
+  m->head_dim = m->dim / m->heads;
+  if ((rc = attr_double(path, f, "/", "norm_mean", &m->norm_mean)) ||
+      (rc = attr_double(path, f, "/", "norm_std", &m->norm_std)) ||
+      (rc = attr_double(path, f, "/", "ln_eps", &m->ln_eps)))
+    return rc;
+  if (!(m->norm_std > 0))
+    return spr_error(SPR_EINVAL, "%s: attribute 'norm_std' is %g (must be > 0)", path, m->norm_std);
+  if (!(m->ln_eps > 0))
+    return spr_error(SPR_EINVAL, "%s: attribute 'ln_eps' is %g (must be > 0)", path, m->ln_eps);
+  m->test_top1_exact = m->test_top1_pruned = NAN;
+  if (H5Aexists(f, "test_top1_exact") > 0 &&
+      (rc = attr_double(path, f, "/", "test_top1_exact", &m->test_top1_exact)))
+    return rc;
+  if (H5Aexists(f, "test_top1_pruned") > 0 &&
+      (rc = attr_double(path, f, "/", "test_top1_pruned", &m->test_top1_pruned)))
+    return rc;
+  const hsize_t D = (hsize_t)m->dim, P2 = (hsize_t)m->patch * m->patch, T = (hsize_t)m->tokens,
+                M = (hsize_t)m->mlp, C = (hsize_t)m->classes;
+  hsize_t s[2];
+#define RD1(name, n0, dst) (s[0] = (n0), read_floats(path, f, name, 1, s, dst))
+#define RD2(name, n0, n1, dst) (s[0] = (n0), s[1] = (n1), read_floats(path, f, name, 2, s, dst))
+  if ((rc = RD2("embed_w", D, P2, &m->embed_w)) || (rc = RD1("embed_b", D, &m->embed_b)) ||
+      (rc = RD1("cls", D, &m->cls)) || (rc = RD2("pos", T, D, &m->pos)))
+    return rc;
+  for (int l = 0; l < m->depth; l++) {
+    spr_vit_layer *y = &m->layer[l];
+    char g[32], n[64];
+    snprintf(g, sizeof g, "layer_%d", l);
+    if (!exists(f, g)) return spr_error(SPR_EHDF5, "%s: group '%s' missing (depth %d)", path, g, m->depth);
+#define NM(x) (snprintf(n, sizeof n, "%s/%s", g, x), n)
+    if ((rc = RD1(NM("ln1_w"), D, &y->ln1_w)) || (rc = RD1(NM("ln1_b"), D, &y->ln1_b)) ||
+        (rc = RD2(NM("qkv_w"), 3 * D, D, &y->qkv_w)) || (rc = RD1(NM("qkv_b"), 3 * D, &y->qkv_b)) ||
+        (rc = RD2(NM("proj_w"), D, D, &y->proj_w)) || (rc = RD1(NM("proj_b"), D, &y->proj_b)) ||
+        (rc = RD1(NM("ln2_w"), D, &y->ln2_w)) || (rc = RD1(NM("ln2_b"), D, &y->ln2_b)) ||
+        (rc = RD2(NM("fc1_w"), M, D, &y->fc1_w)) || (rc = RD1(NM("fc1_b"), M, &y->fc1_b)) ||
+        (rc = RD2(NM("fc2_w"), D, M, &y->fc2_w)) || (rc = RD1(NM("fc2_b"), D, &y->fc2_b)))
+      return rc;
+#undef NM
+    if ((rc = attr_double(path, f, g, "theta", &y->theta))) return rc;
+  }
+  if ((rc = RD1("ln_w", D, &m->ln_w)) || (rc = RD1("ln_b", D, &m->ln_b)) ||
+      (rc = RD2("head_w", C, D, &m->head_w)) || (rc = RD1("head_b", C, &m->head_b)))
+    return rc;
+#undef RD1
+#undef RD2
+  if (exists(f, "test")) {
+    int len = -1;
+    if ((rc = read_u8(path, f, "test/labels", m->classes, &len, &m->test_labels)) ||
+        (rc = read_u8(path, f, "test/pred_exact", m->classes, &len, &m->test_pred_exact)) ||
+        (rc = read_u8(path, f, "test/pred_pruned", m->classes, &len, &m->test_pred_pruned)))
+      return rc;
+    m->n_test = len;
+  }
+  return 0;
+}
+
+int spr_vit_load(const char *path, spr_vit *m) {
+  memset(m, 0, sizeof *m);
+  spr__h5_quiet q;
+  spr__h5_quiet_on(&q);
+  hid_t f;
+  int rc = spr__h5_open_ro(path, "the ViT model", &f);
+  if (!rc) {
+    rc = load_body(path, f, m);
+    H5Fclose(f);
+  }
+  spr__h5_quiet_off(&q);
+  if (rc) spr_vit_free(m);
+  return rc;
+}
+
+/* ---- forward pass ------------------------------------------------------- */
+
+struct spr_vit_ws {
+  float *x;   /* T x dim residual stream */
+  float *h;   /* T x dim normalised input of a block */
+  float *qkv; /* T x 3 dim */
+  float *o;   /* T x dim concatenated head outputs */
+  float *f;   /* T x mlp */
+  float *pt;  /* T x patch^2 pixels of the patches (row 0 unused) */
+};
+
+void spr_vit_ws_free(spr_vit_ws *w) {
+  if (!w) return;
+  free(w->x); free(w->h); free(w->qkv); free(w->o); free(w->f); free(w->pt);
+  free(w);
+}
+
+int spr_vit_ws_alloc(const spr_vit *m, spr_vit_ws **out) {
+  *out = NULL;
+  spr_vit_ws *w = calloc(1, sizeof *w);
+  const size_t T = (size_t)m->tokens, D = (size_t)m->dim;
+  if (w) {
+    w->x = malloc(T * D * sizeof *w->x);
+    w->h = malloc(T * D * sizeof *w->h);
+    w->qkv = malloc(T * 3 * D * sizeof *w->qkv);
+    w->o = malloc(T * D * sizeof *w->o);
+    w->f = malloc(T * (size_t)m->mlp * sizeof *w->f);
+    w->pt = malloc(T * (size_t)m->patch * m->patch * sizeof *w->pt);
+  }
+  if (!w || !w->x || !w->h || !w->qkv || !w->o || !w->f || !w->pt) {
+    spr_vit_ws_free(w);
+    return spr_error(SPR_ENOMEM, "vit: out of memory for the activations");
+  }
+  *out = w;
+  return 0;
+}
+
+/* out[T x n] = in[T x k] W^T + b, W: n x k (PyTorch's Linear). */
+static int linear(const float *in, int T, int k, const float *W, const float *b, int n,
+                  float *out) {
+  for (int t = 0; t < T; t++) memcpy(out + (size_t)t * n, b, (size_t)n * sizeof *b);
+  return spr_matf_gemm(1.0f, spr_matf_view((float *)in, T, k), 0, spr_matf_view((float *)W, n, k),
+                       1, 1.0f, spr_matf_view(out, T, n));
+}
+
+/* out = LN(in) row by row over dim features (mean and variance in double). */
+static void layer_norm(const float *in, int T, int D, const float *g, const float *b, double eps,
+                       float *out) {
+  for (int t = 0; t < T; t++) {
+    const float *r = in + (size_t)t * D;
+    double mu = 0, var = 0;
+    for (int k = 0; k < D; k++) mu += r[k];
+    mu /= D;
+    for (int k = 0; k < D; k++) var += (r[k] - mu) * (r[k] - mu);
+    var /= D;
+    const double inv = 1.0 / sqrt(var + eps);
+    for (int k = 0; k < D; k++) out[(size_t)t * D + k] = (float)((r[k] - mu) * inv * g[k] + b[k]);
+  }
+}
+
+int spr_vit_embed(const spr_vit *m, const uint8_t *img, spr_vit_ws *w) {
+  const int p = m->patch, np = m->side / p, P2 = p * p, D = m->dim, T = m->tokens;
+  for (int a = 0; a < np; a++)
+    for (int b = 0; b < np; b++) {
+      float *row = w->pt + (size_t)(1 + a * np + b) * P2;
+      for (int u = 0; u < p; u++)
+        for (int v = 0; v < p; v++) {
+          const double x = img[(a * p + u) * m->side + b * p + v] / 255.0;
+          row[u * p + v] = (float)((x - m->norm_mean) / m->norm_std);
+        }
+    }
+  int rc = linear(w->pt + P2, T - 1, P2, m->embed_w, m->embed_b, D, w->x + D);
+  if (rc) return rc;
+  memcpy(w->x, m->cls, (size_t)D * sizeof *w->x);
+  for (size_t k = 0; k < (size_t)T * D; k++) w->x[k] += m->pos[k];
+  return 0;
+}
+
+int spr_vit_attn_in(const spr_vit *m, int layer, spr_vit_ws *w) {
+  const spr_vit_layer *y = &m->layer[layer];
+  layer_norm(w->x, m->tokens, m->dim, y->ln1_w, y->ln1_b, m->ln_eps, w->h);
+  return linear(w->h, m->tokens, m->dim, y->qkv_w, y->qkv_b, 3 * m->dim, w->qkv);
+}
+
+void spr_vit_head_qkv(const spr_vit *m, const spr_vit_ws *w, int head, float *Q, float *K,
+                      float *V) {
+  const int D = m->dim, d = m->head_dim;
+  const size_t bytes = (size_t)d * sizeof *Q;
+  for (int t = 0; t < m->tokens; t++) {
+    const float *r = w->qkv + (size_t)t * 3 * D + (size_t)head * d;
+    memcpy(Q + (size_t)t * d, r, bytes);
+    memcpy(K + (size_t)t * d, r + D, bytes);
+    memcpy(V + (size_t)t * d, r + 2 * D, bytes);
+  }
+}
+
+void spr_vit_head_out(const spr_vit *m, spr_vit_ws *w, int head, const float *O) {
+  const int D = m->dim, d = m->head_dim;
+  for (int t = 0; t < m->tokens; t++)
+    memcpy(w->o + (size_t)t * D + (size_t)head * d, O + (size_t)t * d, (size_t)d * sizeof *O);
+}
+
+int spr_vit_attn_out(const spr_vit *m, int layer, spr_vit_ws *w) {
+  const spr_vit_layer *y = &m->layer[layer];
+  const int T = m->tokens, D = m->dim, M = m->mlp;
+  /* x += o proj_w^T + proj_b: the GEMM accumulates into x */
+  for (int t = 0; t < T; t++)
+    for (int k = 0; k < D; k++) w->x[(size_t)t * D + k] += y->proj_b[k];
+  int rc = spr_matf_gemm(1.0f, spr_matf_view(w->o, T, D), 0, spr_matf_view(y->proj_w, D, D), 1,
+                         1.0f, spr_matf_view(w->x, T, D));
+  if (rc) return rc;
+  layer_norm(w->x, T, D, y->ln2_w, y->ln2_b, m->ln_eps, w->h);
+  if ((rc = linear(w->h, T, D, y->fc1_w, y->fc1_b, M, w->f))) return rc;
+  for (size_t k = 0; k < (size_t)T * M; k++) {
+    const double u = w->f[k];
+    w->f[k] = (float)(0.5 * u * (1.0 + erf(u / sqrt(2.0))));
+  }
+  for (int t = 0; t < T; t++)
+    for (int k = 0; k < D; k++) w->x[(size_t)t * D + k] += y->fc2_b[k];
+  return spr_matf_gemm(1.0f, spr_matf_view(w->f, T, M), 0, spr_matf_view(y->fc2_w, D, M), 1, 1.0f,
+                       spr_matf_view(w->x, T, D));
+}
+
+int spr_vit_logits(const spr_vit *m, spr_vit_ws *w, float *logits) {
+  layer_norm(w->x, 1, m->dim, m->ln_w, m->ln_b, m->ln_eps, w->h);
+  return linear(w->h, 1, m->dim, m->head_w, m->head_b, m->classes, logits);
+}
+
+int spr_vit_argmax(const float *logits, int classes) {
+  int best = 0;
+  for (int k = 1; k < classes; k++)
+    if (logits[k] > logits[best]) best = k;
+  return best;
+}
