@@ -1,5 +1,6 @@
 /* main.c - the sprintsim command. */
 #include "config.h"
+#include "spr_calibrate.h"
 #include "spr_config.h"
 #include "spr_device.h"
 #include "spr_error.h"
@@ -13,7 +14,11 @@
 #include "spr_xbar.h"
 #include "spr_trace.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +55,10 @@ static void usage_main(FILE *f) {
           "                           spice)\n"
           "  config [CONFIG]          print the resolved configuration (every key with\n"
           "                           its value, unit and meaning) as INI text\n"
+          "  calibrate CONFIG [-o DEVICE.h5] [--seed N]\n"
+          "                           measure the cell, crossbar and comparator with\n"
+          "                           ngspice, fit the device model, write DEVICE.h5\n"
+          "                           (use it with run.device_model)\n"
           "  synth [CONFIG] -o FILE.h5 [--batch B --pad P]\n"
           "                           write the synthetic generator's Q, K, V as a\n"
           "                           sprintsim-qkv file (docs/qkv.md)\n"
@@ -524,6 +533,311 @@ static int cmd_sweep(int argc, char **argv) {
   return status;
 }
 
+/* --- calibrate ------------------------------------------------------------- */
+
+static void usage_calibrate(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim calibrate CONFIG [-o DEVICE.h5] [--seed N]\n"
+          "\n"
+          "Measure the devices of CONFIG with ngspice and fit the simulator's models\n"
+          "(docs/calibration.md), in seven steps:\n"
+          "  1 cell I-V at several G in [g_min, g_max]          -> crossbar.cell_v0\n"
+          "  2 exact currents of random arrays (ngspice checks  -> crossbar.ir_alpha_wl,\n"
+          "    the nodal solver)                                   ir_alpha_bl\n"
+          "  3 column .noise over analog.bandwidth              -> analog.thermal_excess\n"
+          "  4 comparator Monte-Carlo trip currents             -> analog.cmp_offset_sigma\n"
+          "  5 comparator .noise over analog.bandwidth          -> analog.cmp_noise_sigma\n"
+          "  6 comparator step transients at several overdrives -> energy.cmp_per_decision\n"
+          "  7 read energy of arrays of several sizes           -> energy.imc_mac_per_op\n"
+          "\n"
+          "CONFIG is an ordinary configuration (its crossbar, analog, energy and timing\n"
+          "keys give sizes, g_min/g_max, v_read, r_wl/r_bl, temperature, bandwidth and\n"
+          "clock; run.seed seeds every Monte Carlo) plus an optional [calibrate]\n"
+          "section with the SPICE device and circuit, for example:\n"
+          "\n"
+          "  [calibrate]\n"
+          "  cell_v0 = 0.25 V          ; sinh law I = I0 exp(-gap/g0) sinh(V/V0)\n"
+          "  cmp_samples = 200         ; Monte-Carlo comparators\n"
+          "  cmp_r_sense = 20 kohm     ; comparator sense resistors\n"
+          "  timeout = 120 s           ; limit of each ngspice job\n"
+          "\n"
+          "Every key, its default and unit: docs/calibration.md.  The defaults take\n"
+          "about a minute on 2 cores.\n"
+          "\n"
+          "  -o, --output FILE  device-model file (default sprintsim-device.h5); written\n"
+          "                     as FILE.tmp.XXXXXX and renamed when complete\n"
+          "  --seed N           overrides run.seed\n"
+          "  -h, --help         this help\n"
+          "\n"
+          "Progress and each step's time go to standard error, the fitted parameters\n"
+          "to standard output.  Then set run.device_model = DEVICE.h5 in a run's\n"
+          "configuration.  Exit status: 0 success, 1 error (no file written), 2 bad\n"
+          "command line, 130 interrupted (no file written).\n");
+}
+
+/* Keys of the [calibrate] section: name, kind, unit, field, inclusive
+ * range (lo_open: the lower bound is excluded), doc in docs/calibration.md. */
+enum { CK_DBL, CK_INT, CK_DBL_LIST, CK_INT_LIST };
+typedef struct {
+  const char *name;
+  int kind;
+  const char *unit;
+  size_t off, count_off; /* lists: field of the count */
+  double lo, hi;
+  int lo_open;
+} cal_key;
+
+#define CO(f) offsetof(spr_cal_params, f)
+static const cal_key cal_keys[] = {
+    {"cell_i0", CK_DBL, "A", CO(cell.i0_A), 0, 0, 1, 1},
+    {"cell_g0", CK_DBL, "m", CO(cell.g0_m), 0, 0, 1e-6, 1},
+    {"cell_v0", CK_DBL, "V", CO(cell.v0_V), 0, 0, 100, 1},
+    {"iv_levels", CK_INT, "", CO(iv_levels), 0, 1, 64, 0},
+    {"iv_points", CK_INT, "", CO(iv_points), 0, 5, 10000, 0},
+    {"iv_vmax", CK_DBL, "V", CO(iv_vmax_V), 0, 0, 10, 1},
+    {"ir_arrays", CK_INT, "", CO(ir_arrays), 0, 1, 10000, 0},
+    {"ir_spice_arrays", CK_INT, "", CO(ir_spice_arrays), 0, 0, 10000, 0},
+    {"ir_inputs", CK_INT, "", CO(ir_inputs), 0, 1, 1000, 0},
+    {"ir_rows", CK_INT, "", CO(ir_rows), 0, 0, 256, 0},
+    {"ir_cols", CK_INT, "", CO(ir_cols), 0, 0, 256, 0},
+    {"ir_spice_tol", CK_DBL, "", CO(ir_spice_tol), 0, 0, 1, 1},
+    {"noise_arrays", CK_INT, "", CO(noise_arrays), 0, 1, 1000, 0},
+    {"noise_cols", CK_INT, "", CO(noise_cols), 0, 1, 256, 0},
+    {"noise_f_lo", CK_DBL, "Hz", CO(noise_f_lo_Hz), 0, 0, 1e12, 1},
+    {"noise_ppd", CK_INT, "", CO(noise_ppd), 0, 1, 1000, 0},
+    {"cmp_vdd", CK_DBL, "V", CO(cmp.vdd_V), 0, 0, 10, 1},
+    {"cmp_vcm", CK_DBL, "V", CO(cmp.vcm_V), 0, 0, 10, 1},
+    {"cmp_vbn", CK_DBL, "V", CO(cmp.vbn_V), 0, 0, 10, 1},
+    {"cmp_r_sense", CK_DBL, "ohm", CO(cmp.r_sense_ohm), 0, 0, 1e9, 1},
+    {"cmp_c_load", CK_DBL, "F", CO(cmp.c_load_F), 0, 0, 1e-9, 0},
+    {"cmp_avt_n", CK_DBL, "", CO(cmp.avt_n_Vm), 0, 0, 1e-6, 0},
+    {"cmp_avt_p", CK_DBL, "", CO(cmp.avt_p_Vm), 0, 0, 1e-6, 0},
+    {"cmp_samples", CK_INT, "", CO(cmp_samples), 0, 3, 100000, 0},
+    {"cmp_noise_samples", CK_INT, "", CO(cmp_noise_samples), 0, 2, 100000, 0},
+    {"cmp_i_ref", CK_DBL, "A", CO(cmp_i_ref_A), 0, 0, 1, 1},
+    {"cmp_span", CK_DBL, "A", CO(cmp_span_A), 0, 0, 1, 1},
+    {"cmp_overdrives", CK_DBL_LIST, "A", CO(overdrive_A), CO(n_overdrives), 0, 1, 1},
+    {"cmp_window", CK_DBL, "s", CO(cmp_window_s), 0, 0, 1e-6, 0},
+    {"cmp_t_step", CK_DBL, "s", CO(cmp_t_step_s), 0, 0, 1e-6, 1},
+    {"energy_sizes", CK_INT_LIST, "", CO(energy_size), CO(n_sizes), 1, 128, 0},
+    {"read_width", CK_DBL, "s", CO(read_width_s), 0, 0, 1e-6, 0},
+    {"read_edge", CK_DBL, "s", CO(read_edge_s), 0, 0, 1e-6, 1},
+    {"c_wl", CK_DBL, "F", CO(c_wl_F), 0, 0, 1e-9, 0},
+    {"c_bl", CK_DBL, "F", CO(c_bl_F), 0, 0, 1e-9, 0},
+    {"timeout", CK_DBL, "s", CO(timeout_s), 0, 0, 86400, 1},
+};
+#define N_CAL_KEYS ((int)(sizeof cal_keys / sizeof cal_keys[0]))
+
+typedef struct {
+  spr_cal_params *p;
+  int line[N_CAL_KEYS]; /* where each key was given (0: not given) */
+} cal_parse;
+
+static double si_scale(char c) {
+  switch (c) {
+  case 'f': return 1e-15;
+  case 'p': return 1e-12;
+  case 'n': return 1e-9;
+  case 'u': return 1e-6;
+  case 'm': return 1e-3;
+  case 'k': return 1e3;
+  case 'M': return 1e6;
+  case 'G': return 1e9;
+  default: return 0;
+  }
+}
+
+/* One number of key k (text t, trimmed), with an optional [prefix]unit. */
+static int cal_number(const cal_key *k, const char *t, const char *whole, const char *origin,
+                      double *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(t, &end);
+  if (end == t || !isfinite(x) || errno == ERANGE)
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' is not a finite number",
+                     origin, k->name, whole);
+  while (isspace((unsigned char)*end)) end++;
+  if (*end) {
+    const size_t ul = strlen(k->unit), rl = strlen(end);
+    double sc = 0;
+    if (ul && rl == ul && !strcmp(end, k->unit)) sc = 1;
+    else if (ul && rl == ul + 1 && !strcmp(end + 1, k->unit)) sc = si_scale(end[0]);
+    if (sc == 0)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' has unit '%s', expected %s",
+                       origin, k->name, whole, end,
+                       ul ? k->unit : "none (dimensionless; A_VT in V m)");
+    x *= sc;
+  }
+  if (k->kind == CK_INT || k->kind == CK_INT_LIST) {
+    if (x != floor(x) || *end)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' is not an integer", origin,
+                       k->name, whole);
+  }
+  if ((k->lo_open ? !(x > k->lo) : !(x >= k->lo)) || !(x <= k->hi))
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' out of range %s%g, %g]",
+                     origin, k->name, whole, k->lo_open ? "(" : "[", k->lo, k->hi);
+  *out = x;
+  return 0;
+}
+
+static int on_calibrate_key(void *user, const char *name, const char *value, int line,
+                            const char *origin) {
+  cal_parse *cp = user;
+  int ki = -1;
+  for (int i = 0; i < N_CAL_KEYS; i++)
+    if (!strcmp(cal_keys[i].name, name)) ki = i;
+  if (ki < 0)
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] unknown key '%s' (keys: docs/calibration.md, "
+                     "'sprintsim help calibrate')", origin, name);
+  if (cp->line[ki])
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s' given twice (first on line %d)", origin,
+                     name, cp->line[ki]);
+  cp->line[ki] = line;
+  const cal_key *k = &cal_keys[ki];
+  char *base = (char *)cp->p;
+  char buf[1024];
+  if (strlen(value) >= sizeof buf)
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value too long", origin, name);
+  snprintf(buf, sizeof buf, "%s", value);
+  if (k->kind == CK_DBL || k->kind == CK_INT) {
+    char *t = buf;
+    while (isspace((unsigned char)*t)) t++;
+    if (!*t) return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': empty value", origin, name);
+    double x;
+    int rc = cal_number(k, t, value, origin, &x);
+    if (rc) return rc;
+    if (k->kind == CK_DBL) *(double *)(base + k->off) = x;
+    else *(int *)(base + k->off) = (int)x;
+    return 0;
+  }
+  int n = 0;
+  char *save = NULL;
+  for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    while (isspace((unsigned char)*t)) t++;
+    size_t l = strlen(t);
+    while (l && isspace((unsigned char)t[l - 1])) t[--l] = '\0';
+    if (!*t)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' has an empty item", origin,
+                       name, value);
+    if (n >= SPR_CAL_MAX_LIST)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': more than %d values", origin, name,
+                       SPR_CAL_MAX_LIST);
+    double x;
+    int rc = cal_number(k, t, value, origin, &x);
+    if (rc) return rc;
+    if (k->kind == CK_DBL_LIST) ((double *)(base + k->off))[n] = x;
+    else ((int *)(base + k->off))[n] = (int)x;
+    n++;
+  }
+  if (!n) return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': empty value", origin, name);
+  *(int *)(base + k->count_off) = n;
+  return 0;
+}
+
+static int cmd_calibrate(int argc, char **argv) {
+  const char *cfg_path = NULL, *out = "sprintsim-device.h5", *seed = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage_calibrate(stdout);
+      return 0;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+      if (++i >= argc || !argv[i][0]) {
+        fprintf(stderr, "%s: %s needs a file name\n", prog, a);
+        return EXIT_USAGE;
+      }
+      out = argv[i];
+    } else if (!strcmp(a, "--seed")) {
+      if (++i >= argc) {
+        fprintf(stderr, "%s: --seed needs a value\n", prog);
+        return EXIT_USAGE;
+      }
+      seed = argv[i];
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "%s: calibrate: unknown option '%s' (see 'sprintsim help calibrate')\n", prog, a);
+      return EXIT_USAGE;
+    } else if (!cfg_path) {
+      cfg_path = a;
+    } else {
+      fprintf(stderr, "%s: calibrate: unexpected argument '%s' (one CONFIG)\n", prog, a);
+      return EXIT_USAGE;
+    }
+  }
+  if (!cfg_path) {
+    fprintf(stderr, "%s: calibrate: a CONFIG is required (see 'sprintsim help calibrate')\n", prog);
+    return EXIT_USAGE;
+  }
+  spr_config c;
+  spr_cal_params p;
+  spr_config_default(&c);
+  spr_cal_params_default(&p);
+  cal_parse cp;
+  memset(&cp, 0, sizeof cp);
+  cp.p = &p;
+  if (spr_config_parse(&c, cfg_path, "calibrate", on_calibrate_key, &cp) ||
+      spr_config_resolve(&c, cfg_path))
+    return fail(1, NULL);
+  if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
+  if (spr_cal_params_check(&p, &c)) {
+    fprintf(stderr, "%s: %s: %s\n", prog, cfg_path, spr_errmsg());
+    return 1;
+  }
+  spr_cal *cal = NULL;
+  if (spr_cal_alloc(&c, &p, &cal)) return fail(1, NULL);
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  spr_cal_set_cancel(cal, &interrupted);
+
+  fprintf(stderr, "sprintsim %s: calibrate %s: seed %llu, output %s\n", PACKAGE_VERSION, cfg_path,
+          (unsigned long long)c.seed, out);
+  const double t0 = now_s();
+  int status = 0;
+  for (int k = 0; k < SPR_CAL_N_STEPS && !status; k++) {
+    char sum[1024];
+    const double ts = now_s();
+    fprintf(stderr, "calibrate: [%d/%d] %s ...\n", k + 1, SPR_CAL_N_STEPS, spr_cal_step_name(k));
+    int rc = spr_cal_step(cal, k, sum, sizeof sum);
+    if (rc == SPR_ECANCELED || (rc && interrupted)) {
+      fprintf(stderr, "%s: interrupted in step %d (%s) after %.1f s; %s not written\n", prog, k + 1,
+              spr_cal_step_name(k), now_s() - t0, out);
+      status = 130;
+    } else if (rc) {
+      fprintf(stderr, "%s: %s; %s not written\n", prog, spr_errmsg(), out);
+      status = 1;
+    } else {
+      fprintf(stderr, "calibrate: [%d/%d] %s done in %.1f s: %s\n", k + 1, SPR_CAL_N_STEPS,
+              spr_cal_step_name(k), now_s() - ts, sum);
+    }
+  }
+  spr_device *dev = status ? NULL : spr_cal_device(cal, PACKAGE_VERSION);
+  if (!status && interrupted) {
+    fprintf(stderr, "%s: interrupted; %s not written\n", prog, out);
+    status = 130;
+  }
+  if (!status && spr_device_write(out, dev)) status = fail(1, NULL);
+  if (!status) {
+    printf("%-20s %-26s %13s %13s %13s %10s %6s\n", "parameter", "key", "value", "ci95_lo",
+           "ci95_hi", "r2", "n");
+    for (int i = 0; i < dev->n_params; i++) {
+      const spr_device_param *q = &dev->params[i];
+      printf("%-20s %-26s %13.6g %13.6g %13.6g %10.6f %6lld  %s\n", q->name,
+             q->key[0] ? q->key : "(informational)", q->value, q->ci95_lo, q->ci95_hi, q->r2,
+             (long long)q->n_points, strcmp(q->unit, "1") ? q->unit : "");
+    }
+    printf("calibrate: %s written in %.1f s (%d parameters, %d data arrays, %d netlists)\n", out,
+           now_s() - t0, dev->n_params, dev->n_data, dev->n_netlists);
+  }
+  spr_cal_free(cal);
+  return status;
+}
+
 static void usage_crossbar(FILE *f) {
   fprintf(f,
           "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic|nodal|spice\n"
@@ -808,6 +1122,7 @@ int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[2], "run")) usage_run(stdout);
     else if (argc > 2 && !strcmp(argv[2], "synth")) usage_synth(stdout);
     else if (argc > 2 && !strcmp(argv[2], "sweep")) usage_sweep(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "calibrate")) usage_calibrate(stdout);
     else if (argc > 2 && !strcmp(argv[2], "config")) {
       char *v[] = {"config", "--help", NULL};
       return cmd_config(2, v);
@@ -819,6 +1134,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
   if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
   if (!strcmp(cmd, "crossbar")) return cmd_crossbar(argc - 1, argv + 1);
+  if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
   if (!strcmp(cmd, "report")) {
     if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
       printf("usage: sprintsim report FILE.h5\n\nPrint, from a trace alone, per layer and in total for "
