@@ -104,8 +104,8 @@ int spr_cal_params_check(const spr_cal_params *p, const spr_config *c) {
   if (p->noise_ppd < 1 || p->noise_ppd > 1000) return BAD("%s: noise_ppd = %d not in [1, 1000]", w, p->noise_ppd);
   if (p->cmp_samples < 3 || p->cmp_samples > 100000)
     return BAD("%s: cmp_samples = %d not in [3, 100000]", w, p->cmp_samples);
-  if (p->cmp_noise_samples < 2 || p->cmp_noise_samples > p->cmp_samples)
-    return BAD("%s: cmp_noise_samples = %d not in [2, cmp_samples = %d]", w, p->cmp_noise_samples,
+  if (p->cmp_noise_samples < 3 || p->cmp_noise_samples > p->cmp_samples)
+    return BAD("%s: cmp_noise_samples = %d not in [3, cmp_samples = %d]", w, p->cmp_noise_samples,
                p->cmp_samples);
   if (!(p->cmp_i_ref_A > 0) || !isfinite(p->cmp_i_ref_A)) return BAD("%s: cmp_i_ref = %g A must be > 0", w, p->cmp_i_ref_A);
   if (!(p->cmp_span_A > 0) || p->cmp_span_A > p->cmp_i_ref_A)

@@ -62,7 +62,7 @@ typedef struct {
 
   spr_circ_cmp cmp;          /* comparator circuit (vdd, vcm, vbn, r_sense, c_load, A_VT) */
   int cmp_samples;           /* Monte-Carlo comparators for the offset (>= 3) */
-  int cmp_noise_samples;     /* Monte-Carlo comparators for the noise (>= 2) */
+  int cmp_noise_samples;     /* Monte-Carlo comparators for the noise (3..cmp_samples) */
   double cmp_i_ref_A;        /* reference (threshold) current (> 0) */
   double cmp_span_A;         /* trip search span around i_ref (0 < span <= i_ref) */
   int n_overdrives;          /* step transients (>= 2) */

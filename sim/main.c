@@ -613,7 +613,7 @@ static const cal_key cal_keys[] = {
     {"cmp_avt_n", CK_DBL, "", CO(cmp.avt_n_Vm), 0, 0, 1e-6, 0},
     {"cmp_avt_p", CK_DBL, "", CO(cmp.avt_p_Vm), 0, 0, 1e-6, 0},
     {"cmp_samples", CK_INT, "", CO(cmp_samples), 0, 3, 100000, 0},
-    {"cmp_noise_samples", CK_INT, "", CO(cmp_noise_samples), 0, 2, 100000, 0},
+    {"cmp_noise_samples", CK_INT, "", CO(cmp_noise_samples), 0, 3, 100000, 0},
     {"cmp_i_ref", CK_DBL, "A", CO(cmp_i_ref_A), 0, 0, 1, 1},
     {"cmp_span", CK_DBL, "A", CO(cmp_span_A), 0, 0, 1, 1},
     {"cmp_overdrives", CK_DBL_LIST, "A", CO(overdrive_A), CO(n_overdrives), 0, 1, 1},
@@ -779,7 +779,21 @@ static int cmd_calibrate(int argc, char **argv) {
     return fail(1, NULL);
   if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
   if (spr_cal_params_check(&p, &c)) {
-    fprintf(stderr, "%s: %s: %s\n", prog, cfg_path, spr_errmsg());
+    /* a relation between keys: name the line of the first key the message
+     * names, when the file gave it */
+    int line = 0;
+    const char *first = NULL, *msg = spr_errmsg();
+    for (int k = 0; k < N_CAL_KEYS; k++) {
+      char pat[64];
+      snprintf(pat, sizeof pat, " %s ", cal_keys[k].name);
+      const char *at = strstr(msg, pat);
+      if (at && (!first || at < first)) {
+        first = at;
+        line = cp.line[k];
+      }
+    }
+    if (line) fprintf(stderr, "%s: %s:%d: %s\n", prog, cfg_path, line, spr_errmsg());
+    else fprintf(stderr, "%s: %s: %s\n", prog, cfg_path, spr_errmsg());
     return 1;
   }
   spr_cal *cal = NULL;
