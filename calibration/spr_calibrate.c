@@ -123,8 +123,8 @@ int spr_cal_params_check(const spr_cal_params *p, const spr_config *c) {
     return BAD("%s: cmp_t_step = %g s must be > 0 and at most a tenth of the decision window %g s", w,
                p->cmp_t_step_s, win);
   if (win > 1e-6) return BAD("%s: decision window %g s is longer than 1 us", w, win);
-  if (p->n_sizes < 2 || p->n_sizes > SPR_CAL_MAX_LIST)
-    return BAD("%s: %d energy_sizes (2..%d)", w, p->n_sizes, SPR_CAL_MAX_LIST);
+  if (p->n_sizes < 3 || p->n_sizes > SPR_CAL_MAX_LIST)
+    return BAD("%s: %d energy_sizes (3..%d: the fit has 2 parameters)", w, p->n_sizes, SPR_CAL_MAX_LIST);
   for (int k = 0; k < p->n_sizes; k++) {
     if (p->energy_size[k] < 1 || p->energy_size[k] > 128)
       return BAD("%s: energy_sizes value %d = %d not in [1, 128]", w, k + 1, p->energy_size[k]);

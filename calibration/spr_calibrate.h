@@ -70,7 +70,7 @@ typedef struct {
   double cmp_window_s;       /* decision window; 0 = timing.threshold_cycles / timing.clock */
   double cmp_t_step_s;       /* transient step of the comparator (> 0) */
 
-  int n_sizes;               /* read-energy arrays (>= 2 distinct sizes) */
+  int n_sizes;               /* read-energy arrays (3..16 distinct sizes) */
   int energy_size[SPR_CAL_MAX_LIST]; /* square array sizes N (N x N cells, 1..128) */
   double read_width_s;       /* read pulse width; 0 = threshold_cycles / clock */
   double read_edge_s;        /* rise and fall time of the read pulse (> 0) */
