@@ -2,12 +2,16 @@
  * equations in docs/calibration.md). */
 #include "config.h"
 #include "spr_calibrate.h"
+#include "spr_config.h"
 #include "spr_error.h"
 #include "spr_fit.h"
 #include "spr_nodal.h"
 #include "spr_rng.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +144,200 @@ int spr_cal_params_check(const spr_cal_params *p, const spr_config *c) {
     return BAD("%s: c_wl = %g F, c_bl = %g F not in [0, 1 nF]", w, p->c_wl_F, p->c_bl_F);
   if (!(p->timeout_s > 0) || p->timeout_s > 86400) return BAD("%s: timeout = %g s not in (0, 86400]", w, p->timeout_s);
   return 0;
+}
+
+/* --- the [calibrate] keys ------------------------------------------------------- */
+
+/* Keys of the [calibrate] section: name, kind, unit, field, inclusive
+ * range (lo_open: the lower bound is excluded), doc in docs/calibration.md. */
+enum { CK_DBL, CK_INT, CK_DBL_LIST, CK_INT_LIST };
+typedef struct {
+  const char *name;
+  int kind;
+  const char *unit;
+  size_t off, count_off; /* lists: field of the count */
+  double lo, hi;
+  int lo_open;
+} cal_key;
+
+#define CO(f) offsetof(spr_cal_params, f)
+static const cal_key cal_keys[] = {
+    {"cell_i0", CK_DBL, "A", CO(cell.i0_A), 0, 0, 1, 1},
+    {"cell_g0", CK_DBL, "m", CO(cell.g0_m), 0, 0, 1e-6, 1},
+    {"cell_v0", CK_DBL, "V", CO(cell.v0_V), 0, 0, 100, 1},
+    {"iv_levels", CK_INT, "", CO(iv_levels), 0, 1, 64, 0},
+    {"iv_points", CK_INT, "", CO(iv_points), 0, 5, 10000, 0},
+    {"iv_vmax", CK_DBL, "V", CO(iv_vmax_V), 0, 0, 10, 1},
+    {"ir_arrays", CK_INT, "", CO(ir_arrays), 0, 1, 10000, 0},
+    {"ir_spice_arrays", CK_INT, "", CO(ir_spice_arrays), 0, 0, 10000, 0},
+    {"ir_inputs", CK_INT, "", CO(ir_inputs), 0, 1, 1000, 0},
+    {"ir_rows", CK_INT, "", CO(ir_rows), 0, 0, 256, 0},
+    {"ir_cols", CK_INT, "", CO(ir_cols), 0, 0, 256, 0},
+    {"ir_spice_tol", CK_DBL, "", CO(ir_spice_tol), 0, 0, 1, 1},
+    {"noise_arrays", CK_INT, "", CO(noise_arrays), 0, 1, 1000, 0},
+    {"noise_cols", CK_INT, "", CO(noise_cols), 0, 1, 256, 0},
+    {"noise_f_lo", CK_DBL, "Hz", CO(noise_f_lo_Hz), 0, 0, 1e12, 1},
+    {"noise_ppd", CK_INT, "", CO(noise_ppd), 0, 1, 1000, 0},
+    {"cmp_vdd", CK_DBL, "V", CO(cmp.vdd_V), 0, 0, 10, 1},
+    {"cmp_vcm", CK_DBL, "V", CO(cmp.vcm_V), 0, 0, 10, 1},
+    {"cmp_vbn", CK_DBL, "V", CO(cmp.vbn_V), 0, 0, 10, 1},
+    {"cmp_r_sense", CK_DBL, "ohm", CO(cmp.r_sense_ohm), 0, 0, 1e9, 1},
+    {"cmp_c_load", CK_DBL, "F", CO(cmp.c_load_F), 0, 0, 1e-9, 0},
+    {"cmp_avt_n", CK_DBL, "", CO(cmp.avt_n_Vm), 0, 0, 1e-6, 0},
+    {"cmp_avt_p", CK_DBL, "", CO(cmp.avt_p_Vm), 0, 0, 1e-6, 0},
+    {"cmp_samples", CK_INT, "", CO(cmp_samples), 0, 3, 100000, 0},
+    {"cmp_noise_samples", CK_INT, "", CO(cmp_noise_samples), 0, 3, 100000, 0},
+    {"cmp_i_ref", CK_DBL, "A", CO(cmp_i_ref_A), 0, 0, 1, 1},
+    {"cmp_span", CK_DBL, "A", CO(cmp_span_A), 0, 0, 1, 1},
+    {"cmp_overdrives", CK_DBL_LIST, "A", CO(overdrive_A), CO(n_overdrives), 0, 1, 1},
+    {"cmp_window", CK_DBL, "s", CO(cmp_window_s), 0, 0, 1e-6, 0},
+    {"cmp_t_step", CK_DBL, "s", CO(cmp_t_step_s), 0, 0, 1e-6, 1},
+    {"energy_sizes", CK_INT_LIST, "", CO(energy_size), CO(n_sizes), 1, 128, 0},
+    {"read_width", CK_DBL, "s", CO(read_width_s), 0, 0, 1e-6, 0},
+    {"read_edge", CK_DBL, "s", CO(read_edge_s), 0, 0, 1e-6, 1},
+    {"c_wl", CK_DBL, "F", CO(c_wl_F), 0, 0, 1e-9, 0},
+    {"c_bl", CK_DBL, "F", CO(c_bl_F), 0, 0, 1e-9, 0},
+    {"timeout", CK_DBL, "s", CO(timeout_s), 0, 0, 86400, 1},
+};
+#define N_CAL_KEYS ((int)(sizeof cal_keys / sizeof cal_keys[0]))
+_Static_assert(N_CAL_KEYS <= SPR_CAL_MAX_KEYS, "SPR_CAL_MAX_KEYS too small");
+
+static double si_scale(char c) {
+  switch (c) {
+  case 'f': return 1e-15;
+  case 'p': return 1e-12;
+  case 'n': return 1e-9;
+  case 'u': return 1e-6;
+  case 'm': return 1e-3;
+  case 'k': return 1e3;
+  case 'M': return 1e6;
+  case 'G': return 1e9;
+  default: return 0;
+  }
+}
+
+/* One number of key k (text t, trimmed), with an optional [prefix]unit. */
+static int cal_number(const cal_key *k, const char *t, const char *whole, const char *origin,
+                      double *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(t, &end);
+  if (end == t || !isfinite(x) || errno == ERANGE)
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' is not a finite number",
+                     origin, k->name, whole);
+  while (isspace((unsigned char)*end)) end++;
+  if (*end) {
+    const size_t ul = strlen(k->unit), rl = strlen(end);
+    double sc = 0;
+    if (ul && rl == ul && !strcmp(end, k->unit)) sc = 1;
+    else if (ul && rl == ul + 1 && !strcmp(end + 1, k->unit)) sc = si_scale(end[0]);
+    if (sc == 0)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' has unit '%s', expected %s",
+                       origin, k->name, whole, end,
+                       ul ? k->unit : "none (dimensionless; A_VT in V m)");
+    x *= sc;
+  }
+  if (k->kind == CK_INT || k->kind == CK_INT_LIST) {
+    if (x != floor(x) || *end)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' is not an integer", origin,
+                       k->name, whole);
+  }
+  if ((k->lo_open ? !(x > k->lo) : !(x >= k->lo)) || !(x <= k->hi))
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' out of range %s%g, %g]",
+                     origin, k->name, whole, k->lo_open ? "(" : "[", k->lo, k->hi);
+  *out = x;
+  return 0;
+}
+
+int spr_cal_nkeys(void) { return N_CAL_KEYS; }
+
+const char *spr_cal_key_name(int k) { return k >= 0 && k < N_CAL_KEYS ? cal_keys[k].name : NULL; }
+
+int spr_cal_key_find(const char *name) {
+  for (int i = 0; name && i < N_CAL_KEYS; i++)
+    if (!strcmp(cal_keys[i].name, name)) return i;
+  return -1;
+}
+
+int spr_cal_params_set(spr_cal_params *p, const char *name, const char *value, const char *origin) {
+  if (!origin) origin = "[calibrate]";
+  int ki = spr_cal_key_find(name);
+  if (ki < 0)
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] unknown key '%s' (keys: docs/calibration.md, "
+                     "'sprintsim help calibrate')", origin, name ? name : "(null)");
+  if (!value) return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': no value", origin, name);
+  const cal_key *k = &cal_keys[ki];
+  char *base = (char *)p;
+  char buf[1024];
+  if (strlen(value) >= sizeof buf)
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value too long", origin, name);
+  snprintf(buf, sizeof buf, "%s", value);
+  if (k->kind == CK_DBL || k->kind == CK_INT) {
+    char *t = buf;
+    while (isspace((unsigned char)*t)) t++;
+    if (!*t) return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': empty value", origin, name);
+    double x;
+    int rc = cal_number(k, t, value, origin, &x);
+    if (rc) return rc;
+    if (k->kind == CK_DBL) *(double *)(base + k->off) = x;
+    else *(int *)(base + k->off) = (int)x;
+    return 0;
+  }
+  int n = 0;
+  char *save = NULL;
+  for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    while (isspace((unsigned char)*t)) t++;
+    size_t l = strlen(t);
+    while (l && isspace((unsigned char)t[l - 1])) t[--l] = '\0';
+    if (!*t)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' has an empty item", origin,
+                       name, value);
+    if (n >= SPR_CAL_MAX_LIST)
+      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': more than %d values", origin, name,
+                       SPR_CAL_MAX_LIST);
+    double x;
+    int rc = cal_number(k, t, value, origin, &x);
+    if (rc) return rc;
+    if (k->kind == CK_DBL_LIST) ((double *)(base + k->off))[n] = x;
+    else ((int *)(base + k->off))[n] = (int)x;
+    n++;
+  }
+  if (!n) return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': empty value", origin, name);
+  *(int *)(base + k->count_off) = n;
+  return 0;
+}
+
+
+char *spr_cal_params_to_ini(const spr_cal_params *p) {
+  size_t cap = 8192, len = 0;
+  char *t = malloc(cap);
+  if (!t) return NULL;
+  len += (size_t)snprintf(t, cap, "[calibrate]\n");
+  for (int i = 0; i < N_CAL_KEYS; i++) {
+    const cal_key *k = &cal_keys[i];
+    const char *base = (const char *)p;
+    char line[1024];
+    int w = snprintf(line, sizeof line, "%s = ", k->name);
+    const int n = k->kind == CK_DBL || k->kind == CK_INT ? 1 : *(const int *)(base + k->count_off);
+    for (int v = 0; v < n; v++) {
+      if (k->kind == CK_DBL || k->kind == CK_DBL_LIST)
+        w += snprintf(line + w, sizeof line - (size_t)w, "%s%.17g%s%s", v ? ", " : "",
+                      ((const double *)(base + k->off))[v], k->unit[0] ? " " : "", k->unit);
+      else
+        w += snprintf(line + w, sizeof line - (size_t)w, "%s%d", v ? ", " : "",
+                      ((const int *)(base + k->off))[v]);
+    }
+    if (len + (size_t)w + 2 > cap) {
+      char *u = realloc(t, cap *= 2);
+      if (!u) {
+        free(t);
+        return NULL;
+      }
+      t = u;
+    }
+    len += (size_t)snprintf(t + len, cap - len, "%s\n", line);
+  }
+  return t;
 }
 
 struct spr_cal {
@@ -759,6 +957,19 @@ int spr_cal_step(spr_cal *cal, int k, char *summary, size_t n) {
 
 spr_device *spr_cal_device(spr_cal *cal, const char *sprintsim_version) {
   if (!cal || cal->next < SPR_CAL_N_STEPS) return NULL;
+  if (!cal->dev.config_text) { /* the resolved configuration and [calibrate] */
+    char *a = spr_config_to_ini(&cal->c), *b = spr_cal_params_to_ini(&cal->p);
+    char *t = a && b ? malloc(strlen(a) + strlen(b) + 2) : NULL;
+    if (t) sprintf(t, "%s\n%s", a, b);
+    int rc = t ? spr_device_set_config(&cal->dev, t) : SPR_ENOMEM;
+    free(a);
+    free(b);
+    free(t);
+    if (rc) {
+      spr_error(SPR_ENOMEM, "calibrate: out of memory for the configuration text");
+      return NULL;
+    }
+  }
   snprintf(cal->dev.sprintsim_version, sizeof cal->dev.sprintsim_version, "%s",
            sprintsim_version ? sprintsim_version : PACKAGE_VERSION);
   return &cal->dev;

@@ -89,6 +89,26 @@ typedef struct {
  * 120 s. */
 void spr_cal_params_default(spr_cal_params *p);
 
+/* The [calibrate] section's keys (one per field above; names, units and
+ * ranges in docs/calibration.md).  Numbers take the key's unit with an
+ * optional SI prefix (f p n u m k M G), lists are comma-separated. */
+#define SPR_CAL_MAX_KEYS 64
+int spr_cal_nkeys(void);
+const char *spr_cal_key_name(int k);   /* NULL when k is out of range */
+int spr_cal_key_find(const char *name); /* index, or -1 */
+
+/* Set key `name` of p from its text.  origin ("file.ini:12") starts
+ * every message.  Returns 0 or SPR_ECONFIG (unknown key, empty value,
+ * wrong unit, not an integer, out of the key's range, empty list item,
+ * too many values), naming the key and the value. */
+int spr_cal_params_set(spr_cal_params *p, const char *name, const char *value,
+                       const char *origin);
+
+/* p as a "[calibrate]" INI section, every key, numbers with %.17g and
+ * their unit (parsing it gives p back).  malloc'ed; NULL when out of
+ * memory. */
+char *spr_cal_params_to_ini(const spr_cal_params *p);
+
 /* Check p against the configuration (ranges above, overdrives below the
  * span, sizes).  Returns 0 or SPR_EINVAL naming the parameter and value. */
 int spr_cal_params_check(const spr_cal_params *p, const spr_config *c);
@@ -126,9 +146,11 @@ void spr_cal_set_cancel(spr_cal *cal, volatile sig_atomic_t *flag);
 int spr_cal_step(spr_cal *cal, int k, char *summary, size_t n);
 
 /* The device model after every step ran: provenance (ngspice version,
- * sprintsim_version), seeds, samples, netlists, parameters and data.  The
- * model stays owned by cal (spr_device_write it before spr_cal_free).
- * Returns NULL until all steps ran. */
+ * sprintsim_version, the resolved configuration with its [calibrate]
+ * section as INI text), seeds, samples, netlists, parameters and data.
+ * The model stays owned by cal (spr_device_write it before spr_cal_free).
+ * Returns NULL until all steps ran (or, with an SPR_ENOMEM message, when
+ * out of memory). */
 spr_device *spr_cal_device(spr_cal *cal, const char *sprintsim_version);
 
 #endif

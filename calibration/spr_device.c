@@ -23,6 +23,7 @@ void spr_device_free(spr_device *d) {
   if (!d) return;
   for (int i = 0; i < d->n_netlists; i++) free(d->netlist_text[i]);
   for (int i = 0; i < d->n_data; i++) free(d->data[i].values);
+  free(d->config_text);
   memset(d, 0, sizeof *d);
 }
 
@@ -300,6 +301,17 @@ int spr_device_add_data(spr_device *d, const char *name, const char *unit,
   return 0;
 }
 
+int spr_device_set_config(spr_device *d, const char *text) {
+  if (!d || !text || !*text) return spr_error(SPR_EINVAL, "device model: configuration text is NULL or empty");
+  size_t l = strlen(text);
+  char *t = malloc(l + 1);
+  if (!t) return spr_error(SPR_ENOMEM, "device model: out of memory for the configuration text");
+  memcpy(t, text, l + 1);
+  free(d->config_text);
+  d->config_text = t;
+  return 0;
+}
+
 const spr_device_data *spr_device_find_data(const spr_device *d, const char *name) {
   for (int i = 0; d && name && i < d->n_data; i++)
     if (!strcmp(d->data[i].name, name)) return &d->data[i];
@@ -406,6 +418,7 @@ static void write_body(wctx *w, const spr_device *d) {
   w_dset_str(w, "/provenance/created", d->created);
   w_dset_str(w, "/provenance/sprintsim_version", d->sprintsim_version);
   w_dset_str(w, "/provenance/ngspice_version", d->ngspice_version);
+  if (d->config_text) w_dset_str(w, "/provenance/config", d->config_text);
   w_group(w, "/provenance/netlists");
   for (int i = 0; i < d->n_netlists; i++) {
     snprintf(path, sizeof path, "/provenance/netlists/%s", d->netlist_name[i]);
@@ -763,6 +776,9 @@ static int read_body(const rctx *r, spr_device *d) {
     return rc;
   if ((rc = dset_str(r, "/provenance/ngspice_version", NULL, d->ngspice_version,
                      sizeof d->ngspice_version)))
+    return rc;
+  if (H5Lexists(r->f, "/provenance/config", H5P_DEFAULT) > 0 &&
+      (rc = dset_str(r, "/provenance/config", &d->config_text, NULL, 0)))
     return rc;
   char nl[SPR_DEVICE_MAX_PROV][SPR_DEVICE_NAME];
   if ((rc = list_group(r, "/provenance/netlists", nl, SPR_DEVICE_MAX_PROV, &n))) return rc;

@@ -77,6 +77,9 @@ typedef struct {
   spr_device_count samples[SPR_DEVICE_MAX_PROV]; /* Monte-Carlo sample counts */
   int n_data;
   spr_device_data data[SPR_DEVICE_MAX_DATA]; /* raw data arrays */
+  char *config_text;           /* the resolved configuration the model was
+                                  measured with, as INI text (owned; NULL:
+                                  none; /provenance/config, optional) */
   char ngspice_version[128];
   char sprintsim_version[32];
   char created[32];            /* ISO 8601 UTC, "2026-11-29T13:04:25Z" */
@@ -127,6 +130,10 @@ int spr_device_add_samples(spr_device *d, const char *name, uint64_t count);
 int spr_device_add_data(spr_device *d, const char *name, const char *unit,
                         const char *description, int rank, int64_t n0, int64_t n1,
                         const double *values);
+
+/* Record the configuration text (copied; replaces an earlier one).
+ * Errors: SPR_EINVAL (NULL or empty text), SPR_ENOMEM. */
+int spr_device_set_config(spr_device *d, const char *text);
 
 /* The data array `name` of d, or NULL. */
 const spr_device_data *spr_device_find_data(const spr_device *d, const char *name);

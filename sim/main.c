@@ -575,163 +575,23 @@ static void usage_calibrate(FILE *f) {
           "command line, 130 interrupted (no file written).\n");
 }
 
-/* Keys of the [calibrate] section: name, kind, unit, field, inclusive
- * range (lo_open: the lower bound is excluded), doc in docs/calibration.md. */
-enum { CK_DBL, CK_INT, CK_DBL_LIST, CK_INT_LIST };
-typedef struct {
-  const char *name;
-  int kind;
-  const char *unit;
-  size_t off, count_off; /* lists: field of the count */
-  double lo, hi;
-  int lo_open;
-} cal_key;
-
-#define CO(f) offsetof(spr_cal_params, f)
-static const cal_key cal_keys[] = {
-    {"cell_i0", CK_DBL, "A", CO(cell.i0_A), 0, 0, 1, 1},
-    {"cell_g0", CK_DBL, "m", CO(cell.g0_m), 0, 0, 1e-6, 1},
-    {"cell_v0", CK_DBL, "V", CO(cell.v0_V), 0, 0, 100, 1},
-    {"iv_levels", CK_INT, "", CO(iv_levels), 0, 1, 64, 0},
-    {"iv_points", CK_INT, "", CO(iv_points), 0, 5, 10000, 0},
-    {"iv_vmax", CK_DBL, "V", CO(iv_vmax_V), 0, 0, 10, 1},
-    {"ir_arrays", CK_INT, "", CO(ir_arrays), 0, 1, 10000, 0},
-    {"ir_spice_arrays", CK_INT, "", CO(ir_spice_arrays), 0, 0, 10000, 0},
-    {"ir_inputs", CK_INT, "", CO(ir_inputs), 0, 1, 1000, 0},
-    {"ir_rows", CK_INT, "", CO(ir_rows), 0, 0, 256, 0},
-    {"ir_cols", CK_INT, "", CO(ir_cols), 0, 0, 256, 0},
-    {"ir_spice_tol", CK_DBL, "", CO(ir_spice_tol), 0, 0, 1, 1},
-    {"noise_arrays", CK_INT, "", CO(noise_arrays), 0, 1, 1000, 0},
-    {"noise_cols", CK_INT, "", CO(noise_cols), 0, 1, 256, 0},
-    {"noise_f_lo", CK_DBL, "Hz", CO(noise_f_lo_Hz), 0, 0, 1e12, 1},
-    {"noise_ppd", CK_INT, "", CO(noise_ppd), 0, 1, 1000, 0},
-    {"cmp_vdd", CK_DBL, "V", CO(cmp.vdd_V), 0, 0, 10, 1},
-    {"cmp_vcm", CK_DBL, "V", CO(cmp.vcm_V), 0, 0, 10, 1},
-    {"cmp_vbn", CK_DBL, "V", CO(cmp.vbn_V), 0, 0, 10, 1},
-    {"cmp_r_sense", CK_DBL, "ohm", CO(cmp.r_sense_ohm), 0, 0, 1e9, 1},
-    {"cmp_c_load", CK_DBL, "F", CO(cmp.c_load_F), 0, 0, 1e-9, 0},
-    {"cmp_avt_n", CK_DBL, "", CO(cmp.avt_n_Vm), 0, 0, 1e-6, 0},
-    {"cmp_avt_p", CK_DBL, "", CO(cmp.avt_p_Vm), 0, 0, 1e-6, 0},
-    {"cmp_samples", CK_INT, "", CO(cmp_samples), 0, 3, 100000, 0},
-    {"cmp_noise_samples", CK_INT, "", CO(cmp_noise_samples), 0, 3, 100000, 0},
-    {"cmp_i_ref", CK_DBL, "A", CO(cmp_i_ref_A), 0, 0, 1, 1},
-    {"cmp_span", CK_DBL, "A", CO(cmp_span_A), 0, 0, 1, 1},
-    {"cmp_overdrives", CK_DBL_LIST, "A", CO(overdrive_A), CO(n_overdrives), 0, 1, 1},
-    {"cmp_window", CK_DBL, "s", CO(cmp_window_s), 0, 0, 1e-6, 0},
-    {"cmp_t_step", CK_DBL, "s", CO(cmp_t_step_s), 0, 0, 1e-6, 1},
-    {"energy_sizes", CK_INT_LIST, "", CO(energy_size), CO(n_sizes), 1, 128, 0},
-    {"read_width", CK_DBL, "s", CO(read_width_s), 0, 0, 1e-6, 0},
-    {"read_edge", CK_DBL, "s", CO(read_edge_s), 0, 0, 1e-6, 1},
-    {"c_wl", CK_DBL, "F", CO(c_wl_F), 0, 0, 1e-9, 0},
-    {"c_bl", CK_DBL, "F", CO(c_bl_F), 0, 0, 1e-9, 0},
-    {"timeout", CK_DBL, "s", CO(timeout_s), 0, 0, 86400, 1},
-};
-#define N_CAL_KEYS ((int)(sizeof cal_keys / sizeof cal_keys[0]))
-
+/* Lines of the [calibrate] keys given (0: not given), for duplicates and
+ * for naming the line of a key in a relation error. */
 typedef struct {
   spr_cal_params *p;
-  int line[N_CAL_KEYS]; /* where each key was given (0: not given) */
+  int line[SPR_CAL_MAX_KEYS];
 } cal_parse;
-
-static double si_scale(char c) {
-  switch (c) {
-  case 'f': return 1e-15;
-  case 'p': return 1e-12;
-  case 'n': return 1e-9;
-  case 'u': return 1e-6;
-  case 'm': return 1e-3;
-  case 'k': return 1e3;
-  case 'M': return 1e6;
-  case 'G': return 1e9;
-  default: return 0;
-  }
-}
-
-/* One number of key k (text t, trimmed), with an optional [prefix]unit. */
-static int cal_number(const cal_key *k, const char *t, const char *whole, const char *origin,
-                      double *out) {
-  char *end;
-  errno = 0;
-  double x = strtod(t, &end);
-  if (end == t || !isfinite(x) || errno == ERANGE)
-    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' is not a finite number",
-                     origin, k->name, whole);
-  while (isspace((unsigned char)*end)) end++;
-  if (*end) {
-    const size_t ul = strlen(k->unit), rl = strlen(end);
-    double sc = 0;
-    if (ul && rl == ul && !strcmp(end, k->unit)) sc = 1;
-    else if (ul && rl == ul + 1 && !strcmp(end + 1, k->unit)) sc = si_scale(end[0]);
-    if (sc == 0)
-      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' has unit '%s', expected %s",
-                       origin, k->name, whole, end,
-                       ul ? k->unit : "none (dimensionless; A_VT in V m)");
-    x *= sc;
-  }
-  if (k->kind == CK_INT || k->kind == CK_INT_LIST) {
-    if (x != floor(x) || *end)
-      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' is not an integer", origin,
-                       k->name, whole);
-  }
-  if ((k->lo_open ? !(x > k->lo) : !(x >= k->lo)) || !(x <= k->hi))
-    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' out of range %s%g, %g]",
-                     origin, k->name, whole, k->lo_open ? "(" : "[", k->lo, k->hi);
-  *out = x;
-  return 0;
-}
 
 static int on_calibrate_key(void *user, const char *name, const char *value, int line,
                             const char *origin) {
   cal_parse *cp = user;
-  int ki = -1;
-  for (int i = 0; i < N_CAL_KEYS; i++)
-    if (!strcmp(cal_keys[i].name, name)) ki = i;
-  if (ki < 0)
-    return spr_error(SPR_ECONFIG, "%s: [calibrate] unknown key '%s' (keys: docs/calibration.md, "
-                     "'sprintsim help calibrate')", origin, name);
-  if (cp->line[ki])
+  int ki = spr_cal_key_find(name);
+  if (ki >= 0 && cp->line[ki])
     return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s' given twice (first on line %d)", origin,
                      name, cp->line[ki]);
-  cp->line[ki] = line;
-  const cal_key *k = &cal_keys[ki];
-  char *base = (char *)cp->p;
-  char buf[1024];
-  if (strlen(value) >= sizeof buf)
-    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value too long", origin, name);
-  snprintf(buf, sizeof buf, "%s", value);
-  if (k->kind == CK_DBL || k->kind == CK_INT) {
-    char *t = buf;
-    while (isspace((unsigned char)*t)) t++;
-    if (!*t) return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': empty value", origin, name);
-    double x;
-    int rc = cal_number(k, t, value, origin, &x);
-    if (rc) return rc;
-    if (k->kind == CK_DBL) *(double *)(base + k->off) = x;
-    else *(int *)(base + k->off) = (int)x;
-    return 0;
-  }
-  int n = 0;
-  char *save = NULL;
-  for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    while (isspace((unsigned char)*t)) t++;
-    size_t l = strlen(t);
-    while (l && isspace((unsigned char)t[l - 1])) t[--l] = '\0';
-    if (!*t)
-      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' has an empty item", origin,
-                       name, value);
-    if (n >= SPR_CAL_MAX_LIST)
-      return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': more than %d values", origin, name,
-                       SPR_CAL_MAX_LIST);
-    double x;
-    int rc = cal_number(k, t, value, origin, &x);
-    if (rc) return rc;
-    if (k->kind == CK_DBL_LIST) ((double *)(base + k->off))[n] = x;
-    else ((int *)(base + k->off))[n] = (int)x;
-    n++;
-  }
-  if (!n) return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': empty value", origin, name);
-  *(int *)(base + k->count_off) = n;
-  return 0;
+  int rc = spr_cal_params_set(cp->p, name, value, origin);
+  if (!rc) cp->line[ki] = line;
+  return rc;
 }
 
 static int cmd_calibrate(int argc, char **argv) {
@@ -783,9 +643,9 @@ static int cmd_calibrate(int argc, char **argv) {
      * names, when the file gave it */
     int line = 0;
     const char *first = NULL, *msg = spr_errmsg();
-    for (int k = 0; k < N_CAL_KEYS; k++) {
+    for (int k = 0; k < spr_cal_nkeys(); k++) {
       char pat[64];
-      snprintf(pat, sizeof pat, " %s ", cal_keys[k].name);
+      snprintf(pat, sizeof pat, " %s ", spr_cal_key_name(k));
       const char *at = strstr(msg, pat);
       if (at && (!first || at < first)) {
         first = at;
@@ -831,6 +691,7 @@ static int cmd_calibrate(int argc, char **argv) {
     }
   }
   spr_device *dev = status ? NULL : spr_cal_device(cal, PACKAGE_VERSION);
+  if (!status && !dev) status = fail(1, NULL);
   if (!status && interrupted) {
     fprintf(stderr, "%s: interrupted; %s not written\n", prog, out);
     status = 130;

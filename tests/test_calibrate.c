@@ -64,6 +64,10 @@ static const spr_device_param *param(const spr_device *d, const char *name) {
   return NULL;
 }
 
+static int set_key(void *user, const char *name, const char *value, int line, const char *origin) {
+  return spr_cal_params_set(user, name, value, origin);
+}
+
 static int run_all(spr_cal *cal) {
   for (int k = 0; k < SPR_CAL_N_STEPS; k++) {
     char sum[1024];
@@ -182,6 +186,37 @@ static void test_flow(void) {
   printf("\n    e_mac %.4g J, V_rms^2 G_mean T %.4g J", em->value, rough);
   CU_ASSERT(em->value > 0.5 * rough && em->value < 2 * rough);
 
+  /* provenance: the configuration text parses back to the same
+   * configuration and [calibrate] parameters */
+  CU_ASSERT_PTR_NOT_NULL_FATAL(dev->config_text);
+  SPR_ASSERT_CONTAINS(dev->config_text, "\n[calibrate]\ncell_i0 = 0.001 A\n");
+  SPR_ASSERT_CONTAINS(dev->config_text, "\ncmp_samples = 300\n");
+  {
+    char ini[512];
+    spr_test_path(ini, sizeof ini, "cal", ".ini");
+    FILE *fi = fopen(ini, "w");
+    CU_ASSERT_FATAL(fi != NULL);
+    fputs(dev->config_text, fi);
+    fclose(fi);
+    spr_config c2;
+    spr_cal_params p2;
+    spr_config_default(&c2);
+    spr_cal_params_default(&p2);
+    int prc = spr_config_parse(&c2, ini, "calibrate", set_key, &p2);
+    if (prc) fprintf(stderr, "\n  %s\n", spr_errmsg());
+    CU_ASSERT_EQUAL_FATAL(prc, 0);
+    CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c2, ini), 0);
+    char *a = spr_cal_params_to_ini(&p), *b = spr_cal_params_to_ini(&p2);
+    char *ca = spr_config_to_ini(&c), *cb = spr_config_to_ini(&c2);
+    CU_ASSERT(a && b && strcmp(a, b) == 0);
+    CU_ASSERT(ca && cb && strcmp(ca, cb) == 0);
+    CU_ASSERT(p2.n_overdrives == 3 && p2.overdrive_A[2] == p.overdrive_A[2] && p2.cell.v0_V == 0.3185);
+    free(a);
+    free(b);
+    free(ca);
+    free(cb);
+    unlink(ini);
+  }
   /* provenance */
   CU_ASSERT(dev->n_seeds == 1 && dev->seeds[0].value == 7);
   CU_ASSERT_EQUAL(dev->n_netlists, 7);
@@ -201,6 +236,7 @@ static void test_flow(void) {
   CU_ASSERT_EQUAL(rc.an.cmp_offset_sigma_A, os->value);
   CU_ASSERT_EQUAL(rc.energy.imc_mac_J, em->value);
   CU_ASSERT_EQUAL(back.n_data, dev->n_data);
+  CU_ASSERT(back.config_text && strcmp(back.config_text, dev->config_text) == 0);
   const spr_device_data *tb = spr_device_find_data(&back, "cmp_trip");
   CU_ASSERT_FATAL(tb != NULL);
   CU_ASSERT(memcmp(tb->values, tr->values, (size_t)p.cmp_samples * sizeof(double)) == 0);
@@ -280,6 +316,23 @@ static void test_errors(void) {
   c.an.bandwidth_Hz = 500;
   CU_ASSERT_EQUAL(spr_cal_alloc(&c, &p, &cal), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "noise_f_lo = 1000 Hz");
+  /* keys of the [calibrate] section */
+  spr_cal_params q;
+  spr_cal_params_default(&q);
+  CU_ASSERT_EQUAL(spr_cal_params_set(&q, "cmp_overdrives", "0.25 uA, 2 uA,3e-6", "x.ini:4"), 0);
+  CU_ASSERT(q.n_overdrives == 3 && q.overdrive_A[0] == 0.25e-6 && q.overdrive_A[2] == 3e-6);
+  CU_ASSERT_EQUAL(spr_cal_params_set(&q, "cmp_r_sense", "33 kohm", "x.ini:5"), 0);
+  CU_ASSERT_EQUAL(q.cmp.r_sense_ohm, 33e3);
+  CU_ASSERT_EQUAL(spr_cal_params_set(&q, "cmp_r_sense", "33 kV", "x.ini:6"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "x.ini:6: [calibrate] key 'cmp_r_sense': value '33 kV' has unit 'kV'");
+  CU_ASSERT_EQUAL(spr_cal_params_set(&q, "energy_sizes", "4, 129", "x.ini:7"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "value '4, 129' out of range [1, 128]");
+  CU_ASSERT_EQUAL(spr_cal_params_set(&q, "nope", "1", "x.ini:8"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "unknown key 'nope'");
+  CU_ASSERT_EQUAL(spr_cal_params_set(&q, "iv_points", "", "x.ini:9"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "key 'iv_points': empty value");
+  CU_ASSERT_EQUAL(spr_cal_key_find("timeout"), spr_cal_nkeys() - 1);
+  CU_ASSERT_PTR_NULL(spr_cal_key_name(spr_cal_nkeys()));
   /* out of order */
   small(&c, &p);
   CU_ASSERT_EQUAL_FATAL(spr_cal_alloc(&c, &p, &cal), 0);

@@ -482,6 +482,19 @@ expect 0 "sets 8 keys" "run with the calibrated device model" -- "$EXE" run "$T/
 grep -q "analog.cmp_offset_sigma" "$T/out" && grep -q "energy.imc_mac_per_op" "$T/out" && ok "calibrated keys listed by run" || bad "calibrated keys listed by run"
 if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   expect 0 "parameters recomputed" "h5py recomputes the calibration's fits" -- "$PY" "$S/tests/check_device.py" "$T/cal.h5"
+  # the configuration stored in the file reproduces the calibration bit for bit
+  "$PY" -c "import h5py; open('$T/cal_again.ini', 'w').write(h5py.File('$T/cal.h5')['provenance/config'][()].decode())"
+  "$EXE" calibrate "$T/cal_again.ini" -o "$T/cal_again.h5" > /dev/null 2>&1
+  "$PY" - "$T/cal.h5" "$T/cal_again.h5" <<'PYEOF' && ok "calibrate: the stored configuration reproduces the file's values" || bad "calibrate: the stored configuration reproduces the file's values"
+import sys, h5py, numpy as np
+a, b = (h5py.File(x, "r") for x in sys.argv[1:])
+assert sorted(a["params"]) == sorted(b["params"]) and len(a["params"]) == 12
+for k in a["params"]:
+    assert a["params"][k][()] == b["params"][k][()], k
+for k in a["data"]:
+    assert np.array_equal(a["data"][k][()], b["data"][k][()]), k
+assert b"cmp_samples = 60\n" in a["provenance/config"][()]
+PYEOF
 else
   echo "skip - check_device.py (no h5py)"
 fi
