@@ -726,18 +726,42 @@ static int step_cmp_mc(spr_cal *cal, char *sum, size_t sn) {
 
 /* --- (e) comparator noise ------------------------------------------------------- */
 
-/* The decision sees quasi-static currents: the noise that matters is v(o1)'s
- * over the band, referred to the input by the low-frequency gain (the
- * gain at the band's lowest frequency), not ngspice's inoise_total, which
- * divides by |gain(f)| and so grows past the input pole where the signal
- * is filtered as well. */
+/* Integral of a density S (n points at increasing f) over [f_0, f_n-1],
+ * power law between points (exact for white and 1/f^a segments). */
+static double powerlaw_integral(const double *f, const double *S, int n) {
+  double tot = 0;
+  for (int i = 0; i + 1 < n; i++) {
+    const double r = f[i + 1] / f[i];
+    if (!(S[i] > 0) || !(S[i + 1] > 0)) {
+      tot += 0.5 * (S[i] + S[i + 1]) * (f[i + 1] - f[i]);
+      continue;
+    }
+    const double a = log(S[i + 1] / S[i]) / log(r);
+    tot += fabs(a + 1) < 1e-9 ? S[i] * f[i] * log(r) : S[i] * f[i] / (a + 1) * (pow(r, a + 1) - 1);
+  }
+  return tot;
+}
+
+/* The simulator's comparator noise is input-referred over the sense band
+ * [f_lo, analog.bandwidth] (a decision window T ~ 1/(2B)): the integral
+ * of ngspice's inoise_spectrum (v(o1)'s density over |gain(f)| from Icol)
+ * over the band.  It is not ngspice's inoise_total: ngspice 39 integrates
+ * the input noise with its own interpolation of the gain, which reads
+ * 12% high over 1 kHz - 100 MHz here, where the gain falls past the OTA
+ * output's pole (near 1 MHz at the trip point: the inverter, biased at
+ * its switching point, Miller-multiplies its gate-drain capacitance)
+ * while the input-referred density stays white; ngspice's value is
+ * stored as data.  So is v(o1)'s total over the low-frequency gain, the
+ * steady-state noise of a decision that waits many output time constants
+ * (much longer than the window): a lower bound. */
 static int step_cmp_noise(spr_cal *cal, char *sum, size_t sn) {
   const spr_cal_params *p = &cal->p;
   const int n = p->cmp_noise_samples;
   const double flo = p->noise_f_lo_Hz, fhi = cal->c.an.bandwidth_Hz;
   double *sig = malloc((size_t)n * sizeof *sig), *inref = malloc((size_t)n * sizeof *inref);
+  double *ngs = malloc((size_t)n * sizeof *ngs);
   double *spec = NULL;
-  int rc = sig && inref ? 0 : spr_error(SPR_ENOMEM, "out of memory"), nf = 0;
+  int rc = sig && inref && ngs ? 0 : spr_error(SPR_ENOMEM, "out of memory"), nf = 0;
   char *text = NULL;
   for (int s = 0; !rc && s < n; s++) {
     if (canceled(cal)) {
@@ -752,8 +776,11 @@ static int step_cmp_noise(spr_cal *cal, char *sum, size_t sn) {
       rc = spr_error(SPR_ESPICE, "zero noise density at %g Hz", sp.f_Hz[0]);
     if (!rc) {
       const double gain0 = sp.onoise_V[0] / sp.inoise_A[0];
-      sig[s] = sp.onoise_total_V / gain0;
-      inref[s] = sp.inoise_total_A;
+      for (int i = 0; i < sp.n; i++) sp.inoise_A[i] *= sp.inoise_A[i]; /* A^2/Hz */
+      sig[s] = sqrt(powerlaw_integral(sp.f_Hz, sp.inoise_A, sp.n));
+      for (int i = 0; i < sp.n; i++) sp.inoise_A[i] = sqrt(sp.inoise_A[i]);
+      inref[s] = sp.onoise_total_V / gain0;
+      ngs[s] = sp.inoise_total_A;
       if (s == 0) {
         nf = sp.n;
         if (!(spec = malloc((size_t)nf * 3 * sizeof *spec))) rc = spr_error(SPR_ENOMEM, "out of memory");
@@ -775,26 +802,32 @@ static int step_cmp_noise(spr_cal *cal, char *sum, size_t sn) {
   if (!rc) rc = spr_fit_gaussian("cmp_noise", sig, (size_t)n, &g);
   if (!rc)
     rc = spr_device_add_gauss(&cal->dev, "cmp_noise_sigma", "analog.cmp_noise_sigma", "A",
-                              "mean over Monte-Carlo comparators of v(o1) noise over [noise_f_lo, "
-                              "bandwidth] / low-frequency gain from Icol", &g, 0);
+                              "mean over Monte-Carlo comparators of the input-referred noise "
+                              "density over [noise_f_lo, analog.bandwidth], integrated", &g, 0);
   if (!rc) rc = spr_device_add_netlist(&cal->dev, "cmp_noise", text);
   if (!rc)
     rc = spr_device_add_data(&cal->dev, "cmp_noise_sigma", "A", "input-referred noise per "
-                             "Monte-Carlo comparator (v(o1) rms / low-frequency gain)", 1, n, 1, sig);
+                             "Monte-Carlo comparator: inoise_spectrum integrated over [noise_f_lo, "
+                             "bandwidth] (power law between points)", 1, n, 1, sig);
   if (!rc)
-    rc = spr_device_add_data(&cal->dev, "cmp_noise_inoise_total", "A", "ngspice's inoise_total of "
-                             "the same comparators (divides by |gain(f)|: informational)", 1, n, 1, inref);
+    rc = spr_device_add_data(&cal->dev, "cmp_noise_inoise_total", "A", "ngspice 39's inoise_total "
+                             "of the same comparators (reads high, informational)", 1, n, 1, ngs);
+  if (!rc)
+    rc = spr_device_add_data(&cal->dev, "cmp_noise_steady", "A", "v(o1) rms over the band / "
+                             "low-frequency gain, same comparators (steady-state bound, "
+                             "informational)", 1, n, 1, inref);
   if (!rc)
     rc = spr_device_add_data(&cal->dev, "cmp_noise_spectrum", "1", "sample 0: rows (f Hz, v(o1) "
                              "V/sqrt(Hz), input-referred A/sqrt(Hz))", 2, nf, 3, spec);
   if (!rc) rc = spr_device_add_samples(&cal->dev, "cmp_noise", (uint64_t)n);
   if (!rc)
     say(sum, sn, "cmp_noise_sigma = %.4g A (95%% CI %.4g .. %.4g; %d comparators, %g Hz .. %g Hz; "
-        "ngspice inoise_total %.4g A)", g.mean, g.mean - g.mean_ci95, g.mean + g.mean_ci95, n, flo,
-        fhi, inref[0]);
+        "ngspice inoise_total %.4g A, steady-state v(o1) / gain %.4g A)", g.mean, g.mean - g.mean_ci95, g.mean + g.mean_ci95, n,
+        flo, fhi, ngs[0], inref[0]);
   free(text);
   free(sig);
   free(inref);
+  free(ngs);
   free(spec);
   return rc;
 }

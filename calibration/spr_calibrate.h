@@ -79,14 +79,14 @@ typedef struct {
   double timeout_s;          /* limit of each ngspice job (> 0) */
 } spr_cal_params;
 
-/* Defaults (docs/calibration.md): the Stanford-PKU card for the cell;
- * 4 levels x 41 points over +-0.5 V; 24 IR arrays (2 by ngspice) x 4
- * inputs at the crossbar's size; 4 noise arrays x 4 columns, 1 kHz to
- * the bandwidth, 10 points per decade; spr_circ_cmp_default(), 200
- * offset and 8 noise samples, i_ref 10 uA, span 2.5 uA, overdrives 0.5,
- * 1, 2, 4 uA, window threshold_cycles / clock, step 5 ps; read-energy
- * sizes 4, 8, 16, 24 with 0.1 ns edges, no wire capacitance; timeout
- * 120 s. */
+/* Defaults (docs/calibration.md, examples/calibrate.ini): the Stanford-PKU
+ * card for the cell; 4 levels x 41 points over +-0.5 V; 16 IR arrays (2
+ * also by ngspice) x 4 inputs at the crossbar's size; 8 noise arrays x 8
+ * columns, 1 kHz to the bandwidth, 10 points per decade;
+ * spr_circ_cmp_default(), 1000 offset and 32 noise samples, i_ref 10 uA,
+ * span 2.5 uA, overdrives 0.5, 1, 2, 4 uA, window threshold_cycles /
+ * clock, step 5 ps; read-energy sizes 8, 16, 24, 32 with 0.1 ns edges,
+ * no wire capacitance; timeout 120 s.  About 15-30 s on 2 cores. */
 void spr_cal_params_default(spr_cal_params *p);
 
 /* The [calibrate] section's keys (one per field above; names, units and

@@ -7,6 +7,7 @@ it stores, independently of sprintsim (h5py + numpy + the standard library):
 * thermal_excess: the least-squares F of var = F thermal with relative
   residuals (/data/noise_var, /data/noise_thermal): the minimiser of
   sum (1 - F r)^2 with r = thermal / var, F = sum(r) / sum(r^2);
+* cmp_noise_sigma: mean of /data/cmp_noise_sigma;
 * cmp_energy: mean of the energies in /data/cmp_step;
 * imc_mac_energy: the slope of a straight-line fit of /data/read_energy
   with relative residuals;
@@ -40,6 +41,7 @@ def main(path):
         bad.append("cmp_offset_sigma: n_points is not the number of stored trips")
     r = D["noise_thermal"][:] / D["noise_var"][:]
     close("thermal_excess", P["thermal_excess"][0], r.sum() / (r * r).sum(), 1e-9)
+    close("cmp_noise_sigma", P["cmp_noise_sigma"][0], D["cmp_noise_sigma"][:].mean(), 1e-12)
     close("cmp_energy", P["cmp_energy"][0], D["cmp_step"][:, 2].mean(), 1e-12)
     e = D["read_energy"][:]
     X = np.column_stack([e[:, 0], np.ones(len(e))]) / e[:, 1:2]
