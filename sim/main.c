@@ -14,11 +14,7 @@
 #include "spr_xbar.h"
 #include "spr_trace.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <omp.h>
-#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
