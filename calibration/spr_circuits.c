@@ -847,6 +847,63 @@ int spr_circ_cmp_noise(const spr_circ_cmp *p, const double *dvto_V, double i_ref
   return 0;
 }
 
+void spr_circ_cmp_spectrum_free(spr_circ_cmp_spectrum *s) {
+  if (!s) return;
+  free(s->f_Hz);
+  free(s->onoise_V);
+  free(s->inoise_A);
+  memset(s, 0, sizeof *s);
+}
+
+int spr_circ_cmp_noise_spectrum(const spr_circ_cmp *p, const double *dvto_V, double i_ref_A,
+                                double i_col_A, double f_lo_Hz, double f_hi_Hz,
+                                int points_per_decade, spr_circ_cmp_spectrum *out,
+                                char **netlist_text, double timeout_s) {
+  static const char fn[] = "spr_circ_cmp_noise_spectrum";
+  if (netlist_text) *netlist_text = NULL;
+  if (!out) return spr_error(SPR_EINVAL, "%s: out is NULL", fn);
+  memset(out, 0, sizeof *out);
+  int rc = check_band(fn, f_lo_Hz, f_hi_Hz, points_per_decade);
+  if (!rc) rc = check_timeout(fn, timeout_s);
+  if (rc) return rc;
+  if (!(i_col_A >= 0) || !isfinite(i_col_A))
+    return spr_error(SPR_EINVAL, "%s: i_col_A = %g is not finite and >= 0", fn, i_col_A);
+  char **lines = NULL;
+  int n = 0;
+  char icol[80];
+  snprintf(icol, sizeof icol, "DC %.17g AC 1", i_col_A);
+  rc = cmp_lines(fn, p, dvto_V, icol, i_ref_A, &lines, &n);
+  if (rc) return rc;
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "noise v(o1) icol dec %d %.17g %.17g", points_per_decade, f_lo_Hz,
+           f_hi_Hz);
+  const char *cmds[] = {cmd};
+  const char *vecs[] = {"noise1.frequency", "noise1.onoise_spectrum", "noise1.inoise_spectrum",
+                        "noise2.onoise_total", "noise2.inoise_total"};
+  spr_spice_vec v[5];
+  rc = run(lines, n, cmds, 1, vecs, 5, v, netlist_text, timeout_s);
+  spr_spice_netlist_free(lines, n);
+  if (rc) return rc;
+  if (v[1].length != v[0].length || v[2].length != v[0].length || v[0].length < 2) {
+    spr_spice_vecs_free(v, 5);
+    if (netlist_text) {
+      free(*netlist_text);
+      *netlist_text = NULL;
+    }
+    return spr_error(SPR_ESPICE, "%s: spectra of %d, %d and %d points", fn, v[0].length,
+                     v[1].length, v[2].length);
+  }
+  out->n = v[0].length;
+  out->f_Hz = v[0].re;
+  out->onoise_V = v[1].re;
+  out->inoise_A = v[2].re;
+  v[0].re = v[1].re = v[2].re = NULL;
+  out->onoise_total_V = v[3].re[0];
+  out->inoise_total_A = v[4].re[0];
+  spr_spice_vecs_free(v, 5);
+  return 0;
+}
+
 int spr_circ_cmp_step(const spr_circ_cmp *p, const double *dvto_V, double i_ref_A,
                       double i_center_A, double overdrive_A, const spr_circ_step *s,
                       spr_circ_cmp_decision *out, char **netlist_text, double timeout_s) {

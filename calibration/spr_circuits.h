@@ -241,6 +241,28 @@ int spr_circ_cmp_noise(const spr_circ_cmp *p, const double *dvto_V, double i_ref
                        double *i_trip_A, double *i_rms_A, char **netlist_text,
                        double timeout_s);
 
+/* Noise spectra of the comparator at one bias. */
+typedef struct {
+  int n;                 /* frequency points */
+  double *f_Hz;          /* n frequencies */
+  double *onoise_V;      /* output noise density of v(o1), V/sqrt(Hz) */
+  double *inoise_A;      /* input-referred density (onoise / |gain from Icol|), A/sqrt(Hz) */
+  double onoise_total_V; /* v(o1) noise over [f_lo, f_hi], V rms */
+  double inoise_total_A; /* input-referred noise over [f_lo, f_hi], A rms */
+} spr_circ_cmp_spectrum;
+
+/* "noise v(o1) icol dec ppd f_lo f_hi" with Icol biased at i_col_A (e.g. a
+ * trip current from spr_circ_cmp_trip), keeping the spectra: out (freed
+ * with spr_circ_cmp_spectrum_free, also after errors) gets noise1's
+ * frequency, onoise_spectrum and inoise_spectrum and noise2's totals.
+ * |gain(f)| = onoise_V / inoise_A (V per A).  Returns 0, SPR_EINVAL,
+ * SPR_ESPICE, SPR_ENOMEM, SPR_EIO. */
+int spr_circ_cmp_noise_spectrum(const spr_circ_cmp *p, const double *dvto_V, double i_ref_A,
+                                double i_col_A, double f_lo_Hz, double f_hi_Hz,
+                                int points_per_decade, spr_circ_cmp_spectrum *out,
+                                char **netlist_text, double timeout_s);
+void spr_circ_cmp_spectrum_free(spr_circ_cmp_spectrum *s);
+
 /* An input step for the comparator transient. */
 typedef struct {
   double t0_s;     /* start of the step (> 0; the circuit settles before) */

@@ -22,6 +22,8 @@ void spr_device_init(spr_device *d) { memset(d, 0, sizeof *d); }
 void spr_device_free(spr_device *d) {
   if (!d) return;
   for (int i = 0; i < d->n_netlists; i++) free(d->netlist_text[i]);
+  for (int i = 0; i < d->n_data; i++) free(d->data[i].values);
+  free(d->config_text);
   memset(d, 0, sizeof *d);
 }
 
@@ -83,6 +85,8 @@ static int check_param(const spr_device_param *p, const char *where, int code) {
   return 0;
 }
 
+static int check_data(const spr_device_data *a, const char *where, int code);
+
 /* The whole model: every parameter, unique names and keys, provenance. */
 static int check_device(const spr_device *d, const char *file, int code) {
   char where[SPR_DEVICE_NAME + 300];
@@ -98,6 +102,11 @@ static int check_device(const spr_device *d, const char *file, int code) {
         return spr_error(code, "%s: key '%s' is also set by '/params/%s'", where, p->key,
                          d->params[j].name);
     }
+  }
+  for (int i = 0; i < d->n_data; i++) {
+    snprintf(where, sizeof where, "%s: dataset '/data/%s'", file, d->data[i].name);
+    int rc = check_data(&d->data[i], where, code);
+    if (rc) return rc;
   }
   const struct { const char *n, *v; } s[] = {{"ngspice_version", d->ngspice_version},
                                              {"sprintsim_version", d->sprintsim_version},
@@ -242,6 +251,73 @@ int spr_device_add_netlist(spr_device *d, const char *name, const char *text) {
   return 0;
 }
 
+/* One data array's fields (values included); `where` prefixes messages. */
+static int check_data(const spr_device_data *a, const char *where, int code) {
+  if (!name_ok(a->name))
+    return spr_error(code, "%s: data name '%s' is not 1..%d characters of [A-Za-z0-9_.-]", where,
+                     a->name, SPR_DEVICE_NAME - 1);
+  if (!a->unit[0] || !a->description[0])
+    return spr_error(code, "%s: unit or description is empty", where);
+  if (a->rank != 1 && a->rank != 2) return spr_error(code, "%s: rank %d (1 or 2)", where, a->rank);
+  if (a->dims[0] < 1 || a->dims[1] < 1 || (a->rank == 1 && a->dims[1] != 1) ||
+      a->dims[0] > SPR_DEVICE_MAX_DATA_VALUES / a->dims[1])
+    return spr_error(code, "%s: shape %lld x %lld (each >= 1, at most %d values)", where,
+                     (long long)a->dims[0], (long long)a->dims[1], SPR_DEVICE_MAX_DATA_VALUES);
+  const int64_t n = a->dims[0] * a->dims[1];
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(a->values[i]))
+      return spr_error(code, "%s: value %lld is %g (not finite)", where, (long long)i, a->values[i]);
+  return 0;
+}
+
+int spr_device_add_data(spr_device *d, const char *name, const char *unit,
+                        const char *description, int rank, int64_t n0, int64_t n1,
+                        const double *values) {
+  spr_device_data a;
+  memset(&a, 0, sizeof a);
+  if (!name || !unit || !description || !values)
+    return spr_error(SPR_EINVAL, "device model: data array: NULL name, unit, description or values");
+  if (strlen(name) >= sizeof a.name || strlen(unit) >= sizeof a.unit ||
+      strlen(description) >= sizeof a.description)
+    return spr_error(SPR_EINVAL, "device model: data '%.40s': name, unit or description too long", name);
+  strcpy(a.name, name);
+  strcpy(a.unit, unit);
+  strcpy(a.description, description);
+  a.rank = rank;
+  a.dims[0] = n0;
+  a.dims[1] = rank == 1 ? 1 : n1;
+  a.values = (double *)values;
+  char where[SPR_DEVICE_NAME + 40];
+  snprintf(where, sizeof where, "device model: data '%s'", a.name);
+  int rc = check_data(&a, where, SPR_EINVAL);
+  if (rc) return rc;
+  if (spr_device_find_data(d, name)) return spr_error(SPR_EINVAL, "%s: name given twice", where);
+  if (d->n_data >= SPR_DEVICE_MAX_DATA)
+    return spr_error(SPR_EINVAL, "%s: more than %d data arrays", where, SPR_DEVICE_MAX_DATA);
+  const size_t bytes = (size_t)(a.dims[0] * a.dims[1]) * sizeof(double);
+  if (!(a.values = malloc(bytes))) return spr_error(SPR_ENOMEM, "%s: out of memory", where);
+  memcpy(a.values, values, bytes);
+  d->data[d->n_data++] = a;
+  return 0;
+}
+
+int spr_device_set_config(spr_device *d, const char *text) {
+  if (!d || !text || !*text) return spr_error(SPR_EINVAL, "device model: configuration text is NULL or empty");
+  size_t l = strlen(text);
+  char *t = malloc(l + 1);
+  if (!t) return spr_error(SPR_ENOMEM, "device model: out of memory for the configuration text");
+  memcpy(t, text, l + 1);
+  free(d->config_text);
+  d->config_text = t;
+  return 0;
+}
+
+const spr_device_data *spr_device_find_data(const spr_device *d, const char *name) {
+  for (int i = 0; d && name && i < d->n_data; i++)
+    if (!strcmp(d->data[i].name, name)) return &d->data[i];
+  return NULL;
+}
+
 /* --- write ------------------------------------------------------------------ */
 
 typedef struct {
@@ -342,6 +418,7 @@ static void write_body(wctx *w, const spr_device *d) {
   w_dset_str(w, "/provenance/created", d->created);
   w_dset_str(w, "/provenance/sprintsim_version", d->sprintsim_version);
   w_dset_str(w, "/provenance/ngspice_version", d->ngspice_version);
+  if (d->config_text) w_dset_str(w, "/provenance/config", d->config_text);
   w_group(w, "/provenance/netlists");
   for (int i = 0; i < d->n_netlists; i++) {
     snprintf(path, sizeof path, "/provenance/netlists/%s", d->netlist_name[i]);
@@ -358,6 +435,22 @@ static void write_body(wctx *w, const spr_device *d) {
     snprintf(path, sizeof path, "/provenance/samples/%s", d->samples[i].name);
     hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->samples[i].value);
     if (ds >= 0) H5Dclose(ds);
+  }
+  if (d->n_data) w_group(w, "/data");
+  for (int i = 0; i < d->n_data && !w->rc; i++) {
+    const spr_device_data *a = &d->data[i];
+    snprintf(path, sizeof path, "/data/%s", a->name);
+    hsize_t dims[2] = {(hsize_t)a->dims[0], (hsize_t)a->dims[1]};
+    hid_t sp = H5Screate_simple(a->rank, dims, NULL), ds = -1;
+    if (sp >= 0) ds = H5Dcreate2(w->f, path, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->values) < 0)
+      w->rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", w->tmp, path);
+    if (ds >= 0) {
+      w_attr_str(w, ds, path, "unit", a->unit);
+      w_attr_str(w, ds, path, "description", a->description);
+      H5Dclose(ds);
+    }
+    if (sp >= 0) H5Sclose(sp);
   }
 }
 
@@ -616,6 +709,45 @@ static int read_counts(const rctx *r, const char *gpath, spr_device_count *list,
   return rc;
 }
 
+/* Data array /data/<name>: float64, rank 1 or 2, attributes unit and
+ * description (values checked by check_device). */
+static int read_data(const rctx *r, const char *name, spr_device_data *a) {
+  memset(a, 0, sizeof *a);
+  snprintf(a->name, sizeof a->name, "%.63s", name);
+  char path[2 * SPR_DEVICE_NAME];
+  snprintf(path, sizeof path, "/data/%.63s", name);
+  hid_t ds, ty = -1, sp = -1;
+  int rc = open_dset(r, path, &ds);
+  if (!rc && ((ty = H5Dget_type(ds)) < 0 || (sp = H5Dget_space(ds)) < 0))
+    rc = spr_error(SPR_EHDF5, "%s: cannot inspect dataset '%s'", r->path, path);
+  if (!rc && (H5Tget_class(ty) != H5T_FLOAT || H5Tget_size(ty) != 8))
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not float64", r->path, path);
+  hsize_t dims[2] = {0, 1};
+  int rank = rc ? 0 : H5Sget_simple_extent_ndims(sp);
+  if (!rc && rank != 1 && rank != 2)
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d (1 or 2)", r->path, path, rank);
+  if (!rc) H5Sget_simple_extent_dims(sp, dims, NULL);
+  if (!rc && (dims[0] < 1 || dims[1] < 1 || dims[0] > (hsize_t)SPR_DEVICE_MAX_DATA_VALUES / dims[1]))
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has shape %llu x %llu (each >= 1, at most %d values)",
+                   r->path, path, (unsigned long long)dims[0], (unsigned long long)dims[1],
+                   SPR_DEVICE_MAX_DATA_VALUES);
+  if (!rc) {
+    a->rank = rank;
+    a->dims[0] = (int64_t)dims[0];
+    a->dims[1] = (int64_t)dims[1];
+    if (!(a->values = malloc((size_t)(dims[0] * dims[1]) * sizeof(double))))
+      rc = spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", r->path, path);
+    else if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->values) < 0)
+      rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", r->path, path);
+  }
+  if (!rc) rc = attr_str(r, ds, path, "unit", a->unit, sizeof a->unit);
+  if (!rc) rc = attr_str(r, ds, path, "description", a->description, sizeof a->description);
+  if (ty >= 0) H5Tclose(ty);
+  if (sp >= 0) H5Sclose(sp);
+  if (ds >= 0) H5Dclose(ds);
+  return rc;
+}
+
 static int read_body(const rctx *r, spr_device *d) {
   char fmt[64];
   int32_t fv = 0;
@@ -645,6 +777,9 @@ static int read_body(const rctx *r, spr_device *d) {
   if ((rc = dset_str(r, "/provenance/ngspice_version", NULL, d->ngspice_version,
                      sizeof d->ngspice_version)))
     return rc;
+  if (H5Lexists(r->f, "/provenance/config", H5P_DEFAULT) > 0 &&
+      (rc = dset_str(r, "/provenance/config", &d->config_text, NULL, 0)))
+    return rc;
   char nl[SPR_DEVICE_MAX_PROV][SPR_DEVICE_NAME];
   if ((rc = list_group(r, "/provenance/netlists", nl, SPR_DEVICE_MAX_PROV, &n))) return rc;
   for (int i = 0; i < n; i++) {
@@ -656,6 +791,18 @@ static int read_body(const rctx *r, spr_device *d) {
   }
   if ((rc = read_counts(r, "/provenance/seeds", d->seeds, &d->n_seeds))) return rc;
   if ((rc = read_counts(r, "/provenance/samples", d->samples, &d->n_samples))) return rc;
+  if (H5Lexists(r->f, "/data", H5P_DEFAULT) > 0) {
+    char dn[SPR_DEVICE_MAX_DATA][SPR_DEVICE_NAME];
+    if ((rc = list_group(r, "/data", dn, SPR_DEVICE_MAX_DATA, &n))) return rc;
+    for (int i = 0; i < n; i++) {
+      if ((rc = read_data(r, dn[i], &d->data[i]))) {
+        free(d->data[i].values);
+        d->data[i].values = NULL;
+        return rc;
+      }
+      d->n_data = i + 1;
+    }
+  }
   return check_device(d, r->path, SPR_EHDF5);
 }
 

@@ -17,7 +17,9 @@
  * parameter's ("1" or "" for dimensionless); value, interval, residual
  * RMS, chi2/dof and R^2 are finite, ci95_lo <= value <= ci95_hi,
  * residual_rms >= 0, chi2_dof >= 0, R^2 <= 1, n_points >= 1; the
- * provenance strings are present and non-empty.
+ * provenance strings are present and non-empty.  Data arrays (optional
+ * group /data; files without it read as having none): float64, rank 1 or
+ * 2, every value finite, string attributes unit and description.
  */
 #ifndef SPR_DEVICE_H
 #define SPR_DEVICE_H
@@ -31,6 +33,8 @@
 #define SPR_DEVICE_NAME 64      /* bytes of a name or key, terminator included */
 #define SPR_DEVICE_FORMAT "sprintsim device model"
 #define SPR_DEVICE_FORMAT_VERSION 1
+#define SPR_DEVICE_MAX_DATA 32  /* named data arrays */
+#define SPR_DEVICE_MAX_DATA_VALUES 100000000 /* values of one data array */
 
 typedef struct {
   char name[SPR_DEVICE_NAME];  /* dataset name under /params ("cell_v0") */
@@ -50,6 +54,17 @@ typedef struct {
   uint64_t value;
 } spr_device_count;
 
+/* A named array of raw measured data (Monte-Carlo trip currents, I-V
+ * points, ...), so the fits can be rechecked from the file alone. */
+typedef struct {
+  char name[SPR_DEVICE_NAME];  /* dataset name under /data ("cmp_trip") */
+  char unit[16];               /* SI unit of the values, "1" when dimensionless */
+  char description[200];       /* what the values are, shape included */
+  int rank;                    /* 1 or 2 */
+  int64_t dims[2];             /* extents (dims[1] = 1 when rank is 1), each >= 1 */
+  double *values;              /* dims[0] x dims[1] values, row-major, finite (owned) */
+} spr_device_data;
+
 typedef struct {
   int n_params;
   spr_device_param params[SPR_DEVICE_MAX_PARAMS];
@@ -60,6 +75,11 @@ typedef struct {
   spr_device_count seeds[SPR_DEVICE_MAX_PROV];
   int n_samples;
   spr_device_count samples[SPR_DEVICE_MAX_PROV]; /* Monte-Carlo sample counts */
+  int n_data;
+  spr_device_data data[SPR_DEVICE_MAX_DATA]; /* raw data arrays */
+  char *config_text;           /* the resolved configuration the model was
+                                  measured with, as INI text (owned; NULL:
+                                  none; /provenance/config, optional) */
   char ngspice_version[128];
   char sprintsim_version[32];
   char created[32];            /* ISO 8601 UTC, "2026-11-29T13:04:25Z" */
@@ -100,6 +120,23 @@ int spr_device_add_gauss(spr_device *d, const char *name, const char *key, const
 int spr_device_add_netlist(spr_device *d, const char *name, const char *text);
 int spr_device_add_seed(spr_device *d, const char *name, uint64_t seed);
 int spr_device_add_samples(spr_device *d, const char *name, uint64_t count);
+
+/* Append a named data array (copied): rank 1 (n0 values; n1 ignored) or
+ * rank 2 (n0 x n1, row-major); every value finite; unit and description
+ * non-empty (description < 200 bytes).  Stored as /data/<name> (float64,
+ * attributes unit and description).  Errors: SPR_EINVAL (bad or duplicate
+ * name, bad shape, a non-finite value naming its index, full),
+ * SPR_ENOMEM. */
+int spr_device_add_data(spr_device *d, const char *name, const char *unit,
+                        const char *description, int rank, int64_t n0, int64_t n1,
+                        const double *values);
+
+/* Record the configuration text (copied; replaces an earlier one).
+ * Errors: SPR_EINVAL (NULL or empty text), SPR_ENOMEM. */
+int spr_device_set_config(spr_device *d, const char *text);
+
+/* The data array `name` of d, or NULL. */
+const spr_device_data *spr_device_find_data(const spr_device *d, const char *name);
 
 /* Write d to `path` (a new file, written under a unique temporary name and
  * renamed when complete).  d->ngspice_version and d->sprintsim_version

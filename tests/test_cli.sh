@@ -477,6 +477,89 @@ else
   echo "skip - sweep checks with h5py (no python3-h5py for /usr/bin/python3)"
 fi
 
+# calibrate: a reduced flow writes a device file that run accepts; h5py
+# recomputes its fits from the raw data it stores; bad [calibrate]
+# sections, a failing SPICE step and SIGINT leave no file
+cat > "$T/cal.ini" <<'INI'
+[run]
+seed = 11
+[crossbar]
+rows = 16
+cols = 16
+r_wl = 0.5 ohm
+r_bl = 0.5 ohm
+[calibrate]
+iv_levels = 2
+iv_points = 11
+ir_arrays = 3
+ir_spice_arrays = 1
+ir_inputs = 2
+noise_arrays = 1
+noise_cols = 3
+cmp_samples = 60
+cmp_noise_samples = 3
+cmp_overdrives = 1 uA, 2 uA, 4 uA
+energy_sizes = 4, 8, 12
+INI
+expect 0 "cmp_offset_sigma" "help calibrate" -- "$EXE" help calibrate
+expect 0 "analog.cmp_offset_sigma" "calibrate (reduced)" -- "$EXE" calibrate "$T/cal.ini" -o "$T/cal.h5"
+grep -q "calibrate: \[7/7\] read energy done in" "$T/err" && ok "calibrate: progress with step times on stderr" || bad "calibrate: progress with step times on stderr"
+[ -f "$T/cal.h5" ] && notmp "$T/cal.h5" && ok "calibrate: file written, no temporary" || bad "calibrate: file written, no temporary"
+printf '[run]\ndevice_model = cal.h5\n[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n' > "$T/caldev.ini"
+expect 0 "sets 8 keys" "run with the calibrated device model" -- "$EXE" run "$T/caldev.ini" -o "$T/caldev.h5"
+grep -q "analog.cmp_offset_sigma" "$T/out" && grep -q "energy.imc_mac_per_op" "$T/out" && ok "calibrated keys listed by run" || bad "calibrated keys listed by run"
+if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
+  expect 0 "parameters recomputed" "h5py recomputes the calibration's fits" -- "$PY" "$S/tests/check_device.py" "$T/cal.h5"
+  # the configuration stored in the file reproduces the calibration bit for bit
+  "$PY" -c "import h5py; open('$T/cal_again.ini', 'w').write(h5py.File('$T/cal.h5')['provenance/config'][()].decode())"
+  "$EXE" calibrate "$T/cal_again.ini" -o "$T/cal_again.h5" > /dev/null 2>&1
+  "$PY" - "$T/cal.h5" "$T/cal_again.h5" <<'PYEOF' && ok "calibrate: the stored configuration reproduces the file's values" || bad "calibrate: the stored configuration reproduces the file's values"
+import sys, h5py, numpy as np
+a, b = (h5py.File(x, "r") for x in sys.argv[1:])
+assert sorted(a["params"]) == sorted(b["params"]) and len(a["params"]) == 12
+for k in a["params"]:
+    assert a["params"][k][()] == b["params"][k][()], k
+for k in a["data"]:
+    assert np.array_equal(a["data"][k][()], b["data"][k][()]), k
+assert b"cmp_samples = 60\n" in a["provenance/config"][()]
+PYEOF
+else
+  echo "skip - check_device.py (no h5py)"
+fi
+expect 2 "a CONFIG is required" "calibrate without CONFIG" -- "$EXE" calibrate
+expect 2 "unknown option '--frob'" "calibrate: unknown option" -- "$EXE" calibrate "$T/cal.ini" --frob
+for bad_cal in "bogus = 1|cal_bad.ini:2: .calibrate. unknown key 'bogus'" \
+               "cmp_r_sense = 20 kV|key 'cmp_r_sense': value '20 kV' has unit 'kV', expected ohm" \
+               "cmp_samples = 2|key 'cmp_samples': value '2' out of range .3, 100000." \
+               "iv_levels = 2.5|key 'iv_levels': value '2.5' is not an integer" \
+               "energy_sizes = 4, , 8|key 'energy_sizes': value '4, , 8' has an empty item" \
+               "cmp_span = 12 uA|cal_bad.ini:2: .calibrate.: cmp_span = 1.2e-05 A not in (0, cmp_i_ref = 1e-05 A." \
+               "timeout = 0 s|key 'timeout': value '0 s' out of range (0, 86400]"; do
+  printf '[calibrate]\n%s\n' "${bad_cal%%|*}" > "$T/cal_bad.ini"
+  expect 1 "${bad_cal#*|}" "calibrate: bad [calibrate] '${bad_cal%%|*}'" -- "$EXE" calibrate "$T/cal_bad.ini" -o "$T/cal_bad.h5"
+done
+printf '[calibrate]\ncmp_span = 1 uA\ncmp_span = 2 uA\n' > "$T/cal_bad.ini"
+expect 1 "cal_bad.ini:3: .calibrate. key 'cmp_span' given twice (first on line 2)" "calibrate: duplicate key" -- "$EXE" calibrate "$T/cal_bad.ini" -o "$T/cal_bad.h5"
+printf '[crossbar]\ng_max = 3 V\n' > "$T/cal_bad.ini"
+expect 1 "key 'crossbar.g_max'" "calibrate: bad configuration key" -- "$EXE" calibrate "$T/cal_bad.ini" -o "$T/cal_bad.h5"
+printf '[calibrate]\ncmp_samples = 5\n' > "$T/cal_run.ini"
+expect 1 "unknown section '.calibrate.'" "run refuses a [calibrate] section" -- "$EXE" run "$T/cal_run.ini" -o "$T/cal_bad.h5"
+{ sed '/^\[calibrate\]/q' "$T/cal.ini"; echo "timeout = 1 ms"; sed '1,/^\[calibrate\]/d' "$T/cal.ini"; } > "$T/cal_tmo.ini"
+expect 1 "timed out" "calibrate: a SPICE job over its timeout fails" -- "$EXE" calibrate "$T/cal_tmo.ini" -o "$T/cal_bad.h5"
+[ ! -e "$T/cal_bad.h5" ] && notmp "$T/cal_bad.h5" && ok "calibrate errors leave no file" || bad "calibrate errors leave no file"
+{ sed '/^cmp_samples/d' "$T/cal.ini"; echo "cmp_samples = 100000"; } > "$T/cal_long.ini"
+"$EXE" calibrate "$T/cal_long.ini" -o "$T/cal_int.h5" > "$T/cali.out" 2> "$T/cali.err" &
+pid=$!
+sleep 2
+kill -INT $pid
+wait $pid
+st=$?
+if [ "$st" -eq 130 ] && [ ! -e "$T/cal_int.h5" ] && notmp "$T/cal_int.h5" && grep -q "interrupted in step" "$T/cali.err"; then
+  ok "calibrate SIGINT: exit 130, no output"
+else
+  bad "calibrate SIGINT: exit $st"; cat "$T/cali.err"
+fi
+
 rm -rf "$T"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -77,6 +77,15 @@ static void build(spr_device *d) {
   CU_ASSERT_EQUAL_FATAL(spr_device_add_netlist(d, "comparator", "* latch\nM1 d g s b nmos\n.end\n"), 0);
   CU_ASSERT_EQUAL_FATAL(spr_device_add_seed(d, "monte_carlo", 18446744073709551557ULL), 0);
   CU_ASSERT_EQUAL_FATAL(spr_device_add_samples(d, "comparator_mc", 200), 0);
+  /* raw data: the trips of the offset fit, a 2-D array, the configuration */
+  CU_ASSERT_EQUAL_FATAL(spr_device_add_data(d, "trip", "A", "trip currents", 1, 200, 0, trip), 0);
+  double iv[31 * 2];
+  for (int i = 0; i < 31; i++) {
+    iv[2 * i] = V[i];
+    iv[2 * i + 1] = I[i];
+  }
+  CU_ASSERT_EQUAL_FATAL(spr_device_add_data(d, "iv", "1", "rows (V in V, I in A)", 2, 31, 2, iv), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_device_set_config(d, "[run]\nseed = 2385\n"), 0);
   snprintf(d->ngspice_version, sizeof d->ngspice_version, "ngspice-39 (test)");
   snprintf(d->sprintsim_version, sizeof d->sprintsim_version, "%s", PACKAGE_VERSION);
   gsl_rng_free(r);
@@ -120,6 +129,18 @@ static void test_round_trip(void) {
   CU_ASSERT_STRING_EQUAL(e.created, d.created);
   CU_ASSERT_EQUAL(strncmp(e.content_id, "fnv1a64:", 8), 0);
   CU_ASSERT_EQUAL(strlen(e.content_id), 8 + 16);
+  CU_ASSERT_EQUAL(e.n_data, 2);
+  const spr_device_data *ta = spr_device_find_data(&d, "trip"), *tb = spr_device_find_data(&e, "trip");
+  const spr_device_data *ia = spr_device_find_data(&d, "iv"), *ib = spr_device_find_data(&e, "iv");
+  CU_ASSERT_FATAL(ta && tb && ia && ib);
+  CU_ASSERT(tb->rank == 1 && tb->dims[0] == 200 && tb->dims[1] == 1);
+  CU_ASSERT(memcmp(ta->values, tb->values, 200 * sizeof(double)) == 0);
+  CU_ASSERT(ib->rank == 2 && ib->dims[0] == 31 && ib->dims[1] == 2);
+  CU_ASSERT(memcmp(ia->values, ib->values, 62 * sizeof(double)) == 0);
+  CU_ASSERT_STRING_EQUAL(ib->unit, "1");
+  CU_ASSERT_STRING_EQUAL(ib->description, "rows (V in V, I in A)");
+  CU_ASSERT_PTR_NULL(spr_device_find_data(&e, "none"));
+  CU_ASSERT(e.config_text && !strcmp(e.config_text, "[run]\nseed = 2385\n"));
   /* the identity follows the content: the same file the same, another not */
   spr_device e2;
   CU_ASSERT_EQUAL_FATAL(spr_device_read(path, &e2), 0);
@@ -196,6 +217,21 @@ static void test_add_errors(void) {
   snprintf(p.name, sizeof p.name, "bad/name");
   CU_ASSERT_EQUAL(spr_device_add(&d, &p), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "'bad/name'");
+  double x[4] = {1, 2, NAN, 4};
+  CU_ASSERT_EQUAL(spr_device_add_data(&d, "x", "A", "x", 1, 4, 0, x), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "data 'x': value 2 is nan");
+  x[2] = 3;
+  CU_ASSERT_EQUAL(spr_device_add_data(&d, "x", "A", "x", 3, 4, 1, x), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "data 'x': rank 3 (1 or 2)");
+  CU_ASSERT_EQUAL(spr_device_add_data(&d, "x", "A", "x", 2, 2, 0, x), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "data 'x': shape 2 x 0");
+  CU_ASSERT_EQUAL(spr_device_add_data(&d, "x", "", "x", 1, 4, 0, x), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "data 'x': unit or description is empty");
+  CU_ASSERT_EQUAL(spr_device_add_data(&d, "trip", "A", "again", 1, 4, 0, x), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "data 'trip': name given twice");
+  CU_ASSERT_EQUAL(spr_device_add_data(&d, "a/b", "A", "x", 1, 4, 0, x), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "data name 'a/b'");
+  CU_ASSERT_EQUAL(spr_device_set_config(&d, ""), SPR_EINVAL);
   CU_ASSERT_EQUAL(spr_device_add_seed(&d, "monte_carlo", 3), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "seed 'monte_carlo' given twice");
   /* writing needs the provenance */
@@ -276,6 +312,47 @@ static void bad_format(hid_t f) { vlen_attr(f, "/", "format", "sprintsim trace")
 
 static void del_params(hid_t f) { H5Ldelete(f, "/params", H5P_DEFAULT); }
 
+static void data_int(hid_t f) {
+  H5Ldelete(f, "/data/trip", H5P_DEFAULT);
+  hsize_t n = 3;
+  int32_t v[3] = {1, 2, 3};
+  hid_t sp = H5Screate_simple(1, &n, NULL);
+  hid_t ds = H5Dcreate2(f, "/data/trip", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+  H5Dclose(ds);
+  H5Sclose(sp);
+}
+
+static void data_rank3(hid_t f) {
+  H5Ldelete(f, "/data/iv", H5P_DEFAULT);
+  hsize_t n[3] = {2, 2, 2};
+  double v[8] = {0};
+  hid_t sp = H5Screate_simple(3, n, NULL);
+  hid_t ds = H5Dcreate2(f, "/data/iv", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+  H5Dclose(ds);
+  H5Sclose(sp);
+}
+
+static void data_inf(hid_t f) {
+  hid_t ds = H5Dopen2(f, "/data/iv", H5P_DEFAULT);
+  double v[62] = {0};
+  v[61] = INFINITY;
+  H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+  H5Dclose(ds);
+}
+
+static void data_no_desc(hid_t f) {
+  hid_t o = H5Oopen(f, "/data/iv", H5P_DEFAULT);
+  H5Adelete(o, "description");
+  H5Oclose(o);
+}
+
+static void data_none(hid_t f) {
+  H5Ldelete(f, "/data", H5P_DEFAULT);
+  H5Ldelete(f, "/provenance/config", H5P_DEFAULT);
+}
+
 static void test_bad_files(void) {
   char path[256];
   spr_test_path(path, sizeof path, "devbad", ".h5");
@@ -298,6 +375,16 @@ static void test_bad_files(void) {
   SPR_ASSERT_CONTAINS(spr_errmsg(), "'format' of '/' is 'sprintsim trace', expected 'sprintsim device model'");
   CU_ASSERT_EQUAL(read_mutated(path, del_params), SPR_EHDF5);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "group '/params' is missing");
+  CU_ASSERT_EQUAL(read_mutated(path, data_int), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset '/data/trip' is not float64");
+  CU_ASSERT_EQUAL(read_mutated(path, data_rank3), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset '/data/iv' has rank 3 (1 or 2)");
+  CU_ASSERT_EQUAL(read_mutated(path, data_inf), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset '/data/iv': value 61 is inf");
+  CU_ASSERT_EQUAL(read_mutated(path, data_no_desc), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "attribute 'description' of '/data/iv' is missing");
+  /* files without raw data or configuration (older writers) are read */
+  CU_ASSERT_EQUAL(read_mutated(path, data_none), 0);
   /* a variable-length string (h5py's default) is fine */
   CU_ASSERT_EQUAL(read_mutated(path, vlen_ok), 0);
   H5Eset_auto2(H5E_DEFAULT, fn, data);

@@ -925,6 +925,37 @@ static void test_cmp_noise(void) {
   CU_ASSERT_EQUAL(spr_circ_cmp_noise(&p, NULL, iref, 4e-6, flo, fhi, 0, &it, &irms, NULL, TMO),
                   SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "points_per_decade = 0");
+  /* the spectra at the same bias: the same input-referred total; a
+   * transimpedance gain R_s times the OTA's gain (over 1e5 V/A) at the
+   * lowest frequency, flat at 10 kHz and falling by 1 MHz (the OTA
+   * output's pole at the trip point, near 1 MHz: the inverter at its
+   * switching point Miller-multiplies its gate-drain capacitance); the
+   * input-referred density white (all sources sit at the input) */
+  spr_circ_cmp_spectrum sp;
+  rc = spr_circ_cmp_noise_spectrum(&p, NULL, iref, it, flo, fhi, 10, &sp, NULL, TMO);
+  if (rc) fprintf(stderr, "\n  spectrum: %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL(sp.n, 31);
+  CU_ASSERT(fabs(sp.inoise_total_A / irms - 1) < 1e-9);
+  CU_ASSERT(fabs(sp.f_Hz[0] / flo - 1) < 1e-9 && fabs(sp.f_Hz[sp.n - 1] / fhi - 1) < 1e-9);
+  const double gain0 = sp.onoise_V[0] / sp.inoise_A[0];
+  const double gain10k = sp.onoise_V[10] / sp.inoise_A[10], gain1M = sp.onoise_V[30] / sp.inoise_A[30];
+  double dmin = 1, dmax = 0;
+  for (int i = 0; i < sp.n; i++) {
+    dmin = fmin(dmin, sp.inoise_A[i]);
+    dmax = fmax(dmax, sp.inoise_A[i]);
+  }
+  printf("; gain %.4g V/A at 1 kHz, %.4g at 10 kHz, %.4g at 1 MHz; input density %.4g..%.4g A/rtHz",
+         gain0, gain10k, gain1M, dmin, dmax);
+  CU_ASSERT(gain0 > 1e5);
+  CU_ASSERT(fabs(sp.f_Hz[10] / 1e4 - 1) < 1e-9 && fabs(gain10k / gain0 - 1) < 0.01);
+  CU_ASSERT(gain1M < 0.9 * gain0);
+  CU_ASSERT(dmax / dmin < 1.01);
+  spr_circ_cmp_spectrum_free(&sp);
+  spr_circ_cmp_spectrum_free(NULL);
+  CU_ASSERT_EQUAL(spr_circ_cmp_noise_spectrum(&p, NULL, iref, -1e-6, flo, fhi, 10, &sp, NULL, TMO),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "i_col_A = -1e-06");
 }
 
 /* Decision transient: the delay shrinks as the overdrive grows (more
