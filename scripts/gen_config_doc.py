@@ -6,8 +6,11 @@
 tests/test_cli.sh checks that every key and default printed by
 `sprintsim config` appears in docs/config.md.
 """
+import os
 import re
 import sys
+
+CWD = os.getcwd() + "/"
 
 HEAD = """# Configuration keys
 
@@ -58,6 +61,10 @@ def main():
         if not m:
             continue
         key, val = m.groups()
+        # a relative default file name is printed made absolute from the
+        # current directory: show it as given
+        if val.startswith(CWD):
+            val = val[len(CWD):]
         text, unit = doc[0], ""
         mu = re.search(r" \[([^\]]+)\]$", text)
         if mu:

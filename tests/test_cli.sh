@@ -4,6 +4,7 @@
 set -u
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
+S=$(cd "$S" && pwd) # absolute: file names in a configuration file are taken from its folder
 EXE="$B/sprintsim"
 T="$B/tests/tmp-cli-$$"
 rm -rf "$T" && mkdir -p "$T"
@@ -368,6 +369,7 @@ while IFS= read -r line; do
   esac
   key=${line%% = *}
   val=${line#* = }
+  val=${val#"$PWD/"} # relative default file names are printed absolute
   grep -qF "| \`$key\` | $val |" "$S/docs/config.md" || { echo "    docs/config.md lacks: $key = $val"; missing=1; }
 done < "$T/defaults.ini"
 [ $missing -eq 0 ] && ok "docs/config.md is current" || bad "docs/config.md is current (run scripts/gen_config_doc.py)"
