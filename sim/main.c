@@ -308,45 +308,76 @@ static int run_vit(const spr_config *c, const char *out, long threads) {
   return status;
 }
 
-static int cmd_run(int argc, char **argv) {
-  const char *cfg_path = NULL, *out = "sprintsim-run.h5", *seed = NULL, *trace = NULL;
-  long threads = omp_get_max_threads();
+/* The options of run, sweep and calibrate: -h, -o FILE, and those of
+ * `allow`; at most one positional CONFIG. */
+enum { OPT_SEED = 1, OPT_THREADS = 2, OPT_TRACE = 4 };
+typedef struct {
+  const char *cmd;          /* "run": in messages */
+  void (*usage)(FILE *);    /* --help */
+  unsigned allow;           /* OPT_* */
+  const char *config_what;  /* "at most": CONFIG optional; else a phrase
+                               naming what CONFIG must hold */
+  const char *config, *out, *seed, *trace; /* results (out: preset default) */
+  long threads;
+} cli_opts;
+
+/* Parse argv[1..argc-1] into *o.  Returns -1 to go on, or the exit status
+ * (0 after --help, EXIT_USAGE after an error, printed). */
+static int parse_opts(int argc, char **argv, cli_opts *o) {
+  const int optional = !strcmp(o->config_what, "at most");
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage_run(stdout);
+      o->usage(stdout);
       return 0;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
       if (++i >= argc || !argv[i][0]) {
         fprintf(stderr, "%s: %s needs a file name\n", prog, a);
         return EXIT_USAGE;
       }
-      out = argv[i];
-    } else if (!strcmp(a, "--seed")) {
+      o->out = argv[i];
+    } else if ((o->allow & OPT_SEED) && !strcmp(a, "--seed")) {
       if (++i >= argc) {
         fprintf(stderr, "%s: --seed needs a value\n", prog);
         return EXIT_USAGE;
       }
-      seed = argv[i];
-    } else if (!strcmp(a, "--threads")) {
-      if (parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &threads))
+      o->seed = argv[i];
+    } else if ((o->allow & OPT_THREADS) && !strcmp(a, "--threads")) {
+      if (parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &o->threads))
         return EXIT_USAGE;
-    } else if (!strcmp(a, "--trace")) {
+    } else if ((o->allow & OPT_TRACE) && !strcmp(a, "--trace")) {
       if (++i >= argc) {
         fprintf(stderr, "%s: --trace needs a level (summary, masks or full)\n", prog);
         return EXIT_USAGE;
       }
-      trace = argv[i];
+      o->trace = argv[i];
     } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "%s: run: unknown option '%s' (see 'sprintsim help run')\n", prog, a);
+      fprintf(stderr, "%s: %s: unknown option '%s' (see 'sprintsim help %s')\n", prog, o->cmd, a,
+              o->cmd);
       return EXIT_USAGE;
-    } else if (!cfg_path) {
-      cfg_path = a;
+    } else if (!o->config) {
+      o->config = a;
     } else {
-      fprintf(stderr, "%s: run: unexpected argument '%s' (one CONFIG at most)\n", prog, a);
+      fprintf(stderr, "%s: %s: unexpected argument '%s' (one CONFIG%s)\n", prog, o->cmd, a,
+              optional ? " at most" : "");
       return EXIT_USAGE;
     }
   }
+  if (!optional && !o->config) {
+    fprintf(stderr, "%s: %s: a CONFIG %sis required (see 'sprintsim help %s')\n", prog, o->cmd,
+            o->config_what, o->cmd);
+    return EXIT_USAGE;
+  }
+  return -1;
+}
+
+static int cmd_run(int argc, char **argv) {
+  cli_opts o = {"run", usage_run, OPT_SEED | OPT_THREADS | OPT_TRACE, "at most", NULL,
+                "sprintsim-run.h5", NULL, NULL, omp_get_max_threads()};
+  int st = parse_opts(argc, argv, &o);
+  if (st >= 0) return st;
+  const char *cfg_path = o.config, *out = o.out, *seed = o.seed, *trace = o.trace;
+  const long threads = o.threads;
   spr_config c;
   spr_config_default(&c);
   int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
@@ -490,37 +521,12 @@ static double now_s(void) {
 }
 
 static int cmd_sweep(int argc, char **argv) {
-  const char *cfg_path = NULL, *out = "sprintsim-sweep.h5";
-  long threads = omp_get_max_threads();
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage_sweep(stdout);
-      return 0;
-    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-      if (++i >= argc || !argv[i][0]) {
-        fprintf(stderr, "%s: %s needs a file name\n", prog, a);
-        return EXIT_USAGE;
-      }
-      out = argv[i];
-    } else if (!strcmp(a, "--threads")) {
-      if (parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &threads))
-        return EXIT_USAGE;
-    } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "%s: sweep: unknown option '%s' (see 'sprintsim help sweep')\n", prog, a);
-      return EXIT_USAGE;
-    } else if (!cfg_path) {
-      cfg_path = a;
-    } else {
-      fprintf(stderr, "%s: sweep: unexpected argument '%s' (one CONFIG)\n", prog, a);
-      return EXIT_USAGE;
-    }
-  }
-  if (!cfg_path) {
-    fprintf(stderr, "%s: sweep: a CONFIG with a [sweep] section is required (see 'sprintsim help sweep')\n",
-            prog);
-    return EXIT_USAGE;
-  }
+  cli_opts opt = {"sweep", usage_sweep, OPT_THREADS, "with a [sweep] section ", NULL,
+                  "sprintsim-sweep.h5", NULL, NULL, omp_get_max_threads()};
+  int st0 = parse_opts(argc, argv, &opt);
+  if (st0 >= 0) return st0;
+  const char *cfg_path = opt.config, *out = opt.out;
+  long threads = opt.threads;
   spr_sweep *sw = NULL;
   if (spr_sweep_load(cfg_path, &sw)) return fail(1, NULL);
   char *csv = spr_sweep_csv_path(out);
@@ -666,38 +672,11 @@ static int on_calibrate_key(void *user, const char *name, const char *value, int
 }
 
 static int cmd_calibrate(int argc, char **argv) {
-  const char *cfg_path = NULL, *out = "sprintsim-device.h5", *seed = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage_calibrate(stdout);
-      return 0;
-    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-      if (++i >= argc || !argv[i][0]) {
-        fprintf(stderr, "%s: %s needs a file name\n", prog, a);
-        return EXIT_USAGE;
-      }
-      out = argv[i];
-    } else if (!strcmp(a, "--seed")) {
-      if (++i >= argc) {
-        fprintf(stderr, "%s: --seed needs a value\n", prog);
-        return EXIT_USAGE;
-      }
-      seed = argv[i];
-    } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "%s: calibrate: unknown option '%s' (see 'sprintsim help calibrate')\n", prog, a);
-      return EXIT_USAGE;
-    } else if (!cfg_path) {
-      cfg_path = a;
-    } else {
-      fprintf(stderr, "%s: calibrate: unexpected argument '%s' (one CONFIG)\n", prog, a);
-      return EXIT_USAGE;
-    }
-  }
-  if (!cfg_path) {
-    fprintf(stderr, "%s: calibrate: a CONFIG is required (see 'sprintsim help calibrate')\n", prog);
-    return EXIT_USAGE;
-  }
+  cli_opts o = {"calibrate", usage_calibrate, OPT_SEED, "", NULL, "sprintsim-device.h5", NULL, NULL,
+                1};
+  int st = parse_opts(argc, argv, &o);
+  if (st >= 0) return st;
+  const char *cfg_path = o.config, *out = o.out, *seed = o.seed;
   spr_config c;
   spr_cal_params p;
   spr_config_default(&c);
