@@ -64,7 +64,7 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
     if (have > 0 && need > 0.8 * have) {
-      char of[160] = "";
+      char of[256] = "";
       if (nodal > 0)
         snprintf(of, sizeof of, " (%.1f GiB of it the nodal IR-drop workspaces of %d threads for "
                  "%d x %d arrays: fewer threads, smaller arrays or crossbar.ir_drop = first_order)",

@@ -258,6 +258,7 @@ static void test_nodal_run(void) {
   c.xbar.rows = c.xbar.cols = 4096;
   CU_ASSERT_EQUAL(spr_run_alloc(&c, 2, &run), SPR_ENOMEM);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "nodal IR-drop workspaces of 2 threads for 4096 x 4096 arrays");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "crossbar.ir_drop = first_order); lower workload.seq_len");
   for (int k = 0; k < LH; k++) {
     free(s1[k]); free(s2[k]); free(s3[k]); free(m1[k]); free(m2[k]); free(m3[k]);
   }
