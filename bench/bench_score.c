@@ -147,7 +147,7 @@ int main(int argc, char **argv) {
       double tb = now();
       spr_rng_key(r1, c.seed, l, hh, 0, SPR_STREAM_PROG);
       spr_rng_key(r2, c.seed, l, hh, 0, SPR_STREAM_STUCK);
-      if (spr_xbar_program(&xb, &c.xbar, kmsb + h * nd, gains, r1, r2, work)) die();
+      if (spr_xbar_program(&xb, &c.xbar, kmsb + h * nd, gains, r1, r2, work, NULL)) die();
       double tc = now();
       spr_analog_scale sc;
       spr_analog_scale_of(&c.an, xb.dg_S, &sc);

@@ -27,7 +27,11 @@ enum spr_trace_level {
   SPR_TRACE_MASKS = 1,
   SPR_TRACE_FULL = 2
 };
-enum spr_ir_model { SPR_IR_OFF = 0, SPR_IR_FIRST_ORDER = 1 };
+/* IR drop of the scoring arrays (docs/model.md section 2): none, the
+ * first-order model (with the fitted scales ir_alpha_*, refused beyond
+ * SPR_IR_FIRST_ORDER_LIMIT), or the exact nodal solution of every
+ * programmed array (raw r_wl, r_bl; crossbar/spr_nodal.h). */
+enum spr_ir_model { SPR_IR_OFF = 0, SPR_IR_FIRST_ORDER = 1, SPR_IR_NODAL = 2 };
 /* learned: the model file's per-layer threshold on q.k / sqrt(d) plus
  * threshold.offset (workload.source = vit only; sim/spr_attend.h). */
 enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1, SPR_THR_LEARNED = 2 };

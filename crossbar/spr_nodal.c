@@ -25,6 +25,13 @@ struct spr_nodal_ws {
   double *y, *x; /* N each: probe solve */
 };
 
+double spr_nodal_ws_bytes(int R_max, int C_max) {
+  if (R_max < 1 || C_max < 1 || R_max > 1 << 14 || C_max > 1 << 14) return 0;
+  const double N = 2.0 * R_max * C_max, p = 2.0 * C_max;
+  /* band, win, z, y, x as allocated below */
+  return (N * (p + 1) + (p + 1) * R_max + p + 2 * N) * sizeof(double) + sizeof(spr_nodal_ws);
+}
+
 spr_nodal_ws *spr_nodal_ws_alloc(int R_max, int C_max, int *err) {
   int dummy;
   if (!err) err = &dummy;
@@ -52,7 +59,7 @@ spr_nodal_ws *spr_nodal_ws_alloc(int R_max, int C_max, int *err) {
   if (!ws || !ws->band || !ws->win || !ws->z || !ws->y || !ws->x) {
     spr_nodal_ws_free(ws);
     *err = spr_error(SPR_ENOMEM, "nodal: out of memory for a %d x %d workspace (%.0f MB)",
-                     R_max, C_max, (double)(N * (p + 3) * sizeof(double)) / 1e6);
+                     R_max, C_max, spr_nodal_ws_bytes(R_max, C_max) / 1e6);
     return NULL;
   }
   return ws;

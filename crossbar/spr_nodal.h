@@ -66,6 +66,9 @@ typedef struct spr_nodal_ws spr_nodal_ws;
  * 64 x 64).  Returns NULL and sets *err (if err is not NULL) to
  * SPR_EINVAL (R_max, C_max < 1 or too large) or SPR_ENOMEM. */
 spr_nodal_ws *spr_nodal_ws_alloc(int R_max, int C_max, int *err);
+/* Bytes spr_nodal_ws_alloc(R_max, C_max) takes (the figures above), for
+ * memory estimates; 0 for a shape it would refuse. */
+double spr_nodal_ws_bytes(int R_max, int C_max);
 /* Free a workspace; NULL is a no-op. */
 void spr_nodal_ws_free(spr_nodal_ws *ws);
 

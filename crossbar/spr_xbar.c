@@ -8,6 +8,7 @@
 #include "spr_nodal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,7 +210,8 @@ static void stuck_array(stuck_walk *sw, double gmin, double gmax, double *g, int
 
 SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
                      const int8_t *kmsb, const double *row_gain,
-                     gsl_rng *r_prog, gsl_rng *r_stuck, double *work) {
+                     gsl_rng *r_prog, gsl_rng *r_stuck, double *work,
+                     spr_nodal_ws *nodal) {
   const int n = h->n, d = h->d, R = p->rows, C = p->cols, per = C / 2;
   const size_t RC = (size_t)R * C;
   if (p->key_msb_bits < 1 || p->key_msb_bits > 8)
@@ -230,13 +232,20 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
         isfinite(p->ir_alpha_bl) && p->cell_v0_V >= 0 && isfinite(p->cell_v0_V)))
     return spr_error(SPR_EINVAL, "crossbar: ir_alpha_wl %g, ir_alpha_bl %g and cell_v0 %g V must be "
                      "finite and >= 0", p->ir_alpha_wl, p->ir_alpha_bl, p->cell_v0_V);
-  /* the fitted scales of the first-order terms act as scaled resistances */
+  if (p->ir_drop != SPR_IR_OFF && p->ir_drop != SPR_IR_FIRST_ORDER && p->ir_drop != SPR_IR_NODAL)
+    return spr_error(SPR_EINVAL, "crossbar: unknown ir_drop model %d", p->ir_drop);
+  /* the fitted scales of the first-order terms act as scaled resistances;
+   * the nodal model takes the raw wire resistances */
   const double r_wl = p->ir_alpha_wl * p->r_wl_ohm, r_bl = p->ir_alpha_bl * p->r_bl_ohm;
   const int ir = p->ir_drop == SPR_IR_FIRST_ORDER && (r_wl > 0 || r_bl > 0);
+  const int exact = p->ir_drop == SPR_IR_NODAL && (p->r_wl_ohm > 0 || p->r_bl_ohm > 0);
+  if (exact && !nodal)
+    return spr_error(SPR_EINVAL, "crossbar: ir_drop = nodal needs a nodal workspace for %d x %d "
+                     "arrays (NULL given)", R, C);
   h->dg_S = dg;
   h->cell_v0_V = p->cell_v0_V;
   h->n_stuck_on = h->n_stuck_off = h->n_cells = 0;
-  h->ir_max = 0;
+  h->ir_max = h->ir_err_max = 0;
   int bad = 0; /* branch-free scan first, so the check vectorises */
 #pragma omp simd reduction(| : bad)
   for (size_t c = 0; c < (size_t)n * d; c++) bad |= (kmsb[c] < kmin) | (kmsb[c] > kmax);
@@ -308,10 +317,26 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
                            "crossbar: first-order IR drop out of its range: r_wl A + r_bl B reaches "
                            "%.3g (limit %g) in a %d x %d array with r_wl %g ohm, r_bl %g ohm "
                            "(ir_alpha_wl %g, ir_alpha_bl %g), g_max %g S; use smaller arrays, lower "
-                           "wire resistance or conductances (the exact nodal model: sprintsim "
-                           "crossbar --model nodal)",
+                           "wire resistance or conductances, or the exact model "
+                           "crossbar.ir_drop = nodal",
                            worst, SPR_IR_FIRST_ORDER_LIMIT, R, C, p->r_wl_ohm, p->r_bl_ohm,
                            p->ir_alpha_wl, p->ir_alpha_bl, p->g_max_S);
+      } else if (exact) {
+        /* exact: G_eff of the linear network (spr_nodal.h), any resistance */
+        double eb = 0;
+        int rc = spr_nodal_effective(g, R, C, p->r_wl_ohm, p->r_bl_ohm, geff, &eb, nodal);
+        if (rc) {
+          char msg[512];
+          snprintf(msg, sizeof msg, "%s", spr_errmsg());
+          return spr_error(rc, "crossbar: nodal IR drop of the array of column tile %d, row tile %d: %s",
+                           ct, rt, msg);
+        }
+        ge = geff;
+        double worst = 0;
+        for (size_t c = 0; c < RC; c++)
+          if (g[c] > 0) worst = fmax(worst, fabs(g[c] - geff[c]) / g[c]);
+        if (worst > h->ir_max) h->ir_max = worst;
+        if (eb > h->ir_err_max) h->ir_err_max = eb;
       }
       /* fold pairs into weights (row-major) */
       for (int ir_ = 0; ir_ < ru; ir_++) {

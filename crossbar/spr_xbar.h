@@ -15,9 +15,14 @@
  *                          (rate stuck_off_rate), independently per cell;
  *                          stuck cells do not drift
  *   drift                  G <- G (t/t0)^-nu
- *   first-order IR drop    G_eff = G (1 - a_wl r_wl A - a_bl r_bl B)   (see below;
+ *   IR drop, ir_drop =
+ *     first_order          G_eff = G (1 - a_wl r_wl A - a_bl r_bl B)   (see below;
  *                          a_wl, a_bl = ir_alpha_wl, ir_alpha_bl, fitted
  *                          scales of the two terms, 1 by default)
+ *     nodal                G_eff = spr_nodal_effective(G, r_wl, r_bl): the
+ *                          exact effective conductances of the array
+ *                          (row voltages to column currents) with the raw
+ *                          wire resistances; ir_alpha_* are not used
  *   row DAC gain           row i of tile scaled by its DAC gain
  * fold into an effective weight matrix w (d x n, in units of dG) so that the
  * ideal-unit column current of key j for query code vector q is
@@ -53,6 +58,7 @@
 
 #include <gsl/gsl_rng.h>
 #include <stdint.h>
+#include "spr_nodal.h"
 #include "spr_params.h"
 
 /* Largest r_wl A + r_bl B of a cell for which the first-order IR-drop model
@@ -80,9 +86,13 @@ typedef struct {
   int64_t n_stuck_on;   /* cells stuck at g_max (all physical cells) */
   int64_t n_stuck_off;  /* cells stuck at g_min */
   int64_t n_cells;      /* physical cells of all arrays of the head */
-  double ir_max;        /* largest first-order IR correction
-                           a_wl r_wl A + a_bl r_bl B of any cell (0 when IR
-                           drop is off) */
+  double ir_max;        /* largest IR correction of any cell, idle cells
+                           included (0 when IR drop is off): first_order
+                           a_wl r_wl A + a_bl r_bl B = (G - G_eff) / G;
+                           nodal max |G - G_eff| / G over the cells */
+  double ir_err_max;    /* nodal: the largest relative error bound of the
+                           solves (spr_nodal_effective's err_bound) over
+                           the head's arrays; 0 otherwise */
   double cell_v0_V;     /* cell nonlinearity V0 of the programmed arrays
                            (0 = linear), from spr_xbar_params */
 } spr_xbar_head;
@@ -104,16 +114,22 @@ void spr_xbar_head_free(spr_xbar_head *h);
  * r_prog, r_stuck: streams for programming variation and stuck-at faults
  *   (used only when the effect is on).
  * work: at least 3 * rows * cols doubles of scratch.
+ * nodal: with ir_drop = nodal, a workspace from spr_nodal_ws_alloc for at
+ *   least rows x cols (caller-owned, reused for every array; its contents
+ *   never reach the result, so any workspace gives the same bits);
+ *   otherwise unused and may be NULL.
  * Returns 0 or SPR_EINVAL (a key code out of range, naming key, dimension
  * and value; key_msb_bits outside [1, 8] or beyond the cell's levels;
  * g_min, g_max not 0 < g_min < g_max; drift_time < drift_t0; stuck-at
  * rates that are not probabilities with sum <= 1; ir_alpha_wl, ir_alpha_bl
  * or cell_v0_V negative or not finite; a first-order IR
- * correction above SPR_IR_FIRST_ORDER_LIMIT; effective conductances that
- * overflow single precision). */
+ * correction above SPR_IR_FIRST_ORDER_LIMIT; ir_drop = nodal without a
+ * large enough workspace, or with wire resistances the solver refuses;
+ * effective conductances that overflow single precision). */
 int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
                      const int8_t *kmsb, const double *row_gain,
-                     gsl_rng *r_prog, gsl_rng *r_stuck, double *work);
+                     gsl_rng *r_prog, gsl_rng *r_stuck, double *work,
+                     spr_nodal_ws *nodal);
 
 /* Effective conductance of one array g (R x C, row-major, siemens) under
  * the first-order IR-drop model, written to geff (a distinct buffer of the

@@ -23,6 +23,7 @@ struct spr_attend_ws {
   spr_xbar_head xb;
   spr_analog_ws ws;
   double *work;  /* 3 * rows * cols */
+  spr_nodal_ws *nodal; /* rows x cols, with crossbar.ir_drop = nodal only */
   double *gains; /* col_tiles x d */
   float *off;    /* n */
   float *qf, *kf; /* n x d */
@@ -77,6 +78,7 @@ void spr_attend_ws_free(spr_attend_ws *t) {
   if (t->rng) gsl_rng_free(t->rng);
   if (t->rng2) gsl_rng_free(t->rng2);
   spr_xbar_head_free(&t->xb);
+  spr_nodal_ws_free(t->nodal);
   spr_analog_ws_free(&t->ws);
   free(t->work); free(t->gains); free(t->off); free(t->qf); free(t->kf); free(t->s);
   free(t->layer_counts);
@@ -100,6 +102,11 @@ int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out) 
   if (!(w->rng = spr_rng_alloc()) || !(w->rng2 = spr_rng_alloc())) goto nomem;
   if ((rc = spr_xbar_head_alloc(&w->xb, &c->xbar, n, d))) goto fail;
   if ((rc = spr_analog_ws_alloc(&w->ws, n, n, d))) goto fail;
+  /* the exact IR-drop solver's workspace (8.6 MB at 64 x 64) is one per
+   * thread, reused for every array of every head the thread programs */
+  if (c->xbar.ir_drop == SPR_IR_NODAL &&
+      !(w->nodal = spr_nodal_ws_alloc(c->xbar.rows, c->xbar.cols, &rc)))
+    goto fail;
   w->work = malloc(3 * (size_t)c->xbar.rows * c->xbar.cols * sizeof *w->work);
   w->gains = malloc((size_t)ct * d * sizeof *w->gains);
   w->off = malloc(n * sizeof *w->off);
@@ -277,7 +284,8 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
   /* programming variation and stuck-at faults draw from two streams */
   spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_PROG);
   spr_rng_key(w->rng2, seed, layer, h, trial, SPR_STREAM_STUCK);
-  if ((rc = spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work)))
+  if ((rc = spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work,
+                              w->nodal)))
     return rc;
   spr_analog_scale sc;
   spr_analog_scale_of(&c->an, w->xb.dg_S, &sc);

@@ -3,6 +3,7 @@
 #include "spr_pipeline.h"
 #include "spr_attend.h"
 #include "spr_error.h"
+#include "spr_nodal.h"
 #include "spr_synth.h"
 #include "spr_qkv.h"
 
@@ -55,14 +56,24 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
                             (c->trace >= SPR_TRACE_FULL ? nn * 4 : 0);
     const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16 +
                               nn * 4 /* P */ + nn * 13 /* baselines */ + n * 64;
-    const double need = per_head * wl->n_heads + per_thread * threads;
+    /* the exact IR-drop solver holds one workspace per thread */
+    const double nodal = c->xbar.ir_drop == SPR_IR_NODAL
+                             ? spr_nodal_ws_bytes(c->xbar.rows, c->xbar.cols) * threads
+                             : 0;
+    const double need = per_head * wl->n_heads + per_thread * threads + nodal;
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
-    if (have > 0 && need > 0.8 * have)
+    if (have > 0 && need > 0.8 * have) {
+      char of[256] = "";
+      if (nodal > 0)
+        snprintf(of, sizeof of, " (%.1f GiB of it the nodal IR-drop workspaces of %d threads for "
+                 "%d x %d arrays: fewer threads, smaller arrays or crossbar.ir_drop = first_order)",
+                 nodal / 1073741824.0, threads, c->xbar.rows, c->xbar.cols);
       return spr_error(SPR_ENOMEM,
                        "run: %d heads of %d tokens need about %.1f GiB of memory, more than 80%% "
-                       "of the %.1f GiB here; lower workload.seq_len or workload.heads",
-                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0);
+                       "of the %.1f GiB here%s; lower workload.seq_len or workload.heads",
+                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0, of);
+    }
   }
   spr_run *r = calloc(1, sizeof *r);
   if (!r) return spr_error(SPR_ENOMEM, "run: out of memory");

@@ -88,7 +88,7 @@ static void setup(bench *b, int m, int n, int d, int all_off) {
   gsl_rng_free(r);
   CU_ASSERT_FATAL(spr_xbar_head_alloc(&b->xb, &b->c.xbar, n, d) == 0);
   double *work = malloc(3 * (size_t)b->c.xbar.rows * b->c.xbar.cols * sizeof *work);
-  CU_ASSERT_FATAL(spr_xbar_program(&b->xb, &b->c.xbar, b->k, NULL, NULL, NULL, work) == 0);
+  CU_ASSERT_FATAL(spr_xbar_program(&b->xb, &b->c.xbar, b->k, NULL, NULL, NULL, work, NULL) == 0);
   free(work);
   spr_analog_scale_of(&b->c.an, b->xb.dg_S, &b->sc);
   CU_ASSERT_FATAL(spr_analog_ws_alloc(&b->ws, m, n, d) == 0);
@@ -298,7 +298,7 @@ static void test_nonlinear_cells(void) {
   const double v0 = 0.1385;
   b.c.xbar.cell_v0_V = v0;
   double *work = malloc(3 * (size_t)b.c.xbar.rows * b.c.xbar.cols * sizeof *work);
-  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work, NULL), 0);
   free(work);
   CU_ASSERT_EQUAL(b.xb.cell_v0_V, v0);
   int64_t kept;
@@ -345,7 +345,7 @@ static void test_nonlinear_noise(void) {
   b.c.an.read_rel_sigma = 0.03;
   b.c.an.thermal_excess = 2.385;
   double *work = malloc(3 * (size_t)b.c.xbar.rows * b.c.xbar.cols * sizeof *work);
-  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work, NULL), 0);
   free(work);
   gsl_rng *r = spr_rng_alloc(), *rf = spr_rng_alloc();
   spr_rng_key(r, 2385, 5, 6, 0, SPR_STREAM_READ);

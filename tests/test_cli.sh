@@ -58,6 +58,15 @@ cmp -s "$T/a.h5" "$T/b.h5" && ok "1 and 2 threads give identical files" || bad "
 cmp -s "$T/a.h5" "$T/c.h5" && bad "--seed changes the file" || ok "--seed changes the file"
 expect 0 "seed 99" "--seed is reported" -- "$EXE" run "$T/small.ini" -o "$T/c.h5" --seed 99 --trace masks
 
+# crossbar.ir_drop = nodal: 16 x 16 arrays at 60 ohm, which the first-order
+# model refuses, run; 1 and 2 threads give identical files
+{ cat "$T/small.ini"; printf 'rows = 16\ncols = 16\nr_wl = 61.3\nr_bl = 57.9\n'; } > "$T/wires.ini"
+expect 1 "crossbar.ir_drop = nodal" "first order refused beyond its range" -- "$EXE" run "$T/wires.ini" -o "$T/x.h5"
+{ cat "$T/wires.ini"; printf 'ir_drop = nodal\n'; } > "$T/nodal.ini"
+expect 0 "all" "nodal run beyond the first-order range" -- "$EXE" run "$T/nodal.ini" -o "$T/n1.h5" --threads 1
+"$EXE" run "$T/nodal.ini" -o "$T/n2.h5" --threads 2 > /dev/null 2>&1
+cmp -s "$T/n1.h5" "$T/n2.h5" && ok "nodal: 1 and 2 threads give identical files" || bad "nodal: 1 and 2 threads give identical files"
+
 # command-line errors: exit 2, message naming the value
 expect 2 "'0' is not an integer" "--threads 0" -- "$EXE" run "$T/small.ini" -o "$T/x.h5" --threads 0
 expect 2 "'abc'" "--threads abc" -- "$EXE" run "$T/small.ini" -o "$T/x.h5" --threads abc

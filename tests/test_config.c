@@ -162,7 +162,7 @@ static void test_key_table(void) {
   CU_ASSERT_EQUAL(spr_config_key(key_index("threshold", "values"))->type, SPR_KEY_LIST);
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("run", "trace"))->choices, "summary|masks|full");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "preset"))->choices, "bert-base|vit-base");
-  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order|nodal");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "source"))->choices, "synthetic|qkv|vit");
   CU_ASSERT_EQUAL(spr_config_key(key_index("workload", "model"))->type, SPR_KEY_STRING);
@@ -421,6 +421,7 @@ static void test_enums(void) {
       {"run", "trace", "summary", SPR_TRACE_SUMMARY},    {"workload", "preset", "vit-base", SPR_PRESET_VIT_BASE},
       {"workload", "preset", "bert-base", SPR_PRESET_BERT_BASE},
       {"crossbar", "ir_drop", "off", SPR_IR_OFF},        {"crossbar", "ir_drop", "first_order", SPR_IR_FIRST_ORDER},
+      {"crossbar", "ir_drop", "nodal", SPR_IR_NODAL},
       {"threshold", "mode", "direct", SPR_THR_DIRECT},   {"threshold", "mode", "keep_rate", SPR_THR_KEEP_RATE},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -430,6 +431,7 @@ static void test_enums(void) {
     spr_config_format(&c, k, v, sizeof v);
     CU_ASSERT_STRING_EQUAL(v, t[i].val); /* format gives the name back */
   }
+  CU_ASSERT_EQUAL(c.xbar.ir_drop, SPR_IR_NODAL); /* the last ir_drop set */
   c.trace = SPR_TRACE_FULL;
   c.wl.preset = SPR_PRESET_VIT_BASE;
   c.xbar.ir_drop = SPR_IR_OFF;

@@ -36,6 +36,7 @@ typedef struct {
   spr_xbar_head h;
   double *work;
   gsl_rng *r1, *r2;
+  spr_nodal_ws *nodal; /* ir_drop = nodal only */
 } fixture;
 
 static int fx_program(fixture *f, const spr_xbar_params *p, const int8_t *k, int n, int d) {
@@ -44,9 +45,10 @@ static int fx_program(fixture *f, const spr_xbar_params *p, const int8_t *k, int
   f->work = malloc(3 * (size_t)p->rows * p->cols * sizeof(double));
   f->r1 = spr_rng_alloc();
   f->r2 = spr_rng_alloc();
+  if (p->ir_drop == SPR_IR_NODAL) CU_ASSERT_PTR_NOT_NULL_FATAL(f->nodal = spr_nodal_ws_alloc(p->rows, p->cols, NULL));
   spr_rng_key(f->r1, 2385, 1, 2, 0, SPR_STREAM_PROG);
   spr_rng_key(f->r2, 2385, 1, 2, 0, SPR_STREAM_STUCK);
-  return spr_xbar_program(&f->h, p, k, NULL, f->r1, f->r2, f->work);
+  return spr_xbar_program(&f->h, p, k, NULL, f->r1, f->r2, f->work, f->nodal);
 }
 
 static void fx_free(fixture *f) {
@@ -54,6 +56,8 @@ static void fx_free(fixture *f) {
   free(f->work);
   gsl_rng_free(f->r1);
   gsl_rng_free(f->r2);
+  spr_nodal_ws_free(f->nodal);
+  memset(f, 0, sizeof *f);
 }
 
 /* Ideal arrays: weights are the key codes exactly, over several tiles. */
@@ -113,7 +117,7 @@ static void test_row_gain(void) {
   spr_xbar_head h;
   CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &p, n, d), 0);
   double work[3 * 8 * 6];
-  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, gains, NULL, NULL, work), 0);
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, gains, NULL, NULL, work, NULL), 0);
   int bad = 0;
   for (int j = 0; j < n; j++)
     for (int i = 0; i < d; i++) {
@@ -262,6 +266,274 @@ static void test_ir_vs_nodal(void) {
   gsl_rng_free(r);
 }
 
+static void recover(const spr_xbar_head *h, int i, int j, double *gp, double *gm);
+
+/* Nominal conductances (times fac) of the array of column tile ct, row
+ * tile rt, built from the mapping of docs/model.md: key j on columns
+ * (2 jl, 2 jl + 1), levels (k, 0) or (0, -k); idle cells at level 0. */
+static void nominal_array(const spr_xbar_params *p, const int8_t *k, int n, int d, int ct, int rt,
+                          double fac, double *G) {
+  const int R = p->rows, C = p->cols, per = C / 2;
+  const double dg = (p->g_max_S - p->g_min_S) / 15.0;
+  for (int i = 0; i < R; i++)
+    for (int c = 0; c < C; c++) {
+      const int t = rt * R + i, j = ct * per + c / 2;
+      const int kv = t < d && j < n ? k[j * d + t] : 0;
+      const int lvl = c % 2 == 0 ? (kv > 0 ? kv : 0) : (kv < 0 ? -kv : 0);
+      G[i * C + c] = fac * (p->g_min_S + lvl * dg);
+    }
+}
+
+/* Fold G_eff of one array into the expected weights (d x n) by hand, and
+ * track max |G - G_eff| / G. */
+static void fold_array(const spr_xbar_params *p, int n, int d, int ct, int rt, double dg,
+                       const double *G, const double *ge, double *want, double *corr) {
+  const int R = p->rows, C = p->cols, per = C / 2;
+  for (int i = 0; i < R; i++)
+    for (int c = 0; c < C; c++) {
+      *corr = fmax(*corr, fabs(G[i * C + c] - ge[i * C + c]) / G[i * C + c]);
+      const int t = rt * R + i, j = ct * per + c / 2;
+      if (c % 2 == 0 && t < d && j < n) want[(size_t)t * n + j] = (ge[i * C + c] - ge[i * C + c + 1]) / dg;
+    }
+}
+
+/* ir_drop = nodal: the head's weights are the pair differences of
+ * spr_nodal_effective of each programmed array, with the raw wire
+ * resistances (the first-order scales ir_alpha_* play no part).  Arrays
+ * with idle rows and idle columns, drifted nominal levels built here. */
+static void test_ir_nodal_fold(void) {
+  spr_xbar_params p = ideal_params();
+  p.rows = 8;
+  p.cols = 10; /* 5 keys per tile */
+  p.drift = 1;
+  p.drift_nu = 0.0317;
+  p.drift_t_s = 2385;
+  p.drift_t0_s = 1.7;
+  p.ir_drop = SPR_IR_NODAL;
+  p.r_wl_ohm = 3.1;
+  p.r_bl_ohm = 4.7;
+  p.ir_alpha_wl = 0.7385;
+  p.ir_alpha_bl = 1.2385;
+  const int n = 7, d = 11, R = 8, C = 10; /* 2 x 2 arrays, the last of each partial */
+  int8_t *k = random_codes(n, d, 29);
+  fixture f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  const double fac = pow(2385 / 1.7, -0.0317), dg = f.h.dg_S;
+  spr_nodal_ws *ws = spr_nodal_ws_alloc(R, C, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ws);
+  double G[80], ge[80], *want = calloc((size_t)n * d, sizeof *want), corr = 0, eb_max = 0;
+  for (int ct = 0; ct < 2; ct++)
+    for (int rt = 0; rt < 2; rt++) {
+      nominal_array(&p, k, n, d, ct, rt, fac, G);
+      double eb;
+      CU_ASSERT_EQUAL_FATAL(spr_nodal_effective(G, R, C, 3.1, 4.7, ge, &eb, ws), 0);
+      eb_max = fmax(eb_max, eb);
+      fold_array(&p, n, d, ct, rt, dg, G, ge, want, &corr);
+    }
+  double worst = 0, drop = 0;
+  for (int t = 0; t < d; t++)
+    for (int j = 0; j < n; j++) {
+      const double wv = want[(size_t)t * n + j];
+      worst = fmax(worst, fabs(f.h.w[(size_t)t * n + j] - wv) / fmax(1.0, fabs(wv)));
+      drop = fmax(drop, fabs(wv - fac * k[j * d + t]));
+    }
+  CU_ASSERT(worst < 1e-6); /* float storage of w */
+  CU_ASSERT(drop > 0.01);   /* the IR drop is really there */
+  CU_ASSERT_DOUBLE_EQUAL(f.h.ir_max, corr, 1e-15);
+  CU_ASSERT(corr > 0.005);
+  CU_ASSERT_DOUBLE_EQUAL(f.h.ir_err_max, eb_max, 0);
+  CU_ASSERT(eb_max > 0 && eb_max < 1e-9);
+  /* the first-order scales do not enter: alpha = 1 gives the same bits */
+  spr_xbar_params q = p;
+  q.ir_alpha_wl = q.ir_alpha_bl = 1;
+  fixture f2 = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f2, &q, k, n, d), 0);
+  CU_ASSERT_EQUAL(memcmp(f.h.w, f2.h.w, (size_t)n * d * sizeof *f.h.w), 0);
+  fx_free(&f2);
+  fx_free(&f);
+  spr_nodal_ws_free(ws);
+  free(want);
+  free(k);
+}
+
+/* The same with programming variation and stuck-at faults: the programmed
+ * arrays (no idle cells) are recovered from a programming with IR drop off
+ * on the same streams, solved with spr_nodal_effective and folded here. */
+static void test_ir_nodal_programmed(void) {
+  spr_xbar_params p = ideal_params();
+  p.rows = 8;
+  p.cols = 10;
+  p.variation = 1;
+  p.prog_sigma = 0.0873;
+  p.stuck = 1;
+  p.stuck_on_rate = 0.0213;
+  p.stuck_off_rate = 0.0371;
+  p.r_wl_ohm = 2.385;
+  p.r_bl_ohm = 5.1;
+  const int n = 10, d = 16, R = 8, C = 10;
+  int8_t *k = random_codes(n, d, 31);
+  fixture f0 = {0}, f = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f0, &p, k, n, d), 0); /* ir_drop off */
+  p.ir_drop = SPR_IR_NODAL;
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f, &p, k, n, d), 0);
+  CU_ASSERT_EQUAL(f.h.n_stuck_on, f0.h.n_stuck_on);
+  CU_ASSERT(f.h.n_stuck_on + f.h.n_stuck_off > 0);
+  spr_nodal_ws *ws = spr_nodal_ws_alloc(R, C, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ws);
+  double G[80], ge[80], *want = calloc((size_t)n * d, sizeof *want), corr = 0;
+  for (int ct = 0; ct < 2; ct++)
+    for (int rt = 0; rt < 2; rt++) {
+      for (int i = 0; i < R; i++)
+        for (int jl = 0; jl < 5; jl++)
+          recover(&f0.h, rt * R + i, ct * 5 + jl, &G[i * C + 2 * jl], &G[i * C + 2 * jl + 1]);
+      CU_ASSERT_EQUAL_FATAL(spr_nodal_effective(G, R, C, 2.385, 5.1, ge, NULL, ws), 0);
+      fold_array(&p, n, d, ct, rt, f.h.dg_S, G, ge, want, &corr);
+    }
+  double worst = 0, drop = 0;
+  for (int t = 0; t < d; t++)
+    for (int j = 0; j < n; j++) {
+      const size_t o = (size_t)t * n + j;
+      worst = fmax(worst, fabs(f.h.w[o] - want[o]));
+      drop = fmax(drop, fabs(f.h.w[o] - f0.h.w[o]));
+    }
+  CU_ASSERT(worst < 2e-5); /* G recovered from float w and g1: ~1e-7 relative */
+  CU_ASSERT(drop > 0.01);
+  CU_ASSERT(fabs(f.h.ir_max - corr) < 1e-5 * corr);
+  /* the noise coefficients stay those of the programmed cells */
+  CU_ASSERT_EQUAL(memcmp(f.h.gt, f0.h.gt, 2 * (size_t)n * d * sizeof *f.h.gt), 0);
+  fx_free(&f0);
+  fx_free(&f);
+  spr_nodal_ws_free(ws);
+  free(want);
+  free(k);
+}
+
+/* Small wire resistances: nodal and first order agree to second order.
+ * 64 x 64 arrays with variation; r / 4 shrinks the drop about 4 times and
+ * the difference of the models about 16 times. */
+static void test_ir_nodal_vs_first_order(void) {
+  spr_xbar_params p = ideal_params();
+  p.variation = 1;
+  p.prog_sigma = 0.05;
+  const int n = 64, d = 64; /* two 64 x 64 arrays */
+  int8_t *k = random_codes(n, d, 37);
+  fixture f0 = {0};
+  CU_ASSERT_EQUAL_FATAL(fx_program(&f0, &p, k, n, d), 0);
+  double diff_prev = 0, drop_prev = 0;
+  for (int t = 0; t < 3; t++) {
+    fixture fa = {0}, fn = {0};
+    p.r_wl_ohm = 2.5 / pow(4, t);
+    p.r_bl_ohm = 1.7 / pow(4, t);
+    p.ir_drop = SPR_IR_FIRST_ORDER;
+    CU_ASSERT_EQUAL_FATAL(fx_program(&fa, &p, k, n, d), 0);
+    p.ir_drop = SPR_IR_NODAL;
+    CU_ASSERT_EQUAL_FATAL(fx_program(&fn, &p, k, n, d), 0);
+    double diff = 0, drop = 0;
+    for (size_t o = 0; o < (size_t)n * d; o++) {
+      diff = fmax(diff, fabs(fa.h.w[o] - fn.h.w[o]));
+      drop = fmax(drop, fabs(fn.h.w[o] - f0.h.w[o]));
+    }
+    /* the reported corrections agree too, to second order */
+    const double dc = fabs(fa.h.ir_max - fn.h.ir_max);
+    fprintf(stderr, "\n  r_wl %.4g: drop %.4g, |first order - nodal| %.3g; ir_max %.4g vs %.4g, "
+            "err bound %.2g", p.r_wl_ohm, drop, diff, fa.h.ir_max, fn.h.ir_max, fn.h.ir_err_max);
+    CU_ASSERT(diff < 0.15 * drop); /* 11% at the defaults (t = 0) */
+    CU_ASSERT(dc < 2 * fa.h.ir_max * fa.h.ir_max);
+    if (t > 0) {
+      CU_ASSERT(drop < drop_prev / 3.5 && drop > drop_prev / 4.5);
+      CU_ASSERT(diff < diff_prev / 12);
+    }
+    if (t == 2) CU_ASSERT(diff < 0.01 * drop);
+    diff_prev = diff;
+    drop_prev = drop;
+    fx_free(&fa);
+    fx_free(&fn);
+  }
+  fx_free(&f0);
+  free(k);
+}
+
+/* Wires the first-order model refuses run with nodal; the weights give
+ * the column currents of an independent dense solve of the same array. */
+static void test_ir_nodal_beyond_first_order(void) {
+  spr_xbar_params p = ideal_params();
+  p.rows = p.cols = 16;
+  p.r_wl_ohm = 61.3;
+  p.r_bl_ohm = 57.9;
+  p.ir_drop = SPR_IR_FIRST_ORDER;
+  const int n = 8, d = 16, R = 16, C = 16;
+  int8_t *k = random_codes(n, d, 41);
+  fixture fa = {0}, fn = {0};
+  CU_ASSERT_EQUAL(fx_program(&fa, &p, k, n, d), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "first-order IR drop out of its range");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "crossbar.ir_drop = nodal");
+  p.ir_drop = SPR_IR_NODAL;
+  CU_ASSERT_EQUAL_FATAL(fx_program(&fn, &p, k, n, d), 0);
+  fprintf(stderr, "\n  first order %.3g (refused), nodal correction %.3g, err bound %.2g ",
+          fa.h.ir_max, fn.h.ir_max, fn.h.ir_err_max);
+  CU_ASSERT(fa.h.ir_max > SPR_IR_FIRST_ORDER_LIMIT);
+  CU_ASSERT(fn.h.ir_max > SPR_IR_FIRST_ORDER_LIMIT && fn.h.ir_max < fa.h.ir_max);
+  CU_ASSERT(fn.h.ir_err_max > 0 && fn.h.ir_err_max < 1e-9);
+  double G[256], v[16], ie[16];
+  nominal_array(&p, k, n, d, 0, 0, 1.0, G);
+  for (int i = 0; i < R; i++) v[i] = 0.2 * ((i * 7 % 11) - 5) / 5.0; /* row voltages, V */
+  spr_ref_nodal(G, R, C, 61.3, 57.9, v, ie);
+  double worst = 0, scale = 0, drop = 0;
+  for (int j = 0; j < n; j++) {
+    double s = 0, s0 = 0;
+    for (int i = 0; i < d; i++) {
+      s += v[i] * fn.h.w[(size_t)i * n + j] * fn.h.dg_S;
+      s0 += v[i] * k[j * d + i] * fn.h.dg_S;
+    }
+    const double iref = ie[2 * j] - ie[2 * j + 1];
+    worst = fmax(worst, fabs(s - iref));
+    drop = fmax(drop, fabs(s0 - iref));
+    scale = fmax(scale, fabs(s0));
+  }
+  CU_ASSERT(worst < 1e-6 * scale); /* float weights */
+  CU_ASSERT(drop > 0.05 * scale);  /* a large drop, modelled exactly */
+  fx_free(&fa);
+  fx_free(&fn);
+  free(k);
+}
+
+/* ir_drop = nodal without a workspace, with one too small, with wires
+ * the solver refuses; an unknown model. */
+static void test_ir_nodal_errors(void) {
+  spr_xbar_params p = ideal_params();
+  p.rows = p.cols = 16;
+  p.ir_drop = SPR_IR_NODAL;
+  const int n = 8, d = 16;
+  int8_t *k = random_codes(n, d, 43);
+  spr_xbar_head h;
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &p, n, d), 0);
+  double work[3 * 256];
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "ir_drop = nodal needs a nodal workspace for 16 x 16");
+  spr_nodal_ws *small = spr_nodal_ws_alloc(16, 8, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(small);
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, small), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "column tile 0, row tile 0");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "exceeds the 16 x 8 workspace");
+  spr_nodal_ws_free(small);
+  spr_nodal_ws *ws = spr_nodal_ws_alloc(16, 16, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ws);
+  p.r_bl_ohm = 1e-310; /* 1/r overflows */
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, ws), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "too small");
+  /* zero resistances: no IR drop, no workspace needed */
+  p.r_wl_ohm = p.r_bl_ohm = 0;
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, NULL), 0);
+  CU_ASSERT_EQUAL(h.w[5 * n + 3], (float)k[3 * d + 5]);
+  CU_ASSERT_EQUAL(h.ir_max, 0);
+  p.ir_drop = 3;
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, ws), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "unknown ir_drop model 3");
+  spr_nodal_ws_free(ws);
+  spr_xbar_head_free(&h);
+  free(k);
+}
+
 /* Recover (G+, G-) of every key cell from w and g1 (IR and DACs ideal). */
 static void recover(const spr_xbar_head *h, int i, int j, double *gp, double *gm) {
   size_t o = (size_t)i * h->n + j;
@@ -386,17 +658,17 @@ static void test_errors(void) {
   CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &p, 3, 2), 0);
   int8_t k[6] = {1, 2, 3, 9, -1, 0}; /* 9 exceeds the 4-bit range */
   double work[3 * 64 * 8];
-  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, NULL), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "key 1 dimension 1 has code 9");
   p.key_msb_bits = 9; /* codes would not fit int8_t */
-  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, NULL), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "key_msb_bits 9 outside [1, 8]");
   p.key_msb_bits = 4;
   k[3] = 5;
   p.stuck = 1;
   p.stuck_on_rate = 0.625;
   p.stuck_off_rate = 0.5;
-  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_xbar_program(&h, &p, k, NULL, NULL, NULL, work, NULL), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "stuck_on_rate 0.625 and stuck_off_rate 0.5");
   spr_xbar_head_free(&h);
   spr_xbar_head_free(NULL);
@@ -408,21 +680,21 @@ static void test_errors(void) {
     spr_xbar_params q = ideal_params();
     CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &q, 64, 4), 0);
     q.cell_bits = 2; /* 4-bit codes need 8 levels above g_min */
-    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk), SPR_EINVAL);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk, NULL), SPR_EINVAL);
     SPR_ASSERT_CONTAINS(spr_errmsg(), "cell_bits 2");
     q = ideal_params();
     q.g_min_S = 2e-4; /* above g_max */
-    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk), SPR_EINVAL);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk, NULL), SPR_EINVAL);
     SPR_ASSERT_CONTAINS(spr_errmsg(), "g_min (0.0002 S)");
     q = ideal_params();
     q.drift = 1;
     q.drift_t_s = 0.5; /* before the reference time */
     q.drift_t0_s = 1;
-    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk), SPR_EINVAL);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, NULL, NULL, NULL, wk, NULL), SPR_EINVAL);
     SPR_ASSERT_CONTAINS(spr_errmsg(), "drift_time (0.5 s)");
     q = ideal_params();
     double gains[8] = {1, 1, 1e300, 1, 1, 1, 1, 1}; /* 2 column tiles x 4 rows; one gain beyond float range */
-    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, gains, NULL, NULL, wk), SPR_EINVAL);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, kk, gains, NULL, NULL, wk, NULL), SPR_EINVAL);
     SPR_ASSERT_CONTAINS(spr_errmsg(), "overflow");
     spr_xbar_head_free(&h);
     /* first-order IR drop beyond its range: 256 x 256 arrays at 2.5 ohm */
@@ -432,14 +704,14 @@ static void test_errors(void) {
     int8_t *big = malloc(128 * 256);
     for (int i = 0; i < 128 * 256; i++) big[i] = (int8_t)((i * 7 % 15) - 7);
     CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &q, 128, 256), 0);
-    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, big, NULL, NULL, NULL, wk), SPR_EINVAL);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, big, NULL, NULL, NULL, wk, NULL), SPR_EINVAL);
     SPR_ASSERT_CONTAINS(spr_errmsg(), "first-order IR drop out of its range");
     CU_ASSERT(h.ir_max > SPR_IR_FIRST_ORDER_LIMIT);
     /* 64 x 64 at the defaults stays inside, and reports its worst cell */
     q.rows = q.cols = 64;
     spr_xbar_head_free(&h);
     CU_ASSERT_EQUAL_FATAL(spr_xbar_head_alloc(&h, &q, 128, 256), 0);
-    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, big, NULL, NULL, NULL, wk), 0);
+    CU_ASSERT_EQUAL(spr_xbar_program(&h, &q, big, NULL, NULL, NULL, wk, NULL), 0);
     CU_ASSERT(h.ir_max > 0.01 && h.ir_max <= SPR_IR_FIRST_ORDER_LIMIT);
     spr_xbar_head_free(&h);
     free(big);
@@ -523,6 +795,11 @@ int main(void) {
                          {"IR drop 1x1 closed form", test_ir_closed_form},
                          {"IR drop first order vs nodal solve", test_ir_vs_nodal},
                          {"IR drop scales alpha_wl, alpha_bl", test_ir_alpha},
+                         {"nodal IR drop folds spr_nodal_effective", test_ir_nodal_fold},
+                         {"nodal IR drop of programmed arrays", test_ir_nodal_programmed},
+                         {"nodal vs first order to second order", test_ir_nodal_vs_first_order},
+                         {"nodal beyond the first-order limit", test_ir_nodal_beyond_first_order},
+                         {"nodal IR drop error paths", test_ir_nodal_errors},
                          {"lognormal variation statistics", test_variation_statistics},
                          {"stuck-at rates", test_stuck_rates},
                          {"drift power law", test_drift_formula},

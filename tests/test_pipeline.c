@@ -210,6 +210,60 @@ static void test_threads_bit_identical(void) {
   }
 }
 
+/* crossbar.ir_drop = nodal in a run: wires the first-order model refuses
+ * run; 1 and 2 threads (one solver workspace each) give bit-identical
+ * results; the exact model changes the decisions of the first-order one
+ * at the defaults; the memory estimate counts the workspaces. */
+static void test_nodal_run(void) {
+  spr_config c;
+  small_config(&c, 0);
+  const int LH = c.wl.n_layers * c.wl.n_heads, n = c.wl.seq_len;
+  const size_t nn = (size_t)n * n, mb = (size_t)n * spr_mask_row_bytes(n);
+  spr_head_result r1[6], r2[6], r3[6];
+  float *s1[6], *s2[6], *s3[6];
+  uint8_t *m1[6], *m2[6], *m3[6];
+  for (int k = 0; k < LH; k++) {
+    s1[k] = malloc(nn * 4); s2[k] = malloc(nn * 4); s3[k] = malloc(nn * 4);
+    m1[k] = malloc(mb); m2[k] = malloc(mb); m3[k] = malloc(mb);
+  }
+  /* 16 x 16 arrays at 60 ohm: beyond the first-order model */
+  c.xbar.r_wl_ohm = 61.3;
+  c.xbar.r_bl_ohm = 57.9;
+  spr_run *run;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  CU_ASSERT_EQUAL(spr_run_layer(run, 0), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "first-order IR drop out of its range");
+  spr_run_free(run);
+  c.xbar.ir_drop = SPR_IR_NODAL;
+  run_all(&c, 1, r1, s1, m1, NULL);
+  run_all(&c, 2, r2, s2, m2, NULL);
+  int diff = 0;
+  for (int k = 0; k < LH; k++) {
+    diff += memcmp(s1[k], s2[k], nn * 4) != 0 || memcmp(m1[k], m2[k], mb) != 0;
+    diff += r1[k].n_kept != r2[k].n_kept || r1[k].mass_retained != r2[k].mass_retained ||
+            r1[k].false_prunes != r2[k].false_prunes;
+  }
+  CU_ASSERT_EQUAL(diff, 0);
+  /* at the default 2.5 ohm the exact model moves analog scores of the
+   * first-order one (same streams otherwise) */
+  c.xbar.r_wl_ohm = c.xbar.r_bl_ohm = 2.5;
+  run_all(&c, 2, r1, s1, m1, NULL);
+  c.xbar.ir_drop = SPR_IR_FIRST_ORDER;
+  run_all(&c, 2, r3, s3, m3, NULL);
+  int same = 0;
+  for (int k = 0; k < LH; k++) same += memcmp(s1[k], s3[k], nn * 4) == 0;
+  CU_ASSERT_EQUAL(same, 0);
+  /* 4096 x 4096 arrays: the solver's workspace alone is 2 TB a thread */
+  c.xbar.ir_drop = SPR_IR_NODAL;
+  c.xbar.rows = c.xbar.cols = 4096;
+  CU_ASSERT_EQUAL(spr_run_alloc(&c, 2, &run), SPR_ENOMEM);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "nodal IR-drop workspaces of 2 threads for 4096 x 4096 arrays");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "crossbar.ir_drop = first_order); lower workload.seq_len");
+  for (int k = 0; k < LH; k++) {
+    free(s1[k]); free(s2[k]); free(s3[k]); free(m1[k]); free(m2[k]); free(m3[k]);
+  }
+}
+
 /* Direct thresholds: per layer values land on the generator grid. */
 static void test_direct_thresholds(void) {
   spr_config c;
@@ -446,6 +500,7 @@ int main(void) {
   CU_TestInfo tests[] = {{"all effects off equals brute force", test_ideal_equals_brute_force},
                          {"keep-rate calibration", test_keep_rate_calibration},
                          {"1 and 2 threads bit-identical", test_threads_bit_identical},
+                         {"ir_drop nodal: any resistance, threads bit-identical", test_nodal_run},
                          {"direct thresholds", test_direct_thresholds},
                          {"digital path and ledger", test_digital_and_ledger},
                          {"report from a trace", test_report},
