@@ -83,7 +83,10 @@ extern const spr_evaluator spr_eval_attention;
  * exact has no ledger, so no row of its own) and loss_pp = 100 (top1_exact
  * - top1), lower better.  Energy, cycles and bytes are totals over images,
  * layers and heads, keep_rate the mean over them: the figures `sprintsim
- * run` of the point writes (/schemes/<name> attributes). */
+ * run` of the point writes (/schemes/<name> attributes).  Errors: those of
+ * spr_vit_load, spr_fmnist_load and spr_vit_eval_run (SPR_EIO, SPR_EHDF5,
+ * SPR_EINVAL, SPR_ECONFIG, SPR_ENOMEM, SPR_ECANCELED), which the sweep
+ * prefixes with the point. */
 extern const spr_evaluator spr_eval_vit;
 
 #endif
