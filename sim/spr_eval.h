@@ -11,11 +11,12 @@
  * the configuration's seed (core/spr_rng.h), so a point's rows depend on
  * its configuration alone.
  *
- * Today there is one evaluator, "attention": the synthetic attention
- * workload through spr_run (sim/spr_pipeline.h).  A workload with a task
- * metric (e.g. a ViT classifier reporting "top1") adds an spr_evaluator
- * with its own metric names and a branch in spr_evaluator_for(); the sweep
- * file, CSV and plots take their columns from the evaluator.
+ * Two evaluators: "attention", the synthetic (or imported Q/K/V) attention
+ * workload through spr_run (sim/spr_pipeline.h), and "vit", the ViT
+ * classifier of workload.source = vit (sim/spr_vit_eval.h) reporting
+ * "top1".  Another workload adds an spr_evaluator with its own metric
+ * names and a branch in spr_evaluator_for(); the sweep file, CSV and plots
+ * take their columns from the evaluator.
  */
 #ifndef SPR_EVAL_H
 #define SPR_EVAL_H
@@ -63,7 +64,8 @@ struct spr_evaluator {
                volatile sig_atomic_t *cancel, spr_eval_row rows[SPR_N_SCHEMES]);
 };
 
-/* The evaluator of the workload of resolved configuration *c (never NULL). */
+/* The evaluator of the workload of resolved configuration *c (never NULL):
+ * spr_eval_vit when workload.source = vit, else spr_eval_attention. */
 const spr_evaluator *spr_evaluator_for(const spr_config *c);
 
 /* The synthetic-attention evaluator: spr_run over every layer with one
@@ -72,5 +74,19 @@ const spr_evaluator *spr_evaluator_for(const spr_config *c);
  * are sums over heads (heads run one after another), keep_rate the mean
  * over heads -- the totals `sprintsim run` prints. */
 extern const spr_evaluator spr_eval_attention;
+
+/* The ViT evaluator: spr_vit_eval_run with one thread on the model
+ * c->wl.model and the test split of c->wl.dataset, both read at each
+ * point (reentrant readers), images workload.first_image ..
+ * + workload.images - 1.  Metrics: top1 (headline), agreement with exact
+ * attention, top1_exact (exact float attention's top-1 on the same images:
+ * exact has no ledger, so no row of its own) and loss_pp = 100 (top1_exact
+ * - top1), lower better.  Energy, cycles and bytes are totals over images,
+ * layers and heads, keep_rate the mean over them: the figures `sprintsim
+ * run` of the point writes (/schemes/<name> attributes).  Errors: those of
+ * spr_vit_load, spr_fmnist_load and spr_vit_eval_run (SPR_EIO, SPR_EHDF5,
+ * SPR_EINVAL, SPR_ECONFIG, SPR_ENOMEM, SPR_ECANCELED), which the sweep
+ * prefixes with the point. */
+extern const spr_evaluator spr_eval_vit;
 
 #endif

@@ -3,14 +3,19 @@
 a separate `sprintsim run` of one of its points.
 
     check_sweep.py SWEEP.h5 SWEEP.csv                  consistency only
-    check_sweep.py SWEEP.h5 SWEEP.csv POINT RUN.h5     and point POINT (0-based)
-                                                       against RUN.h5, the trace
+    check_sweep.py SWEEP.h5 SWEEP.csv POINT RUN.h5 ... and point POINT (0-based)
+                                                       against RUN.h5, the output
                                                        of `sprintsim run` of
                                                        /points/config_ini[POINT]
+                                                       (any number of pairs)
 
-The run's totals are recomputed here from its per-head /schemes tables
-(sums of energy, cycles and bytes over heads, means of the rest), not
-taken from the sweep code.  Exit status 0 when everything agrees.
+Attention sweeps: the run's totals are recomputed here from its per-head
+/schemes tables (sums of energy, cycles and bytes over heads, means of the
+rest), not taken from the sweep code.  ViT sweeps (evaluator "vit"): top-1,
+agreement and the loss against exact are recomputed from the run's per-image
+predictions and labels, energy, cycles and bytes summed from its per-image
+arrays, and every value must equal the sweep's exactly (the point ran the
+same images in the same order).  Exit status 0 when everything agrees.
 """
 import csv
 import sys
@@ -50,7 +55,21 @@ def main(argv):
     print(f"{csvpath}: {len(rows)} rows agree with {h5path}")
     if len(argv) < 5:
         return 0
-    p, run = int(argv[3]), h5py.File(argv[4], "r")
+    for i in range(3, len(argv) - 1, 2):
+        p, run = int(argv[i]), h5py.File(argv[i + 1], "r")
+        if text(f.attrs["evaluator"]) == "vit":
+            check_vit_point(f, rows, schemes, metrics, p, run)
+        else:
+            check_attention_point(f, rows, schemes, metrics, p, run)
+    return 0
+
+
+def row_of(rows, p, s, cols):
+    r = next(r for r in rows if int(r["point"]) == p and r["scheme"] == s)
+    return {c: float(r[c]) for c in cols}
+
+
+def check_attention_point(f, rows, schemes, metrics, p, run):
     assert run.attrs["complete"] == 1
     # the run used the point's configuration: same seed and keys
     assert text(run["config/ini"][()]) == text(f["points/config_ini"][p]), "configurations differ"
@@ -59,8 +78,7 @@ def main(argv):
     worst = 0.0
     for k, s in enumerate(schemes):
         g = run["schemes/" + s]
-        mine = {c: float(next(r for r in rows if int(r["point"]) == p and r["scheme"] == s)[c])
-                for c in metrics + ["energy_J", "cycles", "keep_rate", "bytes_fetched"]}
+        mine = row_of(rows, p, s, metrics + ["energy_J", "cycles", "keep_rate", "bytes_fetched"])
         ref = {c: g[fields[c]][:].mean() for c in fields}
         ref["energy_J"] = g["energy_J"][:].sum()
         ref["cycles"] = g["cycles"][:].sum()
@@ -70,8 +88,36 @@ def main(argv):
             worst = max(worst, err)
             assert err <= 1e-12, (s, c, v, ref[c])
     print(f"point {p}: every scheme's totals equal the separate run's (worst relative difference {worst:.1e})")
-    return 0
 
+
+def check_vit_point(f, rows, schemes, metrics, p, run):
+    assert text(run.attrs["format"]) == "sprintsim-vit-eval"
+    assert text(run["config/ini"][()]) == text(f["points/config_ini"][p]), "configurations differ"
+    labels = run["labels"][:]
+    n = len(labels)
+    exact = run["schemes/exact/pred"][:]
+    ok_exact = int((exact == labels).sum())
+    for s in schemes:
+        g = run["schemes/" + s]
+        pred = g["pred"][:]
+        ok = int((pred == labels).sum())
+        ref = {
+            "top1": ok / n,
+            "agreement": int((pred == exact).sum()) / n,
+            "top1_exact": ok_exact / n,
+            "loss_pp": 100.0 * (ok_exact - ok) / n,
+            "energy_J": g.attrs["energy_J"],  # the run's own total, in image order
+            "cycles": g.attrs["cycles"],
+            "keep_rate": g.attrs["keep_rate"],
+            "bytes_fetched": float(g["bytes_fetched"][:].sum()),
+        }
+        # the per-image arrays add up to the totals (independent of the order of a sum)
+        assert np.isclose(g["energy_J"][:].sum(), ref["energy_J"], rtol=1e-12, atol=0)
+        assert np.isclose(g["cycles"][:].sum(), ref["cycles"], rtol=1e-12, atol=0)
+        mine = row_of(rows, p, s, metrics + ["energy_J", "cycles", "keep_rate", "bytes_fetched"])
+        for c, v in mine.items():
+            assert v == ref[c], (p, s, c, v, ref[c])
+    print(f"point {p}: every scheme's row equals the separate run's ({n} images, exact top-1 {ok_exact / n:.4f})")
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

@@ -484,6 +484,62 @@ PYEOF
   else
     echo "skip - scripts/plot (no gnuplot)"
   fi
+  # a ViT sweep (evaluator vit): 1 and 2 threads byte-identical, every point
+  # equals a separate `sprintsim run` of its stored configuration
+  if [ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+    cat > "$T/vsw.ini" <<INI
+[workload]
+source = vit
+model = $S/models/vit-fmnist.h5
+images = 6
+first_image = 321
+[threshold]
+mode = keep_rate
+bits = 7
+[sweep]
+threshold.keep_rate + baselines.topk_fraction = 0.3, 0.9
+analog.cmp_noise_sigma = 0, 200 nA
+schemes = sprint, dense, topk, window
+INI
+    expect 0 "evaluator vit" "vit sweep runs" -- "$EXE" sweep "$T/vsw.ini" -o "$T/vsw1.h5" --threads 1
+    "$EXE" sweep "$T/vsw.ini" -o "$T/vsw2.h5" --threads 2 > /dev/null 2>&1
+    cmp -s "$T/vsw1.csv" "$T/vsw2.csv" && cmp -s "$T/vsw1.h5" "$T/vsw2.h5" \
+      && ok "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5" || bad "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5"
+    head -1 "$T/vsw1.csv" | grep -q "^point,threshold.keep_rate + baselines.topk_fraction,analog.cmp_noise_sigma,scheme,top1,agreement,top1_exact,loss_pp,energy_J," \
+      && ok "vit sweep CSV columns" || bad "vit sweep CSV columns"
+    pairs=""
+    for p in 0 1 2 3; do
+      "$PY" -c "import h5py; open('$T/vp$p.ini', 'w').write(h5py.File('$T/vsw1.h5')['points/config_ini'][$p].decode())"
+      "$EXE" run "$T/vp$p.ini" -o "$T/vp$p.h5" --threads 2 > /dev/null 2>&1
+      pairs="$pairs $p $T/vp$p.h5"
+    done
+    # shellcheck disable=SC2086
+    expect 0 "point 3: every scheme's row equals the separate run's" "vit sweep: every point equals a separate run" -- \
+      "$PY" "$S/tests/check_sweep.py" "$T/vsw1.h5" "$T/vsw1.csv" $pairs
+    "$PY" - "$T/vsw1.h5" <<'PYEOF' && ok "vit sweep: keep rate and noise move sprint; dense and top1_exact fixed" || bad "vit sweep: keep rate and noise move sprint; dense and top1_exact fixed"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1])
+r = f["results"]
+assert f.attrs["evaluator"].decode() == "vit" and f.attrs["primary_metric"].decode() == "top1"
+s = [x.decode() for x in r["scheme"][:]]
+d, sp = s.index("dense"), s.index("sprint")
+assert np.all(r["top1_exact"][:] == r["top1_exact"][0, 0])
+assert np.all(r["energy_J"][:, d] == r["energy_J"][0, d])
+assert r["keep_rate"][0, sp] < r["keep_rate"][2, sp]          # 0.3 vs 0.9 target
+assert r["energy_J"][0, sp] != r["energy_J"][1, sp]           # noise changes decisions
+assert np.all(np.isfinite(r["energy_J"][:]))
+PYEOF
+    if command -v gnuplot > /dev/null 2>&1; then
+      expect 0 "vsw1-pareto-top1.png" "plot a vit sweep" -- "$S/scripts/plot" "$T/vsw1.h5"
+      n=0
+      for f in "$T"/vsw1-pareto-top1.png "$T"/vsw1-noise-cmp_noise_sigma.png; do
+        [ -s "$f" ] && [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = "211PNG" ] && n=$((n + 1))
+      done
+      [ $n -eq 2 ] && ok "plot vit sweep: PNG files" || bad "plot vit sweep: PNG files ($n of 2)"
+    fi
+  else
+    echo "skip - vit sweep: /usr/share/datasets/fashion-mnist absent"
+  fi
 else
   echo "skip - sweep checks with h5py (no python3-h5py for /usr/bin/python3)"
 fi

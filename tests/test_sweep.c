@@ -6,10 +6,12 @@
 #include "spr_pipeline.h"
 #include "spr_sweep.h"
 #include "spr_test.h"
+#include "spr_vit_eval.h"
 
 #include <math.h>
 #include <omp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Write `text` to a scratch file; returns its path (static buffer per slot). */
 static const char *write_ini(int slot, const char *text) {
@@ -332,6 +334,98 @@ static void test_outputs(void) {
   spr_sweep_free(sw);
 }
 
+/* The vit evaluator: chosen by workload.source = vit; a sweep point's rows
+ * equal a separate spr_vit_eval of the point's configuration with 2
+ * threads, with top1_exact and loss_pp recomputed here from the
+ * predictions; rows independent of thread and order; errors name the point. */
+static void test_vit_evaluator(void) {
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_PTR_EQUAL(spr_evaluator_for(&c), &spr_eval_attention);
+  c.wl.source = SPR_SOURCE_VIT;
+  CU_ASSERT_PTR_EQUAL(spr_evaluator_for(&c), &spr_eval_vit);
+  CU_ASSERT_STRING_EQUAL(spr_eval_vit.acc[spr_eval_vit.primary].name, "top1");
+  CU_ASSERT_STRING_EQUAL(spr_eval_vit.acc[3].name, "loss_pp");
+  CU_ASSERT_EQUAL(spr_eval_vit.acc[3].higher_better, 0);
+
+  char model[1024], text[4096];
+  const char *top = getenv("top_srcdir");
+  snprintf(model, sizeof model, "%s/models/vit-fmnist.h5", top ? top : ".");
+  /* a missing model is an error of the point, naming the file */
+  snprintf(text, sizeof text,
+           "[workload]\nsource = vit\nmodel = %s.absent\nimages = 2\n[sweep]\n"
+           "analog.cmp_noise_sigma = 0, 50 nA\nschemes = sprint, dense\n", model);
+  spr_sweep *sw = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &sw), 0);
+  CU_ASSERT_PTR_EQUAL(spr_sweep_evaluator(sw), &spr_eval_vit);
+  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 1, NULL), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 2 of 2 (analog.cmp_noise_sigma = 50 nA)");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "vit-fmnist.h5.absent: cannot open the ViT model");
+  spr_sweep_free(sw);
+  if (access(model, R_OK) || access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK)) {
+    fprintf(stderr, "\n  SKIP: the ViT model or the Fashion-MNIST test split is absent\n");
+    return;
+  }
+  snprintf(text, sizeof text,
+           "[workload]\nsource = vit\nmodel = %s\nimages = 5\nfirst_image = 4242\n"
+           "[threshold]\nmode = keep_rate\nbits = 7\n[sweep]\n"
+           "threshold.keep_rate + baselines.topk_fraction = 0.35, 0.85\n"
+           "analog.cmp_noise_sigma = 0, 300 nA\nschemes = sprint, dense, topk\n", model);
+  spr_sweep *a = NULL, *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &a), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &b), 0);
+  const int P = spr_sweep_npoints(a);
+  CU_ASSERT_EQUAL_FATAL(P, 4);
+  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL), 0);
+  int fails = 0;
+#pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
+  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL) != 0;
+  CU_ASSERT_EQUAL(fails, 0);
+  for (int p = 0; p < P; p++) {
+    for (int s = 0; s < SPR_N_SCHEMES; s++)
+      CU_ASSERT_EQUAL(memcmp(spr_sweep_row(a, p, s), spr_sweep_row(b, p, s), sizeof(spr_eval_row)), 0);
+    spr_config pc;
+    spr_vit_eval_result r;
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &pc), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_vit_eval(&pc, 2, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(r.n_images, 5);
+    int ok_exact = 0;
+    for (int i = 0; i < 5; i++) ok_exact += r.pred[SPR_VIT_EXACT][i] == r.labels[i];
+    for (int s = 0; s < SPR_N_SCHEMES; s++) {
+      const spr_eval_row *w = spr_sweep_row(a, p, s);
+      CU_ASSERT_EQUAL(w->ran, s == SPR_SCHEME_SPRINT || s == SPR_SCHEME_DENSE || s == SPR_SCHEME_TOPK);
+      CU_ASSERT_EQUAL(w->ran, r.scheme[s].ran);
+      if (!w->ran) continue;
+      int ok = 0, agree = 0;
+      long long bytes = 0;
+      for (int i = 0; i < 5; i++) {
+        ok += r.pred[s][i] == r.labels[i];
+        agree += r.pred[s][i] == r.pred[SPR_VIT_EXACT][i];
+        bytes += r.bytes_fetched[s][i];
+      }
+      CU_ASSERT_EQUAL(w->acc[0], ok / 5.0);
+      CU_ASSERT_EQUAL(w->acc[1], agree / 5.0);
+      CU_ASSERT_EQUAL(w->acc[2], ok_exact / 5.0);
+      CU_ASSERT_EQUAL(w->acc[3], 100.0 * (ok_exact - ok) / 5.0);
+      CU_ASSERT_EQUAL(w->energy_J, r.scheme[s].energy_J);
+      CU_ASSERT_EQUAL(w->cycles, r.scheme[s].cycles);
+      CU_ASSERT_EQUAL(w->keep_rate, r.scheme[s].keep_rate);
+      CU_ASSERT_EQUAL(w->bytes_fetched, bytes);
+      CU_ASSERT(isfinite(w->energy_J) && w->energy_J > 0);
+    }
+    spr_vit_eval_result_free(&r);
+  }
+  /* the keep-rate target moves SPRINT and top-k, noise moves SPRINT only */
+  const spr_eval_row *lo = spr_sweep_row(a, 0, SPR_SCHEME_SPRINT), *hi = spr_sweep_row(a, 2, SPR_SCHEME_SPRINT);
+  CU_ASSERT(lo->keep_rate < hi->keep_rate - 0.2);
+  CU_ASSERT(spr_sweep_row(a, 0, SPR_SCHEME_TOPK)->keep_rate < spr_sweep_row(a, 2, SPR_SCHEME_TOPK)->keep_rate - 0.2);
+  CU_ASSERT_NOT_EQUAL(spr_sweep_row(a, 0, SPR_SCHEME_SPRINT)->energy_J, spr_sweep_row(a, 1, SPR_SCHEME_SPRINT)->energy_J);
+  CU_ASSERT_EQUAL(spr_sweep_row(a, 0, SPR_SCHEME_DENSE)->energy_J, spr_sweep_row(a, 3, SPR_SCHEME_DENSE)->energy_J);
+  CU_ASSERT_EQUAL(spr_sweep_row(a, 0, SPR_SCHEME_TOPK)->energy_J, spr_sweep_row(a, 1, SPR_SCHEME_TOPK)->energy_J);
+  spr_sweep_free(a);
+  spr_sweep_free(b);
+}
+
 int main(void) {
   static const CU_TestInfo tests[] = {
       {"grid order and point values", test_grid_order},
@@ -342,6 +436,7 @@ int main(void) {
       {"max_points", test_max_points},
       {"evaluation independent of threads and order", test_eval_independent_of_threads},
       {"outputs", test_outputs},
+      {"vit evaluator", test_vit_evaluator},
       {NULL, NULL},
   };
   int rc = spr_test_run("sweep", tests);
