@@ -178,6 +178,28 @@ def train_epochs(model, x, y, epochs, lr, bs, prune, lam, tau, log, params=None)
         log(f"{prune} epoch {ep + 1}/{epochs}: loss {tot / n:.4f} ({time.time() - t0:.0f} s)")
 
 
+WEIGHTS = [("ln1_w", "ln1.weight"), ("ln1_b", "ln1.bias"), ("qkv_w", "qkv.weight"),
+           ("qkv_b", "qkv.bias"), ("proj_w", "proj.weight"), ("proj_b", "proj.bias"),
+           ("ln2_w", "ln2.weight"), ("ln2_b", "ln2.bias"), ("fc1_w", "fc1.weight"),
+           ("fc1_b", "fc1.bias"), ("fc2_w", "fc2.weight"), ("fc2_b", "fc2.bias")]
+TOP = [("embed_w", "embed.weight"), ("embed_b", "embed.bias"), ("cls", "cls"), ("pos", "pos"),
+       ("ln_w", "ln.weight"), ("ln_b", "ln.bias"), ("head_w", "head.weight"),
+       ("head_b", "head.bias")]
+
+
+def load_weights(model, path):
+    """Weights and thresholds of a file written by save() (for analyses)."""
+    sd = {}
+    with h5py.File(path, "r") as f:
+        for name, key in TOP:
+            sd[key] = torch.from_numpy(f[name][()])
+        for i in range(model.depth):
+            for name, key in WEIGHTS:
+                sd[f"blocks.{i}.{key}"] = torch.from_numpy(f[f"layer_{i}/{name}"][()])
+            sd[f"blocks.{i}.theta"] = torch.tensor(float(f[f"layer_{i}"].attrs["theta"]))
+    model.load_state_dict(sd)
+
+
 def save(path, model, info, test_y, pred_exact, pred_pruned):
     tmp = path + ".tmp"
     sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
@@ -186,25 +208,14 @@ def save(path, model, info, test_y, pred_exact, pred_pruned):
         f.attrs["version"] = 1
         for k, v in info.items():
             f.attrs[k] = v
-        f["embed_w"] = sd["embed.weight"]
-        f["embed_b"] = sd["embed.bias"]
-        f["cls"] = sd["cls"]
-        f["pos"] = sd["pos"]
+        for name, key in TOP:
+            f[name] = sd[key]
         for i in range(model.depth):
             g = f.create_group(f"layer_{i}")
             p = f"blocks.{i}."
-            for name, key in [("ln1_w", "ln1.weight"), ("ln1_b", "ln1.bias"),
-                              ("qkv_w", "qkv.weight"), ("qkv_b", "qkv.bias"),
-                              ("proj_w", "proj.weight"), ("proj_b", "proj.bias"),
-                              ("ln2_w", "ln2.weight"), ("ln2_b", "ln2.bias"),
-                              ("fc1_w", "fc1.weight"), ("fc1_b", "fc1.bias"),
-                              ("fc2_w", "fc2.weight"), ("fc2_b", "fc2.bias")]:
+            for name, key in WEIGHTS:
                 g[name] = sd[p + key]
             g.attrs["theta"] = float(sd[p + "theta"])
-        f["ln_w"] = sd["ln.weight"]
-        f["ln_b"] = sd["ln.bias"]
-        f["head_w"] = sd["head.weight"]
-        f["head_b"] = sd["head.bias"]
         t = f.create_group("test")
         t["labels"] = test_y.numpy().astype(np.uint8)
         t["pred_exact"] = pred_exact.numpy().astype(np.uint8)
