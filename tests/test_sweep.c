@@ -351,6 +351,14 @@ static void test_vit_evaluator(void) {
   char model[1024], text[4096];
   const char *top = getenv("top_srcdir");
   snprintf(model, sizeof model, "%s/models/vit-fmnist.h5", top ? top : ".");
+  /* absolute: a relative name in a configuration file is taken from the
+   * file's folder */
+  char cwd[512];
+  if (model[0] != '/' && getcwd(cwd, sizeof cwd)) {
+    char rel[480];
+    snprintf(rel, sizeof rel, "%s", model);
+    snprintf(model, sizeof model, "%s/%s", cwd, rel);
+  }
   /* a missing model is an error of the point, naming the file */
   snprintf(text, sizeof text,
            "[workload]\nsource = vit\nmodel = %s.absent\nimages = 2\n[sweep]\n"
