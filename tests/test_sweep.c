@@ -356,7 +356,7 @@ static void test_vit_evaluator(void) {
   char cwd[512];
   if (model[0] != '/' && getcwd(cwd, sizeof cwd)) {
     char rel[480];
-    snprintf(rel, sizeof rel, "%s", model);
+    snprintf(rel, sizeof rel, "%.479s", model);
     snprintf(model, sizeof model, "%s/%s", cwd, rel);
   }
   /* a missing model is an error of the point, naming the file */
