@@ -87,8 +87,9 @@ int spr_cal_params_check(const spr_cal_params *p, const spr_config *c) {
     return BAD("%s: iv_points = %d not in [5, 10000]", w, p->iv_points);
   if (!(p->iv_vmax_V > 0) || p->iv_vmax_V > 10) return BAD("%s: iv_vmax = %g V not in (0, 10]", w, p->iv_vmax_V);
   const int R = p->ir_rows ? p->ir_rows : c->xbar.rows, C = p->ir_cols ? p->ir_cols : c->xbar.cols;
-  if (p->ir_rows < 0 || p->ir_cols < 0 || R > 256 || C > 256)
-    return BAD("%s: IR arrays of %d x %d cells (ir_rows, ir_cols: 1..256, 0 = crossbar's)", w, R, C);
+  if (p->ir_rows < 0 || p->ir_cols < 0 || R > 256 || C > 256 || R < 2 || C < 2)
+    return BAD("%s: IR arrays of %d x %d cells (ir_rows, ir_cols: 2..256, 0 = crossbar's; the "
+               "word- and bit-line scales need two rows and two columns)", w, R, C);
   if (p->ir_arrays < 1 || p->ir_arrays > 10000) return BAD("%s: ir_arrays = %d not in [1, 10000]", w, p->ir_arrays);
   if (p->ir_spice_arrays < 0 || p->ir_spice_arrays > p->ir_arrays)
     return BAD("%s: ir_spice_arrays = %d not in [0, ir_arrays = %d]", w, p->ir_spice_arrays, p->ir_arrays);
@@ -112,14 +113,20 @@ int spr_cal_params_check(const spr_cal_params *p, const spr_config *c) {
     return BAD("%s: cmp_noise_samples = %d not in [3, cmp_samples = %d]", w, p->cmp_noise_samples,
                p->cmp_samples);
   if (!(p->cmp_i_ref_A > 0) || !isfinite(p->cmp_i_ref_A)) return BAD("%s: cmp_i_ref = %g A must be > 0", w, p->cmp_i_ref_A);
-  if (!(p->cmp_span_A > 0) || p->cmp_span_A > p->cmp_i_ref_A)
-    return BAD("%s: cmp_span = %g A not in (0, cmp_i_ref = %g A]", w, p->cmp_span_A, p->cmp_i_ref_A);
+  if (!(p->cmp_span_A >= 1e-6 * p->cmp_i_ref_A) || p->cmp_span_A > p->cmp_i_ref_A)
+    return BAD("%s: cmp_span = %g A not in [1e-6 cmp_i_ref, cmp_i_ref = %g A] (a narrower sweep "
+               "is below the resolution of the DC sweep)", w, p->cmp_span_A, p->cmp_i_ref_A);
   if (p->n_overdrives < 3 || p->n_overdrives > SPR_CAL_MAX_LIST)
     return BAD("%s: %d overdrives (3..%d)", w, p->n_overdrives, SPR_CAL_MAX_LIST);
-  for (int k = 0; k < p->n_overdrives; k++)
+  for (int k = 0; k < p->n_overdrives; k++) {
     if (!(p->overdrive_A[k] > 0) || !(p->overdrive_A[k] < p->cmp_i_ref_A / 2))
       return BAD("%s: cmp_overdrives value %d = %g A not in (0, cmp_i_ref / 2 = %g A)", w, k + 1,
                  p->overdrive_A[k], p->cmp_i_ref_A / 2);
+    for (int j = 0; j < k; j++)
+      if (p->overdrive_A[j] == p->overdrive_A[k])
+        return BAD("%s: cmp_overdrives lists %g A twice (the delay fit needs distinct overdrives)", w,
+                   p->overdrive_A[k]);
+  }
   if (p->cmp_window_s < 0 || p->read_width_s < 0)
     return BAD("%s: cmp_window = %g s, read_width = %g s must be >= 0", w, p->cmp_window_s, p->read_width_s);
   const double win = window_of(p, c, p->cmp_window_s);
@@ -130,8 +137,9 @@ int spr_cal_params_check(const spr_cal_params *p, const spr_config *c) {
   if (p->n_sizes < 3 || p->n_sizes > SPR_CAL_MAX_LIST)
     return BAD("%s: %d energy_sizes (3..%d: the fit has 2 parameters)", w, p->n_sizes, SPR_CAL_MAX_LIST);
   for (int k = 0; k < p->n_sizes; k++) {
-    if (p->energy_size[k] < 1 || p->energy_size[k] > 128)
-      return BAD("%s: energy_sizes value %d = %d not in [1, 128]", w, k + 1, p->energy_size[k]);
+    if (p->energy_size[k] < 2 || p->energy_size[k] > 128 || p->energy_size[k] % 2)
+      return BAD("%s: energy_sizes value %d = %d is not an even number in [2, 128] (columns come "
+                 "in differential pairs)", w, k + 1, p->energy_size[k]);
     for (int j = 0; j < k; j++)
       if (p->energy_size[j] == p->energy_size[k])
         return BAD("%s: energy_sizes lists %d twice", w, p->energy_size[k]);
@@ -164,7 +172,7 @@ typedef struct {
 static const cal_key cal_keys[] = {
     {"cell_i0", CK_DBL, "A", CO(cell.i0_A), 0, 0, 1, 1},
     {"cell_g0", CK_DBL, "m", CO(cell.g0_m), 0, 0, 1e-6, 1},
-    {"cell_v0", CK_DBL, "V", CO(cell.v0_V), 0, 0, 100, 1},
+    {"cell_v0", CK_DBL, "V", CO(cell.v0_V), 0, 0, 10, 1},
     {"iv_levels", CK_INT, "", CO(iv_levels), 0, 1, 64, 0},
     {"iv_points", CK_INT, "", CO(iv_points), 0, 5, 10000, 0},
     {"iv_vmax", CK_DBL, "V", CO(iv_vmax_V), 0, 0, 10, 1},
@@ -361,6 +369,8 @@ int spr_cal_alloc(const spr_config *c, const spr_cal_params *p, spr_cal **out) {
   if (!cal) return spr_error(SPR_ENOMEM, "calibrate: out of memory");
   cal->c = *c;
   cal->p = *p;
+  /* the comparator at the configuration's temperature, as the arrays */
+  cal->p.cmp.temp_C = c->an.temperature_K - 273.15;
   spr_device_init(&cal->dev);
   cal->rng = spr_rng_alloc();
   cal->trips = malloc((size_t)p->cmp_samples * sizeof *cal->trips);
@@ -922,6 +932,15 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
     if (!G || !V) rc = spr_error(SPR_ENOMEM, "out of memory");
     if (!rc) {
       random_array(cal, RNG_ENERGY, k, N, N, G);
+      /* columns in differential pairs as a programmed key holds them: the
+       * smaller cell of each pair at g_min, so one MAC (one key element
+       * times one query element) is one pair of cells */
+      for (int i = 0; i < N; i++)
+        for (int j = 0; j + 1 < N; j += 2) {
+          double *gp = &G[(size_t)i * N + j], *gm = gp + 1;
+          if (*gp >= *gm) *gm = cal->c.xbar.g_min_S;
+          else *gp = cal->c.xbar.g_min_S;
+        }
       for (int i = 0; i < N; i++) V[i] = vrms;
       spr_circ_xbar x;
       xbar_of(cal, &x, N, N, G, V);
@@ -936,7 +955,7 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
         rc = spr_error(rc, "array %d x %d: %s", N, N, m);
       }
     }
-    nm[k] = (double)N * N;
+    nm[k] = (double)N * N / 2; /* MACs: rows x column pairs */
     raw[2 * k] = nm[k];
     raw[2 * k + 1] = rc ? 0 : e[k];
     free(G);
@@ -944,12 +963,13 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
   }
   spr_fit_result f;
   if (!rc) rc = spr_fit_mac_energy(nm, e, (size_t)n, &f);
-  static const char em[] = "E_read = e_mac N + e_0, read pulses of N x N sinh-cell arrays";
+  static const char em[] = "E_read = e_mac N_mac + e_0, read pulses of N x N sinh-cell arrays, "
+                           "N_mac = N x N/2 differential pairs";
   if (!rc) rc = spr_device_add_fit(&cal->dev, "imc_mac_energy", "energy.imc_mac_per_op", "J", em, &f, 0);
   if (!rc) rc = spr_device_add_fit(&cal->dev, "imc_read_energy_0", "", "J", em, &f, 1);
   if (!rc) rc = spr_device_add_netlist(&cal->dev, "read_energy", text);
   if (!rc)
-    rc = spr_device_add_data(&cal->dev, "read_energy", "1", "rows (MACs N = rows x cols, energy J)",
+    rc = spr_device_add_data(&cal->dev, "read_energy", "1", "rows (MACs = rows x cols / 2 column pairs, energy J)",
                              2, n, 2, raw);
   if (!rc) rc = spr_device_add_samples(&cal->dev, "read_energy_arrays", (uint64_t)n);
   if (!rc)

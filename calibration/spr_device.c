@@ -485,7 +485,15 @@ int spr_device_write(const char *path, spr_device *d) {
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
   wctx w = {-1, tmp, 0};
-  w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* object headers of format 1.8 and later carry checksums, so a
+   * corrupted file is an error on reading rather than a crash in HDF5 */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
+    H5Pclose(fapl);
+    fapl = -1;
+  }
+  w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fapl >= 0) H5Pclose(fapl);
   if (w.f < 0) w.rc = spr_error(SPR_EHDF5, "%s: cannot create HDF5 file", tmp);
   else write_body(&w, d);
   if (w.f >= 0 && H5Fclose(w.f) < 0 && !w.rc) w.rc = spr_error(SPR_EHDF5, "%s: cannot close", tmp);

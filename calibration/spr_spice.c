@@ -162,7 +162,9 @@ static void child_reply(int fd, int status, const char *fmt, ...) {
 
 /* Make a folder holding an empty spinit so that ngspice does not print
  * its "can't find init file" note (libngspice0 ships no spinit).  Best
- * effort: on failure the note is merely printed. */
+ * effort: on failure the note is merely printed.  The parent makes it
+ * before the fork and removes it after reaping the child, so a child
+ * killed on timeout leaves nothing behind. */
 static int make_scripts_dir(char *dir, size_t n) {
   const char *tmp = getenv("TMPDIR");
   snprintf(dir, n, "%s/spr-spice-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -175,7 +177,6 @@ static int make_scripts_dir(char *dir, size_t n) {
     return -1;
   }
   close(fd);
-  setenv("SPICE_SCRIPTS", dir, 1);
   return 0;
 }
 
@@ -213,7 +214,7 @@ static void describe_plot(char *buf, size_t n) {
   if (!v || !v[0]) snprintf(buf + len, n - len, " no vectors");
 }
 
-static void child_run(int fd, const job *jb) {
+static void child_run(int fd, const job *jb, const char *scripts_dir) {
   /* ngspice may write to stdout directly: keep the parent's output clean. */
   int devnull = open("/dev/null", O_WRONLY);
   if (devnull >= 0) {
@@ -225,14 +226,11 @@ static void child_run(int fd, const job *jb) {
   setenv("OMP_NUM_THREADS", "1", 1);
   setenv("OMP_WAIT_POLICY", "passive", 1);
 
-  char dir[4096];
-  int have_dir = 0;
-  if (!getenv("SPICE_SCRIPTS")) have_dir = make_scripts_dir(dir, sizeof dir) == 0;
+  if (scripts_dir) setenv("SPICE_SCRIPTS", scripts_dir, 1);
 
   child_state st;
   memset(&st, 0, sizeof st);
   int rc = ngSpice_Init(cb_print, cb_status, cb_exit, NULL, NULL, NULL, &st);
-  if (have_dir) remove_scripts_dir(dir);
   /* No transient fallback for the operating point ("optran" is on by
    * default since ngspice 37): it "solves" singular circuits such as a
    * loop of inconsistent voltage sources or a node reached only through
@@ -431,17 +429,20 @@ static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg
    * (the child also ends with _exit). */
   fflush(stdout);
   fflush(stderr);
+  char dir[4096];
+  const int have_dir = !getenv("SPICE_SCRIPTS") && make_scripts_dir(dir, sizeof dir) == 0;
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
     close(fds[0]);
     close(fds[1]);
+    if (have_dir) remove_scripts_dir(dir);
     return spr_error(SPR_EIO, "%s: fork: %s", fn, strerror(e));
   }
   if (pid == 0) {
     close(fds[0]);
     signal(SIGPIPE, SIG_DFL);
-    child_run(fds[1], jb);
+    child_run(fds[1], jb, have_dir ? dir : NULL);
     _exit(4); /* not reached */
   }
   close(fds[1]);
@@ -470,6 +471,7 @@ static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg
   if (!complete) kill(pid, SIGKILL); /* harmless when it already ended */
   int ws = 0;
   int reaped = reap(pid, &ws) == 0;
+  if (have_dir) remove_scripts_dir(dir);
   if (!complete && !jb->version_only) spr_spice_vecs_free(vecs, jb->n_vecs);
 
   if (timed_out)

@@ -140,6 +140,7 @@ static void test_flow(void) {
    * through k = gm4/gm2, measured as the trip shift of +5 mV on M4 */
   double t0, t4, d4[SPR_CIRC_CMP_N_MOS] = {0};
   d4[3] = 5e-3;
+  p.cmp.temp_C = c.an.temperature_K - 273.15; /* as the flow simulates it */
   CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p.cmp, NULL, p.cmp_i_ref_A, p.cmp_span_A, &t0, NULL, 60), 0);
   CU_ASSERT_EQUAL_FATAL(spr_circ_cmp_trip(&p.cmp, d4, p.cmp_i_ref_A, p.cmp_span_A, &t4, NULL, 60), 0);
   const double k = (t4 - t0) / (5e-3 / p.cmp.r_sense_ohm);
@@ -171,7 +172,7 @@ static void test_flow(void) {
   CU_ASSERT_FATAL(ns && nsd && nst && nsd->dims[0] == 3);
   double nm = (nsd->values[0] + nsd->values[1] + nsd->values[2]) / 3;
   CU_ASSERT(fabs(nm / ns->value - 1) < 1e-12);
-  const double floor_ = sqrt(2 * 4 * 1.380649e-23 * 300.15 / p.cmp.r_sense_ohm * (1e8 - 1e3));
+  const double floor_ = sqrt(2 * 4 * 1.380649e-23 * c.an.temperature_K / p.cmp.r_sense_ohm * (1e8 - 1e3));
   printf("\n    cmp_noise_sigma %.4g A, %.3f x the sense-resistor floor %.4g A; steady-state %.4g A",
          ns->value, ns->value / floor_, floor_, nst->values[0]);
   CU_ASSERT(ns->value / floor_ > 1.12 && ns->value / floor_ < 1.24);
@@ -184,12 +185,14 @@ static void test_flow(void) {
   CU_ASSERT(fabs((st->values[2] + st->values[6] + st->values[10]) / 3 / ce->value - 1) < 1e-12);
   CU_ASSERT(st->values[1] > st->values[5] && st->values[5] > st->values[9]); /* delay falls */
 
-  /* (g) energy per MAC: positive, of the order of the pulse's V^2 G T per
-   * cell (mean G of the levels about (g_min + g_max) / 2) */
+  /* (g) energy per MAC (one differential pair: the larger of two uniform
+   * random levels, the other cell at g_min): of the order of the pulse's
+   * V^2 G T with G = 2 g_min + 2/3 (g_max - g_min) */
   const spr_device_param *em = param(dev, "imc_mac_energy");
   CU_ASSERT_FATAL(em != NULL);
   const double vr2 = c.an.v_read_V * c.an.v_read_V * 8.0 / 21.0; /* qmax 7 */
-  const double rough = vr2 * 0.5 * (c.xbar.g_min_S + c.xbar.g_max_S) * 8e-9;
+  const double rough =
+      vr2 * (2 * c.xbar.g_min_S + 2.0 / 3.0 * (c.xbar.g_max_S - c.xbar.g_min_S)) * 8e-9;
   printf("\n    e_mac %.4g J, V_rms^2 G_mean T %.4g J", em->value, rough);
   CU_ASSERT(em->value > 0.5 * rough && em->value < 2 * rough);
 

@@ -600,7 +600,7 @@ for bad_cal in "bogus = 1|cal_bad.ini:2: .calibrate. unknown key 'bogus'" \
                "cmp_samples = 2|key 'cmp_samples': value '2' out of range .3, 100000." \
                "iv_levels = 2.5|key 'iv_levels': value '2.5' is not an integer" \
                "energy_sizes = 4, , 8|key 'energy_sizes': value '4, , 8' has an empty item" \
-               "cmp_span = 12 uA|cal_bad.ini:2: .calibrate.: cmp_span = 1.2e-05 A not in (0, cmp_i_ref = 1e-05 A." \
+               "cmp_span = 12 uA|cal_bad.ini:2: .calibrate.: cmp_span = 1.2e-05 A not in .1e-6 cmp_i_ref, cmp_i_ref = 1e-05 A." \
                "timeout = 0 s|key 'timeout': value '0 s' out of range (0, 86400]"; do
   printf '[calibrate]\n%s\n' "${bad_cal%%|*}" > "$T/cal_bad.ini"
   expect 1 "${bad_cal#*|}" "calibrate: bad [calibrate] '${bad_cal%%|*}'" -- "$EXE" calibrate "$T/cal_bad.ini" -o "$T/cal_bad.h5"
