@@ -200,8 +200,9 @@ static int check_reachable(const int64_t *counts, int64_t total, int code, const
   else snprintf(who, sizeof who, "layer %d", layer);
   return spr_error(SPR_EINVAL,
                    "%s: threshold.keep_rate %g cannot be reached on the %d-bit threshold grid "
-                   "(range %g score units): the nearest code %d keeps %.4g; use threshold.range = 0 "
-                   "(auto) or more threshold.bits", who, t->keep_rate, t->bits, range, code, got);
+                   "(range %g score units): the nearest code %d keeps %.4g; use more threshold.bits%s",
+                   who, t->keep_rate, t->bits, range, code, got,
+                   t->range > 0 ? " or threshold.range = 0 (auto)" : "");
 }
 
 double spr_attend_theta_units(const spr_config *c, const spr_head_result *res, double theta_s) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -189,6 +190,7 @@ int spr_vit_eval_run(const spr_config *c, const spr_vit *m, const char *model_pa
   out->heads = m->heads;
   out->tokens = m->tokens;
   out->classes = m->classes;
+  out->head_dim = m->head_dim;
   if (threads > N) threads = N;
   spr_vit_ctx **ctx = calloc((size_t)threads, sizeof *ctx);
   spr_vit_image_stats *st = calloc((size_t)N * S, sizeof *st);
@@ -214,11 +216,20 @@ int spr_vit_eval_run(const spr_config *c, const spr_vit *m, const char *model_pa
   if (!rc) {
     openblas_set_num_threads(1);
     memcpy(out->labels, data->labels + first, (size_t)N);
+    /* after a failing image, images not yet started are skipped (the
+     * first failing image in image order is reported below) */
+    int failed = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int i = 0; i < N; i++) {
       spr_vit_ctx *x = ctx[omp_get_thread_num()];
       const uint8_t *img = data->pixels + (size_t)(first + i) * m->side * m->side;
-      int r = 0;
+      int r = 0, stop;
+#pragma omp atomic read
+      stop = failed;
+      if (stop) {
+        rcs[i] = SPR_ECANCELED;
+        continue;
+      }
       if (cancel && *cancel) r = spr_error(SPR_ECANCELED, "interrupted");
       for (int s = 0; s < S && !r; s++) {
         if (!out->scheme[s].ran) continue;
@@ -228,12 +239,16 @@ int spr_vit_eval_run(const spr_config *c, const spr_vit *m, const char *model_pa
       if (r) {
         rcs[i] = r;
         snprintf(msgs[i], sizeof msgs[i], "%s", spr_errmsg());
+#pragma omp atomic write
+        failed = 1;
       }
     }
+    /* the first real failure in image order, else an interruption */
     for (int i = 0; i < N && !rc; i++)
-      if (rcs[i])
-        rc = rcs[i] == SPR_ECANCELED ? spr_error(rcs[i], "interrupted")
-                                     : spr_error(rcs[i], "vit: test image %d: %s", first + i, msgs[i]);
+      if (rcs[i] && rcs[i] != SPR_ECANCELED)
+        rc = spr_error(rcs[i], "vit: test image %d: %s", first + i, msgs[i]);
+    for (int i = 0; i < N && !rc; i++)
+      if (rcs[i]) rc = spr_error(SPR_ECANCELED, "interrupted");
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
@@ -322,7 +337,16 @@ static int put_vec(hid_t f, const char *name, hid_t type, hsize_t n, const void 
 
 static int write_body(hid_t f, const spr_config *c, const spr_vit_eval_result *r,
                       const char *version) {
-  char *ini = spr_config_to_ini(c);
+  /* the configuration as run: the workload sizes are the model's */
+  spr_config *mc = malloc(sizeof *mc);
+  if (!mc) return -2;
+  *mc = *c;
+  mc->wl.seq_len = r->tokens;
+  mc->wl.n_layers = r->depth;
+  mc->wl.n_heads = r->heads;
+  mc->wl.head_dim = r->head_dim;
+  char *ini = spr_config_to_ini(mc);
+  free(mc);
   if (!ini) return -2;
   int bad = put_str(f, "/", "program", "sprintsim") || put_str(f, "/", "version", version) ||
             put_str(f, "/", "format", "sprintsim-vit-eval") ||
@@ -399,6 +423,10 @@ int spr_vit_eval_write(const char *path, const spr_config *c, const spr_vit_eval
     free(tmp);
     return rc;
   }
+  /* the mode a plain create would give (mkstemp makes 0600) */
+  mode_t um = umask(0);
+  umask(um);
+  fchmod(fd, 0666 & ~um);
   close(fd);
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);

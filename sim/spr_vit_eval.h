@@ -73,7 +73,7 @@ typedef struct {
 } spr_vit_metrics;
 
 typedef struct {
-  int n_images, first_image, depth, heads, tokens, classes;
+  int n_images, first_image, depth, heads, tokens, classes, head_dim;
   double seconds;                          /* wall time of the evaluation */
   spr_vit_metrics scheme[SPR_VIT_N_SCHEMES];
   uint8_t *labels;                         /* n_images */

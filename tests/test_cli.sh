@@ -136,7 +136,12 @@ first_image = 9997
 mode = learned
 offset = 0.1
 INI
+  expect 1 "$T/nope/v.h5: cannot write into the folder $T/nope" "vit output in a missing folder refused before the run" -- "$EXE" run "$T/vit.ini" -o "$T/nope/v.h5"
+  grep -q "^sprint " "$T/out" && bad "vit: nothing evaluated for an unwritable output" || ok "vit: nothing evaluated for an unwritable output"
+  expect 1 "the output is a folder" "vit output naming a folder refused" -- "$EXE" run "$T/vit.ini" -o "$T/"
   expect 0 "^sprint " "vit run" -- "$EXE" run "$T/vit.ini" -o "$T/vit.h5" --threads 2
+  : > "$T/plain.file"
+  [ "$(stat -c %a "$T/vit.h5")" = "$(stat -c %a "$T/plain.file")" ] && ok "vit output has the mode of a plain file" || bad "vit output has the mode of a plain file"
   grep -q "^exact .* 100.00  100.00" "$T/out" && ok "vit run: exact row" || bad "vit run: exact row"
   [ -f "$T/vit.h5" ] && notmp "$T/vit.h5" && ok "vit output written" || bad "vit output written"
   printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\nimages = 4\nfirst_image = 9997\n' "$S" > "$T/vitbig.ini"
