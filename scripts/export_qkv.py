@@ -246,10 +246,20 @@ def export_qkv(model, inputs, path, mask=None, dtype="float32", modules=None):
             if tuple(x.shape) != shape:
                 raise ValueError(f"{name}: {t} has shape {tuple(x.shape)} but the first layer's Q has "
                                  f"{shape}; every layer needs one (batch, heads, N, d)")
-            bad = (~torch.isfinite(x)).nonzero()
+            # finite as written: a float64 value beyond float32's range
+            # would become inf in a float32 file
+            xs = x.to(torch.float64 if dtype == "float64" else torch.float32)
+            bad = (~torch.isfinite(xs)).nonzero()
             if len(bad):
-                raise ValueError(f"{name}: {t} element {tuple(bad[0].tolist())} is not finite")
+                raise ValueError(f"{name}: {t} element {tuple(bad[0].tolist())} is not finite "
+                                 f"as {dtype}")
     batch, heads, n, d = shape
+    # the simulator's limits (docs/qkv.md): refuse here what it would refuse
+    for what, val, lo, hi in (("layers", len(layers), 1, 64), ("heads", heads, 1, 64),
+                              ("N (tokens)", n, 2, 16384), ("d (head dimension)", d, 1, 1024),
+                              ("batch", batch, 1, 1 << 20)):
+        if not lo <= val <= hi:
+            raise ValueError(f"{what} = {val} is outside sprintsim's [{lo}, {hi}]")
     if mask is None and kpm is not None:
         kpm = kpm.detach().cpu()
         mask = (~kpm) if kpm.dtype == torch.bool else (kpm == 0)
@@ -271,6 +281,9 @@ def export_qkv(model, inputs, path, mask=None, dtype="float32", modules=None):
         raise ValueError(f"dtype {dtype!r}: float32 or float64")
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp.", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # a plain file's mode (mkstemp makes 0600)
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:

@@ -202,6 +202,16 @@ def load_weights(model, path):
 
 def save(path, model, info, test_y, pred_exact, pred_pruned):
     tmp = path + ".tmp"
+    try:
+        write_file(tmp, model, info, test_y, pred_exact, pred_pruned)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)  # never leave a partial file behind
+        raise
+
+
+def write_file(tmp, model, info, test_y, pred_exact, pred_pruned):
     sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = "sprintsim-vit"
@@ -220,7 +230,6 @@ def save(path, model, info, test_y, pred_exact, pred_pruned):
         t["labels"] = test_y.numpy().astype(np.uint8)
         t["pred_exact"] = pred_exact.numpy().astype(np.uint8)
         t["pred_pruned"] = pred_pruned.numpy().astype(np.uint8)
-    os.replace(tmp, path)
 
 
 def main():
