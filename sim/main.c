@@ -15,6 +15,7 @@
 #include "spr_trace.h"
 #include "spr_vit_eval.h"
 
+#include <math.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -209,6 +210,52 @@ static void print_total(const spr_run *run, const spr_config *c) {
  * parameters over *c and list them on `out`.  dev is initialised here
  * (spr_device_free it); applied/n_applied name the parameters set.
  * Returns 0 (also when no device model is configured) or an error code. */
+/* Value of `name` in [section] of INI text into buf; 0 when found. */
+static int ini_value(const char *text, const char *section, const char *name, char *buf,
+                     size_t n) {
+  const char *cur = "";
+  size_t cur_len = 0, nl = strlen(name);
+  for (const char *p = text; p && *p;) {
+    const char *e = strchr(p, '\n');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (p[0] == '[') {
+      cur = p + 1;
+      cur_len = len > 2 ? len - 2 : 0;
+    } else if (cur_len == strlen(section) && !strncmp(cur, section, cur_len) && len > nl + 3 &&
+               !strncmp(p, name, nl) && !strncmp(p + nl, " = ", 3)) {
+      snprintf(buf, n, "%.*s", (int)(len - nl - 3), p + nl + 3);
+      return 0;
+    }
+    p = e ? e + 1 : NULL;
+  }
+  return -1;
+}
+
+/* Warn about the conditions a device model was calibrated under that
+ * differ from the run's (the fitted values hold for those conditions). */
+static void warn_device_conditions(const spr_config *c, const spr_device *dev, FILE *out) {
+  static const char *const keys[][2] = {
+      {"crossbar", "rows"},  {"crossbar", "cols"},  {"crossbar", "cell_bits"},
+      {"crossbar", "g_min"}, {"crossbar", "g_max"}, {"crossbar", "r_wl"},
+      {"crossbar", "r_bl"},  {"analog", "v_read"},  {"analog", "query_bits"},
+      {"analog", "temperature"}, {"analog", "bandwidth"}};
+  if (!dev->config_text) return;
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+    char cal[128], run[128];
+    int i = spr_config_find(keys[k][0], keys[k][1]);
+    if (i < 0 || ini_value(dev->config_text, keys[k][0], keys[k][1], cal, sizeof cal)) continue;
+    spr_config_format(c, i, run, sizeof run);
+    char *e1, *e2;
+    const double a = strtod(cal, &e1), b = strtod(run, &e2);
+    const int same = (*e1 == '\0' && *e2 == '\0' && e1 != cal && e2 != run)
+                         ? fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b))
+                         : !strcmp(cal, run);
+    if (!same)
+      fprintf(out, "  warning: calibrated with %s.%s = %s; this run has %s (calibrate with the "
+                   "configuration you run)\n", keys[k][0], keys[k][1], cal, run);
+  }
+}
+
 static int load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
                              FILE *out) {
   int rc = spr_device_load_config(c, dev, applied, n_applied);
@@ -221,6 +268,7 @@ static int load_device_model(spr_config *c, spr_device *dev, int *applied, int *
     fprintf(out, "  %-28s = %-12.6g %-2s (95%% CI %.6g .. %.6g; /params/%s)\n", p->key, p->value,
             strcmp(p->unit, "1") ? p->unit : "", p->ci95_lo, p->ci95_hi, p->name);
   }
+  warn_device_conditions(c, dev, out);
   return 0;
 }
 

@@ -580,6 +580,9 @@ grep -q "calibrate: \[7/7\] read energy done in" "$T/err" && ok "calibrate: prog
 printf '[run]\ndevice_model = cal.h5\n[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n' > "$T/caldev.ini"
 expect 0 "sets 8 keys" "run with the calibrated device model" -- "$EXE" run "$T/caldev.ini" -o "$T/caldev.h5"
 grep -q "analog.cmp_offset_sigma" "$T/out" && grep -q "energy.imc_mac_per_op" "$T/out" && ok "calibrated keys listed by run" || bad "calibrated keys listed by run"
+grep -q "warning: calibrated with crossbar.rows = 16; this run has 64" "$T/out" && grep -q "warning: calibrated with crossbar.r_wl = 0.5; this run has 2.5" "$T/out" \
+  && ! grep -q "warning: calibrated with analog.temperature" "$T/out" \
+  && ok "run warns of the conditions that differ from the calibration's" || bad "run warns of the conditions that differ from the calibration's"
 if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   expect 0 "parameters recomputed" "h5py recomputes the calibration's fits" -- "$PY" "$S/tests/check_device.py" "$T/cal.h5"
   # the configuration stored in the file reproduces the calibration bit for bit
