@@ -642,15 +642,19 @@ static int cmd_sweep(int argc, char **argv) {
   const double t0 = now_s();
 #pragma omp parallel for num_threads((int)threads) schedule(dynamic, 1)
   for (int p = 0; p < P; p++) {
-    int skip;
+    /* after a failure, skip only the points after the failing one: every
+     * point before it still runs, so the first failing point (the one
+     * reported) is the same for any thread count */
+    int first_err;
 #pragma omp atomic read
-    skip = err_code;
-    if (interrupted || skip) continue;
+    first_err = err_point;
+    if (interrupted || (first_err >= 0 && p > first_err)) continue;
     const double tp = now_s();
     int rc = spr_sweep_eval_point(sw, p, &interrupted);
 #pragma omp critical(sweep_progress)
     {
       if (rc && rc != SPR_ECANCELED && (err_point < 0 || p < err_point)) {
+#pragma omp atomic write
         err_point = p;
         snprintf(err_msg, sizeof err_msg, "%s", spr_errmsg());
 #pragma omp atomic write
