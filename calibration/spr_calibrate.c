@@ -478,7 +478,12 @@ static int step_cell_iv(spr_cal *cal, char *sum, size_t sn) {
     }
     /* per level: G and V0 free (a check that the law holds at every G) */
     spr_fit_result f;
-    if ((rc = spr_fit_cell_iv(V + k * n, I + k * n, (size_t)n, 0, &f))) break;
+    if ((rc = spr_fit_cell_iv(V + k * n, I + k * n, (size_t)n, 0, &f))) {
+      char m[1500];
+      snprintf(m, sizeof m, "%s", spr_errmsg());
+      rc = spr_error(rc, "level %d (G = %g S, sweep to iv_vmax = %g V): %s", k, G, p->iv_vmax_V, m);
+      break;
+    }
     v0k[3 * k] = G;
     v0k[3 * k + 1] = f.param[1];
     v0k[3 * k + 2] = f.ci95[1];
