@@ -103,6 +103,20 @@ static int run(char **lines, int n, const char *const *cmds, int n_cmds, const c
   return rc;
 }
 
+/* A `noise` analysis of the netlist (freed here) from `source` to the
+ * voltage `output` over [f_lo, f_hi], reading vecs into v. */
+static int run_noise(char **lines, int n, const char *output, const char *source, int ppd,
+                     double f_lo_Hz, double f_hi_Hz, const char *const *vecs, int n_vecs,
+                     spr_spice_vec *v, char **text, double timeout_s) {
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "noise %s %s dec %d %.17g %.17g", output, source, ppd, f_lo_Hz,
+           f_hi_Hz);
+  const char *cmds[] = {cmd};
+  int rc = run(lines, n, cmds, 1, vecs, n_vecs, v, text, timeout_s);
+  spr_spice_netlist_free(lines, n);
+  return rc;
+}
+
 static int check_timeout(const char *fn, double t) {
   if (!(t > 0) || !isfinite(t))
     return spr_error(SPR_EINVAL, "%s: timeout_s = %g must be finite and > 0", fn, t);
@@ -468,14 +482,10 @@ int spr_circ_xbar_noise(const spr_circ_xbar *x, int col, double f_lo_Hz, double 
   int n = 0;
   rc = finish(&b, fn, &lines, &n);
   if (rc) return rc;
-  char cmd[200];
-  snprintf(cmd, sizeof cmd, "noise v(nout) vd0 dec %d %.17g %.17g", points_per_decade, f_lo_Hz,
-           f_hi_Hz);
-  const char *cmds[] = {cmd};
   const char *vecs[] = {"onoise_total"};
   spr_spice_vec v[1];
-  rc = run(lines, n, cmds, 1, vecs, 1, v, netlist_text, timeout_s);
-  spr_spice_netlist_free(lines, n);
+  rc = run_noise(lines, n, "v(nout)", "vd0", points_per_decade, f_lo_Hz, f_hi_Hz, vecs, 1, v,
+                 netlist_text, timeout_s);
   if (rc) return rc;
   *i_rms_A = v[0].re[0];
   spr_spice_vecs_free(v, 1);
@@ -832,14 +842,10 @@ int spr_circ_cmp_noise(const spr_circ_cmp *p, const double *dvto_V, double i_ref
   snprintf(icol, sizeof icol, "DC %.17g AC 1", it);
   rc = cmp_lines(fn, p, dvto_V, icol, i_ref_A, &lines, &n);
   if (rc) return rc;
-  char cmd[200];
-  snprintf(cmd, sizeof cmd, "noise v(o1) icol dec %d %.17g %.17g", points_per_decade, f_lo_Hz,
-           f_hi_Hz);
-  const char *cmds[] = {cmd};
   const char *vecs[] = {"inoise_total"};
   spr_spice_vec v[1];
-  rc = run(lines, n, cmds, 1, vecs, 1, v, netlist_text, timeout_s);
-  spr_spice_netlist_free(lines, n);
+  rc = run_noise(lines, n, "v(o1)", "icol", points_per_decade, f_lo_Hz, f_hi_Hz, vecs, 1, v,
+                 netlist_text, timeout_s);
   if (rc) return rc;
   *i_rms_A = v[0].re[0];
   if (i_trip_A) *i_trip_A = it;
@@ -874,15 +880,11 @@ int spr_circ_cmp_noise_spectrum(const spr_circ_cmp *p, const double *dvto_V, dou
   snprintf(icol, sizeof icol, "DC %.17g AC 1", i_col_A);
   rc = cmp_lines(fn, p, dvto_V, icol, i_ref_A, &lines, &n);
   if (rc) return rc;
-  char cmd[200];
-  snprintf(cmd, sizeof cmd, "noise v(o1) icol dec %d %.17g %.17g", points_per_decade, f_lo_Hz,
-           f_hi_Hz);
-  const char *cmds[] = {cmd};
   const char *vecs[] = {"noise1.frequency", "noise1.onoise_spectrum", "noise1.inoise_spectrum",
                         "noise2.onoise_total", "noise2.inoise_total"};
   spr_spice_vec v[5];
-  rc = run(lines, n, cmds, 1, vecs, 5, v, netlist_text, timeout_s);
-  spr_spice_netlist_free(lines, n);
+  rc = run_noise(lines, n, "v(o1)", "icol", points_per_decade, f_lo_Hz, f_hi_Hz, vecs, 5, v,
+                 netlist_text, timeout_s);
   if (rc) return rc;
   if (v[1].length != v[0].length || v[2].length != v[0].length || v[0].length < 2) {
     spr_spice_vecs_free(v, 5);
