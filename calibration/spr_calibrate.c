@@ -399,9 +399,7 @@ static int canceled(const spr_cal *cal) { return cal->cancel && *cal->cancel; }
 /* Prefix the current error message with the step's name (and keep the
  * code). */
 static int step_error(int k, int rc) {
-  char msg[1800];
-  snprintf(msg, sizeof msg, "%s", spr_errmsg());
-  return spr_error(rc, "calibrate: %s: %s", step_names[k], msg);
+  return spr_error_prefix(rc, "calibrate: %s", step_names[k]);
 }
 
 static void say(char *buf, size_t n, const char *fmt, ...) {
@@ -471,17 +469,13 @@ static int step_cell_iv(spr_cal *cal, char *sum, size_t sn) {
     rc = spr_circ_cell_iv(&p->cell, G, -p->iv_vmax_V, p->iv_vmax_V, n, V + k * n, I + k * n,
                           k == 0 ? &text : NULL, p->timeout_s);
     if (rc) {
-      char m[1500];
-      snprintf(m, sizeof m, "%s", spr_errmsg());
-      rc = spr_error(rc, "level %d (G = %g S): %s", k, G, m);
+      rc = spr_error_prefix(rc, "level %d (G = %g S)", k, G);
       break;
     }
     /* per level: G and V0 free (a check that the law holds at every G) */
     spr_fit_result f;
     if ((rc = spr_fit_cell_iv(V + k * n, I + k * n, (size_t)n, 0, &f))) {
-      char m[1500];
-      snprintf(m, sizeof m, "%s", spr_errmsg());
-      rc = spr_error(rc, "level %d (G = %g S, sweep to iv_vmax = %g V): %s", k, G, p->iv_vmax_V, m);
+      rc = spr_error_prefix(rc, "level %d (G = %g S, sweep to iv_vmax = %g V)", k, G, p->iv_vmax_V);
       break;
     }
     v0k[3 * k] = G;
@@ -566,9 +560,7 @@ static int step_ir(spr_cal *cal, char *sum, size_t sn) {
       double *is = Is + (size_t)a * 2 * C;
       rc = spr_circ_xbar_currents(&x, is, a == 0 ? &text : NULL, p->timeout_s);
       if (rc) {
-        char m[1500];
-        snprintf(m, sizeof m, "%s", spr_errmsg());
-        rc = spr_error(rc, "array %d (%d x %d, ngspice): %s", a, R, C, m);
+        rc = spr_error_prefix(rc, "array %d (%d x %d, ngspice)", a, R, C);
         break;
       }
       double big = 0, diff = 0;
@@ -646,9 +638,7 @@ static int step_noise(spr_cal *cal, char *sum, size_t sn) {
       rc = spr_circ_xbar_noise(&x, j, flo, fhi, p->noise_ppd, &irms, !text ? &text : NULL,
                                p->timeout_s);
       if (rc) {
-        char m[1500];
-        snprintf(m, sizeof m, "%s", spr_errmsg());
-        rc = spr_error(rc, "array %d column %d: %s", a, j, m);
+        rc = spr_error_prefix(rc, "array %d column %d", a, j);
         break;
       }
       double sg = 0;
@@ -692,9 +682,7 @@ static int step_cmp_mc(spr_cal *cal, char *sum, size_t sn) {
   int rc = spr_circ_cmp_trip(&p->cmp, NULL, p->cmp_i_ref_A, p->cmp_span_A, &cal->trip0_A, &text,
                              p->timeout_s);
   if (rc) {
-    char m[1500];
-    snprintf(m, sizeof m, "%s", spr_errmsg());
-    return spr_error(rc, "nominal comparator: %s", m);
+    return spr_error_prefix(rc, "nominal comparator");
   }
   for (int s = 0; !rc && s < n; s++) {
     if (canceled(cal)) {
@@ -808,9 +796,7 @@ static int step_cmp_noise(spr_cal *cal, char *sum, size_t sn) {
     }
     spr_circ_cmp_spectrum_free(&sp);
     if (rc) {
-      char m[1500];
-      snprintf(m, sizeof m, "%s", spr_errmsg());
-      rc = spr_error(rc, "sample %d of %d: %s", s, n, m);
+      rc = spr_error_prefix(rc, "sample %d of %d", s, n);
     }
   }
   spr_fit_gauss g;
@@ -870,9 +856,7 @@ static int step_cmp_step(spr_cal *cal, char *sum, size_t sn) {
     rc = spr_circ_cmp_step(&p->cmp, NULL, p->cmp_i_ref_A, cal->trip0_A, od[k], &st, &d,
                            k == 0 ? &text : NULL, p->timeout_s);
     if (rc) {
-      char m[1500];
-      snprintf(m, sizeof m, "%s", spr_errmsg());
-      rc = spr_error(rc, "overdrive %g A (window %g s): %s", od[k], st.window_s, m);
+      rc = spr_error_prefix(rc, "overdrive %g A (window %g s)", od[k], st.window_s);
       break;
     }
     dl[k] = d.delay_s;
@@ -955,9 +939,7 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
       x.c_bl_F = p->c_bl_F;
       rc = spr_circ_xbar_read_energy(&x, &pu, &e[k], k == 0 ? &text : NULL, p->timeout_s);
       if (rc) {
-        char m[1500];
-        snprintf(m, sizeof m, "%s", spr_errmsg());
-        rc = spr_error(rc, "array %d x %d: %s", N, N, m);
+        rc = spr_error_prefix(rc, "array %d x %d", N, N);
       }
     }
     nm[k] = (double)N * N / 2; /* MACs: rows x column pairs */

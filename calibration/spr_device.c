@@ -887,9 +887,7 @@ int spr_device_load_config(spr_config *c, spr_device *dev, int *applied, int *n_
   int rc = spr_device_read(c->device_model, d);
   if (!rc) rc = spr_device_apply(d, c, c->device_model, applied, n_applied);
   if (rc) {
-    char msg[1200];
-    snprintf(msg, sizeof msg, "%s", spr_errmsg());
-    rc = spr_error(rc, "run.device_model: %s", msg);
+    rc = spr_error_prefix(rc, "run.device_model");
   }
   if (!dev) spr_device_free(&local);
   return rc;

@@ -203,9 +203,7 @@ int spr_fit_nonlinear(const spr_fit_model *m, void *ctx, const double *y,
                                             &info, w);
   res->iterations = (int)gsl_multifit_nlinear_niter(w);
   if (c.rc) {
-    char why[512];
-    snprintf(why, sizeof why, "%s", spr_errmsg());
-    rc = spr_error(c.rc, "%s: %s", m->name, why);
+    rc = spr_error_prefix(c.rc, "%s", m->name);
     goto done;
   }
   if (st == GSL_EMAXITER) {

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_msg[1024];
 
@@ -28,6 +29,23 @@ int spr_error(int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(last_msg, sizeof last_msg, fmt, ap);
   va_end(ap);
+  return code;
+}
+
+int spr_error_prefix(int code, const char *fmt, ...) {
+  char old[sizeof last_msg];
+  snprintf(old, sizeof old, "%s", last_msg);
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+  va_end(ap);
+  /* append ": old", cut at the buffer's end like every message */
+  if (n >= 0 && (size_t)n + 2 < sizeof last_msg) {
+    size_t at = (size_t)n, room = sizeof last_msg - 1 - at - 2, ol = strlen(old);
+    memcpy(last_msg + at, ": ", 2);
+    memcpy(last_msg + at + 2, old, ol < room ? ol : room);
+    last_msg[at + 2 + (ol < room ? ol : room)] = '\0';
+  }
   return code;
 }
 

@@ -34,6 +34,15 @@ int spr_error(int code, const char *fmt, ...)
 #endif
     ;
 
+/* Record "<fmt formatted>: <the last message>" and return `code`: the
+ * caller names its context before an error raised below it.  Use as
+ * `return spr_error_prefix(rc, "layer %d", layer);`. */
+int spr_error_prefix(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* The last message recorded by spr_error() in this thread ("" if none). */
 const char *spr_errmsg(void);
 

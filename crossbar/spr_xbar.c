@@ -325,12 +325,9 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
         /* exact: G_eff of the linear network (spr_nodal.h), any resistance */
         double eb = 0;
         int rc = spr_nodal_effective(g, R, C, p->r_wl_ohm, p->r_bl_ohm, geff, &eb, nodal);
-        if (rc) {
-          char msg[512];
-          snprintf(msg, sizeof msg, "%s", spr_errmsg());
-          return spr_error(rc, "crossbar: nodal IR drop of the array of column tile %d, row tile %d: %s",
-                           ct, rt, msg);
-        }
+        if (rc)
+          return spr_error_prefix(rc, "crossbar: nodal IR drop of the array of column tile %d, "
+                                  "row tile %d", ct, rt);
         ge = geff;
         double worst = 0;
         for (size_t c = 0; c < RC; c++)

@@ -100,16 +100,9 @@ static int check_common(const char *fn, const void *p, const float *Q, const flo
 static int quantize(const char *fn, const float *Q, const float *K, int n, int d, int q_bits,
                     int k_bits, spr_bl_ws *ws, float *qs, float *ks) {
   const size_t nd = (size_t)n * d;
-  char msg[512];
   int rc;
-  if ((rc = spr_quant_sym(Q, nd, q_bits, ws->qc, qs))) {
-    snprintf(msg, sizeof msg, "%s", spr_errmsg());
-    return spr_error(rc, "%s: Q: %s", fn, msg);
-  }
-  if ((rc = spr_quant_sym(K, nd, k_bits, ws->kc, ks))) {
-    snprintf(msg, sizeof msg, "%s", spr_errmsg());
-    return spr_error(rc, "%s: K: %s", fn, msg);
-  }
+  if ((rc = spr_quant_sym(Q, nd, q_bits, ws->qc, qs))) return spr_error_prefix(rc, "%s: Q", fn);
+  if ((rc = spr_quant_sym(K, nd, k_bits, ws->kc, ks))) return spr_error_prefix(rc, "%s: K", fn);
   return 0;
 }
 

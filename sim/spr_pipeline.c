@@ -227,11 +227,8 @@ int spr_run_layer(spr_run *r, int layer) {
   for (int h = 0; r->qkv && h < r->H; h++) {
     if (r->cancel && *r->cancel) return spr_error(SPR_ECANCELED, "interrupted");
     spr_attend_head *s = &r->slot[h];
-    if ((rc = spr_qkv_read_head(r->qkv, layer, h, r->c.wl.qkv_item, s->Q, s->K, s->V))) {
-      char msg[1024];
-      snprintf(msg, sizeof msg, "%s", spr_errmsg());
-      return spr_error(rc, "layer %d head %d: %s", layer, h, msg);
-    }
+    if ((rc = spr_qkv_read_head(r->qkv, layer, h, r->c.wl.qkv_item, s->Q, s->K, s->V)))
+      return spr_error_prefix(rc, "layer %d head %d", layer, h);
   }
   if ((rc = for_heads(r, layer, pass_ideal))) return rc;
   spr_head_result *res = &r->res[(size_t)layer * r->H];

@@ -333,10 +333,8 @@ static int build_point(const spr_sweep *sw, int p, spr_config *c) {
     if (pass || !c->device_model[0]) break;
     int rc = spr_device_load_config(c, NULL, NULL, NULL);
     if (rc) {
-      char msg[1400];
-      snprintf(msg, sizeof msg, "%s", spr_errmsg());
-      return spr_error(rc, "%s: [sweep] point %d of %d (%s): %s", sw->path, p + 1, sw->npoints,
-                       label, msg);
+      return spr_error_prefix(rc, "%s: [sweep] point %d of %d (%s)", sw->path, p + 1, sw->npoints,
+                       label);
     }
   }
   snprintf(origin, sizeof origin, "%s: [sweep] point %d of %d (%s)", sw->path, p + 1, sw->npoints,
@@ -357,9 +355,7 @@ static int build_point(const spr_sweep *sw, int p, spr_config *c) {
     if (!rc) *c = *mc;
     free(mc);
     if (rc) {
-      char msg[1400];
-      snprintf(msg, sizeof msg, "%s", spr_errmsg());
-      return spr_error(rc, "%s: %s", origin, msg);
+      return spr_error_prefix(rc, "%s", origin);
     }
   }
   /* every reported scheme must run; the others are switched off (they
@@ -520,9 +516,7 @@ int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel) {
   spr_sweep_point_label(sw, p, label, sizeof label);
   if (rc) {
     /* keep the evaluator's message, prefixed with the point */
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", spr_errmsg());
-    return spr_error(rc, "%s: point %d of %d (%s): %s", sw->path, p + 1, sw->npoints, label, msg);
+    return spr_error_prefix(rc, "%s: point %d of %d (%s)", sw->path, p + 1, sw->npoints, label);
   }
   for (int k = 0; k < sw->nschemes; k++)
     if (!rows[sw->scheme[k]].ran)

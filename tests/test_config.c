@@ -452,6 +452,24 @@ static void test_enums(void) {
   CU_ASSERT_EQUAL(spr_config_set(&c, "run", "trace", "", "t"), SPR_ECONFIG);
 }
 
+/* spr_error_prefix names the context before the last message, keeps the
+ * code, and cuts at the message buffer's end like spr_error. */
+static void test_error_prefix(void) {
+  CU_ASSERT_EQUAL(spr_error(SPR_EIO, "f.h5: cannot open"), SPR_EIO);
+  CU_ASSERT_EQUAL(spr_error_prefix(SPR_EIO, "layer %d head %d", 2, 3), SPR_EIO);
+  CU_ASSERT_STRING_EQUAL(spr_errmsg(), "layer 2 head 3: f.h5: cannot open");
+  CU_ASSERT_EQUAL(spr_error_prefix(SPR_ECONFIG, "run.device_model"), SPR_ECONFIG);
+  CU_ASSERT_STRING_EQUAL(spr_errmsg(), "run.device_model: layer 2 head 3: f.h5: cannot open");
+  char big[3000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  spr_error(SPR_EINVAL, "%s", big);
+  const size_t full = strlen(spr_errmsg());
+  spr_error_prefix(SPR_EINVAL, "p");
+  CU_ASSERT_EQUAL(strlen(spr_errmsg()), full); /* cut at the same length */
+  CU_ASSERT_EQUAL(strncmp(spr_errmsg(), "p: xxx", 6), 0);
+}
+
 /* String keys: any text below SPR_STRING_MAX bytes, "" unsets. */
 static void test_strings(void) {
   spr_config c;
@@ -1214,6 +1232,7 @@ static const CU_TestInfo tests[] = {
     {"enums and their names", test_enums},
     {"u64 seed and lists", test_seed_and_lists},
     {"string keys", test_strings},
+    {"spr_error_prefix", test_error_prefix},
     {"qkv workload keys", test_qkv_keys},
     {"missing or unreadable file: SPR_EIO", test_missing_file},
     {"syntax error", test_syntax_error},
