@@ -25,12 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
+#define CMD_EXIT_USAGE 2
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_signal(int sig) { interrupted = sig; }
+static volatile sig_atomic_t cmd_interrupted = 0;
+static void cmd_on_signal(int sig) { cmd_interrupted = sig; }
 
-static const char *prog = "sprintsim";
+static const char *cmd_prog = "sprintsim";
 
 static void usage_main(FILE *f) {
   fprintf(f,
@@ -69,7 +69,7 @@ static void usage_main(FILE *f) {
           "the configuration keys and the trace schema.\n");
 }
 
-static void usage_run(FILE *f) {
+static void cmd_usage_run(FILE *f) {
   fprintf(f,
           "usage: sprintsim run [CONFIG] [-o FILE.h5] [--seed N] [--threads N]\n"
           "                     [--trace summary|masks|full]\n"
@@ -102,17 +102,17 @@ static void usage_run(FILE *f) {
           "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
 }
 
-static int fail(int code, const char *what) {
-  fprintf(stderr, "%s: %s%s%s\n", prog, what ? what : "", what ? ": " : "", spr_errmsg());
+static int cmd_fail(int code, const char *what) {
+  fprintf(stderr, "%s: %s%s%s\n", cmd_prog, what ? what : "", what ? ": " : "", spr_errmsg());
   return code;
 }
 
 /* Parse "N" as an int in [lo, hi]. */
-static int parse_int_arg(const char *opt, const char *v, long lo, long hi, long *out) {
+static int cmd_parse_int_arg(const char *opt, const char *v, long lo, long hi, long *out) {
   char *end;
   long x = v ? strtol(v, &end, 10) : 0;
   if (!v || !*v || *end || x < lo || x > hi) {
-    fprintf(stderr, "%s: %s: value '%s' is not an integer in [%ld, %ld]\n", prog, opt,
+    fprintf(stderr, "%s: %s: value '%s' is not an integer in [%ld, %ld]\n", cmd_prog, opt,
             v ? v : "(missing)", lo, hi);
     return -1;
   }
@@ -256,7 +256,7 @@ static void warn_device_conditions(const spr_config *c, const spr_device *dev, F
   }
 }
 
-static int load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
+static int cmd_load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
                              FILE *out) {
   int rc = spr_device_load_config(c, dev, applied, n_applied);
   if (rc || !c->device_model[0]) return rc;
@@ -315,11 +315,11 @@ static int check_output(const char *out) {
 static int run_vit(const spr_config *c, const char *out, long threads) {
   spr_vit m;
   spr_fmnist data;
-  if (check_output(out)) return fail(1, NULL);
-  if (spr_vit_load(c->wl.model, &m)) return fail(1, NULL);
+  if (check_output(out)) return cmd_fail(1, NULL);
+  if (spr_vit_load(c->wl.model, &m)) return cmd_fail(1, NULL);
   if (spr_fmnist_load(c->wl.dataset, "t10k", &data)) {
     spr_vit_free(&m);
-    return fail(1, NULL);
+    return cmd_fail(1, NULL);
   }
   printf("sprintsim %s: vit %s (%d layers x %d heads, N = %d, d = %d), Fashion-MNIST test images "
          "%d..%d, seed %llu, %ld thread%s\n", PACKAGE_VERSION, c->wl.model, m.depth, m.heads,
@@ -338,12 +338,12 @@ static int run_vit(const spr_config *c, const char *out, long threads) {
   fflush(stdout);
   spr_vit_eval_result r;
   int status = 0;
-  if (spr_vit_eval_run(c, &m, c->wl.model, &data, (int)threads, &interrupted, &r)) {
-    if (interrupted) {
-      fprintf(stderr, "%s: interrupted; %s not written\n", prog, out);
+  if (spr_vit_eval_run(c, &m, c->wl.model, &data, (int)threads, &cmd_interrupted, &r)) {
+    if (cmd_interrupted) {
+      fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
       status = 130;
     } else {
-      status = fail(1, NULL);
+      status = cmd_fail(1, NULL);
     }
   } else {
     const int N = r.n_images, dn = SPR_SCHEME_DENSE;
@@ -368,7 +368,7 @@ static int run_vit(const spr_config *c, const char *out, long threads) {
              "range (saturated at its end)\n",
              (long long)r.scheme[SPR_SCHEME_SPRINT].theta_saturated, c->thr.bits);
     printf("%d images in %.1f s\n", N, r.seconds);
-    if (spr_vit_eval_write(out, c, &r, PACKAGE_VERSION)) status = fail(1, NULL);
+    if (spr_vit_eval_write(out, c, &r, PACKAGE_VERSION)) status = cmd_fail(1, NULL);
     else printf("output: %s\n", out);
     spr_vit_eval_result_free(&r);
   }
@@ -379,20 +379,20 @@ static int run_vit(const spr_config *c, const char *out, long threads) {
 
 /* The options of run, sweep and calibrate: -h, -o FILE, and those of
  * `allow`; at most one positional CONFIG. */
-enum { OPT_SEED = 1, OPT_THREADS = 2, OPT_TRACE = 4 };
+enum { CMD_OPT_SEED = 1, CMD_OPT_THREADS = 2, CMD_OPT_TRACE = 4 };
 typedef struct {
   const char *cmd;          /* "run": in messages */
   void (*usage)(FILE *);    /* --help */
-  unsigned allow;           /* OPT_* */
+  unsigned allow;           /* CMD_OPT_* */
   const char *config_what;  /* "at most": CONFIG optional; else a phrase
                                naming what CONFIG must hold */
   const char *config, *out, *seed, *trace; /* results (out: preset default) */
   long threads;
-} cli_opts;
+} cmd_opts;
 
 /* Parse argv[1..argc-1] into *o.  Returns -1 to go on, or the exit status
- * (0 after --help, EXIT_USAGE after an error, printed). */
-static int parse_opts(int argc, char **argv, cli_opts *o) {
+ * (0 after --help, CMD_EXIT_USAGE after an error, printed). */
+static int cmd_parse_opts(int argc, char **argv, cmd_opts *o) {
   const int optional = !strcmp(o->config_what, "at most");
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -401,64 +401,64 @@ static int parse_opts(int argc, char **argv, cli_opts *o) {
       return 0;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
       if (++i >= argc || !argv[i][0]) {
-        fprintf(stderr, "%s: %s needs a file name\n", prog, a);
-        return EXIT_USAGE;
+        fprintf(stderr, "%s: %s needs a file name\n", cmd_prog, a);
+        return CMD_EXIT_USAGE;
       }
       o->out = argv[i];
-    } else if ((o->allow & OPT_SEED) && !strcmp(a, "--seed")) {
+    } else if ((o->allow & CMD_OPT_SEED) && !strcmp(a, "--seed")) {
       if (++i >= argc) {
-        fprintf(stderr, "%s: --seed needs a value\n", prog);
-        return EXIT_USAGE;
+        fprintf(stderr, "%s: --seed needs a value\n", cmd_prog);
+        return CMD_EXIT_USAGE;
       }
       o->seed = argv[i];
-    } else if ((o->allow & OPT_THREADS) && !strcmp(a, "--threads")) {
-      if (parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &o->threads))
-        return EXIT_USAGE;
-    } else if ((o->allow & OPT_TRACE) && !strcmp(a, "--trace")) {
+    } else if ((o->allow & CMD_OPT_THREADS) && !strcmp(a, "--threads")) {
+      if (cmd_parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &o->threads))
+        return CMD_EXIT_USAGE;
+    } else if ((o->allow & CMD_OPT_TRACE) && !strcmp(a, "--trace")) {
       if (++i >= argc) {
-        fprintf(stderr, "%s: --trace needs a level (summary, masks or full)\n", prog);
-        return EXIT_USAGE;
+        fprintf(stderr, "%s: --trace needs a level (summary, masks or full)\n", cmd_prog);
+        return CMD_EXIT_USAGE;
       }
       o->trace = argv[i];
     } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "%s: %s: unknown option '%s' (see 'sprintsim help %s')\n", prog, o->cmd, a,
+      fprintf(stderr, "%s: %s: unknown option '%s' (see 'sprintsim help %s')\n", cmd_prog, o->cmd, a,
               o->cmd);
-      return EXIT_USAGE;
+      return CMD_EXIT_USAGE;
     } else if (!o->config) {
       o->config = a;
     } else {
-      fprintf(stderr, "%s: %s: unexpected argument '%s' (one CONFIG%s)\n", prog, o->cmd, a,
+      fprintf(stderr, "%s: %s: unexpected argument '%s' (one CONFIG%s)\n", cmd_prog, o->cmd, a,
               optional ? " at most" : "");
-      return EXIT_USAGE;
+      return CMD_EXIT_USAGE;
     }
   }
   if (!optional && !o->config) {
-    fprintf(stderr, "%s: %s: a CONFIG %sis required (see 'sprintsim help %s')\n", prog, o->cmd,
+    fprintf(stderr, "%s: %s: a CONFIG %sis required (see 'sprintsim help %s')\n", cmd_prog, o->cmd,
             o->config_what, o->cmd);
-    return EXIT_USAGE;
+    return CMD_EXIT_USAGE;
   }
   return -1;
 }
 
 static int cmd_run(int argc, char **argv) {
-  cli_opts o = {"run", usage_run, OPT_SEED | OPT_THREADS | OPT_TRACE, "at most", NULL,
+  cmd_opts o = {"run", cmd_usage_run, CMD_OPT_SEED | CMD_OPT_THREADS | CMD_OPT_TRACE, "at most", NULL,
                 "sprintsim-run.h5", NULL, NULL, omp_get_max_threads()};
-  int st = parse_opts(argc, argv, &o);
+  int st = cmd_parse_opts(argc, argv, &o);
   if (st >= 0) return st;
   const char *cfg_path = o.config, *out = o.out, *seed = o.seed, *trace = o.trace;
   const long threads = o.threads;
   spr_config c;
   spr_config_default(&c);
   int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
-  if (rc) return fail(1, NULL);
-  if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
-  if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return fail(EXIT_USAGE, NULL);
-  if (spr_qkv_resolve(&c, cfg_path ? cfg_path : "built-in default")) return fail(1, NULL);
+  if (rc) return cmd_fail(1, NULL);
+  if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return cmd_fail(CMD_EXIT_USAGE, NULL);
+  if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return cmd_fail(CMD_EXIT_USAGE, NULL);
+  if (spr_qkv_resolve(&c, cfg_path ? cfg_path : "built-in default")) return cmd_fail(1, NULL);
   spr_device dev;
   int applied[SPR_DEVICE_MAX_PARAMS], n_applied = 0;
-  if (load_device_model(&c, &dev, applied, &n_applied, stdout)) {
+  if (cmd_load_device_model(&c, &dev, applied, &n_applied, stdout)) {
     spr_device_free(&dev);
-    return fail(1, NULL);
+    return cmd_fail(1, NULL);
   }
 
   /* signals: the first SIGINT/SIGTERM/SIGHUP stops the run between heads
@@ -467,7 +467,7 @@ static int cmd_run(int argc, char **argv) {
    * finished.  A closed stdout (SIGPIPE ignored) stops the run too. */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
+  sa.sa_handler = cmd_on_signal;
   sa.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
@@ -483,16 +483,16 @@ static int cmd_run(int argc, char **argv) {
   spr_trace *tr = NULL;
   if (spr_run_alloc(&c, (int)threads, &run)) {
     spr_device_free(&dev);
-    return fail(1, NULL);
+    return cmd_fail(1, NULL);
   }
-  spr_run_set_cancel(run, &interrupted);
+  spr_run_set_cancel(run, &cmd_interrupted);
   if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr)) {
     spr_run_free(run);
     spr_device_free(&dev);
-    return fail(1, NULL);
+    return cmd_fail(1, NULL);
   }
   if (c.device_model[0] && trace_device_model(tr, &c, &dev, applied, n_applied)) {
-    int st = fail(1, NULL);
+    int st = cmd_fail(1, NULL);
     spr_trace_close(tr, 0);
     spr_run_free(run);
     spr_device_free(&dev);
@@ -511,16 +511,16 @@ static int cmd_run(int argc, char **argv) {
          threads == 1 ? "" : "s");
   print_table_header();
   int status = 0, stdout_closed = 0;
-  for (int l = 0; l < c.wl.n_layers && !interrupted; l++) {
+  for (int l = 0; l < c.wl.n_layers && !cmd_interrupted; l++) {
     if (tty) fprintf(stderr, "\rlayer %d/%d ...", l + 1, c.wl.n_layers);
     int rc = spr_run_layer(run, l);
     if (rc == SPR_ECANCELED) break;
     if (rc) {
-      status = fail(1, NULL);
+      status = cmd_fail(1, NULL);
       break;
     }
     for (int h = 0; h < c.wl.n_heads && !status; h++)
-      if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = fail(1, NULL);
+      if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = cmd_fail(1, NULL);
     if (status) break;
     if (tty) fprintf(stderr, "\r%*s\r", 24, "");
     print_layer(run, &c, l);
@@ -530,16 +530,16 @@ static int cmd_run(int argc, char **argv) {
     }
   }
   if (tty) fprintf(stderr, "\r%*s\r", 24, "");
-  if (!status && (interrupted || stdout_closed)) {
-    fprintf(stderr, "%s: %s; %s not written\n", prog,
-            interrupted ? "interrupted" : "standard output closed", out);
-    status = interrupted ? 130 : 1;
+  if (!status && (cmd_interrupted || stdout_closed)) {
+    fprintf(stderr, "%s: %s; %s not written\n", cmd_prog,
+            cmd_interrupted ? "interrupted" : "standard output closed", out);
+    status = cmd_interrupted ? 130 : 1;
   }
-  if (!status && spr_trace_write_summary(tr, spr_run_results(run))) status = fail(1, NULL);
+  if (!status && spr_trace_write_summary(tr, spr_run_results(run))) status = cmd_fail(1, NULL);
   if (!status) {
     print_total(run, &c);
     print_schemes(run, &c);
-    if (spr_trace_close(tr, 1)) status = fail(1, NULL);
+    if (spr_trace_close(tr, 1)) status = cmd_fail(1, NULL);
     else printf("trace: %s\n", out);
   } else {
     spr_trace_close(tr, 0);
@@ -555,7 +555,7 @@ static int cmd_run(int argc, char **argv) {
   return status;
 }
 
-static void usage_sweep(FILE *f) {
+static void cmd_usage_sweep(FILE *f) {
   fprintf(f,
           "usage: sprintsim sweep CONFIG [-o SWEEP.h5] [--threads N]\n"
           "\n"
@@ -589,37 +589,37 @@ static void usage_sweep(FILE *f) {
           "line, 130 interrupted (nothing written).\n");
 }
 
-static double now_s(void) {
+static double cmd_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int cmd_sweep(int argc, char **argv) {
-  cli_opts opt = {"sweep", usage_sweep, OPT_THREADS, "with a [sweep] section ", NULL,
+  cmd_opts opt = {"sweep", cmd_usage_sweep, CMD_OPT_THREADS, "with a [sweep] section ", NULL,
                   "sprintsim-sweep.h5", NULL, NULL, omp_get_max_threads()};
-  int st0 = parse_opts(argc, argv, &opt);
+  int st0 = cmd_parse_opts(argc, argv, &opt);
   if (st0 >= 0) return st0;
   const char *cfg_path = opt.config, *out = opt.out;
   long threads = opt.threads;
   spr_sweep *sw = NULL;
-  if (spr_sweep_load(cfg_path, &sw)) return fail(1, NULL);
+  if (spr_sweep_load(cfg_path, &sw)) return cmd_fail(1, NULL);
   char *csv = spr_sweep_csv_path(out);
   spr_sweep_out *o = NULL;
   if (!csv) {
     spr_sweep_free(sw);
-    fprintf(stderr, "%s: out of memory\n", prog);
+    fprintf(stderr, "%s: out of memory\n", cmd_prog);
     return 1;
   }
   if (spr_sweep_out_open(out, csv, &o)) {
-    int st = fail(1, NULL);
+    int st = cmd_fail(1, NULL);
     free(csv);
     spr_sweep_free(sw);
     return st;
   }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
+  sa.sa_handler = cmd_on_signal;
   sa.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
@@ -639,7 +639,7 @@ static int cmd_sweep(int argc, char **argv) {
    * alone, so the output does not depend on the order points finish */
   int done = 0, err_point = -1, err_code = 0;
   char err_msg[2048] = "";
-  const double t0 = now_s();
+  const double t0 = cmd_now_s();
 #pragma omp parallel for num_threads((int)threads) schedule(dynamic, 1)
   for (int p = 0; p < P; p++) {
     /* after a failure, skip only the points after the failing one: every
@@ -648,9 +648,9 @@ static int cmd_sweep(int argc, char **argv) {
     int first_err;
 #pragma omp atomic read
     first_err = err_point;
-    if (interrupted || (first_err >= 0 && p > first_err)) continue;
-    const double tp = now_s();
-    int rc = spr_sweep_eval_point(sw, p, &interrupted);
+    if (cmd_interrupted || (first_err >= 0 && p > first_err)) continue;
+    const double tp = cmd_now_s();
+    int rc = spr_sweep_eval_point(sw, p, &cmd_interrupted);
 #pragma omp critical(sweep_progress)
     {
       if (rc && rc != SPR_ECANCELED && (err_point < 0 || p < err_point)) {
@@ -664,25 +664,25 @@ static int cmd_sweep(int argc, char **argv) {
         done++;
         spr_sweep_point_label(sw, p, label, sizeof label);
         fprintf(stderr, "sweep: %d/%d done (point %d: %s) %.1f s, %.0f s elapsed\n", done, P, p + 1,
-                label, now_s() - tp, now_s() - t0);
+                label, cmd_now_s() - tp, cmd_now_s() - t0);
       }
     }
   }
   int status = 0;
   if (err_code) {
-    fprintf(stderr, "%s: %s\n", prog, err_msg);
+    fprintf(stderr, "%s: %s\n", cmd_prog, err_msg);
     status = 1;
-  } else if (interrupted) {
-    fprintf(stderr, "%s: interrupted after %d of %d points; %s and %s not written\n", prog, done, P,
+  } else if (cmd_interrupted) {
+    fprintf(stderr, "%s: interrupted after %d of %d points; %s and %s not written\n", cmd_prog, done, P,
                 out, csv);
     status = 130;
   }
   if (status) {
     spr_sweep_out_abort(o);
   } else if (spr_sweep_out_commit(o, sw, PACKAGE_VERSION)) {
-    status = fail(1, NULL);
+    status = cmd_fail(1, NULL);
   } else {
-    printf("sweep: %s, %s (%d rows) in %.1f s\n", out, csv, P * spr_sweep_nschemes(sw), now_s() - t0);
+    printf("sweep: %s, %s (%d rows) in %.1f s\n", out, csv, P * spr_sweep_nschemes(sw), cmd_now_s() - t0);
   }
   free(csv);
   spr_sweep_free(sw);
@@ -691,7 +691,7 @@ static int cmd_sweep(int argc, char **argv) {
 
 /* --- calibrate ------------------------------------------------------------- */
 
-static void usage_calibrate(FILE *f) {
+static void cmd_usage_calibrate(FILE *f) {
   fprintf(f,
           "usage: sprintsim calibrate CONFIG [-o DEVICE.h5] [--seed N]\n"
           "\n"
@@ -751,9 +751,9 @@ static int on_calibrate_key(void *user, const char *name, const char *value, int
 }
 
 static int cmd_calibrate(int argc, char **argv) {
-  cli_opts o = {"calibrate", usage_calibrate, OPT_SEED, "", NULL, "sprintsim-device.h5", NULL, NULL,
+  cmd_opts o = {"calibrate", cmd_usage_calibrate, CMD_OPT_SEED, "", NULL, "sprintsim-device.h5", NULL, NULL,
                 1};
-  int st = parse_opts(argc, argv, &o);
+  int st = cmd_parse_opts(argc, argv, &o);
   if (st >= 0) return st;
   const char *cfg_path = o.config, *out = o.out, *seed = o.seed;
   spr_config c;
@@ -765,8 +765,8 @@ static int cmd_calibrate(int argc, char **argv) {
   cp.p = &p;
   if (spr_config_parse(&c, cfg_path, "calibrate", on_calibrate_key, &cp) ||
       spr_config_resolve(&c, cfg_path))
-    return fail(1, NULL);
-  if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return fail(EXIT_USAGE, NULL);
+    return cmd_fail(1, NULL);
+  if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return cmd_fail(CMD_EXIT_USAGE, NULL);
   if (spr_cal_params_check(&p, &c)) {
     /* a relation between keys: name the line of the first key the message
      * names, when the file gave it */
@@ -781,51 +781,51 @@ static int cmd_calibrate(int argc, char **argv) {
         line = cp.line[k];
       }
     }
-    if (line) fprintf(stderr, "%s: %s:%d: %s\n", prog, cfg_path, line, spr_errmsg());
-    else fprintf(stderr, "%s: %s: %s\n", prog, cfg_path, spr_errmsg());
+    if (line) fprintf(stderr, "%s: %s:%d: %s\n", cmd_prog, cfg_path, line, spr_errmsg());
+    else fprintf(stderr, "%s: %s: %s\n", cmd_prog, cfg_path, spr_errmsg());
     return 1;
   }
   spr_cal *cal = NULL;
-  if (spr_cal_alloc(&c, &p, &cal)) return fail(1, NULL);
+  if (spr_cal_alloc(&c, &p, &cal)) return cmd_fail(1, NULL);
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
+  sa.sa_handler = cmd_on_signal;
   sa.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
-  spr_cal_set_cancel(cal, &interrupted);
+  spr_cal_set_cancel(cal, &cmd_interrupted);
 
   fprintf(stderr, "sprintsim %s: calibrate %s: seed %llu, output %s\n", PACKAGE_VERSION, cfg_path,
           (unsigned long long)c.seed, out);
-  const double t0 = now_s();
+  const double t0 = cmd_now_s();
   int status = 0;
   for (int k = 0; k < SPR_CAL_N_STEPS && !status; k++) {
     char sum[1024];
-    const double ts = now_s();
+    const double ts = cmd_now_s();
     fprintf(stderr, "calibrate: [%d/%d] %s ...\n", k + 1, SPR_CAL_N_STEPS, spr_cal_step_name(k));
     int rc = spr_cal_step(cal, k, sum, sizeof sum);
-    if (rc == SPR_ECANCELED || (rc && interrupted)) {
-      fprintf(stderr, "%s: interrupted in step %d (%s) after %.1f s; %s not written\n", prog, k + 1,
-              spr_cal_step_name(k), now_s() - t0, out);
+    if (rc == SPR_ECANCELED || (rc && cmd_interrupted)) {
+      fprintf(stderr, "%s: interrupted in step %d (%s) after %.1f s; %s not written\n", cmd_prog, k + 1,
+              spr_cal_step_name(k), cmd_now_s() - t0, out);
       status = 130;
     } else if (rc) {
-      fprintf(stderr, "%s: %s; %s not written\n", prog, spr_errmsg(), out);
+      fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, spr_errmsg(), out);
       status = 1;
     } else {
       fprintf(stderr, "calibrate: [%d/%d] %s done in %.1f s: %s\n", k + 1, SPR_CAL_N_STEPS,
-              spr_cal_step_name(k), now_s() - ts, sum);
+              spr_cal_step_name(k), cmd_now_s() - ts, sum);
     }
   }
   spr_device *dev = status ? NULL : spr_cal_device(cal, PACKAGE_VERSION);
-  if (!status && !dev) status = fail(1, NULL);
-  if (!status && interrupted) {
-    fprintf(stderr, "%s: interrupted; %s not written\n", prog, out);
+  if (!status && !dev) status = cmd_fail(1, NULL);
+  if (!status && cmd_interrupted) {
+    fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
     status = 130;
   }
-  if (!status && spr_device_write(out, dev)) status = fail(1, NULL);
+  if (!status && spr_device_write(out, dev)) status = cmd_fail(1, NULL);
   if (!status) {
     printf("%-20s %-26s %13s %13s %13s %10s %6s\n", "parameter", "key", "value", "ci95_lo",
            "ci95_hi", "r2", "n");
@@ -836,7 +836,7 @@ static int cmd_calibrate(int argc, char **argv) {
              (long long)q->n_points, strcmp(q->unit, "1") ? q->unit : "");
     }
     printf("calibrate: %s written in %.1f s (%d parameters, %d data arrays, %d netlists)\n", out,
-           now_s() - t0, dev->n_params, dev->n_data, dev->n_netlists);
+           cmd_now_s() - t0, dev->n_params, dev->n_data, dev->n_netlists);
   }
   spr_cal_free(cal);
   return status;
@@ -865,7 +865,7 @@ static int parse_ohm(const char *opt, const char *v, double *out) {
   char *end;
   double x = v ? strtod(v, &end) : 0;
   if (!v || !*v || *end || !(x >= 0) || x > 1e12) {
-    fprintf(stderr, "%s: %s: value '%s' is not a resistance in ohm (0 .. 1e12)\n", prog, opt,
+    fprintf(stderr, "%s: %s: value '%s' is not a resistance in ohm (0 .. 1e12)\n", cmd_prog, opt,
             v ? v : "(missing)");
     return -1;
   }
@@ -884,8 +884,8 @@ static int cmd_crossbar(int argc, char **argv) {
     } else if (!strcmp(a, "--g") || !strcmp(a, "--v") || !strcmp(a, "-o") ||
                !strcmp(a, "--output") || !strcmp(a, "--model")) {
       if (!v || !*v) {
-        fprintf(stderr, "%s: crossbar: %s needs a value\n", prog, a);
-        return EXIT_USAGE;
+        fprintf(stderr, "%s: crossbar: %s needs a value\n", cmd_prog, a);
+        return CMD_EXIT_USAGE;
       }
       if (!strcmp(a, "--g")) gpath = v;
       else if (!strcmp(a, "--v")) vpath = v;
@@ -893,18 +893,18 @@ static int cmd_crossbar(int argc, char **argv) {
       else out = v;
       i++;
     } else if (!strcmp(a, "--r-wl") || !strcmp(a, "--r-bl")) {
-      if (parse_ohm(a, v, !strcmp(a, "--r-wl") ? &r_wl : &r_bl)) return EXIT_USAGE;
+      if (parse_ohm(a, v, !strcmp(a, "--r-wl") ? &r_wl : &r_bl)) return CMD_EXIT_USAGE;
       i++;
     } else {
       fprintf(stderr, "%s: crossbar: unexpected argument '%s' (see 'sprintsim crossbar --help')\n",
-              prog, a);
-      return EXIT_USAGE;
+              cmd_prog, a);
+      return CMD_EXIT_USAGE;
     }
   }
   if (!gpath || !vpath || !out || !model_s) {
     fprintf(stderr, "%s: crossbar: --g, --v, --model and -o are required (see 'sprintsim crossbar --help')\n",
-            prog);
-    return EXIT_USAGE;
+            cmd_prog);
+    return CMD_EXIT_USAGE;
   }
   int model;
   if (!strcmp(model_s, "ideal")) model = SPR_XBAR_MODEL_IDEAL;
@@ -912,25 +912,25 @@ static int cmd_crossbar(int argc, char **argv) {
   else if (!strcmp(model_s, "nodal")) model = SPR_XBAR_MODEL_NODAL;
   else if (!strcmp(model_s, "spice")) model = -1; /* ngspice, one op per input */
   else {
-    fprintf(stderr, "%s: crossbar: --model '%s' is not one of ideal, analytic, nodal, spice\n", prog, model_s);
-    return EXIT_USAGE;
+    fprintf(stderr, "%s: crossbar: --model '%s' is not one of ideal, analytic, nodal, spice\n", cmd_prog, model_s);
+    return CMD_EXIT_USAGE;
   }
   if (model != SPR_XBAR_MODEL_IDEAL && (r_wl < 0 || r_bl < 0)) {
-    fprintf(stderr, "%s: crossbar: --model %s needs --r-wl and --r-bl\n", prog, model_s);
-    return EXIT_USAGE;
+    fprintf(stderr, "%s: crossbar: --model %s needs --r-wl and --r-bl\n", cmd_prog, model_s);
+    return CMD_EXIT_USAGE;
   }
   if (r_wl < 0) r_wl = 0;
   if (r_bl < 0) r_bl = 0;
   double *G = NULL, *V = NULL, *I = NULL;
   int R, C, M, RV, status = 0;
   if (spr_h5_read_matrix(gpath, "/G", &G, &R, &C) || spr_h5_read_matrix(vpath, "/V", &V, &M, &RV)) {
-    status = fail(1, NULL);
+    status = cmd_fail(1, NULL);
   } else if (RV != R) {
     fprintf(stderr, "%s: crossbar: %s /V has %d columns but %s /G has %d rows (one voltage per row)\n",
-            prog, vpath, RV, gpath, R);
+            cmd_prog, vpath, RV, gpath, R);
     status = 1;
   } else if (!(I = malloc((size_t)M * C * sizeof *I))) {
-    fprintf(stderr, "%s: crossbar: out of memory for %d x %d currents\n", prog, M, C);
+    fprintf(stderr, "%s: crossbar: out of memory for %d x %d currents\n", cmd_prog, M, C);
     status = 1;
   } else {
     double corr = 0;
@@ -943,7 +943,7 @@ static int cmd_crossbar(int argc, char **argv) {
         rc = spr_spice_crossbar_currents(G, R, C, r_wl, r_bl, V + (size_t)m * R, I + (size_t)m * C, 600.0);
     }
     if (rc) {
-      status = fail(1, gpath);
+      status = cmd_fail(1, gpath);
     } else {
       char rw[32], rbs[32], cs[32];
       snprintf(rw, sizeof rw, "%.17g", r_wl);
@@ -954,7 +954,7 @@ static int cmd_crossbar(int argc, char **argv) {
       const char *values[] = {"A", model_s, rw, rbs, cs};
       if (spr_h5_write_matrix(out, "/I", I, M, C, names, values,
                               model == SPR_XBAR_MODEL_ANALYTIC || model == SPR_XBAR_MODEL_NODAL ? 5 : 4)) {
-        status = fail(1, NULL);
+        status = cmd_fail(1, NULL);
       } else {
         printf("crossbar: %s: /I, %d x %d column currents (model %s", out, M, C, model_s);
         if (model == SPR_XBAR_MODEL_ANALYTIC) printf(", largest first-order correction %.4g", corr);
@@ -962,7 +962,7 @@ static int cmd_crossbar(int argc, char **argv) {
         printf(")\n");
         if (model == SPR_XBAR_MODEL_ANALYTIC && corr > SPR_IR_FIRST_ORDER_LIMIT)
           fprintf(stderr, "%s: crossbar: note: the first-order correction reaches %.3g, above %g: the "
-                  "analytic model is inaccurate for this array\n", prog, corr, SPR_IR_FIRST_ORDER_LIMIT);
+                  "analytic model is inaccurate for this array\n", cmd_prog, corr, SPR_IR_FIRST_ORDER_LIMIT);
       }
     }
   }
@@ -979,24 +979,24 @@ static int cmd_config(int argc, char **argv) {
              "(defaults, or CONFIG over the defaults) as INI text.\n");
       return 0;
     }
-    fprintf(stderr, "%s: config: expected at most one CONFIG file\n", prog);
-    return EXIT_USAGE;
+    fprintf(stderr, "%s: config: expected at most one CONFIG file\n", cmd_prog);
+    return CMD_EXIT_USAGE;
   }
   spr_config c;
   spr_config_default(&c);
   int rc = argc == 2 ? spr_config_load(&c, argv[1]) : spr_config_resolve(&c, "built-in default");
   if (!rc) rc = spr_qkv_resolve(&c, argc == 2 ? argv[1] : "built-in default");
-  if (rc) return fail(1, NULL);
+  if (rc) return cmd_fail(1, NULL);
   /* with a device model, print the configuration a run would use (the
    * list of keys it sets goes to stderr, stdout stays INI) */
   spr_device dev;
   int applied[SPR_DEVICE_MAX_PARAMS], n_applied;
-  rc = load_device_model(&c, &dev, applied, &n_applied, stderr);
+  rc = cmd_load_device_model(&c, &dev, applied, &n_applied, stderr);
   spr_device_free(&dev);
-  if (rc) return fail(1, NULL);
+  if (rc) return cmd_fail(1, NULL);
   char *ini = spr_config_to_ini(&c);
   if (!ini) {
-    fprintf(stderr, "%s: out of memory\n", prog);
+    fprintf(stderr, "%s: out of memory\n", cmd_prog);
     return 1;
   }
   fputs(ini, stdout);
@@ -1004,7 +1004,7 @@ static int cmd_config(int argc, char **argv) {
   return 0;
 }
 
-static void usage_synth(FILE *f) {
+static void cmd_usage_synth(FILE *f) {
   fprintf(f,
           "usage: sprintsim synth [CONFIG] -o FILE.h5 [--batch B] [--pad P]\n"
           "\n"
@@ -1026,50 +1026,50 @@ static int cmd_synth(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage_synth(stdout);
+      cmd_usage_synth(stdout);
       return 0;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
       if (++i >= argc || !argv[i][0]) {
-        fprintf(stderr, "%s: synth: %s needs a file name\n", prog, a);
-        return EXIT_USAGE;
+        fprintf(stderr, "%s: synth: %s needs a file name\n", cmd_prog, a);
+        return CMD_EXIT_USAGE;
       }
       out = argv[i];
     } else if (!strcmp(a, "--batch")) {
-      if (parse_int_arg("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 4096, &batch)) return EXIT_USAGE;
+      if (cmd_parse_int_arg("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 4096, &batch)) return CMD_EXIT_USAGE;
     } else if (!strcmp(a, "--pad")) {
-      if (parse_int_arg("--pad", i + 1 < argc ? argv[++i] : NULL, 0, SPR_QKV_MAX_SEQ, &pad)) return EXIT_USAGE;
+      if (cmd_parse_int_arg("--pad", i + 1 < argc ? argv[++i] : NULL, 0, SPR_QKV_MAX_SEQ, &pad)) return CMD_EXIT_USAGE;
     } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "%s: synth: unknown option '%s' (see 'sprintsim synth --help')\n", prog, a);
-      return EXIT_USAGE;
+      fprintf(stderr, "%s: synth: unknown option '%s' (see 'sprintsim synth --help')\n", cmd_prog, a);
+      return CMD_EXIT_USAGE;
     } else if (!cfg_path) {
       cfg_path = a;
     } else {
-      fprintf(stderr, "%s: synth: unexpected argument '%s' (one CONFIG at most)\n", prog, a);
-      return EXIT_USAGE;
+      fprintf(stderr, "%s: synth: unexpected argument '%s' (one CONFIG at most)\n", cmd_prog, a);
+      return CMD_EXIT_USAGE;
     }
   }
   if (!out) {
-    fprintf(stderr, "%s: synth: -o FILE.h5 is required (see 'sprintsim synth --help')\n", prog);
-    return EXIT_USAGE;
+    fprintf(stderr, "%s: synth: -o FILE.h5 is required (see 'sprintsim synth --help')\n", cmd_prog);
+    return CMD_EXIT_USAGE;
   }
   spr_config c;
   spr_config_default(&c);
   int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
-  if (rc) return fail(1, NULL);
+  if (rc) return cmd_fail(1, NULL);
   if (c.wl.source != SPR_SOURCE_SYNTHETIC) {
-    fprintf(stderr, "%s: synth: %s: workload.source must be synthetic\n", prog, cfg_path);
+    fprintf(stderr, "%s: synth: %s: workload.source must be synthetic\n", cmd_prog, cfg_path);
     return 1;
   }
   const int L = c.wl.n_layers, H = c.wl.n_heads, N = c.wl.seq_len, D = c.wl.head_dim;
   const int items = batch ? (int)batch : 1;
   if (pad && !batch) {
-    fprintf(stderr, "%s: synth: --pad needs --batch\n", prog);
-    return EXIT_USAGE;
+    fprintf(stderr, "%s: synth: --pad needs --batch\n", cmd_prog);
+    return CMD_EXIT_USAGE;
   }
   if ((long)N - (items - 1) * pad < 2) {
     fprintf(stderr, "%s: synth: item %d would have %ld real tokens (N %d - %d x pad %ld); at least 2\n",
-            prog, items - 1, (long)N - (items - 1) * pad, N, items - 1, pad);
-    return EXIT_USAGE;
+            cmd_prog, items - 1, (long)N - (items - 1) * pad, N, items - 1, pad);
+    return CMD_EXIT_USAGE;
   }
   const size_t nd = (size_t)N * D;
   uint8_t *mask = batch ? calloc((size_t)items * N, 1) : NULL;
@@ -1077,12 +1077,12 @@ static int cmd_synth(int argc, char **argv) {
   spr_qkv_writer *w = NULL;
   int status = 0;
   if ((batch && !mask) || !Q || !K || !V) {
-    fprintf(stderr, "%s: synth: out of memory\n", prog);
+    fprintf(stderr, "%s: synth: out of memory\n", cmd_prog);
     status = 1;
   }
   for (int b = 0; !status && mask && b < items; b++)
     memset(mask + (size_t)b * N, 1, (size_t)(N - b * pad));
-  if (!status && spr_qkv_create(out, L, H, (int)batch, N, D, mask, &w)) status = fail(1, NULL);
+  if (!status && spr_qkv_create(out, L, H, (int)batch, N, D, mask, &w)) status = cmd_fail(1, NULL);
   for (int b = 0; !status && b < items; b++) {
     spr_workload_params wl = c.wl;
     wl.seq_len = N - (int)(b * pad);
@@ -1094,10 +1094,10 @@ static int cmd_synth(int argc, char **argv) {
         memset(V, 0, nd * sizeof *V);
         if (spr_synth_head(&wl, c.seed + (uint64_t)b, l, h, Q, K, V) ||
             spr_qkv_write_head(w, l, h, b, Q, K, V))
-          status = fail(1, out);
+          status = cmd_fail(1, out);
       }
   }
-  if (w && spr_qkv_finish(w, !status) && !status) status = fail(1, NULL);
+  if (w && spr_qkv_finish(w, !status) && !status) status = cmd_fail(1, NULL);
   if (!status)
     printf("synth: %s: %d layers x %d heads, N = %d, d = %d, %d item%s (%ld padding tokens per item), seed %llu\n",
            out, L, H, N, D, items, items == 1 ? "" : "s", pad, (unsigned long long)c.seed);
@@ -1108,10 +1108,26 @@ static int cmd_synth(int argc, char **argv) {
   return status;
 }
 
+/* A trace's tables (sim/spr_report.h). */
+static int cmd_report(int argc, char **argv) {
+  if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+    printf("usage: sprintsim report FILE.h5\n\nPrint, from a trace alone, per layer and in total for "
+           "every scheme: keep rate,\nbytes fetched and reused, energy, cycles, speedup and energy "
+           "reduction over\ndense, accuracy metrics; then energy and cycles by component.\n");
+    return 0;
+  }
+  if (argc != 2) {
+    fprintf(stderr, "%s: report: expected one trace file (see 'sprintsim report --help')\n", cmd_prog);
+    return CMD_EXIT_USAGE;
+  }
+  if (spr_report_print(argv[1], stdout)) return cmd_fail(1, NULL);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage_main(stderr);
-    return EXIT_USAGE;
+    return CMD_EXIT_USAGE;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
@@ -1123,10 +1139,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "help")) {
-    if (argc > 2 && !strcmp(argv[2], "run")) usage_run(stdout);
-    else if (argc > 2 && !strcmp(argv[2], "synth")) usage_synth(stdout);
-    else if (argc > 2 && !strcmp(argv[2], "sweep")) usage_sweep(stdout);
-    else if (argc > 2 && !strcmp(argv[2], "calibrate")) usage_calibrate(stdout);
+    if (argc > 2 && !strcmp(argv[2], "run")) cmd_usage_run(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "synth")) cmd_usage_synth(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "sweep")) cmd_usage_sweep(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "calibrate")) cmd_usage_calibrate(stdout);
     else if (argc > 2 && !strcmp(argv[2], "config")) {
       char *v[] = {"config", "--help", NULL};
       return cmd_config(2, v);
@@ -1139,20 +1155,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
   if (!strcmp(cmd, "crossbar")) return cmd_crossbar(argc - 1, argv + 1);
   if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
-  if (!strcmp(cmd, "report")) {
-    if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
-      printf("usage: sprintsim report FILE.h5\n\nPrint, from a trace alone, per layer and in total for "
-             "every scheme: keep rate,\nbytes fetched and reused, energy, cycles, speedup and energy "
-             "reduction over\ndense, accuracy metrics; then energy and cycles by component.\n");
-      return 0;
-    }
-    if (argc != 3) {
-      fprintf(stderr, "%s: report: expected one trace file (see 'sprintsim report --help')\n", prog);
-      return EXIT_USAGE;
-    }
-    if (spr_report_print(argv[2], stdout)) return fail(1, NULL);
-    return 0;
-  }
-  fprintf(stderr, "%s: unknown command '%s' (see 'sprintsim --help')\n", prog, cmd);
-  return EXIT_USAGE;
+  if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
+  fprintf(stderr, "%s: unknown command '%s' (see 'sprintsim --help')\n", cmd_prog, cmd);
+  return CMD_EXIT_USAGE;
 }
