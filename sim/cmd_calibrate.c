@@ -1,0 +1,163 @@
+/* cmd_calibrate.c - sprintsim calibrate: SPICE measurements and fits into a
+ * device-model file (calibration/spr_calibrate.h). */
+#include "config.h"
+#include "cmd.h"
+#include "spr_calibrate.h"
+#include "spr_config.h"
+#include "spr_device.h"
+#include "spr_error.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+void cmd_usage_calibrate(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim calibrate CONFIG [-o DEVICE.h5] [--seed N]\n"
+          "\n"
+          "Measure the devices of CONFIG with ngspice and fit the simulator's models\n"
+          "(docs/calibration.md), in seven steps:\n"
+          "  1 cell I-V at several G in [g_min, g_max]          -> crossbar.cell_v0\n"
+          "  2 exact currents of random arrays (ngspice checks  -> crossbar.ir_alpha_wl,\n"
+          "    the nodal solver)                                   ir_alpha_bl\n"
+          "  3 column .noise over analog.bandwidth              -> analog.thermal_excess\n"
+          "  4 comparator Monte-Carlo trip currents             -> analog.cmp_offset_sigma\n"
+          "  5 comparator .noise over analog.bandwidth          -> analog.cmp_noise_sigma\n"
+          "  6 comparator step transients at several overdrives -> energy.cmp_per_decision\n"
+          "  7 read energy of arrays of several sizes           -> energy.imc_mac_per_op\n"
+          "\n"
+          "CONFIG is an ordinary configuration (its crossbar, analog, energy and timing\n"
+          "keys give sizes, g_min/g_max, v_read, r_wl/r_bl, temperature, bandwidth and\n"
+          "clock; run.seed seeds every Monte Carlo) plus an optional [calibrate]\n"
+          "section with the SPICE device and circuit, for example:\n"
+          "\n"
+          "  [calibrate]\n"
+          "  cell_v0 = 0.25 V          ; sinh law I = I0 exp(-gap/g0) sinh(V/V0)\n"
+          "  cmp_samples = 200         ; Monte-Carlo comparators\n"
+          "  cmp_r_sense = 20 kohm     ; comparator sense resistors\n"
+          "  timeout = 120 s           ; limit of each ngspice job\n"
+          "\n"
+          "Every key, its default and unit: docs/calibration.md (examples/calibrate.ini\n"
+          "writes them all out).  The defaults take 15 to 35 s.\n"
+          "\n"
+          "  -o, --output FILE  device-model file (default sprintsim-device.h5); written\n"
+          "                     as FILE.tmp.XXXXXX and renamed when complete\n"
+          "  --seed N           overrides run.seed\n"
+          "  -h, --help         this help\n"
+          "\n"
+          "Progress and each step's time go to standard error, the fitted parameters\n"
+          "to standard output.  Then set run.device_model = DEVICE.h5 in a run's\n"
+          "configuration.  Exit status: 0 success, 1 error (no file written), 2 bad\n"
+          "command line, 130 interrupted (no file written).\n");
+}
+
+/* Lines of the [calibrate] keys given (0: not given), for duplicates and
+ * for naming the line of a key in a relation error. */
+typedef struct {
+  spr_cal_params *p;
+  int line[SPR_CAL_MAX_KEYS];
+} cal_parse;
+
+static int on_calibrate_key(void *user, const char *name, const char *value, int line,
+                            const char *origin) {
+  cal_parse *cp = user;
+  int ki = spr_cal_key_find(name);
+  if (ki >= 0 && cp->line[ki])
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s' given twice (first on line %d)", origin,
+                     name, cp->line[ki]);
+  int rc = spr_cal_params_set(cp->p, name, value, origin);
+  if (!rc) cp->line[ki] = line;
+  return rc;
+}
+
+int cmd_calibrate(int argc, char **argv) {
+  cmd_opts o = {"calibrate", cmd_usage_calibrate, CMD_OPT_SEED, "", NULL, "sprintsim-device.h5", NULL, NULL,
+                1};
+  int st = cmd_parse_opts(argc, argv, &o);
+  if (st >= 0) return st;
+  const char *cfg_path = o.config, *out = o.out, *seed = o.seed;
+  spr_config c;
+  spr_cal_params p;
+  spr_config_default(&c);
+  spr_cal_params_default(&p);
+  cal_parse cp;
+  memset(&cp, 0, sizeof cp);
+  cp.p = &p;
+  if (spr_config_parse(&c, cfg_path, "calibrate", on_calibrate_key, &cp) ||
+      spr_config_resolve(&c, cfg_path))
+    return cmd_fail(1, NULL);
+  if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return cmd_fail(CMD_EXIT_USAGE, NULL);
+  if (spr_cal_params_check(&p, &c)) {
+    /* a relation between keys: name the line of the first key the message
+     * names, when the file gave it */
+    int line = 0;
+    const char *first = NULL, *msg = spr_errmsg();
+    for (int k = 0; k < spr_cal_nkeys(); k++) {
+      char pat[64];
+      snprintf(pat, sizeof pat, " %s ", spr_cal_key_name(k));
+      const char *at = strstr(msg, pat);
+      if (at && (!first || at < first)) {
+        first = at;
+        line = cp.line[k];
+      }
+    }
+    if (line) fprintf(stderr, "%s: %s:%d: %s\n", cmd_prog, cfg_path, line, spr_errmsg());
+    else fprintf(stderr, "%s: %s: %s\n", cmd_prog, cfg_path, spr_errmsg());
+    return 1;
+  }
+  spr_cal *cal = NULL;
+  if (spr_cal_alloc(&c, &p, &cal)) return cmd_fail(1, NULL);
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = cmd_on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  spr_cal_set_cancel(cal, &cmd_interrupted);
+
+  fprintf(stderr, "sprintsim %s: calibrate %s: seed %llu, output %s\n", PACKAGE_VERSION, cfg_path,
+          (unsigned long long)c.seed, out);
+  const double t0 = cmd_now_s();
+  int status = 0;
+  for (int k = 0; k < SPR_CAL_N_STEPS && !status; k++) {
+    char sum[1024];
+    const double ts = cmd_now_s();
+    fprintf(stderr, "calibrate: [%d/%d] %s ...\n", k + 1, SPR_CAL_N_STEPS, spr_cal_step_name(k));
+    int rc = spr_cal_step(cal, k, sum, sizeof sum);
+    if (rc == SPR_ECANCELED || (rc && cmd_interrupted)) {
+      fprintf(stderr, "%s: interrupted in step %d (%s) after %.1f s; %s not written\n", cmd_prog, k + 1,
+              spr_cal_step_name(k), cmd_now_s() - t0, out);
+      status = 130;
+    } else if (rc) {
+      fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, spr_errmsg(), out);
+      status = 1;
+    } else {
+      fprintf(stderr, "calibrate: [%d/%d] %s done in %.1f s: %s\n", k + 1, SPR_CAL_N_STEPS,
+              spr_cal_step_name(k), cmd_now_s() - ts, sum);
+    }
+  }
+  spr_device *dev = status ? NULL : spr_cal_device(cal, PACKAGE_VERSION);
+  if (!status && !dev) status = cmd_fail(1, NULL);
+  if (!status && cmd_interrupted) {
+    fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
+    status = 130;
+  }
+  if (!status && spr_device_write(out, dev)) status = cmd_fail(1, NULL);
+  if (!status) {
+    printf("%-20s %-26s %13s %13s %13s %10s %6s\n", "parameter", "key", "value", "ci95_lo",
+           "ci95_hi", "r2", "n");
+    for (int i = 0; i < dev->n_params; i++) {
+      const spr_device_param *q = &dev->params[i];
+      printf("%-20s %-26s %13.6g %13.6g %13.6g %10.6f %6lld  %s\n", q->name,
+             q->key[0] ? q->key : "(informational)", q->value, q->ci95_lo, q->ci95_hi, q->r2,
+             (long long)q->n_points, strcmp(q->unit, "1") ? q->unit : "");
+    }
+    printf("calibrate: %s written in %.1f s (%d parameters, %d data arrays, %d netlists)\n", out,
+           cmd_now_s() - t0, dev->n_params, dev->n_data, dev->n_netlists);
+  }
+  spr_cal_free(cal);
+  return status;
+}

@@ -1,0 +1,140 @@
+/* cmd_sweep.c - sprintsim sweep: every point of a grid (sim/spr_sweep.h). */
+#include "config.h"
+#include "cmd.h"
+#include "spr_error.h"
+#include "spr_eval.h"
+#include "spr_sweep.h"
+
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cmd_usage_sweep(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim sweep CONFIG [-o SWEEP.h5] [--threads N]\n"
+          "\n"
+          "Evaluate every point of a grid over configuration keys: CONFIG is an\n"
+          "ordinary configuration plus a [sweep] section (docs/sweep.md):\n"
+          "\n"
+          "  [sweep]\n"
+          "  threshold.keep_rate = 0.05, 0.1, 0.2      ; axis: section.key = values\n"
+          "  analog.cmp_noise_sigma = 0, 20 nA, 50 nA  ; as the key accepts them\n"
+          "  schemes = sprint, dense, oracle, topk     ; schemes reported (optional)\n"
+          "  max_points = 1000                         ; refuse larger grids (default)\n"
+          "\n"
+          "The grid is the Cartesian product of the axes (the first varies slowest).\n"
+          "Every point is checked before any runs.  Points run in parallel, one\n"
+          "thread each; the output is identical for any thread count.\n"
+          "\n"
+          "Rows: one per point and scheme.  Synthetic or Q/K/V heads report attention\n"
+          "metrics (mass_retained, rel_fro, ...); workload.source = vit reports the\n"
+          "ViT's top1, agreement, top1_exact (exact attention's top-1, which has no\n"
+          "row: it is not priced) and loss_pp (docs/vit.md, example\n"
+          "examples/vit-sweep.ini).\n"
+          "\n"
+          "  -o, --output FILE  HDF5 results (default sprintsim-sweep.h5); the CSV is\n"
+          "                     written beside it (FILE without .h5, plus .csv); both\n"
+          "                     are written as NAME.tmp.XXXXXX and renamed when complete\n"
+          "  --threads N        points evaluated at once (default: OMP_NUM_THREADS or\n"
+          "                     all cores)\n"
+          "  -h, --help         this help\n"
+          "\n"
+          "Plots: scripts/plot SWEEP.h5.  Exit status: 0 success, 1 error, 2 bad command\n"
+          "line, 130 interrupted (nothing written).\n");
+}
+
+int cmd_sweep(int argc, char **argv) {
+  cmd_opts opt = {"sweep", cmd_usage_sweep, CMD_OPT_THREADS, "with a [sweep] section ", NULL,
+                  "sprintsim-sweep.h5", NULL, NULL, omp_get_max_threads()};
+  int st0 = cmd_parse_opts(argc, argv, &opt);
+  if (st0 >= 0) return st0;
+  const char *cfg_path = opt.config, *out = opt.out;
+  long threads = opt.threads;
+  spr_sweep *sw = NULL;
+  if (spr_sweep_load(cfg_path, &sw)) return cmd_fail(1, NULL);
+  char *csv = spr_sweep_csv_path(out);
+  spr_sweep_out *o = NULL;
+  if (!csv) {
+    spr_sweep_free(sw);
+    fprintf(stderr, "%s: out of memory\n", cmd_prog);
+    return 1;
+  }
+  if (spr_sweep_out_open(out, csv, &o)) {
+    int st = cmd_fail(1, NULL);
+    free(csv);
+    spr_sweep_free(sw);
+    return st;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = cmd_on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  const int P = spr_sweep_npoints(sw);
+  const spr_evaluator *ev = spr_sweep_evaluator(sw);
+  if (threads > P) threads = P;
+  printf("sprintsim %s: sweep %s: %d point%s (", PACKAGE_VERSION, cfg_path, P, P == 1 ? "" : "s");
+  for (int a = 0; a < spr_sweep_naxes(sw); a++)
+    printf("%s%s x%d", a ? ", " : "", spr_sweep_axis_key(sw, a), spr_sweep_axis_nvalues(sw, a));
+  printf("%s) x %d schemes, evaluator %s, %ld thread%s\n", spr_sweep_naxes(sw) ? "" : "no axes",
+         spr_sweep_nschemes(sw), ev->name, threads, threads == 1 ? "" : "s");
+  fflush(stdout);
+  /* one thread per point; each point's result depends on its configuration
+   * alone, so the output does not depend on the order points finish */
+  int done = 0, err_point = -1, err_code = 0;
+  char err_msg[2048] = "";
+  const double t0 = cmd_now_s();
+#pragma omp parallel for num_threads((int)threads) schedule(dynamic, 1)
+  for (int p = 0; p < P; p++) {
+    /* after a failure, skip only the points after the failing one: every
+     * point before it still runs, so the first failing point (the one
+     * reported) is the same for any thread count */
+    int first_err;
+#pragma omp atomic read
+    first_err = err_point;
+    if (cmd_interrupted || (first_err >= 0 && p > first_err)) continue;
+    const double tp = cmd_now_s();
+    int rc = spr_sweep_eval_point(sw, p, &cmd_interrupted);
+#pragma omp critical(sweep_progress)
+    {
+      if (rc && rc != SPR_ECANCELED && (err_point < 0 || p < err_point)) {
+#pragma omp atomic write
+        err_point = p;
+        snprintf(err_msg, sizeof err_msg, "%s", spr_errmsg());
+#pragma omp atomic write
+        err_code = rc;
+      } else if (!rc) {
+        char label[512];
+        done++;
+        spr_sweep_point_label(sw, p, label, sizeof label);
+        fprintf(stderr, "sweep: %d/%d done (point %d: %s) %.1f s, %.0f s elapsed\n", done, P, p + 1,
+                label, cmd_now_s() - tp, cmd_now_s() - t0);
+      }
+    }
+  }
+  int status = 0;
+  if (err_code) {
+    fprintf(stderr, "%s: %s\n", cmd_prog, err_msg);
+    status = 1;
+  } else if (cmd_interrupted) {
+    fprintf(stderr, "%s: interrupted after %d of %d points; %s and %s not written\n", cmd_prog, done, P,
+                out, csv);
+    status = 130;
+  }
+  if (status) {
+    spr_sweep_out_abort(o);
+  } else if (spr_sweep_out_commit(o, sw, PACKAGE_VERSION)) {
+    status = cmd_fail(1, NULL);
+  } else {
+    printf("sweep: %s, %s (%d rows) in %.1f s\n", out, csv, P * spr_sweep_nschemes(sw), cmd_now_s() - t0);
+  }
+  free(csv);
+  spr_sweep_free(sw);
+  return status;
+}

@@ -1,0 +1,116 @@
+/* cmd_synth.c - sprintsim synth: the generator's Q, K, V as a file
+ * (docs/qkv.md). */
+#include "config.h"
+#include "cmd.h"
+#include "spr_config.h"
+#include "spr_qkv.h"
+#include "spr_synth.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cmd_usage_synth(FILE *f) {
+  fprintf(f,
+          "usage: sprintsim synth [CONFIG] -o FILE.h5 [--batch B] [--pad P]\n"
+          "\n"
+          "Write the synthetic generator's Q, K, V (workload keys of CONFIG: preset,\n"
+          "seq_len, layers, heads, head_dim; run.seed) as a sprintsim-qkv file\n"
+          "(docs/qkv.md), float32.\n"
+          "  -o FILE.h5   output, written atomically\n"
+          "  --batch B    B items (datasets (B, heads, N, d) and a /mask (B, N));\n"
+          "               item b is the generator's output for seed run.seed + b\n"
+          "               with N - b P real tokens, then P b padding tokens of zeros\n"
+          "               (mask 0); without --batch: datasets (heads, N, d), no mask\n"
+          "  --pad P      padding tokens added per item (default 0)\n");
+}
+
+/* The generator's Q, K, V in the sprintsim-qkv format. */
+int cmd_synth(int argc, char **argv) {
+  const char *cfg_path = NULL, *out = NULL;
+  long batch = 0, pad = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      cmd_usage_synth(stdout);
+      return 0;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+      if (++i >= argc || !argv[i][0]) {
+        fprintf(stderr, "%s: synth: %s needs a file name\n", cmd_prog, a);
+        return CMD_EXIT_USAGE;
+      }
+      out = argv[i];
+    } else if (!strcmp(a, "--batch")) {
+      if (cmd_parse_int_arg("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 4096, &batch)) return CMD_EXIT_USAGE;
+    } else if (!strcmp(a, "--pad")) {
+      if (cmd_parse_int_arg("--pad", i + 1 < argc ? argv[++i] : NULL, 0, SPR_QKV_MAX_SEQ, &pad)) return CMD_EXIT_USAGE;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "%s: synth: unknown option '%s' (see 'sprintsim synth --help')\n", cmd_prog, a);
+      return CMD_EXIT_USAGE;
+    } else if (!cfg_path) {
+      cfg_path = a;
+    } else {
+      fprintf(stderr, "%s: synth: unexpected argument '%s' (one CONFIG at most)\n", cmd_prog, a);
+      return CMD_EXIT_USAGE;
+    }
+  }
+  if (!out) {
+    fprintf(stderr, "%s: synth: -o FILE.h5 is required (see 'sprintsim synth --help')\n", cmd_prog);
+    return CMD_EXIT_USAGE;
+  }
+  spr_config c;
+  spr_config_default(&c);
+  int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
+  if (rc) return cmd_fail(1, NULL);
+  if (c.wl.source != SPR_SOURCE_SYNTHETIC) {
+    fprintf(stderr, "%s: synth: %s: workload.source must be synthetic\n", cmd_prog, cfg_path);
+    return 1;
+  }
+  const int L = c.wl.n_layers, H = c.wl.n_heads, N = c.wl.seq_len, D = c.wl.head_dim;
+  const int items = batch ? (int)batch : 1;
+  if (pad && !batch) {
+    fprintf(stderr, "%s: synth: --pad needs --batch\n", cmd_prog);
+    return CMD_EXIT_USAGE;
+  }
+  if ((long)N - (items - 1) * pad < 2) {
+    fprintf(stderr, "%s: synth: item %d would have %ld real tokens (N %d - %d x pad %ld); at least 2\n",
+            cmd_prog, items - 1, (long)N - (items - 1) * pad, N, items - 1, pad);
+    return CMD_EXIT_USAGE;
+  }
+  const size_t nd = (size_t)N * D;
+  uint8_t *mask = batch ? calloc((size_t)items * N, 1) : NULL;
+  float *Q = calloc(nd, sizeof *Q), *K = calloc(nd, sizeof *K), *V = calloc(nd, sizeof *V);
+  spr_qkv_writer *w = NULL;
+  int status = 0;
+  if ((batch && !mask) || !Q || !K || !V) {
+    fprintf(stderr, "%s: synth: out of memory\n", cmd_prog);
+    status = 1;
+  }
+  for (int b = 0; !status && mask && b < items; b++)
+    memset(mask + (size_t)b * N, 1, (size_t)(N - b * pad));
+  if (!status && spr_qkv_create(out, L, H, (int)batch, N, D, mask, &w)) status = cmd_fail(1, NULL);
+  for (int b = 0; !status && b < items; b++) {
+    spr_workload_params wl = c.wl;
+    wl.seq_len = N - (int)(b * pad);
+    for (int l = 0; !status && l < L; l++)
+      for (int h = 0; !status && h < H; h++) {
+        /* the item's tokens first, zero rows of padding after */
+        memset(Q, 0, nd * sizeof *Q);
+        memset(K, 0, nd * sizeof *K);
+        memset(V, 0, nd * sizeof *V);
+        if (spr_synth_head(&wl, c.seed + (uint64_t)b, l, h, Q, K, V) ||
+            spr_qkv_write_head(w, l, h, b, Q, K, V))
+          status = cmd_fail(1, out);
+      }
+  }
+  if (w && spr_qkv_finish(w, !status) && !status) status = cmd_fail(1, NULL);
+  if (!status)
+    printf("synth: %s: %d layers x %d heads, N = %d, d = %d, %d item%s (%ld padding tokens per item), seed %llu\n",
+           out, L, H, N, D, items, items == 1 ? "" : "s", pad, (unsigned long long)c.seed);
+  free(mask);
+  free(Q);
+  free(K);
+  free(V);
+  return status;
+}
