@@ -35,7 +35,7 @@ static const key_row keys[] = {
   {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
   {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md), relative to the configuration file's folder; empty = the keys below as given", NULL}, F(device_model), 0, 0, 0},
 
-  {{"workload", "source", SPR_KEY_ENUM, "", "attention inputs: synthetic (the seeded generator, preset below), qkv (Q, K, V of workload.qkv_file, docs/qkv.md) or vit (the ViT on Fashion-MNIST test images, docs/vit.md)", "synthetic|qkv|vit"}, F(wl.source), 0, 0, 2},
+  {{"workload", "source", SPR_KEY_ENUM, "", "attention inputs: synthetic (the seeded generator, preset below), qkv (Q, K, V of workload.qkv_file, docs/qkv.md) or model (the transformer of workload.model on its evaluation items, docs/models.md; vit is its old name)", "synthetic|qkv|model|vit"}, F(wl.source), 0, 0, 3},
   {{"workload", "qkv_file", SPR_KEY_STRING, "", "sprintsim-qkv HDF5 file of Q, K, V per layer and head (source qkv; docs/qkv.md); relative to the configuration file's folder", NULL}, F(wl.qkv_file), 0, 0, 0},
   {{"workload", "qkv_item", SPR_KEY_INT, "", "batch item of workload.qkv_file to simulate (source qkv)", NULL}, F(wl.qkv_item), 0, 0, SPR_QKV_MAX_BATCH - 1},
   {{"workload", "preset", SPR_KEY_ENUM, "", "synthetic attention preset (docs/workloads.md; source synthetic)", "bert-base|vit-base"}, F(wl.preset), 0, 0, 1},
@@ -43,10 +43,13 @@ static const key_row keys[] = {
   {{"workload", "layers", SPR_KEY_INT, "", "layers; 0 = preset's (12), or with source qkv the file's (fewer: its first layers)", NULL}, F(wl.n_layers), 0, 0, SPR_MAX_LAYERS},
   {{"workload", "heads", SPR_KEY_INT, "", "heads per layer; 0 = preset's (12), or with source qkv the file's (fewer: its first heads)", NULL}, F(wl.n_heads), 0, 0, SPR_MAX_HEADS},
   {{"workload", "head_dim", SPR_KEY_INT, "", "head dimension d; 0 = preset's (64), or with source qkv the file's", NULL}, F(wl.head_dim), 0, 0, SPR_QKV_MAX_DIM},
-  {{"workload", "model", SPR_KEY_STRING, "", "source vit: model HDF5 file written by scripts/train_vit.py (docs/vit.md); relative to the configuration file's folder (the default: to the current folder)", NULL}, F(wl.model), 0, 0, 0},
-  {{"workload", "dataset", SPR_KEY_STRING, "", "source vit: folder of the Fashion-MNIST IDX files t10k-{images-idx3,labels-idx1}-ubyte.gz (Debian: dataset-fashion-mnist); relative to the configuration file's folder", NULL}, F(wl.dataset), 0, 0, 0},
-  {{"workload", "images", SPR_KEY_INT, "", "source vit: test images evaluated", NULL}, F(wl.images), 1000, 1, 10000000},
-  {{"workload", "first_image", SPR_KEY_INT, "", "source vit: index of the first test image evaluated", NULL}, F(wl.first_image), 0, 0, 10000000},
+  {{"workload", "model", SPR_KEY_STRING, "", "source model: sprintsim-model HDF5 file (docs/models.md, written by scripts/train_model.py); relative to the configuration file's folder (the default: to the current folder)", NULL}, F(wl.model), 0, 0, 0},
+  {{"workload", "reference_model", SPR_KEY_STRING, "", "source model: the dense reference model whose exact-attention accuracy the losses are measured against; empty = the file the model names (its attribute 'reference'), none = no reference row (losses against exact attention); relative to the configuration file's folder", NULL}, F(wl.reference_model), 0, 0, 0},
+  {{"workload", "dataset", SPR_KEY_STRING, "", "source model, image models: folder of the Fashion-MNIST IDX files t10k-{images-idx3,labels-idx1}-ubyte.gz (Debian: dataset-fashion-mnist); relative to the configuration file's folder", NULL}, F(wl.dataset), 0, 0, 0},
+  {{"workload", "images", SPR_KEY_INT, "", "source model, image models: test images evaluated", NULL}, F(wl.images), 1000, 1, 10000000},
+  {{"workload", "first_image", SPR_KEY_INT, "", "source model, image models: index of the first test image evaluated", NULL}, F(wl.first_image), 0, 0, 10000000},
+  {{"workload", "windows", SPR_KEY_INT, "", "source model, text models: windows of the evaluation split evaluated (window w: its tokens w N .. w N + N - 1 predict the next ones)", NULL}, F(wl.windows), 16, 1, 10000000},
+  {{"workload", "first_window", SPR_KEY_INT, "", "source model, text models: index of the first window evaluated", NULL}, F(wl.first_window), 0, 0, 10000000},
 
   {{"crossbar", "rows", SPR_KEY_INT, "", "cells per column of one array (key dimensions per array)", NULL}, F(xbar.rows), 64, 1, 4096},
   {{"crossbar", "cols", SPR_KEY_INT, "", "cells per row of one array (even: two columns per key)", NULL}, F(xbar.cols), 64, 2, 4096},
@@ -85,13 +88,13 @@ static const key_row keys[] = {
   {{"analog", "cmp_noise", SPR_KEY_BOOL, "", "comparator noise per decision", NULL}, F(an.cmp_noise), 1, 0, 1},
   {{"analog", "cmp_noise_sigma", SPR_KEY_DOUBLE, "A", "sigma of the comparator noise per decision (input-referred)", NULL}, F(an.cmp_noise_sigma_A), 1e-8, 0, 1},
 
-  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate; direct: use values; learned: the model file's threshold per layer plus offset (source vit)", "keep_rate|direct|learned"}, F(thr.mode), 0, 0, 2},
+  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate; direct: use values; learned: the model file's threshold per layer plus offset (source model)", "keep_rate|direct|learned"}, F(thr.mode), 0, 0, 2},
   {{"threshold", "keep_rate", SPR_KEY_DOUBLE, "", "target fraction of keys kept (mode keep_rate)", NULL}, F(thr.keep_rate), 0.15, 1e-6, 1},
   {{"threshold", "per_head", SPR_KEY_BOOL, "", "one threshold per head instead of one per layer", NULL}, F(thr.per_head), 0, 0, 1},
   {{"threshold", "values", SPR_KEY_LIST, "score", "thresholds in score units (mode direct): 1, one per layer, or one per layer and head", NULL}, F(thr.values), 0, -1e9, 1e9},
   {{"threshold", "bits", SPR_KEY_INT, "", "resolution of the threshold generator", NULL}, F(thr.bits), 5, 1, 16},
   {{"threshold", "range", SPR_KEY_DOUBLE, "score", "threshold full scale in score units; 0 = max |ideal score|", NULL}, F(thr.range), 0, 0, 1e9},
-  {{"threshold", "offset", SPR_KEY_DOUBLE, "", "mode learned: added to the learned threshold, in units of the scaled score q.k / sqrt(d) (docs/vit.md)", NULL}, F(thr.offset), 0, -1e3, 1e3},
+  {{"threshold", "offset", SPR_KEY_DOUBLE, "", "mode learned: added to the learned threshold, in units of the scaled score q.k / sqrt(d) (docs/models.md)", NULL}, F(thr.offset), 0, -1e3, 1e3},
 
   /* [energy] and [timing]: the ledger's constants, sources in docs/energy.md.
    * "45 nm" figures are Horowitz (ISSCC 2014) values that the ledger
@@ -409,6 +412,7 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
     const key_row *k = &keys[i];
     char *f = field(c, k);
     if (k->info.type != SPR_KEY_STRING || !f[0] || f[0] == '/') continue;
+    if (k->off == F(wl.reference_model) && !strcmp(f, "none")) continue; /* not a file */
     char cwd[SPR_STRING_MAX];
     if (!getcwd(cwd, sizeof cwd))
       return CFG_ERR("%s: key '%s.%s': cannot make '%.200s' absolute: %s",
@@ -424,6 +428,7 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
     memcpy(f, cwd, cl);
     f[cl] = '/';
   }
+  if (c->wl.source == SPR_SOURCE_VIT) c->wl.source = SPR_SOURCE_MODEL; /* the old name */
   if (c->wl.source == SPR_SOURCE_QKV) {
     /* the sizes left at 0 come from the file: spr_qkv_resolve()
      * (workloads/spr_qkv.h) fills them and calls this again */
@@ -434,11 +439,11 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
     if (c->wl.qkv_file[0])
       return CFG_ERR("%s: key 'workload.qkv_file' ('%.200s') is set but workload.source is %s; set source = qkv or remove the key",
                      AT("workload", "qkv_file"), c->wl.qkv_file,
-                     c->wl.source == SPR_SOURCE_VIT ? "vit" : "synthetic");
+                     c->wl.source == SPR_SOURCE_MODEL ? "model" : "synthetic");
     if (c->wl.qkv_item)
       return CFG_ERR("%s: key 'workload.qkv_item' (%d) is set but workload.source is %s",
                      AT("workload", "qkv_item"), c->wl.qkv_item,
-                     c->wl.source == SPR_SOURCE_VIT ? "vit" : "synthetic");
+                     c->wl.source == SPR_SOURCE_MODEL ? "model" : "synthetic");
     const int *pd = preset_defaults[c->wl.preset ? 1 : 0];
     if (c->wl.seq_len == 0) c->wl.seq_len = pd[0];
     if (c->wl.n_layers == 0) c->wl.n_layers = pd[1];
@@ -481,23 +486,20 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
   if (t->range > 0 && t->range < 1e-3)
     return CFG_ERR("%s: key 'threshold.range': value %g is neither 0 (auto) nor at least 0.001 score units",
                    AT("threshold", "range"), t->range);
-  if (t->mode == SPR_THR_LEARNED && c->wl.source != SPR_SOURCE_VIT)
-    return CFG_ERR("%s: key 'threshold.mode': value 'learned' needs workload.source = vit "
+  if (t->mode == SPR_THR_LEARNED && c->wl.source != SPR_SOURCE_MODEL)
+    return CFG_ERR("%s: key 'threshold.mode': value 'learned' needs workload.source = model "
                    "(the thresholds come from the model file)", AT("threshold", "mode"));
-  if (c->wl.source == SPR_SOURCE_VIT && c->wl.model[0] == '\0')
-    return CFG_ERR("%s: key 'workload.model' is empty; source vit needs a model file",
+  if (c->wl.source == SPR_SOURCE_MODEL && c->wl.model[0] == '\0')
+    return CFG_ERR("%s: key 'workload.model' is empty; source model needs a model file",
                    AT("workload", "model"));
-  if (c->wl.source == SPR_SOURCE_VIT && c->wl.dataset[0] == '\0')
-    return CFG_ERR("%s: key 'workload.dataset' is empty; source vit needs the Fashion-MNIST folder",
-                   AT("workload", "dataset"));
   /* with source qkv, L and H may still be 0 (the file's): counted later */
   if (t->mode == SPR_THR_DIRECT && (t->n_values == 0 || (c->wl.n_layers > 0 && c->wl.n_heads > 0))) {
     int L = c->wl.n_layers, H = c->wl.n_heads;
     if (t->n_values == 0)
       return CFG_ERR("%s: key 'threshold.values' is required when threshold.mode = direct",
                      AT("threshold", "mode"));
-    if (c->wl.source == SPR_SOURCE_VIT) {
-      /* counted against the model's depth and heads by spr_vit_config */
+    if (c->wl.source == SPR_SOURCE_MODEL) {
+      /* counted against the model's depth and heads by spr_model_config */
     } else if (t->per_head) {
       if (t->n_values != 1 && t->n_values != L * H)
         return CFG_ERR("%s: key 'threshold.values': %d values given; per_head needs 1 or layers x heads = %d",

@@ -37,9 +37,15 @@ enum spr_ir_model { SPR_IR_OFF = 0, SPR_IR_FIRST_ORDER = 1, SPR_IR_NODAL = 2 };
 enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1, SPR_THR_LEARNED = 2 };
 /* Where a run's attention inputs come from: the seeded generator
  * (workloads/spr_synth.h), a sprintsim-qkv HDF5 file (workloads/spr_qkv.h,
- * docs/qkv.md), or the ViT on Fashion-MNIST (workloads/spr_vit.h,
- * docs/vit.md). */
-enum spr_source { SPR_SOURCE_SYNTHETIC = 0, SPR_SOURCE_QKV = 1, SPR_SOURCE_VIT = 2 };
+ * docs/qkv.md), or a model file (workloads/spr_model.h, docs/models.md)
+ * on its evaluation items.  SPR_SOURCE_VIT is the old name of model, read
+ * from configuration files and resolved to SPR_SOURCE_MODEL. */
+enum spr_source {
+  SPR_SOURCE_SYNTHETIC = 0,
+  SPR_SOURCE_QKV = 1,
+  SPR_SOURCE_MODEL = 2,
+  SPR_SOURCE_VIT = 3
+};
 
 typedef struct {
   int preset;    /* enum spr_preset */
@@ -53,11 +59,19 @@ typedef struct {
   /* source qkv (docs/qkv.md) */
   int qkv_item;  /* batch item of the qkv file */
   char qkv_file[SPR_STRING_MAX]; /* sprintsim-qkv HDF5 file; "" = none */
-  /* source vit (docs/vit.md) */
-  char model[SPR_STRING_MAX];   /* model HDF5 file (scripts/train_vit.py) */
-  char dataset[SPR_STRING_MAX]; /* folder of the Fashion-MNIST IDX files */
-  int images;        /* test images evaluated */
+  /* source model (docs/models.md) */
+  char model[SPR_STRING_MAX];   /* model HDF5 file (scripts/train_model.py) */
+  char reference_model[SPR_STRING_MAX]; /* its dense reference model; "" =
+                                           the one the model file names,
+                                           "none" = no reference */
+  char dataset[SPR_STRING_MAX]; /* image models: folder of the
+                                   Fashion-MNIST IDX files */
+  int images;        /* image models: test images evaluated */
   int first_image;   /* index of the first one */
+  int windows;       /* text models: evaluation windows */
+  int first_window;  /* index of the first one */
+  int causal;        /* query i sees keys j <= i only (a model file's
+                        causal flag overrides it) */
 } spr_workload_params;
 
 typedef struct {

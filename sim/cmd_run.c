@@ -7,7 +7,7 @@
 #include "spr_pipeline.h"
 #include "spr_qkv.h"
 #include "spr_trace.h"
-#include "spr_vit_eval.h"
+#include "spr_model_eval.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -26,9 +26,12 @@ void cmd_usage_run(FILE *f) {
           "Simulate every layer and head of the workload: keys programmed into ReRAM\n"
           "arrays, queries applied as row voltages, one noisy threshold comparator per\n"
           "column.  Prints a per-layer table and writes an HDF5 trace.\n"
-          "With workload.source = vit (docs/vit.md) it runs the trained ViT on\n"
-          "Fashion-MNIST test images instead, every head under each scheme, and\n"
-          "prints top-1 accuracy, keep rate, bytes, energy and cycles per scheme.\n"
+          "With workload.source = model (docs/models.md) it runs a model file (the\n"
+          "ViT on Fashion-MNIST test images, the character language model on windows\n"
+          "of its evaluation text) instead, every head under each scheme, beside\n"
+          "exact attention and the dense reference model, and prints top-1 or bits\n"
+          "per character, the loss against the reference, keep rate, bytes, energy\n"
+          "and cycles per scheme.\n"
           "\n"
           "  CONFIG             INI file (keys: 'sprintsim config' and README); without\n"
           "                     it, the built-in default: BERT-base preset (12 layers x\n"
@@ -156,7 +159,7 @@ static int trace_device_model(spr_trace *tr, const spr_config *c, const spr_devi
   return spr_trace_write_device(tr, &dm);
 }
 
-/* Refuse an output the ViT run could not write before spending the run
+/* Refuse an output the model run could not write before spending the run
  * on it (its file is written at the end): a folder, a name ending in '/',
  * or a folder that is missing or not writable. */
 static int check_output(const char *out) {
@@ -175,70 +178,100 @@ static int check_output(const char *out) {
   return rc;
 }
 
-/* workload.source = vit: the ViT on Fashion-MNIST test images under every
- * enabled scheme (docs/vit.md). */
-static int run_vit(const spr_config *c, const char *out, long threads) {
-  spr_vit m;
+/* workload.source = model: a model file on its evaluation items under every
+ * enabled scheme, beside exact attention and the dense reference model
+ * (docs/models.md). */
+static int run_model(const spr_config *c, const char *out, long threads) {
+  spr_model m, ref;
   spr_fmnist data;
+  char ref_path[SPR_STRING_MAX];
+  int have_ref = 0, have_data = 0, status = 0;
   if (check_output(out)) return cmd_fail(1, NULL);
-  if (spr_vit_load(c->wl.model, &m)) return cmd_fail(1, NULL);
-  if (spr_fmnist_load(c->wl.dataset, "t10k", &data)) {
-    spr_vit_free(&m);
-    return cmd_fail(1, NULL);
+  if (spr_model_load(c->wl.model, &m)) return cmd_fail(1, NULL);
+  if (spr_model_reference_path(c, c->wl.model, &m, ref_path, sizeof ref_path)) {
+    status = cmd_fail(1, NULL);
+    goto done;
   }
-  printf("sprintsim %s: vit %s (%d layers x %d heads, N = %d, d = %d), Fashion-MNIST test images "
-         "%d..%d, seed %llu, %ld thread%s\n", PACKAGE_VERSION, c->wl.model, m.depth, m.heads,
-         m.tokens, m.head_dim, c->wl.first_image, c->wl.first_image + c->wl.images - 1,
+  if (ref_path[0]) {
+    if (spr_model_load(ref_path, &ref)) {
+      spr_error_prefix(SPR_EIO, "the reference model of %s", c->wl.model);
+      status = cmd_fail(1, NULL);
+      goto done;
+    }
+    have_ref = 1;
+  }
+  const int text = m.input == SPR_MODEL_TEXT;
+  if (!text) {
+    if (spr_fmnist_load(c->wl.dataset, "t10k", &data)) {
+      status = cmd_fail(1, NULL);
+      goto done;
+    }
+    have_data = 1;
+  }
+  const int first = text ? c->wl.first_window : c->wl.first_image;
+  const int count = text ? c->wl.windows : c->wl.images;
+  printf("sprintsim %s: model %s (%s, %d layers x %d heads, N = %d, d = %d%s), %s %d..%d, seed "
+         "%llu, %ld thread%s\n", PACKAGE_VERSION, c->wl.model, spr_model_input_name(m.input),
+         m.depth, m.heads, m.tokens, m.head_dim, m.causal ? ", causal" : "",
+         text ? "evaluation windows" : "Fashion-MNIST test images", first, first + count - 1,
          (unsigned long long)c->seed, threads, threads == 1 ? "" : "s");
-  if (c->thr.mode == SPR_THR_LEARNED) {
+  printf("reference: %s\n", have_ref ? ref_path : "none (losses against exact attention)");
+  if (c->thr.mode == SPR_THR_LEARNED && m.has_theta) {
     printf("SPRINT thresholds: learned theta + offset %g on q.k/sqrt(d):", c->thr.offset);
-    for (int l = 0; l < m.depth; l++) printf(" %.4g", m.layer[l].theta + c->thr.offset);
+    for (int l = 0; l < m.depth; l++) printf(" %.4g", m.theta[l] + c->thr.offset);
     printf("\n");
   } else if (c->thr.mode == SPR_THR_KEEP_RATE) {
-    printf("SPRINT thresholds: calibrated per %s and image to keep rate %g\n",
-           c->thr.per_head ? "head" : "layer", c->thr.keep_rate);
-  } else {
+    printf("SPRINT thresholds: calibrated per %s and %s to keep rate %g\n",
+           c->thr.per_head ? "head" : "layer", text ? "window" : "image", c->thr.keep_rate);
+  } else if (c->thr.mode == SPR_THR_DIRECT) {
     printf("SPRINT thresholds: direct, score units\n");
   }
   fflush(stdout);
-  spr_vit_eval_result r;
-  int status = 0;
-  if (spr_vit_eval_run(c, &m, c->wl.model, &data, (int)threads, &cmd_interrupted, &r)) {
+  spr_model_eval_result r;
+  if (spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
+                         have_data ? &data : NULL, (int)threads, &cmd_interrupted, &r)) {
     if (cmd_interrupted) {
       fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
       status = 130;
     } else {
       status = cmd_fail(1, NULL);
     }
-  } else {
-    const int N = r.n_images, dn = SPR_SCHEME_DENSE;
-    printf("\nscheme    top1%%  agree%%   keep%%  fetched kB/img  energy uJ/img  kcycles/img  "
-           "speedup  energy-\n");
-    for (int k = 0; k < SPR_VIT_N_SCHEMES; k++) {
-      /* exact first: the reference of the agreement column */
-      const int s = k == 0 ? SPR_VIT_EXACT : k - 1;
-      const spr_vit_metrics *x = &r.scheme[s];
-      if (!x->ran) continue;
-      printf("%-8s %6.2f %7.2f %7.2f", spr_vit_scheme_name(s), 100 * x->accuracy,
-             100 * x->agreement, 100 * x->keep_rate);
-      if (s == SPR_VIT_EXACT)
-        printf(" %15s %14s %12s %8s %8s\n", "-", "-", "-", "-", "-");
-      else
-        printf(" %15.2f %14.3f %12.2f %7.2fx %7.2fx\n", x->bytes_fetched / N / 1e3,
-               x->energy_J / N * 1e6, x->cycles / N / 1e3, r.scheme[dn].cycles / x->cycles,
-               r.scheme[dn].energy_J / x->energy_J);
-    }
-    if (r.scheme[SPR_SCHEME_SPRINT].theta_saturated)
-      printf("note: %lld head evaluations had a learned threshold beyond the %d-bit generator's "
-             "range (saturated at its end)\n",
-             (long long)r.scheme[SPR_SCHEME_SPRINT].theta_saturated, c->thr.bits);
-    printf("%d images in %.1f s\n", N, r.seconds);
-    if (spr_vit_eval_write(out, c, &r, PACKAGE_VERSION)) status = cmd_fail(1, NULL);
-    else printf("output: %s\n", out);
-    spr_vit_eval_result_free(&r);
+    goto done;
   }
-  spr_fmnist_free(&data);
-  spr_vit_free(&m);
+  const int N = r.n_items, dn = SPR_SCHEME_DENSE;
+  printf("\n%-9s %7s", "scheme", text ? "bpc" : "top1%");
+  if (!text) printf(" %7s", "agree%");
+  printf(" %7s %7s %9s %9s %9s %8s %8s\n", text ? "loss%" : "loss.pp", "keep%",
+         text ? "kB/win" : "kB/img", text ? "uJ/win" : "uJ/img", text ? "kcyc/win" : "kcyc/img",
+         "speedup", "energy-");
+  for (int k = 0; k < SPR_MEVAL_N_SCHEMES; k++) {
+    /* the references first: reference, exact, then the priced schemes */
+    const int s = k == 0 ? SPR_MEVAL_REFERENCE : k == 1 ? SPR_MEVAL_EXACT : k - 2;
+    const spr_model_metrics *x = &r.scheme[s];
+    if (!x->ran) continue;
+    printf("%-9s", spr_model_scheme_name(s));
+    if (text) printf(" %7.4f", x->metric);
+    else printf(" %7.2f %7.2f", 100 * x->metric, 100 * x->agreement);
+    printf(" %7.3f %7.2f", x->loss, 100 * x->keep_rate);
+    if (s >= SPR_N_SCHEMES)
+      printf(" %9s %9s %9s %8s %8s\n", "-", "-", "-", "-", "-");
+    else
+      printf(" %9.2f %9.3f %9.2f %7.2fx %7.2fx\n", x->bytes_fetched / N / 1e3,
+             x->energy_J / N * 1e6, x->cycles / N / 1e3, r.scheme[dn].cycles / x->cycles,
+             r.scheme[dn].energy_J / x->energy_J);
+  }
+  if (r.scheme[SPR_SCHEME_SPRINT].theta_saturated)
+    printf("note: %lld head evaluations had a learned threshold beyond the %d-bit generator's "
+           "range (saturated at its end)\n",
+           (long long)r.scheme[SPR_SCHEME_SPRINT].theta_saturated, c->thr.bits);
+  printf("%d %s in %.1f s\n", N, text ? "windows" : "images", r.seconds);
+  if (spr_model_eval_write(out, c, &r, PACKAGE_VERSION)) status = cmd_fail(1, NULL);
+  else printf("output: %s\n", out);
+  spr_model_eval_result_free(&r);
+done:
+  if (have_data) spr_fmnist_free(&data);
+  if (have_ref) spr_model_free(&ref);
+  spr_model_free(&m);
   return status;
 }
 
@@ -276,9 +309,9 @@ int cmd_run(int argc, char **argv) {
   sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  if (c.wl.source == SPR_SOURCE_VIT) { /* its output records the config, device keys applied */
+  if (c.wl.source == SPR_SOURCE_MODEL) { /* its output records the config, device keys applied */
     spr_device_free(&dev);
-    return run_vit(&c, out, threads);
+    return run_model(&c, out, threads);
   }
 
   spr_run *run = NULL;

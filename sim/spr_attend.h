@@ -1,6 +1,6 @@
 /* spr_attend.h - one attention head under every scheme: the shared core of
  * the run pipeline (sim/spr_pipeline.c, synthetic heads) and the ViT
- * inference (sim/spr_vit_eval.c, heads of a real model).
+ * model inference (sim/spr_model_eval.c, heads of a real model).
  *
  * Step, don't call back.  For one layer of one sequence the caller fills
  * the float Q, K, V (n x d) of each head's spr_attend_head, then:

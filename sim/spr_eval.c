@@ -3,7 +3,7 @@
 #include "spr_eval.h"
 #include "spr_error.h"
 #include "spr_pipeline.h"
-#include "spr_vit_eval.h"
+#include "spr_model_eval.h"
 
 #include <math.h>
 #include <string.h>
@@ -57,71 +57,95 @@ const spr_evaluator spr_eval_attention = {
     attention_point,
 };
 
-/* --- vit ------------------------------------------------------------------ */
+/* --- models ----------------------------------------------------------------- */
 
-enum { VIT_TOP1, VIT_AGREE, VIT_TOP1_EXACT, VIT_LOSS_PP, N_VIT_ACC };
+/* Columns of the model evaluators.  An image model reports top-1, a text
+ * model bits per character; both report the metric of exact attention
+ * with this model's weights and of the dense reference model on the same
+ * items (neither has a ledger, so neither has a row of its own) and the
+ * loss against the reference (against exact when there is none). */
+enum { IMG_TOP1, IMG_AGREE, IMG_TOP1_EXACT, IMG_TOP1_REF, IMG_LOSS_PP, N_IMG_ACC };
+enum { TXT_BPC, TXT_BPC_EXACT, TXT_BPC_REF, TXT_LOSS_PCT, N_TXT_ACC };
 
-/* The point's rows from one evaluation (spr_vit_eval_run with one thread,
- * so a point is the `sprintsim run` of its configuration).  Exact float
- * attention has no ledger and no row: its top-1 on the same images is a
- * column of every row (top1_exact), and loss_pp = 100 (top1_exact - top1). */
-static int vit_point(const spr_evaluator *ev, const spr_config *c, volatile sig_atomic_t *cancel,
-                     spr_eval_row rows[SPR_N_SCHEMES]) {
+/* The point's rows from one evaluation (spr_model_eval with one thread,
+ * so a point is the `sprintsim run` of its configuration). */
+static int model_point(const spr_evaluator *ev, const spr_config *c,
+                       volatile sig_atomic_t *cancel, spr_eval_row rows[SPR_N_SCHEMES]) {
   memset(rows, 0, SPR_N_SCHEMES * sizeof *rows);
-  spr_vit m;
-  spr_fmnist data;
-  /* both readers are reentrant: spr_vit_load holds the process-wide HDF5
+  /* the readers are reentrant: spr_model_load holds the process-wide HDF5
    * lock (spr_h5quiet.h) for all its HDF5 calls, the IDX reader uses only
    * its own zlib stream */
-  int rc = spr_vit_load(c->wl.model, &m);
+  spr_model_eval_result r;
+  int rc = spr_model_eval(c, 1, cancel, &r);
   if (rc) return rc;
-  if ((rc = spr_fmnist_load(c->wl.dataset, "t10k", &data))) {
-    spr_vit_free(&m);
-    return rc;
+  const int text = r.input == SPR_MODEL_TEXT;
+  if (text != (ev == &spr_eval_text_model)) {
+    spr_model_eval_result_free(&r);
+    return spr_error(SPR_EINVAL, "%s: a %s model, but the sweep's evaluator is '%s'", c->wl.model,
+                     spr_model_input_name(r.input), ev->name);
   }
-  spr_vit_eval_result r;
-  rc = spr_vit_eval_run(c, &m, c->wl.model, &data, 1, cancel, &r);
-  spr_fmnist_free(&data);
-  spr_vit_free(&m);
-  if (rc) return rc;
-  const double exact = r.scheme[SPR_VIT_EXACT].accuracy;
-  int64_t exact_ok = 0;
-  for (int i = 0; i < r.n_images; i++) exact_ok += r.pred[SPR_VIT_EXACT][i] == r.labels[i];
+  const double exact = r.scheme[SPR_MEVAL_EXACT].metric;
+  const int has_ref = r.scheme[SPR_MEVAL_REFERENCE].ran;
+  const double ref = has_ref ? r.scheme[SPR_MEVAL_REFERENCE].metric : NAN;
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
-    const spr_vit_metrics *x = &r.scheme[s];
+    const spr_model_metrics *x = &r.scheme[s];
     spr_eval_row *w = &rows[s];
     if (!x->ran) continue;
     w->ran = 1;
-    w->acc[VIT_TOP1] = x->accuracy;
-    w->acc[VIT_AGREE] = x->agreement;
-    w->acc[VIT_TOP1_EXACT] = exact;
-    /* from the counts, so that equal top-1 gives exactly 0 */
-    int64_t ok = 0;
-    for (int i = 0; i < r.n_images; i++) ok += r.pred[s][i] == r.labels[i];
-    w->acc[VIT_LOSS_PP] = 100.0 * (double)(exact_ok - ok) / r.n_images;
+    if (text) {
+      w->acc[TXT_BPC] = x->metric;
+      w->acc[TXT_BPC_EXACT] = exact;
+      w->acc[TXT_BPC_REF] = ref;
+      w->acc[TXT_LOSS_PCT] = x->loss;
+    } else {
+      w->acc[IMG_TOP1] = x->metric;
+      w->acc[IMG_AGREE] = x->agreement;
+      w->acc[IMG_TOP1_EXACT] = exact;
+      w->acc[IMG_TOP1_REF] = ref;
+      w->acc[IMG_LOSS_PP] = x->loss;
+    }
     w->energy_J = x->energy_J;
     w->cycles = x->cycles;
     w->keep_rate = x->keep_rate;
-    for (int i = 0; i < r.n_images; i++) w->bytes_fetched += r.bytes_fetched[s][i];
+    for (int i = 0; i < r.n_items; i++) w->bytes_fetched += r.bytes_fetched[s][i];
   }
-  spr_vit_eval_result_free(&r);
+  spr_model_eval_result_free(&r);
   return 0;
 }
 
-const spr_evaluator spr_eval_vit = {
-    "vit",
-    "the ViT of workload.model on workload.images Fashion-MNIST test images, every head under each scheme",
-    N_VIT_ACC,
+const spr_evaluator spr_eval_image_model = {
+    "image-model",
+    "the image model of workload.model (the ViT) on workload.images Fashion-MNIST test images, every head under each scheme",
+    N_IMG_ACC,
     {
         {"top1", "1", "top-1 accuracy against the labels over the evaluated images", 1},
         {"agreement", "1", "share of images predicted as with exact float attention", 1},
-        {"top1_exact", "1", "top-1 of exact float attention on the same images (the reference; no energy)", 1},
-        {"loss_pp", "pp", "top1_exact - top1 in percentage points (negative: better than exact)", 0},
+        {"top1_exact", "1", "top-1 of exact float attention with this model's weights on the same images (no energy)", 1},
+        {"top1_reference", "1", "top-1 of the dense reference model with exact attention on the same images (NaN without one)", 1},
+        {"loss_pp", "pp", "top1_reference - top1 in percentage points (top1_exact - top1 without a reference; negative: better)", 0},
     },
-    VIT_TOP1,
-    vit_point,
+    IMG_TOP1,
+    model_point,
+};
+
+const spr_evaluator spr_eval_text_model = {
+    "text-model",
+    "the text model of workload.model on workload.windows windows of its evaluation split, every head under each scheme",
+    N_TXT_ACC,
+    {
+        {"bpc", "bit", "bits per character over the evaluated windows' targets", 0},
+        {"bpc_exact", "bit", "bits per character of exact float attention with this model's weights (no energy)", 0},
+        {"bpc_reference", "bit", "bits per character of the dense reference model with exact attention (NaN without one)", 0},
+        {"loss_pct", "%", "100 (bpc - bpc_reference) / bpc_reference (against bpc_exact without a reference; negative: better)", 0},
+    },
+    TXT_BPC,
+    model_point,
 };
 
 const spr_evaluator *spr_evaluator_for(const spr_config *c) {
-  return c->wl.source == SPR_SOURCE_VIT ? &spr_eval_vit : &spr_eval_attention;
+  if (c->wl.source != SPR_SOURCE_MODEL && c->wl.source != SPR_SOURCE_VIT)
+    return &spr_eval_attention;
+  /* an unreadable model is reported when the point runs */
+  return spr_model_input_of(c->wl.model) == SPR_MODEL_TEXT ? &spr_eval_text_model
+                                                           : &spr_eval_image_model;
 }

@@ -11,10 +11,10 @@
  * the configuration's seed (core/spr_rng.h), so a point's rows depend on
  * its configuration alone.
  *
- * Two evaluators: "attention", the synthetic (or imported Q/K/V) attention
- * workload through spr_run (sim/spr_pipeline.h), and "vit", the ViT
- * classifier of workload.source = vit (sim/spr_vit_eval.h) reporting
- * "top1".  Another workload adds an spr_evaluator with its own metric
+ * Three evaluators: "attention", the synthetic (or imported Q/K/V)
+ * attention workload through spr_run (sim/spr_pipeline.h), and
+ * "image-model" and "text-model", a model file of workload.source = model
+ * (sim/spr_model_eval.h) reporting "top1" or "bpc".  Another workload adds an spr_evaluator with its own metric
  * names and a branch in spr_evaluator_for(); the sweep file, CSV and plots
  * take their columns from the evaluator.
  */
@@ -65,7 +65,9 @@ struct spr_evaluator {
 };
 
 /* The evaluator of the workload of resolved configuration *c (never NULL):
- * spr_eval_vit when workload.source = vit, else spr_eval_attention. */
+ * with workload.source = model, spr_eval_text_model for a text model and
+ * spr_eval_image_model otherwise (an unreadable model file included: its
+ * error comes when the point runs); else spr_eval_attention. */
 const spr_evaluator *spr_evaluator_for(const spr_config *c);
 
 /* The synthetic-attention evaluator: spr_run over every layer with one
@@ -75,18 +77,22 @@ const spr_evaluator *spr_evaluator_for(const spr_config *c);
  * over heads -- the totals `sprintsim run` prints. */
 extern const spr_evaluator spr_eval_attention;
 
-/* The ViT evaluator: spr_vit_eval_run with one thread on the model
- * c->wl.model and the test split of c->wl.dataset, both read at each
- * point (reentrant readers), images workload.first_image ..
- * + workload.images - 1.  Metrics: top1 (headline), agreement with exact
- * attention, top1_exact (exact float attention's top-1 on the same images:
- * exact has no ledger, so no row of its own) and loss_pp = 100 (top1_exact
- * - top1), lower better.  Energy, cycles and bytes are totals over images,
- * layers and heads, keep_rate the mean over them: the figures `sprintsim
- * run` of the point writes (/schemes/<name> attributes).  Errors: those of
- * spr_vit_load, spr_fmnist_load and spr_vit_eval_run (SPR_EIO, SPR_EHDF5,
- * SPR_EINVAL, SPR_ECONFIG, SPR_ENOMEM, SPR_ECANCELED), which the sweep
- * prefixes with the point. */
-extern const spr_evaluator spr_eval_vit;
+/* The model evaluators (workload.source = model): spr_model_eval with one
+ * thread on the model c->wl.model, its dense reference model
+ * (spr_model_reference_path) and, for an image model, the test split of
+ * c->wl.dataset, all read at each point (reentrant readers).  Items:
+ * workload.images from first_image (image) or workload.windows from
+ * first_window (text).  The image evaluator reports top1 (headline),
+ * agreement with exact attention, top1_exact, top1_reference and loss_pp;
+ * the text evaluator bpc (headline), bpc_exact, bpc_reference and
+ * loss_pct (docs/models.md).  Exact attention and the reference have no
+ * ledger and so no row: their metrics are columns of every row.  Energy,
+ * cycles and bytes are totals over items, layers and heads, keep_rate the
+ * mean over them: the figures `sprintsim run` of the point writes.
+ * Errors: those of spr_model_eval (SPR_EIO, SPR_EHDF5, SPR_EINVAL,
+ * SPR_ECONFIG, SPR_ENOMEM, SPR_ECANCELED), which the sweep prefixes with
+ * the point. */
+extern const spr_evaluator spr_eval_image_model;
+extern const spr_evaluator spr_eval_text_model;
 
 #endif

@@ -7,8 +7,8 @@
 #include "spr_h5quiet.h"
 #include "spr_device.h"
 #include "spr_qkv.h"
-#include "spr_vit.h"
-#include "spr_vit_eval.h"
+#include "spr_model.h"
+#include "spr_model_eval.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -341,16 +341,16 @@ static int build_point(const spr_sweep *sw, int p, spr_config *c) {
            label);
   int rc = spr_qkv_resolve(c, origin); /* resolves; sizes from a Q/K/V file */
   if (rc) return rc;
-  if (c->wl.source == SPR_SOURCE_VIT) {
-    /* the ViT's sizes are the model's (as its run records them); a
+  if (c->wl.source == SPR_SOURCE_MODEL) {
+    /* the workload's sizes are the model's (as its run records them); a
      * missing or bad model is an error of the point before anything runs */
-    spr_vit m;
+    spr_model m;
     spr_config *mc = malloc(sizeof *mc);
     if (!mc) return spr_error(SPR_ENOMEM, "%s: out of memory", origin);
-    rc = spr_vit_load(c->wl.model, &m);
+    rc = spr_model_load(c->wl.model, &m);
     if (!rc) {
-      rc = spr_vit_config(c, &m, c->wl.model, mc);
-      spr_vit_free(&m);
+      rc = spr_model_config(c, &m, c->wl.model, mc);
+      spr_model_free(&m);
     }
     if (!rc) *c = *mc;
     free(mc);

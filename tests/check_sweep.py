@@ -11,11 +11,13 @@ a separate `sprintsim run` of one of its points.
 
 Attention sweeps: the run's totals are recomputed here from its per-head
 /schemes tables (sums of energy, cycles and bytes over heads, means of the
-rest), not taken from the sweep code.  ViT sweeps (evaluator "vit"): top-1,
-agreement and the loss against exact are recomputed from the run's per-image
-predictions and labels, energy, cycles and bytes summed from its per-image
-arrays, and every value must equal the sweep's exactly (the point ran the
-same images in the same order).  Exit status 0 when everything agrees.
+rest), not taken from the sweep code.  Model sweeps (evaluators
+"image-model", "text-model"): top-1, agreement, bits per character and the
+losses against the reference are recomputed from the run's per-item
+predictions, labels and nats, energy, cycles and bytes summed from its
+per-item arrays, and every value must equal the sweep's (exactly, or to
+1e-12 for sums of nats; the point ran the same items in the same order).
+Exit status 0 when everything agrees.
 """
 import csv
 import sys
@@ -57,8 +59,8 @@ def main(argv):
         return 0
     for i in range(3, len(argv) - 1, 2):
         p, run = int(argv[i]), h5py.File(argv[i + 1], "r")
-        if text(f.attrs["evaluator"]) == "vit":
-            check_vit_point(f, rows, schemes, metrics, p, run)
+        if text(f.attrs["evaluator"]) in ("image-model", "text-model"):
+            check_model_point(f, rows, schemes, metrics, p, run)
         else:
             check_attention_point(f, rows, schemes, metrics, p, run)
     return 0
@@ -90,34 +92,57 @@ def check_attention_point(f, rows, schemes, metrics, p, run):
     print(f"point {p}: every scheme's totals equal the separate run's (worst relative difference {worst:.1e})")
 
 
-def check_vit_point(f, rows, schemes, metrics, p, run):
-    assert text(run.attrs["format"]) == "sprintsim-vit-eval"
+def check_model_point(f, rows, schemes, metrics, p, run):
+    assert text(run.attrs["format"]) == "sprintsim-model-eval"
     assert text(run["config/ini"][()]) == text(f["points/config_ini"][p]), "configurations differ"
-    labels = run["labels"][:]
-    n = len(labels)
-    exact = run["schemes/exact/pred"][:]
-    ok_exact = int((exact == labels).sum())
+    image = text(run.attrs["input"]) == "image"
+    has_ref = "reference" in run["schemes"]
+    n = int(run.attrs["items"])
+    if image:
+        labels = run["labels"][:]
+        exact = run["schemes/exact/pred"][:]
+        ok_exact = int((exact == labels).sum())
+        ok_ref = int((run["schemes/reference/pred"][:] == labels).sum()) if has_ref else None
+        ok_base = ok_ref if has_ref else ok_exact
+    else:
+        bits = n * int(run.attrs["tokens"]) * np.log(2)
+        nats_exact = run["schemes/exact/nats"][:].sum()
+        nats_ref = run["schemes/reference/nats"][:].sum() if has_ref else None
+        nats_base = nats_ref if has_ref else nats_exact
     for s in schemes:
         g = run["schemes/" + s]
-        pred = g["pred"][:]
-        ok = int((pred == labels).sum())
         ref = {
-            "top1": ok / n,
-            "agreement": int((pred == exact).sum()) / n,
-            "top1_exact": ok_exact / n,
-            "loss_pp": 100.0 * (ok_exact - ok) / n,
-            "energy_J": g.attrs["energy_J"],  # the run's own total, in image order
+            "energy_J": g.attrs["energy_J"],  # the run's own total, in item order
             "cycles": g.attrs["cycles"],
             "keep_rate": g.attrs["keep_rate"],
             "bytes_fetched": float(g["bytes_fetched"][:].sum()),
         }
-        # the per-image arrays add up to the totals (independent of the order of a sum)
+        if image:
+            pred = g["pred"][:]
+            ok = int((pred == labels).sum())
+            ref.update(top1=ok / n, agreement=int((pred == exact).sum()) / n,
+                       top1_exact=ok_exact / n, top1_reference=ok_ref / n if has_ref else np.nan,
+                       loss_pp=100.0 * (ok_base - ok) / n)
+        else:
+            nats = g["nats"][:].sum()
+            ref.update(bpc=nats / bits, bpc_exact=nats_exact / bits,
+                       bpc_reference=nats_ref / bits if has_ref else np.nan,
+                       loss_pct=100.0 * (nats - nats_base) / nats_base)
+        # the per-item arrays add up to the totals (independent of the order of a sum)
         assert np.isclose(g["energy_J"][:].sum(), ref["energy_J"], rtol=1e-12, atol=0)
         assert np.isclose(g["cycles"][:].sum(), ref["cycles"], rtol=1e-12, atol=0)
         mine = row_of(rows, p, s, metrics + ["energy_J", "cycles", "keep_rate", "bytes_fetched"])
         for c, v in mine.items():
-            assert v == ref[c], (p, s, c, v, ref[c])
-    print(f"point {p}: every scheme's row equals the separate run's ({n} images, exact top-1 {ok_exact / n:.4f})")
+            if np.isnan(ref[c]):
+                assert np.isnan(v), (p, s, c, v)
+            elif image or c in ("energy_J", "cycles", "keep_rate", "bytes_fetched"):
+                assert v == ref[c], (p, s, c, v, ref[c])
+            else:
+                assert abs(v - ref[c]) <= 1e-12 * max(1.0, abs(ref[c])), (p, s, c, v, ref[c])
+    what = (f"{n} images, exact top-1 {ok_exact / n:.4f}" if image
+            else f"{n} windows, exact {nats_exact / bits:.4f} bits/char")
+    print(f"point {p}: every scheme's row equals the separate run's ({what})")
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

@@ -117,18 +117,42 @@ printf '[workload]\nseq_len = 16384\nheads = 64\n' > "$T/huge.ini"
 expect 1 "GiB of memory" "oversized run refused" -- "$EXE" run "$T/huge.ini" -o "$T/huge.h5"
 [ ! -e "$T/huge.h5" ] && notmp "$T/huge.h5" && ok "no output for an oversized run" || bad "no output for an oversized run"
 
-# source vit: the errors, then a three-image run (docs/vit.md)
+# source model: the errors, then a three-image ViT run and a two-window
+# language-model run (docs/models.md)
 printf '[threshold]\nmode = learned\n' > "$T/learned.ini"
-expect 1 "'learned' needs workload.source = vit" "learned thresholds need a model" -- "$EXE" run "$T/learned.ini" -o "$T/x.h5"
-printf '[workload]\nsource = vit\nmodel = %s/nomodel.h5\n' "$T" > "$T/nomodel.ini"
-expect 1 "$T/nomodel.h5: cannot open the ViT model" "missing model file" -- "$EXE" run "$T/nomodel.ini" -o "$T/x.h5"
+expect 1 "'learned' needs workload.source = model" "learned thresholds need a model" -- "$EXE" run "$T/learned.ini" -o "$T/x.h5"
+printf '[workload]\nsource = model\nmodel = %s/nomodel.h5\n' "$T" > "$T/nomodel.ini"
+expect 1 "$T/nomodel.h5: cannot open the model" "missing model file" -- "$EXE" run "$T/nomodel.ini" -o "$T/x.h5"
+printf '[workload]\nsource = model\nmodel = %s/models/vit-fmnist.h5\nreference_model = %s/noref.h5\n' "$S" "$T" > "$T/noref.ini"
+expect 1 "$T/noref.h5: cannot open the model" "missing reference model" -- "$EXE" run "$T/noref.ini" -o "$T/x.h5"
+printf '[workload]\nsource = model\nmodel = %s/models/vit-fmnist-dense.h5\n[threshold]\nmode = learned\n' "$S" > "$T/dense-learned.ini"
+expect 1 "has no dataset 'theta'" "learned thresholds of a dense model" -- "$EXE" run "$T/dense-learned.ini" -o "$T/x.h5"
 printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\ndataset = %s/nodata\n' "$S" "$T" > "$T/nodata.ini"
-expect 1 "$T/nodata/t10k-images-idx3-ubyte.gz: cannot open" "missing dataset" -- "$EXE" run "$T/nodata.ini" -o "$T/x.h5"
-[ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output for a failed vit run" || bad "no output for a failed vit run"
+expect 1 "$T/nodata/t10k-images-idx3-ubyte.gz: cannot open" "missing dataset (source vit, the old name)" -- "$EXE" run "$T/nodata.ini" -o "$T/x.h5"
+printf '[workload]\nsource = model\nmodel = %s/models/lm-kjv.h5\nwindows = 1\nfirst_window = 100000\n' "$S" > "$T/lmbig.ini"
+expect 1 "first_window 100000 + workload.windows 1 exceed the" "windows beyond the evaluation split" -- "$EXE" run "$T/lmbig.ini" -o "$T/x.h5"
+[ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output for a failed model run" || bad "no output for a failed model run"
+cat > "$T/lm.ini" <<INI
+[workload]
+source = model
+model = $S/models/lm-kjv.h5
+windows = 2
+first_window = 3
+[threshold]
+mode = learned
+[baselines]
+leopard = false
+sanger = false
+INI
+expect 0 "^sprint " "language-model run" -- "$EXE" run "$T/lm.ini" -o "$T/lm.h5" --threads 2
+grep -q "^scheme  *bpc  *loss%  *keep%" "$T/out" && ok "lm run: header" || bad "lm run: header"
+grep -q "^reference .* 0.000  100.00" "$T/out" && ok "lm run: reference row" || bad "lm run: reference row"
+grep -q "causal" "$T/out" && ok "lm run: causal model named" || bad "lm run: causal model named"
+[ -f "$T/lm.h5" ] && notmp "$T/lm.h5" && ok "lm output written" || bad "lm output written"
 if [ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   cat > "$T/vit.ini" <<INI
 [workload]
-source = vit
+source = model
 model = $S/models/vit-fmnist.h5
 images = 3
 first_image = 9997
@@ -142,9 +166,10 @@ INI
   expect 0 "^sprint " "vit run" -- "$EXE" run "$T/vit.ini" -o "$T/vit.h5" --threads 2
   : > "$T/plain.file"
   [ "$(stat -c %a "$T/vit.h5")" = "$(stat -c %a "$T/plain.file")" ] && ok "vit output has the mode of a plain file" || bad "vit output has the mode of a plain file"
-  grep -q "^exact .* 100.00  100.00" "$T/out" && ok "vit run: exact row" || bad "vit run: exact row"
+  grep -q "^exact  *[0-9.]*  *100.00 .* 100.00" "$T/out" && ok "vit run: exact row" || bad "vit run: exact row"
+  grep -q "^reference .*  0.000  100.00" "$T/out" && ok "vit run: reference row" || bad "vit run: reference row"
   [ -f "$T/vit.h5" ] && notmp "$T/vit.h5" && ok "vit output written" || bad "vit output written"
-  printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\nimages = 4\nfirst_image = 9997\n' "$S" > "$T/vitbig.ini"
+  printf '[workload]\nsource = model\nmodel = %s/models/vit-fmnist.h5\nimages = 4\nfirst_image = 9997\n' "$S" > "$T/vitbig.ini"
   expect 1 "first_image 9997 + workload.images 4 exceed the 10000 test images" "images beyond the test set" -- "$EXE" run "$T/vitbig.ini" -o "$T/x.h5"
 else
   echo "skip - vit run: /usr/share/datasets/fashion-mnist absent"
@@ -489,12 +514,12 @@ PYEOF
   else
     echo "skip - scripts/plot (no gnuplot)"
   fi
-  # a ViT sweep (evaluator vit): 1 and 2 threads byte-identical, every point
-  # equals a separate `sprintsim run` of its stored configuration
+  # a ViT sweep (evaluator image-model): 1 and 2 threads byte-identical,
+  # every point equals a separate `sprintsim run` of its stored configuration
   if [ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
     cat > "$T/vsw.ini" <<INI
 [workload]
-source = vit
+source = model
 model = $S/models/vit-fmnist.h5
 images = 6
 first_image = 321
@@ -506,11 +531,11 @@ threshold.keep_rate + baselines.topk_fraction = 0.3, 0.9
 analog.cmp_noise_sigma = 0, 200 nA
 schemes = sprint, dense, topk, window
 INI
-    expect 0 "evaluator vit" "vit sweep runs" -- "$EXE" sweep "$T/vsw.ini" -o "$T/vsw1.h5" --threads 1
+    expect 0 "evaluator image-model" "vit sweep runs" -- "$EXE" sweep "$T/vsw.ini" -o "$T/vsw1.h5" --threads 1
     "$EXE" sweep "$T/vsw.ini" -o "$T/vsw2.h5" --threads 2 > /dev/null 2>&1
     cmp -s "$T/vsw1.csv" "$T/vsw2.csv" && cmp -s "$T/vsw1.h5" "$T/vsw2.h5" \
       && ok "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5" || bad "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5"
-    head -1 "$T/vsw1.csv" | grep -q "^point,threshold.keep_rate + baselines.topk_fraction,analog.cmp_noise_sigma,scheme,top1,agreement,top1_exact,loss_pp,energy_J," \
+    head -1 "$T/vsw1.csv" | grep -q "^point,threshold.keep_rate + baselines.topk_fraction,analog.cmp_noise_sigma,scheme,top1,agreement,top1_exact,top1_reference,loss_pp,energy_J," \
       && ok "vit sweep CSV columns" || bad "vit sweep CSV columns"
     pairs=""
     for p in 0 1 2 3; do
@@ -525,7 +550,8 @@ INI
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1])
 r = f["results"]
-assert f.attrs["evaluator"].decode() == "vit" and f.attrs["primary_metric"].decode() == "top1"
+assert f.attrs["evaluator"].decode() == "image-model" and f.attrs["primary_metric"].decode() == "top1"
+assert np.all(r["top1_reference"][:] == r["top1_reference"][0, 0])
 s = [x.decode() for x in r["scheme"][:]]
 d, sp = s.index("dense"), s.index("sprint")
 assert np.all(r["top1_exact"][:] == r["top1_exact"][0, 0])

@@ -6,7 +6,8 @@
 #include "spr_pipeline.h"
 #include "spr_sweep.h"
 #include "spr_test.h"
-#include "spr_vit_eval.h"
+#include "spr_model_eval.h"
+#include "spr_test_model.h"
 
 #include <math.h>
 #include <omp.h>
@@ -334,102 +335,182 @@ static void test_outputs(void) {
   spr_sweep_free(sw);
 }
 
-/* The vit evaluator: chosen by workload.source = vit; a sweep point's rows
- * equal a separate spr_vit_eval of the point's configuration with 2
- * threads, with top1_exact and loss_pp recomputed here from the
- * predictions; rows independent of thread and order; a missing model is
- * an error of the point when the sweep is loaded. */
-static void test_vit_evaluator(void) {
-  spr_config c;
-  spr_config_default(&c);
-  CU_ASSERT_PTR_EQUAL(spr_evaluator_for(&c), &spr_eval_attention);
-  c.wl.source = SPR_SOURCE_VIT;
-  CU_ASSERT_PTR_EQUAL(spr_evaluator_for(&c), &spr_eval_vit);
-  CU_ASSERT_STRING_EQUAL(spr_eval_vit.acc[spr_eval_vit.primary].name, "top1");
-  CU_ASSERT_STRING_EQUAL(spr_eval_vit.acc[3].name, "loss_pp");
-  CU_ASSERT_EQUAL(spr_eval_vit.acc[3].higher_better, 0);
-
-  char model[1024], text[4096];
-  const char *top = getenv("top_srcdir");
-  snprintf(model, sizeof model, "%s/models/vit-fmnist.h5", top ? top : ".");
-  /* absolute: a relative name in a configuration file is taken from the
-   * file's folder */
-  char cwd[512];
-  if (model[0] != '/' && getcwd(cwd, sizeof cwd)) {
-    char rel[480];
-    snprintf(rel, sizeof rel, "%.479s", model);
-    snprintf(model, sizeof model, "%s/%s", cwd, rel);
-  }
-  /* a missing model is an error of the point, naming the file */
-  snprintf(text, sizeof text,
-           "[workload]\nsource = vit\nmodel = %s.absent\nimages = 2\n[sweep]\n"
-           "analog.cmp_noise_sigma = 0, 50 nA\nschemes = sprint, dense\n", model);
-  spr_sweep *sw = NULL;
-  /* the model is read when the points are built, before anything runs */
-  CU_ASSERT_EQUAL(spr_sweep_load(write_ini(2, text), &sw), SPR_EIO);
-  CU_ASSERT_PTR_NULL(sw);
-  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 1 of 2 (analog.cmp_noise_sigma = 0)");
-  SPR_ASSERT_CONTAINS(spr_errmsg(), "vit-fmnist.h5.absent: cannot open the ViT model");
-  if (access(model, R_OK) || access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK)) {
-    fprintf(stderr, "\n  SKIP: the ViT model or the Fashion-MNIST test split is absent\n");
-    return;
-  }
-  snprintf(text, sizeof text,
-           "[workload]\nsource = vit\nmodel = %s\nimages = 5\nfirst_image = 4242\n"
-           "[threshold]\nmode = keep_rate\nbits = 7\n[sweep]\n"
-           "threshold.keep_rate + baselines.topk_fraction = 0.35, 0.85\n"
-           "analog.cmp_noise_sigma = 0, 300 nA\nschemes = sprint, dense, topk\n", model);
-  spr_sweep *a = NULL, *b = NULL;
-  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &a), 0);
-  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &b), 0);
+/* Points of sweep a evaluated in order, of sweep b (the same file) in
+ * reverse order on 2 threads: the rows must be identical. */
+static void eval_both_ways(spr_sweep *a, spr_sweep *b) {
   const int P = spr_sweep_npoints(a);
-  CU_ASSERT_EQUAL_FATAL(P, 4);
   for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL), 0);
   int fails = 0;
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
   for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL) != 0;
   CU_ASSERT_EQUAL(fails, 0);
-  for (int p = 0; p < P; p++) {
+  for (int p = 0; p < P; p++)
     for (int s = 0; s < SPR_N_SCHEMES; s++)
       CU_ASSERT_EQUAL(memcmp(spr_sweep_row(a, p, s), spr_sweep_row(b, p, s), sizeof(spr_eval_row)), 0);
+}
+
+/* The model evaluators: chosen by workload.source = model and the model's
+ * input; a sweep point's rows equal a separate spr_model_eval of the
+ * point's configuration with 2 threads, with the metrics recomputed here
+ * from the per-item predictions or nats; rows independent of thread and
+ * order; a missing model is an error of the point when the sweep is
+ * loaded. */
+static void test_model_evaluators(void) {
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_PTR_EQUAL(spr_evaluator_for(&c), &spr_eval_attention);
+  c.wl.source = SPR_SOURCE_MODEL;
+  CU_ASSERT_STRING_EQUAL(spr_eval_image_model.acc[spr_eval_image_model.primary].name, "top1");
+  CU_ASSERT_STRING_EQUAL(spr_eval_image_model.acc[4].name, "loss_pp");
+  CU_ASSERT_EQUAL(spr_eval_image_model.acc[4].higher_better, 0);
+  CU_ASSERT_STRING_EQUAL(spr_eval_text_model.acc[spr_eval_text_model.primary].name, "bpc");
+  CU_ASSERT_EQUAL(spr_eval_text_model.acc[0].higher_better, 0);
+  CU_ASSERT_STRING_EQUAL(spr_eval_text_model.acc[3].name, "loss_pct");
+
+  /* a synthetic causal text model and its reference */
+  char tm[512], tr[512], text[4096];
+  spr_test_path(tm, sizeof tm, "sweep-lm", ".h5");
+  spr_test_path(tr, sizeof tr, "sweep-lm-ref", ".h5");
+  write_model(tm, 1, OK, 2385);
+  write_model(tr, 1, NO_THETA, 2386);
+  snprintf(c.wl.model, sizeof c.wl.model, "%s", tm);
+  CU_ASSERT_PTR_EQUAL(spr_evaluator_for(&c), &spr_eval_text_model);
+  snprintf(c.wl.model, sizeof c.wl.model, "%s.absent", tm);
+  CU_ASSERT_PTR_EQUAL(spr_evaluator_for(&c), &spr_eval_image_model); /* its error comes later */
+  char cwd[512];
+  CU_ASSERT_FATAL(getcwd(cwd, sizeof cwd) != NULL);
+  const char *sl = tm[0] == '/' ? "" : "/";
+  /* a missing model is an error of the point, naming the file */
+  snprintf(text, sizeof text,
+           "[workload]\nsource = model\nmodel = %s%s%s.absent\nwindows = 2\n[sweep]\n"
+           "analog.cmp_noise_sigma = 0, 50 nA\nschemes = sprint, dense\n", tm[0] == '/' ? "" : cwd,
+           sl, tm);
+  spr_sweep *sw = NULL;
+  /* the model is read when the points are built, before anything runs */
+  CU_ASSERT_EQUAL(spr_sweep_load(write_ini(2, text), &sw), SPR_EIO);
+  CU_ASSERT_PTR_NULL(sw);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 1 of 2 (analog.cmp_noise_sigma = 0)");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "sweep-lm-");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), ".h5.absent: cannot open the model");
+  /* the text evaluator */
+  snprintf(text, sizeof text,
+           "[workload]\nsource = model\nmodel = %s%s%s\nreference_model = %s%s%s\nwindows = 3\n"
+           "first_window = 1\n[threshold]\nmode = keep_rate\nbits = 7\n[sweep]\n"
+           "threshold.keep_rate + baselines.topk_fraction = 0.35, 0.85\n"
+           "analog.cmp_noise_sigma = 0, 300 nA\nschemes = sprint, dense, topk\n",
+           tm[0] == '/' ? "" : cwd, sl, tm, tr[0] == '/' ? "" : cwd, sl, tr);
+  spr_sweep *a = NULL, *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &a), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &b), 0);
+  CU_ASSERT_PTR_EQUAL(spr_sweep_evaluator(a), &spr_eval_text_model);
+  const int P = spr_sweep_npoints(a);
+  CU_ASSERT_EQUAL_FATAL(P, 4);
+  eval_both_ways(a, b);
+  for (int p = 0; p < P; p++) {
     spr_config pc;
-    spr_vit_eval_result r;
+    spr_model_eval_result r;
     CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &pc), 0);
-    CU_ASSERT_EQUAL_FATAL(spr_vit_eval(&pc, 2, &r), 0);
-    CU_ASSERT_EQUAL_FATAL(r.n_images, 5);
-    int ok_exact = 0;
-    for (int i = 0; i < 5; i++) ok_exact += r.pred[SPR_VIT_EXACT][i] == r.labels[i];
+    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(r.n_items, 3);
+    const double bits = 3.0 * 24 * log(2.0);
+    double nref = 0, nexact = 0;
+    for (int i = 0; i < 3; i++) {
+      nref += r.nats[SPR_MEVAL_REFERENCE][i];
+      nexact += r.nats[SPR_MEVAL_EXACT][i];
+    }
     for (int s = 0; s < SPR_N_SCHEMES; s++) {
       const spr_eval_row *w = spr_sweep_row(a, p, s);
       CU_ASSERT_EQUAL(w->ran, s == SPR_SCHEME_SPRINT || s == SPR_SCHEME_DENSE || s == SPR_SCHEME_TOPK);
       CU_ASSERT_EQUAL(w->ran, r.scheme[s].ran);
       if (!w->ran) continue;
-      int ok = 0, agree = 0;
+      double nats = 0;
       long long bytes = 0;
-      for (int i = 0; i < 5; i++) {
-        ok += r.pred[s][i] == r.labels[i];
-        agree += r.pred[s][i] == r.pred[SPR_VIT_EXACT][i];
+      for (int i = 0; i < 3; i++) {
+        nats += r.nats[s][i];
         bytes += r.bytes_fetched[s][i];
       }
-      CU_ASSERT_EQUAL(w->acc[0], ok / 5.0);
-      CU_ASSERT_EQUAL(w->acc[1], agree / 5.0);
-      CU_ASSERT_EQUAL(w->acc[2], ok_exact / 5.0);
-      CU_ASSERT_EQUAL(w->acc[3], 100.0 * (ok_exact - ok) / 5.0);
+      CU_ASSERT_DOUBLE_EQUAL(w->acc[0], nats / bits, 1e-12);
+      CU_ASSERT_DOUBLE_EQUAL(w->acc[1], nexact / bits, 1e-12);
+      CU_ASSERT_DOUBLE_EQUAL(w->acc[2], nref / bits, 1e-12);
+      CU_ASSERT_DOUBLE_EQUAL(w->acc[3], 100 * (nats - nref) / nref, 1e-9);
       CU_ASSERT_EQUAL(w->energy_J, r.scheme[s].energy_J);
       CU_ASSERT_EQUAL(w->cycles, r.scheme[s].cycles);
       CU_ASSERT_EQUAL(w->keep_rate, r.scheme[s].keep_rate);
       CU_ASSERT_EQUAL(w->bytes_fetched, bytes);
       CU_ASSERT(isfinite(w->energy_J) && w->energy_J > 0);
     }
-    spr_vit_eval_result_free(&r);
+    spr_model_eval_result_free(&r);
   }
   /* the keep-rate target moves SPRINT and top-k, noise moves SPRINT only */
-  const spr_eval_row *lo = spr_sweep_row(a, 0, SPR_SCHEME_SPRINT), *hi = spr_sweep_row(a, 2, SPR_SCHEME_SPRINT);
-  CU_ASSERT(lo->keep_rate < hi->keep_rate - 0.2);
-  CU_ASSERT(spr_sweep_row(a, 0, SPR_SCHEME_TOPK)->keep_rate < spr_sweep_row(a, 2, SPR_SCHEME_TOPK)->keep_rate - 0.2);
+  CU_ASSERT(spr_sweep_row(a, 0, SPR_SCHEME_SPRINT)->keep_rate <
+            spr_sweep_row(a, 2, SPR_SCHEME_SPRINT)->keep_rate - 0.2);
+  CU_ASSERT(spr_sweep_row(a, 0, SPR_SCHEME_TOPK)->keep_rate <
+            spr_sweep_row(a, 2, SPR_SCHEME_TOPK)->keep_rate - 0.2);
   CU_ASSERT_NOT_EQUAL(spr_sweep_row(a, 0, SPR_SCHEME_SPRINT)->energy_J, spr_sweep_row(a, 1, SPR_SCHEME_SPRINT)->energy_J);
   CU_ASSERT_EQUAL(spr_sweep_row(a, 0, SPR_SCHEME_DENSE)->energy_J, spr_sweep_row(a, 3, SPR_SCHEME_DENSE)->energy_J);
   CU_ASSERT_EQUAL(spr_sweep_row(a, 0, SPR_SCHEME_TOPK)->energy_J, spr_sweep_row(a, 1, SPR_SCHEME_TOPK)->energy_J);
+  spr_sweep_free(a);
+  spr_sweep_free(b);
+  unlink(tm);
+  unlink(tr);
+
+  /* the image evaluator on the committed ViT and the Fashion-MNIST test split */
+  char model[1024];
+  const char *top = getenv("top_srcdir");
+  snprintf(model, sizeof model, "%s/models/vit-fmnist.h5", top ? top : ".");
+  /* absolute: a relative name in a configuration file is taken from the
+   * file's folder */
+  if (model[0] != '/') {
+    char rel[480];
+    snprintf(rel, sizeof rel, "%.479s", model);
+    snprintf(model, sizeof model, "%s/%s", cwd, rel);
+  }
+  if (access(model, R_OK) || access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK)) {
+    fprintf(stderr, "\n  SKIP: the ViT model or the Fashion-MNIST test split is absent\n");
+    return;
+  }
+  snprintf(text, sizeof text,
+           "[workload]\nsource = model\nmodel = %s\nimages = 5\nfirst_image = 4242\n"
+           "[threshold]\nmode = keep_rate\nbits = 7\n[sweep]\n"
+           "threshold.keep_rate + baselines.topk_fraction = 0.35, 0.85\n"
+           "analog.cmp_noise_sigma = 0, 300 nA\nschemes = sprint, dense, topk\n", model);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &a), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &b), 0);
+  CU_ASSERT_PTR_EQUAL(spr_sweep_evaluator(a), &spr_eval_image_model);
+  eval_both_ways(a, b);
+  for (int p = 0; p < P; p++) {
+    spr_config pc;
+    spr_model_eval_result r;
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &pc), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(r.n_items, 5);
+    int ok_exact = 0, ok_ref = 0;
+    for (int i = 0; i < 5; i++) {
+      ok_exact += r.pred[SPR_MEVAL_EXACT][i] == r.labels[i];
+      ok_ref += r.pred[SPR_MEVAL_REFERENCE][i] == r.labels[i];
+    }
+    for (int s = 0; s < SPR_N_SCHEMES; s++) {
+      const spr_eval_row *w = spr_sweep_row(a, p, s);
+      CU_ASSERT_EQUAL(w->ran, r.scheme[s].ran);
+      if (!w->ran) continue;
+      int ok = 0, agree = 0;
+      long long bytes = 0;
+      for (int i = 0; i < 5; i++) {
+        ok += r.pred[s][i] == r.labels[i];
+        agree += r.pred[s][i] == r.pred[SPR_MEVAL_EXACT][i];
+        bytes += r.bytes_fetched[s][i];
+      }
+      CU_ASSERT_EQUAL(w->acc[0], ok / 5.0);
+      CU_ASSERT_EQUAL(w->acc[1], agree / 5.0);
+      CU_ASSERT_EQUAL(w->acc[2], ok_exact / 5.0);
+      CU_ASSERT_EQUAL(w->acc[3], ok_ref / 5.0);
+      CU_ASSERT_EQUAL(w->acc[4], 100.0 * (ok_ref - ok) / 5.0);
+      CU_ASSERT_EQUAL(w->energy_J, r.scheme[s].energy_J);
+      CU_ASSERT_EQUAL(w->keep_rate, r.scheme[s].keep_rate);
+      CU_ASSERT_EQUAL(w->bytes_fetched, bytes);
+    }
+    spr_model_eval_result_free(&r);
+  }
   spr_sweep_free(a);
   spr_sweep_free(b);
 }
@@ -444,7 +525,7 @@ int main(void) {
       {"max_points", test_max_points},
       {"evaluation independent of threads and order", test_eval_independent_of_threads},
       {"outputs", test_outputs},
-      {"vit evaluator", test_vit_evaluator},
+      {"model evaluators", test_model_evaluators},
       {NULL, NULL},
   };
   int rc = spr_test_run("sweep", tests);

@@ -1,6 +1,7 @@
-/* spr_vit.c - ViT model reader and forward pass (model in spr_vit.h). */
+/* spr_model.c - model reader and forward pass (model in spr_model.h,
+ * format in docs/models.md). */
 #include "config.h"
-#include "spr_vit.h"
+#include "spr_model.h"
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_mat.h"
@@ -9,8 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define IMAGE_SIDE 28
 
 /* ---- reading ---------------------------------------------------------- */
 
@@ -138,16 +137,17 @@ static int dset_open(const char *path, hid_t f, const char *name, hid_t *d, int 
 }
 
 /* Dataset `name` of rank `rank` and shape dims, floating point, every
- * element finite, into a new float array. */
-static int read_floats(const char *path, hid_t f, const char *name, int rank, const hsize_t *dims,
-                       float **out) {
+ * element finite, into a new array of `mem` (H5T_NATIVE_FLOAT or
+ * H5T_NATIVE_DOUBLE) elements. */
+static int read_real(const char *path, hid_t f, const char *name, int rank, const hsize_t *dims,
+                     hid_t mem, void **out) {
   *out = NULL;
   hid_t d;
   int cls, r;
   hsize_t got[4];
   int rc = dset_open(path, f, name, &d, &cls, &r, got);
   if (rc) return rc;
-  char want[64] = "", have[64] = "";
+  char want[96] = "", have[96] = "";
   for (int k = 0; k < rank; k++)
     snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", k ? " x " : "",
              (unsigned long long)dims[k]);
@@ -160,23 +160,33 @@ static int read_floats(const char *path, hid_t f, const char *name, int rank, co
     rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has shape %s%s, expected %s", path, name,
                    r > 4 ? "of rank " : "", r > 4 ? "> 4" : (r == 0 ? "scalar" : have), want);
   }
+  const int dbl = mem == H5T_NATIVE_DOUBLE;
+  const size_t es = dbl ? sizeof(double) : sizeof(float);
   size_t count = 1;
   for (int k = 0; k < rank; k++) count *= (size_t)dims[k];
-  float *buf = rc ? NULL : malloc(count * sizeof *buf);
+  void *buf = rc ? NULL : malloc(count * es);
   if (!rc && !buf) rc = spr_error(SPR_ENOMEM, "%s: out of memory for '%s'", path, name);
-  if (!rc && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+  if (!rc && H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", path, name);
-  for (size_t k = 0; !rc && k < count; k++)
-    if (!isfinite(buf[k]))
+  for (size_t k = 0; !rc && k < count; k++) {
+    const double v = dbl ? ((double *)buf)[k] : (double)((float *)buf)[k];
+    if (!isfinite(v))
       rc = spr_error(SPR_EHDF5, "%s: dataset '%s': element %zu is %g (not finite)", path, name, k,
-                     (double)buf[k]);
+                     v);
+  }
   H5Dclose(d);
   if (rc) free(buf);
   else *out = buf;
   return rc;
 }
 
-/* 1-D integer dataset of the /test group, values below `below`. */
+static int read_floats(const char *path, hid_t f, const char *name, int rank, const hsize_t *dims,
+                       float **out) {
+  return read_real(path, f, name, rank, dims, H5T_NATIVE_FLOAT, (void **)out);
+}
+
+/* 1-D integer dataset of 1 .. 10^8 values below `below` into a new byte
+ * array; *len: the expected length (or -1: any), set to the length read. */
 static int read_u8(const char *path, hid_t f, const char *name, int below, int *len,
                    uint8_t **out) {
   *out = NULL;
@@ -187,8 +197,9 @@ static int read_u8(const char *path, hid_t f, const char *name, int below, int *
   if (rc) return rc;
   const hsize_t n = dims[0];
   if (cls != H5T_INTEGER) rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not integer", path, name);
-  else if (r != 1 || n < 1 || n > 10000000)
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not a 1-D array of 1 .. 10^7 values", path, name);
+  else if (r != 1 || n < 1 || n > 100000000)
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not a 1-D array of 1 .. 10^8 values", path,
+                   name);
   else if (*len >= 0 && (int)n != *len)
     rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has %llu values, expected %d", path, name,
                    (unsigned long long)n, *len);
@@ -199,7 +210,7 @@ static int read_u8(const char *path, hid_t f, const char *name, int below, int *
     rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", path, name);
   for (hsize_t k = 0; !rc && k < n; k++) {
     if (buf[k] < 0 || buf[k] >= below)
-      rc = spr_error(SPR_EINVAL, "%s: dataset '%s': element %llu is %d (classes are 0..%d)", path,
+      rc = spr_error(SPR_EINVAL, "%s: dataset '%s': element %llu is %d (valid: 0..%d)", path,
                      name, (unsigned long long)k, buf[k], below - 1);
     else u[k] = (uint8_t)buf[k];
   }
@@ -213,73 +224,142 @@ static int read_u8(const char *path, hid_t f, const char *name, int below, int *
   return rc;
 }
 
-void spr_vit_free(spr_vit *m) {
+const char *spr_model_input_name(int input) {
+  return input == SPR_MODEL_TEXT ? "text" : "image";
+}
+
+void spr_model_free(spr_model *m) {
   if (!m) return;
-  free(m->embed_w); free(m->embed_b); free(m->cls); free(m->pos);
+  free(m->embed_w); free(m->embed_b); free(m->cls); free(m->tok_emb); free(m->pos);
   for (int l = 0; l < SPR_MAX_LAYERS; l++) {
-    spr_vit_layer *y = &m->layer[l];
+    spr_model_layer *y = &m->layer[l];
     free(y->ln1_w); free(y->ln1_b); free(y->qkv_w); free(y->qkv_b); free(y->proj_w);
     free(y->proj_b); free(y->ln2_w); free(y->ln2_b); free(y->fc1_w); free(y->fc1_b);
     free(y->fc2_w); free(y->fc2_b);
   }
   free(m->ln_w); free(m->ln_b); free(m->head_w); free(m->head_b);
-  free(m->test_labels); free(m->test_pred_exact); free(m->test_pred_pruned);
+  free(m->eval_labels); free(m->eval_pred_exact); free(m->eval_tokens); free(m->eval_nats_exact);
   memset(m, 0, sizeof *m);
 }
 
-static int load_body(const char *path, hid_t f, spr_vit *m) {
+/* Root attributes: the architecture and its input. */
+static int load_header(const char *path, hid_t f, spr_model *m) {
   int rc;
-  char fmt[64];
-  if ((rc = attr_str(path, f, "/", "format", fmt, sizeof fmt))) return rc;
-  if (strcmp(fmt, "sprintsim-vit"))
-    return spr_error(SPR_EINVAL, "%s: attribute 'format' is '%s', expected 'sprintsim-vit'", path, fmt);
+  char s[64];
+  if ((rc = attr_str(path, f, "/", "format", s, sizeof s))) return rc;
+  if (strcmp(s, "sprintsim-model"))
+    return spr_error(SPR_EINVAL, "%s: attribute 'format' is '%s', expected 'sprintsim-model' "
+                     "(docs/models.md)", path, s);
   int version;
   if ((rc = attr_int(path, f, "/", "version", 1, 1, &version))) return rc;
-  if ((rc = attr_int(path, f, "/", "patch", 1, IMAGE_SIDE, &m->patch))) return rc;
-  if (IMAGE_SIDE % m->patch)
-    return spr_error(SPR_EINVAL, "%s: attribute 'patch' is %d, which does not divide %d", path,
-                     m->patch, IMAGE_SIDE);
-  if ((rc = attr_int(path, f, "/", "dim", 1, 4096, &m->dim)) ||
+  if ((rc = attr_str(path, f, "/", "input", s, sizeof s))) return rc;
+  if (!strcmp(s, "image")) m->input = SPR_MODEL_IMAGE;
+  else if (!strcmp(s, "text")) m->input = SPR_MODEL_TEXT;
+  else
+    return spr_error(SPR_EINVAL, "%s: attribute 'input' is '%s', expected 'image' or 'text'",
+                     path, s);
+  const int text = m->input == SPR_MODEL_TEXT;
+  if ((rc = attr_int(path, f, "/", "causal", text, text, &m->causal)) ||
+      (rc = attr_int(path, f, "/", "dim", 1, SPR_MODEL_MAX_DIM, &m->dim)) ||
       (rc = attr_int(path, f, "/", "depth", 1, SPR_MAX_LAYERS, &m->depth)) ||
       (rc = attr_int(path, f, "/", "heads", 1, SPR_MAX_HEADS, &m->heads)) ||
-      (rc = attr_int(path, f, "/", "mlp", 1, 65536, &m->mlp)) ||
-      (rc = attr_int(path, f, "/", "classes", 2, 256, &m->classes)) ||
-      (rc = attr_int(path, f, "/", "tokens", 2, 1 << 20, &m->tokens)))
+      (rc = attr_int(path, f, "/", "mlp", 1, SPR_MODEL_MAX_MLP, &m->mlp)) ||
+      (rc = attr_int(path, f, "/", "tokens", 2, SPR_QKV_MAX_SEQ, &m->tokens)) ||
+      (rc = attr_double(path, f, "/", "ln_eps", &m->ln_eps)))
     return rc;
   if (m->dim % m->heads)
     return spr_error(SPR_EINVAL, "%s: attribute 'heads' is %d, which does not divide dim = %d",
                      path, m->heads, m->dim);
-  const int np = IMAGE_SIDE / m->patch;
-  if (m->tokens != np * np + 1)
-    return spr_error(SPR_EINVAL, "%s: attribute 'tokens' is %d, expected (28 / patch)^2 + 1 = %d",
-                     path, m->tokens, np * np + 1);
-  m->side = IMAGE_SIDE;
+  if (!(m->ln_eps > 0))
+    return spr_error(SPR_EINVAL, "%s: attribute 'ln_eps' is %g (must be > 0)", path, m->ln_eps);
   m->head_dim = m->dim / m->heads;
+  if (H5Aexists(f, "reference") > 0 &&
+      (rc = attr_str(path, f, "/", "reference", m->reference, sizeof m->reference)))
+    return rc;
+  if (text) {
+    if ((rc = attr_int(path, f, "/", "vocab", 2, 256, &m->vocab))) return rc;
+    m->outputs = m->vocab;
+    int len = m->vocab;
+    uint8_t *vb;
+    if ((rc = read_u8(path, f, "vocab_bytes", 256, &len, &vb))) return rc;
+    memcpy(m->vocab_bytes, vb, (size_t)len);
+    free(vb);
+    for (int a = 0; a < len; a++)
+      for (int b = 0; b < a; b++)
+        if (m->vocab_bytes[a] == m->vocab_bytes[b])
+          return spr_error(SPR_EINVAL, "%s: dataset 'vocab_bytes': byte %d appears twice (ids %d "
+                           "and %d)", path, m->vocab_bytes[a], b, a);
+    return 0;
+  }
+  if ((rc = attr_int(path, f, "/", "side", 1, SPR_MODEL_MAX_SIDE, &m->side)) ||
+      (rc = attr_int(path, f, "/", "patch", 1, SPR_MODEL_MAX_SIDE, &m->patch)) ||
+      (rc = attr_int(path, f, "/", "classes", 2, 256, &m->outputs)))
+    return rc;
+  if (m->side % m->patch)
+    return spr_error(SPR_EINVAL, "%s: attribute 'patch' is %d, which does not divide side = %d",
+                     path, m->patch, m->side);
+  const int np = m->side / m->patch;
+  if ((int64_t)np * np + 1 != m->tokens)
+    return spr_error(SPR_EINVAL, "%s: attribute 'tokens' is %d, expected (side / patch)^2 + 1 = %d",
+                     path, m->tokens, np * np + 1);
   if ((rc = attr_double(path, f, "/", "norm_mean", &m->norm_mean)) ||
-      (rc = attr_double(path, f, "/", "norm_std", &m->norm_std)) ||
-      (rc = attr_double(path, f, "/", "ln_eps", &m->ln_eps)))
+      (rc = attr_double(path, f, "/", "norm_std", &m->norm_std)))
     return rc;
   if (!(m->norm_std > 0))
     return spr_error(SPR_EINVAL, "%s: attribute 'norm_std' is %g (must be > 0)", path, m->norm_std);
-  if (!(m->ln_eps > 0))
-    return spr_error(SPR_EINVAL, "%s: attribute 'ln_eps' is %g (must be > 0)", path, m->ln_eps);
-  m->test_top1_exact = m->test_top1_pruned = NAN;
-  if (H5Aexists(f, "test_top1_exact") > 0 &&
-      (rc = attr_double(path, f, "/", "test_top1_exact", &m->test_top1_exact)))
+  return 0;
+}
+
+/* The /eval group, when present. */
+static int load_eval(const char *path, hid_t f, spr_model *m) {
+  int rc;
+  m->eval_exact = NAN;
+  if (!exists(f, "eval")) return 0;
+  const char *key = m->input == SPR_MODEL_TEXT ? "bpc_exact" : "top1_exact";
+  if (H5Aexists_by_name(f, "eval", key, H5P_DEFAULT) > 0 &&
+      (rc = attr_double(path, f, "eval", key, &m->eval_exact)))
     return rc;
-  if (H5Aexists(f, "test_top1_pruned") > 0 &&
-      (rc = attr_double(path, f, "/", "test_top1_pruned", &m->test_top1_pruned)))
-    return rc;
+  if (m->input == SPR_MODEL_IMAGE) {
+    if (!exists(f, "eval/labels")) return 0;
+    int len = -1;
+    if ((rc = read_u8(path, f, "eval/labels", m->outputs, &len, &m->eval_labels)) ||
+        (rc = read_u8(path, f, "eval/pred_exact", m->outputs, &len, &m->eval_pred_exact)))
+      return rc;
+    m->n_eval = len;
+    return 0;
+  }
+  if (!exists(f, "eval/tokens")) return 0;
+  int len = -1;
+  if ((rc = read_u8(path, f, "eval/tokens", m->vocab, &len, &m->eval_tokens))) return rc;
+  m->n_eval = len;
+  if (exists(f, "eval/nats_exact")) {
+    const hsize_t w = (hsize_t)spr_model_windows(m, len);
+    if ((rc = read_real(path, f, "eval/nats_exact", 1, &w, H5T_NATIVE_DOUBLE,
+                        (void **)&m->eval_nats_exact)))
+      return rc;
+    m->eval_windows = (int)w;
+  }
+  return 0;
+}
+
+static int load_body(const char *path, hid_t f, spr_model *m) {
+  int rc;
+  if ((rc = load_header(path, f, m))) return rc;
   const hsize_t D = (hsize_t)m->dim, P2 = (hsize_t)m->patch * m->patch, T = (hsize_t)m->tokens,
-                M = (hsize_t)m->mlp, C = (hsize_t)m->classes;
+                M = (hsize_t)m->mlp, O = (hsize_t)m->outputs;
   hsize_t s[2];
 #define RD1(name, n0, dst) (s[0] = (n0), read_floats(path, f, name, 1, s, dst))
 #define RD2(name, n0, n1, dst) (s[0] = (n0), s[1] = (n1), read_floats(path, f, name, 2, s, dst))
-  if ((rc = RD2("embed_w", D, P2, &m->embed_w)) || (rc = RD1("embed_b", D, &m->embed_b)) ||
-      (rc = RD1("cls", D, &m->cls)) || (rc = RD2("pos", T, D, &m->pos)))
+  if (m->input == SPR_MODEL_IMAGE) {
+    if ((rc = RD2("embed_w", D, P2, &m->embed_w)) || (rc = RD1("embed_b", D, &m->embed_b)) ||
+        (rc = RD1("cls", D, &m->cls)))
+      return rc;
+  } else if ((rc = RD2("tok_emb", (hsize_t)m->vocab, D, &m->tok_emb))) {
     return rc;
+  }
+  if ((rc = RD2("pos", T, D, &m->pos))) return rc;
   for (int l = 0; l < m->depth; l++) {
-    spr_vit_layer *y = &m->layer[l];
+    spr_model_layer *y = &m->layer[l];
     char g[32], n[64];
     snprintf(g, sizeof g, "layer_%d", l);
     if (!exists(f, g)) return spr_error(SPR_EHDF5, "%s: group '%s' missing (depth %d)", path, g, m->depth);
@@ -292,71 +372,90 @@ static int load_body(const char *path, hid_t f, spr_vit *m) {
         (rc = RD2(NM("fc2_w"), D, M, &y->fc2_w)) || (rc = RD1(NM("fc2_b"), D, &y->fc2_b)))
       return rc;
 #undef NM
-    if ((rc = attr_double(path, f, g, "theta", &y->theta))) return rc;
   }
   if ((rc = RD1("ln_w", D, &m->ln_w)) || (rc = RD1("ln_b", D, &m->ln_b)) ||
-      (rc = RD2("head_w", C, D, &m->head_w)) || (rc = RD1("head_b", C, &m->head_b)))
+      (rc = RD2("head_w", O, D, &m->head_w)) || (rc = RD1("head_b", O, &m->head_b)))
     return rc;
 #undef RD1
 #undef RD2
-  if (exists(f, "test")) {
-    int len = -1;
-    if ((rc = read_u8(path, f, "test/labels", m->classes, &len, &m->test_labels)) ||
-        (rc = read_u8(path, f, "test/pred_exact", m->classes, &len, &m->test_pred_exact)) ||
-        (rc = read_u8(path, f, "test/pred_pruned", m->classes, &len, &m->test_pred_pruned)))
-      return rc;
-    m->n_test = len;
+  if (exists(f, "theta")) {
+    const hsize_t L = (hsize_t)m->depth;
+    double *th;
+    if ((rc = read_real(path, f, "theta", 1, &L, H5T_NATIVE_DOUBLE, (void **)&th))) return rc;
+    memcpy(m->theta, th, (size_t)m->depth * sizeof *th);
+    free(th);
+    m->has_theta = 1;
   }
-  return 0;
+  return load_eval(path, f, m);
 }
 
-int spr_vit_load(const char *path, spr_vit *m) {
+int spr_model_load(const char *path, spr_model *m) {
   memset(m, 0, sizeof *m);
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
   hid_t f;
-  int rc = spr__h5_open_ro(path, "the ViT model", &f);
+  int rc = spr__h5_open_ro(path, "the model", &f);
   if (!rc) {
     rc = load_body(path, f, m);
     H5Fclose(f);
   }
   spr__h5_quiet_off(&q);
-  if (rc) spr_vit_free(m);
+  if (rc) spr_model_free(m);
   return rc;
+}
+
+int spr_model_input_of(const char *path) {
+  spr_model m;
+  memset(&m, 0, sizeof m);
+  spr__h5_quiet q;
+  spr__h5_quiet_on(&q);
+  hid_t f;
+  int rc = spr__h5_open_ro(path, "the model", &f);
+  if (!rc) {
+    rc = load_header(path, f, &m);
+    H5Fclose(f);
+  }
+  spr__h5_quiet_off(&q);
+  return rc ? rc : m.input;
+}
+
+int spr_model_windows(const spr_model *m, int n_ids) {
+  return n_ids > 1 ? (n_ids - 1) / m->tokens : 0;
 }
 
 /* ---- forward pass ------------------------------------------------------- */
 
-struct spr_vit_ws {
+struct spr_model_ws {
   float *x;   /* T x dim residual stream */
   float *h;   /* T x dim normalised input of a block */
   float *qkv; /* T x 3 dim */
   float *o;   /* T x dim concatenated head outputs */
   float *f;   /* T x mlp */
-  float *pt;  /* T x patch^2 pixels of the patches (row 0 unused) */
+  float *pt;  /* image: T x patch^2 pixels of the patches (row 0 unused) */
 };
 
-void spr_vit_ws_free(spr_vit_ws *w) {
+void spr_model_ws_free(spr_model_ws *w) {
   if (!w) return;
   free(w->x); free(w->h); free(w->qkv); free(w->o); free(w->f); free(w->pt);
   free(w);
 }
 
-int spr_vit_ws_alloc(const spr_vit *m, spr_vit_ws **out) {
+int spr_model_ws_alloc(const spr_model *m, spr_model_ws **out) {
   *out = NULL;
-  spr_vit_ws *w = calloc(1, sizeof *w);
+  spr_model_ws *w = calloc(1, sizeof *w);
   const size_t T = (size_t)m->tokens, D = (size_t)m->dim;
+  const int image = m->input == SPR_MODEL_IMAGE;
   if (w) {
     w->x = malloc(T * D * sizeof *w->x);
     w->h = malloc(T * D * sizeof *w->h);
     w->qkv = malloc(T * 3 * D * sizeof *w->qkv);
     w->o = malloc(T * D * sizeof *w->o);
     w->f = malloc(T * (size_t)m->mlp * sizeof *w->f);
-    w->pt = malloc(T * (size_t)m->patch * m->patch * sizeof *w->pt);
+    if (image) w->pt = malloc(T * (size_t)m->patch * m->patch * sizeof *w->pt);
   }
-  if (!w || !w->x || !w->h || !w->qkv || !w->o || !w->f || !w->pt) {
-    spr_vit_ws_free(w);
-    return spr_error(SPR_ENOMEM, "vit: out of memory for the activations");
+  if (!w || !w->x || !w->h || !w->qkv || !w->o || !w->f || (image && !w->pt)) {
+    spr_model_ws_free(w);
+    return spr_error(SPR_ENOMEM, "model: out of memory for the activations");
   }
   *out = w;
   return 0;
@@ -385,7 +484,9 @@ static void layer_norm(const float *in, int T, int D, const float *g, const floa
   }
 }
 
-int spr_vit_embed(const spr_vit *m, const uint8_t *img, spr_vit_ws *w) {
+int spr_model_embed_image(const spr_model *m, const uint8_t *img, spr_model_ws *w) {
+  if (m->input != SPR_MODEL_IMAGE)
+    return spr_error(SPR_EINVAL, "model: embed_image on a %s model", spr_model_input_name(m->input));
   const int p = m->patch, np = m->side / p, P2 = p * p, D = m->dim, T = m->tokens;
   for (int a = 0; a < np; a++)
     for (int b = 0; b < np; b++) {
@@ -403,14 +504,29 @@ int spr_vit_embed(const spr_vit *m, const uint8_t *img, spr_vit_ws *w) {
   return 0;
 }
 
-int spr_vit_attn_in(const spr_vit *m, int layer, spr_vit_ws *w) {
-  const spr_vit_layer *y = &m->layer[layer];
+int spr_model_embed_text(const spr_model *m, const uint8_t *ids, spr_model_ws *w) {
+  if (m->input != SPR_MODEL_TEXT)
+    return spr_error(SPR_EINVAL, "model: embed_text on a %s model", spr_model_input_name(m->input));
+  const int D = m->dim;
+  for (int t = 0; t < m->tokens; t++) {
+    if (ids[t] >= m->vocab)
+      return spr_error(SPR_EINVAL, "model: token %d has id %d, outside the vocabulary of %d", t,
+                       ids[t], m->vocab);
+    const float *e = m->tok_emb + (size_t)ids[t] * D, *p = m->pos + (size_t)t * D;
+    float *x = w->x + (size_t)t * D;
+    for (int k = 0; k < D; k++) x[k] = e[k] + p[k];
+  }
+  return 0;
+}
+
+int spr_model_attn_in(const spr_model *m, int layer, spr_model_ws *w) {
+  const spr_model_layer *y = &m->layer[layer];
   layer_norm(w->x, m->tokens, m->dim, y->ln1_w, y->ln1_b, m->ln_eps, w->h);
   return linear(w->h, m->tokens, m->dim, y->qkv_w, y->qkv_b, 3 * m->dim, w->qkv);
 }
 
-void spr_vit_head_qkv(const spr_vit *m, const spr_vit_ws *w, int head, float *Q, float *K,
-                      float *V) {
+void spr_model_head_qkv(const spr_model *m, const spr_model_ws *w, int head, float *Q, float *K,
+                        float *V) {
   const int D = m->dim, d = m->head_dim;
   const size_t bytes = (size_t)d * sizeof *Q;
   for (int t = 0; t < m->tokens; t++) {
@@ -421,14 +537,14 @@ void spr_vit_head_qkv(const spr_vit *m, const spr_vit_ws *w, int head, float *Q,
   }
 }
 
-void spr_vit_head_out(const spr_vit *m, spr_vit_ws *w, int head, const float *O) {
+void spr_model_head_out(const spr_model *m, spr_model_ws *w, int head, const float *O) {
   const int D = m->dim, d = m->head_dim;
   for (int t = 0; t < m->tokens; t++)
     memcpy(w->o + (size_t)t * D + (size_t)head * d, O + (size_t)t * d, (size_t)d * sizeof *O);
 }
 
-int spr_vit_attn_out(const spr_vit *m, int layer, spr_vit_ws *w) {
-  const spr_vit_layer *y = &m->layer[layer];
+int spr_model_attn_out(const spr_model *m, int layer, spr_model_ws *w) {
+  const spr_model_layer *y = &m->layer[layer];
   const int T = m->tokens, D = m->dim, M = m->mlp;
   /* x += o proj_w^T + proj_b: the GEMM accumulates into x */
   for (int t = 0; t < T; t++)
@@ -448,14 +564,28 @@ int spr_vit_attn_out(const spr_vit *m, int layer, spr_vit_ws *w) {
                        spr_matf_view(w->x, T, D));
 }
 
-int spr_vit_logits(const spr_vit *m, spr_vit_ws *w, float *logits) {
-  layer_norm(w->x, 1, m->dim, m->ln_w, m->ln_b, m->ln_eps, w->h);
-  return linear(w->h, 1, m->dim, m->head_w, m->head_b, m->classes, logits);
+int spr_model_logits(const spr_model *m, spr_model_ws *w, float *logits) {
+  /* image: the class token only; text: every position */
+  const int rows = m->input == SPR_MODEL_IMAGE ? 1 : m->tokens;
+  layer_norm(w->x, rows, m->dim, m->ln_w, m->ln_b, m->ln_eps, w->h);
+  return linear(w->h, rows, m->dim, m->head_w, m->head_b, m->outputs, logits);
 }
 
-int spr_vit_argmax(const float *logits, int classes) {
+int spr_model_argmax(const float *logits, int n) {
   int best = 0;
-  for (int k = 1; k < classes; k++)
+  for (int k = 1; k < n; k++)
     if (logits[k] > logits[best]) best = k;
   return best;
+}
+
+double spr_model_nats(const float *logits, const uint8_t *targets, int n, int vocab) {
+  double total = 0;
+  for (int i = 0; i < n; i++) {
+    const float *r = logits + (size_t)i * vocab;
+    double mx = r[0], z = 0;
+    for (int k = 1; k < vocab; k++) mx = r[k] > mx ? r[k] : mx;
+    for (int k = 0; k < vocab; k++) z += exp((double)r[k] - mx);
+    total += log(z) + mx - (double)r[targets[i]];
+  }
+  return total;
 }

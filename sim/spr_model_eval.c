@@ -1,0 +1,607 @@
+/* spr_model_eval.c - model inference with per-head schemes
+ * (spr_model_eval.h). */
+#include "config.h"
+#include "spr_model_eval.h"
+#include "spr_attend.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_h5quiet.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <hdf5_hl.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *spr_model_scheme_name(int s) {
+  if (s == SPR_MEVAL_EXACT) return "exact";
+  if (s == SPR_MEVAL_REFERENCE) return "reference";
+  return spr_scheme_name(s);
+}
+
+int spr_model_reference_path(const spr_config *c, const char *model_path, const spr_model *m,
+                             char *buf, size_t n) {
+  const char *key = c->wl.reference_model;
+  int len;
+  if (!strcmp(key, "none") || (!key[0] && !m->reference[0])) {
+    len = snprintf(buf, n, "%s", "");
+  } else if (key[0]) {
+    len = snprintf(buf, n, "%s", key);
+  } else if (m->reference[0] == '/') {
+    len = snprintf(buf, n, "%s", m->reference);
+  } else {
+    /* relative to the model file's folder */
+    const char *slash = strrchr(model_path, '/');
+    const int dir = slash ? (int)(slash - model_path) + 1 : 0;
+    len = snprintf(buf, n, "%.*s%s", dir, model_path, m->reference);
+  }
+  if (len < 0 || (size_t)len >= n)
+    return spr_error(SPR_EINVAL, "%s: the reference model's path is longer than %zu bytes",
+                     model_path, n - 1);
+  return 0;
+}
+
+int spr_model_config(const spr_config *c, const spr_model *m, const char *model_path,
+                     spr_config *out) {
+  *out = *c;
+  out->wl.seq_len = m->tokens;
+  out->wl.n_layers = m->depth;
+  out->wl.n_heads = m->heads;
+  out->wl.head_dim = m->head_dim;
+  out->wl.causal = m->causal;
+  const spr_thr_params *t = &c->thr;
+  if (t->mode == SPR_THR_DIRECT) {
+    const int L = m->depth, H = m->heads;
+    const int ok = t->n_values == 1 || (t->per_head ? t->n_values == L * H : t->n_values == L);
+    if (!ok)
+      return spr_error(SPR_ECONFIG,
+                       "key 'threshold.values': %d values given; the model %s has %d layers x %d "
+                       "heads, so it needs 1 or %d", t->n_values, model_path, L, H,
+                       t->per_head ? L * H : L);
+  }
+  if (t->mode == SPR_THR_LEARNED && !m->has_theta)
+    return spr_error(SPR_ECONFIG,
+                     "key 'threshold.mode': value 'learned' needs learned thresholds, but the "
+                     "model %s has no dataset 'theta' (a dense model); use mode keep_rate or "
+                     "direct, or a pruning-trained model", model_path);
+  return 0;
+}
+
+struct spr_model_ctx {
+  spr_model_ws *vw;
+  spr_attend_ws *aw;
+  spr_attend_head heads[SPR_MAX_HEADS];
+  spr_head_result res[SPR_MAX_HEADS];
+  float *O;      /* tokens x head_dim */
+  float *logits; /* outputs, or tokens x outputs */
+};
+
+void spr_model_ctx_free(spr_model_ctx *x) {
+  if (!x) return;
+  spr_model_ws_free(x->vw);
+  spr_attend_ws_free(x->aw);
+  for (int h = 0; h < SPR_MAX_HEADS; h++) spr_attend_head_free(&x->heads[h]);
+  free(x->O);
+  free(x->logits);
+  free(x);
+}
+
+int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx **out) {
+  *out = NULL;
+  spr_model_ctx *x = calloc(1, sizeof *x);
+  if (!x) return spr_error(SPR_ENOMEM, "model: out of memory");
+  int rc;
+  if ((rc = spr_model_ws_alloc(m, &x->vw)) ||
+      (rc = spr_attend_ws_alloc(mc, m->tokens, m->head_dim, &x->aw)))
+    goto fail;
+  for (int h = 0; h < m->heads; h++)
+    if ((rc = spr_attend_head_alloc(&x->heads[h], mc, m->tokens, m->head_dim, 0))) goto fail;
+  const size_t rows = m->input == SPR_MODEL_TEXT ? (size_t)m->tokens : 1;
+  x->O = malloc((size_t)m->tokens * m->head_dim * sizeof *x->O);
+  x->logits = malloc(rows * (size_t)m->outputs * sizeof *x->logits);
+  if (!x->O || !x->logits) {
+    rc = spr_error(SPR_ENOMEM, "model: out of memory");
+    goto fail;
+  }
+  *out = x;
+  return 0;
+fail:
+  spr_model_ctx_free(x);
+  return rc;
+}
+
+/* Allowed (query, key) pairs of one head: n^2, or n (n + 1) / 2 when causal. */
+static int64_t head_pairs(int n, int causal) {
+  return causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
+}
+
+/* One layer's attention under scheme s: every head's output into the
+ * activations of x. */
+static int attend_layer(const spr_config *mc, const spr_model *m, int s, int l, int trial,
+                        spr_model_ctx *x, spr_model_item_stats *st) {
+  const int H = m->heads, n = m->tokens;
+  const int64_t pairs = head_pairs(n, m->causal);
+  int rc;
+  for (int h = 0; h < H; h++)
+    spr_model_head_qkv(m, x->vw, h, x->heads[h].Q, x->heads[h].K, x->heads[h].V);
+  if (s == SPR_MEVAL_EXACT || s == SPR_MEVAL_REFERENCE) {
+    for (int h = 0; h < H; h++) {
+      if ((rc = spr_attend_digital(mc, &x->heads[h], x->aw))) return rc;
+      spr_model_head_out(m, x->vw, h, spr_attend_exact_output(x->aw));
+      st->kept[l] += pairs;
+    }
+    return 0;
+  }
+  for (int h = 0; h < H; h++)
+    if ((rc = spr_attend_ideal(mc, l, h, &x->heads[h], x->aw, &x->res[h]))) return rc;
+  if (s == SPR_SCHEME_SPRINT) {
+    /* thresholds of this item's layer, as the pipeline sets them for a
+     * sequence, then the analog decisions */
+    spr_attend_range(mc, x->heads, H, x->res);
+    if (mc->thr.mode == SPR_THR_KEEP_RATE)
+      for (int h = 0; h < H; h++)
+        if ((rc = spr_attend_count(mc, &x->heads[h], &x->res[h]))) return rc;
+    if ((rc = spr_attend_thresholds(mc, l, x->heads, H, m->has_theta ? m->theta[l] : 0.0, x->aw,
+                                    x->res, &st->theta_saturated)))
+      return rc;
+    for (int h = 0; h < H; h++)
+      if ((rc = spr_attend_analog(mc, l, h, trial, &x->heads[h], x->aw, &x->res[h]))) return rc;
+  }
+  for (int h = 0; h < H; h++) {
+    spr_scheme_result sr;
+    if ((rc = spr_attend_digital(mc, &x->heads[h], x->aw)) ||
+        (rc = spr_attend_scheme(mc, s, &x->heads[h], x->aw, &sr, x->O)))
+      return rc;
+    spr_model_head_out(m, x->vw, h, x->O);
+    st->kept[l] += llround(sr.keep_rate * (double)pairs);
+    st->bytes_fetched += sr.bytes_fetched;
+    st->energy_J += sr.energy_total_J;
+    st->cycles += sr.cycles_total;
+  }
+  return 0;
+}
+
+int spr_model_infer(const spr_config *mc, const spr_model *m, int s, const uint8_t *input,
+                    int trial, spr_model_ctx *x, float *logits, spr_model_item_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (s < 0 || s >= SPR_MEVAL_N_SCHEMES)
+    return spr_error(SPR_EINVAL, "model: scheme %d outside [0, %d)", s, SPR_MEVAL_N_SCHEMES);
+  int rc = m->input == SPR_MODEL_IMAGE ? spr_model_embed_image(m, input, x->vw)
+                                       : spr_model_embed_text(m, input, x->vw);
+  for (int l = 0; l < m->depth && !rc; l++) {
+    if ((rc = spr_model_attn_in(m, l, x->vw))) break;
+    if ((rc = attend_layer(mc, m, s, l, trial, x, st))) {
+      /* the threshold messages name the layer already */
+      if (!strncmp(spr_errmsg(), "layer ", 6))
+        return spr_error_prefix(rc, "%s", spr_model_scheme_name(s));
+      return spr_error_prefix(rc, "%s: layer %d", spr_model_scheme_name(s), l);
+    }
+    rc = spr_model_attn_out(m, l, x->vw);
+  }
+  if (!rc) rc = spr_model_logits(m, x->vw, logits);
+  return rc;
+}
+
+void spr_model_eval_result_free(spr_model_eval_result *r) {
+  if (!r) return;
+  free(r->labels);
+  for (int s = 0; s < SPR_MEVAL_N_SCHEMES; s++) {
+    free(r->pred[s]);
+    free(r->nats[s]);
+    free(r->energy_J[s]);
+    free(r->cycles[s]);
+    free(r->keep_rate[s]);
+    free(r->bytes_fetched[s]);
+  }
+  memset(r, 0, sizeof *r);
+}
+
+/* The items of c for model m: [*first, *first + *count) of the images of
+ * data or of the model's evaluation windows. */
+static int item_range(const spr_config *c, const spr_model *m, const char *model_path,
+                      const spr_fmnist *data, int *first, int *count) {
+  if (m->input == SPR_MODEL_IMAGE) {
+    if (!data)
+      return spr_error(SPR_EINVAL, "model: the image model %s needs test images", model_path);
+    if (data->rows != m->side || data->cols != m->side)
+      return spr_error(SPR_EINVAL, "model: the images are %d x %d pixels; the model %s takes %d x %d",
+                       data->rows, data->cols, model_path, m->side, m->side);
+    *first = c->wl.first_image;
+    *count = c->wl.images;
+    if (*count < 1 || *first < 0 || (int64_t)*first + *count > data->count)
+      return spr_error(SPR_EINVAL, "model: workload.first_image %d + workload.images %d exceed the "
+                       "%d test images", *first, *count, data->count);
+    return 0;
+  }
+  const int W = spr_model_windows(m, m->n_eval);
+  if (W < 1)
+    return spr_error(SPR_EINVAL, "model: the evaluation split of %s has %d tokens, too short for "
+                     "one window of %d tokens plus its last target (%d)", model_path, m->n_eval,
+                     m->tokens, m->tokens + 1);
+  *first = c->wl.first_window;
+  *count = c->wl.windows;
+  if (*count < 1 || *first < 0 || (int64_t)*first + *count > W)
+    return spr_error(SPR_EINVAL, "model: workload.first_window %d + workload.windows %d exceed the "
+                     "%d windows of %d tokens in the evaluation split of %s (%d tokens)", *first,
+                     *count, W, m->tokens, model_path, m->n_eval);
+  return 0;
+}
+
+/* A reference model must answer the same question as the model. */
+static int check_reference(const spr_model *m, const char *model_path, const spr_model *ref,
+                           const char *ref_path) {
+  if (ref->input != m->input || ref->tokens != m->tokens || ref->outputs != m->outputs ||
+      ref->causal != m->causal || (m->input == SPR_MODEL_IMAGE && ref->side != m->side) ||
+      (m->input == SPR_MODEL_TEXT && memcmp(ref->vocab_bytes, m->vocab_bytes, (size_t)m->vocab)))
+    return spr_error(SPR_EINVAL,
+                     "model: the reference model %s (%s, %d tokens, %d outputs) does not match the "
+                     "model %s (%s, %d tokens, %d outputs%s)", ref_path,
+                     spr_model_input_name(ref->input), ref->tokens, ref->outputs, model_path,
+                     spr_model_input_name(m->input), m->tokens, m->outputs,
+                     m->input == SPR_MODEL_TEXT ? ", the same vocabulary" : "");
+  return 0;
+}
+
+int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *model_path,
+                       const spr_model *ref, const char *ref_path, const spr_fmnist *data,
+                       int threads, volatile sig_atomic_t *cancel, spr_model_eval_result *out) {
+  memset(out, 0, sizeof *out);
+  if (threads < 1 || threads > 1024)
+    return spr_error(SPR_EINVAL, "model: thread count %d outside [1, 1024]", threads);
+  int first, N, rc;
+  if ((rc = item_range(c, m, model_path, data, &first, &N))) return rc;
+  if (ref && (rc = check_reference(m, model_path, ref, ref_path))) return rc;
+  spr_config mc, rc_cfg;
+  if ((rc = spr_model_config(c, m, model_path, &mc))) return rc;
+  if (ref) {
+    /* the reference runs exact attention only: no threshold applies */
+    spr_config rcfg = *c;
+    rcfg.thr.mode = SPR_THR_KEEP_RATE;
+    if ((rc = spr_model_config(&rcfg, ref, ref_path, &rc_cfg))) return rc;
+  }
+  const int S = SPR_MEVAL_N_SCHEMES, L = m->depth, text = m->input == SPR_MODEL_TEXT;
+  out->input = m->input;
+  out->causal = m->causal;
+  out->n_items = N;
+  out->first_item = first;
+  out->depth = L;
+  out->heads = m->heads;
+  out->tokens = m->tokens;
+  out->outputs = m->outputs;
+  out->head_dim = m->head_dim;
+  out->loss_vs = ref ? SPR_MEVAL_REFERENCE : SPR_MEVAL_EXACT;
+  snprintf(out->reference, sizeof out->reference, "%s", ref ? ref_path : "");
+  if (threads > N) threads = N;
+  spr_model_ctx **ctx = calloc((size_t)threads, sizeof *ctx);
+  spr_model_ctx **rctx = calloc((size_t)threads, sizeof *rctx);
+  spr_model_item_stats *st = calloc((size_t)N * S, sizeof *st);
+  int *rcs = calloc((size_t)N, sizeof *rcs);
+  char (*msgs)[512] = calloc((size_t)N, sizeof *msgs);
+  out->labels = text ? NULL : malloc((size_t)N);
+  rc = !ctx || !rctx || !st || !rcs || !msgs || (!text && !out->labels);
+  for (int s = 0; s < S && !rc; s++) {
+    if (s == SPR_MEVAL_REFERENCE ? !ref : !(s == SPR_MEVAL_EXACT || spr_attend_scheme_on(c, s)))
+      continue;
+    out->scheme[s].ran = 1;
+    if (text) out->nats[s] = malloc((size_t)N * sizeof(double));
+    else out->pred[s] = malloc((size_t)N);
+    out->energy_J[s] = malloc((size_t)N * sizeof(double));
+    out->cycles[s] = malloc((size_t)N * sizeof(double));
+    out->keep_rate[s] = malloc((size_t)N * sizeof(double));
+    out->bytes_fetched[s] = malloc((size_t)N * sizeof(int64_t));
+    rc = !(text ? (void *)out->nats[s] : (void *)out->pred[s]) || !out->energy_J[s] ||
+         !out->cycles[s] || !out->keep_rate[s] || !out->bytes_fetched[s];
+  }
+  if (rc) rc = spr_error(SPR_ENOMEM, "model: out of memory for %d items", N);
+  for (int t = 0; t < threads && !rc; t++) {
+    rc = spr_model_ctx_alloc(&mc, m, &ctx[t]);
+    if (!rc && ref) rc = spr_model_ctx_alloc(&rc_cfg, ref, &rctx[t]);
+  }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (!rc) {
+    openblas_set_num_threads(1);
+    if (!text) memcpy(out->labels, data->labels + first, (size_t)N);
+    /* after a failing item, items not yet started are skipped (the first
+     * failing item in item order is reported below) */
+    int failed = 0;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int i = 0; i < N; i++) {
+      const int tid = omp_get_thread_num();
+      const int item = first + i;
+      const uint8_t *in = text ? m->eval_tokens + (size_t)item * m->tokens
+                               : data->pixels + (size_t)item * m->side * m->side;
+      int r = 0, stop;
+#pragma omp atomic read
+      stop = failed;
+      if (stop) {
+        rcs[i] = SPR_ECANCELED;
+        continue;
+      }
+      if (cancel && *cancel) r = spr_error(SPR_ECANCELED, "interrupted");
+      for (int s = 0; s < S && !r; s++) {
+        if (!out->scheme[s].ran) continue;
+        const int isref = s == SPR_MEVAL_REFERENCE;
+        spr_model_ctx *x = isref ? rctx[tid] : ctx[tid];
+        r = spr_model_infer(isref ? &rc_cfg : &mc, isref ? ref : m, s, in, item, x, x->logits,
+                            &st[(size_t)i * S + s]);
+        if (r) break;
+        if (text) out->nats[s][i] = spr_model_nats(x->logits, in + 1, m->tokens, m->outputs);
+        else out->pred[s][i] = (uint8_t)spr_model_argmax(x->logits, m->outputs);
+      }
+      if (r) {
+        rcs[i] = r;
+        snprintf(msgs[i], sizeof msgs[i], "%s", spr_errmsg());
+#pragma omp atomic write
+        failed = 1;
+      }
+    }
+    /* the first real failure in item order, else an interruption */
+    for (int i = 0; i < N && !rc; i++)
+      if (rcs[i] && rcs[i] != SPR_ECANCELED)
+        rc = spr_error(rcs[i], "model: %s %d: %s", text ? "window" : "test image", first + i,
+                       msgs[i]);
+    for (int i = 0; i < N && !rc; i++)
+      if (rcs[i]) rc = spr_error(SPR_ECANCELED, "interrupted");
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  /* totals in item order: the same sums for any thread count */
+  const double pairs = (double)m->heads * (double)head_pairs(m->tokens, m->causal);
+  const double targets = (double)N * m->tokens;
+  for (int s = 0; s < S && !rc; s++) {
+    spr_model_metrics *mt = &out->scheme[s];
+    if (!mt->ran) continue;
+    const int priced = s < SPR_N_SCHEMES;
+    int64_t correct = 0, agree = 0, kept = 0, kl[SPR_MAX_LAYERS] = {0};
+    double e = 0, cy = 0, by = 0, nats = 0;
+    for (int i = 0; i < N; i++) {
+      const spr_model_item_stats *q = &st[(size_t)i * S + s];
+      int64_t ki = 0;
+      for (int l = 0; l < L; l++) {
+        kl[l] += q->kept[l];
+        ki += q->kept[l];
+      }
+      kept += ki;
+      if (text) {
+        nats += out->nats[s][i];
+      } else {
+        correct += out->pred[s][i] == out->labels[i];
+        agree += out->pred[s][i] == out->pred[SPR_MEVAL_EXACT][i];
+      }
+      out->energy_J[s][i] = priced ? q->energy_J : NAN;
+      out->cycles[s][i] = priced ? q->cycles : NAN;
+      out->bytes_fetched[s][i] = priced ? q->bytes_fetched : 0;
+      out->keep_rate[s][i] = (double)ki / (pairs * L);
+      e += q->energy_J;
+      cy += q->cycles;
+      by += (double)q->bytes_fetched;
+      mt->theta_saturated += q->theta_saturated;
+    }
+    mt->metric = text ? nats / (targets * log(2.0)) : (double)correct / N;
+    mt->agreement = text ? NAN : (double)agree / N;
+    mt->keep_rate = (double)kept / (pairs * L * N);
+    for (int l = 0; l < L; l++) mt->keep_rate_layer[l] = (double)kl[l] / (pairs * N);
+    mt->energy_J = priced ? e : NAN;
+    mt->cycles = priced ? cy : NAN;
+    mt->bytes_fetched = priced ? by : NAN;
+  }
+  /* losses against the reference row (exact without one); from the counts
+   * for images, so that equal top-1 gives exactly 0 */
+  for (int s = 0; s < S && !rc; s++) {
+    spr_model_metrics *mt = &out->scheme[s];
+    if (!mt->ran) continue;
+    const int v = out->loss_vs;
+    if (text) {
+      const double b = out->scheme[v].metric;
+      mt->loss = 100.0 * (mt->metric - b) / b;
+    } else {
+      int64_t ok = 0, okv = 0;
+      for (int i = 0; i < N; i++) {
+        ok += out->pred[s][i] == out->labels[i];
+        okv += out->pred[v][i] == out->labels[i];
+      }
+      mt->loss = 100.0 * (double)(okv - ok) / N;
+    }
+  }
+  for (int t = 0; t < threads; t++) {
+    if (ctx) spr_model_ctx_free(ctx[t]);
+    if (rctx) spr_model_ctx_free(rctx[t]);
+  }
+  free(ctx);
+  free(rctx);
+  free(st);
+  free(rcs);
+  free(msgs);
+  if (rc) spr_model_eval_result_free(out);
+  return rc;
+}
+
+int spr_model_eval(const spr_config *c, int threads, volatile sig_atomic_t *cancel,
+                   spr_model_eval_result *out) {
+  memset(out, 0, sizeof *out);
+  spr_model m, ref;
+  spr_fmnist data;
+  int have_ref = 0, have_data = 0;
+  char ref_path[SPR_STRING_MAX];
+  int rc = spr_model_load(c->wl.model, &m);
+  if (rc) return rc;
+  if ((rc = spr_model_reference_path(c, c->wl.model, &m, ref_path, sizeof ref_path))) goto done;
+  if (ref_path[0]) {
+    if ((rc = spr_model_load(ref_path, &ref))) {
+      rc = spr_error_prefix(rc, "the reference model of %s", c->wl.model);
+      goto done;
+    }
+    have_ref = 1;
+  }
+  if (m.input == SPR_MODEL_IMAGE) {
+    if ((rc = spr_fmnist_load(c->wl.dataset, "t10k", &data))) goto done;
+    have_data = 1;
+  }
+  rc = spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
+                          have_data ? &data : NULL, threads, cancel, out);
+done:
+  if (have_data) spr_fmnist_free(&data);
+  if (have_ref) spr_model_free(&ref);
+  spr_model_free(&m);
+  return rc;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static int put_str(hid_t loc, const char *obj, const char *name, const char *v) {
+  return H5LTset_attribute_string(loc, obj, name, v) < 0 ? -1 : 0;
+}
+
+static int put_f64(hid_t loc, const char *obj, const char *name, double v) {
+  return H5LTset_attribute_double(loc, obj, name, &v, 1) < 0 ? -1 : 0;
+}
+
+static int put_i64(hid_t loc, const char *obj, const char *name, int64_t v) {
+  long long x = v;
+  return H5LTset_attribute_long_long(loc, obj, name, &x, 1) < 0 ? -1 : 0;
+}
+
+/* 1-D dataset of n values with a unit and a description. */
+static int put_vec(hid_t f, const char *name, hid_t type, hsize_t n, const void *v,
+                   const char *unit, const char *desc) {
+  if (H5LTmake_dataset(f, name, 1, &n, type, v) < 0) return -1;
+  if (put_str(f, name, "unit", unit) || put_str(f, name, "description", desc)) return -1;
+  return 0;
+}
+
+static int write_body(hid_t f, const spr_config *c, const spr_model_eval_result *r,
+                      const char *version) {
+  const int text = r->input == SPR_MODEL_TEXT;
+  /* the configuration as run: the workload sizes are the model's */
+  spr_config *mc = malloc(sizeof *mc);
+  if (!mc) return -2;
+  *mc = *c;
+  mc->wl.seq_len = r->tokens;
+  mc->wl.n_layers = r->depth;
+  mc->wl.n_heads = r->heads;
+  mc->wl.head_dim = r->head_dim;
+  mc->wl.causal = r->causal;
+  char *ini = spr_config_to_ini(mc);
+  free(mc);
+  if (!ini) return -2;
+  int bad = put_str(f, "/", "program", "sprintsim") || put_str(f, "/", "version", version) ||
+            put_str(f, "/", "format", "sprintsim-model-eval") ||
+            put_i64(f, "/", "format_version", 1) ||
+            put_str(f, "/", "input", spr_model_input_name(r->input)) ||
+            put_i64(f, "/", "causal", r->causal) ||
+            put_str(f, "/", "model", c->wl.model) || put_str(f, "/", "reference", r->reference) ||
+            put_str(f, "/", "loss_vs", spr_model_scheme_name(r->loss_vs)) ||
+            put_str(f, "/", "metric", text ? "bpc" : "top1") ||
+            (!text && put_str(f, "/", "dataset", c->wl.dataset)) ||
+            put_i64(f, "/", "first_item", r->first_item) ||
+            put_i64(f, "/", "items", r->n_items) || put_i64(f, "/", "depth", r->depth) ||
+            put_i64(f, "/", "heads", r->heads) || put_i64(f, "/", "tokens", r->tokens) ||
+            put_f64(f, "/", "seconds", r->seconds);
+  if (!bad) {
+    /* the seed is a uint64: H5LT has no setter for it */
+    const uint64_t seed = c->seed;
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(f, "seed", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    bad = a < 0 || H5Awrite(a, H5T_NATIVE_UINT64, &seed) < 0;
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+  }
+  hid_t g = bad ? -1 : H5Gcreate2(f, "/config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  bad = bad || g < 0 || H5Gclose(g) < 0 || H5LTmake_dataset_string(f, "/config/ini", ini) < 0;
+  free(ini);
+  const hsize_t N = (hsize_t)r->n_items;
+  int32_t *idx = bad ? NULL : malloc(N * sizeof *idx);
+  if (!bad && !idx) return -2;
+  for (hsize_t i = 0; idx && i < N; i++) idx[i] = r->first_item + (int32_t)i;
+  bad = bad || put_vec(f, "/item_index", H5T_NATIVE_INT32, N, idx, "1",
+                       text ? "index of each evaluated window of the evaluation split"
+                            : "index of each evaluated image in the test set") ||
+        (!text && put_vec(f, "/labels", H5T_NATIVE_UINT8, N, r->labels, "1",
+                          "true class of each image"));
+  free(idx);
+  g = bad ? -1 : H5Gcreate2(f, "/schemes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  bad = bad || g < 0 || H5Gclose(g) < 0;
+  for (int s = 0; s < SPR_MEVAL_N_SCHEMES && !bad; s++) {
+    const spr_model_metrics *mt = &r->scheme[s];
+    if (!mt->ran) continue;
+    char p[64], d[96];
+    snprintf(p, sizeof p, "/schemes/%s", spr_model_scheme_name(s));
+    g = H5Gcreate2(f, p, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    bad = g < 0 || H5Gclose(g) < 0 || put_f64(f, p, text ? "bpc" : "top1", mt->metric) ||
+          (!text && put_f64(f, p, "agreement", mt->agreement)) ||
+          put_f64(f, p, text ? "loss_pct" : "loss_pp", mt->loss) ||
+          put_f64(f, p, "keep_rate", mt->keep_rate) ||
+          put_f64(f, p, "bytes_fetched", mt->bytes_fetched) ||
+          put_f64(f, p, "energy_J", mt->energy_J) || put_f64(f, p, "cycles", mt->cycles) ||
+          put_i64(f, p, "theta_saturated", mt->theta_saturated);
+#define VEC(name, type, data, unit, desc) \
+  (snprintf(d, sizeof d, "%s/%s", p, name), put_vec(f, d, type, N, data, unit, desc))
+    bad = bad ||
+          (text ? VEC("nats", H5T_NATIVE_DOUBLE, r->nats[s], "nat",
+                      "sum over the window's targets of -ln p(target)")
+                : VEC("pred", H5T_NATIVE_UINT8, r->pred[s], "1", "predicted class of each image")) ||
+          VEC("keep_rate", H5T_NATIVE_DOUBLE, r->keep_rate[s], "1",
+              "kept (query, key) pairs over the allowed pairs of every layer and head, per item") ||
+          VEC("bytes_fetched", H5T_NATIVE_INT64, r->bytes_fetched[s], "B",
+              "ReRAM bytes fetched into the on-chip buffer, per item (0 for exact and reference)") ||
+          VEC("energy_J", H5T_NATIVE_DOUBLE, r->energy_J[s], "J",
+              "ledger energy of the attention of every layer and head, per item (NaN for exact "
+              "and reference)") ||
+          VEC("cycles", H5T_NATIVE_DOUBLE, r->cycles[s], "1",
+              "ledger latency in cycles, heads one after another, per item (NaN for exact and "
+              "reference)");
+#undef VEC
+    if (!bad) {
+      hsize_t L = (hsize_t)r->depth;
+      snprintf(d, sizeof d, "%s/keep_rate_layer", p);
+      bad = put_vec(f, d, H5T_NATIVE_DOUBLE, L, mt->keep_rate_layer, "1",
+                    "keep rate of each layer over the evaluated items");
+    }
+  }
+  return bad ? -1 : 0;
+}
+
+int spr_model_eval_write(const char *path, const spr_config *c, const spr_model_eval_result *r,
+                         const char *version) {
+  size_t len = strlen(path);
+  char *tmp = malloc(len + 16);
+  if (!tmp) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
+  snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    int rc = spr_error(SPR_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+    free(tmp);
+    return rc;
+  }
+  /* the mode a plain create would give (mkstemp makes 0600) */
+  mode_t um = umask(0);
+  umask(um);
+  fchmod(fd, 0666 & ~um);
+  close(fd);
+  spr__h5_quiet q;
+  spr__h5_quiet_on(&q);
+  int rc = 0;
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) {
+    rc = spr_error(SPR_EHDF5, "%s: cannot create the HDF5 file", tmp);
+  } else {
+    int b = write_body(f, c, r, version);
+    if (H5Fclose(f) < 0 && !b) b = -1;
+    if (b == -2) rc = spr_error(SPR_ENOMEM, "%s: out of memory", tmp);
+    else if (b) rc = spr_error(SPR_EHDF5, "%s: cannot write the evaluation (disk full?)", tmp);
+  }
+  spr__h5_quiet_off(&q);
+  if (!rc && rename(tmp, path))
+    rc = spr_error(SPR_EIO, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
+  if (rc) unlink(tmp);
+  free(tmp);
+  return rc;
+}

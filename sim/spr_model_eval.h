@@ -1,0 +1,146 @@
+/* spr_model_eval.h - a model of docs/models.md (workloads/spr_model.h) on
+ * its evaluation items with each attention head computed under a scheme
+ * (sim/spr_attend.h): exact float attention, SPRINT (quantized crossbar
+ * scoring with every enabled non-ideality, comparators, digital recompute
+ * over survivors), dense and the baselines of [baselines]; and the dense
+ * reference model (the same task trained without pruning) with exact
+ * float attention.  Each scheme runs its own forward pass, so a scheme's
+ * pruning in layer l changes the inputs of layer l+1.
+ *
+ * Items: an image model reads Fashion-MNIST test images first_image ..
+ * first_image + images - 1 of workload.dataset (metric: top-1); a text
+ * model reads windows first_window .. first_window + windows - 1 of the
+ * evaluation split stored in the model file (window w: inputs ids[w N ..
+ * w N + N - 1], targets the next ids; metric: bits per character, the
+ * nats of every target over windows x N targets, / ln 2).
+ *
+ * Random streams are keyed by (seed, layer, head, trial = item index,
+ * stream); items run in parallel (OpenMP) and results are summed in item
+ * order, so every figure is bit-identical for any thread count.
+ */
+#ifndef SPR_MODEL_EVAL_H
+#define SPR_MODEL_EVAL_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "spr_fmnist.h"
+#include "spr_model.h"
+#include "spr_params.h"
+#include "spr_result.h"
+
+/* Rows of a model evaluation: the ledger's schemes (enum spr_scheme), then
+ * exact float attention with this model's weights and the dense reference
+ * model with exact float attention; neither of the two is priced. */
+#define SPR_MEVAL_EXACT SPR_N_SCHEMES
+#define SPR_MEVAL_REFERENCE (SPR_N_SCHEMES + 1)
+#define SPR_MEVAL_N_SCHEMES (SPR_N_SCHEMES + 2)
+
+/* "exact", "reference" or spr_scheme_name(s). */
+const char *spr_model_scheme_name(int s);
+
+/* Path of the reference model of configuration c for the model at
+ * model_path (read as m) into buf[n]: workload.reference_model when set
+ * ("none": no reference, buf = ""), else m's attribute 'reference'
+ * relative to model_path's folder (or "" when the model names none).
+ * Returns 0 or SPR_EINVAL (the path does not fit). */
+int spr_model_reference_path(const spr_config *c, const char *model_path, const spr_model *m,
+                             char *buf, size_t n);
+
+/* *out = *c with the workload shape of model m (seq_len = tokens, layers =
+ * depth, heads, head_dim, causal).  Errors, naming the model file
+ * model_path: SPR_ECONFIG when threshold.values (mode direct) does not have
+ * 1, depth, or (per_head) depth x heads values, or when threshold.mode is
+ * learned and the model has no dataset 'theta'. */
+int spr_model_config(const spr_config *c, const spr_model *m, const char *model_path,
+                     spr_config *out);
+
+/* Scratch of one thread for one model (opaque). */
+typedef struct spr_model_ctx spr_model_ctx;
+int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx **out);
+void spr_model_ctx_free(spr_model_ctx *x); /* NULL: no-op */
+
+/* What one item costs under one scheme, summed over layers and heads. */
+typedef struct {
+  int64_t kept[SPR_MAX_LAYERS]; /* kept (query, key) pairs of layer l */
+  int64_t bytes_fetched;        /* ReRAM bytes fetched into the buffer */
+  double energy_J, cycles;      /* ledger totals (0 for exact and reference) */
+  int theta_saturated;          /* heads whose learned threshold fell off
+                                   the generator's grid (mode learned) */
+} spr_model_item_stats;
+
+/* Forward pass of one item under scheme s (SPR_MEVAL_EXACT: exact float
+ * attention; SPR_MEVAL_REFERENCE is SPR_MEVAL_EXACT on the reference
+ * model, which the caller passes as m) with config mc (from
+ * spr_model_config for m).  input: side x side pixels (image) or tokens
+ * ids (text); logits: m->outputs (image) or tokens x outputs (text)
+ * floats.  trial keys the random streams (the item's index).  Returns 0
+ * or a negative code (the message names the scheme, layer and head). */
+int spr_model_infer(const spr_config *mc, const spr_model *m, int s, const uint8_t *input,
+                    int trial, spr_model_ctx *x, float *logits, spr_model_item_stats *st);
+
+/* One row over the evaluated items. */
+typedef struct {
+  int ran;
+  double metric;         /* image: top-1; text: bits per character */
+  double agreement;      /* image: share of items predicted as by exact
+                            attention; text: NaN */
+  double loss;           /* against the reference row (or exact when there
+                            is no reference): image: percentage points of
+                            top-1 lost, 100 (ref - top1); text: percent of
+                            bits per character added, 100 (bpc - ref) / ref */
+  double keep_rate;      /* kept pairs / allowed pairs (j <= i when causal) */
+  double keep_rate_layer[SPR_MAX_LAYERS];
+  double bytes_fetched;  /* totals over items (NaN for exact and reference) */
+  double energy_J;
+  double cycles;
+  int64_t theta_saturated; /* head evaluations with a saturated learned threshold */
+} spr_model_metrics;
+
+typedef struct {
+  int input;                /* enum spr_model_input */
+  int causal;
+  int n_items, first_item, depth, heads, tokens, outputs, head_dim;
+  double seconds;           /* wall time of the evaluation */
+  int loss_vs;              /* the row the loss is measured against:
+                               SPR_MEVAL_REFERENCE or SPR_MEVAL_EXACT */
+  char reference[SPR_STRING_MAX]; /* the reference model file, "" none */
+  spr_model_metrics scheme[SPR_MEVAL_N_SCHEMES];
+  uint8_t *labels;          /* image: n_items */
+  /* per row, NULL when it did not run: n_items values each */
+  uint8_t *pred[SPR_MEVAL_N_SCHEMES];  /* image: predicted class */
+  double *nats[SPR_MEVAL_N_SCHEMES];   /* text: nats of the window */
+  double *energy_J[SPR_MEVAL_N_SCHEMES], *cycles[SPR_MEVAL_N_SCHEMES];
+  double *keep_rate[SPR_MEVAL_N_SCHEMES];
+  int64_t *bytes_fetched[SPR_MEVAL_N_SCHEMES];
+} spr_model_eval_result;
+
+/* Evaluate the items of c (workload.images/first_image or
+ * workload.windows/first_window) with model m (read from model_path),
+ * reference model ref (NULL: none; it must have m's input, tokens and
+ * outputs), test images `data` (image models; NULL for text) and
+ * `threads` OpenMP threads (1..1024).  cancel: stop with SPR_ECANCELED
+ * once *cancel is nonzero (checked between items), or NULL.  *out is filled (free with spr_model_eval_result_free)
+ * on success and empty on error.  Errors: SPR_EINVAL (items outside the
+ * data, an evaluation split too short for the context, image size or
+ * reference shape not the model's), SPR_ECONFIG (spr_model_config),
+ * SPR_ENOMEM, the first error of an item (lowest index, naming it). */
+int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *model_path,
+                       const spr_model *ref, const char *ref_path, const spr_fmnist *data,
+                       int threads, volatile sig_atomic_t *cancel, spr_model_eval_result *out);
+
+/* spr_model_eval_run on the model c->wl.model, its reference
+ * (spr_model_reference_path) and, for an image model, the test split of
+ * c->wl.dataset, all read here (for one-off evaluations and sweeps). */
+int spr_model_eval(const spr_config *c, int threads, volatile sig_atomic_t *cancel,
+                   spr_model_eval_result *out);
+
+void spr_model_eval_result_free(spr_model_eval_result *r); /* NULL: no-op */
+
+/* Write r, the resolved configuration c and the program version to the
+ * HDF5 file `path` (schema: docs/models.md), under a temporary name renamed
+ * when complete.  Errors: SPR_EIO, SPR_EHDF5, SPR_ENOMEM. */
+int spr_model_eval_write(const char *path, const spr_config *c, const spr_model_eval_result *r,
+                         const char *version);
+
+#endif

@@ -1,0 +1,966 @@
+/* test_model.c - model files (docs/models.md) and their evaluation: the
+ * Fashion-MNIST IDX reader, the model reader and every error it names, the
+ * forward pass of an image and a causal text model against a naive
+ * double-precision reference, exact inference against PyTorch's recorded
+ * predictions and bits per character (the committed models), SPRINT with
+ * every effect off, the learned threshold, reproducibility over thread
+ * counts, the HDF5 output, and the evaluation's errors.
+ *
+ * The tests that need the Fashion-MNIST files or the committed models skip
+ * when those are absent; the program then exits with 77 (automake's SKIP)
+ * if everything else passed. */
+#include "config.h"
+#include "spr_attend.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_fmnist.h"
+#include "spr_model.h"
+#include "spr_model_eval.h"
+#include "spr_test.h"
+#include "spr_test_model.h"
+
+#include <hdf5.h>
+#include <hdf5_hl.h>
+#include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#define DATA_DIR "/usr/share/datasets/fashion-mnist"
+
+static int skipped = 0;
+
+static void skip(const char *what) {
+  fprintf(stderr, "\n  SKIP: %s\n", what);
+  skipped = 1;
+}
+
+/* ---- the naive reference forward pass (double, plain loops) ------------- */
+
+static void ref_ln(const double *x, int D, const float *g, const float *b, double eps, double *y) {
+  double mu = 0, var = 0;
+  for (int k = 0; k < D; k++) mu += x[k];
+  mu /= D;
+  for (int k = 0; k < D; k++) var += (x[k] - mu) * (x[k] - mu);
+  var /= D;
+  for (int k = 0; k < D; k++) y[k] = (x[k] - mu) / sqrt(var + eps) * g[k] + b[k];
+}
+
+/* Logits of one input: classes (image) or T x vocab (text), from the
+ * equations of spr_model.h written out directly. */
+static void ref_forward(const spr_model *m, const uint8_t *in, double *logits) {
+  const int T = m->tokens, D = m->dim, H = m->heads, d = m->head_dim, M = m->mlp;
+  double *x = calloc((size_t)T * D, sizeof *x), *h = calloc((size_t)T * D, sizeof *h);
+  double *qkv = calloc((size_t)T * 3 * D, sizeof *qkv), *o = calloc((size_t)T * D, sizeof *o);
+  double *f = calloc((size_t)M, sizeof *f), *h2 = calloc((size_t)D, sizeof *h2);
+  double *s = calloc((size_t)T, sizeof *s);
+  if (m->input == SPR_MODEL_IMAGE) {
+    const int p = m->patch, np = m->side / p;
+    for (int k = 0; k < D; k++) x[k] = m->cls[k] + m->pos[k];
+    for (int t = 1; t < T; t++) {
+      const int a = (t - 1) / np, b = (t - 1) % np;
+      for (int k = 0; k < D; k++) {
+        double acc = m->embed_b[k];
+        for (int u = 0; u < p; u++)
+          for (int v = 0; v < p; v++) {
+            const double px =
+                (in[(a * p + u) * m->side + b * p + v] / 255.0 - m->norm_mean) / m->norm_std;
+            acc += m->embed_w[k * p * p + u * p + v] * px;
+          }
+        x[t * D + k] = acc + m->pos[t * D + k];
+      }
+    }
+  } else {
+    for (int t = 0; t < T; t++)
+      for (int k = 0; k < D; k++) x[t * D + k] = m->tok_emb[in[t] * D + k] + m->pos[t * D + k];
+  }
+  for (int l = 0; l < m->depth; l++) {
+    const spr_model_layer *y = &m->layer[l];
+    for (int t = 0; t < T; t++) ref_ln(x + t * D, D, y->ln1_w, y->ln1_b, m->ln_eps, h + t * D);
+    for (int t = 0; t < T; t++)
+      for (int oo = 0; oo < 3 * D; oo++) {
+        double acc = y->qkv_b[oo];
+        for (int k = 0; k < D; k++) acc += y->qkv_w[oo * D + k] * h[t * D + k];
+        qkv[t * 3 * D + oo] = acc;
+      }
+    for (int hh = 0; hh < H; hh++)
+      for (int i = 0; i < T; i++) {
+        const int nk = m->causal ? i + 1 : T; /* keys j <= i when causal */
+        double mx = -INFINITY, z = 0;
+        for (int j = 0; j < nk; j++) {
+          double acc = 0;
+          for (int c = 0; c < d; c++) acc += qkv[i * 3 * D + hh * d + c] * qkv[j * 3 * D + D + hh * d + c];
+          s[j] = acc / sqrt((double)d);
+          mx = s[j] > mx ? s[j] : mx;
+        }
+        for (int j = 0; j < nk; j++) z += (s[j] = exp(s[j] - mx));
+        for (int c = 0; c < d; c++) {
+          double acc = 0;
+          for (int j = 0; j < nk; j++) acc += s[j] / z * qkv[j * 3 * D + 2 * D + hh * d + c];
+          o[i * D + hh * d + c] = acc;
+        }
+      }
+    for (int t = 0; t < T; t++) {
+      double add[64];
+      for (int k = 0; k < D; k++) {
+        double acc = y->proj_b[k];
+        for (int c = 0; c < D; c++) acc += y->proj_w[k * D + c] * o[t * D + c];
+        add[k] = acc;
+      }
+      for (int k = 0; k < D; k++) x[t * D + k] += add[k];
+      ref_ln(x + t * D, D, y->ln2_w, y->ln2_b, m->ln_eps, h2);
+      for (int j = 0; j < M; j++) {
+        double acc = y->fc1_b[j];
+        for (int k = 0; k < D; k++) acc += y->fc1_w[j * D + k] * h2[k];
+        f[j] = 0.5 * acc * (1 + erf(acc / sqrt(2.0)));
+      }
+      for (int k = 0; k < D; k++) {
+        double acc = y->fc2_b[k];
+        for (int j = 0; j < M; j++) acc += y->fc2_w[k * M + j] * f[j];
+        x[t * D + k] += acc;
+      }
+    }
+  }
+  const int rows = m->input == SPR_MODEL_IMAGE ? 1 : T;
+  for (int t = 0; t < rows; t++) {
+    ref_ln(x + t * D, D, m->ln_w, m->ln_b, m->ln_eps, h2);
+    for (int c = 0; c < m->outputs; c++) {
+      double acc = m->head_b[c];
+      for (int k = 0; k < D; k++) acc += m->head_w[c * D + k] * h2[k];
+      logits[t * m->outputs + c] = acc;
+    }
+  }
+  free(x); free(h); free(qkv); free(o); free(f); free(h2); free(s);
+}
+
+/* max |C logits - reference| / max(1, max |reference|) of one input, exact attention */
+static double forward_error(const spr_model *m, const uint8_t *in, int trial) {
+  spr_config c, mc;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, m, "model", &mc), 0);
+  spr_model_ctx *x = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ctx_alloc(&mc, m, &x), 0);
+  const int n = (m->input == SPR_MODEL_IMAGE ? 1 : m->tokens) * m->outputs;
+  float *lg = malloc((size_t)n * sizeof *lg);
+  double *ref = malloc((size_t)n * sizeof *ref);
+  spr_model_item_stats st;
+  CU_ASSERT_EQUAL(spr_model_infer(&mc, m, SPR_MEVAL_EXACT, in, trial, x, lg, &st), 0);
+  ref_forward(m, in, ref);
+  double err = 0, scale = 1;
+  for (int k = 0; k < n; k++) {
+    err = fmax(err, fabs(lg[k] - ref[k]));
+    scale = fmax(scale, fabs(ref[k]));
+  }
+  spr_model_ctx_free(x);
+  free(lg);
+  free(ref);
+  return err / scale;
+}
+
+static char model_path[512];
+
+/* The committed model top_srcdir/models/<name>, or NULL (and a skip) when
+ * it is absent. */
+static const char *committed(const char *name, char *buf, size_t n) {
+  const char *top = getenv("top_srcdir");
+  snprintf(buf, n, "%s/models/%s", top ? top : ".", name);
+  if (access(buf, R_OK)) {
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s absent (scripts/train_model.py writes it)", buf);
+    skip(msg);
+    return NULL;
+  }
+  return buf;
+}
+
+static int have_fmnist(void) {
+  if (access(DATA_DIR "/t10k-images-idx3-ubyte.gz", R_OK)) {
+    skip(DATA_DIR " absent (Debian: apt-get install dataset-fashion-mnist; scripts/setup does)");
+    return 0;
+  }
+  return 1;
+}
+
+static void test_forward_reference(void) {
+  write_model(model_path, 0, OK, 2385);
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  CU_ASSERT_EQUAL(m.head_dim, SD / SH);
+  CU_ASSERT_EQUAL(m.has_theta, 1);
+  CU_ASSERT_DOUBLE_EQUAL(m.theta[1], 0.477, 1e-15);
+  spr_fmnist d;
+  fake_images(&d, 2, 77);
+  for (int i = 0; i < 2; i++) {
+    double e = forward_error(&m, d.pixels + (size_t)i * 784, i);
+    if (e > 1e-5) fprintf(stderr, "\n  synthetic image %d: relative logit error %.3g\n", i, e);
+    CU_ASSERT(e <= 1e-5);
+  }
+  spr_fmnist_free(&d);
+  spr_model_free(&m);
+  /* the causal text model: every position's logits */
+  write_model(model_path, 1, OK, 2386);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  CU_ASSERT_EQUAL(m.causal, 1);
+  CU_ASSERT_EQUAL(m.vocab, TV);
+  CU_ASSERT_EQUAL(m.vocab_bytes[3], 'd');
+  CU_ASSERT_EQUAL(m.n_eval, TE);
+  CU_ASSERT_EQUAL(spr_model_windows(&m, m.n_eval), (TE - 1) / TT);
+  CU_ASSERT_EQUAL(m.eval_windows, 5);
+  for (int w = 0; w < 2; w++) {
+    double e = forward_error(&m, m.eval_tokens + w * TT, w);
+    if (e > 1e-5) fprintf(stderr, "\n  text window %d: relative logit error %.3g\n", w, e);
+    CU_ASSERT(e <= 1e-5);
+  }
+  /* a causal model's position i does not depend on later tokens */
+  {
+    spr_config c, mc;
+    spr_config_default(&c);
+    CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, "model", &mc), 0);
+    spr_model_ctx *x = NULL;
+    CU_ASSERT_EQUAL_FATAL(spr_model_ctx_alloc(&mc, &m, &x), 0);
+    uint8_t in[TT];
+    memcpy(in, m.eval_tokens, TT);
+    static float a[TT * TV], b[TT * TV];
+    spr_model_item_stats st;
+    CU_ASSERT_EQUAL(spr_model_infer(&mc, &m, SPR_MEVAL_EXACT, in, 0, x, a, &st), 0);
+    in[15] = (uint8_t)((in[15] + 3) % TV);
+    CU_ASSERT_EQUAL(spr_model_infer(&mc, &m, SPR_MEVAL_EXACT, in, 0, x, b, &st), 0);
+    CU_ASSERT_EQUAL(memcmp(a, b, 15 * TV * sizeof *a), 0);
+    CU_ASSERT(memcmp(a + 15 * TV, b + 15 * TV, TV * sizeof *a) != 0);
+    /* nats against a direct log-softmax */
+    double want = 0;
+    for (int i = 0; i < TT - 1; i++) {
+      double mx = -INFINITY, z = 0;
+      for (int k = 0; k < TV; k++) mx = fmax(mx, a[i * TV + k]);
+      for (int k = 0; k < TV; k++) z += exp(a[i * TV + k] - mx);
+      want += -(a[i * TV + m.eval_tokens[i + 1]] - mx - log(z));
+    }
+    CU_ASSERT_DOUBLE_EQUAL(spr_model_nats(a, m.eval_tokens + 1, TT - 1, TV), want, 1e-9 * want);
+    spr_model_ctx_free(x);
+  }
+  spr_model_free(&m);
+  /* the trained ViT on a real test image */
+  char real[1024];
+  if (!committed("vit-fmnist.h5", real, sizeof real) || !have_fmnist()) return;
+  spr_fmnist data;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(real, &m), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_fmnist_load(DATA_DIR, "t10k", &data), 0);
+  double e = forward_error(&m, data.pixels + 17 * 784, 17);
+  if (e > 1e-5) fprintf(stderr, "\n  test image 17: relative logit error %.3g\n", e);
+  CU_ASSERT(e <= 1e-5);
+  spr_fmnist_free(&data);
+  spr_model_free(&m);
+}
+
+/* C exact inference of a committed image model against PyTorch's recorded
+ * predictions on the first 1000 test images. */
+static void check_image_model(const char *name) {
+  char real[1024];
+  if (!committed(name, real, sizeof real) || !have_fmnist()) return;
+  spr_model m;
+  spr_fmnist data;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(real, &m), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_fmnist_load(DATA_DIR, "t10k", &data), 0);
+  CU_ASSERT_EQUAL_FATAL(m.n_eval, data.count);
+  CU_ASSERT_EQUAL(memcmp(m.eval_labels, data.labels, (size_t)data.count), 0);
+  spr_config c, mc;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, real, &mc), 0);
+  spr_model_ctx *x = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ctx_alloc(&mc, &m, &x), 0);
+  const int N = 1000;
+  int c_ok = 0, py_ok = 0, same = 0;
+  float lg[256];
+  for (int i = 0; i < N; i++) {
+    spr_model_item_stats st;
+    CU_ASSERT_EQUAL_FATAL(spr_model_infer(&mc, &m, SPR_MEVAL_EXACT, data.pixels + (size_t)i * 784,
+                                          i, x, lg, &st), 0);
+    int p = spr_model_argmax(lg, m.outputs);
+    c_ok += p == data.labels[i];
+    py_ok += m.eval_pred_exact[i] == data.labels[i];
+    same += p == m.eval_pred_exact[i];
+  }
+  fprintf(stderr, "\n  %s, first %d test images: C top-1 %.2f%%, PyTorch %.2f%%, same prediction %d\n",
+          name, N, 100.0 * c_ok / N, 100.0 * py_ok / N, same);
+  CU_ASSERT_EQUAL(same, N);
+  spr_model_ctx_free(x);
+  spr_fmnist_free(&data);
+  spr_model_free(&m);
+}
+
+/* C exact inference of a committed text model against PyTorch's recorded
+ * nats of its first windows (the whole split: docs/models.md). */
+static void check_text_model(const char *name) {
+  char real[1024];
+  if (!committed(name, real, sizeof real)) return;
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(real, &m), 0);
+  CU_ASSERT_FATAL(m.eval_windows > 0);
+  spr_config c, mc;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, real, &mc), 0);
+  spr_model_ctx *x = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ctx_alloc(&mc, &m, &x), 0);
+  float *lg = malloc((size_t)m.tokens * m.outputs * sizeof *lg);
+  const int W = m.eval_windows < 4 ? m.eval_windows : 4;
+  double cn = 0, pn = 0;
+  for (int w = 0; w < W; w++) {
+    spr_model_item_stats st;
+    const uint8_t *in = m.eval_tokens + (size_t)w * m.tokens;
+    CU_ASSERT_EQUAL_FATAL(spr_model_infer(&mc, &m, SPR_MEVAL_EXACT, in, w, x, lg, &st), 0);
+    cn += spr_model_nats(lg, in + 1, m.tokens, m.outputs);
+    pn += m.eval_nats_exact[w];
+  }
+  const double bits = (double)W * m.tokens * log(2.0);
+  fprintf(stderr, "\n  %s, first %d windows: C %.5f bits/char, PyTorch %.5f\n", name, W, cn / bits,
+          pn / bits);
+  CU_ASSERT(fabs(cn - pn) / bits < 1e-4);
+  free(lg);
+  spr_model_ctx_free(x);
+  spr_model_free(&m);
+}
+
+static void test_exact_matches_pytorch(void) {
+  check_image_model("vit-fmnist.h5");
+  check_image_model("vit-fmnist-dense.h5");
+  check_text_model("lm-kjv.h5");
+  check_text_model("lm-kjv-dense.h5");
+}
+
+/* Every non-ideality off. */
+static void ideal_device(spr_config *c) {
+  c->xbar.variation = c->xbar.stuck = c->xbar.drift = 0;
+  c->xbar.ir_drop = SPR_IR_OFF;
+  c->an.dac_error = c->an.read_noise = c->an.cmp_offset = c->an.cmp_noise = 0;
+}
+
+/* SPRINT, every effect off, a threshold below every score: keeps every
+ * allowed key, so it computes what dense computes (bit for bit) and, up
+ * to the 8-bit recompute, what exact float attention computes. */
+static void keep_all_case(int text) {
+  write_model(model_path, text, OK, 2385);
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  spr_config c, mc;
+  spr_config_default(&c);
+  ideal_device(&c);
+  c.wl.source = SPR_SOURCE_MODEL;
+  c.thr.mode = SPR_THR_DIRECT;
+  c.thr.range = 1e6;
+  c.thr.n_values = 1;
+  c.thr.values[0] = -1e6;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, model_path, &mc), 0);
+  CU_ASSERT_EQUAL(mc.wl.causal, text);
+  spr_model_ctx *x = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ctx_alloc(&mc, &m, &x), 0);
+  spr_fmnist d;
+  fake_images(&d, 3, 991);
+  const int T = m.tokens, no = (text ? T : 1) * m.outputs;
+  const int64_t pairs = text ? (int64_t)T * (T + 1) / 2 : (int64_t)T * T;
+  float *ls = malloc(no * sizeof *ls), *ld = malloc(no * sizeof *ld), *le = malloc(no * sizeof *le);
+  for (int i = 0; i < 3; i++) {
+    const uint8_t *in = text ? m.eval_tokens + i * TT : d.pixels + (size_t)i * 784;
+    spr_model_item_stats ss, sd, se;
+    CU_ASSERT_EQUAL_FATAL(spr_model_infer(&mc, &m, SPR_SCHEME_SPRINT, in, i, x, ls, &ss), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_model_infer(&mc, &m, SPR_SCHEME_DENSE, in, i, x, ld, &sd), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_model_infer(&mc, &m, SPR_MEVAL_EXACT, in, i, x, le, &se), 0);
+    for (int l = 0; l < SL; l++) {
+      CU_ASSERT_EQUAL(ss.kept[l], SH * pairs);
+      CU_ASSERT_EQUAL(sd.kept[l], SH * pairs);
+    }
+    CU_ASSERT_EQUAL(memcmp(ls, ld, no * sizeof *ls), 0);
+    /* the buffer fetches the same bytes; SPRINT adds its in-memory scoring */
+    CU_ASSERT_EQUAL(ss.bytes_fetched, sd.bytes_fetched);
+    CU_ASSERT(ss.energy_J > sd.energy_J);
+    double err = 0, scale = 0;
+    for (int k = 0; k < no; k++) {
+      err = fmax(err, fabs(ls[k] - le[k]));
+      scale = fmax(scale, fabs(le[k]));
+    }
+    CU_ASSERT(err <= 0.03 * scale);
+    CU_ASSERT(err > 0); /* the 8-bit recompute is not float */
+  }
+  /* a mid threshold prunes: fewer kept pairs than dense */
+  c.thr.range = 0;
+  c.thr.mode = SPR_THR_KEEP_RATE;
+  c.thr.keep_rate = 0.2385;
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, model_path, &mc), 0);
+  spr_model_item_stats ss;
+  CU_ASSERT_EQUAL(spr_model_infer(&mc, &m, SPR_SCHEME_SPRINT, text ? m.eval_tokens : d.pixels, 0,
+                                  x, ls, &ss), 0);
+  for (int l = 0; l < SL; l++) {
+    const double kr = (double)ss.kept[l] / (SH * pairs);
+    CU_ASSERT(kr > 0.2385 - 0.1 && kr < 0.2385 + 0.1);
+  }
+  free(ls);
+  free(ld);
+  free(le);
+  spr_model_ctx_free(x);
+  spr_fmnist_free(&d);
+  spr_model_free(&m);
+}
+
+static void test_sprint_ideal_keep_all(void) {
+  keep_all_case(0);
+  keep_all_case(1);
+}
+
+/* The learned threshold in score units: theta sqrt(d) / (qs ks 2^(8-4)),
+ * and the integer scores times that scale approximate q.k / sqrt(d). */
+static void test_learned_threshold(void) {
+  spr_config c;
+  spr_config_default(&c);
+  spr_head_result res;
+  memset(&res, 0, sizeof res);
+  res.d = 16;
+  res.q_scale = 0.125f;
+  res.k_scale = 0.0625f;
+  CU_ASSERT_DOUBLE_EQUAL(spr_attend_theta_units(&c, &res, 2.385), 2.385 * 4 / (0.125 * 0.0625 * 16),
+                         1e-9);
+  /* on a real head: integer score x (qs ks 16 / sqrt d) ~ float scaled score */
+  const int n = 40, d = 16;
+  spr_attend_head h;
+  spr_attend_ws *w = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_attend_head_alloc(&h, &c, n, d, 0), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_attend_ws_alloc(&c, n, d, &w), 0);
+  lcg_state = 4242;
+  for (int k = 0; k < n * d; k++) {
+    h.Q[k] = (float)(1.5 * urand());
+    h.K[k] = (float)(0.8 * urand());
+    h.V[k] = (float)urand();
+  }
+  CU_ASSERT_EQUAL(spr_attend_ideal(&c, 0, 0, &h, w, &res), 0);
+  const double unit = spr_attend_theta_units(&c, &res, 1.0); /* score units per scaled unit */
+  double err = 0, big = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) {
+      double s = 0;
+      for (int k = 0; k < d; k++) s += h.Q[i * d + k] * h.K[j * d + k];
+      s /= sqrt((double)d);
+      err = fmax(err, fabs(h.ideal[i * n + j] / unit - s));
+      big = fmax(big, fabs(s));
+    }
+  /* 4-bit queries and 4-bit key MSBs (floor): errors of a few tenths of the range */
+  CU_ASSERT(err < 0.35 * big);
+  CU_ASSERT(err > 0);
+  /* learned mode: a threshold far below every score saturates at the
+   * grid's bottom and keeps all keys */
+  write_model(model_path, 0, OK, 2385);
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  spr_config mc;
+  c.wl.source = SPR_SOURCE_MODEL;
+  c.thr.mode = SPR_THR_LEARNED;
+  c.thr.offset = -500;
+  ideal_device(&c);
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, model_path, &mc), 0);
+  spr_model_ctx *x = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ctx_alloc(&mc, &m, &x), 0);
+  spr_fmnist dd;
+  fake_images(&dd, 1, 5);
+  float lg[16];
+  spr_model_item_stats st;
+  CU_ASSERT_EQUAL(spr_model_infer(&mc, &m, SPR_SCHEME_SPRINT, dd.pixels, 0, x, lg, &st), 0);
+  CU_ASSERT_EQUAL(st.theta_saturated, SL * SH);
+  for (int l = 0; l < SL; l++) CU_ASSERT_EQUAL(st.kept[l], (int64_t)SH * ST * ST);
+  /* offset 0: the model's thresholds prune some keys, saturate none */
+  c.thr.offset = 0;
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, model_path, &mc), 0);
+  CU_ASSERT_EQUAL(spr_model_infer(&mc, &m, SPR_SCHEME_SPRINT, dd.pixels, 0, x, lg, &st), 0);
+  CU_ASSERT_EQUAL(st.theta_saturated, 0);
+  CU_ASSERT(st.kept[0] < (int64_t)SH * ST * ST && st.kept[0] > 0);
+  spr_model_ctx_free(x);
+  spr_fmnist_free(&dd);
+  spr_model_free(&m);
+  spr_attend_ws_free(w);
+  spr_attend_head_free(&h);
+}
+
+/* Every figure bit-identical for 1 and 2 threads, noise on; metrics
+ * recomputed from the per-item arrays; the HDF5 output holds them. */
+static void threads_case(int text) {
+  char ref_path[600];
+  spr_test_path(ref_path, sizeof ref_path, "model-ref", ".h5");
+  write_model(model_path, text, OK, 2385);
+  write_model(ref_path, text, NO_THETA, 2390);
+  spr_model m, ref;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(ref_path, &ref), 0);
+  spr_fmnist d;
+  fake_images(&d, 7, 31);
+  spr_config c;
+  spr_config_default(&c);
+  c.wl.source = SPR_SOURCE_MODEL;
+  c.wl.images = 5;
+  c.wl.first_image = 2;
+  c.wl.windows = 4;
+  c.wl.first_window = 1;
+  c.seed = 2385;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  spr_model_eval_result r1, r2;
+  const spr_fmnist *dp = text ? NULL : &d;
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 1, NULL, &r1), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 2, NULL, &r2), 0);
+  const int N = text ? 4 : 5;
+  CU_ASSERT_EQUAL(r1.n_items, N);
+  for (int s = 0; s < SPR_MEVAL_N_SCHEMES; s++) {
+    CU_ASSERT_EQUAL(r1.scheme[s].ran, 1);
+    if (!r1.scheme[s].ran || !r2.scheme[s].ran) continue;
+    if (text) {
+      CU_ASSERT_EQUAL(memcmp(r1.nats[s], r2.nats[s], N * sizeof(double)), 0);
+    } else {
+      CU_ASSERT_EQUAL(memcmp(r1.pred[s], r2.pred[s], N), 0);
+    }
+    CU_ASSERT_EQUAL(memcmp(r1.keep_rate[s], r2.keep_rate[s], N * sizeof(double)), 0);
+    CU_ASSERT_EQUAL(memcmp(r1.energy_J[s], r2.energy_J[s], N * sizeof(double)), 0);
+    CU_ASSERT_EQUAL(memcmp(r1.cycles[s], r2.cycles[s], N * sizeof(double)), 0);
+    CU_ASSERT_EQUAL(memcmp(r1.bytes_fetched[s], r2.bytes_fetched[s], N * sizeof(int64_t)), 0);
+    CU_ASSERT_EQUAL(memcmp(&r1.scheme[s], &r2.scheme[s], sizeof r1.scheme[s]), 0);
+  }
+  /* noise is on: another seed changes SPRINT's decisions, not dense's */
+  c.seed = 2386;
+  spr_model_eval_result r3;
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 2, NULL, &r3), 0);
+  CU_ASSERT(memcmp(r1.keep_rate[SPR_SCHEME_SPRINT], r3.keep_rate[SPR_SCHEME_SPRINT],
+                   N * sizeof(double)) != 0);
+  CU_ASSERT_EQUAL(memcmp(r1.keep_rate[SPR_SCHEME_DENSE], r3.keep_rate[SPR_SCHEME_DENSE],
+                         N * sizeof(double)), 0);
+  /* the metrics from the per-item arrays: top-1 and agreement against the
+   * labels and exact predictions, bits per character from the nats, the
+   * loss against the reference row */
+  for (int s = 0; s < SPR_MEVAL_N_SCHEMES; s++) {
+    const spr_model_metrics *x = &r1.scheme[s], *rf = &r1.scheme[SPR_MEVAL_REFERENCE];
+    if (text) {
+      double nats = 0;
+      for (int i = 0; i < N; i++) nats += r1.nats[s][i];
+      CU_ASSERT_DOUBLE_EQUAL(x->metric, nats / (N * TT * log(2.0)), 1e-12);
+      CU_ASSERT_DOUBLE_EQUAL(x->loss, 100 * (x->metric - rf->metric) / rf->metric, 1e-9);
+    } else {
+      int ok = 0, ag = 0, okr = 0;
+      for (int i = 0; i < N; i++) {
+        ok += r1.pred[s][i] == d.labels[2 + i];
+        okr += r1.pred[SPR_MEVAL_REFERENCE][i] == d.labels[2 + i];
+        ag += r1.pred[s][i] == r1.pred[SPR_MEVAL_EXACT][i];
+      }
+      CU_ASSERT_DOUBLE_EQUAL(x->metric, (double)ok / N, 1e-15);
+      CU_ASSERT_DOUBLE_EQUAL(x->agreement, (double)ag / N, 1e-15);
+      CU_ASSERT_DOUBLE_EQUAL(x->loss, 100.0 * (okr - ok) / N, 1e-12);
+    }
+  }
+  CU_ASSERT_EQUAL(r1.loss_vs, SPR_MEVAL_REFERENCE);
+  CU_ASSERT(isnan(r1.scheme[SPR_MEVAL_EXACT].energy_J));
+  CU_ASSERT(isnan(r1.scheme[SPR_MEVAL_REFERENCE].energy_J));
+  CU_ASSERT(r1.scheme[SPR_SCHEME_SPRINT].energy_J > 0);
+  CU_ASSERT_DOUBLE_EQUAL(r1.scheme[SPR_MEVAL_EXACT].keep_rate, 1.0, 0);
+  /* the output file */
+  char out[512];
+  spr_test_path(out, sizeof out, "model-out", ".h5");
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_write(out, &c, &r1, "test"), 0);
+  hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+  CU_ASSERT_FATAL(f >= 0);
+  double e[5], acc;
+  if (text) {
+    double nats[4];
+    CU_ASSERT(H5LTread_dataset(f, "/schemes/sprint/nats", H5T_NATIVE_DOUBLE, nats) >= 0);
+    CU_ASSERT_EQUAL(memcmp(nats, r1.nats[SPR_SCHEME_SPRINT], sizeof nats), 0);
+    CU_ASSERT(H5LTget_attribute_double(f, "/schemes/reference", "bpc", &acc) >= 0);
+  } else {
+    uint8_t pred[5];
+    CU_ASSERT(H5LTread_dataset(f, "/schemes/sprint/pred", H5T_NATIVE_UINT8, pred) >= 0);
+    CU_ASSERT_EQUAL(memcmp(pred, r1.pred[SPR_SCHEME_SPRINT], N), 0);
+    CU_ASSERT(H5LTget_attribute_double(f, "/schemes/reference", "top1", &acc) >= 0);
+  }
+  CU_ASSERT_EQUAL(acc, r1.scheme[SPR_MEVAL_REFERENCE].metric);
+  CU_ASSERT(H5LTread_dataset(f, "/schemes/leopard/energy_J", H5T_NATIVE_DOUBLE, e) >= 0);
+  CU_ASSERT_EQUAL(memcmp(e, r1.energy_J[SPR_SCHEME_LEOPARD], N * sizeof(double)), 0);
+  char s[64];
+  CU_ASSERT(H5LTget_attribute_string(f, "/", "loss_vs", s) >= 0);
+  CU_ASSERT_STRING_EQUAL(s, "reference");
+  unsigned long long seed = 0;
+  hid_t a = H5Aopen(f, "seed", H5P_DEFAULT);
+  CU_ASSERT(a >= 0 && H5Aread(a, H5T_NATIVE_ULLONG, &seed) >= 0);
+  H5Aclose(a);
+  CU_ASSERT_EQUAL(seed, 2386); /* c as passed */
+  H5Fclose(f);
+  unlink(out);
+  spr_model_eval_result_free(&r1);
+  spr_model_eval_result_free(&r2);
+  spr_model_eval_result_free(&r3);
+  /* without a reference, losses are against exact attention */
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", dp, 1, NULL, &r1), 0);
+  CU_ASSERT_EQUAL(r1.loss_vs, SPR_MEVAL_EXACT);
+  CU_ASSERT_EQUAL(r1.scheme[SPR_MEVAL_REFERENCE].ran, 0);
+  CU_ASSERT_EQUAL(r1.scheme[SPR_MEVAL_EXACT].loss, 0.0);
+  spr_model_eval_result_free(&r1);
+  spr_fmnist_free(&d);
+  spr_model_free(&ref);
+  spr_model_free(&m);
+  unlink(ref_path);
+}
+
+static void test_threads_reproducible(void) {
+  threads_case(0);
+  threads_case(1);
+}
+
+/* Errors of the evaluation: items outside the data, a split too short, a
+ * reference that does not match, learned thresholds a model lacks. */
+static void test_eval_errors(void) {
+  spr_model m, other;
+  spr_fmnist d;
+  fake_images(&d, 7, 31);
+  spr_config c;
+  spr_config_default(&c);
+  c.wl.source = SPR_SOURCE_MODEL;
+  c.wl.images = 5;
+  c.wl.first_image = 3;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  spr_model_eval_result r;
+  write_model(model_path, 0, OK, 2385);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", &d, 1, NULL, &r), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "first_image 3 + workload.images 5 exceed the 7");
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", NULL, 1, NULL, &r), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "needs test images");
+  c.wl.first_image = 0;
+  c.thr.mode = SPR_THR_DIRECT;
+  c.thr.n_values = 3;
+  c.thr.values[0] = c.thr.values[1] = c.thr.values[2] = 1;
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", &d, 1, NULL, &r), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "3 values given");
+  c.thr.mode = SPR_THR_KEEP_RATE;
+  /* a text reference for an image model */
+  char other_path[600];
+  spr_test_path(other_path, sizeof other_path, "model-other", ".h5");
+  write_model(other_path, 1, OK, 1);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(other_path, &other), 0);
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, &other, other_path, &d, 1, NULL, &r),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "does not match the model");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), other_path);
+  spr_model_free(&m);
+  /* text: windows beyond the split, a split shorter than one window */
+  c.wl.windows = 5;
+  c.wl.first_window = 1;
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", NULL, 1, NULL, &r),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "first_window 1 + workload.windows 5 exceed the 5 windows of 24");
+  spr_model_free(&other);
+  write_model(other_path, 1, SHORT_EVAL, 1);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(other_path, &other), 0);
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", NULL, 1, NULL, &r),
+                  SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "has 24 tokens, too short for one window of 24 tokens plus its last target (25)");
+  spr_model_free(&other);
+  /* learned thresholds requested of a dense model */
+  write_model(other_path, 0, NO_THETA, 1);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(other_path, &other), 0);
+  CU_ASSERT_EQUAL(other.has_theta, 0);
+  c.thr.mode = SPR_THR_LEARNED;
+  c.wl.first_window = 0;
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", &d, 1, NULL, &r),
+                  SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "has no dataset 'theta'");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), other_path);
+  spr_model_free(&other);
+  unlink(other_path);
+  spr_fmnist_free(&d);
+  /* the reference path: the key, the model's attribute, none */
+  write_model(model_path, 0, OK, 2385);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  char buf[SPR_STRING_MAX];
+  strcpy(m.reference, "dense.h5");
+  c.wl.reference_model[0] = '\0';
+  CU_ASSERT_EQUAL(spr_model_reference_path(&c, "/a/b/model.h5", &m, buf, sizeof buf), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "/a/b/dense.h5");
+  CU_ASSERT_EQUAL(spr_model_reference_path(&c, "model.h5", &m, buf, sizeof buf), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "dense.h5");
+  strcpy(c.wl.reference_model, "none");
+  CU_ASSERT_EQUAL(spr_model_reference_path(&c, "/a/b/model.h5", &m, buf, sizeof buf), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "");
+  strcpy(c.wl.reference_model, "/x/other.h5");
+  CU_ASSERT_EQUAL(spr_model_reference_path(&c, "/a/b/model.h5", &m, buf, sizeof buf), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "/x/other.h5");
+  c.wl.reference_model[0] = '\0';
+  m.reference[0] = '\0';
+  CU_ASSERT_EQUAL(spr_model_reference_path(&c, "/a/b/model.h5", &m, buf, sizeof buf), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "");
+  memset(m.reference, 'x', sizeof m.reference - 1);
+  m.reference[sizeof m.reference - 1] = '\0';
+  CU_ASSERT_EQUAL(spr_model_reference_path(&c, "/a/b/model.h5", &m, buf, sizeof buf), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "reference model's path is longer than");
+  spr_model_free(&m);
+}
+
+/* Every model reader error. */
+static void test_model_errors(void) {
+  static const struct {
+    int text, defect, code;
+    const char *msg;
+  } cases[] = {
+    {0, MISSING_DSET, SPR_EHDF5, "dataset 'layer_1/fc1_b' missing"},
+    {0, WRONG_SHAPE, SPR_EHDF5, "dataset 'layer_0/qkv_w' has shape 24 x 9, expected 24 x 8"},
+    {0, WRONG_TYPE, SPR_EHDF5, "dataset 'pos' is not floating point"},
+    {0, NAN_VALUE, SPR_EHDF5, "dataset 'head_w': element 37 is nan"},
+    {0, BAD_FORMAT, SPR_EINVAL, "attribute 'format' is 'sprintsim-vit', expected 'sprintsim-model'"},
+    {0, BAD_VERSION, SPR_EINVAL, "attribute 'version' of '/' is 2"},
+    {0, STRING_VERSION, SPR_EHDF5, "attribute 'version' of '/' is not an integer"},
+    {0, BAD_HEADS, SPR_EINVAL, "attribute 'heads' is 3, which does not divide dim = 8"},
+    {0, BAD_TOKENS, SPR_EINVAL, "attribute 'tokens' is 196"},
+    {0, MISSING_ATTR, SPR_EHDF5, "attribute 'ln_eps' of '/' missing"},
+    {0, BAD_THETA, SPR_EHDF5, "dataset 'theta': element 1 is nan"},
+    {0, THETA_SHAPE, SPR_EHDF5, "dataset 'theta' has shape 3, expected 2"},
+    {0, BAD_STD, SPR_EINVAL, "attribute 'norm_std' is 0"},
+    {0, BAD_LABEL, SPR_EINVAL, "dataset 'eval/labels': element 4 is 12"},
+    {0, EVAL_LENGTH, SPR_EHDF5, "dataset 'eval/pred_exact' has 4 values, expected 5"},
+    {0, BAD_INPUT, SPR_EINVAL, "attribute 'input' is 'audio'"},
+    {0, BAD_CAUSAL, SPR_EINVAL, "attribute 'causal' of '/' is 1, outside [0, 0]"},
+    {1, BAD_CAUSAL, SPR_EINVAL, "attribute 'causal' of '/' is 0, outside [1, 1]"},
+    {1, WRONG_SHAPE, SPR_EHDF5, "dataset 'layer_0/qkv_w' has shape 24 x 9, expected 24 x 8"},
+    {1, BAD_TOKENS, SPR_EHDF5, "dataset 'pos' has shape 24 x 8, expected 23 x 8"},
+    {1, DUP_VOCAB, SPR_EINVAL, "dataset 'vocab_bytes': byte 97 appears twice (ids 0 and 7)"},
+    {1, BAD_TOKEN_ID, SPR_EINVAL, "dataset 'eval/tokens': element 100 is 11 (valid: 0..10)"},
+    {1, NATS_SHAPE, SPR_EHDF5, "dataset 'eval/nats_exact' has shape 6, expected 5"},
+    {1, NAN_VALUE, SPR_EHDF5, "dataset 'head_w': element 37 is nan"},
+  };
+  char bad[512];
+  spr_test_path(bad, sizeof bad, "model-bad", ".h5");
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    write_model(bad, cases[k].text, cases[k].defect, 2385);
+    spr_model m;
+    int rc = spr_model_load(bad, &m);
+    if (rc != cases[k].code)
+      fprintf(stderr, "\n  case %zu (defect %d): rc %d: %s\n", k, cases[k].defect, rc, spr_errmsg());
+    CU_ASSERT_EQUAL(rc, cases[k].code);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), cases[k].msg);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), bad);
+    CU_ASSERT_PTR_NULL(m.pos); /* nothing left to free */
+    CU_ASSERT_PTR_NULL(m.layer[0].qkv_w);
+  }
+  spr_model m;
+  /* a truncated file */
+  write_model(bad, 1, OK, 2385);
+  struct stat sb;
+  CU_ASSERT_EQUAL_FATAL(stat(bad, &sb), 0);
+  CU_ASSERT_EQUAL(truncate(bad, sb.st_size / 2), 0);
+  int rc = spr_model_load(bad, &m);
+  CU_ASSERT(rc == SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), bad);
+  CU_ASSERT_PTR_NULL(m.pos);
+  CU_ASSERT(spr_model_input_of(bad) < 0);
+  unlink(bad);
+  CU_ASSERT_EQUAL(spr_model_load(bad, &m), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cannot open the model");
+  CU_ASSERT_EQUAL(spr_model_input_of(bad), SPR_EIO);
+  FILE *f = fopen(bad, "w");
+  fputs("not hdf5\n", f);
+  fclose(f);
+  CU_ASSERT_EQUAL(spr_model_load(bad, &m), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "not an HDF5 file");
+  unlink(bad);
+  write_model(bad, 1, OK, 1);
+  CU_ASSERT_EQUAL(spr_model_input_of(bad), SPR_MODEL_TEXT);
+  write_model(bad, 0, OK, 1);
+  CU_ASSERT_EQUAL(spr_model_input_of(bad), SPR_MODEL_IMAGE);
+  unlink(bad);
+}
+
+/* ---- IDX files ---------------------------------------------------------- */
+
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+/* Write bytes to path, gzip-compressed when gz (then truncated to cut
+ * bytes of the compressed stream when cut > 0). */
+static void write_file(const char *path, const unsigned char *b, size_t n, int gz, long cut) {
+  if (!gz) {
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, n, f);
+    fclose(f);
+    return;
+  }
+  gzFile g = gzopen(path, "wb");
+  gzwrite(g, b, (unsigned)n);
+  gzclose(g);
+  if (cut > 0) CU_ASSERT_EQUAL(truncate(path, cut), 0);
+}
+
+/* An images file of count x 28 x 28 (pixel = (i + 3 r + 5 c) mod 256),
+ * header fields overridable. */
+static size_t make_images(unsigned char *buf, int count, unsigned magic, uint32_t rows) {
+  put_be32(buf, magic);
+  put_be32(buf + 4, (uint32_t)count);
+  put_be32(buf + 8, rows);
+  put_be32(buf + 12, 28);
+  size_t n = 16;
+  for (int i = 0; i < count; i++)
+    for (int r = 0; r < 28; r++)
+      for (int c = 0; c < 28; c++) buf[n++] = (unsigned char)((i + 3 * r + 5 * c) & 255);
+  return n;
+}
+
+static size_t make_labels(unsigned char *buf, int count, int bad_at) {
+  put_be32(buf, 0x801);
+  put_be32(buf + 4, (uint32_t)count);
+  for (int i = 0; i < count; i++) buf[8 + i] = (unsigned char)(i == bad_at ? 10 : (i * 3) % 10);
+  return 8 + (size_t)count;
+}
+
+static void test_idx(void) {
+  static unsigned char buf[16 + 5 * 784 + 64];
+  char dir[512], ip[600], lp[600];
+  spr_test_path(dir, sizeof dir, "fmnist", "");
+  CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+  snprintf(ip, sizeof ip, "%s/t10k-images-idx3-ubyte.gz", dir);
+  snprintf(lp, sizeof lp, "%s/t10k-labels-idx1-ubyte.gz", dir);
+  size_t ni = make_images(buf, 5, 0x803, 28);
+  write_file(ip, buf, ni, 1, 0);
+  unsigned char lab[64];
+  size_t nl = make_labels(lab, 5, -1);
+  write_file(lp, lab, nl, 1, 0);
+  spr_fmnist d;
+  CU_ASSERT_EQUAL_FATAL(spr_fmnist_load(dir, "t10k", &d), 0);
+  CU_ASSERT_EQUAL(d.count, 5);
+  CU_ASSERT_EQUAL(d.rows, 28);
+  CU_ASSERT_EQUAL(d.pixels[3 * 784 + 7 * 28 + 11], (3 + 21 + 55) & 255);
+  CU_ASSERT_EQUAL(d.labels[4], 2);
+  spr_fmnist_free(&d);
+  /* a plain (uncompressed) file reads the same */
+  int dims[3];
+  uint8_t *data;
+  write_file(ip, buf, ni, 0, 0);
+  CU_ASSERT_EQUAL(spr_fmnist_read_idx(ip, 3, dims, &data), 0);
+  CU_ASSERT_EQUAL(dims[0], 5);
+  CU_ASSERT_EQUAL(data[4 * 784 + 27 * 28 + 27], (4 + 81 + 135) & 255);
+  free(data);
+  /* error paths of the images file */
+  struct {
+    unsigned magic;
+    uint32_t rows;
+    long trim; /* bytes removed from the end (negative: added) */
+    int gz;
+    long cut;
+    int code;
+    const char *msg;
+  } cases[] = {
+    {0x01000803, 28, 0, 1, 0, SPR_EINVAL, "bad IDX magic 0x01000803"},
+    {0x00000903, 28, 0, 1, 0, SPR_EINVAL, "IDX data type 0x09 is not unsigned byte"},
+    {0x00000802, 28, 0, 1, 0, SPR_EINVAL, "IDX file has 2 dimensions, expected 3"},
+    {0x00000803, 0, 0, 1, 0, SPR_EINVAL, "IDX size 1 is 0"},
+    {0x00000803, 28, 100, 1, 0, SPR_EINVAL, "truncated IDX data: 3820 of 3920 bytes"},
+    {0x00000803, 28, -3, 1, 0, SPR_EINVAL, "bytes after the 3920 bytes of IDX data"},
+    {0x00000803, 28, (long)ni - 10, 0, 0, SPR_EINVAL, "truncated IDX header: 6 of 12 size bytes"},
+    {0x00000803, 28, (long)ni - 2, 0, 0, SPR_EINVAL, "truncated IDX header: 2 of 4 magic bytes"},
+    {0x00000803, 28, 0, 1, 200, SPR_EINVAL, "truncated IDX data: "}, /* gzip stream cut */
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    size_t n = make_images(buf, 5, cases[k].magic, cases[k].rows);
+    if (cases[k].trim < 0) memset(buf + n, 7, (size_t)-cases[k].trim);
+    write_file(ip, buf, n - (size_t)cases[k].trim, cases[k].gz, cases[k].cut);
+    int rc = spr_fmnist_read_idx(ip, 3, dims, &data);
+    if (rc != cases[k].code) fprintf(stderr, "\n  idx case %zu: rc %d: %s\n", k, rc, spr_errmsg());
+    CU_ASSERT_EQUAL(rc, cases[k].code);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), cases[k].msg);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), ip);
+    CU_ASSERT_PTR_NULL(data);
+  }
+  /* a corrupt gzip stream (bytes overwritten inside the deflate data) */
+  write_file(ip, buf, make_images(buf, 5, 0x803, 28), 1, 0);
+  {
+    FILE *f = fopen(ip, "r+b");
+    fseek(f, 60, SEEK_SET);
+    for (int k = 0; k < 40; k++) fputc(0xff, f);
+    fclose(f);
+  }
+  CU_ASSERT_EQUAL(spr_fmnist_read_idx(ip, 3, dims, &data), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), ip);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cannot read the IDX");
+  CU_ASSERT_PTR_NULL(data);
+  /* labels: a value above 9, a count that differs from the images' */
+  write_file(ip, buf, make_images(buf, 5, 0x803, 28), 1, 0);
+  write_file(lp, lab, make_labels(lab, 5, 3), 1, 0);
+  CU_ASSERT_EQUAL(spr_fmnist_load(dir, "t10k", &d), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "label 3 is 10");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), lp);
+  CU_ASSERT_PTR_NULL(d.pixels);
+  write_file(lp, lab, make_labels(lab, 4, -1), 1, 0);
+  CU_ASSERT_EQUAL(spr_fmnist_load(dir, "t10k", &d), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "has 4 labels but");
+  CU_ASSERT_EQUAL(spr_fmnist_load(dir, "valid", &d), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "split 'valid'");
+  unlink(lp);
+  CU_ASSERT_EQUAL(spr_fmnist_load(dir, "t10k", &d), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), lp);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cannot open");
+  unlink(ip);
+  rmdir(dir);
+}
+
+/* The config keys of model workloads. */
+static void test_config_keys(void) {
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_STRING_EQUAL(c.wl.model, "models/vit-fmnist.h5");
+  CU_ASSERT_STRING_EQUAL(c.wl.dataset, "/usr/share/datasets/fashion-mnist");
+  CU_ASSERT_STRING_EQUAL(c.wl.reference_model, "");
+  CU_ASSERT_EQUAL(c.wl.windows, 16);
+  CU_ASSERT_EQUAL(c.wl.source, SPR_SOURCE_SYNTHETIC);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "workload", "source", "model", "t:1"), 0);
+  CU_ASSERT_EQUAL(c.wl.source, SPR_SOURCE_MODEL);
+  /* vit, the old name, resolves to model */
+  CU_ASSERT_EQUAL(spr_config_set(&c, "workload", "source", "vit", "t:1"), 0);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "threshold", "offset", "-0.25", "t:2"), 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.thr.offset, -0.25, 0);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "threshold", "mode", "learned", "t:3"), 0);
+  CU_ASSERT_EQUAL(spr_config_set(&c, "workload", "reference_model", "none", "t:4"), 0);
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), 0);
+  CU_ASSERT_EQUAL(c.wl.source, SPR_SOURCE_MODEL);
+  CU_ASSERT_STRING_EQUAL(c.wl.reference_model, "none"); /* not made a path */
+  CU_ASSERT(c.wl.model[0] == '/');                        /* made absolute */
+  CU_ASSERT_EQUAL(spr_config_set(&c, "workload", "reference_model", "dense.h5", "t:5"), 0);
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), 0);
+  CU_ASSERT(c.wl.reference_model[0] == '/');
+  char *ini = spr_config_to_ini(&c);
+  SPR_ASSERT_CONTAINS(ini, "source = model");
+  free(ini);
+  c.wl.source = SPR_SOURCE_QKV;
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "'workload.qkv_file' is required");
+  c.wl.source = SPR_SOURCE_SYNTHETIC;
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "'learned' needs workload.source = model");
+  c.wl.source = SPR_SOURCE_MODEL;
+  c.wl.model[0] = '\0';
+  CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "'workload.model' is empty");
+}
+
+int main(void) {
+  spr_test_path(model_path, sizeof model_path, "model", ".h5");
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  static const CU_TestInfo tests[] = {
+    {"IDX reader and every IDX error", test_idx},
+    {"model reader errors", test_model_errors},
+    {"config keys", test_config_keys},
+    {"forward pass = naive reference (image, causal text)", test_forward_reference},
+    {"exact inference = PyTorch (committed models)", test_exact_matches_pytorch},
+    {"SPRINT ideal, keep all = dense (image, causal text)", test_sprint_ideal_keep_all},
+    {"learned threshold conversion", test_learned_threshold},
+    {"1 and 2 threads identical; metrics; output file", test_threads_reproducible},
+    {"evaluation errors", test_eval_errors},
+    CU_TEST_INFO_NULL,
+  };
+  int rc = spr_test_run("model", tests);
+  unlink(model_path);
+  if (rc == 0 && skipped) {
+    fprintf(stderr, "test_model: some checks skipped (see SKIP above)\n");
+    return 77;
+  }
+  return rc;
+}
