@@ -43,6 +43,7 @@ static const key_row keys[] = {
   {{"workload", "layers", SPR_KEY_INT, "", "layers; 0 = preset's (12), or with source qkv the file's (fewer: its first layers)", NULL}, F(wl.n_layers), 0, 0, SPR_MAX_LAYERS},
   {{"workload", "heads", SPR_KEY_INT, "", "heads per layer; 0 = preset's (12), or with source qkv the file's (fewer: its first heads)", NULL}, F(wl.n_heads), 0, 0, SPR_MAX_HEADS},
   {{"workload", "head_dim", SPR_KEY_INT, "", "head dimension d; 0 = preset's (64), or with source qkv the file's", NULL}, F(wl.head_dim), 0, 0, SPR_QKV_MAX_DIM},
+  {{"workload", "causal", SPR_KEY_BOOL, "", "causal attention: query i attends to keys j <= i only, in every scheme and source (docs/model.md section 6)", NULL}, F(wl.causal), 0, 0, 1},
   {{"workload", "model", SPR_KEY_STRING, "", "source vit: model HDF5 file written by scripts/train_vit.py (docs/vit.md); relative to the configuration file's folder (the default: to the current folder)", NULL}, F(wl.model), 0, 0, 0},
   {{"workload", "dataset", SPR_KEY_STRING, "", "source vit: folder of the Fashion-MNIST IDX files t10k-{images-idx3,labels-idx1}-ubyte.gz (Debian: dataset-fashion-mnist); relative to the configuration file's folder", NULL}, F(wl.dataset), 0, 0, 0},
   {{"workload", "images", SPR_KEY_INT, "", "source vit: test images evaluated", NULL}, F(wl.images), 1000, 1, 10000000},

@@ -58,6 +58,11 @@ typedef struct {
   char dataset[SPR_STRING_MAX]; /* folder of the Fashion-MNIST IDX files */
   int images;        /* test images evaluated */
   int first_image;   /* index of the first one */
+  /* causal attention (sim/spr_attend.h, docs/model.md section 6): query i
+   * attends to keys j <= i only, in every scheme; 0 = every query sees
+   * every key (after the fields above, which callers may initialise by
+   * position) */
+  int causal;
 } spr_workload_params;
 
 typedef struct {
