@@ -51,6 +51,12 @@ typedef struct {
 
 static inline size_t spr_mask_row_bytes(int n) { return ((size_t)n + 7) / 8; }
 
+/* (query, key) pairs of an n-token head: n^2, or n (n + 1) / 2 when causal
+ * (query i sees keys j <= i only; docs/model.md section 6). */
+static inline int64_t spr_pair_count(int n, int causal) {
+  return causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
+}
+
 typedef struct {
   int layer, head;
   int n, d;                 /* sequence length, head dimension */
