@@ -100,7 +100,7 @@ static int attend_layer(const spr_config *mc, const spr_vit *m, int s, int l, in
     for (int h = 0; h < H; h++) {
       if ((rc = spr_attend_digital(mc, &x->heads[h], x->aw))) return rc;
       spr_vit_head_out(m, x->vw, h, spr_attend_exact_output(x->aw));
-      st->kept[l] += (int64_t)n * n;
+      st->kept[l] += spr_pair_count(n, mc->wl.causal);
     }
     return 0;
   }
@@ -125,7 +125,7 @@ static int attend_layer(const spr_config *mc, const spr_vit *m, int s, int l, in
         (rc = spr_attend_scheme(mc, s, &x->heads[h], x->aw, &sr, x->O)))
       return rc;
     spr_vit_head_out(m, x->vw, h, x->O);
-    st->kept[l] += llround(sr.keep_rate * (double)n * n);
+    st->kept[l] += llround(sr.keep_rate * (double)spr_pair_count(n, mc->wl.causal));
     st->bytes_fetched += sr.bytes_fetched;
     st->energy_J += sr.energy_total_J;
     st->cycles += sr.cycles_total;
@@ -253,7 +253,7 @@ int spr_vit_eval_run(const spr_config *c, const spr_vit *m, const char *model_pa
   clock_gettime(CLOCK_MONOTONIC, &t1);
   out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   /* totals in image order: the same sums for any thread count */
-  const double pairs = (double)m->heads * m->tokens * m->tokens;
+  const double pairs = (double)m->heads * (double)spr_pair_count(m->tokens, mc.wl.causal);
   for (int s = 0; s < S && !rc; s++) {
     spr_vit_metrics *mt = &out->scheme[s];
     if (!mt->ran) continue;
