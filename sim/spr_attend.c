@@ -380,9 +380,9 @@ static int64_t scaled_floor(int64_t total, int64_t a, int64_t b) {
 /* Ledger counts of query i of a scheme (docs/energy.md section 6): the
  * fetch of its survivors through the buffer, the recompute, SPRINT's
  * in-memory scoring, the baseline's prediction spread over queries, and
- * the writes of the sequence's keys on the first query.  Causal (docs
- * section 7): query i's in-memory scoring, key stream and share of the
- * prediction cover keys 0 .. i. */
+ * the writes of the sequence's keys on the first query.  Causal
+ * (docs/energy.md section 7): query i's in-memory scoring, key stream and
+ * share of the prediction cover keys 0 .. i. */
 static void query_counts(const spr_config *c, int n_, int d_, int scheme,
                          const spr_dig_fetch_stats *fs, const spr_dig_ws *dws,
                          const spr_bl_stats *bst, int i, spr_ledger_counts *q) {
