@@ -62,30 +62,54 @@ int spr_thr_code(double theta, double range, int bits) {
   return (int)c;
 }
 
-int spr_thr_count(const int32_t *s, size_t n, double range, int bits,
-                   int64_t *counts) {
-  const int half = 1 << (bits - 1), ncode = 1 << bits;
-  /* hist[h]: scores whose highest passed code is h - half - 1 (h = 0: none) */
-  int64_t *hist = calloc((size_t)ncode + 1, sizeof *hist);
-  if (!hist) return spr_error(SPR_ENOMEM, "threshold: out of memory");
-  const double step = range / (double)half;
-  for (size_t k = 0; k < n; k++) {
-    const double v = (double)s[k];
-    /* clamp in floating point first: v / step may exceed the range of long */
-    double cf = step > 0 ? floor(v / step) : (v >= 0 ? half - 1 : -half - 1);
-    if (!(cf <= half - 1)) cf = half - 1;
-    if (!(cf >= -half - 1)) cf = -half - 1;
-    long c = (long)cf;
-    /* settle rounding at the grid points with the exact level function */
-    while (c < half - 1 && v >= spr_thr_level((int)c + 1, range, bits)) c++;
-    while (c >= -half && v < spr_thr_level((int)c, range, bits)) c--;
-    hist[c + half + 1]++;
-  }
+/* One score into hist[h]: h - half - 1 is the highest code it passes
+ * (h = 0: none). */
+static inline void hist_add(int32_t s, double range, double step, int bits, int half,
+                            int64_t *hist) {
+  const double v = (double)s;
+  /* clamp in floating point first: v / step may exceed the range of long */
+  double cf = step > 0 ? floor(v / step) : (v >= 0 ? half - 1 : -half - 1);
+  if (!(cf <= half - 1)) cf = half - 1;
+  if (!(cf >= -half - 1)) cf = -half - 1;
+  long c = (long)cf;
+  /* settle rounding at the grid points with the exact level function */
+  while (c < half - 1 && v >= spr_thr_level((int)c + 1, range, bits)) c++;
+  while (c >= -half && v < spr_thr_level((int)c, range, bits)) c--;
+  hist[c + half + 1]++;
+}
+
+/* counts[i] += scores passing code i - half: suffix sums of hist. */
+static void hist_to_counts(const int64_t *hist, int ncode, int64_t *counts) {
   int64_t acc = 0;
   for (int i = ncode - 1; i >= 0; i--) {
     acc += hist[i + 1];
     counts[i] += acc;
   }
+}
+
+int spr_thr_count(const int32_t *s, size_t n, double range, int bits,
+                   int64_t *counts) {
+  const int half = 1 << (bits - 1), ncode = 1 << bits;
+  int64_t *hist = calloc((size_t)ncode + 1, sizeof *hist);
+  if (!hist) return spr_error(SPR_ENOMEM, "threshold: out of memory");
+  const double step = range / (double)half;
+  for (size_t k = 0; k < n; k++) hist_add(s[k], range, step, bits, half, hist);
+  hist_to_counts(hist, ncode, counts);
+  free(hist);
+  return 0;
+}
+
+int spr_thr_count_causal(const int32_t *s, int n, double range, int bits,
+                         int64_t *counts) {
+  const int half = 1 << (bits - 1), ncode = 1 << bits;
+  int64_t *hist = calloc((size_t)ncode + 1, sizeof *hist);
+  if (!hist) return spr_error(SPR_ENOMEM, "threshold: out of memory");
+  const double step = range / (double)half;
+  for (int i = 0; i < n; i++) {
+    const int32_t *si = s + (size_t)i * n;
+    for (int j = 0; j <= i; j++) hist_add(si[j], range, step, bits, half, hist);
+  }
+  hist_to_counts(hist, ncode, counts);
   free(hist);
   return 0;
 }
@@ -354,15 +378,25 @@ static inline void pack8(const uint8_t *cls, unsigned *keep, unsigned *near) {
 #endif
 }
 
-SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
-                      const spr_xbar_head *xb, const int8_t *q, int m,
-                      double theta, const float *off, gsl_rng *r_read,
-                      gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
-                      float *scores, int64_t *n_kept) {
+/* spr_analog_decide (causal = 0) and spr_analog_decide_causal (causal =
+ * 1, row r deciding keys 0 .. q0 + r): one body, so that both take the
+ * same operations on the keys they decide. */
+int spr__analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
+                       const spr_xbar_head *xb, const int8_t *q, int m, int causal, int q0,
+                       double theta, const float *off, gsl_rng *r_read, gsl_rng *r_far,
+                       spr_analog_ws *ws, uint8_t *mask, float *scores, int64_t *n_kept);
+
+SPR_CLONES int spr__analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
+                       const spr_xbar_head *xb, const int8_t *q, int m, int causal, int q0,
+                       double theta, const float *off, gsl_rng *r_read, gsl_rng *r_far,
+                       spr_analog_ws *ws, uint8_t *mask, float *scores, int64_t *n_kept) {
   const int n = xb->n, d = xb->d;
   if (m > ws->m || n > ws->n || d > ws->d)
     return spr_error(SPR_EINVAL, "analog: %d x %d x %d exceeds workspace %d x %d x %d", m, n, d,
                      ws->m, ws->n, ws->d);
+  if (causal && (q0 < 0 || q0 > n - m))
+    return spr_error(SPR_EINVAL, "analog: causal queries %d .. %d outside the head's %d tokens",
+                     q0, q0 + m - 1, n);
   const int noisy = an->read_noise || an->cmp_noise;
   if (noisy && (!r_read || (scores && !r_far)))
     return spr_error(SPR_EINVAL, "analog: noise is on but the %s stream is NULL",
@@ -389,7 +423,10 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
     for (size_t k = 0; k < (size_t)m * d; k++) ws->qf[k] = (float)q[k];
   }
   for (int j = 0; j < n; j++) ws->o[j] = off ? off[j] : 0.0f;
-  for (size_t t = (size_t)n; t < 64 * nw64; t++) ws->cls[t] = 0;
+  /* causal: row i classifies keys j < nk_i only and nk_i grows with i, so
+   * the classes of the keys a row does not decide stay 0 (far prune: no
+   * keep, no noise) */
+  for (size_t t = causal ? 0 : (size_t)n; t < 64 * nw64; t++) ws->cls[t] = 0;
   /* Far test, in float with margins (see spr_analog.h): a decision is far
    * when e = |b - theta| - EPS (|b| + |theta|) > 0 and e^2 >= K ub, where
    * K = T^2 (1 + 2^-10) covers the rounding of ub against the variance
@@ -423,9 +460,13 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
       const float *mu = ws->mu + (size_t)(i - i0) * n;
       float *b = scores ? scores + (size_t)i * n : ws->mu + (size_t)(i - i0) * n;
       uint8_t *mr = mask + (size_t)i * rb;
+      /* keys decided by this row: all, or (causal) 0 .. q0 + i */
+      const int nk = causal ? q0 + i + 1 : n;
+      if (scores)
+        for (int j = nk; j < n; j++) b[j] = NAN; /* never decided */
       if (!noisy) {
         memset(mr, 0, rb);
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < nk; j++) {
           b[j] = mu[j] + o[j];
           const int keep = (double)b[j] >= theta;
           mr[j >> 3] |= (uint8_t)(keep << (j & 7));
@@ -445,7 +486,7 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
       /* classify: 0 far prune, 1 far keep, 2 near (bit operations, not
        * ?:, so that the loop vectorises) */
 #pragma omp simd
-      for (int j = 0; j < n; j++) {
+      for (int j = 0; j < nk; j++) {
         const float bj = mu[j] + o[j];
         b[j] = bj;
         const float dm = bj - thf;
@@ -457,7 +498,8 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
       /* mask of the far keeps; list of the near decisions, 64 at a time
        * (one predictable loop exit per word) */
       int nn = 0;
-      for (size_t w = 0; w < nw64; w++) {
+      const size_t nwr = causal ? ((size_t)nk + 63) / 64 : nw64;
+      for (size_t w = 0; w < nwr; w++) {
         uint64_t nw = 0;
         for (size_t jb = 8 * w; jb < 8 * w + 8; jb++) {
           unsigned kb, nb;
@@ -468,6 +510,7 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
         }
         for (; nw; nw &= nw - 1) ws->idx[nn++] = (int)(64 * w) + ctz64(nw);
       }
+      for (size_t jb = 8 * nwr; jb < rb; jb++) mr[jb] = 0; /* causal: keys beyond */
       /* near decisions: exact variance, noise from r_read */
       if (nn) {
         draw_noise(r_read, a2, xb->gt, two_d, rn, nn, ws);
@@ -484,7 +527,7 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
       /* far decisions' recorded scores, noise from r_far */
       if (scores) {
         int nf = 0;
-        for (int j = 0; j < n; j++)
+        for (int j = 0; j < nk; j++)
           if (cls[j] != 2) ws->idx[nf++] = j;
         if (nf) {
           draw_noise(r_far, a2, xb->gt, two_d, rn, nf, ws);
@@ -499,4 +542,22 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
   ws->n_near = n_near;
   *n_kept = kept;
   return 0;
+}
+
+int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
+                      const spr_xbar_head *xb, const int8_t *q, int m,
+                      double theta, const float *off, gsl_rng *r_read,
+                      gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
+                      float *scores, int64_t *n_kept) {
+  return spr__analog_decide(an, sc, xb, q, m, 0, 0, theta, off, r_read, r_far, ws, mask, scores,
+                            n_kept);
+}
+
+int spr_analog_decide_causal(const spr_analog_params *an, const spr_analog_scale *sc,
+                             const spr_xbar_head *xb, const int8_t *q, int m, int q0,
+                             double theta, const float *off, gsl_rng *r_read,
+                             gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
+                             float *scores, int64_t *n_kept) {
+  return spr__analog_decide(an, sc, xb, q, m, 1, q0, theta, off, r_read, r_far, ws, mask, scores,
+                            n_kept);
 }

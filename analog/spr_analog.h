@@ -96,6 +96,12 @@ int spr_thr_code(double theta, double range, int bits);
 int spr_thr_count(const int32_t *s, size_t n, double range, int bits,
                    int64_t *counts);
 
+/* The same over the causal pairs of an n x n score matrix (row i, keys
+ * j <= i: n (n + 1) / 2 scores; docs/model.md section 6).  Returns 0 or
+ * SPR_ENOMEM. */
+int spr_thr_count_causal(const int32_t *s, int n, double range, int bits,
+                         int64_t *counts);
+
 /* Code whose keep rate counts[.]/total is nearest keep_rate (ties: the
  * lower code, which keeps more). */
 int spr_thr_pick(const int64_t *counts, int64_t total, int bits,
@@ -140,6 +146,23 @@ int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
                       double theta, const float *off, gsl_rng *r_read,
                       gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
                       float *scores, int64_t *n_kept);
+
+/* Causal attention (docs/model.md section 6): as spr_analog_decide, but
+ * row r of q is query q0 + r of the head and decides keys j = 0 .. q0 + r
+ * only.  A key j > q0 + r of that row is not decided: its mask bit is 0,
+ * it draws no random number (from r_read or r_far), it is not counted in
+ * *n_kept or ws->n_near, and its score (when scores is not NULL) is NaN.
+ * Every decided key takes exactly the operations and, in the same order
+ * of decisions, the same draws as in spr_analog_decide, so r_read is
+ * consumed by the near decisions with j <= q0 + r in row-major order.
+ * The row's GEMM still covers all n columns (the scores of the decided
+ * keys are then bit for bit those of spr_analog_decide).  Returns 0 or
+ * SPR_EINVAL (as spr_analog_decide, and q0 < 0 or q0 + m > n). */
+int spr_analog_decide_causal(const spr_analog_params *an, const spr_analog_scale *sc,
+                             const spr_xbar_head *xb, const int8_t *q, int m, int q0,
+                             double theta, const float *off, gsl_rng *r_read,
+                             gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
+                             float *scores, int64_t *n_kept);
 
 /* Per-key read-noise variance constant c_j (F x thermal + comparator noise, in
  * score units squared) and the shot coefficient a_s, as used by

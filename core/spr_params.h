@@ -70,8 +70,10 @@ typedef struct {
   int first_image;   /* index of the first one */
   int windows;       /* text models: evaluation windows */
   int first_window;  /* index of the first one */
-  int causal;        /* query i sees keys j <= i only (a model file's
-                        causal flag overrides it) */
+  /* causal attention (sim/spr_attend.h, docs/model.md section 6): query i
+   * attends to keys j <= i only, in every scheme; 0 = every query sees
+   * every key (a causal model file makes its run causal) */
+  int causal;
 } spr_workload_params;
 
 typedef struct {

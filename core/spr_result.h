@@ -38,7 +38,8 @@ static inline const char *spr_scheme_name(int s) {
  * attention, energy and cycles (docs/digital.md, docs/energy.md). */
 typedef struct {
   int ran;                  /* the scheme was simulated */
-  double keep_rate;         /* kept (query, key) pairs / n^2 */
+  double keep_rate;         /* kept (query, key) pairs / pairs (n^2, or
+                               n (n + 1) / 2 causal: spr_pair_count) */
   int64_t bytes_fetched, bytes_reused, fetches, hits, overflow_tokens;
   double new_fetch_frac;    /* mean over queries of newly fetched keys / n */
   int64_t empty_queries;    /* queries with no survivor */
@@ -51,19 +52,29 @@ typedef struct {
 
 static inline size_t spr_mask_row_bytes(int n) { return ((size_t)n + 7) / 8; }
 
+/* (query, key) pairs of an n-token head: n^2, or n (n + 1) / 2 when causal
+ * (query i sees keys j <= i only; docs/model.md section 6). */
+static inline int64_t spr_pair_count(int n, int causal) {
+  return causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
+}
+
 typedef struct {
   int layer, head;
   int n, d;                 /* sequence length, head dimension */
-  /* counts over all n x n (query, key) decisions */
+  int causal;               /* causal attention: query i saw keys j <= i
+                               only (c->wl.causal of the run) */
+  /* counts over all (query, key) decisions: the n^2 pairs, or the
+   * n (n + 1) / 2 causal pairs j <= i (spr_pair_count(n, causal)) */
   int64_t n_kept;           /* analog mask */
   int64_t n_ideal_kept;     /* ideal mask: exact quantized score >= threshold */
   int64_t false_prunes;     /* ideal keeps, analog prunes */
   int64_t false_keeps;      /* ideal prunes, analog keeps */
-  double keep_rate;         /* n_kept / n^2 */
-  double ideal_keep_rate;   /* n_ideal_kept / n^2 */
+  double keep_rate;         /* n_kept / pairs */
+  double ideal_keep_rate;   /* n_ideal_kept / pairs */
   double mass_retained;     /* mean over queries of the softmax probability
-                               (float Q, K; scale 1/sqrt(d)) kept by the
-                               analog mask */
+                               (float Q, K; scale 1/sqrt(d); causal: the
+                               softmax over j <= i) kept by the analog
+                               mask */
   double ideal_mass_retained;
   double threshold;         /* score units, on the generator grid */
   int threshold_code;       /* signed code of the threshold generator */
@@ -78,9 +89,11 @@ typedef struct {
   int8_t *k_msb;            /* n x d programmed key bits (key_msb_bits) */
   float q_scale, k_scale;   /* real value = scale * integer; k_msb weighs
                                2^(key_bits - key_msb_bits) key_int units */
-  int32_t *ideal_scores;    /* n x n: q_int . k_msb */
+  int32_t *ideal_scores;    /* n x n: q_int . k_msb (causal: those of
+                               j > i decide nothing) */
   float *analog_scores;     /* n x n: comparator input referred to score
-                               units; analog keep = analog_score >= threshold */
+                               units; analog keep = analog_score >= threshold
+                               (causal: NaN for j > i, never decided) */
   spr_scheme_result scheme[SPR_N_SCHEMES]; /* digital path and ledger */
 } spr_head_result;
 

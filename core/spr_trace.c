@@ -537,6 +537,18 @@ static int check_padding(const char *what, const uint8_t *m, int n, int layer, i
   return 0;
 }
 
+/* A causal head's mask has no bit j > i. */
+static int check_causal(const char *what, const uint8_t *m, int n, int layer, int head) {
+  const size_t rb = spr_mask_row_bytes(n);
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++)
+      if (m[(size_t)i * rb + j / 8] >> (j % 8) & 1)
+        return spr_error(SPR_EINVAL,
+                         "spr_trace_write_head: layer %d head %d: %s of a causal head keeps key %d "
+                         "for query %d (j > i)", layer, head, what, j, i);
+  return 0;
+}
+
 static int check_head(const spr_trace *t, const spr_head_result *r) {
   if (r->layer < 0 || r->layer >= t->layers)
     return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d out of range [0, %d)", t->tmp,
@@ -570,6 +582,8 @@ static int check_head(const spr_trace *t, const spr_head_result *r) {
   if (t->level >= SPR_TRACE_MASKS) {
     rc = check_padding("mask_analog", r->mask_analog, r->n, r->layer, r->head);
     if (!rc) rc = check_padding("mask_ideal", r->mask_ideal, r->n, r->layer, r->head);
+    if (!rc && r->causal) rc = check_causal("mask_analog", r->mask_analog, r->n, r->layer, r->head);
+    if (!rc && r->causal) rc = check_causal("mask_ideal", r->mask_ideal, r->n, r->layer, r->head);
   }
   return rc;
 }
@@ -588,6 +602,8 @@ static int write_head_body(spr_trace *t, const spr_head_result *r) {
   if (!rc) rc = put_attr_f64(t, g, gpath, "i_unit_A", r->i_unit_A);
   if (!rc) rc = put_attr_f64(t, g, gpath, "q_scale", (double)r->q_scale);
   if (!rc) rc = put_attr_f64(t, g, gpath, "k_scale", (double)r->k_scale);
+  const int8_t causal = (int8_t)(r->causal != 0);
+  if (!rc) rc = put_attr(t, g, gpath, "causal", H5T_STD_I8LE, H5T_NATIVE_INT8, &causal);
   rc = close_obj(t->tmp, g, gpath, rc);
   if (rc || t->level < SPR_TRACE_MASKS) return rc;
 
@@ -633,7 +649,7 @@ static int write_head_body(spr_trace *t, const spr_head_result *r) {
   if (rc) return rc;
   snprintf(dpath, sizeof dpath, "%s/analog_scores", gpath);
   return put_dset_ud(t, dpath, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, sdims, 1, r->analog_scores,
-                     "score", "comparator input referred to score units, [query, key]; analog keep = analog_scores >= threshold",
+                     "score", "comparator input referred to score units, [query, key]; analog keep = analog_scores >= threshold; NaN: not decided (key j > query i of a causal head)",
                      NULL);
 }
 
@@ -665,8 +681,8 @@ typedef struct {
 
 #define OFF(f) offsetof(spr_head_result, f)
 static const summary_field summary_fields[] = {
-  {"keep_rate", F_F64, OFF(keep_rate), "1", "fraction of (query, key) pairs kept by the analog mask: n_kept / n^2"},
-  {"ideal_keep_rate", F_F64, OFF(ideal_keep_rate), "1", "fraction kept by the ideal mask: n_ideal_kept / n^2"},
+  {"keep_rate", F_F64, OFF(keep_rate), "1", "fraction of (query, key) pairs kept by the analog mask: n_kept / n^2 (causal: / n(n+1)/2, the pairs j <= i)"},
+  {"ideal_keep_rate", F_F64, OFF(ideal_keep_rate), "1", "fraction kept by the ideal mask: n_ideal_kept / n^2 (causal: / n(n+1)/2)"},
   {"mass_retained", F_F64, OFF(mass_retained), "1", "mean over queries of the float softmax probability kept by the analog mask"},
   {"ideal_mass_retained", F_F64, OFF(ideal_mass_retained), "1", "mean over queries of the float softmax probability kept by the ideal mask"},
   {"threshold", F_F64, OFF(threshold), "score", "comparator threshold on the generator grid"},
@@ -691,7 +707,7 @@ typedef struct {
 
 #define SOFF(f) offsetof(spr_scheme_result, f)
 static const scheme_field scheme_fields[] = {
-  {"keep_rate", 0, SOFF(keep_rate), "1", "kept (query, key) pairs / n^2"},
+  {"keep_rate", 0, SOFF(keep_rate), "1", "kept (query, key) pairs / n^2 (causal: / n(n+1)/2)"},
   {"bytes_fetched", 1, SOFF(bytes_fetched), "B", "bytes of K and V read from ReRAM"},
   {"bytes_reused", 1, SOFF(bytes_reused), "B", "bytes of K and V served from the buffer"},
   {"fetches", 1, SOFF(fetches), "count", "token fetches (misses, streamed included)"},
@@ -770,6 +786,8 @@ static int write_summary_body(spr_trace *t, const spr_head_result *res, void *bu
   if (!rc) rc = put_attr_i32(t, g, "/summary", "heads", t->heads);
   if (!rc) rc = put_attr_i32(t, g, "/summary", "seq_len", t->n);
   if (!rc) rc = put_attr_i32(t, g, "/summary", "head_dim", t->d);
+  const int8_t causal = (int8_t)(res[0].causal != 0); /* every head alike */
+  if (!rc) rc = put_attr(t, g, "/summary", "causal", H5T_STD_I8LE, H5T_NATIVE_INT8, &causal);
   rc = close_obj(t->tmp, g, "/summary", rc);
   hsize_t dims[2] = {(hsize_t)t->layers, (hsize_t)t->heads};
   for (size_t f = 0; f < sizeof summary_fields / sizeof summary_fields[0] && !rc; f++) {
@@ -818,6 +836,10 @@ int spr_trace_write_summary(spr_trace *t, const spr_head_result *res) {
       return spr_error(SPR_EINVAL,
                        "spr_trace_write_summary: %s: layer %d head %d: n = %d, d = %d but the configuration has seq_len %d, head_dim %d",
                        t->tmp, l, h, res[i].n, res[i].d, t->n, t->d);
+    if ((res[i].causal != 0) != (res[0].causal != 0))
+      return spr_error(SPR_EINVAL,
+                       "spr_trace_write_summary: %s: layer %d head %d is %scausal but layer 0 head 0 is %scausal",
+                       t->tmp, l, h, res[i].causal ? "" : "not ", res[0].causal ? "" : "not ");
   }
   void *buf = malloc((size_t)nh * 8);
   if (!buf) return spr_error(SPR_ENOMEM, "%s: out of memory writing the summary", t->tmp);

@@ -27,14 +27,18 @@ int spr_trace_create(const char *path, const spr_config *c,
                      const char *version, spr_trace **out);
 
 /* Write head r (layer r->layer, head r->head), once per head, in any
- * order: a group with its threshold and scales at every level, plus the
- * masks at level masks, plus the operands and scores at level full.
- * Errors: SPR_EINVAL (result does not match the configuration, arrays the
- * level needs are NULL, head already written), SPR_EHDF5. */
+ * order: a group with its threshold, scales and causal flag at every
+ * level, plus the masks at level masks, plus the operands and scores at
+ * level full.  Errors: SPR_EINVAL (result does not match the
+ * configuration, arrays the level needs are NULL, padding bits set, a
+ * causal head's mask keeps a key j > i, head already written),
+ * SPR_EHDF5. */
 int spr_trace_write_head(spr_trace *t, const spr_head_result *r);
 
 /* Write the summary tables, shape (layers x heads), from results indexed
- * res[layer * heads + head].  Errors: SPR_EINVAL, SPR_EHDF5, SPR_ENOMEM. */
+ * res[layer * heads + head], and the attribute "causal" of /summary (every
+ * head must have the same res[].causal).  Errors: SPR_EINVAL, SPR_EHDF5,
+ * SPR_ENOMEM. */
 int spr_trace_write_summary(spr_trace *t, const spr_head_result *res);
 
 /* The device model a run used (calibration/spr_device.h), as plain data so

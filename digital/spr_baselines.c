@@ -55,22 +55,27 @@ void spr_bl_ws_free(spr_bl_ws *ws) {
 
 /* ---- shared helpers -------------------------------------------------- */
 
-static void stats_begin(spr_bl_stats *st, int n, int d) {
+static void stats_begin(spr_bl_stats *st, int n, int d, int causal) {
   if (!st) return;
   memset(st, 0, sizeof *st);
   st->n = n;
   st->d = d;
+  st->causal = causal != 0;
 }
 
-/* Count the set bits of the mask into st (keep count and rate). */
+/* Count the set bits of the mask into st (keep count, and rate over the
+ * head's pairs). */
 static void stats_kept(spr_bl_stats *st, const uint8_t *mask, int n) {
   if (!st) return;
   const size_t nb = (size_t)n * spr_mask_row_bytes(n);
   int64_t c = 0;
   for (size_t b = 0; b < nb; b++) c += __builtin_popcount(mask[b]);
   st->n_kept = c;
-  st->keep_rate = (double)c / ((double)n * n);
+  st->keep_rate = (double)c / (double)spr_pair_count(n, st->causal);
 }
+
+/* Keys of query i: all n, or (causal) 0 .. i. */
+static inline int row_keys(int i, int n, int causal) { return causal ? i + 1 : n; }
 
 static inline void set_bit(uint8_t *row, int j) { row[j >> 3] |= (uint8_t)(1u << (j & 7)); }
 
@@ -148,19 +153,30 @@ static int exact_scores(const int8_t *a, const int8_t *b, int n, int d, spr_bl_w
 
 /* ---- dense ------------------------------------------------------------ */
 
-int spr_bl_dense(int n, uint8_t *mask, spr_bl_stats *st) {
-  if (!mask) return spr_error(SPR_EINVAL, "spr_bl_dense: mask is NULL");
-  if (n < 1) return spr_error(SPR_EINVAL, "spr_bl_dense: n = %d (need >= 1)", n);
+/* Keys 0 .. nk-1 of every row (nk = n, or i + 1 when causal). */
+static int dense_mask(const char *fn, int n, int causal, uint8_t *mask, spr_bl_stats *st) {
+  if (!mask) return spr_error(SPR_EINVAL, "%s: mask is NULL", fn);
+  if (n < 1) return spr_error(SPR_EINVAL, "%s: n = %d (need >= 1)", fn, n);
   const size_t rb = spr_mask_row_bytes(n);
-  const uint8_t last = (uint8_t)((n & 7) ? (1u << (n & 7)) - 1 : 0xFF);
   for (int i = 0; i < n; i++) {
     uint8_t *row = mask + (size_t)i * rb;
-    memset(row, 0xFF, rb);
-    row[rb - 1] = last;
+    const int nk = row_keys(i, n, causal);
+    const size_t full = (size_t)nk / 8;
+    memset(row, 0xFF, full);
+    memset(row + full, 0, rb - full);
+    if (nk & 7) row[full] = (uint8_t)((1u << (nk & 7)) - 1);
   }
-  stats_begin(st, n, 0);
+  stats_begin(st, n, 0, causal);
   stats_kept(st, mask, n);
   return 0;
+}
+
+int spr_bl_dense(int n, uint8_t *mask, spr_bl_stats *st) {
+  return dense_mask("spr_bl_dense", n, 0, mask, st);
+}
+
+int spr_bl_dense_causal(int n, uint8_t *mask, spr_bl_stats *st) {
+  return dense_mask("spr_bl_dense_causal", n, 1, mask, st);
 }
 
 /* Shared start of the threshold schemes (oracle, LeOPArd): the common
@@ -181,6 +197,7 @@ void spr_bl_oracle_default(spr_bl_oracle_params *p) {
   p->q_bits = 8;
   p->k_bits = 8;
   p->threshold = 0.0;
+  p->causal = 0;
 }
 
 int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q, const float *K, int n, int d,
@@ -195,13 +212,14 @@ int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q, const float *K,
   for (int i = 0; i < n; i++) {
     uint8_t *row = mask + (size_t)i * rb;
     const int32_t *si = ws->score + (size_t)i * n;
+    const int nk = row_keys(i, n, p->causal);
     memset(row, 0, rb);
-    for (int j = 0; j < n; j++)
+    for (int j = 0; j < nk; j++)
       if ((double)si[j] >= p->threshold) set_bit(row, j);
   }
-  stats_begin(st, n, d);
+  stats_begin(st, n, d, p->causal);
   if (st) {
-    const int64_t nn = (int64_t)n * n;
+    const int64_t nn = spr_pair_count(n, st->causal);
     st->q_scale = qs;
     st->k_scale = ks;
     st->threshold = p->threshold;
@@ -245,8 +263,18 @@ int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q, const
   float qs, ks;
   if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
   if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
-  const size_t nn = (size_t)n * n;
   int32_t *a = ws->score;
+  size_t nn = (size_t)n * n;
+  if (p->causal) {
+    /* the causal pairs only: row i's keys 0 .. i packed to the front (row
+     * i starts at i (i + 1) / 2 <= i n, so nothing is overwritten unread) */
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+      memmove(a + at, a + (size_t)i * n, ((size_t)i + 1) * sizeof *a);
+      at += (size_t)i + 1;
+    }
+    nn = at;
+  }
   radix_sort_i32(a, ws->dot, nn); /* ascending */
   const double target = keep_rate * (double)nn;
   /* candidates from the highest threshold down: max + 1 keeps nothing,
@@ -276,6 +304,7 @@ void spr_bl_topk_default(spr_bl_topk_params *p) {
   p->k_bits = 8;
   p->k = 0;
   p->keep_fraction = 0.15;
+  p->causal = 0;
 }
 
 /* The value of rank r (0 = largest) of a[0..m); reorders a.  Quickselect
@@ -327,18 +356,28 @@ int spr_bl_topk(const spr_bl_topk_params *p, const float *Q, const float *K, int
   for (int i = 0; i < n; i++) {
     uint8_t *row = mask + (size_t)i * rb;
     const int32_t *si = ws->score + (size_t)i * n;
-    memcpy(ws->row, si, (size_t)n * sizeof *si);
-    const int32_t v = select_desc(ws->row, n, k - 1);
+    /* causal: among keys 0 .. i, k_i = min(k, i + 1), or from the
+     * fraction of the i + 1 keys */
+    const int nk = row_keys(i, n, p->causal);
+    int ki = k;
+    if (p->causal && p->k == 0) {
+      const double kk = round(p->keep_fraction * nk);
+      ki = kk < 1.0 ? 1 : (int)kk;
+    } else if (ki > nk) {
+      ki = nk;
+    }
+    memcpy(ws->row, si, (size_t)nk * sizeof *si);
+    const int32_t v = select_desc(ws->row, nk, ki - 1);
     int above = 0;
-    for (int j = 0; j < n; j++) above += si[j] > v;
-    int ties = k - above; /* >= 1: v itself has rank k - 1 */
+    for (int j = 0; j < nk; j++) above += si[j] > v;
+    int ties = ki - above; /* >= 1: v itself has rank ki - 1 */
     memset(row, 0, rb);
-    for (int j = 0; j < n; j++)
+    for (int j = 0; j < nk; j++)
       if (si[j] > v || (si[j] == v && ties-- > 0)) set_bit(row, j);
   }
-  stats_begin(st, n, d);
+  stats_begin(st, n, d, p->causal);
   if (st) {
-    const int64_t nn = (int64_t)n * n;
+    const int64_t nn = spr_pair_count(n, st->causal);
     st->q_scale = qs;
     st->k_scale = ks;
     st->k = k;
@@ -357,6 +396,7 @@ void spr_bl_sanger_default(spr_bl_sanger_params *p) {
   p->q_bits = 4;
   p->k_bits = 4;
   p->p_threshold = 2e-3;
+  p->causal = 0;
 }
 
 int spr_bl_sanger(const spr_bl_sanger_params *p, const float *Q, const float *K, int n, int d,
@@ -375,29 +415,33 @@ int spr_bl_sanger(const spr_bl_sanger_params *p, const float *Q, const float *K,
   for (int i = 0; i < n; i++) {
     uint8_t *row = mask + (size_t)i * rb;
     const int32_t *si = ws->score + (size_t)i * n;
+    const int nk = row_keys(i, n, p->causal); /* causal: softmax over j <= i */
     int32_t m = si[0];
-    for (int j = 1; j < n; j++) m = si[j] > m ? si[j] : m;
+    for (int j = 1; j < nk; j++) m = si[j] > m ? si[j] : m;
     double z = 0;
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < nk; j++) {
       ws->e[j] = exp(c * (double)(si[j] - m));
       z += ws->e[j];
     }
     const double cut = p->p_threshold * z;
     memset(row, 0, rb);
-    for (int j = 0; j < n; j++)
+    for (int j = 0; j < nk; j++)
       if (ws->e[j] >= cut) set_bit(row, j);
   }
-  stats_begin(st, n, d);
+  stats_begin(st, n, d, p->causal);
   if (st) {
-    const int64_t nn = (int64_t)n * n;
+    /* per query of nk keys: nk - 1 comparisons for the maximum, nk for the
+     * threshold, nk subtractions and nk - 1 additions, nk logit scalings
+     * and one p_threshold * sum, nk exponentials */
+    const int64_t nn = spr_pair_count(n, st->causal);
     st->q_scale = qs;
     st->k_scale = ks;
     st->threshold = p->p_threshold;
     st->mac_q_bits = p->q_bits;
     st->mac_k_bits = p->k_bits;
     st->mac_ops = nn * d;
-    st->cmp_ops = (int64_t)n * (n - 1) + nn;
-    st->add_ops = nn + (int64_t)n * (n - 1);
+    st->cmp_ops = (nn - n) + nn;
+    st->add_ops = nn + (nn - n);
     st->mul_ops = nn + n;
     st->exp_ops = nn;
   }
@@ -411,6 +455,7 @@ void spr_bl_leopard_default(spr_bl_leopard_params *p) {
   p->q_bits = 8;
   p->k_bits = 8;
   p->threshold = 0.0;
+  p->causal = 0;
 }
 
 int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *K, int n, int d,
@@ -449,7 +494,8 @@ int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *
       int32_t *Pi = P + (size_t)i * n;
       const int32_t *Di = ws->dot + (size_t)i * n;
       uint8_t *nb = ws->nbits + (size_t)i * n;
-      for (int j = 0; j < n; j++) {
+      const int nk = row_keys(i, n, p->causal); /* causal: keys j <= i only */
+      for (int j = 0; j < nk; j++) {
         if (nb[j] != m - 1) continue; /* stopped at an earlier plane */
         Pi[j] += w * Di[j];
         bits++;
@@ -471,7 +517,7 @@ int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *
     for (int j = 0; j < n; j++)
       if (nb[j] == B) set_bit(row, j); /* all planes read, never stopped */
   }
-  stats_begin(st, n, d);
+  stats_begin(st, n, d, p->causal);
   if (st) {
     st->q_scale = qs;
     st->k_scale = ks;
@@ -482,7 +528,7 @@ int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *
     st->add_ops = bits + (int64_t)n * d + (int64_t)n * B;
     st->cmp_ops = bits;
     st->key_bits_processed = bits;
-    st->mean_bits_per_key = (double)bits / (double)nn;
+    st->mean_bits_per_key = (double)bits / (double)spr_pair_count(n, st->causal);
     st->early_stops = stops;
   }
   stats_kept(st, mask, n);
@@ -495,6 +541,7 @@ void spr_bl_window_default(spr_bl_window_params *p) {
   p->half_width = 32;
   p->n_global = 1;
   p->global_pos = NULL;
+  p->causal = 0;
 }
 
 int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask, spr_bl_stats *st) {
@@ -519,20 +566,23 @@ int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask, spr_bl_st
   }
   const size_t rb = spr_mask_row_bytes(n);
   const int64_t w = p->half_width;
+  const int causal = p->causal != 0;
   for (int i = 0; i < n; i++) {
     uint8_t *row = mask + (size_t)i * rb;
     memset(row, 0, rb);
     const int lo = (int)(i - w < 0 ? 0 : i - w);
-    const int hi = (int)(i + w > n - 1 ? n - 1 : i + w);
+    const int hi = causal ? i : (int)(i + w > n - 1 ? n - 1 : i + w);
     for (int j = lo; j <= hi; j++) set_bit(row, j);
   }
   for (int g = 0; g < p->n_global; g++) {
     const int x = p->global_pos ? p->global_pos[g] : g;
-    uint8_t *row = mask + (size_t)x * rb; /* the global query attends to all */
-    for (int j = 0; j < n; j++) set_bit(row, j);
-    for (int i = 0; i < n; i++) set_bit(mask + (size_t)i * rb, x); /* all attend to it */
+    /* the global query attends to all keys (causal: j <= x); every query
+     * attends to it (causal: i >= x) */
+    uint8_t *row = mask + (size_t)x * rb;
+    for (int j = 0; j < row_keys(x, n, causal); j++) set_bit(row, j);
+    for (int i = causal ? x : 0; i < n; i++) set_bit(mask + (size_t)i * rb, x);
   }
-  stats_begin(st, n, 0);
+  stats_begin(st, n, 0, causal);
   stats_kept(st, mask, n);
   return 0;
 }

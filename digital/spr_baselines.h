@@ -31,6 +31,23 @@
  *              threshold, the cost is the bits processed.
  *   window     |i - j| <= half_width, or i or j a global token.
  *
+ * Causal attention (docs/baselines.md section 5, docs/model.md section 6):
+ * with the causal flag of a scheme's parameters (spr_bl_dense_causal for
+ * dense) query i considers keys j <= i only.  Bits j > i of the mask are
+ * 0, nothing is scored, ranked, normalised or counted for them, and every
+ * count and rate below is over the P = n (n + 1) / 2 causal pairs in place
+ * of the n^2 pairs:
+ *   dense      keys 0 .. i;
+ *   oracle     s_ij >= theta, j <= i (calibrated over the causal pairs);
+ *   top-k      the k_i largest s_ij, j <= i: k_i = min(k, i + 1), or with
+ *              k = 0, k_i = max(1, round(keep_fraction (i + 1)));
+ *   Sanger     the softmax of row i over j <= i;
+ *   LeOPArd    bit planes read for j <= i only (mask = the oracle's);
+ *   window     |i - j| <= half_width and j <= i; a global query x attends
+ *              to keys 0 .. x, a global key x is attended by queries
+ *              i >= x.
+ * With the flag 0 every scheme is exactly the non-causal one.
+ *
  * LeOPArd bound.  A B-bit two's-complement key code is
  *     k = -2^(B-1) b_(B-1) + sum_{c=0}^{B-2} 2^c b_c,    b_c in {0, 1}.
  * After the m most significant bit planes (m = 1 .. B, the sign plane
@@ -61,15 +78,16 @@
 /* What one call produced and what the prediction cost.  Operation counts
  * are what the scheme's hardware performs to decide the mask, not what the
  * digital recompute of the survivors costs (the digital path counts that).
- * A count a scheme does not use is 0.  Per scheme (docs/baselines.md):
+ * A count a scheme does not use is 0.  Per scheme (docs/baselines.md),
+ * with P the pairs (n^2, or n (n + 1) / 2 causal):
  *   dense   none.
- *   oracle  mac_ops = n^2 d (q_bits x k_bits), cmp_ops = n^2.
- *   top-k   mac_ops = n^2 d, topk_inputs = n^2 (n scores per query enter
- *           the selection engine).
- *   Sanger  mac_ops = n^2 d (4 x 4 bits), cmp_ops = n(n-1) (row maxima) +
- *           n^2 (threshold), add_ops = n^2 (x - max) + n(n-1) (sums),
- *           mul_ops = n^2 (logit scale) + n (p_threshold * sum),
- *           exp_ops = n^2.
+ *   oracle  mac_ops = P d (q_bits x k_bits), cmp_ops = P.
+ *   top-k   mac_ops = P d, topk_inputs = P (the scores of each query's
+ *           keys enter the selection engine).
+ *   Sanger  mac_ops = P d (4 x 4 bits), cmp_ops = P - n (row maxima) +
+ *           P (threshold), add_ops = P (x - max) + P - n (sums),
+ *           mul_ops = P (logit scale) + n (p_threshold * sum),
+ *           exp_ops = P (non-causal: P - n = n(n-1)).
  *   LeOPArd mac_ops = key_bits_processed * d with mac_k_bits = 1 (one
  *           key bit plane times a q_bits query element), add_ops =
  *           key_bits_processed (shift-accumulate of each plane's partial
@@ -81,13 +99,15 @@
  *   window  none (a static pattern). */
 typedef struct {
   int n, d;                /* head shape (d = 0 for dense and window) */
+  int causal;              /* 1: causal masks and counts (P = n (n + 1) / 2) */
   int64_t n_kept;          /* set bits of the mask */
-  double keep_rate;        /* n_kept / n^2 */
+  double keep_rate;        /* n_kept / P (n^2, or n (n + 1) / 2 causal) */
   float q_scale, k_scale;  /* real = scale * code of the quantized Q, K
                               (0 when the scheme does not quantize) */
   double threshold;        /* oracle, LeOPArd: theta in score units;
                               Sanger: p_threshold; otherwise 0 */
-  int k;                   /* top-k: keys kept per query; otherwise 0 */
+  int k;                   /* top-k: keys kept per query (causal: by the
+                              last query, the most); otherwise 0 */
   int mac_q_bits, mac_k_bits; /* operand widths of mac_ops (0 if none) */
   int64_t mac_ops;         /* integer multiply-accumulates */
   int64_t add_ops;         /* additions and subtractions outside the MACs */
@@ -97,7 +117,7 @@ typedef struct {
   int64_t topk_inputs;     /* scores entering the top-k selection */
   int64_t key_bits_processed; /* LeOPArd: sum over (query, key) pairs of
                                  the key bit planes read (1 .. key_bits) */
-  double mean_bits_per_key;   /* key_bits_processed / n^2 */
+  double mean_bits_per_key;   /* key_bits_processed / P */
   int64_t early_stops;     /* LeOPArd: pairs stopped before the last plane */
 } spr_bl_stats;
 
@@ -128,12 +148,17 @@ void spr_bl_ws_free(spr_bl_ws *ws);
  * be NULL.  Returns 0 or SPR_EINVAL (NULL mask, n < 1). */
 int spr_bl_dense(int n, uint8_t *mask, spr_bl_stats *st);
 
+/* Causal dense: row i keeps keys 0 .. i (bits j > i are 0), keep_rate 1
+ * over the n (n + 1) / 2 causal pairs.  Errors as spr_bl_dense. */
+int spr_bl_dense_causal(int n, uint8_t *mask, spr_bl_stats *st);
+
 /* ---- oracle threshold ------------------------------------------------ */
 
 typedef struct {
   int q_bits, k_bits; /* code widths of Q and K, 2..8 (8, 8) */
   double threshold;   /* theta, score units of q_bits x k_bits codes;
                          finite (0; calibrate it for a keep rate) */
+  int causal;         /* 1: keys j <= i only (0) */
 } spr_bl_oracle_params;
 
 void spr_bl_oracle_default(spr_bl_oracle_params *p);
@@ -147,8 +172,9 @@ int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q,
 
 /* The threshold (a score value, or max score + 1 to keep nothing) whose
  * keep rate under p's widths is nearest keep_rate in [0, 1]; ties go to
- * the lower threshold, which keeps more (as spr_thr_pick).  p->threshold
- * is ignored.  The same threshold serves LeOPArd at the same widths (its
+ * the lower threshold, which keeps more (as spr_thr_pick).  With
+ * p->causal the scores and the rate are those of the n (n + 1) / 2 causal
+ * pairs.  p->threshold is ignored.  The same threshold serves LeOPArd at the same widths (its
  * mask is the oracle's).  achieved may be NULL.  Sorts the n^2 scores
  * with qsort.  Returns 0 or SPR_EINVAL (as spr_bl_oracle, and keep_rate
  * outside [0, 1]). */
@@ -165,6 +191,9 @@ typedef struct {
                            keep_fraction (0) */
   double keep_fraction; /* used when k = 0: k = max(1, round(keep_fraction
                            * n)), keep_fraction in (0, 1] (0.15) */
+  int causal;           /* 1: query i ranks keys 0 .. i and keeps k_i =
+                           min(k, i + 1) of them, or with k = 0 k_i =
+                           max(1, round(keep_fraction * (i + 1))) (0) */
 } spr_bl_topk_params;
 
 void spr_bl_topk_default(spr_bl_topk_params *p);
@@ -182,6 +211,7 @@ typedef struct {
   int q_bits, k_bits;   /* prediction code widths, 2..8 (4, 4) */
   double p_threshold;   /* keep iff predicted probability >= this, in
                            (0, 1] (2e-3) */
+  int causal;           /* 1: row i's softmax over keys j <= i only (0) */
 } spr_bl_sanger_params;
 
 void spr_bl_sanger_default(spr_bl_sanger_params *p);
@@ -200,6 +230,7 @@ typedef struct {
   int k_bits;         /* key code width B, 2..8 (8), read MSB first */
   double threshold;   /* theta, score units of q_bits x k_bits codes;
                          finite (0; calibrate with spr_bl_oracle_calibrate) */
+  int causal;         /* 1: only the pairs j <= i are processed (0) */
 } spr_bl_leopard_params;
 
 void spr_bl_leopard_default(spr_bl_leopard_params *p);
@@ -219,12 +250,14 @@ typedef struct {
   const int *global_pos; /* their positions, n_global distinct values in
                             0..n-1; NULL = tokens 0 .. n_global-1 (NULL:
                             token 0, [CLS]).  Not owned. */
+  int causal;            /* 1: and j <= i (0) */
 } spr_bl_window_params;
 
 void spr_bl_window_default(spr_bl_window_params *p);
 
 /* keep iff |i - j| <= half_width, or i is global (it attends to every
- * key), or j is global (every query attends to it).  Returns 0 or
+ * key), or j is global (every query attends to it); with p->causal, and
+ * j <= i.  Returns 0 or
  * SPR_EINVAL: NULL p or mask, n < 1, half_width < 0, n_global outside
  * 0..n, a position outside 0..n-1 or repeated. */
 int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask,

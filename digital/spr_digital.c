@@ -26,7 +26,10 @@ void spr_dig_fetch_default(spr_dig_fetch_params *p) {
   p->policy = SPR_DIG_SPRINT;
 }
 
-void spr_dig_metric_default(spr_dig_metric_params *p) { p->top_k = 5; }
+void spr_dig_metric_default(spr_dig_metric_params *p) {
+  p->top_k = 5;
+  p->causal = 0;
+}
 
 int spr_dig_ws_alloc(spr_dig_ws *ws, int n, int d) {
   if (!ws) return spr_error(SPR_EINVAL, "digital: workspace is NULL");
@@ -310,8 +313,10 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
   return 0;
 }
 
-int spr_dig_dense(const float *Q, const float *K, const float *V, int n, int d,
-                  float *P, float *O) {
+/* spr_dig_dense (causal = 0) and spr_dig_dense_causal: row i's softmax
+ * over keys 0 .. nk_i - 1, nk_i = n or i + 1; P is 0 beyond. */
+static int dense(const float *Q, const float *K, const float *V, int n, int d, int causal,
+                 float *P, float *O) {
   if (!Q) return spr_error(SPR_EINVAL, "digital: dense: Q is NULL");
   if (!K) return spr_error(SPR_EINVAL, "digital: dense: K is NULL");
   if (!V) return spr_error(SPR_EINVAL, "digital: dense: V is NULL");
@@ -325,18 +330,30 @@ int spr_dig_dense(const float *Q, const float *K, const float *V, int n, int d,
   if ((rc = spr_matf_gemm((float)(1.0 / sqrt((double)d)), mq, 0, mk, 1, 0.0f, mp))) return rc;
   for (int i = 0; i < n; i++) {
     float *row = P + (size_t)i * n;
+    const int nk = causal ? i + 1 : n;
     double mx = -INFINITY;
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < nk; j++) {
       if (!isfinite(row[j]))
         return spr_error(SPR_EINVAL, "digital: dense: score of query %d, key %d is %g (not finite)",
                          i, j, (double)row[j]);
       if (row[j] > mx) mx = row[j];
     }
     double z = 0;
-    for (int j = 0; j < n; j++) z += exp((double)row[j] - mx);
-    for (int j = 0; j < n; j++) row[j] = (float)(exp((double)row[j] - mx) / z);
+    for (int j = 0; j < nk; j++) z += exp((double)row[j] - mx);
+    for (int j = 0; j < nk; j++) row[j] = (float)(exp((double)row[j] - mx) / z);
+    for (int j = nk; j < n; j++) row[j] = 0.0f;
   }
   return spr_matf_gemm(1.0f, mp, 0, mv, 0, 0.0f, spr_matf_view(O, n, d));
+}
+
+int spr_dig_dense(const float *Q, const float *K, const float *V, int n, int d,
+                  float *P, float *O) {
+  return dense(Q, K, V, n, d, 0, P, O);
+}
+
+int spr_dig_dense_causal(const float *Q, const float *K, const float *V, int n, int d,
+                         float *P, float *O) {
+  return dense(Q, K, V, n, d, 1, P, O);
 }
 
 /* Ranking of keys by dense probability: a before b when p[a] > p[b], or
@@ -412,24 +429,26 @@ int spr_dig_metrics(const spr_dig_metric_params *p, const float *O,
     }
     const float *pr = P_dense + (size_t)i * n;
     const uint8_t *row = mask + (size_t)i * rb;
+    /* causal: keys 0 .. i only, and at most i + 1 of them in the top k */
+    const int nk = p->causal ? i + 1 : n, ki = k < nk ? k : nk;
     double mi = 0;
     int best = 0, sz = 0;
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < nk; j++) {
       if (mask_bit(row, j)) mi += pr[j];
       if (ranks_before(pr, j, best)) best = j;
-      if (sz < k) {
+      if (sz < ki) {
         h[sz] = j;
         heap_sift_up(h, sz++, pr);
       } else if (ranks_before(pr, j, h[0])) {
         h[0] = j;
-        heap_sift_down(h, k, 0, pr);
+        heap_sift_down(h, ki, 0, pr);
       }
     }
     mass += mi;
     top1 += mask_bit(row, best);
     int hit = 0;
-    for (int t = 0; t < k; t++) hit += mask_bit(row, h[t]);
-    topk += (double)hit / k;
+    for (int t = 0; t < ki; t++) hit += mask_bit(row, h[t]);
+    topk += (double)hit / ki;
   }
   out->rel_fro = den > 0 ? sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
   out->cos_mean = cos_sum / n;

@@ -38,6 +38,12 @@
  *   o_i  = sum_{j in P_i} p_ij v_scale v_j                   (double, then float)
  * A query with no survivor (P_i empty) gets o_i = 0 and counts as empty.
  *
+ * Causal attention (docs/model.md section 6, docs/digital.md): query i
+ * attends to keys j <= i only.  The fetch and the recompute follow the
+ * mask, so a causal mask (bits j > i all 0) is all they need; dense exact
+ * attention has its causal form (spr_dig_dense_causal) and the metrics a
+ * causal flag (spr_dig_metric_params.causal).
+ *
  * Errors: every function returns 0 or a negative SPR_E* code with a
  * message (spr_errmsg) naming the argument and its value.  Nothing here
  * allocates except spr_dig_ws_alloc; nothing prints or exits.  A
@@ -88,7 +94,10 @@ typedef struct {
 } spr_dig_attend_stats;
 
 typedef struct {
-  int top_k; /* k of the top-k recall, 1..n (5) */
+  int top_k;  /* k of the top-k recall, 1..n (5) */
+  int causal; /* 1: query i ranks keys 0 .. i only (top-1 over j <= i,
+                 top-k over k_i = min(top_k, i + 1) keys, mass over
+                 j <= i); P_dense from spr_dig_dense_causal (0) */
 } spr_dig_metric_params;
 
 void spr_dig_metric_default(spr_dig_metric_params *p);
@@ -102,7 +111,8 @@ typedef struct {
   int cos_min_query;    /* its query (lowest index on ties) */
   double mass_retained; /* mean over i of sum_{j in P_i} P_dense[i][j] */
   double top1_recall;   /* share of queries whose dense top-1 key survives */
-  double topk_recall;   /* mean over i of |top-k(i) intersect P_i| / k */
+  double topk_recall;   /* mean over i of |top-k(i) intersect P_i| / k
+                           (causal: / k_i, k_i = min(k, i + 1)) */
   int top_k;            /* the k used */
 } spr_dig_accuracy;
 
@@ -159,9 +169,18 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
 int spr_dig_dense(const float *Q, const float *K, const float *V, int n, int d,
                   float *P, float *O);
 
+/* Dense exact causal attention: as spr_dig_dense with row i's softmax over
+ * keys j <= i only,
+ *   P[i][j] = exp(s_ij - max_{l <= i} s_il) / sum_{l <= i} exp(s_il - max)
+ * for j <= i and P[i][j] = 0 for j > i, O = P V.  Only the scores j <= i
+ * are checked for finiteness (every query and key row enters one). */
+int spr_dig_dense_causal(const float *Q, const float *K, const float *V, int n,
+                         int d, float *P, float *O);
+
 /* Accuracy of O (n x d, from spr_dig_attend) against O_dense and P_dense
  * (from spr_dig_dense) for mask.  Top-k ranks keys by P_dense descending,
- * ties to the lower key index.  Cosine of a zero vector: 1 if both rows
+ * ties to the lower key index; with p->causal only keys j <= i are ranked
+ * and summed (P_dense from spr_dig_dense_causal).  Cosine of a zero vector: 1 if both rows
  * are zero, else 0.  Returns 0 or SPR_EINVAL (NULL argument, n < 1,
  * d < 1, top_k outside 1..n, n beyond the workspace). */
 int spr_dig_metrics(const spr_dig_metric_params *p, const float *O,

@@ -68,7 +68,7 @@ static row_means mean_of(const spr_head_result *res, int count) {
   row_means m = {0, 0, 0, 0, 0, 0, 1e300, -1e300};
   for (int k = 0; k < count; k++) {
     const spr_head_result *r = &res[k];
-    double nn = (double)r->n * r->n;
+    double nn = (double)spr_pair_count(r->n, r->causal); /* decisions of the head */
     m.keep += r->keep_rate / count;
     m.ikeep += r->ideal_keep_rate / count;
     m.fp += r->false_prunes / nn / count;
@@ -340,6 +340,7 @@ int cmd_run(int argc, char **argv) {
     snprintf(source, sizeof source, "%s item %d", c.wl.qkv_file, c.wl.qkv_item);
   else
     snprintf(source, sizeof source, "%s", spr_preset_name(c.wl.preset));
+  if (c.wl.causal) strcat(source, ", causal"); /* fits: the buffer has 32 bytes to spare */
   printf("sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
          PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
          c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,

@@ -153,11 +153,15 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
                           0.0f, spr_matf_view(w->s, n, n))))
     return rc;
   int32_t m = 0;
-  for (size_t k = 0; k < (size_t)n * n; k++) {
-    int32_t v = (int32_t)w->s[k];
-    s->ideal[k] = v;
-    int32_t a = v < 0 ? -v : v;
-    if (a > m) m = a;
+  for (size_t k = 0; k < (size_t)n * n; k++) s->ideal[k] = (int32_t)w->s[k];
+  /* max |s| over the pairs the head decides (causal: j <= i) */
+  for (int i = 0; i < n; i++) {
+    const int32_t *si = s->ideal + (size_t)i * n;
+    const int nk = c->wl.causal ? i + 1 : n;
+    for (int j = 0; j < nk; j++) {
+      int32_t a = si[j] < 0 ? -si[j] : si[j];
+      if (a > m) m = a;
+    }
   }
   s->maxabs = m;
   s->q_scale = qs;
@@ -167,6 +171,7 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   res->head = head;
   res->n = n;
   res->d = d;
+  res->causal = c->wl.causal != 0;
   res->q_scale = qs;
   res->k_scale = ks;
   return 0;
@@ -185,6 +190,7 @@ void spr_attend_range(const spr_config *c, const spr_attend_head *heads, int H,
 
 int spr_attend_count(const spr_config *c, spr_attend_head *s, const spr_head_result *res) {
   memset(s->counts, 0, ((size_t)1 << c->thr.bits) * sizeof *s->counts);
+  if (c->wl.causal) return spr_thr_count_causal(s->ideal, s->n, res->range, c->thr.bits, s->counts);
   return spr_thr_count(s->ideal, (size_t)s->n * s->n, res->range, c->thr.bits, s->counts);
 }
 
@@ -218,7 +224,7 @@ int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head 
   int rc;
   if (t->mode == SPR_THR_KEEP_RATE) {
     const size_t ncode = (size_t)1 << bits;
-    const int64_t per_head_total = (int64_t)heads[0].n * heads[0].n;
+    const int64_t per_head_total = spr_pair_count(heads[0].n, c->wl.causal);
     if (t->per_head) {
       for (int h = 0; h < H; h++) {
         res[h].threshold_code = spr_thr_pick(heads[h].counts, per_head_total, bits, t->keep_rate);
@@ -299,10 +305,16 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
   spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_READ);
   spr_rng_key(w->rng2, seed, layer, h, trial, SPR_STREAM_READ_FAR);
   int64_t kept;
-  if ((rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
-                              &w->ws, s->mask_a, s->scores, &kept)))
-    return rc;
-  /* ideal mask and the comparison */
+  const int causal = c->wl.causal != 0;
+  if (causal)
+    rc = spr_analog_decide_causal(&c->an, &sc, &w->xb, s->q, n, 0, res->threshold, off, w->rng,
+                                  w->rng2, &w->ws, s->mask_a, s->scores, &kept);
+  else
+    rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
+                           &w->ws, s->mask_a, s->scores, &kept);
+  if (rc) return rc;
+  /* ideal mask and the comparison (causal: keys j <= i; both masks are 0
+   * beyond) */
   const size_t rb = spr_mask_row_bytes(n);
   int64_t ik = 0, fp = 0, fk = 0;
   for (int i = 0; i < n; i++) {
@@ -310,7 +322,8 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
     const uint8_t *ma = s->mask_a + (size_t)i * rb;
     memset(mi, 0, rb);
     const int32_t *si = s->ideal + (size_t)i * n;
-    for (int j = 0; j < n; j++)
+    const int nk = causal ? i + 1 : n;
+    for (int j = 0; j < nk; j++)
       mi[j >> 3] |= (uint8_t)(((double)si[j] >= res->threshold) << (j & 7));
     for (size_t b = 0; b < rb; b++) {
       ik += __builtin_popcount(mi[b]);
@@ -326,10 +339,11 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
   for (int i = 0; i < n; i++) {
     float *row = w->s + (size_t)i * n;
     const uint8_t *ma = s->mask_a + (size_t)i * rb, *mi = s->mask_i + (size_t)i * rb;
+    const int nk = causal ? i + 1 : n; /* causal: the softmax over j <= i */
     float mx = row[0];
-    for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    for (int j = 1; j < nk; j++) mx = row[j] > mx ? row[j] : mx;
     double z = 0, za = 0, zi = 0;
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < nk; j++) {
       double e = exp((double)(row[j] - mx));
       z += e;
       if (ma[j >> 3] >> (j & 7) & 1) za += e;
@@ -338,7 +352,7 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
     mass_a += za / z;
     mass_i += zi / z;
   }
-  const double nn = (double)n * n;
+  const double nn = (double)spr_pair_count(n, causal);
   res->n_kept = kept;
   res->n_ideal_kept = ik;
   res->false_prunes = fp;
@@ -357,14 +371,24 @@ static int scores_known(int scheme) {
   return scheme == SPR_SCHEME_ORACLE || scheme == SPR_SCHEME_TOPK || scheme == SPR_SCHEME_LEOPARD;
 }
 
+/* floor(total a / b) for 0 <= a <= b, exact while b^2 < 2^63:
+ * total = q b + r gives total a / b = q a + r a / b with r a < b^2. */
+static int64_t scaled_floor(int64_t total, int64_t a, int64_t b) {
+  return (total / b) * a + (total % b) * a / b;
+}
+
 /* Ledger counts of query i of a scheme (docs/energy.md section 6): the
  * fetch of its survivors through the buffer, the recompute, SPRINT's
- * in-memory scoring, the baseline's prediction spread evenly over queries,
- * and the writes of the sequence's keys on the first query. */
+ * in-memory scoring, the baseline's prediction spread over queries, and
+ * the writes of the sequence's keys on the first query.  Causal
+ * (docs/energy.md section 7): query i's in-memory scoring, key stream and
+ * share of the prediction cover keys 0 .. i. */
 static void query_counts(const spr_config *c, int n_, int d_, int scheme,
                          const spr_dig_fetch_stats *fs, const spr_dig_ws *dws,
                          const spr_bl_stats *bst, int i, spr_ledger_counts *q) {
   const int64_t n = n_, d = d_;
+  const int causal = c->wl.causal != 0;
+  const int64_t nk = causal ? (int64_t)i + 1 : n; /* keys query i sees */
   const int64_t hits = dws->q_hits[i], fetches = dws->q_fetches[i], over = dws->q_overflow[i];
   const int64_t surv = hits + fetches, words = (fs->token_bytes + 7) / 8;
   memset(q, 0, sizeof *q);
@@ -381,13 +405,20 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
   q->v_macs = surv * d;
   if (scheme == SPR_SCHEME_SPRINT) {
     q->imc_queries = 1;
-    q->imc_macs = n * d;
-    q->cmp_decisions = n;
-    q->prune_bits_read = n;
+    q->imc_macs = nk * d;
+    q->cmp_decisions = nk;
+    q->prune_bits_read = nk;
   }
   if (bst) {
-    /* spread a head total over the queries, remainders on the first */
-#define SPREAD(total) ((total) / n + ((int64_t)i < (total) % n))
+    /* spread a head total over the queries: evenly, remainders on the
+     * first; causal, in proportion to the keys each query sees (query i
+     * takes floor(total T(i+1) / P) - floor(total T(i) / P), T(m) =
+     * m (m + 1) / 2 the pairs of queries 0 .. m-1, P = T(n)): the shares
+     * add up to the total exactly */
+    const int64_t P = spr_pair_count(n_, 1), T0 = (int64_t)i * (i + 1) / 2, T1 = T0 + i + 1;
+#define SPREAD(total)                                                                  \
+  (causal ? scaled_floor((total), T1, P) - scaled_floor((total), T0, P)                \
+          : (total) / n + ((int64_t)i < (total) % n))
     const int64_t macs = bst->mac_ops;
     if (bst->mac_k_bits == 1) q->pred_bitmacs = SPREAD(macs);
     else if (bst->mac_q_bits <= 4 && bst->mac_k_bits <= 4) q->pred_mac4 = SPREAD(macs);
@@ -400,10 +431,10 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
     q->pred_cmps = SPREAD(bst->cmp_ops + bst->topk_inputs * levels);
     /* a digital prediction streams its key operand from ReRAM for every
      * query (the buffer holds survivors' tokens; the sequence's K does not
-     * fit beside them): all n keys at the prediction's width, or, for
-     * LeOPArd, the d-bit planes it reads */
+     * fit beside them): the keys the query sees (all n; causal 0 .. i) at
+     * the prediction's width, or, for LeOPArd, the d-bit planes it reads */
     if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
-    else q->reram_bits_read += n * d * bst->mac_k_bits;
+    else q->reram_bits_read += nk * d * bst->mac_k_bits;
 #undef SPREAD
   }
 }
@@ -427,6 +458,7 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   spr_dig_metric_params mp;
   spr_dig_metric_default(&mp);
   mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
+  mp.causal = c->wl.causal != 0;
   spr_dig_accuracy acc;
   if ((rc = spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, &acc, &w->dws))) return rc;
   spr_ledger_acc la;
@@ -440,7 +472,7 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
   memset(out, 0, sizeof *out);
   out->ran = 1;
-  out->keep_rate = (double)fs.uses / ((double)n * n);
+  out->keep_rate = (double)fs.uses / (double)spr_pair_count(n, c->wl.causal);
   out->bytes_fetched = fs.bytes_fetched;
   out->bytes_reused = fs.bytes_reused;
   out->fetches = fs.fetches;
@@ -467,7 +499,9 @@ int spr_attend_digital(const spr_config *c, spr_attend_head *s, spr_attend_ws *w
   int rc;
   if ((rc = spr_quant_sym(s->Q, nd, c->dig.query_bits, w->q8, &w->qs8))) return rc;
   if ((rc = spr_quant_sym(s->V, nd, c->dig.value_bits, w->v8, &w->vs8))) return rc;
-  if ((rc = spr_dig_dense(s->Q, s->K, s->V, n, d, w->P, w->Od))) return rc;
+  if ((rc = c->wl.causal ? spr_dig_dense_causal(s->Q, s->K, s->V, n, d, w->P, w->Od)
+                         : spr_dig_dense(s->Q, s->K, s->V, n, d, w->P, w->Od)))
+    return rc;
   w->have_oracle_th = 0;
   return 0;
 }
@@ -489,7 +523,7 @@ int spr_attend_scheme_on(const spr_config *c, int scheme) {
 
 int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
                       spr_scheme_result *out, float *O) {
-  const int n = s->n, d = s->d;
+  const int n = s->n, d = s->d, causal = c->wl.causal != 0;
   int rc = 0;
   spr_bl_stats bst;
   const spr_bl_stats *pb = &bst;
@@ -500,7 +534,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     pb = NULL;
     break;
   case SPR_SCHEME_DENSE:
-    rc = spr_bl_dense(n, w->mask, &bst);
+    rc = causal ? spr_bl_dense_causal(n, w->mask, &bst) : spr_bl_dense(n, w->mask, &bst);
     pb = NULL;
     break;
   case SPR_SCHEME_ORACLE:
@@ -508,6 +542,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     spr_bl_oracle_params op;
     spr_bl_oracle_default(&op);
     op.k_bits = c->xbar.key_bits;
+    op.causal = causal;
     /* one calibration serves both: LeOPArd's mask is the oracle's */
     if (!w->have_oracle_th)
       rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, c->thr.keep_rate, &w->bws,
@@ -522,6 +557,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
       lp.q_bits = op.q_bits;
       lp.k_bits = op.k_bits;
       lp.threshold = w->oracle_th;
+      lp.causal = causal;
       rc = spr_bl_leopard(&lp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
     }
     break;
@@ -532,6 +568,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     tp.k_bits = c->xbar.key_bits;
     tp.k = 0;
     tp.keep_fraction = c->bl.topk_fraction;
+    tp.causal = causal;
     rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
     break;
   }
@@ -539,6 +576,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     spr_bl_sanger_params sp;
     spr_bl_sanger_default(&sp);
     sp.p_threshold = c->bl.sanger_threshold;
+    sp.causal = causal;
     rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
     break;
   }
@@ -548,6 +586,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     wp.half_width = c->bl.window_half_width;
     wp.n_global = c->bl.window_globals < n ? c->bl.window_globals : n;
     wp.global_pos = NULL;
+    wp.causal = causal;
     rc = spr_bl_window(&wp, n, w->mask, &bst);
     pb = NULL; /* a fixed pattern needs no prediction */
     break;

@@ -24,6 +24,32 @@
  * Random streams are keyed by (seed, layer, head, trial, stream): the
  * pipeline passes trial 0, the ViT the image index, so results do not
  * depend on which thread runs which head or image.
+ *
+ * Causal attention.  Every step reads c->wl.causal (a caller may set it in
+ * a copy of the configuration, e.g. from a model file).  When it is 1,
+ * query i attends to keys j <= i only, and nothing outside that triangle
+ * is scored, counted, fetched or priced (docs/model.md section 6):
+ *   1. max |ideal| is taken over the causal pairs j <= i (the ideal
+ *      matrix is still the full product; its entries j > i decide nothing);
+ *   2. keep counts per code, the keep_rate pick and its reachability are
+ *      over the causal pairs, n (n + 1) / 2 per head;
+ *   3. the analog decisions of row i cover keys 0 .. i only
+ *      (spr_analog_decide_causal: no random number drawn and nothing
+ *      counted for j > i; recorded scores NaN there); the ideal mask,
+ *      false prunes and keeps over j <= i; mass retained against the
+ *      softmax of row i over j <= i; keep rates over the causal pairs
+ *      (res->causal = 1);
+ *   4. dense exact attention is causal (spr_dig_dense_causal), every
+ *      scheme's mask is causal (the baselines' causal flags,
+ *      docs/baselines.md section 5), the metrics rank keys j <= i (top-k
+ *      with k_i = min(k, i + 1)), keep rates are over the causal pairs;
+ *      the ledger (docs/energy.md section 7): SPRINT's query i does (i + 1)
+ *      d in-memory MACs, i + 1 comparator decisions and reads i + 1
+ *      pruning bits; a digital prediction streams keys 0 .. i for query
+ *      i, and its head totals are spread over the queries in proportion
+ *      to i + 1; fetches follow the masks.
+ * With c->wl.causal = 0 every result, mask, count, random draw and ledger
+ * figure is that of the non-causal code.
  */
 #ifndef SPR_ATTEND_H
 #define SPR_ATTEND_H
@@ -69,7 +95,8 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
                      spr_attend_ws *w, spr_head_result *res);
 
 /* Step 2, per head: h->counts over the range res->range (set by
- * spr_attend_range).  Returns 0 or SPR_ENOMEM. */
+ * spr_attend_range), of the n^2 ideal scores or (causal) the n (n + 1) / 2
+ * of j <= i.  Returns 0 or SPR_ENOMEM. */
 int spr_attend_count(const spr_config *c, spr_attend_head *h, const spr_head_result *res);
 
 /* Step 2, per layer: res[h].range of the H heads (threshold.range, or max
@@ -81,8 +108,9 @@ void spr_attend_range(const spr_config *c, const spr_attend_head *heads, int H,
 /* Step 2, per layer: res[h].threshold_code and threshold of the H heads
  * (heads[h] after spr_attend_count in mode keep_rate):
  *   keep_rate  the code whose ideal keep rate (of the layer, or the head
- *              when per_head) is nearest threshold.keep_rate; SPR_EINVAL
- *              when the grid cannot come near it;
+ *              when per_head; over the causal pairs when causal) is
+ *              nearest threshold.keep_rate; SPR_EINVAL when the grid
+ *              cannot come near it;
  *   direct     threshold.values (1, per layer or per layer and head, as
  *              spr_config_resolve checked for wl.n_layers x wl.n_heads); SPR_EINVAL when a value lies
  *              outside the generator's range;
@@ -112,7 +140,8 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
 /* Step 4, per head: recompute codes of Q (digital.recompute_query_bits)
  * and V (digital.value_bits), dense exact float attention of Q, K, V.
  * Afterwards spr_attend_exact_output(w) is the exact float output O =
- * softmax(Q K^T / sqrt(d)) V (n x d) until the next call. */
+ * softmax(Q K^T / sqrt(d)) V (n x d; causal: row i's softmax over
+ * j <= i) until the next call. */
 int spr_attend_digital(const spr_config *c, spr_attend_head *h, spr_attend_ws *w);
 const float *spr_attend_exact_output(const spr_attend_ws *w);
 

@@ -56,6 +56,9 @@ int spr_model_config(const spr_config *c, const spr_model *m, const char *model_
   out->wl.n_heads = m->heads;
   out->wl.head_dim = m->head_dim;
   out->wl.causal = m->causal;
+  if (c->wl.causal && !m->causal)
+    return spr_error(SPR_ECONFIG, "key 'workload.causal' is true but the model %s is not causal "
+                     "(an %s model); remove the key", model_path, spr_model_input_name(m->input));
   const spr_thr_params *t = &c->thr;
   if (t->mode == SPR_THR_DIRECT) {
     const int L = m->depth, H = m->heads;
@@ -117,17 +120,12 @@ fail:
   return rc;
 }
 
-/* Allowed (query, key) pairs of one head: n^2, or n (n + 1) / 2 when causal. */
-static int64_t head_pairs(int n, int causal) {
-  return causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
-}
-
 /* One layer's attention under scheme s: every head's output into the
  * activations of x. */
 static int attend_layer(const spr_config *mc, const spr_model *m, int s, int l, int trial,
                         spr_model_ctx *x, spr_model_item_stats *st) {
   const int H = m->heads, n = m->tokens;
-  const int64_t pairs = head_pairs(n, m->causal);
+  const int64_t pairs = spr_pair_count(n, m->causal);
   int rc;
   for (int h = 0; h < H; h++)
     spr_model_head_qkv(m, x->vw, h, x->heads[h].Q, x->heads[h].K, x->heads[h].V);
@@ -354,7 +352,7 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
   clock_gettime(CLOCK_MONOTONIC, &t1);
   out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   /* totals in item order: the same sums for any thread count */
-  const double pairs = (double)m->heads * (double)head_pairs(m->tokens, m->causal);
+  const double pairs = (double)m->heads * (double)spr_pair_count(m->tokens, m->causal);
   const double targets = (double)N * m->tokens;
   for (int s = 0; s < S && !rc; s++) {
     spr_model_metrics *mt = &out->scheme[s];

@@ -162,6 +162,11 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
     return rc;
   if (L < 1 || H < 1 || L * H > (long)1 << 20)
     return spr_error(SPR_EHDF5, "%s: /summary has %ld layers x %ld heads", path, L, H);
+  /* causal heads (an attribute traces before it did not have: not causal) */
+  long causal = 0;
+  if (H5Aexists_by_name(f, "/summary", "causal", H5P_DEFAULT) > 0 &&
+      (rc = read_attr_int(f, path, "/summary", "causal", &causal)))
+    return rc;
   if (H5Lexists(f, "/config/digital/top_k", H5P_DEFAULT) > 0) {
     hid_t ds = H5Dopen2(f, "/config/digital/top_k", H5P_DEFAULT);
     long long v = 0;
@@ -185,7 +190,8 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
     snprintf(dpath, sizeof dpath, "%s/cycles_by_component", g);
     if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC, &sd[s].c3))) return rc;
   }
-  fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld\n", path, L, H, n);
+  fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld%s\n", path, L, H, n,
+          causal ? ", causal (query i sees keys j <= i; keep rates over the N(N+1)/2 pairs)" : "");
   report_device(f, out);
   fprintf(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
                "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");

@@ -501,6 +501,259 @@ static void test_near_far(void) {
   teardown(&b);
 }
 
+/* ---- causal attention (docs/model.md section 6) ------------------------ */
+
+static int mask_bit(const uint8_t *m, int n, int i, int j) {
+  return m[(size_t)i * spr_mask_row_bytes(n) + j / 8] >> (j % 8) & 1;
+}
+
+/* Keep counts over the causal pairs (j <= i) of n x n scores against brute
+ * force; the scores above the diagonal are extreme and must not count. */
+static void test_threshold_count_causal(void) {
+  gsl_rng *r = spr_rng_alloc();
+  spr_rng_key(r, 5, 0, 0, 0, 78);
+  const int ns[] = {7, 13, 40};
+  for (int c = 0; c < 3; c++) {
+    const int n = ns[c];
+    int32_t *s = malloc((size_t)n * n * sizeof *s);
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < n; j++)
+        s[i * n + j] = j <= i ? (int32_t)gsl_rng_uniform_int(r, 81) - 40 : (j % 2 ? 1000000 : -1000000);
+    const double ranges[] = {32.0, 23.7, 64.0};
+    for (int t = 0; t < 3; t++) {
+      int64_t counts[32] = {0};
+      CU_ASSERT_EQUAL(spr_thr_count_causal(s, n, ranges[t], 5, counts), 0);
+      int bad = 0;
+      for (int code = -16; code < 16; code++) {
+        double th = spr_thr_level(code, ranges[t], 5);
+        int64_t want = 0;
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j <= i; j++) want += (double)s[i * n + j] >= th;
+        if (counts[code + 16] != want) bad++;
+      }
+      CU_ASSERT_EQUAL(bad, 0);
+      /* range 64: the lowest code (-64) passes every causal score and no
+       * score above the diagonal */
+      if (t == 2) CU_ASSERT_EQUAL(counts[0], (int64_t)n * (n + 1) / 2);
+    }
+    free(s);
+  }
+  gsl_rng_free(r);
+}
+
+/* Every non-ideality off: row i of a causal decision keeps key j iff
+ * j <= i and the integer score is >= theta (ties included); scores of
+ * j > i are NaN; a block of rows starting at q0 repeats the same rows. */
+static void test_causal_ideal_decisions(void) {
+  const int shapes[][2] = {{7, 5}, {13, 5}, {40, 33}, {70, 8}};
+  for (int c = 0; c < 4; c++) {
+    const int n = shapes[c][0], d = shapes[c][1];
+    bench b;
+    setup(&b, n, n, d, 1);
+    const size_t rb = spr_mask_row_bytes(n);
+    /* the first threshold is a causal pair's score: ties guaranteed */
+    const double thetas[] = {(double)brute_score(&b, n - 1, n / 2), -3.0, 0.0, 3.5};
+    for (int t = 0; t < 4; t++) {
+      int64_t kept;
+      memset(b.mask, 0xFF, (size_t)n * rb);
+      CU_ASSERT_EQUAL_FATAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q, n, 0, thetas[t],
+                                                     NULL, NULL, NULL, &b.ws, b.mask, b.a, &kept), 0);
+      int bad = 0, ties = 0;
+      int64_t want_kept = 0;
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+          const int s = brute_score(&b, i, j);
+          const int want = j <= i && s >= thetas[t];
+          ties += j <= i && s == thetas[t];
+          want_kept += want;
+          if (mask_bit(b.mask, n, i, j) != want) bad++;
+          if (j <= i ? b.a[i * n + j] != (float)s : !isnan(b.a[i * n + j])) bad++;
+        }
+      for (int i = 0; i < n; i++) /* padding bits of each row are 0 */
+        if (n % 8 && b.mask[i * rb + rb - 1] >> (n % 8)) bad++;
+      CU_ASSERT_EQUAL(bad, 0);
+      CU_ASSERT_EQUAL(kept, want_kept);
+      if (t == 0) CU_ASSERT(ties > 0); /* the tie case is exercised */
+    }
+    /* rows q0 .. q0 + m - 1 alone: the same rows */
+    if (n >= 13) {
+      const int q0 = n / 3, m = n / 2;
+      uint8_t *mb = malloc((size_t)m * rb);
+      float *ab = malloc((size_t)m * n * sizeof *ab);
+      int64_t kept, kept_blk, want = 0;
+      CU_ASSERT_EQUAL_FATAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q, n, 0, 2.0, NULL,
+                                                     NULL, NULL, &b.ws, b.mask, b.a, &kept), 0);
+      CU_ASSERT_EQUAL_FATAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q + (size_t)q0 * d,
+                                                     m, q0, 2.0, NULL, NULL, NULL, &b.ws, mb, ab,
+                                                     &kept_blk), 0);
+      CU_ASSERT_EQUAL(memcmp(mb, b.mask + (size_t)q0 * rb, (size_t)m * rb), 0);
+      int bad = 0;
+      for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+          const float x = ab[r * n + j], y = b.a[(q0 + r) * n + j];
+          bad += !(x == y || (isnan(x) && isnan(y)));
+          want += mask_bit(mb, n, r, j);
+        }
+      CU_ASSERT_EQUAL(bad, 0);
+      CU_ASSERT_EQUAL(kept_blk, want);
+      CU_ASSERT(want > 0);
+      free(mb);
+      free(ab);
+    }
+    teardown(&b);
+  }
+}
+
+/* Noise off, static effects on (first-order IR drop and drift: weights no
+ * longer integers): the causal decisions and scores are the non-causal
+ * ones restricted to j <= i, bit for bit. */
+static void test_causal_static_effects(void) {
+  bench b;
+  const int n = 40, d = 11;
+  setup(&b, n, n, d, 1);
+  b.c.xbar.ir_drop = SPR_IR_FIRST_ORDER;
+  b.c.xbar.r_wl_ohm = 2.385;
+  b.c.xbar.r_bl_ohm = 1.3;
+  b.c.xbar.drift = 1;
+  b.c.xbar.drift_nu = 0.0385;
+  double *work = malloc(3 * (size_t)b.c.xbar.rows * b.c.xbar.cols * sizeof *work);
+  CU_ASSERT_EQUAL_FATAL(spr_xbar_program(&b.xb, &b.c.xbar, b.k, NULL, NULL, NULL, work, NULL), 0);
+  free(work);
+  float *off = malloc(n * sizeof *off);
+  for (int j = 0; j < n; j++) off[j] = (float)(0.2385 * ((j * 7) % 11 - 5));
+  const size_t rb = spr_mask_row_bytes(n);
+  uint8_t *mfull = malloc((size_t)n * rb);
+  float *afull = malloc((size_t)n * n * sizeof *afull);
+  int64_t kept_full, kept;
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &b.xb, b.q, n, 1.5, off, NULL, NULL,
+                                          &b.ws, mfull, afull, &kept_full), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q, n, 0, 1.5, off, NULL,
+                                                 NULL, &b.ws, b.mask, b.a, &kept), 0);
+  int bad = 0, non_integer = 0;
+  int64_t want = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) {
+      const int w = j <= i && mask_bit(mfull, n, i, j);
+      want += w;
+      bad += mask_bit(b.mask, n, i, j) != w;
+      if (j <= i) {
+        bad += memcmp(&b.a[i * n + j], &afull[i * n + j], sizeof(float)) != 0;
+        bad += mask_bit(b.mask, n, i, j) != ((double)b.a[i * n + j] >= 1.5);
+        non_integer += afull[i * n + j] - off[j] != floorf(afull[i * n + j] - off[j]);
+      } else {
+        bad += !isnan(b.a[i * n + j]);
+      }
+    }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(kept, want);
+  CU_ASSERT(want > 100 && want < (int64_t)n * (n + 1) / 2 - 100);
+  CU_ASSERT(non_integer > 100); /* the static effects really act */
+  free(off);
+  free(mfull);
+  free(afull);
+  teardown(&b);
+}
+
+/* Read, comparator noise and offsets on (weights integer, so every GEMM
+ * is exact): the causal decisions of row i equal a non-causal decision of
+ * query i alone against a head cut to keys 0 .. i (its columns copied),
+ * the rows taken in order with the same two streams continuing.  The
+ * masks, the recorded scores (near and far), the keep and near counts
+ * and the positions of both streams afterwards agree bit for bit: the
+ * causal run draws exactly the numbers of the decisions with j <= i, in
+ * row-major order, and none for j > i. */
+static void check_causal_noise(int n, int d, double theta) {
+  bench b;
+  setup(&b, n, n, d, 1);
+  b.c.an.read_noise = 1;
+  b.c.an.read_rel_sigma = 0.0731;
+  b.c.an.cmp_noise = 1;
+  b.c.an.cmp_noise_sigma_A = 1.3e-7;
+  float *off = malloc(n * sizeof *off);
+  gsl_rng *ro = spr_rng_alloc();
+  spr_rng_key(ro, 2385, 0, 0, 0, SPR_STREAM_CMP_OFFSET);
+  for (int j = 0; j < n; j++) off[j] = (float)(1.385 * spr_rng_normal(ro));
+  gsl_rng *r1 = spr_rng_alloc(), *f1 = spr_rng_alloc(), *r2 = spr_rng_alloc(), *f2 = spr_rng_alloc();
+  spr_rng_key(r1, 2385, 7, 1, 0, SPR_STREAM_READ);
+  spr_rng_key(f1, 2385, 7, 1, 0, SPR_STREAM_READ_FAR);
+  spr_rng_key(r2, 2385, 7, 1, 0, SPR_STREAM_READ);
+  spr_rng_key(f2, 2385, 7, 1, 0, SPR_STREAM_READ_FAR);
+  int64_t kept;
+  CU_ASSERT_EQUAL_FATAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q, n, 0, theta, off, r1,
+                                                 f1, &b.ws, b.mask, b.a, &kept), 0);
+  const int64_t near = b.ws.n_near;
+  /* the reference, row by row */
+  spr_analog_ws ws1;
+  CU_ASSERT_FATAL(spr_analog_ws_alloc(&ws1, 1, n, d) == 0);
+  float *wcut = malloc((size_t)d * n * sizeof *wcut), arow[128];
+  uint8_t mrow[16];
+  int bad = 0;
+  int64_t kept_ref = 0, near_ref = 0, n_keep = 0;
+  for (int i = 0; i < n; i++) {
+    spr_xbar_head cut = b.xb; /* keys 0 .. i: the first i + 1 columns of w */
+    cut.n = i + 1;
+    for (int t = 0; t < d; t++)
+      for (int j = 0; j <= i; j++) wcut[t * (i + 1) + j] = b.xb.w[t * n + j];
+    cut.w = wcut;
+    int64_t k1;
+    CU_ASSERT_EQUAL_FATAL(spr_analog_decide(&b.c.an, &b.sc, &cut, b.q + (size_t)i * d, 1, theta,
+                                            off, r2, f2, &ws1, mrow, arow, &k1), 0);
+    kept_ref += k1;
+    near_ref += ws1.n_near;
+    for (int j = 0; j < n; j++) {
+      const int got = mask_bit(b.mask, n, i, j);
+      n_keep += got;
+      if (j <= i) {
+        bad += got != (mrow[j / 8] >> (j % 8) & 1);
+        bad += memcmp(&b.a[i * n + j], &arow[j], sizeof(float)) != 0;
+      } else {
+        bad += got != 0 || !isnan(b.a[i * n + j]);
+      }
+    }
+  }
+  printf("\n    causal n = %d, d = %d: %lld near, %lld kept of %d causal pairs ", n, d,
+         (long long)near, (long long)kept, n * (n + 1) / 2);
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(kept, kept_ref);
+  CU_ASSERT_EQUAL(kept, n_keep);
+  CU_ASSERT_EQUAL(near, near_ref);
+  CU_ASSERT_EQUAL(gsl_rng_get(r1), gsl_rng_get(r2));
+  CU_ASSERT_EQUAL(gsl_rng_get(f1), gsl_rng_get(f2));
+  /* the check means something: noise drawn, both outcomes */
+  CU_ASSERT(near > n / 2);
+  CU_ASSERT(kept > n && kept < (int64_t)n * (n + 1) / 2 - n);
+  free(wcut);
+  spr_analog_ws_free(&ws1);
+  free(off);
+  gsl_rng_free(ro);
+  gsl_rng_free(r1);
+  gsl_rng_free(f1);
+  gsl_rng_free(r2);
+  gsl_rng_free(f2);
+  teardown(&b);
+}
+
+static void test_causal_noise(void) {
+  check_causal_noise(13, 5, 3.5);
+  check_causal_noise(40, 8, 13.5);
+  check_causal_noise(100, 16, -6.5); /* two GEMM blocks of rows */
+}
+
+static void test_causal_errors(void) {
+  bench b;
+  setup(&b, 12, 12, 6, 1);
+  int64_t kept;
+  CU_ASSERT_EQUAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q, 12, -1, 0.0, NULL, NULL,
+                                           NULL, &b.ws, b.mask, NULL, &kept), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "causal queries -1 .. 10 outside the head's 12 tokens");
+  CU_ASSERT_EQUAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q, 5, 8, 0.0, NULL, NULL,
+                                           NULL, &b.ws, b.mask, NULL, &kept), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "causal queries 8 .. 12 outside");
+  CU_ASSERT_EQUAL(spr_analog_decide_causal(&b.c.an, &b.sc, &b.xb, b.q, 5, 7, 0.0, NULL, NULL,
+                                           NULL, &b.ws, b.mask, NULL, &kept), 0);
+  teardown(&b);
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"threshold generator grid", test_threshold_grid},
                          {"keep counts and pick vs brute force", test_threshold_count},
@@ -514,6 +767,11 @@ int main(void) {
                          {"thermal excess factor", test_thermal_excess},
                          {"noise with nonlinear cells and excess factor", test_nonlinear_noise},
                          {"error paths", test_errors},
+                         {"causal keep counts vs brute force", test_threshold_count_causal},
+                         {"causal ideal decisions equal brute force", test_causal_ideal_decisions},
+                         {"causal decisions with static effects: non-causal rows restricted", test_causal_static_effects},
+                         {"causal noise: rows equal decisions against cut heads", test_causal_noise},
+                         {"causal error paths", test_causal_errors},
                          CU_TEST_INFO_NULL};
   return spr_test_run("analog", tests);
 }

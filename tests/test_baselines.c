@@ -482,7 +482,7 @@ static void check_leopard(int n, int d, int qb, int B, double thr) {
   CU_ASSERT_EQUAL(st.add_ops, bits + (int64_t)n * d + (int64_t)n * B);
   CU_ASSERT_EQUAL(st.n_kept, popcount_mask(R, n));
   /* the oracle at the same widths and threshold: the same mask */
-  spr_bl_oracle_params o = {qb, B, thr};
+  spr_bl_oracle_params o = {qb, B, thr, 0};
   CU_ASSERT_EQUAL(spr_bl_oracle(&o, Qb, Kb, n, d, &ws, R, NULL), 0);
   CU_ASSERT_EQUAL(memcmp(M, R, mask_bytes(n)), 0);
 }
@@ -548,7 +548,7 @@ static void test_window_hand(void) {
       "1111111111", /* 7 global */
       "1000000111", "1000000111"};
   const int g[] = {7, 0};
-  spr_bl_window_params p = {1, 2, g};
+  spr_bl_window_params p = {1, 2, g, 0};
   spr_bl_stats st;
   memset(M, 0xFF, sizeof M);
   CU_ASSERT_EQUAL_FATAL(spr_bl_window(&p, 10, M, &st), 0);
@@ -779,6 +779,359 @@ static void test_defaults(void) {
   CU_ASSERT(w.half_width == 32 && w.n_global == 1 && w.global_pos == NULL);
 }
 
+/* ---- causal attention (docs/baselines.md section 5) ----------------------------- */
+
+/* Causal shapes: odd sizes around byte boundaries, n = 40 the largest. */
+static const int cshapes[][2] = {{7, 5}, {13, 5}, {16, 11}, {40, 11}, {1, 3}};
+enum { NCSHAPES = sizeof cshapes / sizeof cshapes[0] };
+
+static int64_t causal_pairs(int n) { return (int64_t)n * (n + 1) / 2; }
+
+/* No bit above the diagonal, no padding bit. */
+static int upper_bits(const uint8_t *m, int n) {
+  int c = 0;
+  const size_t rb = spr_mask_row_bytes(n);
+  for (int i = 0; i < n; i++) {
+    for (int j = i + 1; j < n; j++) c += bit(m, n, i, j);
+    if (n % 8) c += m[i * rb + rb - 1] >> (n % 8) != 0;
+  }
+  return c;
+}
+
+static void test_causal_dense(void) {
+  const int ns[] = {1, 7, 8, 13, 40};
+  for (unsigned c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+    const int n = ns[c];
+    memset(M, 0xAB, sizeof M);
+    spr_bl_stats st;
+    CU_ASSERT_EQUAL_FATAL(spr_bl_dense_causal(n, M, &st), 0);
+    memset(R, 0, sizeof R);
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j <= i; j++) put(R, n, i, j);
+    CU_ASSERT_EQUAL(memcmp(M, R, mask_bytes(n)), 0); /* lower-triangular, padding 0 */
+    CU_ASSERT_EQUAL(st.n_kept, causal_pairs(n));
+    CU_ASSERT_EQUAL(st.keep_rate, 1.0);
+    CU_ASSERT_EQUAL(st.causal, 1);
+    CU_ASSERT_EQUAL(st.mac_ops + st.exp_ops + st.cmp_ops + st.key_bits_processed, 0);
+  }
+  CU_ASSERT_EQUAL(spr_bl_dense_causal(0, M, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "spr_bl_dense_causal: n = 0");
+  CU_ASSERT_EQUAL(spr_bl_dense_causal(3, NULL, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "spr_bl_dense_causal: mask is NULL");
+}
+
+/* Oracle and its calibration over the causal pairs: masks, counts and the
+ * calibrated threshold against brute force (scores above the diagonal
+ * never matter: the brute force does not look at them). */
+static void test_causal_oracle_calibrate(void) {
+  const double rates[] = {0.0, 0.15, 0.5, 0.8123, 1.0};
+  int cases = 0;
+  for (int sh = 0; sh < NCSHAPES; sh++)
+    for (int coarse = 0; coarse < 2; coarse++) {
+      const int n = cshapes[sh][0], d = cshapes[sh][1];
+      const int64_t P = causal_pairs(n);
+      gen(Qb, Kb, n, d, 4111 + sh, coarse);
+      spr_bl_oracle_params p;
+      spr_bl_oracle_default(&p);
+      p.q_bits = 4;
+      p.causal = 1;
+      float qs, ks;
+      ref_scores(Qb, Kb, n, d, 4, 8, qcb, kcb, Sb, &qs, &ks);
+      int64_t mx = Sb[0];
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) mx = Sb[i * n + j] > mx ? Sb[i * n + j] : mx;
+      for (unsigned r = 0; r < sizeof rates / sizeof rates[0]; r++, cases++) {
+        double best_t = 0, best_err = INFINITY;
+        int64_t best_c = -1;
+        for (int t = -1; t < n * n; t++) {
+          if (t >= 0 && t % n > t / n) continue; /* candidates: causal scores */
+          const int64_t v = t < 0 ? mx + 1 : Sb[t];
+          int64_t c = 0;
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j <= i; j++) c += Sb[i * n + j] >= v;
+          const double err = fabs((double)c - rates[r] * P);
+          if (err < best_err || (err == best_err && (double)v < best_t)) {
+            best_err = err;
+            best_t = (double)v;
+            best_c = c;
+          }
+        }
+        double thr = -1, got = -1;
+        CU_ASSERT_EQUAL_FATAL(spr_bl_oracle_calibrate(&p, Qb, Kb, n, d, rates[r], &ws, &thr, &got), 0);
+        CU_ASSERT_EQUAL(thr, best_t);
+        CU_ASSERT_EQUAL(got, (double)best_c / P);
+        /* the causal oracle at that threshold */
+        p.threshold = thr;
+        memset(R, 0, sizeof R);
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j <= i; j++)
+            if ((double)Sb[i * n + j] >= thr) put(R, n, i, j);
+        spr_bl_stats st;
+        memset(M, 0x5A, sizeof M);
+        CU_ASSERT_EQUAL_FATAL(spr_bl_oracle(&p, Qb, Kb, n, d, &ws, M, &st), 0);
+        CU_ASSERT_EQUAL(memcmp(M, R, mask_bytes(n)), 0);
+        CU_ASSERT_EQUAL(st.n_kept, best_c);
+        CU_ASSERT_EQUAL(st.keep_rate, (double)best_c / P);
+        CU_ASSERT_EQUAL(st.mac_ops, P * d);
+        CU_ASSERT_EQUAL(st.cmp_ops, P);
+        CU_ASSERT_EQUAL(st.causal, 1);
+      }
+    }
+  CU_ASSERT(cases == 50);
+  /* a hand case: d = 1, Q = (1, 2), K = (1, 3), 8-bit codes (64, 127) and
+   * (42, 127): causal scores 2688 (0,0), 5334 (1,0), 16129 (1,1); the
+   * non-causal 8128 (0,1) is not a pair.  Target 2/3 of 3 = 2 pairs:
+   * threshold 5334. */
+  const float Q[] = {1, 2}, K[] = {1, 3};
+  spr_bl_oracle_params p;
+  spr_bl_oracle_default(&p);
+  p.causal = 1;
+  double thr, got;
+  CU_ASSERT_EQUAL_FATAL(spr_bl_oracle_calibrate(&p, Q, K, 2, 1, 2.0 / 3, &ws, &thr, &got), 0);
+  CU_ASSERT_EQUAL(thr, 5334.0);
+  CU_ASSERT_EQUAL(got, 2.0 / 3);
+}
+
+/* Reference causal top-k: row i picks k_i times the best remaining key
+ * among 0 .. i (largest score, then lowest index). */
+static void ref_topk_causal(int n, int k, double frac, uint8_t *ref, int64_t *kept) {
+  memset(ref, 0, mask_bytes(n));
+  *kept = 0;
+  for (int i = 0; i < n; i++) {
+    int ki = k > 0 ? (k < i + 1 ? k : i + 1) : (int)lround(frac * (i + 1));
+    if (ki < 1) ki = 1;
+    char taken[NMAX] = {0};
+    for (int r = 0; r < ki; r++) {
+      int best = -1;
+      for (int j = 0; j <= i; j++)
+        if (!taken[j] && (best < 0 || Sb[i * n + j] > Sb[i * n + best])) best = j;
+      taken[best] = 1;
+      put(ref, n, i, best);
+    }
+    *kept += ki;
+  }
+}
+
+static void test_causal_topk(void) {
+  int cases = 0;
+  for (int sh = 0; sh < NCSHAPES; sh++)
+    for (int coarse = 0; coarse < 2; coarse++) {
+      const int n = cshapes[sh][0], d = cshapes[sh][1];
+      gen(Qb, Kb, n, d, 7717 + sh, coarse);
+      const int ks[] = {1, 3, n / 2, n, 0, 0, 0};
+      const double fr[] = {0.15, 0.15, 0.15, 0.15, 0.15, 0.5, 0.01};
+      for (int c = 0; c < 7; c++) {
+        if (c < 4 && (ks[c] < 1 || ks[c] > n)) continue;
+        spr_bl_topk_params p;
+        spr_bl_topk_default(&p);
+        p.q_bits = coarse ? 3 : 8;
+        p.k = ks[c];
+        p.keep_fraction = fr[c];
+        p.causal = 1;
+        float qs, kss;
+        ref_scores(Qb, Kb, n, d, p.q_bits, p.k_bits, qcb, kcb, Sb, &qs, &kss);
+        int64_t kept;
+        ref_topk_causal(n, p.k, p.keep_fraction, R, &kept);
+        spr_bl_stats st;
+        memset(M, 0xFF, sizeof M);
+        CU_ASSERT_EQUAL_FATAL(spr_bl_topk(&p, Qb, Kb, n, d, &ws, M, &st), 0);
+        CU_ASSERT_EQUAL(memcmp(M, R, mask_bytes(n)), 0);
+        CU_ASSERT_EQUAL(st.n_kept, kept);
+        CU_ASSERT_EQUAL(st.keep_rate, (double)kept / causal_pairs(n));
+        /* k of the last query, the largest */
+        int klast = p.k > 0 ? p.k : (int)lround(p.keep_fraction * n);
+        CU_ASSERT_EQUAL(st.k, klast < 1 ? 1 : klast);
+        CU_ASSERT_EQUAL(st.topk_inputs, causal_pairs(n));
+        CU_ASSERT_EQUAL(st.mac_ops, causal_pairs(n) * d);
+        cases++;
+      }
+    }
+  CU_ASSERT(cases >= 60);
+  /* by hand: d = 1, queries 1, keys 2, 3, 3, 1, 3 (the 3s tie), k = 2:
+   * row 0 keeps {0}, row 1 {0, 1}, row 2 {1, 2}, row 3 {1, 2}, row 4 {1, 2};
+   * fraction 0.5: k_i = 1, 1, 2 (1.5 rounds up), 2, 3 (2.5 rounds up):
+   * {0}, {1}, {1, 2}, {1, 2}, {1, 2, 4} */
+  const float Q[] = {1, 1, 1, 1, 1}, K[] = {2, 3, 3, 1, 3};
+  spr_bl_topk_params p;
+  spr_bl_topk_default(&p);
+  p.causal = 1;
+  p.k = 2;
+  spr_bl_stats st;
+  CU_ASSERT_EQUAL_FATAL(spr_bl_topk(&p, Q, K, 5, 1, &ws, M, &st), 0);
+  const uint8_t want2[] = {0x01, 0x03, 0x06, 0x06, 0x06};
+  for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(M[i], want2[i]);
+  CU_ASSERT_EQUAL(st.n_kept, 9);
+  p.k = 0;
+  p.keep_fraction = 0.5;
+  CU_ASSERT_EQUAL_FATAL(spr_bl_topk(&p, Q, K, 5, 1, &ws, M, &st), 0);
+  const uint8_t wantf[] = {0x01, 0x02, 0x06, 0x06, 0x16};
+  for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(M[i], wantf[i]);
+  CU_ASSERT_EQUAL(st.n_kept, 9);
+  CU_ASSERT_EQUAL(st.k, 3);
+}
+
+/* Sanger: the softmax of row i over keys 0 .. i in long double; the
+ * operation counts of the causal pairs. */
+static void test_causal_sanger(void) {
+  int near = 0, total = 0, kept = 0;
+  const double thrs[] = {2e-3, 0.02385, 0.1, 1.0};
+  for (int sh = 0; sh < NCSHAPES; sh++)
+    for (int coarse = 0; coarse < 2; coarse++)
+      for (int t = 0; t < 4; t++) {
+        const int n = cshapes[sh][0], d = cshapes[sh][1];
+        const int64_t P = causal_pairs(n);
+        gen(Qb, Kb, n, d, 90001 + sh, coarse);
+        spr_bl_sanger_params p;
+        spr_bl_sanger_default(&p);
+        p.p_threshold = thrs[t];
+        p.causal = 1;
+        float qs, ks;
+        ref_scores(Qb, Kb, n, d, p.q_bits, p.k_bits, qcb, kcb, Sb, &qs, &ks);
+        spr_bl_stats st;
+        memset(M, 0xFF, sizeof M);
+        CU_ASSERT_EQUAL_FATAL(spr_bl_sanger(&p, Qb, Kb, n, d, &ws, M, &st), 0);
+        CU_ASSERT_EQUAL(upper_bits(M, n), 0);
+        const long double c = (long double)qs * ks / sqrtl((long double)d);
+        for (int i = 0; i < n; i++) {
+          long double z = 0;
+          for (int j = 0; j <= i; j++) z += expl(c * (long double)Sb[i * n + j]);
+          for (int j = 0; j <= i; j++) {
+            const long double pr = expl(c * (long double)Sb[i * n + j]) / z;
+            const int want = pr >= (long double)p.p_threshold;
+            total++;
+            kept += want;
+            if (i == 0) { /* key 0 alone: probability 1, kept at any threshold */
+              CU_ASSERT_EQUAL(bit(M, n, 0, 0), 1);
+              continue;
+            }
+            if (fabsl(pr - p.p_threshold) <= 1e-12L * p.p_threshold) {
+              near++;
+              continue;
+            }
+            CU_ASSERT_EQUAL(bit(M, n, i, j), want);
+          }
+        }
+        CU_ASSERT_EQUAL(st.mac_ops, P * d);
+        CU_ASSERT_EQUAL(st.exp_ops, P);
+        CU_ASSERT_EQUAL(st.cmp_ops, (P - n) + P);
+        CU_ASSERT_EQUAL(st.add_ops, P + (P - n));
+        CU_ASSERT_EQUAL(st.mul_ops, P + n);
+        CU_ASSERT_EQUAL(st.n_kept, popcount_mask(M, n));
+        CU_ASSERT_EQUAL(st.keep_rate, (double)st.n_kept / P);
+      }
+  CU_ASSERT(near * 1000 < total);
+  CU_ASSERT(kept > total / 20 && kept < total);
+}
+
+/* LeOPArd: bit planes of the pairs j <= i only (brute-force prefix sums),
+ * the causal oracle's mask. */
+static void test_causal_leopard(void) {
+  const int bits[][2] = {{8, 8}, {4, 8}, {3, 3}};
+  int stops_seen = 0;
+  for (int sh = 0; sh < NCSHAPES; sh++)
+    for (int coarse = 0; coarse < 2; coarse++)
+      for (int b = 0; b < 3; b++) {
+        const int n = cshapes[sh][0], d = cshapes[sh][1], qb = bits[b][0], B = bits[b][1];
+        const int64_t P = causal_pairs(n);
+        gen(Qb, Kb, n, d, 3301 + sh, coarse);
+        float qs, ks;
+        ref_scores(Qb, Kb, n, d, qb, B, qcb, kcb, Sb, &qs, &ks);
+        const double thrs[] = {(double)Sb[(n * n) / 4], 0.0, -1e9, 1e9};
+        for (int t = 0; t < 4; t++) {
+          const double thr = thrs[t];
+          int64_t nbits = 0, stops = 0;
+          memset(R, 0, sizeof R);
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j <= i; j++) {
+              if ((double)Sb[i * n + j] >= thr) put(R, n, i, j);
+              int m = 1;
+              for (; m <= B; m++)
+                if ((double)(ref_partial(qcb + i * d, kcb + j * d, d, B, m) +
+                             ref_bound(qcb + i * d, d, B, m)) < thr)
+                  break;
+              if (m < B) stops++;
+              nbits += m > B ? B : m;
+            }
+          spr_bl_leopard_params p;
+          spr_bl_leopard_default(&p);
+          p.q_bits = qb;
+          p.k_bits = B;
+          p.threshold = thr;
+          p.causal = 1;
+          spr_bl_stats st;
+          memset(M, 0xC3, sizeof M);
+          CU_ASSERT_EQUAL_FATAL(spr_bl_leopard(&p, Qb, Kb, n, d, &ws, M, &st), 0);
+          CU_ASSERT_EQUAL(memcmp(M, R, mask_bytes(n)), 0);
+          CU_ASSERT_EQUAL(st.key_bits_processed, nbits);
+          CU_ASSERT_EQUAL(st.early_stops, stops);
+          CU_ASSERT_EQUAL(st.mean_bits_per_key, (double)nbits / P);
+          CU_ASSERT_EQUAL(st.mac_ops, nbits * d);
+          CU_ASSERT_EQUAL(st.cmp_ops, nbits);
+          CU_ASSERT_EQUAL(st.add_ops, nbits + (int64_t)n * d + (int64_t)n * B);
+          CU_ASSERT_EQUAL(st.keep_rate, (double)popcount_mask(R, n) / P);
+          stops_seen += stops > 0 && stops < P;
+          /* extremes: nothing passes, every pair stops after the sign
+           * plane; everything passes, every pair reads B planes */
+          if (t == 3) CU_ASSERT_EQUAL(st.key_bits_processed, P);
+          if (t == 2) CU_ASSERT_EQUAL(st.key_bits_processed, P * B);
+          /* the causal oracle: the same mask */
+          spr_bl_oracle_params o = {qb, B, thr, 1};
+          CU_ASSERT_EQUAL(spr_bl_oracle(&o, Qb, Kb, n, d, &ws, R, NULL), 0);
+          CU_ASSERT_EQUAL(memcmp(M, R, mask_bytes(n)), 0);
+        }
+      }
+  CU_ASSERT(stops_seen > 10);
+}
+
+/* Window + global, causal: test_window_hand's n = 10 case (half-width 1,
+ * globals 7 and 0) restricted to j <= i, by hand; then random parameters
+ * against the definition. */
+static void test_causal_window(void) {
+  static const char *const w1[] = {
+      "1000000000", /* 0 global: keys 0 .. 0 */
+      "1100000000", "1110000000", "1011000000", "1001100000",
+      "1000110000", "1000011000",
+      "1111111100", /* 7 global: keys 0 .. 7 */
+      "1000000110", "1000000111"}; /* key 7 global: rows 7 .. 9 */
+  const int g[] = {7, 0};
+  spr_bl_window_params p = {1, 2, g, 1};
+  spr_bl_stats st;
+  memset(M, 0xFF, sizeof M);
+  CU_ASSERT_EQUAL_FATAL(spr_bl_window(&p, 10, M, &st), 0);
+  check_rows(10, w1);
+  CU_ASSERT_EQUAL(st.n_kept, 33); /* 1 + 2 + 3 + 3 + 3 + 3 + 3 + 8 + 3 + 4 */
+  CU_ASSERT_EQUAL(st.keep_rate, 33.0 / 55);
+  int checked = 0;
+  for (int n = 1; n <= NMAX; n += 3)
+    for (int w = 0; w <= 5; w += 2)
+      for (int ng = 0; ng <= 3 && ng <= n; ng++) {
+        int pos[3];
+        for (int a = 0; a < ng; a++) pos[a] = (n - 1 - 5 * a) >= 0 ? n - 1 - 5 * a : a;
+        int distinct = 1;
+        for (int a = 0; a < ng; a++)
+          for (int b = 0; b < a; b++) distinct &= pos[a] != pos[b];
+        if (!distinct) continue;
+        spr_bl_window_params q = {w, ng, pos, 1};
+        memset(M, 0xFF, sizeof M);
+        CU_ASSERT_EQUAL_FATAL(spr_bl_window(&q, n, M, &st), 0);
+        memset(R, 0, sizeof R);
+        int64_t c = 0;
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j <= i; j++) {
+            int glob = 0;
+            for (int a = 0; a < ng; a++) glob |= pos[a] == i || pos[a] == j;
+            if (i - j <= w || glob) {
+              put(R, n, i, j);
+              c++;
+            }
+          }
+        CU_ASSERT_EQUAL(memcmp(M, R, mask_bytes(n)), 0);
+        CU_ASSERT_EQUAL(st.n_kept, c);
+        checked++;
+      }
+  CU_ASSERT(checked > 40);
+}
+
 int main(void) {
   if (spr_bl_ws_alloc(&ws, NMAX, DMAX)) {
     fprintf(stderr, "test_baselines: %s\n", spr_errmsg());
@@ -799,6 +1152,12 @@ int main(void) {
                          {"window + global by hand", test_window_hand},
                          {"defaults", test_defaults},
                          {"error paths", test_errors},
+                         {"causal dense: lower triangle", test_causal_dense},
+                         {"causal oracle and calibration vs brute force", test_causal_oracle_calibrate},
+                         {"causal top-k vs brute force and by hand", test_causal_topk},
+                         {"causal Sanger vs long double softmax over j <= i", test_causal_sanger},
+                         {"causal LeOPArd vs brute force (mask, bit counts)", test_causal_leopard},
+                         {"causal window + global by hand and vs definition", test_causal_window},
                          CU_TEST_INFO_NULL};
   int rc = spr_test_run("baselines", tests);
   spr_bl_ws_free(&ws);

@@ -281,6 +281,10 @@ PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   "$EXE" run "$T/small.ini" -o "$T/full.h5" --trace full > /dev/null 2>&1
   expect 0 "all decisions and counts agree" "h5py recomputes the full trace" -- "$PY" "$S/tests/check_trace.py" "$T/full.h5"
+  # the same for a causal run (keys j <= i only; NaN scores above the diagonal)
+  printf '[workload]\nseq_len = 64\nlayers = 2\nheads = 2\ncausal = yes\n[crossbar]\ng_max = 80 uS\n' > "$T/causal.ini"
+  expect 0 "bert-base, causal, 2 layers" "causal run header" -- "$EXE" run "$T/causal.ini" -o "$T/causal.h5" --trace full
+  expect 0 "4 causal heads recomputed" "h5py recomputes a causal full trace" -- "$PY" "$S/tests/check_trace.py" "$T/causal.h5"
   # sprintsim crossbar on files made here: currents against numpy
   "$PY" - "$T" <<'PYEOF'
 import sys, h5py, numpy as np

@@ -413,6 +413,30 @@ static void test_booleans(void) {
   CU_ASSERT_EQUAL(c.xbar.drift, 0);
 }
 
+/* workload.causal: off by default, a boolean like the others, for every
+ * source (synthetic, qkv, vit), kept by resolve, in the INI text. */
+static void test_causal_key(void) {
+  spr_config c;
+  memset(&c, 0x5A, sizeof c);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(c.wl.causal, 0);
+  char path[512];
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\ncausal = yes\nseq_len = 13\nhead_dim = 5\n", path,
+                            sizeof path), 0);
+  CU_ASSERT_EQUAL(c.wl.causal, 1);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 13);
+  char *ini = spr_config_to_ini(&c);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+  SPR_ASSERT_CONTAINS(ini, "\ncausal = true\n");
+  free(ini);
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\nsource = qkv\nqkv_file = /d/x.h5\ncausal = on\n", path,
+                            sizeof path), 0);
+  CU_ASSERT_EQUAL(c.wl.causal, 1);
+  CU_ASSERT_EQUAL(load_text(&c, "[workload]\ncausal = off\n", path, sizeof path), 0);
+  CU_ASSERT_EQUAL(c.wl.causal, 0);
+  expect_error("[workload]\n\ncausal = 2\n", SPR_ECONFIG, 3, "workload.causal", "'2'", NULL);
+}
+
 static void test_enums(void) {
   spr_config c;
   spr_config_default(&c);
@@ -1005,6 +1029,7 @@ static void nondefault(spr_config *c) {
   strcpy(c->wl.dataset, "/data/fm, nist");
   c->wl.images = 123;
   c->wl.first_image = 45;
+  c->wl.causal = 1;
   c->thr.offset = -0.2385;
   c->xbar.rows = 128;
   c->xbar.cols = 96;
@@ -1229,6 +1254,7 @@ static const CU_TestInfo tests[] = {
     {"valid file: comments, sections, units, bools, enums, list", test_valid_file},
     {"SI prefixes and units", test_units},
     {"booleans", test_booleans},
+    {"workload.causal", test_causal_key},
     {"enums and their names", test_enums},
     {"u64 seed and lists", test_seed_and_lists},
     {"string keys", test_strings},

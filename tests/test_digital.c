@@ -489,7 +489,7 @@ static void test_metrics_hand(void) {
   uint8_t *m = mask_from_lists(3, rows);
   spr_dig_ws ws;
   CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, 3, 2), 0);
-  spr_dig_metric_params mp = {2};
+  spr_dig_metric_params mp = {2, 0};
   spr_dig_accuracy a;
   CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, 3, 2, &a, &ws), 0);
   CU_ASSERT_DOUBLE_EQUAL(a.rel_fro, sqrt(1.0 / 6.0), 1e-12);
@@ -570,7 +570,7 @@ static void test_metrics_brute(void) {
       for (int r = 0; r < k; r++) h += get_bit(m, n, i, order[r]);
       tk += (double)h / k;
     }
-    spr_dig_metric_params mp = {k};
+    spr_dig_metric_params mp = {k, 0};
     spr_dig_accuracy a;
     CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, n, d, &a, &ws), 0);
     CU_ASSERT_DOUBLE_EQUAL(a.rel_fro, sqrt(num / den), 1e-12);
@@ -700,6 +700,210 @@ static void test_errors(void) {
   spr_dig_ws_free(&ws); /* twice is safe */
 }
 
+/* ---- causal attention (docs/digital.md section 6) ----------------------- */
+
+/* n = 2 of test_dense_known, causal: query 0 sees key 0 alone, p = (1, 0),
+ * o = 1.5; query 1 sees both, as before: p = (1/2, 1/2), o = -0.375. */
+static void test_dense_causal_known(void) {
+  const float Q[2] = {2.0f, 0.0f}, K[2] = {0.0f, (float)(log(3.0) / 2)}, V[2] = {1.5f, -2.25f};
+  float P[4], O[2];
+  CU_ASSERT_EQUAL_FATAL(spr_dig_dense_causal(Q, K, V, 2, 1, P, O), 0);
+  CU_ASSERT_DOUBLE_EQUAL(P[0], 1.0, 1e-7);
+  CU_ASSERT_EQUAL(P[1], 0.0f);
+  CU_ASSERT_DOUBLE_EQUAL(P[2], 0.5, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(P[3], 0.5, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(O[0], 1.5, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(O[1], -0.375, 1e-6);
+}
+
+/* Causal dense attention against a long double softmax over j <= i, with
+ * tied scores (coarse values, repeated keys); P is 0 above the diagonal
+ * and O = P V.  A non-finite key is found at the first query that sees
+ * it. */
+static void test_dense_causal_brute(void) {
+  const int ns[] = {7, 13, 40};
+  for (int c = 0; c < 3; c++) {
+    const int n = ns[c], d = 5;
+    float *Q = malloc((size_t)n * d * sizeof *Q), *K = malloc((size_t)n * d * sizeof *K);
+    float *V = malloc((size_t)n * d * sizeof *V), *O = malloc((size_t)n * d * sizeof *O);
+    float *P = malloc((size_t)n * n * sizeof *P);
+    for (int t = 0; t < n * d; t++) {
+      Q[t] = (float)(0.75 * rnd_int(-2, 2));
+      K[t] = (float)(0.75 * rnd_int(-2, 2));
+      V[t] = (float)(2.385 * (2 * rnd_unif() - 1));
+    }
+    for (int j = 3; j < n; j += 3) memcpy(K + j * d, K + (j - 2) * d, sizeof(float) * d);
+    CU_ASSERT_EQUAL_FATAL(spr_dig_dense_causal(Q, K, V, n, d, P, O), 0);
+    double perr = 0, oerr = 0, omag = 0;
+    int above = 0, ties = 0;
+    for (int i = 0; i < n; i++) {
+      long double s[40], mx = -1e300L, z = 0;
+      for (int j = 0; j <= i; j++) {
+        long double x = 0;
+        for (int t = 0; t < d; t++) x += (long double)Q[i * d + t] * K[j * d + t];
+        s[j] = x / sqrtl((long double)d);
+        if (s[j] > mx) mx = s[j];
+        for (int l = 0; l < j; l++) ties += s[l] == s[j];
+      }
+      for (int j = 0; j <= i; j++) z += expl(s[j] - mx);
+      for (int t = 0; t < d; t++) {
+        long double o = 0;
+        for (int j = 0; j <= i; j++) o += expl(s[j] - mx) / z * V[j * d + t];
+        oerr = fmax(oerr, fabs((double)(o - O[i * d + t])));
+        omag = fmax(omag, fabs((double)o));
+      }
+      for (int j = 0; j < n; j++) {
+        if (j > i) above += P[i * n + j] != 0.0f;
+        else perr = fmax(perr, fabs((double)(expl(s[j] - mx) / z - P[i * n + j])));
+      }
+    }
+    CU_ASSERT_EQUAL(above, 0);
+    CU_ASSERT(perr < 1e-6);
+    CU_ASSERT(oerr < 2e-6 * omag);
+    CU_ASSERT(ties > 0);
+    /* a NaN in the last key: the non-causal form meets it at query 0,
+     * the causal one at query n - 1, the only query that sees it */
+    K[(n - 1) * d + 2] = NAN;
+    spr_error_clear();
+    CU_ASSERT_EQUAL(spr_dig_dense(Q, K, V, n, d, P, O), SPR_EINVAL);
+    char want[80];
+    snprintf(want, sizeof want, "score of query 0, key %d is", n - 1);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), want);
+    CU_ASSERT_EQUAL(spr_dig_dense_causal(Q, K, V, n, d, P, O), SPR_EINVAL);
+    snprintf(want, sizeof want, "score of query %d, key %d is", n - 1, n - 1);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), want);
+    free(Q), free(K), free(V), free(O), free(P);
+  }
+}
+
+/* n = 3 of test_metrics_hand, causal: P rows (1, 0, 0), (0.25, 0.75, 0),
+ * (0.25, 0.25, 0.5); masks {0}, {1}, {0, 1}, plus a set bit above the
+ * diagonal in row 0 (key 2), which the causal metrics ignore.
+ * mass = (1 + 0.75 + 0.5)/3 = 0.75; top-1 = 0, 1, 2: kept, kept, pruned:
+ * 2/3; top-2 with k_0 = 1: {0}: 1, {1, 0}: 1/2, {2, 0} (0 beats 1 on the
+ * tie): 1/2 -> 2/3; top-3: k_i = 1, 2, 3: 1, 1/2, 2/3 -> 13/18. */
+static void test_metrics_causal_hand(void) {
+  const float P[9] = {1.0f, 0.0f, 0.0f, 0.25f, 0.75f, 0.0f, 0.25f, 0.25f, 0.5f};
+  const float Od[6] = {3, 4, 1, 0, 0, 2}, O[6] = {3, 4, 1, 1, 0, 0};
+  const int r0[] = {0, 2, -1}, r1[] = {1, -1}, r2[] = {0, 1, -1};
+  const int *rows[] = {r0, r1, r2};
+  uint8_t *m = mask_from_lists(3, rows);
+  spr_dig_ws ws;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, 3, 2), 0);
+  spr_dig_metric_params mp = {2, 1};
+  spr_dig_accuracy a;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.mass_retained, 0.75, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(a.top1_recall, 2.0 / 3, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, 2.0 / 3, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(a.rel_fro, sqrt(1.0 / 6.0), 1e-12); /* outputs: as non-causal */
+  mp.top_k = 3;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, 13.0 / 18, 1e-15);
+  CU_ASSERT_EQUAL(a.top_k, 3);
+  /* non-causal on the same data: row 0's top-3 is {0, 1, 2}, 2 of them
+   * kept (the bit above the diagonal counts): 2/3, 1/3... */
+  mp.causal = 0;
+  CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, 3, 2, &a, &ws), 0);
+  CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, (2.0 / 3 + 1.0 / 3 + 2.0 / 3) / 3, 1e-15);
+  free(m);
+  spr_dig_ws_free(&ws);
+}
+
+/* Causal metrics against a brute force over j <= i (selection sort by
+ * probability, ties to the lower index, k_i = min(k, i + 1)); random mask
+ * bits above the diagonal must not count. */
+static void test_metrics_causal_brute(void) {
+  const int ns[] = {13, 29};
+  for (int c = 0; c < 2; c++) {
+    const int n = ns[c], d = 5;
+    float *P = malloc((size_t)n * n * sizeof *P), O[29 * 5], Od[29 * 5];
+    uint8_t m[29 * 4] = {0};
+    for (int i = 0; i < n; i++) {
+      double z = 0;
+      for (int j = 0; j < n; j++) {
+        P[i * n + j] = j <= i ? (float)rnd_int(1, 12) : 0.0f; /* ties */
+        z += P[i * n + j];
+        set_bit(m, n, i, j, rnd_unif() < 0.35);
+      }
+      for (int j = 0; j <= i; j++) P[i * n + j] = (float)(P[i * n + j] / z);
+    }
+    for (int t = 0; t < n * d; t++) {
+      Od[t] = (float)(rnd_unif() * 2 - 1);
+      O[t] = Od[t] + (float)(0.3 * (rnd_unif() - 0.5));
+    }
+    spr_dig_ws ws;
+    CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, n, d), 0);
+    const int ks[] = {1, 5, 7, n};
+    for (int kc = 0; kc < 4; kc++) {
+      const int k = ks[kc];
+      double mass = 0, t1 = 0, tk = 0;
+      for (int i = 0; i < n; i++) {
+        int order[29], taken[29] = {0};
+        for (int r = 0; r <= i; r++) {
+          int b = -1;
+          for (int j = 0; j <= i; j++)
+            if (!taken[j] && (b < 0 || P[i * n + j] > P[i * n + b])) b = j;
+          taken[b] = 1;
+          order[r] = b;
+        }
+        for (int j = 0; j <= i; j++) mass += get_bit(m, n, i, j) * (double)P[i * n + j];
+        t1 += get_bit(m, n, i, order[0]);
+        const int ki = k < i + 1 ? k : i + 1;
+        int h = 0;
+        for (int r = 0; r < ki; r++) h += get_bit(m, n, i, order[r]);
+        tk += (double)h / ki;
+      }
+      spr_dig_metric_params mp;
+      spr_dig_metric_default(&mp);
+      mp.top_k = k;
+      mp.causal = 1;
+      spr_dig_accuracy a;
+      CU_ASSERT_EQUAL_FATAL(spr_dig_metrics(&mp, O, Od, P, m, n, d, &a, &ws), 0);
+      CU_ASSERT_DOUBLE_EQUAL(a.mass_retained, mass / n, 1e-12);
+      CU_ASSERT_DOUBLE_EQUAL(a.top1_recall, t1 / n, 1e-15);
+      CU_ASSERT_DOUBLE_EQUAL(a.topk_recall, tk / n, 1e-12);
+      if (k == n) CU_ASSERT(a.topk_recall > 0.2 && a.topk_recall < 0.5);
+    }
+    free(P);
+    spr_dig_ws_free(&ws);
+  }
+}
+
+/* The causal dense mask (row i: keys 0 .. i) through the buffer, both
+ * policies, n = 13 and capacity C = 6 (d = 5, 8-byte tokens, 48 bytes):
+ * query i hits the min(i, C) keys resident from query i - 1, fetches the
+ * i + 1 - min(i, C) others and streams max(0, i + 1 - C) of them. */
+static void test_fetch_causal_dense(void) {
+  const int n = 13, C = 6;
+  uint8_t m[13 * 2] = {0};
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j <= i; j++) set_bit(m, n, i, j, 1);
+  expect e;
+  memset(&e, 0, sizeof e);
+  for (int pol = 0; pol < 2; pol++) {
+    spr_dig_ws ws;
+    CU_ASSERT_EQUAL_FATAL(spr_dig_ws_alloc(&ws, n, 5), 0);
+    spr_dig_fetch_params p = params(8 * C, pol);
+    spr_dig_fetch_stats st;
+    CU_ASSERT_EQUAL_FATAL(spr_dig_fetch(&p, m, n, 5, &st, &ws), 0);
+    int64_t hits = 0, fetches = 0, over = 0;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+      const int h = i < C ? i : C, f = i + 1 - h, o = i + 1 - C > 0 ? i + 1 - C : 0;
+      bad += ws.q_hits[i] != h || ws.q_fetches[i] != f || ws.q_overflow[i] != o;
+      hits += h, fetches += f, over += o;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(st.uses, (int64_t)n * (n + 1) / 2);
+    CU_ASSERT_EQUAL(st.hits, hits);
+    CU_ASSERT_EQUAL(st.fetches, fetches);
+    CU_ASSERT_EQUAL(st.overflow_tokens, over);
+    CU_ASSERT_EQUAL(st.peak_tokens, C);
+    spr_dig_ws_free(&ws);
+  }
+}
+
 int main(void) {
   static const CU_TestInfo tests[] = {
       {"fetch defaults and S/M-SPRINT capacities", test_fetch_defaults},
@@ -713,6 +917,11 @@ int main(void) {
       {"metrics by hand", test_metrics_hand},
       {"metrics against brute force", test_metrics_brute},
       {"error paths", test_errors},
+      {"causal dense attention closed form", test_dense_causal_known},
+      {"causal dense attention against brute force", test_dense_causal_brute},
+      {"causal metrics by hand", test_metrics_causal_hand},
+      {"causal metrics against brute force", test_metrics_causal_brute},
+      {"causal dense mask through the buffer", test_fetch_causal_dense},
       CU_TEST_INFO_NULL};
   return spr_test_run("digital", tests);
 }

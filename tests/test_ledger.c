@@ -6,8 +6,11 @@
 #include "config.h"
 #include "spr_config.h"
 #include "spr_error.h"
+#include "spr_attend.h"
+#include "spr_baselines.h"
 #include "spr_ledger.h"
 #include "spr_params.h"
+#include "spr_result.h"
 #include "spr_test.h"
 
 #include <math.h>
@@ -667,6 +670,236 @@ static void test_errors_acc(void) {
   CU_ASSERT_EQUAL(sum.imc_macs, 3072);
 }
 
+/* --- the causal ledger of one head (sim/spr_attend.c, docs/energy.md 7) -- */
+
+static uint64_t cz_state;
+static double cz_unif(void) { /* splitmix64 */
+  uint64_t z = (cz_state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return (double)((z ^ (z >> 31)) >> 11) * 0x1p-53;
+}
+
+static int cz_bit(const uint8_t *m, int n, int i, int j) {
+  return m[(size_t)i * spr_mask_row_bytes(n) + j / 8] >> (j % 8) & 1;
+}
+
+/* query i's share of a head total spread in proportion to i + 1:
+ * floor(total T(i+1) / P) - floor(total T(i) / P), T(m) = m (m + 1) / 2 */
+static int64_t cz_share(int64_t total, int i, int n) {
+  const int64_t P = (int64_t)n * (n + 1) / 2, t0 = (int64_t)i * (i + 1) / 2, t1 = t0 + i + 1;
+  return total * t1 / P - total * t0 / P;
+}
+
+/* n = 13, d = 5, causal, every energy price 1 J per counted event (so each
+ * energy component is its count), default timing.  For every scheme the
+ * mask is taken (SPRINT: the analog mask; the baselines recomputed with
+ * their causal flags), its buffer traffic simulated here (SPRINT policy:
+ * keep the previous query's resident survivors that are needed again,
+ * admit misses in key order into free slots, stream the rest), and every
+ * count of every query written out:
+ *   K, V written once: n d (8 + 8) = 1040 bits;
+ *   SPRINT: sum_i (i + 1) d = 91 x 5 = 455 in-memory MACs, 91 comparator
+ *   decisions, 91 pruning bits, 13 in-memory queries;
+ *   oracle and top-k: 91 x 5 = 455 8-bit MACs, 91 comparisons or selection
+ *   inputs (top-k: 2 levels for k = round(0.3 x 13) = 4); Sanger: 455
+ *   4-bit MACs, 91 exponentials, 78 + 91 comparisons, 91 + 78 additions,
+ *   91 + 13 multiplications; LeOPArd: its bit planes; spread over queries
+ *   in proportion to i + 1;
+ *   a prediction's key stream: (i + 1) d key bits at its width per query
+ *   (LeOPArd: its planes, spread);
+ *   survivors m_i: m_i d score MACs (none when the prediction computed the
+ *   scores), m_i exponentials and divisions, m_i d V MACs; fetched tokens
+ *   f_i: f_i x token bytes x 8 ReRAM bits; SRAM words (f_i - o_i) and
+ *   (m_i - o_i) token words.
+ * The energies must equal these sums exactly and the latency the overlap
+ * formula over these per-query stages. */
+static void test_causal_head_ledger(void) {
+  const int n = 13, d = 5, H = 1;
+  spr_config c;
+  spr_config_default(&c);
+  c.wl.causal = 1;
+  c.wl.seq_len = n;
+  c.wl.head_dim = d;
+  c.wl.n_layers = 1;
+  c.wl.n_heads = H;
+  c.thr.keep_rate = 0.3;
+  c.bl.topk_fraction = 0.3;
+  c.bl.window_half_width = 2;
+  c.bl.window_globals = 1;
+  c.dig.buffer_bytes = 128; /* 12 tokens of 10 bytes: the last queries stream */
+  spr_energy_params *e = &c.energy;
+  e->reram_write_J_per_bit = e->reram_read_J_per_bit = e->imc_mac_J = e->cmp_J = 1;
+  e->digital_scale = e->prune_read_J_per_bit = e->sram_write_ratio = 1;
+  e->sram_8k_J_per_word = e->sram_32k_J_per_word = e->sram_1m_J_per_word = 1;
+  e->mac8_J = e->v_mac_J = e->exp_J = e->div_J = e->mac4_J = e->bitmac_J = 1;
+  e->pred_add_J = e->pred_mul_J = e->pred_cmp_J = 1;
+  CU_ASSERT_FATAL(spr_config_resolve(&c, "test") == 0);
+  spr_attend_head h;
+  spr_attend_ws *w;
+  CU_ASSERT_FATAL(spr_attend_head_alloc(&h, &c, n, d, 1) == 0);
+  CU_ASSERT_FATAL(spr_attend_ws_alloc(&c, n, d, &w) == 0);
+  cz_state = 2385;
+  for (int t = 0; t < n * d; t++) {
+    h.Q[t] = (float)(2.385 * (2 * cz_unif() - 1));
+    h.K[t] = (float)(2.385 * (2 * cz_unif() - 1));
+    h.V[t] = (float)(1.7 * (2 * cz_unif() - 1));
+  }
+  spr_head_result res;
+  CU_ASSERT_FATAL(spr_attend_ideal(&c, 0, 0, &h, w, &res) == 0);
+  spr_attend_range(&c, &h, H, &res);
+  CU_ASSERT_FATAL(spr_attend_count(&c, &h, &res) == 0);
+  CU_ASSERT_FATAL(spr_attend_thresholds(&c, 0, &h, H, 0.0, w, &res, NULL) == 0);
+  CU_ASSERT_FATAL(spr_attend_analog(&c, 0, 0, 0, &h, w, &res) == 0);
+  CU_ASSERT_FATAL(spr_attend_digital(&c, &h, w) == 0);
+  CU_ASSERT_EQUAL(res.causal, 1);
+
+  /* the baselines' masks and stats, as the head computes them */
+  spr_bl_ws bw;
+  CU_ASSERT_FATAL(spr_bl_ws_alloc(&bw, n, d) == 0);
+  const size_t rb = spr_mask_row_bytes(n);
+  uint8_t masks[SPR_N_SCHEMES][13 * 2];
+  spr_bl_stats bst[SPR_N_SCHEMES];
+  memset(bst, 0, sizeof bst);
+  memcpy(masks[SPR_SCHEME_SPRINT], h.mask_a, n * rb);
+  CU_ASSERT_FATAL(spr_bl_dense_causal(n, masks[SPR_SCHEME_DENSE], NULL) == 0);
+  spr_bl_oracle_params op;
+  spr_bl_oracle_default(&op);
+  op.causal = 1;
+  CU_ASSERT_FATAL(spr_bl_oracle_calibrate(&op, h.Q, h.K, n, d, 0.3, &bw, &op.threshold, NULL) == 0);
+  CU_ASSERT_FATAL(spr_bl_oracle(&op, h.Q, h.K, n, d, &bw, masks[SPR_SCHEME_ORACLE], NULL) == 0);
+  spr_bl_leopard_params lp = {8, 8, op.threshold, 1};
+  CU_ASSERT_FATAL(spr_bl_leopard(&lp, h.Q, h.K, n, d, &bw, masks[SPR_SCHEME_LEOPARD],
+                                 &bst[SPR_SCHEME_LEOPARD]) == 0);
+  spr_bl_topk_params tp;
+  spr_bl_topk_default(&tp);
+  tp.keep_fraction = 0.3;
+  tp.causal = 1;
+  CU_ASSERT_FATAL(spr_bl_topk(&tp, h.Q, h.K, n, d, &bw, masks[SPR_SCHEME_TOPK], NULL) == 0);
+  spr_bl_sanger_params sp;
+  spr_bl_sanger_default(&sp);
+  sp.causal = 1;
+  CU_ASSERT_FATAL(spr_bl_sanger(&sp, h.Q, h.K, n, d, &bw, masks[SPR_SCHEME_SANGER], NULL) == 0);
+  spr_bl_window_params wp = {2, 1, NULL, 1};
+  CU_ASSERT_FATAL(spr_bl_window(&wp, n, masks[SPR_SCHEME_WINDOW], NULL) == 0);
+  const int64_t lbits = bst[SPR_SCHEME_LEOPARD].key_bits_processed;
+  CU_ASSERT(lbits > 91 && lbits < 91 * 8); /* some pairs stop early */
+
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+    spr_scheme_result out;
+    CU_ASSERT_FATAL(spr_attend_scheme(&c, sc, &h, w, &out, NULL) == 0);
+    const uint8_t *m = masks[sc];
+    const int known = sc == SPR_SCHEME_ORACLE || sc == SPR_SCHEME_TOPK || sc == SPR_SCHEME_LEOPARD;
+    const int64_t tok = (known ? 0 : d) + d, words = (tok + 7) / 8, cap = 128 / tok;
+    /* the head totals of the prediction (hand formulas above) */
+    int64_t p_mac = 0, p_add = 0, p_mul = 0, p_exp = 0, p_cmp = 0, p_bits = 0;
+    int mac_kind = 0; /* 8: mac8, 4: mac4, 1: bit-serial */
+    if (sc == SPR_SCHEME_ORACLE) mac_kind = 8, p_mac = 455, p_cmp = 91, p_bits = 8;
+    if (sc == SPR_SCHEME_TOPK) mac_kind = 8, p_mac = 455, p_cmp = 91 * 2, p_bits = 8;
+    if (sc == SPR_SCHEME_SANGER)
+      mac_kind = 4, p_mac = 455, p_exp = 91, p_cmp = 78 + 91, p_add = 91 + 78, p_mul = 91 + 13,
+      p_bits = 4;
+    if (sc == SPR_SCHEME_LEOPARD)
+      mac_kind = 1, p_mac = lbits * d, p_add = lbits + n * d + n * 8, p_cmp = lbits;
+    double E[SPR_LEDGER_NE] = {0}, A[13], C[13], cyc[SPR_LEDGER_NC] = {0};
+    int resident[13] = {0}, upper = 0;
+    int64_t uses = 0;
+    for (int i = 0; i < n; i++) {
+      /* buffer: hits pinned, misses in key order into free slots */
+      int hits = 0, fetch = 0, over = 0, mi = 0, next[13] = {0};
+      for (int j = 0; j < n; j++) {
+        if (j > i) {
+          upper += cz_bit(m, n, i, j);
+          continue;
+        }
+        if (!cz_bit(m, n, i, j)) continue;
+        mi++;
+        if (resident[j]) hits++, next[j] = 1;
+      }
+      int64_t free_slots = cap - hits;
+      for (int j = 0; j <= i; j++)
+        if (cz_bit(m, n, i, j) && !resident[j]) {
+          fetch++;
+          if (free_slots > 0) free_slots--, next[j] = 1;
+          else over++;
+        }
+      memcpy(resident, next, sizeof resident);
+      uses += mi;
+      /* query i's counts, priced at 1 J each */
+      const double wr = i == 0 ? n * d * 16.0 : 0;
+      double rr = (double)fetch * tok * 8;
+      const double imc = sc == SPR_SCHEME_SPRINT ? (double)(i + 1) * d : 0;
+      const double dec = sc == SPR_SCHEME_SPRINT ? i + 1 : 0;
+      const double mac = cz_share(p_mac, i, n), add = cz_share(p_add, i, n),
+                   mul = cz_share(p_mul, i, n), ex = cz_share(p_exp, i, n),
+                   cmp = cz_share(p_cmp, i, n);
+      if (sc == SPR_SCHEME_LEOPARD) rr += cz_share(lbits * d, i, n);
+      else rr += (double)(i + 1) * d * p_bits;
+      const double smac = known ? 0 : (double)mi * d;
+      E[SPR_LEDGER_E_RERAM_WRITE] += wr;
+      E[SPR_LEDGER_E_IMC_MAC] += imc;
+      E[SPR_LEDGER_E_CMP] += dec;
+      E[SPR_LEDGER_E_PRUNE_READ] += dec;
+      E[SPR_LEDGER_E_RERAM_READ] += rr;
+      E[SPR_LEDGER_E_SRAM_WRITE] += (double)(fetch - over) * words;
+      E[SPR_LEDGER_E_SRAM_READ] += (double)(mi - over) * words;
+      E[SPR_LEDGER_E_SCORE_MAC] += smac;
+      E[SPR_LEDGER_E_EXP] += mi;
+      E[SPR_LEDGER_E_DIV] += mi;
+      E[SPR_LEDGER_E_V_MAC] += (double)mi * d;
+      E[mac_kind == 8 ? SPR_LEDGER_E_PRED_MAC8 : mac_kind == 4 ? SPR_LEDGER_E_PRED_MAC4
+                                                               : SPR_LEDGER_E_PRED_BITMAC] += mac;
+      E[SPR_LEDGER_E_PRED_ADD] += add;
+      E[SPR_LEDGER_E_PRED_MUL] += mul;
+      E[SPR_LEDGER_E_PRED_EXP] += ex;
+      E[SPR_LEDGER_E_PRED_CMP] += cmp;
+      /* stages: memory A_i and compute C_i (docs/energy.md section 5) */
+      const double th = sc == SPR_SCHEME_SPRINT ? e->threshold_cycles : 0;
+      const double pr = (mac + add + mul + cmp) / e->pred_units + ex / e->softmax_units;
+      const double fe = rr / 8 / e->reram_read_bytes_per_cycle;
+      A[i] = th + pr + fe;
+      C[i] = (smac + (double)mi * d) / e->mac_units + 2.0 * mi / e->softmax_units;
+      cyc[SPR_LEDGER_C_THRESHOLD] += th;
+      cyc[SPR_LEDGER_C_PRED] += pr;
+      cyc[SPR_LEDGER_C_FETCH] += fe;
+    }
+    CU_ASSERT_EQUAL(upper, 0); /* every mask is causal */
+    CU_ASSERT_DOUBLE_EQUAL(out.keep_rate, (double)uses / 91, 1e-15);
+    int bad = 0;
+    for (int k = 0; k < SPR_LEDGER_NE; k++)
+      if (out.energy_J[k] != E[k]) {
+        fprintf(stderr, "\n  %s %s: %.17g, want %.17g", spr_scheme_name(sc),
+                spr_ledger_energy_name(k), out.energy_J[k], E[k]);
+        bad++;
+      }
+    CU_ASSERT_EQUAL(bad, 0);
+    double total = A[0];
+    for (int i = 1; i < n; i++) total += A[i] > C[i - 1] ? A[i] : C[i - 1];
+    total += C[n - 1];
+    ASSERT_REL(out.cycles_total, total);
+    for (int k = 0; k < 3; k++) ASSERT_REL(out.cycles[k] + 1e-300, cyc[k] + 1e-300);
+    if (sc == SPR_SCHEME_SPRINT) {
+      CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_IMC_MAC], 455.0);
+      CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_CMP], 91.0);
+      CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_PRUNE_READ], 91.0);
+      CU_ASSERT_DOUBLE_EQUAL(out.keep_rate, res.keep_rate, 1e-15);
+    }
+    if (sc == SPR_SCHEME_DENSE) {
+      CU_ASSERT_EQUAL(out.keep_rate, 1.0);
+      CU_ASSERT_DOUBLE_EQUAL(out.mass_retained, 1.0, 1e-6);
+      CU_ASSERT_EQUAL(out.top1_recall, 1.0);
+      CU_ASSERT_EQUAL(out.topk_recall, 1.0);
+      CU_ASSERT(out.overflow_tokens > 0); /* the buffer binds: streaming counted */
+    }
+    if (sc == SPR_SCHEME_ORACLE || sc == SPR_SCHEME_TOPK)
+      CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_PRED_MAC8], 455.0);
+    if (sc == SPR_SCHEME_SANGER) CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_PRED_EXP], 91.0);
+  }
+  spr_bl_ws_free(&bw);
+  spr_attend_ws_free(w);
+  spr_attend_head_free(&h);
+}
+
 int main(void) {
   static const CU_TestInfo tests[] = {
       {"defaults are the documented figures", test_defaults},
@@ -680,6 +913,7 @@ int main(void) {
       {"component names", test_names},
       {"errors: price, parameters, SRAM", test_errors_price},
       {"errors: accumulator and sums", test_errors_acc},
+      {"causal head: every count of every scheme by hand", test_causal_head_ledger},
       CU_TEST_INFO_NULL,
   };
   return spr_test_run("ledger", tests);

@@ -496,6 +496,219 @@ static void test_report(void) {
   }
 }
 
+/* ---- causal attention (docs/model.md section 6) --------------------------- */
+
+static void causal_config(spr_config *c, int all_off, int n, int d) {
+  small_config(c, all_off);
+  c->wl.seq_len = n;
+  c->wl.head_dim = d;
+  c->wl.causal = 1;
+  c->thr.keep_rate = 0.3;
+  c->bl.window_half_width = 3;
+  CU_ASSERT_FATAL(spr_config_resolve(c, "test") == 0);
+}
+
+/* Everything off, causal: per layer, the threshold range is max |s| over
+ * the causal pairs of the layer's heads and the code is the one whose
+ * pooled keep rate over the causal pairs is nearest the target (every
+ * code tried); per head, the analog and ideal masks are the brute-force
+ * thresholding of the recomputed scores for j <= i and 0 beyond, the
+ * analog scores NaN beyond, the counts, keep rates and masses those of
+ * the causal pairs (softmax over j <= i); the digital path: dense keeps
+ * and fetches exactly the lower triangle, SPRINT's scheme keeps the
+ * analog mask with the same mass, top-k keeps sum_i max(1, round(0.15
+ * (i + 1))) pairs, the window |i - j| <= 3 or j = 0 or i = 0 with j <= i,
+ * and the oracle and LeOPArd the same mask. */
+static void check_causal_brute(int n, int d) {
+  spr_config c;
+  causal_config(&c, 1, n, d);
+  spr_run *run;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+  const int H = c.wl.n_heads;
+  const double P = (double)n * (n + 1) / 2;
+  float *Q = malloc(n * d * sizeof *Q), *K = malloc(n * d * sizeof *K);
+  int8_t *q = malloc(n * d), *k = malloc(n * d), *km = malloc(n * d);
+  int32_t *S = malloc((size_t)H * n * n * sizeof *S);
+  for (int l = 0; l < c.wl.n_layers; l++) {
+    CU_ASSERT_FATAL(spr_run_layer(run, l) == 0);
+    /* scores by hand, the layer's range and code */
+    int32_t maxabs = 0;
+    for (int h = 0; h < H; h++) {
+      float qs, ks;
+      CU_ASSERT_FATAL(spr_synth_head(&c.wl, c.seed, l, h, Q, K, NULL) == 0);
+      spr_quant_sym(Q, (size_t)n * d, 4, q, &qs);
+      spr_quant_sym(K, (size_t)n * d, 8, k, &ks);
+      for (int t = 0; t < n * d; t++) km[t] = (int8_t)floor(k[t] / 16.0);
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+          int sc = 0;
+          for (int t = 0; t < d; t++) sc += q[i * d + t] * km[j * d + t];
+          S[(h * n + i) * n + j] = sc;
+          if (j <= i && abs(sc) > maxabs) maxabs = abs(sc);
+        }
+    }
+    double best_err = 1e9;
+    int best = 99;
+    for (int code = -16; code < 16; code++) {
+      double th = code * (double)maxabs / 16, kept = 0;
+      for (int h = 0; h < H; h++)
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j <= i; j++) kept += S[(h * n + i) * n + j] >= th;
+      double err = fabs(kept / (H * P) - 0.3);
+      if (err < best_err) { best_err = err; best = code; }
+    }
+    for (int h = 0; h < H; h++) {
+      const spr_head_result *r = spr_run_result(run, l, h);
+      CU_ASSERT_EQUAL(r->causal, 1);
+      CU_ASSERT_DOUBLE_EQUAL(r->range, (double)maxabs, 0);
+      CU_ASSERT_EQUAL(r->threshold_code, best);
+      CU_ASSERT_FATAL(spr_synth_head(&c.wl, c.seed, l, h, Q, K, NULL) == 0);
+      int bad = 0;
+      int64_t kept = 0;
+      double mass = 0;
+      for (int i = 0; i < n; i++) {
+        double z = 0, zk = 0, mx = -1e300, srow[128];
+        for (int j = 0; j <= i; j++) {
+          double sf = 0;
+          for (int t = 0; t < d; t++) sf += (double)Q[i * d + t] * K[j * d + t];
+          srow[j] = sf / sqrt((double)d);
+          mx = fmax(mx, srow[j]);
+        }
+        for (int j = 0; j < n; j++) {
+          const int32_t sc = S[(h * n + i) * n + j];
+          const int keep = j <= i && sc >= r->threshold;
+          kept += keep;
+          if (r->ideal_scores[i * n + j] != sc) bad++;
+          if (bit(r->mask_analog, n, i, j) != keep || bit(r->mask_ideal, n, i, j) != keep) bad++;
+          if (j > i ? !isnan(r->analog_scores[i * n + j]) : r->analog_scores[i * n + j] != (float)sc)
+            bad++;
+          if (j > i) continue;
+          double e = exp(srow[j] - mx);
+          z += e;
+          if (keep) zk += e;
+        }
+        mass += zk / z;
+      }
+      CU_ASSERT_EQUAL(bad, 0);
+      CU_ASSERT_EQUAL(r->n_kept, kept);
+      CU_ASSERT_EQUAL(r->n_ideal_kept, kept);
+      CU_ASSERT_EQUAL(r->false_prunes + r->false_keeps, 0);
+      CU_ASSERT_DOUBLE_EQUAL(r->keep_rate, kept / P, 1e-15);
+      CU_ASSERT_DOUBLE_EQUAL(r->mass_retained, mass / n, 1e-5);
+      /* the schemes */
+      const spr_scheme_result *sp = &r->scheme[SPR_SCHEME_SPRINT], *dn = &r->scheme[SPR_SCHEME_DENSE];
+      const double token = 2.0 * d;
+      CU_ASSERT_DOUBLE_EQUAL(dn->keep_rate, 1.0, 0);
+      CU_ASSERT_DOUBLE_EQUAL((double)(dn->bytes_fetched + dn->bytes_reused), P * token, 0);
+      CU_ASSERT_DOUBLE_EQUAL(dn->mass_retained, 1.0, 1e-6);
+      CU_ASSERT_DOUBLE_EQUAL(dn->top1_recall, 1.0, 0);
+      CU_ASSERT_DOUBLE_EQUAL(dn->topk_recall, 1.0, 0);
+      /* dense loses only the 8-bit quantization of the recompute (0.08 at
+       * worst for these 13 x 5 heads, whose few outputs cancel more) */
+      CU_ASSERT(dn->rel_fro < 0.1 && dn->cos_mean > 0.99);
+      CU_ASSERT_DOUBLE_EQUAL(sp->keep_rate, r->keep_rate, 1e-15);
+      CU_ASSERT_DOUBLE_EQUAL((double)(sp->bytes_fetched + sp->bytes_reused), kept * token, 0);
+      CU_ASSERT_DOUBLE_EQUAL(sp->mass_retained, r->mass_retained, 1e-5);
+      int64_t topk = 0, window = 0;
+      for (int i = 0; i < n; i++) {
+        const long ki = lround(0.15 * (i + 1));
+        topk += ki < 1 ? 1 : ki;
+        for (int j = 0; j <= i; j++) window += i - j <= 3 || j == 0 || i == 0;
+      }
+      CU_ASSERT_DOUBLE_EQUAL(r->scheme[SPR_SCHEME_TOPK].keep_rate, topk / P, 1e-15);
+      CU_ASSERT_DOUBLE_EQUAL(r->scheme[SPR_SCHEME_WINDOW].keep_rate, window / P, 1e-15);
+      CU_ASSERT_DOUBLE_EQUAL(r->scheme[SPR_SCHEME_LEOPARD].keep_rate,
+                             r->scheme[SPR_SCHEME_ORACLE].keep_rate, 0);
+      CU_ASSERT(fabs(r->scheme[SPR_SCHEME_ORACLE].keep_rate - 0.3) < 0.1);
+      for (int s = 0; s < SPR_N_SCHEMES; s++) {
+        const spr_scheme_result *x = &r->scheme[s];
+        CU_ASSERT(x->ran);
+        CU_ASSERT(x->keep_rate > 0 && x->keep_rate <= 1);
+        CU_ASSERT(x->mass_retained > 0 && x->mass_retained <= 1 + 1e-6);
+      }
+      /* in-memory work of the causal pairs only */
+      CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_IMC_MAC], P * d * c.energy.imc_mac_J,
+                             1e-9 * P * d * c.energy.imc_mac_J);
+      CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_CMP], P * c.energy.cmp_J, 1e-9 * P * c.energy.cmp_J);
+    }
+  }
+  free(Q); free(K); free(q); free(k); free(km); free(S);
+  spr_run_free(run);
+}
+
+static void test_causal_brute_force(void) {
+  check_causal_brute(13, 5);
+  check_causal_brute(72, 24);
+}
+
+/* Every non-ideality on, causal: 1 and 2 threads give identical results,
+ * masks, scores (NaN above the diagonal) and trace files; the masks are
+ * lower-triangular and the non-idealities act; the non-causal run of the
+ * same workload differs; the report names the causal trace. */
+static void test_causal_threads(void) {
+  spr_config c;
+  causal_config(&c, 0, 40, 11);
+  const int LH = c.wl.n_layers * c.wl.n_heads, n = c.wl.seq_len;
+  const size_t nn = (size_t)n * n, mb = (size_t)n * spr_mask_row_bytes(n);
+  spr_head_result r1[6], r2[6], r3[6];
+  float *s1[6], *s2[6], *s3[6];
+  uint8_t *m1[6], *m2[6], *m3[6];
+  for (int k = 0; k < LH; k++) {
+    s1[k] = malloc(nn * 4); s2[k] = malloc(nn * 4); s3[k] = malloc(nn * 4);
+    m1[k] = malloc(mb); m2[k] = malloc(mb); m3[k] = malloc(mb);
+  }
+  char p1[256], p2[256], out[256];
+  spr_test_path(p1, sizeof p1, "causal1", ".h5");
+  spr_test_path(p2, sizeof p2, "causal2", ".h5");
+  spr_test_path(out, sizeof out, "causal", ".txt");
+  run_all(&c, 1, r1, s1, m1, p1);
+  run_all(&c, 2, r2, s2, m2, p2);
+  int diff = 0, upper = 0, nan_ok = 0;
+  int64_t fp = 0;
+  for (int k = 0; k < LH; k++) {
+    diff += memcmp(s1[k], s2[k], nn * 4) != 0 || memcmp(m1[k], m2[k], mb) != 0;
+    diff += r1[k].n_kept != r2[k].n_kept || r1[k].mass_retained != r2[k].mass_retained ||
+            r1[k].false_prunes != r2[k].false_prunes;
+    diff += memcmp(r1[k].scheme, r2[k].scheme, sizeof r1[k].scheme) != 0;
+    fp += r1[k].false_prunes + r1[k].false_keeps;
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < n; j++) {
+        if (j > i) upper += bit(m1[k], n, i, j), nan_ok += isnan(s1[k][i * n + j]);
+        else nan_ok += !isnan(s1[k][i * n + j]);
+      }
+  }
+  CU_ASSERT_EQUAL(diff, 0);
+  CU_ASSERT_EQUAL(upper, 0);
+  CU_ASSERT_EQUAL(nan_ok, LH * n * n);
+  CU_ASSERT(fp > 0);
+  unsigned char *b1, *b2;
+  long n1 = file_bytes(p1, &b1), n2 = file_bytes(p2, &b2);
+  CU_ASSERT(n1 > 0 && n1 == n2);
+  if (n1 > 0 && n1 == n2) CU_ASSERT_EQUAL(memcmp(b1, b2, (size_t)n1), 0);
+  if (n1 > 0) free(b1);
+  if (n2 > 0) free(b2);
+  FILE *f = fopen(out, "w+");
+  CU_ASSERT_FATAL(f != NULL);
+  CU_ASSERT_EQUAL(spr_report_print(p1, f), 0);
+  rewind(f);
+  char line[512] = "";
+  CU_ASSERT(fgets(line, sizeof line, f) != NULL);
+  SPR_ASSERT_CONTAINS(line, "N = 40, causal (query i sees keys j <= i");
+  fclose(f);
+  remove(out);
+  remove(p1);
+  remove(p2);
+  /* the same workload without causality decides other pairs */
+  c.wl.causal = 0;
+  run_all(&c, 2, r3, s3, m3, NULL);
+  int same = 0;
+  for (int k = 0; k < LH; k++) same += r3[k].n_kept == r1[k].n_kept;
+  CU_ASSERT(same < LH);
+  for (int k = 0; k < LH; k++) {
+    free(s1[k]); free(s2[k]); free(s3[k]); free(m1[k]); free(m2[k]); free(m3[k]);
+  }
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"all effects off equals brute force", test_ideal_equals_brute_force},
                          {"keep-rate calibration", test_keep_rate_calibration},
@@ -505,6 +718,8 @@ int main(void) {
                          {"digital path and ledger", test_digital_and_ledger},
                          {"report from a trace", test_report},
                          {"error paths", test_errors},
+                         {"causal, all effects off, equals brute force", test_causal_brute_force},
+                         {"causal: 1 and 2 threads bit-identical, trace, report", test_causal_threads},
                          CU_TEST_INFO_NULL};
   return spr_test_run("pipeline", tests);
 }

@@ -864,6 +864,81 @@ static void test_h5dump(void) {
   remove(path);
 }
 
+/* Causal heads (docs/trace.md): the flag is an int8 attribute of every
+ * head group and of /summary (0 for the plain fixture), NaN analog scores
+ * above the diagonal survive the round trip, and the writer refuses a
+ * causal head whose mask keeps a key j > i and a summary mixing causal
+ * and non-causal heads. */
+static void test_causal(void) {
+  static fixture fx;
+  spr_config c;
+  char path[512];
+  spr_test_path(path, sizeof path, "trace-causal", ".h5");
+  for (int causal = 0; causal <= 1; causal++) {
+    tiny_config(&c, SPR_TRACE_FULL);
+    c.wl.causal = causal;
+    fill(&fx, SPR_TRACE_FULL);
+    if (causal)
+      for (int lh = 0; lh < L_ * H_; lh++) {
+        fx.r[lh].causal = 1;
+        for (int i = 0; i < N_; i++)
+          for (int j = i + 1; j < N_; j++) {
+            fx.ma[lh][i * RB_ + j / 8] &= (uint8_t) ~(1u << (j % 8));
+            fx.mi[lh][i * RB_ + j / 8] &= (uint8_t) ~(1u << (j % 8));
+            fx.as[lh][i * N_ + j] = NAN;
+          }
+      }
+    int rc = write_trace(path, &c, &fx);
+    if (rc) fprintf(stderr, "\n  %s\n", spr_errmsg());
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    int8_t v = -1;
+    CU_ASSERT_EQUAL(attr_num(f, "/summary", "causal", H5T_INTEGER, 1, H5T_NATIVE_INT8, &v), 0);
+    CU_ASSERT_EQUAL(v, causal);
+    int8_t cfg = -1;
+    CU_ASSERT_EQUAL(read_dset(f, "/config/workload/causal", H5T_INTEGER, 1, 0, NULL, H5T_NATIVE_INT8, &cfg), 0);
+    CU_ASSERT_EQUAL(cfg, causal);
+    int bad = 0;
+    for (int lh = 0; lh < L_ * H_; lh++) {
+      char g[64], d[96];
+      snprintf(g, sizeof g, "/layers/layer_%02d/head_%02d", lh / H_, lh % H_);
+      v = -1;
+      CU_ASSERT_EQUAL(attr_num(f, g, "causal", H5T_INTEGER, 1, H5T_NATIVE_INT8, &v), 0);
+      bad += v != causal;
+      static float as[N_ * N_];
+      const hsize_t dims[2] = {N_, N_};
+      snprintf(d, sizeof d, "%s/analog_scores", g);
+      CU_ASSERT_EQUAL(read_dset(f, d, H5T_FLOAT, 4, 2, dims, H5T_NATIVE_FLOAT, as), 0);
+      for (int i = 0; i < N_; i++)
+        for (int j = 0; j < N_; j++)
+          bad += causal && j > i ? !isnan(as[i * N_ + j]) : as[i * N_ + j] != fx.as[lh][i * N_ + j];
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    H5Fclose(f);
+  }
+  /* refused: a causal head keeping key 7 for query 3; mixed heads */
+  spr_trace *t;
+  CU_ASSERT_EQUAL_FATAL(spr_trace_create(path, &c, "v", &t), 0);
+  uint8_t m[N_ * RB_];
+  memcpy(m, fx.mi[2], sizeof m);
+  m[3 * RB_ + 0] |= 0x80;
+  spr_head_result r = fx.r[2];
+  r.mask_ideal = m;
+  CU_ASSERT_EQUAL(spr_trace_write_head(t, &r), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 0 head 2: mask_ideal of a causal head keeps key 7 for query 3 (j > i)");
+  r.causal = 0; /* the same mask is fine for a non-causal head */
+  CU_ASSERT_EQUAL(spr_trace_write_head(t, &r), 0);
+  spr_head_result mixed[L_ * H_];
+  memcpy(mixed, fx.r, sizeof mixed);
+  mixed[4].causal = 0;
+  CU_ASSERT_EQUAL(spr_trace_write_summary(t, mixed), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 1 head 1 is not causal but layer 0 head 0 is causal");
+  CU_ASSERT_EQUAL(spr_trace_close(t, 0), 0);
+  CU_ASSERT(!temp_exists(path));
+  remove(path);
+}
+
 int main(void) {
   /* test-side HDF5 calls print their own errors, which helps debugging;
    * the library under test must stay silent regardless */
@@ -877,6 +952,7 @@ int main(void) {
     {"write failure reported, nothing left", test_write_failure},
     {"identical runs give identical bytes", test_identical},
     {"h5dump reads the file", test_h5dump},
+    {"causal heads: flags, NaN scores, refusals", test_causal},
     CU_TEST_INFO_NULL};
   return spr_test_run("trace", tests);
 }
