@@ -303,6 +303,9 @@ def parse():
                    help="vit: folder of the Fashion-MNIST IDX files")
     g.add_argument("--train-subset", type=int, default=60000,
                    help="vit: training images used (the first ones)")
+    g.add_argument("--eval-limit", type=int, default=0,
+                   help="evaluate (and store) only the first N test images or evaluation "
+                        "windows (0: all; for quick checks)")
     g = ap.add_argument_group("stage dense")
     g.add_argument("--steps", type=int, help="optimiser steps (vit 1875 = 4 epochs of 60000 at "
                                              "batch 128; lm 1500)")
@@ -420,6 +423,12 @@ def main():
                                     os.path.dirname(os.path.abspath(a.output)))
     train_seconds = time.time() - t_start
     train_cpu = time.process_time() - c_start
+    if a.eval_limit > 0:
+        if vit:
+            eval_data = (eval_data[0][:a.eval_limit], eval_data[1][:a.eval_limit])
+        else:
+            eval_data = eval_data[:a.eval_limit * model.tokens + 1]
+        data_attrs["eval_limit"] = a.eval_limit
     log("evaluating")
     ev_attrs, ev_data = {}, {}
     metric = "top1" if vit else "bpc"
