@@ -18,11 +18,28 @@
 /* "sprintsim", the first word of every message on stderr. */
 extern const char *cmd_prog;
 
-/* Set to the signal's number by cmd_on_signal, the handler run, sweep and
- * calibrate install for SIGINT, SIGTERM and SIGHUP; the library polls it
- * as its cancel flag. */
+/* Set to the signal's number by the handlers of cmd_signals; the library
+ * polls it as its cancel flag. */
 extern volatile sig_atomic_t cmd_interrupted;
-void cmd_on_signal(int sig);
+
+/* The signal handling of every command that computes or writes files (run,
+ * sweep, calibrate, synth, crossbar), installed once before the work:
+ * - SIGINT, SIGTERM, SIGHUP set cmd_interrupted; the command stops at its
+ *   next check (between heads, points, SPICE jobs; a SPICE child is killed
+ *   at once), deletes its temporaries and exits 130.  The handler resets
+ *   itself, so a second signal kills at once (leaving at most a
+ *   ".tmp.XXXXXX" file, which never looks finished).
+ * - SIGXFSZ (a write past the file-size limit, ulimit -f) sets
+ *   cmd_interrupted too and stays handled: the write fails with EFBIG, the
+ *   writer reports it, the command stops, deletes its temporaries and
+ *   exits 1 naming the limit (cmd_stop_status).
+ * - SIGPIPE is ignored: a closed output is a write error. */
+void cmd_signals(void);
+
+/* After cmd_interrupted was set: the exit status (130 for SIGINT, SIGTERM
+ * and SIGHUP; 1 for SIGXFSZ) and, in *why, what stopped the command
+ * ("interrupted" or "the file size limit (ulimit -f) was reached"). */
+int cmd_stop_status(const char **why);
 
 /* Print "sprintsim: WHAT: <spr_errmsg()>" (no "WHAT: " when what is NULL)
  * on stderr and return code. */

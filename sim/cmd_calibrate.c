@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void cmd_usage_calibrate(FILE *f) {
   fprintf(f,
@@ -108,14 +109,7 @@ int cmd_calibrate(int argc, char **argv) {
   spr_cal *cal = NULL;
   if (spr_cal_alloc(&c, &p, &cal)) return cmd_fail(1, NULL);
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = cmd_on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  cmd_signals();
   spr_cal_set_cancel(cal, &cmd_interrupted);
 
   fprintf(stderr, "sprintsim %s: calibrate %s: seed %llu, output %s\n", PACKAGE_VERSION, cfg_path,
@@ -128,9 +122,10 @@ int cmd_calibrate(int argc, char **argv) {
     fprintf(stderr, "calibrate: [%d/%d] %s ...\n", k + 1, SPR_CAL_N_STEPS, spr_cal_step_name(k));
     int rc = spr_cal_step(cal, k, sum, sizeof sum);
     if (rc == SPR_ECANCELED || (rc && cmd_interrupted)) {
-      fprintf(stderr, "%s: interrupted in step %d (%s) after %.1f s; %s not written\n", cmd_prog, k + 1,
+      const char *why;
+      status = cmd_stop_status(&why);
+      fprintf(stderr, "%s: %s in step %d (%s) after %.1f s; %s not written\n", cmd_prog, why, k + 1,
               spr_cal_step_name(k), cmd_now_s() - t0, out);
-      status = 130;
     } else if (rc) {
       fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, spr_errmsg(), out);
       status = 1;
@@ -142,10 +137,19 @@ int cmd_calibrate(int argc, char **argv) {
   spr_device *dev = status ? NULL : spr_cal_device(cal, PACKAGE_VERSION);
   if (!status && !dev) status = cmd_fail(1, NULL);
   if (!status && cmd_interrupted) {
-    fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
-    status = 130;
+    const char *why;
+    status = cmd_stop_status(&why);
+    fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
   }
-  if (!status && spr_device_write(out, dev)) status = cmd_fail(1, NULL);
+  if (!status && spr_device_write(out, dev)) {
+    status = cmd_fail(1, NULL);
+    if (cmd_interrupted == SIGXFSZ)
+      fprintf(stderr, "%s: the file size limit (ulimit -f) was reached\n", cmd_prog);
+  } else if (!status && cmd_interrupted == SIGXFSZ) { /* a write past the limit */
+    unlink(out);
+    fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+    status = 1;
+  }
   if (!status) {
     printf("%-20s %-26s %13s %13s %13s %10s %6s\n", "parameter", "key", "value", "ci95_lo",
            "ci95_hi", "r2", "n");

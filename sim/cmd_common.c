@@ -14,7 +14,34 @@
 #include <time.h>
 
 volatile sig_atomic_t cmd_interrupted = 0;
-void cmd_on_signal(int sig) { cmd_interrupted = sig; }
+
+/* The first signal wins: a SIGINT after SIGXFSZ does not hide the limit. */
+static void on_signal(int sig) {
+  if (!cmd_interrupted) cmd_interrupted = sig;
+}
+
+void cmd_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sa.sa_flags = 0; /* every write past the limit raises it again */
+  sigaction(SIGXFSZ, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int cmd_stop_status(const char **why) {
+  if (cmd_interrupted == SIGXFSZ) {
+    *why = "the file size limit (ulimit -f) was reached";
+    return 1;
+  }
+  *why = "interrupted";
+  return 130;
+}
 
 const char *cmd_prog = "sprintsim";
 

