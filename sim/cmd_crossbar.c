@@ -108,7 +108,9 @@ int cmd_crossbar(int argc, char **argv) {
     if (model >= 0) {
       rc = spr_xbar_column_currents(model, G, R, C, V, M, r_wl, r_bl, I, &corr);
     } else {
-      /* ngspice in a child process per input vector (calibration/spr_spice.h) */
+      /* ngspice in a child process per input vector (calibration/spr_spice.h);
+       * a signal kills the running child at once */
+      spr_spice_set_cancel(&cmd_interrupted);
       for (int m = 0; m < M && !rc && !cmd_interrupted; m++)
         rc = spr_spice_crossbar_currents(G, R, C, r_wl, r_bl, V + (size_t)m * R, I + (size_t)m * C, 600.0);
     }

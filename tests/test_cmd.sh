@@ -53,6 +53,28 @@ printf '[workload]\nseq_len = 128\nlayers = 4\n[run]\ntrace = masks\n' > "$T/fsi
 check "run past the file-size limit: exit 1, the limit named, no file" \
   '[ "$(cat "$T/st")" -eq 1 ] && grep -q "file size limit (ulimit -f) was reached; .*fsize.h5 not written" "$T/err" && [ ! -e "$T/fsize.h5" ] && notmp "$T/fsize.h5"'
 
+# SIGTERM during a calibration's long ngspice job: the child is killed and
+# reaped at once, exit 130 within a second, no file, no temporary folder (F7)
+mkdir "$T/tmpdir"
+printf '[crossbar]\nrows = 8\ncols = 8\n[calibrate]\niv_levels = 2\niv_points = 5\nir_arrays = 1\nir_spice_arrays = 1\nir_inputs = 2\nir_rows = 256\nir_cols = 256\nnoise_arrays = 1\nnoise_cols = 2\ncmp_samples = 3\ncmp_noise_samples = 3\ncmp_overdrives = 0.5 uA, 1 uA, 2 uA\nenergy_sizes = 2, 4, 6\ntimeout = 60 s\n' > "$T/callong.ini"
+TMPDIR="$T/tmpdir" "$EXE" calibrate "$T/callong.ini" -o "$T/callong.h5" > /dev/null 2> "$T/callong.err" &
+pid=$!
+i=0 # wait for step 2's ngspice job on a 256 x 256 array, which takes minutes
+while [ $i -lt 200 ] && { ! grep -q "\[2/7\] IR drop \.\.\." "$T/callong.err" || [ -z "$(pgrep -P $pid)" ]; }; do
+  sleep 0.1; i=$((i + 1))
+done
+sleep 0.2
+child=$(pgrep -P $pid | head -1)
+t0=$(date +%s%N)
+kill -TERM $pid
+wait $pid
+st=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+gone=1
+[ -n "$child" ] && ps -o stat= -p "$child" 2> /dev/null | grep -qv Z && gone=0
+check "calibrate SIGTERM during an ngspice job: exit 130 in $ms ms, child gone, no file, no temporary folder" \
+  '[ "$st" -eq 130 ] && [ -n "$child" ] && [ "$gone" -eq 1 ] && [ "$ms" -lt 1000 ] && [ ! -e "$T/callong.h5" ] && notmp "$T/callong.h5" && [ -z "$(ls -A "$T/tmpdir")" ] && grep -q "interrupted in step 2" "$T/callong.err"'
+
 rm -rf "$T"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
