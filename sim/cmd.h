@@ -66,6 +66,11 @@ typedef struct {
  * (0 after --help, CMD_EXIT_USAGE after an error, printed). */
 int cmd_parse_opts(int argc, char **argv, cmd_opts *o);
 
+/* Refuse, before any work, an output that cannot be written: a folder, a
+ * name ending in '/', a folder that is missing or not writable.  Returns
+ * 0 or SPR_EIO (the message names out and the folder). */
+int cmd_check_output(const char *out);
+
 /* Seconds on the monotonic clock. */
 double cmd_now_s(void);
 

@@ -106,6 +106,8 @@ int cmd_calibrate(int argc, char **argv) {
     else fprintf(stderr, "%s: %s: %s\n", cmd_prog, cfg_path, spr_errmsg());
     return 1;
   }
+  /* the output, before minutes of SPICE (F8) */
+  if (cmd_check_output(out)) return cmd_fail(1, NULL);
   spr_cal *cal = NULL;
   if (spr_cal_alloc(&c, &p, &cal)) return cmd_fail(1, NULL);
 

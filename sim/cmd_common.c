@@ -6,12 +6,15 @@
 #include "spr_device.h"
 #include "spr_error.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cmd_interrupted = 0;
 
@@ -108,6 +111,22 @@ int cmd_parse_opts(int argc, char **argv, cmd_opts *o) {
     return CMD_EXIT_USAGE;
   }
   return -1;
+}
+
+int cmd_check_output(const char *out) {
+  struct stat sb;
+  size_t len = strlen(out);
+  if (len == 0 || out[len - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)))
+    return spr_error(SPR_EIO, "%s: the output is a folder, not a file name", out);
+  char *dir = strdup(out);
+  if (!dir) return spr_error(SPR_ENOMEM, "out of memory");
+  char *slash = strrchr(dir, '/');
+  const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
+  int rc = access(d, W_OK | X_OK) ? spr_error(SPR_EIO, "%s: cannot write into the folder %s: %s",
+                                              out, d, strerror(errno))
+                                  : 0;
+  free(dir);
+  return rc;
 }
 
 double cmd_now_s(void) {

@@ -90,6 +90,7 @@ int cmd_crossbar(int argc, char **argv) {
   }
   if (r_wl < 0) r_wl = 0;
   if (r_bl < 0) r_bl = 0;
+  if (cmd_check_output(out)) return cmd_fail(1, NULL); /* before the (SPICE) work */
   cmd_signals();
   double *G = NULL, *V = NULL, *I = NULL;
   int R, C, M, RV, status = 0;

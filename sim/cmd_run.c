@@ -156,24 +156,8 @@ static int trace_device_model(spr_trace *tr, const spr_config *c, const spr_devi
   return spr_trace_write_device(tr, &dm);
 }
 
-/* Refuse an output the ViT run could not write before spending the run
- * on it (its file is written at the end): a folder, a name ending in '/',
- * or a folder that is missing or not writable. */
-static int check_output(const char *out) {
-  struct stat sb;
-  size_t len = strlen(out);
-  if (len == 0 || out[len - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)))
-    return spr_error(SPR_EIO, "%s: the output is a folder, not a file name", out);
-  char *dir = strdup(out);
-  if (!dir) return spr_error(SPR_ENOMEM, "out of memory");
-  char *slash = strrchr(dir, '/');
-  const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
-  int rc = access(d, W_OK | X_OK) ? spr_error(SPR_EIO, "%s: cannot write into the folder %s: %s",
-                                              out, d, strerror(errno))
-                                  : 0;
-  free(dir);
-  return rc;
-}
+/* run_vit's name for cmd_check_output. */
+static int check_output(const char *out) { return cmd_check_output(out); }
 
 /* workload.source = vit: the ViT on Fashion-MNIST test images under every
  * enabled scheme (docs/vit.md). */

@@ -53,6 +53,14 @@ printf '[workload]\nseq_len = 128\nlayers = 4\n[run]\ntrace = masks\n' > "$T/fsi
 check "run past the file-size limit: exit 1, the limit named, no file" \
   '[ "$(cat "$T/st")" -eq 1 ] && grep -q "file size limit (ulimit -f) was reached; .*fsize.h5 not written" "$T/err" && [ ! -e "$T/fsize.h5" ] && notmp "$T/fsize.h5"'
 
+# calibrate checks its output before the minutes of SPICE (F8)
+t0=$(date +%s%N)
+expect 1 "$T/nodir/d.h5: cannot write into the folder $T/nodir" "calibrate: output in a missing folder refused up front" -- \
+  "$EXE" calibrate "$S/examples/calibrate.ini" -o "$T/nodir/d.h5"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "calibrate: the refusal comes before any SPICE job ($ms ms)" '[ "$ms" -lt 2000 ] && ! grep -q "\[1/7\]" "$T/err"'
+expect 1 "the output is a folder" "calibrate: output naming a folder refused up front" -- "$EXE" calibrate "$S/examples/calibrate.ini" -o "$T/"
+
 # SIGTERM during a calibration's long ngspice job: the child is killed and
 # reaped at once, exit 130 within a second, no file, no temporary folder (F7)
 mkdir "$T/tmpdir"
