@@ -73,6 +73,13 @@ int cmd_sweep(int argc, char **argv) {
   const int P = spr_sweep_npoints(sw);
   const spr_evaluator *ev = spr_sweep_evaluator(sw);
   if (threads > P) threads = P;
+  if (spr_sweep_check_memory(sw, (int)threads, 0)) { /* the points run at once, together */
+    int st = cmd_fail(1, NULL);
+    spr_sweep_out_abort(o);
+    free(csv);
+    spr_sweep_free(sw);
+    return st;
+  }
   printf("sprintsim %s: sweep %s: %d point%s (", PACKAGE_VERSION, cfg_path, P, P == 1 ? "" : "s");
   for (int a = 0; a < spr_sweep_naxes(sw); a++)
     printf("%s%s x%d", a ? ", " : "", spr_sweep_axis_key(sw, a), spr_sweep_axis_nvalues(sw, a));

@@ -36,8 +36,15 @@ typedef struct spr_run spr_run;
  * OpenMP threads (>= 1; at most one per head is used).  OpenBLAS is set to
  * one thread per caller thread (heads are the parallel unit).  Returns 0,
  * SPR_EINVAL or SPR_ENOMEM (also when the run would need more than 80% of
- * the machine's physical memory, with the estimate in the message). */
+ * the memory this process may use, the smaller of the physical memory and
+ * its cgroup's limit (spr_sysmem_limit), with the estimate and the limit's
+ * source in the message). */
 int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
+
+/* The memory, in bytes, that spr_run_alloc estimates a run of the
+ * resolved configuration *c on `threads` threads needs (its refusal's
+ * estimate; a sweep adds those of the points it runs at once). */
+double spr_run_mem_bytes(const spr_config *c, int threads);
 
 /* Simulate layer `layer` (0-based).  Afterwards the results of its heads
  * are complete, including the arrays the trace level asks for; those

@@ -6,7 +6,9 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_device.h"
+#include "spr_pipeline.h"
 #include "spr_qkv.h"
+#include "spr_sysmem.h"
 #include "spr_vit.h"
 #include "spr_vit_eval.h"
 
@@ -979,3 +981,61 @@ int spr_sweep_out_commit(spr_sweep_out *o, const spr_sweep *sw, const char *vers
   spr_sweep_out_abort(o); /* deletes what is left of the temporaries */
   return rc;
 }
+
+/* --- memory of the points run at once ------------------------------------ */
+
+static int cmp_desc(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes) {
+  const int P = sw->npoints;
+  if (concurrent < 1) concurrent = 1;
+  if (concurrent > P) concurrent = P;
+  char src[512] = "given limit";
+  if (limit_bytes <= 0 && spr_sysmem_limit(NULL, NULL, &limit_bytes, src, sizeof src))
+    return 0; /* unknown: no check, as spr_run_alloc */
+  /* attention points only: the evaluators of models estimate no memory */
+  if (strcmp(sw->ev->name, "attention") != 0) return 0;
+  double *need = malloc((size_t)P * sizeof *need);
+  spr_config *c = malloc(sizeof *c);
+  int rc = 0, big = 0;
+  if (!need || !c) rc = spr_error(SPR_ENOMEM, "%s: out of memory for %d points", sw->path, P);
+  for (int p = 0; p < P && !rc; p++) {
+    if (!(rc = build_point(sw, p, c))) need[p] = spr_run_mem_bytes(c, 1);
+    if (!rc && need[p] > need[big]) big = p;
+  }
+  free(c);
+  if (rc) {
+    free(need);
+    return rc;
+  }
+  const double largest = need[big];
+  qsort(need, (size_t)P, sizeof *need, cmp_desc);
+  double sum = 0;
+  int fit = 0; /* points at once that fit */
+  for (int k = 0; k < P && k < concurrent; k++) {
+    sum += need[k];
+    if (sum <= 0.8 * limit_bytes) fit = k + 1;
+  }
+  free(need);
+  if (sum <= 0.8 * limit_bytes) return 0;
+  char label[1024];
+  spr_sweep_point_label(sw, big, label, sizeof label);
+  if (fit == 0)
+    return spr_error(SPR_ENOMEM,
+                     "%s: point %d of %d (%s) needs about %.1f GiB of memory, more than 80%% of "
+                     "the %.1f GiB this process may use (%s); lower workload.seq_len or "
+                     "workload.heads", sw->path, big + 1, P, label, largest / 1073741824.0,
+                     limit_bytes / 1073741824.0, src);
+  return spr_error(SPR_ENOMEM,
+                   "%s: %d points at once need about %.1f GiB of memory together (the largest, "
+                   "point %d (%s), %.1f GiB), more than 80%% of the %.1f GiB this process may use "
+                   "(%s); at most %d at once fit: --threads %d",
+                   sw->path, concurrent, sum / 1073741824.0, big + 1, label, largest / 1073741824.0,
+                   limit_bytes / 1073741824.0, src, fit, fit);
+}
+
+const spr_config *spr_sweep_base(const spr_sweep *sw) { return sw->base; }
+int spr_sweep_max_points(const spr_sweep *sw) { return sw->max_points; }
