@@ -394,8 +394,56 @@ static double key_number(const spr_config *c, int k) {
   }
 }
 
+/* The file's text, then the overrides as comments (the record of what ran;
+ * each point's configuration is stored whole). */
+static char *source_text(const spr_config_src *src) {
+  char *t = src->text ? strdup(src->text) : read_text(src->name);
+  if (!t || src->n_set == 0) return t;
+  size_t len = strlen(t), need = len + 128;
+  for (int i = 0; i < src->n_set; i++) need += strlen(src->set[i]) + 32;
+  char *u = realloc(t, need);
+  if (!u) {
+    free(t);
+    return NULL;
+  }
+  size_t at = len;
+  if (at && u[at - 1] != '\n') u[at++] = '\n';
+  at += (size_t)snprintf(u + at, need - at, "; overrides applied over the text above:\n");
+  for (int i = 0; i < src->n_set; i++)
+    at += (size_t)snprintf(u + at, need - at, ";   %s %s\n", src->set_name ? src->set_name : "override",
+                           src->set[i]);
+  return u;
+}
+
+/* An override of a key that is also an axis would be lost at every point. */
+static int override_on_axis(const spr_sweep *sw, const spr_config_src *src) {
+  for (int i = 0; i < src->n_set; i++) {
+    const char *t = src->set[i], *dot = strchr(t, '.'), *eq = strchr(t, '=');
+    if (!dot || !eq || dot > eq) continue; /* refused by the parser already */
+    char sec[64], key[128];
+    snprintf(sec, sizeof sec, "%.*s", (int)(dot - t), t);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+    int k = spr_config_find(trim(sec), trim(key));
+    for (int a = 0; k >= 0 && a < sw->naxes; a++)
+      for (int j = 0; j < sw->ax[a].nkeys; j++)
+        if (sw->ax[a].keys[j] == k)
+          return spr_error(SPR_EUSAGE, "%s %s: key '%s.%s' is an axis of %s's [sweep] grid "
+                           "(line %d), which sets it at every point; override the axis instead: "
+                           "%s 'sweep.%s=VALUES'", src->set_name ? src->set_name : "override", t,
+                           sec, key, sw->path, sw->ax[a].line, src->set_name ? src->set_name : "override",
+                           sw->ax[a].name);
+  }
+  return 0;
+}
+
 int spr_sweep_load(const char *path, spr_sweep **out) {
+  const spr_config_src src = {path, NULL, NULL, 0, NULL};
+  return spr_sweep_load_src(&src, out);
+}
+
+int spr_sweep_load_src(const spr_config_src *src, spr_sweep **out) {
   *out = NULL;
+  const char *path = src->name ? src->name : "(null)";
   spr_sweep *sw = calloc(1, sizeof *sw);
   if (!sw || !(sw->base = malloc(sizeof *sw->base)) || !(sw->path = strdup(path))) {
     spr_sweep_free(sw);
@@ -404,9 +452,10 @@ int spr_sweep_load(const char *path, spr_sweep **out) {
   sw->max_points = SPR_SWEEP_DEFAULT_MAX_POINTS;
   spr_config_default(sw->base);
   parse_user u = {sw};
-  int rc = spr_config_parse(sw->base, path, "sweep", on_sweep_key, &u);
-  if (!rc && !(sw->source = read_text(path)))
+  int rc = spr_config_parse_src(sw->base, src, "sweep", on_sweep_key, &u);
+  if (!rc && !(sw->source = source_text(src)))
     rc = spr_error(SPR_EIO, "%s: cannot read: %s", path, strerror(errno));
+  if (!rc) rc = override_on_axis(sw, src);
   if (rc) {
     spr_sweep_free(sw);
     return rc;

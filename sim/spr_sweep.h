@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "spr_config.h"
 #include "spr_eval.h"
 #include "spr_params.h"
 
@@ -45,6 +46,14 @@ typedef struct spr_sweep spr_sweep;
  * SPR_EIO, SPR_ENOMEM, SPR_ECONFIG naming path:line and the key, or the
  * point ("point 7 of 12 (threshold.keep_rate = 0.2, ...)") and the key. */
 int spr_sweep_load(const char *path, spr_sweep **out);
+
+/* spr_sweep_load of a source (spr_config.h): a file or a text (standard
+ * input), with overrides.  An override of a [sweep] key
+ * ("sweep.analog.v_read=0.1, 0.2", "sweep.schemes=sprint, dense")
+ * replaces it; an override of a key that is an axis is refused
+ * (SPR_EUSAGE): the axis would set the key at every point.  The stored
+ * sweep text lists the overrides after it, as comments. */
+int spr_sweep_load_src(const spr_config_src *src, spr_sweep **out);
 
 void spr_sweep_free(spr_sweep *sw); /* NULL: no-op */
 
