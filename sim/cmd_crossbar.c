@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage_crossbar(FILE *f) {
+void cmd_usage_crossbar(FILE *f) {
   fprintf(f,
           "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic|nodal|spice\n"
           "                          [--r-wl OHM --r-bl OHM] -o I.h5\n"
@@ -26,7 +26,11 @@ static void usage_crossbar(FILE *f) {
           "  --r-wl, --r-bl  word- and bit-line segment resistance, ohm (required by\n"
           "                every model but ideal)\n"
           "  -o I.h5       dataset /I: M x C column currents, amperes, with the model\n"
-          "                and resistances as attributes; written atomically\n");
+          "                and resistances as attributes; written atomically; checked\n"
+          "                before the work; not G.h5 or V.h5\n"
+          "  -h, --help    this help\n"
+          "\n"
+          "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
 }
 
 /* Parse a finite double >= 0 given to option opt. */
@@ -48,7 +52,7 @@ int cmd_crossbar(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage_crossbar(stdout);
+      cmd_usage_crossbar(stdout);
       return 0;
     } else if (!strcmp(a, "--g") || !strcmp(a, "--v") || !strcmp(a, "-o") ||
                !strcmp(a, "--output") || !strcmp(a, "--model")) {
@@ -90,6 +94,9 @@ int cmd_crossbar(int argc, char **argv) {
   }
   if (r_wl < 0) r_wl = 0;
   if (r_bl < 0) r_bl = 0;
+  if (cmd_check_input("crossbar", "-o", out, "--g", gpath) ||
+      cmd_check_input("crossbar", "-o", out, "--v", vpath))
+    return CMD_EXIT_USAGE;
   if (cmd_check_output(out)) return cmd_fail(1, NULL); /* before the (SPICE) work */
   cmd_signals();
   double *G = NULL, *V = NULL, *I = NULL;

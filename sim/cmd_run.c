@@ -6,6 +6,7 @@
 #include "spr_error.h"
 #include "spr_pipeline.h"
 #include "spr_qkv.h"
+#include "spr_table.h"
 #include "spr_trace.h"
 #include "spr_vit_eval.h"
 
@@ -21,7 +22,8 @@
 void cmd_usage_run(FILE *f) {
   fprintf(f,
           "usage: sprintsim run [CONFIG] [-o FILE.h5] [--seed N] [--threads N]\n"
-          "                     [--trace summary|masks|full]\n"
+          "                     [--trace summary|masks|full] [--format text|csv|json]\n"
+          "                     [--set SECTION.KEY=VALUE ...]\n"
           "\n"
           "Simulate every layer and head of the workload: keys programmed into ReRAM\n"
           "arrays, queries applied as row voltages, one noisy threshold comparator per\n"
@@ -34,13 +36,23 @@ void cmd_usage_run(FILE *f) {
           "                     it, the built-in default: BERT-base preset (12 layers x\n"
           "                     12 heads, N = 512, d = 64) with SPRINT's defaults\n"
           "  -o, --output FILE  trace file (default sprintsim-run.h5); written as\n"
-          "                     FILE.tmp.XXXXXX and renamed when complete\n"
+          "                     FILE.tmp.XXXXXX and renamed when complete; it may not\n"
+          "                     name an input of the run (CONFIG, the Q/K/V file, the\n"
+          "                     device model, the model files)\n"
           "  --seed N           top-level seed (overrides run.seed; default 1)\n"
           "  --threads N        OpenMP threads (default: OMP_NUM_THREADS or all cores);\n"
           "                     results are bit-identical for any N\n"
           "  --trace LEVEL      summary: per-head statistics; masks: also bit-packed\n"
           "                     analog and ideal masks; full: also quantized Q and K,\n"
           "                     ideal and analog scores, thresholds (overrides run.trace)\n"
+          "  --format FORMAT    the tables as text (default), csv (the per-layer table,\n"
+          "                     an empty line, the scheme table) or json (one object:\n"
+          "                     \"layers\" and \"schemes\" arrays of rows, the workload,\n"
+          "                     \"trace\"); CSV and JSON carry the values unscaled (SI\n"
+          "                     units, rates as fractions) and stdout holds them alone\n"
+          "                     (the rest goes to stderr); not yet for source = vit\n");
+  cmd_usage_set(f, NULL);
+  fprintf(f,
           "  -h, --help         this help\n"
           "\n"
           "With run.device_model set in CONFIG, the device-model file (from a SPICE\n"
@@ -51,10 +63,20 @@ void cmd_usage_run(FILE *f) {
           "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
 }
 
-static void print_table_header(void) {
-  printf("%5s %7s %7s %8s %8s %7s %7s %9s\n", "layer", "keep%", "ideal%", "fprune%",
-         "fkeep%", "mass", "i.mass", "threshold");
-}
+/* The per-layer table (text: the columns of README's "Table columns"). */
+static const spr_table_col layer_cols[] = {
+    {"layer", NULL, 5, "%.0f", 0, NULL, 0},
+    {"keep_rate", "keep%", 7, "%.2f", 100, NULL, 0},
+    {"ideal_keep_rate", "ideal%", 7, "%.2f", 100, NULL, 0},
+    {"false_prune_rate", "fprune%", 8, "%.3f", 100, NULL, 0},
+    {"false_keep_rate", "fkeep%", 8, "%.3f", 100, NULL, 0},
+    {"mass_retained", "mass", 7, "%.4f", 0, NULL, 0},
+    {"ideal_mass_retained", "i.mass", 7, "%.4f", 0, NULL, 0},
+    {"threshold", "threshold", 9, NULL, 0, NULL, SPR_COL_TEXT_ONLY},
+    {"threshold_min", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY},
+    {"threshold_max", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY},
+};
+enum { N_LAYER_COLS = sizeof layer_cols / sizeof layer_cols[0] };
 
 /* Means over results res[0..count) of the table's columns. */
 typedef struct {
@@ -78,21 +100,22 @@ static row_means mean_of(const spr_head_result *res, int count) {
   return m;
 }
 
-/* One table row: the layer's heads (threshold column) or all heads. */
-static void print_row(const char *label, const spr_head_result *res, int count, int with_thr) {
+/* One table row: layer l's heads (with the threshold column), or all
+ * heads (l < 0). */
+static void print_row(spr_table *t, int l, const spr_head_result *res, int count) {
   row_means m = mean_of(res, count);
   char thr[48] = "";
-  if (with_thr && m.tmin == m.tmax) snprintf(thr, sizeof thr, "%g", m.tmin);
-  else if (with_thr) snprintf(thr, sizeof thr, "%g..%g", m.tmin, m.tmax);
-  printf("%5s %7.2f %7.2f %8.3f %8.3f %7.4f %7.4f", label, 100 * m.keep, 100 * m.ikeep,
-         100 * m.fp, 100 * m.fk, m.mass, m.imass);
-  if (with_thr) printf(" %9s", thr);
-  printf("\n");
+  if (l >= 0 && m.tmin == m.tmax) snprintf(thr, sizeof thr, "%g", m.tmin);
+  else if (l >= 0) snprintf(thr, sizeof thr, "%g..%g", m.tmin, m.tmax);
+  const spr_table_cell row[N_LAYER_COLS] = {
+      {l < 0 ? "all" : NULL, l}, {NULL, m.keep}, {NULL, m.ikeep}, {NULL, m.fp}, {NULL, m.fk},
+      {NULL, m.mass}, {NULL, m.imass}, {thr, 0}, {NULL, m.tmin}, {NULL, m.tmax}};
+  spr_table_row(t, row);
 }
 
 /* Totals over all heads of each scheme, with ratios to dense.  Heads run
  * one after another, so latencies and energies add. */
-static void print_schemes(const spr_run *run, const spr_config *c) {
+static void print_schemes(spr_table *t, const spr_run *run, const spr_config *c) {
   const int LH = c->wl.n_layers * c->wl.n_heads;
   const spr_head_result *res = spr_run_results(run);
   double e[SPR_N_SCHEMES] = {0}, cyc[SPR_N_SCHEMES] = {0};
@@ -101,9 +124,28 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
       e[s] += res[k].scheme[s].energy_total_J;
       cyc[s] += res[k].scheme[s].cycles_total;
     }
-  printf("\nscheme    keep%%  fetched MB  reused MB  energy uJ  Mcycles  speedup  energy-  "
-         "rel.err  cos.mean  cos.min   mass   top1  top%d\n",
-         c->dig.top_k < c->wl.seq_len ? c->dig.top_k : c->wl.seq_len);
+  const int topk = c->dig.top_k < c->wl.seq_len ? c->dig.top_k : c->wl.seq_len;
+  char topk_title[24], topk_name[32];
+  snprintf(topk_title, sizeof topk_title, "top%d", topk);
+  snprintf(topk_name, sizeof topk_name, "top%d_recall", topk);
+  const spr_table_col cols[] = {
+      {"scheme", NULL, 8, NULL, 0, NULL, SPR_COL_LEFT},
+      {"keep_rate", "keep%", 6, "%.2f", 100, NULL, 0},
+      {"bytes_fetched", "fetched MB", 11, "%.2f", 1e-6, NULL, 0},
+      {"bytes_reused", "reused MB", 10, "%.2f", 1e-6, NULL, 0},
+      {"energy_J", "energy uJ", 10, "%.1f", 1e6, NULL, 0},
+      {"cycles", "Mcycles", 8, "%.2f", 1e-6, NULL, 0},
+      {"speedup", NULL, 8, "%.2f", 0, "x", 0},
+      {"energy_reduction", "energy-", 8, "%.2f", 0, "x", 0},
+      {"rel_fro", "rel.err", 8, "%.4f", 0, NULL, 0},
+      {"cos_mean", "cos.mean", 9, "%.5f", 0, NULL, 0},
+      {"cos_min", "cos.min", 8, "%.4f", 0, NULL, 0},
+      {"mass_retained", "mass", 6, "%.4f", 0, NULL, 0},
+      {"top1_recall", "top1", 6, "%.4f", 0, NULL, 0},
+      {topk_name, topk_title, 5, "%.4f", 0, NULL, 0},
+  };
+  spr_table_text(t, "\n");
+  spr_table_begin(t, "schemes", NULL, cols, sizeof cols / sizeof cols[0]);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     if (!res[0].scheme[s].ran) continue;
     double keep = 0, fb = 0, rb = 0, fro = 0, cm = 0, cmin = 1, mass = 0, t1 = 0, tk = 0;
@@ -120,21 +162,22 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
       tk += x->topk_recall / LH;
     }
     const int dn = SPR_SCHEME_DENSE;
-    printf("%-8s %6.2f %11.2f %10.2f %10.1f %8.2f %7.2fx %7.2fx %8.4f %9.5f %8.4f %6.4f %6.4f %5.4f\n",
-           spr_scheme_name(s), 100 * keep, fb / 1e6, rb / 1e6, e[s] * 1e6, cyc[s] / 1e6,
-           cyc[s] > 0 ? cyc[dn] / cyc[s] : 0, e[s] > 0 ? e[dn] / e[s] : 0, fro, cm, cmin, mass, t1,
-           tk);
+    const spr_table_cell row[] = {{spr_scheme_name(s), 0}, {NULL, keep}, {NULL, fb}, {NULL, rb},
+                                  {NULL, e[s]}, {NULL, cyc[s]},
+                                  {NULL, cyc[s] > 0 ? cyc[dn] / cyc[s] : 0},
+                                  {NULL, e[s] > 0 ? e[dn] / e[s] : 0}, {NULL, fro}, {NULL, cm},
+                                  {NULL, cmin}, {NULL, mass}, {NULL, t1}, {NULL, tk}};
+    spr_table_row(t, row);
   }
+  spr_table_end(t);
 }
 
-static void print_layer(const spr_run *run, const spr_config *c, int l) {
-  char label[16];
-  snprintf(label, sizeof label, "%d", l);
-  print_row(label, spr_run_result(run, l, 0), c->wl.n_heads, 1);
+static void print_layer(spr_table *t, const spr_run *run, const spr_config *c, int l) {
+  print_row(t, l, spr_run_result(run, l, 0), c->wl.n_heads);
 }
 
-static void print_total(const spr_run *run, const spr_config *c) {
-  print_row("all", spr_run_results(run), c->wl.n_layers * c->wl.n_heads, 0);
+static void print_total(spr_table *t, const spr_run *run, const spr_config *c) {
+  print_row(t, -1, spr_run_results(run), c->wl.n_layers * c->wl.n_heads);
 }
 
 /* Record the applied device model in the trace. */
@@ -227,22 +270,34 @@ static int run_vit(const spr_config *c, const char *out, long threads) {
 }
 
 int cmd_run(int argc, char **argv) {
-  cmd_opts o = {"run", cmd_usage_run, CMD_OPT_SEED | CMD_OPT_THREADS | CMD_OPT_TRACE, "at most", NULL,
-                "sprintsim-run.h5", NULL, NULL, omp_get_max_threads()};
+  cmd_opts o = {.cmd = "run", .usage = cmd_usage_run, .config_what = "at most",
+                .allow = CMD_OPT_SEED | CMD_OPT_THREADS | CMD_OPT_TRACE | CMD_OPT_OUT |
+                         CMD_OPT_SET | CMD_OPT_FORMAT,
+                .out = "sprintsim-run.h5", .threads = omp_get_max_threads()};
   int st = cmd_parse_opts(argc, argv, &o);
   if (st >= 0) return st;
-  const char *cfg_path = o.config, *out = o.out, *seed = o.seed, *trace = o.trace;
+  const char *out = o.out, *seed = o.seed, *trace = o.trace;
   const long threads = o.threads;
   spr_config c;
   spr_config_default(&c);
-  int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
-  if (rc) return cmd_fail(1, NULL);
+  spr_config_src src;
+  if (cmd_config_src(&o, &src)) return 1;
+  int rc = spr_config_load_src(&c, &src);
+  if (rc) return cmd_fail_rc(rc, NULL);
   if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return cmd_fail(CMD_EXIT_USAGE, NULL);
   if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return cmd_fail(CMD_EXIT_USAGE, NULL);
-  if (spr_qkv_resolve(&c, cfg_path ? cfg_path : "built-in default")) return cmd_fail(1, NULL);
+  if (spr_qkv_resolve(&c, src.name)) return cmd_fail(1, NULL);
+  if ((st = cmd_check_inputs(&o, "-o", out, &c))) return st;
+  if (c.wl.source == SPR_SOURCE_VIT && o.format != SPR_TABLE_TEXT) {
+    fprintf(stderr, "%s: run: --format %s: the ViT's table is printed as text only (its values are "
+            "in the output file)\n", cmd_prog, o.format == SPR_TABLE_CSV ? "csv" : "json");
+    return CMD_EXIT_USAGE;
+  }
+  /* with --format csv or json, standard output holds the tables alone */
+  FILE *info = o.format == SPR_TABLE_TEXT ? stdout : stderr;
   spr_device dev;
   int applied[SPR_DEVICE_MAX_PARAMS], n_applied = 0;
-  if (cmd_load_device_model(&c, &dev, applied, &n_applied, stdout)) {
+  if (cmd_load_device_model(&c, &dev, applied, &n_applied, info)) {
     spr_device_free(&dev);
     return cmd_fail(1, NULL);
   }
@@ -258,19 +313,23 @@ int cmd_run(int argc, char **argv) {
 
   spr_run *run = NULL;
   spr_trace *tr = NULL;
+  spr_table *tab = NULL;
   if (spr_run_alloc(&c, (int)threads, &run)) {
     spr_device_free(&dev);
     return cmd_fail(1, NULL);
   }
   spr_run_set_cancel(run, &cmd_interrupted);
-  if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr)) {
+  if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr) || spr_table_open(stdout, o.format, &tab)) {
+    int st = cmd_fail(1, NULL);
+    if (tr) spr_trace_close(tr, 0);
     spr_run_free(run);
     spr_device_free(&dev);
-    return cmd_fail(1, NULL);
+    return st;
   }
   if (c.device_model[0] && trace_device_model(tr, &c, &dev, applied, n_applied)) {
     int st = cmd_fail(1, NULL);
     spr_trace_close(tr, 0);
+    spr_table_close(tab, 0);
     spr_run_free(run);
     spr_device_free(&dev);
     return st;
@@ -282,11 +341,18 @@ int cmd_run(int argc, char **argv) {
     snprintf(source, sizeof source, "%s item %d", c.wl.qkv_file, c.wl.qkv_item);
   else
     snprintf(source, sizeof source, "%s", spr_preset_name(c.wl.preset));
-  printf("sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
-         PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
-         c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
-         threads == 1 ? "" : "s");
-  print_table_header();
+  fprintf(info, "sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
+          PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
+          c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
+          threads == 1 ? "" : "s");
+  spr_table_meta_str(tab, "sprintsim", PACKAGE_VERSION);
+  spr_table_meta_str(tab, "workload", source);
+  spr_table_meta_num(tab, "n_layers", c.wl.n_layers);
+  spr_table_meta_num(tab, "n_heads", c.wl.n_heads);
+  spr_table_meta_num(tab, "seq_len", c.wl.seq_len);
+  spr_table_meta_num(tab, "head_dim", c.wl.head_dim);
+  spr_table_meta_num(tab, "seed", (double)c.seed);
+  spr_table_begin(tab, "layers", NULL, layer_cols, N_LAYER_COLS);
   int status = 0, stdout_closed = 0;
   for (int l = 0; l < c.wl.n_layers && !cmd_interrupted; l++) {
     if (tty) fprintf(stderr, "\rlayer %d/%d ...", l + 1, c.wl.n_layers);
@@ -300,7 +366,7 @@ int cmd_run(int argc, char **argv) {
       if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = cmd_fail(1, NULL);
     if (status) break;
     if (tty) fprintf(stderr, "\r%*s\r", 24, "");
-    print_layer(run, &c, l);
+    print_layer(tab, run, &c, l);
     if (fflush(stdout) || ferror(stdout)) {
       stdout_closed = 1;
       break;
@@ -316,8 +382,9 @@ int cmd_run(int argc, char **argv) {
   }
   if (!status && spr_trace_write_summary(tr, spr_run_results(run))) status = cmd_fail(1, NULL);
   if (!status) {
-    print_total(run, &c);
-    print_schemes(run, &c);
+    print_total(tab, run, &c);
+    spr_table_end(tab);
+    print_schemes(tab, run, &c);
     if (spr_trace_close(tr, 1)) {
       status = cmd_fail(1, NULL);
     } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
@@ -325,11 +392,14 @@ int cmd_run(int argc, char **argv) {
       fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
       status = 1;
     } else {
-      printf("trace: %s\n", out);
+      spr_table_text(tab, "trace: %s\n", out);
+      spr_table_meta_str(tab, "trace", out);
+      if (o.format == SPR_TABLE_CSV) fprintf(stderr, "trace: %s\n", out);
     }
   } else {
     spr_trace_close(tr, 0);
   }
+  if (spr_table_close(tab, !status) && !status) status = cmd_fail(1, "standard output");
   spr_run_free(run);
   if (status == 1) {
     /* HDF5 1.10.8 can crash in its exit handler after a failed write

@@ -14,7 +14,7 @@
 
 void cmd_usage_sweep(FILE *f) {
   fprintf(f,
-          "usage: sprintsim sweep CONFIG [-o SWEEP.h5] [--threads N]\n"
+          "usage: sprintsim sweep CONFIG [-o SWEEP.h5] [--threads N] [--set SECTION.KEY=VALUE ...]\n"
           "\n"
           "Evaluate every point of a grid over configuration keys: CONFIG is an\n"
           "ordinary configuration plus a [sweep] section (docs/sweep.md):\n"
@@ -38,29 +38,76 @@ void cmd_usage_sweep(FILE *f) {
           "  -o, --output FILE  HDF5 results (default sprintsim-sweep.h5); the CSV is\n"
           "                     written beside it (FILE without .h5, plus .csv); both\n"
           "                     are written as NAME.tmp.XXXXXX and renamed when complete\n"
+          "                     (neither may name an input of a point)\n"
           "  --threads N        points evaluated at once (default: OMP_NUM_THREADS or\n"
-          "                     all cores)\n"
+          "                     all cores); their memory is checked together first\n");
+  cmd_usage_set(f, "                     --set sweep.KEY=VALUES replaces (or adds) an axis or a\n"
+                  "                     [sweep] key; a key that is an axis is set on its axis\n");
+  fprintf(f,
           "  -h, --help         this help\n"
           "\n"
           "Plots: scripts/plot SWEEP.h5.  Exit status: 0 success, 1 error, 2 bad command\n"
           "line, 130 interrupted (nothing written).\n");
 }
 
+/* Neither output may be an input of a point: the sweep file, or a file
+ * its points name (every point's when an axis sets a file name). */
+static int check_inputs(const cmd_opts *opt, const spr_sweep *sw, const char *out, const char *csv) {
+  int files = 0; /* an axis sets a file name: "section.key" or "a.b + c.d" */
+  for (int a = 0; a < spr_sweep_naxes(sw); a++) {
+    char names[256], *save = NULL;
+    snprintf(names, sizeof names, "%s", spr_sweep_axis_key(sw, a));
+    for (char *t = strtok_r(names, " +", &save); t; t = strtok_r(NULL, " +", &save)) {
+      char *dot = strchr(t, '.');
+      if (!dot) continue;
+      *dot = '\0';
+      const spr_config_key_info *k = spr_config_key(spr_config_find(t, dot + 1));
+      files |= k && k->type == SPR_KEY_STRING;
+    }
+  }
+  spr_config *c = malloc(sizeof *c);
+  if (!c) {
+    fprintf(stderr, "%s: out of memory\n", cmd_prog);
+    return 1;
+  }
+  int st = 0;
+  for (int p = 0; p < (files ? spr_sweep_npoints(sw) : 1) && !st; p++) {
+    if (spr_sweep_point_config(sw, p, c)) {
+      st = cmd_fail(1, NULL);
+      break;
+    }
+    st = cmd_check_inputs(opt, "-o", out, c);
+    if (!st) st = cmd_check_inputs(opt, "the CSV beside -o,", csv, c);
+  }
+  free(c);
+  return st;
+}
+
 int cmd_sweep(int argc, char **argv) {
-  cmd_opts opt = {"sweep", cmd_usage_sweep, CMD_OPT_THREADS, "with a [sweep] section ", NULL,
-                  "sprintsim-sweep.h5", NULL, NULL, omp_get_max_threads()};
+  cmd_opts opt = {.cmd = "sweep", .usage = cmd_usage_sweep, .config_what = "with a [sweep] section ",
+                  .allow = CMD_OPT_THREADS | CMD_OPT_OUT | CMD_OPT_SET,
+                  .out = "sprintsim-sweep.h5", .threads = omp_get_max_threads()};
   int st0 = cmd_parse_opts(argc, argv, &opt);
   if (st0 >= 0) return st0;
-  const char *cfg_path = opt.config, *out = opt.out;
+  const char *out = opt.out;
   long threads = opt.threads;
   spr_sweep *sw = NULL;
-  if (spr_sweep_load(cfg_path, &sw)) return cmd_fail(1, NULL);
+  spr_config_src src;
+  if (cmd_config_src(&opt, &src)) return 1;
+  const char *cfg_path = src.name;
+  int rc = spr_sweep_load_src(&src, &sw);
+  if (rc) return cmd_fail_rc(rc, NULL);
   char *csv = spr_sweep_csv_path(out);
   spr_sweep_out *o = NULL;
   if (!csv) {
     spr_sweep_free(sw);
     fprintf(stderr, "%s: out of memory\n", cmd_prog);
     return 1;
+  }
+  if ((st0 = check_inputs(&opt, sw, out, csv))) {
+    free(csv);
+    spr_sweep_free(sw);
+    return st0;
   }
   if (spr_sweep_out_open(out, csv, &o)) {
     int st = cmd_fail(1, NULL);
