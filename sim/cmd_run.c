@@ -319,6 +319,16 @@ int cmd_run(int argc, char **argv) {
     return cmd_fail(1, NULL);
   }
   spr_run_set_cancel(run, &cmd_interrupted);
+  /* errors that depend on the data (the first-order IR drop's range)
+   * before any table or file */
+  if ((rc = spr_run_check(run))) {
+    const char *why;
+    int st = rc == SPR_ECANCELED ? cmd_stop_status(&why) : cmd_fail(1, NULL);
+    if (rc == SPR_ECANCELED) fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
+    spr_run_free(run);
+    spr_device_free(&dev);
+    return st;
+  }
   if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr) || spr_table_open(stdout, o.format, &tab)) {
     int st = cmd_fail(1, NULL);
     if (tr) spr_trace_close(tr, 0);

@@ -218,6 +218,30 @@ static int for_heads(spr_run *r, int layer, head_fn fn) {
   return rc;
 }
 
+/* spr_run_check: quantization (pass_ideal), then the arrays programmed. */
+static int pass_program(spr_run *r, int layer, int h, spr_attend_ws *w) {
+  return spr_attend_program(&r->c, layer, h, 0, &r->slot[h], w);
+}
+
+int spr_run_check(spr_run *r) {
+  const spr_xbar_params *x = &r->c.xbar;
+  if (x->ir_drop != SPR_IR_FIRST_ORDER || !(x->ir_alpha_wl * x->r_wl_ohm > 0 || x->ir_alpha_bl * x->r_bl_ohm > 0))
+    return 0; /* nothing in the programming depends on the data */
+  for (int layer = 0; layer < r->L; layer++) {
+    int rc;
+    for (int h = 0; r->qkv && h < r->H; h++) {
+      if (r->cancel && *r->cancel) return spr_error(SPR_ECANCELED, "interrupted");
+      spr_attend_head *s = &r->slot[h];
+      if ((rc = spr_qkv_read_head(r->qkv, layer, h, r->c.wl.qkv_item, s->Q, s->K, s->V)))
+        return spr_error_prefix(rc, "layer %d head %d", layer, h);
+    }
+    if ((rc = for_heads(r, layer, pass_ideal)) || (rc = for_heads(r, layer, pass_program))) return rc;
+  }
+  /* the results pass_ideal began are the run's to fill */
+  memset(r->res, 0, (size_t)r->L * r->H * sizeof *r->res);
+  return 0;
+}
+
 static int pass_count(spr_run *r, int layer, int h, spr_attend_ws *w) {
   return spr_attend_count(&r->c, &r->slot[h], &r->res[(size_t)layer * r->H + h]);
 }

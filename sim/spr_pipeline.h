@@ -46,6 +46,18 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
  * estimate; a sweep adds those of the points it runs at once). */
 double spr_run_mem_bytes(const spr_config *c, int threads);
 
+/* Check the errors that depend on the data before any layer runs: with
+ * the first-order IR-drop model (crossbar.ir_drop = first_order and wire
+ * resistance), program every head's arrays once as spr_run_layer will
+ * (the same streams; nothing is decided), so a correction beyond
+ * SPR_IR_FIRST_ORDER_LIMIT is reported before any result (naming layer
+ * and head) instead of after some layers were printed.  Otherwise returns
+ * 0 at once.  Costs quantization, one score GEMM and the programming of
+ * every head (a few percent of a run; with source qkv every head is read
+ * twice).  Call after spr_run_alloc, before the first spr_run_layer.
+ * Returns 0, SPR_ECANCELED, or the error of the first failing head. */
+int spr_run_check(spr_run *r);
+
 /* Simulate layer `layer` (0-based).  Afterwards the results of its heads
  * are complete, including the arrays the trace level asks for; those
  * arrays stay valid until the next spr_run_layer call, after which the

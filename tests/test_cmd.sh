@@ -249,6 +249,14 @@ else
   echo "skip - report of a ViT evaluation: no Fashion-MNIST"
 fi
 
+# --- examples/noisy-vit.ini; the first-order IR range checked before any output --
+expect 0 "^  all " "examples/noisy-vit.ini runs (2 heads of its first layer)" -- \
+  "$EXE" run "$S/examples/noisy-vit.ini" --set workload.layers=1 --set workload.heads=2 -o "$T/nv.h5" --threads 2
+expect 1 "layer 0 head 0: crossbar: first-order IR drop out of its range: r_wl A + r_bl B reaches 0.28 (limit 0.2)" \
+  "the first-order IR drop beyond its range: exit 1, layer and head named" -- \
+  "$EXE" run "$S/examples/noisy-vit.ini" --set crossbar.ir_drop=first_order --set workload.layers=2 -o "$T/nvx.h5"
+check "... before any table header, no trace" '! grep -q "keep%" "$T/out" && [ ! -e "$T/nvx.h5" ] && notmp "$T/nvx.h5"'
+
 # --- signals and limits ------------------------------------------------------
 # a write past the file-size limit (ulimit -f) stops the run: exit 1, the
 # limit named, neither the trace nor its temporary left (F9)
