@@ -257,6 +257,19 @@ expect 1 "layer 0 head 0: crossbar: first-order IR drop out of its range: r_wl A
   "$EXE" run "$S/examples/noisy-vit.ini" --set crossbar.ir_drop=first_order --set workload.layers=2 -o "$T/nvx.h5"
 check "... before any table header, no trace" '! grep -q "keep%" "$T/out" && [ ! -e "$T/nvx.h5" ] && notmp "$T/nvx.h5"'
 
+# --- the h5py example of docs/trace.md works on every trace level --------------
+if have_h5py; then
+  sed -n '/^With h5py (Debian package/,$p' "$S/docs/trace.md" | sed -n '/^```python$/,/^```$/p' | sed '1d;$d' > "$T/example.py"
+  for level in summary masks full; do
+    "$EXE" run "$T/small.ini" --trace $level -o "$T/lvl-$level.h5" --threads 2 > /dev/null 2>&1
+    sed "s|\"run.h5\"|\"$T/lvl-$level.h5\"|" "$T/example.py" > "$T/example-$level.py"
+    expect 0 "mean keep rate" "docs/trace.md's h5py example on a $level trace" -- "$PY" "$T/example-$level.py"
+  done
+  check "the example reads the masks of masks and full traces" 'grep -q "^kept " "$T/out"'
+else
+  echo "skip - docs/trace.md example (no h5py)"
+fi
+
 # --- signals and limits ------------------------------------------------------
 # a write past the file-size limit (ulimit -f) stops the run: exit 1, the
 # limit named, neither the trace nor its temporary left (F9)
