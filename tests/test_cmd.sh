@@ -270,6 +270,12 @@ else
   echo "skip - docs/trace.md example (no h5py)"
 fi
 
+# --- every README command and example configuration is in CI's list ------------
+if [ -x "$PY" ]; then
+  expect 0 "README commands and" "every README example is run by CI (.ci/readme-examples)" -- \
+    "$PY" "$S/tests/check_readme_examples.py" "$S/README.md" "$S/.ci/readme-examples" "$S/examples"
+fi
+
 # --- signals and limits ------------------------------------------------------
 # a write past the file-size limit (ulimit -f) stops the run: exit 1, the
 # limit named, neither the trace nor its temporary left (F9)
