@@ -303,11 +303,11 @@ expect 1 "the output is a folder" "calibrate: output naming a folder refused up 
 # SIGTERM during a calibration's long ngspice job: the child is killed and
 # reaped at once, exit 130 within a second, no file, no temporary folder (F7)
 mkdir "$T/tmpdir"
-printf '[crossbar]\nrows = 8\ncols = 8\n[calibrate]\niv_levels = 2\niv_points = 5\nir_arrays = 1\nir_spice_arrays = 1\nir_inputs = 2\nir_rows = 256\nir_cols = 256\nnoise_arrays = 1\nnoise_cols = 2\ncmp_samples = 3\ncmp_noise_samples = 3\ncmp_overdrives = 0.5 uA, 1 uA, 2 uA\nenergy_sizes = 2, 4, 6\ntimeout = 60 s\n' > "$T/callong.ini"
+printf '[crossbar]\nrows = 8\ncols = 8\n[calibrate]\niv_levels = 2\niv_points = 5\nir_arrays = 1\nir_spice_arrays = 1\nir_inputs = 2\nir_rows = 128\nir_cols = 128\nnoise_arrays = 1\nnoise_cols = 2\ncmp_samples = 3\ncmp_noise_samples = 3\ncmp_overdrives = 0.5 uA, 1 uA, 2 uA\nenergy_sizes = 2, 4, 6\ntimeout = 60 s\n' > "$T/callong.ini"
 TMPDIR="$T/tmpdir" "$EXE" calibrate "$T/callong.ini" -o "$T/callong.h5" > /dev/null 2> "$T/callong.err" &
 pid=$!
-i=0 # wait for step 2's ngspice job on a 256 x 256 array, which takes minutes
-while [ $i -lt 200 ] && { ! grep -q "\[2/7\] IR drop \.\.\." "$T/callong.err" || [ -z "$(pgrep -P $pid)" ]; }; do
+i=0 # wait for step 2's ngspice job on a 128 x 128 array, which takes a minute or more
+while [ $i -lt 600 ] && { ! grep -q "\[2/7\] IR drop \.\.\." "$T/callong.err" || [ -z "$(pgrep -P $pid)" ]; }; do
   sleep 0.1; i=$((i + 1))
 done
 sleep 0.2
