@@ -87,6 +87,12 @@ printf '[workload]\nseq_len = 32\nthis is wrong\n' | "$EXE" run - -o "$T/x.h5" >
 check "a syntax error on standard input names stdin:3" '[ $? -ne 0 ] && grep -q "^sprintsim: stdin:3: syntax error" "$T/err"'
 printf '[workload]\nseq_len = 32\000\n' | "$EXE" config - > "$T/out" 2> "$T/err"; st=$?
 check "standard input holding a NUL byte is refused" '[ $st -eq 1 ] && grep -q "stdin: the configuration holds a NUL byte" "$T/err"'
+yes '; a comment line of a configuration that is far too long' | head -c 17000000 | "$EXE" config - > "$T/out" 2> "$T/err"; st=$?
+check "standard input over 16 MiB is refused" '[ $st -eq 1 ] && grep -q "stdin: the configuration is longer than 16 MiB" "$T/err"'
+set --
+i=0; while [ $i -le 256 ]; do set -- "$@" --set "run.seed=$i"; i=$((i + 1)); done
+expect 2 "config: more than 256 --set options" "more than 256 --set options exit 2" -- "$EXE" config "$@"
+set --
 # relative file names on standard input and in --set: from the current folder
 (cd "$S" && "$EXE" config --set workload.source=qkv --set workload.qkv_file=examples/qkv-example.h5 > "$T/out" 2>&1)
 check "--set file names are taken from the current folder" 'grep -q "^qkv_file = $S/examples/qkv-example.h5$" "$T/out" && grep -q "^seq_len = 64$" "$T/out"'
@@ -124,6 +130,10 @@ check "config of a sweep: the base's keys, the axes, the schemes" \
 check "the printed sweep runs to the same CSV" 'cmp -s "$T/sw1.csv" "$T/sw4.csv"'
 "$EXE" config "$T/swc.ini" > "$T/swc2.ini" 2>&1
 check "config of the printed sweep: the same text" 'cmp -s "$T/swc.ini" "$T/swc2.ini"'
+# a base that resolves only with its axes (two thresholds, one layer) prints as parsed
+printf '[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n[threshold]\nmode = direct\nvalues = 10, 20\n[sweep]\nworkload.layers = 2\n' > "$T/swbase.ini"
+expect 0 "^values = 10, 20$" "config of a sweep whose base resolves only with its axes" -- "$EXE" config "$T/swbase.ini"
+check "... with a note on stderr, and the grid" 'grep -q "note: the base of .*swbase.ini does not resolve without its axes" "$T/err" && grep -q "^workload.layers = 2$" "$T/out"'
 printf '[workload]\nseq_len = 32\n[sweep]\nanalog.cmp_noise_sigma = 0, 50 V\n' > "$T/swbad.ini"
 expect 1 "swbad.ini:4: \[sweep\] point 2 of 2 (analog.cmp_noise_sigma = 50 V)" "config of a sweep checks every point" -- "$EXE" config "$T/swbad.ini"
 
@@ -211,6 +221,10 @@ else
 fi
 expect 2 "run: --format 'xml' is not one of text, csv, json" "run --format of an unknown format exits 2" -- "$EXE" run "$T/small.ini" --format xml -o "$T/x.h5"
 expect 2 "report: --format 'yaml' is not one of text, csv, json" "report --format of an unknown format exits 2" -- "$EXE" report "$T/f.h5" --format yaml
+expect 2 "report: --format '(missing)' is not one of" "report --format without a value exits 2" -- "$EXE" report "$T/f.h5" --format
+expect 2 "run: --format needs text, csv or json" "run --format without a value exits 2" -- "$EXE" run "$T/small.ini" --format
+expect 2 "report: unknown option '--fast'" "report: an unknown option exits 2" -- "$EXE" report "$T/f.h5" --fast
+expect 2 "report: expected one trace file, not also '$T/fj.h5'" "report of two files exits 2" -- "$EXE" report "$T/f.h5" "$T/fj.h5"
 expect 2 "run: --format json: the ViT's table is printed as text only" "run --format json with source vit exits 2 (for now)" -- "$EXE" run "$T/vitin.ini" --format json -o "$T/x.h5"
 # an interrupted run leaves JSON that does not parse
 printf '[workload]\nseq_len = 512\nlayers = 64\n' > "$T/long.ini"
