@@ -361,7 +361,7 @@ int cmd_run(int argc, char **argv) {
   spr_table_meta_num(tab, "n_heads", c.wl.n_heads);
   spr_table_meta_num(tab, "seq_len", c.wl.seq_len);
   spr_table_meta_num(tab, "head_dim", c.wl.head_dim);
-  spr_table_meta_num(tab, "seed", (double)c.seed);
+  spr_table_meta_u64(tab, "seed", (unsigned long long)c.seed);
   spr_table_begin(tab, "layers", NULL, layer_cols, N_LAYER_COLS);
   int status = 0, stdout_closed = 0;
   for (int l = 0; l < c.wl.n_layers && !cmd_interrupted; l++) {

@@ -112,6 +112,14 @@ int spr_table_meta_num(spr_table *t, const char *key, double value) {
   return 0;
 }
 
+int spr_table_meta_u64(spr_table *t, const char *key, unsigned long long value) {
+  if (t->open) return spr_error(SPR_EINVAL, "spr_table_meta_u64: '%s' inside a table", key);
+  if (t->format != SPR_TABLE_JSON) return 0;
+  json_member(t, key);
+  fprintf(t->out, "%llu", value);
+  return 0;
+}
+
 int spr_table_text(spr_table *t, const char *fmt, ...) {
   if (t->format != SPR_TABLE_TEXT) return 0;
   va_list ap;

@@ -74,6 +74,8 @@ int spr_table_format(const spr_table *t);
  * Keys must differ from each other and from the tables' names. */
 int spr_table_meta_str(spr_table *t, const char *key, const char *value);
 int spr_table_meta_num(spr_table *t, const char *key, double value);
+/* An integer member written with all its digits (a 64-bit seed). */
+int spr_table_meta_u64(spr_table *t, const char *key, unsigned long long value);
 
 /* printf to the stream in text format only (titles, notes, blank lines). */
 int spr_table_text(spr_table *t, const char *fmt, ...)

@@ -27,6 +27,7 @@ static char *render(int format, int complete) {
   CU_ASSERT_EQUAL(spr_table_format(t), format);
   CU_ASSERT_EQUAL(spr_table_meta_str(t, "note", "a \"quoted\"\tline\n"), 0);
   CU_ASSERT_EQUAL(spr_table_meta_num(t, "n", 2.385), 0);
+  CU_ASSERT_EQUAL(spr_table_meta_u64(t, "seed", 18446744073709551557ULL), 0);
   CU_ASSERT_EQUAL(spr_table_text(t, "text only %d\n", 7), 0);
   CU_ASSERT_EQUAL(spr_table_begin(t, "schemes", "the title", cols, 5), 0);
   const spr_table_cell r1[] = {{"sprint", 0}, {NULL, 6.4121e-3}, {NULL, 7.3456}, {"96..99", 0}, {NULL, 96}};
@@ -74,6 +75,7 @@ static void test_json(void) {
       "{\n"
       "  \"note\": \"a \\\"quoted\\\"\\tline\\n\",\n"
       "  \"n\": 2.385,\n"
+      "  \"seed\": 18446744073709551557,\n"
       "  \"schemes\": [\n"
       "    {\"scheme\": \"sprint\", \"energy_J\": 0.0064121, \"speedup\": 7.3456, \"lo\": 96},\n"
       "    {\"scheme\": \"a,\\\"b\\\"\", \"energy_J\": null, \"speedup\": 0.1, \"lo\": null}\n"
@@ -130,6 +132,8 @@ static void test_errors(void) {
   CU_ASSERT_EQUAL(spr_table_begin(t, "u", NULL, cols, 2), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "'u' while a table is open");
   CU_ASSERT_EQUAL(spr_table_meta_num(t, "n", 1), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_table_meta_u64(t, "s", 1), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_table_meta_str(t, "x", "y"), SPR_EINVAL);
   CU_ASSERT_EQUAL(spr_table_close(t, 1), 0);
   fclose(f);
   CU_ASSERT_EQUAL(spr_table_close(NULL, 1), 0);
