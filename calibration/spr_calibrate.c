@@ -967,16 +967,32 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
   return rc;
 }
 
+static int step_run(spr_cal *cal, int k, char *summary, size_t n);
+
 int spr_cal_step(spr_cal *cal, int k, char *summary, size_t n) {
   if (summary && n) summary[0] = '\0';
   if (!cal || k != cal->next || k < 0 || k >= SPR_CAL_N_STEPS)
     return BAD("calibrate: step %d run out of order (next is %d)", k, cal ? cal->next : -1);
   if (canceled(cal)) return spr_error(SPR_ECANCELED, "calibrate: %s: interrupted", step_names[k]);
+  /* the flag also stops the SPICE job in progress (its child is killed) */
+  volatile sig_atomic_t *prev = cal->cancel ? spr_spice_set_cancel(cal->cancel) : NULL;
+  int rc = step_run(cal, k, summary, n);
+  if (cal->cancel) spr_spice_set_cancel(prev);
+  /* a child killed by the terminal's SIGINT looks like a crash: report the
+   * interruption instead */
+  if (rc && canceled(cal)) return spr_error(SPR_ECANCELED, "calibrate: %s: interrupted", step_names[k]);
+  if (rc) return step_error(k, rc);
+  cal->next++;
+  return 0;
+}
+
+/* Step k's measurements and fits (spr_cal_step). */
+static int step_run(spr_cal *cal, int k, char *summary, size_t n) {
   int rc = 0;
   if (k == 0) { /* provenance first: the ngspice version and the seed */
     rc = spr_spice_version(cal->dev.ngspice_version, sizeof cal->dev.ngspice_version, cal->p.timeout_s);
     if (!rc) rc = spr_device_add_seed(&cal->dev, "run.seed", cal->c.seed);
-    if (rc) return step_error(k, rc);
+    if (rc) return rc;
   }
   switch (k) {
   case SPR_CAL_CELL_IV: rc = step_cell_iv(cal, summary, n); break;
@@ -987,12 +1003,7 @@ int spr_cal_step(spr_cal *cal, int k, char *summary, size_t n) {
   case SPR_CAL_CMP_STEP: rc = step_cmp_step(cal, summary, n); break;
   default: rc = step_energy(cal, summary, n); break;
   }
-  /* a child killed by the terminal's SIGINT looks like a crash: report the
-   * interruption instead */
-  if (rc && canceled(cal)) return spr_error(SPR_ECANCELED, "calibrate: %s: interrupted", step_names[k]);
-  if (rc) return step_error(k, rc);
-  cal->next++;
-  return 0;
+  return rc;
 }
 
 spr_device *spr_cal_device(spr_cal *cal, const char *sprintsim_version) {

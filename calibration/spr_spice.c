@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -160,33 +161,6 @@ static void child_reply(int fd, int status, const char *fmt, ...) {
   _exit(ok ? 0 : 3);
 }
 
-/* Make a folder holding an empty spinit so that ngspice does not print
- * its "can't find init file" note (libngspice0 ships no spinit).  Best
- * effort: on failure the note is merely printed.  The parent makes it
- * before the fork and removes it after reaping the child, so a child
- * killed on timeout leaves nothing behind. */
-static int make_scripts_dir(char *dir, size_t n) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, n, "%s/spr-spice-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(dir)) return -1;
-  char path[4200];
-  snprintf(path, sizeof path, "%s/spinit", dir);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) {
-    rmdir(dir);
-    return -1;
-  }
-  close(fd);
-  return 0;
-}
-
-static void remove_scripts_dir(const char *dir) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/spinit", dir);
-  unlink(path);
-  rmdir(dir);
-}
-
 /* One job: the netlist, the commands and the vectors to read back; or,
  * with version_only, just the banner of ngSpice_Init. */
 typedef struct {
@@ -214,7 +188,22 @@ static void describe_plot(char *buf, size_t n) {
   if (!v || !v[0]) snprintf(buf + len, n - len, " no vectors");
 }
 
-static void child_run(int fd, const job *jb, const char *scripts_dir) {
+/* The child's first steps: die with the parent, default signal handling.
+ * The parent's handlers only set a flag, which means nothing here: with
+ * them a SIGTERM or the terminal's SIGINT would not stop the job.  A
+ * parent that dies, even of SIGKILL, takes the child with it
+ * (PR_SET_PDEATHSIG; checked against a parent that died before the call). */
+static void child_setup(pid_t parent) {
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGXFSZ, SIGALRM,
+                             SIGUSR1, SIGUSR2, SIGCHLD};
+  for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) signal(sigs[k], SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(7);
+}
+
+static void child_run(int fd, const job *jb) {
   /* ngspice may write to stdout directly: keep the parent's output clean. */
   int devnull = open("/dev/null", O_WRONLY);
   if (devnull >= 0) {
@@ -226,7 +215,12 @@ static void child_run(int fd, const job *jb, const char *scripts_dir) {
   setenv("OMP_NUM_THREADS", "1", 1);
   setenv("OMP_WAIT_POLICY", "passive", 1);
 
-  if (scripts_dir) setenv("SPICE_SCRIPTS", scripts_dir, 1);
+  /* No spinit: libngspice0 ships none, and one from the ngspice package
+   * (which loads code models) would change the jobs.  A folder that
+   * cannot hold a file: no temporary folder to remove.  ngspice's note
+   * about the missing file goes to cb_print, which keeps failure lines
+   * only.  A SPICE_SCRIPTS of the user's is kept. */
+  setenv("SPICE_SCRIPTS", "/dev/null", 0);
 
   child_state st;
   memset(&st, 0, sizeof st);
@@ -333,6 +327,17 @@ static void child_run(int fd, const job *jb, const char *scripts_dir) {
 
 /* --------------------------------------------------------------- parent */
 
+/* spr_spice_set_cancel's flag (NULL: none). */
+static volatile sig_atomic_t *cancel_flag;
+
+volatile sig_atomic_t *spr_spice_set_cancel(volatile sig_atomic_t *flag) {
+  volatile sig_atomic_t *old = cancel_flag;
+  cancel_flag = flag;
+  return old;
+}
+
+static int canceled(void) { return cancel_flag && *cancel_flag; }
+
 static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -340,15 +345,18 @@ static double now_s(void) {
 }
 
 /* Read up to n bytes before the deadline.  Returns the number read (less
- * than n at end of file), -1 on an error, -2 on timeout. */
+ * than n at end of file), -1 on an error, -2 on timeout, -4 once the
+ * cancel flag is set (looked at every 0.1 s, and at once when a signal
+ * interrupts the wait). */
 static ssize_t read_deadline(int fd, void *buf, size_t n, double deadline) {
   char *p = buf;
   size_t got = 0;
   while (got < n) {
+    if (canceled()) return -4;
     double left = deadline - now_s();
     if (left <= 0) return -2;
     struct pollfd pfd = {fd, POLLIN, 0};
-    int ms = left > 1e6 ? 1000000000 : (int)ceil(left * 1e3);
+    int ms = left > 0.1 ? 100 : (int)ceil(left * 1e3);
     int pr = poll(&pfd, 1, ms);
     if (pr < 0) {
       if (errno == EINTR) continue;
@@ -387,13 +395,13 @@ void spr_spice_vecs_free(spr_spice_vec *vecs, int n_vecs) {
 }
 
 /* Read the vectors of a successful reply into vecs (allocating them).
- * Returns 0, -2 on timeout, -1 on a short or inconsistent reply, -3 when
- * out of memory. */
+ * Returns 0, -2 on timeout, -4 when canceled, -1 on a short or
+ * inconsistent reply, -3 when out of memory. */
 static int read_vecs(int fd, spr_spice_vec *vecs, int n_vecs, double deadline) {
   for (int k = 0; k < n_vecs; k++) {
     int vh[2];
     ssize_t r = read_deadline(fd, vh, sizeof vh, deadline);
-    if (r == -2) return -2;
+    if (r == -2 || r == -4) return (int)r;
     if (r != (ssize_t)sizeof vh || vh[0] < 1 || vh[0] > SPR_SPICE_VEC_MAX ||
         (vh[1] != 0 && vh[1] != 1))
       return -1;
@@ -404,11 +412,11 @@ static int read_vecs(int fd, spr_spice_vec *vecs, int n_vecs, double deadline) {
     vecs[k].im = vh[1] ? malloc(nb) : NULL;
     if (!vecs[k].re || (vh[1] && !vecs[k].im)) return -3;
     r = read_deadline(fd, vecs[k].re, nb, deadline);
-    if (r == -2) return -2;
+    if (r == -2 || r == -4) return (int)r;
     if (r != (ssize_t)nb) return -1;
     if (vh[1]) {
       r = read_deadline(fd, vecs[k].im, nb, deadline);
-      if (r == -2) return -2;
+      if (r == -2 || r == -4) return (int)r;
       if (r != (ssize_t)nb) return -1;
     }
   }
@@ -420,6 +428,8 @@ static int read_vecs(int fd, spr_spice_vec *vecs, int n_vecs, double deadline) {
 static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg_out,
                    size_t msg_n, double timeout_s) {
   const char *title = jb->version_only ? "(version query)" : jb->lines[0];
+  if (canceled())
+    return spr_error(SPR_ECANCELED, "ngspice job (title '%s') not started: interrupted", title);
   const double deadline = now_s() + timeout_s;
   int fds[2];
   if (pipe(fds) != 0) return spr_error(SPR_EIO, "%s: pipe: %s", fn, strerror(errno));
@@ -429,20 +439,18 @@ static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg
    * (the child also ends with _exit). */
   fflush(stdout);
   fflush(stderr);
-  char dir[4096];
-  const int have_dir = !getenv("SPICE_SCRIPTS") && make_scripts_dir(dir, sizeof dir) == 0;
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
     close(fds[0]);
     close(fds[1]);
-    if (have_dir) remove_scripts_dir(dir);
     return spr_error(SPR_EIO, "%s: fork: %s", fn, strerror(e));
   }
   if (pid == 0) {
     close(fds[0]);
-    signal(SIGPIPE, SIG_DFL);
-    child_run(fds[1], jb, have_dir ? dir : NULL);
+    child_setup(parent);
+    child_run(fds[1], jb);
     _exit(4); /* not reached */
   }
   close(fds[1]);
@@ -450,9 +458,10 @@ static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg
   int hdr[3];
   char msg[MSG_MAX + 512];
   msg[0] = '\0';
-  int timed_out = 0, complete = 0, nomem = 0;
+  int timed_out = 0, complete = 0, nomem = 0, stopped = 0;
   ssize_t r = read_deadline(fds[0], hdr, sizeof hdr, deadline);
   if (r == -2) timed_out = 1;
+  if (r == -4) stopped = 1;
   int n_expect = jb->version_only ? 0 : jb->n_vecs;
   /* a failure carries no vectors; a success carries exactly those asked for */
   if (r == (ssize_t)sizeof hdr && (hdr[0] != 0 ? hdr[1] == 0 : hdr[1] == n_expect) &&
@@ -460,8 +469,10 @@ static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg
     int rv = hdr[1] ? read_vecs(fds[0], vecs, hdr[1], deadline) : 0;
     if (rv == -2) timed_out = 1;
     if (rv == -3) nomem = 1;
+    if (rv == -4) stopped = 1;
     ssize_t r2 = rv == 0 && hdr[2] ? read_deadline(fds[0], msg, (size_t)hdr[2], deadline) : 0;
     if (r2 == -2) timed_out = 1;
+    if (r2 == -4) stopped = 1;
     if (rv == 0 && r2 == (ssize_t)hdr[2]) {
       msg[hdr[2]] = '\0';
       complete = 1;
@@ -471,9 +482,11 @@ static int run_job(const char *fn, const job *jb, spr_spice_vec *vecs, char *msg
   if (!complete) kill(pid, SIGKILL); /* harmless when it already ended */
   int ws = 0;
   int reaped = reap(pid, &ws) == 0;
-  if (have_dir) remove_scripts_dir(dir);
   if (!complete && !jb->version_only) spr_spice_vecs_free(vecs, jb->n_vecs);
 
+  if (stopped || (!complete && canceled())) /* also a child killed by the terminal's SIGINT */
+    return spr_error(SPR_ECANCELED, "ngspice job (title '%s') interrupted; the child was killed",
+                     title);
   if (timed_out)
     return spr_error(SPR_ESPICE,
                      "ngspice job (title '%s') timed out after %g s; the child was killed", title,

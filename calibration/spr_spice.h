@@ -16,9 +16,17 @@
  * program (or before starting threads).  Jobs may run in parallel from
  * separate processes.
  *
- * Signals: the parent reaps its own child with waitpid(); a SIGCHLD set
- * to SIG_IGN by the caller makes the exit status unavailable, which is
- * reported as an error.
+ * Signals and lifetime: the parent reaps its own child with waitpid(); a
+ * SIGCHLD set to SIG_IGN by the caller makes the exit status unavailable,
+ * which is reported as an error.  The child restores the default action
+ * of every signal (a caller's flag-only handler means nothing there) and
+ * dies with its parent, even when the parent is killed with SIGKILL
+ * (PR_SET_PDEATHSIG; Linux sends it when the thread that forked ends, one
+ * more reason to call from the main thread).  With a cancel flag
+ * (spr_spice_set_cancel) set by a signal handler, the running child is
+ * killed and reaped within 0.1 s.  No temporary file or folder is made:
+ * the child points SPICE_SCRIPTS at /dev/null (unless the caller set it),
+ * where no spinit can exist.
  *
  * The circuits and measurements of the calibration build on this driver
  * in spr_circuits.h.
@@ -26,12 +34,22 @@
 #ifndef SPR_SPICE_H
 #define SPR_SPICE_H
 
+#include <signal.h>
 #include <stddef.h>
 
 /* Longest command or vector name accepted, including the final NUL. */
 #define SPR_SPICE_CMD_MAX 512
 /* Longest vector accepted from ngspice (points). */
 #define SPR_SPICE_VEC_MAX 50000000
+
+/* Cancellation of every job of the process (the driver is for
+ * single-threaded callers): while *flag (NULL: no flag) is non-zero, no
+ * job starts and a running job's child is killed and reaped at once (the
+ * flag is looked at every 0.1 s and whenever a signal interrupts the
+ * wait); the call returns SPR_ECANCELED.  For signal handlers: the flag
+ * is only read.  Returns the previous flag.  spr_cal_step sets its
+ * calibration's flag for the duration of a step. */
+volatile sig_atomic_t *spr_spice_set_cancel(volatile sig_atomic_t *flag);
 
 /* One whole vector read back from ngspice (owned by the caller after a
  * successful run; free the data with spr_spice_vecs_free()). */

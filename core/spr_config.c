@@ -389,15 +389,22 @@ static const int preset_defaults[2][4] = {
   {197, 12, 12, 64}, /* ViT-Base/16 at 224x224 (Dosovitskiy et al. 2021) */
 };
 
+/* How overrides are named in messages (spr_config_src.set_name): set by
+ * the loading thread for its resolve; "override" otherwise. */
+static _Thread_local const char *override_name = "override";
+
 /* "origin:line" of key section.name, or else of section.alt (NULL: none),
- * when the file gave that key; otherwise origin alone. */
+ * when the file gave that key; "origin (--set section.key)" when an
+ * override gave it (line -1); otherwise origin alone. */
 static const char *where(char *buf, size_t n, const char *origin, const int *lines,
                          const char *section, const char *name, const char *alt) {
   const key_row *k = find_key(section, name), *a = alt ? find_key(section, alt) : NULL;
-  int line = (lines && k) ? lines[k - keys] : 0;
-  if (line <= 0 && lines && a) line = lines[a - keys];
-  if (line > 0) snprintf(buf, n, "%s:%d", origin, line);
-  else snprintf(buf, n, "%s", origin);
+  const int line = (lines && k) ? lines[k - keys] : 0, aline = (lines && a) ? lines[a - keys] : 0;
+  const int at = line > 0 ? line : aline > 0 ? aline : 0;
+  const char *over = line < 0 ? name : aline < 0 ? alt : NULL; /* given by an override */
+  int w = at > 0 ? snprintf(buf, n, "%s:%d", origin, at) : snprintf(buf, n, "%s", origin);
+  if (over && w >= 0 && (size_t)w < n)
+    snprintf(buf + w, n - (size_t)w, " (%s %s.%s)", override_name, section, over);
   return buf;
 }
 
@@ -542,7 +549,20 @@ typedef struct {
   char *xname, *xtext;    /* its pending key and value (continuations appended) */
   int xline;              /* line of the pending key */
   int xlast;              /* the previous handler call was in the extra section */
+  const char *xorigin;    /* the pending key's override (its origin), else NULL */
+  /* the overrides (spr_config_src.set) */
+  struct override *ov;
+  int n_ov;
 } parse_ctx;
+
+/* One override "section.key=value" (spr_config_src.set). */
+struct override {
+  char section[64];
+  char key[256];
+  char *value;        /* trimmed copy */
+  char *origin;       /* "--set section.key=value", for messages */
+  int used;           /* delivered to the extra section's handler */
+};
 
 static void ctx_error_at(parse_ctx *p, int rc, int line) {
   const char *m = spr_errmsg();
@@ -610,11 +630,22 @@ static void flush_list(parse_ctx *p) {
 /* Hand the pending key of the extra section to the caller's function. */
 static void flush_extra(parse_ctx *p) {
   if (!p->xname) return;
-  int rc = p->rc ? 0 : p->xfn(p->xuser, p->xname, p->xtext, p->xline, "@");
-  if (rc) ctx_error_at(p, rc, p->xline);
+  /* an overridden key: the override's value and origin, its errors as
+   * they are (line -1) */
+  int rc = p->rc ? 0 : p->xfn(p->xuser, p->xname, p->xtext, p->xorigin ? 0 : p->xline,
+                              p->xorigin ? p->xorigin : "@");
+  if (rc) ctx_error_at(p, rc, p->xorigin ? -1 : p->xline);
   free(p->xname);
   free(p->xtext);
   p->xname = p->xtext = NULL;
+  p->xorigin = NULL;
+}
+
+/* The override of key `name` of section `section`, NULL when none. */
+static struct override *find_override(parse_ctx *p, const char *section, const char *name) {
+  for (int i = 0; i < p->n_ov; i++)
+    if (!strcmp(p->ov[i].section, section) && !strcmp(p->ov[i].key, name)) return &p->ov[i];
+  return NULL;
 }
 
 /* Append continuation `value` to text *t: ", " between items unless *t
@@ -632,6 +663,7 @@ static int append_cont(char **t, const char *value) {
 /* A key of the extra section: kept until its continuation lines are read. */
 static int on_extra_line(parse_ctx *p, const char *name, const char *value) {
   if (p->cont && p->xlast && p->xname && !strcmp(p->xname, name)) {
+    if (p->xorigin) return 1; /* overridden: its continuations go too */
     if (append_cont(&p->xtext, value)) { ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory")); return 0; }
     return 1;
   }
@@ -640,6 +672,12 @@ static int on_extra_line(parse_ctx *p, const char *name, const char *value) {
   if (p->rc) return 0;
   p->last = NULL;
   p->xlast = 1;
+  struct override *o = find_override(p, p->xsec, name);
+  if (o) { /* the override takes the key's place */
+    o->used = 1;
+    value = o->value;
+    p->xorigin = o->origin;
+  }
   p->xname = strdup(name);
   p->xtext = strdup(value);
   p->xline = p->lineno;
@@ -719,28 +757,116 @@ static int relative_to(spr_config *c, const char *path, const int *lines) {
   return 0;
 }
 
-/* Parse `path` over *c; extra section `xsec` (or NULL) goes to xfn.
+/* Split the overrides of src into p->ov; errors SPR_EUSAGE. */
+static int read_overrides(parse_ctx *p, const spr_config_src *src) {
+  const char *word = override_name;
+  if (src->n_set < 0 || (src->n_set > 0 && !src->set))
+    return spr_error(SPR_EINVAL, "config: %d overrides without a list", src->n_set);
+  if (src->n_set == 0) return 0;
+  p->ov = calloc((size_t)src->n_set, sizeof *p->ov);
+  if (!p->ov) return spr_error(SPR_ENOMEM, "config: out of memory");
+  for (int i = 0; i < src->n_set; i++) {
+    const char *t = src->set[i] ? src->set[i] : "";
+    struct override *o = &p->ov[p->n_ov++];
+    size_t ol = strlen(word) + strlen(t) + 2;
+    if (!(o->origin = malloc(ol))) return spr_error(SPR_ENOMEM, "config: out of memory");
+    snprintf(o->origin, ol, "%s %s", word, t);
+    const char *eq = strchr(t, '='), *dot = strchr(t, '.');
+    if (!eq || !dot || dot > eq)
+      return spr_error(SPR_EUSAGE, "%s: expected section.key=value", o->origin);
+    /* trimmed section, key and value */
+    const char *a = t, *b = dot;
+    while (isspace((unsigned char)*a)) a++;
+    while (b > a && isspace((unsigned char)b[-1])) b--;
+    const char *k = dot + 1, *ke = eq;
+    while (k < ke && isspace((unsigned char)*k)) k++;
+    while (ke > k && isspace((unsigned char)ke[-1])) ke--;
+    if (b == a || ke == k || (size_t)(b - a) >= sizeof o->section || (size_t)(ke - k) >= sizeof o->key)
+      return spr_error(SPR_EUSAGE, "%s: expected section.key=value (a section and a key name)", o->origin);
+    memcpy(o->section, a, (size_t)(b - a));
+    memcpy(o->key, k, (size_t)(ke - k));
+    const char *v = eq + 1, *ve = eq + 1 + strlen(eq + 1);
+    while (isspace((unsigned char)*v)) v++;
+    while (ve > v && isspace((unsigned char)ve[-1])) ve--;
+    if (!(o->value = malloc((size_t)(ve - v) + 1))) return spr_error(SPR_ENOMEM, "config: out of memory");
+    memcpy(o->value, v, (size_t)(ve - v));
+    o->value[ve - v] = '\0';
+    for (int j = 0; j + 1 < p->n_ov; j++)
+      if (!strcmp(p->ov[j].section, o->section) && !strcmp(p->ov[j].key, o->key))
+        return spr_error(SPR_EUSAGE, "%s: key '%s.%s' given twice (first: %s)", o->origin, o->section,
+                         o->key, p->ov[j].origin);
+    if (!section_known(o->section) && !(p->xsec && !strcmp(o->section, p->xsec)))
+      return spr_error(SPR_EUSAGE, "%s: unknown section '[%s]'", o->origin, o->section);
+  }
+  return 0;
+}
+
+/* The overrides after the text: those of configuration sections set over
+ * *c (line -1 for resolve's messages), those of the extra section that
+ * the text did not give handed to its handler.  Errors SPR_EUSAGE. */
+static int apply_overrides(parse_ctx *p) {
+  for (int i = 0; i < p->n_ov; i++) {
+    struct override *o = &p->ov[i];
+    int rc;
+    if (p->xsec && !strcmp(o->section, p->xsec)) {
+      if (o->used) continue;
+      o->used = 1;
+      rc = p->xfn(p->xuser, o->key, o->value, 0, o->origin);
+    } else {
+      rc = spr_config_set(p->c, o->section, o->key, o->value, o->origin);
+      if (!rc) p->line_of[find_key(o->section, o->key) - keys] = -1;
+    }
+    if (rc == SPR_ENOMEM) return rc;
+    if (rc) {
+      char msg[1200]; /* the message lives in the buffer spr_error writes */
+      snprintf(msg, sizeof msg, "%s", spr_errmsg());
+      return spr_error(SPR_EUSAGE, "%s", msg);
+    }
+  }
+  return 0;
+}
+
+/* Parse the source over *c; extra section `xsec` (or NULL) goes to xfn.
  * Resolves when `do_resolve`. */
-static int parse_file(spr_config *c, const char *path, const char *xsec,
-                      spr_config_section_fn xfn, void *xuser, int do_resolve) {
-  FILE *f = fopen(path, "r");
-  if (!f) return spr_error(SPR_EIO, "%s: cannot open configuration: %s", path, strerror(errno));
+static int parse_src(spr_config *c, const spr_config_src *src, const char *xsec,
+                     spr_config_section_fn xfn, void *xuser, int do_resolve) {
+  if (!src || !src->name) return spr_error(SPR_EINVAL, "config: no source");
+  const char *path = src->name;
+  FILE *f = NULL;
+  if (!src->text) {
+    f = fopen(path, "r");
+    if (!f) return spr_error(SPR_EIO, "%s: cannot open configuration: %s", path, strerror(errno));
+  } else if (src->text[0] && !(f = fmemopen((void *)src->text, strlen(src->text), "r"))) {
+    return spr_error(SPR_ENOMEM, "%s: cannot read the configuration's text: %s", path, strerror(errno));
+  }
   parse_ctx *p = calloc(1, sizeof *p);
-  if (!p) { fclose(f); return spr_error(SPR_ENOMEM, "config: out of memory"); }
+  if (!p) {
+    if (f) fclose(f);
+    return spr_error(SPR_ENOMEM, "config: out of memory");
+  }
+  const char *saved_name = override_name;
+  override_name = src->set_name ? src->set_name : "override";
   p->c = c;
   p->path = path;
   p->f = f;
   p->xsec = xsec;
   p->xfn = xfn;
   p->xuser = xuser;
-  int line = ini_parse_stream(read_line, p, on_ini_line, p);
-  flush_list(p);
-  flush_extra(p);
-  int ferr = ferror(f);
-  fclose(f);
-  int rc = 0;
-  if (ferr) {
+  int rc = read_overrides(p, src);
+  int line = 0, ferr = 0;
+  if (!rc && f) {
+    line = ini_parse_stream(read_line, p, on_ini_line, p);
+    flush_list(p);
+    flush_extra(p);
+    ferr = ferror(f);
+  }
+  if (f) fclose(f);
+  if (rc) {
+    /* an override's syntax */
+  } else if (ferr) {
     rc = spr_error(SPR_EIO, "%s: read error", path);
+  } else if (p->rc && p->err_line < 0) { /* an override of the extra section */
+    rc = spr_error(p->rc == SPR_ENOMEM ? SPR_ENOMEM : SPR_EUSAGE, "%s", p->msg);
   } else if (p->rc && (line <= 0 || p->err_line <= line)) {
     rc = p->rc == SPR_ENOMEM ? spr_error(SPR_ENOMEM, "%s:%d: %s", path, p->err_line, p->msg)
                              : CFG_ERR("%s:%d: %s", path, p->err_line, p->msg);
@@ -749,8 +875,17 @@ static int parse_file(spr_config *c, const char *path, const char *xsec,
   } else if (line != 0) {
     rc = CFG_ERR("%s: cannot parse (inih error %d)", path, line);
   }
-  if (!rc) rc = relative_to(c, path, p->line_of);
+  /* a file's relative names are taken from its folder; a text's (standard
+   * input) and the overrides' from the current folder */
+  if (!rc && !src->text) rc = relative_to(c, path, p->line_of);
+  if (!rc) rc = apply_overrides(p);
   if (!rc && do_resolve) rc = resolve(c, path, p->line_of);
+  override_name = saved_name;
+  for (int i = 0; i < p->n_ov; i++) {
+    free(p->ov[i].origin);
+    free(p->ov[i].value);
+  }
+  free(p->ov);
   free(p->list);
   free(p->xname);
   free(p->xtext);
@@ -758,16 +893,27 @@ static int parse_file(spr_config *c, const char *path, const char *xsec,
   return rc;
 }
 
+int spr_config_load_src(spr_config *c, const spr_config_src *src) {
+  return parse_src(c, src, NULL, NULL, NULL, 1);
+}
+
+int spr_config_parse_src(spr_config *c, const spr_config_src *src, const char *section,
+                         spr_config_section_fn fn, void *user) {
+  if (!section || !fn || section_known(section))
+    return spr_error(SPR_EINVAL, "config: extra section '%s' is a configuration section or has no handler",
+                     section ? section : "(null)");
+  return parse_src(c, src, section, fn, user, 0);
+}
+
 int spr_config_load(spr_config *c, const char *path) {
-  return parse_file(c, path, NULL, NULL, NULL, 1);
+  const spr_config_src src = {path, NULL, NULL, 0, NULL};
+  return spr_config_load_src(c, &src);
 }
 
 int spr_config_parse(spr_config *c, const char *path, const char *section,
                      spr_config_section_fn fn, void *user) {
-  if (!section || !fn || section_known(section))
-    return spr_error(SPR_EINVAL, "config: extra section '%s' is a configuration section or has no handler",
-                     section ? section : "(null)");
-  return parse_file(c, path, section, fn, user, 0);
+  const spr_config_src src = {path, NULL, NULL, 0, NULL};
+  return spr_config_parse_src(c, &src, section, fn, user);
 }
 
 int spr_config_find(const char *section, const char *name) {

@@ -64,6 +64,39 @@ typedef int (*spr_config_section_fn)(void *user, const char *name, const char *v
 int spr_config_parse(spr_config *c, const char *path, const char *section,
                      spr_config_section_fn fn, void *user);
 
+/* Where a configuration comes from: a file or a text, and overrides (the
+ * command line's --set).
+ * name: the file to read, or the text's name in messages ("stdin").
+ * text: NULL to read the file; else the configuration's text (read by the
+ *   caller, e.g. from standard input).  Relative file names in a file are
+ *   taken from its folder; in a text, as in overrides, from the current
+ *   folder.
+ * set: n_set overrides "section.key=value" (spaces around the parts are
+ *   ignored), applied after the text and before resolving: a key the text
+ *   gives too takes the override's value.  A key of the extra section of
+ *   spr_config_parse_src ("calibrate.timeout=5 s"; the key is everything
+ *   after the first dot: "sweep.analog.v_read=0.1, 0.2") reaches the
+ *   section's handler once, in the place of the text's key or after the
+ *   text's keys, with line 0 and the override as its origin.  Errors of
+ *   overrides (no '=' or '.', unknown section or key, a key given twice,
+ *   a bad value) are SPR_EUSAGE, their messages start with
+ *   "<set_name> section.key=value: "; an error between keys that names an
+ *   overridden key names "<set_name> section.key" as its place.
+ * set_name: how overrides are named in messages ("--set"; NULL:
+ *   "override"). */
+typedef struct {
+  const char *name;
+  const char *text;
+  const char *const *set;
+  int n_set;
+  const char *set_name;
+} spr_config_src;
+
+/* spr_config_load and spr_config_parse of a source (above). */
+int spr_config_load_src(spr_config *c, const spr_config_src *src);
+int spr_config_parse_src(spr_config *c, const spr_config_src *src, const char *section,
+                         spr_config_section_fn fn, void *user);
+
 /* Index of key section.name in the table (spr_config_key), -1 if none. */
 int spr_config_find(const char *section, const char *name);
 

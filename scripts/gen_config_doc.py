@@ -28,8 +28,9 @@ name the line of the key concerned. Booleans: true/false, yes/no, on/off,
 1/0. A list (`threshold.values`) may continue on indented lines, e.g.
 `values = 10, 20,` then `  30, 40`. File names (`run.device_model`,
 `workload.qkv_file`, `workload.model`, `workload.dataset`) written in a
-file are taken from that file's folder, others (defaults, sweep values)
-from the current directory; the resolved configuration (`sprintsim
+file are taken from that file's folder, others (defaults, sweep values,
+`--set` values, a configuration read from standard input) from the current
+directory; the resolved configuration (`sprintsim
 config`, traces) holds them as absolute names. Sources of the device and circuit
 defaults: [model.md](model.md), section 5; of the energy and timing
 defaults: [energy.md](energy.md).

@@ -18,11 +18,28 @@
 /* "sprintsim", the first word of every message on stderr. */
 extern const char *cmd_prog;
 
-/* Set to the signal's number by cmd_on_signal, the handler run, sweep and
- * calibrate install for SIGINT, SIGTERM and SIGHUP; the library polls it
- * as its cancel flag. */
+/* Set to the signal's number by the handlers of cmd_signals; the library
+ * polls it as its cancel flag. */
 extern volatile sig_atomic_t cmd_interrupted;
-void cmd_on_signal(int sig);
+
+/* The signal handling of every command that computes or writes files (run,
+ * sweep, calibrate, synth, crossbar), installed once before the work:
+ * - SIGINT, SIGTERM, SIGHUP set cmd_interrupted; the command stops at its
+ *   next check (between heads, points, SPICE jobs; a SPICE child is killed
+ *   at once), deletes its temporaries and exits 130.  The handler resets
+ *   itself, so a second signal kills at once (leaving at most a
+ *   ".tmp.XXXXXX" file, which never looks finished).
+ * - SIGXFSZ (a write past the file-size limit, ulimit -f) sets
+ *   cmd_interrupted too and stays handled: the write fails with EFBIG, the
+ *   writer reports it, the command stops, deletes its temporaries and
+ *   exits 1 naming the limit (cmd_stop_status).
+ * - SIGPIPE is ignored: a closed output is a write error. */
+void cmd_signals(void);
+
+/* After cmd_interrupted was set: the exit status (130 for SIGINT, SIGTERM
+ * and SIGHUP; 1 for SIGXFSZ) and, in *why, what stopped the command
+ * ("interrupted" or "the file size limit (ulimit -f) was reached"). */
+int cmd_stop_status(const char **why);
 
 /* Print "sprintsim: WHAT: <spr_errmsg()>" (no "WHAT: " when what is NULL)
  * on stderr and return code. */
@@ -32,22 +49,66 @@ int cmd_fail(int code, const char *what);
  * error naming opt (v NULL: the value is missing). */
 int cmd_parse_int_arg(const char *opt, const char *v, long lo, long hi, long *out);
 
-/* The options of run, sweep and calibrate: -h, -o FILE, and those of
+/* Print "sprintsim: WHAT: <spr_errmsg()>" like cmd_fail and return the
+ * exit status of error rc: CMD_EXIT_USAGE for SPR_EUSAGE (a bad --set),
+ * else 1. */
+int cmd_fail_rc(int rc, const char *what);
+
+/* The options of the commands, parsed in one place: -h, and those of
  * `allow`; at most one positional CONFIG. */
-enum { CMD_OPT_SEED = 1, CMD_OPT_THREADS = 2, CMD_OPT_TRACE = 4 };
+enum {
+  CMD_OPT_SEED = 1,    /* --seed N */
+  CMD_OPT_THREADS = 2, /* --threads N */
+  CMD_OPT_TRACE = 4,   /* --trace LEVEL */
+  CMD_OPT_OUT = 8,     /* -o, --output FILE */
+  CMD_OPT_SET = 16,    /* --set section.key=value (repeatable); CONFIG "-" reads standard input */
+  CMD_OPT_FORMAT = 32, /* --format text|csv|json */
+  CMD_OPT_BATCH = 64   /* --batch B, --pad P */
+};
+#define CMD_MAX_SET 256
 typedef struct {
   const char *cmd;          /* "run": in messages */
   void (*usage)(FILE *);    /* --help */
   unsigned allow;           /* CMD_OPT_* */
-  const char *config_what;  /* "at most": CONFIG optional; else a phrase
-                               naming what CONFIG must hold */
+  const char *config_what;  /* "at most": CONFIG optional; "none": no CONFIG;
+                               else a phrase naming what CONFIG must hold */
   const char *config, *out, *seed, *trace; /* results (out: preset default) */
   long threads;
+  int format;               /* SPR_TABLE_TEXT (default), _CSV, _JSON */
+  long batch, pad;          /* --batch (0: not given), --pad */
+  int n_set;                /* the --set values, in order */
+  const char *set[CMD_MAX_SET];
 } cmd_opts;
 
 /* Parse argv[1..argc-1] into *o.  Returns -1 to go on, or the exit status
  * (0 after --help, CMD_EXIT_USAGE after an error, printed). */
 int cmd_parse_opts(int argc, char **argv, cmd_opts *o);
+
+/* The configuration source of the options: CONFIG, standard input for
+ * "-" (read here, once; at most 16 MiB, no NUL byte), or the built-in
+ * default (an empty text), with the --set overrides.  Returns 0, or 1
+ * after printing why standard input could not be read. */
+int cmd_config_src(const cmd_opts *o, spr_config_src *src);
+
+/* Refuse an output that names an input: `out` (-o, or the file written
+ * beside it, `opt` names it in the message) is the same file (device and
+ * inode: links and other spellings included) as the configuration file
+ * o->config or as a file named by a string key of *c (workload.qkv_file,
+ * run.device_model, workload.model, ...; c may be NULL).  Returns 0, or
+ * CMD_EXIT_USAGE after printing both names. */
+int cmd_check_inputs(const cmd_opts *o, const char *opt, const char *out, const spr_config *c);
+
+/* The same for one named input (crossbar's --g and --v). */
+int cmd_check_input(const char *cmd, const char *opt, const char *out, const char *what,
+                    const char *in);
+
+/* Free what the options read (standard input); main calls it. */
+void cmd_cleanup(void);
+
+/* Refuse, before any work, an output that cannot be written: a folder, a
+ * name ending in '/', a folder that is missing or not writable.  Returns
+ * 0 or SPR_EIO (the message names out and the folder). */
+int cmd_check_output(const char *out);
 
 /* Seconds on the monotonic clock. */
 double cmd_now_s(void);
@@ -73,7 +134,15 @@ int cmd_synth(int argc, char **argv);     /* cmd_synth.c */
 /* Help texts, for `sprintsim help COMMAND` as for COMMAND --help. */
 void cmd_usage_run(FILE *f);
 void cmd_usage_sweep(FILE *f);
+void cmd_usage_report(FILE *f);
+void cmd_usage_crossbar(FILE *f);
+void cmd_usage_config(FILE *f);
 void cmd_usage_calibrate(FILE *f);
 void cmd_usage_synth(FILE *f);
+
+/* The lines on --set and a configuration on standard input that every
+ * help text of a command taking a configuration shows; `more` (NULL:
+ * none), lines about the command's own sections, goes after --set's. */
+void cmd_usage_set(FILE *f, const char *more);
 
 #endif

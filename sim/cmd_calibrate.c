@@ -10,10 +10,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void cmd_usage_calibrate(FILE *f) {
   fprintf(f,
-          "usage: sprintsim calibrate CONFIG [-o DEVICE.h5] [--seed N]\n"
+          "usage: sprintsim calibrate CONFIG [-o DEVICE.h5] [--seed N] [--set SECTION.KEY=VALUE ...]\n"
           "\n"
           "Measure the devices of CONFIG with ngspice and fit the simulator's models\n"
           "(docs/calibration.md), in seven steps:\n"
@@ -41,8 +42,11 @@ void cmd_usage_calibrate(FILE *f) {
           "writes them all out).  The defaults take 15 to 35 s.\n"
           "\n"
           "  -o, --output FILE  device-model file (default sprintsim-device.h5); written\n"
-          "                     as FILE.tmp.XXXXXX and renamed when complete\n"
-          "  --seed N           overrides run.seed\n"
+          "                     as FILE.tmp.XXXXXX and renamed when complete; checked\n"
+          "                     before any SPICE job; not CONFIG itself\n"
+          "  --seed N           overrides run.seed\n");
+  cmd_usage_set(f, "                     (also [calibrate] keys: --set calibrate.timeout=30s)\n");
+  fprintf(f,
           "  -h, --help         this help\n"
           "\n"
           "Progress and each step's time go to standard error, the fitted parameters\n"
@@ -66,16 +70,17 @@ static int on_calibrate_key(void *user, const char *name, const char *value, int
     return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s' given twice (first on line %d)", origin,
                      name, cp->line[ki]);
   int rc = spr_cal_params_set(cp->p, name, value, origin);
-  if (!rc) cp->line[ki] = line;
+  if (!rc) cp->line[ki] = line; /* 0 for a --set */
   return rc;
 }
 
 int cmd_calibrate(int argc, char **argv) {
-  cmd_opts o = {"calibrate", cmd_usage_calibrate, CMD_OPT_SEED, "", NULL, "sprintsim-device.h5", NULL, NULL,
-                1};
+  cmd_opts o = {.cmd = "calibrate", .usage = cmd_usage_calibrate, .config_what = "",
+                .allow = CMD_OPT_SEED | CMD_OPT_OUT | CMD_OPT_SET, .out = "sprintsim-device.h5",
+                .threads = 1};
   int st = cmd_parse_opts(argc, argv, &o);
   if (st >= 0) return st;
-  const char *cfg_path = o.config, *out = o.out, *seed = o.seed;
+  const char *out = o.out, *seed = o.seed;
   spr_config c;
   spr_cal_params p;
   spr_config_default(&c);
@@ -83,9 +88,13 @@ int cmd_calibrate(int argc, char **argv) {
   cal_parse cp;
   memset(&cp, 0, sizeof cp);
   cp.p = &p;
-  if (spr_config_parse(&c, cfg_path, "calibrate", on_calibrate_key, &cp) ||
-      spr_config_resolve(&c, cfg_path))
-    return cmd_fail(1, NULL);
+  spr_config_src src;
+  if (cmd_config_src(&o, &src)) return 1;
+  const char *cfg_path = src.name;
+  int rc = spr_config_parse_src(&c, &src, "calibrate", on_calibrate_key, &cp);
+  if (!rc) rc = spr_config_resolve(&c, cfg_path);
+  if (rc) return cmd_fail_rc(rc, NULL);
+  if ((st = cmd_check_inputs(&o, "-o", out, NULL))) return st;
   if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return cmd_fail(CMD_EXIT_USAGE, NULL);
   if (spr_cal_params_check(&p, &c)) {
     /* a relation between keys: name the line of the first key the message
@@ -105,17 +114,12 @@ int cmd_calibrate(int argc, char **argv) {
     else fprintf(stderr, "%s: %s: %s\n", cmd_prog, cfg_path, spr_errmsg());
     return 1;
   }
+  /* the output, before minutes of SPICE (F8) */
+  if (cmd_check_output(out)) return cmd_fail(1, NULL);
   spr_cal *cal = NULL;
   if (spr_cal_alloc(&c, &p, &cal)) return cmd_fail(1, NULL);
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = cmd_on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  cmd_signals();
   spr_cal_set_cancel(cal, &cmd_interrupted);
 
   fprintf(stderr, "sprintsim %s: calibrate %s: seed %llu, output %s\n", PACKAGE_VERSION, cfg_path,
@@ -128,9 +132,10 @@ int cmd_calibrate(int argc, char **argv) {
     fprintf(stderr, "calibrate: [%d/%d] %s ...\n", k + 1, SPR_CAL_N_STEPS, spr_cal_step_name(k));
     int rc = spr_cal_step(cal, k, sum, sizeof sum);
     if (rc == SPR_ECANCELED || (rc && cmd_interrupted)) {
-      fprintf(stderr, "%s: interrupted in step %d (%s) after %.1f s; %s not written\n", cmd_prog, k + 1,
+      const char *why;
+      status = cmd_stop_status(&why);
+      fprintf(stderr, "%s: %s in step %d (%s) after %.1f s; %s not written\n", cmd_prog, why, k + 1,
               spr_cal_step_name(k), cmd_now_s() - t0, out);
-      status = 130;
     } else if (rc) {
       fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, spr_errmsg(), out);
       status = 1;
@@ -142,10 +147,19 @@ int cmd_calibrate(int argc, char **argv) {
   spr_device *dev = status ? NULL : spr_cal_device(cal, PACKAGE_VERSION);
   if (!status && !dev) status = cmd_fail(1, NULL);
   if (!status && cmd_interrupted) {
-    fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
-    status = 130;
+    const char *why;
+    status = cmd_stop_status(&why);
+    fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
   }
-  if (!status && spr_device_write(out, dev)) status = cmd_fail(1, NULL);
+  if (!status && spr_device_write(out, dev)) {
+    status = cmd_fail(1, NULL);
+    if (cmd_interrupted == SIGXFSZ)
+      fprintf(stderr, "%s: the file size limit (ulimit -f) was reached\n", cmd_prog);
+  } else if (!status && cmd_interrupted == SIGXFSZ) { /* a write past the limit */
+    unlink(out);
+    fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+    status = 1;
+  }
   if (!status) {
     printf("%-20s %-26s %13s %13s %13s %10s %6s\n", "parameter", "key", "value", "ci95_lo",
            "ci95_hi", "r2", "n");

@@ -5,16 +5,48 @@
 #include "spr_config.h"
 #include "spr_device.h"
 #include "spr_error.h"
+#include "spr_qkv.h"
+#include "spr_table.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 volatile sig_atomic_t cmd_interrupted = 0;
-void cmd_on_signal(int sig) { cmd_interrupted = sig; }
+
+/* The first signal wins: a SIGINT after SIGXFSZ does not hide the limit. */
+static void on_signal(int sig) {
+  if (!cmd_interrupted) cmd_interrupted = sig;
+}
+
+void cmd_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sa.sa_flags = 0; /* every write past the limit raises it again */
+  sigaction(SIGXFSZ, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int cmd_stop_status(const char **why) {
+  if (cmd_interrupted == SIGXFSZ) {
+    *why = "the file size limit (ulimit -f) was reached";
+    return 1;
+  }
+  *why = "interrupted";
+  return 130;
+}
 
 const char *cmd_prog = "sprintsim";
 
@@ -35,52 +67,196 @@ int cmd_parse_int_arg(const char *opt, const char *v, long lo, long hi, long *ou
   return 0;
 }
 
+int cmd_fail_rc(int rc, const char *what) {
+  return cmd_fail(rc == SPR_EUSAGE ? CMD_EXIT_USAGE : 1, what);
+}
+
+/* The value of option argv[*i] (advancing *i), or NULL after printing
+ * that it is missing. */
+static const char *opt_value(int argc, char **argv, int *i, const char *cmd, const char *what) {
+  const char *a = argv[*i];
+  if (*i + 1 >= argc || !argv[*i + 1][0]) {
+    fprintf(stderr, "%s: %s: %s needs %s\n", cmd_prog, cmd, a, what);
+    return NULL;
+  }
+  return argv[++*i];
+}
+
 int cmd_parse_opts(int argc, char **argv, cmd_opts *o) {
-  const int optional = !strcmp(o->config_what, "at most");
+  const int optional = !strcmp(o->config_what, "at most"), none = !strcmp(o->config_what, "none");
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    const char *a = argv[i], *v;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       o->usage(stdout);
       return 0;
-    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-      if (++i >= argc || !argv[i][0]) {
-        fprintf(stderr, "%s: %s needs a file name\n", cmd_prog, a);
-        return CMD_EXIT_USAGE;
-      }
-      o->out = argv[i];
+    } else if ((o->allow & CMD_OPT_OUT) && (!strcmp(a, "-o") || !strcmp(a, "--output"))) {
+      if (!(v = opt_value(argc, argv, &i, o->cmd, "a file name"))) return CMD_EXIT_USAGE;
+      o->out = v;
     } else if ((o->allow & CMD_OPT_SEED) && !strcmp(a, "--seed")) {
-      if (++i >= argc) {
-        fprintf(stderr, "%s: --seed needs a value\n", cmd_prog);
-        return CMD_EXIT_USAGE;
-      }
-      o->seed = argv[i];
+      if (!(v = opt_value(argc, argv, &i, o->cmd, "a value"))) return CMD_EXIT_USAGE;
+      o->seed = v;
     } else if ((o->allow & CMD_OPT_THREADS) && !strcmp(a, "--threads")) {
       if (cmd_parse_int_arg("--threads", i + 1 < argc ? argv[++i] : NULL, 1, 1024, &o->threads))
         return CMD_EXIT_USAGE;
     } else if ((o->allow & CMD_OPT_TRACE) && !strcmp(a, "--trace")) {
-      if (++i >= argc) {
-        fprintf(stderr, "%s: --trace needs a level (summary, masks or full)\n", cmd_prog);
+      if (!(v = opt_value(argc, argv, &i, o->cmd, "a level (summary, masks or full)")))
+        return CMD_EXIT_USAGE;
+      o->trace = v;
+    } else if ((o->allow & CMD_OPT_SET) && !strcmp(a, "--set")) {
+      if (!(v = opt_value(argc, argv, &i, o->cmd, "section.key=value"))) return CMD_EXIT_USAGE;
+      if (o->n_set >= CMD_MAX_SET) {
+        fprintf(stderr, "%s: %s: more than %d --set options\n", cmd_prog, o->cmd, CMD_MAX_SET);
         return CMD_EXIT_USAGE;
       }
-      o->trace = argv[i];
+      o->set[o->n_set++] = v;
+    } else if ((o->allow & CMD_OPT_FORMAT) && !strcmp(a, "--format")) {
+      if (!(v = opt_value(argc, argv, &i, o->cmd, "text, csv or json"))) return CMD_EXIT_USAGE;
+      if ((o->format = spr_table_format_of(v)) < 0) {
+        fprintf(stderr, "%s: %s: --format '%s' is not one of text, csv, json\n", cmd_prog, o->cmd, v);
+        return CMD_EXIT_USAGE;
+      }
+    } else if ((o->allow & CMD_OPT_BATCH) && !strcmp(a, "--batch")) {
+      if (cmd_parse_int_arg("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 4096, &o->batch))
+        return CMD_EXIT_USAGE;
+    } else if ((o->allow & CMD_OPT_BATCH) && !strcmp(a, "--pad")) {
+      if (cmd_parse_int_arg("--pad", i + 1 < argc ? argv[++i] : NULL, 0, SPR_QKV_MAX_SEQ, &o->pad))
+        return CMD_EXIT_USAGE;
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "%s: %s: unknown option '%s' (see 'sprintsim help %s')\n", cmd_prog, o->cmd, a,
               o->cmd);
       return CMD_EXIT_USAGE;
-    } else if (!o->config) {
+    } else if (!o->config && !none) {
       o->config = a;
     } else {
-      fprintf(stderr, "%s: %s: unexpected argument '%s' (one CONFIG%s)\n", cmd_prog, o->cmd, a,
-              optional ? " at most" : "");
+      if (none)
+        fprintf(stderr, "%s: %s: unexpected argument '%s' (see 'sprintsim help %s')\n", cmd_prog,
+                o->cmd, a, o->cmd);
+      else
+        fprintf(stderr, "%s: %s: unexpected argument '%s' (one CONFIG%s)\n", cmd_prog, o->cmd, a,
+                optional ? " at most" : "");
       return CMD_EXIT_USAGE;
     }
   }
-  if (!optional && !o->config) {
+  if (!optional && !none && !o->config) {
     fprintf(stderr, "%s: %s: a CONFIG %sis required (see 'sprintsim help %s')\n", cmd_prog, o->cmd,
             o->config_what, o->cmd);
     return CMD_EXIT_USAGE;
   }
   return -1;
+}
+
+/* Standard input, read once (cmd_config_src), freed by cmd_cleanup. */
+static char *stdin_text;
+
+int cmd_config_src(const cmd_opts *o, spr_config_src *src) {
+  enum { LIMIT = 16 << 20 };
+  memset(src, 0, sizeof *src);
+  src->set = o->set;
+  src->n_set = o->n_set;
+  src->set_name = "--set";
+  if (!o->config) { /* the built-in default: no text over the defaults */
+    src->name = "built-in default";
+    src->text = "";
+    return 0;
+  }
+  if (strcmp(o->config, "-") != 0) {
+    src->name = o->config;
+    return 0;
+  }
+  src->name = "stdin";
+  if (!stdin_text) {
+    size_t cap = 4096, len = 0;
+    char *t = malloc(cap);
+    while (t) {
+      size_t r = fread(t + len, 1, cap - len - 1, stdin);
+      len += r;
+      if (r == 0 || len > LIMIT) break;
+      if (len + 1 >= cap) {
+        char *u = realloc(t, cap *= 2);
+        if (!u) free(t);
+        t = u;
+      }
+    }
+    if (!t) {
+      fprintf(stderr, "%s: %s: stdin: out of memory reading the configuration\n", cmd_prog, o->cmd);
+      return 1;
+    }
+    t[len] = '\0';
+    const char *why = ferror(stdin) ? strerror(errno)
+                      : len > LIMIT ? "the configuration is longer than 16 MiB"
+                      : strlen(t) != len ? "the configuration holds a NUL byte (not text)"
+                                         : NULL;
+    if (why) {
+      free(t);
+      fprintf(stderr, "%s: %s: stdin: %s\n", cmd_prog, o->cmd, why);
+      return 1;
+    }
+    stdin_text = t;
+  }
+  src->text = stdin_text;
+  return 0;
+}
+
+void cmd_cleanup(void) {
+  free(stdin_text);
+  stdin_text = NULL;
+}
+
+/* Same file: both exist with the same device and inode. */
+static int same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int cmd_check_input(const char *cmd, const char *opt, const char *out, const char *what,
+                    const char *in) {
+  if (!out || !in || !in[0] || !same_file(out, in)) return 0;
+  fprintf(stderr, "%s: %s: %s %s names an input of the %s: %s %s; write the output elsewhere\n",
+          cmd_prog, cmd, opt, out, cmd, what, in);
+  return CMD_EXIT_USAGE;
+}
+
+int cmd_check_inputs(const cmd_opts *o, const char *opt, const char *out, const spr_config *c) {
+  if (o->config && strcmp(o->config, "-") != 0 &&
+      cmd_check_input(o->cmd, opt, out, "the configuration", o->config))
+    return CMD_EXIT_USAGE;
+  for (int i = 0; c && i < spr_config_nkeys(); i++) {
+    const spr_config_key_info *k = spr_config_key(i);
+    if (k->type != SPR_KEY_STRING) continue;
+    char path[SPR_STRING_MAX + 1], what[128];
+    spr_config_format(c, i, path, sizeof path);
+    snprintf(what, sizeof what, "%s.%s", k->section, k->name);
+    if (cmd_check_input(o->cmd, opt, out, what, path)) return CMD_EXIT_USAGE;
+  }
+  return 0;
+}
+
+int cmd_check_output(const char *out) {
+  struct stat sb;
+  size_t len = strlen(out);
+  if (len == 0 || out[len - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)))
+    return spr_error(SPR_EIO, "%s: the output is a folder, not a file name", out);
+  char *dir = strdup(out);
+  if (!dir) return spr_error(SPR_ENOMEM, "out of memory");
+  char *slash = strrchr(dir, '/');
+  const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
+  int rc = access(d, W_OK | X_OK) ? spr_error(SPR_EIO, "%s: cannot write into the folder %s: %s",
+                                              out, d, strerror(errno))
+                                  : 0;
+  free(dir);
+  return rc;
+}
+
+void cmd_usage_set(FILE *f, const char *more) {
+  fprintf(f,
+          "  --set SECTION.KEY=VALUE\n"
+          "                     set one configuration key over CONFIG (repeatable; a key\n"
+          "                     once; file names relative to the current folder), e.g.\n"
+          "                     --set threshold.keep_rate=0.1 --set 'crossbar.g_max=80 uS'\n"
+          "%s"
+          "  CONFIG as '-'      read the configuration from standard input (its file\n"
+          "                     names relative to the current folder)\n",
+          more ? more : "");
 }
 
 double cmd_now_s(void) {

@@ -9,8 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static void usage_crossbar(FILE *f) {
+void cmd_usage_crossbar(FILE *f) {
   fprintf(f,
           "usage: sprintsim crossbar --g G.h5 --v V.h5 --model ideal|analytic|nodal|spice\n"
           "                          [--r-wl OHM --r-bl OHM] -o I.h5\n"
@@ -25,7 +26,11 @@ static void usage_crossbar(FILE *f) {
           "  --r-wl, --r-bl  word- and bit-line segment resistance, ohm (required by\n"
           "                every model but ideal)\n"
           "  -o I.h5       dataset /I: M x C column currents, amperes, with the model\n"
-          "                and resistances as attributes; written atomically\n");
+          "                and resistances as attributes; written atomically; checked\n"
+          "                before the work; not G.h5 or V.h5\n"
+          "  -h, --help    this help\n"
+          "\n"
+          "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
 }
 
 /* Parse a finite double >= 0 given to option opt. */
@@ -47,7 +52,7 @@ int cmd_crossbar(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage_crossbar(stdout);
+      cmd_usage_crossbar(stdout);
       return 0;
     } else if (!strcmp(a, "--g") || !strcmp(a, "--v") || !strcmp(a, "-o") ||
                !strcmp(a, "--output") || !strcmp(a, "--model")) {
@@ -89,6 +94,11 @@ int cmd_crossbar(int argc, char **argv) {
   }
   if (r_wl < 0) r_wl = 0;
   if (r_bl < 0) r_bl = 0;
+  if (cmd_check_input("crossbar", "-o", out, "--g", gpath) ||
+      cmd_check_input("crossbar", "-o", out, "--v", vpath))
+    return CMD_EXIT_USAGE;
+  if (cmd_check_output(out)) return cmd_fail(1, NULL); /* before the (SPICE) work */
+  cmd_signals();
   double *G = NULL, *V = NULL, *I = NULL;
   int R, C, M, RV, status = 0;
   if (spr_h5_read_matrix(gpath, "/G", &G, &R, &C) || spr_h5_read_matrix(vpath, "/V", &V, &M, &RV)) {
@@ -106,11 +116,17 @@ int cmd_crossbar(int argc, char **argv) {
     if (model >= 0) {
       rc = spr_xbar_column_currents(model, G, R, C, V, M, r_wl, r_bl, I, &corr);
     } else {
-      /* ngspice in a child process per input vector (calibration/spr_spice.h) */
-      for (int m = 0; m < M && !rc; m++)
+      /* ngspice in a child process per input vector (calibration/spr_spice.h);
+       * a signal kills the running child at once */
+      spr_spice_set_cancel(&cmd_interrupted);
+      for (int m = 0; m < M && !rc && !cmd_interrupted; m++)
         rc = spr_spice_crossbar_currents(G, R, C, r_wl, r_bl, V + (size_t)m * R, I + (size_t)m * C, 600.0);
     }
-    if (rc) {
+    if (cmd_interrupted) {
+      const char *why;
+      status = cmd_stop_status(&why);
+      fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
+    } else if (rc) {
       status = cmd_fail(1, gpath);
     } else {
       char rw[32], rbs[32], cs[32];
@@ -123,6 +139,12 @@ int cmd_crossbar(int argc, char **argv) {
       if (spr_h5_write_matrix(out, "/I", I, M, C, names, values,
                               model == SPR_XBAR_MODEL_ANALYTIC || model == SPR_XBAR_MODEL_NODAL ? 5 : 4)) {
         status = cmd_fail(1, NULL);
+        if (cmd_interrupted == SIGXFSZ)
+          fprintf(stderr, "%s: the file size limit (ulimit -f) was reached\n", cmd_prog);
+      } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit */
+        unlink(out);
+        fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+        status = 1;
       } else {
         printf("crossbar: %s: /I, %d x %d column currents (model %s", out, M, C, model_s);
         if (model == SPR_XBAR_MODEL_ANALYTIC) printf(", largest first-order correction %.4g", corr);

@@ -6,6 +6,7 @@
 #include "spr_error.h"
 #include "spr_pipeline.h"
 #include "spr_qkv.h"
+#include "spr_table.h"
 #include "spr_trace.h"
 #include "spr_model_eval.h"
 
@@ -21,7 +22,8 @@
 void cmd_usage_run(FILE *f) {
   fprintf(f,
           "usage: sprintsim run [CONFIG] [-o FILE.h5] [--seed N] [--threads N]\n"
-          "                     [--trace summary|masks|full]\n"
+          "                     [--trace summary|masks|full] [--format text|csv|json]\n"
+          "                     [--set SECTION.KEY=VALUE ...]\n"
           "\n"
           "Simulate every layer and head of the workload: keys programmed into ReRAM\n"
           "arrays, queries applied as row voltages, one noisy threshold comparator per\n"
@@ -37,13 +39,24 @@ void cmd_usage_run(FILE *f) {
           "                     it, the built-in default: BERT-base preset (12 layers x\n"
           "                     12 heads, N = 512, d = 64) with SPRINT's defaults\n"
           "  -o, --output FILE  trace file (default sprintsim-run.h5); written as\n"
-          "                     FILE.tmp.XXXXXX and renamed when complete\n"
+          "                     FILE.tmp.XXXXXX and renamed when complete; it may not\n"
+          "                     name an input of the run (CONFIG, the Q/K/V file, the\n"
+          "                     device model, the model files)\n"
           "  --seed N           top-level seed (overrides run.seed; default 1)\n"
           "  --threads N        OpenMP threads (default: OMP_NUM_THREADS or all cores);\n"
           "                     results are bit-identical for any N\n"
           "  --trace LEVEL      summary: per-head statistics; masks: also bit-packed\n"
           "                     analog and ideal masks; full: also quantized Q and K,\n"
           "                     ideal and analog scores, thresholds (overrides run.trace)\n"
+          "  --format FORMAT    the tables as text (default), csv (the per-layer table,\n"
+          "                     an empty line, the scheme table) or json (one object:\n"
+          "                     \"layers\" and \"schemes\" arrays of rows, the workload,\n"
+          "                     \"trace\"); CSV and JSON carry the values unscaled (SI\n"
+          "                     units, rates as fractions) and stdout holds them alone\n"
+          "                     (the rest goes to stderr); with source = model one\n"
+          "                     \"schemes\" table of per-item figures\n");
+  cmd_usage_set(f, NULL);
+  fprintf(f,
           "  -h, --help         this help\n"
           "\n"
           "With run.device_model set in CONFIG, the device-model file (from a SPICE\n"
@@ -54,10 +67,20 @@ void cmd_usage_run(FILE *f) {
           "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
 }
 
-static void print_table_header(void) {
-  printf("%5s %7s %7s %8s %8s %7s %7s %9s\n", "layer", "keep%", "ideal%", "fprune%",
-         "fkeep%", "mass", "i.mass", "threshold");
-}
+/* The per-layer table (text: the columns of README's "Table columns"). */
+static const spr_table_col layer_cols[] = {
+    {"layer", NULL, 5, "%.0f", 0, NULL, 0},
+    {"keep_rate", "keep%", 7, "%.2f", 100, NULL, 0},
+    {"ideal_keep_rate", "ideal%", 7, "%.2f", 100, NULL, 0},
+    {"false_prune_rate", "fprune%", 8, "%.3f", 100, NULL, 0},
+    {"false_keep_rate", "fkeep%", 8, "%.3f", 100, NULL, 0},
+    {"mass_retained", "mass", 7, "%.4f", 0, NULL, 0},
+    {"ideal_mass_retained", "i.mass", 7, "%.4f", 0, NULL, 0},
+    {"threshold", "threshold", 9, NULL, 0, NULL, SPR_COL_TEXT_ONLY},
+    {"threshold_min", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY},
+    {"threshold_max", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY},
+};
+enum { N_LAYER_COLS = sizeof layer_cols / sizeof layer_cols[0] };
 
 /* Means over results res[0..count) of the table's columns. */
 typedef struct {
@@ -81,21 +104,22 @@ static row_means mean_of(const spr_head_result *res, int count) {
   return m;
 }
 
-/* One table row: the layer's heads (threshold column) or all heads. */
-static void print_row(const char *label, const spr_head_result *res, int count, int with_thr) {
+/* One table row: layer l's heads (with the threshold column), or all
+ * heads (l < 0). */
+static void print_row(spr_table *t, int l, const spr_head_result *res, int count) {
   row_means m = mean_of(res, count);
   char thr[48] = "";
-  if (with_thr && m.tmin == m.tmax) snprintf(thr, sizeof thr, "%g", m.tmin);
-  else if (with_thr) snprintf(thr, sizeof thr, "%g..%g", m.tmin, m.tmax);
-  printf("%5s %7.2f %7.2f %8.3f %8.3f %7.4f %7.4f", label, 100 * m.keep, 100 * m.ikeep,
-         100 * m.fp, 100 * m.fk, m.mass, m.imass);
-  if (with_thr) printf(" %9s", thr);
-  printf("\n");
+  if (l >= 0 && m.tmin == m.tmax) snprintf(thr, sizeof thr, "%g", m.tmin);
+  else if (l >= 0) snprintf(thr, sizeof thr, "%g..%g", m.tmin, m.tmax);
+  const spr_table_cell row[N_LAYER_COLS] = {
+      {l < 0 ? "all" : NULL, l}, {NULL, m.keep}, {NULL, m.ikeep}, {NULL, m.fp}, {NULL, m.fk},
+      {NULL, m.mass}, {NULL, m.imass}, {thr, 0}, {NULL, m.tmin}, {NULL, m.tmax}};
+  spr_table_row(t, row);
 }
 
 /* Totals over all heads of each scheme, with ratios to dense.  Heads run
  * one after another, so latencies and energies add. */
-static void print_schemes(const spr_run *run, const spr_config *c) {
+static void print_schemes(spr_table *t, const spr_run *run, const spr_config *c) {
   const int LH = c->wl.n_layers * c->wl.n_heads;
   const spr_head_result *res = spr_run_results(run);
   double e[SPR_N_SCHEMES] = {0}, cyc[SPR_N_SCHEMES] = {0};
@@ -104,9 +128,28 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
       e[s] += res[k].scheme[s].energy_total_J;
       cyc[s] += res[k].scheme[s].cycles_total;
     }
-  printf("\nscheme    keep%%  fetched MB  reused MB  energy uJ  Mcycles  speedup  energy-  "
-         "rel.err  cos.mean  cos.min   mass   top1  top%d\n",
-         c->dig.top_k < c->wl.seq_len ? c->dig.top_k : c->wl.seq_len);
+  const int topk = c->dig.top_k < c->wl.seq_len ? c->dig.top_k : c->wl.seq_len;
+  char topk_title[24], topk_name[32];
+  snprintf(topk_title, sizeof topk_title, "top%d", topk);
+  snprintf(topk_name, sizeof topk_name, "top%d_recall", topk);
+  const spr_table_col cols[] = {
+      {"scheme", NULL, 8, NULL, 0, NULL, SPR_COL_LEFT},
+      {"keep_rate", "keep%", 6, "%.2f", 100, NULL, 0},
+      {"bytes_fetched", "fetched MB", 11, "%.2f", 1e-6, NULL, 0},
+      {"bytes_reused", "reused MB", 10, "%.2f", 1e-6, NULL, 0},
+      {"energy_J", "energy uJ", 10, "%.1f", 1e6, NULL, 0},
+      {"cycles", "Mcycles", 8, "%.2f", 1e-6, NULL, 0},
+      {"speedup", NULL, 8, "%.2f", 0, "x", 0},
+      {"energy_reduction", "energy-", 8, "%.2f", 0, "x", 0},
+      {"rel_fro", "rel.err", 8, "%.4f", 0, NULL, 0},
+      {"cos_mean", "cos.mean", 9, "%.5f", 0, NULL, 0},
+      {"cos_min", "cos.min", 8, "%.4f", 0, NULL, 0},
+      {"mass_retained", "mass", 6, "%.4f", 0, NULL, 0},
+      {"top1_recall", "top1", 6, "%.4f", 0, NULL, 0},
+      {topk_name, topk_title, 5, "%.4f", 0, NULL, 0},
+  };
+  spr_table_text(t, "\n");
+  spr_table_begin(t, "schemes", NULL, cols, sizeof cols / sizeof cols[0]);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     if (!res[0].scheme[s].ran) continue;
     double keep = 0, fb = 0, rb = 0, fro = 0, cm = 0, cmin = 1, mass = 0, t1 = 0, tk = 0;
@@ -123,21 +166,22 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
       tk += x->topk_recall / LH;
     }
     const int dn = SPR_SCHEME_DENSE;
-    printf("%-8s %6.2f %11.2f %10.2f %10.1f %8.2f %7.2fx %7.2fx %8.4f %9.5f %8.4f %6.4f %6.4f %5.4f\n",
-           spr_scheme_name(s), 100 * keep, fb / 1e6, rb / 1e6, e[s] * 1e6, cyc[s] / 1e6,
-           cyc[s] > 0 ? cyc[dn] / cyc[s] : 0, e[s] > 0 ? e[dn] / e[s] : 0, fro, cm, cmin, mass, t1,
-           tk);
+    const spr_table_cell row[] = {{spr_scheme_name(s), 0}, {NULL, keep}, {NULL, fb}, {NULL, rb},
+                                  {NULL, e[s]}, {NULL, cyc[s]},
+                                  {NULL, cyc[s] > 0 ? cyc[dn] / cyc[s] : 0},
+                                  {NULL, e[s] > 0 ? e[dn] / e[s] : 0}, {NULL, fro}, {NULL, cm},
+                                  {NULL, cmin}, {NULL, mass}, {NULL, t1}, {NULL, tk}};
+    spr_table_row(t, row);
   }
+  spr_table_end(t);
 }
 
-static void print_layer(const spr_run *run, const spr_config *c, int l) {
-  char label[16];
-  snprintf(label, sizeof label, "%d", l);
-  print_row(label, spr_run_result(run, l, 0), c->wl.n_heads, 1);
+static void print_layer(spr_table *t, const spr_run *run, const spr_config *c, int l) {
+  print_row(t, l, spr_run_result(run, l, 0), c->wl.n_heads);
 }
 
-static void print_total(const spr_run *run, const spr_config *c) {
-  print_row("all", spr_run_results(run), c->wl.n_layers * c->wl.n_heads, 0);
+static void print_total(spr_table *t, const spr_run *run, const spr_config *c) {
+  print_row(t, -1, spr_run_results(run), c->wl.n_layers * c->wl.n_heads);
 }
 
 /* Record the applied device model in the trace. */
@@ -159,29 +203,15 @@ static int trace_device_model(spr_trace *tr, const spr_config *c, const spr_devi
   return spr_trace_write_device(tr, &dm);
 }
 
-/* Refuse an output the model run could not write before spending the run
- * on it (its file is written at the end): a folder, a name ending in '/',
- * or a folder that is missing or not writable. */
-static int check_output(const char *out) {
-  struct stat sb;
-  size_t len = strlen(out);
-  if (len == 0 || out[len - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)))
-    return spr_error(SPR_EIO, "%s: the output is a folder, not a file name", out);
-  char *dir = strdup(out);
-  if (!dir) return spr_error(SPR_ENOMEM, "out of memory");
-  char *slash = strrchr(dir, '/');
-  const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
-  int rc = access(d, W_OK | X_OK) ? spr_error(SPR_EIO, "%s: cannot write into the folder %s: %s",
-                                              out, d, strerror(errno))
-                                  : 0;
-  free(dir);
-  return rc;
-}
+/* run_model's name for cmd_check_output. */
+static int check_output(const char *out) { return cmd_check_output(out); }
 
 /* workload.source = model: a model file on its evaluation items under every
  * enabled scheme, beside exact attention and the dense reference model
  * (docs/models.md). */
-static int run_model(const spr_config *c, const char *out, long threads) {
+static int run_model(const spr_config *c, const char *out, long threads, int format) {
+  /* with --format csv or json, standard output holds the table alone */
+  FILE *info = format == SPR_TABLE_TEXT ? stdout : stderr;
   spr_model m, ref;
   spr_fmnist data;
   char ref_path[SPR_STRING_MAX];
@@ -210,23 +240,23 @@ static int run_model(const spr_config *c, const char *out, long threads) {
   }
   const int first = text ? c->wl.first_window : c->wl.first_image;
   const int count = text ? c->wl.windows : c->wl.images;
-  printf("sprintsim %s: model %s (%s, %d layers x %d heads, N = %d, d = %d%s), %s %d..%d, seed "
+  fprintf(info, "sprintsim %s: model %s (%s, %d layers x %d heads, N = %d, d = %d%s), %s %d..%d, seed "
          "%llu, %ld thread%s\n", PACKAGE_VERSION, c->wl.model, spr_model_input_name(m.input),
          m.depth, m.heads, m.tokens, m.head_dim, m.causal ? ", causal" : "",
          text ? "evaluation windows" : "Fashion-MNIST test images", first, first + count - 1,
          (unsigned long long)c->seed, threads, threads == 1 ? "" : "s");
-  printf("reference: %s\n", have_ref ? ref_path : "none (losses against exact attention)");
+  fprintf(info, "reference: %s\n", have_ref ? ref_path : "none (losses against exact attention)");
   if (c->thr.mode == SPR_THR_LEARNED && m.has_theta) {
-    printf("SPRINT thresholds: learned theta + offset %g on q.k/sqrt(d):", c->thr.offset);
-    for (int l = 0; l < m.depth; l++) printf(" %.4g", m.theta[l] + c->thr.offset);
-    printf("\n");
+    fprintf(info, "SPRINT thresholds: learned theta + offset %g on q.k/sqrt(d):", c->thr.offset);
+    for (int l = 0; l < m.depth; l++) fprintf(info, " %.4g", m.theta[l] + c->thr.offset);
+    fprintf(info, "\n");
   } else if (c->thr.mode == SPR_THR_KEEP_RATE) {
-    printf("SPRINT thresholds: calibrated per %s and %s to keep rate %g\n",
+    fprintf(info, "SPRINT thresholds: calibrated per %s and %s to keep rate %g\n",
            c->thr.per_head ? "head" : "layer", text ? "window" : "image", c->thr.keep_rate);
   } else if (c->thr.mode == SPR_THR_DIRECT) {
-    printf("SPRINT thresholds: direct, score units\n");
+    fprintf(info, "SPRINT thresholds: direct, score units\n");
   }
-  fflush(stdout);
+  fflush(info);
   spr_model_eval_result r;
   if (spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
                          have_data ? &data : NULL, (int)threads, &cmd_interrupted, &r)) {
@@ -239,34 +269,79 @@ static int run_model(const spr_config *c, const char *out, long threads) {
     goto done;
   }
   const int N = r.n_items, dn = SPR_SCHEME_DENSE;
-  printf("\n%-9s %7s", "scheme", text ? "bpc" : "top1%");
-  if (!text) printf(" %7s", "agree%");
-  printf(" %7s %7s %9s %9s %9s %8s %8s\n", text ? "loss%" : "loss.pp", "keep%",
-         text ? "kB/win" : "kB/img", text ? "uJ/win" : "uJ/img", text ? "kcyc/win" : "kcyc/img",
-         "speedup", "energy-");
+  /* one row per scheme, the references first; per-item figures */
+  const spr_table_col cols[] = {
+      {"scheme", NULL, 9, NULL, 0, NULL, SPR_COL_LEFT},
+      {text ? "bpc" : "top1", text ? "bpc" : "top1%", 7, text ? "%.4f" : "%.2f", text ? 1 : 100,
+       NULL, 0},
+      {"agreement", "agree%", 7, "%.2f", 100, NULL, 0},
+      {text ? "loss_pct" : "loss_pp", text ? "loss%" : "loss.pp", 7, "%.3f", 0, NULL, 0},
+      {"keep_rate", "keep%", 7, "%.2f", 100, NULL, 0},
+      {"bytes_fetched_per_item", text ? "kB/win" : "kB/img", 9, "%.2f", 1e-3, NULL, 0},
+      {"energy_J_per_item", text ? "uJ/win" : "uJ/img", 9, "%.3f", 1e6, NULL, 0},
+      {"cycles_per_item", text ? "kcyc/win" : "kcyc/img", 9, "%.2f", 1e-3, NULL, 0},
+      {"speedup", NULL, 8, "%.2f", 0, "x", 0},
+      {"energy_reduction", "energy-", 8, "%.2f", 0, "x", 0},
+  };
+  enum { NCOL = sizeof cols / sizeof cols[0] };
+  /* a text model has no agreement column */
+  spr_table_col shown[NCOL];
+  int ncol = 0;
+  for (int k = 0; k < NCOL; k++)
+    if (!(text && k == 2)) shown[ncol++] = cols[k];
+  spr_table *tab = NULL;
+  if (spr_table_open(stdout, format, &tab)) {
+    status = cmd_fail(1, NULL);
+    spr_model_eval_result_free(&r);
+    goto done;
+  }
+  spr_table_text(tab, "\n");
+  spr_table_meta_str(tab, "sprintsim", PACKAGE_VERSION);
+  spr_table_meta_str(tab, "model", c->wl.model);
+  spr_table_meta_str(tab, "input", spr_model_input_name(m.input));
+  spr_table_meta_num(tab, "causal", m.causal);
+  spr_table_meta_str(tab, "reference", have_ref ? ref_path : "");
+  spr_table_meta_str(tab, "loss_vs", spr_model_scheme_name(r.loss_vs));
+  spr_table_meta_num(tab, "first_item", first);
+  spr_table_meta_num(tab, "items", N);
+  spr_table_meta_u64(tab, "seed", (unsigned long long)c->seed);
+  spr_table_begin(tab, "schemes", NULL, shown, ncol);
+  const double none = format == SPR_TABLE_TEXT ? 0 : NAN;
   for (int k = 0; k < SPR_MEVAL_N_SCHEMES; k++) {
     /* the references first: reference, exact, then the priced schemes */
     const int s = k == 0 ? SPR_MEVAL_REFERENCE : k == 1 ? SPR_MEVAL_EXACT : k - 2;
     const spr_model_metrics *x = &r.scheme[s];
     if (!x->ran) continue;
-    printf("%-9s", spr_model_scheme_name(s));
-    if (text) printf(" %7.4f", x->metric);
-    else printf(" %7.2f %7.2f", 100 * x->metric, 100 * x->agreement);
-    printf(" %7.3f %7.2f", x->loss, 100 * x->keep_rate);
-    if (s >= SPR_N_SCHEMES)
-      printf(" %9s %9s %9s %8s %8s\n", "-", "-", "-", "-", "-");
-    else
-      printf(" %9.2f %9.3f %9.2f %7.2fx %7.2fx\n", x->bytes_fetched / N / 1e3,
-             x->energy_J / N * 1e6, x->cycles / N / 1e3, r.scheme[dn].cycles / x->cycles,
-             r.scheme[dn].energy_J / x->energy_J);
+    const int priced = s < SPR_N_SCHEMES;
+    /* text: "-" where a row has no ledger; CSV, JSON: empty or null */
+    const char *dash = priced || format != SPR_TABLE_TEXT ? NULL : "-";
+    spr_table_cell all[NCOL] = {
+        {spr_model_scheme_name(s), 0},
+        {NULL, x->metric},
+        {NULL, x->agreement},
+        {NULL, x->loss},
+        {NULL, x->keep_rate},
+        {dash, priced ? x->bytes_fetched / N : none},
+        {dash, priced ? x->energy_J / N : none},
+        {dash, priced ? x->cycles / N : none},
+        {dash, priced ? r.scheme[dn].cycles / x->cycles : none},
+        {dash, priced ? r.scheme[dn].energy_J / x->energy_J : none},
+    };
+    spr_table_cell row[NCOL];
+    for (int j = 0, q = 0; j < NCOL; j++)
+      if (!(text && j == 2)) row[q++] = all[j];
+    spr_table_row(tab, row);
   }
+  spr_table_end(tab);
   if (r.scheme[SPR_SCHEME_SPRINT].theta_saturated)
-    printf("note: %lld head evaluations had a learned threshold beyond the %d-bit generator's "
-           "range (saturated at its end)\n",
-           (long long)r.scheme[SPR_SCHEME_SPRINT].theta_saturated, c->thr.bits);
-  printf("%d %s in %.1f s\n", N, text ? "windows" : "images", r.seconds);
-  if (spr_model_eval_write(out, c, &r, PACKAGE_VERSION)) status = cmd_fail(1, NULL);
-  else printf("output: %s\n", out);
+    fprintf(info, "note: %lld head evaluations had a learned threshold beyond the %d-bit "
+            "generator's range (saturated at its end)\n",
+            (long long)r.scheme[SPR_SCHEME_SPRINT].theta_saturated, c->thr.bits);
+  fprintf(info, "%d %s in %.1f s\n", N, text ? "windows" : "images", r.seconds);
+  int wrc = spr_model_eval_write(out, c, &r, PACKAGE_VERSION);
+  if (spr_table_close(tab, !wrc) && !wrc) status = cmd_fail(1, "standard output");
+  if (wrc) status = cmd_fail(1, NULL);
+  else fprintf(info, "output: %s\n", out);
   spr_model_eval_result_free(&r);
 done:
   if (have_data) spr_fmnist_free(&data);
@@ -276,59 +351,71 @@ done:
 }
 
 int cmd_run(int argc, char **argv) {
-  cmd_opts o = {"run", cmd_usage_run, CMD_OPT_SEED | CMD_OPT_THREADS | CMD_OPT_TRACE, "at most", NULL,
-                "sprintsim-run.h5", NULL, NULL, omp_get_max_threads()};
+  cmd_opts o = {.cmd = "run", .usage = cmd_usage_run, .config_what = "at most",
+                .allow = CMD_OPT_SEED | CMD_OPT_THREADS | CMD_OPT_TRACE | CMD_OPT_OUT |
+                         CMD_OPT_SET | CMD_OPT_FORMAT,
+                .out = "sprintsim-run.h5", .threads = omp_get_max_threads()};
   int st = cmd_parse_opts(argc, argv, &o);
   if (st >= 0) return st;
-  const char *cfg_path = o.config, *out = o.out, *seed = o.seed, *trace = o.trace;
+  const char *out = o.out, *seed = o.seed, *trace = o.trace;
   const long threads = o.threads;
   spr_config c;
   spr_config_default(&c);
-  int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
-  if (rc) return cmd_fail(1, NULL);
+  spr_config_src src;
+  if (cmd_config_src(&o, &src)) return 1;
+  int rc = spr_config_load_src(&c, &src);
+  if (rc) return cmd_fail_rc(rc, NULL);
   if (seed && spr_config_set(&c, "run", "seed", seed, "--seed")) return cmd_fail(CMD_EXIT_USAGE, NULL);
   if (trace && spr_config_set(&c, "run", "trace", trace, "--trace")) return cmd_fail(CMD_EXIT_USAGE, NULL);
-  if (spr_qkv_resolve(&c, cfg_path ? cfg_path : "built-in default")) return cmd_fail(1, NULL);
+  if (spr_qkv_resolve(&c, src.name)) return cmd_fail(1, NULL);
+  if ((st = cmd_check_inputs(&o, "-o", out, &c))) return st;
+  /* with --format csv or json, standard output holds the tables alone */
+  FILE *info = o.format == SPR_TABLE_TEXT ? stdout : stderr;
   spr_device dev;
   int applied[SPR_DEVICE_MAX_PARAMS], n_applied = 0;
-  if (cmd_load_device_model(&c, &dev, applied, &n_applied, stdout)) {
+  if (cmd_load_device_model(&c, &dev, applied, &n_applied, info)) {
     spr_device_free(&dev);
     return cmd_fail(1, NULL);
   }
 
-  /* signals: the first SIGINT/SIGTERM/SIGHUP stops the run between heads
-   * and deletes the temporary file; a second one kills at once (the
-   * handler resets), leaving only a ".tmp.XXXXXX" that never looks
-   * finished.  A closed stdout (SIGPIPE ignored) stops the run too. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = cmd_on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  /* the run stops between heads on a signal and deletes its temporary
+   * (cmd_signals); a closed stdout stops it too */
+  cmd_signals();
 
   if (c.wl.source == SPR_SOURCE_MODEL) { /* its output records the config, device keys applied */
     spr_device_free(&dev);
-    return run_model(&c, out, threads);
+    return run_model(&c, out, threads, o.format);
   }
 
   spr_run *run = NULL;
   spr_trace *tr = NULL;
+  spr_table *tab = NULL;
   if (spr_run_alloc(&c, (int)threads, &run)) {
     spr_device_free(&dev);
     return cmd_fail(1, NULL);
   }
   spr_run_set_cancel(run, &cmd_interrupted);
-  if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr)) {
+  /* errors that depend on the data (the first-order IR drop's range)
+   * before any table or file */
+  if ((rc = spr_run_check(run))) {
+    const char *why;
+    int st = rc == SPR_ECANCELED ? cmd_stop_status(&why) : cmd_fail(1, NULL);
+    if (rc == SPR_ECANCELED) fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
     spr_run_free(run);
     spr_device_free(&dev);
-    return cmd_fail(1, NULL);
+    return st;
+  }
+  if (spr_trace_create(out, &c, PACKAGE_VERSION, &tr) || spr_table_open(stdout, o.format, &tab)) {
+    int st = cmd_fail(1, NULL);
+    if (tr) spr_trace_close(tr, 0);
+    spr_run_free(run);
+    spr_device_free(&dev);
+    return st;
   }
   if (c.device_model[0] && trace_device_model(tr, &c, &dev, applied, n_applied)) {
     int st = cmd_fail(1, NULL);
     spr_trace_close(tr, 0);
+    spr_table_close(tab, 0);
     spr_run_free(run);
     spr_device_free(&dev);
     return st;
@@ -341,11 +428,19 @@ int cmd_run(int argc, char **argv) {
   else
     snprintf(source, sizeof source, "%s", spr_preset_name(c.wl.preset));
   if (c.wl.causal) strcat(source, ", causal"); /* fits: the buffer has 32 bytes to spare */
-  printf("sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
-         PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
-         c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
-         threads == 1 ? "" : "s");
-  print_table_header();
+  fprintf(info, "sprintsim %s: %s, %d layers x %d heads, N = %d, d = %d, seed %llu, %ld thread%s\n",
+          PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
+          c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
+          threads == 1 ? "" : "s");
+  spr_table_meta_str(tab, "sprintsim", PACKAGE_VERSION);
+  spr_table_meta_str(tab, "workload", source);
+  spr_table_meta_num(tab, "n_layers", c.wl.n_layers);
+  spr_table_meta_num(tab, "n_heads", c.wl.n_heads);
+  spr_table_meta_num(tab, "seq_len", c.wl.seq_len);
+  spr_table_meta_num(tab, "head_dim", c.wl.head_dim);
+  spr_table_meta_u64(tab, "seed", (unsigned long long)c.seed);
+  spr_table_meta_num(tab, "causal", c.wl.causal);
+  spr_table_begin(tab, "layers", NULL, layer_cols, N_LAYER_COLS);
   int status = 0, stdout_closed = 0;
   for (int l = 0; l < c.wl.n_layers && !cmd_interrupted; l++) {
     if (tty) fprintf(stderr, "\rlayer %d/%d ...", l + 1, c.wl.n_layers);
@@ -359,27 +454,40 @@ int cmd_run(int argc, char **argv) {
       if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = cmd_fail(1, NULL);
     if (status) break;
     if (tty) fprintf(stderr, "\r%*s\r", 24, "");
-    print_layer(run, &c, l);
+    print_layer(tab, run, &c, l);
     if (fflush(stdout) || ferror(stdout)) {
       stdout_closed = 1;
       break;
     }
   }
   if (tty) fprintf(stderr, "\r%*s\r", 24, "");
-  if (!status && (cmd_interrupted || stdout_closed)) {
-    fprintf(stderr, "%s: %s; %s not written\n", cmd_prog,
-            cmd_interrupted ? "interrupted" : "standard output closed", out);
-    status = cmd_interrupted ? 130 : 1;
+  if (cmd_interrupted || (!status && stdout_closed)) {
+    const char *why = "standard output closed";
+    const int st = cmd_interrupted ? cmd_stop_status(&why) : 1;
+    if (!status || cmd_interrupted == SIGXFSZ)
+      fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
+    if (!status) status = st;
   }
   if (!status && spr_trace_write_summary(tr, spr_run_results(run))) status = cmd_fail(1, NULL);
   if (!status) {
-    print_total(run, &c);
-    print_schemes(run, &c);
-    if (spr_trace_close(tr, 1)) status = cmd_fail(1, NULL);
-    else printf("trace: %s\n", out);
+    print_total(tab, run, &c);
+    spr_table_end(tab);
+    print_schemes(tab, run, &c);
+    if (spr_trace_close(tr, 1)) {
+      status = cmd_fail(1, NULL);
+    } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
+      unlink(out);
+      fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+      status = 1;
+    } else {
+      spr_table_text(tab, "trace: %s\n", out);
+      spr_table_meta_str(tab, "trace", out);
+      if (o.format == SPR_TABLE_CSV) fprintf(stderr, "trace: %s\n", out);
+    }
   } else {
     spr_trace_close(tr, 0);
   }
+  if (spr_table_close(tab, !status) && !status) status = cmd_fail(1, "standard output");
   spr_run_free(run);
   if (status == 1) {
     /* HDF5 1.10.8 can crash in its exit handler after a failed write

@@ -10,10 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cmd_usage_sweep(FILE *f) {
   fprintf(f,
-          "usage: sprintsim sweep CONFIG [-o SWEEP.h5] [--threads N]\n"
+          "usage: sprintsim sweep CONFIG [-o SWEEP.h5] [--threads N] [--set SECTION.KEY=VALUE ...]\n"
           "\n"
           "Evaluate every point of a grid over configuration keys: CONFIG is an\n"
           "ordinary configuration plus a [sweep] section (docs/sweep.md):\n"
@@ -38,23 +39,65 @@ void cmd_usage_sweep(FILE *f) {
           "  -o, --output FILE  HDF5 results (default sprintsim-sweep.h5); the CSV is\n"
           "                     written beside it (FILE without .h5, plus .csv); both\n"
           "                     are written as NAME.tmp.XXXXXX and renamed when complete\n"
+          "                     (neither may name an input of a point)\n"
           "  --threads N        points evaluated at once (default: OMP_NUM_THREADS or\n"
-          "                     all cores)\n"
+          "                     all cores); their memory is checked together first\n");
+  cmd_usage_set(f, "                     --set sweep.KEY=VALUES replaces (or adds) an axis or a\n"
+                  "                     [sweep] key; a key that is an axis is set on its axis\n");
+  fprintf(f,
           "  -h, --help         this help\n"
           "\n"
           "Plots: scripts/plot SWEEP.h5.  Exit status: 0 success, 1 error, 2 bad command\n"
           "line, 130 interrupted (nothing written).\n");
 }
 
+/* Neither output may be an input of a point: the sweep file, or a file
+ * its points name (every point's when an axis sets a file name). */
+static int check_inputs(const cmd_opts *opt, const spr_sweep *sw, const char *out, const char *csv) {
+  int files = 0; /* an axis sets a file name: "section.key" or "a.b + c.d" */
+  for (int a = 0; a < spr_sweep_naxes(sw); a++) {
+    char names[256], *save = NULL;
+    snprintf(names, sizeof names, "%s", spr_sweep_axis_key(sw, a));
+    for (char *t = strtok_r(names, " +", &save); t; t = strtok_r(NULL, " +", &save)) {
+      char *dot = strchr(t, '.');
+      if (!dot) continue;
+      *dot = '\0';
+      const spr_config_key_info *k = spr_config_key(spr_config_find(t, dot + 1));
+      files |= k && k->type == SPR_KEY_STRING;
+    }
+  }
+  spr_config *c = malloc(sizeof *c);
+  if (!c) {
+    fprintf(stderr, "%s: out of memory\n", cmd_prog);
+    return 1;
+  }
+  int st = 0;
+  for (int p = 0; p < (files ? spr_sweep_npoints(sw) : 1) && !st; p++) {
+    if (spr_sweep_point_config(sw, p, c)) {
+      st = cmd_fail(1, NULL);
+      break;
+    }
+    st = cmd_check_inputs(opt, "-o", out, c);
+    if (!st) st = cmd_check_inputs(opt, "the CSV beside -o,", csv, c);
+  }
+  free(c);
+  return st;
+}
+
 int cmd_sweep(int argc, char **argv) {
-  cmd_opts opt = {"sweep", cmd_usage_sweep, CMD_OPT_THREADS, "with a [sweep] section ", NULL,
-                  "sprintsim-sweep.h5", NULL, NULL, omp_get_max_threads()};
+  cmd_opts opt = {.cmd = "sweep", .usage = cmd_usage_sweep, .config_what = "with a [sweep] section ",
+                  .allow = CMD_OPT_THREADS | CMD_OPT_OUT | CMD_OPT_SET,
+                  .out = "sprintsim-sweep.h5", .threads = omp_get_max_threads()};
   int st0 = cmd_parse_opts(argc, argv, &opt);
   if (st0 >= 0) return st0;
-  const char *cfg_path = opt.config, *out = opt.out;
+  const char *out = opt.out;
   long threads = opt.threads;
   spr_sweep *sw = NULL;
-  if (spr_sweep_load(cfg_path, &sw)) return cmd_fail(1, NULL);
+  spr_config_src src;
+  if (cmd_config_src(&opt, &src)) return 1;
+  const char *cfg_path = src.name;
+  int rc = spr_sweep_load_src(&src, &sw);
+  if (rc) return cmd_fail_rc(rc, NULL);
   char *csv = spr_sweep_csv_path(out);
   spr_sweep_out *o = NULL;
   if (!csv) {
@@ -62,24 +105,29 @@ int cmd_sweep(int argc, char **argv) {
     fprintf(stderr, "%s: out of memory\n", cmd_prog);
     return 1;
   }
+  if ((st0 = check_inputs(&opt, sw, out, csv))) {
+    free(csv);
+    spr_sweep_free(sw);
+    return st0;
+  }
   if (spr_sweep_out_open(out, csv, &o)) {
     int st = cmd_fail(1, NULL);
     free(csv);
     spr_sweep_free(sw);
     return st;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = cmd_on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  cmd_signals();
 
   const int P = spr_sweep_npoints(sw);
   const spr_evaluator *ev = spr_sweep_evaluator(sw);
   if (threads > P) threads = P;
+  if (spr_sweep_check_memory(sw, (int)threads, 0)) { /* the points run at once, together */
+    int st = cmd_fail(1, NULL);
+    spr_sweep_out_abort(o);
+    free(csv);
+    spr_sweep_free(sw);
+    return st;
+  }
   printf("sprintsim %s: sweep %s: %d point%s (", PACKAGE_VERSION, cfg_path, P, P == 1 ? "" : "s");
   for (int a = 0; a < spr_sweep_naxes(sw); a++)
     printf("%s%s x%d", a ? ", " : "", spr_sweep_axis_key(sw, a), spr_sweep_axis_nvalues(sw, a));
@@ -124,14 +172,23 @@ int cmd_sweep(int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", cmd_prog, err_msg);
     status = 1;
   } else if (cmd_interrupted) {
-    fprintf(stderr, "%s: interrupted after %d of %d points; %s and %s not written\n", cmd_prog, done, P,
+    const char *why;
+    status = cmd_stop_status(&why);
+    fprintf(stderr, "%s: %s after %d of %d points; %s and %s not written\n", cmd_prog, why, done, P,
                 out, csv);
-    status = 130;
   }
   if (status) {
     spr_sweep_out_abort(o);
   } else if (spr_sweep_out_commit(o, sw, PACKAGE_VERSION)) {
     status = cmd_fail(1, NULL);
+    if (cmd_interrupted == SIGXFSZ)
+      fprintf(stderr, "%s: the file size limit (ulimit -f) was reached\n", cmd_prog);
+  } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
+    unlink(out);
+    unlink(csv);
+    fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s and %s not written\n",
+            cmd_prog, out, csv);
+    status = 1;
   } else {
     printf("sweep: %s, %s (%d rows) in %.1f s\n", out, csv, P * spr_sweep_nschemes(sw), cmd_now_s() - t0);
   }

@@ -10,61 +10,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cmd_usage_synth(FILE *f) {
   fprintf(f,
           "usage: sprintsim synth [CONFIG] -o FILE.h5 [--batch B] [--pad P]\n"
+          "                       [--set SECTION.KEY=VALUE ...]\n"
           "\n"
           "Write the synthetic generator's Q, K, V (workload keys of CONFIG: preset,\n"
           "seq_len, layers, heads, head_dim; run.seed) as a sprintsim-qkv file\n"
           "(docs/qkv.md), float32.\n"
-          "  -o FILE.h5   output, written atomically\n"
-          "  --batch B    B items (datasets (B, heads, N, d) and a /mask (B, N));\n"
-          "               item b is the generator's output for seed run.seed + b\n"
-          "               with N - b P real tokens, then P b padding tokens of zeros\n"
-          "               (mask 0); without --batch: datasets (heads, N, d), no mask\n"
-          "  --pad P      padding tokens added per item (default 0)\n");
+          "\n"
+          "  -o, --output FILE  output, written atomically (not CONFIG itself)\n"
+          "  --batch B          B items (datasets (B, heads, N, d) and a /mask (B, N));\n"
+          "                     item b is the generator's output for seed run.seed + b\n"
+          "                     with N - b P real tokens, then P b padding tokens of\n"
+          "                     zeros (mask 0); without --batch: datasets (heads, N, d),\n"
+          "                     no mask\n"
+          "  --pad P            padding tokens added per item (default 0)\n");
+  cmd_usage_set(f, NULL);
+  fprintf(f,
+          "  -h, --help         this help\n"
+          "\n"
+          "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
 }
 
 /* The generator's Q, K, V in the sprintsim-qkv format. */
 int cmd_synth(int argc, char **argv) {
-  const char *cfg_path = NULL, *out = NULL;
-  long batch = 0, pad = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      cmd_usage_synth(stdout);
-      return 0;
-    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-      if (++i >= argc || !argv[i][0]) {
-        fprintf(stderr, "%s: synth: %s needs a file name\n", cmd_prog, a);
-        return CMD_EXIT_USAGE;
-      }
-      out = argv[i];
-    } else if (!strcmp(a, "--batch")) {
-      if (cmd_parse_int_arg("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 4096, &batch)) return CMD_EXIT_USAGE;
-    } else if (!strcmp(a, "--pad")) {
-      if (cmd_parse_int_arg("--pad", i + 1 < argc ? argv[++i] : NULL, 0, SPR_QKV_MAX_SEQ, &pad)) return CMD_EXIT_USAGE;
-    } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "%s: synth: unknown option '%s' (see 'sprintsim synth --help')\n", cmd_prog, a);
-      return CMD_EXIT_USAGE;
-    } else if (!cfg_path) {
-      cfg_path = a;
-    } else {
-      fprintf(stderr, "%s: synth: unexpected argument '%s' (one CONFIG at most)\n", cmd_prog, a);
-      return CMD_EXIT_USAGE;
-    }
-  }
+  cmd_opts o = {.cmd = "synth", .usage = cmd_usage_synth, .config_what = "at most",
+                .allow = CMD_OPT_OUT | CMD_OPT_SET | CMD_OPT_BATCH};
+  int st = cmd_parse_opts(argc, argv, &o);
+  if (st >= 0) return st;
+  const char *cfg_path = o.config, *out = o.out;
+  const long batch = o.batch, pad = o.pad;
   if (!out) {
     fprintf(stderr, "%s: synth: -o FILE.h5 is required (see 'sprintsim synth --help')\n", cmd_prog);
     return CMD_EXIT_USAGE;
   }
   spr_config c;
   spr_config_default(&c);
-  int rc = cfg_path ? spr_config_load(&c, cfg_path) : spr_config_resolve(&c, "built-in default");
-  if (rc) return cmd_fail(1, NULL);
+  spr_config_src src;
+  if (cmd_config_src(&o, &src)) return 1;
+  int rc = spr_config_load_src(&c, &src);
+  if (rc) return cmd_fail_rc(rc, NULL);
+  if ((st = cmd_check_inputs(&o, "-o", out, &c))) return st;
   if (c.wl.source != SPR_SOURCE_SYNTHETIC) {
-    fprintf(stderr, "%s: synth: %s: workload.source must be synthetic\n", cmd_prog, cfg_path);
+    fprintf(stderr, "%s: synth: %s: workload.source must be synthetic\n", cmd_prog,
+            cfg_path ? src.name : "built-in default");
     return 1;
   }
   const int L = c.wl.n_layers, H = c.wl.n_heads, N = c.wl.seq_len, D = c.wl.head_dim;
@@ -89,12 +81,13 @@ int cmd_synth(int argc, char **argv) {
   }
   for (int b = 0; !status && mask && b < items; b++)
     memset(mask + (size_t)b * N, 1, (size_t)(N - b * pad));
+  cmd_signals();
   if (!status && spr_qkv_create(out, L, H, (int)batch, N, D, mask, &w)) status = cmd_fail(1, NULL);
-  for (int b = 0; !status && b < items; b++) {
+  for (int b = 0; !status && !cmd_interrupted && b < items; b++) {
     spr_workload_params wl = c.wl;
     wl.seq_len = N - (int)(b * pad);
-    for (int l = 0; !status && l < L; l++)
-      for (int h = 0; !status && h < H; h++) {
+    for (int l = 0; !status && !cmd_interrupted && l < L; l++)
+      for (int h = 0; !status && !cmd_interrupted && h < H; h++) {
         /* the item's tokens first, zero rows of padding after */
         memset(Q, 0, nd * sizeof *Q);
         memset(K, 0, nd * sizeof *K);
@@ -104,7 +97,18 @@ int cmd_synth(int argc, char **argv) {
           status = cmd_fail(1, out);
       }
   }
+  if (cmd_interrupted) { /* stopped between heads, or a write past the file size limit */
+    const char *why;
+    const int st = cmd_stop_status(&why);
+    fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, why, out);
+    if (!status) status = st;
+  }
   if (w && spr_qkv_finish(w, !status) && !status) status = cmd_fail(1, NULL);
+  if (!status && cmd_interrupted == SIGXFSZ) { /* a write past the limit while finishing */
+    unlink(out);
+    fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+    status = 1;
+  }
   if (!status)
     printf("synth: %s: %d layers x %d heads, N = %d, d = %d, %d item%s (%ld padding tokens per item), seed %llu\n",
            out, L, H, N, D, items, items == 1 ? "" : "s", pad, (unsigned long long)c.seed);

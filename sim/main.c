@@ -19,7 +19,8 @@ static void usage_main(FILE *f) {
           "  sweep CONFIG [-o SWEEP.h5] [--threads N]\n"
           "                           run every point of the grid in CONFIG's [sweep]\n"
           "                           section; write SWEEP.h5 and SWEEP.csv\n"
-          "  report FILE.h5           per-layer and total tables of every scheme in a\n"
+          "  report FILE.h5 [--format text|csv|json]\n"
+          "                           per-layer and total tables of every scheme in a\n"
           "                           trace: keep rate, bytes, energy by component,\n"
           "                           cycles, speedup and energy reduction over dense,\n"
           "                           accuracy against dense attention\n"
@@ -28,7 +29,8 @@ static void usage_main(FILE *f) {
           "                           and inputs under a model (ideal, analytic, nodal,\n"
           "                           spice)\n"
           "  config [CONFIG]          print the resolved configuration (every key with\n"
-          "                           its value, unit and meaning) as INI text\n"
+          "                           its value, unit and meaning) as INI text; of a\n"
+          "                           sweep file, its base and its grid\n"
           "  calibrate CONFIG [-o DEVICE.h5] [--seed N]\n"
           "                           measure the cell, crossbar and comparator with\n"
           "                           ngspice, fit the device model, write DEVICE.h5\n"
@@ -40,8 +42,47 @@ static void usage_main(FILE *f) {
           "\n"
           "  sprintsim --version      print the version\n"
           "\n"
-          "Run 'sprintsim help run' for the options of run; docs/ has the model,\n"
-          "the configuration keys and the trace schema.\n");
+          "Every command that reads a configuration takes --set SECTION.KEY=VALUE\n"
+          "(repeatable) over it, and '-' as CONFIG for standard input.  'sprintsim help\n"
+          "COMMAND' shows a command's options; docs/ has the model, the configuration\n"
+          "keys and the trace schema.\n");
+}
+
+/* The commands, their functions and help texts. */
+static const struct {
+  const char *name;
+  int (*fn)(int, char **);
+  void (*usage)(FILE *);
+} commands[] = {
+    {"run", cmd_run, cmd_usage_run},
+    {"sweep", cmd_sweep, cmd_usage_sweep},
+    {"report", cmd_report, cmd_usage_report},
+    {"crossbar", cmd_crossbar, cmd_usage_crossbar},
+    {"config", cmd_config, cmd_usage_config},
+    {"calibrate", cmd_calibrate, cmd_usage_calibrate},
+    {"synth", cmd_synth, cmd_usage_synth},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+/* sprintsim help [TOPIC]: a command's help, or the overview. */
+static int help(int argc, char **argv) {
+  if (argc > 3) {
+    fprintf(stderr, "%s: help: one topic at most (see 'sprintsim help')\n", cmd_prog);
+    return CMD_EXIT_USAGE;
+  }
+  if (argc < 3 || !strcmp(argv[2], "help")) {
+    usage_main(stdout);
+    return 0;
+  }
+  for (int k = 0; k < N_COMMANDS; k++)
+    if (!strcmp(argv[2], commands[k].name)) {
+      commands[k].usage(stdout);
+      return 0;
+    }
+  fprintf(stderr, "%s: help: no help topic '%s'; topics:", cmd_prog, argv[2]);
+  for (int k = 0; k < N_COMMANDS; k++) fprintf(stderr, " %s", commands[k].name);
+  fprintf(stderr, "\n");
+  return CMD_EXIT_USAGE;
 }
 
 int main(int argc, char **argv) {
@@ -58,24 +99,13 @@ int main(int argc, char **argv) {
     printf("sprintsim %s\n", PACKAGE_VERSION);
     return 0;
   }
-  if (!strcmp(cmd, "help")) {
-    if (argc > 2 && !strcmp(argv[2], "run")) cmd_usage_run(stdout);
-    else if (argc > 2 && !strcmp(argv[2], "synth")) cmd_usage_synth(stdout);
-    else if (argc > 2 && !strcmp(argv[2], "sweep")) cmd_usage_sweep(stdout);
-    else if (argc > 2 && !strcmp(argv[2], "calibrate")) cmd_usage_calibrate(stdout);
-    else if (argc > 2 && !strcmp(argv[2], "config")) {
-      char *v[] = {"config", "--help", NULL};
-      return cmd_config(2, v);
-    } else usage_main(stdout);
-    return 0;
-  }
-  if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
-  if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
-  if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
-  if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
-  if (!strcmp(cmd, "crossbar")) return cmd_crossbar(argc - 1, argv + 1);
-  if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
-  if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
+  if (!strcmp(cmd, "help")) return help(argc, argv);
+  for (int k = 0; k < N_COMMANDS; k++)
+    if (!strcmp(cmd, commands[k].name)) {
+      int status = commands[k].fn(argc - 1, argv + 1);
+      cmd_cleanup();
+      return status;
+    }
   fprintf(stderr, "%s: unknown command '%s' (see 'sprintsim --help')\n", cmd_prog, cmd);
   return CMD_EXIT_USAGE;
 }

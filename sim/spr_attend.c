@@ -276,24 +276,30 @@ int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head 
   return 0;
 }
 
+/* Step 3's programming (also alone: spr_run_check). */
+int spr_attend_program(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
+                       spr_attend_ws *w) {
+  const uint64_t seed = c->seed;
+  int rc;
+  const double *gains = NULL;
+  if (c->an.dac_error) {
+    spr_rng_key(w->rng, seed, layer, head, trial, SPR_STREAM_DAC);
+    if ((rc = spr_dac_gains(&c->an, w->xb.col_tiles, s->d, w->rng, w->gains))) return rc;
+    gains = w->gains;
+  }
+  /* programming variation and stuck-at faults draw from two streams */
+  spr_rng_key(w->rng, seed, layer, head, trial, SPR_STREAM_PROG);
+  spr_rng_key(w->rng2, seed, layer, head, trial, SPR_STREAM_STUCK);
+  return spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work, w->nodal);
+}
+
 /* Step 3: program, decide, compare, mass. */
 int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
                       spr_attend_ws *w, spr_head_result *res) {
   const int n = s->n, d = s->d, h = head;
   const uint64_t seed = c->seed;
   int rc;
-  const double *gains = NULL;
-  if (c->an.dac_error) {
-    spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_DAC);
-    if ((rc = spr_dac_gains(&c->an, w->xb.col_tiles, d, w->rng, w->gains))) return rc;
-    gains = w->gains;
-  }
-  /* programming variation and stuck-at faults draw from two streams */
-  spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_PROG);
-  spr_rng_key(w->rng2, seed, layer, h, trial, SPR_STREAM_STUCK);
-  if ((rc = spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work,
-                              w->nodal)))
-    return rc;
+  if ((rc = spr_attend_program(c, layer, head, trial, s, w))) return rc;
   spr_analog_scale sc;
   spr_analog_scale_of(&c->an, w->xb.dg_S, &sc);
   const float *off = NULL;

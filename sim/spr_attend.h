@@ -130,6 +130,16 @@ int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head 
  * since q ~ q_scale q_int and k ~ k_scale 2^(key_bits - key_msb_bits) k_msb. */
 double spr_attend_theta_units(const spr_config *c, const spr_head_result *res, double theta_s);
 
+/* Step 3's first part alone: program the head's arrays (DAC gains,
+ * static effects, IR drop) from h->kmsb (step 1) for trial `trial`, with
+ * the same streams as spr_attend_analog, so a later spr_attend_analog
+ * programs the same conductances; decides nothing.  For a run's check of
+ * the errors that depend on the data (spr_run_check): a first-order IR
+ * drop beyond its range, effective weights that overflow.  Returns 0 or
+ * spr_xbar_program's and spr_dac_gains' errors. */
+int spr_attend_program(const spr_config *c, int layer, int head, int trial, spr_attend_head *h,
+                       spr_attend_ws *w);
+
 /* Step 3 at res->threshold: fills the decision counts, keep rates and
  * masses of *res and h->mask_a, h->mask_i (and h->scores when allocated).
  * Streams keyed by (c->seed, layer, head, trial, stream).  Returns 0 or

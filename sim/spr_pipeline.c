@@ -6,6 +6,7 @@
 #include "spr_nodal.h"
 #include "spr_synth.h"
 #include "spr_qkv.h"
+#include "spr_sysmem.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -38,6 +39,21 @@ void spr_run_free(spr_run *r) {
   free(r);
 }
 
+double spr_run_mem_bytes(const spr_config *c, int threads) {
+  const spr_workload_params *wl = &c->wl;
+  if (threads > wl->n_heads) threads = wl->n_heads; /* as spr_run_alloc */
+  const double n = wl->seq_len, d = wl->head_dim, nn = n * n, nd = n * d;
+  const double per_head = nd * 15 + nn * 4 + 2 * n * ((n + 7) / 8) +
+                          (c->trace >= SPR_TRACE_FULL ? nn * 4 : 0);
+  const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16 +
+                            nn * 4 /* P */ + nn * 13 /* baselines */ + n * 64;
+  /* the exact IR-drop solver holds one workspace per thread */
+  const double nodal = c->xbar.ir_drop == SPR_IR_NODAL
+                           ? spr_nodal_ws_bytes(c->xbar.rows, c->xbar.cols) * threads
+                           : 0;
+  return per_head * wl->n_heads + per_thread * threads + nodal;
+}
+
 int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   *out = NULL;
   if (threads < 1 || threads > 1024)
@@ -51,19 +67,14 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   {
     /* refuse up front what cannot fit: the kernel overcommits, so large
      * mallocs succeed and the run would die later of the OOM killer */
-    const double n = wl->seq_len, d = wl->head_dim, nn = n * n, nd = n * d;
-    const double per_head = nd * 15 + nn * 4 + 2 * n * ((n + 7) / 8) +
-                            (c->trace >= SPR_TRACE_FULL ? nn * 4 : 0);
-    const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16 +
-                              nn * 4 /* P */ + nn * 13 /* baselines */ + n * 64;
-    /* the exact IR-drop solver holds one workspace per thread */
-    const double nodal = c->xbar.ir_drop == SPR_IR_NODAL
-                             ? spr_nodal_ws_bytes(c->xbar.rows, c->xbar.cols) * threads
-                             : 0;
-    const double need = per_head * wl->n_heads + per_thread * threads + nodal;
-    const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
+    const double need = spr_run_mem_bytes(c, threads);
+    double have = 0;
+    char src[512];
+    if (spr_sysmem_limit(NULL, NULL, &have, src, sizeof src)) have = 0; /* unknown: no check */
     if (have > 0 && need > 0.8 * have) {
+      const double nodal = c->xbar.ir_drop == SPR_IR_NODAL
+                               ? spr_nodal_ws_bytes(c->xbar.rows, c->xbar.cols) * threads
+                               : 0;
       char of[256] = "";
       if (nodal > 0)
         snprintf(of, sizeof of, " (%.1f GiB of it the nodal IR-drop workspaces of %d threads for "
@@ -71,8 +82,9 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
                  nodal / 1073741824.0, threads, c->xbar.rows, c->xbar.cols);
       return spr_error(SPR_ENOMEM,
                        "run: %d heads of %d tokens need about %.1f GiB of memory, more than 80%% "
-                       "of the %.1f GiB here%s; lower workload.seq_len or workload.heads",
-                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0, of);
+                       "of the %.1f GiB this process may use (%s)%s; lower workload.seq_len or "
+                       "workload.heads",
+                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0, src, of);
     }
   }
   spr_run *r = calloc(1, sizeof *r);
@@ -204,6 +216,30 @@ static int for_heads(spr_run *r, int layer, head_fn fn) {
   free(rcs);
   free(msgs);
   return rc;
+}
+
+/* spr_run_check: quantization (pass_ideal), then the arrays programmed. */
+static int pass_program(spr_run *r, int layer, int h, spr_attend_ws *w) {
+  return spr_attend_program(&r->c, layer, h, 0, &r->slot[h], w);
+}
+
+int spr_run_check(spr_run *r) {
+  const spr_xbar_params *x = &r->c.xbar;
+  if (x->ir_drop != SPR_IR_FIRST_ORDER || !(x->ir_alpha_wl * x->r_wl_ohm > 0 || x->ir_alpha_bl * x->r_bl_ohm > 0))
+    return 0; /* nothing in the programming depends on the data */
+  for (int layer = 0; layer < r->L; layer++) {
+    int rc;
+    for (int h = 0; r->qkv && h < r->H; h++) {
+      if (r->cancel && *r->cancel) return spr_error(SPR_ECANCELED, "interrupted");
+      spr_attend_head *s = &r->slot[h];
+      if ((rc = spr_qkv_read_head(r->qkv, layer, h, r->c.wl.qkv_item, s->Q, s->K, s->V)))
+        return spr_error_prefix(rc, "layer %d head %d", layer, h);
+    }
+    if ((rc = for_heads(r, layer, pass_ideal)) || (rc = for_heads(r, layer, pass_program))) return rc;
+  }
+  /* the results pass_ideal began are the run's to fill */
+  memset(r->res, 0, (size_t)r->L * r->H * sizeof *r->res);
+  return 0;
 }
 
 static int pass_count(spr_run *r, int layer, int h, spr_attend_ws *w) {

@@ -36,8 +36,27 @@ typedef struct spr_run spr_run;
  * OpenMP threads (>= 1; at most one per head is used).  OpenBLAS is set to
  * one thread per caller thread (heads are the parallel unit).  Returns 0,
  * SPR_EINVAL or SPR_ENOMEM (also when the run would need more than 80% of
- * the machine's physical memory, with the estimate in the message). */
+ * the memory this process may use, the smaller of the physical memory and
+ * its cgroup's limit (spr_sysmem_limit), with the estimate and the limit's
+ * source in the message). */
 int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
+
+/* The memory, in bytes, that spr_run_alloc estimates a run of the
+ * resolved configuration *c on `threads` threads needs (its refusal's
+ * estimate; a sweep adds those of the points it runs at once). */
+double spr_run_mem_bytes(const spr_config *c, int threads);
+
+/* Check the errors that depend on the data before any layer runs: with
+ * the first-order IR-drop model (crossbar.ir_drop = first_order and wire
+ * resistance), program every head's arrays once as spr_run_layer will
+ * (the same streams; nothing is decided), so a correction beyond
+ * SPR_IR_FIRST_ORDER_LIMIT is reported before any result (naming layer
+ * and head) instead of after some layers were printed.  Otherwise returns
+ * 0 at once.  Costs quantization, one score GEMM and the programming of
+ * every head (a few percent of a run; with source qkv every head is read
+ * twice).  Call after spr_run_alloc, before the first spr_run_layer.
+ * Returns 0, SPR_ECANCELED, or the error of the first failing head. */
+int spr_run_check(spr_run *r);
 
 /* Simulate layer `layer` (0-based).  Afterwards the results of its heads
  * are complete, including the arrays the trace level asks for; those

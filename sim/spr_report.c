@@ -6,6 +6,7 @@
 #include "spr_h5quiet.h"
 #include "spr_ledger.h"
 #include "spr_result.h"
+#include "spr_table.h"
 
 #include <hdf5.h>
 #include <stdlib.h>
@@ -99,13 +100,35 @@ static agg aggregate(const scheme_data *s, int k0, int k1) {
   return a;
 }
 
-static void print_row(FILE *out, const char *label, const char *scheme, const agg *a,
-                      const agg *dense) {
-  fprintf(out, "%5s %-8s %6.2f %10.2f %10.2f %10.2f %8.3f %7.2fx %7.2fx %8.4f %8.5f %8.4f %6.4f %6.4f %6.4f\n",
-          label, scheme, 100 * a->keep, a->fetched / 1e6, a->reused / 1e6, a->energy * 1e6,
-          a->cycles / 1e6, a->cycles > 0 ? dense->cycles / a->cycles : 0,
-          a->energy > 0 ? dense->energy / a->energy : 0, a->fro, a->cos_mean, a->cos_min, a->mass,
-          a->top1, a->topk);
+/* The per-layer and total table's columns (text: as `sprintsim run`'s
+ * scheme table, with the layer first). */
+static const spr_table_col main_cols[] = {
+    {"layer", NULL, 5, "%.0f", 0, NULL, 0},
+    {"scheme", NULL, 8, NULL, 0, NULL, SPR_COL_LEFT},
+    {"keep_rate", "keep%", 6, "%.2f", 100, NULL, 0},
+    {"bytes_fetched", "fetch MB", 10, "%.2f", 1e-6, NULL, 0},
+    {"bytes_reused", "reuse MB", 10, "%.2f", 1e-6, NULL, 0},
+    {"energy_J", "energy uJ", 10, "%.2f", 1e6, NULL, 0},
+    {"cycles", "Mcycles", 8, "%.3f", 1e-6, NULL, 0},
+    {"speedup", NULL, 8, "%.2f", 0, "x", 0},
+    {"energy_reduction", "energy-", 8, "%.2f", 0, "x", 0},
+    {"rel_fro", "rel.err", 8, "%.4f", 0, NULL, 0},
+    {"cos_mean", "cos.mean", 8, "%.5f", 0, NULL, 0},
+    {"cos_min", "cos.min", 8, "%.4f", 0, NULL, 0},
+    {"mass_retained", "mass", 6, "%.4f", 0, NULL, 0},
+    {"top1_recall", "top1", 6, "%.4f", 0, NULL, 0},
+    {"topk_recall", "topk", 6, "%.4f", 0, NULL, 0}, /* named top<k> below */
+};
+enum { N_MAIN = sizeof main_cols / sizeof main_cols[0] };
+
+static void print_row(spr_table *t, long layer, const char *scheme, const agg *a, const agg *dense) {
+  const spr_table_cell row[N_MAIN] = {
+      {layer < 0 ? "all" : NULL, (double)layer}, {scheme, 0}, {NULL, a->keep}, {NULL, a->fetched},
+      {NULL, a->reused}, {NULL, a->energy}, {NULL, a->cycles},
+      {NULL, a->cycles > 0 ? dense->cycles / a->cycles : 0},
+      {NULL, a->energy > 0 ? dense->energy / a->energy : 0}, {NULL, a->fro}, {NULL, a->cos_mean},
+      {NULL, a->cos_min}, {NULL, a->mass}, {NULL, a->top1}, {NULL, a->topk}};
+  spr_table_row(t, row);
 }
 
 /* String attribute `name` of `obj` into buf ("?" when absent or not a
@@ -115,21 +138,42 @@ static void attr_text(hid_t f, const char *obj, const char *name, char *buf, siz
   if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0) return;
   hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
   hid_t ty = a >= 0 ? H5Aget_type(a) : -1;
-  if (ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) && H5Tget_size(ty) < n) {
+  hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
+  const int scalar = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1;
+  if (sp >= 0) H5Sclose(sp);
+  if (ty >= 0 && scalar && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) &&
+      H5Tget_size(ty) < n) {
     memset(buf, 0, n);
     if (H5Aread(a, ty, buf) < 0) snprintf(buf, n, "?");
+  } else if (ty >= 0 && scalar && H5Tget_class(ty) == H5T_STRING && H5Tis_variable_str(ty)) {
+    /* h5py's strings */
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    char *v = NULL;
+    if (mt >= 0 && H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Tset_cset(mt, H5Tget_cset(ty)) >= 0 &&
+        H5Aread(a, mt, &v) >= 0 && v)
+      snprintf(buf, n, "%s", v);
+    if (v) H5free_memory(v);
+    if (mt >= 0) H5Tclose(mt);
   }
   if (ty >= 0) H5Tclose(ty);
   if (a >= 0) H5Aclose(a);
 }
 
-/* The device model the run applied (/device_model), one line per key. */
-static void report_device(hid_t f, FILE *out) {
+/* The device model the run applied (/device_model), one line per key
+ * (CSV, JSON: a table "device_model" of key, value, unit). */
+static void report_device(hid_t f, spr_table *t) {
   if (H5Lexists(f, "/device_model", H5P_DEFAULT) <= 0) return;
   char p[1100], id[64];
   attr_text(f, "/device_model", "path", p, sizeof p);
   attr_text(f, "/device_model", "content_id", id, sizeof id);
-  fprintf(out, "device model: %s (%s)\n", p, id);
+  spr_table_text(t, "device model: %s (%s)\n", p, id);
+  spr_table_meta_str(t, "device_model", p);
+  spr_table_meta_str(t, "device_model_id", id);
+  static const spr_table_col cols[] = {{"key", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY},
+                                       {"value", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY},
+                                       {"unit", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY}};
+  const int data = spr_table_format(t) != SPR_TABLE_TEXT;
+  if (data) spr_table_begin(t, "device_model_keys", NULL, cols, 3);
   hid_t g = H5Gopen2(f, "/device_model", H5P_DEFAULT);
   H5G_info_t info;
   if (g >= 0 && H5Gget_info(g, &info) >= 0)
@@ -142,17 +186,56 @@ static void report_device(hid_t f, FILE *out) {
       double v = 0;
       if (ds >= 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) {
         attr_text(f, dpath, "unit", unit, sizeof unit);
-        fprintf(out, "  %-28s = %.6g %s\n", key, v, strcmp(unit, "1") ? unit : "");
+        spr_table_text(t, "  %-28s = %.6g %s\n", key, v, strcmp(unit, "1") ? unit : "");
+        const spr_table_cell row[3] = {{key, 0}, {NULL, v}, {unit, 0}};
+        if (data) spr_table_row(t, row);
       }
       if (ds >= 0) H5Dclose(ds);
     }
   if (g >= 0) H5Gclose(g);
-  fprintf(out, "\n");
+  if (data) spr_table_end(t);
+  spr_table_text(t, "\n");
 }
 
-static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
+/* What a file that is not a run trace is, for the message: by its root
+ * attributes (`format`, `kind`, `program`) and datasets.  NULL: nothing
+ * known (then the trace's own checks speak). */
+static const char *file_kind(hid_t f, char *buf, size_t n) {
+  char fmt[128], kind[64], prog[64];
+  attr_text(f, "/", "format", fmt, sizeof fmt);
+  attr_text(f, "/", "kind", kind, sizeof kind);
+  attr_text(f, "/", "program", prog, sizeof prog);
+  if (!strcmp(kind, "sweep"))
+    return "a sweep file (sprintsim sweep): its rows are in the CSV beside it, its plots from "
+           "scripts/plot";
+  if (!strcmp(fmt, "sprintsim-qkv")) return "a Q/K/V file (docs/qkv.md): run it with workload.source = qkv";
+  if (!strcmp(fmt, "sprintsim device model"))
+    return "a device model (sprintsim calibrate): apply it with run.device_model";
+  if (!strcmp(fmt, "sprintsim-model"))
+    return "a model file (docs/models.md): run it with workload.source = model";
+  if (!strcmp(fmt, "sprintsim-model-eval"))
+    return "a model evaluation (sprintsim run with workload.source = model), whose table the run "
+           "printed";
+  if (strcmp(fmt, "?") != 0) { /* a format of sprintsim's or a collaborator's */
+    snprintf(buf, n, "a '%s' file", fmt);
+    return buf;
+  }
+  if (!strcmp(prog, "sprintsim")) return NULL; /* a trace, complete or not */
+  if (H5Lexists(f, "/G", H5P_DEFAULT) > 0)
+    return "a conductance matrix (/G, an input of sprintsim crossbar)";
+  if (H5Lexists(f, "/V", H5P_DEFAULT) > 0)
+    return "a voltage matrix (/V, an input of sprintsim crossbar)";
+  if (H5Lexists(f, "/I", H5P_DEFAULT) > 0)
+    return "a column-current matrix (/I, an output of sprintsim crossbar)";
+  return NULL;
+}
+
+static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
   long complete = 0, L = 0, H = 0, n = 0, topk = 0;
   int rc;
+  char kind_buf[200];
+  const char *kind = file_kind(f, kind_buf, sizeof kind_buf);
+  if (kind) return spr_error(SPR_EHDF5, "%s is %s, not a run trace", path, kind);
   if ((rc = read_attr_int(f, path, "/", "complete", &complete))) return rc;
   if (complete != 1)
     return spr_error(SPR_EHDF5, "%s: the trace is not complete (attribute 'complete' = %ld)", path, complete);
@@ -190,70 +273,90 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
     snprintf(dpath, sizeof dpath, "%s/cycles_by_component", g);
     if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC, &sd[s].c3))) return rc;
   }
-  fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld%s\n", path, L, H, n,
-          causal ? ", causal (query i sees keys j <= i; keep rates over the N(N+1)/2 pairs)" : "");
+  spr_table_text(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld%s\n", path, L, H, n,
+                 causal ? ", causal (query i sees keys j <= i; keep rates over the N(N+1)/2 pairs)"
+                        : "");
+  spr_table_meta_str(out, "file", path);
+  spr_table_meta_num(out, "n_layers", (double)L);
+  spr_table_meta_num(out, "n_heads", (double)H);
+  spr_table_meta_num(out, "seq_len", (double)n);
+  spr_table_meta_num(out, "causal", (double)causal);
   report_device(f, out);
-  fprintf(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
-               "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
-  char topk_col[24] = "topk";
-  if (topk > 0) snprintf(topk_col, sizeof topk_col, "top%ld", topk);
-  fprintf(out, "%5s %-8s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %6s %6s  %s\n", "layer",
-          "scheme", "keep%", "fetch MB", "reuse MB", "energy uJ", "Mcycles", "speedup", "energy-",
-          "rel.err", "cos.mean", "cos.min", "mass", "top1", topk_col);
+  spr_table_text(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
+                      "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
+  spr_table_col cols[N_MAIN];
+  memcpy(cols, main_cols, sizeof cols);
+  char topk_title[24] = "topk", topk_name[32] = "topk_recall";
+  if (topk > 0) {
+    snprintf(topk_title, sizeof topk_title, "top%ld", topk);
+    snprintf(topk_name, sizeof topk_name, "top%ld_recall", topk);
+  }
+  cols[N_MAIN - 1].title = topk_title;
+  cols[N_MAIN - 1].name = topk_name;
+  spr_table_begin(out, "layers", NULL, cols, N_MAIN);
   for (long l = 0; l <= L; l++) {
     const int k0 = l < L ? (int)(l * H) : 0, k1 = l < L ? (int)((l + 1) * H) : (int)(L * H);
-    char label[24];
-    if (l < L) snprintf(label, sizeof label, "%ld", l);
-    else snprintf(label, sizeof label, "all");
     agg dense = aggregate(&sd[SPR_SCHEME_DENSE], k0, k1);
     for (int s = 0; s < SPR_N_SCHEMES; s++) {
       if (!sd[s].present) continue;
       agg a = aggregate(&sd[s], k0, k1);
-      print_row(out, label, spr_scheme_name(s), &a, &dense);
+      print_row(out, l < L ? l : -1, spr_scheme_name(s), &a, &dense);
     }
   }
-  /* by component, totals */
+  spr_table_end(out);
+  /* by component, totals: one column per scheme that ran */
   agg tot[SPR_N_SCHEMES];
-  fprintf(out, "\nenergy by component, uJ (all heads)\n%-12s", "component");
+  spr_table_col ccols[SPR_N_SCHEMES + 1];
+  int nc = 0;
+  ccols[nc++] = (spr_table_col){"component", NULL, 12, NULL, 0, NULL, SPR_COL_LEFT};
   for (int s = 0; s < SPR_N_SCHEMES; s++)
     if (sd[s].present) {
       tot[s] = aggregate(&sd[s], 0, (int)(L * H));
-      fprintf(out, " %10s", spr_scheme_name(s));
+      ccols[nc++] = (spr_table_col){spr_scheme_name(s), NULL, 10, "%.2f", 1e6, NULL, 0};
     }
-  fprintf(out, "\n");
+  spr_table_cell row[SPR_N_SCHEMES + 1];
+  spr_table_text(out, "\n");
+  spr_table_begin(out, "energy_by_component_J", "energy by component, uJ (all heads)", ccols, nc);
   for (int c = 0; c < SPR_LEDGER_NE; c++) {
-    fprintf(out, "%-12s", spr_ledger_energy_name(c));
+    int k = 0;
+    row[k++] = (spr_table_cell){spr_ledger_energy_name(c), 0};
     for (int s = 0; s < SPR_N_SCHEMES; s++)
-      if (sd[s].present) fprintf(out, " %10.2f", tot[s].e_comp[c] * 1e6);
-    fprintf(out, "\n");
+      if (sd[s].present) row[k++] = (spr_table_cell){NULL, tot[s].e_comp[c]};
+    spr_table_row(out, row);
   }
-  fprintf(out, "\nbusy cycles by component, millions (all heads; latency overlaps fetch and compute)\n%-12s", "component");
-  for (int s = 0; s < SPR_N_SCHEMES; s++)
-    if (sd[s].present) fprintf(out, " %10s", spr_scheme_name(s));
-  fprintf(out, "\n");
-  for (int c = 0; c < SPR_LEDGER_NC; c++) {
-    fprintf(out, "%-12s", spr_ledger_cycle_name(c));
+  spr_table_end(out);
+  for (int k = 1; k < nc; k++) {
+    ccols[k].fmt = "%.3f";
+    ccols[k].scale = 1e-6;
+  }
+  spr_table_text(out, "\n");
+  spr_table_begin(out, "cycles_by_component",
+                  "busy cycles by component, millions (all heads; latency overlaps fetch and compute)",
+                  ccols, nc);
+  for (int c = 0; c <= SPR_LEDGER_NC; c++) {
+    int k = 0;
+    row[k++] = (spr_table_cell){c < SPR_LEDGER_NC ? spr_ledger_cycle_name(c) : "latency", 0};
     for (int s = 0; s < SPR_N_SCHEMES; s++)
-      if (sd[s].present) fprintf(out, " %10.3f", tot[s].c_comp[c] / 1e6);
-    fprintf(out, "\n");
+      if (sd[s].present) row[k++] = (spr_table_cell){NULL, c < SPR_LEDGER_NC ? tot[s].c_comp[c] : tot[s].cycles};
+    spr_table_row(out, row);
   }
-  fprintf(out, "%-12s", "latency");
-  for (int s = 0; s < SPR_N_SCHEMES; s++)
-    if (sd[s].present) fprintf(out, " %10.3f", tot[s].cycles / 1e6);
-  fprintf(out, "\n");
+  spr_table_end(out);
   return 0;
 }
 
-int spr_report_print(const char *path, FILE *out) {
-  if (!path || !out) return spr_error(SPR_EINVAL, "spr_report_print: %s is NULL", !path ? "path" : "out");
+int spr_report_write(const char *path, FILE *out, int format) {
+  if (!path || !out) return spr_error(SPR_EINVAL, "spr_report_write: %s is NULL", !path ? "path" : "out");
+  spr_table *t = NULL;
+  int rc = spr_table_open(out, format, &t);
+  if (rc) return rc;
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
   hid_t f;
-  int rc = spr__h5_open_ro(path, "trace", &f);
+  rc = spr__h5_open_ro(path, "trace", &f);
   if (!rc) {
     scheme_data sd[SPR_N_SCHEMES];
     memset(sd, 0, sizeof sd);
-    rc = report(f, path, out, sd);
+    rc = report(f, path, t, sd);
     for (int s = 0; s < SPR_N_SCHEMES; s++) {
       for (int k = 0; k < 11; k++) free(sd[s].f[k]);
       free(sd[s].e3);
@@ -262,5 +365,10 @@ int spr_report_print(const char *path, FILE *out) {
     H5Fclose(f);
   }
   spr__h5_quiet_off(&q);
-  return rc;
+  int rc2 = spr_table_close(t, !rc);
+  return rc ? rc : rc2;
+}
+
+int spr_report_print(const char *path, FILE *out) {
+  return spr_report_write(path, out, SPR_TABLE_TEXT);
 }

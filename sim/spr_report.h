@@ -13,4 +13,16 @@
  * the file and the dataset). */
 int spr_report_print(const char *path, FILE *out);
 
+/* spr_report_print in a format of spr_table.h: SPR_TABLE_TEXT (the same
+ * text), SPR_TABLE_CSV or SPR_TABLE_JSON (tables "layers" (every layer's
+ * rows, then the rows of layer "all"), "energy_by_component_J",
+ * "cycles_by_component" (busy cycles; the row "latency" is the scheme's
+ * total), "device_model_keys" when the run applied a device model; the
+ * JSON's members "file", "n_layers", "n_heads", "seq_len",
+ * "device_model"; values unscaled, SI).  A file that is not a run trace is
+ * named for what it is (a sweep file, a Q/K/V file, a device model, a ViT
+ * model or evaluation, a crossbar matrix, or its `format` attribute):
+ * SPR_EHDF5. */
+int spr_report_write(const char *path, FILE *out, int format);
+
 #endif

@@ -6,9 +6,11 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_device.h"
+#include "spr_pipeline.h"
 #include "spr_qkv.h"
 #include "spr_model.h"
 #include "spr_model_eval.h"
+#include "spr_sysmem.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -392,8 +394,56 @@ static double key_number(const spr_config *c, int k) {
   }
 }
 
+/* The file's text, then the overrides as comments (the record of what ran;
+ * each point's configuration is stored whole). */
+static char *source_text(const spr_config_src *src) {
+  char *t = src->text ? strdup(src->text) : read_text(src->name);
+  if (!t || src->n_set == 0) return t;
+  size_t len = strlen(t), need = len + 128;
+  for (int i = 0; i < src->n_set; i++) need += strlen(src->set[i]) + 32;
+  char *u = realloc(t, need);
+  if (!u) {
+    free(t);
+    return NULL;
+  }
+  size_t at = len;
+  if (at && u[at - 1] != '\n') u[at++] = '\n';
+  at += (size_t)snprintf(u + at, need - at, "; overrides applied over the text above:\n");
+  for (int i = 0; i < src->n_set; i++)
+    at += (size_t)snprintf(u + at, need - at, ";   %s %s\n", src->set_name ? src->set_name : "override",
+                           src->set[i]);
+  return u;
+}
+
+/* An override of a key that is also an axis would be lost at every point. */
+static int override_on_axis(const spr_sweep *sw, const spr_config_src *src) {
+  for (int i = 0; i < src->n_set; i++) {
+    const char *t = src->set[i], *dot = strchr(t, '.'), *eq = strchr(t, '=');
+    if (!dot || !eq || dot > eq) continue; /* refused by the parser already */
+    char sec[64], key[128];
+    snprintf(sec, sizeof sec, "%.*s", (int)(dot - t), t);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+    int k = spr_config_find(trim(sec), trim(key));
+    for (int a = 0; k >= 0 && a < sw->naxes; a++)
+      for (int j = 0; j < sw->ax[a].nkeys; j++)
+        if (sw->ax[a].keys[j] == k)
+          return spr_error(SPR_EUSAGE, "%s %s: key '%s.%s' is an axis of %s's [sweep] grid "
+                           "(line %d), which sets it at every point; override the axis instead: "
+                           "%s 'sweep.%s=VALUES'", src->set_name ? src->set_name : "override", t,
+                           sec, key, sw->path, sw->ax[a].line, src->set_name ? src->set_name : "override",
+                           sw->ax[a].name);
+  }
+  return 0;
+}
+
 int spr_sweep_load(const char *path, spr_sweep **out) {
+  const spr_config_src src = {path, NULL, NULL, 0, NULL};
+  return spr_sweep_load_src(&src, out);
+}
+
+int spr_sweep_load_src(const spr_config_src *src, spr_sweep **out) {
   *out = NULL;
+  const char *path = src->name ? src->name : "(null)";
   spr_sweep *sw = calloc(1, sizeof *sw);
   if (!sw || !(sw->base = malloc(sizeof *sw->base)) || !(sw->path = strdup(path))) {
     spr_sweep_free(sw);
@@ -402,9 +452,10 @@ int spr_sweep_load(const char *path, spr_sweep **out) {
   sw->max_points = SPR_SWEEP_DEFAULT_MAX_POINTS;
   spr_config_default(sw->base);
   parse_user u = {sw};
-  int rc = spr_config_parse(sw->base, path, "sweep", on_sweep_key, &u);
-  if (!rc && !(sw->source = read_text(path)))
+  int rc = spr_config_parse_src(sw->base, src, "sweep", on_sweep_key, &u);
+  if (!rc && !(sw->source = source_text(src)))
     rc = spr_error(SPR_EIO, "%s: cannot read: %s", path, strerror(errno));
+  if (!rc) rc = override_on_axis(sw, src);
   if (rc) {
     spr_sweep_free(sw);
     return rc;
@@ -979,3 +1030,61 @@ int spr_sweep_out_commit(spr_sweep_out *o, const spr_sweep *sw, const char *vers
   spr_sweep_out_abort(o); /* deletes what is left of the temporaries */
   return rc;
 }
+
+/* --- memory of the points run at once ------------------------------------ */
+
+static int cmp_desc(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes) {
+  const int P = sw->npoints;
+  if (concurrent < 1) concurrent = 1;
+  if (concurrent > P) concurrent = P;
+  char src[512] = "given limit";
+  if (limit_bytes <= 0 && spr_sysmem_limit(NULL, NULL, &limit_bytes, src, sizeof src))
+    return 0; /* unknown: no check, as spr_run_alloc */
+  /* attention points only: the evaluators of models estimate no memory */
+  if (strcmp(sw->ev->name, "attention") != 0) return 0;
+  double *need = malloc((size_t)P * sizeof *need);
+  spr_config *c = malloc(sizeof *c);
+  int rc = 0, big = 0;
+  if (!need || !c) rc = spr_error(SPR_ENOMEM, "%s: out of memory for %d points", sw->path, P);
+  for (int p = 0; p < P && !rc; p++) {
+    if (!(rc = build_point(sw, p, c))) need[p] = spr_run_mem_bytes(c, 1);
+    if (!rc && need[p] > need[big]) big = p;
+  }
+  free(c);
+  if (rc) {
+    free(need);
+    return rc;
+  }
+  const double largest = need[big];
+  qsort(need, (size_t)P, sizeof *need, cmp_desc);
+  double sum = 0;
+  int fit = 0; /* points at once that fit */
+  for (int k = 0; k < P && k < concurrent; k++) {
+    sum += need[k];
+    if (sum <= 0.8 * limit_bytes) fit = k + 1;
+  }
+  free(need);
+  if (sum <= 0.8 * limit_bytes) return 0;
+  char label[1024];
+  spr_sweep_point_label(sw, big, label, sizeof label);
+  if (fit == 0)
+    return spr_error(SPR_ENOMEM,
+                     "%s: point %d of %d (%s) needs about %.1f GiB of memory, more than 80%% of "
+                     "the %.1f GiB this process may use (%s); lower workload.seq_len or "
+                     "workload.heads", sw->path, big + 1, P, label, largest / 1073741824.0,
+                     limit_bytes / 1073741824.0, src);
+  return spr_error(SPR_ENOMEM,
+                   "%s: %d points at once need about %.1f GiB of memory together (the largest, "
+                   "point %d (%s), %.1f GiB), more than 80%% of the %.1f GiB this process may use "
+                   "(%s); at most %d at once fit: --threads %d",
+                   sw->path, concurrent, sum / 1073741824.0, big + 1, label, largest / 1073741824.0,
+                   limit_bytes / 1073741824.0, src, fit, fit);
+}
+
+const spr_config *spr_sweep_base(const spr_sweep *sw) { return sw->base; }
+int spr_sweep_max_points(const spr_sweep *sw) { return sw->max_points; }

@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "spr_config.h"
 #include "spr_eval.h"
 #include "spr_params.h"
 
@@ -45,6 +46,14 @@ typedef struct spr_sweep spr_sweep;
  * SPR_EIO, SPR_ENOMEM, SPR_ECONFIG naming path:line and the key, or the
  * point ("point 7 of 12 (threshold.keep_rate = 0.2, ...)") and the key. */
 int spr_sweep_load(const char *path, spr_sweep **out);
+
+/* spr_sweep_load of a source (spr_config.h): a file or a text (standard
+ * input), with overrides.  An override of a [sweep] key
+ * ("sweep.analog.v_read=0.1, 0.2", "sweep.schemes=sprint, dense")
+ * replaces it; an override of a key that is an axis is refused
+ * (SPR_EUSAGE): the axis would set the key at every point.  The stored
+ * sweep text lists the overrides after it, as comments. */
+int spr_sweep_load_src(const spr_config_src *src, spr_sweep **out);
 
 void spr_sweep_free(spr_sweep *sw); /* NULL: no-op */
 
@@ -61,6 +70,13 @@ int spr_sweep_point_value(const spr_sweep *sw, int p, int a);
  * the length the full text needs, like snprintf. */
 int spr_sweep_point_label(const spr_sweep *sw, int p, char *buf, size_t n);
 
+/* The configuration the axes are applied over: the file without its
+ * [sweep] section, parsed, not resolved (owned by sw). */
+const spr_config *spr_sweep_base(const spr_sweep *sw);
+
+/* The grid's limit on points ([sweep] max_points). */
+int spr_sweep_max_points(const spr_sweep *sw);
+
 /* Schemes reported (enum spr_scheme), in the order of `schemes` (default:
  * sprint, dense, then every baseline switched on in the file). */
 int spr_sweep_nschemes(const spr_sweep *sw);
@@ -73,6 +89,16 @@ const spr_evaluator *spr_sweep_evaluator(const spr_sweep *sw);
  * switched off).  Returns 0 (always, after spr_sweep_load's checks) or
  * SPR_EINVAL for p out of range. */
 int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c);
+
+/* Refuse a sweep whose `concurrent` points at once (one thread each, as
+ * `sprintsim sweep --threads` runs them) would need more than 80% of
+ * limit_bytes together (<= 0: the memory this process may use,
+ * spr_sysmem_limit): the sum of the `concurrent` largest estimates
+ * (spr_run_mem_bytes of each point's configuration on one thread).
+ * Points of the model evaluators count nothing (their memory is not
+ * estimated).  Returns 0, or SPR_ENOMEM naming the largest point, the sum,
+ * the limit and its source, and how many points at once would fit. */
+int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes);
 
 /* Evaluate point p: thread-safe for distinct p, single-threaded inside.
  * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  Errors

@@ -180,7 +180,7 @@ expect 0 "seq_len = 64" "config command" -- "$EXE" config "$T/small.ini"
 cp "$T/out" "$T/resolved.ini"
 expect 0 "" "resolved config parses" -- "$EXE" config "$T/resolved.ini"
 cmp -s "$T/out" "$T/resolved.ini" && ok "config round trip" || bad "config round trip"
-expect 2 "at most one CONFIG" "config with two files" -- "$EXE" config a b
+expect 2 "one CONFIG at most" "config with two files" -- "$EXE" config a b
 
 # users' own Q/K/V (docs/qkv.md): the example, sprintsim synth, errors
 expect 0 "qkv-example.h5 item 1, 2 layers x 4 heads, N = 48, d = 64" "run examples/qkv.ini (from any folder)" -- "$EXE" run "$S/examples/qkv.ini" -o "$T/qkv.h5"

@@ -1246,6 +1246,151 @@ static void test_parse_extra_section(void) {
   CU_ASSERT_EQUAL(spr_config_find("nope", "rows"), -1);
 }
 
+/* --- sources (spr_config_src): a text, overrides --------------------------- */
+
+static int load_src(spr_config *c, const char *name, const char *text, const char *const *set,
+                    int n_set) {
+  const spr_config_src src = {name, text, set, n_set, "--set"};
+  spr_config_default(c);
+  spr_error_clear();
+  return spr_config_load_src(c, &src);
+}
+
+static void test_src_overrides(void) {
+  spr_config c, want;
+  /* a text: the same configuration as the file holding it */
+  static const char text[] = "[crossbar]\ng_max = 80 uS\nrows = 32\n[threshold]\nkeep_rate = 0.2\n";
+  char path[512];
+  spr_config_default(&want);
+  CU_ASSERT_EQUAL(load_text(&want, text, path, sizeof path), 0);
+  CU_ASSERT_EQUAL(load_src(&c, "stdin", text, NULL, 0), 0);
+  CU_ASSERT(same_config(&c, &want));
+  /* its errors name the text's name and line */
+  CU_ASSERT_EQUAL(load_src(&c, "stdin", "[crossbar]\nrows = 32\nbogus = 1\n", NULL, 0), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "stdin:3: unknown key 'crossbar.bogus'");
+  /* overrides win over the text, in any number; spaces are trimmed */
+  const char *set[] = {"crossbar.rows = 48", " threshold.keep_rate=0.35 ", "analog.v_read=150 mV"};
+  CU_ASSERT_EQUAL(load_src(&c, "stdin", text, set, 3), 0);
+  CU_ASSERT_EQUAL(c.xbar.rows, 48);
+  CU_ASSERT_DOUBLE_EQUAL(c.thr.keep_rate, 0.35, 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.an.v_read_V, 0.15, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(c.xbar.g_max_S, 80e-6, 1e-18);
+  /* an empty text: the defaults, with the overrides */
+  CU_ASSERT_EQUAL(load_src(&c, "built-in default", "", set, 1), 0);
+  spr_config_default(&want);
+  CU_ASSERT_EQUAL(spr_config_resolve(&want, "x"), 0);
+  want.xbar.rows = 48;
+  CU_ASSERT(same_config(&c, &want));
+  /* every override error is SPR_EUSAGE, naming the override */
+  static const struct {
+    const char *set, *needle;
+  } bad[] = {
+      {"crossbar.rows", "--set crossbar.rows: expected section.key=value"},
+      {"rows=3", "--set rows=3: expected section.key=value"},
+      {".rows=3", "expected section.key=value (a section and a key name)"},
+      {"crossbar.=3", "expected section.key=value (a section and a key name)"},
+      {"nosuch.rows=3", "--set nosuch.rows=3: unknown section '[nosuch]'"},
+      {"crossbar.nosuch=3", "--set crossbar.nosuch=3: unknown key 'crossbar.nosuch' (value '3')"},
+      {"crossbar.rows=many", "--set crossbar.rows=many: key 'crossbar.rows': value 'many' is not an integer"},
+      {"crossbar.rows=0", "key 'crossbar.rows': value '0' out of range [1, 4096]"},
+      {"crossbar.g_max=3 V", "value '3 V' has unit 'V', expected S"},
+      {"sweep.run.seed=1", "--set sweep.run.seed=1: unknown section '[sweep]'"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    const char *one[] = {bad[k].set};
+    CU_ASSERT_EQUAL(load_src(&c, "stdin", text, one, 1), SPR_EUSAGE);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), bad[k].needle);
+  }
+  const char *twice[] = {"crossbar.rows=8", "crossbar.rows = 16"};
+  CU_ASSERT_EQUAL(load_src(&c, "stdin", text, twice, 2), SPR_EUSAGE);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "--set crossbar.rows = 16: key 'crossbar.rows' given twice (first: --set crossbar.rows=8)");
+  /* a relation broken by an override names it as the place */
+  const char *gmin[] = {"crossbar.g_min=90 uS"};
+  CU_ASSERT_EQUAL(load_src(&c, "stdin", text, gmin, 1), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "stdin:2 (--set crossbar.g_min): keys 'crossbar.g_min'");
+  const char *both[] = {"crossbar.g_min=90 uS", "crossbar.g_max=85 uS"};
+  CU_ASSERT_EQUAL(load_src(&c, "stdin", text, both, 2), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "stdin (--set crossbar.g_max): keys 'crossbar.g_min'");
+  /* without set_name: "override" */
+  const spr_config_src plain = {"x.ini", text, twice, 2, NULL};
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_load_src(&c, &plain), SPR_EUSAGE);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "override crossbar.rows = 16: key");
+  /* a file's relative names are taken from its folder, a text's and an
+   * override's from the current folder */
+  char cwd[1024];
+  CU_ASSERT_FATAL(getcwd(cwd, sizeof cwd) != NULL);
+  CU_ASSERT_EQUAL(load_src(&c, "/some/folder/run.ini", "[run]\ndevice_model = d.h5\n", NULL, 0), 0);
+  char want_path[1200];
+  snprintf(want_path, sizeof want_path, "%s/d.h5", cwd);
+  CU_ASSERT_STRING_EQUAL(c.device_model, want_path);
+  write_file(path, sizeof path, "[run]\ndevice_model = d.h5\n");
+  const char *dm[] = {"run.device_model=e.h5"};
+  const spr_config_src file = {path, NULL, dm, 1, "--set"};
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_load_src(&c, &file), 0);
+  snprintf(want_path, sizeof want_path, "%s/e.h5", cwd);
+  CU_ASSERT_STRING_EQUAL(c.device_model, want_path);
+  const spr_config_src file0 = {path, NULL, NULL, 0, NULL};
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_load_src(&c, &file0), 0);
+  CU_ASSERT(strstr(c.device_model, "/tests/") != NULL && strstr(c.device_model, "d.h5") != NULL);
+  remove(path);
+}
+
+/* A handler that records the keys of an extra section. */
+typedef struct {
+  char seen[512];
+  int fail_on_value; /* return an error for value "bad" */
+} srclog;
+
+static int srclog_key(void *user, const char *name, const char *value, int line, const char *origin) {
+  srclog *l = user;
+  size_t n = strlen(l->seen);
+  snprintf(l->seen + n, sizeof l->seen - n, "%s=%s@%d;", name, value, line);
+  if (l->fail_on_value && !strcmp(value, "bad"))
+    return spr_error(SPR_ECONFIG, "%s: key '%s': value 'bad'", origin, name);
+  return 0;
+}
+
+static void test_src_extra_overrides(void) {
+  static const char text[] = "[crossbar]\nrows = 32\n[extra]\na = 1\nb = 2,\n  3\nc = 4\n";
+  spr_config c;
+  srclog l;
+  /* the override takes the key's place (its continuation dropped, line 0);
+   * new keys come after the text's */
+  const char *set[] = {"extra.b=20", "extra.d = 5", "crossbar.rows=16"};
+  const spr_config_src src = {"in.ini", text, set, 3, "--set"};
+  memset(&l, 0, sizeof l);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_parse_src(&c, &src, "extra", srclog_key, &l), 0);
+  CU_ASSERT_STRING_EQUAL(l.seen, "a=1@4;b=20@0;c=4@7;d=5@0;");
+  CU_ASSERT_EQUAL(c.xbar.rows, 16);
+  /* the handler's error for an override names the override, SPR_EUSAGE */
+  const char *badset[] = {"extra.c=bad"};
+  const spr_config_src bsrc = {"in.ini", text, badset, 1, "--set"};
+  memset(&l, 0, sizeof l);
+  l.fail_on_value = 1;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_parse_src(&c, &bsrc, "extra", srclog_key, &l), SPR_EUSAGE);
+  CU_ASSERT_STRING_EQUAL(spr_errmsg(), "--set extra.c=bad: key 'c': value 'bad'");
+  const char *newbad[] = {"extra.e=bad"};
+  const spr_config_src nsrc = {"in.ini", text, newbad, 1, "--set"};
+  memset(&l, 0, sizeof l);
+  l.fail_on_value = 1;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_parse_src(&c, &nsrc, "extra", srclog_key, &l), SPR_EUSAGE);
+  CU_ASSERT_STRING_EQUAL(spr_errmsg(), "--set extra.e=bad: key 'e': value 'bad'");
+  /* a key of the text still names its line */
+  static const char badtext[] = "[extra]\na = bad\n";
+  const spr_config_src tsrc = {"in.ini", badtext, NULL, 0, "--set"};
+  memset(&l, 0, sizeof l);
+  l.fail_on_value = 1;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(spr_config_parse_src(&c, &tsrc, "extra", srclog_key, &l), SPR_ECONFIG);
+  CU_ASSERT_STRING_EQUAL(spr_errmsg(), "in.ini:2: key 'a': value 'bad'");
+}
+
 static const CU_TestInfo tests[] = {
     {"key table", test_key_table},
     {"defaults from the table", test_defaults},
@@ -1279,6 +1424,8 @@ static const CU_TestInfo tests[] = {
     {"round trip through to_ini", test_round_trip},
     {"round trip of 12 per-layer values", test_round_trip_long_list},
     {"spr_config_parse with an extra section", test_parse_extra_section},
+    {"sources: a text, overrides", test_src_overrides},
+    {"overrides of an extra section", test_src_extra_overrides},
     CU_TEST_INFO_NULL,
 };
 

@@ -129,11 +129,14 @@ static void test_keep_rate_calibration(void) {
   spr_run_free(run);
 }
 
+static int check_first; /* run_all calls spr_run_check before the layers */
+
 static void run_all(const spr_config *c, int threads, spr_head_result *out, float **scores,
                     uint8_t **masks, const char *trace_path) {
   spr_run *run;
   spr_trace *tr = NULL;
   CU_ASSERT_FATAL(spr_run_alloc(c, threads, &run) == 0);
+  if (check_first) CU_ASSERT_FATAL(spr_run_check(run) == 0);
   if (trace_path) CU_ASSERT_FATAL(spr_trace_create(trace_path, c, "test", &tr) == 0);
   const int H = c->wl.n_heads, n = c->wl.seq_len;
   for (int l = 0; l < c->wl.n_layers; l++) {
@@ -208,6 +211,61 @@ static void test_threads_bit_identical(void) {
   for (int k = 0; k < LH; k++) {
     free(s1[k]); free(s2[k]); free(s3[k]); free(m1[k]); free(m2[k]); free(m3[k]);
   }
+}
+
+/* spr_run_check: the first-order IR drop's range before any layer runs;
+ * a run checked first gives the same results, bit for bit. */
+static void test_run_check(void) {
+  spr_config c;
+  small_config(&c, 0);
+  const int LH = c.wl.n_layers * c.wl.n_heads, n = c.wl.seq_len;
+  spr_head_result r1[6], r2[6];
+  float *s1[6], *s2[6];
+  uint8_t *m1[6], *m2[6];
+  for (int k = 0; k < LH; k++) {
+    s1[k] = malloc((size_t)n * n * 4); s2[k] = malloc((size_t)n * n * 4);
+    m1[k] = malloc((size_t)n * 9); m2[k] = malloc((size_t)n * 9);
+  }
+  run_all(&c, 2, r1, s1, m1, NULL);
+  check_first = 1;
+  run_all(&c, 2, r2, s2, m2, NULL);
+  check_first = 0;
+  int diff = 0;
+  for (int k = 0; k < LH; k++) {
+    diff += memcmp(s1[k], s2[k], (size_t)n * n * 4) != 0;
+    diff += memcmp(m1[k], m2[k], (size_t)n * spr_mask_row_bytes(n)) != 0;
+    diff += r1[k].n_kept != r2[k].n_kept || r1[k].mass_retained != r2[k].mass_retained ||
+            r1[k].threshold != r2[k].threshold || r1[k].scheme[SPR_SCHEME_DENSE].energy_total_J !=
+                                                     r2[k].scheme[SPR_SCHEME_DENSE].energy_total_J;
+  }
+  CU_ASSERT_EQUAL(diff, 0);
+  for (int k = 0; k < LH; k++) {
+    free(s1[k]); free(s2[k]); free(m1[k]); free(m2[k]);
+  }
+  /* wires beyond the first-order range: refused by the check, naming the
+   * first head, before any layer */
+  c.xbar.r_wl_ohm = 61.3;
+  c.xbar.r_bl_ohm = 57.9;
+  spr_run *run;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+  CU_ASSERT_EQUAL(spr_run_check(run), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 0 head 0: crossbar: first-order IR drop out of its range");
+  spr_run_free(run);
+  /* the same wires under another model: nothing to check */
+  for (int m = 0; m < 2; m++) {
+    c.xbar.ir_drop = m ? SPR_IR_NODAL : SPR_IR_OFF;
+    CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+    CU_ASSERT_EQUAL(spr_run_check(run), 0);
+    spr_run_free(run);
+  }
+  /* a set cancel flag stops it */
+  volatile sig_atomic_t stop = 1;
+  c.xbar.ir_drop = SPR_IR_FIRST_ORDER;
+  c.xbar.r_wl_ohm = c.xbar.r_bl_ohm = 2.5;
+  CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
+  spr_run_set_cancel(run, &stop);
+  CU_ASSERT_EQUAL(spr_run_check(run), SPR_ECANCELED);
+  spr_run_free(run);
 }
 
 /* crossbar.ir_drop = nodal in a run: wires the first-order model refuses
@@ -713,6 +771,7 @@ int main(void) {
   CU_TestInfo tests[] = {{"all effects off equals brute force", test_ideal_equals_brute_force},
                          {"keep-rate calibration", test_keep_rate_calibration},
                          {"1 and 2 threads bit-identical", test_threads_bit_identical},
+                         {"spr_run_check", test_run_check},
                          {"ir_drop nodal: any resistance, threads bit-identical", test_nodal_run},
                          {"direct thresholds", test_direct_thresholds},
                          {"digital path and ledger", test_digital_and_ledger},

@@ -5,7 +5,9 @@
  * and energies against closed forms, the comparator against small-signal
  * predictions, and every failure path (bad netlist, singular circuit,
  * missing vector or plot, failing analysis, bad arguments, timeout), each
- * followed by a good run to show that the next job still works. */
+ * followed by a good run to show that the next job still works; the
+ * child's lifetime: a cancel flag kills it at once, it dies with a parent
+ * killed by SIGKILL, and its signals have their default actions. */
 #include "config.h"
 #include "spr_circuits.h"
 #include "spr_error.h"
@@ -13,9 +15,14 @@
 #include "spr_spice.h"
 #include "spr_test.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static const double TMO = 30.0; /* seconds; generous for loaded machines */
@@ -186,6 +193,143 @@ static void test_timeout(void) {
   CU_ASSERT(divider_ok());
   free(G);
   gsl_rng_free(r);
+}
+
+static void sleep_s(double t) {
+  struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+  nanosleep(&ts, NULL);
+}
+
+/* A job that runs until its timeout: a transient of 100 s in 1 ns steps. */
+static int run_long(double timeout_s) {
+  const char *net[] = {"* long transient", "V1 a 0 SIN(0 1 1MEG)", "R1 a b 1k", "C1 b 0 1n", ".end"};
+  const char *cmd[] = {"tran 1n 100"};
+  const char *vec[] = {"v(b)"};
+  spr_spice_vec v[1];
+  int rc = spr_spice_run(net, 5, cmd, 1, vec, 1, v, timeout_s);
+  spr_spice_vecs_free(v, 1);
+  return rc;
+}
+
+/* A child of process p (its ngspice child), or -1 after 2 s without one. */
+static pid_t child_of(pid_t p) {
+  for (int tries = 0; tries < 200; tries++) {
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = -1;
+    while (d && found < 0 && (e = readdir(d))) {
+      char path[300], comm[64], state;
+      long pid, ppid;
+      snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+      FILE *f = fopen(path, "r");
+      if (!f) continue;
+      if (fscanf(f, "%ld %63s %c %ld", &pid, comm, &state, &ppid) == 4 && ppid == p) found = (pid_t)pid;
+      fclose(f);
+    }
+    if (d) closedir(d);
+    if (found > 0) return found;
+    sleep_s(0.01);
+  }
+  return -1;
+}
+
+/* Wait up to `limit` seconds for process p (a child) to end; 0 when it
+ * did not (it is then killed and reaped). */
+static pid_t wait_for(pid_t p, double limit, int *status, double *took) {
+  const double t0 = now_s();
+  pid_t w = 0;
+  while ((w = waitpid(p, status, WNOHANG)) == 0 && now_s() - t0 < limit) sleep_s(0.005);
+  *took = now_s() - t0;
+  if (w == 0) {
+    kill(p, SIGKILL);
+    waitpid(p, NULL, 0);
+  }
+  return w;
+}
+
+static volatile sig_atomic_t stop_flag;
+static double stop_at;
+static void on_alarm(int sig) {
+  (void)sig;
+  stop_flag = 1;
+  stop_at = now_s(); /* clock_gettime is async-signal-safe */
+}
+
+static void test_cancel(void) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_alarm; /* a flag-only handler, as sprintsim's */
+  sigaction(SIGALRM, &sa, &old);
+  stop_flag = 0;
+  CU_ASSERT(spr_spice_set_cancel(&stop_flag) == NULL);
+  alarm(1);
+  int rc = run_long(TMO);
+  const double after = now_s() - stop_at;
+  printf("\n    canceled job -> %d, %.3f s after the signal: %s", rc, after, spr_errmsg());
+  CU_ASSERT_EQUAL(rc, SPR_ECANCELED);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "interrupted; the child was killed");
+  CU_ASSERT(stop_flag && after < 0.5);
+  errno = 0;
+  CU_ASSERT(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD); /* reaped */
+  /* while the flag stays set, no job starts */
+  const char *net[] = {"* divider", "V1 a 0 DC 1", "R1 a 0 1k", ".end"};
+  const char *vec[] = {"v1#branch"};
+  double val;
+  CU_ASSERT_EQUAL(spr_spice_op_currents(net, 4, vec, 1, &val, TMO), SPR_ECANCELED);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "not started: interrupted");
+  CU_ASSERT(spr_spice_set_cancel(NULL) == &stop_flag);
+  sigaction(SIGALRM, &old, NULL);
+  CU_ASSERT(divider_ok());
+}
+
+static void test_dies_with_parent(void) {
+  /* orphans come back to this process, which can then reap them */
+  CU_ASSERT_FATAL(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  fflush(stdout);
+  pid_t h = fork();
+  CU_ASSERT_FATAL(h >= 0);
+  if (h == 0) _exit(run_long(TMO) ? 1 : 0);
+  pid_t g = child_of(h);
+  CU_ASSERT(g > 0);
+  sleep_s(0.2); /* ngspice is computing */
+  kill(h, SIGKILL);
+  waitpid(h, NULL, 0);
+  int st = 0;
+  double took = 0;
+  pid_t w = g > 0 ? wait_for(g, 2.0, &st, &took) : 0;
+  printf("\n    parent killed: its ngspice child ended %.3f s later (%s %d)", took,
+         w == g && WIFSIGNALED(st) ? "signal" : "status", w == g && WIFSIGNALED(st) ? WTERMSIG(st) : st);
+  CU_ASSERT(w == g && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  CU_ASSERT(took < 1.0);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+static void test_child_default_signals(void) {
+  fflush(stdout);
+  pid_t h = fork();
+  CU_ASSERT_FATAL(h >= 0);
+  if (h == 0) {
+    /* a caller with a flag-only SIGTERM handler, as sprintsim */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = run_long(TMO);
+    _exit(rc == SPR_ESPICE && strstr(spr_errmsg(), "died of signal 15") ? 0 : 1);
+  }
+  pid_t g = child_of(h);
+  CU_ASSERT(g > 0);
+  sleep_s(0.2);
+  if (g > 0) kill(g, SIGTERM); /* the child alone */
+  int st = 0;
+  double took = 0;
+  pid_t w = wait_for(h, 5.0, &st, &took);
+  if (w != h && g > 0) kill(g, SIGKILL); /* an orphan now: do not leave it running */
+  printf("\n    SIGTERM to the ngspice child: the job failed %.3f s later", took);
+  CU_ASSERT(w == h && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CU_ASSERT(took < 1.0);
 }
 
 static void test_invalid_args(void) {
@@ -1026,6 +1170,9 @@ int main(void) {
                          {"singular circuits, then a good run", test_singular},
                          {"missing vector", test_missing_vector},
                          {"timeout kills the child", test_timeout},
+                         {"a cancel flag kills the child at once", test_cancel},
+                         {"the child dies with its parent", test_dies_with_parent},
+                         {"the child's signals have their default actions", test_child_default_signals},
                          {"invalid arguments", test_invalid_args},
                          {"parent memory flat", test_memory_flat},
                          {"ngspice version", test_version},

@@ -515,6 +515,39 @@ static void test_model_evaluators(void) {
   spr_sweep_free(b);
 }
 
+/* The points run at once are checked together against a memory limit. */
+static void test_memory_together(void) {
+  spr_sweep *sw = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(3, "[workload]\nlayers = 1\nheads = 4\n"
+                                                    "[sweep]\nworkload.seq_len = 256, 1024, 512\n"),
+                                       &sw), 0);
+  spr_config c;
+  double need[3];
+  for (int p = 0; p < 3; p++) {
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(sw, p, &c), 0);
+    need[p] = spr_run_mem_bytes(&c, 1);
+  }
+  CU_ASSERT(need[1] > need[2] && need[2] > need[0]);
+  /* the two largest points together exceed 80% of the limit, one fits */
+  const double limit = (need[1] + need[2]) / 0.8 * 0.99;
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 1, limit), 0);
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 2, limit), SPR_ENOMEM);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "2 points at once need about");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 2 (workload.seq_len = 1024)");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "at most 1 at once fit: --threads 1");
+  /* more threads than points: all points, which fit when the sum does */
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 8, (need[0] + need[1] + need[2]) / 0.8 * 1.01), 0);
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 8, (need[0] + need[1] + need[2]) / 0.8 * 0.99), SPR_ENOMEM);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "3 points at once");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "at most 2 at once fit: --threads 2");
+  /* a point too large alone is named before anything runs */
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 1, need[1] / 0.8 * 0.99), SPR_ENOMEM);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 2 of 3 (workload.seq_len = 1024) needs about");
+  /* the machine's own limit: these points fit */
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 2, 0), 0);
+  spr_sweep_free(sw);
+}
+
 int main(void) {
   static const CU_TestInfo tests[] = {
       {"grid order and point values", test_grid_order},
@@ -526,6 +559,7 @@ int main(void) {
       {"evaluation independent of threads and order", test_eval_independent_of_threads},
       {"outputs", test_outputs},
       {"model evaluators", test_model_evaluators},
+      {"memory of the points run at once", test_memory_together},
       {NULL, NULL},
   };
   int rc = spr_test_run("sweep", tests);

@@ -6,6 +6,7 @@
 #include "spr_qkv.h"
 #include "spr_config.h"
 #include "spr_error.h"
+#include "spr_sysmem.h"
 #include "spr_h5quiet.h"
 
 #include <errno.h>
@@ -261,10 +262,11 @@ static int check_tensors(hid_t f, const char *path, int L, spr_qkv_info *in) {
   return 0;
 }
 
-/* Bytes of physical memory, 0 when unknown. */
+/* Bytes of memory this process may use (the physical memory, or its
+ * cgroup's limit when lower: spr_sysmem_limit), 0 when unknown. */
 static double phys_bytes(void) {
-  const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-  return pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
+  double b = 0;
+  return spr_sysmem_limit(NULL, NULL, &b, NULL, 0) ? 0 : b;
 }
 
 /* Read and check /mask into q->mask. */
@@ -297,7 +299,7 @@ static int read_mask(spr_qkv *q) {
     rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' has %llu x %llu = %.0f elements, more than %d",
                    path, (unsigned long long)B, (unsigned long long)N, (double)B * N, SPR_QKV_MAX_MASK);
   } else if (phys_bytes() > 0 && (double)B * N + 8.0 * N * in->head_dim > 0.8 * phys_bytes()) {
-    rc = spr_error(SPR_ENOMEM, "%s: the mask (%llu x %llu) and one head's buffer need more than 80%% of physical memory",
+    rc = spr_error(SPR_ENOMEM, "%s: the mask (%llu x %llu) and one head's buffer need more than 80%% of the memory this process may use",
                    path, (unsigned long long)B, (unsigned long long)N);
   } else if (!(q->mask = malloc((size_t)(B * N))) || !(row = malloc((size_t)N * sizeof *row))) {
     rc = spr_error(SPR_ENOMEM, "%s: out of memory for a %llu x %llu mask", path,
@@ -375,7 +377,7 @@ int spr_qkv_open(const char *path, spr_qkv **out) {
   if (!rc) {
     const size_t nd = (size_t)q->info.seq_len * q->info.head_dim;
     if (phys_bytes() > 0 && 8.0 * nd > 0.8 * phys_bytes())
-      rc = spr_error(SPR_ENOMEM, "%s: one head (N = %d, d = %d) needs more than 80%% of physical memory",
+      rc = spr_error(SPR_ENOMEM, "%s: one head (N = %d, d = %d) needs more than 80%% of the memory this process may use",
                      path, q->info.seq_len, q->info.head_dim);
     else if (!(q->buf = malloc(nd * sizeof *q->buf)))
       rc = spr_error(SPR_ENOMEM, "%s: out of memory for one head (N = %d, d = %d)", path,

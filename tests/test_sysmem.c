@@ -1,0 +1,155 @@
+/* test_sysmem.c - the memory limit (core/spr_sysmem.c) on crafted cgroup
+ * folders: v2, v1, hybrid hosts, a container's view, ancestors, "max",
+ * unparsable values, paths outside the mount; and the run's refusal
+ * estimate. */
+#include "config.h"
+#include "spr_config.h"
+#include "spr_error.h"
+#include "spr_pipeline.h"
+#include "spr_sysmem.h"
+#include "spr_test.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char root[512];
+static double ram;
+
+static void put(const char *rel, const char *text) {
+  char p[1024], dir[1024];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  snprintf(dir, sizeof dir, "%s", p);
+  for (char *s = dir + strlen(root) + 1; (s = strchr(s, '/')); s++) { /* mkdir -p */
+    *s = '\0';
+    mkdir(dir, 0700);
+    *s = '/';
+  }
+  FILE *f = fopen(p, "w");
+  CU_ASSERT_FATAL(f != NULL);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void clean(void) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  CU_ASSERT(system(cmd) == 0);
+}
+
+/* The limit for the process's cgroup file `self` (text). */
+static double lim(const char *self, char *src, size_t n) {
+  put("self", self);
+  char sys[600], p[600];
+  snprintf(sys, sizeof sys, "%s/sys", root);
+  snprintf(p, sizeof p, "%s/self", root);
+  double b = -1;
+  CU_ASSERT_EQUAL(spr_sysmem_limit(sys, p, &b, src, n), 0);
+  return b;
+}
+
+static void setup(void) {
+  spr_test_path(root, sizeof root, "sysmem", "");
+  clean();
+  mkdir(root, 0700);
+  char src[64];
+  CU_ASSERT_EQUAL(spr_sysmem_limit("/nonexistent", "/nonexistent", &ram, src, sizeof src), 0);
+  CU_ASSERT(ram > 1e8);
+  CU_ASSERT_STRING_EQUAL(src, "physical memory");
+}
+
+static void test_v2(void) {
+  setup();
+  char src[1024];
+  put("sys/cgroup.controllers", "cpu memory\n");
+  put("sys/job/step/memory.max", "1073741824\n");
+  put("sys/job/memory.max", "max\n");
+  CU_ASSERT_EQUAL(lim("0::/job/step\n", src, sizeof src), 1073741824.0);
+  SPR_ASSERT_CONTAINS(src, "/sys/job/step/memory.max");
+  /* an ancestor's lower limit holds for its descendants */
+  put("sys/job/memory.max", "536870912\n");
+  CU_ASSERT_EQUAL(lim("0::/job/step\n", src, sizeof src), 536870912.0);
+  SPR_ASSERT_CONTAINS(src, "/sys/job/memory.max");
+  /* a container with a cgroup namespace sees its own cgroup at the root */
+  put("sys/memory.max", "268435456\n");
+  CU_ASSERT_EQUAL(lim("0::/\n", src, sizeof src), 268435456.0);
+  /* "max" everywhere, a limit above the RAM, unparsable text: the RAM */
+  put("sys/memory.max", "max\n");
+  put("sys/job/memory.max", "max\n");
+  put("sys/job/step/memory.max", "lots\n");
+  CU_ASSERT_EQUAL(lim("0::/job/step\n", src, sizeof src), ram);
+  CU_ASSERT_STRING_EQUAL(src, "physical memory");
+  put("sys/job/step/memory.max", "1152921504606846976\n");
+  CU_ASSERT_EQUAL(lim("0::/job/step\n", src, sizeof src), ram);
+  /* a cgroup outside the namespace: nothing above the mount is read */
+  put("memory.max", "1048576\n");
+  put("sys/memory.max", "134217728\n");
+  CU_ASSERT_EQUAL(lim("0::/../..\n", src, sizeof src), 134217728.0);
+  clean();
+}
+
+static void test_v1(void) {
+  setup();
+  char src[1024];
+  /* a v1 host: "unlimited" is 2^63 rounded to pages */
+  put("sys/memory/memory.limit_in_bytes", "9223372036854771712\n");
+  put("sys/memory/api/x/memory.limit_in_bytes", "9223372036854771712\n");
+  CU_ASSERT_EQUAL(lim("4:memory:/api/x\n3:cpu:/\n", src, sizeof src), ram);
+  put("sys/memory/api/x/memory.limit_in_bytes", "1073741824\n");
+  CU_ASSERT_EQUAL(lim("4:memory:/api/x\n3:cpu:/\n", src, sizeof src), 1073741824.0);
+  SPR_ASSERT_CONTAINS(src, "/sys/memory/api/x/memory.limit_in_bytes");
+  /* the controller may share its hierarchy: "memory,cpu" */
+  CU_ASSERT_EQUAL(lim("5:cpuacct,memory:/api/x\n", src, sizeof src), 1073741824.0);
+  /* a "memoryx" controller is not the memory controller */
+  CU_ASSERT_EQUAL(lim("5:memoryx:/api/x\n", src, sizeof src), ram);
+  /* a container without a cgroup namespace: its path is not below the
+   * mount, whose root is its own cgroup */
+  put("sys/memory/memory.limit_in_bytes", "805306368\n");
+  CU_ASSERT_EQUAL(lim("4:memory:/docker/0123abcd\n", src, sizeof src), 805306368.0);
+  clean();
+}
+
+static void test_hybrid(void) {
+  setup();
+  char src[1024];
+  /* v2 at unified/ without the memory controller, v1 memory beside it */
+  put("sys/unified/cgroup.controllers", "\n");
+  put("sys/memory/slice/memory.limit_in_bytes", "2147483648\n");
+  CU_ASSERT_EQUAL(lim("4:memory:/slice\n0::/slice\n", src, sizeof src), 2147483648.0);
+  /* both: the smaller */
+  put("sys/unified/slice/memory.max", "1610612736\n");
+  CU_ASSERT_EQUAL(lim("4:memory:/slice\n0::/slice\n", src, sizeof src), 1610612736.0);
+  SPR_ASSERT_CONTAINS(src, "/sys/unified/slice/memory.max");
+  /* v2 at the root is not looked for without its cgroup.controllers */
+  put("sys/slice/memory.max", "1048576\n");
+  CU_ASSERT_EQUAL(lim("0::/slice\n", src, sizeof src), 1610612736.0);
+  /* no cgroup file at all: the RAM */
+  double b = -1;
+  CU_ASSERT_EQUAL(spr_sysmem_limit(root, "/nonexistent/cgroup", &b, NULL, 0), 0);
+  CU_ASSERT_EQUAL(b, ram);
+  clean();
+}
+
+static void test_run_estimate(void) {
+  /* the refusal's estimate grows with N^2 per head and with threads */
+  spr_config c;
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  const double a = spr_run_mem_bytes(&c, 1), b = spr_run_mem_bytes(&c, 2);
+  CU_ASSERT(a > 0 && b > a);
+  c.wl.seq_len *= 2;
+  const double a2 = spr_run_mem_bytes(&c, 1);
+  CU_ASSERT(a2 > 3 * a && a2 < 4 * a); /* N^2 terms dominate, N d terms double */
+  /* more threads than heads hold no more workspaces */
+  c.wl.n_heads = 2;
+  CU_ASSERT_EQUAL(spr_run_mem_bytes(&c, 2), spr_run_mem_bytes(&c, 64));
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {{"cgroup v2", test_v2},
+                         {"cgroup v1", test_v1},
+                         {"hybrid hosts", test_hybrid},
+                         {"the run's estimate", test_run_estimate},
+                         CU_TEST_INFO_NULL};
+  return spr_test_run("sysmem", tests);
+}
