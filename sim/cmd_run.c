@@ -11,6 +11,7 @@
 #include "spr_model_eval.h"
 
 #include <errno.h>
+#include <math.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>

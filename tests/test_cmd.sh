@@ -225,7 +225,6 @@ expect 2 "report: --format '(missing)' is not one of" "report --format without a
 expect 2 "run: --format needs text, csv or json" "run --format without a value exits 2" -- "$EXE" run "$T/small.ini" --format
 expect 2 "report: unknown option '--fast'" "report: an unknown option exits 2" -- "$EXE" report "$T/f.h5" --fast
 expect 2 "report: expected one trace file, not also '$T/fj.h5'" "report of two files exits 2" -- "$EXE" report "$T/f.h5" "$T/fj.h5"
-expect 2 "run: --format json: the ViT's table is printed as text only" "run --format json with source vit exits 2 (for now)" -- "$EXE" run "$T/vitin.ini" --format json -o "$T/x.h5"
 # an interrupted run leaves JSON that does not parse
 printf '[workload]\nseq_len = 512\nlayers = 64\n' > "$T/long.ini"
 "$EXE" run "$T/long.ini" -o "$T/int.h5" --threads 1 --format json > "$T/int.json" 2> "$T/int.err" &
@@ -240,7 +239,7 @@ check "an interrupted --format json run: exit 130, the JSON does not parse" \
 # --- report names what it was given ---------------------------------------------
 expect 1 "sw1.h5 is a sweep file (sprintsim sweep): its rows are in the CSV beside it" "report of a sweep file" -- "$EXE" report "$T/sw1.h5"
 expect 1 "qkv-example.h5 is a Q/K/V file (docs/qkv.md)" "report of a Q/K/V file" -- "$EXE" report "$S/examples/qkv-example.h5"
-expect 1 "vit-fmnist.h5 is a ViT model (docs/vit.md)" "report of a ViT model" -- "$EXE" report "$S/models/vit-fmnist.h5"
+expect 1 "vit-fmnist.h5 is a model file (docs/models.md): run it with workload.source = model" "report of a model file" -- "$EXE" report "$S/models/vit-fmnist.h5"
 [ -f "$T/dev.h5" ] && expect 1 "dev.h5 is a device model (sprintsim calibrate)" "report of a device model" -- "$EXE" report "$T/dev.h5"
 if have_h5py; then
   "$PY" -c "
@@ -258,7 +257,11 @@ fi
 if [ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   printf '[workload]\nsource = vit\nmodel = %s/models/vit-fmnist.h5\nimages = 2\n[threshold]\nmode = learned\n' "$S" > "$T/vit2.ini"
   "$EXE" run "$T/vit2.ini" -o "$T/vit2.h5" --threads 1 > /dev/null 2>&1
-  expect 1 "vit2.h5 is a ViT evaluation (sprintsim run with workload.source = vit)" "report of a ViT evaluation" -- "$EXE" report "$T/vit2.h5"
+  expect 1 "vit2.h5 is a model evaluation (sprintsim run with workload.source = model)" "report of a model evaluation" -- "$EXE" report "$T/vit2.h5"
+  # the model table as JSON: one "schemes" array, the references first
+  "$EXE" run "$T/vit2.ini" -o "$T/vit3.h5" --threads 1 --format json > "$T/vit3.json" 2> /dev/null
+  check "run --format json of a model: reference and exact rows first, no ledger figures for them" \
+    '"$PY" -c "import json, sys; d = json.load(open(sys.argv[1])); s = d[\"schemes\"]; assert [r[\"scheme\"] for r in s[:3]] == [\"reference\", \"exact\", \"sprint\"] and s[0][\"energy_J_per_item\"] is None and s[2][\"energy_J_per_item\"] > 0 and d[\"items\"] == 2" "$T/vit3.json"'
 else
   echo "skip - report of a ViT evaluation: no Fashion-MNIST"
 fi

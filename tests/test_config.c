@@ -1024,7 +1024,7 @@ static void nondefault(spr_config *c) {
   c->wl.n_layers = 3;
   c->wl.n_heads = 2;
   c->wl.head_dim = 32;
-  c->wl.source = SPR_SOURCE_VIT;
+  c->wl.source = SPR_SOURCE_MODEL;
   strcpy(c->wl.model, "m/vit 2.h5");
   strcpy(c->wl.dataset, "/data/fm, nist");
   c->wl.images = 123;
