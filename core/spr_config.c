@@ -825,6 +825,39 @@ int spr_config_format(const spr_config *c, int i, char *buf, size_t n) {
   return snprintf(buf, n, "?");
 }
 
+/* The documentation of key k as comment lines: "; " and the text with
+ * its unit in brackets, wrapped at spaces so that no line exceeds 100
+ * characters (an INI reader need accept no more than 199: libinih); a
+ * continuation line starts with ";  " (two spaces), which
+ * scripts/gen_config_doc.py joins back.  Returns the bytes written (n
+ * must hold strlen(doc) + 64). */
+static size_t doc_comment(char *out, size_t n, const key_row *k) {
+  char text[2048];
+  snprintf(text, sizeof text, "%s%s%s%s", k->info.doc, k->info.unit[0] ? " [" : "",
+           k->info.unit, k->info.unit[0] ? "]" : "");
+  size_t len = 0;
+  const char *p = text;
+  int first = 1;
+  while (*p) {
+    const size_t width = first ? 98 : 97; /* after "; " or ";  " */
+    size_t l = strlen(p);
+    if (l > width) {
+      size_t cut = width;
+      while (cut > 0 && p[cut] != ' ') cut--;
+      if (cut == 0) { /* one word longer than a line: cut after it */
+        cut = width;
+        while (p[cut] && p[cut] != ' ') cut++;
+      }
+      l = cut;
+    }
+    len += (size_t)snprintf(out + len, n - len, "%s%.*s\n", first ? "; " : ";  ", (int)l, p);
+    p += l;
+    while (*p == ' ') p++;
+    first = 0;
+  }
+  return len;
+}
+
 char *spr_config_to_ini(const spr_config *c) {
   size_t cap = 4096, len = 0;
   char *out = malloc(cap);
@@ -845,9 +878,7 @@ char *spr_config_to_ini(const spr_config *c) {
       cur = k->info.section;
       len += (size_t)snprintf(out + len, cap - len, "%s[%s]\n", len ? "\n" : "", cur);
     }
-    len += (size_t)snprintf(out + len, cap - len, "; %s%s%s%s\n", k->info.doc,
-                            k->info.unit[0] ? " [" : "", k->info.unit,
-                            k->info.unit[0] ? "]" : "");
+    len += doc_comment(out + len, cap - len, k);
     if (k->info.choices)
       len += (size_t)snprintf(out + len, cap - len, "; one of: %s\n", k->info.choices);
     if (k->info.type == SPR_KEY_LIST && c->thr.n_values == 0) {

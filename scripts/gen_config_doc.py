@@ -55,6 +55,10 @@ def main():
             doc = []
             continue
         m = re.match(r"(?:; )?(\w+) = (.*)", line)
+        if line.startswith(";  ") and doc:
+            # a wrapped documentation line continues the previous one
+            doc[-1] += " " + line[3:]
+            continue
         if line.startswith("; ") and not (m and m.group(2) == "(none)"):
             doc.append(line[2:])
             continue

@@ -164,7 +164,7 @@ static void test_key_table(void) {
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "preset"))->choices, "bert-base|vit-base");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order|nodal");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned");
-  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "source"))->choices, "synthetic|qkv|vit");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "source"))->choices, "synthetic|qkv|model|vit");
   CU_ASSERT_EQUAL(spr_config_key(key_index("workload", "model"))->type, SPR_KEY_STRING);
 }
 
@@ -1030,6 +1030,9 @@ static void nondefault(spr_config *c) {
   c->wl.images = 123;
   c->wl.first_image = 45;
   c->wl.causal = 1;
+  strcpy(c->wl.reference_model, "m/dense ref.h5");
+  c->wl.windows = 7;
+  c->wl.first_window = 11;
   c->thr.offset = -0.2385;
   c->xbar.rows = 128;
   c->xbar.cols = 96;
