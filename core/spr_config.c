@@ -101,6 +101,8 @@ static const key_row keys[] = {
    * "45 nm" figures are Horowitz (ISSCC 2014) values that the ledger
    * multiplies by digital_scale; the others are used as given. */
   {{"energy", "reram_write_per_bit", SPR_KEY_DOUBLE, "J", "ReRAM write energy per bit (SPRINT, 65 nm)", NULL}, F(energy.reram_write_J_per_bit), 24.4e-12, 0, 1e-6},
+  {{"energy", "xbar_write_per_bit", SPR_KEY_DOUBLE, "J", "programming SPRINT's scoring arrays, per bit of a cell (crossbar.cell_bits per cell; SPRINT: the ReRAM write, 24.4 pJ/bit, 65 nm)", NULL}, F(energy.xbar_write_J_per_bit), 24.4e-12, 0, 1e-6},
+  {{"energy", "xbar_write_per_cell", SPR_KEY_DOUBLE, "J", "programming SPRINT's scoring arrays, per cell on top of its bits (program-and-verify overhead; design choice: 0, docs/energy.md)", NULL}, F(energy.xbar_write_J_per_cell), 0, 0, 1e-6},
   {{"energy", "reram_read_per_bit", SPR_KEY_DOUBLE, "J", "ReRAM read energy per bit of fetched data (SPRINT, 65 nm)", NULL}, F(energy.reram_read_J_per_bit), 3.1e-12, 0, 1e-6},
   {{"energy", "imc_mac_per_op", SPR_KEY_DOUBLE, "J", "energy of one in-memory MAC (SPRINT, 65 nm)", NULL}, F(energy.imc_mac_J), 0.10e-12, 0, 1e-6},
   {{"energy", "cmp_per_decision", SPR_KEY_DOUBLE, "J", "energy of one comparator decision (design choice, until SPICE calibration)", NULL}, F(energy.cmp_J), 0.05e-12, 0, 1e-6},

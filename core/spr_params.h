@@ -139,6 +139,9 @@ typedef struct {
 typedef struct {
   /* ReRAM and analog periphery, used as given */
   double reram_write_J_per_bit; /* ReRAM write, per bit */
+  double xbar_write_J_per_bit;  /* programming a scoring-array cell, per bit */
+  double xbar_write_J_per_cell; /* programming a scoring-array cell, per cell
+                                   (verify and periphery beyond the bits) */
   double reram_read_J_per_bit;  /* ReRAM read of fetched data, per bit */
   double imc_mac_J;             /* one in-memory MAC */
   double cmp_J;                 /* one comparator decision */

@@ -377,6 +377,18 @@ static int64_t scaled_floor(int64_t total, int64_t a, int64_t b) {
   return (total / b) * a + (total % b) * a / b;
 }
 
+/* Cells SPRINT programs into its scoring arrays for one sequence of an
+ * n x d head (docs/energy.md section 8):
+ *   xbar_cells_written = 2 n d           (one differential pair per key
+ *                                         element, both cells written)
+ *   xbar_bits_written  = 2 n d cell_bits (a cell is programmed to one of
+ *                                         2^cell_bits levels)
+ * A causal head programs every key too: the last query sees them all. */
+static void xbar_program_counts(const spr_config *c, int n, int d, spr_ledger_counts *q) {
+  q->xbar_cells_written = 2 * (int64_t)n * d;
+  q->xbar_bits_written = q->xbar_cells_written * c->xbar.cell_bits;
+}
+
 /* Ledger counts of query i of a scheme (docs/energy.md section 6): the
  * fetch of its survivors through the buffer, the recompute, SPRINT's
  * in-memory scoring, the baseline's prediction spread over queries, and
@@ -404,6 +416,9 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
   q->exps = q->divs = surv;
   q->v_macs = surv * d;
   if (scheme == SPR_SCHEME_SPRINT) {
+    /* programming the scoring arrays, once per sequence (docs/energy.md
+     * section 8): every key element's differential pair, both cells */
+    if (i == 0) xbar_program_counts(c, n_, d_, q);
     q->imc_queries = 1;
     q->imc_macs = nk * d;
     q->cmp_decisions = nk;

@@ -62,6 +62,68 @@ static int read_table(hid_t f, const char *path, const char *dpath, int L, int H
   return 0;
 }
 
+/* String attribute `name` of `obj` into buf ("?" when absent or not a
+ * string). */
+static void attr_text(hid_t f, const char *obj, const char *name, char *buf, size_t n);
+
+/* Read the (L, H, k) table dpath whose attribute `components` names its k
+ * components (comma-separated) into *out, (L, H, nc) doubles in the order
+ * of name(0 .. nc-1): a component the file lacks (a trace written before
+ * it existed, e.g. xbar_write) reads as 0; a name the program does not
+ * know is an error naming it. */
+static int read_components(hid_t f, const char *path, const char *dpath, int L, int H, int nc,
+                           const char *(*name)(int), double **out) {
+  *out = NULL;
+  if (H5Lexists(f, dpath, H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
+  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", path, dpath);
+  hid_t sp = H5Dget_space(ds);
+  hsize_t dims[3] = {0, 0, 0};
+  int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
+  if (sp >= 0) H5Sclose(sp);
+  if (rank != 3 || dims[0] != (hsize_t)L || dims[1] != (hsize_t)H || dims[2] < 1 || dims[2] > 64) {
+    H5Dclose(ds);
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d shape %llu x %llu x %llu, expected "
+                     "%d x %d x components", path, dpath, rank, (unsigned long long)dims[0],
+                     (unsigned long long)dims[1], (unsigned long long)dims[2], L, H);
+  }
+  const int k = (int)dims[2];
+  char names[2048];
+  attr_text(f, dpath, "components", names, sizeof names);
+  int map[64], got = 0;
+  for (char *save = NULL, *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (got == k) { got++; break; }
+    map[got] = -1;
+    for (int c = 0; c < nc; c++)
+      if (!strcmp(t, name(c))) map[got] = c;
+    if (map[got] < 0) {
+      H5Dclose(ds);
+      return spr_error(SPR_EHDF5, "%s: dataset '%s': component '%s' is unknown to this sprintsim",
+                       path, dpath, t);
+    }
+    got++;
+  }
+  if (got != k) {
+    H5Dclose(ds);
+    return spr_error(SPR_EHDF5, "%s: dataset '%s': attribute 'components' names %d components for "
+                     "%d columns", path, dpath, got, k);
+  }
+  double *raw = malloc((size_t)L * H * k * sizeof *raw), *v = calloc((size_t)L * H * nc, sizeof *v);
+  herr_t st = raw && v ? H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : -1;
+  H5Dclose(ds);
+  if (st < 0) {
+    free(raw);
+    free(v);
+    return spr_error(raw && v ? SPR_EHDF5 : SPR_ENOMEM, "%s: cannot read dataset '%s'", path, dpath);
+  }
+  for (size_t r = 0; r < (size_t)L * H; r++)
+    for (int c = 0; c < k; c++) v[r * nc + map[c]] += raw[r * k + c];
+  free(raw);
+  *out = v;
+  return 0;
+}
+
 static int read_attr_int(hid_t loc, const char *path, const char *obj, const char *name, long *v) {
   if (H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) <= 0)
     return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", path, name, obj);
@@ -186,9 +248,13 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
       if ((rc = read_table(f, path, dpath, (int)L, (int)H, 0, &sd[s].f[k]))) return rc;
     }
     snprintf(dpath, sizeof dpath, "%s/energy_by_component", g);
-    if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NE, &sd[s].e3))) return rc;
+    if ((rc = read_components(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NE,
+                              spr_ledger_energy_name, &sd[s].e3)))
+      return rc;
     snprintf(dpath, sizeof dpath, "%s/cycles_by_component", g);
-    if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC, &sd[s].c3))) return rc;
+    if ((rc = read_components(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC,
+                              spr_ledger_cycle_name, &sd[s].c3)))
+      return rc;
   }
   fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld%s\n", path, L, H, n,
           causal ? ", causal (query i sees keys j <= i; keep rates over the N(N+1)/2 pairs)" : "");

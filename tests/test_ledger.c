@@ -239,6 +239,8 @@ static spr_ledger_counts crafted(void) {
   spr_ledger_counts c;
   memset(&c, 0, sizeof c);
   c.reram_bits_written = 4096; /* 8 keys x 64 x 8 bits */
+  c.xbar_cells_written = 1024; /* 8 keys x 64 x 2 cells */
+  c.xbar_bits_written = 4096;  /* x 4 bits */
   c.imc_queries = 3;
   c.imc_macs = 1536;           /* 3 x 8 x 64 */
   c.cmp_decisions = 24;
@@ -262,6 +264,7 @@ static void test_price_by_hand(void) {
   CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
   const double *E = r.energy_J;
   ASSERT_REL(E[SPR_LEDGER_E_RERAM_WRITE], 99942.4 * PJ); /* 4096 x 24.4 */
+  ASSERT_REL(E[SPR_LEDGER_E_XBAR_WRITE], 99942.4 * PJ); /* 4096 x 24.4 + 1024 x 0 */
   ASSERT_REL(E[SPR_LEDGER_E_IMC_MAC], 153.6 * PJ);      /* 1536 x 0.1 */
   ASSERT_REL(E[SPR_LEDGER_E_CMP], 1.2 * PJ);            /* 24 x 0.05 */
   ASSERT_REL(E[SPR_LEDGER_E_PRUNE_READ], 3.75 * S45 * PJ); /* 24 x 10/64 */
@@ -274,9 +277,14 @@ static void test_price_by_hand(void) {
   ASSERT_REL(E[SPR_LEDGER_E_V_MAC], 134.4 * S45 * PJ);
   for (int i = SPR_LEDGER_E_PRED_MAC8; i <= SPR_LEDGER_E_PRED_CMP; i++)
     CU_ASSERT_EQUAL(E[i], 0);
-  /* 115969.2 pJ as given + 3226.05 pJ at 45 nm x 65/45 = 120629.05 pJ */
-  ASSERT_REL(r.total_J, (115969.2 + 3226.05 * S45) * PJ);
-  CU_ASSERT(fabs(r.total_J - 120629.05e-12) < 0.01e-12);
+  /* 215911.6 pJ as given + 3226.05 pJ at 45 nm x 65/45 = 220571.45 pJ */
+  ASSERT_REL(r.total_J, (215911.6 + 3226.05 * S45) * PJ);
+  CU_ASSERT(fabs(r.total_J - 220571.45e-12) < 0.01e-12);
+  /* a per-cell price adds cells x price: 1024 x 3.5 pJ */
+  e.xbar_write_J_per_cell = 3.5e-12;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_XBAR_WRITE], (99942.4 + 3584) * PJ);
+  e.xbar_write_J_per_cell = 0;
 
   /* cycles: threshold 3 x 8, fetch 640 B / 64, score 448 / 64,
    * softmax 14 / 1, v 448 / 64 */
@@ -524,7 +532,7 @@ static void test_errors_price(void) {
   /* every count, negative */
   static const size_t offs[] = {
 #define O(f) offsetof(spr_ledger_counts, f)
-      O(reram_bits_written), O(imc_queries), O(imc_macs), O(cmp_decisions),
+      O(reram_bits_written), O(xbar_cells_written), O(xbar_bits_written), O(imc_queries), O(imc_macs), O(cmp_decisions),
       O(prune_bits_read), O(reram_bits_read), O(sram_words_written),
       O(sram_words_read), O(buffer_bytes), O(score_macs), O(exps), O(divs),
       O(v_macs), O(pred_mac8), O(pred_mac4), O(pred_bitmacs), O(pred_adds),
@@ -532,7 +540,7 @@ static void test_errors_price(void) {
 #undef O
   };
   static const char *names[] = {
-      "reram_bits_written", "imc_queries", "imc_macs", "cmp_decisions",
+      "reram_bits_written", "xbar_cells_written", "xbar_bits_written", "imc_queries", "imc_macs", "cmp_decisions",
       "prune_bits_read", "reram_bits_read", "sram_words_written",
       "sram_words_read", "buffer_bytes", "score_macs", "exps", "divs",
       "v_macs", "pred_mac8", "pred_mac4", "pred_bitmacs", "pred_adds",
@@ -579,6 +587,12 @@ static void test_errors_price(void) {
   b = e;
   b.reram_read_J_per_bit = -3.1e-12;
   expect(spr_ledger_price(&b, &c, &r), "'energy.reram_read_per_bit' must be >= 0 (got -3.1e-12 J)", NULL);
+  b = e;
+  b.xbar_write_J_per_cell = -2e-12;
+  expect(spr_ledger_price(&b, &c, &r), "'energy.xbar_write_per_cell' must be >= 0 (got -2e-12 J)", NULL);
+  b = e;
+  b.xbar_write_J_per_bit = NAN;
+  expect(spr_ledger_price(&b, &c, &r), "'energy.xbar_write_per_bit' is not finite", NULL);
   b = e;
   b.digital_scale = -1.5;
   expect(spr_ledger_price(&b, &c, &r), "'energy.digital_scale' must be >= 0 (got -1.5)", NULL);
@@ -629,6 +643,9 @@ static void test_errors_acc(void) {
   spr_ledger_counts bad = q[1];
   bad.exps = -1;
   expect(spr_ledger_acc_step(&a, &bad), "spr_ledger_acc_step", "count 'exps' is negative (-1)", NULL);
+  bad = q[1];
+  bad.xbar_cells_written = -2;
+  expect(spr_ledger_acc_step(&a, &bad), "count 'xbar_cells_written' is negative (-2)", NULL);
   CU_ASSERT_EQUAL(memcmp(&a, &before, sizeof a), 0); /* unchanged */
   /* buffer sizes must agree between steps */
   bad = q[1];
@@ -699,6 +716,8 @@ static int64_t cz_share(int64_t total, int i, int n) {
  * admit misses in key order into free slots, stream the rest), and every
  * count of every query written out:
  *   K, V written once: n d (8 + 8) = 1040 bits;
+ *   SPRINT programs its scoring arrays once: 2 n d = 130 cells of
+ *   cell_bits = 4 bits (520 bits), at 1 J per cell and per bit: 650 J;
  *   SPRINT: sum_i (i + 1) d = 91 x 5 = 455 in-memory MACs, 91 comparator
  *   decisions, 91 pruning bits, 13 in-memory queries;
  *   oracle and top-k: 91 x 5 = 455 8-bit MACs, 91 comparisons or selection
@@ -730,6 +749,7 @@ static void test_causal_head_ledger(void) {
   c.dig.buffer_bytes = 128; /* 12 tokens of 10 bytes: the last queries stream */
   spr_energy_params *e = &c.energy;
   e->reram_write_J_per_bit = e->reram_read_J_per_bit = e->imc_mac_J = e->cmp_J = 1;
+  e->xbar_write_J_per_bit = e->xbar_write_J_per_cell = 1;
   e->digital_scale = e->prune_read_J_per_bit = e->sram_write_ratio = 1;
   e->sram_8k_J_per_word = e->sram_32k_J_per_word = e->sram_1m_J_per_word = 1;
   e->mac8_J = e->v_mac_J = e->exp_J = e->div_J = e->mac4_J = e->bitmac_J = 1;
@@ -837,6 +857,8 @@ static void test_causal_head_ledger(void) {
       else rr += (double)(i + 1) * d * p_bits;
       const double smac = known ? 0 : (double)mi * d;
       E[SPR_LEDGER_E_RERAM_WRITE] += wr;
+      /* SPRINT programs 2 n d = 130 cells of 4 bits on the first query */
+      E[SPR_LEDGER_E_XBAR_WRITE] += sc == SPR_SCHEME_SPRINT && i == 0 ? 130 + 130 * 4 : 0;
       E[SPR_LEDGER_E_IMC_MAC] += imc;
       E[SPR_LEDGER_E_CMP] += dec;
       E[SPR_LEDGER_E_PRUNE_READ] += dec;
@@ -882,6 +904,7 @@ static void test_causal_head_ledger(void) {
       CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_IMC_MAC], 455.0);
       CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_CMP], 91.0);
       CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_PRUNE_READ], 91.0);
+      CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_XBAR_WRITE], 650.0);
       CU_ASSERT_DOUBLE_EQUAL(out.keep_rate, res.keep_rate, 1e-15);
     }
     if (sc == SPR_SCHEME_DENSE) {

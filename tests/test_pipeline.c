@@ -11,6 +11,7 @@
 #include "spr_report.h"
 #include "spr_baselines.h"
 
+#include <hdf5.h>
 #include <math.h>
 
 static void small_config(spr_config *c, int all_off) {
@@ -406,6 +407,13 @@ static void test_digital_and_ledger(void) {
     CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_IMC_MAC], nn * d * e->imc_mac_J, 1e-9 * nn * d * e->imc_mac_J);
     CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_CMP], nn * e->cmp_J, 1e-9 * nn * e->cmp_J);
     CU_ASSERT_EQUAL(dn->energy_J[SPR_LEDGER_E_IMC_MAC], 0.0);
+    /* only SPRINT programs scoring arrays: 2 cells of cell_bits bits per
+     * key element, once per sequence */
+    const double xw = 2.0 * n * d * c.xbar.cell_bits * e->xbar_write_J_per_bit;
+    CU_ASSERT(xw > 0);
+    CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_XBAR_WRITE], xw, 1e-9 * xw);
+    for (int s = SPR_SCHEME_DENSE; s < SPR_N_SCHEMES; s++)
+      CU_ASSERT_EQUAL(r->scheme[s].energy_J[SPR_LEDGER_E_XBAR_WRITE], 0.0);
     CU_ASSERT(sp->energy_total_J < dn->energy_total_J);
     /* LeOPArd's mask is the oracle's; its bit-serial prediction costs more */
     CU_ASSERT_DOUBLE_EQUAL(r->scheme[SPR_SCHEME_LEOPARD].keep_rate, r->scheme[SPR_SCHEME_ORACLE].keep_rate, 0);
@@ -420,6 +428,54 @@ static void test_digital_and_ledger(void) {
   CU_ASSERT(spr_run_result(run, 1, 2)->scheme[SPR_SCHEME_DENSE].ran);
   CU_ASSERT(!spr_run_result(run, 1, 2)->scheme[SPR_SCHEME_TOPK].ran);
   spr_run_free(run);
+}
+
+/* Replace /schemes/dense/energy_by_component of trace p by an (L, H, k)
+ * table of the value v (component 0) and v + 1 (component 1 ...), its
+ * attribute components = names. */
+static void set_components(const char *p, int L, int H, int k, double v, const char *names) {
+  hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+  CU_ASSERT_FATAL(f >= 0);
+  const char *d = "/schemes/dense/energy_by_component";
+  CU_ASSERT_FATAL(H5Ldelete(f, d, H5P_DEFAULT) >= 0);
+  hsize_t dims[3] = {(hsize_t)L, (hsize_t)H, (hsize_t)k};
+  double buf[6 * 4];
+  for (int i = 0; i < L * H * k; i++) buf[i] = v + (i % k);
+  hid_t sp = H5Screate_simple(3, dims, NULL);
+  hid_t ds = H5Dcreate2(f, d, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  CU_ASSERT_FATAL(ds >= 0);
+  H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+  hid_t ty = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR);
+  H5Tset_size(ty, strlen(names) + 1);
+  hid_t a = H5Acreate2(ds, "components", ty, as, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, ty, names);
+  H5Aclose(a);
+  H5Sclose(as);
+  H5Tclose(ty);
+  H5Dclose(ds);
+  H5Sclose(sp);
+  H5Fclose(f);
+}
+
+/* The dense column of row `comp` of the report's energy-by-component
+ * table (uJ), or NAN. */
+static double report_component(const char *p, const char *out, const char *comp) {
+  FILE *f = fopen(out, "w+");
+  if (!f || spr_report_print(p, f)) {
+    if (f) fclose(f);
+    return NAN;
+  }
+  rewind(f);
+  char line[512], name[32];
+  double sprint, dense, v = NAN;
+  int in = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (!strncmp(line, "energy by component", 19)) in = 1;
+    if (in && sscanf(line, "%31s %lf %lf", name, &sprint, &dense) == 3 && !strcmp(name, comp))
+      v = dense;
+  }
+  fclose(f);
+  return v;
 }
 
 /* The report reads a trace back: dense is the reference of every ratio. */
@@ -466,6 +522,24 @@ static void test_report(void) {
   }
   CU_ASSERT_DOUBLE_EQUAL(e_dense, want_d, 0.006);
   CU_ASSERT_DOUBLE_EQUAL(e_sprint, want_s, 0.006);
+  /* components are read by the names of the attribute 'components': a
+   * trace written before a component existed (here: two components,
+   * reram_write and reram_read, 1.5 J and 2.5 J per head) reads 0 for the
+   * others, and in any order */
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_write,reram_read");
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "reram_read"), 2.5e6 * LH, 1e-3);
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "reram_write"), 1.5e6 * LH, 1e-3);
+  CU_ASSERT_EQUAL(report_component(p, out, "xbar_write"), 0.0);
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_read,xbar_write");
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "reram_read"), 1.5e6 * LH, 1e-3);
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "xbar_write"), 2.5e6 * LH, 1e-3);
+  /* an unknown component, or names that do not count the columns */
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_read,flux");
+  CU_ASSERT_EQUAL(spr_report_print(p, stdout), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "energy_by_component': component 'flux' is unknown");
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_read");
+  CU_ASSERT_EQUAL(spr_report_print(p, stdout), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "names 1 components for 2 columns");
   /* a trace without the digital path (no /schemes) is refused by name */
   {
     spr_config cs = c;
