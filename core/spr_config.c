@@ -130,6 +130,10 @@ static const key_row keys[] = {
   {{"timing", "pred_units", SPR_KEY_DOUBLE, "", "low-bit, bit-serial, add, multiply and compare prediction operations per cycle (design choice)", NULL}, F(energy.pred_units), 256, 1e-6, 1e9},
   {{"timing", "overlap", SPR_KEY_BOOL, "", "overlap the fetch of query i with the compute of query i-1", NULL}, F(energy.overlap), 1, 0, 1},
 
+  {{"wear", "endurance", SPR_KEY_DOUBLE, "", "writes a scoring-array cell survives (default: 1e6, HfOx RRAM with 4 levels per cell, Huang et al., IEDM 2013; docs/energy.md section 8)", NULL}, F(wear.endurance), 1e6, 1, 1e18},
+  {{"wear", "sequence_rate", SPR_KEY_DOUBLE, "Hz", "sequences per second for the time to wear-out; 0 = the run's back-to-back rate (clock / SPRINT's latency of one sequence)", NULL}, F(wear.sequence_rate_Hz), 0, 0, 1e12},
+  {{"wear", "scoring_cells", SPR_KEY_DOUBLE, "", "physical scoring-array cells, shared by every head and layer with ideal wear levelling; 0 = every head has arrays of its own (one write per cell per sequence)", NULL}, F(wear.scoring_cells), 0, 0, 1e18},
+
   {{"digital", "buffer_bytes", SPR_KEY_INT, "", "on-chip buffer for fetched keys and values, bytes (SPRINT: 16384 S-, 32768 M-, 65536 L-SPRINT)", NULL}, F(dig.buffer_bytes), 16384, 128, 1048576},
   {{"digital", "policy", SPR_KEY_ENUM, "", "buffer reuse: sprint keeps the previous query's survivors; lru keeps the most recently used", "sprint|lru"}, F(dig.policy), 0, 0, 1},
   {{"digital", "recompute_query_bits", SPR_KEY_INT, "", "bits of the query in the exact recompute", NULL}, F(dig.query_bits), 8, 2, 8},

@@ -271,6 +271,7 @@ int spr_ledger_price(const spr_energy_params *e, const spr_ledger_counts *c,
   out->total_cycles = A + C;
   out->time_s = out->total_cycles / e->clock_Hz;
   out->queries = 1;
+  out->counts = *c;
   return 0;
 }
 
@@ -322,5 +323,6 @@ int spr_ledger_acc_result(const spr_ledger_acc *a, spr_ledger_result *out) {
   out->total_cycles = a->queries ? a->run + a->prev_compute : 0;
   out->time_s = out->total_cycles / a->e.clock_Hz;
   out->queries = a->queries;
+  out->counts = a->sum;
   return 0;
 }

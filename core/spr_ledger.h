@@ -149,6 +149,7 @@ typedef struct {
   double total_cycles;       /* latency (formula above) */
   double time_s;             /* total_cycles / clock_Hz */
   int64_t queries;           /* steps taken (1 for spr_ledger_price) */
+  spr_ledger_counts counts;  /* the counts priced (summed over the steps) */
 } spr_ledger_result;
 
 /* Short names of the components ("reram_write", "fetch"), or NULL when i

@@ -171,6 +171,16 @@ typedef struct {
   int overlap;                  /* fetch of query i overlaps compute of i-1 */
 } spr_energy_params;
 
+/* Wear of SPRINT's scoring arrays (core/spr_wear.h, docs/energy.md
+ * section 8). */
+typedef struct {
+  double endurance;        /* writes a scoring cell survives (> 0) */
+  double sequence_rate_Hz; /* sequences per second; 0 = the run's
+                              back-to-back rate under SPRINT */
+  double scoring_cells;    /* physical scoring cells shared by every head
+                              and layer; 0 = arrays per head */
+} spr_wear_params;
+
 /* The digital path (digital/spr_digital.h). */
 typedef struct {
   int buffer_bytes;   /* on-chip buffer for fetched K and V */
@@ -200,6 +210,7 @@ typedef struct {
   spr_analog_params an;
   spr_thr_params thr;
   spr_energy_params energy; /* [energy] and [timing] */
+  spr_wear_params wear;     /* [wear] */
   spr_digital_params dig;   /* [digital] */
   spr_baseline_params bl;   /* [baselines] */
 } spr_config;

@@ -48,6 +48,8 @@ typedef struct {
   double energy_total_J;
   double cycles[SPR_LEDGER_NC];   /* busy cycles by component */
   double cycles_total;      /* latency with fetch/compute overlap */
+  int64_t xbar_cells_written; /* scoring-array cells programmed (SPRINT:
+                                 2 n d; docs/energy.md section 8) */
 } spr_scheme_result;
 
 static inline size_t spr_mask_row_bytes(int n) { return ((size_t)n + 7) / 8; }

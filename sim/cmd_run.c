@@ -7,6 +7,7 @@
 #include "spr_pipeline.h"
 #include "spr_qkv.h"
 #include "spr_trace.h"
+#include "spr_wear.h"
 #include "spr_model_eval.h"
 
 #include <errno.h>
@@ -128,6 +129,27 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
            cyc[s] > 0 ? cyc[dn] / cyc[s] : 0, e[s] > 0 ? e[dn] / e[s] : 0, fro, cm, cmin, mass, t1,
            tk);
   }
+}
+
+/* The wear of SPRINT's scoring arrays over this run (core/spr_wear.h);
+ * returns 0 or the estimate's error (an impossible wear.scoring_cells). */
+static int print_wear(const spr_run *run, const spr_config *c) {
+  const int LH = c->wl.n_layers * c->wl.n_heads;
+  const spr_head_result *res = spr_run_results(run);
+  double seq = 0, head = 0, lat = 0;
+  for (int k = 0; k < LH; k++) {
+    const spr_scheme_result *x = &res[k].scheme[SPR_SCHEME_SPRINT];
+    seq += (double)x->xbar_cells_written;
+    head = (double)x->xbar_cells_written > head ? (double)x->xbar_cells_written : head;
+    lat += x->cycles_total;
+  }
+  spr_wear_result r;
+  char line[512];
+  int rc = spr_wear_estimate(&c->wear, seq, head, lat, c->energy.clock_Hz, &r);
+  if (rc) return rc;
+  spr_wear_format(&c->wear, &r, line, sizeof line);
+  printf("\n%s\n", line);
+  return 0;
 }
 
 static void print_layer(const spr_run *run, const spr_config *c, int l) {
@@ -375,7 +397,10 @@ int cmd_run(int argc, char **argv) {
   if (!status) {
     print_total(run, &c);
     print_schemes(run, &c);
-    if (spr_trace_close(tr, 1)) status = cmd_fail(1, NULL);
+    if (print_wear(run, &c)) {
+      status = cmd_fail(1, NULL);
+      spr_trace_close(tr, 0);
+    } else if (spr_trace_close(tr, 1)) status = cmd_fail(1, NULL);
     else printf("trace: %s\n", out);
   } else {
     spr_trace_close(tr, 0);

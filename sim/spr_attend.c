@@ -505,6 +505,7 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   out->energy_total_J = lr.total_J;
   memcpy(out->cycles, lr.cycles, sizeof out->cycles);
   out->cycles_total = lr.total_cycles;
+  out->xbar_cells_written = lr.counts.xbar_cells_written;
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "spr_nodal.h"
 #include "spr_synth.h"
 #include "spr_qkv.h"
+#include "spr_wear.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -46,6 +47,14 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   if (wl->seq_len < 2 || wl->n_layers < 1 || wl->n_heads < 1 || wl->head_dim < 1)
     return spr_error(SPR_EINVAL, "run: unresolved workload (seq_len %d, layers %d, heads %d, head_dim %d)",
                      wl->seq_len, wl->n_layers, wl->n_heads, wl->head_dim);
+  {
+    /* the wear parameters before the run, not after it: the scoring
+     * arrays must hold one head's 2 N d cells (core/spr_wear.h) */
+    const double hc = 2.0 * wl->seq_len * wl->head_dim;
+    spr_wear_result wr;
+    int rc = spr_wear_estimate(&c->wear, hc * wl->n_layers * wl->n_heads, hc, 1, 1, &wr);
+    if (rc) return spr_error_prefix(rc, "run");
+  }
   /* more threads than heads would only hold idle workspaces */
   if (threads > wl->n_heads) threads = wl->n_heads;
   {

@@ -6,6 +6,7 @@
 #include "spr_h5quiet.h"
 #include "spr_ledger.h"
 #include "spr_result.h"
+#include "spr_wear.h"
 
 #include <hdf5.h>
 #include <stdlib.h>
@@ -212,6 +213,51 @@ static void report_device(hid_t f, FILE *out) {
   fprintf(out, "\n");
 }
 
+/* Scalar float64 dataset dpath into *v: 1 when present and read, 0 when
+ * absent (a trace written before the key existed). */
+static int config_double(hid_t f, const char *dpath, double *v) {
+  if (H5Lexists(f, "/config", H5P_DEFAULT) <= 0 || H5Lexists(f, dpath, H5P_DEFAULT) <= 0) return 0;
+  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+  int ok = ds >= 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+  if (ds >= 0) H5Dclose(ds);
+  return ok;
+}
+
+/* The wear line of SPRINT's scoring arrays (core/spr_wear.h) from the
+ * trace's [wear] and clock keys and SPRINT's per-head programmed cells and
+ * latency; nothing for a trace without them.  Errors: those of
+ * spr_wear_estimate (a crafted trace's bad endurance, named). */
+static int report_wear(hid_t f, const char *path, FILE *out, long L, long H) {
+  spr_wear_params w;
+  double clock;
+  if (!config_double(f, "/config/wear/endurance", &w.endurance) ||
+      !config_double(f, "/config/wear/sequence_rate", &w.sequence_rate_Hz) ||
+      !config_double(f, "/config/wear/scoring_cells", &w.scoring_cells) ||
+      !config_double(f, "/config/timing/clock", &clock) ||
+      H5Lexists(f, "/schemes/sprint", H5P_DEFAULT) <= 0 ||
+      H5Lexists(f, "/schemes/sprint/xbar_cells_written", H5P_DEFAULT) <= 0)
+    return 0;
+  double *cells = NULL, *cyc = NULL;
+  int rc = read_table(f, path, "/schemes/sprint/xbar_cells_written", (int)L, (int)H, 0, &cells);
+  if (!rc) rc = read_table(f, path, "/schemes/sprint/cycles", (int)L, (int)H, 0, &cyc);
+  if (!rc) {
+    double seq = 0, head = 0, lat = 0;
+    for (long k = 0; k < L * H; k++) {
+      seq += cells[k];
+      head = cells[k] > head ? cells[k] : head;
+      lat += cyc[k];
+    }
+    spr_wear_result r;
+    char line[512];
+    rc = spr_wear_estimate(&w, seq, head, lat, clock, &r);
+    if (rc) rc = spr_error_prefix(rc, "%s", path);
+    else if (spr_wear_format(&w, &r, line, sizeof line) >= 0) fprintf(out, "\n%s\n", line);
+  }
+  free(cells);
+  free(cyc);
+  return rc;
+}
+
 static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
   long complete = 0, L = 0, H = 0, n = 0, topk = 0;
   int rc;
@@ -307,7 +353,7 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
   for (int s = 0; s < SPR_N_SCHEMES; s++)
     if (sd[s].present) fprintf(out, " %10.3f", tot[s].cycles / 1e6);
   fprintf(out, "\n");
-  return 0;
+  return report_wear(f, path, out, L, H);
 }
 
 int spr_report_print(const char *path, FILE *out) {

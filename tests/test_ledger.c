@@ -12,6 +12,7 @@
 #include "spr_params.h"
 #include "spr_result.h"
 #include "spr_test.h"
+#include "spr_wear.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -622,6 +623,79 @@ static void test_errors_price(void) {
   expect(spr_ledger_sram_word_J(&b, 65536, &J), "energy.sram_1m_read_per_word", NULL);
 }
 
+/* Wear of the scoring arrays (core/spr_wear.h) by hand. */
+static void test_wear(void) {
+  spr_config c;
+  spr_config_default(&c);
+  /* defaults: 1e6 writes, the run's rate, arrays per head */
+  CU_ASSERT_EQUAL(c.wear.endurance, 1e6);
+  CU_ASSERT_EQUAL(c.wear.sequence_rate_Hz, 0);
+  CU_ASSERT_EQUAL(c.wear.scoring_cells, 0);
+  spr_wear_params w = {2.5e6, 0, 0};
+  spr_wear_result r;
+  /* 6 heads of 2 x 72 x 24 = 3456 cells; SPRINT takes 2e6 cycles per
+   * sequence at 1 GHz: 500 sequences/s; one write per cell per sequence */
+  CU_ASSERT_EQUAL_FATAL(spr_wear_estimate(&w, 20736, 3456, 2e6, 1e9, &r), 0);
+  CU_ASSERT_EQUAL(r.writes_per_cell, 1.0);
+  CU_ASSERT_EQUAL(r.sequences, 2.5e6);
+  ASSERT_REL(r.rate_Hz, 500);
+  CU_ASSERT_EQUAL(r.rate_is_run, 1);
+  ASSERT_REL(r.seconds, 5000); /* 2.5e6 / 500 */
+  char line[512];
+  spr_wear_format(&w, &r, line, sizeof line);
+  SPR_ASSERT_CONTAINS(line, "1 writes per scoring cell per sequence (arrays per head)");
+  SPR_ASSERT_CONTAINS(line, "2.5e+06 sequences, 1.389 hours at 500 sequences/s, the run's back-to-back rate");
+  /* shared arrays of 6912 cells (two heads' worth): 3 writes per cell per
+   * sequence; a stated rate of 40 Hz */
+  w.scoring_cells = 6912;
+  w.sequence_rate_Hz = 40;
+  CU_ASSERT_EQUAL_FATAL(spr_wear_estimate(&w, 20736, 3456, 2e6, 1e9, &r), 0);
+  CU_ASSERT_EQUAL(r.writes_per_cell, 3.0);
+  ASSERT_REL(r.sequences, 2.5e6 / 3);
+  CU_ASSERT_EQUAL(r.rate_is_run, 0);
+  ASSERT_REL(r.seconds, 2.5e6 / 3 / 40); /* 20833.3 s */
+  spr_wear_format(&w, &r, line, sizeof line);
+  SPR_ASSERT_CONTAINS(line, "3 writes per scoring cell per sequence (arrays shared");
+  SPR_ASSERT_CONTAINS(line, "5.787 hours at 40 sequences/s, wear.sequence_rate");
+  /* errors name the key */
+  spr_wear_params b = w;
+  b.endurance = 0;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.endurance = 0", "must be > 0", NULL);
+  b.endurance = -5;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.endurance = -5", NULL);
+  b = w;
+  b.sequence_rate_Hz = -1;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.sequence_rate = -1 Hz", NULL);
+  b = w;
+  b.scoring_cells = 3455;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.scoring_cells = 3455",
+         "at least 3456 cells", NULL);
+  b = w;
+  b.sequence_rate_Hz = 0;
+  expect(spr_wear_estimate(&b, 20736, 3456, 0, 1e9, &r), "wear.sequence_rate = 0 needs the run's rate", NULL);
+  expect(spr_wear_estimate(&w, 0, 0, 2e6, 1e9, &r), "0 cells programmed per sequence", NULL);
+  expect(spr_wear_estimate(NULL, 1, 1, 1, 1, &r), "NULL argument 'w'", NULL);
+  /* the keys: 0 or a negative endurance refused by the parser, naming it */
+  char path[512];
+  spr_test_path(path, sizeof path, "wear", ".ini");
+  const char *bad[] = {"endurance = 0\n", "endurance = -1e6\n", "scoring_cells = -2\n",
+                       "sequence_rate = -3 Hz\n"};
+  const char *key[] = {"'wear.endurance'", "'wear.endurance'", "'wear.scoring_cells'",
+                       "'wear.sequence_rate'"};
+  for (int k = 0; k < 4; k++) {
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "[wear]\n%s", bad[k]);
+    fclose(f);
+    spr_config_default(&c);
+    CU_ASSERT_EQUAL(spr_config_load(&c, path), SPR_ECONFIG);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), ":2:");
+    SPR_ASSERT_CONTAINS(spr_errmsg(), key[k]);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "out of range");
+  }
+  remove(path);
+}
+
 static void test_errors_acc(void) {
   spr_energy_params e = defaults();
   spr_ledger_acc a;
@@ -937,6 +1011,7 @@ int main(void) {
       {"errors: price, parameters, SRAM", test_errors_price},
       {"errors: accumulator and sums", test_errors_acc},
       {"causal head: every count of every scheme by hand", test_causal_head_ledger},
+      {"wear of the scoring arrays by hand, errors", test_wear},
       CU_TEST_INFO_NULL,
   };
   return spr_test_run("ledger", tests);

@@ -297,6 +297,14 @@ static void test_errors(void) {
   spr_config_default(&u); /* unresolved: seq_len 0 */
   CU_ASSERT_EQUAL(spr_run_alloc(&u, 1, &run), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "seq_len 0");
+  /* scoring arrays smaller than one head's 2 n d = 3456 cells, refused
+   * before the run */
+  spr_config sw = c;
+  sw.wear.scoring_cells = 3455;
+  CU_ASSERT_EQUAL(spr_run_alloc(&sw, 1, &run), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "run: wear.scoring_cells = 3455");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "at least 3456 cells");
+  CU_ASSERT_PTR_NULL(run);
   CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
   CU_ASSERT_EQUAL(spr_run_layer(run, 2), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 2 outside [0, 2)");
@@ -512,8 +520,32 @@ static void test_report(void) {
       if (!strcmp(scheme, "sprint")) { found_sprint = 1; e_sprint = en; }
     }
   }
-  fclose(f);
   CU_ASSERT(found_dense && found_sprint);
+  /* the wear line: LH heads of 2 n d = 3456 cells each, one write per cell
+   * per sequence, 1e6 sequences at the run's rate, clock / SPRINT's
+   * summed latency */
+  {
+    double lat = 0;
+    for (int k = 0; k < LH; k++) {
+      CU_ASSERT_EQUAL(r[k].scheme[SPR_SCHEME_SPRINT].xbar_cells_written, 2 * 72 * 24);
+      CU_ASSERT_EQUAL(r[k].scheme[SPR_SCHEME_DENSE].xbar_cells_written, 0);
+      lat += r[k].scheme[SPR_SCHEME_SPRINT].cycles_total;
+    }
+    char want[160];
+    snprintf(want, sizeof want, "wear: 1 writes per scoring cell per sequence (arrays per head); "
+             "endurance 1e+06 writes: 1e+06 sequences, %.4g s at %.4g sequences/s", 1e6 * lat / 1e9,
+             1e9 / lat);
+    CU_ASSERT(1e6 * lat / 1e9 < 60); /* printed in seconds */
+    rewind(f);
+    int seen = 0;
+    while (fgets(line, sizeof line, f))
+      if (!strncmp(line, "wear:", 5)) {
+        seen = 1;
+        SPR_ASSERT_CONTAINS(line, want);
+      }
+    CU_ASSERT(seen);
+  }
+  fclose(f);
   /* the printed totals (uJ, 2 decimals) are the sums of the heads' energies */
   double want_d = 0, want_s = 0;
   for (int k = 0; k < LH; k++) {
