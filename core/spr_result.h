@@ -50,6 +50,10 @@ typedef struct {
   double cycles_total;      /* latency with fetch/compute overlap */
   int64_t xbar_cells_written; /* scoring-array cells programmed (SPRINT:
                                  2 n d; docs/energy.md section 8) */
+  int64_t key_resident;     /* digital predictors: 1 when the sequence's K
+                               at the predictor's width stayed in the
+                               buffer, 0 when it was streamed per query
+                               (docs/energy.md section 9); 0 otherwise */
 } spr_scheme_result;
 
 static inline size_t spr_mask_row_bytes(int n) { return ((size_t)n + 7) / 8; }

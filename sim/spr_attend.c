@@ -389,6 +389,55 @@ static void xbar_program_counts(const spr_config *c, int n, int d, spr_ledger_co
   q->xbar_bits_written = q->xbar_cells_written * c->xbar.cell_bits;
 }
 
+/* Where a digital predictor (oracle, top-k, Sanger, LeOPArd) reads its
+ * key operand from (docs/energy.md section 9). */
+typedef struct {
+  int resident;      /* 1: K held in the buffer; 0: streamed per query */
+  int key_bits;      /* the predictor's key width (LeOPArd: all planes) */
+  int64_t key_bytes; /* n ceil(d key_bits / 8): the sequence's K at it */
+  int64_t key_words; /* 64-bit words of one key at that width */
+  int64_t plane_words; /* 64-bit words of one key's bit plane (LeOPArd) */
+} pred_key_plan;
+
+/* Largest number of keys any query of mask keeps. */
+static int64_t max_row_keys(const uint8_t *mask, int n) {
+  const size_t rb = spr_mask_row_bytes(n);
+  int64_t best = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t k = 0;
+    for (size_t b = 0; b < rb; b++) k += __builtin_popcount(mask[(size_t)i * rb + b]);
+    best = k > best ? k : best;
+  }
+  return best;
+}
+
+/* The key rule of a digital predictor (docs/energy.md section 9): the
+ * predictor needs every key its queries see, at its own width kb (oracle
+ * and top-k 8 bits, Sanger 4, LeOPArd the 8-bit planes).  The sequence's
+ * K at that width, K_b = n ceil(d kb / 8) bytes, stays in the buffer when
+ * it fits beside the survivors of the busiest query,
+ *     K_b + max(1, max_i |P_i|) token_bytes <= buffer_bytes,
+ * (token_bytes: what a survivor fetches, values only for the schemes whose
+ * prediction computed exact scores); it is then loaded from ReRAM once
+ * (causal: key i on query i, the first that sees it) and read from SRAM
+ * by every query, and the survivors share the rest of the buffer,
+ * buffer_bytes - K_b.  Otherwise K is streamed from ReRAM for every query,
+ * as the survivors have the whole buffer. */
+static pred_key_plan pred_key_rule(const spr_config *c, int n, int d, int scheme,
+                                   const spr_bl_stats *bst, const uint8_t *mask,
+                                   int64_t token_bytes) {
+  pred_key_plan p;
+  memset(&p, 0, sizeof p);
+  if (!bst) return p;
+  p.key_bits = scheme == SPR_SCHEME_LEOPARD ? c->xbar.key_bits : bst->mac_k_bits;
+  p.key_bytes = (int64_t)n * (((int64_t)d * p.key_bits + 7) / 8);
+  p.key_words = ((int64_t)d * p.key_bits + 63) / 64;
+  p.plane_words = ((int64_t)d + 63) / 64;
+  const int64_t ms = max_row_keys(mask, n);
+  p.resident = p.key_bytes + (ms > 1 ? ms : 1) * token_bytes <= (int64_t)c->dig.buffer_bytes;
+  return p;
+}
+
 /* Ledger counts of query i of a scheme (docs/energy.md section 6): the
  * fetch of its survivors through the buffer, the recompute, SPRINT's
  * in-memory scoring, the baseline's prediction spread over queries, and
@@ -397,7 +446,8 @@ static void xbar_program_counts(const spr_config *c, int n, int d, spr_ledger_co
  * share of the prediction cover keys 0 .. i. */
 static void query_counts(const spr_config *c, int n_, int d_, int scheme,
                          const spr_dig_fetch_stats *fs, const spr_dig_ws *dws,
-                         const spr_bl_stats *bst, int i, spr_ledger_counts *q) {
+                         const spr_bl_stats *bst, const pred_key_plan *kp, int i,
+                         spr_ledger_counts *q) {
   const int64_t n = n_, d = d_;
   const int causal = c->wl.causal != 0;
   const int64_t nk = causal ? (int64_t)i + 1 : n; /* keys query i sees */
@@ -444,12 +494,23 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
     int64_t levels = 0;
     while (bst->k > 0 && ((int64_t)1 << levels) < bst->k) levels++;
     q->pred_cmps = SPREAD(bst->cmp_ops + bst->topk_inputs * levels);
-    /* a digital prediction streams its key operand from ReRAM for every
-     * query (the buffer holds survivors' tokens; the sequence's K does not
-     * fit beside them): the keys the query sees (all n; causal 0 .. i) at
-     * the prediction's width, or, for LeOPArd, the d-bit planes it reads */
-    if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
-    else q->reram_bits_read += nk * d * bst->mac_k_bits;
+    if (!kp->resident) {
+      /* the sequence's K does not fit beside the survivors: the
+       * prediction streams its key operand from ReRAM for every query,
+       * the keys the query sees (all n; causal 0 .. i) at its width, or,
+       * for LeOPArd, the d-bit planes it reads */
+      if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
+      else q->reram_bits_read += nk * d * bst->mac_k_bits;
+    } else {
+      /* K stays in the buffer: loaded once (all keys on query 0; causal:
+       * key i on query i), then read from SRAM by every query (LeOPArd:
+       * the planes it reads, one plane of a key = ceil(d / 64) words) */
+      const int64_t loaded = causal ? 1 : (i == 0 ? n : 0);
+      q->reram_bits_read += loaded * d * kp->key_bits;
+      q->sram_words_written += loaded * kp->key_words;
+      if (scheme == SPR_SCHEME_LEOPARD) q->sram_words_read += SPREAD(bst->key_bits_processed) * kp->plane_words;
+      else q->sram_words_read += nk * kp->key_words;
+    }
 #undef SPREAD
   }
 }
@@ -464,6 +525,9 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   fp.key_bits = scores_known(scheme) ? 0 : c->xbar.key_bits;
   fp.value_bits = c->dig.value_bits;
   fp.policy = c->dig.policy;
+  const int64_t token_bytes = ((int64_t)d * fp.key_bits + 7) / 8 + ((int64_t)d * fp.value_bits + 7) / 8;
+  const pred_key_plan kp = pred_key_rule(c, n, d, scheme, bst, mask, token_bytes);
+  if (kp.resident) fp.buffer_bytes -= kp.key_bytes; /* K's share of the buffer */
   spr_dig_fetch_stats fs;
   int rc = spr_dig_fetch(&fp, mask, n, d, &fs, &w->dws);
   if (rc) return rc;
@@ -480,7 +544,7 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
   for (int i = 0; i < n; i++) {
     spr_ledger_counts q;
-    query_counts(c, n, d, scheme, &fs, &w->dws, bst, i, &q);
+    query_counts(c, n, d, scheme, &fs, &w->dws, bst, &kp, i, &q);
     if ((rc = spr_ledger_acc_step(&la, &q))) return rc;
   }
   spr_ledger_result lr;
@@ -506,6 +570,7 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   memcpy(out->cycles, lr.cycles, sizeof out->cycles);
   out->cycles_total = lr.total_cycles;
   out->xbar_cells_written = lr.counts.xbar_cells_written;
+  out->key_resident = kp.resident;
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "spr_ledger.h"
 #include "spr_params.h"
 #include "spr_result.h"
+#include "spr_synth.h"
 #include "spr_test.h"
 #include "spr_wear.h"
 
@@ -623,6 +624,120 @@ static void test_errors_price(void) {
   expect(spr_ledger_sram_word_J(&b, 65536, &J), "energy.sram_1m_read_per_word", NULL);
 }
 
+/* Steps 1-4 of spr_attend on head 0 of layer 0 of c's synthetic workload. */
+static void attend_head(const spr_config *c, spr_attend_head *h, spr_attend_ws *w,
+                        spr_head_result *res) {
+  CU_ASSERT_FATAL(spr_synth_head(&c->wl, c->seed, 0, 0, h->Q, h->K, h->V) == 0);
+  CU_ASSERT_FATAL(spr_attend_ideal(c, 0, 0, h, w, res) == 0);
+  spr_attend_range(c, h, 1, res);
+  CU_ASSERT_FATAL(spr_attend_count(c, h, res) == 0);
+  CU_ASSERT_FATAL(spr_attend_thresholds(c, 0, h, 1, 0.0, w, res, NULL) == 0);
+  CU_ASSERT_FATAL(spr_attend_analog(c, 0, 0, 0, h, w, res) == 0);
+  CU_ASSERT_FATAL(spr_attend_digital(c, h, w) == 0);
+}
+
+/* A digital predictor's key operand (docs/energy.md section 9) on a
+ * BERT-base head, d = 64, 16 KB buffer: at N = 128 the sequence's K (8 KB
+ * at 8 bits, 4 KB at Sanger's 4) fits beside the survivors and is loaded
+ * once, then read from SRAM; at N = 512 (32 KB, 16 KB) it does not and is
+ * streamed from ReRAM for every query.  Causal and not.  The ReRAM bits
+ * and SRAM words are written out from the formulas: survivors' tokens
+ * (fetch counts of the scheme's own result) plus
+ *   resident: n d kb bits loaded, P kw words read (kw = d kb / 64 words
+ *             per key; LeOPArd: one word per plane read)
+ *   streamed: P d kb bits (LeOPArd: its planes x d)
+ * with P the pairs (n^2 or n (n + 1) / 2). */
+static void test_predictor_keys(void) {
+  for (int t = 0; t < 4; t++) {
+    const int n = t < 2 ? 128 : 512, causal = t & 1, d = 64;
+    spr_config c;
+    spr_config_default(&c);
+    c.wl.seq_len = n;
+    c.wl.n_layers = c.wl.n_heads = 1;
+    c.wl.causal = causal;
+    c.seed = 2385;
+    CU_ASSERT_FATAL(spr_config_resolve(&c, "test") == 0);
+    spr_attend_head h;
+    spr_attend_ws *w;
+    CU_ASSERT_FATAL(spr_attend_head_alloc(&h, &c, n, d, 0) == 0);
+    CU_ASSERT_FATAL(spr_attend_ws_alloc(&c, n, d, &w) == 0);
+    spr_head_result res;
+    attend_head(&c, &h, w, &res);
+    const double P = causal ? n * (n + 1) / 2.0 : (double)n * n;
+    double word;
+    CU_ASSERT_FATAL(spr_ledger_sram_word_J(&c.energy, 16384, &word) == 0);
+    const int schemes[4] = {SPR_SCHEME_ORACLE, SPR_SCHEME_TOPK, SPR_SCHEME_SANGER, SPR_SCHEME_LEOPARD};
+    for (int k = 0; k < 4; k++) {
+      const int sc = schemes[k];
+      spr_scheme_result out;
+      CU_ASSERT_FATAL(spr_attend_scheme(&c, sc, &h, w, &out, NULL) == 0);
+      const int kb = sc == SPR_SCHEME_SANGER ? 4 : 8;
+      const int known = sc != SPR_SCHEME_SANGER;
+      const double tok = known ? 64 : 128, tokw = tok / 8;
+      /* busiest query: its survivors are uses / queries at most n */
+      const double kbytes = n * d * kb / 8.0;
+      if (n == 128 && known) CU_ASSERT_EQUAL(out.key_resident, 1); /* 8 KB + <= 8 KB of values */
+      if (n == 512) CU_ASSERT_EQUAL(out.key_resident, 0);          /* 32 KB, or 16 KB + a token */
+      /* the scheme's mask from the baseline itself: its busiest query */
+      int64_t lbits = 0, ms = 0;
+      {
+        spr_bl_ws bw;
+        CU_ASSERT_FATAL(spr_bl_ws_alloc(&bw, n, d) == 0);
+        const size_t rb = spr_mask_row_bytes(n);
+        uint8_t *mk = malloc((size_t)n * rb);
+        spr_bl_oracle_params op;
+        spr_bl_oracle_default(&op);
+        op.causal = causal;
+        double th;
+        CU_ASSERT_FATAL(spr_bl_oracle_calibrate(&op, h.Q, h.K, n, d, c.thr.keep_rate, &bw, &th, NULL) == 0);
+        op.threshold = th;
+        spr_bl_stats st;
+        if (sc == SPR_SCHEME_ORACLE) CU_ASSERT_FATAL(spr_bl_oracle(&op, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+        if (sc == SPR_SCHEME_LEOPARD) {
+          spr_bl_leopard_params lp = {8, 8, th, causal};
+          CU_ASSERT_FATAL(spr_bl_leopard(&lp, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+          lbits = st.key_bits_processed;
+        }
+        if (sc == SPR_SCHEME_TOPK) {
+          spr_bl_topk_params tp;
+          spr_bl_topk_default(&tp);
+          tp.keep_fraction = c.bl.topk_fraction;
+          tp.causal = causal;
+          CU_ASSERT_FATAL(spr_bl_topk(&tp, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+        }
+        if (sc == SPR_SCHEME_SANGER) {
+          spr_bl_sanger_params sp;
+          spr_bl_sanger_default(&sp);
+          sp.causal = causal;
+          CU_ASSERT_FATAL(spr_bl_sanger(&sp, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+        }
+        for (int i = 0; i < n; i++) {
+          int64_t kept = 0;
+          for (int j = 0; j < n; j++) kept += mk[(size_t)i * rb + j / 8] >> (j % 8) & 1;
+          ms = kept > ms ? kept : ms;
+        }
+        free(mk);
+        spr_bl_ws_free(&bw);
+      }
+      const int fits = kbytes + (double)(ms > 1 ? ms : 1) * tok <= 16384;
+      CU_ASSERT_EQUAL(out.key_resident, fits);
+      double bits = (double)out.bytes_fetched * 8, rwords = (double)(out.hits + out.fetches - out.overflow_tokens) * tokw;
+      if (out.key_resident) {
+        bits += (double)n * d * kb;
+        rwords += sc == SPR_SCHEME_LEOPARD ? (double)lbits : P * d * kb / 64;
+      } else {
+        bits += sc == SPR_SCHEME_LEOPARD ? (double)lbits * d : P * d * kb;
+      }
+      const double rr = bits * c.energy.reram_read_J_per_bit;
+      ASSERT_REL(out.energy_J[SPR_LEDGER_E_RERAM_READ], rr);
+      ASSERT_REL(out.energy_J[SPR_LEDGER_E_SRAM_READ], rwords * word);
+      CU_ASSERT_DOUBLE_EQUAL(out.keep_rate * P, (double)(out.hits + out.fetches), 1e-6);
+    }
+    spr_attend_ws_free(w);
+    spr_attend_head_free(&h);
+  }
+}
+
 /* Wear of the scoring arrays (core/spr_wear.h) by hand. */
 static void test_wear(void) {
   spr_config c;
@@ -884,7 +999,25 @@ static void test_causal_head_ledger(void) {
     CU_ASSERT_FATAL(spr_attend_scheme(&c, sc, &h, w, &out, NULL) == 0);
     const uint8_t *m = masks[sc];
     const int known = sc == SPR_SCHEME_ORACLE || sc == SPR_SCHEME_TOPK || sc == SPR_SCHEME_LEOPARD;
-    const int64_t tok = (known ? 0 : d) + d, words = (tok + 7) / 8, cap = 128 / tok;
+    const int64_t tok = (known ? 0 : d) + d, words = (tok + 7) / 8;
+    /* a digital predictor keeps the sequence's K at its width (8 bits,
+     * Sanger 4) in the buffer when it fits beside the busiest query's
+     * survivors (docs/energy.md section 9): K_b = 13 ceil(5 kb / 8) */
+    const int pred = sc == SPR_SCHEME_ORACLE || sc == SPR_SCHEME_TOPK ||
+                     sc == SPR_SCHEME_SANGER || sc == SPR_SCHEME_LEOPARD;
+    const int kb = sc == SPR_SCHEME_SANGER ? 4 : 8;
+    const int64_t kbytes = (int64_t)n * ((d * kb + 7) / 8);
+    int64_t ms = 0;
+    for (int i = 0; i < n; i++) {
+      int64_t k = 0;
+      for (int j = 0; j < n; j++) k += cz_bit(m, n, i, j);
+      ms = k > ms ? k : ms;
+    }
+    const int kres = pred && kbytes + (ms > 1 ? ms : 1) * tok <= 128;
+    const int64_t cap = (128 - (kres ? kbytes : 0)) / tok;
+    CU_ASSERT_EQUAL(out.key_resident, kres);
+    if (sc == SPR_SCHEME_ORACLE) CU_ASSERT_EQUAL(kres, 1); /* 65 B + 5 B survivors */
+    if (sc == SPR_SCHEME_SANGER) CU_ASSERT_EQUAL(kres, 0); /* 39 B + 10 B survivors */
     /* the head totals of the prediction (hand formulas above) */
     int64_t p_mac = 0, p_add = 0, p_mul = 0, p_exp = 0, p_cmp = 0, p_bits = 0;
     int mac_kind = 0; /* 8: mac8, 4: mac4, 1: bit-serial */
@@ -927,8 +1060,18 @@ static void test_causal_head_ledger(void) {
       const double mac = cz_share(p_mac, i, n), add = cz_share(p_add, i, n),
                    mul = cz_share(p_mul, i, n), ex = cz_share(p_exp, i, n),
                    cmp = cz_share(p_cmp, i, n);
-      if (sc == SPR_SCHEME_LEOPARD) rr += cz_share(lbits * d, i, n);
-      else rr += (double)(i + 1) * d * p_bits;
+      double kw = 0, kr = 0; /* SRAM words of a resident K: written, read */
+      if (kres) {
+        /* key i loaded on query i (one 64-bit word at d = 5), every key
+         * the query sees read from the buffer (LeOPArd: its planes) */
+        rr += (double)d * kb;
+        kw = 1;
+        kr = sc == SPR_SCHEME_LEOPARD ? (double)cz_share(lbits, i, n) : i + 1;
+      } else if (sc == SPR_SCHEME_LEOPARD) {
+        rr += cz_share(lbits * d, i, n);
+      } else {
+        rr += (double)(i + 1) * d * p_bits;
+      }
       const double smac = known ? 0 : (double)mi * d;
       E[SPR_LEDGER_E_RERAM_WRITE] += wr;
       /* SPRINT programs 2 n d = 130 cells of 4 bits on the first query */
@@ -937,8 +1080,8 @@ static void test_causal_head_ledger(void) {
       E[SPR_LEDGER_E_CMP] += dec;
       E[SPR_LEDGER_E_PRUNE_READ] += dec;
       E[SPR_LEDGER_E_RERAM_READ] += rr;
-      E[SPR_LEDGER_E_SRAM_WRITE] += (double)(fetch - over) * words;
-      E[SPR_LEDGER_E_SRAM_READ] += (double)(mi - over) * words;
+      E[SPR_LEDGER_E_SRAM_WRITE] += (double)(fetch - over) * words + kw;
+      E[SPR_LEDGER_E_SRAM_READ] += (double)(mi - over) * words + kr;
       E[SPR_LEDGER_E_SCORE_MAC] += smac;
       E[SPR_LEDGER_E_EXP] += mi;
       E[SPR_LEDGER_E_DIV] += mi;
@@ -1012,6 +1155,7 @@ int main(void) {
       {"errors: accumulator and sums", test_errors_acc},
       {"causal head: every count of every scheme by hand", test_causal_head_ledger},
       {"wear of the scoring arrays by hand, errors", test_wear},
+      {"predictor keys: resident at N = 128, streamed at N = 512, causal too", test_predictor_keys},
       CU_TEST_INFO_NULL,
   };
   return spr_test_run("ledger", tests);
