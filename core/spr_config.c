@@ -138,8 +138,10 @@ static const key_row keys[] = {
   {{"digital", "policy", SPR_KEY_ENUM, "", "buffer reuse: sprint keeps the previous query's survivors; lru keeps the most recently used", "sprint|lru"}, F(dig.policy), 0, 0, 1},
   {{"digital", "recompute_query_bits", SPR_KEY_INT, "", "bits of the query in the exact recompute", NULL}, F(dig.query_bits), 8, 2, 8},
   {{"digital", "value_bits", SPR_KEY_INT, "", "bits of the values fetched and multiplied", NULL}, F(dig.value_bits), 8, 2, 8},
+  {{"digital", "tile_tokens", SPR_KEY_INT, "", "dense_tiled: tokens of a K/V tile; 0 = the power of two (or N) that makes each head cheapest in energy (docs/energy.md section 10)", NULL}, F(dig.tile_tokens), 0, 0, SPR_QKV_MAX_SEQ},
   {{"digital", "top_k", SPR_KEY_INT, "", "k of the top-k recall metric", NULL}, F(dig.top_k), 5, 1, 4096},
 
+  {{"baselines", "dense_tiled", SPR_KEY_BOOL, "", "dense attention tiled over query blocks, each K/V tile read once per block (FlashAttention-like; docs/energy.md section 10)", NULL}, F(bl.dense_tiled), 1, 0, 1},
   {{"baselines", "oracle", SPR_KEY_BOOL, "", "exact 8-bit scores against a threshold calibrated to threshold.keep_rate", NULL}, F(bl.oracle), 1, 0, 1},
   {{"baselines", "topk", SPR_KEY_BOOL, "", "top-k keys per query (SpAtten-like)", NULL}, F(bl.topk), 1, 0, 1},
   {{"baselines", "sanger", SPR_KEY_BOOL, "", "4-bit prediction, softmax, probability threshold (Sanger-like)", NULL}, F(bl.sanger), 1, 0, 1},

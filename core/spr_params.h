@@ -188,12 +188,15 @@ typedef struct {
   int query_bits;     /* bits of the query in the digital recompute */
   int value_bits;     /* bits of the values fetched and multiplied */
   int top_k;          /* k of the top-k recall metric */
+  int tile_tokens;    /* dense_tiled: K/V tile in tokens; 0 = automatic
+                         (digital/spr_tiled.h) */
 } spr_digital_params;
 
 /* The baselines run beside SPRINT on the same workload and ledger
  * (digital/spr_baselines.h); dense always runs, as the reference. */
 typedef struct {
   int oracle, topk, sanger, leopard, window; /* on/off */
+  int dense_tiled;          /* dense tiled over query blocks, on/off */
   double topk_fraction;     /* keys kept per query by top-k, fraction of N */
   double sanger_threshold;  /* probability threshold of Sanger's prediction */
   int window_half_width;    /* keys on each side of the query */

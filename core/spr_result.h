@@ -19,6 +19,8 @@
 enum spr_scheme {
   SPR_SCHEME_SPRINT = 0, /* analog masks, digital recompute */
   SPR_SCHEME_DENSE,      /* no pruning: the reference of every ratio */
+  SPR_SCHEME_DENSE_TILED, /* no pruning, K/V tiles read once per query
+                             block (digital/spr_tiled.h) */
   SPR_SCHEME_ORACLE,     /* exact 8-bit scores, calibrated threshold */
   SPR_SCHEME_TOPK,       /* top-k per query (SpAtten-like) */
   SPR_SCHEME_SANGER,     /* 4-bit prediction, probability threshold */
@@ -29,8 +31,9 @@ enum spr_scheme {
 
 /* Name of a scheme ("sprint", "dense", ...), NULL when out of range. */
 static inline const char *spr_scheme_name(int s) {
-  static const char *const names[SPR_N_SCHEMES] = {"sprint", "dense",  "oracle", "topk",
-                                                   "sanger", "leopard", "window"};
+  static const char *const names[SPR_N_SCHEMES] = {"sprint", "dense",   "dense_tiled",
+                                                   "oracle", "topk",    "sanger",
+                                                   "leopard", "window"};
   return s >= 0 && s < SPR_N_SCHEMES ? names[s] : NULL;
 }
 
@@ -50,6 +53,8 @@ typedef struct {
   double cycles_total;      /* latency with fetch/compute overlap */
   int64_t xbar_cells_written; /* scoring-array cells programmed (SPRINT:
                                  2 n d; docs/energy.md section 8) */
+  int64_t tile_queries;     /* dense_tiled: queries per block Bq (else 0) */
+  int64_t tile_tokens;      /* dense_tiled: tokens per K/V tile Bk (else 0) */
   int64_t key_resident;     /* digital predictors: 1 when the sequence's K
                                at the predictor's width stayed in the
                                buffer, 0 when it was streamed per query

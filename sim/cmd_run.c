@@ -105,8 +105,13 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
       e[s] += res[k].scheme[s].energy_total_J;
       cyc[s] += res[k].scheme[s].cycles_total;
     }
-  printf("\nscheme    keep%%  fetched MB  reused MB  energy uJ  Mcycles  speedup  energy-  "
-         "rel.err  cos.mean  cos.min   mass   top1  top%d\n",
+  const int tl = SPR_SCHEME_DENSE_TILED, has_tl = res[0].scheme[tl].ran;
+  printf("\nspeedup and energy- over dense (one query at a time)%s\n",
+         has_tl ? "; speedup.t and energy-.t over dense_tiled (K/V tiles read once per query block)" : "");
+  printf("%-11s %6s %11s %10s %10s %8s %8s %8s", "scheme", "keep%", "fetched MB", "reused MB",
+         "energy uJ", "Mcycles", "speedup", "energy-");
+  if (has_tl) printf(" %9s %9s", "speedup.t", "energy-.t");
+  printf(" %8s %9s %8s %6s %6s  top%d\n", "rel.err", "cos.mean", "cos.min", "mass", "top1",
          c->dig.top_k < c->wl.seq_len ? c->dig.top_k : c->wl.seq_len);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     if (!res[0].scheme[s].ran) continue;
@@ -124,10 +129,12 @@ static void print_schemes(const spr_run *run, const spr_config *c) {
       tk += x->topk_recall / LH;
     }
     const int dn = SPR_SCHEME_DENSE;
-    printf("%-8s %6.2f %11.2f %10.2f %10.1f %8.2f %7.2fx %7.2fx %8.4f %9.5f %8.4f %6.4f %6.4f %5.4f\n",
-           spr_scheme_name(s), 100 * keep, fb / 1e6, rb / 1e6, e[s] * 1e6, cyc[s] / 1e6,
-           cyc[s] > 0 ? cyc[dn] / cyc[s] : 0, e[s] > 0 ? e[dn] / e[s] : 0, fro, cm, cmin, mass, t1,
-           tk);
+    printf("%-11s %6.2f %11.2f %10.2f %10.1f %8.2f %7.2fx %7.2fx", spr_scheme_name(s), 100 * keep,
+           fb / 1e6, rb / 1e6, e[s] * 1e6, cyc[s] / 1e6, cyc[s] > 0 ? cyc[dn] / cyc[s] : 0,
+           e[s] > 0 ? e[dn] / e[s] : 0);
+    if (has_tl)
+      printf(" %8.2fx %8.2fx", cyc[s] > 0 ? cyc[tl] / cyc[s] : 0, e[s] > 0 ? e[tl] / e[s] : 0);
+    printf(" %8.4f %9.5f %8.4f %6.4f %6.4f %5.4f\n", fro, cm, cmin, mass, t1, tk);
   }
 }
 
@@ -260,27 +267,38 @@ static int run_model(const spr_config *c, const char *out, long threads) {
     }
     goto done;
   }
-  const int N = r.n_items, dn = SPR_SCHEME_DENSE;
-  printf("\n%-9s %7s", "scheme", text ? "bpc" : "top1%");
+  const int N = r.n_items, dn = SPR_SCHEME_DENSE, tl = SPR_SCHEME_DENSE_TILED;
+  const int has_tl = r.scheme[tl].ran;
+  printf("\nspeedup and energy- over dense (one query at a time)%s\n",
+         has_tl ? "; speedup.t and energy-.t over dense_tiled (K/V tiles read once per query block)" : "");
+  printf("%-11s %7s", "scheme", text ? "bpc" : "top1%");
   if (!text) printf(" %7s", "agree%");
-  printf(" %7s %7s %9s %9s %9s %8s %8s\n", text ? "loss%" : "loss.pp", "keep%",
+  printf(" %7s %7s %9s %9s %9s %8s %8s", text ? "loss%" : "loss.pp", "keep%",
          text ? "kB/win" : "kB/img", text ? "uJ/win" : "uJ/img", text ? "kcyc/win" : "kcyc/img",
          "speedup", "energy-");
+  printf(has_tl ? " %9s %9s\n" : "\n", "speedup.t", "energy-.t");
   for (int k = 0; k < SPR_MEVAL_N_SCHEMES; k++) {
     /* the references first: reference, exact, then the priced schemes */
     const int s = k == 0 ? SPR_MEVAL_REFERENCE : k == 1 ? SPR_MEVAL_EXACT : k - 2;
     const spr_model_metrics *x = &r.scheme[s];
     if (!x->ran) continue;
-    printf("%-9s", spr_model_scheme_name(s));
+    printf("%-11s", spr_model_scheme_name(s));
     if (text) printf(" %7.4f", x->metric);
     else printf(" %7.2f %7.2f", 100 * x->metric, 100 * x->agreement);
     printf(" %7.3f %7.2f", x->loss, 100 * x->keep_rate);
-    if (s >= SPR_N_SCHEMES)
-      printf(" %9s %9s %9s %8s %8s\n", "-", "-", "-", "-", "-");
-    else
-      printf(" %9.2f %9.3f %9.2f %7.2fx %7.2fx\n", x->bytes_fetched / N / 1e3,
+    if (s >= SPR_N_SCHEMES) {
+      printf(" %9s %9s %9s %8s %8s", "-", "-", "-", "-", "-");
+      printf(has_tl ? " %9s %9s\n" : "\n", "-", "-");
+    } else {
+      printf(" %9.2f %9.3f %9.2f %7.2fx %7.2fx", x->bytes_fetched / N / 1e3,
              x->energy_J / N * 1e6, x->cycles / N / 1e3, r.scheme[dn].cycles / x->cycles,
              r.scheme[dn].energy_J / x->energy_J);
+      if (has_tl)
+        printf(" %8.2fx %8.2fx\n", r.scheme[tl].cycles / x->cycles,
+               r.scheme[tl].energy_J / x->energy_J);
+      else
+        printf("\n");
+    }
   }
   if (r.scheme[SPR_SCHEME_SPRINT].theta_saturated)
     printf("note: %lld head evaluations had a learned threshold beyond the %d-bit generator's "

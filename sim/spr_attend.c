@@ -10,6 +10,7 @@
 #include "spr_mat.h"
 #include "spr_quant.h"
 #include "spr_rng.h"
+#include "spr_tiled.h"
 #include "spr_xbar.h"
 
 #include <math.h>
@@ -515,6 +516,39 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
   }
 }
 
+/* The recompute over mask's survivors into w->O and its accuracy against
+ * dense exact attention. */
+static int recompute(const spr_config *c, spr_attend_ws *w, int n, int d, const uint8_t *mask,
+                     const int8_t *k8, float ks, spr_dig_attend_stats *as, spr_dig_accuracy *acc) {
+  int rc;
+  if ((rc = spr_dig_attend(w->q8, w->qs8, k8, ks, w->v8, w->vs8, mask, n, d, w->O, as, &w->dws)))
+    return rc;
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
+  mp.causal = c->wl.causal != 0;
+  return spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, acc, &w->dws);
+}
+
+/* A scheme's result from its accuracy and ledger (the fetch fields are
+ * the caller's). */
+static void fill_result(const spr_dig_attend_stats *as, const spr_dig_accuracy *acc,
+                        const spr_ledger_result *lr, spr_scheme_result *out) {
+  out->ran = 1;
+  out->empty_queries = as->empty_queries;
+  out->rel_fro = acc->rel_fro;
+  out->cos_mean = acc->cos_mean;
+  out->cos_min = acc->cos_min;
+  out->mass_retained = acc->mass_retained;
+  out->top1_recall = acc->top1_recall;
+  out->topk_recall = acc->topk_recall;
+  memcpy(out->energy_J, lr->energy_J, sizeof out->energy_J);
+  out->energy_total_J = lr->total_J;
+  memcpy(out->cycles, lr->cycles, sizeof out->cycles);
+  out->cycles_total = lr->total_cycles;
+  out->xbar_cells_written = lr->counts.xbar_cells_written;
+}
+
 /* Fetch, recompute, compare with dense and price one scheme's mask. */
 static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int scheme,
                         const uint8_t *mask, const int8_t *k8, float ks, const spr_bl_stats *bst,
@@ -532,14 +566,8 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   int rc = spr_dig_fetch(&fp, mask, n, d, &fs, &w->dws);
   if (rc) return rc;
   spr_dig_attend_stats as;
-  if ((rc = spr_dig_attend(w->q8, w->qs8, k8, ks, w->v8, w->vs8, mask, n, d, w->O, &as, &w->dws)))
-    return rc;
-  spr_dig_metric_params mp;
-  spr_dig_metric_default(&mp);
-  mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
-  mp.causal = c->wl.causal != 0;
   spr_dig_accuracy acc;
-  if ((rc = spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, &acc, &w->dws))) return rc;
+  if ((rc = recompute(c, w, n, d, mask, k8, ks, &as, &acc))) return rc;
   spr_ledger_acc la;
   if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
   for (int i = 0; i < n; i++) {
@@ -550,7 +578,7 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   spr_ledger_result lr;
   if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
   memset(out, 0, sizeof *out);
-  out->ran = 1;
+  fill_result(&as, &acc, &lr, out);
   out->keep_rate = (double)fs.uses / (double)spr_pair_count(n, c->wl.causal);
   out->bytes_fetched = fs.bytes_fetched;
   out->bytes_reused = fs.bytes_reused;
@@ -558,19 +586,53 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   out->hits = fs.hits;
   out->overflow_tokens = fs.overflow_tokens;
   out->new_fetch_frac = fs.new_fetch_frac;
-  out->empty_queries = as.empty_queries;
-  out->rel_fro = acc.rel_fro;
-  out->cos_mean = acc.cos_mean;
-  out->cos_min = acc.cos_min;
-  out->mass_retained = acc.mass_retained;
-  out->top1_recall = acc.top1_recall;
-  out->topk_recall = acc.topk_recall;
-  memcpy(out->energy_J, lr.energy_J, sizeof out->energy_J);
-  out->energy_total_J = lr.total_J;
-  memcpy(out->cycles, lr.cycles, sizeof out->cycles);
-  out->cycles_total = lr.total_cycles;
-  out->xbar_cells_written = lr.counts.xbar_cells_written;
   out->key_resident = kp.resident;
+  return 0;
+}
+
+/* Dense attention tiled over query blocks (digital/spr_tiled.h,
+ * docs/energy.md section 10): every (query, key) pair it may see, each
+ * K/V tile fetched once per block of queries; one ledger step per (block,
+ * tile), the sequence's K and V written to ReRAM once (on the first
+ * step), as for every scheme.  Its output is dense attention's: the
+ * recompute over the dense mask. */
+static int price_tiled(const spr_config *c, spr_attend_ws *w, int n, int d, const int8_t *k8,
+                       float ks, spr_scheme_result *out) {
+  spr_tiled_params tp;
+  spr_tiled_params_of(c, &tp);
+  spr_tiled_plan pl;
+  int rc = spr_tiled_plan_make(&tp, &c->energy, n, d, &pl);
+  if (rc) return rc;
+  if ((rc = c->wl.causal ? spr_bl_dense_causal(n, w->mask, NULL) : spr_bl_dense(n, w->mask, NULL)))
+    return rc;
+  spr_dig_attend_stats as;
+  spr_dig_accuracy acc;
+  if ((rc = recompute(c, w, n, d, w->mask, k8, ks, &as, &acc))) return rc;
+  spr_ledger_acc la;
+  if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
+  int64_t fetched = 0, uses = 0;
+  for (int b = 0; b < pl.blocks; b++)
+    for (int t = 0, nt = spr_tiled_block_tiles(&pl, b); t < nt; t++) {
+      spr_ledger_counts q;
+      int64_t f, u;
+      spr_tiled_step_counts(&pl, b, t, &q, &f, &u);
+      if (b == 0 && t == 0)
+        q.reram_bits_written = (int64_t)n * d * (c->xbar.key_bits + c->dig.value_bits);
+      if ((rc = spr_ledger_acc_step(&la, &q))) return rc;
+      fetched += f;
+      uses += u;
+    }
+  spr_ledger_result lr;
+  if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
+  memset(out, 0, sizeof *out);
+  fill_result(&as, &acc, &lr, out);
+  out->keep_rate = (double)uses / (double)spr_pair_count(n, c->wl.causal);
+  out->fetches = fetched;
+  out->hits = uses - fetched;
+  out->bytes_fetched = fetched * pl.token_bytes;
+  out->bytes_reused = out->hits * pl.token_bytes;
+  out->tile_queries = pl.bq;
+  out->tile_tokens = pl.bk;
   return 0;
 }
 
@@ -593,6 +655,7 @@ int spr_attend_scheme_on(const spr_config *c, int scheme) {
   switch (scheme) {
   case SPR_SCHEME_SPRINT:
   case SPR_SCHEME_DENSE: return 1;
+  case SPR_SCHEME_DENSE_TILED: return c->bl.dense_tiled;
   case SPR_SCHEME_ORACLE: return c->bl.oracle;
   case SPR_SCHEME_TOPK: return c->bl.topk;
   case SPR_SCHEME_SANGER: return c->bl.sanger;
@@ -618,6 +681,10 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     rc = causal ? spr_bl_dense_causal(n, w->mask, &bst) : spr_bl_dense(n, w->mask, &bst);
     pb = NULL;
     break;
+  case SPR_SCHEME_DENSE_TILED:
+    if ((rc = price_tiled(c, w, n, d, s->k, s->k_scale, out))) return rc;
+    if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
+    return 0;
   case SPR_SCHEME_ORACLE:
   case SPR_SCHEME_LEOPARD: {
     spr_bl_oracle_params op;

@@ -162,12 +162,16 @@ static agg aggregate(const scheme_data *s, int k0, int k1) {
   return a;
 }
 
+/* One table row; tiled (dense_tiled's aggregate) NULL when it did not run. */
 static void print_row(FILE *out, const char *label, const char *scheme, const agg *a,
-                      const agg *dense) {
-  fprintf(out, "%5s %-8s %6.2f %10.2f %10.2f %10.2f %8.3f %7.2fx %7.2fx %8.4f %8.5f %8.4f %6.4f %6.4f %6.4f\n",
-          label, scheme, 100 * a->keep, a->fetched / 1e6, a->reused / 1e6, a->energy * 1e6,
-          a->cycles / 1e6, a->cycles > 0 ? dense->cycles / a->cycles : 0,
-          a->energy > 0 ? dense->energy / a->energy : 0, a->fro, a->cos_mean, a->cos_min, a->mass,
+                      const agg *dense, const agg *tiled) {
+  fprintf(out, "%5s %-11s %6.2f %10.2f %10.2f %10.2f %8.3f %7.2fx %7.2fx", label, scheme,
+          100 * a->keep, a->fetched / 1e6, a->reused / 1e6, a->energy * 1e6, a->cycles / 1e6,
+          a->cycles > 0 ? dense->cycles / a->cycles : 0, a->energy > 0 ? dense->energy / a->energy : 0);
+  if (tiled)
+    fprintf(out, " %8.2fx %8.2fx", a->cycles > 0 ? tiled->cycles / a->cycles : 0,
+            a->energy > 0 ? tiled->energy / a->energy : 0);
+  fprintf(out, " %8.4f %8.5f %8.4f %6.4f %6.4f %6.4f\n", a->fro, a->cos_mean, a->cos_min, a->mass,
           a->top1, a->topk);
 }
 
@@ -305,23 +309,29 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
   fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld%s\n", path, L, H, n,
           causal ? ", causal (query i sees keys j <= i; keep rates over the N(N+1)/2 pairs)" : "");
   report_device(f, out);
-  fprintf(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
-               "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
+  const int tl = sd[SPR_SCHEME_DENSE_TILED].present;
+  fprintf(out, "speedup and energy reduction (energy-) over dense (one query at a time)%s; bytes, "
+               "energy and cycles summed over heads, rates and metrics averaged, cos.min the worst "
+               "query\n\n",
+          tl ? ", speedup.t and energy-.t over dense_tiled (K/V tiles read once per query block)" : "");
   char topk_col[24] = "topk";
   if (topk > 0) snprintf(topk_col, sizeof topk_col, "top%ld", topk);
-  fprintf(out, "%5s %-8s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %6s %6s  %s\n", "layer",
-          "scheme", "keep%", "fetch MB", "reuse MB", "energy uJ", "Mcycles", "speedup", "energy-",
-          "rel.err", "cos.mean", "cos.min", "mass", "top1", topk_col);
+  fprintf(out, "%5s %-11s %6s %10s %10s %10s %8s %8s %8s", "layer", "scheme", "keep%", "fetch MB",
+          "reuse MB", "energy uJ", "Mcycles", "speedup", "energy-");
+  if (tl) fprintf(out, " %9s %9s", "speedup.t", "energy-.t");
+  fprintf(out, " %8s %8s %8s %6s %6s  %s\n", "rel.err", "cos.mean", "cos.min", "mass", "top1",
+          topk_col);
   for (long l = 0; l <= L; l++) {
     const int k0 = l < L ? (int)(l * H) : 0, k1 = l < L ? (int)((l + 1) * H) : (int)(L * H);
     char label[24];
     if (l < L) snprintf(label, sizeof label, "%ld", l);
     else snprintf(label, sizeof label, "all");
-    agg dense = aggregate(&sd[SPR_SCHEME_DENSE], k0, k1);
+    agg dense = aggregate(&sd[SPR_SCHEME_DENSE], k0, k1), tiled;
+    if (tl) tiled = aggregate(&sd[SPR_SCHEME_DENSE_TILED], k0, k1);
     for (int s = 0; s < SPR_N_SCHEMES; s++) {
       if (!sd[s].present) continue;
       agg a = aggregate(&sd[s], k0, k1);
-      print_row(out, label, spr_scheme_name(s), &a, &dense);
+      print_row(out, label, spr_scheme_name(s), &a, &dense, tl ? &tiled : NULL);
     }
   }
   /* by component, totals */
@@ -330,28 +340,28 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
   for (int s = 0; s < SPR_N_SCHEMES; s++)
     if (sd[s].present) {
       tot[s] = aggregate(&sd[s], 0, (int)(L * H));
-      fprintf(out, " %10s", spr_scheme_name(s));
+      fprintf(out, " %11s", spr_scheme_name(s));
     }
   fprintf(out, "\n");
   for (int c = 0; c < SPR_LEDGER_NE; c++) {
     fprintf(out, "%-12s", spr_ledger_energy_name(c));
     for (int s = 0; s < SPR_N_SCHEMES; s++)
-      if (sd[s].present) fprintf(out, " %10.2f", tot[s].e_comp[c] * 1e6);
+      if (sd[s].present) fprintf(out, " %11.2f", tot[s].e_comp[c] * 1e6);
     fprintf(out, "\n");
   }
   fprintf(out, "\nbusy cycles by component, millions (all heads; latency overlaps fetch and compute)\n%-12s", "component");
   for (int s = 0; s < SPR_N_SCHEMES; s++)
-    if (sd[s].present) fprintf(out, " %10s", spr_scheme_name(s));
+    if (sd[s].present) fprintf(out, " %11s", spr_scheme_name(s));
   fprintf(out, "\n");
   for (int c = 0; c < SPR_LEDGER_NC; c++) {
     fprintf(out, "%-12s", spr_ledger_cycle_name(c));
     for (int s = 0; s < SPR_N_SCHEMES; s++)
-      if (sd[s].present) fprintf(out, " %10.3f", tot[s].c_comp[c] / 1e6);
+      if (sd[s].present) fprintf(out, " %11.3f", tot[s].c_comp[c] / 1e6);
     fprintf(out, "\n");
   }
   fprintf(out, "%-12s", "latency");
   for (int s = 0; s < SPR_N_SCHEMES; s++)
-    if (sd[s].present) fprintf(out, " %10.3f", tot[s].cycles / 1e6);
+    if (sd[s].present) fprintf(out, " %11.3f", tot[s].cycles / 1e6);
   fprintf(out, "\n");
   return report_wear(f, path, out, L, H);
 }

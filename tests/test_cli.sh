@@ -97,7 +97,7 @@ expect 1 "$T/nodir/out.h5" "unwritable output" -- "$EXE" run "$T/small.ini" -o "
 [ ! -e "$T/nodir" ] && ok "no directory created" || bad "no directory created"
 
 # report: tables from the trace alone
-expect 0 "  all dense    100.00" "report of a run" -- "$EXE" report "$T/a.h5"
+expect 0 "  all dense       100.00" "report of a run" -- "$EXE" report "$T/a.h5"
 grep -q "  all sprint" "$T/out" && grep -q "energy by component" "$T/out" && grep -q "^reram_read" "$T/out" \
   && ok "report lists schemes and components" || bad "report lists schemes and components"
 grep "  all dense" "$T/out" | grep -q " 1.00x    1.00x" && ok "dense is the reference (1.00x)" || bad "dense is the reference (1.00x)"

@@ -1097,6 +1097,11 @@ static void nondefault(spr_config *c) {
   c->energy.pred_add_J = 0.03e-12;
   c->energy.pred_mul_J = 0.2e-12;
   c->energy.pred_cmp_J = 0.05e-12;
+  c->energy.xbar_write_J_per_bit = 12.2e-12;
+  c->energy.xbar_write_J_per_cell = 2.385e-12;
+  c->wear.endurance = 2.385e9;
+  c->wear.sequence_rate_Hz = 120;
+  c->wear.scoring_cells = 1e9;
   c->energy.clock_Hz = 8e8;
   c->energy.threshold_cycles = 7.5;
   c->energy.reram_read_bytes_per_cycle = 12.8;
@@ -1109,6 +1114,7 @@ static void nondefault(spr_config *c) {
   c->dig.query_bits = 6;
   c->dig.value_bits = 7;
   c->dig.top_k = 3;
+  c->dig.tile_tokens = 24;
   c->bl.oracle = 0;
   c->bl.topk = 0;
   c->bl.sanger = 0;
@@ -1118,6 +1124,7 @@ static void nondefault(spr_config *c) {
   c->bl.sanger_threshold = 1e-3;
   c->bl.window_half_width = 17;
   c->bl.window_globals = 3;
+  c->bl.dense_tiled = 0;
 }
 
 static void test_round_trip(void) {

@@ -922,6 +922,73 @@ static int64_t cz_share(int64_t total, int i, int n) {
  *   (m_i - o_i) token words.
  * The energies must equal these sums exactly and the latency the overlap
  * formula over these per-query stages. */
+/* dense_tiled on the causal head of test_causal_head_ledger (n = 13,
+ * d = 5, 8-bit K, V and queries, 128-byte buffer, tiles of 4 tokens,
+ * every price 1 J), counted pair by pair: a token is 10 B (2 words), a
+ * query's codes 5 B (1 word), its fp32 accumulators 4 x 5 + 8 = 28 B
+ * (4 words), so (128 - 40) / 33 = 2 queries a block.  Block b holds
+ * queries 2b, 2b + 1 (the last block query 12 alone); it steps through
+ * the tiles of 4 keys that hold a key <= its last query, fetching only
+ * those keys; query i uses the keys j <= i of the tile. */
+static void tiled_by_hand(const spr_config *c, const spr_scheme_result *out) {
+  const int n = 13, d = 5, bq = 2, bk = 4;
+  const double tw = 2, qw = 1, aw = 4;
+  double E[SPR_LEDGER_NE] = {0}, A[64], C[64];
+  int steps = 0;
+  int64_t fetched = 0, uses = 0;
+  for (int i0 = 0; i0 < n; i0 += bq) {
+    const int i1 = i0 + bq < n ? i0 + bq : n, last = i1 - 1;
+    const int ntiles = last / bk + 1;
+    for (int t = 0; t < ntiles; t++) {
+      double f = 0, keys = 0, a = 0, a2 = 0;
+      for (int j = t * bk; j < t * bk + bk && j < n; j++) f += j <= last;
+      for (int i = i0; i < i1; i++) {
+        double k = 0;
+        for (int j = t * bk; j < t * bk + bk && j < n; j++) k += j <= i;
+        keys += k;
+        a += k > 0;
+        a2 += k > 0 && t > 0;
+      }
+      const int fin = t == ntiles - 1;
+      E[SPR_LEDGER_E_RERAM_READ] += f * 10 * 8;
+      E[SPR_LEDGER_E_SRAM_WRITE] += f * tw + (t == 0 ? (i1 - i0) * qw : 0) + a * aw;
+      E[SPR_LEDGER_E_SRAM_READ] += keys * tw + a * qw + a2 * aw + (fin ? (i1 - i0) * aw : 0);
+      E[SPR_LEDGER_E_SCORE_MAC] += keys * d;
+      E[SPR_LEDGER_E_EXP] += keys + a2;
+      E[SPR_LEDGER_E_V_MAC] += keys * d + a2 * (d + 1);
+      E[SPR_LEDGER_E_DIV] += fin ? (i1 - i0) * d : 0;
+      A[steps] = f * 10 / c->energy.reram_read_bytes_per_cycle;
+      C[steps] = (2 * keys * d + a2 * (d + 1)) / c->energy.mac_units +
+                 (keys + a2 + (fin ? (i1 - i0) * d : 0)) / c->energy.softmax_units;
+      steps++;
+      fetched += (int64_t)f;
+      uses += (int64_t)keys;
+    }
+  }
+  E[SPR_LEDGER_E_RERAM_WRITE] = n * d * 16; /* K and V written once */
+  CU_ASSERT_EQUAL(steps, 1 + 1 + 2 + 2 + 3 + 3 + 4); /* tiles of blocks 0 .. 6 */
+  CU_ASSERT_EQUAL(uses, 91);
+  CU_ASSERT_EQUAL(fetched, 2 + 4 + 6 + 8 + 10 + 12 + 13);
+  CU_ASSERT_EQUAL(out->fetches, fetched);
+  CU_ASSERT_EQUAL(out->hits, 91 - fetched);
+  CU_ASSERT_EQUAL(out->bytes_fetched, fetched * 10);
+  CU_ASSERT_EQUAL(out->tile_queries, 2);
+  CU_ASSERT_EQUAL(out->tile_tokens, 4);
+  CU_ASSERT_EQUAL(out->keep_rate, 1.0);
+  int bad = 0;
+  for (int k = 0; k < SPR_LEDGER_NE; k++)
+    if (out->energy_J[k] != E[k]) {
+      fprintf(stderr, "\n  dense_tiled %s: %.17g, want %.17g", spr_ledger_energy_name(k),
+              out->energy_J[k], E[k]);
+      bad++;
+    }
+  CU_ASSERT_EQUAL(bad, 0);
+  double total = A[0];
+  for (int s = 1; s < steps; s++) total += A[s] > C[s - 1] ? A[s] : C[s - 1];
+  total += C[steps - 1];
+  ASSERT_REL(out->cycles_total, total);
+}
+
 static void test_causal_head_ledger(void) {
   const int n = 13, d = 5, H = 1;
   spr_config c;
@@ -936,6 +1003,7 @@ static void test_causal_head_ledger(void) {
   c.bl.window_half_width = 2;
   c.bl.window_globals = 1;
   c.dig.buffer_bytes = 128; /* 12 tokens of 10 bytes: the last queries stream */
+  c.dig.tile_tokens = 4;    /* dense_tiled: blocks of (128 - 4 x 10) / 33 = 2 queries */
   spr_energy_params *e = &c.energy;
   e->reram_write_J_per_bit = e->reram_read_J_per_bit = e->imc_mac_J = e->cmp_J = 1;
   e->xbar_write_J_per_bit = e->xbar_write_J_per_cell = 1;
@@ -997,6 +1065,10 @@ static void test_causal_head_ledger(void) {
   for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
     spr_scheme_result out;
     CU_ASSERT_FATAL(spr_attend_scheme(&c, sc, &h, w, &out, NULL) == 0);
+    if (sc == SPR_SCHEME_DENSE_TILED) {
+      tiled_by_hand(&c, &out);
+      continue;
+    }
     const uint8_t *m = masks[sc];
     const int known = sc == SPR_SCHEME_ORACLE || sc == SPR_SCHEME_TOPK || sc == SPR_SCHEME_LEOPARD;
     const int64_t tok = (known ? 0 : d) + d, words = (tok + 7) / 8;
