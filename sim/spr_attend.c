@@ -651,6 +651,14 @@ int spr_attend_digital(const spr_config *c, spr_attend_head *s, spr_attend_ws *w
 
 const float *spr_attend_exact_output(const spr_attend_ws *w) { return w->Od; }
 
+int spr_attend_check(const spr_config *c, int n, int d) {
+  if (!spr_attend_scheme_on(c, SPR_SCHEME_DENSE_TILED)) return 0;
+  spr_tiled_params tp;
+  spr_tiled_params_of(c, &tp);
+  spr_tiled_plan pl;
+  return spr_tiled_plan_make(&tp, &c->energy, n, d, &pl);
+}
+
 int spr_attend_scheme_on(const spr_config *c, int scheme) {
   switch (scheme) {
   case SPR_SCHEME_SPRINT:

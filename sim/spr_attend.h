@@ -154,6 +154,12 @@ const float *spr_attend_exact_output(const spr_attend_ws *w);
 int spr_attend_scheme(const spr_config *c, int scheme, spr_attend_head *h,
                       spr_attend_ws *w, spr_scheme_result *out, float *O);
 
+/* Check, before any head runs, what the enabled schemes need of an
+ * n x d head under c: dense_tiled a buffer that holds one query block
+ * (digital/spr_tiled.h; the message names digital.buffer_bytes and the
+ * minimum).  Returns 0 or SPR_EINVAL. */
+int spr_attend_check(const spr_config *c, int n, int d);
+
 /* The scheme is enabled by c (SPRINT and dense always are). */
 int spr_attend_scheme_on(const spr_config *c, int scheme);
 

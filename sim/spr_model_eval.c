@@ -258,6 +258,7 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
   if (ref && (rc = check_reference(m, model_path, ref, ref_path))) return rc;
   spr_config mc, rc_cfg;
   if ((rc = spr_model_config(c, m, model_path, &mc))) return rc;
+  if ((rc = spr_attend_check(&mc, m->tokens, m->head_dim))) return rc;
   if (ref) {
     /* the reference runs exact attention only: no threshold applies */
     spr_config rcfg = *c;

@@ -55,6 +55,10 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
     int rc = spr_wear_estimate(&c->wear, hc * wl->n_layers * wl->n_heads, hc, 1, 1, &wr);
     if (rc) return spr_error_prefix(rc, "run");
   }
+  {
+    int rc = spr_attend_check(c, wl->seq_len, wl->head_dim);
+    if (rc) return spr_error_prefix(rc, "run");
+  }
   /* more threads than heads would only hold idle workspaces */
   if (threads > wl->n_heads) threads = wl->n_heads;
   {

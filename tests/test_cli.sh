@@ -90,6 +90,19 @@ printf '[crossbar]\ncols = 63\n' > "$T/odd.ini"
 expect 1 "'crossbar.cols': value 63 is odd" "odd cols" -- "$EXE" run "$T/odd.ini" -o "$T/x.h5"
 printf '[crossbar]\nthis line is wrong\n' > "$T/syntax.ini"
 expect 1 "syntax.ini:2: syntax error" "syntax error" -- "$EXE" run "$T/syntax.ini" -o "$T/x.h5"
+# issue 10: an endurance of 0, a buffer too small for dense_tiled's query
+# block (at d = 64: 328 B a query + 128 B a token), shared scoring arrays
+# smaller than one head (2 x 64 x 64 = 8192 cells)
+printf '[wear]\nendurance = 0\n' > "$T/endurance.ini"
+expect 1 "endurance.ini:2: key 'wear.endurance': value '0' out of range" "endurance 0" -- "$EXE" run "$T/endurance.ini" -o "$T/x.h5"
+printf '[wear]\nendurance = -1e6\n' > "$T/endurance2.ini"
+expect 1 "key 'wear.endurance': value '-1e6' out of range" "negative endurance" -- "$EXE" run "$T/endurance2.ini" -o "$T/x.h5"
+printf '[workload]\nseq_len = 64\nlayers = 1\n[digital]\nbuffer_bytes = 400\n' > "$T/tiny-buffer.ini"
+expect 1 "digital.buffer_bytes = 400 is too small for dense_tiled: one query block needs at least 456 bytes" \
+  "buffer below one dense_tiled block" -- "$EXE" run "$T/tiny-buffer.ini" -o "$T/x.h5"
+printf '[workload]\nseq_len = 64\nlayers = 1\n[wear]\nscoring_cells = 8000\n' > "$T/cells.ini"
+expect 1 "wear.scoring_cells = 8000: the scoring arrays must hold one head's keys, at least 8192 cells" \
+  "scoring arrays below one head" -- "$EXE" run "$T/cells.ini" -o "$T/x.h5"
 [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output after config errors" || bad "no output after config errors"
 
 # output errors: nothing left behind
