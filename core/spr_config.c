@@ -89,8 +89,8 @@ static const key_row keys[] = {
   {{"analog", "cmp_noise", SPR_KEY_BOOL, "", "comparator noise per decision", NULL}, F(an.cmp_noise), 1, 0, 1},
   {{"analog", "cmp_noise_sigma", SPR_KEY_DOUBLE, "A", "sigma of the comparator noise per decision (input-referred)", NULL}, F(an.cmp_noise_sigma_A), 1e-8, 0, 1},
 
-  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate; direct: use values; learned: the model file's threshold per layer plus offset (source model)", "keep_rate|direct|learned"}, F(thr.mode), 0, 0, 2},
-  {{"threshold", "keep_rate", SPR_KEY_DOUBLE, "", "target fraction of keys kept (mode keep_rate)", NULL}, F(thr.keep_rate), 0.15, 1e-6, 1},
+  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate of the ideal (exact quantized) decisions; analog_keep_rate: to a target keep rate of the analog decisions, with the same noise draws for every candidate (docs/model.md section 7); direct: use values; learned: the model file's threshold per layer plus offset (source model)", "keep_rate|direct|learned|analog_keep_rate"}, F(thr.mode), 0, 0, 3},
+  {{"threshold", "keep_rate", SPR_KEY_DOUBLE, "", "target fraction of keys kept (modes keep_rate and analog_keep_rate)", NULL}, F(thr.keep_rate), 0.15, 1e-6, 1},
   {{"threshold", "per_head", SPR_KEY_BOOL, "", "one threshold per head instead of one per layer", NULL}, F(thr.per_head), 0, 0, 1},
   {{"threshold", "values", SPR_KEY_LIST, "score", "thresholds in score units (mode direct): 1, one per layer, or one per layer and head", NULL}, F(thr.values), 0, -1e9, 1e9},
   {{"threshold", "bits", SPR_KEY_INT, "", "resolution of the threshold generator", NULL}, F(thr.bits), 5, 1, 16},
@@ -142,6 +142,7 @@ static const key_row keys[] = {
   {{"digital", "top_k", SPR_KEY_INT, "", "k of the top-k recall metric", NULL}, F(dig.top_k), 5, 1, 4096},
 
   {{"baselines", "dense_tiled", SPR_KEY_BOOL, "", "dense attention tiled over query blocks, each K/V tile read once per block (FlashAttention-like; docs/energy.md section 10)", NULL}, F(bl.dense_tiled), 1, 0, 1},
+  {{"baselines", "match", SPR_KEY_ENUM, "", "none: every baseline at its own setting (threshold.keep_rate for the oracle and LeOPArd, topk_fraction, sanger_threshold, window_half_width); sprint: each baseline's setting searched, per layer, for SPRINT's realised (analog) keep rate of that layer (docs/baselines.md section 6)", "none|sprint"}, F(bl.match), 0, 0, 1},
   {{"baselines", "oracle", SPR_KEY_BOOL, "", "exact 8-bit scores against a threshold calibrated to threshold.keep_rate", NULL}, F(bl.oracle), 1, 0, 1},
   {{"baselines", "topk", SPR_KEY_BOOL, "", "top-k keys per query (SpAtten-like)", NULL}, F(bl.topk), 1, 0, 1},
   {{"baselines", "sanger", SPR_KEY_BOOL, "", "4-bit prediction, softmax, probability threshold (Sanger-like)", NULL}, F(bl.sanger), 1, 0, 1},

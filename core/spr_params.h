@@ -34,7 +34,19 @@ enum spr_trace_level {
 enum spr_ir_model { SPR_IR_OFF = 0, SPR_IR_FIRST_ORDER = 1, SPR_IR_NODAL = 2 };
 /* learned: the model file's per-layer threshold on q.k / sqrt(d) plus
  * threshold.offset (workload.source = vit only; sim/spr_attend.h). */
-enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1, SPR_THR_LEARNED = 2 };
+/* analog_keep_rate: the code whose keep rate of the ANALOG decisions (one
+ * noisy score per pair drawn independent of the threshold,
+ * spr_analog_scores) is nearest threshold.keep_rate (docs/model.md
+ * section 7). */
+enum spr_thr_mode {
+  SPR_THR_KEEP_RATE = 0,
+  SPR_THR_DIRECT = 1,
+  SPR_THR_LEARNED = 2,
+  SPR_THR_ANALOG_KEEP_RATE = 3
+};
+/* baselines.match (docs/baselines.md section 6). */
+enum spr_bl_match { SPR_MATCH_NONE = 0, SPR_MATCH_SPRINT = 1 };
+
 /* Where a run's attention inputs come from: the seeded generator
  * (workloads/spr_synth.h), a sprintsim-qkv HDF5 file (workloads/spr_qkv.h,
  * docs/qkv.md), or a model file (workloads/spr_model.h, docs/models.md)
@@ -197,6 +209,9 @@ typedef struct {
 typedef struct {
   int oracle, topk, sanger, leopard, window; /* on/off */
   int dense_tiled;          /* dense tiled over query blocks, on/off */
+  int match;                /* enum spr_bl_match: each baseline at its own
+                               knob, or matched per layer to SPRINT's
+                               realised keep rate */
   double topk_fraction;     /* keys kept per query by top-k, fraction of N */
   double sanger_threshold;  /* probability threshold of Sanger's prediction */
   int window_half_width;    /* keys on each side of the query */

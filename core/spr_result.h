@@ -53,6 +53,11 @@ typedef struct {
   double cycles_total;      /* latency with fetch/compute overlap */
   int64_t xbar_cells_written; /* scoring-array cells programmed (SPRINT:
                                  2 n d; docs/energy.md section 8) */
+  double knob;              /* the baseline's pruning parameter used: oracle
+                               and LeOPArd threshold (8-bit score units),
+                               top-k keep_fraction, Sanger p_threshold,
+                               window half_width; NaN for sprint, dense and
+                               dense_tiled (docs/baselines.md section 6) */
   int64_t tile_queries;     /* dense_tiled: queries per block Bq (else 0) */
   int64_t tile_tokens;      /* dense_tiled: tokens per K/V tile Bk (else 0) */
   int64_t key_resident;     /* digital predictors: 1 when the sequence's K

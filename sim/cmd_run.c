@@ -9,6 +9,7 @@
 #include "spr_trace.h"
 #include "spr_wear.h"
 #include "spr_model_eval.h"
+#include "spr_report.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -252,9 +253,16 @@ static int run_model(const spr_config *c, const char *out, long threads) {
   } else if (c->thr.mode == SPR_THR_KEEP_RATE) {
     printf("SPRINT thresholds: calibrated per %s and %s to keep rate %g\n",
            c->thr.per_head ? "head" : "layer", text ? "window" : "image", c->thr.keep_rate);
+  } else if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE) {
+    printf("SPRINT thresholds: calibrated per %s and %s to keep rate %g of the analog decisions\n",
+           c->thr.per_head ? "head" : "layer", text ? "window" : "image", c->thr.keep_rate);
   } else if (c->thr.mode == SPR_THR_DIRECT) {
     printf("SPRINT thresholds: direct, score units\n");
   }
+  printf("baselines: %s\n", c->bl.match == SPR_MATCH_SPRINT
+                                ? "each matched per layer and item to SPRINT's realised keep rate "
+                                  "(baselines.match = sprint)"
+                                : "at their own settings (baselines.match = none)");
   fflush(stdout);
   spr_model_eval_result r;
   if (spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
@@ -385,6 +393,9 @@ int cmd_run(int argc, char **argv) {
          PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
          c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
          threads == 1 ? "" : "s");
+  char cmp[400];
+  spr_report_comparison(c.thr.mode, c.thr.keep_rate, c.thr.per_head, c.bl.match, cmp, sizeof cmp);
+  printf("%s\n", cmp);
   print_table_header();
   int status = 0, stdout_closed = 0;
   for (int l = 0; l < c.wl.n_layers && !cmd_interrupted; l++) {

@@ -39,6 +39,7 @@ struct spr_attend_ws {
   float qs8, vs8;      /* their scales */
   uint8_t *mask;       /* n x row bytes: a baseline's mask */
   double oracle_th;    /* oracle threshold of the current head */
+  double oracle_target; /* the keep rate it was calibrated for */
   int have_oracle_th;
 };
 
@@ -58,6 +59,9 @@ int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
   s->counts = calloc((size_t)1 << c->thr.bits, sizeof *s->counts);
   s->mask_a = malloc(n * rb);
   s->mask_i = malloc(n * rb);
+  /* the analog keep-rate mode holds every head's analog scores until its
+   * layer's threshold is picked */
+  want_scores = want_scores || c->thr.mode == SPR_THR_ANALOG_KEEP_RATE;
   if (want_scores) s->scores = malloc(nn * sizeof *s->scores);
   if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->ideal || !s->counts ||
       !s->mask_a || !s->mask_i || (want_scores && !s->scores)) {
@@ -223,7 +227,9 @@ int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head 
   const spr_thr_params *t = &c->thr;
   const int bits = t->bits;
   int rc;
-  if (t->mode == SPR_THR_KEEP_RATE) {
+  if (t->mode == SPR_THR_KEEP_RATE || t->mode == SPR_THR_ANALOG_KEEP_RATE) {
+    /* h->counts: of the ideal scores (keep_rate, spr_attend_count) or of
+     * the analog scores (analog_keep_rate, spr_attend_analog_scores) */
     const size_t ncode = (size_t)1 << bits;
     const int64_t per_head_total = spr_pair_count(heads[0].n, c->wl.causal);
     if (t->per_head) {
@@ -277,10 +283,13 @@ int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head 
   return 0;
 }
 
-/* Step 3: program, decide, compare, mass. */
-int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
-                      spr_attend_ws *w, spr_head_result *res) {
-  const int n = s->n, d = s->d, h = head;
+/* Program the head's arrays (DAC gains, variation, stuck-at faults, drift,
+ * IR drop) and draw the comparator offsets, from the streams keyed by
+ * (seed, layer, head, trial); *sc the score scale, *off the offsets or
+ * NULL. */
+static int program_head(const spr_config *c, int layer, int h, int trial, spr_attend_head *s,
+                        spr_attend_ws *w, spr_analog_scale *sc, const float **off) {
+  const int n = s->n, d = s->d;
   const uint64_t seed = c->seed;
   int rc;
   const double *gains = NULL;
@@ -295,25 +304,64 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
   if ((rc = spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work,
                               w->nodal)))
     return rc;
-  spr_analog_scale sc;
-  spr_analog_scale_of(&c->an, w->xb.dg_S, &sc);
-  const float *off = NULL;
+  spr_analog_scale_of(&c->an, w->xb.dg_S, sc);
+  *off = NULL;
   if (c->an.cmp_offset) {
     spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_CMP_OFFSET);
-    spr_cmp_offsets(&c->an, &sc, n, w->rng, w->off);
-    off = w->off;
+    spr_cmp_offsets(&c->an, sc, n, w->rng, w->off);
+    *off = w->off;
   }
-  spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_READ);
-  spr_rng_key(w->rng2, seed, layer, h, trial, SPR_STREAM_READ_FAR);
+  return 0;
+}
+
+int spr_attend_analog_scores(const spr_config *c, int layer, int head, int trial,
+                             spr_attend_head *s, spr_attend_ws *w, spr_head_result *res) {
+  if (!s->scores)
+    return spr_error(SPR_EINVAL, "attention: analog scores need a head allocated for "
+                     "threshold.mode = analog_keep_rate");
+  spr_analog_scale sc;
+  const float *off;
+  int rc = program_head(c, layer, head, trial, s, w, &sc, &off);
+  if (rc) return rc;
+  const int n = s->n, causal = c->wl.causal != 0;
+  spr_rng_key(w->rng, c->seed, layer, head, trial, SPR_STREAM_READ);
+  if ((rc = spr_analog_scores(&c->an, &sc, &w->xb, s->q, n, causal, 0, off, w->rng, &w->ws,
+                              s->scores)))
+    return rc;
+  res->i_unit_A = sc.i_unit_A;
+  memset(s->counts, 0, ((size_t)1 << c->thr.bits) * sizeof *s->counts);
+  return spr_thr_count_scores(s->scores, n, n, causal, 0, res->range, c->thr.bits, s->counts);
+}
+
+/* Step 3: program, decide, compare, mass. */
+int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
+                      spr_attend_ws *w, spr_head_result *res) {
+  const int n = s->n, d = s->d, h = head;
+  int rc;
   int64_t kept;
   const int causal = c->wl.causal != 0;
-  if (causal)
-    rc = spr_analog_decide_causal(&c->an, &sc, &w->xb, s->q, n, 0, res->threshold, off, w->rng,
-                                  w->rng2, &w->ws, s->mask_a, s->scores, &kept);
-  else
-    rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
-                           &w->ws, s->mask_a, s->scores, &kept);
-  if (rc) return rc;
+  spr_analog_scale sc;
+  if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE) {
+    /* the scores were drawn before the threshold (spr_attend_analog_scores):
+     * the comparator's decisions at the picked threshold */
+    if (!s->scores)
+      return spr_error(SPR_EINVAL, "attention: threshold.mode = analog_keep_rate needs the head's "
+                       "analog scores (spr_attend_analog_scores)");
+    spr_analog_mask_from_scores(s->scores, n, n, causal, 0, res->threshold, s->mask_a, &kept);
+    sc.i_unit_A = res->i_unit_A;
+  } else {
+    const float *off;
+    if ((rc = program_head(c, layer, h, trial, s, w, &sc, &off))) return rc;
+    spr_rng_key(w->rng, c->seed, layer, h, trial, SPR_STREAM_READ);
+    spr_rng_key(w->rng2, c->seed, layer, h, trial, SPR_STREAM_READ_FAR);
+    if (causal)
+      rc = spr_analog_decide_causal(&c->an, &sc, &w->xb, s->q, n, 0, res->threshold, off, w->rng,
+                                    w->rng2, &w->ws, s->mask_a, s->scores, &kept);
+    else
+      rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
+                             &w->ws, s->mask_a, s->scores, &kept);
+    if (rc) return rc;
+  }
   /* ideal mask and the comparison (causal: keys j <= i; both masks are 0
    * beyond) */
   const size_t rb = spr_mask_row_bytes(n);
@@ -675,7 +723,16 @@ int spr_attend_scheme_on(const spr_config *c, int scheme) {
 
 int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
                       spr_scheme_result *out, float *O) {
+  return spr_attend_scheme_at(c, sc, s, w, -1.0, out, O);
+}
+
+int spr_attend_scheme_at(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
+                         double keep_target, spr_scheme_result *out, float *O) {
   const int n = s->n, d = s->d, causal = c->wl.causal != 0;
+  const int match = keep_target >= 0; /* the knob searched for keep_target */
+  if (match && !(keep_target <= 1.0))
+    return spr_error(SPR_EINVAL, "attention: keep-rate target %g outside [0, 1]", keep_target);
+  double knob = NAN; /* the scheme's pruning parameter, recorded in *out */
   int rc = 0;
   spr_bl_stats bst;
   const spr_bl_stats *pb = &bst;
@@ -691,6 +748,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     break;
   case SPR_SCHEME_DENSE_TILED:
     if ((rc = price_tiled(c, w, n, d, s->k, s->k_scale, out))) return rc;
+    out->knob = NAN;
     if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
     return 0;
   case SPR_SCHEME_ORACLE:
@@ -699,11 +757,14 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     spr_bl_oracle_default(&op);
     op.k_bits = c->xbar.key_bits;
     op.causal = causal;
-    /* one calibration serves both: LeOPArd's mask is the oracle's */
-    if (!w->have_oracle_th)
-      rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, c->thr.keep_rate, &w->bws,
-                                   &w->oracle_th, NULL);
+    /* one calibration serves both: LeOPArd's mask is the oracle's (the
+     * cache is per head and target: spr_attend_digital clears it) */
+    const double target = match ? keep_target : c->thr.keep_rate;
+    if (!w->have_oracle_th || w->oracle_target != target)
+      rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, target, &w->bws, &w->oracle_th, NULL);
     w->have_oracle_th = !rc;
+    w->oracle_target = target;
+    knob = w->oracle_th;
     if (!rc && sc == SPR_SCHEME_ORACLE) {
       op.threshold = w->oracle_th;
       rc = spr_bl_oracle(&op, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
@@ -725,7 +786,9 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     tp.k = 0;
     tp.keep_fraction = c->bl.topk_fraction;
     tp.causal = causal;
-    rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    if (match) rc = spr_bl_topk_match(n, causal, keep_target, &tp.keep_fraction, NULL);
+    knob = tp.keep_fraction;
+    if (!rc) rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
     break;
   }
   case SPR_SCHEME_SANGER: {
@@ -733,7 +796,11 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     spr_bl_sanger_default(&sp);
     sp.p_threshold = c->bl.sanger_threshold;
     sp.causal = causal;
-    rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    if (match)
+      rc = spr_bl_sanger_calibrate(&sp, s->Q, s->K, n, d, keep_target, &w->bws, &sp.p_threshold,
+                                   NULL);
+    knob = sp.p_threshold;
+    if (!rc) rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
     break;
   }
   case SPR_SCHEME_WINDOW: {
@@ -743,7 +810,9 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     wp.n_global = c->bl.window_globals < n ? c->bl.window_globals : n;
     wp.global_pos = NULL;
     wp.causal = causal;
-    rc = spr_bl_window(&wp, n, w->mask, &bst);
+    if (match) rc = spr_bl_window_match(&wp, n, keep_target, &wp.half_width, NULL);
+    knob = wp.half_width;
+    if (!rc) rc = spr_bl_window(&wp, n, w->mask, &bst);
     pb = NULL; /* a fixed pattern needs no prediction */
     break;
   }
@@ -753,6 +822,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
   if (rc) return rc;
   /* the recompute reads the full key codes of step 1 */
   if ((rc = price_scheme(c, w, n, d, sc, mask, s->k, s->k_scale, pb, out))) return rc;
+  out->knob = knob;
   if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
   return 0;
 }

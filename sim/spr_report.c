@@ -217,6 +217,49 @@ static void report_device(hid_t f, FILE *out) {
   fprintf(out, "\n");
 }
 
+int spr_report_comparison(int thr_mode, double keep_rate, int per_head, int match, char *buf,
+                          size_t n) {
+  char sprint[160];
+  const char *per = per_head ? "head" : "layer";
+  switch (thr_mode) {
+  case SPR_THR_KEEP_RATE:
+    snprintf(sprint, sizeof sprint, "SPRINT's threshold per %s at keep rate %g of the ideal decisions "
+             "(its analog keep rate differs)", per, keep_rate);
+    break;
+  case SPR_THR_ANALOG_KEEP_RATE:
+    snprintf(sprint, sizeof sprint, "SPRINT's threshold per %s at keep rate %g of the analog decisions",
+             per, keep_rate);
+    break;
+  case SPR_THR_DIRECT: snprintf(sprint, sizeof sprint, "SPRINT's thresholds set directly"); break;
+  default: snprintf(sprint, sizeof sprint, "SPRINT's learned thresholds"); break;
+  }
+  return snprintf(buf, n, "comparison: %s; %s", sprint,
+                  match == SPR_MATCH_SPRINT
+                      ? "every baseline matched per layer to SPRINT's realised keep rate (baselines.match = sprint)"
+                      : "every baseline at its own setting (baselines.match = none)");
+}
+
+/* Index of the enum dataset dpath's value in choices ("a|b|c"), or -1. */
+static int config_enum(hid_t f, const char *dpath, const char *choices) {
+  if (H5Lexists(f, "/config", H5P_DEFAULT) <= 0 || H5Lexists(f, dpath, H5P_DEFAULT) <= 0) return -1;
+  char v[64] = "";
+  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+  hid_t ty = ds >= 0 ? H5Dget_type(ds) : -1;
+  int ok = ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) &&
+           H5Tget_size(ty) < sizeof v && H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+  if (ty >= 0) H5Tclose(ty);
+  if (ds >= 0) H5Dclose(ds);
+  if (!ok) return -1;
+  int idx = 0;
+  for (const char *c = choices; c && *c; idx++) {
+    const char *bar = strchr(c, '|');
+    const size_t l = bar ? (size_t)(bar - c) : strlen(c);
+    if (strlen(v) == l && !strncmp(v, c, l)) return idx;
+    c = bar ? bar + 1 : NULL;
+  }
+  return -1;
+}
+
 /* Scalar float64 dataset dpath into *v: 1 when present and read, 0 when
  * absent (a trace written before the key existed). */
 static int config_double(hid_t f, const char *dpath, double *v) {
@@ -309,6 +352,22 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
   fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld%s\n", path, L, H, n,
           causal ? ", causal (query i sees keys j <= i; keep rates over the N(N+1)/2 pairs)" : "");
   report_device(f, out);
+  {
+    /* which comparison (traces before these keys existed: none said) */
+    const int mode = config_enum(f, "/config/threshold/mode", "keep_rate|direct|learned|analog_keep_rate");
+    const int match = config_enum(f, "/config/baselines/match", "none|sprint");
+    double keep = 0, per_head = 0;
+    config_double(f, "/config/threshold/keep_rate", &keep);
+    if (mode >= 0 && match >= 0) {
+      hid_t ds = H5Dopen2(f, "/config/threshold/per_head", H5P_DEFAULT);
+      int8_t ph = 0;
+      if (ds >= 0 && H5Dread(ds, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, &ph) >= 0) per_head = ph;
+      if (ds >= 0) H5Dclose(ds);
+      char line[400];
+      spr_report_comparison(mode, keep, (int)per_head, match, line, sizeof line);
+      fprintf(out, "%s\n", line);
+    }
+  }
   const int tl = sd[SPR_SCHEME_DENSE_TILED].present;
   fprintf(out, "speedup and energy reduction (energy-) over dense (one query at a time)%s; bytes, "
                "energy and cycles summed over heads, rates and metrics averaged, cos.min the worst "

@@ -10,6 +10,7 @@
 #include "spr_trace.h"
 #include "spr_report.h"
 #include "spr_baselines.h"
+#include "spr_analog.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -423,6 +424,141 @@ static void test_digital_and_ledger(void) {
   spr_run_free(run);
 }
 
+/* threshold.mode = analog_keep_rate, every effect on, causal and not: the
+ * layer's code is the one whose keep rate of the recorded analog scores
+ * (one per decided pair, drawn before the threshold) over the layer's
+ * heads is nearest the target, ties to the lower code, recounted here by
+ * brute force from the scores; every head's mask is scores >= threshold;
+ * 1 and 2 threads give the same bits. */
+static void test_analog_keep_rate(void) {
+  for (int causal = 0; causal < 2; causal++) {
+    spr_config c;
+    small_config(&c, 0);
+    c.thr.mode = SPR_THR_ANALOG_KEEP_RATE;
+    c.thr.keep_rate = 0.2385;
+    c.wl.causal = causal;
+    const int L = c.wl.n_layers, H = c.wl.n_heads, n = c.wl.seq_len, LH = L * H;
+    const size_t rb = spr_mask_row_bytes(n);
+    spr_head_result r1[6], r2[6];
+    float *s1[6], *s2[6];
+    uint8_t *m1[6], *m2[6];
+    for (int k = 0; k < LH; k++) {
+      s1[k] = malloc((size_t)n * n * 4);
+      s2[k] = malloc((size_t)n * n * 4);
+      m1[k] = malloc((size_t)n * rb);
+      m2[k] = malloc((size_t)n * rb);
+    }
+    run_all(&c, 1, r1, s1, m1, NULL);
+    run_all(&c, 2, r2, s2, m2, NULL);
+    const int64_t P = causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
+    for (int l = 0; l < L; l++) {
+      const double range = r1[l * H].range;
+      int best = 0;
+      double best_err = INFINITY;
+      for (int code = -16; code < 16; code++) {
+        int64_t kept = 0;
+        for (int h = 0; h < H; h++)
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j < (causal ? i + 1 : n); j++)
+              kept += (double)s1[l * H + h][i * n + j] >= spr_thr_level(code, range, 5);
+        const double err = fabs((double)kept / (double)(P * H) - c.thr.keep_rate);
+        if (err < best_err) best_err = err, best = code;
+      }
+      for (int h = 0; h < H; h++) {
+        const int k = l * H + h;
+        CU_ASSERT_EQUAL(r1[k].threshold_code, best);
+        int64_t kept = 0, bad = 0;
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j < n; j++) {
+            const float a = s1[k][i * n + j];
+            const int keep = !(causal && j > i) && (double)a >= r1[k].threshold;
+            if (causal && j > i) bad += !isnan(a);
+            kept += keep;
+            bad += (m1[k][i * rb + j / 8] >> (j % 8) & 1) != keep;
+          }
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT_EQUAL(r1[k].n_kept, kept);
+        CU_ASSERT_DOUBLE_EQUAL(r1[k].keep_rate, (double)kept / (double)P, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(r1[k].scheme[SPR_SCHEME_SPRINT].keep_rate, r1[k].keep_rate, 1e-15);
+        /* threads: the same bits */
+        CU_ASSERT_EQUAL(memcmp(s1[k], s2[k], (size_t)n * n * 4), 0);
+        CU_ASSERT_EQUAL(memcmp(m1[k], m2[k], (size_t)n * rb), 0);
+        CU_ASSERT_EQUAL(r1[k].scheme[SPR_SCHEME_SPRINT].energy_total_J,
+                        r2[k].scheme[SPR_SCHEME_SPRINT].energy_total_J);
+      }
+      /* the layer's analog keep rate lands near the target (5-bit grid) */
+      double layer_keep = 0;
+      for (int h = 0; h < H; h++) layer_keep += r1[l * H + h].keep_rate / H;
+      CU_ASSERT(fabs(layer_keep - c.thr.keep_rate) < 0.05);
+    }
+    for (int k = 0; k < LH; k++) {
+      free(s1[k]);
+      free(s2[k]);
+      free(m1[k]);
+      free(m2[k]);
+    }
+  }
+}
+
+/* baselines.match = sprint, causal and not: each baseline's knob is the
+ * one its own search gives for SPRINT's realised keep rate of the layer
+ * (kept pairs of the layer's heads over their pairs, recounted here), and
+ * its keep rate lands near that rate. */
+static void test_match_sprint(void) {
+  for (int causal = 0; causal < 2; causal++) {
+    spr_config c;
+    small_config(&c, 0);
+    c.bl.match = SPR_MATCH_SPRINT;
+    c.wl.causal = causal;
+    c.bl.topk_fraction = 0.5; /* the configured knobs, far from SPRINT's rate */
+    c.bl.window_half_width = 30;
+    c.trace = SPR_TRACE_SUMMARY;
+    spr_run *run;
+    CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+    const int H = c.wl.n_heads, n = c.wl.seq_len, d = c.wl.head_dim;
+    const double P = causal ? n * (n + 1) / 2.0 : (double)n * n;
+    spr_bl_ws bw;
+    CU_ASSERT_FATAL(spr_bl_ws_alloc(&bw, n, d) == 0);
+    float *Q = malloc((size_t)n * d * 4), *K = malloc((size_t)n * d * 4);
+    for (int l = 0; l < c.wl.n_layers; l++) {
+      CU_ASSERT_FATAL(spr_run_layer(run, l) == 0);
+      int64_t kept = 0;
+      for (int h = 0; h < H; h++) kept += spr_run_result(run, l, h)->n_kept;
+      const double target = (double)kept / (P * H);
+      double f, pw;
+      int w;
+      CU_ASSERT_FATAL(spr_bl_topk_match(n, causal, target, &f, NULL) == 0);
+      spr_bl_window_params wp = {0, c.bl.window_globals, NULL, causal};
+      CU_ASSERT_FATAL(spr_bl_window_match(&wp, n, target, &w, NULL) == 0);
+      for (int h = 0; h < H; h++) {
+        const spr_head_result *r = spr_run_result(run, l, h);
+        CU_ASSERT_FATAL(spr_synth_head(&c.wl, c.seed, l, h, Q, K, NULL) == 0);
+        spr_bl_oracle_params op;
+        spr_bl_oracle_default(&op);
+        op.causal = causal;
+        double th;
+        CU_ASSERT_FATAL(spr_bl_oracle_calibrate(&op, Q, K, n, d, target, &bw, &th, NULL) == 0);
+        spr_bl_sanger_params sp;
+        spr_bl_sanger_default(&sp);
+        sp.causal = causal;
+        CU_ASSERT_FATAL(spr_bl_sanger_calibrate(&sp, Q, K, n, d, target, &bw, &pw, NULL) == 0);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_ORACLE].knob, th);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_LEOPARD].knob, th);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_TOPK].knob, f);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_SANGER].knob, pw);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_WINDOW].knob, (double)w);
+        CU_ASSERT(isnan(r->scheme[SPR_SCHEME_SPRINT].knob) && isnan(r->scheme[SPR_SCHEME_DENSE].knob));
+        for (int s = SPR_SCHEME_ORACLE; s < SPR_N_SCHEMES; s++)
+          CU_ASSERT(fabs(r->scheme[s].keep_rate - target) < 0.05);
+      }
+    }
+    free(Q);
+    free(K);
+    spr_bl_ws_free(&bw);
+    spr_run_free(run);
+  }
+}
+
 /* Replace /schemes/dense/energy_by_component of trace p by an (L, H, k)
  * table of the value v (component 0) and v + 1 (component 1 ...), its
  * attribute components = names. */
@@ -808,6 +944,8 @@ int main(void) {
                          {"direct thresholds", test_direct_thresholds},
                          {"digital path and ledger", test_digital_and_ledger},
                          {"report from a trace", test_report},
+                         {"analog keep rate: the layer code by brute force, threads", test_analog_keep_rate},
+                         {"baselines matched to SPRINT's keep rate per layer", test_match_sprint},
                          {"error paths", test_errors},
                          {"causal, all effects off, equals brute force", test_causal_brute_force},
                          {"causal: 1 and 2 threads bit-identical, trace, report", test_causal_threads},
