@@ -163,7 +163,7 @@ static void test_key_table(void) {
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("run", "trace"))->choices, "summary|masks|full");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "preset"))->choices, "bert-base|vit-base");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order|nodal");
-  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned|analog_keep_rate");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "source"))->choices, "synthetic|qkv|model|vit");
   CU_ASSERT_EQUAL(spr_config_key(key_index("workload", "model"))->type, SPR_KEY_STRING);
 }
@@ -1125,6 +1125,7 @@ static void nondefault(spr_config *c) {
   c->bl.window_half_width = 17;
   c->bl.window_globals = 3;
   c->bl.dense_tiled = 0;
+  c->bl.match = SPR_MATCH_SPRINT;
 }
 
 static void test_round_trip(void) {
