@@ -96,6 +96,11 @@ typedef struct {
   int threshold_code;       /* signed code of the threshold generator */
   double range;             /* threshold full scale, score units */
   double i_unit_A;          /* column current of one score unit */
+  double mean_cell_G_S;     /* mean nominal conductance of the cells holding
+                               the head's keys (both cells of each pair:
+                               g_min + dG mean |k_msb| / 2); rows times it
+                               is the mean column conductance a device
+                               model is checked against */
   /* trace level masks and above (NULL otherwise): n * spr_mask_row_bytes(n) */
   uint8_t *mask_analog;
   uint8_t *mask_ideal;

@@ -381,6 +381,7 @@ int cmd_run(int argc, char **argv) {
     spr_device_free(&dev);
     return st;
   }
+  const double cal_col_G = c.device_model[0] ? cmd_device_column_G(&dev) : 0;
   spr_device_free(&dev);
   const int tty = isatty(STDERR_FILENO);
   char source[SPR_STRING_MAX + 32];
@@ -410,6 +411,12 @@ int cmd_run(int argc, char **argv) {
       if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = cmd_fail(1, NULL);
     if (status) break;
     if (tty) fprintf(stderr, "\r%*s\r", 24, "");
+    if (l == 0 && cal_col_G > 0) {
+      /* the run's programmed conductances against the device model's */
+      double g = 0;
+      for (int h = 0; h < c.wl.n_heads; h++) g += spr_run_result(run, 0, h)->mean_cell_G_S;
+      cmd_warn_column_G(cal_col_G, c.xbar.rows * g / c.wl.n_heads, stdout);
+    }
     print_layer(run, &c, l);
     if (fflush(stdout) || ferror(stdout)) {
       stdout_closed = 1;

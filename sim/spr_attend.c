@@ -149,6 +149,8 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return rc;
   if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return rc;
   spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
+  int64_t abs_sum = 0;
+  for (size_t k = 0; k < nd; k++) abs_sum += s->kmsb[k] < 0 ? -s->kmsb[k] : s->kmsb[k];
   for (size_t k = 0; k < nd; k++) {
     w->qf[k] = (float)s->q[k];
     w->kf[k] = (float)s->kmsb[k];
@@ -179,6 +181,9 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   res->causal = c->wl.causal != 0;
   res->q_scale = qs;
   res->k_scale = ks;
+  /* each key element's pair: one cell at level |k|, the other at 0 */
+  const double dg = (c->xbar.g_max_S - c->xbar.g_min_S) / (double)((1 << c->xbar.cell_bits) - 1);
+  res->mean_cell_G_S = c->xbar.g_min_S + dg * (double)abs_sum / (2.0 * (double)nd);
   return 0;
 }
 
