@@ -21,6 +21,9 @@
 #include "spr_synth.h"
 #include "spr_cal_workload.h"
 #include "spr_test.h"
+#include "spr_test_model.h"
+#include "spr_digital.h"
+#include "spr_model.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -481,6 +484,65 @@ static void test_workload_levels(void) {
   spr_cal_free(cal);
 }
 
+/* levels = workload on a model file (the synthetic causal text model of
+ * spr_test_model.h, window 2): the keys and queries of every layer and
+ * head are those of the item's forward pass with exact causal attention,
+ * recomputed here step by step and quantized as the run does. */
+static void test_workload_model(void) {
+  char path[512];
+  spr_test_path(path, sizeof path, "cal-model", ".h5");
+  write_model(path, 1, OK, 2385);
+  spr_config c;
+  spr_config_default(&c);
+  c.wl.source = SPR_SOURCE_MODEL;
+  snprintf(c.wl.model, sizeof c.wl.model, "%s", path);
+  c.wl.first_window = 2;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  spr_cal_workload w;
+  CU_ASSERT_EQUAL_FATAL(spr_cal_workload_load(&c, "test", &w), 0);
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(path, &m), 0);
+  CU_ASSERT_EQUAL(w.heads, m.depth * m.heads);
+  CU_ASSERT_EQUAL(w.n, TT);
+  CU_ASSERT_EQUAL(w.d, m.head_dim);
+  SPR_ASSERT_CONTAINS(w.what, "window 2");
+  const int n = m.tokens, d = m.head_dim;
+  float Q[TT * 8], K[TT * 8], V[TT * 8], O[TT * 8], P[TT * TT], s;
+  int8_t q[TT * 8], k8[TT * 8], km[TT * 8];
+  spr_model_ws *mw;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ws_alloc(&m, &mw), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_embed_text(&m, m.eval_tokens + 2 * n, mw), 0);
+  int bad = 0;
+  double s2 = 0;
+  for (int l = 0; l < m.depth; l++) {
+    CU_ASSERT_EQUAL_FATAL(spr_model_attn_in(&m, l, mw), 0);
+    for (int h = 0; h < m.heads; h++) {
+      spr_model_head_qkv(&m, mw, h, Q, K, V);
+      CU_ASSERT_FATAL(spr_quant_sym(Q, (size_t)n * d, 4, q, &s) == 0);
+      CU_ASSERT_FATAL(spr_quant_sym(K, (size_t)n * d, 8, k8, &s) == 0);
+      for (int t = 0; t < n * d; t++) km[t] = (int8_t)(k8[t] >> 4);
+      const size_t at = (size_t)(l * m.heads + h) * n * d;
+      bad += memcmp(w.kmsb + at, km, (size_t)n * d) != 0;
+      bad += memcmp(w.q + at, q, (size_t)n * d) != 0;
+      for (int t = 0; t < n * d; t++) s2 += (double)q[t] * q[t];
+      CU_ASSERT_FATAL(spr_dig_dense_causal(Q, K, V, n, d, P, O) == 0);
+      spr_model_head_out(&m, mw, h, O);
+    }
+    CU_ASSERT_EQUAL_FATAL(spr_model_attn_out(&m, l, mw), 0);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_DOUBLE_EQUAL(w.q_rms, sqrt(s2 / ((double)w.heads * n * d)), 1e-12);
+  /* a window beyond the split is refused, naming the file */
+  spr_cal_workload_free(&w);
+  c.wl.first_window = 99;
+  CU_ASSERT_NOT_EQUAL(spr_cal_workload_load(&c, "test", &w), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "first_window 99 is beyond the");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cal-model");
+  spr_model_ws_free(mw);
+  spr_model_free(&m);
+  remove(path);
+}
+
 /* levels = workload refuses, before any SPICE job, a workload file that
  * is missing or does not match the configuration, naming it; and an
  * unknown levels value. */
@@ -539,6 +601,7 @@ int main(void) {
                          {"errors, cancellation, failing SPICE step", test_errors},
                          {"levels = workload: arrays are tiles of the workload's keys", test_workload_levels},
                          {"levels = workload: missing or mismatched files refused", test_workload_errors},
+                         {"levels = workload: a model file's keys from its forward pass", test_workload_model},
                          CU_TEST_INFO_NULL};
   return spr_test_run("calibrate", tests);
 }
