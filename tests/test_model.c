@@ -648,6 +648,16 @@ static void matched_case(int text) {
   }
   printf("\n    %s: %d tokens, largest |baseline - SPRINT| keep rate %.4f ", text ? "text" : "image",
          n, worst);
+  /* one thread: the same bits */
+  spr_model_eval_result r1;
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", text ? NULL : &d, 1, NULL,
+                                           &r1), 0);
+  for (int s = 0; s < SPR_N_SCHEMES; s++) {
+    if (!r.scheme[s].ran) continue;
+    CU_ASSERT_EQUAL(memcmp(r.keep_rate[s], r1.keep_rate[s], N * sizeof(double)), 0);
+    CU_ASSERT_EQUAL(memcmp(r.energy_J[s], r1.energy_J[s], N * sizeof(double)), 0);
+  }
+  spr_model_eval_result_free(&r1);
   spr_model_eval_result_free(&r);
   /* refused without SPRINT's rates of the item */
   spr_config mc;
