@@ -49,9 +49,13 @@
  *      with k_i = min(k, i + 1)), keep rates are over the causal pairs;
  *      the ledger (docs/energy.md section 7): SPRINT's query i does (i + 1)
  *      d in-memory MACs, i + 1 comparator decisions and reads i + 1
- *      pruning bits; a digital prediction streams keys 0 .. i for query
- *      i, and its head totals are spread over the queries in proportion
- *      to i + 1; fetches follow the masks.
+ *      pruning bits (its scoring arrays hold every key: 2 n d cells
+ *      programmed); a digital prediction streams keys 0 .. i for query i,
+ *      or, when the sequence's K fits the buffer beside the survivors,
+ *      loads key i on query i and reads keys 0 .. i from the buffer
+ *      (section 9), and its head totals are spread over the queries in
+ *      proportion to i + 1; dense_tiled steps only the tiles a query
+ *      block sees (section 10); fetches follow the masks.
  * With c->wl.causal = 0 every result, mask, count, random draw and ledger
  * figure is that of the non-causal code.
  */
