@@ -64,9 +64,8 @@ int spr_thr_code(double theta, double range, int bits) {
 
 /* One score into hist[h]: h - half - 1 is the highest code it passes
  * (h = 0: none). */
-static inline void hist_add(int32_t s, double range, double step, int bits, int half,
+static inline void hist_add(double v, double range, double step, int bits, int half,
                             int64_t *hist) {
-  const double v = (double)s;
   /* clamp in floating point first: v / step may exceed the range of long */
   double cf = step > 0 ? floor(v / step) : (v >= 0 ? half - 1 : -half - 1);
   if (!(cf <= half - 1)) cf = half - 1;
@@ -93,7 +92,7 @@ int spr_thr_count(const int32_t *s, size_t n, double range, int bits,
   int64_t *hist = calloc((size_t)ncode + 1, sizeof *hist);
   if (!hist) return spr_error(SPR_ENOMEM, "threshold: out of memory");
   const double step = range / (double)half;
-  for (size_t k = 0; k < n; k++) hist_add(s[k], range, step, bits, half, hist);
+  for (size_t k = 0; k < n; k++) hist_add((double)s[k], range, step, bits, half, hist);
   hist_to_counts(hist, ncode, counts);
   free(hist);
   return 0;
@@ -107,7 +106,23 @@ int spr_thr_count_causal(const int32_t *s, int n, double range, int bits,
   const double step = range / (double)half;
   for (int i = 0; i < n; i++) {
     const int32_t *si = s + (size_t)i * n;
-    for (int j = 0; j <= i; j++) hist_add(si[j], range, step, bits, half, hist);
+    for (int j = 0; j <= i; j++) hist_add((double)si[j], range, step, bits, half, hist);
+  }
+  hist_to_counts(hist, ncode, counts);
+  free(hist);
+  return 0;
+}
+
+int spr_thr_count_scores(const float *s, int m, int n, int causal, int q0, double range, int bits,
+                         int64_t *counts) {
+  const int half = 1 << (bits - 1), ncode = 1 << bits;
+  int64_t *hist = calloc((size_t)ncode + 1, sizeof *hist);
+  if (!hist) return spr_error(SPR_ENOMEM, "threshold: out of memory");
+  const double step = range / (double)half;
+  for (int i = 0; i < m; i++) {
+    const float *si = s + (size_t)i * n;
+    const int nk = causal ? q0 + i + 1 : n;
+    for (int j = 0; j < nk; j++) hist_add((double)si[j], range, step, bits, half, hist);
   }
   hist_to_counts(hist, ncode, counts);
   free(hist);
@@ -378,6 +393,34 @@ static inline void pack8(const uint8_t *cls, unsigned *keep, unsigned *near) {
 #endif
 }
 
+/* The row inputs of m query codes into ws->qf (m x d): the codes, or with
+ * nonlinear cells (cell_v0 > 0) V0 sinh(q v_step / V0) / v_step, the cell
+ * current of a row at code q in units of G v_step (one table entry per
+ * code; the DAC gain folded into w scales the result).  Returns 0 or
+ * SPR_EINVAL (an overflowing sinh). */
+static int query_inputs(const spr_analog_scale *sc, const spr_xbar_head *xb, const int8_t *q,
+                        int m, spr_analog_ws *ws) {
+  const int d = xb->d;
+  if (xb->cell_v0_V > 0) {
+    float tq[256];
+    const double v0 = xb->cell_v0_V, vs = sc->v_step_V;
+    for (int c = -128; c < 128; c++) {
+      const double t = v0 * sinh((double)c * vs / v0) / vs;
+      tq[c + 128] = (float)t;
+    }
+    for (size_t k = 0; k < (size_t)m * d; k++) {
+      ws->qf[k] = tq[q[k] + 128];
+      if (!isfinite(ws->qf[k]))
+        return spr_error(SPR_EINVAL, "analog: query code %d with cell_v0 %g V and v_step %g V: "
+                         "V0 sinh(V / V0) overflows", q[k], v0, vs);
+    }
+  } else {
+#pragma omp simd
+    for (size_t k = 0; k < (size_t)m * d; k++) ws->qf[k] = (float)q[k];
+  }
+  return 0;
+}
+
 /* spr_analog_decide (causal = 0) and spr_analog_decide_causal (causal =
  * 1, row r deciding keys 0 .. q0 + r): one body, so that both take the
  * same operations on the keys they decide. */
@@ -402,26 +445,8 @@ SPR_CLONES int spr__analog_decide(const spr_analog_params *an, const spr_analog_
     return spr_error(SPR_EINVAL, "analog: noise is on but the %s stream is NULL",
                      !r_read ? "read" : "far-decision");
   const size_t rb = spr_mask_row_bytes(n), nw64 = (rb + 7) / 8;
-  if (xb->cell_v0_V > 0) {
-    /* nonlinear cells: the row voltage q v_step drives G V0 sinh(V / V0),
-     * i.e. the code q acts as V0 sinh(q v_step / V0) / v_step (one table
-     * entry per code; the DAC gain folded into w scales the result) */
-    float tq[256];
-    const double v0 = xb->cell_v0_V, vs = sc->v_step_V;
-    for (int c = -128; c < 128; c++) {
-      const double t = v0 * sinh((double)c * vs / v0) / vs;
-      tq[c + 128] = (float)t;
-    }
-    for (size_t k = 0; k < (size_t)m * d; k++) {
-      ws->qf[k] = tq[q[k] + 128];
-      if (!isfinite(ws->qf[k]))
-        return spr_error(SPR_EINVAL, "analog: query code %d with cell_v0 %g V and v_step %g V: "
-                         "V0 sinh(V / V0) overflows", q[k], v0, vs);
-    }
-  } else {
-#pragma omp simd
-    for (size_t k = 0; k < (size_t)m * d; k++) ws->qf[k] = (float)q[k];
-  }
+  int rc0 = query_inputs(sc, xb, q, m, ws);
+  if (rc0) return rc0;
   for (int j = 0; j < n; j++) ws->o[j] = off ? off[j] : 0.0f;
   /* causal: row i classifies keys j < nk_i only and nk_i grows with i, so
    * the classes of the keys a row does not decide stay 0 (far prune: no
@@ -560,4 +585,69 @@ int spr_analog_decide_causal(const spr_analog_params *an, const spr_analog_scale
                              float *scores, int64_t *n_kept) {
   return spr__analog_decide(an, sc, xb, q, m, 1, q0, theta, off, r_read, r_far, ws, mask, scores,
                             n_kept);
+}
+
+int spr_analog_scores(const spr_analog_params *an, const spr_analog_scale *sc,
+                      const spr_xbar_head *xb, const int8_t *q, int m, int causal, int q0,
+                      const float *off, gsl_rng *r, spr_analog_ws *ws, float *scores) {
+  const int n = xb->n, d = xb->d;
+  if (m > ws->m || n > ws->n || d > ws->d)
+    return spr_error(SPR_EINVAL, "analog: %d x %d x %d exceeds workspace %d x %d x %d", m, n, d,
+                     ws->m, ws->n, ws->d);
+  if (causal && (q0 < 0 || q0 > n - m))
+    return spr_error(SPR_EINVAL, "analog: causal queries %d .. %d outside the head's %d tokens",
+                     q0, q0 + m - 1, n);
+  const int noisy = an->read_noise || an->cmp_noise;
+  if (noisy && !r) return spr_error(SPR_EINVAL, "analog: noise is on but the score stream is NULL");
+  if (!scores) return spr_error(SPR_EINVAL, "analog: spr_analog_scores needs a score matrix");
+  int rc = query_inputs(sc, xb, q, m, ws);
+  if (rc) return rc;
+  for (int j = 0; j < n; j++) ws->o[j] = off ? off[j] : 0.0f;
+  const double cmp_var = an->cmp_noise ? pow(an->cmp_noise_sigma_A / sc->i_unit_A, 2) : 0.0;
+  for (int j = 0; noisy && j < n; j++)
+    ws->c[j] = (float)(cmp_var + (an->read_noise ? spr_analog_thermal_var(an, sc, xb->dg_S, xb->gsum[j]) : 0.0));
+  const float as = an->read_noise ? (float)spr_analog_shot_coef(an, sc) : 0.0f;
+  const float rs = an->read_noise ? (float)(an->read_rel_sigma * an->read_rel_sigma) : 0.0f;
+  for (int i0 = 0; i0 < m; i0 += ws->mb) {
+    const int mb = m - i0 < ws->mb ? m - i0 : ws->mb;
+    if ((rc = spr_matf_gemm(1.0f, spr_matf_view(ws->qf + (size_t)i0 * d, mb, d), 0,
+                            spr_matf_view(xb->w, d, n), 0, 0.0f, spr_matf_view(ws->mu, mb, n))))
+      return rc;
+    for (int i = i0; i < i0 + mb; i++) {
+      const float *mu = ws->mu + (size_t)(i - i0) * n;
+      float *a = scores + (size_t)i * n;
+      const int nk = causal ? q0 + i + 1 : n;
+      for (int j = 0; j < nk; j++) a[j] = mu[j] + ws->o[j];
+      for (int j = nk; j < n; j++) a[j] = NAN; /* never decided */
+      if (!noisy) continue;
+      const float *qi = ws->qf + (size_t)i * d;
+      for (int k = 0; k < d; k++) {
+        ws->a2[k] = as * fabsf(qi[k]);
+        ws->a2[d + k] = rs * qi[k] * qi[k];
+      }
+      for (int j = 0; j < nk; j++) ws->idx[j] = j;
+      draw_noise(r, ws->a2, xb->gt, 2 * d, an->read_noise, nk, ws);
+      for (int j = 0; j < nk; j++) a[j] = a[j] + sqrtf(ws->var[j]) * clamp_t(ws->z[j]);
+    }
+  }
+  return 0;
+}
+
+int spr_analog_mask_from_scores(const float *scores, int m, int n, int causal, int q0,
+                                double theta, uint8_t *mask, int64_t *n_kept) {
+  const size_t rb = spr_mask_row_bytes(n);
+  int64_t kept = 0;
+  for (int i = 0; i < m; i++) {
+    const float *a = scores + (size_t)i * n;
+    uint8_t *mr = mask + (size_t)i * rb;
+    memset(mr, 0, rb);
+    const int nk = causal ? q0 + i + 1 : n;
+    for (int j = 0; j < nk; j++) {
+      const int keep = (double)a[j] >= theta;
+      mr[j >> 3] |= (uint8_t)(keep << (j & 7));
+      kept += keep;
+    }
+  }
+  *n_kept = kept;
+  return 0;
 }

@@ -102,6 +102,13 @@ int spr_thr_count(const int32_t *s, size_t n, double range, int bits,
 int spr_thr_count_causal(const int32_t *s, int n, double range, int bits,
                          int64_t *counts);
 
+/* The same for m x n float scores (row i deciding keys 0 .. n-1, or
+ * causal 0 .. q0 + i), keep iff (double) score >= theta(c) as the
+ * comparator decides: the keep counts of every code at once from the
+ * analog scores of spr_analog_scores.  Returns 0 or SPR_ENOMEM. */
+int spr_thr_count_scores(const float *s, int m, int n, int causal, int q0, double range, int bits,
+                         int64_t *counts);
+
 /* Code whose keep rate counts[.]/total is nearest keep_rate (ties: the
  * lower code, which keeps more). */
 int spr_thr_pick(const int64_t *counts, int64_t total, int bits,
@@ -163,6 +170,31 @@ int spr_analog_decide_causal(const spr_analog_params *an, const spr_analog_scale
                              double theta, const float *off, gsl_rng *r_read,
                              gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
                              float *scores, int64_t *n_kept);
+
+/* Threshold-independent analog decisions (threshold.mode =
+ * analog_keep_rate, docs/model.md section 7): one comparator input per
+ * decided pair,
+ *   a_ij = mu_ij + o_j + sqrt(var_ij) z_ij,    z_ij ~ N(0, 1) clamped to +-T,
+ * with mu, o and var exactly as in spr_analog_decide and the z_ij drawn
+ * from r in row-major order over every decided pair (causal: row i of q
+ * is query q0 + i and decides keys 0 .. q0 + i; the others get NaN and
+ * draw nothing), whatever the threshold.  No draw when both noises are
+ * off (a = mu + o).  Deciding a_ij >= theta then gives, for every
+ * candidate threshold, the decisions of the same noise draws, so a
+ * threshold can be picked for a keep rate of the analog decisions
+ * (spr_thr_count_scores).  The distribution of each decision is that of
+ * spr_analog_decide; the draws differ (that mode draws only near
+ * decisions, in another order).  scores: m x n, overwritten.  Returns 0 or
+ * SPR_EINVAL (shape beyond the workspace, a needed stream or the score
+ * matrix NULL, causal rows outside the head). */
+int spr_analog_scores(const spr_analog_params *an, const spr_analog_scale *sc,
+                      const spr_xbar_head *xb, const int8_t *q, int m, int causal, int q0,
+                      const float *off, gsl_rng *r, spr_analog_ws *ws, float *scores);
+
+/* mask (m x spr_mask_row_bytes(n), overwritten) of scores >= theta, keys
+ * 0 .. n-1 or causal 0 .. q0 + i; *n_kept the keeps.  Returns 0. */
+int spr_analog_mask_from_scores(const float *scores, int m, int n, int causal, int q0,
+                                double theta, uint8_t *mask, int64_t *n_kept);
 
 /* Per-key read-noise variance constant c_j (F x thermal + comparator noise, in
  * score units squared) and the shot coefficient a_s, as used by

@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
   }
   spr_config sprint_only = full;
   sprint_only.bl.oracle = sprint_only.bl.topk = sprint_only.bl.sanger = 0;
-  sprint_only.bl.leopard = sprint_only.bl.window = 0;
+  sprint_only.bl.leopard = sprint_only.bl.window = sprint_only.bl.dense_tiled = 0;
   const int L = full.wl.n_layers, H = full.wl.n_heads, n = full.wl.seq_len, d = full.wl.head_dim;
   /* the bare GEMM: one n x d by d x n product per head */
   float *a = malloc((size_t)n * d * sizeof *a), *b = malloc((size_t)n * d * sizeof *b);

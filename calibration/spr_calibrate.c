@@ -2,6 +2,7 @@
  * equations in docs/calibration.md). */
 #include "config.h"
 #include "spr_calibrate.h"
+#include "spr_cal_workload.h"
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_fit.h"
@@ -68,6 +69,7 @@ void spr_cal_params_default(spr_cal_params *p) {
   p->read_edge_s = 0.1e-9;
   p->c_wl_F = p->c_bl_F = 0;
   p->timeout_s = 120;
+  p->levels = SPR_CAL_LEVELS_UNIFORM;
 }
 
 #define BAD(...) spr_error(SPR_EINVAL, __VA_ARGS__)
@@ -158,7 +160,7 @@ int spr_cal_params_check(const spr_cal_params *p, const spr_config *c) {
 
 /* Keys of the [calibrate] section: name, kind, unit, field, inclusive
  * range (lo_open: the lower bound is excluded), doc in docs/calibration.md. */
-enum { CK_DBL, CK_INT, CK_DBL_LIST, CK_INT_LIST };
+enum { CK_DBL, CK_INT, CK_DBL_LIST, CK_INT_LIST, CK_ENUM };
 typedef struct {
   const char *name;
   int kind;
@@ -166,46 +168,48 @@ typedef struct {
   size_t off, count_off; /* lists: field of the count */
   double lo, hi;
   int lo_open;
+  const char *choices;   /* CK_ENUM: "a|b", stored as the index (int) */
 } cal_key;
 
 #define CO(f) offsetof(spr_cal_params, f)
 static const cal_key cal_keys[] = {
-    {"cell_i0", CK_DBL, "A", CO(cell.i0_A), 0, 0, 1, 1},
-    {"cell_g0", CK_DBL, "m", CO(cell.g0_m), 0, 0, 1e-6, 1},
-    {"cell_v0", CK_DBL, "V", CO(cell.v0_V), 0, 0, 10, 1},
-    {"iv_levels", CK_INT, "", CO(iv_levels), 0, 1, 64, 0},
-    {"iv_points", CK_INT, "", CO(iv_points), 0, 5, 10000, 0},
-    {"iv_vmax", CK_DBL, "V", CO(iv_vmax_V), 0, 0, 10, 1},
-    {"ir_arrays", CK_INT, "", CO(ir_arrays), 0, 1, 10000, 0},
-    {"ir_spice_arrays", CK_INT, "", CO(ir_spice_arrays), 0, 0, 10000, 0},
-    {"ir_inputs", CK_INT, "", CO(ir_inputs), 0, 1, 1000, 0},
-    {"ir_rows", CK_INT, "", CO(ir_rows), 0, 0, 256, 0},
-    {"ir_cols", CK_INT, "", CO(ir_cols), 0, 0, 256, 0},
-    {"ir_spice_tol", CK_DBL, "", CO(ir_spice_tol), 0, 0, 1, 1},
-    {"noise_arrays", CK_INT, "", CO(noise_arrays), 0, 1, 1000, 0},
-    {"noise_cols", CK_INT, "", CO(noise_cols), 0, 1, 256, 0},
-    {"noise_f_lo", CK_DBL, "Hz", CO(noise_f_lo_Hz), 0, 0, 1e12, 1},
-    {"noise_ppd", CK_INT, "", CO(noise_ppd), 0, 1, 1000, 0},
-    {"cmp_vdd", CK_DBL, "V", CO(cmp.vdd_V), 0, 0, 10, 1},
-    {"cmp_vcm", CK_DBL, "V", CO(cmp.vcm_V), 0, 0, 10, 1},
-    {"cmp_vbn", CK_DBL, "V", CO(cmp.vbn_V), 0, 0, 10, 1},
-    {"cmp_r_sense", CK_DBL, "ohm", CO(cmp.r_sense_ohm), 0, 0, 1e9, 1},
-    {"cmp_c_load", CK_DBL, "F", CO(cmp.c_load_F), 0, 0, 1e-9, 0},
-    {"cmp_avt_n", CK_DBL, "", CO(cmp.avt_n_Vm), 0, 0, 1e-6, 0},
-    {"cmp_avt_p", CK_DBL, "", CO(cmp.avt_p_Vm), 0, 0, 1e-6, 0},
-    {"cmp_samples", CK_INT, "", CO(cmp_samples), 0, 3, 100000, 0},
-    {"cmp_noise_samples", CK_INT, "", CO(cmp_noise_samples), 0, 3, 100000, 0},
-    {"cmp_i_ref", CK_DBL, "A", CO(cmp_i_ref_A), 0, 0, 1, 1},
-    {"cmp_span", CK_DBL, "A", CO(cmp_span_A), 0, 0, 1, 1},
-    {"cmp_overdrives", CK_DBL_LIST, "A", CO(overdrive_A), CO(n_overdrives), 0, 1, 1},
-    {"cmp_window", CK_DBL, "s", CO(cmp_window_s), 0, 0, 1e-6, 0},
-    {"cmp_t_step", CK_DBL, "s", CO(cmp_t_step_s), 0, 0, 1e-6, 1},
-    {"energy_sizes", CK_INT_LIST, "", CO(energy_size), CO(n_sizes), 1, 128, 0},
-    {"read_width", CK_DBL, "s", CO(read_width_s), 0, 0, 1e-6, 0},
-    {"read_edge", CK_DBL, "s", CO(read_edge_s), 0, 0, 1e-6, 1},
-    {"c_wl", CK_DBL, "F", CO(c_wl_F), 0, 0, 1e-9, 0},
-    {"c_bl", CK_DBL, "F", CO(c_bl_F), 0, 0, 1e-9, 0},
-    {"timeout", CK_DBL, "s", CO(timeout_s), 0, 0, 86400, 1},
+    {"cell_i0", CK_DBL, "A", CO(cell.i0_A), 0, 0, 1, 1, NULL},
+    {"cell_g0", CK_DBL, "m", CO(cell.g0_m), 0, 0, 1e-6, 1, NULL},
+    {"cell_v0", CK_DBL, "V", CO(cell.v0_V), 0, 0, 10, 1, NULL},
+    {"iv_levels", CK_INT, "", CO(iv_levels), 0, 1, 64, 0, NULL},
+    {"iv_points", CK_INT, "", CO(iv_points), 0, 5, 10000, 0, NULL},
+    {"iv_vmax", CK_DBL, "V", CO(iv_vmax_V), 0, 0, 10, 1, NULL},
+    {"ir_arrays", CK_INT, "", CO(ir_arrays), 0, 1, 10000, 0, NULL},
+    {"ir_spice_arrays", CK_INT, "", CO(ir_spice_arrays), 0, 0, 10000, 0, NULL},
+    {"ir_inputs", CK_INT, "", CO(ir_inputs), 0, 1, 1000, 0, NULL},
+    {"ir_rows", CK_INT, "", CO(ir_rows), 0, 0, 256, 0, NULL},
+    {"ir_cols", CK_INT, "", CO(ir_cols), 0, 0, 256, 0, NULL},
+    {"ir_spice_tol", CK_DBL, "", CO(ir_spice_tol), 0, 0, 1, 1, NULL},
+    {"noise_arrays", CK_INT, "", CO(noise_arrays), 0, 1, 1000, 0, NULL},
+    {"noise_cols", CK_INT, "", CO(noise_cols), 0, 1, 256, 0, NULL},
+    {"noise_f_lo", CK_DBL, "Hz", CO(noise_f_lo_Hz), 0, 0, 1e12, 1, NULL},
+    {"noise_ppd", CK_INT, "", CO(noise_ppd), 0, 1, 1000, 0, NULL},
+    {"cmp_vdd", CK_DBL, "V", CO(cmp.vdd_V), 0, 0, 10, 1, NULL},
+    {"cmp_vcm", CK_DBL, "V", CO(cmp.vcm_V), 0, 0, 10, 1, NULL},
+    {"cmp_vbn", CK_DBL, "V", CO(cmp.vbn_V), 0, 0, 10, 1, NULL},
+    {"cmp_r_sense", CK_DBL, "ohm", CO(cmp.r_sense_ohm), 0, 0, 1e9, 1, NULL},
+    {"cmp_c_load", CK_DBL, "F", CO(cmp.c_load_F), 0, 0, 1e-9, 0, NULL},
+    {"cmp_avt_n", CK_DBL, "", CO(cmp.avt_n_Vm), 0, 0, 1e-6, 0, NULL},
+    {"cmp_avt_p", CK_DBL, "", CO(cmp.avt_p_Vm), 0, 0, 1e-6, 0, NULL},
+    {"cmp_samples", CK_INT, "", CO(cmp_samples), 0, 3, 100000, 0, NULL},
+    {"cmp_noise_samples", CK_INT, "", CO(cmp_noise_samples), 0, 3, 100000, 0, NULL},
+    {"cmp_i_ref", CK_DBL, "A", CO(cmp_i_ref_A), 0, 0, 1, 1, NULL},
+    {"cmp_span", CK_DBL, "A", CO(cmp_span_A), 0, 0, 1, 1, NULL},
+    {"cmp_overdrives", CK_DBL_LIST, "A", CO(overdrive_A), CO(n_overdrives), 0, 1, 1, NULL},
+    {"cmp_window", CK_DBL, "s", CO(cmp_window_s), 0, 0, 1e-6, 0, NULL},
+    {"cmp_t_step", CK_DBL, "s", CO(cmp_t_step_s), 0, 0, 1e-6, 1, NULL},
+    {"energy_sizes", CK_INT_LIST, "", CO(energy_size), CO(n_sizes), 1, 128, 0, NULL},
+    {"read_width", CK_DBL, "s", CO(read_width_s), 0, 0, 1e-6, 0, NULL},
+    {"read_edge", CK_DBL, "s", CO(read_edge_s), 0, 0, 1e-6, 1, NULL},
+    {"c_wl", CK_DBL, "F", CO(c_wl_F), 0, 0, 1e-9, 0, NULL},
+    {"c_bl", CK_DBL, "F", CO(c_bl_F), 0, 0, 1e-9, 0, NULL},
+    {"levels", CK_ENUM, "", CO(levels), 0, 0, 1, 0, "uniform|workload"},
+    {"timeout", CK_DBL, "s", CO(timeout_s), 0, 0, 86400, 1, NULL},
 };
 #define N_CAL_KEYS ((int)(sizeof cal_keys / sizeof cal_keys[0]))
 _Static_assert(N_CAL_KEYS <= SPR_CAL_MAX_KEYS, "SPR_CAL_MAX_KEYS too small");
@@ -280,6 +284,24 @@ int spr_cal_params_set(spr_cal_params *p, const char *name, const char *value, c
   if (strlen(value) >= sizeof buf)
     return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value too long", origin, name);
   snprintf(buf, sizeof buf, "%s", value);
+  if (k->kind == CK_ENUM) {
+    char *t = buf;
+    while (isspace((unsigned char)*t)) t++;
+    size_t l = strlen(t);
+    while (l && isspace((unsigned char)t[l - 1])) t[--l] = '\0';
+    int idx = 0;
+    for (const char *ch = k->choices; ch && *ch; idx++) {
+      const char *bar = strchr(ch, '|');
+      const size_t cl = bar ? (size_t)(bar - ch) : strlen(ch);
+      if (cl == l && !strncmp(ch, t, l)) {
+        *(int *)(base + k->off) = idx;
+        return 0;
+      }
+      ch = bar ? bar + 1 : NULL;
+    }
+    return spr_error(SPR_ECONFIG, "%s: [calibrate] key '%s': value '%s' is not one of %s", origin,
+                     name, value, k->choices);
+  }
   if (k->kind == CK_DBL || k->kind == CK_INT) {
     char *t = buf;
     while (isspace((unsigned char)*t)) t++;
@@ -326,6 +348,24 @@ char *spr_cal_params_to_ini(const spr_cal_params *p) {
     const char *base = (const char *)p;
     char line[1024];
     int w = snprintf(line, sizeof line, "%s = ", k->name);
+    if (k->kind == CK_ENUM) {
+      const int idx = *(const int *)(base + k->off);
+      const char *ch = k->choices;
+      for (int j = 0; j < idx && ch; j++) ch = strchr(ch, '|') ? strchr(ch, '|') + 1 : NULL;
+      const char *bar = ch ? strchr(ch, '|') : NULL;
+      w += snprintf(line + w, sizeof line - (size_t)w, "%.*s", ch ? (int)(bar ? bar - ch : (int)strlen(ch)) : 1,
+                    ch ? ch : "?");
+      if (len + (size_t)w + 2 > cap) {
+        char *u = realloc(t, cap *= 2);
+        if (!u) {
+          free(t);
+          return NULL;
+        }
+        t = u;
+      }
+      len += (size_t)snprintf(t + len, cap - len, "%s\n", line);
+      continue;
+    }
     const int n = k->kind == CK_DBL || k->kind == CK_INT ? 1 : *(const int *)(base + k->count_off);
     for (int v = 0; v < n; v++) {
       if (k->kind == CK_DBL || k->kind == CK_DBL_LIST)
@@ -358,6 +398,8 @@ struct spr_cal {
   double trip0_A;                  /* nominal comparator trip */
   double *trips;                   /* cmp_samples Monte-Carlo trips */
   double *dvto;                    /* cmp_samples x 7 VTO shifts */
+  spr_cal_workload wl;             /* levels = workload: the programmed keys */
+  int arr_head, arr_r0;            /* the workload tile of the last array drawn */
 };
 
 int spr_cal_alloc(const spr_config *c, const spr_cal_params *p, spr_cal **out) {
@@ -372,6 +414,15 @@ int spr_cal_alloc(const spr_config *c, const spr_cal_params *p, spr_cal **out) {
   /* the comparator at the configuration's temperature, as the arrays */
   cal->p.cmp.temp_C = c->an.temperature_K - 273.15;
   spr_device_init(&cal->dev);
+  if (p->levels == SPR_CAL_LEVELS_WORKLOAD) {
+    /* the workload's keys before any SPICE job: a missing or mismatched
+     * file stops the calibration here, named */
+    rc = spr_cal_workload_load(c, "calibrate", &cal->wl);
+    if (rc) {
+      spr_cal_free(cal);
+      return spr_error_prefix(rc, "calibrate");
+    }
+  }
   cal->rng = spr_rng_alloc();
   cal->trips = malloc((size_t)p->cmp_samples * sizeof *cal->trips);
   cal->dvto = malloc((size_t)p->cmp_samples * SPR_CIRC_CMP_N_MOS * sizeof *cal->dvto);
@@ -386,6 +437,7 @@ int spr_cal_alloc(const spr_config *c, const spr_cal_params *p, spr_cal **out) {
 void spr_cal_free(spr_cal *cal) {
   if (!cal) return;
   spr_device_free(&cal->dev);
+  spr_cal_workload_free(&cal->wl);
   if (cal->rng) gsl_rng_free(cal->rng);
   free(cal->trips);
   free(cal->dvto);
@@ -412,13 +464,30 @@ static void say(char *buf, size_t n, const char *fmt, ...) {
 
 /* --- random arrays ------------------------------------------------------- */
 
-/* A programmed array: levels uniform over the 2^cell_bits levels between
- * g_min and g_max, times exp(prog_sigma z) when crossbar.variation is on
- * (the lognormal variation of docs/model.md). */
+/* A programmed array from the keyed stream (run.seed, -1, what, trial):
+ *   levels = uniform   levels uniform over the 2^cell_bits levels between
+ *                      g_min and g_max;
+ *   levels = workload  a tile of the workload's programmed arrays: head,
+ *                      first key (a multiple of C/2) and first dimension
+ *                      (a multiple of R) drawn uniformly
+ *                      (spr_cal_workload_array);
+ * times exp(prog_sigma z) when crossbar.variation is on (the lognormal
+ * variation of docs/model.md). */
 static void random_array(spr_cal *cal, int what, int trial, int R, int C, double *G) {
   const spr_xbar_params *x = &cal->c.xbar;
   const int L = 1 << x->cell_bits;
   spr_rng_key(cal->rng, cal->c.seed, -1, what, trial, SPR_STREAM_SPICE_MC);
+  if (cal->p.levels == SPR_CAL_LEVELS_WORKLOAD) {
+    const spr_cal_workload *w = &cal->wl;
+    const int kt = (w->n + C / 2 - 1) / (C / 2 > 0 ? C / 2 : 1), rt = (w->d + R - 1) / R;
+    cal->arr_head = (int)gsl_rng_uniform_int(cal->rng, (unsigned long)w->heads);
+    const int k0 = (int)gsl_rng_uniform_int(cal->rng, (unsigned long)kt) * (C / 2 > 0 ? C / 2 : 1);
+    cal->arr_r0 = (int)gsl_rng_uniform_int(cal->rng, (unsigned long)rt) * R;
+    spr_cal_workload_array(w, x, cal->arr_head, k0, cal->arr_r0, R, C, G);
+    if (x->variation && x->prog_sigma > 0)
+      for (int i = 0; i < R * C; i++) G[i] *= exp(x->prog_sigma * spr_rng_normal(cal->rng));
+    return;
+  }
   for (int i = 0; i < R * C; i++) {
     int lev = (int)gsl_rng_uniform_int(cal->rng, (unsigned long)L);
     double g = x->g_min_S + (x->g_max_S - x->g_min_S) * lev / (double)(L - 1);
@@ -427,10 +496,24 @@ static void random_array(spr_cal *cal, int what, int trial, int R, int C, double
   }
 }
 
-/* m input vectors of R row voltages: signed query codes uniform in
- * [-qmax, qmax] times v_read / qmax (the row DACs of docs/model.md). */
+/* m input vectors of R row voltages, v_read / qmax per query code: codes
+ * uniform in [-qmax, qmax] (the row DACs of docs/model.md), or with
+ * levels = workload the codes of random queries of the last array's head
+ * at its dimensions (0 V on rows past its d). */
 static void random_inputs(spr_cal *cal, int R, int m, double *V) {
   const int qmax = (1 << (cal->c.an.query_bits - 1)) - 1;
+  if (cal->p.levels == SPR_CAL_LEVELS_WORKLOAD) {
+    const spr_cal_workload *w = &cal->wl;
+    for (int v = 0; v < m; v++) {
+      const int qi = (int)gsl_rng_uniform_int(cal->rng, (unsigned long)w->n);
+      const int8_t *q = w->q + ((size_t)cal->arr_head * w->n + qi) * w->d;
+      for (int i = 0; i < R; i++) {
+        const int dim = cal->arr_r0 + i;
+        V[(size_t)v * R + i] = dim < w->d ? cal->c.an.v_read_V * q[dim] / qmax : 0.0;
+      }
+    }
+    return;
+  }
   for (int i = 0; i < R * m; i++) {
     int q = (int)gsl_rng_uniform_int(cal->rng, (unsigned long)(2 * qmax + 1)) - qmax;
     V[i] = cal->c.an.v_read_V * q / qmax;
@@ -596,6 +679,22 @@ static int step_ir(spr_cal *cal, char *sum, size_t sn) {
     rc = spr_device_add_data(&cal->dev, "ir_I_spice", "A", "first input of the first arrays: rows "
                              "ngspice, nodal, ngspice, nodal, ... (2 x spice arrays) x cols", 2,
                              (int64_t)2 * S, C, Is);
+  if (!rc) {
+    /* the conductances the scales were fitted on: rows x mean cell G */
+    double sg = 0;
+    for (size_t k = 0; k < (size_t)A * R * C; k++) sg += G[k];
+    const double col = R * sg / ((double)A * R * C);
+    spr_device_param mp;
+    memset(&mp, 0, sizeof mp);
+    snprintf(mp.name, sizeof mp.name, "cal_mean_column_G");
+    snprintf(mp.unit, sizeof mp.unit, "S");
+    snprintf(mp.model, sizeof mp.model, "rows x mean cell conductance of the IR step's arrays "
+             "(levels = %s)", cal->p.levels == SPR_CAL_LEVELS_WORKLOAD ? "workload" : "uniform");
+    mp.value = mp.ci95_lo = mp.ci95_hi = col;
+    mp.r2 = 1;
+    mp.n_points = (int64_t)A * R * C;
+    rc = spr_device_add(&cal->dev, &mp);
+  }
   if (!rc) rc = spr_device_add_samples(&cal->dev, "ir_arrays", (uint64_t)A);
   if (!rc) rc = spr_device_add_samples(&cal->dev, "ir_spice_arrays", (uint64_t)S);
   if (!rc) rc = spr_device_add_samples(&cal->dev, "ir_inputs", (uint64_t)M);
@@ -908,7 +1007,10 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
    * array's energy equals its mean over uniform queries, without the
    * sampling noise of random inputs */
   const int qmax = (1 << (cal->c.an.query_bits - 1)) - 1;
-  const double vrms = cal->c.an.v_read_V * sqrt((qmax + 1) / (3.0 * qmax));
+  const int wl = cal->p.levels == SPR_CAL_LEVELS_WORKLOAD;
+  /* levels = workload: the RMS of the workload's own query codes */
+  const double vrms = wl ? cal->c.an.v_read_V * cal->wl.q_rms / qmax
+                         : cal->c.an.v_read_V * sqrt((qmax + 1) / (3.0 * qmax));
   int rc = 0;
   char *text = NULL;
   for (int k = 0; !rc && k < n; k++) {
@@ -924,7 +1026,7 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
       /* columns in differential pairs as a programmed key holds them: the
        * smaller cell of each pair at g_min, so one MAC (one key element
        * times one query element) is one pair of cells */
-      for (int i = 0; i < N; i++)
+      for (int i = 0; !wl && i < N; i++) /* workload tiles hold their pairs already */
         for (int j = 0; j + 1 < N; j += 2) {
           double *gp = &G[(size_t)i * N + j], *gm = gp + 1;
           if (*gp >= *gm) *gm = cal->c.xbar.g_min_S;

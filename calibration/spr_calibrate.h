@@ -23,6 +23,15 @@
  *                    (informational), energy per decision -> energy.cmp
  *   SPR_CAL_ENERGY   read energy of arrays of several sizes -> imc_mac
  *
+ * The random arrays of steps 2, 3 and 7 have levels uniform over every
+ * level by default; with [calibrate] levels = workload they are tiles of
+ * the configuration's own workload's programmed keys, driven by its query
+ * codes (spr_cal_workload.h), read by spr_cal_alloc before any SPICE job.
+ * Step 2 records the mean column conductance of its arrays (rows x mean
+ * cell conductance) as the informational parameter cal_mean_column_G, so
+ * a run can tell whether the model was fitted on conductances like its
+ * own.
+ *
  * Every ngspice job forks (spr_spice.h): call from a single-threaded
  * program.  The flow never exits and prints nothing.  Errors name the step
  * and the value ("comparator Monte Carlo: sample 17: ..."); a set cancel
@@ -77,7 +86,16 @@ typedef struct {
   double c_wl_F, c_bl_F;     /* wire capacitance per word-/bit-line node (>= 0) */
 
   double timeout_s;          /* limit of each ngspice job (> 0) */
+
+  int levels;                /* conductance levels of the random arrays of
+                                steps 2, 3 and 7: SPR_CAL_LEVELS_UNIFORM
+                                (every level equally likely) or
+                                SPR_CAL_LEVELS_WORKLOAD (tiles of the
+                                configuration's own programmed keys, and
+                                its queries as inputs; spr_cal_workload.h) */
 } spr_cal_params;
+
+enum { SPR_CAL_LEVELS_UNIFORM = 0, SPR_CAL_LEVELS_WORKLOAD = 1 };
 
 /* Defaults (docs/calibration.md, examples/calibrate.ini): the Stanford-PKU
  * card for the cell; 4 levels x 41 points over +-0.5 V; 16 IR arrays (2
@@ -130,8 +148,11 @@ const char *spr_cal_step_name(int k);
 typedef struct spr_cal spr_cal;
 
 /* A calibration of configuration c (copied; resolved) with parameters p
- * (copied; checked).  *out receives it.  Returns 0, SPR_EINVAL,
- * SPR_ENOMEM. */
+ * (copied; checked).  With levels = workload the workload's keys are read
+ * here, before any SPICE job: a file that is missing or does not match the
+ * configuration is refused, naming it (spr_cal_workload_load).  *out
+ * receives it.  Returns 0, SPR_EINVAL, SPR_ENOMEM or the workload
+ * reader's error. */
 int spr_cal_alloc(const spr_config *c, const spr_cal_params *p, spr_cal **out);
 void spr_cal_free(spr_cal *cal);
 

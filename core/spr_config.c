@@ -89,8 +89,8 @@ static const key_row keys[] = {
   {{"analog", "cmp_noise", SPR_KEY_BOOL, "", "comparator noise per decision", NULL}, F(an.cmp_noise), 1, 0, 1},
   {{"analog", "cmp_noise_sigma", SPR_KEY_DOUBLE, "A", "sigma of the comparator noise per decision (input-referred)", NULL}, F(an.cmp_noise_sigma_A), 1e-8, 0, 1},
 
-  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate; direct: use values; learned: the model file's threshold per layer plus offset (source model)", "keep_rate|direct|learned"}, F(thr.mode), 0, 0, 2},
-  {{"threshold", "keep_rate", SPR_KEY_DOUBLE, "", "target fraction of keys kept (mode keep_rate)", NULL}, F(thr.keep_rate), 0.15, 1e-6, 1},
+  {{"threshold", "mode", SPR_KEY_ENUM, "", "keep_rate: calibrate to a target keep rate of the ideal (exact quantized) decisions; analog_keep_rate: to a target keep rate of the analog decisions, with the same noise draws for every candidate (docs/model.md section 7); direct: use values; learned: the model file's threshold per layer plus offset (source model)", "keep_rate|direct|learned|analog_keep_rate"}, F(thr.mode), 0, 0, 3},
+  {{"threshold", "keep_rate", SPR_KEY_DOUBLE, "", "target fraction of keys kept (modes keep_rate and analog_keep_rate)", NULL}, F(thr.keep_rate), 0.15, 1e-6, 1},
   {{"threshold", "per_head", SPR_KEY_BOOL, "", "one threshold per head instead of one per layer", NULL}, F(thr.per_head), 0, 0, 1},
   {{"threshold", "values", SPR_KEY_LIST, "score", "thresholds in score units (mode direct): 1, one per layer, or one per layer and head", NULL}, F(thr.values), 0, -1e9, 1e9},
   {{"threshold", "bits", SPR_KEY_INT, "", "resolution of the threshold generator", NULL}, F(thr.bits), 5, 1, 16},
@@ -101,6 +101,8 @@ static const key_row keys[] = {
    * "45 nm" figures are Horowitz (ISSCC 2014) values that the ledger
    * multiplies by digital_scale; the others are used as given. */
   {{"energy", "reram_write_per_bit", SPR_KEY_DOUBLE, "J", "ReRAM write energy per bit (SPRINT, 65 nm)", NULL}, F(energy.reram_write_J_per_bit), 24.4e-12, 0, 1e-6},
+  {{"energy", "xbar_write_per_bit", SPR_KEY_DOUBLE, "J", "programming SPRINT's scoring arrays, per bit of a cell (crossbar.cell_bits per cell; SPRINT: the ReRAM write, 24.4 pJ/bit, 65 nm)", NULL}, F(energy.xbar_write_J_per_bit), 24.4e-12, 0, 1e-6},
+  {{"energy", "xbar_write_per_cell", SPR_KEY_DOUBLE, "J", "programming SPRINT's scoring arrays, per cell on top of its bits (program-and-verify overhead; design choice: 0, docs/energy.md)", NULL}, F(energy.xbar_write_J_per_cell), 0, 0, 1e-6},
   {{"energy", "reram_read_per_bit", SPR_KEY_DOUBLE, "J", "ReRAM read energy per bit of fetched data (SPRINT, 65 nm)", NULL}, F(energy.reram_read_J_per_bit), 3.1e-12, 0, 1e-6},
   {{"energy", "imc_mac_per_op", SPR_KEY_DOUBLE, "J", "energy of one in-memory MAC (SPRINT, 65 nm)", NULL}, F(energy.imc_mac_J), 0.10e-12, 0, 1e-6},
   {{"energy", "cmp_per_decision", SPR_KEY_DOUBLE, "J", "energy of one comparator decision (design choice, until SPICE calibration)", NULL}, F(energy.cmp_J), 0.05e-12, 0, 1e-6},
@@ -128,12 +130,19 @@ static const key_row keys[] = {
   {{"timing", "pred_units", SPR_KEY_DOUBLE, "", "low-bit, bit-serial, add, multiply and compare prediction operations per cycle (design choice)", NULL}, F(energy.pred_units), 256, 1e-6, 1e9},
   {{"timing", "overlap", SPR_KEY_BOOL, "", "overlap the fetch of query i with the compute of query i-1", NULL}, F(energy.overlap), 1, 0, 1},
 
+  {{"wear", "endurance", SPR_KEY_DOUBLE, "", "writes a scoring-array cell survives (default: 1e6, HfOx RRAM with 4 levels per cell, Huang et al., IEDM 2013; docs/energy.md section 8)", NULL}, F(wear.endurance), 1e6, 1, 1e18},
+  {{"wear", "sequence_rate", SPR_KEY_DOUBLE, "Hz", "sequences per second for the time to wear-out; 0 = the run's back-to-back rate (clock / SPRINT's latency of one sequence)", NULL}, F(wear.sequence_rate_Hz), 0, 0, 1e12},
+  {{"wear", "scoring_cells", SPR_KEY_DOUBLE, "", "physical scoring-array cells, shared by every head and layer with ideal wear levelling; 0 = every head has arrays of its own (one write per cell per sequence)", NULL}, F(wear.scoring_cells), 0, 0, 1e18},
+
   {{"digital", "buffer_bytes", SPR_KEY_INT, "", "on-chip buffer for fetched keys and values, bytes (SPRINT: 16384 S-, 32768 M-, 65536 L-SPRINT)", NULL}, F(dig.buffer_bytes), 16384, 128, 1048576},
   {{"digital", "policy", SPR_KEY_ENUM, "", "buffer reuse: sprint keeps the previous query's survivors; lru keeps the most recently used", "sprint|lru"}, F(dig.policy), 0, 0, 1},
   {{"digital", "recompute_query_bits", SPR_KEY_INT, "", "bits of the query in the exact recompute", NULL}, F(dig.query_bits), 8, 2, 8},
   {{"digital", "value_bits", SPR_KEY_INT, "", "bits of the values fetched and multiplied", NULL}, F(dig.value_bits), 8, 2, 8},
+  {{"digital", "tile_tokens", SPR_KEY_INT, "", "dense_tiled: tokens of a K/V tile; 0 = the power of two (or N) that makes each head cheapest in energy (docs/energy.md section 10)", NULL}, F(dig.tile_tokens), 0, 0, SPR_QKV_MAX_SEQ},
   {{"digital", "top_k", SPR_KEY_INT, "", "k of the top-k recall metric", NULL}, F(dig.top_k), 5, 1, 4096},
 
+  {{"baselines", "dense_tiled", SPR_KEY_BOOL, "", "dense attention tiled over query blocks, each K/V tile read once per block (FlashAttention-like; docs/energy.md section 10)", NULL}, F(bl.dense_tiled), 1, 0, 1},
+  {{"baselines", "match", SPR_KEY_ENUM, "", "none: every baseline at its own setting (threshold.keep_rate for the oracle and LeOPArd, topk_fraction, sanger_threshold, window_half_width); sprint: each baseline's setting searched, per layer, for SPRINT's realised (analog) keep rate of that layer (docs/baselines.md section 6)", "none|sprint"}, F(bl.match), 0, 0, 1},
   {{"baselines", "oracle", SPR_KEY_BOOL, "", "exact 8-bit scores against a threshold calibrated to threshold.keep_rate", NULL}, F(bl.oracle), 1, 0, 1},
   {{"baselines", "topk", SPR_KEY_BOOL, "", "top-k keys per query (SpAtten-like)", NULL}, F(bl.topk), 1, 0, 1},
   {{"baselines", "sanger", SPR_KEY_BOOL, "", "4-bit prediction, softmax, probability threshold (Sanger-like)", NULL}, F(bl.sanger), 1, 0, 1},

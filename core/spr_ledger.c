@@ -16,7 +16,7 @@
 /* --- names ---------------------------------------------------------------- */
 
 static const char *const energy_names[SPR_LEDGER_NE] = {
-  "reram_write", "imc_mac", "cmp", "prune_read", "reram_read", "sram_write",
+  "reram_write", "xbar_write", "imc_mac", "cmp", "prune_read", "reram_read", "sram_write",
   "sram_read", "score_mac", "exp", "div", "v_mac", "pred_mac8", "pred_mac4",
   "pred_bitmac", "pred_add", "pred_mul", "pred_exp", "pred_cmp",
 };
@@ -51,6 +51,8 @@ static const struct {
 } param_rows[] = {
 #define P(field) offsetof(spr_energy_params, field)
   {"energy.reram_write_per_bit", P(reram_write_J_per_bit), NONNEG, "J"},
+  {"energy.xbar_write_per_bit", P(xbar_write_J_per_bit), NONNEG, "J"},
+  {"energy.xbar_write_per_cell", P(xbar_write_J_per_cell), NONNEG, "J"},
   {"energy.reram_read_per_bit", P(reram_read_J_per_bit), NONNEG, "J"},
   {"energy.imc_mac_per_op", P(imc_mac_J), NONNEG, "J"},
   {"energy.cmp_per_decision", P(cmp_J), NONNEG, "J"},
@@ -109,7 +111,7 @@ static const struct {
   size_t off;
 } count_rows[] = {
 #define C(field) {#field, offsetof(spr_ledger_counts, field)}
-  C(reram_bits_written), C(imc_queries), C(imc_macs), C(cmp_decisions),
+  C(reram_bits_written), C(xbar_cells_written), C(xbar_bits_written), C(imc_queries), C(imc_macs), C(cmp_decisions),
   C(prune_bits_read), C(reram_bits_read), C(sram_words_written),
   C(sram_words_read), C(buffer_bytes), C(score_macs), C(exps), C(divs),
   C(v_macs), C(pred_mac8), C(pred_mac4), C(pred_bitmacs), C(pred_adds),
@@ -228,6 +230,8 @@ static void energies(const spr_energy_params *e, const spr_ledger_counts *c,
     word = sram_word_45nm(e, (double)c->buffer_bytes) * s;
   double *E = out->energy_J;
   E[SPR_LEDGER_E_RERAM_WRITE] = (double)c->reram_bits_written * e->reram_write_J_per_bit;
+  E[SPR_LEDGER_E_XBAR_WRITE] = (double)c->xbar_bits_written * e->xbar_write_J_per_bit +
+                              (double)c->xbar_cells_written * e->xbar_write_J_per_cell;
   E[SPR_LEDGER_E_IMC_MAC] = (double)c->imc_macs * e->imc_mac_J;
   E[SPR_LEDGER_E_CMP] = (double)c->cmp_decisions * e->cmp_J;
   E[SPR_LEDGER_E_PRUNE_READ] = (double)c->prune_bits_read * e->prune_read_J_per_bit * s;
@@ -267,6 +271,7 @@ int spr_ledger_price(const spr_energy_params *e, const spr_ledger_counts *c,
   out->total_cycles = A + C;
   out->time_s = out->total_cycles / e->clock_Hz;
   out->queries = 1;
+  out->counts = *c;
   return 0;
 }
 
@@ -318,5 +323,6 @@ int spr_ledger_acc_result(const spr_ledger_acc *a, spr_ledger_result *out) {
   out->total_cycles = a->queries ? a->run + a->prev_compute : 0;
   out->time_s = out->total_cycles / a->e.clock_Hz;
   out->queries = a->queries;
+  out->counts = a->sum;
   return 0;
 }

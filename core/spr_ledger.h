@@ -7,6 +7,11 @@
  *
  * Energy (J), one term per component, s = digital_scale:
  *   reram_write  = reram_bits_written   * reram_write_J_per_bit
+ *   xbar_write   = xbar_bits_written    * xbar_write_J_per_bit
+ *                + xbar_cells_written   * xbar_write_J_per_cell
+ *                  (SPRINT's programming of its scoring arrays: every
+ *                  cell of the differential pairs holding the key MSBs,
+ *                  cell_bits bits each, written once per sequence)
  *   imc_mac      = imc_macs             * imc_mac_J
  *   cmp          = cmp_decisions        * cmp_J
  *   prune_read   = prune_bits_read      * prune_read_J_per_bit * s
@@ -50,8 +55,9 @@
  *   total = A_0 + sum_{i=1}^{n-1} max(A_i, C_(i-1)) + C_(n-1)
  * and with overlap off (or for one counts set priced at once)
  *   total = sum_i (A_i + C_i).
- * ReRAM writes, pruning-vector reads and SRAM accesses cost energy but no
- * cycles (docs/energy.md says why).  time_s = total / clock_Hz.
+ * ReRAM writes (of K and V, and of the scoring arrays), pruning-vector
+ * reads and SRAM accesses cost energy but no cycles (docs/energy.md says
+ * why).  time_s = total / clock_Hz.
  *
  * Errors: every function returns 0 or SPR_EINVAL with a message
  * (spr_errmsg) naming the function, the field and its value: a NULL
@@ -72,6 +78,9 @@
 typedef struct {
   int64_t reram_bits_written; /* bits written to ReRAM (keys of the sequence,
                                  values too if the scheme writes them) */
+  int64_t xbar_cells_written; /* scoring-array cells programmed (SPRINT:
+                                 2 per key element, a differential pair) */
+  int64_t xbar_bits_written;  /* their bits: cells x crossbar.cell_bits */
   int64_t imc_queries;        /* queries scored and thresholded in memory */
   int64_t imc_macs;           /* in-memory MACs (query element x key cell) */
   int64_t cmp_decisions;      /* comparator decisions */
@@ -97,6 +106,7 @@ typedef struct {
 /* Energy components (spr_ledger_result.energy_J), in the order above. */
 enum {
   SPR_LEDGER_E_RERAM_WRITE,
+  SPR_LEDGER_E_XBAR_WRITE,
   SPR_LEDGER_E_IMC_MAC,
   SPR_LEDGER_E_CMP,
   SPR_LEDGER_E_PRUNE_READ,
@@ -139,6 +149,7 @@ typedef struct {
   double total_cycles;       /* latency (formula above) */
   double time_s;             /* total_cycles / clock_Hz */
   int64_t queries;           /* steps taken (1 for spr_ledger_price) */
+  spr_ledger_counts counts;  /* the counts priced (summed over the steps) */
 } spr_ledger_result;
 
 /* Short names of the components ("reram_write", "fetch"), or NULL when i

@@ -34,7 +34,19 @@ enum spr_trace_level {
 enum spr_ir_model { SPR_IR_OFF = 0, SPR_IR_FIRST_ORDER = 1, SPR_IR_NODAL = 2 };
 /* learned: the model file's per-layer threshold on q.k / sqrt(d) plus
  * threshold.offset (workload.source = vit only; sim/spr_attend.h). */
-enum spr_thr_mode { SPR_THR_KEEP_RATE = 0, SPR_THR_DIRECT = 1, SPR_THR_LEARNED = 2 };
+/* analog_keep_rate: the code whose keep rate of the ANALOG decisions (one
+ * noisy score per pair drawn independent of the threshold,
+ * spr_analog_scores) is nearest threshold.keep_rate (docs/model.md
+ * section 7). */
+enum spr_thr_mode {
+  SPR_THR_KEEP_RATE = 0,
+  SPR_THR_DIRECT = 1,
+  SPR_THR_LEARNED = 2,
+  SPR_THR_ANALOG_KEEP_RATE = 3
+};
+/* baselines.match (docs/baselines.md section 6). */
+enum spr_bl_match { SPR_MATCH_NONE = 0, SPR_MATCH_SPRINT = 1 };
+
 /* Where a run's attention inputs come from: the seeded generator
  * (workloads/spr_synth.h), a sprintsim-qkv HDF5 file (workloads/spr_qkv.h,
  * docs/qkv.md), or a model file (workloads/spr_model.h, docs/models.md)
@@ -139,6 +151,9 @@ typedef struct {
 typedef struct {
   /* ReRAM and analog periphery, used as given */
   double reram_write_J_per_bit; /* ReRAM write, per bit */
+  double xbar_write_J_per_bit;  /* programming a scoring-array cell, per bit */
+  double xbar_write_J_per_cell; /* programming a scoring-array cell, per cell
+                                   (verify and periphery beyond the bits) */
   double reram_read_J_per_bit;  /* ReRAM read of fetched data, per bit */
   double imc_mac_J;             /* one in-memory MAC */
   double cmp_J;                 /* one comparator decision */
@@ -168,6 +183,16 @@ typedef struct {
   int overlap;                  /* fetch of query i overlaps compute of i-1 */
 } spr_energy_params;
 
+/* Wear of SPRINT's scoring arrays (core/spr_wear.h, docs/energy.md
+ * section 8). */
+typedef struct {
+  double endurance;        /* writes a scoring cell survives (> 0) */
+  double sequence_rate_Hz; /* sequences per second; 0 = the run's
+                              back-to-back rate under SPRINT */
+  double scoring_cells;    /* physical scoring cells shared by every head
+                              and layer; 0 = arrays per head */
+} spr_wear_params;
+
 /* The digital path (digital/spr_digital.h). */
 typedef struct {
   int buffer_bytes;   /* on-chip buffer for fetched K and V */
@@ -175,12 +200,18 @@ typedef struct {
   int query_bits;     /* bits of the query in the digital recompute */
   int value_bits;     /* bits of the values fetched and multiplied */
   int top_k;          /* k of the top-k recall metric */
+  int tile_tokens;    /* dense_tiled: K/V tile in tokens; 0 = automatic
+                         (digital/spr_tiled.h) */
 } spr_digital_params;
 
 /* The baselines run beside SPRINT on the same workload and ledger
  * (digital/spr_baselines.h); dense always runs, as the reference. */
 typedef struct {
   int oracle, topk, sanger, leopard, window; /* on/off */
+  int dense_tiled;          /* dense tiled over query blocks, on/off */
+  int match;                /* enum spr_bl_match: each baseline at its own
+                               knob, or matched per layer to SPRINT's
+                               realised keep rate */
   double topk_fraction;     /* keys kept per query by top-k, fraction of N */
   double sanger_threshold;  /* probability threshold of Sanger's prediction */
   int window_half_width;    /* keys on each side of the query */
@@ -197,6 +228,7 @@ typedef struct {
   spr_analog_params an;
   spr_thr_params thr;
   spr_energy_params energy; /* [energy] and [timing] */
+  spr_wear_params wear;     /* [wear] */
   spr_digital_params dig;   /* [digital] */
   spr_baseline_params bl;   /* [baselines] */
 } spr_config;

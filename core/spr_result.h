@@ -19,6 +19,8 @@
 enum spr_scheme {
   SPR_SCHEME_SPRINT = 0, /* analog masks, digital recompute */
   SPR_SCHEME_DENSE,      /* no pruning: the reference of every ratio */
+  SPR_SCHEME_DENSE_TILED, /* no pruning, K/V tiles read once per query
+                             block (digital/spr_tiled.h) */
   SPR_SCHEME_ORACLE,     /* exact 8-bit scores, calibrated threshold */
   SPR_SCHEME_TOPK,       /* top-k per query (SpAtten-like) */
   SPR_SCHEME_SANGER,     /* 4-bit prediction, probability threshold */
@@ -29,8 +31,9 @@ enum spr_scheme {
 
 /* Name of a scheme ("sprint", "dense", ...), NULL when out of range. */
 static inline const char *spr_scheme_name(int s) {
-  static const char *const names[SPR_N_SCHEMES] = {"sprint", "dense",  "oracle", "topk",
-                                                   "sanger", "leopard", "window"};
+  static const char *const names[SPR_N_SCHEMES] = {"sprint", "dense",   "dense_tiled",
+                                                   "oracle", "topk",    "sanger",
+                                                   "leopard", "window"};
   return s >= 0 && s < SPR_N_SCHEMES ? names[s] : NULL;
 }
 
@@ -48,6 +51,19 @@ typedef struct {
   double energy_total_J;
   double cycles[SPR_LEDGER_NC];   /* busy cycles by component */
   double cycles_total;      /* latency with fetch/compute overlap */
+  int64_t xbar_cells_written; /* scoring-array cells programmed (SPRINT:
+                                 2 n d; docs/energy.md section 8) */
+  double knob;              /* the baseline's pruning parameter used: oracle
+                               and LeOPArd threshold (8-bit score units),
+                               top-k keep_fraction, Sanger p_threshold,
+                               window half_width; NaN for sprint, dense and
+                               dense_tiled (docs/baselines.md section 6) */
+  int64_t tile_queries;     /* dense_tiled: queries per block Bq (else 0) */
+  int64_t tile_tokens;      /* dense_tiled: tokens per K/V tile Bk (else 0) */
+  int64_t key_resident;     /* digital predictors: 1 when the sequence's K
+                               at the predictor's width stayed in the
+                               buffer, 0 when it was streamed per query
+                               (docs/energy.md section 9); 0 otherwise */
 } spr_scheme_result;
 
 static inline size_t spr_mask_row_bytes(int n) { return ((size_t)n + 7) / 8; }
@@ -80,6 +96,11 @@ typedef struct {
   int threshold_code;       /* signed code of the threshold generator */
   double range;             /* threshold full scale, score units */
   double i_unit_A;          /* column current of one score unit */
+  double mean_cell_G_S;     /* mean nominal conductance of the cells holding
+                               the head's keys (both cells of each pair:
+                               g_min + dG mean |k_msb| / 2); rows times it
+                               is the mean column conductance a device
+                               model is checked against */
   /* trace level masks and above (NULL otherwise): n * spr_mask_row_bytes(n) */
   uint8_t *mask_analog;
   uint8_t *mask_ideal;

@@ -723,6 +723,11 @@ static const scheme_field scheme_fields[] = {
   {"topk_recall", 0, SOFF(topk_recall), "1", "mean share of each query's dense top-k keys surviving"},
   {"energy_J", 0, SOFF(energy_total_J), "J", "total energy of the head (ledger)"},
   {"cycles", 0, SOFF(cycles_total), "cycle", "latency of the head with fetch/compute overlap"},
+  {"knob", 0, SOFF(knob), "1", "the baseline's pruning parameter: oracle and LeOPArd threshold (8-bit score units), top-k keep_fraction, Sanger p_threshold, window half_width; NaN for sprint, dense, dense_tiled"},
+  {"tile_queries", 1, SOFF(tile_queries), "count", "dense_tiled: queries per block (0 for the other schemes)"},
+  {"tile_tokens", 1, SOFF(tile_tokens), "count", "dense_tiled: tokens per K/V tile (0 for the other schemes)"},
+  {"key_resident", 1, SOFF(key_resident), "1", "digital predictors: 1 when the sequence's K at the predictor's width stayed in the buffer, 0 when streamed per query (docs/energy.md section 9)"},
+  {"xbar_cells_written", 1, SOFF(xbar_cells_written), "count", "scoring-array cells programmed for the sequence (SPRINT: 2 n d; 0 otherwise)"},
 };
 #undef SOFF
 

@@ -544,10 +544,9 @@ void spr_bl_window_default(spr_bl_window_params *p) {
   p->causal = 0;
 }
 
-int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask, spr_bl_stats *st) {
-  static const char fn[] = "spr_bl_window";
+/* The checks of spr_bl_window's parameters (mask aside). */
+static int check_window(const char *fn, const spr_bl_window_params *p, int n) {
   if (!p) return spr_error(SPR_EINVAL, "%s: params is NULL", fn);
-  if (!mask) return spr_error(SPR_EINVAL, "%s: mask is NULL", fn);
   if (n < 1) return spr_error(SPR_EINVAL, "%s: n = %d (need >= 1)", fn, n);
   if (p->half_width < 0)
     return spr_error(SPR_EINVAL, "%s: half_width = %d (need >= 0)", fn, p->half_width);
@@ -564,6 +563,14 @@ int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask, spr_bl_st
                            h, g, x);
     }
   }
+  return 0;
+}
+
+int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask, spr_bl_stats *st) {
+  static const char fn[] = "spr_bl_window";
+  if (p && !mask) return spr_error(SPR_EINVAL, "%s: mask is NULL", fn);
+  int rc = check_window(fn, p, n);
+  if (rc) return rc;
   const size_t rb = spr_mask_row_bytes(n);
   const int64_t w = p->half_width;
   const int causal = p->causal != 0;
@@ -584,5 +591,182 @@ int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask, spr_bl_st
   }
   stats_begin(st, n, 0, causal);
   stats_kept(st, mask, n);
+  return 0;
+}
+
+/* ---- keep-rate matching (docs/baselines.md section 6) --------------------- */
+
+/* k_i of top-k with k = 0 and fraction f for a query of nk keys, as
+ * spr_bl_topk takes it (non-causal: k = max(1, round(f n)) for every
+ * query; causal: max(1, round(f (i + 1)))). */
+static int64_t topk_kept(int n, int causal, double f) {
+  if (!causal) {
+    const double kk = round(f * n);
+    return (int64_t)n * (kk < 1.0 ? 1 : (int64_t)kk);
+  }
+  int64_t sum = 0;
+  for (int i = 0; i < n; i++) {
+    const double kk = round(f * (i + 1));
+    sum += kk < 1.0 ? 1 : (int64_t)kk;
+  }
+  return sum;
+}
+
+int spr_bl_topk_match(int n, int causal, double keep_rate, double *fraction, double *achieved) {
+  static const char fn[] = "spr_bl_topk_match";
+  if (!fraction) return spr_error(SPR_EINVAL, "%s: fraction is NULL", fn);
+  if (n < 1) return spr_error(SPR_EINVAL, "%s: n = %d (need >= 1)", fn, n);
+  if (!(keep_rate >= 0.0 && keep_rate <= 1.0))
+    return spr_error(SPR_EINVAL, "%s: keep_rate = %g outside [0, 1]", fn, keep_rate);
+  const double P = (double)spr_pair_count(n, causal), target = keep_rate * P;
+  /* the kept count is a non-decreasing step function of f: bisect for the
+   * step that crosses the target, then take the nearer side (ties: the
+   * larger count) */
+  double lo = 0x1p-60, hi = 1.0;
+  if ((double)topk_kept(n, causal, lo) >= target) {
+    hi = lo;
+  } else {
+    for (int it = 0; it < 200 && hi - lo > 0x1p-52 * hi; it++) {
+      const double mid = 0.5 * (lo + hi);
+      if ((double)topk_kept(n, causal, mid) >= target) hi = mid;
+      else lo = mid;
+    }
+    if (fabs((double)topk_kept(n, causal, lo) - target) < fabs((double)topk_kept(n, causal, hi) - target))
+      hi = lo;
+  }
+  *fraction = hi;
+  if (achieved) *achieved = (double)topk_kept(n, causal, hi) / P;
+  return 0;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+/* Sanger's keep count at threshold p: #{(i, j): e_ij >= p z_i}, from the
+ * row exponentials e (n x n, row i over its nk keys) and sums z. */
+static int64_t sanger_kept(const double *e, const double *z, int n, int causal, double p) {
+  int64_t kept = 0;
+  for (int i = 0; i < n; i++) {
+    const double cut = p * z[i];
+    for (int j = 0; j < row_keys(i, n, causal); j++) kept += e[(size_t)i * n + j] >= cut;
+  }
+  return kept;
+}
+
+int spr_bl_sanger_calibrate(const spr_bl_sanger_params *p, const float *Q, const float *K, int n,
+                            int d, double keep_rate, spr_bl_ws *ws, double *p_threshold,
+                            double *achieved) {
+  static const char fn[] = "spr_bl_sanger_calibrate";
+  if (!p_threshold) return spr_error(SPR_EINVAL, "%s: p_threshold is NULL", fn);
+  uint8_t dummy = 0;
+  int rc = check_common(fn, p, Q, K, n, d, ws, &dummy, p ? p->q_bits : 0, p ? p->k_bits : 0);
+  if (rc) return rc;
+  if (!(keep_rate >= 0.0 && keep_rate <= 1.0))
+    return spr_error(SPR_EINVAL, "%s: keep_rate = %g outside [0, 1]", fn, keep_rate);
+  float qs, ks;
+  if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
+  if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
+  const size_t nn = (size_t)n * n;
+  double *e = malloc(nn * sizeof *e), *r = malloc(nn * sizeof *r), *z = malloc((size_t)n * sizeof *z);
+  if (!e || !r || !z) {
+    free(e);
+    free(r);
+    free(z);
+    return spr_error(SPR_ENOMEM, "%s: out of memory for %d x %d ratios", fn, n, n);
+  }
+  /* the exponentials and sums exactly as spr_bl_sanger computes them */
+  const double c = (double)qs * (double)ks / sqrt((double)d);
+  size_t m = 0;
+  for (int i = 0; i < n; i++) {
+    const int32_t *si = ws->score + (size_t)i * n;
+    const int nk = row_keys(i, n, p->causal);
+    int32_t mx = si[0];
+    for (int j = 1; j < nk; j++) mx = si[j] > mx ? si[j] : mx;
+    double zi = 0;
+    for (int j = 0; j < nk; j++) {
+      e[(size_t)i * n + j] = exp(c * (double)(si[j] - mx));
+      zi += e[(size_t)i * n + j];
+    }
+    z[i] = zi;
+    for (int j = 0; j < nk; j++)
+      if (e[(size_t)i * n + j] > 0) r[m++] = e[(size_t)i * n + j] / zi;
+  }
+  qsort(r, m, sizeof *r, cmp_desc);
+  const double P = (double)spr_pair_count(n, p->causal), target = keep_rate * P;
+  /* candidate counts: the top K ratios for every K where the ratio drops
+   * (ties kept together), threshold midway to the next lower ratio (half
+   * the lowest for all of them), 1 for the fewest (rows whose only key
+   * has probability 1); the count nearest the target, ties to more kept */
+  double best_p = 1.0;
+  int64_t best_count = sanger_kept(e, z, n, p->causal, 1.0);
+  double best_err = fabs((double)best_count - target);
+  for (size_t k = 1; k <= m; k++) {
+    if (k < m && r[k] == r[k - 1]) continue;
+    const double cand = k < m ? 0.5 * (r[k - 1] + r[k]) : 0.5 * r[m - 1];
+    if (!(cand > 0.0 && cand <= 1.0)) continue;
+    const double err = fabs((double)k - target);
+    if (err <= best_err) {
+      best_err = err;
+      best_p = cand;
+      best_count = (int64_t)k;
+    }
+  }
+  /* the decision rule's own count at the chosen threshold */
+  best_count = sanger_kept(e, z, n, p->causal, best_p);
+  free(e);
+  free(r);
+  free(z);
+  *p_threshold = best_p;
+  if (achieved) *achieved = (double)best_count / P;
+  return 0;
+}
+
+/* Keys the window pattern keeps (spr_bl_window's rule), counted per row. */
+static int64_t window_kept(const spr_bl_window_params *p, int n, int w) {
+  const int causal = p->causal != 0;
+  int64_t kept = 0;
+  for (int i = 0; i < n; i++) {
+    const int nk = row_keys(i, n, causal);
+    int glob_i = 0;
+    for (int g = 0; g < p->n_global; g++) glob_i |= (p->global_pos ? p->global_pos[g] : g) == i;
+    if (glob_i) {
+      kept += nk;
+      continue;
+    }
+    const int lo = i - w < 0 ? 0 : i - w;
+    const int hi = causal ? i : (i + w > n - 1 ? n - 1 : i + w);
+    kept += hi - lo + 1;
+    for (int g = 0; g < p->n_global; g++) {
+      const int x = p->global_pos ? p->global_pos[g] : g;
+      kept += x < nk && (x < lo || x > hi);
+    }
+  }
+  return kept;
+}
+
+int spr_bl_window_match(const spr_bl_window_params *p, int n, double keep_rate, int *half_width,
+                        double *achieved) {
+  static const char fn[] = "spr_bl_window_match";
+  if (!half_width) return spr_error(SPR_EINVAL, "%s: half_width is NULL", fn);
+  int rc = check_window(fn, p, n);
+  if (rc) return rc;
+  if (!(keep_rate >= 0.0 && keep_rate <= 1.0))
+    return spr_error(SPR_EINVAL, "%s: keep_rate = %g outside [0, 1]", fn, keep_rate);
+  const double P = (double)spr_pair_count(n, p->causal), target = keep_rate * P;
+  /* the count grows with the width: the first width reaching the target,
+   * or the one before it when nearer (ties: the wider) */
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if ((double)window_kept(p, n, mid) >= target) hi = mid;
+    else lo = mid + 1;
+  }
+  int w = lo;
+  if (w > 0 && fabs((double)window_kept(p, n, w - 1) - target) < fabs((double)window_kept(p, n, w) - target))
+    w--;
+  *half_width = w;
+  if (achieved) *achieved = (double)window_kept(p, n, w) / P;
   return 0;
 }

@@ -263,4 +263,32 @@ void spr_bl_window_default(spr_bl_window_params *p);
 int spr_bl_window(const spr_bl_window_params *p, int n, uint8_t *mask,
                   spr_bl_stats *st);
 
+/* ---- keep-rate matching (docs/baselines.md section 6) ----------------
+ * Each searches the scheme's own knob for the keep rate nearest
+ * keep_rate in [0, 1] over the head's pairs (n^2, or n (n + 1) / 2
+ * causal); equally near candidates go to the one that keeps more (as
+ * spr_bl_oracle_calibrate).  achieved (may be NULL) gets the keep rate of
+ * the result.  The oracle's and LeOPArd's threshold: spr_bl_oracle_calibrate.
+ * Errors: SPR_EINVAL naming the function and argument. */
+
+/* Top-k's keep_fraction (k = 0): the kept count sum_i k_i(f) is a step
+ * function of f; bisection finds the step crossing the target. */
+int spr_bl_topk_match(int n, int causal, double keep_rate, double *fraction, double *achieved);
+
+/* Sanger's p_threshold: the predicted probabilities of every pair (as
+ * spr_bl_sanger computes them) sorted; a threshold midway between the
+ * K-th and (K+1)-th largest keeps K pairs; the achieved rate is counted
+ * with spr_bl_sanger's own rule at the chosen threshold.  Allocates the
+ * n^2 probabilities.  Errors as spr_bl_sanger, keep_rate outside [0, 1],
+ * SPR_ENOMEM. */
+int spr_bl_sanger_calibrate(const spr_bl_sanger_params *p, const float *Q, const float *K, int n,
+                            int d, double keep_rate, spr_bl_ws *ws, double *p_threshold,
+                            double *achieved);
+
+/* The window's half_width in 0 .. n (p->half_width is ignored; globals and
+ * causal as in p): the kept count grows with the width, bisection.  Errors
+ * as spr_bl_window and keep_rate outside [0, 1]. */
+int spr_bl_window_match(const spr_bl_window_params *p, int n, double keep_rate, int *half_width,
+                        double *achieved);
+
 #endif

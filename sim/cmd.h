@@ -118,6 +118,16 @@ double cmd_now_s(void);
  * calibration condition that differs from *c's.  dev is initialised here
  * (spr_device_free it); applied/n_applied name the parameters set.
  * Returns 0 (also when no device model is configured) or an error code. */
+/* The mean column conductance a device model was fitted on: its
+ * informational parameter cal_mean_column_G, or for files written before
+ * it existed (uniform levels) rows x (g_min + g_max) / 2 of its stored
+ * configuration; 0 when neither is known. */
+double cmd_device_column_G(const spr_device *dev);
+
+/* Print a warning to out when the run's mean column conductance run_G
+ * (siemens) is more than 2x away from the device model's cal_G. */
+void cmd_warn_column_G(double cal_G, double run_G, FILE *out);
+
 int cmd_load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
                           FILE *out);
 

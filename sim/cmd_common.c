@@ -311,6 +311,29 @@ static void warn_device_conditions(const spr_config *c, const spr_device *dev, F
   }
 }
 
+double cmd_device_column_G(const spr_device *dev) {
+  for (int i = 0; i < dev->n_params; i++)
+    if (!strcmp(dev->params[i].name, "cal_mean_column_G")) return dev->params[i].value;
+  char rows[64], gmin[64], gmax[64];
+  if (!dev->config_text || ini_value(dev->config_text, "crossbar", "rows", rows, sizeof rows) ||
+      ini_value(dev->config_text, "crossbar", "g_min", gmin, sizeof gmin) ||
+      ini_value(dev->config_text, "crossbar", "g_max", gmax, sizeof gmax))
+    return 0;
+  /* uniform levels: the mean cell is halfway between g_min and g_max */
+  return strtod(rows, NULL) * (strtod(gmin, NULL) + strtod(gmax, NULL)) / 2;
+}
+
+void cmd_warn_column_G(double cal_G, double run_G, FILE *out) {
+  if (!(cal_G > 0) || !(run_G > 0)) return;
+  const double ratio = cal_G / run_G;
+  if (ratio <= 2 && ratio >= 0.5) return;
+  fprintf(out, "  warning: the device model was fitted on arrays of mean column conductance %.3g S; "
+               "this run's programmed arrays average %.3g S (%.2gx %s): its IR-drop scales and MAC "
+               "energy hold for other currents; calibrate with [calibrate] levels = workload "
+               "(docs/calibration.md section 6)\n",
+          cal_G, run_G, ratio > 1 ? ratio : 1 / ratio, ratio > 1 ? "lower" : "higher");
+}
+
 int cmd_load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
                           FILE *out) {
   int rc = spr_device_load_config(c, dev, applied, n_applied);

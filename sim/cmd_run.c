@@ -8,7 +8,9 @@
 #include "spr_qkv.h"
 #include "spr_table.h"
 #include "spr_trace.h"
+#include "spr_wear.h"
 #include "spr_model_eval.h"
+#include "spr_report.h"
 
 #include <errno.h>
 #include <math.h>
@@ -133,8 +135,9 @@ static void print_schemes(spr_table *t, const spr_run *run, const spr_config *c)
   char topk_title[24], topk_name[32];
   snprintf(topk_title, sizeof topk_title, "top%d", topk);
   snprintf(topk_name, sizeof topk_name, "top%d_recall", topk);
-  const spr_table_col cols[] = {
-      {"scheme", NULL, 8, NULL, 0, NULL, SPR_COL_LEFT},
+  const int tl = SPR_SCHEME_DENSE_TILED, has_tl = res[0].scheme[tl].ran;
+  const spr_table_col all_cols[] = {
+      {"scheme", NULL, 11, NULL, 0, NULL, SPR_COL_LEFT},
       {"keep_rate", "keep%", 6, "%.2f", 100, NULL, 0},
       {"bytes_fetched", "fetched MB", 11, "%.2f", 1e-6, NULL, 0},
       {"bytes_reused", "reused MB", 10, "%.2f", 1e-6, NULL, 0},
@@ -142,6 +145,8 @@ static void print_schemes(spr_table *t, const spr_run *run, const spr_config *c)
       {"cycles", "Mcycles", 8, "%.2f", 1e-6, NULL, 0},
       {"speedup", NULL, 8, "%.2f", 0, "x", 0},
       {"energy_reduction", "energy-", 8, "%.2f", 0, "x", 0},
+      {"speedup_tiled", "speedup.t", 9, "%.2f", 0, "x", 0},
+      {"energy_reduction_tiled", "energy-.t", 9, "%.2f", 0, "x", 0},
       {"rel_fro", "rel.err", 8, "%.4f", 0, NULL, 0},
       {"cos_mean", "cos.mean", 9, "%.5f", 0, NULL, 0},
       {"cos_min", "cos.min", 8, "%.4f", 0, NULL, 0},
@@ -149,8 +154,15 @@ static void print_schemes(spr_table *t, const spr_run *run, const spr_config *c)
       {"top1_recall", "top1", 6, "%.4f", 0, NULL, 0},
       {topk_name, topk_title, 5, "%.4f", 0, NULL, 0},
   };
-  spr_table_text(t, "\n");
-  spr_table_begin(t, "schemes", NULL, cols, sizeof cols / sizeof cols[0]);
+  enum { NC = sizeof all_cols / sizeof all_cols[0], TL0 = 8 }; /* TL0, TL0 + 1: the tiled ratios */
+  spr_table_col cols[NC];
+  int nc = 0;
+  for (int k = 0; k < NC; k++)
+    if (has_tl || (k != TL0 && k != TL0 + 1)) cols[nc++] = all_cols[k];
+  spr_table_text(t, "\nspeedup and energy- over dense (one query at a time)%s\n",
+                 has_tl ? "; speedup.t and energy-.t over dense_tiled (K/V tiles read once per "
+                          "query block)" : "");
+  spr_table_begin(t, "schemes", NULL, cols, nc);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     if (!res[0].scheme[s].ran) continue;
     double keep = 0, fb = 0, rb = 0, fro = 0, cm = 0, cmin = 1, mass = 0, t1 = 0, tk = 0;
@@ -167,14 +179,42 @@ static void print_schemes(spr_table *t, const spr_run *run, const spr_config *c)
       tk += x->topk_recall / LH;
     }
     const int dn = SPR_SCHEME_DENSE;
-    const spr_table_cell row[] = {{spr_scheme_name(s), 0}, {NULL, keep}, {NULL, fb}, {NULL, rb},
-                                  {NULL, e[s]}, {NULL, cyc[s]},
-                                  {NULL, cyc[s] > 0 ? cyc[dn] / cyc[s] : 0},
-                                  {NULL, e[s] > 0 ? e[dn] / e[s] : 0}, {NULL, fro}, {NULL, cm},
-                                  {NULL, cmin}, {NULL, mass}, {NULL, t1}, {NULL, tk}};
+    const spr_table_cell all[NC] = {{spr_scheme_name(s), 0}, {NULL, keep}, {NULL, fb}, {NULL, rb},
+                                    {NULL, e[s]}, {NULL, cyc[s]},
+                                    {NULL, cyc[s] > 0 ? cyc[dn] / cyc[s] : 0},
+                                    {NULL, e[s] > 0 ? e[dn] / e[s] : 0},
+                                    {NULL, cyc[s] > 0 ? cyc[tl] / cyc[s] : 0},
+                                    {NULL, e[s] > 0 ? e[tl] / e[s] : 0}, {NULL, fro}, {NULL, cm},
+                                    {NULL, cmin}, {NULL, mass}, {NULL, t1}, {NULL, tk}};
+    spr_table_cell row[NC];
+    for (int k = 0, q = 0; k < NC; k++)
+      if (has_tl || (k != TL0 && k != TL0 + 1)) row[q++] = all[k];
     spr_table_row(t, row);
   }
   spr_table_end(t);
+}
+
+/* The wear of SPRINT's scoring arrays over this run (core/spr_wear.h):
+ * a text line and the JSON member "wear"; returns 0 or the estimate's
+ * error (an impossible wear.scoring_cells). */
+static int print_wear(spr_table *t, const spr_run *run, const spr_config *c) {
+  const int LH = c->wl.n_layers * c->wl.n_heads;
+  const spr_head_result *res = spr_run_results(run);
+  double seq = 0, head = 0, lat = 0;
+  for (int k = 0; k < LH; k++) {
+    const spr_scheme_result *x = &res[k].scheme[SPR_SCHEME_SPRINT];
+    seq += (double)x->xbar_cells_written;
+    head = (double)x->xbar_cells_written > head ? (double)x->xbar_cells_written : head;
+    lat += x->cycles_total;
+  }
+  spr_wear_result r;
+  char line[512];
+  int rc = spr_wear_estimate(&c->wear, seq, head, lat, c->energy.clock_Hz, &r);
+  if (rc) return rc;
+  spr_wear_format(&c->wear, &r, line, sizeof line);
+  spr_table_text(t, "\n%s\n", line);
+  spr_table_meta_str(t, "wear", line);
+  return 0;
 }
 
 static void print_layer(spr_table *t, const spr_run *run, const spr_config *c, int l) {
@@ -254,9 +294,16 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
   } else if (c->thr.mode == SPR_THR_KEEP_RATE) {
     fprintf(info, "SPRINT thresholds: calibrated per %s and %s to keep rate %g\n",
            c->thr.per_head ? "head" : "layer", text ? "window" : "image", c->thr.keep_rate);
+  } else if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE) {
+    fprintf(info, "SPRINT thresholds: calibrated per %s and %s to keep rate %g of the analog decisions\n",
+           c->thr.per_head ? "head" : "layer", text ? "window" : "image", c->thr.keep_rate);
   } else if (c->thr.mode == SPR_THR_DIRECT) {
     fprintf(info, "SPRINT thresholds: direct, score units\n");
   }
+  fprintf(info, "baselines: %s\n", c->bl.match == SPR_MATCH_SPRINT
+                                      ? "each matched per layer and item to SPRINT's realised keep "
+                                        "rate (baselines.match = sprint)"
+                                      : "at their own settings (baselines.match = none)");
   fflush(info);
   spr_model_eval_result r;
   if (spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
@@ -269,10 +316,11 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
     }
     goto done;
   }
-  const int N = r.n_items, dn = SPR_SCHEME_DENSE;
+  const int N = r.n_items, dn = SPR_SCHEME_DENSE, tl = SPR_SCHEME_DENSE_TILED;
+  const int has_tl = r.scheme[tl].ran;
   /* one row per scheme, the references first; per-item figures */
   const spr_table_col cols[] = {
-      {"scheme", NULL, 9, NULL, 0, NULL, SPR_COL_LEFT},
+      {"scheme", NULL, 11, NULL, 0, NULL, SPR_COL_LEFT},
       {text ? "bpc" : "top1", text ? "bpc" : "top1%", 7, text ? "%.4f" : "%.2f", text ? 1 : 100,
        NULL, 0},
       {"agreement", "agree%", 7, "%.2f", 100, NULL, 0},
@@ -283,20 +331,25 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
       {"cycles_per_item", text ? "kcyc/win" : "kcyc/img", 9, "%.2f", 1e-3, NULL, 0},
       {"speedup", NULL, 8, "%.2f", 0, "x", 0},
       {"energy_reduction", "energy-", 8, "%.2f", 0, "x", 0},
+      {"speedup_tiled", "speedup.t", 9, "%.2f", 0, "x", 0},
+      {"energy_reduction_tiled", "energy-.t", 9, "%.2f", 0, "x", 0},
   };
   enum { NCOL = sizeof cols / sizeof cols[0] };
-  /* a text model has no agreement column */
+  /* a text model has no agreement column; without dense_tiled no tiled ratios */
+#define MODEL_COL_SHOWN(k) (!(text && (k) == 2) && (has_tl || (k) < NCOL - 2))
   spr_table_col shown[NCOL];
   int ncol = 0;
   for (int k = 0; k < NCOL; k++)
-    if (!(text && k == 2)) shown[ncol++] = cols[k];
+    if (MODEL_COL_SHOWN(k)) shown[ncol++] = cols[k];
   spr_table *tab = NULL;
   if (spr_table_open(stdout, format, &tab)) {
     status = cmd_fail(1, NULL);
     spr_model_eval_result_free(&r);
     goto done;
   }
-  spr_table_text(tab, "\n");
+  spr_table_text(tab, "\nspeedup and energy- over dense (one query at a time)%s\n",
+                 has_tl ? "; speedup.t and energy-.t over dense_tiled (K/V tiles read once per "
+                          "query block)" : "");
   spr_table_meta_str(tab, "sprintsim", PACKAGE_VERSION);
   spr_table_meta_str(tab, "model", c->wl.model);
   spr_table_meta_str(tab, "input", spr_model_input_name(m.input));
@@ -327,12 +380,15 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
         {dash, priced ? x->cycles / N : none},
         {dash, priced ? r.scheme[dn].cycles / x->cycles : none},
         {dash, priced ? r.scheme[dn].energy_J / x->energy_J : none},
+        {dash, priced ? r.scheme[tl].cycles / x->cycles : none},
+        {dash, priced ? r.scheme[tl].energy_J / x->energy_J : none},
     };
     spr_table_cell row[NCOL];
     for (int j = 0, q = 0; j < NCOL; j++)
-      if (!(text && j == 2)) row[q++] = all[j];
+      if (MODEL_COL_SHOWN(j)) row[q++] = all[j];
     spr_table_row(tab, row);
   }
+#undef MODEL_COL_SHOWN
   spr_table_end(tab);
   if (r.scheme[SPR_SCHEME_SPRINT].theta_saturated)
     fprintf(info, "note: %lld head evaluations had a learned threshold beyond the %d-bit "
@@ -421,6 +477,7 @@ int cmd_run(int argc, char **argv) {
     spr_device_free(&dev);
     return st;
   }
+  const double cal_col_G = c.device_model[0] ? cmd_device_column_G(&dev) : 0;
   spr_device_free(&dev);
   const int tty = isatty(STDERR_FILENO);
   char source[SPR_STRING_MAX + 32];
@@ -433,6 +490,9 @@ int cmd_run(int argc, char **argv) {
           PACKAGE_VERSION, source, c.wl.n_layers, c.wl.n_heads,
           c.wl.seq_len, c.wl.head_dim, (unsigned long long)c.seed, threads,
           threads == 1 ? "" : "s");
+  char cmp[400];
+  spr_report_comparison(c.thr.mode, c.thr.keep_rate, c.thr.per_head, c.bl.match, cmp, sizeof cmp);
+  fprintf(info, "%s\n", cmp);
   spr_table_meta_str(tab, "sprintsim", PACKAGE_VERSION);
   spr_table_meta_str(tab, "workload", source);
   spr_table_meta_num(tab, "n_layers", c.wl.n_layers);
@@ -441,6 +501,7 @@ int cmd_run(int argc, char **argv) {
   spr_table_meta_num(tab, "head_dim", c.wl.head_dim);
   spr_table_meta_u64(tab, "seed", (unsigned long long)c.seed);
   spr_table_meta_num(tab, "causal", c.wl.causal);
+  spr_table_meta_str(tab, "comparison", cmp);
   spr_table_begin(tab, "layers", NULL, layer_cols, N_LAYER_COLS);
   int status = 0, stdout_closed = 0;
   for (int l = 0; l < c.wl.n_layers && !cmd_interrupted; l++) {
@@ -455,6 +516,12 @@ int cmd_run(int argc, char **argv) {
       if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = cmd_fail(1, NULL);
     if (status) break;
     if (tty) fprintf(stderr, "\r%*s\r", 24, "");
+    if (l == 0 && cal_col_G > 0) {
+      /* the run's programmed conductances against the device model's */
+      double g = 0;
+      for (int h = 0; h < c.wl.n_heads; h++) g += spr_run_result(run, 0, h)->mean_cell_G_S;
+      cmd_warn_column_G(cal_col_G, c.xbar.rows * g / c.wl.n_heads, info);
+    }
     print_layer(tab, run, &c, l);
     if (fflush(stdout) || ferror(stdout)) {
       stdout_closed = 1;
@@ -474,7 +541,10 @@ int cmd_run(int argc, char **argv) {
     print_total(tab, run, &c);
     spr_table_end(tab);
     print_schemes(tab, run, &c);
-    if (spr_trace_close(tr, 1)) {
+    if (print_wear(tab, run, &c)) {
+      status = cmd_fail(1, NULL);
+      spr_trace_close(tr, 0);
+    } else if (spr_trace_close(tr, 1)) {
       status = cmd_fail(1, NULL);
     } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
       unlink(out);

@@ -10,6 +10,7 @@
 #include "spr_mat.h"
 #include "spr_quant.h"
 #include "spr_rng.h"
+#include "spr_tiled.h"
 #include "spr_xbar.h"
 
 #include <math.h>
@@ -38,6 +39,7 @@ struct spr_attend_ws {
   float qs8, vs8;      /* their scales */
   uint8_t *mask;       /* n x row bytes: a baseline's mask */
   double oracle_th;    /* oracle threshold of the current head */
+  double oracle_target; /* the keep rate it was calibrated for */
   int have_oracle_th;
 };
 
@@ -57,6 +59,9 @@ int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
   s->counts = calloc((size_t)1 << c->thr.bits, sizeof *s->counts);
   s->mask_a = malloc(n * rb);
   s->mask_i = malloc(n * rb);
+  /* the analog keep-rate mode holds every head's analog scores until its
+   * layer's threshold is picked */
+  want_scores = want_scores || c->thr.mode == SPR_THR_ANALOG_KEEP_RATE;
   if (want_scores) s->scores = malloc(nn * sizeof *s->scores);
   if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->ideal || !s->counts ||
       !s->mask_a || !s->mask_i || (want_scores && !s->scores)) {
@@ -144,6 +149,8 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return rc;
   if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return rc;
   spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
+  int64_t abs_sum = 0;
+  for (size_t k = 0; k < nd; k++) abs_sum += s->kmsb[k] < 0 ? -s->kmsb[k] : s->kmsb[k];
   for (size_t k = 0; k < nd; k++) {
     w->qf[k] = (float)s->q[k];
     w->kf[k] = (float)s->kmsb[k];
@@ -174,6 +181,9 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   res->causal = c->wl.causal != 0;
   res->q_scale = qs;
   res->k_scale = ks;
+  /* each key element's pair: one cell at level |k|, the other at 0 */
+  const double dg = (c->xbar.g_max_S - c->xbar.g_min_S) / (double)((1 << c->xbar.cell_bits) - 1);
+  res->mean_cell_G_S = c->xbar.g_min_S + dg * (double)abs_sum / (2.0 * (double)nd);
   return 0;
 }
 
@@ -222,7 +232,9 @@ int spr_attend_thresholds(const spr_config *c, int layer, const spr_attend_head 
   const spr_thr_params *t = &c->thr;
   const int bits = t->bits;
   int rc;
-  if (t->mode == SPR_THR_KEEP_RATE) {
+  if (t->mode == SPR_THR_KEEP_RATE || t->mode == SPR_THR_ANALOG_KEEP_RATE) {
+    /* h->counts: of the ideal scores (keep_rate, spr_attend_count) or of
+     * the analog scores (analog_keep_rate, spr_attend_analog_scores) */
     const size_t ncode = (size_t)1 << bits;
     const int64_t per_head_total = spr_pair_count(heads[0].n, c->wl.causal);
     if (t->per_head) {
@@ -293,32 +305,73 @@ int spr_attend_program(const spr_config *c, int layer, int head, int trial, spr_
   return spr_xbar_program(&w->xb, &c->xbar, s->kmsb, gains, w->rng, w->rng2, w->work, w->nodal);
 }
 
+/* Program the head's arrays (spr_attend_program) and draw the comparator
+ * offsets, from the streams keyed by (seed, layer, head, trial); *sc the
+ * score scale, *off the offsets or NULL. */
+static int program_head(const spr_config *c, int layer, int h, int trial, spr_attend_head *s,
+                        spr_attend_ws *w, spr_analog_scale *sc, const float **off) {
+  const int n = s->n;
+  const uint64_t seed = c->seed;
+  int rc;
+  if ((rc = spr_attend_program(c, layer, h, trial, s, w))) return rc;
+  spr_analog_scale_of(&c->an, w->xb.dg_S, sc);
+  *off = NULL;
+  if (c->an.cmp_offset) {
+    spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_CMP_OFFSET);
+    spr_cmp_offsets(&c->an, sc, n, w->rng, w->off);
+    *off = w->off;
+  }
+  return 0;
+}
+
+int spr_attend_analog_scores(const spr_config *c, int layer, int head, int trial,
+                             spr_attend_head *s, spr_attend_ws *w, spr_head_result *res) {
+  if (!s->scores)
+    return spr_error(SPR_EINVAL, "attention: analog scores need a head allocated for "
+                     "threshold.mode = analog_keep_rate");
+  spr_analog_scale sc;
+  const float *off;
+  int rc = program_head(c, layer, head, trial, s, w, &sc, &off);
+  if (rc) return rc;
+  const int n = s->n, causal = c->wl.causal != 0;
+  spr_rng_key(w->rng, c->seed, layer, head, trial, SPR_STREAM_READ);
+  if ((rc = spr_analog_scores(&c->an, &sc, &w->xb, s->q, n, causal, 0, off, w->rng, &w->ws,
+                              s->scores)))
+    return rc;
+  res->i_unit_A = sc.i_unit_A;
+  memset(s->counts, 0, ((size_t)1 << c->thr.bits) * sizeof *s->counts);
+  return spr_thr_count_scores(s->scores, n, n, causal, 0, res->range, c->thr.bits, s->counts);
+}
+
 /* Step 3: program, decide, compare, mass. */
 int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
                       spr_attend_ws *w, spr_head_result *res) {
   const int n = s->n, d = s->d, h = head;
-  const uint64_t seed = c->seed;
   int rc;
-  if ((rc = spr_attend_program(c, layer, head, trial, s, w))) return rc;
-  spr_analog_scale sc;
-  spr_analog_scale_of(&c->an, w->xb.dg_S, &sc);
-  const float *off = NULL;
-  if (c->an.cmp_offset) {
-    spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_CMP_OFFSET);
-    spr_cmp_offsets(&c->an, &sc, n, w->rng, w->off);
-    off = w->off;
-  }
-  spr_rng_key(w->rng, seed, layer, h, trial, SPR_STREAM_READ);
-  spr_rng_key(w->rng2, seed, layer, h, trial, SPR_STREAM_READ_FAR);
   int64_t kept;
   const int causal = c->wl.causal != 0;
-  if (causal)
-    rc = spr_analog_decide_causal(&c->an, &sc, &w->xb, s->q, n, 0, res->threshold, off, w->rng,
-                                  w->rng2, &w->ws, s->mask_a, s->scores, &kept);
-  else
-    rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
-                           &w->ws, s->mask_a, s->scores, &kept);
-  if (rc) return rc;
+  spr_analog_scale sc;
+  if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE) {
+    /* the scores were drawn before the threshold (spr_attend_analog_scores):
+     * the comparator's decisions at the picked threshold */
+    if (!s->scores)
+      return spr_error(SPR_EINVAL, "attention: threshold.mode = analog_keep_rate needs the head's "
+                       "analog scores (spr_attend_analog_scores)");
+    spr_analog_mask_from_scores(s->scores, n, n, causal, 0, res->threshold, s->mask_a, &kept);
+    sc.i_unit_A = res->i_unit_A;
+  } else {
+    const float *off;
+    if ((rc = program_head(c, layer, h, trial, s, w, &sc, &off))) return rc;
+    spr_rng_key(w->rng, c->seed, layer, h, trial, SPR_STREAM_READ);
+    spr_rng_key(w->rng2, c->seed, layer, h, trial, SPR_STREAM_READ_FAR);
+    if (causal)
+      rc = spr_analog_decide_causal(&c->an, &sc, &w->xb, s->q, n, 0, res->threshold, off, w->rng,
+                                    w->rng2, &w->ws, s->mask_a, s->scores, &kept);
+    else
+      rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
+                             &w->ws, s->mask_a, s->scores, &kept);
+    if (rc) return rc;
+  }
   /* ideal mask and the comparison (causal: keys j <= i; both masks are 0
    * beyond) */
   const size_t rb = spr_mask_row_bytes(n);
@@ -383,6 +436,67 @@ static int64_t scaled_floor(int64_t total, int64_t a, int64_t b) {
   return (total / b) * a + (total % b) * a / b;
 }
 
+/* Cells SPRINT programs into its scoring arrays for one sequence of an
+ * n x d head (docs/energy.md section 8):
+ *   xbar_cells_written = 2 n d           (one differential pair per key
+ *                                         element, both cells written)
+ *   xbar_bits_written  = 2 n d cell_bits (a cell is programmed to one of
+ *                                         2^cell_bits levels)
+ * A causal head programs every key too: the last query sees them all. */
+static void xbar_program_counts(const spr_config *c, int n, int d, spr_ledger_counts *q) {
+  q->xbar_cells_written = 2 * (int64_t)n * d;
+  q->xbar_bits_written = q->xbar_cells_written * c->xbar.cell_bits;
+}
+
+/* Where a digital predictor (oracle, top-k, Sanger, LeOPArd) reads its
+ * key operand from (docs/energy.md section 9). */
+typedef struct {
+  int resident;      /* 1: K held in the buffer; 0: streamed per query */
+  int key_bits;      /* the predictor's key width (LeOPArd: all planes) */
+  int64_t key_bytes; /* n ceil(d key_bits / 8): the sequence's K at it */
+  int64_t key_words; /* 64-bit words of one key at that width */
+  int64_t plane_words; /* 64-bit words of one key's bit plane (LeOPArd) */
+} pred_key_plan;
+
+/* Largest number of keys any query of mask keeps. */
+static int64_t max_row_keys(const uint8_t *mask, int n) {
+  const size_t rb = spr_mask_row_bytes(n);
+  int64_t best = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t k = 0;
+    for (size_t b = 0; b < rb; b++) k += __builtin_popcount(mask[(size_t)i * rb + b]);
+    best = k > best ? k : best;
+  }
+  return best;
+}
+
+/* The key rule of a digital predictor (docs/energy.md section 9): the
+ * predictor needs every key its queries see, at its own width kb (oracle
+ * and top-k 8 bits, Sanger 4, LeOPArd the 8-bit planes).  The sequence's
+ * K at that width, K_b = n ceil(d kb / 8) bytes, stays in the buffer when
+ * it fits beside the survivors of the busiest query,
+ *     K_b + max(1, max_i |P_i|) token_bytes <= buffer_bytes,
+ * (token_bytes: what a survivor fetches, values only for the schemes whose
+ * prediction computed exact scores); it is then loaded from ReRAM once
+ * (causal: key i on query i, the first that sees it) and read from SRAM
+ * by every query, and the survivors share the rest of the buffer,
+ * buffer_bytes - K_b.  Otherwise K is streamed from ReRAM for every query,
+ * as the survivors have the whole buffer. */
+static pred_key_plan pred_key_rule(const spr_config *c, int n, int d, int scheme,
+                                   const spr_bl_stats *bst, const uint8_t *mask,
+                                   int64_t token_bytes) {
+  pred_key_plan p;
+  memset(&p, 0, sizeof p);
+  if (!bst) return p;
+  p.key_bits = scheme == SPR_SCHEME_LEOPARD ? c->xbar.key_bits : bst->mac_k_bits;
+  p.key_bytes = (int64_t)n * (((int64_t)d * p.key_bits + 7) / 8);
+  p.key_words = ((int64_t)d * p.key_bits + 63) / 64;
+  p.plane_words = ((int64_t)d + 63) / 64;
+  const int64_t ms = max_row_keys(mask, n);
+  p.resident = p.key_bytes + (ms > 1 ? ms : 1) * token_bytes <= (int64_t)c->dig.buffer_bytes;
+  return p;
+}
+
 /* Ledger counts of query i of a scheme (docs/energy.md section 6): the
  * fetch of its survivors through the buffer, the recompute, SPRINT's
  * in-memory scoring, the baseline's prediction spread over queries, and
@@ -391,7 +505,8 @@ static int64_t scaled_floor(int64_t total, int64_t a, int64_t b) {
  * share of the prediction cover keys 0 .. i. */
 static void query_counts(const spr_config *c, int n_, int d_, int scheme,
                          const spr_dig_fetch_stats *fs, const spr_dig_ws *dws,
-                         const spr_bl_stats *bst, int i, spr_ledger_counts *q) {
+                         const spr_bl_stats *bst, const pred_key_plan *kp, int i,
+                         spr_ledger_counts *q) {
   const int64_t n = n_, d = d_;
   const int causal = c->wl.causal != 0;
   const int64_t nk = causal ? (int64_t)i + 1 : n; /* keys query i sees */
@@ -410,6 +525,9 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
   q->exps = q->divs = surv;
   q->v_macs = surv * d;
   if (scheme == SPR_SCHEME_SPRINT) {
+    /* programming the scoring arrays, once per sequence (docs/energy.md
+     * section 8): every key element's differential pair, both cells */
+    if (i == 0) xbar_program_counts(c, n_, d_, q);
     q->imc_queries = 1;
     q->imc_macs = nk * d;
     q->cmp_decisions = nk;
@@ -435,14 +553,58 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
     int64_t levels = 0;
     while (bst->k > 0 && ((int64_t)1 << levels) < bst->k) levels++;
     q->pred_cmps = SPREAD(bst->cmp_ops + bst->topk_inputs * levels);
-    /* a digital prediction streams its key operand from ReRAM for every
-     * query (the buffer holds survivors' tokens; the sequence's K does not
-     * fit beside them): the keys the query sees (all n; causal 0 .. i) at
-     * the prediction's width, or, for LeOPArd, the d-bit planes it reads */
-    if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
-    else q->reram_bits_read += nk * d * bst->mac_k_bits;
+    if (!kp->resident) {
+      /* the sequence's K does not fit beside the survivors: the
+       * prediction streams its key operand from ReRAM for every query,
+       * the keys the query sees (all n; causal 0 .. i) at its width, or,
+       * for LeOPArd, the d-bit planes it reads */
+      if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
+      else q->reram_bits_read += nk * d * bst->mac_k_bits;
+    } else {
+      /* K stays in the buffer: loaded once (all keys on query 0; causal:
+       * key i on query i), then read from SRAM by every query (LeOPArd:
+       * the planes it reads, one plane of a key = ceil(d / 64) words) */
+      const int64_t loaded = causal ? 1 : (i == 0 ? n : 0);
+      q->reram_bits_read += loaded * d * kp->key_bits;
+      q->sram_words_written += loaded * kp->key_words;
+      if (scheme == SPR_SCHEME_LEOPARD) q->sram_words_read += SPREAD(bst->key_bits_processed) * kp->plane_words;
+      else q->sram_words_read += nk * kp->key_words;
+    }
 #undef SPREAD
   }
+}
+
+/* The recompute over mask's survivors into w->O and its accuracy against
+ * dense exact attention. */
+static int recompute(const spr_config *c, spr_attend_ws *w, int n, int d, const uint8_t *mask,
+                     const int8_t *k8, float ks, spr_dig_attend_stats *as, spr_dig_accuracy *acc) {
+  int rc;
+  if ((rc = spr_dig_attend(w->q8, w->qs8, k8, ks, w->v8, w->vs8, mask, n, d, w->O, as, &w->dws)))
+    return rc;
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
+  mp.causal = c->wl.causal != 0;
+  return spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, acc, &w->dws);
+}
+
+/* A scheme's result from its accuracy and ledger (the fetch fields are
+ * the caller's). */
+static void fill_result(const spr_dig_attend_stats *as, const spr_dig_accuracy *acc,
+                        const spr_ledger_result *lr, spr_scheme_result *out) {
+  out->ran = 1;
+  out->empty_queries = as->empty_queries;
+  out->rel_fro = acc->rel_fro;
+  out->cos_mean = acc->cos_mean;
+  out->cos_min = acc->cos_min;
+  out->mass_retained = acc->mass_retained;
+  out->top1_recall = acc->top1_recall;
+  out->topk_recall = acc->topk_recall;
+  memcpy(out->energy_J, lr->energy_J, sizeof out->energy_J);
+  out->energy_total_J = lr->total_J;
+  memcpy(out->cycles, lr->cycles, sizeof out->cycles);
+  out->cycles_total = lr->total_cycles;
+  out->xbar_cells_written = lr->counts.xbar_cells_written;
 }
 
 /* Fetch, recompute, compare with dense and price one scheme's mask. */
@@ -455,29 +617,26 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   fp.key_bits = scores_known(scheme) ? 0 : c->xbar.key_bits;
   fp.value_bits = c->dig.value_bits;
   fp.policy = c->dig.policy;
+  const int64_t token_bytes = ((int64_t)d * fp.key_bits + 7) / 8 + ((int64_t)d * fp.value_bits + 7) / 8;
+  const pred_key_plan kp = pred_key_rule(c, n, d, scheme, bst, mask, token_bytes);
+  if (kp.resident) fp.buffer_bytes -= kp.key_bytes; /* K's share of the buffer */
   spr_dig_fetch_stats fs;
   int rc = spr_dig_fetch(&fp, mask, n, d, &fs, &w->dws);
   if (rc) return rc;
   spr_dig_attend_stats as;
-  if ((rc = spr_dig_attend(w->q8, w->qs8, k8, ks, w->v8, w->vs8, mask, n, d, w->O, &as, &w->dws)))
-    return rc;
-  spr_dig_metric_params mp;
-  spr_dig_metric_default(&mp);
-  mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
-  mp.causal = c->wl.causal != 0;
   spr_dig_accuracy acc;
-  if ((rc = spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, &acc, &w->dws))) return rc;
+  if ((rc = recompute(c, w, n, d, mask, k8, ks, &as, &acc))) return rc;
   spr_ledger_acc la;
   if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
   for (int i = 0; i < n; i++) {
     spr_ledger_counts q;
-    query_counts(c, n, d, scheme, &fs, &w->dws, bst, i, &q);
+    query_counts(c, n, d, scheme, &fs, &w->dws, bst, &kp, i, &q);
     if ((rc = spr_ledger_acc_step(&la, &q))) return rc;
   }
   spr_ledger_result lr;
   if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
   memset(out, 0, sizeof *out);
-  out->ran = 1;
+  fill_result(&as, &acc, &lr, out);
   out->keep_rate = (double)fs.uses / (double)spr_pair_count(n, c->wl.causal);
   out->bytes_fetched = fs.bytes_fetched;
   out->bytes_reused = fs.bytes_reused;
@@ -485,17 +644,53 @@ static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int
   out->hits = fs.hits;
   out->overflow_tokens = fs.overflow_tokens;
   out->new_fetch_frac = fs.new_fetch_frac;
-  out->empty_queries = as.empty_queries;
-  out->rel_fro = acc.rel_fro;
-  out->cos_mean = acc.cos_mean;
-  out->cos_min = acc.cos_min;
-  out->mass_retained = acc.mass_retained;
-  out->top1_recall = acc.top1_recall;
-  out->topk_recall = acc.topk_recall;
-  memcpy(out->energy_J, lr.energy_J, sizeof out->energy_J);
-  out->energy_total_J = lr.total_J;
-  memcpy(out->cycles, lr.cycles, sizeof out->cycles);
-  out->cycles_total = lr.total_cycles;
+  out->key_resident = kp.resident;
+  return 0;
+}
+
+/* Dense attention tiled over query blocks (digital/spr_tiled.h,
+ * docs/energy.md section 10): every (query, key) pair it may see, each
+ * K/V tile fetched once per block of queries; one ledger step per (block,
+ * tile), the sequence's K and V written to ReRAM once (on the first
+ * step), as for every scheme.  Its output is dense attention's: the
+ * recompute over the dense mask. */
+static int price_tiled(const spr_config *c, spr_attend_ws *w, int n, int d, const int8_t *k8,
+                       float ks, spr_scheme_result *out) {
+  spr_tiled_params tp;
+  spr_tiled_params_of(c, &tp);
+  spr_tiled_plan pl;
+  int rc = spr_tiled_plan_make(&tp, &c->energy, n, d, &pl);
+  if (rc) return rc;
+  if ((rc = c->wl.causal ? spr_bl_dense_causal(n, w->mask, NULL) : spr_bl_dense(n, w->mask, NULL)))
+    return rc;
+  spr_dig_attend_stats as;
+  spr_dig_accuracy acc;
+  if ((rc = recompute(c, w, n, d, w->mask, k8, ks, &as, &acc))) return rc;
+  spr_ledger_acc la;
+  if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
+  int64_t fetched = 0, uses = 0;
+  for (int b = 0; b < pl.blocks; b++)
+    for (int t = 0, nt = spr_tiled_block_tiles(&pl, b); t < nt; t++) {
+      spr_ledger_counts q;
+      int64_t f, u;
+      spr_tiled_step_counts(&pl, b, t, &q, &f, &u);
+      if (b == 0 && t == 0)
+        q.reram_bits_written = (int64_t)n * d * (c->xbar.key_bits + c->dig.value_bits);
+      if ((rc = spr_ledger_acc_step(&la, &q))) return rc;
+      fetched += f;
+      uses += u;
+    }
+  spr_ledger_result lr;
+  if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
+  memset(out, 0, sizeof *out);
+  fill_result(&as, &acc, &lr, out);
+  out->keep_rate = (double)uses / (double)spr_pair_count(n, c->wl.causal);
+  out->fetches = fetched;
+  out->hits = uses - fetched;
+  out->bytes_fetched = fetched * pl.token_bytes;
+  out->bytes_reused = out->hits * pl.token_bytes;
+  out->tile_queries = pl.bq;
+  out->tile_tokens = pl.bk;
   return 0;
 }
 
@@ -514,10 +709,19 @@ int spr_attend_digital(const spr_config *c, spr_attend_head *s, spr_attend_ws *w
 
 const float *spr_attend_exact_output(const spr_attend_ws *w) { return w->Od; }
 
+int spr_attend_check(const spr_config *c, int n, int d) {
+  if (!spr_attend_scheme_on(c, SPR_SCHEME_DENSE_TILED)) return 0;
+  spr_tiled_params tp;
+  spr_tiled_params_of(c, &tp);
+  spr_tiled_plan pl;
+  return spr_tiled_plan_make(&tp, &c->energy, n, d, &pl);
+}
+
 int spr_attend_scheme_on(const spr_config *c, int scheme) {
   switch (scheme) {
   case SPR_SCHEME_SPRINT:
   case SPR_SCHEME_DENSE: return 1;
+  case SPR_SCHEME_DENSE_TILED: return c->bl.dense_tiled;
   case SPR_SCHEME_ORACLE: return c->bl.oracle;
   case SPR_SCHEME_TOPK: return c->bl.topk;
   case SPR_SCHEME_SANGER: return c->bl.sanger;
@@ -529,7 +733,16 @@ int spr_attend_scheme_on(const spr_config *c, int scheme) {
 
 int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
                       spr_scheme_result *out, float *O) {
+  return spr_attend_scheme_at(c, sc, s, w, -1.0, out, O);
+}
+
+int spr_attend_scheme_at(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
+                         double keep_target, spr_scheme_result *out, float *O) {
   const int n = s->n, d = s->d, causal = c->wl.causal != 0;
+  const int match = keep_target >= 0; /* the knob searched for keep_target */
+  if (match && !(keep_target <= 1.0))
+    return spr_error(SPR_EINVAL, "attention: keep-rate target %g outside [0, 1]", keep_target);
+  double knob = NAN; /* the scheme's pruning parameter, recorded in *out */
   int rc = 0;
   spr_bl_stats bst;
   const spr_bl_stats *pb = &bst;
@@ -543,17 +756,25 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     rc = causal ? spr_bl_dense_causal(n, w->mask, &bst) : spr_bl_dense(n, w->mask, &bst);
     pb = NULL;
     break;
+  case SPR_SCHEME_DENSE_TILED:
+    if ((rc = price_tiled(c, w, n, d, s->k, s->k_scale, out))) return rc;
+    out->knob = NAN;
+    if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
+    return 0;
   case SPR_SCHEME_ORACLE:
   case SPR_SCHEME_LEOPARD: {
     spr_bl_oracle_params op;
     spr_bl_oracle_default(&op);
     op.k_bits = c->xbar.key_bits;
     op.causal = causal;
-    /* one calibration serves both: LeOPArd's mask is the oracle's */
-    if (!w->have_oracle_th)
-      rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, c->thr.keep_rate, &w->bws,
-                                   &w->oracle_th, NULL);
+    /* one calibration serves both: LeOPArd's mask is the oracle's (the
+     * cache is per head and target: spr_attend_digital clears it) */
+    const double target = match ? keep_target : c->thr.keep_rate;
+    if (!w->have_oracle_th || w->oracle_target != target)
+      rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, target, &w->bws, &w->oracle_th, NULL);
     w->have_oracle_th = !rc;
+    w->oracle_target = target;
+    knob = w->oracle_th;
     if (!rc && sc == SPR_SCHEME_ORACLE) {
       op.threshold = w->oracle_th;
       rc = spr_bl_oracle(&op, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
@@ -575,7 +796,9 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     tp.k = 0;
     tp.keep_fraction = c->bl.topk_fraction;
     tp.causal = causal;
-    rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    if (match) rc = spr_bl_topk_match(n, causal, keep_target, &tp.keep_fraction, NULL);
+    knob = tp.keep_fraction;
+    if (!rc) rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
     break;
   }
   case SPR_SCHEME_SANGER: {
@@ -583,7 +806,11 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     spr_bl_sanger_default(&sp);
     sp.p_threshold = c->bl.sanger_threshold;
     sp.causal = causal;
-    rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
+    if (match)
+      rc = spr_bl_sanger_calibrate(&sp, s->Q, s->K, n, d, keep_target, &w->bws, &sp.p_threshold,
+                                   NULL);
+    knob = sp.p_threshold;
+    if (!rc) rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
     break;
   }
   case SPR_SCHEME_WINDOW: {
@@ -593,7 +820,9 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
     wp.n_global = c->bl.window_globals < n ? c->bl.window_globals : n;
     wp.global_pos = NULL;
     wp.causal = causal;
-    rc = spr_bl_window(&wp, n, w->mask, &bst);
+    if (match) rc = spr_bl_window_match(&wp, n, keep_target, &wp.half_width, NULL);
+    knob = wp.half_width;
+    if (!rc) rc = spr_bl_window(&wp, n, w->mask, &bst);
     pb = NULL; /* a fixed pattern needs no prediction */
     break;
   }
@@ -603,6 +832,7 @@ int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_atten
   if (rc) return rc;
   /* the recompute reads the full key codes of step 1 */
   if ((rc = price_scheme(c, w, n, d, sc, mask, s->k, s->k_scale, pb, out))) return rc;
+  out->knob = knob;
   if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
   return 0;
 }

@@ -9,6 +9,10 @@
  *                          ideal integer scores s = q . k_msb, max |s|;
  *   2. spr_attend_count    per head, mode keep_rate only: keep counts per
  *                          threshold code;
+ *      spr_attend_analog_scores  per head, mode analog_keep_rate only
+ *                          (instead): program the arrays, draw one analog
+ *                          score per pair independent of the threshold,
+ *                          keep counts per code of those scores;
  *      spr_attend_thresholds  the layer: generator range, the code of
  *                          every head (keep_rate, direct or learned);
  *   3. spr_attend_analog   per head: program the arrays, decide every
@@ -45,9 +49,13 @@
  *      with k_i = min(k, i + 1)), keep rates are over the causal pairs;
  *      the ledger (docs/energy.md section 7): SPRINT's query i does (i + 1)
  *      d in-memory MACs, i + 1 comparator decisions and reads i + 1
- *      pruning bits; a digital prediction streams keys 0 .. i for query
- *      i, and its head totals are spread over the queries in proportion
- *      to i + 1; fetches follow the masks.
+ *      pruning bits (its scoring arrays hold every key: 2 n d cells
+ *      programmed); a digital prediction streams keys 0 .. i for query i,
+ *      or, when the sequence's K fits the buffer beside the survivors,
+ *      loads key i on query i and reads keys 0 .. i from the buffer
+ *      (section 9), and its head totals are spread over the queries in
+ *      proportion to i + 1; dense_tiled steps only the tiles a query
+ *      block sees (section 10); fetches follow the masks.
  * With c->wl.causal = 0 every result, mask, count, random draw and ledger
  * figure is that of the non-causal code.
  */
@@ -73,7 +81,8 @@ typedef struct {
 } spr_attend_head;
 
 /* Allocate h for n >= 2 tokens of d >= 1 dimensions under c; with
- * want_scores, also the analog score matrix.  Returns 0 or SPR_ENOMEM
+ * want_scores, or in threshold.mode analog_keep_rate, also the analog
+ * score matrix.  Returns 0 or SPR_ENOMEM
  * (h then holds nothing to free; spr_attend_head_free on it is safe). */
 int spr_attend_head_alloc(spr_attend_head *h, const spr_config *c, int n, int d,
                           int want_scores);
@@ -111,6 +120,8 @@ void spr_attend_range(const spr_config *c, const spr_attend_head *heads, int H,
  *              when per_head; over the causal pairs when causal) is
  *              nearest threshold.keep_rate; SPR_EINVAL when the grid
  *              cannot come near it;
+ *   analog_keep_rate  the same over the analog scores' counts
+ *              (spr_attend_analog_scores);
  *   direct     threshold.values (1, per layer or per layer and head, as
  *              spr_config_resolve checked for wl.n_layers x wl.n_heads); SPR_EINVAL when a value lies
  *              outside the generator's range;
@@ -140,8 +151,22 @@ double spr_attend_theta_units(const spr_config *c, const spr_head_result *res, d
 int spr_attend_program(const spr_config *c, int layer, int head, int trial, spr_attend_head *h,
                        spr_attend_ws *w);
 
+/* Step 2, per head, mode analog_keep_rate (docs/model.md section 7):
+ * program the arrays (the streams of spr_attend_analog), draw one
+ * comparator input per decided pair into h->scores with
+ * spr_analog_scores (stream SPR_STREAM_READ; causal: keys j <= i),
+ * independent of any threshold, and count into h->counts the pairs each
+ * threshold code keeps (over res->range); sets res->i_unit_A.  The
+ * layer's code is then picked from these counts (spr_attend_thresholds)
+ * and spr_attend_analog decides every pair from the same scores.
+ * Returns 0, SPR_EINVAL (h allocated without scores) or an analog error. */
+int spr_attend_analog_scores(const spr_config *c, int layer, int head, int trial,
+                             spr_attend_head *h, spr_attend_ws *w, spr_head_result *res);
+
 /* Step 3 at res->threshold: fills the decision counts, keep rates and
- * masses of *res and h->mask_a, h->mask_i (and h->scores when allocated).
+ * masses of *res and h->mask_a, h->mask_i (and h->scores when allocated;
+ * in mode analog_keep_rate the decisions are h->scores >= threshold, the
+ * scores of spr_attend_analog_scores, and nothing is programmed again).
  * Streams keyed by (c->seed, layer, head, trial, stream).  Returns 0 or
  * a negative code from the crossbar or analog model. */
 int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *h,
@@ -163,6 +188,23 @@ const float *spr_attend_exact_output(const spr_attend_ws *w);
  * share the threshold).  Returns 0 or a negative code. */
 int spr_attend_scheme(const spr_config *c, int scheme, spr_attend_head *h,
                       spr_attend_ws *w, spr_scheme_result *out, float *O);
+
+/* spr_attend_scheme with the baselines' keep rate matched: keep_target in
+ * [0, 1] sets each baseline's own knob by search for that keep rate of
+ * the head (oracle and LeOPArd: spr_bl_oracle_calibrate; top-k:
+ * spr_bl_topk_match; Sanger: spr_bl_sanger_calibrate; window:
+ * spr_bl_window_match; docs/baselines.md section 6) instead of the
+ * configured threshold.keep_rate, topk_fraction, sanger_threshold and
+ * window_half_width; a negative keep_target is spr_attend_scheme.  SPRINT,
+ * dense and dense_tiled ignore it.  out->knob records the knob used. */
+int spr_attend_scheme_at(const spr_config *c, int scheme, spr_attend_head *h, spr_attend_ws *w,
+                         double keep_target, spr_scheme_result *out, float *O);
+
+/* Check, before any head runs, what the enabled schemes need of an
+ * n x d head under c: dense_tiled a buffer that holds one query block
+ * (digital/spr_tiled.h; the message names digital.buffer_bytes and the
+ * minimum).  Returns 0 or SPR_EINVAL. */
+int spr_attend_check(const spr_config *c, int n, int d);
 
 /* The scheme is enabled by c (SPRINT and dense always are). */
 int spr_attend_scheme_on(const spr_config *c, int scheme);

@@ -84,7 +84,14 @@ struct spr_model_ctx {
   spr_head_result res[SPR_MAX_HEADS];
   float *O;      /* tokens x head_dim */
   float *logits; /* outputs, or tokens x outputs */
+  double match[SPR_MAX_LAYERS]; /* baselines.match: SPRINT's keep rate per layer */
+  int have_match;
 };
+
+void spr_model_ctx_set_match(spr_model_ctx *x, const double *layer_keep, int depth) {
+  x->have_match = layer_keep != NULL;
+  for (int l = 0; layer_keep && l < depth && l < SPR_MAX_LAYERS; l++) x->match[l] = layer_keep[l];
+}
 
 void spr_model_ctx_free(spr_model_ctx *x) {
   if (!x) return;
@@ -146,16 +153,30 @@ static int attend_layer(const spr_config *mc, const spr_model *m, int s, int l, 
     if (mc->thr.mode == SPR_THR_KEEP_RATE)
       for (int h = 0; h < H; h++)
         if ((rc = spr_attend_count(mc, &x->heads[h], &x->res[h]))) return rc;
+    if (mc->thr.mode == SPR_THR_ANALOG_KEEP_RATE)
+      for (int h = 0; h < H; h++)
+        if ((rc = spr_attend_analog_scores(mc, l, h, trial, &x->heads[h], x->aw, &x->res[h])))
+          return rc;
     if ((rc = spr_attend_thresholds(mc, l, x->heads, H, m->has_theta ? m->theta[l] : 0.0, x->aw,
                                     x->res, &st->theta_saturated)))
       return rc;
     for (int h = 0; h < H; h++)
       if ((rc = spr_attend_analog(mc, l, h, trial, &x->heads[h], x->aw, &x->res[h]))) return rc;
   }
+  /* baselines.match = sprint: SPRINT's realised keep rate of this item's
+   * layer (spr_model_ctx_set_match) */
+  double target = -1.0;
+  if (mc->bl.match == SPR_MATCH_SPRINT && s != SPR_SCHEME_SPRINT && s != SPR_SCHEME_DENSE &&
+      s != SPR_SCHEME_DENSE_TILED) {
+    if (!x->have_match)
+      return spr_error(SPR_EINVAL, "baselines.match = sprint: the item's SPRINT keep rates are "
+                       "not set (run SPRINT first, spr_model_ctx_set_match)");
+    target = x->match[l];
+  }
   for (int h = 0; h < H; h++) {
     spr_scheme_result sr;
     if ((rc = spr_attend_digital(mc, &x->heads[h], x->aw)) ||
-        (rc = spr_attend_scheme(mc, s, &x->heads[h], x->aw, &sr, x->O)))
+        (rc = spr_attend_scheme_at(mc, s, &x->heads[h], x->aw, target, &sr, x->O)))
       return rc;
     spr_model_head_out(m, x->vw, h, x->O);
     st->kept[l] += llround(sr.keep_rate * (double)pairs);
@@ -258,6 +279,7 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
   if (ref && (rc = check_reference(m, model_path, ref, ref_path))) return rc;
   spr_config mc, rc_cfg;
   if ((rc = spr_model_config(c, m, model_path, &mc))) return rc;
+  if ((rc = spr_attend_check(&mc, m->tokens, m->head_dim))) return rc;
   if (ref) {
     /* the reference runs exact attention only: no threshold applies */
     spr_config rcfg = *c;
@@ -331,6 +353,14 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
         r = spr_model_infer(isref ? &rc_cfg : &mc, isref ? ref : m, s, in, item, x, x->logits,
                             &st[(size_t)i * S + s]);
         if (r) break;
+        if (s == SPR_SCHEME_SPRINT && mc.bl.match == SPR_MATCH_SPRINT) {
+          /* the baselines that follow run at SPRINT's keep rate of each
+           * layer of this item */
+          double keep[SPR_MAX_LAYERS];
+          const double pairs = (double)spr_pair_count(m->tokens, m->causal) * m->heads;
+          for (int l = 0; l < m->depth; l++) keep[l] = (double)st[(size_t)i * S + s].kept[l] / pairs;
+          spr_model_ctx_set_match(x, keep, m->depth);
+        }
         if (text) out->nats[s][i] = spr_model_nats(x->logits, in + 1, m->tokens, m->outputs);
         else out->pred[s][i] = (uint8_t)spr_model_argmax(x->logits, m->outputs);
       }

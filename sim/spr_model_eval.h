@@ -60,6 +60,13 @@ typedef struct spr_model_ctx spr_model_ctx;
 int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx **out);
 void spr_model_ctx_free(spr_model_ctx *x); /* NULL: no-op */
 
+/* baselines.match = sprint: the keep rate of each layer that SPRINT
+ * realised on the item (layer_keep[0 .. depth-1], kept pairs over the
+ * layer's pairs), the baselines' targets of the next spr_model_infer
+ * calls on x; NULL clears (a baseline then refuses to run matched).
+ * spr_model_eval_run sets it after SPRINT's pass of each item. */
+void spr_model_ctx_set_match(spr_model_ctx *x, const double *layer_keep, int depth);
+
 /* What one item costs under one scheme, summed over layers and heads. */
 typedef struct {
   int64_t kept[SPR_MAX_LAYERS]; /* kept (query, key) pairs of layer l */

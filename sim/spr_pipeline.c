@@ -7,6 +7,7 @@
 #include "spr_synth.h"
 #include "spr_qkv.h"
 #include "spr_sysmem.h"
+#include "spr_wear.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -26,6 +27,8 @@ struct spr_run {
   volatile sig_atomic_t *cancel; /* stop when nonzero, or NULL */
   spr_qkv *qkv;          /* source qkv: the open file, else NULL */
   int next_layer;
+  double match_keep;     /* baselines.match = sprint: SPRINT's realised
+                            keep rate of the current layer */
 };
 
 void spr_run_free(spr_run *r) {
@@ -43,8 +46,11 @@ double spr_run_mem_bytes(const spr_config *c, int threads) {
   const spr_workload_params *wl = &c->wl;
   if (threads > wl->n_heads) threads = wl->n_heads; /* as spr_run_alloc */
   const double n = wl->seq_len, d = wl->head_dim, nn = n * n, nd = n * d;
+  /* the analog scores: recorded at trace level full, drawn once per pair
+   * in mode analog_keep_rate */
   const double per_head = nd * 15 + nn * 4 + 2 * n * ((n + 7) / 8) +
-                          (c->trace >= SPR_TRACE_FULL ? nn * 4 : 0);
+                          (c->trace >= SPR_TRACE_FULL || c->thr.mode == SPR_THR_ANALOG_KEEP_RATE
+                               ? nn * 4 : 0);
   const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16 +
                             nn * 4 /* P */ + nn * 13 /* baselines */ + n * 64;
   /* the exact IR-drop solver holds one workspace per thread */
@@ -62,6 +68,18 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   if (wl->seq_len < 2 || wl->n_layers < 1 || wl->n_heads < 1 || wl->head_dim < 1)
     return spr_error(SPR_EINVAL, "run: unresolved workload (seq_len %d, layers %d, heads %d, head_dim %d)",
                      wl->seq_len, wl->n_layers, wl->n_heads, wl->head_dim);
+  {
+    /* the wear parameters before the run, not after it: the scoring
+     * arrays must hold one head's 2 N d cells (core/spr_wear.h) */
+    const double hc = 2.0 * wl->seq_len * wl->head_dim;
+    spr_wear_result wr;
+    int rc = spr_wear_estimate(&c->wear, hc * wl->n_layers * wl->n_heads, hc, 1, 1, &wr);
+    if (rc) return spr_error_prefix(rc, "run");
+  }
+  {
+    int rc = spr_attend_check(c, wl->seq_len, wl->head_dim);
+    if (rc) return spr_error_prefix(rc, "run");
+  }
   /* more threads than heads would only hold idle workspaces */
   if (threads > wl->n_heads) threads = wl->n_heads;
   {
@@ -183,9 +201,10 @@ static int pass_digital(spr_run *r, int layer, int h, spr_attend_ws *w) {
   int rc;
   if ((rc = spr_attend_digital(c, s, w))) return rc;
   memset(res->scheme, 0, sizeof res->scheme);
+  const double target = c->bl.match == SPR_MATCH_SPRINT ? r->match_keep : -1.0;
   for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
     if (!spr_attend_scheme_on(c, sc)) continue;
-    if ((rc = spr_attend_scheme(c, sc, s, w, &res->scheme[sc], NULL))) return rc;
+    if ((rc = spr_attend_scheme_at(c, sc, s, w, target, &res->scheme[sc], NULL))) return rc;
   }
   return 0;
 }
@@ -246,6 +265,13 @@ static int pass_count(spr_run *r, int layer, int h, spr_attend_ws *w) {
   return spr_attend_count(&r->c, &r->slot[h], &r->res[(size_t)layer * r->H + h]);
 }
 
+/* Mode analog_keep_rate: program, draw the threshold-independent analog
+ * scores and count them per code (trial 0). */
+static int pass_analog_scores(spr_run *r, int layer, int h, spr_attend_ws *w) {
+  return spr_attend_analog_scores(&r->c, layer, h, 0, &r->slot[h], w,
+                                  &r->res[(size_t)layer * r->H + h]);
+}
+
 int spr_run_layer(spr_run *r, int layer) {
   if (layer < 0 || layer >= r->L)
     return spr_error(SPR_EINVAL, "run: layer %d outside [0, %d)", layer, r->L);
@@ -270,9 +296,16 @@ int spr_run_layer(spr_run *r, int layer) {
   spr_head_result *res = &r->res[(size_t)layer * r->H];
   spr_attend_range(&r->c, r->slot, r->H, res);
   if (r->c.thr.mode == SPR_THR_KEEP_RATE && (rc = for_heads(r, layer, pass_count))) return rc;
+  if (r->c.thr.mode == SPR_THR_ANALOG_KEEP_RATE && (rc = for_heads(r, layer, pass_analog_scores)))
+    return rc;
   if ((rc = spr_attend_thresholds(&r->c, layer, r->slot, r->H, 0.0, r->tws[0], res, NULL)))
     return rc;
   if ((rc = for_heads(r, layer, pass_analog))) return rc;
+  /* SPRINT's realised keep rate of the layer: kept pairs of its heads over
+   * their pairs (the baselines' target with baselines.match = sprint) */
+  int64_t kept = 0;
+  for (int h = 0; h < r->H; h++) kept += res[h].n_kept;
+  r->match_keep = (double)kept / ((double)spr_pair_count(r->n, r->c.wl.causal) * r->H);
   if ((rc = for_heads(r, layer, pass_digital))) return rc;
   r->next_layer = layer + 1;
   return 0;

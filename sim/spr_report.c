@@ -7,6 +7,7 @@
 #include "spr_ledger.h"
 #include "spr_result.h"
 #include "spr_table.h"
+#include "spr_wear.h"
 
 #include <hdf5.h>
 #include <stdlib.h>
@@ -63,6 +64,68 @@ static int read_table(hid_t f, const char *path, const char *dpath, int L, int H
   return 0;
 }
 
+/* String attribute `name` of `obj` into buf ("?" when absent or not a
+ * string). */
+static void attr_text(hid_t f, const char *obj, const char *name, char *buf, size_t n);
+
+/* Read the (L, H, k) table dpath whose attribute `components` names its k
+ * components (comma-separated) into *out, (L, H, nc) doubles in the order
+ * of name(0 .. nc-1): a component the file lacks (a trace written before
+ * it existed, e.g. xbar_write) reads as 0; a name the program does not
+ * know is an error naming it. */
+static int read_components(hid_t f, const char *path, const char *dpath, int L, int H, int nc,
+                           const char *(*name)(int), double **out) {
+  *out = NULL;
+  if (H5Lexists(f, dpath, H5P_DEFAULT) <= 0)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
+  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", path, dpath);
+  hid_t sp = H5Dget_space(ds);
+  hsize_t dims[3] = {0, 0, 0};
+  int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
+  if (sp >= 0) H5Sclose(sp);
+  if (rank != 3 || dims[0] != (hsize_t)L || dims[1] != (hsize_t)H || dims[2] < 1 || dims[2] > 64) {
+    H5Dclose(ds);
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d shape %llu x %llu x %llu, expected "
+                     "%d x %d x components", path, dpath, rank, (unsigned long long)dims[0],
+                     (unsigned long long)dims[1], (unsigned long long)dims[2], L, H);
+  }
+  const int k = (int)dims[2];
+  char names[2048];
+  attr_text(f, dpath, "components", names, sizeof names);
+  int map[64], got = 0;
+  for (char *save = NULL, *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (got == k) { got++; break; }
+    map[got] = -1;
+    for (int c = 0; c < nc; c++)
+      if (!strcmp(t, name(c))) map[got] = c;
+    if (map[got] < 0) {
+      H5Dclose(ds);
+      return spr_error(SPR_EHDF5, "%s: dataset '%s': component '%s' is unknown to this sprintsim",
+                       path, dpath, t);
+    }
+    got++;
+  }
+  if (got != k) {
+    H5Dclose(ds);
+    return spr_error(SPR_EHDF5, "%s: dataset '%s': attribute 'components' names %d components for "
+                     "%d columns", path, dpath, got, k);
+  }
+  double *raw = malloc((size_t)L * H * k * sizeof *raw), *v = calloc((size_t)L * H * nc, sizeof *v);
+  herr_t st = raw && v ? H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : -1;
+  H5Dclose(ds);
+  if (st < 0) {
+    free(raw);
+    free(v);
+    return spr_error(raw && v ? SPR_EHDF5 : SPR_ENOMEM, "%s: cannot read dataset '%s'", path, dpath);
+  }
+  for (size_t r = 0; r < (size_t)L * H; r++)
+    for (int c = 0; c < k; c++) v[r * nc + map[c]] += raw[r * k + c];
+  free(raw);
+  *out = v;
+  return 0;
+}
+
 static int read_attr_int(hid_t loc, const char *path, const char *obj, const char *name, long *v) {
   if (H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) <= 0)
     return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", path, name, obj);
@@ -101,10 +164,11 @@ static agg aggregate(const scheme_data *s, int k0, int k1) {
 }
 
 /* The per-layer and total table's columns (text: as `sprintsim run`'s
- * scheme table, with the layer first). */
+ * scheme table, with the layer first); TL0 and TL0 + 1, the ratios to
+ * dense_tiled, only when it ran. */
 static const spr_table_col main_cols[] = {
     {"layer", NULL, 5, "%.0f", 0, NULL, 0},
-    {"scheme", NULL, 8, NULL, 0, NULL, SPR_COL_LEFT},
+    {"scheme", NULL, 11, NULL, 0, NULL, SPR_COL_LEFT},
     {"keep_rate", "keep%", 6, "%.2f", 100, NULL, 0},
     {"bytes_fetched", "fetch MB", 10, "%.2f", 1e-6, NULL, 0},
     {"bytes_reused", "reuse MB", 10, "%.2f", 1e-6, NULL, 0},
@@ -112,6 +176,8 @@ static const spr_table_col main_cols[] = {
     {"cycles", "Mcycles", 8, "%.3f", 1e-6, NULL, 0},
     {"speedup", NULL, 8, "%.2f", 0, "x", 0},
     {"energy_reduction", "energy-", 8, "%.2f", 0, "x", 0},
+    {"speedup_tiled", "speedup.t", 9, "%.2f", 0, "x", 0},
+    {"energy_reduction_tiled", "energy-.t", 9, "%.2f", 0, "x", 0},
     {"rel_fro", "rel.err", 8, "%.4f", 0, NULL, 0},
     {"cos_mean", "cos.mean", 8, "%.5f", 0, NULL, 0},
     {"cos_min", "cos.min", 8, "%.4f", 0, NULL, 0},
@@ -119,15 +185,22 @@ static const spr_table_col main_cols[] = {
     {"top1_recall", "top1", 6, "%.4f", 0, NULL, 0},
     {"topk_recall", "topk", 6, "%.4f", 0, NULL, 0}, /* named top<k> below */
 };
-enum { N_MAIN = sizeof main_cols / sizeof main_cols[0] };
+enum { N_MAIN = sizeof main_cols / sizeof main_cols[0], TL0 = 9 };
 
-static void print_row(spr_table *t, long layer, const char *scheme, const agg *a, const agg *dense) {
-  const spr_table_cell row[N_MAIN] = {
+/* One table row; tiled (dense_tiled's aggregate) NULL when it did not run. */
+static void print_row(spr_table *t, long layer, const char *scheme, const agg *a, const agg *dense,
+                      const agg *tiled) {
+  const spr_table_cell all[N_MAIN] = {
       {layer < 0 ? "all" : NULL, (double)layer}, {scheme, 0}, {NULL, a->keep}, {NULL, a->fetched},
       {NULL, a->reused}, {NULL, a->energy}, {NULL, a->cycles},
       {NULL, a->cycles > 0 ? dense->cycles / a->cycles : 0},
-      {NULL, a->energy > 0 ? dense->energy / a->energy : 0}, {NULL, a->fro}, {NULL, a->cos_mean},
-      {NULL, a->cos_min}, {NULL, a->mass}, {NULL, a->top1}, {NULL, a->topk}};
+      {NULL, a->energy > 0 ? dense->energy / a->energy : 0},
+      {NULL, tiled && a->cycles > 0 ? tiled->cycles / a->cycles : 0},
+      {NULL, tiled && a->energy > 0 ? tiled->energy / a->energy : 0}, {NULL, a->fro},
+      {NULL, a->cos_mean}, {NULL, a->cos_min}, {NULL, a->mass}, {NULL, a->top1}, {NULL, a->topk}};
+  spr_table_cell row[N_MAIN];
+  for (int k = 0, q = 0; k < N_MAIN; k++)
+    if (tiled || (k != TL0 && k != TL0 + 1)) row[q++] = all[k];
   spr_table_row(t, row);
 }
 
@@ -230,6 +303,97 @@ static const char *file_kind(hid_t f, char *buf, size_t n) {
   return NULL;
 }
 
+int spr_report_comparison(int thr_mode, double keep_rate, int per_head, int match, char *buf,
+                          size_t n) {
+  char sprint[160];
+  const char *per = per_head ? "head" : "layer";
+  switch (thr_mode) {
+  case SPR_THR_KEEP_RATE:
+    snprintf(sprint, sizeof sprint, "SPRINT's threshold per %s at keep rate %g of the ideal decisions "
+             "(its analog keep rate differs)", per, keep_rate);
+    break;
+  case SPR_THR_ANALOG_KEEP_RATE:
+    snprintf(sprint, sizeof sprint, "SPRINT's threshold per %s at keep rate %g of the analog decisions",
+             per, keep_rate);
+    break;
+  case SPR_THR_DIRECT: snprintf(sprint, sizeof sprint, "SPRINT's thresholds set directly"); break;
+  default: snprintf(sprint, sizeof sprint, "SPRINT's learned thresholds"); break;
+  }
+  return snprintf(buf, n, "comparison: %s; %s", sprint,
+                  match == SPR_MATCH_SPRINT
+                      ? "every baseline matched per layer to SPRINT's realised keep rate (baselines.match = sprint)"
+                      : "every baseline at its own setting (baselines.match = none)");
+}
+
+/* Index of the enum dataset dpath's value in choices ("a|b|c"), or -1. */
+static int config_enum(hid_t f, const char *dpath, const char *choices) {
+  if (H5Lexists(f, "/config", H5P_DEFAULT) <= 0 || H5Lexists(f, dpath, H5P_DEFAULT) <= 0) return -1;
+  char v[64] = "";
+  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+  hid_t ty = ds >= 0 ? H5Dget_type(ds) : -1;
+  int ok = ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) &&
+           H5Tget_size(ty) < sizeof v && H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+  if (ty >= 0) H5Tclose(ty);
+  if (ds >= 0) H5Dclose(ds);
+  if (!ok) return -1;
+  int idx = 0;
+  for (const char *c = choices; c && *c; idx++) {
+    const char *bar = strchr(c, '|');
+    const size_t l = bar ? (size_t)(bar - c) : strlen(c);
+    if (strlen(v) == l && !strncmp(v, c, l)) return idx;
+    c = bar ? bar + 1 : NULL;
+  }
+  return -1;
+}
+
+/* Scalar float64 dataset dpath into *v: 1 when present and read, 0 when
+ * absent (a trace written before the key existed). */
+static int config_double(hid_t f, const char *dpath, double *v) {
+  if (H5Lexists(f, "/config", H5P_DEFAULT) <= 0 || H5Lexists(f, dpath, H5P_DEFAULT) <= 0) return 0;
+  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+  int ok = ds >= 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+  if (ds >= 0) H5Dclose(ds);
+  return ok;
+}
+
+/* The wear line of SPRINT's scoring arrays (core/spr_wear.h) from the
+ * trace's [wear] and clock keys and SPRINT's per-head programmed cells and
+ * latency; nothing for a trace without them.  Errors: those of
+ * spr_wear_estimate (a crafted trace's bad endurance, named). */
+static int report_wear(hid_t f, const char *path, spr_table *out, long L, long H) {
+  spr_wear_params w;
+  double clock;
+  if (!config_double(f, "/config/wear/endurance", &w.endurance) ||
+      !config_double(f, "/config/wear/sequence_rate", &w.sequence_rate_Hz) ||
+      !config_double(f, "/config/wear/scoring_cells", &w.scoring_cells) ||
+      !config_double(f, "/config/timing/clock", &clock) ||
+      H5Lexists(f, "/schemes/sprint", H5P_DEFAULT) <= 0 ||
+      H5Lexists(f, "/schemes/sprint/xbar_cells_written", H5P_DEFAULT) <= 0)
+    return 0;
+  double *cells = NULL, *cyc = NULL;
+  int rc = read_table(f, path, "/schemes/sprint/xbar_cells_written", (int)L, (int)H, 0, &cells);
+  if (!rc) rc = read_table(f, path, "/schemes/sprint/cycles", (int)L, (int)H, 0, &cyc);
+  if (!rc) {
+    double seq = 0, head = 0, lat = 0;
+    for (long k = 0; k < L * H; k++) {
+      seq += cells[k];
+      head = cells[k] > head ? cells[k] : head;
+      lat += cyc[k];
+    }
+    spr_wear_result r;
+    char line[512];
+    rc = spr_wear_estimate(&w, seq, head, lat, clock, &r);
+    if (rc) rc = spr_error_prefix(rc, "%s", path);
+    else if (spr_wear_format(&w, &r, line, sizeof line) >= 0) {
+      spr_table_text(out, "\n%s\n", line);
+      spr_table_meta_str(out, "wear", line);
+    }
+  }
+  free(cells);
+  free(cyc);
+  return rc;
+}
+
 static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
   long complete = 0, L = 0, H = 0, n = 0, topk = 0;
   int rc;
@@ -269,9 +433,13 @@ static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
       if ((rc = read_table(f, path, dpath, (int)L, (int)H, 0, &sd[s].f[k]))) return rc;
     }
     snprintf(dpath, sizeof dpath, "%s/energy_by_component", g);
-    if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NE, &sd[s].e3))) return rc;
+    if ((rc = read_components(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NE,
+                              spr_ledger_energy_name, &sd[s].e3)))
+      return rc;
     snprintf(dpath, sizeof dpath, "%s/cycles_by_component", g);
-    if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC, &sd[s].c3))) return rc;
+    if ((rc = read_components(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC,
+                              spr_ledger_cycle_name, &sd[s].c3)))
+      return rc;
   }
   spr_table_text(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld%s\n", path, L, H, n,
                  causal ? ", causal (query i sees keys j <= i; keep rates over the N(N+1)/2 pairs)"
@@ -282,25 +450,49 @@ static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
   spr_table_meta_num(out, "seq_len", (double)n);
   spr_table_meta_num(out, "causal", (double)causal);
   report_device(f, out);
-  spr_table_text(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
-                      "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
+  {
+    /* which comparison (traces before these keys existed: none said) */
+    const int mode = config_enum(f, "/config/threshold/mode", "keep_rate|direct|learned|analog_keep_rate");
+    const int match = config_enum(f, "/config/baselines/match", "none|sprint");
+    double keep = 0, per_head = 0;
+    config_double(f, "/config/threshold/keep_rate", &keep);
+    if (mode >= 0 && match >= 0) {
+      hid_t ds = H5Dopen2(f, "/config/threshold/per_head", H5P_DEFAULT);
+      int8_t ph = 0;
+      if (ds >= 0 && H5Dread(ds, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, &ph) >= 0) per_head = ph;
+      if (ds >= 0) H5Dclose(ds);
+      char line[400];
+      spr_report_comparison(mode, keep, (int)per_head, match, line, sizeof line);
+      spr_table_text(out, "%s\n", line);
+      spr_table_meta_str(out, "comparison", line);
+    }
+  }
+  const int tl = sd[SPR_SCHEME_DENSE_TILED].present;
+  spr_table_text(out, "speedup and energy reduction (energy-) over dense (one query at a time)%s; "
+                      "bytes, energy and cycles summed over heads, rates and metrics averaged, "
+                      "cos.min the worst query\n\n",
+                 tl ? ", speedup.t and energy-.t over dense_tiled (K/V tiles read once per query "
+                      "block)" : "");
   spr_table_col cols[N_MAIN];
-  memcpy(cols, main_cols, sizeof cols);
+  int ncols = 0;
+  for (int k = 0; k < N_MAIN; k++)
+    if (tl || (k != TL0 && k != TL0 + 1)) cols[ncols++] = main_cols[k];
   char topk_title[24] = "topk", topk_name[32] = "topk_recall";
   if (topk > 0) {
     snprintf(topk_title, sizeof topk_title, "top%ld", topk);
     snprintf(topk_name, sizeof topk_name, "top%ld_recall", topk);
   }
-  cols[N_MAIN - 1].title = topk_title;
-  cols[N_MAIN - 1].name = topk_name;
-  spr_table_begin(out, "layers", NULL, cols, N_MAIN);
+  cols[ncols - 1].title = topk_title;
+  cols[ncols - 1].name = topk_name;
+  spr_table_begin(out, "layers", NULL, cols, ncols);
   for (long l = 0; l <= L; l++) {
     const int k0 = l < L ? (int)(l * H) : 0, k1 = l < L ? (int)((l + 1) * H) : (int)(L * H);
-    agg dense = aggregate(&sd[SPR_SCHEME_DENSE], k0, k1);
+    agg dense = aggregate(&sd[SPR_SCHEME_DENSE], k0, k1), tiled;
+    if (tl) tiled = aggregate(&sd[SPR_SCHEME_DENSE_TILED], k0, k1);
     for (int s = 0; s < SPR_N_SCHEMES; s++) {
       if (!sd[s].present) continue;
       agg a = aggregate(&sd[s], k0, k1);
-      print_row(out, l < L ? l : -1, spr_scheme_name(s), &a, &dense);
+      print_row(out, l < L ? l : -1, spr_scheme_name(s), &a, &dense, tl ? &tiled : NULL);
     }
   }
   spr_table_end(out);
@@ -341,7 +533,7 @@ static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
     spr_table_row(out, row);
   }
   spr_table_end(out);
-  return 0;
+  return report_wear(f, path, out, L, H);
 }
 
 int spr_report_write(const char *path, FILE *out, int format) {

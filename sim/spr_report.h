@@ -25,4 +25,12 @@ int spr_report_print(const char *path, FILE *out);
  * SPR_EHDF5. */
 int spr_report_write(const char *path, FILE *out, int format);
 
+/* One line (no newline) into buf[n] saying which comparison a run prints:
+ * how SPRINT's thresholds were set (threshold.mode thr_mode, keep_rate,
+ * per_head) and whether the baselines ran at their own settings or
+ * matched per layer to SPRINT's realised keep rate (baselines.match).
+ * Returns what snprintf returns. */
+int spr_report_comparison(int thr_mode, double keep_rate, int per_head, int match, char *buf,
+                          size_t n);
+
 #endif

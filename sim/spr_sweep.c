@@ -62,13 +62,15 @@ static const struct {
   int scheme;
   const char *key;
 } baseline_keys[] = {
-    {SPR_SCHEME_ORACLE, "oracle"}, {SPR_SCHEME_TOPK, "topk"},     {SPR_SCHEME_SANGER, "sanger"},
+    {SPR_SCHEME_DENSE_TILED, "dense_tiled"}, {SPR_SCHEME_ORACLE, "oracle"},
+    {SPR_SCHEME_TOPK, "topk"},     {SPR_SCHEME_SANGER, "sanger"},
     {SPR_SCHEME_LEOPARD, "leopard"}, {SPR_SCHEME_WINDOW, "window"},
 };
 #define N_BASELINES ((int)(sizeof baseline_keys / sizeof baseline_keys[0]))
 
 static int baseline_on(const spr_config *c, int scheme) {
   switch (scheme) {
+  case SPR_SCHEME_DENSE_TILED: return c->bl.dense_tiled;
   case SPR_SCHEME_ORACLE: return c->bl.oracle;
   case SPR_SCHEME_TOPK: return c->bl.topk;
   case SPR_SCHEME_SANGER: return c->bl.sanger;
@@ -127,7 +129,7 @@ static int parse_schemes(spr_sweep *sw, const char *value, const char *origin) {
     for (int k = 0; k < SPR_N_SCHEMES; k++)
       if (!strcmp(t, spr_scheme_name(k))) s = k;
     if (s < 0)
-      return CFG_ERR("%s: [sweep] key 'schemes': '%s' is not a scheme (sprint, dense, oracle, "
+      return CFG_ERR("%s: [sweep] key 'schemes': '%s' is not a scheme (sprint, dense, dense_tiled, oracle, "
                      "topk, sanger, leopard, window)", origin, t);
     if (seen[s]) return CFG_ERR("%s: [sweep] key 'schemes': '%s' listed twice", origin, t);
     seen[s] = 1;
@@ -660,21 +662,28 @@ static void fmt_double(char *buf, size_t n, double x) {
   if (strtod(buf, NULL) != x && !isnan(x)) snprintf(buf, n, "%.17g", x);
 }
 
-/* Derived columns: scheme over or under dense at the same point. */
-enum { D_SPEEDUP, D_ENERGY_RED, D_BYTES_REL, N_DERIVED };
+/* Derived columns: scheme over or under dense (one query at a time) and
+ * dense_tiled (K/V tiles once per query block) at the same point; NaN
+ * against dense_tiled at a point where it did not run. */
+enum { D_SPEEDUP, D_ENERGY_RED, D_BYTES_REL, D_SPEEDUP_T, D_ENERGY_RED_T, N_DERIVED };
 static const struct {
   const char *name, *unit, *doc;
 } derived[N_DERIVED] = {
     {"speedup", "1", "dense cycles / cycles of the scheme, same point"},
     {"energy_reduction", "1", "dense energy / energy of the scheme, same point"},
     {"bytes_vs_dense", "1", "bytes fetched / dense bytes fetched, same point"},
+    {"speedup_vs_tiled", "1", "dense_tiled cycles / cycles of the scheme, same point (NaN without dense_tiled)"},
+    {"energy_reduction_vs_tiled", "1", "dense_tiled energy / energy of the scheme, same point (NaN without dense_tiled)"},
 };
 
-static double derived_value(const spr_eval_row *r, const spr_eval_row *dense, int d) {
+static double derived_value(const spr_eval_row *r, const spr_eval_row *dense,
+                            const spr_eval_row *tiled, int d) {
   switch (d) {
   case D_SPEEDUP: return dense->cycles / r->cycles;
   case D_ENERGY_RED: return dense->energy_J / r->energy_J;
-  default: return (double)r->bytes_fetched / (double)dense->bytes_fetched;
+  case D_BYTES_REL: return (double)r->bytes_fetched / (double)dense->bytes_fetched;
+  case D_SPEEDUP_T: return tiled->ran ? tiled->cycles / r->cycles : NAN;
+  default: return tiled->ran ? tiled->energy_J / r->energy_J : NAN;
   }
 }
 
@@ -709,6 +718,7 @@ static int write_csv(const spr_sweep *sw, const char *tmp, const char *path) {
   char b[48];
   for (int p = 0; p < sw->npoints; p++) {
     const spr_eval_row *dense = spr_sweep_row(sw, p, SPR_SCHEME_DENSE);
+    const spr_eval_row *tiled = spr_sweep_row(sw, p, SPR_SCHEME_DENSE_TILED);
     for (int k = 0; k < sw->nschemes; k++) {
       const spr_eval_row *r = spr_sweep_row(sw, p, sw->scheme[k]);
       fprintf(f, "%d", p);
@@ -728,7 +738,7 @@ static int write_csv(const spr_sweep *sw, const char *tmp, const char *path) {
       fmt_double(b, sizeof b, r->keep_rate);
       fprintf(f, ",%s,%lld", b, (long long)r->bytes_fetched);
       for (int d = 0; d < N_DERIVED; d++) {
-        fmt_double(b, sizeof b, derived_value(r, dense, d));
+        fmt_double(b, sizeof b, derived_value(r, dense, tiled, d));
         fprintf(f, ",%s", b);
       }
       fputc('\n', f);
@@ -950,6 +960,7 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
   for (int col = 0; col < ncol && !rc; col++) {
     for (int p = 0; p < P; p++) {
       const spr_eval_row *dense = spr_sweep_row(sw, p, SPR_SCHEME_DENSE);
+      const spr_eval_row *tiled = spr_sweep_row(sw, p, SPR_SCHEME_DENSE_TILED);
       for (int k = 0; k < S; k++) {
         const spr_eval_row *r = spr_sweep_row(sw, p, sw->scheme[k]);
         int m = col - ev->n_acc;
@@ -957,7 +968,7 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
                        : m == 0        ? r->energy_J
                        : m == 1        ? r->cycles
                        : m == 2        ? r->keep_rate
-                                       : derived_value(r, dense, m - 3);
+                                       : derived_value(r, dense, tiled, m - 3);
       }
     }
     char dp[96];

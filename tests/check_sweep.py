@@ -48,12 +48,22 @@ def main(argv):
         for a, key in enumerate(axes):
             assert r[key] == text(f[f"axes/axis_{a}/value"][vidx[p, a]]), (p, key)
         for col in metrics + ["energy_J", "cycles", "keep_rate", "bytes_fetched", "speedup",
-                              "energy_reduction", "bytes_vs_dense"]:
-            assert float(r[col]) == res[col][p, k], (p, r["scheme"], col, r[col], res[col][p, k])
+                              "energy_reduction", "bytes_vs_dense", "speedup_vs_tiled",
+                              "energy_reduction_vs_tiled"]:
+            a, b = float(r[col]), res[col][p, k]
+            assert a == b or (np.isnan(a) and np.isnan(b)), (p, r["scheme"], col, r[col], b)
     d = schemes.index("dense") if "dense" in schemes else None
     if d is not None:
         assert np.all(res["speedup"][:, d] == 1) and np.all(res["energy_reduction"][:, d] == 1)
         assert np.allclose(res["speedup"], res["cycles"][:, [d]] / res["cycles"], rtol=1e-15)
+    t = schemes.index("dense_tiled") if "dense_tiled" in schemes else None
+    if t is not None:  # ratios against dense_tiled, recomputed
+        assert np.all(res["speedup_vs_tiled"][:, t] == 1)
+        assert np.allclose(res["energy_reduction_vs_tiled"],
+                           res["energy_J"][:, [t]] / res["energy_J"], rtol=1e-15)
+        assert np.allclose(res["speedup_vs_tiled"], res["cycles"][:, [t]] / res["cycles"], rtol=1e-15)
+    else:
+        assert np.all(np.isnan(res["speedup_vs_tiled"]))
     print(f"{csvpath}: {len(rows)} rows agree with {h5path}")
     if len(argv) < 5:
         return 0

@@ -754,8 +754,124 @@ static void test_causal_errors(void) {
   teardown(&b);
 }
 
+/* threshold.mode = analog_keep_rate: one analog score per decided pair,
+ * independent of the threshold (spr_analog_scores), the decisions of any
+ * threshold from them, and their keep counts per code.  With every effect
+ * off the scores are the integer scores plus the offsets; with comparator
+ * noise of sigma they are those plus sigma z, z the clamped normals of the
+ * stream in row-major order over the decided pairs (causal: j <= i only,
+ * NaN beyond), reconstructed here from a second stream with the same key. */
+static void test_analog_scores(void) {
+  for (int causal = 0; causal < 2; causal++) {
+    const int n = 40, d = 9;
+    bench b;
+    setup(&b, n, n, d, 1);
+    float *off = malloc(n * sizeof *off);
+    gsl_rng *ro = spr_rng_alloc();
+    spr_rng_key(ro, 2385, 0, 0, 0, SPR_STREAM_CMP_OFFSET);
+    for (int j = 0; j < n; j++) off[j] = (float)(1.385 * spr_rng_normal(ro));
+    gsl_rng_free(ro);
+    const int P = causal ? n * (n + 1) / 2 : n * n;
+    /* no noise: a = s + o exactly, nothing drawn (NULL stream) */
+    CU_ASSERT_EQUAL_FATAL(spr_analog_scores(&b.c.an, &b.sc, &b.xb, b.q, n, causal, 0, off, NULL,
+                                            &b.ws, b.a), 0);
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < n; j++) {
+        const float a = b.a[i * n + j];
+        if (causal && j > i) bad += !isnan(a);
+        else bad += a != (float)brute_score(&b, i, j) + off[j];
+      }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* comparator noise only: the variance is the constant (sigma / i_unit)^2 */
+    b.c.an.cmp_noise = 1;
+    b.c.an.cmp_noise_sigma_A = 1.3e-7;
+    const float var = (float)pow(1.3e-7 / b.sc.i_unit_A, 2), sd = sqrtf(var);
+    gsl_rng *r = spr_rng_alloc(), *r2 = spr_rng_alloc();
+    spr_rng_key(r, 2385, 3, 1, 0, SPR_STREAM_READ);
+    spr_rng_key(r2, 2385, 3, 1, 0, SPR_STREAM_READ);
+    CU_ASSERT_EQUAL_FATAL(spr_analog_scores(&b.c.an, &b.sc, &b.xb, b.q, n, causal, 0, off, r,
+                                            &b.ws, b.a), 0);
+    float *z = malloc((size_t)P * sizeof *z);
+    spr_rng_gaussian(r2, z, (size_t)P);
+    double sum = 0, sum2 = 0;
+    int k = 0;
+    bad = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < n; j++) {
+        const float a = b.a[i * n + j];
+        if (causal && j > i) {
+          bad += !isnan(a);
+          continue;
+        }
+        const float zc = z[k] < -8.0f ? -8.0f : z[k] > 8.0f ? 8.0f : z[k];
+        k++;
+        const float base = (float)brute_score(&b, i, j) + off[j];
+        bad += a != base + sd * zc;
+        const double u = ((double)a - base) / sd;
+        sum += u;
+        sum2 += u * u;
+      }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(k, P);
+    CU_ASSERT_EQUAL(gsl_rng_get(r), gsl_rng_get(r2)); /* exactly P normals drawn */
+    const double mean = sum / P, sdev = sqrt(sum2 / P - mean * mean);
+    CU_ASSERT(fabs(mean) < 4 / sqrt((double)P));
+    CU_ASSERT(fabs(sdev - 1) < 0.1);
+    /* any threshold's decisions are the same draws against it */
+    const double thetas[] = {-3.5, 0.0, 4.0};
+    for (int t = 0; t < 3; t++) {
+      int64_t kept, want = 0;
+      CU_ASSERT_EQUAL(spr_analog_mask_from_scores(b.a, n, n, causal, 0, thetas[t], b.mask, &kept), 0);
+      bad = 0;
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+          const int keep = !(causal && j > i) && (double)b.a[i * n + j] >= thetas[t];
+          want += keep;
+          bad += mask_bit(b.mask, n, i, j) != keep;
+        }
+      CU_ASSERT_EQUAL(bad, 0);
+      CU_ASSERT_EQUAL(kept, want);
+    }
+    /* keep counts of every code against brute force; a few scores set
+     * exactly on grid levels (range 20, 5 bits: step 1.25) */
+    b.a[0] = 2.5f;
+    b.a[n + 1] = -1.25f;
+    b.a[2 * n] = 0.0f;
+    int64_t counts[32] = {0};
+    CU_ASSERT_EQUAL(spr_thr_count_scores(b.a, n, n, causal, 0, 20.0, 5, counts), 0);
+    bad = 0;
+    for (int c = -16; c < 16; c++) {
+      const double th = spr_thr_level(c, 20.0, 5);
+      int64_t want = 0;
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < (causal ? i + 1 : n); j++) want += (double)b.a[i * n + j] >= th;
+      bad += counts[c + 16] != want;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* errors */
+    CU_ASSERT_EQUAL(spr_analog_scores(&b.c.an, &b.sc, &b.xb, b.q, n, causal, 0, off, NULL, &b.ws,
+                                      b.a), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "noise is on but the score stream is NULL");
+    CU_ASSERT_EQUAL(spr_analog_scores(&b.c.an, &b.sc, &b.xb, b.q, n, causal, 0, off, r, &b.ws,
+                                      NULL), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "needs a score matrix");
+    CU_ASSERT_EQUAL(spr_analog_scores(&b.c.an, &b.sc, &b.xb, b.q, n + 1, causal, 0, off, r, &b.ws,
+                                      b.a), SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "exceeds workspace");
+    CU_ASSERT_EQUAL(spr_analog_scores(&b.c.an, &b.sc, &b.xb, b.q, 5, 1, 36, off, r, &b.ws, b.a),
+                    SPR_EINVAL);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "causal queries 36 .. 40 outside the head's 40 tokens");
+    free(z);
+    free(off);
+    gsl_rng_free(r);
+    gsl_rng_free(r2);
+    teardown(&b);
+  }
+}
+
 int main(void) {
-  CU_TestInfo tests[] = {{"threshold generator grid", test_threshold_grid},
+  CU_TestInfo tests[] = {{"analog scores independent of the threshold, their counts", test_analog_scores},{"threshold generator grid", test_threshold_grid},
                          {"keep counts and pick vs brute force", test_threshold_count},
                          {"ideal decisions equal brute force", test_ideal_decisions},
                          {"read and comparator noise statistics", test_read_noise_statistics},

@@ -1132,6 +1132,166 @@ static void test_causal_window(void) {
   CU_ASSERT(checked > 40);
 }
 
+/* ---- keep-rate matching (docs/baselines.md section 6) -------------------- */
+
+/* Brute force: the achievable kept counts of a knob, the one nearest
+ * target (ties to the larger count). */
+static int64_t nearest(const int64_t *counts, int m, double target) {
+  int64_t best = -1;
+  double err = INFINITY;
+  for (int k = 0; k < m; k++) {
+    const double e = fabs((double)counts[k] - target);
+    if (e < err || (e == err && counts[k] > best)) err = e, best = counts[k];
+  }
+  return best;
+}
+
+/* Top-k: every fraction's count is sum_i max(1, round(f nk_i)); the
+ * counts change only at f = (m + 1/2) / nk, so evaluating the breakpoints
+ * and just below them enumerates them all. */
+static void test_match_topk(void) {
+  const int ns[] = {1, 7, 40, 128};
+  const double targets[] = {0.0, 0.05, 0.2385, 0.5, 0.77, 1.0};
+  static int64_t counts[200000];
+  for (int a = 0; a < 4; a++)
+    for (int causal = 0; causal < 2; causal++) {
+      const int n = ns[a];
+      int m = 0;
+      for (int nk = 1; nk <= n; nk++)
+        for (int k = 0; k <= nk; k++) {
+          const double b = (k + 0.5) / nk;
+          const double fs[2] = {b, nextafter(b, 0)};
+          for (int t = 0; t < 2; t++) {
+            if (!(fs[t] > 0 && fs[t] <= 1)) continue;
+            int64_t c = 0;
+            for (int i = 0; i < n; i++) {
+              const int nki = causal ? i + 1 : n;
+              const double kk = round(fs[t] * nki);
+              c += kk < 1 ? 1 : (int64_t)kk;
+            }
+            counts[m++] = c;
+          }
+        }
+      counts[m++] = causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n; /* f = 1 */
+      const double P = causal ? n * (n + 1) / 2.0 : (double)n * n;
+      for (int t = 0; t < 6; t++) {
+        double f, got;
+        CU_ASSERT_EQUAL_FATAL(spr_bl_topk_match(n, causal, targets[t], &f, &got), 0);
+        const int64_t want = nearest(counts, m, targets[t] * P);
+        CU_ASSERT_DOUBLE_EQUAL(got * P, (double)want, 1e-6);
+        /* the baseline itself keeps that many at the fraction */
+        if (n <= NMAX) {
+          gen(Qb, Kb, n, 8, 77 + t, 0);
+          spr_bl_topk_params p;
+          spr_bl_topk_default(&p);
+          p.keep_fraction = f;
+          p.causal = causal;
+          spr_bl_stats st;
+          CU_ASSERT_EQUAL_FATAL(spr_bl_topk(&p, Qb, Kb, n, 8, &ws, M, &st), 0);
+          CU_ASSERT_EQUAL(st.n_kept, want);
+        }
+      }
+    }
+  double f;
+  CU_ASSERT_EQUAL(spr_bl_topk_match(10, 0, 1.5, &f, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "spr_bl_topk_match: keep_rate = 1.5 outside [0, 1]");
+  CU_ASSERT_EQUAL(spr_bl_topk_match(0, 0, 0.5, &f, NULL), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_bl_topk_match(10, 0, 0.5, NULL, NULL), SPR_EINVAL);
+}
+
+/* Sanger: the achievable counts are those of thresholds at each distinct
+ * predicted probability (long double softmax, as the brute force of
+ * test_sanger_vs_brute) and at 1; the calibrated threshold makes the
+ * baseline itself keep the nearest of them. */
+static void test_match_sanger(void) {
+  static int64_t counts[NMAX * NMAX + 2];
+  static long double pr[NMAX * NMAX];
+  const double targets[] = {0.0, 0.1, 0.2385, 0.6, 1.0};
+  for (int trial = 0; trial < 12; trial++) {
+    const int n = 5 + trial * 3, d = 3 + trial % 6, causal = trial % 2, coarse = trial % 3 == 0;
+    gen(Qb, Kb, n, d, 900 + trial, coarse);
+    float qs, ks;
+    ref_scores(Qb, Kb, n, d, 4, 4, qcb, kcb, Sb, &qs, &ks);
+    const long double c = (long double)qs * ks / sqrtl((long double)d);
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+      const int nk = causal ? i + 1 : n;
+      long double z = 0;
+      for (int j = 0; j < nk; j++) z += expl(c * (long double)Sb[i * n + j]);
+      for (int j = 0; j < nk; j++) pr[np++] = expl(c * (long double)Sb[i * n + j]) / z;
+    }
+    int m = 0;
+    for (int a = 0; a < np; a++) {
+      int64_t cnt = 0;
+      for (int b = 0; b < np; b++) cnt += pr[b] >= pr[a];
+      counts[m++] = cnt;
+    }
+    int64_t at1 = 0;
+    for (int b = 0; b < np; b++) at1 += pr[b] >= 1.0L - 1e-15L;
+    counts[m++] = at1;
+    for (int t = 0; t < 5; t++) {
+      spr_bl_sanger_params p;
+      spr_bl_sanger_default(&p);
+      p.causal = causal;
+      double pt, got;
+      CU_ASSERT_EQUAL_FATAL(spr_bl_sanger_calibrate(&p, Qb, Kb, n, d, targets[t], &ws, &pt, &got), 0);
+      CU_ASSERT(pt > 0 && pt <= 1);
+      const int64_t want = nearest(counts, m, targets[t] * np);
+      p.p_threshold = pt;
+      spr_bl_stats st;
+      CU_ASSERT_EQUAL_FATAL(spr_bl_sanger(&p, Qb, Kb, n, d, &ws, M, &st), 0);
+      if (st.n_kept != want)
+        fprintf(stderr, "\n  n %d causal %d target %g: kept %lld, want %lld", n, causal,
+                targets[t], (long long)st.n_kept, (long long)want);
+      CU_ASSERT_EQUAL(st.n_kept, want);
+      CU_ASSERT_DOUBLE_EQUAL(got * np, (double)st.n_kept, 1e-6);
+    }
+  }
+  spr_bl_sanger_params p;
+  spr_bl_sanger_default(&p);
+  double pt;
+  CU_ASSERT_EQUAL(spr_bl_sanger_calibrate(&p, Qb, Kb, 8, 4, -0.1, &ws, &pt, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "spr_bl_sanger_calibrate: keep_rate = -0.1 outside [0, 1]");
+  CU_ASSERT_EQUAL(spr_bl_sanger_calibrate(&p, Qb, Kb, 8, 4, 0.5, &ws, NULL, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "p_threshold is NULL");
+  CU_ASSERT_EQUAL(spr_bl_sanger_calibrate(&p, NULL, Kb, 8, 4, 0.5, &ws, &pt, NULL), SPR_EINVAL);
+}
+
+/* Window: every half-width from 0 to n through spr_bl_window itself. */
+static void test_match_window(void) {
+  static int64_t counts[NMAX + 1];
+  const int pos[3] = {5, 0, 17};
+  const double targets[] = {0.0, 0.1, 0.2385, 0.5, 0.9, 1.0};
+  for (int trial = 0; trial < 8; trial++) {
+    const int n = 3 + 5 * trial, causal = trial % 2;
+    spr_bl_window_params p = {0, trial % 3, trial >= 4 && n > 17 ? pos : NULL, causal};
+    for (int w = 0; w <= n; w++) {
+      p.half_width = w;
+      CU_ASSERT_EQUAL_FATAL(spr_bl_window(&p, n, M, NULL), 0);
+      counts[w] = popcount_mask(M, n);
+    }
+    const double P = causal ? n * (n + 1) / 2.0 : (double)n * n;
+    for (int t = 0; t < 6; t++) {
+      int w;
+      double got;
+      p.half_width = 2385; /* ignored */
+      CU_ASSERT_EQUAL_FATAL(spr_bl_window_match(&p, n, targets[t], &w, &got), 0);
+      CU_ASSERT(w >= 0 && w <= n);
+      CU_ASSERT_EQUAL(counts[w], nearest(counts, n + 1, targets[t] * P));
+      CU_ASSERT_DOUBLE_EQUAL(got * P, (double)counts[w], 1e-6);
+    }
+  }
+  spr_bl_window_params p = {0, 1, NULL, 0};
+  int w;
+  CU_ASSERT_EQUAL(spr_bl_window_match(&p, 10, 2.0, &w, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "spr_bl_window_match: keep_rate = 2 outside [0, 1]");
+  p.n_global = 11;
+  CU_ASSERT_EQUAL(spr_bl_window_match(&p, 10, 0.5, &w, NULL), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "n_global = 11 outside [0, n = 10]");
+  CU_ASSERT_EQUAL(spr_bl_window_match(NULL, 10, 0.5, &w, NULL), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_bl_window_match(&p, 10, 0.5, NULL, NULL), SPR_EINVAL);
+}
+
 int main(void) {
   if (spr_bl_ws_alloc(&ws, NMAX, DMAX)) {
     fprintf(stderr, "test_baselines: %s\n", spr_errmsg());
@@ -1158,6 +1318,9 @@ int main(void) {
                          {"causal Sanger vs long double softmax over j <= i", test_causal_sanger},
                          {"causal LeOPArd vs brute force (mask, bit counts)", test_causal_leopard},
                          {"causal window + global by hand and vs definition", test_causal_window},
+                         {"match: top-k fraction vs every achievable count", test_match_topk},
+                         {"match: Sanger threshold vs long double probabilities", test_match_sanger},
+                         {"match: window width vs every width", test_match_window},
                          CU_TEST_INFO_NULL};
   int rc = spr_test_run("baselines", tests);
   spr_bl_ws_free(&ws);

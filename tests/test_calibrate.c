@@ -17,7 +17,13 @@
 #include "spr_config.h"
 #include "spr_device.h"
 #include "spr_error.h"
+#include "spr_quant.h"
+#include "spr_synth.h"
+#include "spr_cal_workload.h"
 #include "spr_test.h"
+#include "spr_test_model.h"
+#include "spr_digital.h"
+#include "spr_model.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -109,6 +115,19 @@ static void test_flow(void) {
   printf("\n    alpha_wl %.5f, alpha_bl %.5f", aw->value, ab->value);
   CU_ASSERT(aw->value < 1 && aw->value > 0.99);
   CU_ASSERT(ab->value < 1 && ab->value > 0.99);
+  /* uniform levels: the arrays' mean column conductance is rows x the
+   * stored conductances' mean, near rows (g_min + g_max) / 2 */
+  {
+    const spr_device_param *mg = param(dev, "cal_mean_column_G");
+    const spr_device_data *gd = spr_device_find_data(dev, "ir_G");
+    CU_ASSERT_FATAL(mg != NULL && gd != NULL);
+    double sg = 0;
+    for (int64_t k = 0; k < gd->dims[0] * gd->dims[1]; k++) sg += gd->values[k];
+    CU_ASSERT_DOUBLE_EQUAL(mg->value, 16 * sg / (double)(gd->dims[0] * gd->dims[1]), 1e-12 * mg->value);
+    const double u = 16 * (c.xbar.g_min_S + c.xbar.g_max_S) / 2;
+    CU_ASSERT(fabs(mg->value / u - 1) < 0.05); /* 1536 cells: a 1.5% standard error */
+    SPR_ASSERT_CONTAINS(mg->model, "levels = uniform");
+  }
   /* the ngspice rows equal the nodal rows (checked by the flow to 1e-6) */
   const spr_device_data *is = spr_device_find_data(dev, "ir_I_spice");
   CU_ASSERT_FATAL(is && is->dims[0] == 4 && is->dims[1] == 16);
@@ -369,10 +388,221 @@ static void test_errors(void) {
   spr_cal_free(NULL);
 }
 
+/* [calibrate] levels = workload: the IR step's arrays are tiles of the
+ * workload's programmed keys and its inputs the workload's query codes.
+ * A synthetic workload of 2 heads of 40 keys and d = 20 on 16 x 16
+ * arrays (so one row tile holds dimensions 16 .. 19 and 12 idle rows, and
+ * the last key tile 40 - 32 = 8 keys and 8 idle columns), variation off:
+ * every stored array must equal one tile computed here from the
+ * generator's keys (quantized to 8 bits, 4 MSBs; level max(k, 0) in the
+ * even column of a pair, max(-k, 0) in the odd one, idle cells at g_min),
+ * every input vector a query's codes times v_read / 7 on the tile's
+ * dimensions (0 V on idle rows), and cal_mean_column_G rows x the mean of
+ * the stored conductances (the uniform mode's: test_flow). */
+static void test_workload_levels(void) {
+  spr_config c;
+  spr_cal_params p;
+  small(&c, &p);
+  c.wl.seq_len = 40;
+  c.wl.n_layers = 1;
+  c.wl.n_heads = 2;
+  c.wl.head_dim = 20;
+  c.xbar.variation = 0;
+  p.levels = SPR_CAL_LEVELS_WORKLOAD;
+  p.ir_arrays = 12;
+  p.ir_spice_arrays = 1;
+  p.ir_inputs = 2;
+  spr_cal *cal = NULL;
+  /* the keys and queries, quantized here */
+  const int n = 40, d = 20, R = 16, C = 16, H = 2;
+  int8_t km[2][40 * 20], qc[2][40 * 20], kq[40 * 20];
+  float Q[40 * 20], K[40 * 20], s;
+  for (int h = 0; h < H; h++) {
+    CU_ASSERT_FATAL(spr_synth_head(&c.wl, c.seed, 0, h, Q, K, NULL) == 0);
+    CU_ASSERT_FATAL(spr_quant_sym(Q, n * d, 4, qc[h], &s) == 0);
+    CU_ASSERT_FATAL(spr_quant_sym(K, n * d, 8, kq, &s) == 0);
+    for (int t = 0; t < n * d; t++) km[h][t] = (int8_t)(kq[t] >> 4); /* floor: arithmetic shift */
+  }
+  const double dg = (c.xbar.g_max_S - c.xbar.g_min_S) / 15;
+  /* the reduced flow; its device model holds the arrays and inputs */
+  CU_ASSERT_EQUAL_FATAL(spr_cal_alloc(&c, &p, &cal), 0);
+  CU_ASSERT_EQUAL_FATAL(run_all(cal), 0);
+  spr_device *dev = spr_cal_device(cal, "t");
+  CU_ASSERT_FATAL(dev != NULL);
+  const spr_device_data *gd = spr_device_find_data(dev, "ir_G"), *vd = spr_device_find_data(dev, "ir_V");
+  CU_ASSERT_FATAL(gd && vd && gd->dims[0] == 12 * R && gd->dims[1] == C && vd->dims[0] == 12 * 2);
+  int tiles_found = 0, inputs_found = 0, idle_rows_seen = 0;
+  double sg = 0;
+  for (int a = 0; a < 12; a++) {
+    const double *G = gd->values + (size_t)a * R * C;
+    for (int k = 0; k < R * C; k++) sg += G[k];
+    int found = 0, fh = 0, fr0 = 0;
+    for (int h = 0; h < H && !found; h++)
+      for (int k0 = 0; k0 < n && !found; k0 += C / 2)
+        for (int r0 = 0; r0 < d && !found; r0 += R) {
+          int same = 1;
+          for (int i = 0; i < R && same; i++)
+            for (int col = 0; col < C && same; col++) {
+              const int dim = r0 + i, key = k0 + col / 2;
+              int level = 0;
+              if (dim < d && key < n) {
+                const int kk = km[h][key * d + dim];
+                level = col % 2 == 0 ? (kk > 0 ? kk : 0) : (kk < 0 ? -kk : 0);
+              }
+              same = fabs(G[i * C + col] - (c.xbar.g_min_S + level * dg)) <= 1e-12 * c.xbar.g_max_S;
+            }
+          if (same) found = 1, fh = h, fr0 = r0;
+        }
+    tiles_found += found;
+    idle_rows_seen += found && fr0 == 16;
+    for (int m = 0; found && m < 2; m++) {
+      const double *V = vd->values + ((size_t)a * 2 + m) * R;
+      int ok = 0;
+      for (int qi = 0; qi < n && !ok; qi++) {
+        int same = 1;
+        for (int i = 0; i < R && same; i++) {
+          const int dim = fr0 + i;
+          const double want = dim < d ? c.an.v_read_V * qc[fh][qi * d + dim] / 7.0 : 0.0;
+          same = fabs(V[i] - want) <= 1e-15;
+        }
+        ok = same;
+      }
+      inputs_found += ok;
+    }
+  }
+  CU_ASSERT_EQUAL(tiles_found, 12);
+  CU_ASSERT_EQUAL(inputs_found, 24);
+  CU_ASSERT(idle_rows_seen > 0); /* some tile held dimensions 16 .. 19 and idle rows */
+  const spr_device_param *mg = param(dev, "cal_mean_column_G");
+  CU_ASSERT_FATAL(mg != NULL);
+  CU_ASSERT_DOUBLE_EQUAL(mg->value, R * sg / (12.0 * R * C), 1e-12 * mg->value);
+  SPR_ASSERT_CONTAINS(mg->model, "levels = workload");
+  printf("\n    mean column G %.4g S (uniform levels: %.4g S)", mg->value,
+         R * (c.xbar.g_min_S + c.xbar.g_max_S) / 2);
+  CU_ASSERT(mg->value < 0.5 * R * (c.xbar.g_min_S + c.xbar.g_max_S) / 2);
+  /* the stored configuration names the mode */
+  SPR_ASSERT_CONTAINS(dev->config_text, "levels = workload");
+  spr_cal_free(cal);
+}
+
+/* levels = workload on a model file (the synthetic causal text model of
+ * spr_test_model.h, window 2): the keys and queries of every layer and
+ * head are those of the item's forward pass with exact causal attention,
+ * recomputed here step by step and quantized as the run does. */
+static void test_workload_model(void) {
+  char path[512];
+  spr_test_path(path, sizeof path, "cal-model", ".h5");
+  write_model(path, 1, OK, 2385);
+  spr_config c;
+  spr_config_default(&c);
+  c.wl.source = SPR_SOURCE_MODEL;
+  snprintf(c.wl.model, sizeof c.wl.model, "%s", path);
+  c.wl.first_window = 2;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  spr_cal_workload w;
+  CU_ASSERT_EQUAL_FATAL(spr_cal_workload_load(&c, "test", &w), 0);
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(path, &m), 0);
+  CU_ASSERT_EQUAL(w.heads, m.depth * m.heads);
+  CU_ASSERT_EQUAL(w.n, TT);
+  CU_ASSERT_EQUAL(w.d, m.head_dim);
+  SPR_ASSERT_CONTAINS(w.what, "window 2");
+  const int n = m.tokens, d = m.head_dim;
+  float Q[TT * 8], K[TT * 8], V[TT * 8], O[TT * 8], P[TT * TT], s;
+  int8_t q[TT * 8], k8[TT * 8], km[TT * 8];
+  spr_model_ws *mw;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ws_alloc(&m, &mw), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_embed_text(&m, m.eval_tokens + 2 * n, mw), 0);
+  int bad = 0;
+  double s2 = 0;
+  for (int l = 0; l < m.depth; l++) {
+    CU_ASSERT_EQUAL_FATAL(spr_model_attn_in(&m, l, mw), 0);
+    for (int h = 0; h < m.heads; h++) {
+      spr_model_head_qkv(&m, mw, h, Q, K, V);
+      CU_ASSERT_FATAL(spr_quant_sym(Q, (size_t)n * d, 4, q, &s) == 0);
+      CU_ASSERT_FATAL(spr_quant_sym(K, (size_t)n * d, 8, k8, &s) == 0);
+      for (int t = 0; t < n * d; t++) km[t] = (int8_t)(k8[t] >> 4);
+      const size_t at = (size_t)(l * m.heads + h) * n * d;
+      bad += memcmp(w.kmsb + at, km, (size_t)n * d) != 0;
+      bad += memcmp(w.q + at, q, (size_t)n * d) != 0;
+      for (int t = 0; t < n * d; t++) s2 += (double)q[t] * q[t];
+      CU_ASSERT_FATAL(spr_dig_dense_causal(Q, K, V, n, d, P, O) == 0);
+      spr_model_head_out(&m, mw, h, O);
+    }
+    CU_ASSERT_EQUAL_FATAL(spr_model_attn_out(&m, l, mw), 0);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_DOUBLE_EQUAL(w.q_rms, sqrt(s2 / ((double)w.heads * n * d)), 1e-12);
+  /* a window beyond the split is refused, naming the file */
+  spr_cal_workload_free(&w);
+  c.wl.first_window = 99;
+  CU_ASSERT_NOT_EQUAL(spr_cal_workload_load(&c, "test", &w), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "first_window 99 is beyond the");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cal-model");
+  spr_model_ws_free(mw);
+  spr_model_free(&m);
+  remove(path);
+}
+
+/* levels = workload refuses, before any SPICE job, a workload file that
+ * is missing or does not match the configuration, naming it; and an
+ * unknown levels value. */
+static void test_workload_errors(void) {
+  spr_config c;
+  spr_cal_params p;
+  small(&c, &p);
+  p.levels = SPR_CAL_LEVELS_WORKLOAD;
+  spr_cal *cal = NULL;
+  char missing[512];
+  spr_test_path(missing, sizeof missing, "no-such-qkv", ".h5");
+  spr_config q = c;
+  q.wl.source = SPR_SOURCE_QKV;
+  snprintf(q.wl.qkv_file, sizeof q.wl.qkv_file, "%s", missing);
+  q.wl.seq_len = q.wl.n_layers = q.wl.n_heads = q.wl.head_dim = 0;
+  CU_ASSERT_NOT_EQUAL(spr_cal_alloc(&q, &p, &cal), 0);
+  CU_ASSERT_PTR_NULL(cal);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "[calibrate] levels = workload");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "tmp-no-such-qkv");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "cannot open");
+  /* a file that does not match: more heads than it has */
+  const char *top = getenv("top_srcdir");
+  char ex[1024];
+  snprintf(ex, sizeof ex, "%s/examples/qkv-example.h5", top ? top : ".");
+  snprintf(q.wl.qkv_file, sizeof q.wl.qkv_file, "%s", ex);
+  q.wl.n_heads = 9;
+  q.wl.qkv_item = 1;
+  CU_ASSERT_NOT_EQUAL(spr_cal_alloc(&q, &p, &cal), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "qkv-example.h5");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "heads");
+  /* the file itself is fine: 2 layers x 4 heads, N = 48 */
+  q.wl.n_heads = 0;
+  CU_ASSERT_EQUAL(spr_cal_alloc(&q, &p, &cal), 0);
+  spr_cal_free(cal);
+  cal = NULL;
+  spr_config m = c;
+  m.wl.source = SPR_SOURCE_MODEL;
+  snprintf(m.wl.model, sizeof m.wl.model, "%s", missing);
+  CU_ASSERT_NOT_EQUAL(spr_cal_alloc(&m, &p, &cal), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "workload.model");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), missing);
+  /* the key */
+  CU_ASSERT_EQUAL(spr_cal_params_set(&p, "levels", "flat", "x.ini:3"), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "x.ini:3: [calibrate] key 'levels': value 'flat' is not one of uniform|workload");
+  CU_ASSERT_EQUAL(spr_cal_params_set(&p, "levels", " uniform ", "x.ini:3"), 0);
+  CU_ASSERT_EQUAL(p.levels, SPR_CAL_LEVELS_UNIFORM);
+  CU_ASSERT_EQUAL(spr_cal_params_set(&p, "levels", "workload", "x.ini:3"), 0);
+  char *ini = spr_cal_params_to_ini(&p);
+  SPR_ASSERT_CONTAINS(ini, "\nlevels = workload\n");
+  free(ini);
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"reduced flow, device file, fits vs expectations", test_flow},
                          {"ideal wires: F = 1, IR skipped", test_ideal_wires},
                          {"errors, cancellation, failing SPICE step", test_errors},
+                         {"levels = workload: arrays are tiles of the workload's keys", test_workload_levels},
+                         {"levels = workload: missing or mismatched files refused", test_workload_errors},
+                         {"levels = workload: a model file's keys from its forward pass", test_workload_model},
                          CU_TEST_INFO_NULL};
   return spr_test_run("calibrate", tests);
 }

@@ -90,6 +90,19 @@ printf '[crossbar]\ncols = 63\n' > "$T/odd.ini"
 expect 1 "'crossbar.cols': value 63 is odd" "odd cols" -- "$EXE" run "$T/odd.ini" -o "$T/x.h5"
 printf '[crossbar]\nthis line is wrong\n' > "$T/syntax.ini"
 expect 1 "syntax.ini:2: syntax error" "syntax error" -- "$EXE" run "$T/syntax.ini" -o "$T/x.h5"
+# issue 10: an endurance of 0, a buffer too small for dense_tiled's query
+# block (at d = 64: 328 B a query + 128 B a token), shared scoring arrays
+# smaller than one head (2 x 64 x 64 = 8192 cells)
+printf '[wear]\nendurance = 0\n' > "$T/endurance.ini"
+expect 1 "endurance.ini:2: key 'wear.endurance': value '0' out of range" "endurance 0" -- "$EXE" run "$T/endurance.ini" -o "$T/x.h5"
+printf '[wear]\nendurance = -1e6\n' > "$T/endurance2.ini"
+expect 1 "key 'wear.endurance': value '-1e6' out of range" "negative endurance" -- "$EXE" run "$T/endurance2.ini" -o "$T/x.h5"
+printf '[workload]\nseq_len = 64\nlayers = 1\n[digital]\nbuffer_bytes = 400\n' > "$T/tiny-buffer.ini"
+expect 1 "digital.buffer_bytes = 400 is too small for dense_tiled: one query block needs at least 456 bytes" \
+  "buffer below one dense_tiled block" -- "$EXE" run "$T/tiny-buffer.ini" -o "$T/x.h5"
+printf '[workload]\nseq_len = 64\nlayers = 1\n[wear]\nscoring_cells = 8000\n' > "$T/cells.ini"
+expect 1 "wear.scoring_cells = 8000: the scoring arrays must hold one head's keys, at least 8192 cells" \
+  "scoring arrays below one head" -- "$EXE" run "$T/cells.ini" -o "$T/x.h5"
 [ ! -e "$T/x.h5" ] && notmp "$T/x.h5" && ok "no output after config errors" || bad "no output after config errors"
 
 # output errors: nothing left behind
@@ -97,7 +110,7 @@ expect 1 "$T/nodir/out.h5" "unwritable output" -- "$EXE" run "$T/small.ini" -o "
 [ ! -e "$T/nodir" ] && ok "no directory created" || bad "no directory created"
 
 # report: tables from the trace alone
-expect 0 "  all dense    100.00" "report of a run" -- "$EXE" report "$T/a.h5"
+expect 0 "  all dense       100.00" "report of a run" -- "$EXE" report "$T/a.h5"
 grep -q "  all sprint" "$T/out" && grep -q "energy by component" "$T/out" && grep -q "^reram_read" "$T/out" \
   && ok "report lists schemes and components" || bad "report lists schemes and components"
 grep "  all dense" "$T/out" | grep -q " 1.00x    1.00x" && ok "dense is the reference (1.00x)" || bad "dense is the reference (1.00x)"
@@ -613,7 +626,23 @@ grep -q "analog.cmp_offset_sigma" "$T/out" && grep -q "energy.imc_mac_per_op" "$
 grep -q "warning: calibrated with crossbar.rows = 16; this run has 64" "$T/out" && grep -q "warning: calibrated with crossbar.r_wl = 0.5; this run has 2.5" "$T/out" \
   && ! grep -q "warning: calibrated with analog.temperature" "$T/out" \
   && ok "run warns of the conditions that differ from the calibration's" || bad "run warns of the conditions that differ from the calibration's"
+# the run's programmed arrays (64 rows, mean cell about 7 uS: 0.46 mS a
+# column) against the device model's cal_mean_column_G (16 x 50.5 uS =
+# 0.81 mS for these uniform levels: within 2x, no warning)
+grep -q "mean column conductance" "$T/out" && bad "no column-conductance warning within 2x" || ok "no column-conductance warning within 2x"
 if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
+  # a model fitted on 20 mS columns: warned, with both figures
+  cp "$T/cal.h5" "$T/cal_hiG.h5"
+  "$PY" -c "
+import h5py
+d = h5py.File('$T/cal_hiG.h5', 'r+')['params/cal_mean_column_G']
+d[()] = 0.02
+d.attrs['ci95_lo'] = 0.02
+d.attrs['ci95_hi'] = 0.02"
+  printf '[run]\ndevice_model = cal_hiG.h5\n[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n' > "$T/calhi.ini"
+  expect 0 "warning: the device model was fitted on arrays of mean column conductance 0.02 S; this run's programmed arrays average" \
+    "run warns of a device model fitted on conductances over 2x the run's" -- "$EXE" run "$T/calhi.ini" -o "$T/calhi.h5"
+  grep -q "calibrate with \[calibrate\] levels = workload" "$T/out" && ok "the warning names the remedy" || bad "the warning names the remedy"
   expect 0 "parameters recomputed" "h5py recomputes the calibration's fits" -- "$PY" "$S/tests/check_device.py" "$T/cal.h5"
   # the configuration stored in the file reproduces the calibration bit for bit
   "$PY" -c "import h5py; open('$T/cal_again.ini', 'w').write(h5py.File('$T/cal.h5')['provenance/config'][()].decode())"
@@ -621,7 +650,7 @@ if [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   "$PY" - "$T/cal.h5" "$T/cal_again.h5" <<'PYEOF' && ok "calibrate: the stored configuration reproduces the file's values" || bad "calibrate: the stored configuration reproduces the file's values"
 import sys, h5py, numpy as np
 a, b = (h5py.File(x, "r") for x in sys.argv[1:])
-assert sorted(a["params"]) == sorted(b["params"]) and len(a["params"]) == 12
+assert sorted(a["params"]) == sorted(b["params"]) and len(a["params"]) == 13  # 12 fitted, cal_mean_column_G
 for k in a["params"]:
     assert a["params"][k][()] == b["params"][k][()], k
 for k in a["data"]:

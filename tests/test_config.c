@@ -163,7 +163,7 @@ static void test_key_table(void) {
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("run", "trace"))->choices, "summary|masks|full");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "preset"))->choices, "bert-base|vit-base");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("crossbar", "ir_drop"))->choices, "off|first_order|nodal");
-  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned");
+  CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("threshold", "mode"))->choices, "keep_rate|direct|learned|analog_keep_rate");
   CU_ASSERT_STRING_EQUAL(spr_config_key(key_index("workload", "source"))->choices, "synthetic|qkv|model|vit");
   CU_ASSERT_EQUAL(spr_config_key(key_index("workload", "model"))->type, SPR_KEY_STRING);
 }
@@ -1097,6 +1097,11 @@ static void nondefault(spr_config *c) {
   c->energy.pred_add_J = 0.03e-12;
   c->energy.pred_mul_J = 0.2e-12;
   c->energy.pred_cmp_J = 0.05e-12;
+  c->energy.xbar_write_J_per_bit = 12.2e-12;
+  c->energy.xbar_write_J_per_cell = 2.385e-12;
+  c->wear.endurance = 2.385e9;
+  c->wear.sequence_rate_Hz = 120;
+  c->wear.scoring_cells = 1e9;
   c->energy.clock_Hz = 8e8;
   c->energy.threshold_cycles = 7.5;
   c->energy.reram_read_bytes_per_cycle = 12.8;
@@ -1109,6 +1114,7 @@ static void nondefault(spr_config *c) {
   c->dig.query_bits = 6;
   c->dig.value_bits = 7;
   c->dig.top_k = 3;
+  c->dig.tile_tokens = 24;
   c->bl.oracle = 0;
   c->bl.topk = 0;
   c->bl.sanger = 0;
@@ -1118,6 +1124,8 @@ static void nondefault(spr_config *c) {
   c->bl.sanger_threshold = 1e-3;
   c->bl.window_half_width = 17;
   c->bl.window_globals = 3;
+  c->bl.dense_tiled = 0;
+  c->bl.match = SPR_MATCH_SPRINT;
 }
 
 static void test_round_trip(void) {

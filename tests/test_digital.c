@@ -6,11 +6,210 @@
 #include "config.h"
 #include "spr_digital.h"
 #include "spr_error.h"
+#include "spr_config.h"
+#include "spr_ledger.h"
 #include "spr_result.h"
 #include "spr_test.h"
+#include "spr_tiled.h"
 
 #include <math.h>
 #include <stdint.h>
+
+/* ---- dense_tiled (digital/spr_tiled.h) -------------------------------- */
+
+static spr_tiled_params tiled_params(int64_t buffer, int tile, int causal) {
+  spr_tiled_params p = {buffer, 8, 8, 8, tile, causal};
+  return p;
+}
+
+/* n = 10, d = 4, 8-bit K, V and queries: a token is 8 B (1 word), a
+ * query's codes 4 B (1 word), its fp32 accumulators 4 x 4 + 8 = 24 B (3
+ * words).  A 100-byte buffer with tiles of 3 tokens: (100 - 24) / 28 = 2
+ * queries a block, 5 blocks of 4 tiles (keys 0-2, 3-5, 6-8, 9). */
+static void test_tiled_hand(void) {
+  spr_energy_params e;
+  spr_energy_default(&e);
+  spr_tiled_params p = tiled_params(100, 3, 0);
+  spr_tiled_plan pl;
+  CU_ASSERT_EQUAL_FATAL(spr_tiled_plan_make(&p, &e, 10, 4, &pl), 0);
+  CU_ASSERT_EQUAL(pl.bq, 2);
+  CU_ASSERT_EQUAL(pl.bk, 3);
+  CU_ASSERT_EQUAL(pl.blocks, 5);
+  CU_ASSERT_EQUAL(pl.token_bytes, 8);
+  CU_ASSERT_EQUAL(pl.acc_bytes, 24);
+  CU_ASSERT_EQUAL(spr_tiled_block_tiles(&pl, 0), 4);
+  CU_ASSERT_EQUAL(spr_tiled_min_bytes(&p, 4), 28 + 24); /* one query, one 3-token tile */
+  spr_ledger_counts q;
+  int64_t f, u;
+  /* block 0 (queries 0, 1), tile 0 (keys 0-2): 3 tokens fetched (24 B,
+   * 192 bits) and written (3 words), the 2 queries' codes written (2) and
+   * their accumulators (2 x 3); 6 pairs read K and V (6 words) and the
+   * queries (2); 24 score MACs, 6 exponentials, 24 V MACs */
+  spr_tiled_step_counts(&pl, 0, 0, &q, &f, &u);
+  CU_ASSERT_EQUAL(f, 3);
+  CU_ASSERT_EQUAL(u, 6);
+  CU_ASSERT_EQUAL(q.reram_bits_read, 192);
+  CU_ASSERT_EQUAL(q.sram_words_written, 3 + 2 + 6);
+  CU_ASSERT_EQUAL(q.sram_words_read, 6 + 2);
+  CU_ASSERT_EQUAL(q.score_macs, 24);
+  CU_ASSERT_EQUAL(q.exps, 6);
+  CU_ASSERT_EQUAL(q.v_macs, 24);
+  CU_ASSERT_EQUAL(q.divs, 0);
+  CU_ASSERT_EQUAL(q.buffer_bytes, 100);
+  /* its last tile (key 9): 1 token; 2 pairs; both accumulators read back
+   * (2 x 3) and rescaled (2 corrections: 2 exps, 2 x 5 multiplies), then
+   * read for the output (2 x 3) and divided (2 x 4) */
+  spr_tiled_step_counts(&pl, 0, 3, &q, &f, &u);
+  CU_ASSERT_EQUAL(f, 1);
+  CU_ASSERT_EQUAL(q.reram_bits_read, 64);
+  CU_ASSERT_EQUAL(q.sram_words_written, 1 + 0 + 6);
+  CU_ASSERT_EQUAL(q.sram_words_read, 2 + 2 + 6 + 6);
+  CU_ASSERT_EQUAL(q.exps, 2 + 2);
+  CU_ASSERT_EQUAL(q.v_macs, 8 + 10);
+  CU_ASSERT_EQUAL(q.divs, 8);
+  /* every block reads all 10 tokens: 50 fetches, 100 uses */
+  int64_t ft = 0, ut = 0;
+  for (int b = 0; b < pl.blocks; b++)
+    for (int t = 0; t < spr_tiled_block_tiles(&pl, b); t++) {
+      spr_tiled_step_counts(&pl, b, t, &q, &f, &u);
+      ft += f;
+      ut += u;
+    }
+  CU_ASSERT_EQUAL(ft, 50);
+  CU_ASSERT_EQUAL(ut, 100);
+  /* causal: block b (queries 2b, 2b + 1) fetches keys 0 .. 2b + 1 only:
+   * 2 + 4 + 6 + 8 + 10 = 30 tokens for the 55 pairs */
+  p.causal = 1;
+  CU_ASSERT_EQUAL_FATAL(spr_tiled_plan_make(&p, &e, 10, 4, &pl), 0);
+  CU_ASSERT_EQUAL(spr_tiled_block_tiles(&pl, 0), 1);
+  CU_ASSERT_EQUAL(spr_tiled_block_tiles(&pl, 1), 2); /* keys 0-2, 3 */
+  CU_ASSERT_EQUAL(spr_tiled_block_tiles(&pl, 4), 4);
+  spr_tiled_step_counts(&pl, 1, 1, &q, &f, &u); /* queries 2, 3; tile keys 3-5 */
+  CU_ASSERT_EQUAL(f, 1);                       /* key 3 only */
+  CU_ASSERT_EQUAL(u, 1);                       /* query 3 sees it, query 2 none */
+  CU_ASSERT_EQUAL(q.sram_words_read, 1 + 1 + 3 + 2 * 3); /* K/V, query 3, its acc, 2 outputs */
+  CU_ASSERT_EQUAL(q.exps, 1 + 1);
+  ft = ut = 0;
+  for (int b = 0; b < pl.blocks; b++)
+    for (int t = 0; t < spr_tiled_block_tiles(&pl, b); t++) {
+      spr_tiled_step_counts(&pl, b, t, &q, &f, &u);
+      ft += f;
+      ut += u;
+    }
+  CU_ASSERT_EQUAL(ft, 30);
+  CU_ASSERT_EQUAL(ut, 55);
+  /* a buffer too small for one query and one tile: refused, naming the
+   * key and the minimum (28 + 3 x 8 = 52 bytes) */
+  p = tiled_params(51, 3, 0);
+  CU_ASSERT_EQUAL(spr_tiled_plan_make(&p, &e, 10, 4, &pl), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "digital.buffer_bytes = 51 is too small for dense_tiled");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "at least 52 bytes");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "lower digital.tile_tokens");
+  p = tiled_params(35, 0, 0); /* automatic: one token needs 28 + 8 = 36 */
+  CU_ASSERT_EQUAL(spr_tiled_plan_make(&p, &e, 10, 4, &pl), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "at least 36 bytes");
+  p = tiled_params(100, 11, 0);
+  CU_ASSERT_EQUAL(spr_tiled_plan_make(&p, &e, 10, 4, &pl), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "digital.tile_tokens = 11");
+  p = tiled_params(100, 3, 0);
+  CU_ASSERT_EQUAL(spr_tiled_plan_make(&p, &e, 0, 4, &pl), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_tiled_plan_make(NULL, &e, 10, 4, &pl), SPR_EINVAL);
+  p.value_bits = 0;
+  CU_ASSERT_EQUAL(spr_tiled_plan_make(&p, &e, 10, 4, &pl), SPR_EINVAL);
+}
+
+/* The whole head's fetches and energy, counted pair by pair (no step
+ * formula): block size Bq = (B - Bk token) / (q + acc), every query of a
+ * block reads every key of each tile it sees once from the buffer, each
+ * tile is fetched once per block.  The automatic tile is the cheapest of
+ * the powers of two (and n) by this count. */
+static double tiled_energy_brute(const spr_energy_params *e, int64_t B, int n, int d, int bk,
+                                 int causal, int64_t *fetched) {
+  const int64_t tok = 2 * d, qb = d, acc = 4 * d + 8;
+  const int64_t tw = (tok + 7) / 8, qw = (qb + 7) / 8, aw = (acc + 7) / 8;
+  const int64_t bq0 = (B - bk * tok) / (qb + acc);
+  if (B - bk * tok <= 0 || bq0 < 1) return -1;
+  const int bq = bq0 < n ? (int)bq0 : n;
+  spr_ledger_counts c;
+  memset(&c, 0, sizeof c);
+  c.buffer_bytes = B;
+  *fetched = 0;
+  for (int i0 = 0; i0 < n; i0 += bq) {
+    const int i1 = i0 + bq < n ? i0 + bq : n;
+    c.sram_words_written += (i1 - i0) * qw;
+    for (int j0 = 0; j0 < n; j0 += bk) {
+      if (causal && j0 > i1 - 1) break;
+      for (int j = j0; j < j0 + bk && j < n; j++)
+        if (!causal || j <= i1 - 1) {
+          ++*fetched;
+          c.reram_bits_read += tok * 8;
+          c.sram_words_written += tw;
+        }
+      for (int i = i0; i < i1; i++) {
+        int k = 0;
+        for (int j = j0; j < j0 + bk && j < n; j++) k += !causal || j <= i;
+        if (!k) continue;
+        c.sram_words_read += k * tw + qw + (j0 > 0 ? aw : 0);
+        c.sram_words_written += aw;
+        c.score_macs += (int64_t)k * d;
+        c.v_macs += (int64_t)k * d + (j0 > 0 ? d + 1 : 0);
+        c.exps += k + (j0 > 0);
+      }
+    }
+    c.sram_words_read += (i1 - i0) * aw;
+    c.divs += (int64_t)(i1 - i0) * d;
+  }
+  spr_ledger_result r;
+  if (spr_ledger_price(e, &c, &r)) return -2;
+  return r.total_J;
+}
+
+static void test_tiled_brute(void) {
+  spr_energy_params e;
+  spr_energy_default(&e);
+  const int shapes[][3] = {{37, 5, 300}, {64, 8, 2048}, {200, 16, 16384}, {512, 64, 16384}};
+  for (int s = 0; s < 4; s++)
+    for (int causal = 0; causal < 2; causal++) {
+      const int n = shapes[s][0], d = shapes[s][1];
+      const int64_t B = shapes[s][2];
+      /* fixed tiles: fetch totals against the pair-by-pair count */
+      for (int bk = 1; bk <= n; bk = bk * 3 + 1) {
+        spr_tiled_params p = tiled_params(B, bk, causal);
+        spr_tiled_plan pl;
+        int64_t fb;
+        const double Jb = tiled_energy_brute(&e, B, n, d, bk, causal, &fb);
+        const int rc = spr_tiled_plan_make(&p, &e, n, d, &pl);
+        CU_ASSERT_EQUAL(rc != 0, Jb < 0);
+        if (rc) continue;
+        spr_ledger_counts sum, q;
+        memset(&sum, 0, sizeof sum);
+        int64_t ft = 0, f;
+        for (int b = 0; b < pl.blocks; b++)
+          for (int t = 0; t < spr_tiled_block_tiles(&pl, b); t++) {
+            spr_tiled_step_counts(&pl, b, t, &q, &f, NULL);
+            CU_ASSERT_EQUAL(spr_ledger_add(&sum, &q), 0);
+            ft += f;
+          }
+        CU_ASSERT_EQUAL(ft, fb);
+        spr_ledger_result r;
+        CU_ASSERT_EQUAL(spr_ledger_price(&e, &sum, &r), 0);
+        CU_ASSERT_DOUBLE_EQUAL(r.total_J, Jb, 1e-12 * Jb);
+      }
+      /* the automatic tile is the cheapest candidate (ties: the larger) */
+      spr_tiled_params p = tiled_params(B, 0, causal);
+      spr_tiled_plan pl;
+      CU_ASSERT_EQUAL_FATAL(spr_tiled_plan_make(&p, &e, n, d, &pl), 0);
+      int best = 0;
+      double bestJ = 0;
+      for (int bk = 1;; bk = bk > n / 2 ? n : 2 * bk) {
+        int64_t fb;
+        const double J = tiled_energy_brute(&e, B, n, d, bk, causal, &fb);
+        if (J >= 0 && (!best || J <= bestJ * (1 + 1e-12))) best = bk, bestJ = J;
+        if (bk == n) break;
+      }
+      CU_ASSERT_EQUAL(pl.bk, best);
+    }
+}
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -906,6 +1105,8 @@ static void test_fetch_causal_dense(void) {
 
 int main(void) {
   static const CU_TestInfo tests[] = {
+      {"dense_tiled: plan and fetch counts by hand", test_tiled_hand},
+      {"dense_tiled: totals and the automatic tile against brute force", test_tiled_brute},
       {"fetch defaults and S/M-SPRINT capacities", test_fetch_defaults},
       {"fetch reuse by hand, both policies", test_fetch_reuse},
       {"fetch with binding capacity by hand", test_fetch_capacity_binds},

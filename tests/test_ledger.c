@@ -11,7 +11,9 @@
 #include "spr_ledger.h"
 #include "spr_params.h"
 #include "spr_result.h"
+#include "spr_synth.h"
 #include "spr_test.h"
+#include "spr_wear.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -239,6 +241,8 @@ static spr_ledger_counts crafted(void) {
   spr_ledger_counts c;
   memset(&c, 0, sizeof c);
   c.reram_bits_written = 4096; /* 8 keys x 64 x 8 bits */
+  c.xbar_cells_written = 1024; /* 8 keys x 64 x 2 cells */
+  c.xbar_bits_written = 4096;  /* x 4 bits */
   c.imc_queries = 3;
   c.imc_macs = 1536;           /* 3 x 8 x 64 */
   c.cmp_decisions = 24;
@@ -262,6 +266,7 @@ static void test_price_by_hand(void) {
   CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
   const double *E = r.energy_J;
   ASSERT_REL(E[SPR_LEDGER_E_RERAM_WRITE], 99942.4 * PJ); /* 4096 x 24.4 */
+  ASSERT_REL(E[SPR_LEDGER_E_XBAR_WRITE], 99942.4 * PJ); /* 4096 x 24.4 + 1024 x 0 */
   ASSERT_REL(E[SPR_LEDGER_E_IMC_MAC], 153.6 * PJ);      /* 1536 x 0.1 */
   ASSERT_REL(E[SPR_LEDGER_E_CMP], 1.2 * PJ);            /* 24 x 0.05 */
   ASSERT_REL(E[SPR_LEDGER_E_PRUNE_READ], 3.75 * S45 * PJ); /* 24 x 10/64 */
@@ -274,9 +279,14 @@ static void test_price_by_hand(void) {
   ASSERT_REL(E[SPR_LEDGER_E_V_MAC], 134.4 * S45 * PJ);
   for (int i = SPR_LEDGER_E_PRED_MAC8; i <= SPR_LEDGER_E_PRED_CMP; i++)
     CU_ASSERT_EQUAL(E[i], 0);
-  /* 115969.2 pJ as given + 3226.05 pJ at 45 nm x 65/45 = 120629.05 pJ */
-  ASSERT_REL(r.total_J, (115969.2 + 3226.05 * S45) * PJ);
-  CU_ASSERT(fabs(r.total_J - 120629.05e-12) < 0.01e-12);
+  /* 215911.6 pJ as given + 3226.05 pJ at 45 nm x 65/45 = 220571.45 pJ */
+  ASSERT_REL(r.total_J, (215911.6 + 3226.05 * S45) * PJ);
+  CU_ASSERT(fabs(r.total_J - 220571.45e-12) < 0.01e-12);
+  /* a per-cell price adds cells x price: 1024 x 3.5 pJ */
+  e.xbar_write_J_per_cell = 3.5e-12;
+  CU_ASSERT_EQUAL_FATAL(spr_ledger_price(&e, &c, &r), 0);
+  ASSERT_REL(r.energy_J[SPR_LEDGER_E_XBAR_WRITE], (99942.4 + 3584) * PJ);
+  e.xbar_write_J_per_cell = 0;
 
   /* cycles: threshold 3 x 8, fetch 640 B / 64, score 448 / 64,
    * softmax 14 / 1, v 448 / 64 */
@@ -524,7 +534,7 @@ static void test_errors_price(void) {
   /* every count, negative */
   static const size_t offs[] = {
 #define O(f) offsetof(spr_ledger_counts, f)
-      O(reram_bits_written), O(imc_queries), O(imc_macs), O(cmp_decisions),
+      O(reram_bits_written), O(xbar_cells_written), O(xbar_bits_written), O(imc_queries), O(imc_macs), O(cmp_decisions),
       O(prune_bits_read), O(reram_bits_read), O(sram_words_written),
       O(sram_words_read), O(buffer_bytes), O(score_macs), O(exps), O(divs),
       O(v_macs), O(pred_mac8), O(pred_mac4), O(pred_bitmacs), O(pred_adds),
@@ -532,7 +542,7 @@ static void test_errors_price(void) {
 #undef O
   };
   static const char *names[] = {
-      "reram_bits_written", "imc_queries", "imc_macs", "cmp_decisions",
+      "reram_bits_written", "xbar_cells_written", "xbar_bits_written", "imc_queries", "imc_macs", "cmp_decisions",
       "prune_bits_read", "reram_bits_read", "sram_words_written",
       "sram_words_read", "buffer_bytes", "score_macs", "exps", "divs",
       "v_macs", "pred_mac8", "pred_mac4", "pred_bitmacs", "pred_adds",
@@ -580,6 +590,12 @@ static void test_errors_price(void) {
   b.reram_read_J_per_bit = -3.1e-12;
   expect(spr_ledger_price(&b, &c, &r), "'energy.reram_read_per_bit' must be >= 0 (got -3.1e-12 J)", NULL);
   b = e;
+  b.xbar_write_J_per_cell = -2e-12;
+  expect(spr_ledger_price(&b, &c, &r), "'energy.xbar_write_per_cell' must be >= 0 (got -2e-12 J)", NULL);
+  b = e;
+  b.xbar_write_J_per_bit = NAN;
+  expect(spr_ledger_price(&b, &c, &r), "'energy.xbar_write_per_bit' is not finite", NULL);
+  b = e;
   b.digital_scale = -1.5;
   expect(spr_ledger_price(&b, &c, &r), "'energy.digital_scale' must be >= 0 (got -1.5)", NULL);
   b = e;
@@ -608,6 +624,193 @@ static void test_errors_price(void) {
   expect(spr_ledger_sram_word_J(&b, 65536, &J), "energy.sram_1m_read_per_word", NULL);
 }
 
+/* Steps 1-4 of spr_attend on head 0 of layer 0 of c's synthetic workload. */
+static void attend_head(const spr_config *c, spr_attend_head *h, spr_attend_ws *w,
+                        spr_head_result *res) {
+  CU_ASSERT_FATAL(spr_synth_head(&c->wl, c->seed, 0, 0, h->Q, h->K, h->V) == 0);
+  CU_ASSERT_FATAL(spr_attend_ideal(c, 0, 0, h, w, res) == 0);
+  spr_attend_range(c, h, 1, res);
+  CU_ASSERT_FATAL(spr_attend_count(c, h, res) == 0);
+  CU_ASSERT_FATAL(spr_attend_thresholds(c, 0, h, 1, 0.0, w, res, NULL) == 0);
+  CU_ASSERT_FATAL(spr_attend_analog(c, 0, 0, 0, h, w, res) == 0);
+  CU_ASSERT_FATAL(spr_attend_digital(c, h, w) == 0);
+}
+
+/* A digital predictor's key operand (docs/energy.md section 9) on a
+ * BERT-base head, d = 64, 16 KB buffer: at N = 128 the sequence's K (8 KB
+ * at 8 bits, 4 KB at Sanger's 4) fits beside the survivors and is loaded
+ * once, then read from SRAM; at N = 512 (32 KB, 16 KB) it does not and is
+ * streamed from ReRAM for every query.  Causal and not.  The ReRAM bits
+ * and SRAM words are written out from the formulas: survivors' tokens
+ * (fetch counts of the scheme's own result) plus
+ *   resident: n d kb bits loaded, P kw words read (kw = d kb / 64 words
+ *             per key; LeOPArd: one word per plane read)
+ *   streamed: P d kb bits (LeOPArd: its planes x d)
+ * with P the pairs (n^2 or n (n + 1) / 2). */
+static void test_predictor_keys(void) {
+  for (int t = 0; t < 4; t++) {
+    const int n = t < 2 ? 128 : 512, causal = t & 1, d = 64;
+    spr_config c;
+    spr_config_default(&c);
+    c.wl.seq_len = n;
+    c.wl.n_layers = c.wl.n_heads = 1;
+    c.wl.causal = causal;
+    c.seed = 2385;
+    CU_ASSERT_FATAL(spr_config_resolve(&c, "test") == 0);
+    spr_attend_head h;
+    spr_attend_ws *w;
+    CU_ASSERT_FATAL(spr_attend_head_alloc(&h, &c, n, d, 0) == 0);
+    CU_ASSERT_FATAL(spr_attend_ws_alloc(&c, n, d, &w) == 0);
+    spr_head_result res;
+    attend_head(&c, &h, w, &res);
+    const double P = causal ? n * (n + 1) / 2.0 : (double)n * n;
+    double word;
+    CU_ASSERT_FATAL(spr_ledger_sram_word_J(&c.energy, 16384, &word) == 0);
+    const int schemes[4] = {SPR_SCHEME_ORACLE, SPR_SCHEME_TOPK, SPR_SCHEME_SANGER, SPR_SCHEME_LEOPARD};
+    for (int k = 0; k < 4; k++) {
+      const int sc = schemes[k];
+      spr_scheme_result out;
+      CU_ASSERT_FATAL(spr_attend_scheme(&c, sc, &h, w, &out, NULL) == 0);
+      const int kb = sc == SPR_SCHEME_SANGER ? 4 : 8;
+      const int known = sc != SPR_SCHEME_SANGER;
+      const double tok = known ? 64 : 128, tokw = tok / 8;
+      /* busiest query: its survivors are uses / queries at most n */
+      const double kbytes = n * d * kb / 8.0;
+      if (n == 128 && known) CU_ASSERT_EQUAL(out.key_resident, 1); /* 8 KB + <= 8 KB of values */
+      if (n == 512) CU_ASSERT_EQUAL(out.key_resident, 0);          /* 32 KB, or 16 KB + a token */
+      /* the scheme's mask from the baseline itself: its busiest query */
+      int64_t lbits = 0, ms = 0;
+      {
+        spr_bl_ws bw;
+        CU_ASSERT_FATAL(spr_bl_ws_alloc(&bw, n, d) == 0);
+        const size_t rb = spr_mask_row_bytes(n);
+        uint8_t *mk = malloc((size_t)n * rb);
+        spr_bl_oracle_params op;
+        spr_bl_oracle_default(&op);
+        op.causal = causal;
+        double th;
+        CU_ASSERT_FATAL(spr_bl_oracle_calibrate(&op, h.Q, h.K, n, d, c.thr.keep_rate, &bw, &th, NULL) == 0);
+        op.threshold = th;
+        spr_bl_stats st;
+        if (sc == SPR_SCHEME_ORACLE) CU_ASSERT_FATAL(spr_bl_oracle(&op, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+        if (sc == SPR_SCHEME_LEOPARD) {
+          spr_bl_leopard_params lp = {8, 8, th, causal};
+          CU_ASSERT_FATAL(spr_bl_leopard(&lp, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+          lbits = st.key_bits_processed;
+        }
+        if (sc == SPR_SCHEME_TOPK) {
+          spr_bl_topk_params tp;
+          spr_bl_topk_default(&tp);
+          tp.keep_fraction = c.bl.topk_fraction;
+          tp.causal = causal;
+          CU_ASSERT_FATAL(spr_bl_topk(&tp, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+        }
+        if (sc == SPR_SCHEME_SANGER) {
+          spr_bl_sanger_params sp;
+          spr_bl_sanger_default(&sp);
+          sp.causal = causal;
+          CU_ASSERT_FATAL(spr_bl_sanger(&sp, h.Q, h.K, n, d, &bw, mk, &st) == 0);
+        }
+        for (int i = 0; i < n; i++) {
+          int64_t kept = 0;
+          for (int j = 0; j < n; j++) kept += mk[(size_t)i * rb + j / 8] >> (j % 8) & 1;
+          ms = kept > ms ? kept : ms;
+        }
+        free(mk);
+        spr_bl_ws_free(&bw);
+      }
+      const int fits = kbytes + (double)(ms > 1 ? ms : 1) * tok <= 16384;
+      CU_ASSERT_EQUAL(out.key_resident, fits);
+      double bits = (double)out.bytes_fetched * 8, rwords = (double)(out.hits + out.fetches - out.overflow_tokens) * tokw;
+      if (out.key_resident) {
+        bits += (double)n * d * kb;
+        rwords += sc == SPR_SCHEME_LEOPARD ? (double)lbits : P * d * kb / 64;
+      } else {
+        bits += sc == SPR_SCHEME_LEOPARD ? (double)lbits * d : P * d * kb;
+      }
+      const double rr = bits * c.energy.reram_read_J_per_bit;
+      ASSERT_REL(out.energy_J[SPR_LEDGER_E_RERAM_READ], rr);
+      ASSERT_REL(out.energy_J[SPR_LEDGER_E_SRAM_READ], rwords * word);
+      CU_ASSERT_DOUBLE_EQUAL(out.keep_rate * P, (double)(out.hits + out.fetches), 1e-6);
+    }
+    spr_attend_ws_free(w);
+    spr_attend_head_free(&h);
+  }
+}
+
+/* Wear of the scoring arrays (core/spr_wear.h) by hand. */
+static void test_wear(void) {
+  spr_config c;
+  spr_config_default(&c);
+  /* defaults: 1e6 writes, the run's rate, arrays per head */
+  CU_ASSERT_EQUAL(c.wear.endurance, 1e6);
+  CU_ASSERT_EQUAL(c.wear.sequence_rate_Hz, 0);
+  CU_ASSERT_EQUAL(c.wear.scoring_cells, 0);
+  spr_wear_params w = {2.5e6, 0, 0};
+  spr_wear_result r;
+  /* 6 heads of 2 x 72 x 24 = 3456 cells; SPRINT takes 2e6 cycles per
+   * sequence at 1 GHz: 500 sequences/s; one write per cell per sequence */
+  CU_ASSERT_EQUAL_FATAL(spr_wear_estimate(&w, 20736, 3456, 2e6, 1e9, &r), 0);
+  CU_ASSERT_EQUAL(r.writes_per_cell, 1.0);
+  CU_ASSERT_EQUAL(r.sequences, 2.5e6);
+  ASSERT_REL(r.rate_Hz, 500);
+  CU_ASSERT_EQUAL(r.rate_is_run, 1);
+  ASSERT_REL(r.seconds, 5000); /* 2.5e6 / 500 */
+  char line[512];
+  spr_wear_format(&w, &r, line, sizeof line);
+  SPR_ASSERT_CONTAINS(line, "1 writes per scoring cell per sequence (arrays per head)");
+  SPR_ASSERT_CONTAINS(line, "2.5e+06 sequences, 1.389 hours at 500 sequences/s, the run's back-to-back rate");
+  /* shared arrays of 6912 cells (two heads' worth): 3 writes per cell per
+   * sequence; a stated rate of 40 Hz */
+  w.scoring_cells = 6912;
+  w.sequence_rate_Hz = 40;
+  CU_ASSERT_EQUAL_FATAL(spr_wear_estimate(&w, 20736, 3456, 2e6, 1e9, &r), 0);
+  CU_ASSERT_EQUAL(r.writes_per_cell, 3.0);
+  ASSERT_REL(r.sequences, 2.5e6 / 3);
+  CU_ASSERT_EQUAL(r.rate_is_run, 0);
+  ASSERT_REL(r.seconds, 2.5e6 / 3 / 40); /* 20833.3 s */
+  spr_wear_format(&w, &r, line, sizeof line);
+  SPR_ASSERT_CONTAINS(line, "3 writes per scoring cell per sequence (arrays shared");
+  SPR_ASSERT_CONTAINS(line, "5.787 hours at 40 sequences/s, wear.sequence_rate");
+  /* errors name the key */
+  spr_wear_params b = w;
+  b.endurance = 0;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.endurance = 0", "must be > 0", NULL);
+  b.endurance = -5;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.endurance = -5", NULL);
+  b = w;
+  b.sequence_rate_Hz = -1;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.sequence_rate = -1 Hz", NULL);
+  b = w;
+  b.scoring_cells = 3455;
+  expect(spr_wear_estimate(&b, 20736, 3456, 2e6, 1e9, &r), "wear.scoring_cells = 3455",
+         "at least 3456 cells", NULL);
+  b = w;
+  b.sequence_rate_Hz = 0;
+  expect(spr_wear_estimate(&b, 20736, 3456, 0, 1e9, &r), "wear.sequence_rate = 0 needs the run's rate", NULL);
+  expect(spr_wear_estimate(&w, 0, 0, 2e6, 1e9, &r), "0 cells programmed per sequence", NULL);
+  expect(spr_wear_estimate(NULL, 1, 1, 1, 1, &r), "NULL argument 'w'", NULL);
+  /* the keys: 0 or a negative endurance refused by the parser, naming it */
+  char path[512];
+  spr_test_path(path, sizeof path, "wear", ".ini");
+  const char *bad[] = {"endurance = 0\n", "endurance = -1e6\n", "scoring_cells = -2\n",
+                       "sequence_rate = -3 Hz\n"};
+  const char *key[] = {"'wear.endurance'", "'wear.endurance'", "'wear.scoring_cells'",
+                       "'wear.sequence_rate'"};
+  for (int k = 0; k < 4; k++) {
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "[wear]\n%s", bad[k]);
+    fclose(f);
+    spr_config_default(&c);
+    CU_ASSERT_EQUAL(spr_config_load(&c, path), SPR_ECONFIG);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), ":2:");
+    SPR_ASSERT_CONTAINS(spr_errmsg(), key[k]);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "out of range");
+  }
+  remove(path);
+}
+
 static void test_errors_acc(void) {
   spr_energy_params e = defaults();
   spr_ledger_acc a;
@@ -629,6 +832,9 @@ static void test_errors_acc(void) {
   spr_ledger_counts bad = q[1];
   bad.exps = -1;
   expect(spr_ledger_acc_step(&a, &bad), "spr_ledger_acc_step", "count 'exps' is negative (-1)", NULL);
+  bad = q[1];
+  bad.xbar_cells_written = -2;
+  expect(spr_ledger_acc_step(&a, &bad), "count 'xbar_cells_written' is negative (-2)", NULL);
   CU_ASSERT_EQUAL(memcmp(&a, &before, sizeof a), 0); /* unchanged */
   /* buffer sizes must agree between steps */
   bad = q[1];
@@ -699,6 +905,8 @@ static int64_t cz_share(int64_t total, int i, int n) {
  * admit misses in key order into free slots, stream the rest), and every
  * count of every query written out:
  *   K, V written once: n d (8 + 8) = 1040 bits;
+ *   SPRINT programs its scoring arrays once: 2 n d = 130 cells of
+ *   cell_bits = 4 bits (520 bits), at 1 J per cell and per bit: 650 J;
  *   SPRINT: sum_i (i + 1) d = 91 x 5 = 455 in-memory MACs, 91 comparator
  *   decisions, 91 pruning bits, 13 in-memory queries;
  *   oracle and top-k: 91 x 5 = 455 8-bit MACs, 91 comparisons or selection
@@ -714,6 +922,73 @@ static int64_t cz_share(int64_t total, int i, int n) {
  *   (m_i - o_i) token words.
  * The energies must equal these sums exactly and the latency the overlap
  * formula over these per-query stages. */
+/* dense_tiled on the causal head of test_causal_head_ledger (n = 13,
+ * d = 5, 8-bit K, V and queries, 128-byte buffer, tiles of 4 tokens,
+ * every price 1 J), counted pair by pair: a token is 10 B (2 words), a
+ * query's codes 5 B (1 word), its fp32 accumulators 4 x 5 + 8 = 28 B
+ * (4 words), so (128 - 40) / 33 = 2 queries a block.  Block b holds
+ * queries 2b, 2b + 1 (the last block query 12 alone); it steps through
+ * the tiles of 4 keys that hold a key <= its last query, fetching only
+ * those keys; query i uses the keys j <= i of the tile. */
+static void tiled_by_hand(const spr_config *c, const spr_scheme_result *out) {
+  const int n = 13, d = 5, bq = 2, bk = 4;
+  const double tw = 2, qw = 1, aw = 4;
+  double E[SPR_LEDGER_NE] = {0}, A[64], C[64];
+  int steps = 0;
+  int64_t fetched = 0, uses = 0;
+  for (int i0 = 0; i0 < n; i0 += bq) {
+    const int i1 = i0 + bq < n ? i0 + bq : n, last = i1 - 1;
+    const int ntiles = last / bk + 1;
+    for (int t = 0; t < ntiles; t++) {
+      double f = 0, keys = 0, a = 0, a2 = 0;
+      for (int j = t * bk; j < t * bk + bk && j < n; j++) f += j <= last;
+      for (int i = i0; i < i1; i++) {
+        double k = 0;
+        for (int j = t * bk; j < t * bk + bk && j < n; j++) k += j <= i;
+        keys += k;
+        a += k > 0;
+        a2 += k > 0 && t > 0;
+      }
+      const int fin = t == ntiles - 1;
+      E[SPR_LEDGER_E_RERAM_READ] += f * 10 * 8;
+      E[SPR_LEDGER_E_SRAM_WRITE] += f * tw + (t == 0 ? (i1 - i0) * qw : 0) + a * aw;
+      E[SPR_LEDGER_E_SRAM_READ] += keys * tw + a * qw + a2 * aw + (fin ? (i1 - i0) * aw : 0);
+      E[SPR_LEDGER_E_SCORE_MAC] += keys * d;
+      E[SPR_LEDGER_E_EXP] += keys + a2;
+      E[SPR_LEDGER_E_V_MAC] += keys * d + a2 * (d + 1);
+      E[SPR_LEDGER_E_DIV] += fin ? (i1 - i0) * d : 0;
+      A[steps] = f * 10 / c->energy.reram_read_bytes_per_cycle;
+      C[steps] = (2 * keys * d + a2 * (d + 1)) / c->energy.mac_units +
+                 (keys + a2 + (fin ? (i1 - i0) * d : 0)) / c->energy.softmax_units;
+      steps++;
+      fetched += (int64_t)f;
+      uses += (int64_t)keys;
+    }
+  }
+  E[SPR_LEDGER_E_RERAM_WRITE] = n * d * 16; /* K and V written once */
+  CU_ASSERT_EQUAL(steps, 1 + 1 + 2 + 2 + 3 + 3 + 4); /* tiles of blocks 0 .. 6 */
+  CU_ASSERT_EQUAL(uses, 91);
+  CU_ASSERT_EQUAL(fetched, 2 + 4 + 6 + 8 + 10 + 12 + 13);
+  CU_ASSERT_EQUAL(out->fetches, fetched);
+  CU_ASSERT_EQUAL(out->hits, 91 - fetched);
+  CU_ASSERT_EQUAL(out->bytes_fetched, fetched * 10);
+  CU_ASSERT_EQUAL(out->tile_queries, 2);
+  CU_ASSERT_EQUAL(out->tile_tokens, 4);
+  CU_ASSERT_EQUAL(out->keep_rate, 1.0);
+  int bad = 0;
+  for (int k = 0; k < SPR_LEDGER_NE; k++)
+    if (out->energy_J[k] != E[k]) {
+      fprintf(stderr, "\n  dense_tiled %s: %.17g, want %.17g", spr_ledger_energy_name(k),
+              out->energy_J[k], E[k]);
+      bad++;
+    }
+  CU_ASSERT_EQUAL(bad, 0);
+  double total = A[0];
+  for (int s = 1; s < steps; s++) total += A[s] > C[s - 1] ? A[s] : C[s - 1];
+  total += C[steps - 1];
+  ASSERT_REL(out->cycles_total, total);
+}
+
 static void test_causal_head_ledger(void) {
   const int n = 13, d = 5, H = 1;
   spr_config c;
@@ -728,8 +1003,10 @@ static void test_causal_head_ledger(void) {
   c.bl.window_half_width = 2;
   c.bl.window_globals = 1;
   c.dig.buffer_bytes = 128; /* 12 tokens of 10 bytes: the last queries stream */
+  c.dig.tile_tokens = 4;    /* dense_tiled: blocks of (128 - 4 x 10) / 33 = 2 queries */
   spr_energy_params *e = &c.energy;
   e->reram_write_J_per_bit = e->reram_read_J_per_bit = e->imc_mac_J = e->cmp_J = 1;
+  e->xbar_write_J_per_bit = e->xbar_write_J_per_cell = 1;
   e->digital_scale = e->prune_read_J_per_bit = e->sram_write_ratio = 1;
   e->sram_8k_J_per_word = e->sram_32k_J_per_word = e->sram_1m_J_per_word = 1;
   e->mac8_J = e->v_mac_J = e->exp_J = e->div_J = e->mac4_J = e->bitmac_J = 1;
@@ -788,9 +1065,31 @@ static void test_causal_head_ledger(void) {
   for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
     spr_scheme_result out;
     CU_ASSERT_FATAL(spr_attend_scheme(&c, sc, &h, w, &out, NULL) == 0);
+    if (sc == SPR_SCHEME_DENSE_TILED) {
+      tiled_by_hand(&c, &out);
+      continue;
+    }
     const uint8_t *m = masks[sc];
     const int known = sc == SPR_SCHEME_ORACLE || sc == SPR_SCHEME_TOPK || sc == SPR_SCHEME_LEOPARD;
-    const int64_t tok = (known ? 0 : d) + d, words = (tok + 7) / 8, cap = 128 / tok;
+    const int64_t tok = (known ? 0 : d) + d, words = (tok + 7) / 8;
+    /* a digital predictor keeps the sequence's K at its width (8 bits,
+     * Sanger 4) in the buffer when it fits beside the busiest query's
+     * survivors (docs/energy.md section 9): K_b = 13 ceil(5 kb / 8) */
+    const int pred = sc == SPR_SCHEME_ORACLE || sc == SPR_SCHEME_TOPK ||
+                     sc == SPR_SCHEME_SANGER || sc == SPR_SCHEME_LEOPARD;
+    const int kb = sc == SPR_SCHEME_SANGER ? 4 : 8;
+    const int64_t kbytes = (int64_t)n * ((d * kb + 7) / 8);
+    int64_t ms = 0;
+    for (int i = 0; i < n; i++) {
+      int64_t k = 0;
+      for (int j = 0; j < n; j++) k += cz_bit(m, n, i, j);
+      ms = k > ms ? k : ms;
+    }
+    const int kres = pred && kbytes + (ms > 1 ? ms : 1) * tok <= 128;
+    const int64_t cap = (128 - (kres ? kbytes : 0)) / tok;
+    CU_ASSERT_EQUAL(out.key_resident, kres);
+    if (sc == SPR_SCHEME_ORACLE) CU_ASSERT_EQUAL(kres, 1); /* 65 B + 5 B survivors */
+    if (sc == SPR_SCHEME_SANGER) CU_ASSERT_EQUAL(kres, 0); /* 39 B + 10 B survivors */
     /* the head totals of the prediction (hand formulas above) */
     int64_t p_mac = 0, p_add = 0, p_mul = 0, p_exp = 0, p_cmp = 0, p_bits = 0;
     int mac_kind = 0; /* 8: mac8, 4: mac4, 1: bit-serial */
@@ -833,16 +1132,28 @@ static void test_causal_head_ledger(void) {
       const double mac = cz_share(p_mac, i, n), add = cz_share(p_add, i, n),
                    mul = cz_share(p_mul, i, n), ex = cz_share(p_exp, i, n),
                    cmp = cz_share(p_cmp, i, n);
-      if (sc == SPR_SCHEME_LEOPARD) rr += cz_share(lbits * d, i, n);
-      else rr += (double)(i + 1) * d * p_bits;
+      double kw = 0, kr = 0; /* SRAM words of a resident K: written, read */
+      if (kres) {
+        /* key i loaded on query i (one 64-bit word at d = 5), every key
+         * the query sees read from the buffer (LeOPArd: its planes) */
+        rr += (double)d * kb;
+        kw = 1;
+        kr = sc == SPR_SCHEME_LEOPARD ? (double)cz_share(lbits, i, n) : i + 1;
+      } else if (sc == SPR_SCHEME_LEOPARD) {
+        rr += cz_share(lbits * d, i, n);
+      } else {
+        rr += (double)(i + 1) * d * p_bits;
+      }
       const double smac = known ? 0 : (double)mi * d;
       E[SPR_LEDGER_E_RERAM_WRITE] += wr;
+      /* SPRINT programs 2 n d = 130 cells of 4 bits on the first query */
+      E[SPR_LEDGER_E_XBAR_WRITE] += sc == SPR_SCHEME_SPRINT && i == 0 ? 130 + 130 * 4 : 0;
       E[SPR_LEDGER_E_IMC_MAC] += imc;
       E[SPR_LEDGER_E_CMP] += dec;
       E[SPR_LEDGER_E_PRUNE_READ] += dec;
       E[SPR_LEDGER_E_RERAM_READ] += rr;
-      E[SPR_LEDGER_E_SRAM_WRITE] += (double)(fetch - over) * words;
-      E[SPR_LEDGER_E_SRAM_READ] += (double)(mi - over) * words;
+      E[SPR_LEDGER_E_SRAM_WRITE] += (double)(fetch - over) * words + kw;
+      E[SPR_LEDGER_E_SRAM_READ] += (double)(mi - over) * words + kr;
       E[SPR_LEDGER_E_SCORE_MAC] += smac;
       E[SPR_LEDGER_E_EXP] += mi;
       E[SPR_LEDGER_E_DIV] += mi;
@@ -882,6 +1193,7 @@ static void test_causal_head_ledger(void) {
       CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_IMC_MAC], 455.0);
       CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_CMP], 91.0);
       CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_PRUNE_READ], 91.0);
+      CU_ASSERT_EQUAL(out.energy_J[SPR_LEDGER_E_XBAR_WRITE], 650.0);
       CU_ASSERT_DOUBLE_EQUAL(out.keep_rate, res.keep_rate, 1e-15);
     }
     if (sc == SPR_SCHEME_DENSE) {
@@ -914,6 +1226,8 @@ int main(void) {
       {"errors: price, parameters, SRAM", test_errors_price},
       {"errors: accumulator and sums", test_errors_acc},
       {"causal head: every count of every scheme by hand", test_causal_head_ledger},
+      {"wear of the scoring arrays by hand, errors", test_wear},
+      {"predictor keys: resident at N = 128, streamed at N = 512, causal too", test_predictor_keys},
       CU_TEST_INFO_NULL,
   };
   return spr_test_run("ledger", tests);

@@ -605,6 +605,84 @@ static void test_threads_reproducible(void) {
   threads_case(1);
 }
 
+/* threshold.mode = analog_keep_rate and baselines.match = sprint on a
+ * model (image, causal text): each baseline runs at the keep rate SPRINT
+ * realised on the same item and layer, so per item the rates agree to the
+ * knobs' granularity, where the configured knobs (top-k 5%, Sanger
+ * p = 0.2, window half-width 0) would keep far fewer; a baseline asked to
+ * match before SPRINT set the item's rates is refused. */
+static void matched_case(int text) {
+  write_model(model_path, text, OK, 2385);
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  spr_fmnist d;
+  fake_images(&d, 7, 31);
+  spr_config c;
+  spr_config_default(&c);
+  c.wl.source = SPR_SOURCE_MODEL;
+  c.wl.images = 4;
+  c.wl.windows = 4;
+  c.thr.mode = SPR_THR_ANALOG_KEEP_RATE;
+  c.thr.keep_rate = 0.4;
+  c.bl.match = SPR_MATCH_SPRINT;
+  c.bl.topk_fraction = 0.05;
+  c.bl.sanger_threshold = 0.2;
+  c.bl.window_half_width = 0;
+  c.seed = 2385;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
+  spr_model_eval_result r;
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", text ? NULL : &d, 2, NULL,
+                                           &r), 0);
+  const int N = r.n_items, n = m.tokens;
+  const int sch[] = {SPR_SCHEME_ORACLE, SPR_SCHEME_TOPK, SPR_SCHEME_SANGER, SPR_SCHEME_LEOPARD,
+                     SPR_SCHEME_WINDOW};
+  double worst = 0;
+  for (int i = 0; i < N; i++) {
+    const double ks = r.keep_rate[SPR_SCHEME_SPRINT][i];
+    CU_ASSERT(ks > 0.25 && ks < 0.55); /* the analog target 0.4, on the 5-bit grid */
+    for (int k = 0; k < 5; k++) {
+      const double kb = r.keep_rate[sch[k]][i];
+      worst = fmax(worst, fabs(kb - ks));
+      CU_ASSERT(fabs(kb - ks) < 2.5 / n);
+    }
+  }
+  printf("\n    %s: %d tokens, largest |baseline - SPRINT| keep rate %.4f ", text ? "text" : "image",
+         n, worst);
+  /* one thread: the same bits */
+  spr_model_eval_result r1;
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", text ? NULL : &d, 1, NULL,
+                                           &r1), 0);
+  for (int s = 0; s < SPR_N_SCHEMES; s++) {
+    if (!r.scheme[s].ran) continue;
+    CU_ASSERT_EQUAL(memcmp(r.keep_rate[s], r1.keep_rate[s], N * sizeof(double)), 0);
+    CU_ASSERT_EQUAL(memcmp(r.energy_J[s], r1.energy_J[s], N * sizeof(double)), 0);
+  }
+  spr_model_eval_result_free(&r1);
+  spr_model_eval_result_free(&r);
+  /* refused without SPRINT's rates of the item */
+  spr_config mc;
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, "model", &mc), 0);
+  spr_model_ctx *x;
+  CU_ASSERT_EQUAL_FATAL(spr_model_ctx_alloc(&mc, &m, &x), 0);
+  float *lg = malloc((size_t)m.tokens * m.outputs * sizeof *lg);
+  spr_model_item_stats st;
+  const uint8_t *in = text ? m.eval_tokens : d.pixels;
+  CU_ASSERT_EQUAL(spr_model_infer(&mc, &m, SPR_SCHEME_TOPK, in, 0, x, lg, &st), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "baselines.match = sprint: the item's SPRINT keep rates are not set");
+  const double keep[8] = {0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3};
+  spr_model_ctx_set_match(x, keep, m.depth);
+  CU_ASSERT_EQUAL(spr_model_infer(&mc, &m, SPR_SCHEME_TOPK, in, 0, x, lg, &st), 0);
+  free(lg);
+  spr_model_ctx_free(x);
+  spr_fmnist_free(&d);
+  spr_model_free(&m);
+}
+
+static void test_matched(void) {
+  matched_case(0);
+  matched_case(1);
+}
+
 /* Errors of the evaluation: items outside the data, a split too short, a
  * reference that does not match, learned thresholds a model lacks. */
 static void test_eval_errors(void) {
@@ -954,6 +1032,7 @@ int main(void) {
     {"learned threshold conversion", test_learned_threshold},
     {"1 and 2 threads identical; metrics; output file", test_threads_reproducible},
     {"evaluation errors", test_eval_errors},
+    {"analog keep rate, baselines matched to SPRINT (image, causal text)", test_matched},
     CU_TEST_INFO_NULL,
   };
   int rc = spr_test_run("model", tests);

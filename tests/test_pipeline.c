@@ -10,7 +10,9 @@
 #include "spr_trace.h"
 #include "spr_report.h"
 #include "spr_baselines.h"
+#include "spr_analog.h"
 
+#include <hdf5.h>
 #include <math.h>
 
 static void small_config(spr_config *c, int all_off) {
@@ -354,6 +356,14 @@ static void test_errors(void) {
   spr_config_default(&u); /* unresolved: seq_len 0 */
   CU_ASSERT_EQUAL(spr_run_alloc(&u, 1, &run), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "seq_len 0");
+  /* scoring arrays smaller than one head's 2 n d = 3456 cells, refused
+   * before the run */
+  spr_config sw = c;
+  sw.wear.scoring_cells = 3455;
+  CU_ASSERT_EQUAL(spr_run_alloc(&sw, 1, &run), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "run: wear.scoring_cells = 3455");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "at least 3456 cells");
+  CU_ASSERT_PTR_NULL(run);
   CU_ASSERT_FATAL(spr_run_alloc(&c, 1, &run) == 0);
   CU_ASSERT_EQUAL(spr_run_layer(run, 2), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 2 outside [0, 2)");
@@ -425,30 +435,15 @@ static void test_digital_and_ledger(void) {
       const double wr = (double)n * d * (8 + 8) * e->reram_write_J_per_bit;
       CU_ASSERT_DOUBLE_EQUAL(x->energy_J[SPR_LEDGER_E_RERAM_WRITE], wr, 1e-9 * wr);
       /* ReRAM reads: the fetched tokens, plus a digital prediction's key
-       * operand streamed for every query (docs/energy.md section 6) */
+       * operand; at N = 72, d = 24 the sequence's K (1728 B at 8 bits)
+       * fits the 16 KB buffer beside any query's survivors (72 x 48 B at
+       * most), so it is loaded once (docs/energy.md section 9) */
       double bits = (double)x->bytes_fetched * 8;
-      if (s == SPR_SCHEME_ORACLE || s == SPR_SCHEME_TOPK) bits += nn * d * 8;
-      if (s == SPR_SCHEME_SANGER) bits += nn * d * 4;
-      if (s == SPR_SCHEME_LEOPARD) {
-        /* exact planes read: recount them with the baseline itself */
-        spr_bl_ws bw;
-        CU_ASSERT_FATAL(spr_bl_ws_alloc(&bw, n, d) == 0);
-        float *Q = malloc((size_t)n * d * 4), *K = malloc((size_t)n * d * 4);
-        uint8_t *mk = malloc((size_t)n * spr_mask_row_bytes(n));
-        CU_ASSERT_FATAL(spr_synth_head(&c.wl, c.seed, 0, h, Q, K, NULL) == 0);
-        spr_bl_oracle_params op;
-        spr_bl_oracle_default(&op);
-        double th;
-        CU_ASSERT_FATAL(spr_bl_oracle_calibrate(&op, Q, K, n, d, c.thr.keep_rate, &bw, &th, NULL) == 0);
-        spr_bl_leopard_params lp;
-        spr_bl_leopard_default(&lp);
-        lp.threshold = th;
-        spr_bl_stats st;
-        CU_ASSERT_FATAL(spr_bl_leopard(&lp, Q, K, n, d, &bw, mk, &st) == 0);
-        bits += (double)st.key_bits_processed * d;
-        free(Q); free(K); free(mk);
-        spr_bl_ws_free(&bw);
-      }
+      const int pred = s == SPR_SCHEME_ORACLE || s == SPR_SCHEME_TOPK || s == SPR_SCHEME_SANGER ||
+                       s == SPR_SCHEME_LEOPARD;
+      CU_ASSERT_EQUAL(x->key_resident, pred);
+      if (s == SPR_SCHEME_ORACLE || s == SPR_SCHEME_TOPK || s == SPR_SCHEME_LEOPARD) bits += n * d * 8;
+      if (s == SPR_SCHEME_SANGER) bits += n * d * 4;
       CU_ASSERT_DOUBLE_EQUAL(x->energy_J[SPR_LEDGER_E_RERAM_READ], bits * e->reram_read_J_per_bit,
                              1e-9 * bits * e->reram_read_J_per_bit);
       /* schemes that computed exact scores while predicting fetch values
@@ -464,6 +459,13 @@ static void test_digital_and_ledger(void) {
     CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_IMC_MAC], nn * d * e->imc_mac_J, 1e-9 * nn * d * e->imc_mac_J);
     CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_CMP], nn * e->cmp_J, 1e-9 * nn * e->cmp_J);
     CU_ASSERT_EQUAL(dn->energy_J[SPR_LEDGER_E_IMC_MAC], 0.0);
+    /* only SPRINT programs scoring arrays: 2 cells of cell_bits bits per
+     * key element, once per sequence */
+    const double xw = 2.0 * n * d * c.xbar.cell_bits * e->xbar_write_J_per_bit;
+    CU_ASSERT(xw > 0);
+    CU_ASSERT_DOUBLE_EQUAL(sp->energy_J[SPR_LEDGER_E_XBAR_WRITE], xw, 1e-9 * xw);
+    for (int s = SPR_SCHEME_DENSE; s < SPR_N_SCHEMES; s++)
+      CU_ASSERT_EQUAL(r->scheme[s].energy_J[SPR_LEDGER_E_XBAR_WRITE], 0.0);
     CU_ASSERT(sp->energy_total_J < dn->energy_total_J);
     /* LeOPArd's mask is the oracle's; its bit-serial prediction costs more */
     CU_ASSERT_DOUBLE_EQUAL(r->scheme[SPR_SCHEME_LEOPARD].keep_rate, r->scheme[SPR_SCHEME_ORACLE].keep_rate, 0);
@@ -478,6 +480,189 @@ static void test_digital_and_ledger(void) {
   CU_ASSERT(spr_run_result(run, 1, 2)->scheme[SPR_SCHEME_DENSE].ran);
   CU_ASSERT(!spr_run_result(run, 1, 2)->scheme[SPR_SCHEME_TOPK].ran);
   spr_run_free(run);
+}
+
+/* threshold.mode = analog_keep_rate, every effect on, causal and not: the
+ * layer's code is the one whose keep rate of the recorded analog scores
+ * (one per decided pair, drawn before the threshold) over the layer's
+ * heads is nearest the target, ties to the lower code, recounted here by
+ * brute force from the scores; every head's mask is scores >= threshold;
+ * 1 and 2 threads give the same bits. */
+static void test_analog_keep_rate(void) {
+  for (int causal = 0; causal < 2; causal++) {
+    spr_config c;
+    small_config(&c, 0);
+    c.thr.mode = SPR_THR_ANALOG_KEEP_RATE;
+    c.thr.keep_rate = 0.2385;
+    c.wl.causal = causal;
+    const int L = c.wl.n_layers, H = c.wl.n_heads, n = c.wl.seq_len, LH = L * H;
+    const size_t rb = spr_mask_row_bytes(n);
+    spr_head_result r1[6], r2[6];
+    float *s1[6], *s2[6];
+    uint8_t *m1[6], *m2[6];
+    for (int k = 0; k < LH; k++) {
+      s1[k] = malloc((size_t)n * n * 4);
+      s2[k] = malloc((size_t)n * n * 4);
+      m1[k] = malloc((size_t)n * rb);
+      m2[k] = malloc((size_t)n * rb);
+    }
+    run_all(&c, 1, r1, s1, m1, NULL);
+    run_all(&c, 2, r2, s2, m2, NULL);
+    const int64_t P = causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
+    for (int l = 0; l < L; l++) {
+      const double range = r1[l * H].range;
+      int best = 0;
+      double best_err = INFINITY;
+      for (int code = -16; code < 16; code++) {
+        int64_t kept = 0;
+        for (int h = 0; h < H; h++)
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j < (causal ? i + 1 : n); j++)
+              kept += (double)s1[l * H + h][i * n + j] >= spr_thr_level(code, range, 5);
+        const double err = fabs((double)kept / (double)(P * H) - c.thr.keep_rate);
+        if (err < best_err) best_err = err, best = code;
+      }
+      for (int h = 0; h < H; h++) {
+        const int k = l * H + h;
+        CU_ASSERT_EQUAL(r1[k].threshold_code, best);
+        int64_t kept = 0, bad = 0;
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j < n; j++) {
+            const float a = s1[k][i * n + j];
+            const int keep = !(causal && j > i) && (double)a >= r1[k].threshold;
+            if (causal && j > i) bad += !isnan(a);
+            kept += keep;
+            bad += (m1[k][i * rb + j / 8] >> (j % 8) & 1) != keep;
+          }
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT_EQUAL(r1[k].n_kept, kept);
+        CU_ASSERT_DOUBLE_EQUAL(r1[k].keep_rate, (double)kept / (double)P, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(r1[k].scheme[SPR_SCHEME_SPRINT].keep_rate, r1[k].keep_rate, 1e-15);
+        /* threads: the same bits */
+        CU_ASSERT_EQUAL(memcmp(s1[k], s2[k], (size_t)n * n * 4), 0);
+        CU_ASSERT_EQUAL(memcmp(m1[k], m2[k], (size_t)n * rb), 0);
+        CU_ASSERT_EQUAL(r1[k].scheme[SPR_SCHEME_SPRINT].energy_total_J,
+                        r2[k].scheme[SPR_SCHEME_SPRINT].energy_total_J);
+      }
+      /* the layer's analog keep rate lands near the target (5-bit grid) */
+      double layer_keep = 0;
+      for (int h = 0; h < H; h++) layer_keep += r1[l * H + h].keep_rate / H;
+      CU_ASSERT(fabs(layer_keep - c.thr.keep_rate) < 0.05);
+    }
+    for (int k = 0; k < LH; k++) {
+      free(s1[k]);
+      free(s2[k]);
+      free(m1[k]);
+      free(m2[k]);
+    }
+  }
+}
+
+/* baselines.match = sprint, causal and not: each baseline's knob is the
+ * one its own search gives for SPRINT's realised keep rate of the layer
+ * (kept pairs of the layer's heads over their pairs, recounted here), and
+ * its keep rate lands near that rate. */
+static void test_match_sprint(void) {
+  for (int causal = 0; causal < 2; causal++) {
+    spr_config c;
+    small_config(&c, 0);
+    c.bl.match = SPR_MATCH_SPRINT;
+    c.wl.causal = causal;
+    c.bl.topk_fraction = 0.5; /* the configured knobs, far from SPRINT's rate */
+    c.bl.window_half_width = 30;
+    c.trace = SPR_TRACE_SUMMARY;
+    spr_run *run;
+    CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+    const int H = c.wl.n_heads, n = c.wl.seq_len, d = c.wl.head_dim;
+    const double P = causal ? n * (n + 1) / 2.0 : (double)n * n;
+    spr_bl_ws bw;
+    CU_ASSERT_FATAL(spr_bl_ws_alloc(&bw, n, d) == 0);
+    float *Q = malloc((size_t)n * d * 4), *K = malloc((size_t)n * d * 4);
+    for (int l = 0; l < c.wl.n_layers; l++) {
+      CU_ASSERT_FATAL(spr_run_layer(run, l) == 0);
+      int64_t kept = 0;
+      for (int h = 0; h < H; h++) kept += spr_run_result(run, l, h)->n_kept;
+      const double target = (double)kept / (P * H);
+      double f, pw;
+      int w;
+      CU_ASSERT_FATAL(spr_bl_topk_match(n, causal, target, &f, NULL) == 0);
+      spr_bl_window_params wp = {0, c.bl.window_globals, NULL, causal};
+      CU_ASSERT_FATAL(spr_bl_window_match(&wp, n, target, &w, NULL) == 0);
+      for (int h = 0; h < H; h++) {
+        const spr_head_result *r = spr_run_result(run, l, h);
+        CU_ASSERT_FATAL(spr_synth_head(&c.wl, c.seed, l, h, Q, K, NULL) == 0);
+        spr_bl_oracle_params op;
+        spr_bl_oracle_default(&op);
+        op.causal = causal;
+        double th;
+        CU_ASSERT_FATAL(spr_bl_oracle_calibrate(&op, Q, K, n, d, target, &bw, &th, NULL) == 0);
+        spr_bl_sanger_params sp;
+        spr_bl_sanger_default(&sp);
+        sp.causal = causal;
+        CU_ASSERT_FATAL(spr_bl_sanger_calibrate(&sp, Q, K, n, d, target, &bw, &pw, NULL) == 0);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_ORACLE].knob, th);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_LEOPARD].knob, th);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_TOPK].knob, f);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_SANGER].knob, pw);
+        CU_ASSERT_EQUAL(r->scheme[SPR_SCHEME_WINDOW].knob, (double)w);
+        CU_ASSERT(isnan(r->scheme[SPR_SCHEME_SPRINT].knob) && isnan(r->scheme[SPR_SCHEME_DENSE].knob));
+        for (int s = SPR_SCHEME_ORACLE; s < SPR_N_SCHEMES; s++)
+          CU_ASSERT(fabs(r->scheme[s].keep_rate - target) < 0.05);
+      }
+    }
+    free(Q);
+    free(K);
+    spr_bl_ws_free(&bw);
+    spr_run_free(run);
+  }
+}
+
+/* Replace /schemes/dense/energy_by_component of trace p by an (L, H, k)
+ * table of the value v (component 0) and v + 1 (component 1 ...), its
+ * attribute components = names. */
+static void set_components(const char *p, int L, int H, int k, double v, const char *names) {
+  hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+  CU_ASSERT_FATAL(f >= 0);
+  const char *d = "/schemes/dense/energy_by_component";
+  CU_ASSERT_FATAL(H5Ldelete(f, d, H5P_DEFAULT) >= 0);
+  hsize_t dims[3] = {(hsize_t)L, (hsize_t)H, (hsize_t)k};
+  double buf[6 * 4];
+  for (int i = 0; i < L * H * k; i++) buf[i] = v + (i % k);
+  hid_t sp = H5Screate_simple(3, dims, NULL);
+  hid_t ds = H5Dcreate2(f, d, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  CU_ASSERT_FATAL(ds >= 0);
+  H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+  hid_t ty = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR);
+  H5Tset_size(ty, strlen(names) + 1);
+  hid_t a = H5Acreate2(ds, "components", ty, as, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, ty, names);
+  H5Aclose(a);
+  H5Sclose(as);
+  H5Tclose(ty);
+  H5Dclose(ds);
+  H5Sclose(sp);
+  H5Fclose(f);
+}
+
+/* The dense column of row `comp` of the report's energy-by-component
+ * table (uJ), or NAN. */
+static double report_component(const char *p, const char *out, const char *comp) {
+  FILE *f = fopen(out, "w+");
+  if (!f || spr_report_print(p, f)) {
+    if (f) fclose(f);
+    return NAN;
+  }
+  rewind(f);
+  char line[512], name[32];
+  double sprint, dense, v = NAN;
+  int in = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (!strncmp(line, "energy by component", 19)) in = 1;
+    if (in && sscanf(line, "%31s %lf %lf", name, &sprint, &dense) == 3 && !strcmp(name, comp))
+      v = dense;
+  }
+  fclose(f);
+  return v;
 }
 
 /* The report reads a trace back: dense is the reference of every ratio. */
@@ -514,8 +699,32 @@ static void test_report(void) {
       if (!strcmp(scheme, "sprint")) { found_sprint = 1; e_sprint = en; }
     }
   }
-  fclose(f);
   CU_ASSERT(found_dense && found_sprint);
+  /* the wear line: LH heads of 2 n d = 3456 cells each, one write per cell
+   * per sequence, 1e6 sequences at the run's rate, clock / SPRINT's
+   * summed latency */
+  {
+    double lat = 0;
+    for (int k = 0; k < LH; k++) {
+      CU_ASSERT_EQUAL(r[k].scheme[SPR_SCHEME_SPRINT].xbar_cells_written, 2 * 72 * 24);
+      CU_ASSERT_EQUAL(r[k].scheme[SPR_SCHEME_DENSE].xbar_cells_written, 0);
+      lat += r[k].scheme[SPR_SCHEME_SPRINT].cycles_total;
+    }
+    char want[160];
+    snprintf(want, sizeof want, "wear: 1 writes per scoring cell per sequence (arrays per head); "
+             "endurance 1e+06 writes: 1e+06 sequences, %.4g s at %.4g sequences/s", 1e6 * lat / 1e9,
+             1e9 / lat);
+    CU_ASSERT(1e6 * lat / 1e9 < 60); /* printed in seconds */
+    rewind(f);
+    int seen = 0;
+    while (fgets(line, sizeof line, f))
+      if (!strncmp(line, "wear:", 5)) {
+        seen = 1;
+        SPR_ASSERT_CONTAINS(line, want);
+      }
+    CU_ASSERT(seen);
+  }
+  fclose(f);
   /* the printed totals (uJ, 2 decimals) are the sums of the heads' energies */
   double want_d = 0, want_s = 0;
   for (int k = 0; k < LH; k++) {
@@ -524,6 +733,24 @@ static void test_report(void) {
   }
   CU_ASSERT_DOUBLE_EQUAL(e_dense, want_d, 0.006);
   CU_ASSERT_DOUBLE_EQUAL(e_sprint, want_s, 0.006);
+  /* components are read by the names of the attribute 'components': a
+   * trace written before a component existed (here: two components,
+   * reram_write and reram_read, 1.5 J and 2.5 J per head) reads 0 for the
+   * others, and in any order */
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_write,reram_read");
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "reram_read"), 2.5e6 * LH, 1e-3);
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "reram_write"), 1.5e6 * LH, 1e-3);
+  CU_ASSERT_EQUAL(report_component(p, out, "xbar_write"), 0.0);
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_read,xbar_write");
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "reram_read"), 1.5e6 * LH, 1e-3);
+  CU_ASSERT_DOUBLE_EQUAL(report_component(p, out, "xbar_write"), 2.5e6 * LH, 1e-3);
+  /* an unknown component, or names that do not count the columns */
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_read,flux");
+  CU_ASSERT_EQUAL(spr_report_print(p, stdout), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "energy_by_component': component 'flux' is unknown");
+  set_components(p, c.wl.n_layers, c.wl.n_heads, 2, 1.5, "reram_read");
+  CU_ASSERT_EQUAL(spr_report_print(p, stdout), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "names 1 components for 2 columns");
   /* a trace without the digital path (no /schemes) is refused by name */
   {
     spr_config cs = c;
@@ -776,6 +1003,8 @@ int main(void) {
                          {"direct thresholds", test_direct_thresholds},
                          {"digital path and ledger", test_digital_and_ledger},
                          {"report from a trace", test_report},
+                         {"analog keep rate: the layer code by brute force, threads", test_analog_keep_rate},
+                         {"baselines matched to SPRINT's keep rate per layer", test_match_sprint},
                          {"error paths", test_errors},
                          {"causal, all effects off, equals brute force", test_causal_brute_force},
                          {"causal: 1 and 2 threads bit-identical, trace, report", test_causal_threads},

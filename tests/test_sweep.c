@@ -100,7 +100,8 @@ static void test_point_config_equals_plain_file(void) {
   char text[1024];
   snprintf(text, sizeof text,
            "%s[crossbar]\ndrift_time = 2 ks\nrows = 32\n[threshold]\nkeep_rate = 0.3\n"
-           "[baselines]\noracle = false\nsanger = false\nleopard = false\nwindow = false\n",
+           "[baselines]\ndense_tiled = false\noracle = false\nsanger = false\nleopard = false\n"
+           "window = false\n",
            SMALL);
   CU_ASSERT_EQUAL_FATAL(spr_config_load(&b, write_ini(2, text)), 0);
   char *ia = spr_config_to_ini(&a), *ib = spr_config_to_ini(&b);
@@ -140,7 +141,7 @@ static void test_lists_and_defaults(void) {
   CU_ASSERT_EQUAL(spr_sweep_point_config(sw, 2, &c), 0);
   CU_ASSERT_EQUAL(c.thr.n_values, 1);
   CU_ASSERT_EQUAL(c.thr.values[0], 80);
-  CU_ASSERT_EQUAL(spr_sweep_nschemes(sw), 6); /* all but sanger */
+  CU_ASSERT_EQUAL(spr_sweep_nschemes(sw), 7); /* all but sanger */
   for (int k = 0; k < spr_sweep_nschemes(sw); k++) CU_ASSERT_NOT_EQUAL(spr_sweep_scheme(sw, k), SPR_SCHEME_SANGER);
   spr_sweep_free(sw);
   /* a list per point: one value per layer */
@@ -316,10 +317,12 @@ static void test_outputs(void) {
   char line[1024];
   CU_ASSERT_FATAL(f && fgets(line, sizeof line, f));
   CU_ASSERT_STRING_EQUAL(line, "point,threshold.keep_rate,scheme,mass_retained,rel_fro,top1_recall,cos_mean,"
-                               "energy_J,cycles,keep_rate,bytes_fetched,speedup,energy_reduction,bytes_vs_dense\n");
+                               "energy_J,cycles,keep_rate,bytes_fetched,speedup,energy_reduction,bytes_vs_dense,"
+                               "speedup_vs_tiled,energy_reduction_vs_tiled\n");
   CU_ASSERT_FATAL(fgets(line, sizeof line, f) != NULL);
   CU_ASSERT_EQUAL(strncmp(line, "0,0.1,dense,", 12), 0);
-  CU_ASSERT_STRING_EQUAL(line + strlen(line) - 7, ",1,1,1\n"); /* dense against itself */
+  /* dense against itself; no dense_tiled at these points: NaN */
+  CU_ASSERT_STRING_EQUAL(line + strlen(line) - 15, ",1,1,1,nan,nan\n");
   fclose(f);
   unlink(h5);
   unlink(csv);
