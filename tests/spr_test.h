@@ -3,10 +3,13 @@
 #define SPR_TEST_H
 
 #include <CUnit/Basic.h>
+#include "spr_error.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/time.h>
 
 /* Register tests = {{"name", fn}, ..., {NULL, NULL}} as one suite, run it
  * verbosely and return the process exit status (0 when all passed). */
@@ -43,6 +46,40 @@ static inline void spr_test_path(char *buf, size_t n, const char *tag,
                                  const char *suffix) {
   const char *b = getenv("top_builddir");
   snprintf(buf, n, "%s/tests/tmp-%s-%ld%s", b ? b : ".", tag, (long)getpid(), suffix);
+}
+
+/* Every reproducer of tests/data/hdf5-crashers (crafted files on which
+ * libhdf5 1.10.8 crashes, loops or allocates without bound) through
+ * `reader` (returning a spr_error code): each must be refused with an
+ * error that names the file, within 30 s, and this process must live on.
+ * Returns the number of files tried (11). */
+static inline int spr_test_crashers(int (*reader)(const char *path, void *arg), void *arg) {
+  const char *src = getenv("top_srcdir");
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/tests/data/hdf5-crashers", src ? src : ".");
+  DIR *d = opendir(dir);
+  CU_ASSERT_PTR_NOT_NULL(d);
+  if (!d) return 0;
+  int files = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!strstr(e->d_name, ".h5")) continue;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    files++;
+    struct timeval t0, t1;
+    gettimeofday(&t0, NULL);
+    int rc = reader(p, arg);
+    gettimeofday(&t1, NULL);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-6 * (double)(t1.tv_usec - t0.tv_usec);
+    if (getenv("SPR_TEST_VERBOSE")) fprintf(stderr, "\n  %s: rc %d, %.2f s: %s", e->d_name, rc, s, spr_errmsg());
+    if (rc == 0) fprintf(stderr, "\n  %s was accepted", e->d_name);
+    CU_ASSERT(rc != 0);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), e->d_name);
+    CU_ASSERT(s < 30);
+  }
+  closedir(d);
+  return files;
 }
 
 #endif
