@@ -149,7 +149,9 @@ int spr_device_write(const char *path, spr_device *d);
  * (cannot open), SPR_EHDF5 (not HDF5, wrong format attribute or version,
  * a missing group, dataset or attribute, a wrong type or shape, a value
  * failing validation; the message names the file, the dataset or
- * attribute and the value), SPR_ENOMEM. */
+ * attribute and the value; libhdf5 crashed, looped or ran out of memory
+ * on the file, which is read in a child process: core/spr_h5r.h),
+ * SPR_ENOMEM.  d->content_id is the FNV-1a 64 of the bytes read. */
 int spr_device_read(const char *path, spr_device *d);
 
 /* Set every keyed parameter of d in *c (spr_config_set: the key's range
