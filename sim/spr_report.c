@@ -1,13 +1,14 @@
 /* spr_report.c - `sprintsim report`: per-layer and total tables of every
- * scheme in a trace, read back with the plain HDF5 API. */
+ * scheme in a trace, read back through the isolated reader (spr_h5r.h):
+ * a trace may come from anyone. */
 #include "config.h"
 #include "spr_report.h"
 #include "spr_error.h"
-#include "spr_h5quiet.h"
+#include "spr_h5r.h"
 #include "spr_ledger.h"
 #include "spr_result.h"
 
-#include <hdf5.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,49 +28,45 @@ static const char *const fields[11] = {"keep_rate", "bytes_fetched", "bytes_reus
                                        "mass_retained", "top1_recall", "topk_recall"};
 
 /* Read dataset dpath as doubles; its shape must be L x H (x k when k > 0). */
-static int read_table(hid_t f, const char *path, const char *dpath, int L, int H, int k,
+static int read_table(spr_h5r *h, const char *path, const char *dpath, int L, int H, int k,
                       double **out) {
   *out = NULL;
-  if (H5Lexists(f, dpath, H5P_DEFAULT) <= 0)
-    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
-  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", path, dpath);
-  hid_t sp = H5Dget_space(ds);
-  hsize_t dims[3] = {0, 0, 0};
-  int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
-  if (sp >= 0) H5Sclose(sp);
+  int kind, rc = spr_h5r_kind(h, dpath, &kind);
+  if (rc) return rc;
+  if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
+  spr_h5r_info in;
+  if ((rc = spr_h5r_dset_info(h, dpath, &in))) return rc;
   const int want = k > 0 ? 3 : 2;
-  if (rank != want || dims[0] != (hsize_t)L || dims[1] != (hsize_t)H ||
-      (k > 0 && dims[2] != (hsize_t)k)) {
-    H5Dclose(ds);
+  if (in.rank != want || in.dims[0] != (uint64_t)L || in.dims[1] != (uint64_t)H ||
+      (k > 0 && in.dims[2] != (uint64_t)k))
     return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d shape %llu x %llu, expected %d x %d%s",
-                     path, dpath, rank, (unsigned long long)dims[0], (unsigned long long)dims[1], L,
-                     H, k > 0 ? " x components" : "");
-  }
+                     path, dpath, in.rank, (unsigned long long)in.dims[0], (unsigned long long)in.dims[1],
+                     L, H, k > 0 ? " x components" : "");
+  if ((in.cls != SPR_H5R_FLOAT && in.cls != SPR_H5R_INTEGER) || !in.standard)
+    return spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' as numbers", path, dpath);
   size_t count = (size_t)L * H * (k > 0 ? (size_t)k : 1);
   double *v = malloc(count * sizeof *v);
-  if (!v) {
-    H5Dclose(ds);
-    return spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", path, dpath);
-  }
-  herr_t st = H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-  H5Dclose(ds);
-  if (st < 0) {
+  if (!v) return spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", path, dpath);
+  if ((rc = spr_h5r_read(h, dpath, SPR_H5R_F64, 0, NULL, NULL, v, count * sizeof *v))) {
     free(v);
-    return spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' as numbers", path, dpath);
+    return rc;
   }
   *out = v;
   return 0;
 }
 
-static int read_attr_int(hid_t loc, const char *path, const char *obj, const char *name, long *v) {
-  if (H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) <= 0)
+static int read_attr_int(spr_h5r *h, const char *path, const char *obj, const char *name, long *v) {
+  int kind, ex, rc = spr_h5r_kind(h, obj, &kind);
+  spr_h5r_info in;
+  if (!rc && kind == SPR_H5R_MISSING)
     return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", path, name, obj);
-  hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-  long long x = 0;
-  herr_t st = a >= 0 ? H5Aread(a, H5T_NATIVE_LLONG, &x) : -1;
-  if (a >= 0) H5Aclose(a);
-  if (st < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  if (!rc) rc = spr_h5r_attr_info(h, obj, name, &ex, &in);
+  if (rc) return rc;
+  if (!ex) return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", path, name, obj);
+  if (in.cls != SPR_H5R_INTEGER || !in.standard || in.npoints != 1)
+    return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s' (not one integer)", path, name, obj);
+  int64_t x = 0;
+  if ((rc = spr_h5r_attr_read(h, obj, name, SPR_H5R_I64, &x, sizeof x))) return rc;
   *v = (long)x;
   return 0;
 }
@@ -109,50 +106,51 @@ static void print_row(FILE *out, const char *label, const char *scheme, const ag
 }
 
 /* String attribute `name` of `obj` into buf ("?" when absent or not a
- * string). */
-static void attr_text(hid_t f, const char *obj, const char *name, char *buf, size_t n) {
+ * string).  A failure of the reader itself is returned. */
+static int attr_text(spr_h5r *h, const char *obj, const char *name, char *buf, size_t n) {
   snprintf(buf, n, "?");
-  if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0) return;
-  hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-  hid_t ty = a >= 0 ? H5Aget_type(a) : -1;
-  if (ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) && H5Tget_size(ty) < n) {
-    memset(buf, 0, n);
-    if (H5Aread(a, ty, buf) < 0) snprintf(buf, n, "?");
-  }
-  if (ty >= 0) H5Tclose(ty);
-  if (a >= 0) H5Aclose(a);
+  int ex;
+  spr_h5r_info in;
+  int rc = spr_h5r_attr_info(h, obj, name, &ex, &in);
+  if (rc || !ex || in.cls != SPR_H5R_STRING || in.npoints != 1) return rc;
+  char *s = NULL;
+  if (spr_h5r_read_str(h, obj, name, n - 1, &s) == 0) snprintf(buf, n, "%s", s);
+  free(s);
+  return 0;
 }
 
 /* The device model the run applied (/device_model), one line per key. */
-static void report_device(hid_t f, FILE *out) {
-  if (H5Lexists(f, "/device_model", H5P_DEFAULT) <= 0) return;
+static int report_device(spr_h5r *h, FILE *out) {
+  int kind, rc = spr_h5r_kind(h, "/device_model", &kind);
+  if (rc || kind != SPR_H5R_GROUP) return rc;
   char p[1100], id[64];
-  attr_text(f, "/device_model", "path", p, sizeof p);
-  attr_text(f, "/device_model", "content_id", id, sizeof id);
+  if ((rc = attr_text(h, "/device_model", "path", p, sizeof p)) ||
+      (rc = attr_text(h, "/device_model", "content_id", id, sizeof id)))
+    return rc;
   fprintf(out, "device model: %s (%s)\n", p, id);
-  hid_t g = H5Gopen2(f, "/device_model", H5P_DEFAULT);
-  H5G_info_t info;
-  if (g >= 0 && H5Gget_info(g, &info) >= 0)
-    for (hsize_t i = 0; i < info.nlinks; i++) {
-      char key[128], unit[32], dpath[160];
-      if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, key, sizeof key, H5P_DEFAULT) < 0)
-        continue;
-      snprintf(dpath, sizeof dpath, "/device_model/%s", key);
-      hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-      double v = 0;
-      if (ds >= 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) {
-        attr_text(f, dpath, "unit", unit, sizeof unit);
-        fprintf(out, "  %-28s = %.6g %s\n", key, v, strcmp(unit, "1") ? unit : "");
-      }
-      if (ds >= 0) H5Dclose(ds);
-    }
-  if (g >= 0) H5Gclose(g);
+  char **names;
+  int n;
+  if ((rc = spr_h5r_list(h, "/device_model", 256, &names, &n))) return rc;
+  for (int i = 0; i < n && !rc; i++) {
+    char unit[32], dpath[400];
+    snprintf(dpath, sizeof dpath, "/device_model/%.127s", names[i]);
+    spr_h5r_info in;
+    if ((rc = spr_h5r_dset_info(h, dpath, &in))) break;
+    if (in.cls != SPR_H5R_FLOAT || !in.standard || in.npoints != 1) continue;
+    double v = 0;
+    if ((rc = spr_h5r_read(h, dpath, SPR_H5R_F64, 0, NULL, NULL, &v, sizeof v)) ||
+        (rc = attr_text(h, dpath, "unit", unit, sizeof unit)))
+      break;
+    fprintf(out, "  %-28s = %.6g %s\n", names[i], v, strcmp(unit, "1") ? unit : "");
+  }
+  free(names);
   fprintf(out, "\n");
+  return rc;
 }
 
-static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
+static int report(spr_h5r *f, const char *path, FILE *out, scheme_data *sd) {
   long complete = 0, L = 0, H = 0, n = 0, topk = 0;
-  int rc;
+  int rc, kind;
   if ((rc = read_attr_int(f, path, "/", "complete", &complete))) return rc;
   if (complete != 1)
     return spr_error(SPR_EHDF5, "%s: the trace is not complete (attribute 'complete' = %ld)", path, complete);
@@ -162,19 +160,23 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
     return rc;
   if (L < 1 || H < 1 || L * H > (long)1 << 20)
     return spr_error(SPR_EHDF5, "%s: /summary has %ld layers x %ld heads", path, L, H);
-  if (H5Lexists(f, "/config/digital/top_k", H5P_DEFAULT) > 0) {
-    hid_t ds = H5Dopen2(f, "/config/digital/top_k", H5P_DEFAULT);
-    long long v = 0;
-    if (ds >= 0 && H5Dread(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) topk = (long)v;
-    if (ds >= 0) H5Dclose(ds);
+  if ((rc = spr_h5r_kind(f, "/config/digital/top_k", &kind))) return rc;
+  if (kind == SPR_H5R_DATASET) {
+    spr_h5r_info in;
+    int64_t v = 0;
+    if (!spr_h5r_dset_info(f, "/config/digital/top_k", &in) && in.cls == SPR_H5R_INTEGER && in.standard &&
+        in.npoints == 1 && !spr_h5r_read(f, "/config/digital/top_k", SPR_H5R_I64, 0, NULL, NULL, &v, sizeof v))
+      topk = (long)v;
   }
   if (topk > n) topk = n; /* the metric uses min(top_k, N) */
-  if (H5Lexists(f, "/schemes", H5P_DEFAULT) <= 0 || H5Lexists(f, "/schemes/dense", H5P_DEFAULT) <= 0)
+  if ((rc = spr_h5r_kind(f, "/schemes/dense", &kind))) return rc;
+  if (kind != SPR_H5R_GROUP)
     return spr_error(SPR_EHDF5, "%s: group '/schemes/dense' is missing (a trace without the digital path?)", path);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     char g[64], dpath[128];
     snprintf(g, sizeof g, "/schemes/%s", spr_scheme_name(s));
-    if (H5Lexists(f, g, H5P_DEFAULT) <= 0) continue;
+    if ((rc = spr_h5r_kind(f, g, &kind))) return rc;
+    if (kind == SPR_H5R_MISSING) continue;
     sd[s].present = 1;
     for (int k = 0; k < 11; k++) {
       snprintf(dpath, sizeof dpath, "%s/%s", g, fields[k]);
@@ -186,7 +188,7 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
     if ((rc = read_table(f, path, dpath, (int)L, (int)H, SPR_LEDGER_NC, &sd[s].c3))) return rc;
   }
   fprintf(out, "sprintsim report: %s: %ld layers x %ld heads, N = %ld\n", path, L, H, n);
-  report_device(f, out);
+  if ((rc = report_device(f, out))) return rc;
   fprintf(out, "speedup and energy reduction (energy-) over dense; bytes, energy and cycles "
                "summed over heads, rates and metrics averaged, cos.min the worst query\n\n");
   char topk_col[24] = "topk";
@@ -240,10 +242,8 @@ static int report(hid_t f, const char *path, FILE *out, scheme_data *sd) {
 
 int spr_report_print(const char *path, FILE *out) {
   if (!path || !out) return spr_error(SPR_EINVAL, "spr_report_print: %s is NULL", !path ? "path" : "out");
-  spr__h5_quiet q;
-  spr__h5_quiet_on(&q);
-  hid_t f;
-  int rc = spr__h5_open_ro(path, "trace", &f);
+  spr_h5r *f;
+  int rc = spr_h5r_open(path, "trace", NULL, &f);
   if (!rc) {
     scheme_data sd[SPR_N_SCHEMES];
     memset(sd, 0, sizeof sd);
@@ -253,8 +253,7 @@ int spr_report_print(const char *path, FILE *out) {
       free(sd[s].e3);
       free(sd[s].c3);
     }
-    H5Fclose(f);
+    spr_h5r_close(f);
   }
-  spr__h5_quiet_off(&q);
   return rc;
 }
