@@ -5,6 +5,7 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_h5r.h"
+#include "spr_output.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -82,18 +83,19 @@ static int write_body(hid_t f, const char *tmp, const char *dset, const double *
   hid_t ds = sp >= 0 ? H5Dcreate2(f, dset, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
   int rc = 0;
   if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", tmp, dset);
+    rc = spr__h5_fail(tmp, "cannot write dataset '%s'", dset);
   for (int k = 0; !rc && k < n; k++) {
     hid_t ty = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR), a = -1;
     if (ty >= 0) H5Tset_size(ty, strlen(values[k]) + 1);
     if (ty >= 0 && as >= 0) a = H5Acreate2(ds, names[k], ty, as, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, ty, values[k]) < 0)
-      rc = spr_error(SPR_EHDF5, "%s: cannot write attribute '%s' of '%s'", tmp, names[k], dset);
-    if (a >= 0) H5Aclose(a);
+      rc = spr__h5_fail(tmp, "cannot write attribute '%s' of '%s'", names[k], dset);
+    if (a >= 0 && H5Aclose(a) < 0 && !rc) rc = spr__h5_fail(tmp, "cannot finish attribute '%s' of '%s'", names[k], dset);
     if (as >= 0) H5Sclose(as);
     if (ty >= 0) H5Tclose(ty);
   }
-  if (ds >= 0) H5Dclose(ds);
+  /* the data may reach the file only now */
+  if (ds >= 0 && H5Dclose(ds) < 0 && !rc) rc = spr__h5_fail(tmp, "cannot finish dataset '%s'", dset);
   if (sp >= 0) H5Sclose(sp);
   return rc;
 }
@@ -103,35 +105,18 @@ int spr_h5_write_matrix(const char *path, const char *dset, const double *data, 
                         int n_attrs) {
   if (!path || !*path || !dset || !data || rows < 1 || cols < 1 || n_attrs < 0)
     return spr_error(SPR_EINVAL, "spr_h5_write_matrix: bad arguments (rows %d, cols %d)", rows, cols);
-  size_t pl = strlen(path);
-  struct stat st;
-  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
-  char *tmp = malloc(pl + 12);
-  if (!tmp) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    int rc = spr_error(SPR_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  close(fd);
+  char *tmp;
+  int rc = spr__out_begin(path, &tmp);
+  if (rc) return rc;
   quiet q;
   quiet_on(&q);
-  int rc = 0;
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) rc = spr_error(SPR_EHDF5, "%s: cannot create HDF5 file", tmp);
+  if (f < 0) rc = spr__h5_fail(tmp, "cannot create HDF5 file");
   if (!rc) rc = write_body(f, tmp, dset, data, rows, cols, attr_names, attr_values, n_attrs);
-  if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = spr_error(SPR_EHDF5, "%s: cannot close", tmp);
+  rc = spr__h5_close_output(f, tmp, rc);
   quiet_off(&q);
-  if (!rc && rename(tmp, path) != 0)
-    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (rc) unlink(tmp);
+  if (!rc) rc = spr__out_commit(tmp, path, 0);
+  else spr__out_discard(tmp);
   free(tmp);
   return rc;
 }

@@ -183,6 +183,27 @@ static void test_hostile(void) {
   remove(p);
 }
 
+static int write_m(const char *path, void *arg) {
+  const double *m = arg;
+  const char *names[] = {"unit", "model"}, *values[] = {"A", "ideal"};
+  return spr_h5_write_matrix(path, "/I", m, 64, 64, names, values, 2);
+}
+
+/* a full disk at several sizes: an error naming the file, no file (the
+ * data were silently lost before: dataset-close errors were ignored) */
+static void test_full_disk(void) {
+  char p[256];
+  spr_test_path(p, sizeof p, "h5full", ".h5");
+  double *m = malloc(64 * 64 * sizeof *m);
+  for (int k = 0; k < 64 * 64; k++) m[k] = 1e-6 * (1 + k % 97);
+  CU_ASSERT_EQUAL_FATAL(write_m(p, m), 0);
+  struct stat st;
+  stat(p, &st);
+  remove(p);
+  CU_ASSERT(spr_test_full_disk_levels(write_m, m, p, st.st_size) >= 7);
+  free(m);
+}
+
 int main(void) {
   /* the reader's child gets 1 s of CPU per request: the crafted files
    * that loop libhdf5 end quickly */
@@ -193,6 +214,7 @@ int main(void) {
   CU_TestInfo tests[] = {{"round trip", test_round_trip},
                          {"rejections", test_rejections},
                          {"hostile files", test_hostile},
+                         {"full disk", test_full_disk},
                          {"ideal and analytic models", test_models},
                          CU_TEST_INFO_NULL};
   return spr_test_run("h5io", tests);
