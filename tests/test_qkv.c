@@ -1045,6 +1045,44 @@ static void test_hostile(void) {
   CU_ASSERT_EQUAL(spr_test_crashers(read_all_heads, NULL), 11);
 }
 
+/* The F3 reproducer's file: 2 layers x 4 heads, 2 items, N = 64, d = 32. */
+static int write_qkv(const char *path, void *arg) {
+  enum { L = 2, H = 4, B = 2, N = 64, D = 32 };
+  static float Q[N * D], K[N * D], V[N * D];
+  spr_qkv_writer *w;
+  int rc = spr_qkv_create(path, L, H, B, N, D, NULL, &w);
+  for (int l = 0; l < L && !rc; l++)
+    for (int h = 0; h < H && !rc; h++)
+      for (int b = 0; b < B && !rc; b++) {
+        for (int k = 0; k < N * D; k++) {
+          Q[k] = (float)val(0, l, b, h, k / D, k % D);
+          K[k] = (float)val(1, l, b, h, k / D, k % D);
+          V[k] = (float)val(2, l, b, h, k / D, k % D);
+        }
+        rc = spr_qkv_write_head(w, l, h, b, Q, K, V);
+      }
+  if (!rc) return spr_qkv_finish(w, 1);
+  spr_qkv_finish(w, 0);
+  return rc;
+}
+
+/* synth on a nearly full disk left a complete-looking file of zeros */
+static void test_writer_full_disk(void) {
+  char p[512];
+  scratch(p, sizeof p, "full");
+  CU_ASSERT_EQUAL_FATAL(write_qkv(p, NULL), 0);
+  spr_qkv *q;
+  CU_ASSERT_EQUAL_FATAL(spr_qkv_open(p, &q), 0);
+  float Q[64 * 32], K[64 * 32];
+  CU_ASSERT_EQUAL(spr_qkv_read_head(q, 1, 3, 1, Q, K, NULL), 0);
+  CU_ASSERT_EQUAL(K[64 * 32 - 1], (float)val(1, 1, 1, 3, 63, 31));
+  spr_qkv_close(q);
+  struct stat st;
+  stat(p, &st);
+  remove(p);
+  CU_ASSERT(spr_test_full_disk_levels(write_qkv, NULL, p, st.st_size) >= 7);
+}
+
 int main(void) {
   /* 1 s of CPU per request of the reader's child: the crafted files that
    * loop libhdf5 end quickly */
@@ -1070,6 +1108,7 @@ int main(void) {
     {"fixed-length string attributes of any padding (h5py's NULLPAD)", test_string_padding},
     {"a file changed while it is read is refused", test_changed_during_read},
     {"hostile files (hdf5-crashers)", test_hostile},
+    {"writer on a full disk", test_writer_full_disk},
     CU_TEST_INFO_NULL,
   };
   int rc = spr_test_run("qkv", tests);

@@ -8,6 +8,7 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_h5r.h"
+#include "spr_output.h"
 
 #include <errno.h>
 #include <float.h>
@@ -473,7 +474,7 @@ struct spr_qkv_writer {
 
 static int wfail(spr_qkv_writer *w, const char *what) {
   w->failed = 1;
-  return spr_error(SPR_EHDF5, "%s: cannot %s", w->tmp, what);
+  return spr__h5_fail(w->tmp, "cannot %s", what);
 }
 
 static hid_t plist_untracked(hid_t cls) {
@@ -494,16 +495,16 @@ static int write_layout(spr_qkv_writer *w, const uint8_t *mask) {
   if (st < 0 || as < 0 || (a = H5Acreate2(root, "format", st, as, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(a, st, SPR_QKV_FORMAT) < 0)
     rc = wfail(w, "write root attribute 'format'");
-  if (a >= 0) H5Aclose(a);
+  if (a >= 0 && H5Aclose(a) < 0 && !rc) rc = wfail(w, "finish root attribute 'format'");
   a = -1;
   int32_t v = SPR_QKV_VERSION;
   if (!rc && ((a = H5Acreate2(root, "version", H5T_STD_I32LE, as, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
               H5Awrite(a, H5T_NATIVE_INT32, &v) < 0))
     rc = wfail(w, "write root attribute 'version'");
-  if (a >= 0) H5Aclose(a);
+  if (a >= 0 && H5Aclose(a) < 0 && !rc) rc = wfail(w, "finish root attribute 'version'");
   if (st >= 0) H5Tclose(st);
   if (as >= 0) H5Sclose(as);
-  H5Gclose(root);
+  if (H5Gclose(root) < 0 && !rc) rc = wfail(w, "finish group '/'");
   hid_t gcpl = plist_untracked(H5P_GROUP_CREATE), dcpl = plist_untracked(H5P_DATASET_CREATE);
   hsize_t dims[4] = {(hsize_t)w->B, (hsize_t)w->H, (hsize_t)w->N, (hsize_t)w->D};
   const int rank = w->B ? 4 : 3;
@@ -521,7 +522,7 @@ static int write_layout(spr_qkv_writer *w, const uint8_t *mask) {
       if ((w->ds[l][t] = H5Dcreate2(grp, TENSORS[t], H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
                                     H5P_DEFAULT)) < 0)
         rc = wfail(w, "create a Q, K or V dataset");
-    H5Gclose(grp);
+    if (H5Gclose(grp) < 0 && !rc) rc = wfail(w, "finish a layer group");
   }
   if (!rc && mask) {
     hsize_t md[2] = {(hsize_t)w->B, (hsize_t)w->N};
@@ -529,7 +530,7 @@ static int write_layout(spr_qkv_writer *w, const uint8_t *mask) {
     hid_t ds = msp >= 0 ? H5Dcreate2(w->f, "/mask", H5T_STD_U8LE, msp, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, mask) < 0)
       rc = wfail(w, "write dataset '/mask'");
-    if (ds >= 0) H5Dclose(ds);
+    if (ds >= 0 && H5Dclose(ds) < 0 && !rc) rc = wfail(w, "finish dataset '/mask'");
     if (msp >= 0) H5Sclose(msp);
   }
   if (sp >= 0) H5Sclose(sp);
@@ -556,41 +557,29 @@ int spr_qkv_create(const char *path, int layers, int heads, int batch, int seq_l
     }
     if (!real) return spr_error(SPR_EINVAL, "qkv: mask item %d is all padding", b);
   }
-  size_t pl = strlen(path);
-  struct stat st;
-  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
   spr_qkv_writer *w = calloc(1, sizeof *w);
   if (!w) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
   w->f = -1;
   for (int l = 0; l < SPR_MAX_LAYERS; l++) w->ds[l][0] = w->ds[l][1] = w->ds[l][2] = -1;
   w->L = layers; w->H = heads; w->B = batch; w->N = seq_len; w->D = head_dim;
   w->path = strdup(path);
-  w->tmp = malloc(pl + 12);
   w->written = calloc((size_t)layers * heads * items, 1);
-  if (!w->path || !w->tmp || !w->written) {
-    free(w->path); free(w->tmp); free(w->written); free(w);
+  if (!w->path || !w->written) {
+    free(w->path); free(w->written); free(w);
     return spr_error(SPR_ENOMEM, "%s: out of memory", path);
   }
-  memcpy(w->tmp, path, pl);
-  memcpy(w->tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(w->tmp);
-  if (fd < 0) {
-    int rc = spr_error(SPR_EIO, "%s: cannot create: %s", w->tmp, strerror(errno));
-    free(w->path); free(w->tmp); free(w->written); free(w);
-    return rc;
+  int rc0 = spr__out_begin(path, &w->tmp);
+  if (rc0) {
+    free(w->path); free(w->written); free(w);
+    return rc0;
   }
-  mode_t um = umask(0);
-  umask(um);
-  fchmod(fd, 0666 & ~um);
-  close(fd);
   spr__h5_quiet h;
   spr__h5_quiet_on(&h);
   int rc = 0;
   hid_t fcpl = plist_untracked(H5P_FILE_CREATE);
   w->f = fcpl >= 0 ? H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT) : -1;
-  if (fcpl >= 0) H5Pclose(fcpl);
   if (w->f < 0) rc = wfail(w, "create HDF5 file");
+  if (fcpl >= 0) H5Pclose(fcpl);
   if (!rc) rc = write_layout(w, mask);
   spr__h5_quiet_off(&h);
   if (rc) {
@@ -660,15 +649,16 @@ int spr_qkv_finish(spr_qkv_writer *w, int commit) {
     }
   spr__h5_quiet h;
   spr__h5_quiet_on(&h);
+  /* the data may reach the file only as the datasets close */
   for (int l = 0; l < SPR_MAX_LAYERS; l++)
     for (int t = 0; t < 3; t++)
-      if (w->ds[l][t] >= 0) H5Dclose(w->ds[l][t]);
-  if (w->f >= 0 && H5Fclose(w->f) < 0 && commit && !rc)
-    rc = spr_error(SPR_EHDF5, "%s: cannot close", w->tmp);
+      if (w->ds[l][t] >= 0 && H5Dclose(w->ds[l][t]) < 0 && commit && !rc)
+        rc = spr__h5_fail(w->tmp, "cannot finish dataset '/layer_%d/%s'", l, TENSORS[t]);
+  rc = spr__h5_close_output(w->f, w->tmp, commit ? rc : SPR_ECANCELED);
+  if (!commit) rc = 0;
   spr__h5_quiet_off(&h);
-  if (commit && !rc && rename(w->tmp, w->path) != 0)
-    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
-  if (!commit || rc) unlink(w->tmp);
+  if (commit && !rc) rc = spr__out_commit(w->tmp, w->path, 0);
+  else spr__out_discard(w->tmp);
   free(w->path);
   free(w->tmp);
   free(w->written);
