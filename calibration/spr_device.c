@@ -6,6 +6,7 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_h5r.h"
+#include "spr_output.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -342,9 +343,18 @@ static void w_attr(wctx *w, hid_t loc, const char *obj, const char *name, hid_t 
   hid_t sp = H5Screate(H5S_SCALAR), a = -1;
   if (sp < 0 || (a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(a, mtype, val) < 0)
-    w->rc = spr_error(SPR_EHDF5, "%s: cannot write attribute '%s' of '%s'", w->tmp, name, obj);
-  if (a >= 0) H5Aclose(a);
+    w->rc = spr__h5_fail(w->tmp, "cannot write attribute '%s' of '%s'", name, obj);
+  if (a >= 0 && H5Aclose(a) < 0 && !w->rc)
+    w->rc = spr__h5_fail(w->tmp, "cannot finish attribute '%s' of '%s'", name, obj);
   if (sp >= 0) H5Sclose(sp);
+}
+
+/* Close group or dataset `id` (`what` for messages): its data may reach
+ * the file only now. */
+static void w_close(wctx *w, hid_t id, const char *what) {
+  if (id < 0) return;
+  herr_t e = H5Iget_type(id) == H5I_GROUP ? H5Gclose(id) : H5Dclose(id);
+  if (e < 0 && !w->rc) w->rc = spr__h5_fail(w->tmp, "cannot finish '%s'", what);
 }
 
 static void w_attr_str(wctx *w, hid_t loc, const char *obj, const char *name, const char *s) {
@@ -364,7 +374,7 @@ static hid_t w_dset(wctx *w, const char *path, hid_t ftype, hid_t mtype, const v
   hid_t sp = H5Screate(H5S_SCALAR), ds = -1;
   if (sp >= 0) ds = H5Dcreate2(w->f, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (ds < 0 || H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, val) < 0) {
-    w->rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", w->tmp, path);
+    w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
     if (ds >= 0) H5Dclose(ds);
     ds = -1;
   }
@@ -376,27 +386,27 @@ static void w_dset_str(wctx *w, const char *path, const char *s) {
   hid_t ty = str_type(strlen(s));
   if (ty < 0 && !w->rc) w->rc = spr_error(SPR_EHDF5, "%s: cannot make a string type", w->tmp);
   hid_t ds = w_dset(w, path, ty, ty, s);
-  if (ds >= 0) H5Dclose(ds);
+  w_close(w, ds, path);
   if (ty >= 0) H5Tclose(ty);
 }
 
 static void w_group(wctx *w, const char *path) {
   if (w->rc) return;
   hid_t g = H5Gcreate2(w->f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) w->rc = spr_error(SPR_EHDF5, "%s: cannot create group '%s'", w->tmp, path);
-  else H5Gclose(g);
+  if (g < 0) w->rc = spr__h5_fail(w->tmp, "cannot create group '%s'", path);
+  else w_close(w, g, path);
 }
 
 static void write_body(wctx *w, const spr_device *d) {
   hid_t root = H5Gopen2(w->f, "/", H5P_DEFAULT);
   if (root < 0) {
-    w->rc = spr_error(SPR_EHDF5, "%s: cannot open '/'", w->tmp);
+    w->rc = spr__h5_fail(w->tmp, "cannot open '/'");
     return;
   }
   int32_t fv = SPR_DEVICE_FORMAT_VERSION;
   w_attr_str(w, root, "/", "format", SPR_DEVICE_FORMAT);
   w_attr(w, root, "/", "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &fv);
-  H5Gclose(root);
+  w_close(w, root, "/");
   char path[2 * SPR_DEVICE_NAME];
   w_group(w, "/params");
   for (int i = 0; i < d->n_params && !w->rc; i++) {
@@ -413,7 +423,7 @@ static void write_body(wctx *w, const spr_device *d) {
     w_attr_f64(w, ds, path, "chi2_dof", p->chi2_dof);
     w_attr_f64(w, ds, path, "r2", p->r2);
     w_attr(w, ds, path, "n_points", H5T_STD_I64LE, H5T_NATIVE_INT64, &p->n_points);
-    H5Dclose(ds);
+    w_close(w, ds, path);
   }
   w_group(w, "/provenance");
   w_dset_str(w, "/provenance/created", d->created);
@@ -429,13 +439,13 @@ static void write_body(wctx *w, const spr_device *d) {
   for (int i = 0; i < d->n_seeds; i++) {
     snprintf(path, sizeof path, "/provenance/seeds/%s", d->seeds[i].name);
     hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->seeds[i].value);
-    if (ds >= 0) H5Dclose(ds);
+    w_close(w, ds, path);
   }
   w_group(w, "/provenance/samples");
   for (int i = 0; i < d->n_samples; i++) {
     snprintf(path, sizeof path, "/provenance/samples/%s", d->samples[i].name);
     hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->samples[i].value);
-    if (ds >= 0) H5Dclose(ds);
+    w_close(w, ds, path);
   }
   if (d->n_data) w_group(w, "/data");
   for (int i = 0; i < d->n_data && !w->rc; i++) {
@@ -445,11 +455,11 @@ static void write_body(wctx *w, const spr_device *d) {
     hid_t sp = H5Screate_simple(a->rank, dims, NULL), ds = -1;
     if (sp >= 0) ds = H5Dcreate2(w->f, path, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->values) < 0)
-      w->rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", w->tmp, path);
+      w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
     if (ds >= 0) {
       w_attr_str(w, ds, path, "unit", a->unit);
       w_attr_str(w, ds, path, "description", a->description);
-      H5Dclose(ds);
+      w_close(w, ds, path);
     }
     if (sp >= 0) H5Sclose(sp);
   }
@@ -465,44 +475,25 @@ int spr_device_write(const char *path, spr_device *d) {
   }
   int rc = check_device(d, path, SPR_EINVAL);
   if (rc) return rc;
-  size_t pl = strlen(path);
-  struct stat st;
-  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
-  char *tmp = malloc(pl + 12);
-  if (!tmp) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    rc = spr_error(SPR_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  close(fd);
+  char *tmp;
+  if ((rc = spr__out_begin(path, &tmp))) return rc;
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
   wctx w = {-1, tmp, 0};
   /* object headers of format 1.8 and later carry checksums, so a
    * corrupted file is an error on reading rather than a crash in HDF5 */
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
-    H5Pclose(fapl);
-    fapl = -1;
-  }
-  w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)
+    w.rc = spr__h5_fail(tmp, "cannot make the file-access properties");
+  if (!w.rc) w.rc = spr__h5_out_fapl(fapl, tmp);
+  if (!w.rc && (w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
+    w.rc = spr__h5_fail(tmp, "cannot create HDF5 file");
   if (fapl >= 0) H5Pclose(fapl);
-  if (w.f < 0) w.rc = spr_error(SPR_EHDF5, "%s: cannot create HDF5 file", tmp);
-  else write_body(&w, d);
-  if (w.f >= 0 && H5Fclose(w.f) < 0 && !w.rc) w.rc = spr_error(SPR_EHDF5, "%s: cannot close", tmp);
+  if (!w.rc) write_body(&w, d);
+  rc = spr__h5_close_output(w.f, tmp, w.rc);
   spr__h5_quiet_off(&q);
-  rc = w.rc;
-  if (!rc && rename(tmp, path) != 0)
-    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (rc) unlink(tmp);
+  if (!rc) rc = spr__out_commit(tmp, path, 0);
+  else spr__out_discard(tmp);
   free(tmp);
   return rc;
 }

@@ -110,8 +110,11 @@ int spr_h5_write_matrix(const char *path, const char *dset, const double *data, 
   if (rc) return rc;
   quiet q;
   quiet_on(&q);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) rc = spr__h5_fail(tmp, "cannot create HDF5 file");
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+  if (fapl < 0) rc = spr__h5_fail(tmp, "cannot make a property list");
+  if (!rc) rc = spr__h5_out_fapl(fapl, tmp);
+  if (!rc && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) rc = spr__h5_fail(tmp, "cannot create HDF5 file");
+  if (fapl >= 0) H5Pclose(fapl);
   if (!rc) rc = write_body(f, tmp, dset, data, rows, cols, attr_names, attr_values, n_attrs);
   rc = spr__h5_close_output(f, tmp, rc);
   quiet_off(&q);

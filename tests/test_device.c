@@ -474,6 +474,26 @@ static int read_device(const char *path, void *arg) {
  * after free in libhdf5 */
 static void test_hostile(void) { CU_ASSERT_EQUAL(spr_test_crashers(read_device, NULL), 11); }
 
+static int write_built(const char *path, void *arg) {
+  spr_device d;
+  build(&d);
+  int rc = spr_device_write(path, &d);
+  spr_device_free(&d);
+  return rc;
+}
+
+/* calibrate on a nearly full disk: an error naming the file, no file, and
+ * no crash of libhdf5 at exit (F5) */
+static void test_full_disk(void) {
+  char path[256];
+  spr_test_path(path, sizeof path, "devfull", ".h5");
+  CU_ASSERT_EQUAL_FATAL(write_built(path, NULL), 0);
+  struct stat st;
+  stat(path, &st);
+  unlink(path);
+  CU_ASSERT(spr_test_full_disk_levels(write_built, NULL, path, st.st_size) >= 7);
+}
+
 /* "test_device --write FILE": write the model of build() plus the read-noise
  * factor, for tests/test_cli.sh (a run with a device model). */
 static const char *write_path;
@@ -508,6 +528,7 @@ int main(int argc, char **argv) {
                          {"crafted bad files are rejected by name", test_bad_files},
                          {"NULLPAD string attributes, content id", test_nullpad_and_id},
                          {"hostile files (hdf5-crashers)", test_hostile},
+                         {"writer on a full disk", test_full_disk},
                          CU_TEST_INFO_NULL};
   /* 1 s of CPU per request of the reader's child: the crafted files that
    * loop libhdf5 end quickly */

@@ -576,10 +576,12 @@ int spr_qkv_create(const char *path, int layers, int heads, int batch, int seq_l
   spr__h5_quiet h;
   spr__h5_quiet_on(&h);
   int rc = 0;
-  hid_t fcpl = plist_untracked(H5P_FILE_CREATE);
-  w->f = fcpl >= 0 ? H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT) : -1;
-  if (w->f < 0) rc = wfail(w, "create HDF5 file");
+  hid_t fcpl = plist_untracked(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0 || spr__h5_out_fapl(fapl, w->tmp)) rc = wfail(w, "set up the output driver");
+  if (!rc) w->f = fcpl >= 0 ? H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl) : -1;
+  if (!rc && w->f < 0) rc = wfail(w, "create HDF5 file");
   if (fcpl >= 0) H5Pclose(fcpl);
+  if (fapl >= 0) H5Pclose(fapl);
   if (!rc) rc = write_layout(w, mask);
   spr__h5_quiet_off(&h);
   if (rc) {
@@ -630,6 +632,7 @@ int spr_qkv_write_head(spr_qkv_writer *w, int layer, int head, int item, const f
     if (sp >= 0) H5Sclose(sp);
   }
   if (ms >= 0) H5Sclose(ms);
+  if (!rc && (rc = spr__h5_out_status(w->f, w->tmp))) w->failed = 1; /* a full disk: stop now */
   spr__h5_quiet_off(&h);
   if (!rc) *done = 1;
   return rc;
