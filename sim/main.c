@@ -5,6 +5,7 @@
 #include "cmd.h"
 #include "spr_error.h"
 #include "spr_h5r.h"
+#include "spr_output.h"
 
 #include <hdf5.h>
 #include <stdio.h>
@@ -64,6 +65,10 @@ int main(int argc, char **argv) {
       return CMD_EXIT_USAGE;
     }
   }
+  /* test-only (tests/test_reliability.sh): output writes fail with ENOSPC
+   * once this many bytes are written, as on a disk with that much space */
+  const char *freeb = getenv("SPRINTSIM_TEST_FREE_BYTES");
+  if (freeb && *freeb) spr__out_fault(atoll(freeb));
   if (argc < 2) {
     usage_main(stderr);
     return CMD_EXIT_USAGE;

@@ -8,12 +8,14 @@
 #   - writers on a full filesystem (see the section below);
 #   - resolved configurations with long lines read back.
 set -u
+if [ "${1:-}" = "--tmpfs" ]; then TMPFS_PART=1; else TMPFS_PART=0; fi
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
 S=$(cd "$S" && pwd)
 EXE="$(cd "$B" && pwd)/sprintsim"
 T="$(cd "$B" && pwd)/tests/tmp-rel-$$"
-rm -rf "$T" && mkdir -p "$T"
+[ "$TMPFS_PART" -eq 1 ] && T="$2"
+[ "$TMPFS_PART" -eq 1 ] || { rm -rf "$T" && mkdir -p "$T"; }
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
@@ -33,6 +35,97 @@ expect() {
   ok "$what"
 }
 notmp() { ! ls "$1".tmp* > /dev/null 2>&1; }
+
+# --- inputs of the writers ------------------------------------------------
+mkinputs() {
+  printf '[workload]\nseq_len = 64\nlayers = 2\nheads = 4\nhead_dim = 32\n' > "$T/s.ini"
+  printf '[workload]\nseq_len = 64\nlayers = 2\nheads = 2\n[run]\ntrace = masks\n' > "$T/r.ini"
+  printf '[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n[sweep]\nthreshold.keep_rate = 0.1, 0.2\nschemes = dense, sprint\n' > "$T/w.ini"
+  printf '[crossbar]\nrows = 8\ncols = 8\n[calibrate]\niv_levels = 2\niv_points = 5\nir_arrays = 1\nir_spice_arrays = 1\nir_inputs = 2\nnoise_arrays = 1\nnoise_cols = 2\ncmp_samples = 3\ncmp_noise_samples = 3\ncmp_overdrives = 0.5 uA, 1 uA, 2 uA\nenergy_sizes = 2, 4, 6\n' > "$T/c.ini"
+  "$EXE" synth "$T/s.ini" -o "$T/G-src.h5" > /dev/null 2>&1
+  /usr/bin/python3 - "$T" <<'PY' 2> /dev/null
+import sys, h5py, numpy as np
+r = np.random.default_rng(0)
+with h5py.File(sys.argv[1] + "/G.h5", "w") as f: f["G"] = 1e-6 + 99e-6 * r.random((64, 64))
+with h5py.File(sys.argv[1] + "/V.h5", "w") as f: f["V"] = 0.2 * (2 * r.random((100, 64)) - 1)
+PY
+}
+
+# write WHAT OUT: run writer WHAT (synth, crossbar, run, sweep, calibrate)
+# writing OUT in the folder of OUT
+write() {
+  case $1 in
+    synth) "$EXE" synth "$T/s.ini" --batch 2 --pad 4 -o "$2" ;;
+    crossbar) "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model ideal -o "$2" ;;
+    run) "$EXE" run "$T/r.ini" --threads 1 -o "$2" ;;
+    sweep) "$EXE" sweep "$T/w.ini" --threads 1 -o "$2" ;;
+    calibrate) "$EXE" calibrate "$T/c.ini" -o "$2" ;;
+  esac
+}
+
+# check_failed WHAT OUT STATUS DESCRIPTION: a failure, not a crash; a
+# message naming the output; no output and no temporary left
+check_failed() {
+  base=$(basename "$2" .h5)
+  left=$(ls "$(dirname "$2")" | grep "^$base" | tr '\n' ' ')
+  if [ "$3" -eq 1 ] && grep -q "$base" "$T/err" && grep -q "No space left on device" "$T/err" && [ -z "$left" ]; then
+    ok "$1 $4: exit 1, the file named, nothing left"
+  else
+    bad "$1 $4: exit $3, left '$left'"; sed 's/^/    /' "$T/err" | tail -3
+  fi
+}
+
+# --- a full filesystem, for real: a 1 MiB tmpfs in a private mount
+# namespace (root only), filled to leave a few KiB (F3, F5) --------------
+if [ "$TMPFS_PART" -eq 1 ]; then
+  M="$T/mnt"
+  mkdir -p "$M"
+  mount -t tmpfs -o size=1M tmpfs "$M" || exit 77
+  fill() {
+    rm -rf "$M"/*
+    a=$(df --output=avail -k "$M" | tail -1)
+    dd if=/dev/zero of="$M/filler" bs=1k count=$((a - $1)) 2> /dev/null
+  }
+  for what in synth crossbar run sweep calibrate; do
+    half=$(( $(cat "$T/good-$what".* | wc -c) / 2048 ))
+    for kb in 4 16 $half; do
+      fill $kb
+      write $what "$M/out-$what.h5" > "$T/out" 2> "$T/err"
+      check_failed $what "$M/out-$what.h5" $? "on a tmpfs with $kb KiB free"
+      rm -f "$M/filler"
+    done
+  done
+  umount "$M"
+  echo "$pass passed, $fail failed"
+  [ "$fail" -eq 0 ]
+  exit $?
+fi
+
+mkinputs
+
+# --- a full disk through the writers' test-only fault hook
+# (SPRINTSIM_TEST_FREE_BYTES: writes fail with ENOSPC past that many bytes)
+for what in synth crossbar run sweep calibrate; do
+  write $what "$T/good-$what.h5" > /dev/null 2>&1 || bad "$what without a fault"
+  size=$(wc -c < "$T/good-$what.h5")
+  for fb in 0 1 4096 $((size / 4)) $((size / 2)) $((size * 3 / 4)); do
+    SPRINTSIM_TEST_FREE_BYTES=$fb write $what "$T/full-$what.h5" > "$T/out" 2> "$T/err"
+    check_failed $what "$T/full-$what.h5" $? "with $fb bytes free"
+  done
+done
+
+# --- the same on a real full filesystem, when this runs as root
+if [ "$(id -u)" -eq 0 ] && command -v unshare > /dev/null 2>&1 && unshare -m true 2> /dev/null; then
+  unshare -m sh "$0" --tmpfs "$T" > "$T/tmpfs.log" 2>&1
+  st=$?
+  sed -n 's/^\(ok\|FAILED\) - /tmpfs: &/p' "$T/tmpfs.log"
+  n_ok=$(grep -c "^ok - " "$T/tmpfs.log")
+  n_bad=$(grep -c "^FAILED - " "$T/tmpfs.log")
+  pass=$((pass + n_ok)); fail=$((fail + n_bad))
+  [ "$st" -eq 0 ] || [ "$n_bad" -gt 0 ] || bad "tmpfs part: exit $st"
+else
+  echo "skip - a real full filesystem needs root and unshare (the fault hook above covers the writers)"
+fi
 
 # the reader's child gets 1 s of CPU per request: the files that loop
 # libhdf5 end in a second or two
