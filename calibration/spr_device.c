@@ -742,6 +742,7 @@ int spr_device_read(const char *path, spr_device *d) {
   /* FNV-1a 64 of the bytes just read (the same descriptor, checked
    * unchanged): a content identity recorded in traces */
   if (!rc) rc = spr_h5r_content_id(r.h, d->content_id, sizeof d->content_id);
+  if (!rc) d->file_bytes = spr_h5r_size(r.h);
   spr_h5r_close(r.h);
   return rc;
 }

@@ -85,6 +85,7 @@ typedef struct {
   char created[32];            /* ISO 8601 UTC, "2026-11-29T13:04:25Z" */
   char content_id[32];         /* set by spr_device_read: "fnv1a64:<16 hex>"
                                   of the file's bytes */
+  long long file_bytes;        /* set by spr_device_read: the file's size */
 } spr_device;
 
 /* Empty device model (no parameters, no provenance). */

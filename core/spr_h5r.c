@@ -1128,6 +1128,8 @@ void spr_h5r_close(spr_h5r *h) {
 
 const char *spr_h5r_path(const spr_h5r *h) { return h->path; }
 
+long long spr_h5r_size(const spr_h5r *h) { return (long long)h->st0.st_size; }
+
 int spr_h5r_kind(spr_h5r *h, const char *obj, int *kind) {
   *kind = SPR_H5R_MISSING;
   if (!obj) return spr_error(SPR_EINVAL, "%s: NULL object name", h->path);

@@ -179,6 +179,9 @@ int spr_h5r_check(spr_h5r *h);
  * unchanged.  Errors: SPR_EIO. */
 int spr_h5r_content_id(spr_h5r *h, char *out, size_t n);
 
+/* Size in bytes of the file when it was opened. */
+long long spr_h5r_size(const spr_h5r *h);
+
 /* Bytes of one element of memory type mem (0 for an unknown type). */
 size_t spr_h5r_mem_size(int mem);
 

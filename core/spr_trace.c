@@ -894,6 +894,46 @@ int spr_trace_write_device(spr_trace *t, const spr_trace_device *dm) {
   return rc;
 }
 
+/* --- input files ------------------------------------------------------------- */
+
+int spr_trace_write_input(spr_trace *t, const char *key, const char *path,
+                          const char *content_id, long long size_bytes) {
+  if (!t || !key || !*key || strchr(key, '/') || !path || !*path || !content_id || !*content_id ||
+      size_bytes < 0)
+    return spr_error(SPR_EINVAL, "spr_trace_write_input: a NULL or empty field, a '/' in the key or a negative size");
+  if (t->failed) return refuse_after_failure(t, "spr_trace_write_input");
+  quiet_state q;
+  quiet_on(&q);
+  int rc = 0;
+  char dpath[200];
+  snprintf(dpath, sizeof dpath, "/inputs/%.180s", key);
+  htri_t g = H5Lexists(t->file, "/inputs", H5P_DEFAULT);
+  if (g < 0) rc = h5_fail(t->tmp, "cannot look up '/inputs'");
+  if (!rc && !g) {
+    hid_t gid = make_group(t, "/inputs");
+    if (gid < 0) rc = (int)gid;
+    else rc = close_obj(t->tmp, gid, "/inputs", 0);
+  }
+  if (!rc && H5Lexists(t->file, dpath, H5P_DEFAULT) > 0)
+    rc = spr_error(SPR_EINVAL, "spr_trace_write_input: %s: input '%s' written twice", t->tmp, key);
+  else if (!rc) {
+    hid_t ds;
+    int64_t sz = size_bytes;
+    rc = put_dset_str(t, dpath, path, &ds);
+    if (!rc) {
+      rc = put_attr_str(t, ds, dpath, "content_id", content_id);
+      if (!rc) rc = put_attr(t, ds, dpath, "size_bytes", H5T_STD_I64LE, H5T_NATIVE_INT64, &sz);
+      if (!rc) rc = put_attr_str(t, ds, dpath, "description",
+                                 "an input file of the run, as named by the configuration key; content_id is FNV-1a 64 of the bytes read");
+      rc = close_obj(t->tmp, ds, dpath, rc);
+    }
+    if (!rc) rc = spr__h5_out_status(t->file, t->tmp);
+    if (rc && rc != SPR_EINVAL) t->failed = 1;
+  }
+  quiet_off(&q);
+  return rc;
+}
+
 /* --- close ------------------------------------------------------------------ */
 
 /* Refuse to mark complete a trace that lacks the summary or a head. */

@@ -60,6 +60,15 @@ typedef struct {
  * fields, written twice, after a failed write), SPR_EHDF5. */
 int spr_trace_write_device(spr_trace *t, const spr_trace_device *dm);
 
+/* Record an input file the run read: dataset /inputs/<key> (key: the
+ * configuration key that names it, "workload.qkv_file",
+ * "run.device_model") holding the path, with attributes content_id
+ * ("fnv1a64:<16 hex>" of the bytes read) and size_bytes (docs/trace.md).
+ * Once per key.  Errors: SPR_EINVAL (NULL or empty fields, a '/' in the
+ * key, written twice, after a failed write), SPR_EHDF5, SPR_EIO. */
+int spr_trace_write_input(spr_trace *t, const char *key, const char *path,
+                          const char *content_id, long long size_bytes);
+
 /* Finish.  commit = 1: mark complete, close and rename to the final path;
  * refused (SPR_EINVAL, temporary deleted) when the summary or a head was
  * not written or an earlier write failed.  commit = 0: close and delete the

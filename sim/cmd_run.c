@@ -300,6 +300,20 @@ int cmd_run(int argc, char **argv) {
     spr_device_free(&dev);
     return st;
   }
+  /* provenance: a checksum of each input file as read */
+  char qid[32];
+  long long qsize = 0;
+  if ((c.device_model[0] &&
+       spr_trace_write_input(tr, "run.device_model", c.device_model, dev.content_id, dev.file_bytes)) ||
+      (c.wl.source == SPR_SOURCE_QKV &&
+       (spr_run_qkv_id(run, qid, sizeof qid, &qsize) ||
+        spr_trace_write_input(tr, "workload.qkv_file", c.wl.qkv_file, qid, qsize)))) {
+    int st = cmd_fail(1, NULL);
+    spr_trace_close(tr, 0);
+    spr_run_free(run);
+    spr_device_free(&dev);
+    return st;
+  }
   spr_device_free(&dev);
   const int tty = isatty(STDERR_FILENO);
   char source[SPR_STRING_MAX + 32];

@@ -127,6 +127,29 @@ else
   echo "skip - a real full filesystem needs root and unshare (the fault hook above covers the writers)"
 fi
 
+# --- the trace records a checksum of each input file as read -------------
+if [ ! -f "$T/noh5py" ]; then
+  printf '[workload]\nsource = qkv\nqkv_file = good-synth.h5\n[run]\ndevice_model = good-calibrate.h5\n' > "$T/prov.ini"
+  expect 0 "trace:" "run with a Q/K/V file and a device model" -- "$EXE" run "$T/prov.ini" --threads 1 -o "$T/prov.h5"
+  /usr/bin/python3 - "$T" <<'PY' > "$T/prov.out" 2>&1 && ok "/inputs: FNV-1a of each input's bytes" || { bad "/inputs: FNV-1a of each input's bytes"; cat "$T/prov.out"; }
+import sys, os, h5py
+T = sys.argv[1]
+def fnv(p):
+    h = 14695981039346656037
+    for b in open(p, "rb").read():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "fnv1a64:%016x" % h
+with h5py.File(T + "/prov.h5", "r") as f:
+    for key, name in (("workload.qkv_file", "good-synth.h5"), ("run.device_model", "good-calibrate.h5")):
+        d = f["inputs"][key]
+        want = fnv(T + "/" + name)
+        got = d.attrs["content_id"].decode()
+        assert got == want, (key, got, want)
+        assert int(d.attrs["size_bytes"]) == os.path.getsize(T + "/" + name), key
+        assert d[()].decode().endswith(name), d[()]
+PY
+fi
+
 # the reader's child gets 1 s of CPU per request: the files that loop
 # libhdf5 end in a second or two
 SPRINTSIM_H5_LIMITS="cpu=1"

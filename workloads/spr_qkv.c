@@ -347,6 +347,8 @@ int spr_qkv_content_id(spr_qkv *q, char *out, size_t n) { return spr_h5r_content
 
 int spr_qkv_check(spr_qkv *q) { return spr_h5r_check(q->h); }
 
+long long spr_qkv_file_size(const spr_qkv *q) { return spr_h5r_size(q->h); }
+
 int spr_qkv_item_tokens(const spr_qkv *q, int item, int *n_real) {
   if (item < 0 || item >= q->info.batch)
     return spr_error(SPR_EINVAL, "%s: batch item %d out of range (the file holds %d item%s)", q->path,

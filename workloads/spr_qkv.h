@@ -73,6 +73,9 @@ const spr_qkv_info *spr_qkv_get_info(const spr_qkv *f);
  * changed since open). */
 int spr_qkv_content_id(spr_qkv *f, char *out, size_t n);
 
+/* Size of the file in bytes (at open). */
+long long spr_qkv_file_size(const spr_qkv *f);
+
 /* SPR_EIO naming the file when its size or modification time differ
  * from the open's (spr_qkv_read_head checks this itself). */
 int spr_qkv_check(spr_qkv *f);
