@@ -127,6 +127,16 @@ else
   echo "skip - a real full filesystem needs root and unshare (the fault hook above covers the writers)"
 fi
 
+# --- configurations sprintsim writes read back, whatever their lines' length
+D="$T/$(printf 'a%.0s' $(seq 60))/$(printf 'b%.0s' $(seq 60))/$(printf 'c%.0s' $(seq 60))"
+mkdir -p "$D"
+cp "$T/good-synth.h5" "$D/qkv.h5"
+printf '[workload]\nsource = qkv\nqkv_file = qkv.h5\n[run]\ndevice_model = %s/good-calibrate.h5\n[threshold]\nmode = direct\nvalues = 1.1, 2.2\n' "$T" > "$D/run.ini"
+expect 0 "qkv_file = $D/qkv.h5" "config with a path of $(printf %s "$D/qkv.h5" | wc -c) characters" -- "$EXE" config "$D/run.ini"
+cp "$T/out" "$T/resolved.ini"
+expect 0 "" "the resolved configuration reads back" -- "$EXE" config "$T/resolved.ini"
+cmp -s "$T/out" "$T/resolved.ini" && ok "... to the same configuration" || bad "... to the same configuration"
+
 # --- the trace records a checksum of each input file as read -------------
 if [ ! -f "$T/noh5py" ]; then
   printf '[workload]\nsource = qkv\nqkv_file = good-synth.h5\n[run]\ndevice_model = good-calibrate.h5\n' > "$T/prov.ini"
