@@ -12,7 +12,10 @@
 #include <string.h>
 
 /* Hot loops are compiled twice, for baseline x86-64 and for AVX2, and the
- * loader picks one (GCC/clang function multiversioning).  AVX2 without FMA:
+ * loader picks one (GCC/clang function multiversioning).  The cloned
+ * functions are static, called through plain public wrappers: clang 14
+ * does not emit the public symbol of a non-static target_clones
+ * function (the link failed: F10).  AVX2 without FMA:
  * every operation is the same IEEE operation either way, so results do not
  * depend on the variant. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
@@ -354,7 +357,7 @@ static inline void pack8(const uint8_t *cls, unsigned *keep, unsigned *near) {
 #endif
 }
 
-SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
+SPR_CLONES static int decide_impl(const spr_analog_params *an, const spr_analog_scale *sc,
                       const spr_xbar_head *xb, const int8_t *q, int m,
                       double theta, const float *off, gsl_rng *r_read,
                       gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
@@ -499,4 +502,11 @@ SPR_CLONES int spr_analog_decide(const spr_analog_params *an, const spr_analog_s
   ws->n_near = n_near;
   *n_kept = kept;
   return 0;
+}
+
+int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
+                      const spr_xbar_head *xb, const int8_t *q, int m, double theta,
+                      const float *off, gsl_rng *r_read, gsl_rng *r_far, spr_analog_ws *ws,
+                      uint8_t *mask, float *scores, int64_t *n_kept) {
+  return decide_impl(an, sc, xb, q, m, theta, off, r_read, r_far, ws, mask, scores, n_kept);
 }
