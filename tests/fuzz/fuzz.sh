@@ -55,7 +55,9 @@ for h in $FUZZ_HARNESSES; do
     $FUZZ_LIBS -o "$O/bin/fuzz_$h"
 done
 
-# run: a working copy of the seeds (the tree's corpus is never written)
+# run: a working copy of the seeds (the tree's corpus is never written);
+# scratch files in memory when possible (the writers fsync)
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then TMPDIR=/dev/shm; export TMPDIR; fi
 SPRINTSIM_H5_LIMITS=${SPRINTSIM_H5_LIMITS:-cpu=2,wall=20}
 export SPRINTSIM_H5_LIMITS
 export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=0}
