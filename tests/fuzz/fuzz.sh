@@ -60,7 +60,7 @@ done
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then TMPDIR=/dev/shm; export TMPDIR; fi
 SPRINTSIM_H5_LIMITS=${SPRINTSIM_H5_LIMITS:-cpu=2,wall=20}
 export SPRINTSIM_H5_LIMITS
-export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=0}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 printf '%-16s %10s %8s %10s %s\n' harness executions seconds corpus result > "$O/summary.txt"
