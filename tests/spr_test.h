@@ -57,7 +57,7 @@ static inline void spr_test_path(char *buf, size_t n, const char *tag,
  * libhdf5 1.10.8 crashes, loops or allocates without bound) through
  * `reader` (returning a spr_error code): each must be refused with an
  * error that names the file, within 30 s, and this process must live on.
- * Returns the number of files tried (11). */
+ * Returns the number of files tried (13). */
 static inline int spr_test_crashers(int (*reader)(const char *path, void *arg), void *arg) {
   const char *src = getenv("top_srcdir");
   char dir[512];

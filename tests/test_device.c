@@ -472,7 +472,7 @@ static int read_device(const char *path, void *arg) {
 
 /* T6 to T8 were found on this reader: an invalid free, a loop and a use
  * after free in libhdf5 */
-static void test_hostile(void) { CU_ASSERT_EQUAL(spr_test_crashers(read_device, NULL), 11); }
+static void test_hostile(void) { CU_ASSERT_EQUAL(spr_test_crashers(read_device, NULL), 13); }
 
 static int write_built(const char *path, void *arg) {
   spr_device d;
