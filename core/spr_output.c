@@ -55,7 +55,8 @@ static int sync_dir(const char *path) {
   int rc = 0;
   if (fd >= 0) {
     if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-      rc = spr_error(SPR_EIO, "%s: cannot flush its folder %s: %s", path, dir, strerror(errno));
+      rc = spr_error(SPR_EIO, "%s: written, but its folder %s cannot be flushed to the disk: %s", path,
+                     dir, strerror(errno));
     close(fd);
   }
   free(copy);

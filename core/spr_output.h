@@ -22,9 +22,10 @@
 int spr__out_begin(const char *path, char **tmp);
 
 /* Rename the temporary (complete and flushed to the disk) to `path` and
- * flush the folder.  Errors: SPR_EIO naming both files; the temporary is
- * then deleted, unless `keep` (a complete trace stays at its temporary
- * name). */
+ * flush the folder.  Errors: SPR_EIO naming both files when the rename
+ * fails (the temporary is then deleted, unless `keep`: a complete trace
+ * stays at its temporary name); SPR_EIO "written, but its folder cannot
+ * be flushed" when only the folder's fsync fails (the file is in place). */
 int spr__out_commit(const char *tmp, const char *path, int keep);
 
 /* Delete the temporary (a missing file is no error). */
