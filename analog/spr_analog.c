@@ -12,7 +12,10 @@
 #include <string.h>
 
 /* Hot loops are compiled twice, for baseline x86-64 and for AVX2, and the
- * loader picks one (GCC/clang function multiversioning).  AVX2 without FMA:
+ * loader picks one (GCC/clang function multiversioning).  The cloned
+ * functions are static, called through plain public wrappers: clang 14
+ * does not emit the public symbol of a non-static target_clones
+ * function (the link failed: F10).  AVX2 without FMA:
  * every operation is the same IEEE operation either way, so results do not
  * depend on the variant. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
@@ -423,16 +426,14 @@ static int query_inputs(const spr_analog_scale *sc, const spr_xbar_head *xb, con
 
 /* spr_analog_decide (causal = 0) and spr_analog_decide_causal (causal =
  * 1, row r deciding keys 0 .. q0 + r): one body, so that both take the
- * same operations on the keys they decide. */
-int spr__analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
-                       const spr_xbar_head *xb, const int8_t *q, int m, int causal, int q0,
-                       double theta, const float *off, gsl_rng *r_read, gsl_rng *r_far,
-                       spr_analog_ws *ws, uint8_t *mask, float *scores, int64_t *n_kept);
-
-SPR_CLONES int spr__analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
-                       const spr_xbar_head *xb, const int8_t *q, int m, int causal, int q0,
-                       double theta, const float *off, gsl_rng *r_read, gsl_rng *r_far,
-                       spr_analog_ws *ws, uint8_t *mask, float *scores, int64_t *n_kept) {
+ * same operations on the keys they decide.  Static and cloned, called
+ * through the two public wrappers below (clang 14 emits no public symbol
+ * for a non-static target_clones function: F10). */
+SPR_CLONES static int decide_impl(const spr_analog_params *an, const spr_analog_scale *sc,
+                                  const spr_xbar_head *xb, const int8_t *q, int m, int causal,
+                                  int q0, double theta, const float *off, gsl_rng *r_read,
+                                  gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
+                                  float *scores, int64_t *n_kept) {
   const int n = xb->n, d = xb->d;
   if (m > ws->m || n > ws->n || d > ws->d)
     return spr_error(SPR_EINVAL, "analog: %d x %d x %d exceeds workspace %d x %d x %d", m, n, d,
@@ -574,8 +575,7 @@ int spr_analog_decide(const spr_analog_params *an, const spr_analog_scale *sc,
                       double theta, const float *off, gsl_rng *r_read,
                       gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
                       float *scores, int64_t *n_kept) {
-  return spr__analog_decide(an, sc, xb, q, m, 0, 0, theta, off, r_read, r_far, ws, mask, scores,
-                            n_kept);
+  return decide_impl(an, sc, xb, q, m, 0, 0, theta, off, r_read, r_far, ws, mask, scores, n_kept);
 }
 
 int spr_analog_decide_causal(const spr_analog_params *an, const spr_analog_scale *sc,
@@ -583,8 +583,7 @@ int spr_analog_decide_causal(const spr_analog_params *an, const spr_analog_scale
                              double theta, const float *off, gsl_rng *r_read,
                              gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,
                              float *scores, int64_t *n_kept) {
-  return spr__analog_decide(an, sc, xb, q, m, 1, q0, theta, off, r_read, r_far, ws, mask, scores,
-                            n_kept);
+  return decide_impl(an, sc, xb, q, m, 1, q0, theta, off, r_read, r_far, ws, mask, scores, n_kept);
 }
 
 int spr_analog_scores(const spr_analog_params *an, const spr_analog_scale *sc,

@@ -5,6 +5,8 @@
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_h5quiet.h"
+#include "spr_h5r.h"
+#include "spr_output.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -341,9 +343,18 @@ static void w_attr(wctx *w, hid_t loc, const char *obj, const char *name, hid_t 
   hid_t sp = H5Screate(H5S_SCALAR), a = -1;
   if (sp < 0 || (a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(a, mtype, val) < 0)
-    w->rc = spr_error(SPR_EHDF5, "%s: cannot write attribute '%s' of '%s'", w->tmp, name, obj);
-  if (a >= 0) H5Aclose(a);
+    w->rc = spr__h5_fail(w->tmp, "cannot write attribute '%s' of '%s'", name, obj);
+  if (a >= 0 && H5Aclose(a) < 0 && !w->rc)
+    w->rc = spr__h5_fail(w->tmp, "cannot finish attribute '%s' of '%s'", name, obj);
   if (sp >= 0) H5Sclose(sp);
+}
+
+/* Close group or dataset `id` (`what` for messages): its data may reach
+ * the file only now. */
+static void w_close(wctx *w, hid_t id, const char *what) {
+  if (id < 0) return;
+  herr_t e = H5Iget_type(id) == H5I_GROUP ? H5Gclose(id) : H5Dclose(id);
+  if (e < 0 && !w->rc) w->rc = spr__h5_fail(w->tmp, "cannot finish '%s'", what);
 }
 
 static void w_attr_str(wctx *w, hid_t loc, const char *obj, const char *name, const char *s) {
@@ -363,7 +374,7 @@ static hid_t w_dset(wctx *w, const char *path, hid_t ftype, hid_t mtype, const v
   hid_t sp = H5Screate(H5S_SCALAR), ds = -1;
   if (sp >= 0) ds = H5Dcreate2(w->f, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (ds < 0 || H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, val) < 0) {
-    w->rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", w->tmp, path);
+    w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
     if (ds >= 0) H5Dclose(ds);
     ds = -1;
   }
@@ -375,27 +386,27 @@ static void w_dset_str(wctx *w, const char *path, const char *s) {
   hid_t ty = str_type(strlen(s));
   if (ty < 0 && !w->rc) w->rc = spr_error(SPR_EHDF5, "%s: cannot make a string type", w->tmp);
   hid_t ds = w_dset(w, path, ty, ty, s);
-  if (ds >= 0) H5Dclose(ds);
+  w_close(w, ds, path);
   if (ty >= 0) H5Tclose(ty);
 }
 
 static void w_group(wctx *w, const char *path) {
   if (w->rc) return;
   hid_t g = H5Gcreate2(w->f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) w->rc = spr_error(SPR_EHDF5, "%s: cannot create group '%s'", w->tmp, path);
-  else H5Gclose(g);
+  if (g < 0) w->rc = spr__h5_fail(w->tmp, "cannot create group '%s'", path);
+  else w_close(w, g, path);
 }
 
 static void write_body(wctx *w, const spr_device *d) {
   hid_t root = H5Gopen2(w->f, "/", H5P_DEFAULT);
   if (root < 0) {
-    w->rc = spr_error(SPR_EHDF5, "%s: cannot open '/'", w->tmp);
+    w->rc = spr__h5_fail(w->tmp, "cannot open '/'");
     return;
   }
   int32_t fv = SPR_DEVICE_FORMAT_VERSION;
   w_attr_str(w, root, "/", "format", SPR_DEVICE_FORMAT);
   w_attr(w, root, "/", "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &fv);
-  H5Gclose(root);
+  w_close(w, root, "/");
   char path[2 * SPR_DEVICE_NAME];
   w_group(w, "/params");
   for (int i = 0; i < d->n_params && !w->rc; i++) {
@@ -412,7 +423,7 @@ static void write_body(wctx *w, const spr_device *d) {
     w_attr_f64(w, ds, path, "chi2_dof", p->chi2_dof);
     w_attr_f64(w, ds, path, "r2", p->r2);
     w_attr(w, ds, path, "n_points", H5T_STD_I64LE, H5T_NATIVE_INT64, &p->n_points);
-    H5Dclose(ds);
+    w_close(w, ds, path);
   }
   w_group(w, "/provenance");
   w_dset_str(w, "/provenance/created", d->created);
@@ -428,13 +439,13 @@ static void write_body(wctx *w, const spr_device *d) {
   for (int i = 0; i < d->n_seeds; i++) {
     snprintf(path, sizeof path, "/provenance/seeds/%s", d->seeds[i].name);
     hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->seeds[i].value);
-    if (ds >= 0) H5Dclose(ds);
+    w_close(w, ds, path);
   }
   w_group(w, "/provenance/samples");
   for (int i = 0; i < d->n_samples; i++) {
     snprintf(path, sizeof path, "/provenance/samples/%s", d->samples[i].name);
     hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->samples[i].value);
-    if (ds >= 0) H5Dclose(ds);
+    w_close(w, ds, path);
   }
   if (d->n_data) w_group(w, "/data");
   for (int i = 0; i < d->n_data && !w->rc; i++) {
@@ -444,11 +455,11 @@ static void write_body(wctx *w, const spr_device *d) {
     hid_t sp = H5Screate_simple(a->rank, dims, NULL), ds = -1;
     if (sp >= 0) ds = H5Dcreate2(w->f, path, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->values) < 0)
-      w->rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", w->tmp, path);
+      w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
     if (ds >= 0) {
       w_attr_str(w, ds, path, "unit", a->unit);
       w_attr_str(w, ds, path, "description", a->description);
-      H5Dclose(ds);
+      w_close(w, ds, path);
     }
     if (sp >= 0) H5Sclose(sp);
   }
@@ -464,186 +475,111 @@ int spr_device_write(const char *path, spr_device *d) {
   }
   int rc = check_device(d, path, SPR_EINVAL);
   if (rc) return rc;
-  size_t pl = strlen(path);
-  struct stat st;
-  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
-  char *tmp = malloc(pl + 12);
-  if (!tmp) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    rc = spr_error(SPR_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  close(fd);
+  char *tmp;
+  if ((rc = spr__out_begin(path, &tmp))) return rc;
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
   wctx w = {-1, tmp, 0};
   /* object headers of format 1.8 and later carry checksums, so a
    * corrupted file is an error on reading rather than a crash in HDF5 */
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
-    H5Pclose(fapl);
-    fapl = -1;
-  }
-  w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)
+    w.rc = spr__h5_fail(tmp, "cannot make the file-access properties");
+  if (!w.rc) w.rc = spr__h5_out_fapl(fapl, tmp);
+  if (!w.rc && (w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
+    w.rc = spr__h5_fail(tmp, "cannot create HDF5 file");
   if (fapl >= 0) H5Pclose(fapl);
-  if (w.f < 0) w.rc = spr_error(SPR_EHDF5, "%s: cannot create HDF5 file", tmp);
-  else write_body(&w, d);
-  if (w.f >= 0 && H5Fclose(w.f) < 0 && !w.rc) w.rc = spr_error(SPR_EHDF5, "%s: cannot close", tmp);
+  if (!w.rc) write_body(&w, d);
+  rc = spr__h5_close_output(w.f, tmp, w.rc);
   spr__h5_quiet_off(&q);
-  rc = w.rc;
-  if (!rc && rename(tmp, path) != 0)
-    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (rc) unlink(tmp);
+  if (!rc) rc = spr__out_commit(tmp, path, 0);
+  else spr__out_discard(tmp);
   free(tmp);
   return rc;
 }
 
 /* --- read ------------------------------------------------------------------- */
 
+/* The file is read through the isolated reader (core/spr_h5r.h): libhdf5
+ * runs in a child process, so a crafted file that crashes or loops it is
+ * an error naming the file, never a crash of this process. */
 typedef struct {
-  hid_t f;
+  spr_h5r *h;
   const char *path;
 } rctx;
 
-/* Read a scalar string (fixed or variable length) from a dataset or an
- * attribute (is_attr) `id` named `what`, into a new string. */
-static int read_str(const rctx *r, hid_t id, int is_attr, const char *what, char **out) {
+/* `what` of the object: "dataset '/x'" or "attribute 'a' of '/x'". */
+static void what_of(char *buf, size_t n, const char *obj, const char *attr) {
+  if (attr) snprintf(buf, n, "attribute '%s' of '%s'", attr, obj);
+  else snprintf(buf, n, "dataset '%s'", obj);
+}
+
+/* Type and shape of dataset obj (attr NULL) or of its attribute attr,
+ * which must exist. */
+static int info_of(const rctx *r, const char *obj, const char *attr, spr_h5r_info *in) {
+  if (!attr) {
+    int kind, rc = spr_h5r_kind(r->h, obj, &kind);
+    if (rc) return rc;
+    if (kind == SPR_H5R_MISSING) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", r->path, obj);
+    if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", r->path, obj);
+    return spr_h5r_dset_info(r->h, obj, in);
+  }
+  int ex, rc = spr_h5r_attr_info(r->h, obj, attr, &ex, in);
+  if (rc) return rc;
+  if (!ex) return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", r->path, attr, obj);
+  return 0;
+}
+
+/* A scalar string (fixed length of any padding, or variable length): the
+ * dataset obj (attr NULL) or its attribute attr, into a new string of at
+ * most max_len bytes. */
+static int read_str(const rctx *r, const char *obj, const char *attr, size_t max_len, char **out) {
   *out = NULL;
-  hid_t ty = is_attr ? H5Aget_type(id) : H5Dget_type(id);
-  hid_t sp = is_attr ? H5Aget_space(id) : H5Dget_space(id);
-  int rc = 0;
-  if (ty < 0 || sp < 0) rc = spr_error(SPR_EHDF5, "%s: cannot inspect %s", r->path, what);
-  else if (H5Tget_class(ty) != H5T_STRING)
-    rc = spr_error(SPR_EHDF5, "%s: %s is not a string", r->path, what);
-  else if (H5Sget_simple_extent_type(sp) != H5S_SCALAR)
-    rc = spr_error(SPR_EHDF5, "%s: %s is not a scalar", r->path, what);
-  if (!rc) {
-    htri_t vl = H5Tis_variable_str(ty);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    /* HDF5 does not convert between character sets: read in the file's
-     * (ASCII from this writer, UTF-8 from h5py) */
-    H5Tset_cset(mt, H5Tget_cset(ty));
-    if (vl > 0) {
-      char *s = NULL;
-      H5Tset_size(mt, H5T_VARIABLE);
-      herr_t e = is_attr ? H5Aread(id, mt, &s) : H5Dread(id, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s);
-      if (e < 0 || !s) rc = spr_error(SPR_EHDF5, "%s: cannot read %s", r->path, what);
-      else {
-        size_t l = strlen(s);
-        *out = malloc(l + 1);
-        if (*out) memcpy(*out, s, l + 1);
-        else rc = spr_error(SPR_ENOMEM, "%s: out of memory reading %s", r->path, what);
-      }
-      if (s) {
-        hid_t ssp = H5Screate(H5S_SCALAR);
-        H5Dvlen_reclaim(mt, ssp, H5P_DEFAULT, &s);
-        H5Sclose(ssp);
-      }
-    } else {
-      size_t l = H5Tget_size(ty);
-      H5Tset_size(mt, l + 1);
-      H5Tset_strpad(mt, H5T_STR_NULLTERM);
-      *out = calloc(l + 2, 1);
-      if (!*out) rc = spr_error(SPR_ENOMEM, "%s: out of memory reading %s", r->path, what);
-      else if ((is_attr ? H5Aread(id, mt, *out) : H5Dread(id, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out)) < 0)
-        rc = spr_error(SPR_EHDF5, "%s: cannot read %s", r->path, what);
-    }
-    H5Tclose(mt);
-  }
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  if (rc) {
-    free(*out);
-    *out = NULL;
-  }
-  return rc;
+  char what[300];
+  what_of(what, sizeof what, obj, attr);
+  spr_h5r_info in;
+  int rc = info_of(r, obj, attr, &in);
+  if (rc) return rc;
+  if (in.cls != SPR_H5R_STRING) return spr_error(SPR_EHDF5, "%s: %s is not a string", r->path, what);
+  if (in.rank != 0) return spr_error(SPR_EHDF5, "%s: %s is not a scalar", r->path, what);
+  return spr_h5r_read_str(r->h, obj, attr, max_len, out);
 }
 
-/* Scalar numeric read of a dataset or attribute of the wanted class
- * (H5T_FLOAT or H5T_INTEGER), converted to mtype. */
-static int read_num(const rctx *r, hid_t id, int is_attr, const char *what, H5T_class_t cls,
-                    hid_t mtype, void *out) {
-  hid_t ty = is_attr ? H5Aget_type(id) : H5Dget_type(id);
-  hid_t sp = is_attr ? H5Aget_space(id) : H5Dget_space(id);
-  int rc = 0;
-  if (ty < 0 || sp < 0) rc = spr_error(SPR_EHDF5, "%s: cannot inspect %s", r->path, what);
-  else if (H5Tget_class(ty) != cls)
-    rc = spr_error(SPR_EHDF5, "%s: %s is not %s", r->path, what,
-                   cls == H5T_FLOAT ? "a floating-point number (float64)" : "an integer");
-  else if (H5Sget_simple_extent_type(sp) != H5S_SCALAR)
-    rc = spr_error(SPR_EHDF5, "%s: %s is not a scalar", r->path, what);
-  else if ((is_attr ? H5Aread(id, mtype, out) : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out)) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot read %s", r->path, what);
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  return rc;
-}
-
-static int open_dset(const rctx *r, const char *path, hid_t *ds) {
-  *ds = -1;
-  if (H5Lexists(r->f, path, H5P_DEFAULT) <= 0)
-    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", r->path, path);
-  *ds = H5Dopen2(r->f, path, H5P_DEFAULT);
-  if (*ds < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", r->path, path);
-  return 0;
-}
-
-static int open_attr(const rctx *r, hid_t obj, const char *obj_path, const char *name, hid_t *a) {
-  *a = -1;
-  if (H5Aexists(obj, name) <= 0)
-    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", r->path, name, obj_path);
-  *a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (*a < 0) return spr_error(SPR_EHDF5, "%s: cannot open attribute '%s' of '%s'", r->path, name, obj_path);
-  return 0;
+/* Scalar number of the wanted class (SPR_H5R_FLOAT or SPR_H5R_INTEGER)
+ * of dataset obj or its attribute attr, converted to memory type mem. */
+static int read_num(const rctx *r, const char *obj, const char *attr, int cls, int mem, void *out) {
+  char what[300];
+  what_of(what, sizeof what, obj, attr);
+  spr_h5r_info in;
+  int rc = info_of(r, obj, attr, &in);
+  if (rc) return rc;
+  if (in.cls != cls)
+    return spr_error(SPR_EHDF5, "%s: %s is not %s", r->path, what,
+                     cls == SPR_H5R_FLOAT ? "a floating-point number (float64)" : "an integer");
+  if (in.rank != 0) return spr_error(SPR_EHDF5, "%s: %s is not a scalar", r->path, what);
+  if (!in.standard)
+    return spr_error(SPR_EHDF5, "%s: %s has a non-standard %llu-byte type", r->path, what,
+                     (unsigned long long)in.size);
+  const size_t ms = spr_h5r_mem_size(mem);
+  return attr ? spr_h5r_attr_read(r->h, obj, attr, mem, out, ms)
+              : spr_h5r_read(r->h, obj, mem, 0, NULL, NULL, out, ms);
 }
 
 /* String attribute `name` of obj into buf (n bytes). */
-static int attr_str(const rctx *r, hid_t obj, const char *obj_path, const char *name, char *buf,
-                    size_t n) {
-  hid_t a;
-  int rc = open_attr(r, obj, obj_path, name, &a);
-  char what[300], *s = NULL;
-  snprintf(what, sizeof what, "attribute '%s' of '%s'", name, obj_path);
-  if (!rc) rc = read_str(r, a, 1, what, &s);
-  if (a >= 0) H5Aclose(a);
-  if (!rc && strlen(s) >= n)
-    rc = spr_error(SPR_EHDF5, "%s: %s is %zu bytes long (at most %zu)", r->path, what, strlen(s), n - 1);
+static int attr_str(const rctx *r, const char *obj, const char *name, char *buf, size_t n) {
+  char *s = NULL;
+  int rc = read_str(r, obj, name, n - 1, &s);
   if (!rc) memcpy(buf, s, strlen(s) + 1);
   free(s);
   return rc;
 }
 
-static int attr_num(const rctx *r, hid_t obj, const char *obj_path, const char *name,
-                    H5T_class_t cls, hid_t mtype, void *out) {
-  hid_t a;
-  int rc = open_attr(r, obj, obj_path, name, &a);
-  char what[300];
-  snprintf(what, sizeof what, "attribute '%s' of '%s'", name, obj_path);
-  if (!rc) rc = read_num(r, a, 1, what, cls, mtype, out);
-  if (a >= 0) H5Aclose(a);
-  return rc;
-}
-
 /* String dataset `path` into a new string or into buf (n bytes). */
 static int dset_str(const rctx *r, const char *path, char **out, char *buf, size_t n) {
-  hid_t ds;
-  int rc = open_dset(r, path, &ds);
-  char what[300], *s = NULL;
-  snprintf(what, sizeof what, "dataset '%s'", path);
-  if (!rc) rc = read_str(r, ds, 0, what, &s);
-  if (ds >= 0) H5Dclose(ds);
+  char *s = NULL;
+  int rc = read_str(r, path, NULL, buf ? n - 1 : (size_t)64 << 20, &s);
   if (!rc && buf) {
-    if (strlen(s) >= n)
-      rc = spr_error(SPR_EHDF5, "%s: %s is %zu bytes long (at most %zu)", r->path, what, strlen(s), n - 1);
-    else memcpy(buf, s, strlen(s) + 1);
+    memcpy(buf, s, strlen(s) + 1);
     free(s);
     s = NULL;
   }
@@ -656,48 +592,38 @@ static int dset_str(const rctx *r, const char *path, char **out, char *buf, size
 static int list_group(const rctx *r, const char *gpath, char names[][SPR_DEVICE_NAME], int max,
                       int *count) {
   *count = 0;
-  if (H5Lexists(r->f, gpath, H5P_DEFAULT) <= 0)
-    return spr_error(SPR_EHDF5, "%s: group '%s' is missing", r->path, gpath);
-  hid_t g = H5Gopen2(r->f, gpath, H5P_DEFAULT);
-  if (g < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a group", r->path, gpath);
-  H5G_info_t info;
-  int rc = 0;
-  if (H5Gget_info(g, &info) < 0) rc = spr_error(SPR_EHDF5, "%s: cannot list group '%s'", r->path, gpath);
-  else if (info.nlinks > (hsize_t)max)
-    rc = spr_error(SPR_EHDF5, "%s: group '%s' has %llu entries (at most %d)", r->path, gpath,
-                   (unsigned long long)info.nlinks, max);
-  for (hsize_t i = 0; !rc && i < info.nlinks; i++) {
-    char nm[SPR_DEVICE_NAME + 1];
-    ssize_t l = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
-    if (l < 0) rc = spr_error(SPR_EHDF5, "%s: cannot read entry %llu of '%s'", r->path, (unsigned long long)i, gpath);
-    else if (l >= SPR_DEVICE_NAME || !name_ok(nm))
-      rc = spr_error(SPR_EHDF5, "%s: '%s/%s' is not a valid name (1..%d characters of [A-Za-z0-9_.-])",
-                     r->path, gpath, nm, SPR_DEVICE_NAME - 1);
-    else memcpy(names[(*count)++], nm, (size_t)l + 1);
+  int kind, rc = spr_h5r_kind(r->h, gpath, &kind);
+  if (rc) return rc;
+  if (kind == SPR_H5R_MISSING) return spr_error(SPR_EHDF5, "%s: group '%s' is missing", r->path, gpath);
+  if (kind != SPR_H5R_GROUP) return spr_error(SPR_EHDF5, "%s: '%s' is not a group", r->path, gpath);
+  char **nm;
+  int n;
+  if ((rc = spr_h5r_list(r->h, gpath, max, &nm, &n))) return rc;
+  for (int i = 0; i < n && !rc; i++) {
+    if (strlen(nm[i]) >= SPR_DEVICE_NAME || !name_ok(nm[i]))
+      rc = spr_error(SPR_EHDF5, "%s: '%s/%.*s' is not a valid name (1..%d characters of [A-Za-z0-9_.-])",
+                     r->path, gpath, SPR_DEVICE_NAME, nm[i], SPR_DEVICE_NAME - 1);
+    else memcpy(names[(*count)++], nm[i], strlen(nm[i]) + 1);
   }
-  H5Gclose(g);
+  free(nm);
   return rc;
 }
 
 static int read_param(const rctx *r, const char *name, spr_device_param *p) {
   memset(p, 0, sizeof *p);
   snprintf(p->name, sizeof p->name, "%.63s", name);
-  char path[2 * SPR_DEVICE_NAME], what[300];
+  char path[2 * SPR_DEVICE_NAME];
   snprintf(path, sizeof path, "/params/%.63s", name);
-  snprintf(what, sizeof what, "dataset '%s'", path);
-  hid_t ds;
-  int rc = open_dset(r, path, &ds);
-  if (!rc) rc = read_num(r, ds, 0, what, H5T_FLOAT, H5T_NATIVE_DOUBLE, &p->value);
-  if (!rc) rc = attr_str(r, ds, path, "key", p->key, sizeof p->key);
-  if (!rc) rc = attr_str(r, ds, path, "unit", p->unit, sizeof p->unit);
-  if (!rc) rc = attr_str(r, ds, path, "model", p->model, sizeof p->model);
+  int rc = read_num(r, path, NULL, SPR_H5R_FLOAT, SPR_H5R_F64, &p->value);
+  if (!rc) rc = attr_str(r, path, "key", p->key, sizeof p->key);
+  if (!rc) rc = attr_str(r, path, "unit", p->unit, sizeof p->unit);
+  if (!rc) rc = attr_str(r, path, "model", p->model, sizeof p->model);
   const struct { const char *n; double *v; } f[] = {
       {"ci95_lo", &p->ci95_lo}, {"ci95_hi", &p->ci95_hi}, {"residual_rms", &p->residual_rms},
       {"chi2_dof", &p->chi2_dof}, {"r2", &p->r2}};
   for (size_t i = 0; !rc && i < sizeof f / sizeof f[0]; i++)
-    rc = attr_num(r, ds, path, f[i].n, H5T_FLOAT, H5T_NATIVE_DOUBLE, f[i].v);
-  if (!rc) rc = attr_num(r, ds, path, "n_points", H5T_INTEGER, H5T_NATIVE_INT64, &p->n_points);
-  if (ds >= 0) H5Dclose(ds);
+    rc = read_num(r, path, f[i].n, SPR_H5R_FLOAT, SPR_H5R_F64, f[i].v);
+  if (!rc) rc = read_num(r, path, "n_points", SPR_H5R_INTEGER, SPR_H5R_I64, &p->n_points);
   return rc;
 }
 
@@ -705,13 +631,9 @@ static int read_counts(const rctx *r, const char *gpath, spr_device_count *list,
   char names[SPR_DEVICE_MAX_PROV][SPR_DEVICE_NAME];
   int rc = list_group(r, gpath, names, SPR_DEVICE_MAX_PROV, n);
   for (int i = 0; !rc && i < *n; i++) {
-    char path[2 * SPR_DEVICE_NAME + 32], what[300];
+    char path[2 * SPR_DEVICE_NAME + 32];
     snprintf(path, sizeof path, "%.40s/%.63s", gpath, names[i]);
-    snprintf(what, sizeof what, "dataset '%s'", path);
-    hid_t ds;
-    rc = open_dset(r, path, &ds);
-    if (!rc) rc = read_num(r, ds, 0, what, H5T_INTEGER, H5T_NATIVE_UINT64, &list[i].value);
-    if (ds >= 0) H5Dclose(ds);
+    rc = read_num(r, path, NULL, SPR_H5R_INTEGER, SPR_H5R_U64, &list[i].value);
     memcpy(list[i].name, names[i], SPR_DEVICE_NAME);
   }
   return rc;
@@ -724,49 +646,44 @@ static int read_data(const rctx *r, const char *name, spr_device_data *a) {
   snprintf(a->name, sizeof a->name, "%.63s", name);
   char path[2 * SPR_DEVICE_NAME];
   snprintf(path, sizeof path, "/data/%.63s", name);
-  hid_t ds, ty = -1, sp = -1;
-  int rc = open_dset(r, path, &ds);
-  if (!rc && ((ty = H5Dget_type(ds)) < 0 || (sp = H5Dget_space(ds)) < 0))
-    rc = spr_error(SPR_EHDF5, "%s: cannot inspect dataset '%s'", r->path, path);
-  if (!rc && (H5Tget_class(ty) != H5T_FLOAT || H5Tget_size(ty) != 8))
+  spr_h5r_info in;
+  int rc = info_of(r, path, NULL, &in);
+  if (!rc && (in.cls != SPR_H5R_FLOAT || in.size != 8 || !in.standard))
     rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not float64", r->path, path);
-  hsize_t dims[2] = {0, 1};
-  int rank = rc ? 0 : H5Sget_simple_extent_ndims(sp);
-  if (!rc && rank != 1 && rank != 2)
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d (1 or 2)", r->path, path, rank);
-  if (!rc) H5Sget_simple_extent_dims(sp, dims, NULL);
-  if (!rc && (dims[0] < 1 || dims[1] < 1 || dims[0] > (hsize_t)SPR_DEVICE_MAX_DATA_VALUES / dims[1]))
+  if (!rc && in.rank != 1 && in.rank != 2)
+    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d (1 or 2)", r->path, path, in.rank);
+  uint64_t dims[2] = {0, 1};
+  if (!rc) {
+    dims[0] = in.dims[0];
+    if (in.rank == 2) dims[1] = in.dims[1];
+  }
+  if (!rc && (dims[0] < 1 || dims[1] < 1 || dims[0] > (uint64_t)SPR_DEVICE_MAX_DATA_VALUES / dims[1]))
     rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has shape %llu x %llu (each >= 1, at most %d values)",
                    r->path, path, (unsigned long long)dims[0], (unsigned long long)dims[1],
                    SPR_DEVICE_MAX_DATA_VALUES);
   if (!rc) {
-    a->rank = rank;
+    a->rank = in.rank;
     a->dims[0] = (int64_t)dims[0];
     a->dims[1] = (int64_t)dims[1];
-    if (!(a->values = malloc((size_t)(dims[0] * dims[1]) * sizeof(double))))
+    const size_t bytes = (size_t)(dims[0] * dims[1]) * sizeof(double);
+    if (!(a->values = malloc(bytes)))
       rc = spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", r->path, path);
-    else if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->values) < 0)
-      rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", r->path, path);
+    else
+      rc = spr_h5r_read(r->h, path, SPR_H5R_F64, 0, NULL, NULL, a->values, bytes);
   }
-  if (!rc) rc = attr_str(r, ds, path, "unit", a->unit, sizeof a->unit);
-  if (!rc) rc = attr_str(r, ds, path, "description", a->description, sizeof a->description);
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  if (ds >= 0) H5Dclose(ds);
+  if (!rc) rc = attr_str(r, path, "unit", a->unit, sizeof a->unit);
+  if (!rc) rc = attr_str(r, path, "description", a->description, sizeof a->description);
   return rc;
 }
 
 static int read_body(const rctx *r, spr_device *d) {
   char fmt[64];
   int32_t fv = 0;
-  hid_t root = H5Gopen2(r->f, "/", H5P_DEFAULT);
-  if (root < 0) return spr_error(SPR_EHDF5, "%s: cannot open '/'", r->path);
-  int rc = attr_str(r, root, "/", "format", fmt, sizeof fmt);
+  int rc = attr_str(r, "/", "format", fmt, sizeof fmt);
   if (!rc && strcmp(fmt, SPR_DEVICE_FORMAT))
     rc = spr_error(SPR_EHDF5, "%s: attribute 'format' of '/' is '%s', expected '%s' (not a device model)",
                    r->path, fmt, SPR_DEVICE_FORMAT);
-  if (!rc) rc = attr_num(r, root, "/", "format_version", H5T_INTEGER, H5T_NATIVE_INT32, &fv);
-  H5Gclose(root);
+  if (!rc) rc = read_num(r, "/", "format_version", SPR_H5R_INTEGER, SPR_H5R_I32, &fv);
   if (!rc && fv != SPR_DEVICE_FORMAT_VERSION)
     rc = spr_error(SPR_EHDF5, "%s: format_version %d, this sprintsim reads version %d", r->path, fv,
                    SPR_DEVICE_FORMAT_VERSION);
@@ -785,8 +702,9 @@ static int read_body(const rctx *r, spr_device *d) {
   if ((rc = dset_str(r, "/provenance/ngspice_version", NULL, d->ngspice_version,
                      sizeof d->ngspice_version)))
     return rc;
-  if (H5Lexists(r->f, "/provenance/config", H5P_DEFAULT) > 0 &&
-      (rc = dset_str(r, "/provenance/config", &d->config_text, NULL, 0)))
+  int kind;
+  if ((rc = spr_h5r_kind(r->h, "/provenance/config", &kind))) return rc;
+  if (kind != SPR_H5R_MISSING && (rc = dset_str(r, "/provenance/config", &d->config_text, NULL, 0)))
     return rc;
   char nl[SPR_DEVICE_MAX_PROV][SPR_DEVICE_NAME];
   if ((rc = list_group(r, "/provenance/netlists", nl, SPR_DEVICE_MAX_PROV, &n))) return rc;
@@ -799,7 +717,8 @@ static int read_body(const rctx *r, spr_device *d) {
   }
   if ((rc = read_counts(r, "/provenance/seeds", d->seeds, &d->n_seeds))) return rc;
   if ((rc = read_counts(r, "/provenance/samples", d->samples, &d->n_samples))) return rc;
-  if (H5Lexists(r->f, "/data", H5P_DEFAULT) > 0) {
+  if ((rc = spr_h5r_kind(r->h, "/data", &kind))) return rc;
+  if (kind != SPR_H5R_MISSING) {
     char dn[SPR_DEVICE_MAX_DATA][SPR_DEVICE_NAME];
     if ((rc = list_group(r, "/data", dn, SPR_DEVICE_MAX_DATA, &n))) return rc;
     for (int i = 0; i < n; i++) {
@@ -814,39 +733,17 @@ static int read_body(const rctx *r, spr_device *d) {
   return check_device(d, r->path, SPR_EHDF5);
 }
 
-/* FNV-1a 64 of the file's bytes: a content identity (not a security
- * hash) recorded in traces. */
-static int file_id(const char *path, char *out, size_t n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return spr_error(SPR_EIO, "%s: cannot open device model: %s", path, strerror(errno));
-  uint64_t h = UINT64_C(14695981039346656037);
-  unsigned char buf[65536];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, f)) > 0)
-    for (size_t i = 0; i < got; i++) {
-      h ^= buf[i];
-      h *= UINT64_C(1099511628211);
-    }
-  int err = ferror(f);
-  fclose(f);
-  if (err) return spr_error(SPR_EIO, "%s: read error", path);
-  snprintf(out, n, "fnv1a64:%016" PRIx64, h);
-  return 0;
-}
-
 int spr_device_read(const char *path, spr_device *d) {
   spr_device_init(d);
   if (!path || !*path) return spr_error(SPR_EINVAL, "spr_device_read: empty path");
-  spr__h5_quiet q;
-  spr__h5_quiet_on(&q);
-  rctx r = {-1, path};
-  int rc = spr__h5_open_ro(path, "device model", &r.f);
-  if (!rc) {
-    rc = read_body(&r, d);
-    H5Fclose(r.f);
-  }
-  spr__h5_quiet_off(&q);
-  if (!rc) rc = file_id(path, d->content_id, sizeof d->content_id);
+  rctx r = {NULL, path};
+  int rc = spr_h5r_open(path, "device model", NULL, &r.h);
+  if (!rc) rc = read_body(&r, d);
+  /* FNV-1a 64 of the bytes just read (the same descriptor, checked
+   * unchanged): a content identity recorded in traces */
+  if (!rc) rc = spr_h5r_content_id(r.h, d->content_id, sizeof d->content_id);
+  if (!rc) d->file_bytes = spr_h5r_size(r.h);
+  spr_h5r_close(r.h);
   return rc;
 }
 

@@ -85,6 +85,7 @@ typedef struct {
   char created[32];            /* ISO 8601 UTC, "2026-11-29T13:04:25Z" */
   char content_id[32];         /* set by spr_device_read: "fnv1a64:<16 hex>"
                                   of the file's bytes */
+  long long file_bytes;        /* set by spr_device_read: the file's size */
 } spr_device;
 
 /* Empty device model (no parameters, no provenance). */
@@ -149,7 +150,9 @@ int spr_device_write(const char *path, spr_device *d);
  * (cannot open), SPR_EHDF5 (not HDF5, wrong format attribute or version,
  * a missing group, dataset or attribute, a wrong type or shape, a value
  * failing validation; the message names the file, the dataset or
- * attribute and the value), SPR_ENOMEM. */
+ * attribute and the value; libhdf5 crashed, looped or ran out of memory
+ * on the file, which is read in a child process: core/spr_h5r.h),
+ * SPR_ENOMEM.  d->content_id is the FNV-1a 64 of the bytes read. */
 int spr_device_read(const char *path, spr_device *d);
 
 /* Set every keyed parameter of d in *c (spr_config_set: the key's range

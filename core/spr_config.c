@@ -562,6 +562,10 @@ typedef struct {
   /* the overrides (spr_config_src.set) */
   struct override *ov;
   int n_ov;
+  char *line;             /* the physical line being read (getline) */
+  size_t line_cap;
+  char **stash;           /* values of lines longer than inih's buffer */
+  int n_stash, cap_stash;
 } parse_ctx;
 
 /* One override "section.key=value" (spr_config_src.set). */
@@ -589,25 +593,128 @@ static void check_empty_section(parse_ctx *p) {
   p->bad_line = 0;
 }
 
-/* fgets for inih that counts lines, refuses overlong ones (inih would cut
- * them into several "lines") and unknown section headers (inih does not
- * call the handler for a section without keys). */
+/* Lines of any length.  inih reads a line into a buffer of its own fixed
+ * size (about 200 bytes), and configurations sprintsim writes can hold
+ * longer ones (absolute paths, lists).  read_line reads the whole
+ * physical line; one that does not fit inih's buffer is split here as
+ * inih would split it (name, '=' or ':', value; inline comments after a
+ * blank and ';'; surrounding blanks dropped; an indented line continues
+ * the previous key), its value kept in p->stash, and inih is handed a
+ * short line "name = <TOKEN>" whose token on_ini_line replaces by the
+ * value.  A token is \x1f\x1e<index>\x1e; lines holding \x1f are refused
+ * (no text configuration holds that control character). */
+#define TOKEN_MARK '\x1f'
+
+/* inih's find_chars_or_comment: the first of `chars`, or an inline
+ * comment (';' after a blank), or the end. */
+static char *find_chars_or_comment(char *s, const char *chars) {
+  int was_space = 0;
+  while (*s && (!chars || !strchr(chars, *s)) && !(was_space && *s == ';')) {
+    was_space = isspace((unsigned char)*s);
+    s++;
+  }
+  return s;
+}
+
+static char *rstrip_str(char *s) {
+  char *e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+  return s;
+}
+
+static char *lskip_str(char *s) {
+  while (*s && isspace((unsigned char)*s)) s++;
+  return s;
+}
+
+/* Keep value v; write its token into tok. */
+static int stash_value(parse_ctx *p, const char *v, char *tok, size_t n) {
+  if (p->n_stash == p->cap_stash) {
+    int cap = p->cap_stash ? 2 * p->cap_stash : 8;
+    char **t = realloc(p->stash, (size_t)cap * sizeof *t);
+    if (!t) return -1;
+    p->stash = t;
+    p->cap_stash = cap;
+  }
+  if (!(p->stash[p->n_stash] = strdup(v))) return -1;
+  snprintf(tok, n, "%c\x1e%d\x1e", TOKEN_MARK, p->n_stash);
+  p->n_stash++;
+  return 0;
+}
+
+/* The stashed value a token stands for, or the value itself. */
+static const char *unstash(const parse_ctx *p, const char *value) {
+  if (value[0] != TOKEN_MARK || value[1] != '\x1e') return value;
+  char *end;
+  long k = strtol(value + 2, &end, 10);
+  if (*end != '\x1e' || end[1] || k < 0 || k >= p->n_stash) return value;
+  return p->stash[k];
+}
+
+/* A line longer than inih's buffer (num bytes), without its newline, as
+ * the short line inih gets: into str.  0, or -1 (an error recorded). */
+static int shorten(parse_ctx *p, char *line, char *str, int num) {
+  const int cont = line[0] == ' ' || line[0] == '\t';
+  char *start = lskip_str(line);
+  char tok[48];
+  if (*start == ';' || *start == '#') { /* a long comment */
+    snprintf(str, (size_t)num, ";\n");
+    return 0;
+  }
+  if (*start == '[') {
+    ctx_error(p, CFG_ERR("@: section header longer than %d characters", num - 3));
+    return -1;
+  }
+  if (cont) { /* continuation of the previous key: the whole line is a value */
+    char *end = find_chars_or_comment(start, NULL);
+    *end = '\0';
+    rstrip_str(start);
+    if (stash_value(p, start, tok, sizeof tok)) goto oom;
+    snprintf(str, (size_t)num, "  %s\n", tok);
+    return 0;
+  }
+  char *end = find_chars_or_comment(start, "=:");
+  if (*end != '=' && *end != ':') { /* no '=': inih's syntax error, kept */
+    snprintf(str, (size_t)num, "%.*s\n", num - 3, start);
+    return 0;
+  }
+  *end = '\0';
+  char *name = rstrip_str(start), *value = end + 1;
+  if (strlen(name) > (size_t)num / 2) {
+    ctx_error(p, CFG_ERR("@: key name '%.40s...' longer than %d characters", name, num / 2));
+    return -1;
+  }
+  end = find_chars_or_comment(value, NULL);
+  *end = '\0';
+  value = rstrip_str(lskip_str(value));
+  if (stash_value(p, value, tok, sizeof tok)) goto oom;
+  snprintf(str, (size_t)num, "%s = %s\n", name, tok);
+  return 0;
+oom:
+  ctx_error(p, spr_error(SPR_ENOMEM, "@: out of memory"));
+  return -1;
+}
+
+/* The reader inih calls: one whole physical line, counted; unknown
+ * section headers noted (inih does not call the handler for a section
+ * without keys). */
 static char *read_line(char *str, int num, void *stream) {
   parse_ctx *p = stream;
-  char *s = fgets(str, num, p->f);
-  if (!s) {
+  ssize_t got = getline(&p->line, &p->line_cap, p->f);
+  if (got < 0) {
     check_empty_section(p);
     return NULL;
   }
   p->lineno++;
-  size_t l = strlen(s);
-  if (l == (size_t)num - 1 && s[l - 1] != '\n') {
-    int ch = fgetc(p->f);
-    if (ch != EOF && ch != '\n') { /* longer than inih's buffer: refuse */
-      while ((ch = fgetc(p->f)) != EOF && ch != '\n') {}
-      if (!p->rc)
-        ctx_error(p, CFG_ERR("@: line longer than %d characters (continue a list on indented lines)", num - 1));
-    }
+  char *s = p->line;
+  if (memchr(s, TOKEN_MARK, (size_t)got) && !p->rc)
+    ctx_error(p, CFG_ERR("@: control character 0x1f in the line"));
+  size_t l = strlen(s); /* a NUL byte ends the line, as with fgets */
+  if (l + 1 <= (size_t)num) {
+    memcpy(str, s, l + 1);
+  } else {
+    while (l && (s[l - 1] == '\n' || s[l - 1] == '\r')) s[--l] = '\0';
+    if (p->rc || shorten(p, s, str, num)) snprintf(str, (size_t)num, ";\n");
   }
   p->cont = s[0] == ' ' || s[0] == '\t';
   const char *t = s;
@@ -624,7 +731,7 @@ static char *read_line(char *str, int num, void *stream) {
       }
     }
   }
-  return s;
+  return str;
 }
 
 /* Set the pending list key, now that its continuation lines are read. */
@@ -698,6 +805,7 @@ static int on_ini_line(void *user, const char *section, const char *name,
                        const char *value) {
   parse_ctx *p = user;
   if (p->rc) return 0;
+  value = unstash(p, value);
   p->bad_line = 0; /* spr_config_set reports the unknown section with its key */
   if (p->xsec && !strcmp(section, p->xsec)) return on_extra_line(p, name, value);
   flush_extra(p);
@@ -898,6 +1006,9 @@ static int parse_src(spr_config *c, const spr_config_src *src, const char *xsec,
   free(p->list);
   free(p->xname);
   free(p->xtext);
+  free(p->line);
+  for (int i = 0; i < p->n_stash; i++) free(p->stash[i]);
+  free(p->stash);
   free(p);
   return rc;
 }

@@ -2,9 +2,10 @@
 #include "config.h"
 #include "spr_h5io.h"
 
-#include <pthread.h>
 #include "spr_error.h"
 #include "spr_h5quiet.h"
+#include "spr_h5r.h"
+#include "spr_output.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -17,91 +18,61 @@
 
 #define MAX_ELEMENTS (1ULL << 28)
 
-/* HDF5's own error printing off while a call runs (spr_h5quiet.h). */
-static pthread_mutex_t h5_mutex;
-static pthread_once_t h5_once = PTHREAD_ONCE_INIT;
-
-static void h5_mutex_init(void) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-  pthread_mutex_init(&h5_mutex, &a);
-  pthread_mutexattr_destroy(&a);
-}
-
-void spr__h5_lock(void) {
-  pthread_once(&h5_once, h5_mutex_init);
-  pthread_mutex_lock(&h5_mutex);
-}
-
-void spr__h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
-
 typedef spr__h5_quiet quiet;
 #define quiet_on spr__h5_quiet_on
 #define quiet_off spr__h5_quiet_off
 
-static int read_body(hid_t f, const char *path, const char *dset, double **data, int *rows,
+/* Read through the isolated reader (spr_h5r.h): a crafted file can make
+ * libhdf5 crash or loop, which then ends only the reader's child. */
+static int read_body(spr_h5r *h, const char *path, const char *dset, double **data, int *rows,
                      int *cols) {
-  if (H5Lexists(f, dset, H5P_DEFAULT) <= 0)
-    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dset);
-  hid_t ds = H5Dopen2(f, dset, H5P_DEFAULT);
-  if (ds < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, dset);
-  int rc = 0;
-  hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds);
-  hsize_t dims[8] = {0};
-  int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-  if (ty < 0 || sp < 0) {
-    rc = spr_error(SPR_EHDF5, "%s: cannot inspect dataset '%s'", path, dset);
-  } else if (H5Tget_class(ty) != H5T_FLOAT) {
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not a floating-point type (use float64)", path, dset);
-  } else if (rank != 2) {
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d, expected 2", path, dset, rank);
-  } else {
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    if (dims[0] == 0 || dims[1] == 0)
-      rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is empty (%llu x %llu)", path, dset,
-                     (unsigned long long)dims[0], (unsigned long long)dims[1]);
-    else if (dims[0] * dims[1] > MAX_ELEMENTS || dims[0] > 1u << 30 || dims[1] > 1u << 30)
-      rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is too large (%llu x %llu, at most %llu elements)",
-                     path, dset, (unsigned long long)dims[0], (unsigned long long)dims[1],
-                     (unsigned long long)MAX_ELEMENTS);
-  }
-  double *v = NULL;
-  if (!rc) {
-    v = malloc((size_t)(dims[0] * dims[1]) * sizeof *v);
-    if (!v) rc = spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", path, dset);
-  }
-  if (!rc && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' as float64", path, dset);
-  for (size_t k = 0; !rc && k < dims[0] * dims[1]; k++)
+  int kind, rc = spr_h5r_kind(h, dset, &kind);
+  if (rc) return rc;
+  if (kind == SPR_H5R_MISSING) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dset);
+  if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, dset);
+  spr_h5r_info in;
+  if ((rc = spr_h5r_dset_info(h, dset, &in))) return rc;
+  if (in.cls != SPR_H5R_FLOAT)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is not a floating-point type (use float64)", path, dset);
+  if (!in.standard)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is a non-standard %llu-byte floating-point type (use float64)",
+                     path, dset, (unsigned long long)in.size);
+  if (in.rank != 2) return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d, expected 2", path, dset, in.rank);
+  const uint64_t r = in.dims[0], c = in.dims[1];
+  if (r == 0 || c == 0)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is empty (%llu x %llu)", path, dset,
+                     (unsigned long long)r, (unsigned long long)c);
+  if (r > 1u << 30 || c > 1u << 30 || r * c > MAX_ELEMENTS)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is too large (%llu x %llu, at most %llu elements)", path,
+                     dset, (unsigned long long)r, (unsigned long long)c, (unsigned long long)MAX_ELEMENTS);
+  double *v = malloc((size_t)(r * c) * sizeof *v);
+  if (!v) return spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", path, dset);
+  rc = spr_h5r_read(h, dset, SPR_H5R_F64, 0, NULL, NULL, v, (size_t)(r * c) * sizeof *v);
+  if (rc == SPR_EHDF5 && !strstr(spr_errmsg(), "HDF5 library"))
+    rc = spr_error_prefix(rc, "%s: cannot read dataset '%s' as float64", path, dset);
+  for (size_t k = 0; !rc && k < r * c; k++)
     if (!isfinite(v[k]))
       rc = spr_error(SPR_EHDF5, "%s: dataset '%s' element [%zu][%zu] is %g (not finite)", path, dset,
-                     k / (size_t)dims[1], k % (size_t)dims[1], v[k]);
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  H5Dclose(ds);
+                     k / (size_t)c, k % (size_t)c, v[k]);
   if (rc) {
     free(v);
     return rc;
   }
   *data = v;
-  *rows = (int)dims[0];
-  *cols = (int)dims[1];
+  *rows = (int)r;
+  *cols = (int)c;
   return 0;
 }
 
 int spr_h5_read_matrix(const char *path, const char *dset, double **data, int *rows,
                        int *cols) {
   *data = NULL;
-  quiet q;
-  quiet_on(&q);
-  hid_t f;
-  int rc = spr__h5_open_ro(path, "file", &f);
+  spr_h5r *h;
+  int rc = spr_h5r_open(path, "file", NULL, &h);
   if (!rc) {
-    rc = read_body(f, path, dset, data, rows, cols);
-    H5Fclose(f);
+    rc = read_body(h, path, dset, data, rows, cols);
+    spr_h5r_close(h);
   }
-  quiet_off(&q);
   return rc;
 }
 
@@ -112,18 +83,19 @@ static int write_body(hid_t f, const char *tmp, const char *dset, const double *
   hid_t ds = sp >= 0 ? H5Dcreate2(f, dset, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
   int rc = 0;
   if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot write dataset '%s'", tmp, dset);
+    rc = spr__h5_fail(tmp, "cannot write dataset '%s'", dset);
   for (int k = 0; !rc && k < n; k++) {
     hid_t ty = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR), a = -1;
     if (ty >= 0) H5Tset_size(ty, strlen(values[k]) + 1);
     if (ty >= 0 && as >= 0) a = H5Acreate2(ds, names[k], ty, as, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, ty, values[k]) < 0)
-      rc = spr_error(SPR_EHDF5, "%s: cannot write attribute '%s' of '%s'", tmp, names[k], dset);
-    if (a >= 0) H5Aclose(a);
+      rc = spr__h5_fail(tmp, "cannot write attribute '%s' of '%s'", names[k], dset);
+    if (a >= 0 && H5Aclose(a) < 0 && !rc) rc = spr__h5_fail(tmp, "cannot finish attribute '%s' of '%s'", names[k], dset);
     if (as >= 0) H5Sclose(as);
     if (ty >= 0) H5Tclose(ty);
   }
-  if (ds >= 0) H5Dclose(ds);
+  /* the data may reach the file only now */
+  if (ds >= 0 && H5Dclose(ds) < 0 && !rc) rc = spr__h5_fail(tmp, "cannot finish dataset '%s'", dset);
   if (sp >= 0) H5Sclose(sp);
   return rc;
 }
@@ -133,35 +105,21 @@ int spr_h5_write_matrix(const char *path, const char *dset, const double *data, 
                         int n_attrs) {
   if (!path || !*path || !dset || !data || rows < 1 || cols < 1 || n_attrs < 0)
     return spr_error(SPR_EINVAL, "spr_h5_write_matrix: bad arguments (rows %d, cols %d)", rows, cols);
-  size_t pl = strlen(path);
-  struct stat st;
-  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
-  char *tmp = malloc(pl + 12);
-  if (!tmp) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    int rc = spr_error(SPR_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  close(fd);
+  char *tmp;
+  int rc = spr__out_begin(path, &tmp);
+  if (rc) return rc;
   quiet q;
   quiet_on(&q);
-  int rc = 0;
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) rc = spr_error(SPR_EHDF5, "%s: cannot create HDF5 file", tmp);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+  if (fapl < 0) rc = spr__h5_fail(tmp, "cannot make a property list");
+  if (!rc) rc = spr__h5_out_fapl(fapl, tmp);
+  if (!rc && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) rc = spr__h5_fail(tmp, "cannot create HDF5 file");
+  if (fapl >= 0) H5Pclose(fapl);
   if (!rc) rc = write_body(f, tmp, dset, data, rows, cols, attr_names, attr_values, n_attrs);
-  if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = spr_error(SPR_EHDF5, "%s: cannot close", tmp);
+  rc = spr__h5_close_output(f, tmp, rc);
   quiet_off(&q);
-  if (!rc && rename(tmp, path) != 0)
-    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (rc) unlink(tmp);
+  if (!rc) rc = spr__out_commit(tmp, path, 0);
+  else spr__out_discard(tmp);
   free(tmp);
   return rc;
 }

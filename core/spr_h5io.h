@@ -8,7 +8,9 @@
  * element must be finite.  Errors (the message names file, dataset and,
  * where it applies, the element and value): SPR_EIO (cannot open),
  * SPR_EHDF5 (not HDF5, dataset missing, not rank 2, empty, not a float
- * type, more than 2^28 elements, a NaN or Inf), SPR_ENOMEM. */
+ * type or a non-IEEE one, more than 2^28 elements, a NaN or Inf; libhdf5
+ * crashed, looped or ran out of its memory on the file, which is read in
+ * a child process: spr_h5r.h), SPR_ENOMEM. */
 int spr_h5_read_matrix(const char *path, const char *dset, double **data, int *rows,
                        int *cols);
 

@@ -23,7 +23,7 @@ typedef struct {
   void *data;
 } spr__h5_quiet;
 
-/* The process-wide recursive HDF5 lock (core/spr_h5io.c). */
+/* The process-wide recursive HDF5 lock (core/spr_h5quiet.c). */
 void spr__h5_lock(void);
 void spr__h5_unlock(void);
 

@@ -15,6 +15,7 @@
 #include "spr_h5quiet.h"
 #include "spr_config.h"
 #include "spr_error.h"
+#include "spr_output.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -424,13 +425,17 @@ static int create_body(spr_trace *t, const spr_config *c, const char *version) {
     close_id(fcpl);
     return rc;
   }
-  t->file = H5Fcreate(t->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-  if (t->file < 0) {
+  /* through the output driver: a full disk is kept as an error of this
+   * trace, never a failed flush libhdf5 cannot recover from
+   * (core/spr_output.h) */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0) rc = h5_fail(t->tmp, "cannot make the file access property list");
+  else rc = spr__h5_out_fapl(fapl, t->tmp);
+  if (!rc && (t->file = H5Fcreate(t->tmp, H5F_ACC_TRUNC, fcpl, fapl)) < 0)
     rc = h5_fail(t->tmp, "cannot create HDF5 file");
-    H5Pclose(fcpl);
-    return rc;
-  }
+  close_id(fapl);
   H5Pclose(fcpl);
+  if (rc) return rc;
 
   /* root attributes */
   hid_t root = H5Gopen2(t->file, "/", H5P_DEFAULT);
@@ -505,7 +510,7 @@ int spr_trace_create(const char *path, const spr_config *c, const char *version,
   int rc = create_body(t, c, version);
   if (rc) {
     /* leave nothing behind; keep the first error's message */
-    if (t->file >= 0) H5Fclose(t->file);
+    spr__h5_close_output(t->file, t->tmp, rc);
     if (t->tmp_created) unlink(t->tmp);
     trace_free(t);
   } else {
@@ -662,6 +667,7 @@ int spr_trace_write_head(spr_trace *t, const spr_head_result *r) {
   quiet_state q;
   quiet_on(&q);
   rc = write_head_body(t, r);
+  if (!rc) rc = spr__h5_out_status(t->file, t->tmp); /* a full disk: stop now */
   quiet_off(&q);
   if (rc) t->failed = 1;
   else t->written[r->layer * t->heads + r->head] = 1;
@@ -851,6 +857,7 @@ int spr_trace_write_summary(spr_trace *t, const spr_head_result *res) {
   quiet_state q;
   quiet_on(&q);
   int rc = write_summary_body(t, res, buf);
+  if (!rc) rc = spr__h5_out_status(t->file, t->tmp);
   quiet_off(&q);
   free(buf);
   if (rc) t->failed = 1;
@@ -907,9 +914,50 @@ int spr_trace_write_device(spr_trace *t, const spr_trace_device *dm) {
   quiet_state q;
   quiet_on(&q);
   int rc = write_device_body(t, dm);
+  if (!rc) rc = spr__h5_out_status(t->file, t->tmp);
   quiet_off(&q);
   if (rc) t->failed = 1;
   else t->device_written = 1;
+  return rc;
+}
+
+/* --- input files ------------------------------------------------------------- */
+
+int spr_trace_write_input(spr_trace *t, const char *key, const char *path,
+                          const char *content_id, long long size_bytes) {
+  if (!t || !key || !*key || strchr(key, '/') || !path || !*path || !content_id || !*content_id ||
+      size_bytes < 0)
+    return spr_error(SPR_EINVAL, "spr_trace_write_input: a NULL or empty field, a '/' in the key or a negative size");
+  if (t->failed) return refuse_after_failure(t, "spr_trace_write_input");
+  quiet_state q;
+  quiet_on(&q);
+  int rc = 0;
+  char dpath[200];
+  snprintf(dpath, sizeof dpath, "/inputs/%.180s", key);
+  htri_t g = H5Lexists(t->file, "/inputs", H5P_DEFAULT);
+  if (g < 0) rc = h5_fail(t->tmp, "cannot look up '/inputs'");
+  if (!rc && !g) {
+    hid_t gid = make_group(t, "/inputs");
+    if (gid < 0) rc = (int)gid;
+    else rc = close_obj(t->tmp, gid, "/inputs", 0);
+  }
+  if (!rc && H5Lexists(t->file, dpath, H5P_DEFAULT) > 0)
+    rc = spr_error(SPR_EINVAL, "spr_trace_write_input: %s: input '%s' written twice", t->tmp, key);
+  else if (!rc) {
+    hid_t ds;
+    int64_t sz = size_bytes;
+    rc = put_dset_str(t, dpath, path, &ds);
+    if (!rc) {
+      rc = put_attr_str(t, ds, dpath, "content_id", content_id);
+      if (!rc) rc = put_attr(t, ds, dpath, "size_bytes", H5T_STD_I64LE, H5T_NATIVE_INT64, &sz);
+      if (!rc) rc = put_attr_str(t, ds, dpath, "description",
+                                 "an input file of the run, as named by the configuration key; content_id is FNV-1a 64 of the bytes read");
+      rc = close_obj(t->tmp, ds, dpath, rc);
+    }
+    if (!rc) rc = spr__h5_out_status(t->file, t->tmp);
+    if (rc && rc != SPR_EINVAL) t->failed = 1;
+  }
+  quiet_off(&q);
   return rc;
 }
 
@@ -938,7 +986,6 @@ static int mark_complete(spr_trace *t) {
     return rc;
   }
   if (H5Aclose(a) < 0) return h5_fail(t->tmp, "cannot close attribute 'complete' of '/'");
-  if (H5Fflush(t->file, H5F_SCOPE_GLOBAL) < 0) return h5_fail(t->tmp, "cannot flush the file");
   return 0;
 }
 
@@ -949,14 +996,14 @@ int spr_trace_close(spr_trace *t, int commit) {
   int rc = 0;
   if (commit) rc = check_complete(t);
   if (commit && !rc) rc = mark_complete(t);
-  /* when discarding, a failure to flush what is deleted anyway is no error */
-  if (H5Fclose(t->file) < 0 && !rc && commit) rc = h5_fail(t->tmp, "cannot close the file");
+  /* the verified close (spr_output.h); when discarding, its errors are
+   * no errors */
+  int crc = spr__h5_close_output(t->file, t->tmp, commit ? rc : SPR_ECANCELED);
+  if (commit) rc = crc;
   quiet_off(&q);
   if (commit && !rc) {
-    if (rename(t->tmp, t->path) != 0)
-      /* the complete trace stays at the temporary path */
-      rc = spr_error(SPR_EIO, "cannot rename complete trace %s to %s: %s", t->tmp, t->path,
-                     strerror(errno));
+    /* a failed rename leaves the complete trace at the temporary path */
+    rc = spr__out_commit(t->tmp, t->path, 1);
   } else if (unlink(t->tmp) != 0 && !rc) {
     rc = spr_error(SPR_EIO, "%s: cannot delete temporary trace: %s", t->tmp, strerror(errno));
   }

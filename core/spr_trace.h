@@ -32,7 +32,8 @@ int spr_trace_create(const char *path, const spr_config *c,
  * level full.  Errors: SPR_EINVAL (result does not match the
  * configuration, arrays the level needs are NULL, padding bits set, a
  * causal head's mask keeps a key j > i, head already written),
- * SPR_EHDF5. */
+ * SPR_EHDF5, SPR_EIO (a write failed: a full disk; the trace can only be
+ * discarded). */
 int spr_trace_write_head(spr_trace *t, const spr_head_result *r);
 
 /* Write the summary tables, shape (layers x heads), from results indexed
@@ -63,14 +64,24 @@ typedef struct {
  * fields, written twice, after a failed write), SPR_EHDF5. */
 int spr_trace_write_device(spr_trace *t, const spr_trace_device *dm);
 
+/* Record an input file the run read: dataset /inputs/<key> (key: the
+ * configuration key that names it, "workload.qkv_file",
+ * "run.device_model") holding the path, with attributes content_id
+ * ("fnv1a64:<16 hex>" of the bytes read) and size_bytes (docs/trace.md).
+ * Once per key.  Errors: SPR_EINVAL (NULL or empty fields, a '/' in the
+ * key, written twice, after a failed write), SPR_EHDF5, SPR_EIO. */
+int spr_trace_write_input(spr_trace *t, const char *key, const char *path,
+                          const char *content_id, long long size_bytes);
+
 /* Finish.  commit = 1: mark complete, close and rename to the final path;
  * refused (SPR_EINVAL, temporary deleted) when the summary or a head was
  * not written or an earlier write failed.  commit = 0: close and delete the
  * temporary file.  Frees t (NULL is a no-op returning 0).
- * Errors: SPR_EINVAL, SPR_EHDF5, SPR_EIO (rename failed; the complete file
- * stays at its "<path>.tmp.XXXXXX" name and the message names both).
- * After an SPR_EHDF5 error HDF5 1.10.8 may crash in its exit handler
- * (fixed upstream): a program should then leave with _exit(). */
+ * Errors: SPR_EINVAL, SPR_EHDF5, SPR_EIO (a write, the close or the
+ * flush to the disk failed: a full disk, a quota, a file-size limit, the
+ * message names the temporary and the reason, and nothing is left; or
+ * the rename failed: the complete file stays at its "<path>.tmp.XXXXXX"
+ * name and the message names both). */
 int spr_trace_close(spr_trace *t, int commit);
 
 #endif

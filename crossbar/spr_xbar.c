@@ -13,7 +13,10 @@
 #include <string.h>
 
 /* Hot loops are compiled twice, for baseline x86-64 and for AVX2, and the
- * loader picks one (GCC/clang function multiversioning).  AVX2 without FMA:
+ * loader picks one (GCC/clang function multiversioning).  The cloned
+ * functions are static, called through plain public wrappers: clang 14
+ * does not emit the public symbol of a non-static target_clones
+ * function (the link failed: F10).  AVX2 without FMA:
  * every operation is the same IEEE operation either way, so results do not
  * depend on the variant. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
@@ -60,7 +63,7 @@ void spr_xbar_head_free(spr_xbar_head *h) {
   memset(h, 0, sizeof *h);
 }
 
-SPR_CLONES double spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl,
+SPR_CLONES static double ir_first_order_impl(const double *g, int R, int C, double r_wl,
                              double r_bl, double *geff, double *work) {
   /* Word line of row i: the segment into node (i,k) carries the currents of
    * cells k..C-1, so the drop at (i,j) is r_wl * sum_{k<=j} T_ik with
@@ -121,6 +124,11 @@ SPR_CLONES double spr_xbar_ir_first_order(const double *g, int R, int C, double 
     geff[c] = g[c] * (1.0 - corr);
   }
   return worst;
+}
+
+double spr_xbar_ir_first_order(const double *g, int R, int C, double r_wl, double r_bl, double *geff,
+                               double *work) {
+  return ir_first_order_impl(g, R, C, r_wl, r_bl, geff, work);
 }
 
 /* exp(x) in single precision for |x| <= 80, within 1.6 ulp (relative
@@ -208,7 +216,7 @@ static void stuck_array(stuck_walk *sw, double gmin, double gmax, double *g, int
   sw->next -= len;
 }
 
-SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
+SPR_CLONES static int program_impl(spr_xbar_head *h, const spr_xbar_params *p,
                      const int8_t *kmsb, const double *row_gain,
                      gsl_rng *r_prog, gsl_rng *r_stuck, double *work,
                      spr_nodal_ws *nodal) {
@@ -378,6 +386,12 @@ SPR_CLONES int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p,
     return spr_error(SPR_EINVAL, "crossbar: effective weights overflow single precision (g_max %g S, "
                      "drift factor %g, row gains%s given)", p->g_max_S, drift, row_gain ? "" : " not");
   return 0;
+}
+
+int spr_xbar_program(spr_xbar_head *h, const spr_xbar_params *p, const int8_t *kmsb,
+                     const double *row_gain, gsl_rng *r_prog, gsl_rng *r_stuck, double *work,
+                     spr_nodal_ws *nodal) {
+  return program_impl(h, p, kmsb, row_gain, r_prog, r_stuck, work, nodal);
 }
 
 int spr_xbar_column_currents(int model, const double *G, int R, int C, const double *V, int M,

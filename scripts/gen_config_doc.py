@@ -26,7 +26,8 @@ numbers, out-of-range values and wrong units are errors naming the file,
 line, key and value; errors between keys (g_min >= g_max, odd cols, ...)
 name the line of the key concerned. Booleans: true/false, yes/no, on/off,
 1/0. A list (`threshold.values`) may continue on indented lines, e.g.
-`values = 10, 20,` then `  30, 40`. File names (`run.device_model`,
+`values = 10, 20,` then `  30, 40`. Lines may be of any length (long
+paths, long lists); `;` after a blank starts a comment. File names (`run.device_model`,
 `workload.qkv_file`, `workload.model`, `workload.dataset`) written in a
 file are taken from that file's folder, others (defaults, sweep values,
 `--set` values, a configuration read from standard input) from the current

@@ -477,6 +477,21 @@ int cmd_run(int argc, char **argv) {
     spr_device_free(&dev);
     return st;
   }
+  /* provenance: a checksum of each input file as read */
+  char qid[32];
+  long long qsize = 0;
+  if ((c.device_model[0] &&
+       spr_trace_write_input(tr, "run.device_model", c.device_model, dev.content_id, dev.file_bytes)) ||
+      (c.wl.source == SPR_SOURCE_QKV &&
+       (spr_run_qkv_id(run, qid, sizeof qid, &qsize) ||
+        spr_trace_write_input(tr, "workload.qkv_file", c.wl.qkv_file, qid, qsize)))) {
+    int st = cmd_fail(1, NULL);
+    spr_trace_close(tr, 0);
+    spr_table_close(tab, 0);
+    spr_run_free(run);
+    spr_device_free(&dev);
+    return st;
+  }
   const double cal_col_G = c.device_model[0] ? cmd_device_column_G(&dev) : 0;
   spr_device_free(&dev);
   const int tty = isatty(STDERR_FILENO);
@@ -560,12 +575,5 @@ int cmd_run(int argc, char **argv) {
   }
   if (spr_table_close(tab, !status) && !status) status = cmd_fail(1, "standard output");
   spr_run_free(run);
-  if (status == 1) {
-    /* HDF5 1.10.8 can crash in its exit handler after a failed write
-     * (spr_trace.h): leave without running it */
-    fflush(stdout);
-    fflush(stderr);
-    _exit(status);
-  }
   return status;
 }

@@ -3,8 +3,13 @@
  * sim/cmd_common.c, declared in sim/cmd.h). */
 #include "config.h"
 #include "cmd.h"
+#include "spr_error.h"
+#include "spr_h5r.h"
+#include "spr_output.h"
 
+#include <hdf5.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage_main(FILE *f) {
@@ -86,6 +91,25 @@ static int help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* libhdf5 1.10.8 can crash in its exit handler after a failed write
+   * (an H5Fclose that failed leaves a half-closed file behind): never run
+   * it.  Every file the command writes is closed explicitly. */
+  H5dont_atexit();
+  /* limits of the child processes that read input HDF5 files
+   * (docs/isolation.md) */
+  const char *lim = getenv("SPRINTSIM_H5_LIMITS");
+  if (lim && *lim) {
+    spr_h5r_limits l;
+    spr_h5r_get_limits(&l);
+    if (spr_h5r_parse_limits(lim, &l) || spr_h5r_set_limits(&l)) {
+      fprintf(stderr, "%s: environment variable SPRINTSIM_H5_LIMITS: %s\n", cmd_prog, spr_errmsg());
+      return CMD_EXIT_USAGE;
+    }
+  }
+  /* test-only (tests/test_reliability.sh): output writes fail with ENOSPC
+   * once this many bytes are written, as on a disk with that much space */
+  const char *freeb = getenv("SPRINTSIM_TEST_FREE_BYTES");
+  if (freeb && *freeb) spr__out_fault(atoll(freeb));
   if (argc < 2) {
     usage_main(stderr);
     return CMD_EXIT_USAGE;

@@ -31,6 +31,12 @@ struct spr_run {
                             keep rate of the current layer */
 };
 
+int spr_run_qkv_id(const spr_run *r, char *content_id, size_t n, long long *size_bytes) {
+  if (!r->qkv) return spr_error(SPR_EINVAL, "run: the workload is not read from a Q/K/V file");
+  *size_bytes = spr_qkv_file_size(r->qkv);
+  return spr_qkv_content_id(r->qkv, content_id, n);
+}
+
 void spr_run_free(spr_run *r) {
   if (!r) return;
   if (r->slot) for (int h = 0; h < r->H; h++) spr_attend_head_free(&r->slot[h]);

@@ -23,6 +23,7 @@
 #define SPR_PIPELINE_H
 
 #include <signal.h>
+#include <stddef.h>
 
 #include "spr_params.h"
 #include "spr_result.h"
@@ -74,6 +75,12 @@ const spr_head_result *spr_run_result(const spr_run *r, int layer, int head);
 
 /* All results, indexed [layer * heads + head]. */
 const spr_head_result *spr_run_results(const spr_run *r);
+
+/* Source qkv: the Q/K/V file's content id ("fnv1a64:<16 hex>" of its
+ * bytes, n >= 25) and size, for the trace's provenance; the file is
+ * checked unchanged around every read of the run.  Errors: SPR_EINVAL
+ * (not source qkv), SPR_EIO. */
+int spr_run_qkv_id(const spr_run *r, char *content_id, size_t n, long long *size_bytes);
 
 void spr_run_free(spr_run *r);
 

@@ -1,15 +1,16 @@
 /* spr_report.c - `sprintsim report`: per-layer and total tables of every
- * scheme in a trace, read back with the plain HDF5 API. */
+ * scheme in a trace, read back through the isolated reader (spr_h5r.h):
+ * a trace may come from anyone. */
 #include "config.h"
 #include "spr_report.h"
 #include "spr_error.h"
-#include "spr_h5quiet.h"
+#include "spr_h5r.h"
 #include "spr_ledger.h"
 #include "spr_result.h"
 #include "spr_table.h"
 #include "spr_wear.h"
 
-#include <hdf5.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,95 +30,84 @@ static const char *const fields[11] = {"keep_rate", "bytes_fetched", "bytes_reus
                                        "mass_retained", "top1_recall", "topk_recall"};
 
 /* Read dataset dpath as doubles; its shape must be L x H (x k when k > 0). */
-static int read_table(hid_t f, const char *path, const char *dpath, int L, int H, int k,
+static int read_table(spr_h5r *h, const char *path, const char *dpath, int L, int H, int k,
                       double **out) {
   *out = NULL;
-  if (H5Lexists(f, dpath, H5P_DEFAULT) <= 0)
-    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
-  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", path, dpath);
-  hid_t sp = H5Dget_space(ds);
-  hsize_t dims[3] = {0, 0, 0};
-  int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
-  if (sp >= 0) H5Sclose(sp);
+  int kind, rc = spr_h5r_kind(h, dpath, &kind);
+  if (rc) return rc;
+  if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
+  spr_h5r_info in;
+  if ((rc = spr_h5r_dset_info(h, dpath, &in))) return rc;
   const int want = k > 0 ? 3 : 2;
-  if (rank != want || dims[0] != (hsize_t)L || dims[1] != (hsize_t)H ||
-      (k > 0 && dims[2] != (hsize_t)k)) {
-    H5Dclose(ds);
+  if (in.rank != want || in.dims[0] != (uint64_t)L || in.dims[1] != (uint64_t)H ||
+      (k > 0 && in.dims[2] != (uint64_t)k))
     return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d shape %llu x %llu, expected %d x %d%s",
-                     path, dpath, rank, (unsigned long long)dims[0], (unsigned long long)dims[1], L,
-                     H, k > 0 ? " x components" : "");
-  }
+                     path, dpath, in.rank, (unsigned long long)in.dims[0], (unsigned long long)in.dims[1],
+                     L, H, k > 0 ? " x components" : "");
+  if ((in.cls != SPR_H5R_FLOAT && in.cls != SPR_H5R_INTEGER) || !in.standard)
+    return spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' as numbers", path, dpath);
   size_t count = (size_t)L * H * (k > 0 ? (size_t)k : 1);
   double *v = malloc(count * sizeof *v);
-  if (!v) {
-    H5Dclose(ds);
-    return spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", path, dpath);
-  }
-  herr_t st = H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-  H5Dclose(ds);
-  if (st < 0) {
+  if (!v) return spr_error(SPR_ENOMEM, "%s: out of memory reading '%s'", path, dpath);
+  if ((rc = spr_h5r_read(h, dpath, SPR_H5R_F64, 0, NULL, NULL, v, count * sizeof *v))) {
     free(v);
-    return spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' as numbers", path, dpath);
+    return rc;
   }
   *out = v;
   return 0;
 }
 
 /* String attribute `name` of `obj` into buf ("?" when absent or not a
- * string). */
-static void attr_text(hid_t f, const char *obj, const char *name, char *buf, size_t n);
+ * string).  A failure of the reader itself is returned. */
+static int attr_text(spr_h5r *h, const char *obj, const char *name, char *buf, size_t n);
 
 /* Read the (L, H, k) table dpath whose attribute `components` names its k
  * components (comma-separated) into *out, (L, H, nc) doubles in the order
  * of name(0 .. nc-1): a component the file lacks (a trace written before
  * it existed, e.g. xbar_write) reads as 0; a name the program does not
  * know is an error naming it. */
-static int read_components(hid_t f, const char *path, const char *dpath, int L, int H, int nc,
+static int read_components(spr_h5r *f, const char *path, const char *dpath, int L, int H, int nc,
                            const char *(*name)(int), double **out) {
   *out = NULL;
-  if (H5Lexists(f, dpath, H5P_DEFAULT) <= 0)
-    return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
-  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", path, dpath);
-  hid_t sp = H5Dget_space(ds);
-  hsize_t dims[3] = {0, 0, 0};
-  int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
-  if (sp >= 0) H5Sclose(sp);
-  if (rank != 3 || dims[0] != (hsize_t)L || dims[1] != (hsize_t)H || dims[2] < 1 || dims[2] > 64) {
-    H5Dclose(ds);
+  int kind, rc = spr_h5r_kind(f, dpath, &kind);
+  if (rc) return rc;
+  if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dpath);
+  spr_h5r_info in;
+  if ((rc = spr_h5r_dset_info(f, dpath, &in))) return rc;
+  if (in.rank != 3 || in.dims[0] != (uint64_t)L || in.dims[1] != (uint64_t)H || in.dims[2] < 1 ||
+      in.dims[2] > 64)
     return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d shape %llu x %llu x %llu, expected "
-                     "%d x %d x components", path, dpath, rank, (unsigned long long)dims[0],
-                     (unsigned long long)dims[1], (unsigned long long)dims[2], L, H);
-  }
-  const int k = (int)dims[2];
+                     "%d x %d x components", path, dpath, in.rank, (unsigned long long)in.dims[0],
+                     (unsigned long long)in.dims[1], (unsigned long long)in.dims[2], L, H);
+  if ((in.cls != SPR_H5R_FLOAT && in.cls != SPR_H5R_INTEGER) || !in.standard)
+    return spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", path, dpath);
+  const int k = (int)in.dims[2];
   char names[2048];
-  attr_text(f, dpath, "components", names, sizeof names);
+  if ((rc = attr_text(f, dpath, "components", names, sizeof names))) return rc;
   int map[64], got = 0;
   for (char *save = NULL, *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
     if (got == k) { got++; break; }
     map[got] = -1;
     for (int c = 0; c < nc; c++)
       if (!strcmp(t, name(c))) map[got] = c;
-    if (map[got] < 0) {
-      H5Dclose(ds);
+    if (map[got] < 0)
       return spr_error(SPR_EHDF5, "%s: dataset '%s': component '%s' is unknown to this sprintsim",
                        path, dpath, t);
-    }
     got++;
   }
-  if (got != k) {
-    H5Dclose(ds);
+  if (got != k)
     return spr_error(SPR_EHDF5, "%s: dataset '%s': attribute 'components' names %d components for "
                      "%d columns", path, dpath, got, k);
-  }
   double *raw = malloc((size_t)L * H * k * sizeof *raw), *v = calloc((size_t)L * H * nc, sizeof *v);
-  herr_t st = raw && v ? H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : -1;
-  H5Dclose(ds);
-  if (st < 0) {
+  if (!raw || !v) {
     free(raw);
     free(v);
-    return spr_error(raw && v ? SPR_EHDF5 : SPR_ENOMEM, "%s: cannot read dataset '%s'", path, dpath);
+    return spr_error(SPR_ENOMEM, "%s: cannot read dataset '%s'", path, dpath);
+  }
+  if ((rc = spr_h5r_read(f, dpath, SPR_H5R_F64, 0, NULL, NULL, raw, (size_t)L * H * k * sizeof *raw))) {
+    free(raw);
+    free(v);
+    return rc;
   }
   for (size_t r = 0; r < (size_t)L * H; r++)
     for (int c = 0; c < k; c++) v[r * nc + map[c]] += raw[r * k + c];
@@ -126,14 +116,18 @@ static int read_components(hid_t f, const char *path, const char *dpath, int L, 
   return 0;
 }
 
-static int read_attr_int(hid_t loc, const char *path, const char *obj, const char *name, long *v) {
-  if (H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) <= 0)
+static int read_attr_int(spr_h5r *h, const char *path, const char *obj, const char *name, long *v) {
+  int kind, ex, rc = spr_h5r_kind(h, obj, &kind);
+  spr_h5r_info in;
+  if (!rc && kind == SPR_H5R_MISSING)
     return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", path, name, obj);
-  hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-  long long x = 0;
-  herr_t st = a >= 0 ? H5Aread(a, H5T_NATIVE_LLONG, &x) : -1;
-  if (a >= 0) H5Aclose(a);
-  if (st < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  if (!rc) rc = spr_h5r_attr_info(h, obj, name, &ex, &in);
+  if (rc) return rc;
+  if (!ex) return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is missing", path, name, obj);
+  if (in.cls != SPR_H5R_INTEGER || !in.standard || in.npoints != 1)
+    return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s' (not one integer)", path, name, obj);
+  int64_t x = 0;
+  if ((rc = spr_h5r_attr_read(h, obj, name, SPR_H5R_I64, &x, sizeof x))) return rc;
   *v = (long)x;
   return 0;
 }
@@ -204,41 +198,31 @@ static void print_row(spr_table *t, long layer, const char *scheme, const agg *a
   spr_table_row(t, row);
 }
 
-/* String attribute `name` of `obj` into buf ("?" when absent or not a
- * string). */
-static void attr_text(hid_t f, const char *obj, const char *name, char *buf, size_t n) {
+/* String attribute `name` of `obj` into buf ("?" when absent, not a
+ * scalar string or longer than buf; fixed-length of any padding or
+ * variable-length, as h5py writes them).  A failure of the reader itself
+ * is returned. */
+static int attr_text(spr_h5r *h, const char *obj, const char *name, char *buf, size_t n) {
   snprintf(buf, n, "?");
-  if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0) return;
-  hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-  hid_t ty = a >= 0 ? H5Aget_type(a) : -1;
-  hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
-  const int scalar = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1;
-  if (sp >= 0) H5Sclose(sp);
-  if (ty >= 0 && scalar && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) &&
-      H5Tget_size(ty) < n) {
-    memset(buf, 0, n);
-    if (H5Aread(a, ty, buf) < 0) snprintf(buf, n, "?");
-  } else if (ty >= 0 && scalar && H5Tget_class(ty) == H5T_STRING && H5Tis_variable_str(ty)) {
-    /* h5py's strings */
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    char *v = NULL;
-    if (mt >= 0 && H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Tset_cset(mt, H5Tget_cset(ty)) >= 0 &&
-        H5Aread(a, mt, &v) >= 0 && v)
-      snprintf(buf, n, "%s", v);
-    if (v) H5free_memory(v);
-    if (mt >= 0) H5Tclose(mt);
-  }
-  if (ty >= 0) H5Tclose(ty);
-  if (a >= 0) H5Aclose(a);
+  int ex;
+  spr_h5r_info in;
+  int rc = spr_h5r_attr_info(h, obj, name, &ex, &in);
+  if (rc || !ex || in.cls != SPR_H5R_STRING || in.npoints != 1) return rc;
+  char *s = NULL;
+  if (spr_h5r_read_str(h, obj, name, n - 1, &s) == 0) snprintf(buf, n, "%s", s);
+  free(s);
+  return 0;
 }
 
 /* The device model the run applied (/device_model), one line per key
  * (CSV, JSON: a table "device_model" of key, value, unit). */
-static void report_device(hid_t f, spr_table *t) {
-  if (H5Lexists(f, "/device_model", H5P_DEFAULT) <= 0) return;
+static int report_device(spr_h5r *f, spr_table *t) {
+  int kind, rc = spr_h5r_kind(f, "/device_model", &kind);
+  if (rc || kind != SPR_H5R_GROUP) return rc;
   char p[1100], id[64];
-  attr_text(f, "/device_model", "path", p, sizeof p);
-  attr_text(f, "/device_model", "content_id", id, sizeof id);
+  if ((rc = attr_text(f, "/device_model", "path", p, sizeof p)) ||
+      (rc = attr_text(f, "/device_model", "content_id", id, sizeof id)))
+    return rc;
   spr_table_text(t, "device model: %s (%s)\n", p, id);
   spr_table_meta_str(t, "device_model", p);
   spr_table_meta_str(t, "device_model_id", id);
@@ -246,61 +230,83 @@ static void report_device(hid_t f, spr_table *t) {
                                        {"value", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY},
                                        {"unit", NULL, 0, NULL, 0, NULL, SPR_COL_DATA_ONLY}};
   const int data = spr_table_format(t) != SPR_TABLE_TEXT;
+  char **names;
+  int n;
+  if ((rc = spr_h5r_list(f, "/device_model", 256, &names, &n))) return rc;
   if (data) spr_table_begin(t, "device_model_keys", NULL, cols, 3);
-  hid_t g = H5Gopen2(f, "/device_model", H5P_DEFAULT);
-  H5G_info_t info;
-  if (g >= 0 && H5Gget_info(g, &info) >= 0)
-    for (hsize_t i = 0; i < info.nlinks; i++) {
-      char key[128], unit[32], dpath[160];
-      if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, key, sizeof key, H5P_DEFAULT) < 0)
-        continue;
-      snprintf(dpath, sizeof dpath, "/device_model/%s", key);
-      hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-      double v = 0;
-      if (ds >= 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) {
-        attr_text(f, dpath, "unit", unit, sizeof unit);
-        spr_table_text(t, "  %-28s = %.6g %s\n", key, v, strcmp(unit, "1") ? unit : "");
-        const spr_table_cell row[3] = {{key, 0}, {NULL, v}, {unit, 0}};
-        if (data) spr_table_row(t, row);
-      }
-      if (ds >= 0) H5Dclose(ds);
-    }
-  if (g >= 0) H5Gclose(g);
+  for (int i = 0; i < n && !rc; i++) {
+    char unit[32], dpath[400];
+    snprintf(dpath, sizeof dpath, "/device_model/%.127s", names[i]);
+    spr_h5r_info in;
+    if ((rc = spr_h5r_dset_info(f, dpath, &in))) break;
+    if (in.cls != SPR_H5R_FLOAT || !in.standard || in.npoints != 1) continue;
+    double v = 0;
+    if ((rc = spr_h5r_read(f, dpath, SPR_H5R_F64, 0, NULL, NULL, &v, sizeof v)) ||
+        (rc = attr_text(f, dpath, "unit", unit, sizeof unit)))
+      break;
+    spr_table_text(t, "  %-28s = %.6g %s\n", names[i], v, strcmp(unit, "1") ? unit : "");
+    const spr_table_cell row[3] = {{names[i], 0}, {NULL, v}, {unit, 0}};
+    if (data) spr_table_row(t, row);
+  }
+  free(names);
   if (data) spr_table_end(t);
   spr_table_text(t, "\n");
+  return rc;
 }
 
 /* What a file that is not a run trace is, for the message: by its root
- * attributes (`format`, `kind`, `program`) and datasets.  NULL: nothing
- * known (then the trace's own checks speak). */
-static const char *file_kind(hid_t f, char *buf, size_t n) {
+ * attributes (`format`, `kind`, `program`) and datasets, into *what.
+ * NULL: nothing known (then the trace's own checks speak).  Returns a
+ * failure of the reader. */
+static int file_kind(spr_h5r *f, char *buf, size_t n, const char **what) {
   char fmt[128], kind[64], prog[64];
-  attr_text(f, "/", "format", fmt, sizeof fmt);
-  attr_text(f, "/", "kind", kind, sizeof kind);
-  attr_text(f, "/", "program", prog, sizeof prog);
-  if (!strcmp(kind, "sweep"))
-    return "a sweep file (sprintsim sweep): its rows are in the CSV beside it, its plots from "
-           "scripts/plot";
-  if (!strcmp(fmt, "sprintsim-qkv")) return "a Q/K/V file (docs/qkv.md): run it with workload.source = qkv";
-  if (!strcmp(fmt, "sprintsim device model"))
-    return "a device model (sprintsim calibrate): apply it with run.device_model";
-  if (!strcmp(fmt, "sprintsim-model"))
-    return "a model file (docs/models.md): run it with workload.source = model";
-  if (!strcmp(fmt, "sprintsim-model-eval"))
-    return "a model evaluation (sprintsim run with workload.source = model), whose table the run "
-           "printed";
+  int rc;
+  *what = NULL;
+  if ((rc = attr_text(f, "/", "format", fmt, sizeof fmt)) ||
+      (rc = attr_text(f, "/", "kind", kind, sizeof kind)) ||
+      (rc = attr_text(f, "/", "program", prog, sizeof prog)))
+    return rc;
+  if (!strcmp(kind, "sweep")) {
+    *what = "a sweep file (sprintsim sweep): its rows are in the CSV beside it, its plots from "
+            "scripts/plot";
+    return 0;
+  }
+  if (!strcmp(fmt, "sprintsim-qkv")) {
+    *what = "a Q/K/V file (docs/qkv.md): run it with workload.source = qkv";
+    return 0;
+  }
+  if (!strcmp(fmt, "sprintsim device model")) {
+    *what = "a device model (sprintsim calibrate): apply it with run.device_model";
+    return 0;
+  }
+  if (!strcmp(fmt, "sprintsim-model")) {
+    *what = "a model file (docs/models.md): run it with workload.source = model";
+    return 0;
+  }
+  if (!strcmp(fmt, "sprintsim-model-eval")) {
+    *what = "a model evaluation (sprintsim run with workload.source = model), whose table the run "
+            "printed";
+    return 0;
+  }
   if (strcmp(fmt, "?") != 0) { /* a format of sprintsim's or a collaborator's */
     snprintf(buf, n, "a '%s' file", fmt);
-    return buf;
+    *what = buf;
+    return 0;
   }
-  if (!strcmp(prog, "sprintsim")) return NULL; /* a trace, complete or not */
-  if (H5Lexists(f, "/G", H5P_DEFAULT) > 0)
-    return "a conductance matrix (/G, an input of sprintsim crossbar)";
-  if (H5Lexists(f, "/V", H5P_DEFAULT) > 0)
-    return "a voltage matrix (/V, an input of sprintsim crossbar)";
-  if (H5Lexists(f, "/I", H5P_DEFAULT) > 0)
-    return "a column-current matrix (/I, an output of sprintsim crossbar)";
-  return NULL;
+  if (!strcmp(prog, "sprintsim")) return 0; /* a trace, complete or not */
+  static const char *const mats[3][2] = {
+      {"/G", "a conductance matrix (/G, an input of sprintsim crossbar)"},
+      {"/V", "a voltage matrix (/V, an input of sprintsim crossbar)"},
+      {"/I", "a column-current matrix (/I, an output of sprintsim crossbar)"}};
+  for (int m = 0; m < 3; m++) {
+    int k;
+    if ((rc = spr_h5r_kind(f, mats[m][0], &k))) return rc;
+    if (k != SPR_H5R_MISSING) {
+      *what = mats[m][1];
+      return 0;
+    }
+  }
+  return 0;
 }
 
 int spr_report_comparison(int thr_mode, double keep_rate, int per_head, int match, char *buf,
@@ -325,53 +331,66 @@ int spr_report_comparison(int thr_mode, double keep_rate, int per_head, int matc
                       : "every baseline at its own setting (baselines.match = none)");
 }
 
-/* Index of the enum dataset dpath's value in choices ("a|b|c"), or -1. */
-static int config_enum(hid_t f, const char *dpath, const char *choices) {
-  if (H5Lexists(f, "/config", H5P_DEFAULT) <= 0 || H5Lexists(f, dpath, H5P_DEFAULT) <= 0) return -1;
-  char v[64] = "";
-  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-  hid_t ty = ds >= 0 ? H5Dget_type(ds) : -1;
-  int ok = ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty) &&
-           H5Tget_size(ty) < sizeof v && H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
-  if (ty >= 0) H5Tclose(ty);
-  if (ds >= 0) H5Dclose(ds);
-  if (!ok) return -1;
-  int idx = 0;
-  for (const char *c = choices; c && *c; idx++) {
+/* Index of the enum dataset dpath's value in choices ("a|b|c") into
+ * *idx, -1 when absent or not one of them.  Returns a failure of the
+ * reader. */
+static int config_enum(spr_h5r *f, const char *dpath, const char *choices, int *idx) {
+  *idx = -1;
+  int kind, rc = spr_h5r_kind(f, dpath, &kind);
+  if (rc || kind != SPR_H5R_DATASET) return rc;
+  spr_h5r_info in;
+  if ((rc = spr_h5r_dset_info(f, dpath, &in))) return rc;
+  if (in.cls != SPR_H5R_STRING || in.npoints != 1) return 0;
+  char *v = NULL;
+  if ((rc = spr_h5r_read_str(f, dpath, NULL, 1023, &v))) return rc;
+  int k = 0;
+  for (const char *c = choices; c && *c; k++) {
     const char *bar = strchr(c, '|');
     const size_t l = bar ? (size_t)(bar - c) : strlen(c);
-    if (strlen(v) == l && !strncmp(v, c, l)) return idx;
+    if (strlen(v) == l && !strncmp(v, c, l)) {
+      *idx = k;
+      break;
+    }
     c = bar ? bar + 1 : NULL;
   }
-  return -1;
+  free(v);
+  return 0;
 }
 
-/* Scalar float64 dataset dpath into *v: 1 when present and read, 0 when
- * absent (a trace written before the key existed). */
-static int config_double(hid_t f, const char *dpath, double *v) {
-  if (H5Lexists(f, "/config", H5P_DEFAULT) <= 0 || H5Lexists(f, dpath, H5P_DEFAULT) <= 0) return 0;
-  hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-  int ok = ds >= 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
-  if (ds >= 0) H5Dclose(ds);
-  return ok;
+/* Scalar numeric dataset dpath into *v: *present 1 when present and
+ * read, 0 when absent (a trace written before the key existed) or not
+ * one number.  Returns a failure of the reader. */
+static int config_double(spr_h5r *f, const char *dpath, double *v, int *present) {
+  *present = 0;
+  int kind, rc = spr_h5r_kind(f, dpath, &kind);
+  if (rc || kind != SPR_H5R_DATASET) return rc;
+  spr_h5r_info in;
+  if ((rc = spr_h5r_dset_info(f, dpath, &in))) return rc;
+  if ((in.cls != SPR_H5R_FLOAT && in.cls != SPR_H5R_INTEGER) || !in.standard || in.npoints != 1)
+    return 0;
+  if ((rc = spr_h5r_read(f, dpath, SPR_H5R_F64, 0, NULL, NULL, v, sizeof *v))) return rc;
+  *present = 1;
+  return 0;
 }
 
 /* The wear line of SPRINT's scoring arrays (core/spr_wear.h) from the
  * trace's [wear] and clock keys and SPRINT's per-head programmed cells and
  * latency; nothing for a trace without them.  Errors: those of
- * spr_wear_estimate (a crafted trace's bad endurance, named). */
-static int report_wear(hid_t f, const char *path, spr_table *out, long L, long H) {
+ * spr_wear_estimate (a crafted trace's bad endurance, named), the
+ * reader's. */
+static int report_wear(spr_h5r *f, const char *path, spr_table *out, long L, long H) {
   spr_wear_params w;
   double clock;
-  if (!config_double(f, "/config/wear/endurance", &w.endurance) ||
-      !config_double(f, "/config/wear/sequence_rate", &w.sequence_rate_Hz) ||
-      !config_double(f, "/config/wear/scoring_cells", &w.scoring_cells) ||
-      !config_double(f, "/config/timing/clock", &clock) ||
-      H5Lexists(f, "/schemes/sprint", H5P_DEFAULT) <= 0 ||
-      H5Lexists(f, "/schemes/sprint/xbar_cells_written", H5P_DEFAULT) <= 0)
-    return 0;
+  int p[5], kind, rc;
+  if ((rc = config_double(f, "/config/wear/endurance", &w.endurance, &p[0])) ||
+      (rc = config_double(f, "/config/wear/sequence_rate", &w.sequence_rate_Hz, &p[1])) ||
+      (rc = config_double(f, "/config/wear/scoring_cells", &w.scoring_cells, &p[2])) ||
+      (rc = config_double(f, "/config/timing/clock", &clock, &p[3])) ||
+      (rc = spr_h5r_kind(f, "/schemes/sprint/xbar_cells_written", &kind)))
+    return rc;
+  if (!p[0] || !p[1] || !p[2] || !p[3] || kind == SPR_H5R_MISSING) return 0;
   double *cells = NULL, *cyc = NULL;
-  int rc = read_table(f, path, "/schemes/sprint/xbar_cells_written", (int)L, (int)H, 0, &cells);
+  rc = read_table(f, path, "/schemes/sprint/xbar_cells_written", (int)L, (int)H, 0, &cells);
   if (!rc) rc = read_table(f, path, "/schemes/sprint/cycles", (int)L, (int)H, 0, &cyc);
   if (!rc) {
     double seq = 0, head = 0, lat = 0;
@@ -394,12 +413,13 @@ static int report_wear(hid_t f, const char *path, spr_table *out, long L, long H
   return rc;
 }
 
-static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
+static int report(spr_h5r *f, const char *path, spr_table *out, scheme_data *sd) {
   long complete = 0, L = 0, H = 0, n = 0, topk = 0;
-  int rc;
+  int rc, kind, ex;
   char kind_buf[200];
-  const char *kind = file_kind(f, kind_buf, sizeof kind_buf);
-  if (kind) return spr_error(SPR_EHDF5, "%s is %s, not a run trace", path, kind);
+  const char *what;
+  if ((rc = file_kind(f, kind_buf, sizeof kind_buf, &what))) return rc;
+  if (what) return spr_error(SPR_EHDF5, "%s is %s, not a run trace", path, what);
   if ((rc = read_attr_int(f, path, "/", "complete", &complete))) return rc;
   if (complete != 1)
     return spr_error(SPR_EHDF5, "%s: the trace is not complete (attribute 'complete' = %ld)", path, complete);
@@ -411,22 +431,28 @@ static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
     return spr_error(SPR_EHDF5, "%s: /summary has %ld layers x %ld heads", path, L, H);
   /* causal heads (an attribute traces before it did not have: not causal) */
   long causal = 0;
-  if (H5Aexists_by_name(f, "/summary", "causal", H5P_DEFAULT) > 0 &&
-      (rc = read_attr_int(f, path, "/summary", "causal", &causal)))
-    return rc;
-  if (H5Lexists(f, "/config/digital/top_k", H5P_DEFAULT) > 0) {
-    hid_t ds = H5Dopen2(f, "/config/digital/top_k", H5P_DEFAULT);
-    long long v = 0;
-    if (ds >= 0 && H5Dread(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) topk = (long)v;
-    if (ds >= 0) H5Dclose(ds);
+  if ((rc = spr_h5r_attr_info(f, "/summary", "causal", &ex, NULL))) return rc;
+  if (ex && (rc = read_attr_int(f, path, "/summary", "causal", &causal))) return rc;
+  if ((rc = spr_h5r_kind(f, "/config/digital/top_k", &kind))) return rc;
+  if (kind == SPR_H5R_DATASET) {
+    spr_h5r_info in;
+    int64_t v = 0;
+    if ((rc = spr_h5r_dset_info(f, "/config/digital/top_k", &in))) return rc;
+    if (in.cls == SPR_H5R_INTEGER && in.standard && in.npoints == 1) {
+      if ((rc = spr_h5r_read(f, "/config/digital/top_k", SPR_H5R_I64, 0, NULL, NULL, &v, sizeof v)))
+        return rc;
+      topk = (long)v;
+    }
   }
   if (topk > n) topk = n; /* the metric uses min(top_k, N) */
-  if (H5Lexists(f, "/schemes", H5P_DEFAULT) <= 0 || H5Lexists(f, "/schemes/dense", H5P_DEFAULT) <= 0)
+  if ((rc = spr_h5r_kind(f, "/schemes/dense", &kind))) return rc;
+  if (kind != SPR_H5R_GROUP)
     return spr_error(SPR_EHDF5, "%s: group '/schemes/dense' is missing (a trace without the digital path?)", path);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     char g[64], dpath[128];
     snprintf(g, sizeof g, "/schemes/%s", spr_scheme_name(s));
-    if (H5Lexists(f, g, H5P_DEFAULT) <= 0) continue;
+    if ((rc = spr_h5r_kind(f, g, &kind))) return rc;
+    if (kind == SPR_H5R_MISSING) continue;
     sd[s].present = 1;
     for (int k = 0; k < 11; k++) {
       snprintf(dpath, sizeof dpath, "%s/%s", g, fields[k]);
@@ -449,18 +475,18 @@ static int report(hid_t f, const char *path, spr_table *out, scheme_data *sd) {
   spr_table_meta_num(out, "n_heads", (double)H);
   spr_table_meta_num(out, "seq_len", (double)n);
   spr_table_meta_num(out, "causal", (double)causal);
-  report_device(f, out);
+  if ((rc = report_device(f, out))) return rc;
   {
     /* which comparison (traces before these keys existed: none said) */
-    const int mode = config_enum(f, "/config/threshold/mode", "keep_rate|direct|learned|analog_keep_rate");
-    const int match = config_enum(f, "/config/baselines/match", "none|sprint");
+    int mode, match, have;
     double keep = 0, per_head = 0;
-    config_double(f, "/config/threshold/keep_rate", &keep);
+    if ((rc = config_enum(f, "/config/threshold/mode", "keep_rate|direct|learned|analog_keep_rate",
+                          &mode)) ||
+        (rc = config_enum(f, "/config/baselines/match", "none|sprint", &match)) ||
+        (rc = config_double(f, "/config/threshold/keep_rate", &keep, &have)))
+      return rc;
     if (mode >= 0 && match >= 0) {
-      hid_t ds = H5Dopen2(f, "/config/threshold/per_head", H5P_DEFAULT);
-      int8_t ph = 0;
-      if (ds >= 0 && H5Dread(ds, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, &ph) >= 0) per_head = ph;
-      if (ds >= 0) H5Dclose(ds);
+      if ((rc = config_double(f, "/config/threshold/per_head", &per_head, &have))) return rc;
       char line[400];
       spr_report_comparison(mode, keep, (int)per_head, match, line, sizeof line);
       spr_table_text(out, "%s\n", line);
@@ -541,10 +567,8 @@ int spr_report_write(const char *path, FILE *out, int format) {
   spr_table *t = NULL;
   int rc = spr_table_open(out, format, &t);
   if (rc) return rc;
-  spr__h5_quiet q;
-  spr__h5_quiet_on(&q);
-  hid_t f;
-  rc = spr__h5_open_ro(path, "trace", &f);
+  spr_h5r *f;
+  rc = spr_h5r_open(path, "trace", NULL, &f);
   if (!rc) {
     scheme_data sd[SPR_N_SCHEMES];
     memset(sd, 0, sizeof sd);
@@ -554,9 +578,8 @@ int spr_report_write(const char *path, FILE *out, int format) {
       free(sd[s].e3);
       free(sd[s].c3);
     }
-    H5Fclose(f);
+    spr_h5r_close(f);
   }
-  spr__h5_quiet_off(&q);
   int rc2 = spr_table_close(t, !rc);
   return rc ? rc : rc2;
 }

@@ -6,6 +6,7 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_device.h"
+#include "spr_output.h"
 #include "spr_pipeline.h"
 #include "spr_qkv.h"
 #include "spr_model.h"
@@ -630,27 +631,18 @@ int spr_sweep_out_open(const char *h5path, const char *csvpath, spr_sweep_out **
   spr_sweep_out *o = calloc(1, sizeof *o);
   if (!o) return spr_error(SPR_ENOMEM, "%s: out of memory", h5path);
   for (int i = 0; i < 2; i++) {
-    size_t l = strlen(paths[i]);
-    char *t = malloc(l + 12);
+    char *t = malloc(1);
     if (!(o->path[i] = strdup(paths[i])) || !t) {
       free(t);
       spr_sweep_out_abort(o);
       return spr_error(SPR_ENOMEM, "%s: out of memory", paths[i]);
     }
-    memcpy(t, paths[i], l);
-    memcpy(t + l, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(t);
-    if (fd < 0) {
-      int e = errno;
-      free(t);
+    free(t);
+    int rc = spr__out_begin(paths[i], &o->tmp[i]);
+    if (rc) {
       spr_sweep_out_abort(o);
-      return spr_error(SPR_EIO, "%s: cannot create output: %s", paths[i], strerror(e));
+      return rc;
     }
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(fd, 0666 & ~mask); /* mkstemp makes 0600; outputs are ordinary files */
-    close(fd);
-    o->tmp[i] = t;
   }
   *out = o;
   return 0;
@@ -702,8 +694,12 @@ static void csv_field(FILE *f, const char *s) {
 }
 
 static int write_csv(const spr_sweep *sw, const char *tmp, const char *path) {
-  FILE *f = fopen(tmp, "w");
-  if (!f) return spr_error(SPR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+  /* formatted in memory, then written and flushed to the disk with every
+   * write checked (spr_output.h) */
+  char *text = NULL;
+  size_t text_len = 0;
+  FILE *f = open_memstream(&text, &text_len);
+  if (!f) return spr_error(SPR_ENOMEM, "%s: out of memory formatting the CSV", tmp);
   const spr_evaluator *ev = sw->ev;
   fputs("point", f);
   for (int a = 0; a < sw->naxes; a++) {
@@ -745,8 +741,13 @@ static int write_csv(const spr_sweep *sw, const char *tmp, const char *path) {
     }
   }
   int bad = ferror(f);
-  if (fclose(f) || bad) return spr_error(SPR_EIO, "%s: write failed (for %s)", tmp, path);
-  return 0;
+  if (fclose(f) || bad) {
+    free(text);
+    return spr_error(SPR_ENOMEM, "%s: out of memory formatting the CSV (for %s)", tmp, path);
+  }
+  int rc = spr__out_write_file(tmp, text, text_len);
+  free(text);
+  return rc;
 }
 
 /* HDF5 writing: every failure becomes SPR_EHDF5 naming the file and object. */
@@ -755,8 +756,12 @@ typedef struct {
   const char *name; /* temporary file, for messages */
 } h5w;
 
-static int h5err(const h5w *w, const char *obj) {
-  return spr_error(SPR_EHDF5, "%s: cannot write '%s'", w->name, obj);
+static int h5err(const h5w *w, const char *obj) { return spr__h5_fail(w->name, "cannot write '%s'", obj); }
+
+/* Close group g (path for messages): every close is checked. */
+static int gclose(const h5w *w, hid_t g, const char *path, int rc) {
+  if (H5Gclose(g) < 0 && !rc) rc = spr__h5_fail(w->name, "cannot finish group '%s'", path);
+  return rc;
 }
 
 static hid_t str_type(size_t size) {
@@ -880,16 +885,16 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
   if (!rc) rc = attr_str(w, root, "/", "evaluator", ev->name);
   if (!rc) rc = attr_str(w, root, "/", "accuracy_metrics", metrics);
   if (!rc) rc = attr_str(w, root, "/", "primary_metric", ev->acc[ev->primary].name);
-  H5Gclose(root);
+  rc = gclose(w, root, "/", rc);
   /* /config */
   hid_t g;
   if (!rc && (g = group(w, "/config")) < 0) rc = SPR_EHDF5;
-  else if (!rc) H5Gclose(g);
+  else if (!rc) rc = gclose(w, g, "/config", rc);
   if (!rc) rc = dataset_str(w, "/config/source", sw->source, "the sweep file as given (its [sweep] section included)");
   if (!rc) rc = dataset_str(w, "/config/path", sw->path, "path of the sweep file");
   /* /axes */
   if (!rc && (g = group(w, "/axes")) < 0) rc = SPR_EHDF5;
-  else if (!rc) H5Gclose(g);
+  else if (!rc) rc = gclose(w, g, "/axes", rc);
   for (int a = 0; a < A && !rc; a++) {
     const axis *x = &sw->ax[a];
     const spr_config_key_info *info = spr_config_key(x->key);
@@ -903,7 +908,7 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
     if (!rc) rc = attr_str(w, g, gp, "unit", info->unit[0] ? info->unit : "1");
     if (!rc) rc = attr_str(w, g, gp, "type", key_type_name(info->type));
     if (!rc) rc = attr_str(w, g, gp, "doc", info->doc);
-    H5Gclose(g);
+    rc = gclose(w, g, gp, rc);
     hsize_t n = (hsize_t)x->n;
     snprintf(dp, sizeof dp, "%s/text", gp);
     if (!rc) rc = dataset_strs(w, dp, x->n, x->text, "values as written in the sweep file");
@@ -930,7 +935,7 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
   }
   free(c);
   if (!rc && (g = group(w, "/points")) < 0) rc = SPR_EHDF5;
-  else if (!rc) H5Gclose(g);
+  else if (!rc) rc = gclose(w, g, "/points", rc);
   hsize_t d2[2] = {(hsize_t)P, (hsize_t)A};
   if (!rc)
     rc = dataset(w, "/points/value_index", 2, d2, H5T_STD_I32LE, H5T_NATIVE_INT32, idx, "1",
@@ -948,7 +953,7 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
   free(idx);
   /* /results */
   if (!rc && (g = group(w, "/results")) < 0) rc = SPR_EHDF5;
-  else if (!rc) H5Gclose(g);
+  else if (!rc) rc = gclose(w, g, "/results", rc);
   char *names[SPR_N_SCHEMES];
   for (int k = 0; k < S; k++) names[k] = (char *)spr_scheme_name(sw->scheme[k]);
   if (!rc) rc = dataset_strs(w, "/results/scheme", S, names, "scheme of each column of /results/*");
@@ -987,7 +992,7 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
       rc = d < 0 ? h5err(w, dp)
                  : attr_raw(w, d, dp, "higher_is_better", H5T_STD_I8LE, H5T_NATIVE_INT8, &hb);
       if (!rc) rc = attr_str(w, d, dp, "kind", "accuracy");
-      if (d >= 0) H5Dclose(d);
+      if (d >= 0 && H5Dclose(d) < 0 && !rc) rc = h5err(w, dp);
     }
   }
   for (int p = 0; p < P && !rc; p++)
@@ -1001,7 +1006,7 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
     int8_t one = 1;
     hid_t a = H5Aopen(w->file, "complete", H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, H5T_NATIVE_INT8, &one) < 0) rc = h5err(w, "/ attribute complete");
-    if (a >= 0) H5Aclose(a);
+    if (a >= 0 && H5Aclose(a) < 0 && !rc) rc = h5err(w, "/ attribute complete");
   }
   return rc;
 }
@@ -1009,15 +1014,16 @@ static int write_h5_body(const spr_sweep *sw, const h5w *w, const char *version)
 static int write_h5(const spr_sweep *sw, const char *tmp, const char *version) {
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
-  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
   h5w w = {-1, tmp};
   int rc = 0;
-  if (fcpl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 ||
-      (w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT)) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot create HDF5 file", tmp);
+  if (fcpl < 0 || fapl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 || spr__h5_out_fapl(fapl, tmp) ||
+      (w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl)) < 0)
+    rc = spr__h5_fail(tmp, "cannot create HDF5 file");
   if (fcpl >= 0) H5Pclose(fcpl);
+  if (fapl >= 0) H5Pclose(fapl);
   if (!rc) rc = write_h5_body(sw, &w, version);
-  if (w.file >= 0 && H5Fclose(w.file) < 0 && !rc) rc = spr_error(SPR_EHDF5, "%s: cannot close", tmp);
+  rc = spr__h5_close_output(w.file, tmp, rc); /* the verified close */
   spr__h5_quiet_off(&q);
   return rc;
 }
@@ -1030,13 +1036,11 @@ int spr_sweep_out_commit(spr_sweep_out *o, const spr_sweep *sw, const char *vers
                      sw->npoints);
   if (!rc) rc = write_csv(sw, o->tmp[1], o->path[1]);
   if (!rc) rc = write_h5(sw, o->tmp[0], version);
+  /* both complete before either is renamed */
   for (int i = 1; i >= 0 && !rc; i--) {
-    if (rename(o->tmp[i], o->path[i]) != 0) {
-      rc = spr_error(SPR_EIO, "%s: cannot rename to %s: %s", o->tmp[i], o->path[i], strerror(errno));
-    } else {
-      free(o->tmp[i]);
-      o->tmp[i] = NULL;
-    }
+    rc = spr__out_commit(o->tmp[i], o->path[i], 0);
+    free(o->tmp[i]);
+    o->tmp[i] = NULL;
   }
   spr_sweep_out_abort(o); /* deletes what is left of the temporaries */
   return rc;

@@ -596,8 +596,51 @@ static void test_workload_errors(void) {
   free(ini);
 }
 
+/* [calibrate] as written (spr_cal_params_to_ini, /provenance/config of a
+ * device file) reads back with the longest lists (F2: 8 or more
+ * cmp_overdrives made a line the reader refused). */
+static void test_long_lists_round_trip(void) {
+  spr_cal_params p, p2;
+  spr_cal_params_default(&p);
+  p.n_overdrives = SPR_CAL_MAX_LIST;
+  for (int k = 0; k < SPR_CAL_MAX_LIST; k++) p.overdrive_A[k] = 1.0 / 3 * 1e-7 * (k + 1) + 2.385e-9;
+  p.n_sizes = SPR_CAL_MAX_LIST;
+  for (int k = 0; k < SPR_CAL_MAX_LIST; k++) p.energy_size[k] = 2 * (k + 1);
+  char *a = spr_cal_params_to_ini(&p);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  size_t longest = 0;
+  for (const char *q = a; *q;) {
+    const char *e = strchr(q, '\n');
+    size_t l = e ? (size_t)(e - q) : strlen(q);
+    if (l > longest) longest = l;
+    q += l + (e != NULL);
+  }
+  CU_ASSERT(longest > 200); /* the case that failed */
+  char ini[512];
+  spr_test_path(ini, sizeof ini, "cal-long", ".ini");
+  FILE *fi = fopen(ini, "w");
+  CU_ASSERT_FATAL(fi != NULL);
+  fprintf(fi, "[crossbar]\nrows = 8\ncols = 8\n%s", a);
+  fclose(fi);
+  spr_config c2;
+  spr_config_default(&c2);
+  spr_cal_params_default(&p2);
+  int rc = spr_config_parse(&c2, ini, "calibrate", set_key, &p2);
+  if (rc) fprintf(stderr, "\n  %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL(p2.n_overdrives, SPR_CAL_MAX_LIST);
+  for (int k = 0; k < SPR_CAL_MAX_LIST; k++) CU_ASSERT_EQUAL(p2.overdrive_A[k], p.overdrive_A[k]);
+  CU_ASSERT_EQUAL(p2.n_sizes, SPR_CAL_MAX_LIST);
+  char *b = spr_cal_params_to_ini(&p2);
+  CU_ASSERT(b && strcmp(a, b) == 0);
+  free(a);
+  free(b);
+  unlink(ini);
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"reduced flow, device file, fits vs expectations", test_flow},
+                         {"[calibrate] with the longest lists reads back", test_long_lists_round_trip},
                          {"ideal wires: F = 1, IR skipped", test_ideal_wires},
                          {"errors, cancellation, failing SPICE step", test_errors},
                          {"levels = workload: arrays are tiles of the workload's keys", test_workload_levels},

@@ -1003,7 +1003,8 @@ static void test_to_ini_text(void) {
     const char *sec = strstr(ini, needle);
     CU_ASSERT(sec && at && sec < at);
   }
-  /* no line is longer than what an INI reader must accept (libinih: 199) */
+  /* the defaults write short lines (long ones read back too:
+   * test_long_lines) */
   for (const char *p = ini; *p;) {
     const char *e = strchr(p, '\n');
     size_t l = e ? (size_t)(e - p) : strlen(p);
@@ -1190,6 +1191,85 @@ static void test_round_trip_long_list(void) {
   for (int j = 0; j < 12; j++) c.thr.values[j] = (j + 1) / 7.0;
   CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
   round_trip(&c);
+}
+
+/* Lines of any length (F2): what sprintsim writes reads back, with long
+ * absolute paths (up to the 1023 bytes of a string key) and long lists on
+ * one line, and long lines follow inih's rules exactly as short ones do
+ * (inline comments after a blank, blanks around, continuation lines). */
+static void test_long_lines(void) {
+  spr_config c;
+  char path[512], text[8192], dir[1100];
+  /* a 1000-byte absolute path */
+  memset(dir, 0, sizeof dir);
+  strcpy(dir, "/");
+  while (strlen(dir) < 990) strcat(dir, "sub-folder_2385/");
+  strcat(dir, "q.h5");
+  CU_ASSERT(strlen(dir) > 990 && strlen(dir) < SPR_STRING_MAX);
+  snprintf(text, sizeof text, "[workload]\nsource = qkv\nqkv_file =   %s   ; the file\nlayers = 2\n", dir);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL_FATAL(load_text(&c, text, path, sizeof path), 0);
+  CU_ASSERT_STRING_EQUAL(c.wl.qkv_file, dir);
+  CU_ASSERT_EQUAL(c.wl.n_layers, 2); /* the line after it is read */
+  /* ... and round trips through to_ini (the reader takes the line whole) */
+  c.thr.mode = SPR_THR_DIRECT;
+  c.thr.n_values = 2;
+  c.thr.values[0] = 1.5;
+  c.thr.values[1] = 2.385;
+  c.wl.seq_len = 64;
+  c.wl.n_heads = 2;
+  c.wl.head_dim = 16;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "t"), 0);
+  round_trip(&c);
+  /* too long for the key: its own error, naming the key */
+  char big[1400];
+  memset(big, 'x', sizeof big - 1);
+  big[0] = '/';
+  big[sizeof big - 1] = '\0';
+  snprintf(text, sizeof text, "[run]\ndevice_model = %s\n", big);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, text, path, sizeof path), SPR_ECONFIG);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), ":2: key 'run.device_model'");
+  /* 40 per-layer thresholds on one line of about 700 characters, and a
+   * continuation line longer than inih's buffer */
+  char list[4096] = "";
+  for (int j = 0; j < 40; j++) {
+    size_t l = strlen(list);
+    snprintf(list + l, sizeof list - l, "%s%.17g", j ? ", " : "", (j + 1) / 7.0 + 1e-3);
+  }
+  snprintf(text, sizeof text,
+           "[workload]\nlayers = 60\nheads = 1\nseq_len = 32\n[threshold]\nmode = direct\nvalues = %s,\n   %s ; twenty more\n",
+           list, list);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, text, path, sizeof path), SPR_ECONFIG); /* 80 values, 60 layers */
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "80 values given; needs 1 or one per layer (60)");
+  snprintf(text, sizeof text,
+           "[workload]\nlayers = 40\nheads = 1\nseq_len = 32\n[threshold]\nmode = direct\nvalues = %s   ;   forty values\n",
+           list);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL_FATAL(load_text(&c, text, path, sizeof path), 0);
+  CU_ASSERT_EQUAL(c.thr.n_values, 40);
+  for (int j = 0; j < 40; j++) CU_ASSERT_EQUAL(c.thr.values[j], (j + 1) / 7.0 + 1e-3);
+  round_trip(&c);
+  /* a long comment line is a comment; a long line with ';' not after a
+   * blank keeps it in the value; no '=' is a syntax error on its line */
+  char cmt[600];
+  memset(cmt, 'c', sizeof cmt - 1);
+  cmt[0] = ';';
+  cmt[sizeof cmt - 1] = '\0';
+  snprintf(text, sizeof text, "%s\n[workload]\nseq_len = 96\n", cmt);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, text, path, sizeof path), 0);
+  CU_ASSERT_EQUAL(c.wl.seq_len, 96);
+  snprintf(text, sizeof text, "[run]\ndevice_model = /a;b/%.300s\n", big + 1);
+  spr_config_default(&c);
+  CU_ASSERT_EQUAL(load_text(&c, text, path, sizeof path), 0);
+  CU_ASSERT_EQUAL(strncmp(c.device_model, "/a;b/xxx", 8), 0);
+  CU_ASSERT_EQUAL(strlen(c.device_model), 305);
+  snprintf(text, sizeof text, "[run]\nseed = 1\n%.300s\n", big + 1);
+  expect_error(text, SPR_ECONFIG, 3, "syntax error", NULL);
+  /* a control character 0x1f is refused */
+  expect_error("[run]\nseed = 1\x1f\n", SPR_ECONFIG, 2, "control character 0x1f", NULL);
 }
 
 /* spr_config_parse: the extra section's keys reach the handler in file
@@ -1434,6 +1514,7 @@ static const CU_TestInfo tests[] = {
     {"spr_config_to_ini text", test_to_ini_text},
     {"round trip through to_ini", test_round_trip},
     {"round trip of 12 per-layer values", test_round_trip_long_list},
+    {"lines of any length", test_long_lines},
     {"spr_config_parse with an extra section", test_parse_extra_section},
     {"sources: a text, overrides", test_src_overrides},
     {"overrides of an extra section", test_src_extra_overrides},

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "spr_config.h"
 #include "spr_device.h"
+#include "spr_h5r.h"
 #include "spr_error.h"
 #include "spr_fit.h"
 #include "spr_rng.h"
@@ -401,6 +402,98 @@ static void test_bad_files(void) {
   spr_device_free(&e);
 }
 
+/* replace a string attribute by a fixed-length NULLPAD one that fills its
+ * size (no terminator), as h5py writes np.bytes_ */
+static void nullpad_attr(hid_t f, const char *obj, const char *name, const char *val) {
+  hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
+  H5Adelete(o, name);
+  hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+  H5Tset_size(ty, strlen(val));
+  H5Tset_strpad(ty, H5T_STR_NULLPAD);
+  hid_t a = H5Acreate2(o, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, ty, val);
+  H5Aclose(a);
+  H5Sclose(sp);
+  H5Tclose(ty);
+  H5Oclose(o);
+}
+
+static void nullpad_ok(hid_t f) {
+  nullpad_attr(f, "/", "format", SPR_DEVICE_FORMAT);
+  nullpad_attr(f, "/params/cell_v0", "unit", "V");
+  nullpad_attr(f, "/params/cell_v0", "key", "crossbar.cell_v0");
+}
+
+/* FNV-1a 64 of a file, directly */
+static uint64_t fnv_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  uint64_t x = UINT64_C(14695981039346656037);
+  for (int c; (c = fgetc(f)) != EOF;) {
+    x ^= (unsigned char)c;
+    x *= UINT64_C(1099511628211);
+  }
+  fclose(f);
+  return x;
+}
+
+/* h5py's NULLPAD strings are read whole (they were one byte short); the
+ * content id is the FNV-1a of the bytes */
+static void test_nullpad_and_id(void) {
+  char path[256], want[32];
+  spr_test_path(path, sizeof path, "devpad", ".h5");
+  H5E_auto2_t fn;
+  void *data;
+  H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  CU_ASSERT_EQUAL(read_mutated(path, nullpad_ok), 0);
+  H5Eset_auto2(H5E_DEFAULT, fn, data);
+  spr_device e;
+  CU_ASSERT_EQUAL_FATAL(spr_device_read(path, &e), 0);
+  int found = 0;
+  for (int i = 0; i < e.n_params; i++)
+    if (!strcmp(e.params[i].name, "cell_v0")) {
+      found = 1;
+      CU_ASSERT_STRING_EQUAL(e.params[i].unit, "V");
+      CU_ASSERT_STRING_EQUAL(e.params[i].key, "crossbar.cell_v0");
+    }
+  CU_ASSERT(found);
+  snprintf(want, sizeof want, "fnv1a64:%016llx", (unsigned long long)fnv_file(path));
+  CU_ASSERT_STRING_EQUAL(e.content_id, want);
+  spr_device_free(&e);
+  unlink(path);
+}
+
+static int read_device(const char *path, void *arg) {
+  spr_device e;
+  int rc = spr_device_read(path, &e);
+  spr_device_free(&e);
+  return rc;
+}
+
+/* T6 to T8 were found on this reader: an invalid free, a loop and a use
+ * after free in libhdf5 */
+static void test_hostile(void) { CU_ASSERT_EQUAL(spr_test_crashers(read_device, NULL), 13); }
+
+static int write_built(const char *path, void *arg) {
+  spr_device d;
+  build(&d);
+  int rc = spr_device_write(path, &d);
+  spr_device_free(&d);
+  return rc;
+}
+
+/* calibrate on a nearly full disk: an error naming the file, no file, and
+ * no crash of libhdf5 at exit (F5) */
+static void test_full_disk(void) {
+  char path[256];
+  spr_test_path(path, sizeof path, "devfull", ".h5");
+  CU_ASSERT_EQUAL_FATAL(write_built(path, NULL), 0);
+  struct stat st;
+  stat(path, &st);
+  unlink(path);
+  CU_ASSERT(spr_test_full_disk_levels(write_built, NULL, path, st.st_size) >= 7);
+}
+
 /* "test_device --write FILE": write the model of build() plus the read-noise
  * factor, for tests/test_cli.sh (a run with a device model). */
 static const char *write_path;
@@ -433,6 +526,15 @@ int main(int argc, char **argv) {
                          {"apply sets exactly the keyed parameters", test_apply},
                          {"validation when building", test_add_errors},
                          {"crafted bad files are rejected by name", test_bad_files},
+                         {"NULLPAD string attributes, content id", test_nullpad_and_id},
+                         {"hostile files (hdf5-crashers)", test_hostile},
+                         {"writer on a full disk", test_full_disk},
                          CU_TEST_INFO_NULL};
+  /* 1 s of CPU per request of the reader's child: the crafted files that
+   * loop libhdf5 end quickly */
+  spr_h5r_limits lim;
+  spr_h5r_limits_default(&lim);
+  lim.cpu_s = 1;
+  spr_h5r_set_limits(&lim);
   return spr_test_run("device", tests);
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "spr_error.h"
 #include "spr_h5io.h"
+#include "spr_h5r.h"
 #include "spr_test.h"
 #include "spr_xbar.h"
 
@@ -156,9 +157,64 @@ static void test_models(void) {
   CU_ASSERT_EQUAL(spr_xbar_column_currents(1, G, 0, C, V, M, 0, 0, I, &corr), SPR_EINVAL);
 }
 
+static int read_g(const char *path, void *arg) {
+  double *r = NULL;
+  int rows, cols, rc = spr_h5_read_matrix(path, "/G", &r, &rows, &cols);
+  free(r);
+  return rc;
+}
+
+/* the crafted files: refused, naming the file (T9 to T11 were found on
+ * this reader; T11 asked for a 2 GiB conversion buffer) */
+static void test_hostile(void) {
+  CU_ASSERT_EQUAL(spr_test_crashers(read_g, NULL), 13);
+  /* a non-IEEE float type is refused before libhdf5 converts it */
+  char p[256];
+  spr_test_path(p, sizeof p, "h5odd", ".h5");
+  hid_t odd = H5Tcopy(H5T_IEEE_F64LE);
+  H5Tset_size(odd, 12);
+  hsize_t d2[2] = {2, 2};
+  make_file(p, odd, 2, d2, NULL);
+  H5Tclose(odd);
+  double *r = NULL;
+  int rows, cols;
+  CU_ASSERT_EQUAL(spr_h5_read_matrix(p, "/X", &r, &rows, &cols), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset '/X' is a non-standard 12-byte floating-point type (use float64)");
+  remove(p);
+}
+
+static int write_m(const char *path, void *arg) {
+  const double *m = arg;
+  const char *names[] = {"unit", "model"}, *values[] = {"A", "ideal"};
+  return spr_h5_write_matrix(path, "/I", m, 64, 64, names, values, 2);
+}
+
+/* a full disk at several sizes: an error naming the file, no file (the
+ * data were silently lost before: dataset-close errors were ignored) */
+static void test_full_disk(void) {
+  char p[256];
+  spr_test_path(p, sizeof p, "h5full", ".h5");
+  double *m = malloc(64 * 64 * sizeof *m);
+  for (int k = 0; k < 64 * 64; k++) m[k] = 1e-6 * (1 + k % 97);
+  CU_ASSERT_EQUAL_FATAL(write_m(p, m), 0);
+  struct stat st;
+  stat(p, &st);
+  remove(p);
+  CU_ASSERT(spr_test_full_disk_levels(write_m, m, p, st.st_size) >= 7);
+  free(m);
+}
+
 int main(void) {
+  /* the reader's child gets 1 s of CPU per request: the crafted files
+   * that loop libhdf5 end quickly */
+  spr_h5r_limits l;
+  spr_h5r_limits_default(&l);
+  l.cpu_s = 1;
+  spr_h5r_set_limits(&l);
   CU_TestInfo tests[] = {{"round trip", test_round_trip},
                          {"rejections", test_rejections},
+                         {"hostile files", test_hostile},
+                         {"full disk", test_full_disk},
                          {"ideal and analytic models", test_models},
                          CU_TEST_INFO_NULL};
   return spr_test_run("h5io", tests);

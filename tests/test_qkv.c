@@ -10,6 +10,7 @@
 #include "spr_error.h"
 #include "spr_params.h"
 #include "spr_pipeline.h"
+#include "spr_h5r.h"
 #include "spr_qkv.h"
 #include "spr_synth.h"
 #include "spr_test.h"
@@ -920,7 +921,175 @@ static void test_run_equals_synthetic(void) {
   remove(p);
 }
 
+/* --- h5py's NULLPAD strings, files changed while read, hostile files --- */
+
+/* A fixed-length string attribute of `size` bytes with padding `pad`. */
+static void put_padded_attr(const char *path, const char *name, const char *v, size_t size,
+                            H5T_str_t pad) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+  H5Tset_size(ty, size);
+  H5Tset_strpad(ty, pad);
+  if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+  char *buf = calloc(size + 1, 1);
+  memset(buf, pad == H5T_STR_SPACEPAD ? ' ' : 0, size);
+  memcpy(buf, v, strlen(v) < size ? strlen(v) : size);
+  hid_t a = H5Acreate2(f, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, ty, buf);
+  free(buf);
+  H5Aclose(a);
+  H5Sclose(sp);
+  H5Tclose(ty);
+  H5Fclose(f);
+}
+
+static void test_string_padding(void) {
+  char p[512];
+  spr_qkv *q;
+  /* h5py writes np.bytes_("sprintsim-qkv") as a 13-byte NULLPAD string:
+   * no terminator, so reading it into 13 bytes lost the last 'v' */
+  fresh(p, sizeof p, "nullpad");
+  put_padded_attr(p, "format", "sprintsim-qkv", 13, H5T_STR_NULLPAD);
+  CU_ASSERT_EQUAL(spr_qkv_open(p, &q), 0);
+  spr_qkv_close(q);
+  put_padded_attr(p, "format", "sprintsim-qkv", 20, H5T_STR_NULLPAD);
+  CU_ASSERT_EQUAL(spr_qkv_open(p, &q), 0);
+  spr_qkv_close(q);
+  put_padded_attr(p, "format", "sprintsim-qkv", 16, H5T_STR_SPACEPAD);
+  CU_ASSERT_EQUAL(spr_qkv_open(p, &q), 0);
+  spr_qkv_close(q);
+  put_padded_attr(p, "format", "sprintsim-qk", 12, H5T_STR_NULLPAD);
+  expect_open(p, SPR_EHDF5, "'format' is \"sprintsim-qk\", expected \"sprintsim-qkv\"", NULL);
+  /* the file h5py wrote (tests/data/qkv-nullpad-format.h5: 2 items, 2
+   * heads, N = 6, d = 4) */
+  const char *src = getenv("top_srcdir");
+  char hp[512];
+  snprintf(hp, sizeof hp, "%s/tests/data/qkv-nullpad-format.h5", src ? src : ".");
+  CU_ASSERT_EQUAL_FATAL(spr_qkv_open(hp, &q), 0);
+  const spr_qkv_info *in = spr_qkv_get_info(q);
+  CU_ASSERT(in->batch == 2 && in->n_heads == 2 && in->seq_len == 6 && in->head_dim == 4);
+  float Q[24], K[24], V[24];
+  CU_ASSERT_EQUAL(spr_qkv_read_head(q, 0, 1, 1, Q, K, V), 0);
+  spr_qkv_close(q);
+}
+
+static uint64_t fnv_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  uint64_t x = UINT64_C(14695981039346656037);
+  for (int c; (c = fgetc(f)) != EOF;) {
+    x ^= (unsigned char)c;
+    x *= UINT64_C(1099511628211);
+  }
+  fclose(f);
+  return x;
+}
+
+/* A file truncated or rewritten while a run reads it is refused, not read
+ * as zeros (libhdf5 reads zeros past the end of a truncated file). */
+static void test_changed_during_read(void) {
+  char p[512], id[32], want[32];
+  fresh(p, sizeof p, "changed");
+  spr_qkv *q;
+  CU_ASSERT_EQUAL_FATAL(spr_qkv_open(p, &q), 0);
+  CU_ASSERT_EQUAL(spr_qkv_content_id(q, id, sizeof id), 0);
+  snprintf(want, sizeof want, "fnv1a64:%016llx", (unsigned long long)fnv_file(p));
+  CU_ASSERT_STRING_EQUAL(id, want);
+  float Q[35], K[35], V[35];
+  CU_ASSERT_EQUAL(spr_qkv_read_head(q, 0, 0, 0, Q, K, V), 0);
+  CU_ASSERT_EQUAL(spr_qkv_check(q), 0);
+  struct stat st;
+  stat(p, &st);
+  CU_ASSERT_EQUAL(truncate(p, st.st_size / 2), 0);
+  CU_ASSERT_EQUAL(spr_qkv_read_head(q, 1, 2, 1, Q, K, V), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "layer 1 head 2 item 1");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), p);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "the Q/K/V file changed while it was being read");
+  CU_ASSERT_EQUAL(spr_qkv_check(q), SPR_EIO);
+  spr_qkv_close(q);
+  /* rewritten in place with the same size (libhdf5's file lock keeps
+   * other HDF5 writers out while it is open, not plain writes) */
+  fresh(p, sizeof p, "rewritten");
+  CU_ASSERT_EQUAL_FATAL(spr_qkv_open(p, &q), 0);
+  CU_ASSERT_EQUAL(spr_qkv_read_head(q, 0, 0, 0, Q, K, V), 0);
+  stat(p, &st);
+  FILE *f = fopen(p, "r+b");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fseek(f, st.st_size / 2, SEEK_SET);
+  int c = fgetc(f);
+  fseek(f, st.st_size / 2, SEEK_SET);
+  fputc(c ^ 0x5a, f);
+  fclose(f);
+  CU_ASSERT_EQUAL(spr_qkv_read_head(q, 1, 2, 1, Q, K, V), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "changed while it was being read");
+  spr_qkv_close(q);
+}
+
+static int read_all_heads(const char *path, void *arg) {
+  spr_qkv *q;
+  int rc = spr_qkv_open(path, &q);
+  if (rc) return rc;
+  const spr_qkv_info *in = spr_qkv_get_info(q);
+  size_t nd = (size_t)in->seq_len * in->head_dim;
+  float *b = malloc(3 * nd * sizeof *b);
+  for (int l = 0; l < in->n_layers && !rc; l++)
+    for (int h = 0; h < in->n_heads && !rc; h++)
+      for (int i = 0; i < in->batch && !rc; i++) rc = spr_qkv_read_head(q, l, h, i, b, b + nd, b + 2 * nd);
+  free(b);
+  spr_qkv_close(q);
+  return rc;
+}
+
+static void test_hostile(void) {
+  /* T1 to T5 were found on this reader: crashes, a 40 GB allocation and a
+   * loop in libhdf5 */
+  CU_ASSERT_EQUAL(spr_test_crashers(read_all_heads, NULL), 13);
+}
+
+/* The F3 reproducer's file: 2 layers x 4 heads, 2 items, N = 64, d = 32. */
+static int write_qkv(const char *path, void *arg) {
+  enum { L = 2, H = 4, B = 2, N = 64, D = 32 };
+  static float Q[N * D], K[N * D], V[N * D];
+  spr_qkv_writer *w;
+  int rc = spr_qkv_create(path, L, H, B, N, D, NULL, &w);
+  for (int l = 0; l < L && !rc; l++)
+    for (int h = 0; h < H && !rc; h++)
+      for (int b = 0; b < B && !rc; b++) {
+        for (int k = 0; k < N * D; k++) {
+          Q[k] = (float)val(0, l, b, h, k / D, k % D);
+          K[k] = (float)val(1, l, b, h, k / D, k % D);
+          V[k] = (float)val(2, l, b, h, k / D, k % D);
+        }
+        rc = spr_qkv_write_head(w, l, h, b, Q, K, V);
+      }
+  if (!rc) return spr_qkv_finish(w, 1);
+  spr_qkv_finish(w, 0);
+  return rc;
+}
+
+/* synth on a nearly full disk left a complete-looking file of zeros */
+static void test_writer_full_disk(void) {
+  char p[512];
+  scratch(p, sizeof p, "full");
+  CU_ASSERT_EQUAL_FATAL(write_qkv(p, NULL), 0);
+  spr_qkv *q;
+  CU_ASSERT_EQUAL_FATAL(spr_qkv_open(p, &q), 0);
+  float Q[64 * 32], K[64 * 32];
+  CU_ASSERT_EQUAL(spr_qkv_read_head(q, 1, 3, 1, Q, K, NULL), 0);
+  CU_ASSERT_EQUAL(K[64 * 32 - 1], (float)val(1, 1, 1, 3, 63, 31));
+  spr_qkv_close(q);
+  struct stat st;
+  stat(p, &st);
+  remove(p);
+  CU_ASSERT(spr_test_full_disk_levels(write_qkv, NULL, p, st.st_size) >= 7);
+}
+
 int main(void) {
+  /* 1 s of CPU per request of the reader's child: the crafted files that
+   * loop libhdf5 end quickly */
+  spr_h5r_limits lim;
+  spr_h5r_limits_default(&lim);
+  lim.cpu_s = 1;
+  spr_h5r_set_limits(&lim);
   spr_test_path(dir, sizeof dir, "qkv", "");
   mkdir(dir, 0777);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the crafted files provoke HDF5 errors */
@@ -936,6 +1105,10 @@ int main(void) {
     {"writer", test_writer},
     {"configuration sizes from the file", test_resolve},
     {"run on the generator's Q/K/V from a file equals the synthetic run", test_run_equals_synthetic},
+    {"fixed-length string attributes of any padding (h5py's NULLPAD)", test_string_padding},
+    {"a file changed while it is read is refused", test_changed_during_read},
+    {"hostile files (hdf5-crashers)", test_hostile},
+    {"writer on a full disk", test_writer_full_disk},
     CU_TEST_INFO_NULL,
   };
   int rc = spr_test_run("qkv", tests);

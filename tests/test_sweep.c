@@ -5,6 +5,7 @@
 #include "spr_eval.h"
 #include "spr_pipeline.h"
 #include "spr_sweep.h"
+#include "spr_output.h"
 #include "spr_test.h"
 #include "spr_model_eval.h"
 #include "spr_test_model.h"
@@ -338,6 +339,64 @@ static void test_outputs(void) {
   spr_sweep_free(sw);
 }
 
+static int no_temps(const char *path) {
+  char pat[600];
+  snprintf(pat, sizeof pat, "%s.tmp.*", path);
+  glob_t g;
+  int n = glob(pat, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+  if (n) globfree(&g);
+  return n == 0;
+}
+
+/* Both outputs with the disk's free space at several sizes (the library's
+ * test-only fault hook: writes fail with ENOSPC past a byte budget): an
+ * error naming the file, neither output, no temporary, in-process (the
+ * HDF5 file goes through the output driver, so libhdf5 is never left
+ * with a failed close: F5). */
+static void test_outputs_full_disk(void) {
+  spr_sweep *sw = load_ok("[sweep]\nthreshold.keep_rate = 0.1, 0.2, 0.3\nschemes = dense, sprint\n");
+  CU_ASSERT_FATAL(sw != NULL);
+  for (int p = 0; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL), 0);
+  char h5[512];
+  spr_test_path(h5, sizeof h5, "sweep-full", ".h5");
+  char *csv = spr_sweep_csv_path(h5);
+  spr_sweep_out *o = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
+  const long long big = 1LL << 50;
+  spr__out_fault(big);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_out_commit(o, sw, "test"), 0);
+  const long long total = big - spr__out_fault(-1); /* bytes written */
+  struct stat a, b;
+  stat(h5, &a);
+  stat(csv, &b);
+  CU_ASSERT(total >= b.st_size && total <= a.st_size + b.st_size + 1);
+  unlink(h5);
+  unlink(csv);
+  const long long lv[] = {0, 1, 100, b.st_size - 1, b.st_size, b.st_size + 4096, total / 2, total - 4096, total - 1};
+  for (size_t i = 0; i < sizeof lv / sizeof lv[0]; i++) {
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
+    spr__out_fault(lv[i]);
+    int rc = spr_sweep_out_commit(o, sw, "test");
+    spr__out_fault(-1);
+    if (getenv("SPR_TEST_VERBOSE")) fprintf(stderr, "\n  free %lld (of %lld): rc %d: %s", lv[i], total, rc, spr_errmsg());
+    CU_ASSERT_EQUAL(rc, SPR_EIO);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "No space left on device");
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "sweep-full");
+    CU_ASSERT(stat(h5, &a) != 0 && stat(csv, &b) != 0);
+    CU_ASSERT(no_temps(h5) && no_temps(csv));
+  }
+  /* enough space: both written */
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
+  spr__out_fault(total);
+  CU_ASSERT_EQUAL(spr_sweep_out_commit(o, sw, "test"), 0);
+  spr__out_fault(-1);
+  CU_ASSERT(stat(h5, &a) == 0 && stat(csv, &b) == 0);
+  unlink(h5);
+  unlink(csv);
+  free(csv);
+  spr_sweep_free(sw);
+}
+
 /* Points of sweep a evaluated in order, of sweep b (the same file) in
  * reverse order on 2 threads: the rows must be identical. */
 static void eval_both_ways(spr_sweep *a, spr_sweep *b) {
@@ -561,6 +620,7 @@ int main(void) {
       {"max_points", test_max_points},
       {"evaluation independent of threads and order", test_eval_independent_of_threads},
       {"outputs", test_outputs},
+      {"outputs on a full disk (fault hook)", test_outputs_full_disk},
       {"model evaluators", test_model_evaluators},
       {"memory of the points run at once", test_memory_together},
       {NULL, NULL},

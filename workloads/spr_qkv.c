@@ -8,6 +8,8 @@
 #include "spr_error.h"
 #include "spr_sysmem.h"
 #include "spr_h5quiet.h"
+#include "spr_h5r.h"
+#include "spr_output.h"
 
 #include <errno.h>
 #include <float.h>
@@ -24,7 +26,7 @@ static const char *const TENSORS[3] = {"Q", "K", "V"};
 
 struct spr_qkv {
   char *path;
-  hid_t f;
+  spr_h5r *h;    /* the file, read in a child process (spr_h5r.h) */
   spr_qkv_info info;
   uint8_t *mask; /* batch x N, 1 = real token; NULL: every token real */
   double *buf;   /* N x d read buffer */
@@ -32,194 +34,158 @@ struct spr_qkv {
 
 /* --- reading ------------------------------------------------------------- */
 
-static const char *class_name(H5T_class_t c) {
+/* The file is read through the isolated reader: libhdf5 runs in a child
+ * process, so a crafted file that crashes or loops it costs an error
+ * naming the file, never this process. */
+
+static const char *class_name(int c) {
   switch (c) {
-  case H5T_INTEGER: return "an integer type";
-  case H5T_FLOAT: return "a floating-point type";
-  case H5T_STRING: return "a string type";
-  case H5T_COMPOUND: return "a compound type";
-  case H5T_ENUM: return "an enum type (h5py bool?)";
-  case H5T_ARRAY: return "an array type";
-  case H5T_VLEN: return "a variable-length type";
+  case SPR_H5R_INTEGER: return "an integer type";
+  case SPR_H5R_FLOAT: return "a floating-point type";
+  case SPR_H5R_STRING: return "a string type";
+  case SPR_H5R_COMPOUND: return "a compound type";
+  case SPR_H5R_ENUM: return "an enum type (h5py bool?)";
+  case SPR_H5R_ARRAY: return "an array type";
+  case SPR_H5R_VLEN: return "a variable-length type";
   default: return "an unsupported type";
   }
 }
 
-/* Root attribute `name` as a string into buf (n bytes). */
-static int read_str_attr(hid_t f, const char *path, const char *name, char *buf, size_t n) {
-  int rc = 0;
-  hid_t a = H5Aopen(f, name, H5P_DEFAULT), ty = -1, sp = -1, mt = -1;
-  if (a < 0) return spr_error(SPR_EHDF5, "%s: cannot open root attribute '%s'", path, name);
-  ty = H5Aget_type(a);
-  sp = H5Aget_space(a);
-  if (ty < 0 || sp < 0) {
-    rc = spr_error(SPR_EHDF5, "%s: cannot inspect root attribute '%s'", path, name);
-  } else if (H5Tget_class(ty) != H5T_STRING) {
-    rc = spr_error(SPR_EHDF5, "%s: root attribute '%s' is %s, expected the string \"%s\"", path,
-                   name, class_name(H5Tget_class(ty)), SPR_QKV_FORMAT);
-  } else if (H5Sget_simple_extent_npoints(sp) != 1) {
-    rc = spr_error(SPR_EHDF5, "%s: root attribute '%s' is not a single string", path, name);
-  } else if (H5Tis_variable_str(ty) > 0) {
-    char *s = NULL;
-    mt = H5Tcopy(H5T_C_S1); /* same character set as the file's (h5py: UTF-8) */
-    if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(ty)) < 0 ||
-        H5Aread(a, mt, &s) < 0 || !s)
-      rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute '%s'", path, name);
-    else snprintf(buf, n, "%s", s);
-    if (s) H5free_memory(s);
-  } else {
-    size_t sz = H5Tget_size(ty);
-    char *s = calloc(sz + 1, 1);
-    mt = H5Tcopy(H5T_C_S1);
-    if (!s) rc = spr_error(SPR_ENOMEM, "%s: out of memory", path);
-    else if (mt < 0 || H5Tset_size(mt, sz) < 0 || H5Tset_cset(mt, H5Tget_cset(ty)) < 0 ||
-             H5Aread(a, mt, s) < 0)
-      rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute '%s'", path, name);
-    else snprintf(buf, n, "%s", s);
-    free(s);
-  }
-  if (mt >= 0) H5Tclose(mt);
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  H5Aclose(a);
-  return rc;
-}
-
-static int check_format(hid_t f, const char *path) {
-  char s[64];
-  int rc;
-  if (H5Aexists(f, "format") <= 0)
-    return spr_error(SPR_EHDF5, "%s: root attribute 'format' is missing (a sprintsim-qkv file has format = \"%s\", version = %d; docs/qkv.md)",
-                     path, SPR_QKV_FORMAT, SPR_QKV_VERSION);
-  if ((rc = read_str_attr(f, path, "format", s, sizeof s))) return rc;
-  if (strcmp(s, SPR_QKV_FORMAT))
-    return spr_error(SPR_EHDF5, "%s: root attribute 'format' is \"%s\", expected \"%s\"", path, s,
-                     SPR_QKV_FORMAT);
-  if (H5Aexists(f, "version") <= 0)
-    return spr_error(SPR_EHDF5, "%s: root attribute 'version' is missing (expected %d)", path,
-                     SPR_QKV_VERSION);
-  hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
-  hid_t ty = a >= 0 ? H5Aget_type(a) : -1, sp = a >= 0 ? H5Aget_space(a) : -1;
-  long long v = 0;
-  rc = 0;
-  if (ty < 0 || sp < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot inspect root attribute 'version'", path);
-  else if (H5Tget_class(ty) != H5T_INTEGER || H5Sget_simple_extent_npoints(sp) != 1)
-    rc = spr_error(SPR_EHDF5, "%s: root attribute 'version' is not one integer (%s)", path,
-                   class_name(H5Tget_class(ty)));
-  else if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot read root attribute 'version'", path);
-  else if (v != SPR_QKV_VERSION)
-    rc = spr_error(SPR_EHDF5, "%s: root attribute 'version' is %lld; this sprintsim reads version %d",
-                   path, v, SPR_QKV_VERSION);
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  if (a >= 0) H5Aclose(a);
-  return rc;
-}
-
-/* Root links named "layer_..." that are not layer_0 .. layer_<L-1>. */
-typedef struct {
-  int L;
-  char bad[128];
-} layer_scan;
-
-static herr_t scan_link(hid_t g, const char *name, const H5L_info_t *info, void *op) {
-  layer_scan *s = op;
-  if (strncmp(name, "layer_", 6)) return 0;
-  const char *num = name + 6;
-  char *end;
-  long l = strtol(num, &end, 10);
-  char canon[32];
-  snprintf(canon, sizeof canon, "layer_%ld", l);
-  if (!*num || *end || l < 0 || strcmp(canon, name) || l >= s->L) {
-    snprintf(s->bad, sizeof s->bad, "%s", name);
-    return 1;
-  }
+/* Root attribute `name` as a string into buf (n bytes): fixed length of
+ * any padding (h5py's np.bytes_ is NULLPAD) or variable length. */
+static int read_str_attr(spr_h5r *h, const char *path, const char *name, char *buf, size_t n) {
+  int ex;
+  spr_h5r_info in;
+  int rc = spr_h5r_attr_info(h, "/", name, &ex, &in);
+  if (rc) return rc;
+  if (!ex) return spr_error(SPR_EHDF5, "%s: cannot open root attribute '%s'", path, name);
+  if (in.cls != SPR_H5R_STRING)
+    return spr_error(SPR_EHDF5, "%s: root attribute '%s' is %s, expected the string \"%s\"", path, name,
+                     class_name(in.cls), SPR_QKV_FORMAT);
+  if (in.npoints != 1) return spr_error(SPR_EHDF5, "%s: root attribute '%s' is not a single string", path, name);
+  char *s = NULL;
+  if ((rc = spr_h5r_read_str(h, "/", name, 4096, &s))) return rc;
+  snprintf(buf, n, "%s", s);
+  free(s);
   return 0;
 }
 
-static int count_layers(hid_t f, const char *path, int *L) {
+static int check_format(spr_h5r *h, const char *path) {
+  char s[64];
+  int rc, ex;
+  spr_h5r_info in;
+  if ((rc = spr_h5r_attr_info(h, "/", "format", &ex, NULL))) return rc;
+  if (!ex)
+    return spr_error(SPR_EHDF5, "%s: root attribute 'format' is missing (a sprintsim-qkv file has format = \"%s\", version = %d; docs/qkv.md)",
+                     path, SPR_QKV_FORMAT, SPR_QKV_VERSION);
+  if ((rc = read_str_attr(h, path, "format", s, sizeof s))) return rc;
+  if (strcmp(s, SPR_QKV_FORMAT))
+    return spr_error(SPR_EHDF5, "%s: root attribute 'format' is \"%s\", expected \"%s\"", path, s,
+                     SPR_QKV_FORMAT);
+  if ((rc = spr_h5r_attr_info(h, "/", "version", &ex, &in))) return rc;
+  if (!ex)
+    return spr_error(SPR_EHDF5, "%s: root attribute 'version' is missing (expected %d)", path,
+                     SPR_QKV_VERSION);
+  if (in.cls != SPR_H5R_INTEGER || in.npoints != 1 || !in.standard)
+    return spr_error(SPR_EHDF5, "%s: root attribute 'version' is not one integer (%s)", path,
+                     class_name(in.cls));
+  int64_t v = 0;
+  if ((rc = spr_h5r_attr_read(h, "/", "version", SPR_H5R_I64, &v, sizeof v))) return rc;
+  if (v != SPR_QKV_VERSION)
+    return spr_error(SPR_EHDF5, "%s: root attribute 'version' is %lld; this sprintsim reads version %d",
+                     path, (long long)v, SPR_QKV_VERSION);
+  return 0;
+}
+
+/* Most root entries listed when checking the layer names. */
+#define MAX_ROOT_ENTRIES 65536
+
+static int count_layers(spr_h5r *h, const char *path, int *L) {
   char name[32];
-  int l = 0;
+  int l = 0, rc;
   for (; l <= SPR_MAX_LAYERS; l++) {
-    snprintf(name, sizeof name, "layer_%d", l);
-    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) break;
+    int kind;
+    snprintf(name, sizeof name, "/layer_%d", l);
+    if ((rc = spr_h5r_kind(h, name, &kind))) return rc;
+    if (kind == SPR_H5R_MISSING) break;
   }
   if (l == 0)
     return spr_error(SPR_EHDF5, "%s: group '/layer_0' is missing (layers are groups /layer_0, /layer_1, ...)", path);
   if (l > SPR_MAX_LAYERS)
     return spr_error(SPR_EHDF5, "%s: more than %d layer groups (group '/layer_%d' exists); sprintsim simulates at most %d layers",
                      path, SPR_MAX_LAYERS, SPR_MAX_LAYERS, SPR_MAX_LAYERS);
-  layer_scan s = {l, ""};
-  hsize_t idx = 0;
-  if (H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, scan_link, &s) < 0)
-    return spr_error(SPR_EHDF5, "%s: cannot list the root group", path);
-  if (s.bad[0])
-    return spr_error(SPR_EHDF5, "%s: group '/%s' does not continue layer_0 .. layer_%d (layers are numbered from 0 without gaps or leading zeros)",
-                     path, s.bad, l - 1);
+  /* root links named "layer_..." that are not layer_0 .. layer_<l-1> */
+  char **names;
+  int n;
+  if ((rc = spr_h5r_list(h, "/", MAX_ROOT_ENTRIES, &names, &n))) return rc;
+  for (int i = 0; i < n && !rc; i++) {
+    const char *nm = names[i];
+    if (strncmp(nm, "layer_", 6)) continue;
+    const char *num = nm + 6;
+    char *end, canon[32];
+    long x = strtol(num, &end, 10);
+    snprintf(canon, sizeof canon, "layer_%ld", x);
+    if (!*num || *end || x < 0 || strcmp(canon, nm) || x >= l)
+      rc = spr_error(SPR_EHDF5, "%s: group '/%s' does not continue layer_0 .. layer_%d (layers are numbered from 0 without gaps or leading zeros)",
+                     path, nm, l - 1);
+  }
+  free(names);
+  if (rc) return rc;
   *L = l;
   return 0;
 }
 
 /* Check /layer_<l>/<name>; its rank and dims into rank, dims. */
-static int check_tensor(hid_t f, const char *path, int l, const char *name, int *rank,
-                        hsize_t dims[4], int *float_bits) {
+static int check_tensor(spr_h5r *h, const char *path, int l, const char *name, int *rank,
+                        uint64_t dims[4], int *float_bits) {
   char g[32], dp[48];
   snprintf(g, sizeof g, "/layer_%d", l);
   snprintf(dp, sizeof dp, "/layer_%d/%s", l, name);
-  hid_t grp = H5Gopen2(f, g, H5P_DEFAULT);
-  if (grp < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a group", path, g);
-  htri_t ex = H5Lexists(grp, name, H5P_DEFAULT);
-  H5Gclose(grp);
-  if (ex <= 0) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dp);
-  hid_t ds = H5Dopen2(f, dp, H5P_DEFAULT);
-  if (ds < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, dp);
-  hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds);
-  int rc = 0;
-  if (ty < 0 || sp < 0) {
-    rc = spr_error(SPR_EHDF5, "%s: cannot inspect dataset '%s'", path, dp);
-  } else if (H5Tget_class(ty) != H5T_FLOAT) {
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is %s, expected float32 or float64", path, dp,
-                   class_name(H5Tget_class(ty)));
-  } else if (H5Tget_size(ty) != 4 && H5Tget_size(ty) != 8) {
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is a %zu-bit float, expected float32 or float64",
-                   path, dp, 8 * H5Tget_size(ty));
-  } else {
-    *float_bits = (int)(8 * H5Tget_size(ty));
-    int r = H5Sget_simple_extent_ndims(sp);
-    if (r != 3 && r != 4) {
-      rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d, expected 4 (batch, heads, N, d) or 3 (heads, N, d)",
-                     path, dp, r);
-    } else {
-      *rank = r;
-      H5Sget_simple_extent_dims(sp, dims, NULL);
-      for (int k = 0; k < r && !rc; k++)
-        if (dims[k] == 0) rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is empty (axis %d has length 0)", path, dp, k);
-    }
+  int kind, rc = spr_h5r_kind(h, g, &kind);
+  if (rc) return rc;
+  if (kind != SPR_H5R_GROUP) return spr_error(SPR_EHDF5, "%s: '%s' is not a group", path, g);
+  if ((rc = spr_h5r_kind(h, dp, &kind))) return rc;
+  if (kind == SPR_H5R_MISSING) return spr_error(SPR_EHDF5, "%s: dataset '%s' is missing", path, dp);
+  if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, dp);
+  spr_h5r_info in;
+  if ((rc = spr_h5r_dset_info(h, dp, &in))) return rc;
+  if (in.cls != SPR_H5R_FLOAT)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is %s, expected float32 or float64", path, dp,
+                     class_name(in.cls));
+  if (in.size != 4 && in.size != 8)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is a %llu-bit float, expected float32 or float64",
+                     path, dp, (unsigned long long)(8 * in.size));
+  if (!in.standard)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is a non-IEEE %llu-bit float, expected float32 or float64",
+                     path, dp, (unsigned long long)(8 * in.size));
+  *float_bits = (int)(8 * in.size);
+  if (in.rank != 3 && in.rank != 4)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has rank %d, expected 4 (batch, heads, N, d) or 3 (heads, N, d)",
+                     path, dp, in.rank);
+  *rank = in.rank;
+  for (int k = 0; k < in.rank; k++) {
+    dims[k] = in.dims[k];
+    if (dims[k] == 0) return spr_error(SPR_EHDF5, "%s: dataset '%s' is empty (axis %d has length 0)", path, dp, k);
   }
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  H5Dclose(ds);
-  return rc;
+  return 0;
 }
 
-static void shape_str(char *buf, size_t n, int rank, const hsize_t *d) {
+static void shape_str(char *buf, size_t n, int rank, const uint64_t *d) {
   size_t u = (size_t)snprintf(buf, n, "(");
   for (int k = 0; k < rank && u < n; k++)
     u += (size_t)snprintf(buf + u, n - u, "%s%llu", k ? ", " : "", (unsigned long long)d[k]);
   if (u < n) snprintf(buf + u, n - u, ")");
 }
 
-static int check_tensors(hid_t f, const char *path, int L, spr_qkv_info *in) {
+static int check_tensors(spr_h5r *h, const char *path, int L, spr_qkv_info *in) {
   int rank0 = 0, rc;
-  hsize_t d0[4] = {0};
+  uint64_t d0[4] = {0};
   char ref[32] = "";
   for (int l = 0; l < L; l++)
     for (int t = 0; t < 3; t++) {
       int rank = 0, bits = 0;
-      hsize_t d[4] = {0};
-      if ((rc = check_tensor(f, path, l, TENSORS[t], &rank, d, &bits))) return rc;
+      uint64_t d[4] = {0};
+      if ((rc = check_tensor(h, path, l, TENSORS[t], &rank, d, &bits))) return rc;
       if (!ref[0]) {
         snprintf(ref, sizeof ref, "/layer_%d/%s", l, TENSORS[t]);
         rank0 = rank;
@@ -242,7 +208,7 @@ static int check_tensors(hid_t f, const char *path, int L, spr_qkv_info *in) {
     }
   in->batched = rank0 == 4;
   in->batch = rank0 == 4 ? (d0[0] > INT_MAX ? INT_MAX : (int)d0[0]) : 1;
-  const hsize_t H = d0[rank0 - 3], N = d0[rank0 - 2], D = d0[rank0 - 1];
+  const uint64_t H = d0[rank0 - 3], N = d0[rank0 - 2], D = d0[rank0 - 1];
   if (rank0 == 4 && d0[0] > SPR_QKV_MAX_BATCH)
     return spr_error(SPR_EHDF5, "%s: dataset '%s' holds %llu batch items, more than %d", path, ref,
                      (unsigned long long)d0[0], SPR_QKV_MAX_BATCH);
@@ -273,24 +239,27 @@ static double phys_bytes(void) {
 static int read_mask(spr_qkv *q) {
   const char *path = q->path;
   const spr_qkv_info *in = &q->info;
-  if (H5Lexists(q->f, "mask", H5P_DEFAULT) <= 0) return 0;
-  hid_t ds = H5Dopen2(q->f, "/mask", H5P_DEFAULT);
-  if (ds < 0) return spr_error(SPR_EHDF5, "%s: '/mask' is not a dataset", path);
-  hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds), ms = -1;
+  int kind, rc = spr_h5r_kind(q->h, "/mask", &kind);
+  if (rc) return rc;
+  if (kind == SPR_H5R_MISSING) return 0;
+  if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: '/mask' is not a dataset", path);
+  spr_h5r_info mi;
+  if ((rc = spr_h5r_dset_info(q->h, "/mask", &mi))) return rc;
   const int want = in->batched ? 2 : 1;
-  hsize_t d[2] = {0, 0};
-  int rc = 0, rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-  if (rank >= 1 && rank <= 2) H5Sget_simple_extent_dims(sp, d, NULL);
-  const hsize_t B = (hsize_t)in->batch, N = (hsize_t)in->seq_len;
-  long long *row = NULL;
-  if (ty < 0 || sp < 0) {
-    rc = spr_error(SPR_EHDF5, "%s: cannot inspect dataset '/mask'", path);
-  } else if (H5Tget_class(ty) != H5T_INTEGER) {
+  const int rank = mi.rank;
+  uint64_t d[2] = {0, 0};
+  if (rank >= 1 && rank <= 2) d[0] = mi.dims[0], d[1] = mi.dims[1];
+  const uint64_t B = (uint64_t)in->batch, N = (uint64_t)in->seq_len;
+  int64_t *row = NULL;
+  if (mi.cls != SPR_H5R_INTEGER) {
     rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' is %s, expected integers 0/1 (uint8)", path,
-                   class_name(H5Tget_class(ty)));
+                   class_name(mi.cls));
+  } else if (!mi.standard) {
+    rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' is a non-standard %llu-byte integer type, expected integers 0/1 (uint8)",
+                   path, (unsigned long long)mi.size);
   } else if (rank != want || (want == 2 ? (d[0] != B || d[1] != N) : d[0] != N)) {
     char a[96], b[96];
-    hsize_t w[2] = {B, N};
+    uint64_t w[2] = {B, N};
     shape_str(a, sizeof a, rank < 0 ? 0 : rank > 2 ? 2 : rank, d);
     shape_str(b, sizeof b, want, want == 2 ? w : w + 1);
     rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' has rank %d shape %s, expected %s (%s)", path, rank,
@@ -305,24 +274,20 @@ static int read_mask(spr_qkv *q) {
     rc = spr_error(SPR_ENOMEM, "%s: out of memory for a %llu x %llu mask", path,
                    (unsigned long long)B, (unsigned long long)N);
   } else {
-    hsize_t cnt[2] = {1, N};
-    ms = H5Screate_simple(1, &N, NULL);
-    for (hsize_t b = 0; b < B && !rc; b++) {
-      hsize_t start[2] = {b, 0};
-      if (want == 2) H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt, NULL);
-      if (ms < 0 || H5Dread(ds, H5T_NATIVE_LLONG, ms, sp, H5P_DEFAULT, row) < 0) {
-        rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '/mask'", path);
+    for (uint64_t b = 0; b < B && !rc; b++) {
+      uint64_t start[2] = {b, 0}, cnt[2] = {1, N};
+      if ((rc = want == 2 ? spr_h5r_read(q->h, "/mask", SPR_H5R_I64, 2, start, cnt, row, (size_t)N * sizeof *row)
+                          : spr_h5r_read(q->h, "/mask", SPR_H5R_I64, 1, start + 1, cnt + 1, row, (size_t)N * sizeof *row)))
         break;
-      }
-      long long real = 0;
-      for (hsize_t t = 0; t < N; t++) {
+      int64_t real = 0;
+      for (uint64_t t = 0; t < N; t++) {
         if (row[t] != 0 && row[t] != 1) {
           if (want == 2)
             rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' element [%llu][%llu] is %lld; expected 0 (padding) or 1 (real token)",
-                           path, (unsigned long long)b, (unsigned long long)t, row[t]);
+                           path, (unsigned long long)b, (unsigned long long)t, (long long)row[t]);
           else
             rc = spr_error(SPR_EHDF5, "%s: dataset '/mask' element [%llu] is %lld; expected 0 (padding) or 1 (real token)",
-                           path, (unsigned long long)t, row[t]);
+                           path, (unsigned long long)t, (long long)row[t]);
           break;
         }
         q->mask[b * N + t] = (uint8_t)row[t];
@@ -334,22 +299,13 @@ static int read_mask(spr_qkv *q) {
     }
   }
   free(row);
-  if (ms >= 0) H5Sclose(ms);
-  if (ty >= 0) H5Tclose(ty);
-  if (sp >= 0) H5Sclose(sp);
-  H5Dclose(ds);
   if (!rc) q->info.has_mask = 1;
   return rc;
 }
 
 void spr_qkv_close(spr_qkv *q) {
   if (!q) return;
-  if (q->f >= 0) {
-    spr__h5_quiet h;
-    spr__h5_quiet_on(&h);
-    H5Fclose(q->f);
-    spr__h5_quiet_off(&h);
-  }
+  spr_h5r_close(q->h);
   free(q->path);
   free(q->mask);
   free(q->buf);
@@ -364,16 +320,12 @@ int spr_qkv_open(const char *path, spr_qkv **out) {
     free(q);
     return spr_error(SPR_ENOMEM, "%s: out of memory", path);
   }
-  q->f = -1;
-  spr__h5_quiet h;
-  spr__h5_quiet_on(&h);
   int L = 0;
-  int rc = spr__h5_open_ro(path, "Q/K/V file", &q->f);
-  if (!rc) rc = check_format(q->f, path);
-  if (!rc) rc = count_layers(q->f, path, &L);
-  if (!rc) rc = check_tensors(q->f, path, L, &q->info);
+  int rc = spr_h5r_open(path, "Q/K/V file", NULL, &q->h);
+  if (!rc) rc = check_format(q->h, path);
+  if (!rc) rc = count_layers(q->h, path, &L);
+  if (!rc) rc = check_tensors(q->h, path, L, &q->info);
   if (!rc) rc = read_mask(q);
-  spr__h5_quiet_off(&h);
   if (!rc) {
     const size_t nd = (size_t)q->info.seq_len * q->info.head_dim;
     if (phys_bytes() > 0 && 8.0 * nd > 0.8 * phys_bytes())
@@ -393,6 +345,12 @@ int spr_qkv_open(const char *path, spr_qkv **out) {
 
 const spr_qkv_info *spr_qkv_get_info(const spr_qkv *q) { return &q->info; }
 
+int spr_qkv_content_id(spr_qkv *q, char *out, size_t n) { return spr_h5r_content_id(q->h, out, n); }
+
+int spr_qkv_check(spr_qkv *q) { return spr_h5r_check(q->h); }
+
+long long spr_qkv_file_size(const spr_qkv *q) { return spr_h5r_size(q->h); }
+
 int spr_qkv_item_tokens(const spr_qkv *q, int item, int *n_real) {
   if (item < 0 || item >= q->info.batch)
     return spr_error(SPR_EINVAL, "%s: batch item %d out of range (the file holds %d item%s)", q->path,
@@ -410,30 +368,24 @@ int spr_qkv_item_tokens(const spr_qkv *q, int item, int *n_real) {
   return 0;
 }
 
-/* Read one tensor of (layer, head, item) into out (real rows only). */
+/* Read one tensor of (layer, head, item) into out (real rows only).  The
+ * isolated reader checks the file unchanged before and after the read. */
 static int read_one(spr_qkv *q, int layer, int head, int item, int t, float *out) {
   const spr_qkv_info *in = &q->info;
   const int N = in->seq_len, D = in->head_dim;
   char dp[48];
   snprintf(dp, sizeof dp, "/layer_%d/%s", layer, TENSORS[t]);
-  hid_t ds = H5Dopen2(q->f, dp, H5P_DEFAULT);
-  if (ds < 0) return spr_error(SPR_EHDF5, "%s: cannot open dataset '%s'", q->path, dp);
-  hid_t sp = H5Dget_space(ds);
-  hsize_t md[2] = {(hsize_t)N, (hsize_t)D};
-  hid_t ms = H5Screate_simple(2, md, NULL);
-  int rc = 0;
-  hsize_t start[4] = {0}, cnt[4] = {0};
+  uint64_t start[4] = {0}, cnt[4] = {0};
   if (in->batched) {
-    start[0] = (hsize_t)item; start[1] = (hsize_t)head;
-    cnt[0] = 1; cnt[1] = 1; cnt[2] = md[0]; cnt[3] = md[1];
+    start[0] = (uint64_t)item; start[1] = (uint64_t)head;
+    cnt[0] = 1; cnt[1] = 1; cnt[2] = (uint64_t)N; cnt[3] = (uint64_t)D;
   } else {
-    start[0] = (hsize_t)head;
-    cnt[0] = 1; cnt[1] = md[0]; cnt[2] = md[1];
+    start[0] = (uint64_t)head;
+    cnt[0] = 1; cnt[1] = (uint64_t)N; cnt[2] = (uint64_t)D;
   }
-  if (sp < 0 || ms < 0 || H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
-      H5Dread(ds, H5T_NATIVE_DOUBLE, ms, sp, H5P_DEFAULT, q->buf) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s' (layer %d, head %d, item %d)", q->path, dp,
-                   layer, head, item);
+  int rc = spr_h5r_read(q->h, dp, SPR_H5R_F64, in->batched ? 4 : 3, start, cnt, q->buf,
+                        (size_t)N * D * sizeof *q->buf);
+  if (rc) return spr_error_prefix(rc, "layer %d head %d item %d", layer, head, item);
   const uint8_t *m = q->mask ? q->mask + (size_t)item * N : NULL;
   size_t o = 0;
   for (int i = 0; i < N && !rc; i++) {
@@ -452,9 +404,6 @@ static int read_one(spr_qkv *q, int layer, int head, int item, int t, float *out
       out[o++] = (float)x;
     }
   }
-  if (ms >= 0) H5Sclose(ms);
-  if (sp >= 0) H5Sclose(sp);
-  H5Dclose(ds);
   return rc;
 }
 
@@ -465,12 +414,9 @@ int spr_qkv_read_head(spr_qkv *q, int layer, int head, int item, float *Q, float
     return spr_error(SPR_EINVAL, "%s: layer %d head %d item %d outside the file's %d layers x %d heads x %d items",
                      q->path, layer, head, item, in->n_layers, in->n_heads, in->batch);
   float *outs[3] = {Q, K, V};
-  spr__h5_quiet h;
-  spr__h5_quiet_on(&h);
   int rc = 0;
   for (int t = 0; t < 3 && !rc; t++)
     if (outs[t]) rc = read_one(q, layer, head, item, t, outs[t]);
-  spr__h5_quiet_off(&h);
   return rc;
 }
 
@@ -532,7 +478,7 @@ struct spr_qkv_writer {
 
 static int wfail(spr_qkv_writer *w, const char *what) {
   w->failed = 1;
-  return spr_error(SPR_EHDF5, "%s: cannot %s", w->tmp, what);
+  return spr__h5_fail(w->tmp, "cannot %s", what);
 }
 
 static hid_t plist_untracked(hid_t cls) {
@@ -553,16 +499,16 @@ static int write_layout(spr_qkv_writer *w, const uint8_t *mask) {
   if (st < 0 || as < 0 || (a = H5Acreate2(root, "format", st, as, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(a, st, SPR_QKV_FORMAT) < 0)
     rc = wfail(w, "write root attribute 'format'");
-  if (a >= 0) H5Aclose(a);
+  if (a >= 0 && H5Aclose(a) < 0 && !rc) rc = wfail(w, "finish root attribute 'format'");
   a = -1;
   int32_t v = SPR_QKV_VERSION;
   if (!rc && ((a = H5Acreate2(root, "version", H5T_STD_I32LE, as, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
               H5Awrite(a, H5T_NATIVE_INT32, &v) < 0))
     rc = wfail(w, "write root attribute 'version'");
-  if (a >= 0) H5Aclose(a);
+  if (a >= 0 && H5Aclose(a) < 0 && !rc) rc = wfail(w, "finish root attribute 'version'");
   if (st >= 0) H5Tclose(st);
   if (as >= 0) H5Sclose(as);
-  H5Gclose(root);
+  if (H5Gclose(root) < 0 && !rc) rc = wfail(w, "finish group '/'");
   hid_t gcpl = plist_untracked(H5P_GROUP_CREATE), dcpl = plist_untracked(H5P_DATASET_CREATE);
   hsize_t dims[4] = {(hsize_t)w->B, (hsize_t)w->H, (hsize_t)w->N, (hsize_t)w->D};
   const int rank = w->B ? 4 : 3;
@@ -580,7 +526,7 @@ static int write_layout(spr_qkv_writer *w, const uint8_t *mask) {
       if ((w->ds[l][t] = H5Dcreate2(grp, TENSORS[t], H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
                                     H5P_DEFAULT)) < 0)
         rc = wfail(w, "create a Q, K or V dataset");
-    H5Gclose(grp);
+    if (H5Gclose(grp) < 0 && !rc) rc = wfail(w, "finish a layer group");
   }
   if (!rc && mask) {
     hsize_t md[2] = {(hsize_t)w->B, (hsize_t)w->N};
@@ -588,7 +534,7 @@ static int write_layout(spr_qkv_writer *w, const uint8_t *mask) {
     hid_t ds = msp >= 0 ? H5Dcreate2(w->f, "/mask", H5T_STD_U8LE, msp, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, mask) < 0)
       rc = wfail(w, "write dataset '/mask'");
-    if (ds >= 0) H5Dclose(ds);
+    if (ds >= 0 && H5Dclose(ds) < 0 && !rc) rc = wfail(w, "finish dataset '/mask'");
     if (msp >= 0) H5Sclose(msp);
   }
   if (sp >= 0) H5Sclose(sp);
@@ -615,41 +561,31 @@ int spr_qkv_create(const char *path, int layers, int heads, int batch, int seq_l
     }
     if (!real) return spr_error(SPR_EINVAL, "qkv: mask item %d is all padding", b);
   }
-  size_t pl = strlen(path);
-  struct stat st;
-  if (path[pl - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-    return spr_error(SPR_EIO, "%s: is a directory, not a file name", path);
   spr_qkv_writer *w = calloc(1, sizeof *w);
   if (!w) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
   w->f = -1;
   for (int l = 0; l < SPR_MAX_LAYERS; l++) w->ds[l][0] = w->ds[l][1] = w->ds[l][2] = -1;
   w->L = layers; w->H = heads; w->B = batch; w->N = seq_len; w->D = head_dim;
   w->path = strdup(path);
-  w->tmp = malloc(pl + 12);
   w->written = calloc((size_t)layers * heads * items, 1);
-  if (!w->path || !w->tmp || !w->written) {
-    free(w->path); free(w->tmp); free(w->written); free(w);
+  if (!w->path || !w->written) {
+    free(w->path); free(w->written); free(w);
     return spr_error(SPR_ENOMEM, "%s: out of memory", path);
   }
-  memcpy(w->tmp, path, pl);
-  memcpy(w->tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(w->tmp);
-  if (fd < 0) {
-    int rc = spr_error(SPR_EIO, "%s: cannot create: %s", w->tmp, strerror(errno));
-    free(w->path); free(w->tmp); free(w->written); free(w);
-    return rc;
+  int rc0 = spr__out_begin(path, &w->tmp);
+  if (rc0) {
+    free(w->path); free(w->written); free(w);
+    return rc0;
   }
-  mode_t um = umask(0);
-  umask(um);
-  fchmod(fd, 0666 & ~um);
-  close(fd);
   spr__h5_quiet h;
   spr__h5_quiet_on(&h);
   int rc = 0;
-  hid_t fcpl = plist_untracked(H5P_FILE_CREATE);
-  w->f = fcpl >= 0 ? H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT) : -1;
+  hid_t fcpl = plist_untracked(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0 || spr__h5_out_fapl(fapl, w->tmp)) rc = wfail(w, "set up the output driver");
+  if (!rc) w->f = fcpl >= 0 ? H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl) : -1;
+  if (!rc && w->f < 0) rc = wfail(w, "create HDF5 file");
   if (fcpl >= 0) H5Pclose(fcpl);
-  if (w->f < 0) rc = wfail(w, "create HDF5 file");
+  if (fapl >= 0) H5Pclose(fapl);
   if (!rc) rc = write_layout(w, mask);
   spr__h5_quiet_off(&h);
   if (rc) {
@@ -700,6 +636,7 @@ int spr_qkv_write_head(spr_qkv_writer *w, int layer, int head, int item, const f
     if (sp >= 0) H5Sclose(sp);
   }
   if (ms >= 0) H5Sclose(ms);
+  if (!rc && (rc = spr__h5_out_status(w->f, w->tmp))) w->failed = 1; /* a full disk: stop now */
   spr__h5_quiet_off(&h);
   if (!rc) *done = 1;
   return rc;
@@ -719,15 +656,16 @@ int spr_qkv_finish(spr_qkv_writer *w, int commit) {
     }
   spr__h5_quiet h;
   spr__h5_quiet_on(&h);
+  /* the data may reach the file only as the datasets close */
   for (int l = 0; l < SPR_MAX_LAYERS; l++)
     for (int t = 0; t < 3; t++)
-      if (w->ds[l][t] >= 0) H5Dclose(w->ds[l][t]);
-  if (w->f >= 0 && H5Fclose(w->f) < 0 && commit && !rc)
-    rc = spr_error(SPR_EHDF5, "%s: cannot close", w->tmp);
+      if (w->ds[l][t] >= 0 && H5Dclose(w->ds[l][t]) < 0 && commit && !rc)
+        rc = spr__h5_fail(w->tmp, "cannot finish dataset '/layer_%d/%s'", l, TENSORS[t]);
+  rc = spr__h5_close_output(w->f, w->tmp, commit ? rc : SPR_ECANCELED);
+  if (!commit) rc = 0;
   spr__h5_quiet_off(&h);
-  if (commit && !rc && rename(w->tmp, w->path) != 0)
-    rc = spr_error(SPR_EIO, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
-  if (!commit || rc) unlink(w->tmp);
+  if (commit && !rc) rc = spr__out_commit(w->tmp, w->path, 0);
+  else spr__out_discard(w->tmp);
   free(w->path);
   free(w->tmp);
   free(w->written);

@@ -11,12 +11,20 @@
  * file is never loaded whole.  Padding tokens (mask 0) are dropped: an
  * item's sequence is its real tokens, in file order.
  *
- * HDF5 is not thread-safe in Debian's serial build: use a handle (and any
- * other HDF5 call) from one thread at a time.
+ * The file is read by the isolated reader (core/spr_h5r.h): libhdf5 runs
+ * in a child process under resource limits, so a crafted or damaged file
+ * that crashes or loops it is an SPR_EHDF5 error naming the file.  The
+ * file's size and modification time are recorded at open and checked
+ * around every read: a file changed or truncated during a run is refused
+ * (SPR_EIO naming it) instead of being read as zeros.
+ *
+ * A handle is used from one thread at a time; handles may be used from
+ * different threads at once.
  */
 #ifndef SPR_QKV_H
 #define SPR_QKV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "spr_params.h"
@@ -60,6 +68,18 @@ void spr_qkv_close(spr_qkv *f);
 /* Shape of the open file. */
 const spr_qkv_info *spr_qkv_get_info(const spr_qkv *f);
 
+/* "fnv1a64:<16 hex>" of the file's bytes into out (n >= 25): a content
+ * identity recorded in traces.  Errors: SPR_EIO (read error, the file
+ * changed since open). */
+int spr_qkv_content_id(spr_qkv *f, char *out, size_t n);
+
+/* Size of the file in bytes (at open). */
+long long spr_qkv_file_size(const spr_qkv *f);
+
+/* SPR_EIO naming the file when its size or modification time differ
+ * from the open's (spr_qkv_read_head checks this itself). */
+int spr_qkv_check(spr_qkv *f);
+
 /* Real (mask 1) tokens of batch item `item` into *n_real.  Errors:
  * SPR_EINVAL (item outside [0, batch)), SPR_EHDF5 (fewer than 2 real
  * tokens: nothing to simulate). */
@@ -69,8 +89,9 @@ int spr_qkv_item_tokens(const spr_qkv *f, int item, int *n_real);
  * NULL), each caller-owned n_real x d floats, row-major, the item's real
  * tokens in file order.  Values of padding tokens are neither read into
  * the output nor checked.  Errors: SPR_EINVAL (indices out of range),
- * SPR_EHDF5 (read failed; an element NaN, infinite, or beyond float32's
- * range: the message names the dataset and the element's full index). */
+ * SPR_EIO (the file changed since open), SPR_EHDF5 (read failed; an
+ * element NaN, infinite, or beyond float32's range: the message names the
+ * dataset and the element's full index). */
 int spr_qkv_read_head(spr_qkv *f, int layer, int head, int item, float *Q, float *K, float *V);
 
 /* With c->wl.source = qkv: open c->wl.qkv_file, take the sizes from it and

@@ -1,0 +1,213 @@
+#!/bin/sh
+# test_reliability.sh - the command on hostile and changing inputs, on
+# full filesystems, and configurations it writes read back:
+#   - every reproducer of tests/data/hdf5-crashers through the command
+#     that reads its kind of file (config, run, crossbar) and through
+#     report: exit 1, one message naming the file, no crash, no hang;
+#   - a Q/K/V file truncated while run reads it: refused, no trace;
+#   - writers on a full filesystem (see the section below);
+#   - resolved configurations with long lines read back.
+set -u
+if [ "${1:-}" = "--tmpfs" ]; then TMPFS_PART=1; else TMPFS_PART=0; fi
+B=${top_builddir:-.}
+S=${top_srcdir:-.}
+S=$(cd "$S" && pwd)
+EXE="$(cd "$B" && pwd)/sprintsim"
+T="$(cd "$B" && pwd)/tests/tmp-rel-$$"
+[ "$TMPFS_PART" -eq 1 ] && T="$2"
+[ "$TMPFS_PART" -eq 1 ] || { rm -rf "$T" && mkdir -p "$T"; }
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
+
+# expect STATUS PATTERN DESCRIPTION -- command...
+expect() {
+  want=$1; pat=$2; what=$3; shift 4
+  "$@" > "$T/out" 2> "$T/err"
+  got=$?
+  if [ "$got" -ne "$want" ]; then
+    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
+  fi
+  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
+    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
+  fi
+  ok "$what"
+}
+notmp() { ! ls "$1".tmp* > /dev/null 2>&1; }
+
+# --- inputs of the writers ------------------------------------------------
+mkinputs() {
+  printf '[workload]\nseq_len = 64\nlayers = 2\nheads = 4\nhead_dim = 32\n' > "$T/s.ini"
+  printf '[workload]\nseq_len = 64\nlayers = 2\nheads = 2\n[run]\ntrace = masks\n' > "$T/r.ini"
+  printf '[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n[sweep]\nthreshold.keep_rate = 0.1, 0.2\nschemes = dense, sprint\n' > "$T/w.ini"
+  printf '[crossbar]\nrows = 8\ncols = 8\n[calibrate]\niv_levels = 2\niv_points = 5\nir_arrays = 1\nir_spice_arrays = 1\nir_inputs = 2\nnoise_arrays = 1\nnoise_cols = 2\ncmp_samples = 3\ncmp_noise_samples = 3\ncmp_overdrives = 0.5 uA, 1 uA, 2 uA\nenergy_sizes = 2, 4, 6\n' > "$T/c.ini"
+  "$EXE" synth "$T/s.ini" -o "$T/G-src.h5" > /dev/null 2>&1
+  /usr/bin/python3 - "$T" <<'PY' 2> /dev/null
+import sys, h5py, numpy as np
+r = np.random.default_rng(0)
+with h5py.File(sys.argv[1] + "/G.h5", "w") as f: f["G"] = 1e-6 + 99e-6 * r.random((64, 64))
+with h5py.File(sys.argv[1] + "/V.h5", "w") as f: f["V"] = 0.2 * (2 * r.random((100, 64)) - 1)
+PY
+}
+
+# write WHAT OUT: run writer WHAT (synth, crossbar, run, sweep, calibrate)
+# writing OUT in the folder of OUT
+write() {
+  case $1 in
+    synth) "$EXE" synth "$T/s.ini" --batch 2 --pad 4 -o "$2" ;;
+    crossbar) "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model ideal -o "$2" ;;
+    run) "$EXE" run "$T/r.ini" --threads 1 -o "$2" ;;
+    sweep) "$EXE" sweep "$T/w.ini" --threads 1 -o "$2" ;;
+    calibrate) "$EXE" calibrate "$T/c.ini" -o "$2" ;;
+  esac
+}
+
+# check_failed WHAT OUT STATUS DESCRIPTION: a failure, not a crash; a
+# message naming the output; no output and no temporary left
+check_failed() {
+  base=$(basename "$2" .h5)
+  left=$(ls "$(dirname "$2")" | grep "^$base" | tr '\n' ' ')
+  if [ "$3" -eq 1 ] && grep -q "$base" "$T/err" && grep -q "No space left on device" "$T/err" && [ -z "$left" ]; then
+    ok "$1 $4: exit 1, the file named, nothing left"
+  else
+    bad "$1 $4: exit $3, left '$left'"; sed 's/^/    /' "$T/err" | tail -3
+  fi
+}
+
+# --- a full filesystem, for real: a 1 MiB tmpfs in a private mount
+# namespace (root only), filled to leave a few KiB (F3, F5) --------------
+if [ "$TMPFS_PART" -eq 1 ]; then
+  M="$T/mnt"
+  mkdir -p "$M"
+  mount -t tmpfs -o size=1M tmpfs "$M" || exit 77
+  fill() {
+    rm -rf "$M"/*
+    a=$(df --output=avail -k "$M" | tail -1)
+    dd if=/dev/zero of="$M/filler" bs=1k count=$((a - $1)) 2> /dev/null
+  }
+  for what in synth crossbar run sweep calibrate; do
+    half=$(( $(cat "$T/good-$what".* | wc -c) / 2048 ))
+    for kb in 4 16 $half; do
+      fill $kb
+      write $what "$M/out-$what.h5" > "$T/out" 2> "$T/err"
+      check_failed $what "$M/out-$what.h5" $? "on a tmpfs with $kb KiB free"
+      rm -f "$M/filler"
+    done
+  done
+  umount "$M"
+  echo "$pass passed, $fail failed"
+  [ "$fail" -eq 0 ]
+  exit $?
+fi
+
+mkinputs
+
+# --- a full disk through the writers' test-only fault hook
+# (SPRINTSIM_TEST_FREE_BYTES: writes fail with ENOSPC past that many bytes)
+for what in synth crossbar run sweep calibrate; do
+  write $what "$T/good-$what.h5" > /dev/null 2>&1 || bad "$what without a fault"
+  size=$(wc -c < "$T/good-$what.h5")
+  for fb in 0 1 4096 $((size / 4)) $((size / 2)) $((size * 3 / 4)); do
+    SPRINTSIM_TEST_FREE_BYTES=$fb write $what "$T/full-$what.h5" > "$T/out" 2> "$T/err"
+    check_failed $what "$T/full-$what.h5" $? "with $fb bytes free"
+  done
+done
+
+# --- the same on a real full filesystem, when this runs as root
+if [ "$(id -u)" -eq 0 ] && command -v unshare > /dev/null 2>&1 && unshare -m true 2> /dev/null; then
+  unshare -m sh "$0" --tmpfs "$T" > "$T/tmpfs.log" 2>&1
+  st=$?
+  sed -n 's/^\(ok\|FAILED\) - /tmpfs: &/p' "$T/tmpfs.log"
+  n_ok=$(grep -c "^ok - " "$T/tmpfs.log")
+  n_bad=$(grep -c "^FAILED - " "$T/tmpfs.log")
+  pass=$((pass + n_ok)); fail=$((fail + n_bad))
+  [ "$st" -eq 0 ] || [ "$n_bad" -gt 0 ] || bad "tmpfs part: exit $st"
+else
+  echo "skip - a real full filesystem needs root and unshare (the fault hook above covers the writers)"
+fi
+
+# --- configurations sprintsim writes read back, whatever their lines' length
+D="$T/$(printf 'a%.0s' $(seq 60))/$(printf 'b%.0s' $(seq 60))/$(printf 'c%.0s' $(seq 60))"
+mkdir -p "$D"
+cp "$T/good-synth.h5" "$D/qkv.h5"
+printf '[workload]\nsource = qkv\nqkv_file = qkv.h5\n[run]\ndevice_model = %s/good-calibrate.h5\n[threshold]\nmode = direct\nvalues = 1.1, 2.2\n' "$T" > "$D/run.ini"
+expect 0 "qkv_file = $D/qkv.h5" "config with a path of $(printf %s "$D/qkv.h5" | wc -c) characters" -- "$EXE" config "$D/run.ini"
+cp "$T/out" "$T/resolved.ini"
+expect 0 "" "the resolved configuration reads back" -- "$EXE" config "$T/resolved.ini"
+cmp -s "$T/out" "$T/resolved.ini" && ok "... to the same configuration" || bad "... to the same configuration"
+
+# --- the trace records a checksum of each input file as read -------------
+if [ ! -f "$T/noh5py" ]; then
+  printf '[workload]\nsource = qkv\nqkv_file = good-synth.h5\n[run]\ndevice_model = good-calibrate.h5\n' > "$T/prov.ini"
+  expect 0 "trace:" "run with a Q/K/V file and a device model" -- "$EXE" run "$T/prov.ini" --threads 1 -o "$T/prov.h5"
+  /usr/bin/python3 - "$T" <<'PY' > "$T/prov.out" 2>&1 && ok "/inputs: FNV-1a of each input's bytes" || { bad "/inputs: FNV-1a of each input's bytes"; cat "$T/prov.out"; }
+import sys, os, h5py
+T = sys.argv[1]
+def fnv(p):
+    h = 14695981039346656037
+    for b in open(p, "rb").read():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "fnv1a64:%016x" % h
+with h5py.File(T + "/prov.h5", "r") as f:
+    for key, name in (("workload.qkv_file", "good-synth.h5"), ("run.device_model", "good-calibrate.h5")):
+        d = f["inputs"][key]
+        want = fnv(T + "/" + name)
+        got = d.attrs["content_id"].decode()
+        assert got == want, (key, got, want)
+        assert int(d.attrs["size_bytes"]) == os.path.getsize(T + "/" + name), key
+        assert d[()].decode().endswith(name), d[()]
+PY
+fi
+
+# the reader's child gets 1 s of CPU per request: the files that loop
+# libhdf5 end in a second or two
+SPRINTSIM_H5_LIMITS="cpu=1"
+export SPRINTSIM_H5_LIMITS
+
+# --- hostile HDF5 files ---------------------------------------------------
+/usr/bin/python3 - "$T" <<'PY' 2> /dev/null || printf 'no h5py\n' > "$T/noh5py"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1] + "/V.h5", "w") as f: f["V"] = 0.1 * np.ones((3, 4))
+PY
+for f in "$S"/tests/data/hdf5-crashers/*.h5; do
+  b=$(basename "$f")
+  cp "$f" "$T/$b"
+  case $b in
+    *qkv*) printf '[workload]\nsource = qkv\nqkv_file = %s\n' "$b" > "$T/c.ini"
+           expect 1 "$b" "config with Q/K/V file $b: a clean error" -- "$EXE" config "$T/c.ini"
+           expect 1 "$b" "run with Q/K/V file $b: a clean error" -- "$EXE" run "$T/c.ini" -o "$T/r.h5" ;;
+    *device*) printf '[run]\ndevice_model = %s\n' "$b" > "$T/c.ini"
+           expect 1 "$b" "config with device model $b: a clean error" -- "$EXE" config "$T/c.ini" ;;
+    *matrix*) if [ -f "$T/V.h5" ]; then
+             expect 1 "$b" "crossbar with G = $b: a clean error" -- "$EXE" crossbar --g "$T/$b" --v "$T/V.h5" --model ideal -o "$T/I.h5"
+             [ ! -e "$T/I.h5" ] && ok "crossbar $b: no output" || bad "crossbar $b: no output"
+           fi ;;
+  esac
+  [ "$(wc -l < "$T/err")" -eq 1 ] && ok "$b: one line" || { bad "$b: one line"; cat "$T/err"; }
+  expect 1 "$b" "report of $b: a clean error" -- "$EXE" report "$T/$b"
+done
+[ ! -e "$T/r.h5" ] && notmp "$T/r.h5" && ok "no trace from a hostile input" || bad "no trace from a hostile input"
+expect 2 "SPRINTSIM_H5_LIMITS: HDF5 reader limits 'cpu=x'" "bad SPRINTSIM_H5_LIMITS" -- env SPRINTSIM_H5_LIMITS=cpu=x "$EXE" config
+
+# --- a Q/K/V file truncated while run reads it (libhdf5 reads zeros past
+# the end of a truncated file) --------------------------------------------
+printf '[workload]\nseq_len = 256\nlayers = 12\nheads = 12\nhead_dim = 64\n' > "$T/s.ini"
+"$EXE" synth "$T/s.ini" -o "$T/q.h5" > /dev/null
+printf '[workload]\nsource = qkv\nqkv_file = q.h5\n[threshold]\nmode = direct\nvalues = 40\nrange = 200\n' > "$T/qrun.ini"
+"$EXE" run "$T/qrun.ini" --threads 1 -o "$T/qt.h5" > "$T/qt.out" 2> "$T/qt.err" &
+pid=$!
+n=0
+while ! grep -q "^    0 " "$T/qt.out" 2> /dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+truncate -s $(( $(wc -c < "$T/q.h5") / 2 )) "$T/q.h5"
+wait $pid
+st=$?
+if [ "$st" -eq 1 ] && grep -q "q.h5: the Q/K/V file changed while it was being read" "$T/qt.err" && [ ! -e "$T/qt.h5" ] && notmp "$T/qt.h5"; then
+  ok "Q/K/V file truncated during run: refused, no trace"
+else
+  bad "Q/K/V file truncated during run: exit $st"; cat "$T/qt.err"
+fi
+
+rm -rf "$T"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
