@@ -72,9 +72,9 @@ enum { TXT_BPC, TXT_BPC_EXACT, TXT_BPC_REF, TXT_LOSS_PCT, N_TXT_ACC };
 static int model_point(const spr_evaluator *ev, const spr_config *c,
                        volatile sig_atomic_t *cancel, spr_eval_row rows[SPR_N_SCHEMES]) {
   memset(rows, 0, SPR_N_SCHEMES * sizeof *rows);
-  /* the readers are reentrant: spr_model_load holds the process-wide HDF5
-   * lock (spr_h5quiet.h) for all its HDF5 calls, the IDX reader uses only
-   * its own zlib stream */
+  /* the readers are reentrant: spr_model_load reads through its own
+   * isolated reader (a child process per handle, spr_h5r.h), the IDX
+   * reader uses only its own descriptor and zlib stream */
   spr_model_eval_result r;
   int rc = spr_model_eval(c, 1, cancel, &r);
   if (rc) return rc;

@@ -14,6 +14,7 @@
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_fmnist.h"
+#include "spr_h5r.h"
 #include "spr_model.h"
 #include "spr_model_eval.h"
 #include "spr_test.h"
@@ -29,6 +30,27 @@
 #define DATA_DIR "/usr/share/datasets/fashion-mnist"
 
 static int skipped = 0;
+
+/* FNV-1a 64 of a file's bytes, computed directly. */
+static uint64_t fnv_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  uint64_t x = UINT64_C(14695981039346656037);
+  for (int c; f && (c = fgetc(f)) != EOF;) {
+    x ^= (unsigned char)c;
+    x *= UINT64_C(1099511628211);
+  }
+  if (f) fclose(f);
+  return x;
+}
+
+static void fnv_id(const char *path, char *buf, size_t n) {
+  snprintf(buf, n, "fnv1a64:%016llx", (unsigned long long)fnv_file(path));
+}
+
+static long long file_size(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
 
 static void skip(const char *what) {
   fprintf(stderr, "\n  SKIP: %s\n", what);
@@ -845,6 +867,153 @@ static void test_model_errors(void) {
   unlink(bad);
 }
 
+/* ---- the isolated reader ------------------------------------------------ */
+
+/* Rewrite attribute `name` of '/' in the model file at path with type ty
+ * and the value at v (ty NULL: delete it only). */
+static void set_root_attr(const char *path, const char *name, hid_t ty, const void *v) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  CU_ASSERT_FATAL(f >= 0);
+  H5Adelete(f, name);
+  if (ty >= 0) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT(a >= 0 && H5Awrite(a, ty, v) >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+  }
+  H5Fclose(f);
+}
+
+/* Replace 1-D dataset `name` by n values v of memory type mt stored as
+ * file type ft. */
+static void set_dset(const char *path, const char *name, hid_t ft, hid_t mt, hsize_t n,
+                     const void *v) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  CU_ASSERT_FATAL(f >= 0);
+  H5Ldelete(f, name, H5P_DEFAULT);
+  hid_t sp = H5Screate_simple(1, &n, NULL);
+  hid_t d = H5Dcreate2(f, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  CU_ASSERT(d >= 0 && H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+  H5Dclose(d);
+  H5Sclose(sp);
+  H5Fclose(f);
+}
+
+static int load_rc(const char *path) {
+  spr_model m;
+  int rc = spr_model_load(path, &m);
+  spr_model_free(&m);
+  return rc;
+}
+
+/* What reading through the isolated reader (docs/isolation.md) adds: the
+ * checksum of the bytes read; strings of any padding or variable length,
+ * never cut; non-standard numeric types refused; integers read whole as
+ * int64, so a value beyond int is named as it is. */
+static void test_isolated_reader(void) {
+  char p[512];
+  spr_test_path(p, sizeof p, "model-iso", ".h5");
+  spr_model m;
+  /* the content id: FNV-1a 64 of the file's bytes, and its size */
+  write_model(p, 1, OK, 2385);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(p, &m), 0);
+  char want[32];
+  fnv_id(p, want, sizeof want);
+  CU_ASSERT_STRING_EQUAL(m.content_id, want);
+  CU_ASSERT_EQUAL(m.file_bytes, file_size(p));
+  spr_model_free(&m);
+  /* h5py's strings: 'format' NULLPAD without a terminator (np.bytes_),
+   * 'input' variable-length UTF-8 */
+  hid_t np = H5Tcopy(H5T_C_S1);
+  H5Tset_size(np, 15);
+  H5Tset_strpad(np, H5T_STR_NULLPAD);
+  set_root_attr(p, "format", np, "sprintsim-model");
+  H5Tclose(np);
+  hid_t vs = H5Tcopy(H5T_C_S1);
+  H5Tset_size(vs, H5T_VARIABLE);
+  H5Tset_cset(vs, H5T_CSET_UTF8);
+  const char *text = "text";
+  set_root_attr(p, "input", vs, &text);
+  CU_ASSERT_EQUAL(spr_model_load(p, &m), 0);
+  CU_ASSERT_EQUAL(m.input, SPR_MODEL_TEXT);
+  spr_model_free(&m);
+  CU_ASSERT_EQUAL(spr_model_input_of(p), SPR_MODEL_TEXT);
+  /* a 'reference' longer than the field is refused, not cut */
+  char *lng = malloc(1500);
+  memset(lng, 'r', 1499);
+  lng[1499] = '\0';
+  set_root_attr(p, "reference", vs, &lng);
+  free(lng);
+  H5Tclose(vs);
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "reference");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), p);
+  /* integers whole: 'tokens' of 2^33 (an int would saturate) */
+  write_model(p, 1, OK, 2385);
+  const long long big = 1LL << 33;
+  set_root_attr(p, "tokens", H5T_NATIVE_LLONG, &big);
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "attribute 'tokens' of '/' is 8589934592, outside [2, 16384]");
+  /* eval/tokens as int64 holding 2^40 and -5 */
+  write_model(p, 1, OK, 2385);
+  int64_t tok[TE];
+  for (int k = 0; k < TE; k++) tok[k] = (k * 7 + k / 5) % TV;
+  tok[100] = (int64_t)1 << 40;
+  set_dset(p, "eval/tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, TE, tok);
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset 'eval/tokens': element 100 is 1099511627776 (valid: 0..10)");
+  tok[100] = 3;
+  tok[7] = -5;
+  set_dset(p, "eval/tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, TE, tok);
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset 'eval/tokens': element 7 is -5 (valid: 0..10)");
+  /* non-standard numeric types: a 24-bit integer attribute, a float with
+   * another exponent bias */
+  write_model(p, 1, OK, 2385);
+  hid_t i24 = H5Tcopy(H5T_STD_I32LE);
+  H5Tset_precision(i24, 24);
+  const int32_t dim = SD;
+  set_root_attr(p, "dim", i24, &dim);
+  H5Tclose(i24);
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "attribute 'dim' of '/' is a non-standard 4-byte type, expected an integer");
+  write_model(p, 1, OK, 2385);
+  hid_t fb = H5Tcopy(H5T_IEEE_F32LE);
+  H5Tset_ebias(fb, 100);
+  float lw[SD];
+  for (int k = 0; k < SD; k++) lw[k] = 1.0f;
+  set_dset(p, "ln_w", fb, H5T_NATIVE_FLOAT, SD, lw);
+  H5Tclose(fb);
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EHDF5);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "dataset 'ln_w' is a non-standard 4-byte floating-point type");
+  /* a FIFO is refused before anything blocks */
+  unlink(p);
+  CU_ASSERT_EQUAL_FATAL(mkfifo(p, 0600), 0);
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "not a regular file");
+  unlink(p);
+}
+
+static int read_model(const char *path, void *arg) {
+  (void)arg;
+  return load_rc(path);
+}
+
+static int read_model_input(const char *path, void *arg) {
+  (void)arg;
+  int rc = spr_model_input_of(path);
+  return rc < 0 ? rc : 0;
+}
+
+/* Every reproducer of tests/data/hdf5-crashers: libhdf5 crashes, loops or
+ * asks for gigabytes on them in-process; here each is an error naming the
+ * file (1 s of CPU per request: see main). */
+static void test_hostile(void) {
+  CU_ASSERT_EQUAL(spr_test_crashers(read_model, NULL), 13);
+  CU_ASSERT_EQUAL(spr_test_crashers(read_model_input, NULL), 13);
+}
+
 /* ---- IDX files ---------------------------------------------------------- */
 
 static void put_be32(unsigned char *p, uint32_t v) {
@@ -1022,6 +1191,12 @@ static void test_config_keys(void) {
 int main(void) {
   spr_test_path(model_path, sizeof model_path, "model", ".h5");
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  /* 1 s of CPU per request of the reader's child: the crafted files that
+   * loop libhdf5 end quickly */
+  spr_h5r_limits lim;
+  spr_h5r_limits_default(&lim);
+  lim.cpu_s = 1;
+  spr_h5r_set_limits(&lim);
   static const CU_TestInfo tests[] = {
     {"IDX reader and every IDX error", test_idx},
     {"model reader errors", test_model_errors},
@@ -1033,6 +1208,8 @@ int main(void) {
     {"1 and 2 threads identical; metrics; output file", test_threads_reproducible},
     {"evaluation errors", test_eval_errors},
     {"analog keep rate, baselines matched to SPRINT (image, causal text)", test_matched},
+    {"isolated reader: checksum, strings, types, whole integers", test_isolated_reader},
+    {"hostile files (hdf5-crashers)", test_hostile},
     CU_TEST_INFO_NULL,
   };
   int rc = spr_test_run("model", tests);

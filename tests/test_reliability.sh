@@ -2,8 +2,9 @@
 # test_reliability.sh - the command on hostile and changing inputs, on
 # full filesystems, and configurations it writes read back:
 #   - every reproducer of tests/data/hdf5-crashers through the command
-#     that reads its kind of file (config, run, crossbar) and through
-#     report: exit 1, one message naming the file, no crash, no hang;
+#     that reads its kind of file (config, run, crossbar), as a model
+#     file (run with workload.source = model) and through report: exit 1,
+#     one message naming the file, no crash, no hang;
 #   - a Q/K/V file truncated while run reads it: refused, no trace;
 #   - writers on a full filesystem (see the section below);
 #   - resolved configurations with long lines read back.
@@ -185,6 +186,9 @@ for f in "$S"/tests/data/hdf5-crashers/*.h5; do
            fi ;;
   esac
   [ "$(wc -l < "$T/err")" -eq 1 ] && ok "$b: one line" || { bad "$b: one line"; cat "$T/err"; }
+  printf '[workload]\nsource = model\nmodel = %s\n' "$b" > "$T/mc.ini"
+  expect 1 "$b" "run with model file $b: a clean error" -- "$EXE" run "$T/mc.ini" -o "$T/r.h5"
+  [ "$(wc -l < "$T/err")" -eq 1 ] && ok "model $b: one line" || { bad "model $b: one line"; cat "$T/err"; }
   expect 1 "$b" "report of $b: a clean error" -- "$EXE" report "$T/$b"
 done
 [ ! -e "$T/r.h5" ] && notmp "$T/r.h5" && ok "no trace from a hostile input" || bad "no trace from a hostile input"

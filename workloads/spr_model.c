@@ -1,220 +1,190 @@
 /* spr_model.c - model reader and forward pass (model in spr_model.h,
- * format in docs/models.md). */
+ * format in docs/models.md).  The model file is read through the isolated
+ * reader (core/spr_h5r.h, docs/isolation.md): a model may come from
+ * anyone, and libhdf5 runs in a child process. */
 #include "config.h"
 #include "spr_model.h"
 #include "spr_error.h"
-#include "spr_h5quiet.h"
+#include "spr_h5r.h"
 #include "spr_mat.h"
 
-#include <hdf5.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- reading ---------------------------------------------------------- */
 
-/* Nonzero when the link `name` (a path, every prefix checked) exists. */
-static int exists(hid_t f, const char *name) {
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", name);
-  for (char *p = buf; (p = strchr(p + 1, '/'));) {
-    *p = '\0';
-    int ok = H5Lexists(f, buf, H5P_DEFAULT) > 0;
-    *p = '/';
-    if (!ok) return 0;
-  }
-  return H5Lexists(f, buf, H5P_DEFAULT) > 0;
+/* *yes = whether `name` (a path; spr_h5r_kind checks every prefix) names
+ * an object.  Returns the reader's failure, never read as "missing". */
+static int exists(spr_h5r *f, const char *name, int *yes) {
+  int kind, rc = spr_h5r_kind(f, name, &kind);
+  *yes = !rc && kind != SPR_H5R_MISSING;
+  return rc;
 }
 
-/* Open attribute `name` of object `obj` (a scalar or one element), checking
- * its type class against want (or want2 when >= 0). */
-static int attr_open(const char *path, hid_t f, const char *obj, const char *name, int want,
-                     int want2, const char *kind, hid_t *out) {
-  *out = -1;
-  if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0)
-    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' missing", path, name, obj);
-  hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0) return spr_error(SPR_EHDF5, "%s: cannot open attribute '%s' of '%s'", path, name, obj);
-  hid_t ty = H5Aget_type(a), sp = H5Aget_space(a);
-  const int cls = ty >= 0 ? (int)H5Tget_class(ty) : -1;
-  const hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-  H5Tclose(ty);
-  H5Sclose(sp);
-  if (cls != want && cls != want2) {
-    H5Aclose(a);
+/* Type and shape of attribute `name` of object `obj` (a scalar or one
+ * element), its type class checked against want (or want2 when >= 0);
+ * numbers must be of a standard type (an IEEE float of 4 or 8 bytes, a
+ * plain integer). */
+static int attr_check(const char *path, spr_h5r *f, const char *obj, const char *name, int want,
+                      int want2, const char *kind) {
+  int ex;
+  spr_h5r_info in;
+  int rc = spr_h5r_attr_info(f, obj, name, &ex, &in);
+  if (rc) return rc;
+  if (!ex) return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' missing", path, name, obj);
+  if (in.cls != want && in.cls != want2)
     return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is not %s", path, name, obj, kind);
-  }
-  if (np != 1) {
-    H5Aclose(a);
+  if (in.npoints != 1)
     return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' has %lld values, expected one", path,
-                     name, obj, (long long)np);
-  }
-  *out = a;
+                     name, obj, in.rank < 0 ? 0LL : (long long)in.npoints);
+  if (in.cls != SPR_H5R_STRING && !in.standard)
+    return spr_error(SPR_EHDF5, "%s: attribute '%s' of '%s' is a non-standard %llu-byte type, "
+                     "expected %s", path, name, obj, (unsigned long long)in.size, kind);
   return 0;
 }
 
-static int attr_int(const char *path, hid_t f, const char *obj, const char *name, long long lo,
+/* Integers are read as int64 (libhdf5 saturates an out-of-range
+ * conversion silently) and range-checked here. */
+static int attr_int(const char *path, spr_h5r *f, const char *obj, const char *name, long long lo,
                     long long hi, int *out) {
-  hid_t a;
-  int rc = attr_open(path, f, obj, name, H5T_INTEGER, -1, "an integer", &a);
+  int rc = attr_check(path, f, obj, name, SPR_H5R_INTEGER, -1, "an integer");
   if (rc) return rc;
-  long long v = 0;
-  herr_t e = H5Aread(a, H5T_NATIVE_LLONG, &v);
-  H5Aclose(a);
-  if (e < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  int64_t v = 0;
+  if ((rc = spr_h5r_attr_read(f, obj, name, SPR_H5R_I64, &v, sizeof v))) return rc;
   if (v < lo || v > hi)
     return spr_error(SPR_EINVAL, "%s: attribute '%s' of '%s' is %lld, outside [%lld, %lld]", path,
-                     name, obj, v, lo, hi);
+                     name, obj, (long long)v, lo, hi);
   *out = (int)v;
   return 0;
 }
 
-static int attr_double(const char *path, hid_t f, const char *obj, const char *name,
+static int attr_double(const char *path, spr_h5r *f, const char *obj, const char *name,
                        double *out) {
-  hid_t a;
-  int rc = attr_open(path, f, obj, name, H5T_FLOAT, H5T_INTEGER, "a number", &a);
+  int rc = attr_check(path, f, obj, name, SPR_H5R_FLOAT, SPR_H5R_INTEGER, "a number");
   if (rc) return rc;
   double v = 0;
-  herr_t e = H5Aread(a, H5T_NATIVE_DOUBLE, &v);
-  H5Aclose(a);
-  if (e < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  if ((rc = spr_h5r_attr_read(f, obj, name, SPR_H5R_F64, &v, sizeof v))) return rc;
   if (!isfinite(v))
     return spr_error(SPR_EINVAL, "%s: attribute '%s' of '%s' is %g, not finite", path, name, obj, v);
   *out = v;
   return 0;
 }
 
-/* String attribute (variable or fixed length) into buf[n]. */
-static int attr_str(const char *path, hid_t f, const char *obj, const char *name, char *buf,
+/* String attribute (variable or fixed length, any padding) into buf[n]; a
+ * longer string is an error naming it (never cut). */
+static int attr_str(const char *path, spr_h5r *f, const char *obj, const char *name, char *buf,
                     size_t n) {
-  hid_t a;
-  int rc = attr_open(path, f, obj, name, H5T_STRING, -1, "a string", &a);
+  int rc = attr_check(path, f, obj, name, SPR_H5R_STRING, -1, "a string");
   if (rc) return rc;
-  hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-  herr_t e = -1;
-  if (H5Tis_variable_str(ft) > 0) {
-    char *s = NULL;
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5Tget_cset(ft));
-    e = H5Aread(a, mt, &s);
-    if (e >= 0) {
-      snprintf(buf, n, "%s", s ? s : "");
-      H5free_memory(s);
-    }
-  } else {
-    size_t sz = H5Tget_size(ft);
-    char *s = calloc(sz + 1, 1);
-    if (s) {
-      H5Tset_size(mt, sz + 1);
-      e = H5Aread(a, mt, s);
-      if (e >= 0) snprintf(buf, n, "%s", s);
-      free(s);
-    }
-  }
-  H5Tclose(mt);
-  H5Tclose(ft);
-  H5Aclose(a);
-  if (e < 0) return spr_error(SPR_EHDF5, "%s: cannot read attribute '%s' of '%s'", path, name, obj);
+  char *s = NULL;
+  if ((rc = spr_h5r_read_str(f, obj, name, n - 1, &s))) return rc;
+  snprintf(buf, n, "%s", s);
+  free(s);
   return 0;
 }
 
-/* Open dataset `name` into *d with its type class, rank (-1 when not
- * simple) and up to 4 sizes. */
-static int dset_open(const char *path, hid_t f, const char *name, hid_t *d, int *cls, int *rank,
-                     hsize_t dims[4]) {
-  *d = -1;
-  if (!exists(f, name)) return spr_error(SPR_EHDF5, "%s: dataset '%s' missing", path, name);
-  *d = H5Dopen2(f, name, H5P_DEFAULT);
-  if (*d < 0) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, name);
-  hid_t ty = H5Dget_type(*d), sp = H5Dget_space(*d);
-  *cls = ty >= 0 ? (int)H5Tget_class(ty) : -1;
-  *rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-  memset(dims, 0, 4 * sizeof *dims);
-  if (*rank >= 1 && *rank <= 4) H5Sget_simple_extent_dims(sp, dims, NULL);
-  H5Tclose(ty);
-  H5Sclose(sp);
-  return 0;
+/* Type and shape of dataset `name`. */
+static int dset_info(const char *path, spr_h5r *f, const char *name, spr_h5r_info *in) {
+  int kind, rc = spr_h5r_kind(f, name, &kind);
+  if (rc) return rc;
+  if (kind == SPR_H5R_MISSING) return spr_error(SPR_EHDF5, "%s: dataset '%s' missing", path, name);
+  if (kind != SPR_H5R_DATASET) return spr_error(SPR_EHDF5, "%s: '%s' is not a dataset", path, name);
+  return spr_h5r_dset_info(f, name, in);
 }
 
 /* Dataset `name` of rank `rank` and shape dims, floating point, every
- * element finite, into a new array of `mem` (H5T_NATIVE_FLOAT or
- * H5T_NATIVE_DOUBLE) elements. */
-static int read_real(const char *path, hid_t f, const char *name, int rank, const hsize_t *dims,
-                     hid_t mem, void **out) {
+ * element finite, into a new array of `mem` (SPR_H5R_F32 or SPR_H5R_F64)
+ * elements. */
+static int read_real(const char *path, spr_h5r *f, const char *name, int rank,
+                     const uint64_t *dims, int mem, void **out) {
   *out = NULL;
-  hid_t d;
-  int cls, r;
-  hsize_t got[4];
-  int rc = dset_open(path, f, name, &d, &cls, &r, got);
+  spr_h5r_info in;
+  int rc = dset_info(path, f, name, &in);
   if (rc) return rc;
+  const int r = in.rank;
   char want[96] = "", have[96] = "";
   for (int k = 0; k < rank; k++)
     snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", k ? " x " : "",
              (unsigned long long)dims[k]);
   for (int k = 0; k < r && k < 4; k++)
     snprintf(have + strlen(have), sizeof have - strlen(have), "%s%llu", k ? " x " : "",
-             (unsigned long long)got[k]);
-  if (cls != H5T_FLOAT) {
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not floating point", path, name);
-  } else if (r != rank || memcmp(got, dims, (size_t)rank * sizeof *dims)) {
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has shape %s%s, expected %s", path, name,
-                   r > 4 ? "of rank " : "", r > 4 ? "> 4" : (r == 0 ? "scalar" : have), want);
-  }
-  const int dbl = mem == H5T_NATIVE_DOUBLE;
+             (unsigned long long)in.dims[k]);
+  if (in.cls != SPR_H5R_FLOAT)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is not floating point", path, name);
+  if (r != rank || memcmp(in.dims, dims, (size_t)rank * sizeof *dims))
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has shape %s%s, expected %s", path, name,
+                     r > 4 ? "of rank " : "",
+                     r > 4 ? "> 4" : (r == 0 ? "scalar" : r < 0 ? "null" : have), want);
+  if (!in.standard)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is a non-standard %llu-byte floating-point type "
+                     "(use float32 or float64)", path, name, (unsigned long long)in.size);
+  const int dbl = mem == SPR_H5R_F64;
   const size_t es = dbl ? sizeof(double) : sizeof(float);
   size_t count = 1;
   for (int k = 0; k < rank; k++) count *= (size_t)dims[k];
-  void *buf = rc ? NULL : malloc(count * es);
-  if (!rc && !buf) rc = spr_error(SPR_ENOMEM, "%s: out of memory for '%s'", path, name);
-  if (!rc && H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", path, name);
+  void *buf = malloc(count * es);
+  if (!buf) return spr_error(SPR_ENOMEM, "%s: out of memory for '%s'", path, name);
+  rc = spr_h5r_read(f, name, mem, 0, NULL, NULL, buf, count * es);
   for (size_t k = 0; !rc && k < count; k++) {
     const double v = dbl ? ((double *)buf)[k] : (double)((float *)buf)[k];
     if (!isfinite(v))
       rc = spr_error(SPR_EHDF5, "%s: dataset '%s': element %zu is %g (not finite)", path, name, k,
                      v);
   }
-  H5Dclose(d);
   if (rc) free(buf);
   else *out = buf;
   return rc;
 }
 
-static int read_floats(const char *path, hid_t f, const char *name, int rank, const hsize_t *dims,
-                       float **out) {
-  return read_real(path, f, name, rank, dims, H5T_NATIVE_FLOAT, (void **)out);
+static int read_floats(const char *path, spr_h5r *f, const char *name, int rank,
+                       const uint64_t *dims, float **out) {
+  return read_real(path, f, name, rank, dims, SPR_H5R_F32, (void **)out);
 }
 
 /* 1-D integer dataset of 1 .. 10^8 values below `below` into a new byte
- * array; *len: the expected length (or -1: any), set to the length read. */
-static int read_u8(const char *path, hid_t f, const char *name, int below, int *len,
+ * array; *len: the expected length (or -1: any), set to the length read.
+ * Read as int64 (no silent saturation) in slices of READ_U8_SLICE values,
+ * each range-checked. */
+#define READ_U8_SLICE ((uint64_t)1 << 20)
+static int read_u8(const char *path, spr_h5r *f, const char *name, int below, int *len,
                    uint8_t **out) {
   *out = NULL;
-  hid_t d;
-  int cls, r;
-  hsize_t dims[4];
-  int rc = dset_open(path, f, name, &d, &cls, &r, dims);
+  spr_h5r_info in;
+  int rc = dset_info(path, f, name, &in);
   if (rc) return rc;
-  const hsize_t n = dims[0];
-  if (cls != H5T_INTEGER) rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not integer", path, name);
-  else if (r != 1 || n < 1 || n > 100000000)
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' is not a 1-D array of 1 .. 10^8 values", path,
-                   name);
-  else if (*len >= 0 && (int)n != *len)
-    rc = spr_error(SPR_EHDF5, "%s: dataset '%s' has %llu values, expected %d", path, name,
-                   (unsigned long long)n, *len);
-  int *buf = rc ? NULL : malloc(n * sizeof *buf);
-  uint8_t *u = rc ? NULL : malloc(n);
-  if (!rc && (!buf || !u)) rc = spr_error(SPR_ENOMEM, "%s: out of memory for '%s'", path, name);
-  if (!rc && H5Dread(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-    rc = spr_error(SPR_EHDF5, "%s: cannot read dataset '%s'", path, name);
-  for (hsize_t k = 0; !rc && k < n; k++) {
-    if (buf[k] < 0 || buf[k] >= below)
-      rc = spr_error(SPR_EINVAL, "%s: dataset '%s': element %llu is %d (valid: 0..%d)", path,
-                     name, (unsigned long long)k, buf[k], below - 1);
-    else u[k] = (uint8_t)buf[k];
+  const uint64_t n = in.rank >= 1 ? in.dims[0] : 0;
+  if (in.cls != SPR_H5R_INTEGER)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is not integer", path, name);
+  if (in.rank != 1 || n < 1 || n > 100000000)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is not a 1-D array of 1 .. 10^8 values", path,
+                     name);
+  if (*len >= 0 && n != (uint64_t)*len)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' has %llu values, expected %d", path, name,
+                     (unsigned long long)n, *len);
+  if (!in.standard)
+    return spr_error(SPR_EHDF5, "%s: dataset '%s' is a non-standard %llu-byte integer type", path,
+                     name, (unsigned long long)in.size);
+  const uint64_t slice = n < READ_U8_SLICE ? n : READ_U8_SLICE;
+  int64_t *buf = malloc(slice * sizeof *buf);
+  uint8_t *u = malloc(n);
+  if (!buf || !u) rc = spr_error(SPR_ENOMEM, "%s: out of memory for '%s'", path, name);
+  for (uint64_t k0 = 0; !rc && k0 < n; k0 += slice) {
+    uint64_t cnt = n - k0 < slice ? n - k0 : slice;
+    if ((rc = spr_h5r_read(f, name, SPR_H5R_I64, 1, &k0, &cnt, buf, cnt * sizeof *buf))) break;
+    for (uint64_t k = 0; k < cnt; k++) {
+      if (buf[k] < 0 || buf[k] >= below) {
+        rc = spr_error(SPR_EINVAL, "%s: dataset '%s': element %llu is %lld (valid: 0..%d)", path,
+                       name, (unsigned long long)(k0 + k), (long long)buf[k], below - 1);
+        break;
+      }
+      u[k0 + k] = (uint8_t)buf[k];
+    }
   }
-  H5Dclose(d);
   free(buf);
   if (rc) free(u);
   else {
@@ -223,6 +193,7 @@ static int read_u8(const char *path, hid_t f, const char *name, int below, int *
   }
   return rc;
 }
+#undef READ_U8_SLICE
 
 const char *spr_model_input_name(int input) {
   return input == SPR_MODEL_TEXT ? "text" : "image";
@@ -243,7 +214,7 @@ void spr_model_free(spr_model *m) {
 }
 
 /* Root attributes: the architecture and its input. */
-static int load_header(const char *path, hid_t f, spr_model *m) {
+static int load_header(const char *path, spr_h5r *f, spr_model *m) {
   int rc;
   char s[64];
   if ((rc = attr_str(path, f, "/", "format", s, sizeof s))) return rc;
@@ -273,8 +244,9 @@ static int load_header(const char *path, hid_t f, spr_model *m) {
   if (!(m->ln_eps > 0))
     return spr_error(SPR_EINVAL, "%s: attribute 'ln_eps' is %g (must be > 0)", path, m->ln_eps);
   m->head_dim = m->dim / m->heads;
-  if (H5Aexists(f, "reference") > 0 &&
-      (rc = attr_str(path, f, "/", "reference", m->reference, sizeof m->reference)))
+  int ex;
+  if ((rc = spr_h5r_attr_info(f, "/", "reference", &ex, NULL))) return rc;
+  if (ex && (rc = attr_str(path, f, "/", "reference", m->reference, sizeof m->reference)))
     return rc;
   if (text) {
     if ((rc = attr_int(path, f, "/", "vocab", 2, 256, &m->vocab))) return rc;
@@ -311,16 +283,15 @@ static int load_header(const char *path, hid_t f, spr_model *m) {
 }
 
 /* The /eval group, when present. */
-static int load_eval(const char *path, hid_t f, spr_model *m) {
-  int rc;
+static int load_eval(const char *path, spr_h5r *f, spr_model *m) {
+  int rc, yes;
   m->eval_exact = NAN;
-  if (!exists(f, "eval")) return 0;
+  if ((rc = exists(f, "eval", &yes)) || !yes) return rc;
   const char *key = m->input == SPR_MODEL_TEXT ? "bpc_exact" : "top1_exact";
-  if (H5Aexists_by_name(f, "eval", key, H5P_DEFAULT) > 0 &&
-      (rc = attr_double(path, f, "eval", key, &m->eval_exact)))
-    return rc;
+  if ((rc = spr_h5r_attr_info(f, "eval", key, &yes, NULL))) return rc;
+  if (yes && (rc = attr_double(path, f, "eval", key, &m->eval_exact))) return rc;
   if (m->input == SPR_MODEL_IMAGE) {
-    if (!exists(f, "eval/labels")) return 0;
+    if ((rc = exists(f, "eval/labels", &yes)) || !yes) return rc;
     int len = -1;
     if ((rc = read_u8(path, f, "eval/labels", m->outputs, &len, &m->eval_labels)) ||
         (rc = read_u8(path, f, "eval/pred_exact", m->outputs, &len, &m->eval_pred_exact)))
@@ -328,13 +299,14 @@ static int load_eval(const char *path, hid_t f, spr_model *m) {
     m->n_eval = len;
     return 0;
   }
-  if (!exists(f, "eval/tokens")) return 0;
+  if ((rc = exists(f, "eval/tokens", &yes)) || !yes) return rc;
   int len = -1;
   if ((rc = read_u8(path, f, "eval/tokens", m->vocab, &len, &m->eval_tokens))) return rc;
   m->n_eval = len;
-  if (exists(f, "eval/nats_exact")) {
-    const hsize_t w = (hsize_t)spr_model_windows(m, len);
-    if ((rc = read_real(path, f, "eval/nats_exact", 1, &w, H5T_NATIVE_DOUBLE,
+  if ((rc = exists(f, "eval/nats_exact", &yes))) return rc;
+  if (yes) {
+    const uint64_t w = (uint64_t)spr_model_windows(m, len);
+    if ((rc = read_real(path, f, "eval/nats_exact", 1, &w, SPR_H5R_F64,
                         (void **)&m->eval_nats_exact)))
       return rc;
     m->eval_windows = (int)w;
@@ -342,19 +314,19 @@ static int load_eval(const char *path, hid_t f, spr_model *m) {
   return 0;
 }
 
-static int load_body(const char *path, hid_t f, spr_model *m) {
-  int rc;
+static int load_body(const char *path, spr_h5r *f, spr_model *m) {
+  int rc, yes;
   if ((rc = load_header(path, f, m))) return rc;
-  const hsize_t D = (hsize_t)m->dim, P2 = (hsize_t)m->patch * m->patch, T = (hsize_t)m->tokens,
-                M = (hsize_t)m->mlp, O = (hsize_t)m->outputs;
-  hsize_t s[2];
+  const uint64_t D = (uint64_t)m->dim, P2 = (uint64_t)m->patch * m->patch, T = (uint64_t)m->tokens,
+                 M = (uint64_t)m->mlp, O = (uint64_t)m->outputs;
+  uint64_t s[2];
 #define RD1(name, n0, dst) (s[0] = (n0), read_floats(path, f, name, 1, s, dst))
 #define RD2(name, n0, n1, dst) (s[0] = (n0), s[1] = (n1), read_floats(path, f, name, 2, s, dst))
   if (m->input == SPR_MODEL_IMAGE) {
     if ((rc = RD2("embed_w", D, P2, &m->embed_w)) || (rc = RD1("embed_b", D, &m->embed_b)) ||
         (rc = RD1("cls", D, &m->cls)))
       return rc;
-  } else if ((rc = RD2("tok_emb", (hsize_t)m->vocab, D, &m->tok_emb))) {
+  } else if ((rc = RD2("tok_emb", (uint64_t)m->vocab, D, &m->tok_emb))) {
     return rc;
   }
   if ((rc = RD2("pos", T, D, &m->pos))) return rc;
@@ -362,7 +334,8 @@ static int load_body(const char *path, hid_t f, spr_model *m) {
     spr_model_layer *y = &m->layer[l];
     char g[32], n[64];
     snprintf(g, sizeof g, "layer_%d", l);
-    if (!exists(f, g)) return spr_error(SPR_EHDF5, "%s: group '%s' missing (depth %d)", path, g, m->depth);
+    if ((rc = exists(f, g, &yes))) return rc;
+    if (!yes) return spr_error(SPR_EHDF5, "%s: group '%s' missing (depth %d)", path, g, m->depth);
 #define NM(x) (snprintf(n, sizeof n, "%s/%s", g, x), n)
     if ((rc = RD1(NM("ln1_w"), D, &y->ln1_w)) || (rc = RD1(NM("ln1_b"), D, &y->ln1_b)) ||
         (rc = RD2(NM("qkv_w"), 3 * D, D, &y->qkv_w)) || (rc = RD1(NM("qkv_b"), 3 * D, &y->qkv_b)) ||
@@ -378,28 +351,42 @@ static int load_body(const char *path, hid_t f, spr_model *m) {
     return rc;
 #undef RD1
 #undef RD2
-  if (exists(f, "theta")) {
-    const hsize_t L = (hsize_t)m->depth;
+  if ((rc = exists(f, "theta", &yes))) return rc;
+  if (yes) {
+    const uint64_t L = (uint64_t)m->depth;
     double *th;
-    if ((rc = read_real(path, f, "theta", 1, &L, H5T_NATIVE_DOUBLE, (void **)&th))) return rc;
+    if ((rc = read_real(path, f, "theta", 1, &L, SPR_H5R_F64, (void **)&th))) return rc;
     memcpy(m->theta, th, (size_t)m->depth * sizeof *th);
     free(th);
     m->has_theta = 1;
   }
-  return load_eval(path, f, m);
+  if ((rc = load_eval(path, f, m))) return rc;
+  /* the checksum of the bytes just read: the reader checked the file
+   * unchanged around every read, and hashes the same descriptor */
+  m->file_bytes = spr_h5r_size(f);
+  return spr_h5r_content_id(f, m->content_id, sizeof m->content_id);
+}
+
+/* Open the model file in the isolated reader.  A file that cannot be
+ * opened is named as before the reader was isolated ("<path>: cannot open
+ * the model: <reason>"); the reader's own messages call it "the model". */
+static int open_model(const char *path, spr_h5r **f) {
+  *f = NULL;
+  if (!path) return spr_error(SPR_EINVAL, "spr_model_load: no model file named");
+  const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return spr_error(SPR_EIO, "%s: cannot open the model: %s", path, strerror(errno));
+  close(fd);
+  return spr_h5r_open(path, "model", NULL, f);
 }
 
 int spr_model_load(const char *path, spr_model *m) {
   memset(m, 0, sizeof *m);
-  spr__h5_quiet q;
-  spr__h5_quiet_on(&q);
-  hid_t f;
-  int rc = spr__h5_open_ro(path, "the model", &f);
+  spr_h5r *f;
+  int rc = open_model(path, &f);
   if (!rc) {
     rc = load_body(path, f, m);
-    H5Fclose(f);
+    spr_h5r_close(f);
   }
-  spr__h5_quiet_off(&q);
   if (rc) spr_model_free(m);
   return rc;
 }
@@ -407,15 +394,12 @@ int spr_model_load(const char *path, spr_model *m) {
 int spr_model_input_of(const char *path) {
   spr_model m;
   memset(&m, 0, sizeof m);
-  spr__h5_quiet q;
-  spr__h5_quiet_on(&q);
-  hid_t f;
-  int rc = spr__h5_open_ro(path, "the model", &f);
+  spr_h5r *f;
+  int rc = open_model(path, &f);
   if (!rc) {
     rc = load_header(path, f, &m);
-    H5Fclose(f);
+    spr_h5r_close(f);
   }
-  spr__h5_quiet_off(&q);
   return rc ? rc : m.input;
 }
 

@@ -82,10 +82,15 @@ typedef struct {
   int eval_windows;         /* text: windows of nats_exact (or 0) */
   double *eval_nats_exact;  /* text: PyTorch's nats per window, exact */
   double eval_exact;        /* top1_exact or bpc_exact (NaN when absent) */
+  /* the file as read (spr_model_load) */
+  char content_id[32];      /* "fnv1a64:<16 hex>" of its bytes */
+  long long file_bytes;     /* its size */
 } spr_model;
 
-/* Read the model file `path` into *m (free with spr_model_free).
- * Checks: root attributes format = "sprintsim-model", version = 1, input
+/* Read the model file `path` into *m (free with spr_model_free) through
+ * the isolated reader (spr_h5r.h: libhdf5 runs in a child process, the
+ * file is checked unchanged around every read); m->content_id and
+ * m->file_bytes identify the bytes read.  Checks: root attributes format = "sprintsim-model", version = 1, input
  * "image" or "text", causal 0 or 1 (1 for text, 0 for image), dim (1 ..
  * SPR_MODEL_MAX_DIM), depth (1 .. SPR_MAX_LAYERS), heads (1 ..
  * SPR_MAX_HEADS, dividing dim), mlp (1 .. SPR_MODEL_MAX_MLP), tokens (2 ..
@@ -96,10 +101,15 @@ typedef struct {
  * the exact shape, every element finite; /theta, when present, depth
  * finite values; /eval, when present: image labels and pred_exact of one
  * length below classes; text tokens below vocab, nats_exact finite.
+ * Numbers must be of a standard type (IEEE float32/64, plain integers of
+ * 1 to 8 bytes); strings may be of any padding or variable length, never
+ * longer than their field.
  * Errors (the message names the file, the dataset or attribute, its shape
- * or value and the expected one): SPR_EIO, SPR_EHDF5 (not HDF5, missing,
- * wrong type or shape, a NaN or Inf), SPR_EINVAL (an attribute's value),
- * SPR_ENOMEM.  On error *m holds nothing to free. */
+ * or value and the expected one): SPR_EIO (cannot open, the file changed
+ * while read), SPR_EHDF5 (not HDF5, missing, wrong type or shape, a NaN
+ * or Inf, libhdf5 crashed or looped on a damaged or crafted file),
+ * SPR_EINVAL (an attribute's value), SPR_ENOMEM.  On error *m holds
+ * nothing to free. */
 int spr_model_load(const char *path, spr_model *m);
 
 /* The input kind (enum spr_model_input) of the model file `path` from its
