@@ -396,9 +396,16 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
             (long long)r.scheme[SPR_SCHEME_SPRINT].theta_saturated, c->thr.bits);
   fprintf(info, "%d %s in %.1f s\n", N, text ? "windows" : "images", r.seconds);
   int wrc = spr_model_eval_write(out, c, &r, PACKAGE_VERSION);
+  if (!wrc && cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
+    unlink(out);
+    fprintf(stderr, "%s: the file size limit (ulimit -f) was reached; %s not written\n", cmd_prog, out);
+    wrc = 1;
+    status = 1;
+  } else if (wrc) {
+    status = cmd_fail(1, NULL);
+  }
   if (spr_table_close(tab, !wrc) && !wrc) status = cmd_fail(1, "standard output");
-  if (wrc) status = cmd_fail(1, NULL);
-  else fprintf(info, "output: %s\n", out);
+  if (!wrc) fprintf(info, "output: %s\n", out);
   spr_model_eval_result_free(&r);
 done:
   if (have_data) spr_fmnist_free(&data);

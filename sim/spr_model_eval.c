@@ -6,19 +6,16 @@
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_h5quiet.h"
+#include "spr_output.h"
 
 #include <cblas.h>
-#include <errno.h>
 #include <hdf5.h>
-#include <hdf5_hl.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 const char *spr_model_scheme_name(int s) {
   if (s == SPR_MEVAL_EXACT) return "exact";
@@ -484,33 +481,107 @@ done:
 
 /* ---- output ------------------------------------------------------------- */
 
-static int put_str(hid_t loc, const char *obj, const char *name, const char *v) {
-  return H5LTset_attribute_string(loc, obj, name, v) < 0 ? -1 : 0;
+/* The writer's state: the file, its temporary name (for messages) and the
+ * first error; every helper does nothing once rc is set. */
+typedef struct {
+  hid_t f;
+  const char *tmp;
+  int rc;
+} wctx;
+
+static hid_t str_type(size_t len) {
+  hid_t ty = H5Tcopy(H5T_C_S1);
+  if (ty >= 0 && (H5Tset_size(ty, len + 1) < 0 || H5Tset_strpad(ty, H5T_STR_NULLTERM) < 0)) {
+    H5Tclose(ty);
+    return -1;
+  }
+  return ty;
 }
 
-static int put_f64(hid_t loc, const char *obj, const char *name, double v) {
-  return H5LTset_attribute_double(loc, obj, name, &v, 1) < 0 ? -1 : 0;
+/* Scalar attribute `name` of object `obj` (a path) of file type ftype. */
+static void w_attr(wctx *w, const char *obj, const char *name, hid_t ftype, hid_t mtype,
+                   const void *val) {
+  if (w->rc) return;
+  hid_t sp = H5Screate(H5S_SCALAR), a = -1;
+  if (sp < 0 || (a = H5Acreate_by_name(w->f, obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT,
+                                       H5P_DEFAULT)) < 0 ||
+      H5Awrite(a, mtype, val) < 0)
+    w->rc = spr__h5_fail(w->tmp, "cannot write attribute '%s' of '%s'", name, obj);
+  if (a >= 0 && H5Aclose(a) < 0 && !w->rc)
+    w->rc = spr__h5_fail(w->tmp, "cannot finish attribute '%s' of '%s'", name, obj);
+  if (sp >= 0) H5Sclose(sp);
 }
 
-static int put_i64(hid_t loc, const char *obj, const char *name, int64_t v) {
-  long long x = v;
-  return H5LTset_attribute_long_long(loc, obj, name, &x, 1) < 0 ? -1 : 0;
+static void w_str(wctx *w, const char *obj, const char *name, const char *v) {
+  if (w->rc) return;
+  hid_t ty = str_type(strlen(v));
+  if (ty < 0) w->rc = spr__h5_fail(w->tmp, "cannot make a string type");
+  w_attr(w, obj, name, ty, ty, v);
+  if (ty >= 0) H5Tclose(ty);
+}
+
+static void w_f64(wctx *w, const char *obj, const char *name, double v) {
+  w_attr(w, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+static void w_i64(wctx *w, const char *obj, const char *name, int64_t v) {
+  w_attr(w, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
+static void w_group(wctx *w, const char *path) {
+  if (w->rc) return;
+  hid_t g = H5Gcreate2(w->f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) w->rc = spr__h5_fail(w->tmp, "cannot create group '%s'", path);
+  else if (H5Gclose(g) < 0) w->rc = spr__h5_fail(w->tmp, "cannot finish group '%s'", path);
+}
+
+/* Dataset `path` (rank 0 when n is NULL, else 1-D of *n values) of file
+ * type ftype from v, with a unit and a description when unit is set. */
+static void w_dset(wctx *w, const char *path, hid_t ftype, hid_t mtype, const hsize_t *n,
+                   const void *v, const char *unit, const char *desc) {
+  if (w->rc) return;
+  hid_t sp = n ? H5Screate_simple(1, n, NULL) : H5Screate(H5S_SCALAR), d = -1;
+  if (sp < 0 || (d = H5Dcreate2(w->f, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+      ((!n || *n > 0) && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0))
+    w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
+  if (sp >= 0) H5Sclose(sp);
+  /* data may reach the file only when the dataset is closed */
+  if (d >= 0 && H5Dclose(d) < 0 && !w->rc)
+    w->rc = spr__h5_fail(w->tmp, "cannot finish dataset '%s'", path);
+  if (unit) {
+    w_str(w, path, "unit", unit);
+    w_str(w, path, "description", desc);
+  }
 }
 
 /* 1-D dataset of n values with a unit and a description. */
-static int put_vec(hid_t f, const char *name, hid_t type, hsize_t n, const void *v,
-                   const char *unit, const char *desc) {
-  if (H5LTmake_dataset(f, name, 1, &n, type, v) < 0) return -1;
-  if (put_str(f, name, "unit", unit) || put_str(f, name, "description", desc)) return -1;
-  return 0;
+static void w_vec(wctx *w, const char *path, hid_t ftype, hid_t mtype, hsize_t n, const void *v,
+                  const char *unit, const char *desc) {
+  w_dset(w, path, ftype, mtype, &n, v, unit, desc);
 }
 
-static int write_body(hid_t f, const spr_config *c, const spr_model_eval_result *r,
-                      const char *version) {
+static void w_dset_str(wctx *w, const char *path, const char *v) {
+  if (w->rc) return;
+  hid_t ty = str_type(strlen(v));
+  if (ty < 0) w->rc = spr__h5_fail(w->tmp, "cannot make a string type");
+  w_dset(w, path, ty, ty, NULL, v, NULL, NULL);
+  if (ty >= 0) H5Tclose(ty);
+}
+
+/* A failed write of the output driver stops the writer early. */
+static void w_status(wctx *w) {
+  if (!w->rc) w->rc = spr__h5_out_status(w->f, w->tmp);
+}
+
+static void write_body(wctx *w, const spr_config *c, const spr_model_eval_result *r,
+                       const char *version) {
   const int text = r->input == SPR_MODEL_TEXT;
   /* the configuration as run: the workload sizes are the model's */
   spr_config *mc = malloc(sizeof *mc);
-  if (!mc) return -2;
+  if (!mc) {
+    w->rc = spr_error(SPR_ENOMEM, "%s: out of memory", w->tmp);
+    return;
+  }
   *mc = *c;
   mc->wl.seq_len = r->tokens;
   mc->wl.n_layers = r->depth;
@@ -519,117 +590,105 @@ static int write_body(hid_t f, const spr_config *c, const spr_model_eval_result 
   mc->wl.causal = r->causal;
   char *ini = spr_config_to_ini(mc);
   free(mc);
-  if (!ini) return -2;
-  int bad = put_str(f, "/", "program", "sprintsim") || put_str(f, "/", "version", version) ||
-            put_str(f, "/", "format", "sprintsim-model-eval") ||
-            put_i64(f, "/", "format_version", 1) ||
-            put_str(f, "/", "input", spr_model_input_name(r->input)) ||
-            put_i64(f, "/", "causal", r->causal) ||
-            put_str(f, "/", "model", c->wl.model) || put_str(f, "/", "reference", r->reference) ||
-            put_str(f, "/", "loss_vs", spr_model_scheme_name(r->loss_vs)) ||
-            put_str(f, "/", "metric", text ? "bpc" : "top1") ||
-            (!text && put_str(f, "/", "dataset", c->wl.dataset)) ||
-            put_i64(f, "/", "first_item", r->first_item) ||
-            put_i64(f, "/", "items", r->n_items) || put_i64(f, "/", "depth", r->depth) ||
-            put_i64(f, "/", "heads", r->heads) || put_i64(f, "/", "tokens", r->tokens) ||
-            put_f64(f, "/", "seconds", r->seconds);
-  if (!bad) {
-    /* the seed is a uint64: H5LT has no setter for it */
-    const uint64_t seed = c->seed;
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = sp < 0 ? -1 : H5Acreate2(f, "seed", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    bad = a < 0 || H5Awrite(a, H5T_NATIVE_UINT64, &seed) < 0;
-    if (a >= 0) H5Aclose(a);
-    if (sp >= 0) H5Sclose(sp);
+  if (!ini) {
+    w->rc = spr_error(SPR_ENOMEM, "%s: out of memory", w->tmp);
+    return;
   }
-  hid_t g = bad ? -1 : H5Gcreate2(f, "/config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  bad = bad || g < 0 || H5Gclose(g) < 0 || H5LTmake_dataset_string(f, "/config/ini", ini) < 0;
+  w_str(w, "/", "program", "sprintsim");
+  w_str(w, "/", "version", version);
+  w_str(w, "/", "format", "sprintsim-model-eval");
+  w_i64(w, "/", "format_version", 1);
+  w_str(w, "/", "input", spr_model_input_name(r->input));
+  w_i64(w, "/", "causal", r->causal);
+  w_str(w, "/", "model", c->wl.model);
+  w_str(w, "/", "reference", r->reference);
+  w_str(w, "/", "loss_vs", spr_model_scheme_name(r->loss_vs));
+  w_str(w, "/", "metric", text ? "bpc" : "top1");
+  if (!text) w_str(w, "/", "dataset", c->wl.dataset);
+  w_i64(w, "/", "first_item", r->first_item);
+  w_i64(w, "/", "items", r->n_items);
+  w_i64(w, "/", "depth", r->depth);
+  w_i64(w, "/", "heads", r->heads);
+  w_i64(w, "/", "tokens", r->tokens);
+  w_f64(w, "/", "seconds", r->seconds);
+  const uint64_t seed = c->seed;
+  w_attr(w, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed);
+  w_group(w, "/config");
+  w_dset_str(w, "/config/ini", ini);
   free(ini);
+  w_status(w);
   const hsize_t N = (hsize_t)r->n_items;
-  int32_t *idx = bad ? NULL : malloc(N * sizeof *idx);
-  if (!bad && !idx) return -2;
+  int32_t *idx = w->rc ? NULL : malloc(N * sizeof *idx);
+  if (!w->rc && !idx) w->rc = spr_error(SPR_ENOMEM, "%s: out of memory", w->tmp);
   for (hsize_t i = 0; idx && i < N; i++) idx[i] = r->first_item + (int32_t)i;
-  bad = bad || put_vec(f, "/item_index", H5T_NATIVE_INT32, N, idx, "1",
-                       text ? "index of each evaluated window of the evaluation split"
-                            : "index of each evaluated image in the test set") ||
-        (!text && put_vec(f, "/labels", H5T_NATIVE_UINT8, N, r->labels, "1",
-                          "true class of each image"));
+  w_vec(w, "/item_index", H5T_STD_I32LE, H5T_NATIVE_INT32, N, idx, "1",
+        text ? "index of each evaluated window of the evaluation split"
+             : "index of each evaluated image in the test set");
   free(idx);
-  g = bad ? -1 : H5Gcreate2(f, "/schemes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  bad = bad || g < 0 || H5Gclose(g) < 0;
-  for (int s = 0; s < SPR_MEVAL_N_SCHEMES && !bad; s++) {
+  if (!text)
+    w_vec(w, "/labels", H5T_STD_U8LE, H5T_NATIVE_UINT8, N, r->labels, "1",
+          "true class of each image");
+  w_group(w, "/schemes");
+  for (int s = 0; s < SPR_MEVAL_N_SCHEMES && !w->rc; s++) {
     const spr_model_metrics *mt = &r->scheme[s];
     if (!mt->ran) continue;
     char p[64], d[96];
     snprintf(p, sizeof p, "/schemes/%s", spr_model_scheme_name(s));
-    g = H5Gcreate2(f, p, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    bad = g < 0 || H5Gclose(g) < 0 || put_f64(f, p, text ? "bpc" : "top1", mt->metric) ||
-          (!text && put_f64(f, p, "agreement", mt->agreement)) ||
-          put_f64(f, p, text ? "loss_pct" : "loss_pp", mt->loss) ||
-          put_f64(f, p, "keep_rate", mt->keep_rate) ||
-          put_f64(f, p, "bytes_fetched", mt->bytes_fetched) ||
-          put_f64(f, p, "energy_J", mt->energy_J) || put_f64(f, p, "cycles", mt->cycles) ||
-          put_i64(f, p, "theta_saturated", mt->theta_saturated);
-#define VEC(name, type, data, unit, desc) \
-  (snprintf(d, sizeof d, "%s/%s", p, name), put_vec(f, d, type, N, data, unit, desc))
-    bad = bad ||
-          (text ? VEC("nats", H5T_NATIVE_DOUBLE, r->nats[s], "nat",
-                      "sum over the window's targets of -ln p(target)")
-                : VEC("pred", H5T_NATIVE_UINT8, r->pred[s], "1", "predicted class of each image")) ||
-          VEC("keep_rate", H5T_NATIVE_DOUBLE, r->keep_rate[s], "1",
-              "kept (query, key) pairs over the allowed pairs of every layer and head, per item") ||
-          VEC("bytes_fetched", H5T_NATIVE_INT64, r->bytes_fetched[s], "B",
-              "ReRAM bytes fetched into the on-chip buffer, per item (0 for exact and reference)") ||
-          VEC("energy_J", H5T_NATIVE_DOUBLE, r->energy_J[s], "J",
-              "ledger energy of the attention of every layer and head, per item (NaN for exact "
-              "and reference)") ||
-          VEC("cycles", H5T_NATIVE_DOUBLE, r->cycles[s], "1",
-              "ledger latency in cycles, heads one after another, per item (NaN for exact and "
-              "reference)");
+    w_group(w, p);
+    w_f64(w, p, text ? "bpc" : "top1", mt->metric);
+    if (!text) w_f64(w, p, "agreement", mt->agreement);
+    w_f64(w, p, text ? "loss_pct" : "loss_pp", mt->loss);
+    w_f64(w, p, "keep_rate", mt->keep_rate);
+    w_f64(w, p, "bytes_fetched", mt->bytes_fetched);
+    w_f64(w, p, "energy_J", mt->energy_J);
+    w_f64(w, p, "cycles", mt->cycles);
+    w_i64(w, p, "theta_saturated", mt->theta_saturated);
+#define VEC(name, ft, mt_, data, unit, desc) \
+  (snprintf(d, sizeof d, "%s/%s", p, name), w_vec(w, d, ft, mt_, N, data, unit, desc))
+    if (text)
+      VEC("nats", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->nats[s], "nat",
+          "sum over the window's targets of -ln p(target)");
+    else
+      VEC("pred", H5T_STD_U8LE, H5T_NATIVE_UINT8, r->pred[s], "1", "predicted class of each image");
+    VEC("keep_rate", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->keep_rate[s], "1",
+        "kept (query, key) pairs over the allowed pairs of every layer and head, per item");
+    VEC("bytes_fetched", H5T_STD_I64LE, H5T_NATIVE_INT64, r->bytes_fetched[s], "B",
+        "ReRAM bytes fetched into the on-chip buffer, per item (0 for exact and reference)");
+    VEC("energy_J", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->energy_J[s], "J",
+        "ledger energy of the attention of every layer and head, per item (NaN for exact "
+        "and reference)");
+    VEC("cycles", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->cycles[s], "1",
+        "ledger latency in cycles, heads one after another, per item (NaN for exact and "
+        "reference)");
 #undef VEC
-    if (!bad) {
-      hsize_t L = (hsize_t)r->depth;
-      snprintf(d, sizeof d, "%s/keep_rate_layer", p);
-      bad = put_vec(f, d, H5T_NATIVE_DOUBLE, L, mt->keep_rate_layer, "1",
-                    "keep rate of each layer over the evaluated items");
-    }
+    snprintf(d, sizeof d, "%s/keep_rate_layer", p);
+    w_vec(w, d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)r->depth, mt->keep_rate_layer, "1",
+          "keep rate of each layer over the evaluated items");
+    w_status(w);
   }
-  return bad ? -1 : 0;
 }
 
 int spr_model_eval_write(const char *path, const spr_config *c, const spr_model_eval_result *r,
                          const char *version) {
-  size_t len = strlen(path);
-  char *tmp = malloc(len + 16);
-  if (!tmp) return spr_error(SPR_ENOMEM, "%s: out of memory", path);
-  snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    int rc = spr_error(SPR_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  /* the mode a plain create would give (mkstemp makes 0600) */
-  mode_t um = umask(0);
-  umask(um);
-  fchmod(fd, 0666 & ~um);
-  close(fd);
+  if (!path || !*path || !c || !r || !version)
+    return spr_error(SPR_EINVAL, "spr_model_eval_write: a NULL argument or an empty path");
+  char *tmp;
+  int rc = spr__out_begin(path, &tmp);
+  if (rc) return rc;
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
-  int rc = 0;
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) {
-    rc = spr_error(SPR_EHDF5, "%s: cannot create the HDF5 file", tmp);
-  } else {
-    int b = write_body(f, c, r, version);
-    if (H5Fclose(f) < 0 && !b) b = -1;
-    if (b == -2) rc = spr_error(SPR_ENOMEM, "%s: out of memory", tmp);
-    else if (b) rc = spr_error(SPR_EHDF5, "%s: cannot write the evaluation (disk full?)", tmp);
-  }
+  wctx w = {-1, tmp, 0};
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0) w.rc = spr__h5_fail(tmp, "cannot make the file-access properties");
+  if (!w.rc) w.rc = spr__h5_out_fapl(fapl, tmp);
+  if (!w.rc && (w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
+    w.rc = spr__h5_fail(tmp, "cannot create HDF5 file");
+  if (fapl >= 0) H5Pclose(fapl);
+  if (!w.rc) write_body(&w, c, r, version);
+  rc = spr__h5_close_output(w.f, tmp, w.rc); /* the verified close */
   spr__h5_quiet_off(&q);
-  if (!rc && rename(tmp, path))
-    rc = spr_error(SPR_EIO, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
-  if (rc) unlink(tmp);
+  if (!rc) rc = spr__out_commit(tmp, path, 0);
+  else spr__out_discard(tmp);
   free(tmp);
   return rc;
 }

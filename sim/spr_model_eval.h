@@ -145,8 +145,13 @@ int spr_model_eval(const spr_config *c, int threads, volatile sig_atomic_t *canc
 void spr_model_eval_result_free(spr_model_eval_result *r); /* NULL: no-op */
 
 /* Write r, the resolved configuration c and the program version to the
- * HDF5 file `path` (schema: docs/models.md), under a temporary name renamed
- * when complete.  Errors: SPR_EIO, SPR_EHDF5, SPR_ENOMEM. */
+ * HDF5 file `path` (schema: docs/models.md section 7) through the output
+ * path (core/spr_output.h): a temporary "<path>.tmp.XXXXXX", every write
+ * and close checked, the verified close (fsync), then the rename; on any
+ * failure the temporary is deleted, so a full disk never leaves a file
+ * that looks complete.  Errors: SPR_EIO (path a folder or its folder
+ * missing, a write failed: the message names the temporary and the
+ * reason, e.g. "No space left on device"), SPR_EHDF5, SPR_ENOMEM. */
 int spr_model_eval_write(const char *path, const spr_config *c, const spr_model_eval_result *r,
                          const char *version);
 

@@ -17,6 +17,7 @@
 #include "spr_h5r.h"
 #include "spr_model.h"
 #include "spr_model_eval.h"
+#include "spr_output.h"
 #include "spr_test.h"
 #include "spr_test_model.h"
 
@@ -24,6 +25,7 @@
 #include <hdf5_hl.h>
 #include <math.h>
 #include <stdint.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -50,6 +52,15 @@ static void fnv_id(const char *path, char *buf, size_t n) {
 static long long file_size(const char *path) {
   struct stat sb;
   return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+static int no_temps(const char *path) {
+  char pat[700];
+  snprintf(pat, sizeof pat, "%s.tmp.*", path);
+  glob_t g;
+  int n = glob(pat, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+  if (n) globfree(&g);
+  return n == 0;
 }
 
 static void skip(const char *what) {
@@ -1014,6 +1025,74 @@ static void test_hostile(void) {
   CU_ASSERT_EQUAL(spr_test_crashers(read_model_input, NULL), 13);
 }
 
+/* ---- the output on a full disk ------------------------------------------- */
+
+static spr_model_eval_result full_r;
+static spr_config full_c;
+
+static int write_eval(const char *path, void *arg) {
+  (void)arg;
+  return spr_model_eval_write(path, &full_c, &full_r, "test");
+}
+
+/* The evaluation's output with the disk's free space at nine sizes, through
+ * the test-only fault hook (writes fail with ENOSPC past a byte budget)
+ * in-process, and through a real file-size limit in a child process: an
+ * error naming the file, no output, no temporary; with enough space, the
+ * file. */
+static void test_output_full_disk(void) {
+  write_model(model_path, 1, OK, 2385);
+  spr_model m;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
+  spr_config_default(&full_c);
+  full_c.wl.source = SPR_SOURCE_MODEL;
+  full_c.wl.windows = 3;
+  CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&full_c, "test"), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&full_c, &m, model_path, NULL, "", NULL, 1, NULL, &full_r), 0);
+  char out[512];
+  spr_test_path(out, sizeof out, "model-full", ".h5");
+  const long long huge = 1LL << 50;
+  spr__out_fault(huge);
+  CU_ASSERT_EQUAL_FATAL(write_eval(out, NULL), 0);
+  const long long total = huge - spr__out_fault(-1); /* bytes written */
+  const long long size = file_size(out);
+  CU_ASSERT(total > 0 && size > 0);
+  unlink(out);
+  const long long lv[] = {0, 1, 100, 512, total / 4, total / 2, total * 3 / 4, total - 512, total - 1};
+  for (size_t i = 0; i < sizeof lv / sizeof lv[0]; i++) {
+    spr__out_fault(lv[i]);
+    int rc = write_eval(out, NULL);
+    spr__out_fault(-1);
+    if (getenv("SPR_TEST_VERBOSE")) fprintf(stderr, "\n  free %lld of %lld: rc %d: %s", lv[i], total, rc, spr_errmsg());
+    CU_ASSERT_EQUAL(rc, SPR_EIO);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "No space left on device");
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "model-full");
+    CU_ASSERT(file_size(out) < 0);
+    CU_ASSERT(no_temps(out));
+  }
+  /* just enough space: written */
+  spr__out_fault(total);
+  CU_ASSERT_EQUAL(write_eval(out, NULL), 0);
+  spr__out_fault(-1);
+  CU_ASSERT_EQUAL(file_size(out), size);
+  unlink(out);
+  /* a real failure of the kernel (EFBIG past RLIMIT_FSIZE) in a child,
+   * which must leave through exit(): libhdf5's exit handler survives */
+  CU_ASSERT(spr_test_full_disk_levels(write_eval, NULL, out, size) >= 7);
+  /* an output path that is a folder, or in a missing folder */
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s.d", out);
+  CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+  CU_ASSERT_EQUAL(write_eval(dir, NULL), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), dir);
+  rmdir(dir);
+  snprintf(dir, sizeof dir, "%s.missing/out.h5", out);
+  CU_ASSERT_EQUAL(write_eval(dir, NULL), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "out.h5");
+  spr_model_eval_result_free(&full_r);
+  spr_model_free(&m);
+}
+
 /* ---- IDX files ---------------------------------------------------------- */
 
 static void put_be32(unsigned char *p, uint32_t v) {
@@ -1188,7 +1267,15 @@ static void test_config_keys(void) {
   SPR_ASSERT_CONTAINS(spr_errmsg(), "'workload.model' is empty");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* "test_model --write-text FILE" or "--write-image FILE": the small
+   * synthetic models of spr_test_model.h, for tests/test_reliability.sh
+   * and the fuzzing seeds (tests/fuzz/make_seeds.sh) */
+  if (argc == 3 && (!strcmp(argv[1], "--write-text") || !strcmp(argv[1], "--write-image"))) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    write_model(argv[2], !strcmp(argv[1], "--write-text"), OK, 2385);
+    return 0;
+  }
   spr_test_path(model_path, sizeof model_path, "model", ".h5");
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   /* 1 s of CPU per request of the reader's child: the crafted files that
@@ -1210,6 +1297,7 @@ int main(void) {
     {"analog keep rate, baselines matched to SPRINT (image, causal text)", test_matched},
     {"isolated reader: checksum, strings, types, whole integers", test_isolated_reader},
     {"hostile files (hdf5-crashers)", test_hostile},
+    {"output on a full disk (fault hook, file-size limit)", test_output_full_disk},
     CU_TEST_INFO_NULL,
   };
   int rc = spr_test_run("model", tests);

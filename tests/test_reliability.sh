@@ -42,6 +42,8 @@ mkinputs() {
   printf '[workload]\nseq_len = 64\nlayers = 2\nheads = 4\nhead_dim = 32\n' > "$T/s.ini"
   printf '[workload]\nseq_len = 64\nlayers = 2\nheads = 2\n[run]\ntrace = masks\n' > "$T/r.ini"
   printf '[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n[sweep]\nthreshold.keep_rate = 0.1, 0.2\nschemes = dense, sprint\n' > "$T/w.ini"
+  "$B/tests/test_model" --write-text "$T/lm.h5" > /dev/null 2>&1
+  printf '[workload]\nsource = model\nmodel = lm.h5\nwindows = 2\n' > "$T/m.ini"
   printf '[crossbar]\nrows = 8\ncols = 8\n[calibrate]\niv_levels = 2\niv_points = 5\nir_arrays = 1\nir_spice_arrays = 1\nir_inputs = 2\nnoise_arrays = 1\nnoise_cols = 2\ncmp_samples = 3\ncmp_noise_samples = 3\ncmp_overdrives = 0.5 uA, 1 uA, 2 uA\nenergy_sizes = 2, 4, 6\n' > "$T/c.ini"
   "$EXE" synth "$T/s.ini" -o "$T/G-src.h5" > /dev/null 2>&1
   /usr/bin/python3 - "$T" <<'PY' 2> /dev/null
@@ -52,11 +54,12 @@ with h5py.File(sys.argv[1] + "/V.h5", "w") as f: f["V"] = 0.2 * (2 * r.random((1
 PY
 }
 
-# write WHAT OUT: run writer WHAT (synth, crossbar, run, sweep, calibrate)
-# writing OUT in the folder of OUT
+# write WHAT OUT: run writer WHAT (synth, crossbar, run, model: run of a
+# model file, sweep, calibrate) writing OUT in the folder of OUT
 write() {
   case $1 in
     synth) "$EXE" synth "$T/s.ini" --batch 2 --pad 4 -o "$2" ;;
+    model) "$EXE" run "$T/m.ini" --threads 1 -o "$2" ;;
     crossbar) "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model ideal -o "$2" ;;
     run) "$EXE" run "$T/r.ini" --threads 1 -o "$2" ;;
     sweep) "$EXE" sweep "$T/w.ini" --threads 1 -o "$2" ;;
@@ -87,7 +90,7 @@ if [ "$TMPFS_PART" -eq 1 ]; then
     a=$(df --output=avail -k "$M" | tail -1)
     dd if=/dev/zero of="$M/filler" bs=1k count=$((a - $1)) 2> /dev/null
   }
-  for what in synth crossbar run sweep calibrate; do
+  for what in synth crossbar run model sweep calibrate; do
     half=$(( $(cat "$T/good-$what".* | wc -c) / 2048 ))
     for kb in 4 16 $half; do
       fill $kb
@@ -106,7 +109,7 @@ mkinputs
 
 # --- a full disk through the writers' test-only fault hook
 # (SPRINTSIM_TEST_FREE_BYTES: writes fail with ENOSPC past that many bytes)
-for what in synth crossbar run sweep calibrate; do
+for what in synth crossbar run model sweep calibrate; do
   write $what "$T/good-$what.h5" > /dev/null 2>&1 || bad "$what without a fault"
   size=$(wc -c < "$T/good-$what.h5")
   for fb in 0 1 4096 $((size / 4)) $((size / 2)) $((size * 3 / 4)); do
