@@ -249,8 +249,10 @@ static int check_output(const char *out) { return cmd_check_output(out); }
 
 /* workload.source = model: a model file on its evaluation items under every
  * enabled scheme, beside exact attention and the dense reference model
- * (docs/models.md). */
-static int run_model(const spr_config *c, const char *out, long threads, int format) {
+ * (docs/models.md).  dev_id, dev_bytes: the device model's checksum and
+ * size as read (when c->device_model is set), for the output's /inputs. */
+static int run_model(const spr_config *c, const char *out, long threads, int format,
+                     const char *dev_id, long long dev_bytes) {
   /* with --format csv or json, standard output holds the table alone */
   FILE *info = format == SPR_TABLE_TEXT ? stdout : stderr;
   spr_model m, ref;
@@ -314,6 +316,13 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
     } else {
       status = cmd_fail(1, NULL);
     }
+    goto done;
+  }
+  /* provenance: the device model beside the files the evaluation read */
+  if (c->device_model[0] &&
+      spr_model_eval_add_input(&r, "run.device_model", c->device_model, dev_id, dev_bytes)) {
+    status = cmd_fail(1, NULL);
+    spr_model_eval_result_free(&r);
     goto done;
   }
   const int N = r.n_items, dn = SPR_SCHEME_DENSE, tl = SPR_SCHEME_DENSE_TILED;
@@ -447,8 +456,11 @@ int cmd_run(int argc, char **argv) {
   cmd_signals();
 
   if (c.wl.source == SPR_SOURCE_MODEL) { /* its output records the config, device keys applied */
+    char dev_id[sizeof dev.content_id];
+    snprintf(dev_id, sizeof dev_id, "%s", dev.content_id);
+    const long long dev_bytes = dev.file_bytes;
     spr_device_free(&dev);
-    return run_model(&c, out, threads, o.format);
+    return run_model(&c, out, threads, o.format, dev_id, dev_bytes);
   }
 
   spr_run *run = NULL;

@@ -205,6 +205,29 @@ int spr_model_infer(const spr_config *mc, const spr_model *m, int s, const uint8
   return rc;
 }
 
+int spr_model_eval_add_input(spr_model_eval_result *r, const char *key, const char *path,
+                             const char *content_id, long long size_bytes) {
+  if (!r || !key || !*key || strchr(key, '/') || !path || !*path || !content_id || !*content_id ||
+      size_bytes < 0)
+    return spr_error(SPR_EINVAL, "spr_model_eval_add_input: a NULL or empty field, a '/' in the "
+                     "key or a negative size");
+  for (int k = 0; k < r->n_inputs; k++)
+    if (!strcmp(r->inputs[k].key, key))
+      return spr_error(SPR_EINVAL, "spr_model_eval_add_input: input '%s' recorded twice", key);
+  if (r->n_inputs == SPR_MEVAL_MAX_INPUTS)
+    return spr_error(SPR_EINVAL, "spr_model_eval_add_input: more than %d inputs", SPR_MEVAL_MAX_INPUTS);
+  spr_model_eval_input *in = &r->inputs[r->n_inputs];
+  if (strlen(key) >= sizeof in->key || strlen(path) >= sizeof in->path ||
+      strlen(content_id) >= sizeof in->content_id)
+    return spr_error(SPR_EINVAL, "spr_model_eval_add_input: input '%.64s': a field is too long", key);
+  snprintf(in->key, sizeof in->key, "%s", key);
+  snprintf(in->path, sizeof in->path, "%s", path);
+  snprintf(in->content_id, sizeof in->content_id, "%s", content_id);
+  in->size_bytes = size_bytes;
+  r->n_inputs++;
+  return 0;
+}
+
 void spr_model_eval_result_free(spr_model_eval_result *r) {
   if (!r) return;
   free(r->labels);
@@ -436,6 +459,18 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
       mt->loss = 100.0 * (double)(okv - ok) / N;
     }
   }
+  /* the files read, as read */
+  if (!rc && m->content_id[0])
+    rc = spr_model_eval_add_input(out, "workload.model", model_path, m->content_id, m->file_bytes);
+  if (!rc && ref && ref->content_id[0])
+    rc = spr_model_eval_add_input(out, "workload.reference_model", ref_path, ref->content_id,
+                                  ref->file_bytes);
+  if (!rc && data && data->images_id[0])
+    rc = spr_model_eval_add_input(out, "workload.dataset.images", data->images_path,
+                                  data->images_id, data->images_bytes);
+  if (!rc && data && data->labels_id[0])
+    rc = spr_model_eval_add_input(out, "workload.dataset.labels", data->labels_path,
+                                  data->labels_id, data->labels_bytes);
   for (int t = 0; t < threads; t++) {
     if (ctx) spr_model_ctx_free(ctx[t]);
     if (rctx) spr_model_ctx_free(rctx[t]);
@@ -616,6 +651,19 @@ static void write_body(wctx *w, const spr_config *c, const spr_model_eval_result
   w_group(w, "/config");
   w_dset_str(w, "/config/ini", ini);
   free(ini);
+  /* the input files, as read (as a trace's /inputs, docs/trace.md) */
+  if (r->n_inputs) w_group(w, "/inputs");
+  for (int k = 0; k < r->n_inputs; k++) {
+    const spr_model_eval_input *in = &r->inputs[k];
+    char d[128];
+    snprintf(d, sizeof d, "/inputs/%.100s", in->key);
+    w_dset_str(w, d, in->path);
+    w_str(w, d, "content_id", in->content_id);
+    w_i64(w, d, "size_bytes", in->size_bytes);
+    w_str(w, d, "description",
+          "an input file of the evaluation, named by its role; content_id is FNV-1a 64 of the "
+          "bytes read");
+  }
   w_status(w);
   const hsize_t N = (hsize_t)r->n_items;
   int32_t *idx = w->rc ? NULL : malloc(N * sizeof *idx);

@@ -104,6 +104,19 @@ typedef struct {
   int64_t theta_saturated; /* head evaluations with a saturated learned threshold */
 } spr_model_metrics;
 
+/* An input file of the evaluation as it was read: recorded in the output
+ * file's /inputs (docs/models.md section 7), as a trace's (docs/trace.md). */
+typedef struct {
+  char key[64];                /* its role: "workload.model", "workload.reference_model",
+                                  "workload.dataset.images", "workload.dataset.labels",
+                                  "run.device_model" */
+  char path[SPR_STRING_MAX];   /* the file */
+  char content_id[32];         /* "fnv1a64:<16 hex>" of the bytes read */
+  long long size_bytes;        /* its size */
+} spr_model_eval_input;
+
+#define SPR_MEVAL_MAX_INPUTS 8
+
 typedef struct {
   int input;                /* enum spr_model_input */
   int causal;
@@ -120,7 +133,21 @@ typedef struct {
   double *energy_J[SPR_MEVAL_N_SCHEMES], *cycles[SPR_MEVAL_N_SCHEMES];
   double *keep_rate[SPR_MEVAL_N_SCHEMES];
   int64_t *bytes_fetched[SPR_MEVAL_N_SCHEMES];
+  /* the input files: the model, its reference and the test images as
+   * spr_model_eval_run received them (those read by spr_model_load and
+   * spr_fmnist_load; data built in memory is not listed); a caller adds
+   * others with spr_model_eval_add_input */
+  int n_inputs;
+  spr_model_eval_input inputs[SPR_MEVAL_MAX_INPUTS];
 } spr_model_eval_result;
+
+/* Record input file `path` of role `key` (no '/' in it), read with
+ * checksum content_id and size size_bytes, in r (written to /inputs by
+ * spr_model_eval_write).  Errors: SPR_EINVAL (an empty field, a '/' in
+ * the key, a key recorded twice, more than SPR_MEVAL_MAX_INPUTS inputs, a
+ * field too long). */
+int spr_model_eval_add_input(spr_model_eval_result *r, const char *key, const char *path,
+                             const char *content_id, long long size_bytes);
 
 /* Evaluate the items of c (workload.images/first_image or
  * workload.windows/first_window) with model m (read from model_path),

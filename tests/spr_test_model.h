@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "spr_fmnist.h"
 
@@ -153,6 +154,7 @@ static inline void write_model(const char *path, int text, int defect, uint64_t 
 
 /* Images with deterministic pixels. */
 static inline void fake_images(spr_fmnist *d, int count, uint64_t seed) {
+  memset(d, 0, sizeof *d); /* no files: no paths or checksums */
   lcg_state = seed;
   d->count = count;
   d->rows = d->cols = 28;

@@ -616,8 +616,40 @@ static void threads_case(int text) {
   CU_ASSERT(a >= 0 && H5Aread(a, H5T_NATIVE_ULLONG, &seed) >= 0);
   H5Aclose(a);
   CU_ASSERT_EQUAL(seed, 2386); /* c as passed */
+  /* the input files as read: the model's and the reference's FNV-1a and
+   * sizes; the fake images were not read from files */
+  const char *const keys[2] = {"/inputs/workload.model", "/inputs/workload.reference_model"};
+  const char *const paths[2] = {model_path, ref_path};
+  for (int k = 0; k < 2; k++) {
+    char want[32], got[64] = "", pth[700] = "";
+    long long size = 0;
+    fnv_id(paths[k], want, sizeof want);
+    CU_ASSERT(H5LTget_attribute_string(f, keys[k], "content_id", got) >= 0);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    CU_ASSERT(H5LTget_attribute_long_long(f, keys[k], "size_bytes", &size) >= 0);
+    CU_ASSERT_EQUAL(size, file_size(paths[k]));
+    CU_ASSERT(H5LTread_dataset_string(f, keys[k], pth) >= 0);
+    CU_ASSERT_STRING_EQUAL(pth, paths[k]);
+  }
+  CU_ASSERT_STRING_EQUAL(m.content_id, r1.inputs[0].content_id);
+  CU_ASSERT_EQUAL(H5Lexists(f, "/inputs/workload.dataset.images", H5P_DEFAULT), 0);
+  CU_ASSERT_EQUAL(r1.n_inputs, 2);
   H5Fclose(f);
   unlink(out);
+  /* spr_model_eval_add_input's refusals */
+  CU_ASSERT_EQUAL(spr_model_eval_add_input(&r1, "workload.model", "x.h5", "fnv1a64:0", 1), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "input 'workload.model' recorded twice");
+  CU_ASSERT_EQUAL(spr_model_eval_add_input(&r1, "a/b", "x.h5", "fnv1a64:0", 1), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_model_eval_add_input(&r1, "k", "", "fnv1a64:0", 1), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_model_eval_add_input(&r1, "k", "x.h5", "fnv1a64:0", -1), SPR_EINVAL);
+  int added = r1.n_inputs;
+  for (int k = 0; k < SPR_MEVAL_MAX_INPUTS + 1; k++) {
+    char key[16];
+    snprintf(key, sizeof key, "extra%d", k);
+    if (spr_model_eval_add_input(&r1, key, "x.h5", "fnv1a64:0123456789abcdef", 7) == 0) added++;
+  }
+  CU_ASSERT_EQUAL(added, SPR_MEVAL_MAX_INPUTS);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "more than 8 inputs");
   spr_model_eval_result_free(&r1);
   spr_model_eval_result_free(&r2);
   spr_model_eval_result_free(&r3);
@@ -1156,7 +1188,35 @@ static void test_idx(void) {
   CU_ASSERT_EQUAL(d.rows, 28);
   CU_ASSERT_EQUAL(d.pixels[3 * 784 + 7 * 28 + 11], (3 + 21 + 55) & 255);
   CU_ASSERT_EQUAL(d.labels[4], 2);
+  /* the files as read: their paths, sizes and FNV-1a */
+  char want[32];
+  CU_ASSERT_STRING_EQUAL(d.images_path, ip);
+  CU_ASSERT_STRING_EQUAL(d.labels_path, lp);
+  fnv_id(ip, want, sizeof want);
+  CU_ASSERT_STRING_EQUAL(d.images_id, want);
+  fnv_id(lp, want, sizeof want);
+  CU_ASSERT_STRING_EQUAL(d.labels_id, want);
+  CU_ASSERT_EQUAL(d.images_bytes, file_size(ip));
+  CU_ASSERT_EQUAL(d.labels_bytes, file_size(lp));
   spr_fmnist_free(&d);
+  /* only a regular file is read: a FIFO (which would block) and a folder
+   * are refused by name */
+  {
+    char fifo[700], ff[700];
+    snprintf(fifo, sizeof fifo, "%s/fifo-images", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    int fdims[3];
+    uint8_t *fd_data = NULL;
+    CU_ASSERT_EQUAL(spr_fmnist_read_idx(fifo, 3, fdims, &fd_data), SPR_EIO);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "fifo-images: cannot open: not a regular file");
+    CU_ASSERT_PTR_NULL(fd_data);
+    unlink(fifo);
+    snprintf(ff, sizeof ff, "%s/folder", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(ff, 0700), 0);
+    CU_ASSERT_EQUAL(spr_fmnist_read_idx(ff, 3, fdims, &fd_data), SPR_EIO);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "folder: cannot open: it is a folder");
+    rmdir(ff);
+  }
   /* a plain (uncompressed) file reads the same */
   int dims[3];
   uint8_t *data;

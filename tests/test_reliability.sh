@@ -162,6 +162,25 @@ with h5py.File(T + "/prov.h5", "r") as f:
         assert int(d.attrs["size_bytes"]) == os.path.getsize(T + "/" + name), key
         assert d[()].decode().endswith(name), d[()]
 PY
+  # a model run records its model file (and the device model) the same way
+  printf '[workload]\nsource = model\nmodel = lm.h5\nwindows = 2\n[run]\ndevice_model = good-calibrate.h5\n' > "$T/mprov.ini"
+  expect 0 "output:" "model run with a device model" -- "$EXE" run "$T/mprov.ini" --threads 1 -o "$T/mprov.h5"
+  /usr/bin/python3 - "$T" <<'PY' > "$T/prov.out" 2>&1 && ok "model run /inputs: FNV-1a of the model and the device model" || { bad "model run /inputs: FNV-1a of the model and the device model"; cat "$T/prov.out"; }
+import sys, os, h5py
+T = sys.argv[1]
+def fnv(p):
+    h = 14695981039346656037
+    for b in open(p, "rb").read():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "fnv1a64:%016x" % h
+with h5py.File(T + "/mprov.h5", "r") as f:
+    assert sorted(f["inputs"]) == ["run.device_model", "workload.model"], list(f["inputs"])
+    for key, name in (("workload.model", "lm.h5"), ("run.device_model", "good-calibrate.h5")):
+        d = f["inputs"][key]
+        assert d.attrs["content_id"].decode() == fnv(T + "/" + name), key
+        assert int(d.attrs["size_bytes"]) == os.path.getsize(T + "/" + name), key
+        assert d[()].decode().endswith("/" + name), d[()]
+PY
 fi
 
 # the reader's child gets 1 s of CPU per request: the files that loop

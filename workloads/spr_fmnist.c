@@ -4,9 +4,12 @@
 #include "spr_error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAX_BYTES ((size_t)1 << 31)
@@ -32,15 +35,76 @@ static int gz_fail(const char *path, gzFile f, const char *what) {
                    zerr == Z_ERRNO ? strerror(errno) : (msg && *msg ? msg : "read error"));
 }
 
+/* SPR_EIO when the file of descriptor fd differs in size or modification
+ * time from *st0 (it changed while it was read). */
+static int check_unchanged(const char *path, int fd, const struct stat *st0) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return spr_error(SPR_EIO, "%s: cannot check the file: %s", path, strerror(errno));
+  if (st.st_size != st0->st_size || st.st_mtim.tv_sec != st0->st_mtim.tv_sec ||
+      st.st_mtim.tv_nsec != st0->st_mtim.tv_nsec)
+    return spr_error(SPR_EIO, "%s: the file changed while it was being read (size %lld bytes at "
+                     "open, now %lld); its data cannot be trusted", path,
+                     (long long)st0->st_size, (long long)st.st_size);
+  return 0;
+}
+
+/* "fnv1a64:<16 hex>" of the bytes of fd (the same FNV-1a 64 as
+ * spr_h5r_content_id); the file must still hold st0->st_size bytes. */
+static int content_id(const char *path, int fd, const struct stat *st0, char *id, size_t n) {
+  uint64_t x = UINT64_C(14695981039346656037);
+  unsigned char buf[1 << 14];
+  off_t off = 0;
+  for (;;) {
+    ssize_t r = pread(fd, buf, sizeof buf, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return spr_error(SPR_EIO, "%s: read error: %s", path, strerror(errno));
+    if (r == 0) break;
+    for (ssize_t i = 0; i < r; i++) {
+      x ^= buf[i];
+      x *= UINT64_C(1099511628211);
+    }
+    off += r;
+  }
+  if (off != st0->st_size)
+    return spr_error(SPR_EIO, "%s: read %lld bytes of %lld", path, (long long)off,
+                     (long long)st0->st_size);
+  snprintf(id, n, "fnv1a64:%016llx", (unsigned long long)x);
+  return 0;
+}
+
 int spr_fmnist_read_idx(const char *path, int ndim, int *dims, uint8_t **data) {
+  char id[32];
+  long long bytes;
+  return spr_fmnist_read_idx_id(path, ndim, dims, data, id, sizeof id, &bytes);
+}
+
+int spr_fmnist_read_idx_id(const char *path, int ndim, int *dims, uint8_t **data, char *id,
+                           size_t idn, long long *bytes) {
   *data = NULL;
+  if (id && idn) id[0] = '\0';
   if (ndim < 1 || ndim > 4)
     return spr_error(SPR_EINVAL, "%s: IDX dimension count %d requested (1..4)", path, ndim);
+  /* one descriptor for the data, the checks and the checksum: the file
+   * read is the file checked (O_NONBLOCK: a FIFO never blocks the open) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return spr_error(SPR_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st0 = {0};
+  if (fstat(fd, &st0) != 0 || !S_ISREG(st0.st_mode)) {
+    const int rc = spr_error(SPR_EIO, "%s: cannot open: %s", path,
+                             S_ISDIR(st0.st_mode) ? "it is a folder" : "not a regular file");
+    close(fd);
+    return rc;
+  }
+  const int dfd = dup(fd);
   errno = 0;
-  gzFile f = gzopen(path, "rb");
-  if (!f)
-    return spr_error(SPR_EIO, "%s: cannot open: %s", path,
-                     errno ? strerror(errno) : "out of memory");
+  gzFile f = dfd < 0 ? NULL : gzdopen(dfd, "rb");
+  if (!f) {
+    const int rc = spr_error(SPR_EIO, "%s: cannot open: %s", path,
+                             errno ? strerror(errno) : "out of memory");
+    if (dfd >= 0) close(dfd);
+    close(fd);
+    return rc;
+  }
   int rc = 0;
   unsigned char hdr[4 + 4 * 4];
   long long got = read_full(f, hdr, 4);
@@ -104,10 +168,17 @@ int spr_fmnist_read_idx(const char *path, int ndim, int *dims, uint8_t **data) {
     rc = spr_error(SPR_EINVAL, "%s: truncated IDX data: %lld of %zu bytes", path, got, total);
   else if (more > 0)
     rc = spr_error(SPR_EINVAL, "%s: bytes after the %zu bytes of IDX data", path, total);
+  if (!rc) rc = check_unchanged(path, fd, &st0);
+  if (!rc && id) rc = content_id(path, fd, &st0, id, idn);
+  if (!rc) rc = check_unchanged(path, fd, &st0);
   if (rc) free(buf);
-  else *data = buf;
+  else {
+    *data = buf;
+    if (bytes) *bytes = (long long)st0.st_size;
+  }
 done:
   gzclose(f);
+  close(fd);
   return rc;
 }
 
@@ -123,19 +194,25 @@ int spr_fmnist_load(const char *dir, const char *split, spr_fmnist *out) {
   if (!split || (strcmp(split, "t10k") && strcmp(split, "train")))
     return spr_error(SPR_EINVAL, "fashion-mnist: split '%s' is neither t10k nor train",
                      split ? split : "(null)");
-  char ip[2048], lp[2048];
-  snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte.gz", dir, split);
-  snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte.gz", dir, split);
+  char *ip = out->images_path, *lp = out->labels_path;
+  snprintf(ip, sizeof out->images_path, "%s/%s-images-idx3-ubyte.gz", dir, split);
+  snprintf(lp, sizeof out->labels_path, "%s/%s-labels-idx1-ubyte.gz", dir, split);
   int idims[3], ldims[1], rc;
-  if ((rc = spr_fmnist_read_idx(ip, 3, idims, &out->pixels))) return rc;
-  if ((rc = spr_fmnist_read_idx(lp, 1, ldims, &out->labels))) {
+  if ((rc = spr_fmnist_read_idx_id(ip, 3, idims, &out->pixels, out->images_id,
+                                   sizeof out->images_id, &out->images_bytes))) {
+    spr_fmnist_free(out);
+    return rc;
+  }
+  if ((rc = spr_fmnist_read_idx_id(lp, 1, ldims, &out->labels, out->labels_id,
+                                   sizeof out->labels_id, &out->labels_bytes))) {
     spr_fmnist_free(out);
     return rc;
   }
   if (ldims[0] != idims[0]) {
+    rc = spr_error(SPR_EINVAL, "%s has %d labels but %s has %d images", lp, ldims[0], ip,
+                   idims[0]);
     spr_fmnist_free(out);
-    return spr_error(SPR_EINVAL, "%s has %d labels but %s has %d images", lp, ldims[0], ip,
-                     idims[0]);
+    return rc;
   }
   for (int i = 0; i < ldims[0]; i++)
     if (out->labels[i] > 9) {

@@ -10,21 +10,37 @@
 #ifndef SPR_FMNIST_H
 #define SPR_FMNIST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Read the IDX file `path` of unsigned bytes with `ndim` dimensions (1..4)
  * into *data (count = product of dims, to free()), dims[0..ndim) filled.
+ * The file must be a regular file (a FIFO or a device is refused before
+ * anything blocks) and must not change while it is read (its size and
+ * modification time are compared before and after).
  * Errors (message names the file and the value): SPR_EIO (cannot open or
- * read, corrupt gzip stream), SPR_EINVAL (bad magic, type other than
- * unsigned byte, wrong dimension count, a zero size, more than 2^31
- * bytes, truncated data or bytes after the data), SPR_ENOMEM. */
+ * read, not a regular file, changed while read, corrupt gzip stream),
+ * SPR_EINVAL (bad magic, type other than unsigned byte, wrong dimension
+ * count, a zero size, more than 2^31 bytes, truncated data or bytes after
+ * the data), SPR_ENOMEM. */
 int spr_fmnist_read_idx(const char *path, int ndim, int *dims, uint8_t **data);
+
+/* spr_fmnist_read_idx, and the file's checksum as read: "fnv1a64:<16
+ * hex>" of its bytes (compressed, as on disk) into id (at least 25
+ * bytes), its size into *bytes. */
+int spr_fmnist_read_idx_id(const char *path, int ndim, int *dims, uint8_t **data, char *id,
+                           size_t idn, long long *bytes);
 
 typedef struct {
   int count;       /* images */
   int rows, cols;  /* pixels per image (28 x 28) */
   uint8_t *pixels; /* count x rows x cols, 0..255 */
   uint8_t *labels; /* count, 0..9 */
+  /* the two files as read (spr_fmnist_load); data built by hand must
+   * leave them zero (empty) */
+  char images_path[2048], labels_path[2048];
+  char images_id[32], labels_id[32]; /* "fnv1a64:<16 hex>" of their bytes */
+  long long images_bytes, labels_bytes;
 } spr_fmnist;
 
 /* Load the split "t10k" (test) or "train" of folder dir:
