@@ -11,7 +11,8 @@ C="$S/tests/fuzz/corpus"
 SPRINTSIM_H5_LIMITS="cpu=1"
 export SPRINTSIM_H5_LIMITS
 fail=0
-for h in ini calibrate sweep qkv_bytes qkv_struct device_bytes device_struct matrix_bytes matrix_struct; do
+for h in ini calibrate sweep qkv_bytes qkv_struct device_bytes device_struct matrix_bytes \
+    matrix_struct model_bytes model_struct; do
   extra=""
   case $h in *_bytes) extra="$S/tests/data/hdf5-crashers" ;; esac
   if "$B/tests/fuzz/regress_$h" "$C/$h" $extra > "$B/tests/fuzz/regress_$h.out" 2>&1; then
