@@ -215,7 +215,7 @@ assert sum(r["dense"] for r in rep["energy_by_component_J"]) > 0
 rb = open(t + "/r.csv").read().split("\n\n")
 assert len(rb) == 3 and rb[1].startswith("component,sprint,dense")
 txt = open(t + "/r.txt").read()
-assert "energy by component, uJ (all heads)" in txt and "  all dense         100.00" in txt
+assert "energy by component, uJ (all heads)" in txt and "  all dense       100.00" in txt
 PYEOF
 else
   echo "skip - --format checks with python3 (json) "
