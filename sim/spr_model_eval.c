@@ -7,6 +7,8 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_output.h"
+#include "spr_pipeline.h"
+#include "spr_sysmem.h"
 
 #include <cblas.h>
 #include <hdf5.h>
@@ -98,6 +100,15 @@ void spr_model_ctx_free(spr_model_ctx *x) {
   free(x->O);
   free(x->logits);
   free(x);
+}
+
+double spr_model_eval_mem_bytes(const spr_config *mc, const spr_model *m, int threads) {
+  const double T = m->tokens, D = m->dim;
+  const double rows = m->input == SPR_MODEL_TEXT ? T : 1;
+  /* spr_model_ws: x, h, o, qkv, f, patches; the context's O and logits */
+  const double acts = sizeof(float) * (T * D * 6 + T * m->mlp + T * m->patch * m->patch +
+                                       T * m->head_dim + rows * m->outputs);
+  return spr_model_bytes(m) + threads * (spr_run_mem_bytes(mc, 1) + acts);
 }
 
 int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx **out) {
@@ -305,6 +316,21 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
     spr_config rcfg = *c;
     rcfg.thr.mode = SPR_THR_KEEP_RATE;
     if ((rc = spr_model_config(&rcfg, ref, ref_path, &rc_cfg))) return rc;
+  }
+  {
+    /* refused before any item runs, not killed part-way by the OOM killer */
+    const int tn = threads > N ? N : threads; /* as below */
+    double have = 0;
+    char src[512];
+    const double need = spr_model_eval_mem_bytes(&mc, m, tn) +
+                        (ref ? spr_model_eval_mem_bytes(&rc_cfg, ref, tn) : 0);
+    if (!spr_sysmem_limit(NULL, NULL, &have, src, sizeof src) && need > 0.8 * have)
+      return spr_error(SPR_ENOMEM,
+                       "model: %s (%d tokens, %d heads, dim %d%s) on %d threads needs about %.1f "
+                       "GiB of memory, more than 80%% of the %.1f GiB this process may use (%s); "
+                       "fewer threads, or a smaller model",
+                       model_path, m->tokens, m->heads, m->dim, ref ? ", with its reference" : "",
+                       tn, need / 1073741824.0, have / 1073741824.0, src);
   }
   const int S = SPR_MEVAL_N_SCHEMES, L = m->depth, text = m->input == SPR_MODEL_TEXT;
   out->input = m->input;

@@ -55,6 +55,13 @@ int spr_model_reference_path(const spr_config *c, const char *model_path, const 
 int spr_model_config(const spr_config *c, const spr_model *m, const char *model_path,
                      spr_config *out);
 
+/* Bytes an evaluation of model m under mc (spr_model_config's output)
+ * holds: the weights (spr_model_bytes) and, per thread, the scratch of
+ * one model context (every head's attention data as spr_run_mem_bytes
+ * counts one thread of a run, and the activations).  An estimate for the
+ * memory refusal; a reference model adds its own. */
+double spr_model_eval_mem_bytes(const spr_config *mc, const spr_model *m, int threads);
+
 /* Scratch of one thread for one model (opaque). */
 typedef struct spr_model_ctx spr_model_ctx;
 int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx **out);
@@ -158,7 +165,10 @@ int spr_model_eval_add_input(spr_model_eval_result *r, const char *key, const ch
  * on success and empty on error.  Errors: SPR_EINVAL (items outside the
  * data, an evaluation split too short for the context, image size or
  * reference shape not the model's), SPR_ECONFIG (spr_model_config),
- * SPR_ENOMEM, the first error of an item (lowest index, naming it). */
+ * SPR_ENOMEM (out of memory, or the evaluation needs more than 80% of the
+ * memory this process may use, spr_model_eval_mem_bytes against
+ * core/spr_sysmem.h: refused before any item runs), the first error of an
+ * item (lowest index, naming it). */
 int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *model_path,
                        const spr_model *ref, const char *ref_path, const spr_fmnist *data,
                        int threads, volatile sig_atomic_t *cancel, spr_model_eval_result *out);

@@ -18,6 +18,8 @@
 #include "spr_model.h"
 #include "spr_model_eval.h"
 #include "spr_output.h"
+#include "spr_pipeline.h"
+#include "spr_sysmem.h"
 #include "spr_test.h"
 #include "spr_test_model.h"
 
@@ -954,6 +956,59 @@ static int load_rc(const char *path) {
  * checksum of the bytes read; strings of any padding or variable length,
  * never cut; non-standard numeric types refused; integers read whole as
  * int64, so a value beyond int is named as it is. */
+/* The memory refusal.  spr_model_bytes against the arrays counted one by
+ * one; spr_model_eval_mem_bytes: the weights plus, per thread, one run
+ * thread's attention data (spr_run_mem_bytes) and the activations; a
+ * header declaring more weights than this process may hold is refused
+ * before any dataset is read (the file holds the small model's datasets,
+ * which would otherwise be refused for their shape). */
+static void test_memory(void) {
+  char p[512];
+  spr_test_path(p, sizeof p, "model-mem", ".h5");
+  spr_model m;
+  for (int text = 0; text < 2; text++) {
+    write_model(p, text, OK, 2385 + text);
+    CU_ASSERT_EQUAL_FATAL(spr_model_load(p, &m), 0);
+    const double D = SD, M = SM, T = text ? TT : ST, O = text ? TV : 10;
+    double n = text ? TV * D : D * 2 * 2 + D + D; /* tok_emb; embed_w (patch 2), embed_b, cls */
+    n += T * D;                                    /* pos */
+    n += SL * (4 * D + 3 * D * D + 3 * D + D * D + D + M * D + M + D * M + D); /* LNs, qkv, proj, MLP */
+    n += 2 * D + O * D + O;                        /* ln_w, ln_b, head_w, head_b */
+    CU_ASSERT_DOUBLE_EQUAL(spr_model_bytes(&m), 4 * n, 0.5);
+    spr_config c, mc;
+    spr_config_default(&c);
+    CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, p, &mc), 0);
+    const double acts = 4 * (T * D * 6 + T * M + (text ? 0 : T * 4) + T * (SD / SH) + (text ? T : 1) * O);
+    CU_ASSERT_DOUBLE_EQUAL(spr_model_eval_mem_bytes(&mc, &m, 1), 4 * n + spr_run_mem_bytes(&mc, 1) + acts, 0.5);
+    CU_ASSERT_DOUBLE_EQUAL(spr_model_eval_mem_bytes(&mc, &m, 3), 4 * n + 3 * (spr_run_mem_bytes(&mc, 1) + acts), 0.5);
+    spr_model_free(&m);
+  }
+  /* dim 4096, mlp 65536, depth 64 declared over the text model's datasets:
+   * about 155 GB of weights */
+  write_model(p, 1, OK, 2385);
+  const int dim = 4096, mlp = 65536, depth = 64;
+  set_root_attr(p, "dim", H5T_NATIVE_INT, &dim);
+  set_root_attr(p, "mlp", H5T_NATIVE_INT, &mlp);
+  set_root_attr(p, "depth", H5T_NATIVE_INT, &depth);
+  double have = 0;
+  CU_ASSERT_EQUAL_FATAL(spr_sysmem_limit(NULL, NULL, &have, NULL, 0), 0);
+  const double need = 4.0 * depth * (2.0 * mlp * dim + 4.0 * dim * dim);
+  if (need <= 0.8 * have) {
+    fprintf(stderr, "\n  SKIP: %.0f GiB of memory hold the declared model\n", have / 1073741824.0);
+  } else {
+    CU_ASSERT_EQUAL(load_rc(p), SPR_ENOMEM);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), p);
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "(dim 4096, depth 64, mlp 65536, tokens 24) need about 1");
+    SPR_ASSERT_CONTAINS(spr_errmsg(), "GiB of memory, more than 80% of the");
+  }
+  /* the same header within the memory: refused for the datasets' shapes */
+  const int small_mlp = 16;
+  set_root_attr(p, "mlp", H5T_NATIVE_INT, &small_mlp);
+  set_root_attr(p, "depth", H5T_NATIVE_INT, &(int){2});
+  CU_ASSERT_EQUAL(load_rc(p), SPR_EHDF5);
+  remove(p);
+}
+
 static void test_isolated_reader(void) {
   char p[512];
   spr_test_path(p, sizeof p, "model-iso", ".h5");
@@ -1357,6 +1412,7 @@ int main(int argc, char **argv) {
     {"analog keep rate, baselines matched to SPRINT (image, causal text)", test_matched},
     {"isolated reader: checksum, strings, types, whole integers", test_isolated_reader},
     {"hostile files (hdf5-crashers)", test_hostile},
+    {"memory: the weights and the evaluation against the limit", test_memory},
     {"output on a full disk (fault hook, file-size limit)", test_output_full_disk},
     CU_TEST_INFO_NULL,
   };

@@ -6,6 +6,7 @@
 #     file (run with workload.source = model) and through report: exit 1,
 #     one message naming the file, no crash, no hang;
 #   - a Q/K/V file truncated while run reads it: refused, no trace;
+#   - a model run too large for the memory: refused before it starts;
 #   - writers on a full filesystem (see the section below);
 #   - resolved configurations with long lines read back.
 set -u
@@ -215,6 +216,36 @@ for f in "$S"/tests/data/hdf5-crashers/*.h5; do
 done
 [ ! -e "$T/r.h5" ] && notmp "$T/r.h5" && ok "no trace from a hostile input" || bad "no trace from a hostile input"
 expect 2 "SPRINTSIM_H5_LIMITS: HDF5 reader limits 'cpu=x'" "bad SPRINTSIM_H5_LIMITS" -- env SPRINTSIM_H5_LIMITS=cpu=x "$EXE" config
+
+# --- a model run too large for the memory: refused before any item runs
+# (a text model of 16384 tokens and 64 heads: small weights, about 70 GiB
+# of attention data; skipped on machines that hold that)
+if [ ! -f "$T/noh5py" ] && [ "$(awk '/^MemTotal/ { print int($2 / 1048576) }' /proc/meminfo)" -lt 60 ]; then
+  /usr/bin/python3 - "$T" <<'PY'
+import sys, h5py, numpy as np
+D, T, H, M, V = 128, 16384, 64, 4, 2
+with h5py.File(sys.argv[1] + "/bigattn.h5", "w") as f:
+    for k, v in (("format", "sprintsim-model"), ("input", "text"), ("reference", "")): f.attrs[k] = v
+    for k, v in (("version", 1), ("causal", 1), ("dim", D), ("depth", 1), ("heads", H), ("mlp", M),
+                 ("tokens", T), ("vocab", V)): f.attrs[k] = v
+    f.attrs["ln_eps"] = 1e-5
+    f["vocab_bytes"] = np.array([97, 98], dtype=np.uint8)
+    z = lambda *s: np.full(s, 0.01, dtype=np.float32)
+    f["tok_emb"] = z(V, D); f["pos"] = z(T, D)
+    for n, s in (("ln1_w", (D,)), ("ln1_b", (D,)), ("qkv_w", (3 * D, D)), ("qkv_b", (3 * D,)),
+                 ("proj_w", (D, D)), ("proj_b", (D,)), ("ln2_w", (D,)), ("ln2_b", (D,)),
+                 ("fc1_w", (M, D)), ("fc1_b", (M,)), ("fc2_w", (D, M)), ("fc2_b", (D,))):
+        f["layer_0/" + n] = z(*s)
+    f["ln_w"] = z(D); f["ln_b"] = z(D); f["head_w"] = z(V, D); f["head_b"] = z(V)
+    f["eval/tokens"] = (np.arange(T + 8) % V).astype(np.uint8)
+PY
+  printf '[workload]\nsource = model\nmodel = bigattn.h5\nwindows = 1\n' > "$T/big.ini"
+  expect 1 "model: .*bigattn.h5 (16384 tokens, 64 heads, dim 128) on 1 threads needs about .* GiB of memory, more than 80% of the" \
+    "model run too large for the memory: refused before any item" -- "$EXE" run "$T/big.ini" --threads 1 -o "$T/big.h5"
+  [ ! -e "$T/big.h5" ] && notmp "$T/big.h5" && ok "model run refused for memory: no output" || bad "model run refused for memory: no output"
+else
+  echo "skip - a model run too large for the memory (no h5py, or 60 GiB or more of memory)"
+fi
 
 # --- a Q/K/V file truncated while run reads it (libhdf5 reads zeros past
 # the end of a truncated file) --------------------------------------------

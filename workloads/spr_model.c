@@ -7,6 +7,7 @@
 #include "spr_error.h"
 #include "spr_h5r.h"
 #include "spr_mat.h"
+#include "spr_sysmem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -314,9 +315,32 @@ static int load_eval(const char *path, spr_h5r *f, spr_model *m) {
   return 0;
 }
 
+double spr_model_bytes(const spr_model *m) {
+  const double D = m->dim, M = m->mlp, T = m->tokens, O = m->outputs;
+  const double layer = 4 * D + 3 * D * D + 3 * D + D * D + D + 2 * M * D + M + D;
+  const double embed = m->input == SPR_MODEL_IMAGE ? D * m->patch * m->patch + 2 * D : m->vocab * D;
+  return sizeof(float) * (embed + T * D + m->depth * layer + 2 * D + O * D + O);
+}
+
+/* The weights the header declares against the memory this process may
+ * use, before any is read (the kernel overcommits: a model too large
+ * would be killed by the OOM killer part-way, not refused). */
+static int check_memory(const char *path, const spr_model *m) {
+  double have = 0;
+  char src[512];
+  if (spr_sysmem_limit(NULL, NULL, &have, src, sizeof src)) return 0; /* unknown: no check */
+  const double need = spr_model_bytes(m);
+  if (need <= 0.8 * have) return 0;
+  return spr_error(SPR_ENOMEM,
+                   "%s: the model's weights (dim %d, depth %d, mlp %d, tokens %d) need about %.1f "
+                   "GiB of memory, more than 80%% of the %.1f GiB this process may use (%s)",
+                   path, m->dim, m->depth, m->mlp, m->tokens, need / 1073741824.0,
+                   have / 1073741824.0, src);
+}
+
 static int load_body(const char *path, spr_h5r *f, spr_model *m) {
   int rc, yes;
-  if ((rc = load_header(path, f, m))) return rc;
+  if ((rc = load_header(path, f, m)) || (rc = check_memory(path, m))) return rc;
   const uint64_t D = (uint64_t)m->dim, P2 = (uint64_t)m->patch * m->patch, T = (uint64_t)m->tokens,
                  M = (uint64_t)m->mlp, O = (uint64_t)m->outputs;
   uint64_t s[2];

@@ -108,9 +108,16 @@ typedef struct {
  * or value and the expected one): SPR_EIO (cannot open, the file changed
  * while read), SPR_EHDF5 (not HDF5, missing, wrong type or shape, a NaN
  * or Inf, libhdf5 crashed or looped on a damaged or crafted file),
- * SPR_EINVAL (an attribute's value), SPR_ENOMEM.  On error *m holds
- * nothing to free. */
+ * SPR_EINVAL (an attribute's value), SPR_ENOMEM (out of memory, or the
+ * weights the header declares, spr_model_bytes, exceed 80% of the memory
+ * this process may use, core/spr_sysmem.h: refused before any is read, as
+ * a small file of compressed or unwritten datasets may declare a huge
+ * model).  On error *m holds nothing to free. */
 int spr_model_load(const char *path, spr_model *m);
+
+/* Bytes the weights of a model with m's header values (dim, depth, mlp,
+ * tokens, outputs, patch or vocab) occupy once loaded. */
+double spr_model_bytes(const spr_model *m);
 
 /* The input kind (enum spr_model_input) of the model file `path` from its
  * root attributes alone, or a negative error code (as spr_model_load). */
