@@ -281,6 +281,13 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
     }
     have_data = 1;
   }
+  /* the inputs the files name (the model's reference, the dataset's IDX
+   * files), beside those of the configuration (cmd_check_inputs): the
+   * output may not replace one */
+  if ((have_ref && (status = cmd_check_input("run", "-o", out, "the reference model", ref_path))) ||
+      (have_data && ((status = cmd_check_input("run", "-o", out, "the test images", data.images_path)) ||
+                     (status = cmd_check_input("run", "-o", out, "the test labels", data.labels_path)))))
+    goto done;
   const int first = text ? c->wl.first_window : c->wl.first_image;
   const int count = text ? c->wl.windows : c->wl.images;
   fprintf(info, "sprintsim %s: model %s (%s, %d layers x %d heads, N = %d, d = %d%s), %s %d..%d, seed "

@@ -156,6 +156,28 @@ else
 fi
 printf '[workload]\nsource = vit\nmodel = in-qkv.h5\n' > "$T/vitin.ini"
 expect 2 "names an input of the run: workload.model $T/in-qkv.h5" "run -o naming the model file" -- "$EXE" run "$T/vitin.ini" -o "$T/in-qkv.h5"
+# inputs a model run reads that the files name, not the configuration: the
+# reference model (the model's attribute 'reference') and the test images
+if "$B/tests/test_model" --write-text "$T/lmo.h5" > /dev/null 2>&1 && cp "$T/lmo.h5" "$T/lmo-ref.h5" &&
+   "$PY" -c 'import sys, h5py; f = h5py.File(sys.argv[1], "r+"); del f.attrs["reference"]; f.attrs["reference"] = "lmo-ref.h5"' "$T/lmo.h5" 2> /dev/null; then
+  printf '[workload]\nsource = model\nmodel = lmo.h5\nwindows = 1\n' > "$T/lmo.ini"
+  cp "$T/lmo-ref.h5" "$T/lmo-ref.orig"
+  expect 2 "run: -o $T/lmo-ref.h5 names an input of the run: the reference model $T/lmo-ref.h5" \
+    "run -o naming the model's reference (named by the model file)" -- "$EXE" run "$T/lmo.ini" -o "$T/lmo-ref.h5"
+  check "run -o naming the reference: the reference untouched" 'cmp -s "$T/lmo-ref.h5" "$T/lmo-ref.orig"'
+else
+  echo "skip - run -o naming the model's reference (no h5py)"
+fi
+if [ -r /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] && "$B/tests/test_model" --write-image "$T/vito.h5" > /dev/null 2>&1; then
+  mkdir -p "$T/fm" && cp /usr/share/datasets/fashion-mnist/t10k-*-idx?-ubyte.gz "$T/fm/"
+  printf '[workload]\nsource = model\nmodel = vito.h5\ndataset = fm\nimages = 1\n' > "$T/vito.ini"
+  expect 2 "names an input of the run: the test labels $T/fm/t10k-labels-idx1-ubyte.gz" \
+    "run -o naming the test labels of an image model" -- "$EXE" run "$T/vito.ini" -o "$T/fm/t10k-labels-idx1-ubyte.gz"
+  check "run -o naming the test labels: the labels untouched" \
+    'cmp -s "$T/fm/t10k-labels-idx1-ubyte.gz" /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz'
+else
+  echo "skip - run -o naming the test labels (no Fashion-MNIST)"
+fi
 expect 2 "sweep: -o $T/sw.ini names an input of the sweep: the configuration" "sweep -o naming its configuration" -- "$EXE" sweep "$T/sw.ini" -o "$T/sw.ini"
 cp "$T/sw.ini" "$T/swo.csv"
 expect 2 "sweep: the CSV beside -o, $T/swo.csv names an input of the sweep: the configuration" "sweep whose CSV would overwrite its configuration" -- "$EXE" sweep "$T/swo.csv" -o "$T/swo.h5"
