@@ -291,7 +291,7 @@ fi
 # --- every README command and example configuration is in CI's list ------------
 if [ -x "$PY" ]; then
   expect 0 "README commands and" "every README example is run by CI (.ci/readme-examples)" -- \
-    "$PY" "$S/tests/check_readme_examples.py" "$S/README.md" "$S/.ci/readme-examples" "$S/examples"
+    "$PY" "$S/tests/check_readme_examples.py" "$S/README.md" "$S/.ci/readme-examples" "$S/examples" "$S/docs"
 fi
 
 # --- signals and limits ------------------------------------------------------
