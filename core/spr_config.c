@@ -417,6 +417,11 @@ static const char *where(char *buf, size_t n, const char *origin, const int *lin
   return buf;
 }
 
+/* A string key's value that names no file: reference_model's "none". */
+static int names_no_file(const key_row *k, const char *f) {
+  return !f[0] || f[0] == '/' || (k->off == F(wl.reference_model) && !strcmp(f, "none"));
+}
+
 /* Checks between keys; lines[i] is the line of key i in the file (or NULL). */
 static int resolve(spr_config *c, const char *origin, const int *lines) {
   char w[1200];
@@ -428,8 +433,7 @@ static int resolve(spr_config *c, const char *origin, const int *lines) {
   for (int i = 0; i < NKEYS; i++) {
     const key_row *k = &keys[i];
     char *f = field(c, k);
-    if (k->info.type != SPR_KEY_STRING || !f[0] || f[0] == '/') continue;
-    if (k->off == F(wl.reference_model) && !strcmp(f, "none")) continue; /* not a file */
+    if (k->info.type != SPR_KEY_STRING || names_no_file(k, f)) continue;
     char cwd[SPR_STRING_MAX];
     if (!getcwd(cwd, sizeof cwd))
       return CFG_ERR("%s: key '%s.%s': cannot make '%.200s' absolute: %s",
@@ -863,7 +867,7 @@ static int relative_to(spr_config *c, const char *path, const int *lines) {
   for (int i = 0; i < NKEYS; i++) {
     const key_row *k = &keys[i];
     char *f = field(c, k);
-    if (k->info.type != SPR_KEY_STRING || !lines[i] || !f[0] || f[0] == '/') continue;
+    if (k->info.type != SPR_KEY_STRING || !lines[i] || names_no_file(k, f)) continue;
     const size_t fl = strlen(f);
     if (dl + fl >= SPR_STRING_MAX)
       return CFG_ERR("%s:%d: key '%s.%s': '%.40s...' joined to the folder of %s is longer than %d bytes",

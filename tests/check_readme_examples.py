@@ -1,10 +1,12 @@
-"""check_readme_examples.py README.md .ci/readme-examples EXAMPLES_DIR
+"""check_readme_examples.py README.md .ci/readme-examples EXAMPLES_DIR [DOCS_DIR]
 
 Every command the README shows (its code lines that start with
 ./sprintsim, scripts/, bench/, tests/, /usr/bin/python3, make, SPR_ or CI=
 or hold "./sprintsim ", and its `backticked` spans that start so) and every command in an example configuration's header is
 listed in .ci/readme-examples (run, run_as or not_run, with the text as
-written), every text listed there is still shown, and every configuration
+written), every text listed there is still shown (by the README, an
+example's header or, given DOCS_DIR, a page of docs/: the tour's commands
+that moved there stay run), and every configuration
 in examples/ is run (an `example examples/X.ini` line).
 Exit 0 when all hold; else the differences, exit 1."""
 import os
@@ -64,6 +66,11 @@ def listed(script):
 def main():
     readme, script, exdir = sys.argv[1:4]
     text = open(readme).read()
+    docs = ""
+    if len(sys.argv) > 4:
+        for f in sorted(os.listdir(sys.argv[4])):
+            if f.endswith(".md"):
+                docs += " " + " ".join(open(os.path.join(sys.argv[4], f)).read().split())
     want = readme_commands(text)
     headers = header_commands(exdir)
     have, examples = listed(script)
@@ -76,8 +83,8 @@ def main():
         print("command of an example's header not in %s: %s" % (script, c))
         bad = 1
     for c in sorted(have):
-        if c not in flat and c not in headers:
-            print("%s lists a command neither the README nor an example shows: %s" % (script, c))
+        if c not in flat and c not in headers and c not in docs:
+            print("%s lists a command neither the README, an example nor docs/ shows: %s" % (script, c))
             bad = 1
     for f in sorted(os.listdir(exdir)):
         if f.endswith(".ini") and "examples/" + f not in examples:

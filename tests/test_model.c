@@ -28,7 +28,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <glob.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define DATA_DIR "/usr/share/datasets/fashion-mnist"
@@ -1364,6 +1366,27 @@ static void test_config_keys(void) {
   CU_ASSERT_EQUAL(c.wl.source, SPR_SOURCE_MODEL);
   CU_ASSERT_STRING_EQUAL(c.wl.reference_model, "none"); /* not made a path */
   CU_ASSERT(c.wl.model[0] == '/');                        /* made absolute */
+  /* nor in a file in another folder (its relative names are taken from
+   * the file's folder) */
+  {
+    char dir[] = "/tmp/spr-refnone-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/r.ini", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("[workload]\nsource = model\nmodel = m.h5\nreference_model = none\n", f);
+    fclose(f);
+    spr_config d;
+    spr_config_default(&d);
+    CU_ASSERT_EQUAL(spr_config_load(&d, path), 0);
+    CU_ASSERT_STRING_EQUAL(d.wl.reference_model, "none");
+    char want[80];
+    snprintf(want, sizeof want, "%s/m.h5", dir);
+    CU_ASSERT_STRING_EQUAL(d.wl.model, want);
+    remove(path);
+    rmdir(dir);
+  }
   CU_ASSERT_EQUAL(spr_config_set(&c, "workload", "reference_model", "dense.h5", "t:5"), 0);
   CU_ASSERT_EQUAL(spr_config_resolve(&c, "t"), 0);
   CU_ASSERT(c.wl.reference_model[0] == '/');

@@ -345,7 +345,7 @@ static void check_targets(int preset, const char *name) {
   CU_ASSERT(s.nmean >= 0.01 && s.nmean <= 0.05);
   CU_ASSERT(s.pearson >= 0.9);
   CU_ASSERT(s.qmass >= 0.95);
-  CU_ASSERT(s.gen_ms < 20); /* loose: a few ms per head on one core */
+  /* s.gen_ms is reported (SPR_WL_REPORT=1), never asserted: no timed tests */
   print_summary(name, wl.seq_len, 1, &s);
   free(ev);
 }
