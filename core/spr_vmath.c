@@ -147,3 +147,55 @@ float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
   return s[0];
 }
 #endif
+
+/* ---- comparison bits and counts ------------------------------------------ */
+
+VM_CLONES int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
+  int64_t cnt = 0;
+  int j = 0;
+  for (; j + 64 <= n; j += 64) {
+    uint8_t c[64];
+    for (int u = 0; u < 64; u++) c[u] = (uint8_t)(s[j + u] >= t);
+    for (int b = 0; b < 8; b++) {
+      uint64_t x;
+      memcpy(&x, c + 8 * b, 8);
+      /* byte u of x (0 or 1) lands on bit 56 + u of the product */
+      const unsigned byte = (unsigned)((x * UINT64_C(0x0102040810204080)) >> 56);
+      out[j / 8 + b] = (uint8_t)byte;
+      cnt += __builtin_popcount(byte);
+    }
+  }
+  if (j < n) {
+    const int nb = (n - j + 7) / 8;
+    for (int b = 0; b < nb; b++) {
+      unsigned byte = 0;
+      for (int u = 0; u < 8 && j + 8 * b + u < n; u++) byte |= (unsigned)(s[j + 8 * b + u] >= t) << u;
+      out[j / 8 + b] = (uint8_t)byte;
+      cnt += __builtin_popcount(byte);
+    }
+  }
+  return cnt;
+}
+
+VM_CLONES int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int n, int32_t t) {
+  int32_t c = 0;
+  int64_t cnt = 0;
+  for (int j0 = 0; j0 < n; j0 += 1 << 20) { /* int32 lanes: 2^20 at a time */
+    const int j1 = n - j0 < (1 << 20) ? n : j0 + (1 << 20);
+    c = 0;
+    for (int j = j0; j < j1; j++) c += (a[j] - b[j]) >= t;
+    cnt += c;
+  }
+  return cnt;
+}
+
+VM_CLONES int64_t spr_vcount_ge_i32(const int32_t *s, int n, int32_t t) {
+  int64_t cnt = 0;
+  for (int j0 = 0; j0 < n; j0 += 1 << 20) {
+    const int j1 = n - j0 < (1 << 20) ? n : j0 + (1 << 20);
+    int32_t c = 0;
+    for (int j = j0; j < j1; j++) c += s[j] >= t;
+    cnt += c;
+  }
+  return cnt;
+}

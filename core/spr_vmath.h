@@ -25,6 +25,7 @@
 #define SPR_VMATH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SPR_VEXPF_ULP 1
 
@@ -37,4 +38,16 @@ void spr_vexpf(const float *x, float *y, size_t n);
  * The softmax numerators and their normaliser in one pass. */
 float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n);
 
+/* Comparison bits of int32 values against a threshold: bit j (least
+ * significant first within each byte) of out[0 .. ceil(n / 8)) is
+ * s[j] >= t; the bits of the last byte beyond n are 0.  Returns the
+ * number of set bits. */
+int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out);
+
+/* The number of j < n with a[j] - b[j] >= t (int32, no overflow for
+ * |a - b| < 2^31). */
+int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int n, int32_t t);
+
+/* The number of j < n with s[j] >= t. */
+int64_t spr_vcount_ge_i32(const int32_t *s, int n, int32_t t);
 #endif
