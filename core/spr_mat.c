@@ -99,7 +99,7 @@ nomem:
 
 int spr_i8mat_vnni(const spr_i8mat *p) { return p && p->vnni; }
 
-int spr_i8mat_pack(spr_i8mat *p, const int8_t *B, int n, int k, int ldb) {
+int spr_i8mat_pack_masked(spr_i8mat *p, const int8_t *B, int n, int k, int ldb, uint8_t and_mask) {
   if (!p || !B) return spr_error(SPR_EINVAL, "i8mat: pack: NULL argument");
   if (n < 1 || n > p->n_max || k < 1 || k > p->k_max || ldb < k)
     return spr_error(SPR_EINVAL, "i8mat: pack: %d x %d (ld %d) beyond the allocation %d x %d", n,
@@ -107,34 +107,58 @@ int spr_i8mat_pack(spr_i8mat *p, const int8_t *B, int n, int k, int ldb) {
   p->n = n;
   p->k = k;
   int bm = 0;
-  for (int j = 0; j < n; j++)
+  for (int j = 0; j < n; j++) {
+    const int8_t *bj = B + (size_t)j * ldb;
     for (int t = 0; t < k; t++) {
-      const int v = B[(size_t)j * ldb + t];
-      bm = v < 0 ? (-v > bm ? -v : bm) : (v > bm ? v : bm);
+      const int v = (int8_t)(bj[t] & and_mask);
+      const int a = v < 0 ? -v : v;
+      bm = a > bm ? a : bm;
     }
+  }
   p->bmax = bm;
   if (p->vnni) {
-    /* panel q, group g, lane l, byte u: B[16 q + l][4 g + u] + 128 (0 for
-     * columns and codes beyond the matrix: multiplied by zero padding) */
-    const int kg = (k + 3) / 4, np = (n + 15) / 16;
+    /* panel q, group g, lane l: the 4 codes B[16 q + l][4 g .. 4 g + 3]
+     * (masked) + 128 as one 32-bit word (columns beyond n and codes
+     * beyond k are multiplied by zero padding of A) */
+    const int kg = (k + 3) / 4, np = (n + 15) / 16, kf = k / 4;
+    const uint32_t m4 = 0x01010101u * and_mask;
     p->kg = kg;
-    for (int q = 0; q < np; q++)
-      for (int g = 0; g < kg; g++) {
-        uint8_t *dst = p->panels + ((size_t)q * kg + g) * 64;
-        for (int l = 0; l < 16; l++)
-          for (int u = 0; u < 4; u++) {
-            const int j = 16 * q + l, t = 4 * g + u;
-            dst[4 * l + u] = j < n && t < k ? (uint8_t)(B[(size_t)j * ldb + t] + 128) : 0;
-          }
+    for (int q = 0; q < np; q++) {
+      uint32_t *dst = (uint32_t *)(p->panels + (size_t)q * kg * 64);
+      for (int l = 0; l < 16; l++) {
+        const int j = 16 * q + l;
+        if (j >= n) {
+          for (int g = 0; g < kg; g++) dst[16 * g + l] = 0;
+          continue;
+        }
+        const int8_t *bj = B + (size_t)j * ldb;
+        for (int g = 0; g < kf; g++) {
+          uint32_t w;
+          memcpy(&w, bj + 4 * g, 4);
+          dst[16 * g + l] = (w & m4) ^ 0x80808080u; /* b + 128 for each byte */
+        }
+        if (kf < kg) {
+          uint8_t t4[4] = {0, 0, 0, 0};
+          for (int t = 4 * kf; t < k; t++) t4[t - 4 * kf] = (uint8_t)bj[t];
+          uint32_t w;
+          memcpy(&w, t4, 4);
+          dst[16 * kf + l] = (w & m4) ^ 0x80808080u;
+        }
       }
+    }
   } else {
     for (int j = 0; j < n; j++)
       for (int t = 0; t < k; t++) {
-        p->b[(size_t)j * k + t] = B[(size_t)j * ldb + t];
-        p->bf[(size_t)j * k + t] = (float)B[(size_t)j * ldb + t];
+        const int8_t v = (int8_t)(B[(size_t)j * ldb + t] & and_mask);
+        p->b[(size_t)j * k + t] = v;
+        p->bf[(size_t)j * k + t] = (float)v;
       }
   }
   return 0;
+}
+
+int spr_i8mat_pack(spr_i8mat *p, const int8_t *B, int n, int k, int ldb) {
+  return spr_i8mat_pack_masked(p, B, n, k, ldb, 0xFF);
 }
 
 #if SPR_HAVE_VNNI_KERNEL

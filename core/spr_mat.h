@@ -66,6 +66,10 @@ void spr_i8mat_free(spr_i8mat *p); /* NULL: no-op */
  * (shape beyond the allocation, NULL B). */
 int spr_i8mat_pack(spr_i8mat *p, const int8_t *B, int n, int k, int ldb);
 
+/* Pack the codes B & and_mask (bitwise, as int8: 0x7f or less keeps them
+ * non-negative), e.g. the low bits of keys.  Errors as spr_i8mat_pack. */
+int spr_i8mat_pack_masked(spr_i8mat *p, const int8_t *B, int n, int k, int ldb, uint8_t and_mask);
+
 /* C[i ldc + j] = sum_t A[i lda + t] B[j][t] for i < m, j < ncols (ncols
  * <= n: the first columns only, e.g. the keys a causal block sees).
  * Returns 0 or SPR_EINVAL (m outside 0..rows_max, ncols outside 0..n,

@@ -155,6 +155,7 @@ VM_CLONES int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *
   int j = 0;
   for (; j + 64 <= n; j += 64) {
     uint8_t c[64];
+#pragma omp simd
     for (int u = 0; u < 64; u++) c[u] = (uint8_t)(s[j + u] >= t);
     for (int b = 0; b < 8; b++) {
       uint64_t x;
@@ -183,6 +184,7 @@ VM_CLONES int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int
   for (int j0 = 0; j0 < n; j0 += 1 << 20) { /* int32 lanes: 2^20 at a time */
     const int j1 = n - j0 < (1 << 20) ? n : j0 + (1 << 20);
     c = 0;
+#pragma omp simd reduction(+ : c)
     for (int j = j0; j < j1; j++) c += (a[j] - b[j]) >= t;
     cnt += c;
   }
@@ -194,6 +196,7 @@ VM_CLONES int64_t spr_vcount_ge_i32(const int32_t *s, int n, int32_t t) {
   for (int j0 = 0; j0 < n; j0 += 1 << 20) {
     const int j1 = n - j0 < (1 << 20) ? n : j0 + (1 << 20);
     int32_t c = 0;
+#pragma omp simd reduction(+ : c)
     for (int j = j0; j < j1; j++) c += s[j] >= t;
     cnt += c;
   }

@@ -5,6 +5,7 @@
 #include "spr_error.h"
 #include "spr_mat.h"
 #include "spr_vmath.h"
+#include "spr_clones.h"
 #include "spr_quant.h"
 #include "spr_result.h"
 
@@ -65,6 +66,13 @@ void spr_bl_ws_free(spr_bl_ws *ws) {
 }
 
 /* ---- shared helpers -------------------------------------------------- */
+
+static inline int32_t spr_bl_min_i32(const int32_t *s, int n) {
+  int32_t v = s[0];
+#pragma omp simd reduction(min : v)
+  for (int j = 0; j < n; j++) v = s[j] < v ? s[j] : v;
+  return v;
+}
 
 static void stats_begin(spr_bl_stats *st, int n, int d, int causal) {
   if (!st) return;
@@ -288,12 +296,29 @@ void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int 
                           int causal) {
   const int64_t lo = h->lo;
   const int sh = h->shift;
+  if (h->pass == 1 && (int64_t)m * n > INT32_MAX) { /* the int32 sub-counts of one call */
+    const int half = m / 2;
+    spr_bl_quantile_rows(h, S, lds, i0, half, n, causal);
+    spr_bl_quantile_rows(h, S + (size_t)half * lds, lds, i0 + half, m - half, n, causal);
+    return;
+  }
+  if (h->pass == 1) memset(h->sub, 0, sizeof h->sub);
   for (int r = 0; r < m; r++) {
     const int32_t *s = S + (size_t)r * lds;
     const int nk = row_keys(i0 + r, n, causal);
     if (h->pass == 1) {
-      int64_t *c = h->coarse;
-      for (int j = 0; j < nk; j++) c[((int64_t)s[j] - lo) >> sh]++;
+      /* four interleaved sub-histograms: no chain of increments of one
+       * bin through memory */
+      int32_t *c0 = h->sub, *c1 = c0 + SPR_BL_QCOARSE, *c2 = c1 + SPR_BL_QCOARSE,
+              *c3 = c2 + SPR_BL_QCOARSE;
+      int j = 0;
+      for (; j + 4 <= nk; j += 4) {
+        c0[((int64_t)s[j] - lo) >> sh]++;
+        c1[((int64_t)s[j + 1] - lo) >> sh]++;
+        c2[((int64_t)s[j + 2] - lo) >> sh]++;
+        c3[((int64_t)s[j + 3] - lo) >> sh]++;
+      }
+      for (; j < nk; j++) c0[((int64_t)s[j] - lo) >> sh]++;
       h->total += nk;
     } else {
       const int64_t b0 = (int64_t)h->bin << sh, b1 = b0 + ((int64_t)1 << sh);
@@ -306,6 +331,10 @@ void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int 
       h->above_min = amin;
     }
   }
+  if (h->pass == 1) /* the sub-histograms of this call into the counts */
+    for (int b = 0; b < SPR_BL_QCOARSE; b++)
+      h->coarse[b] += (int64_t)h->sub[b] + h->sub[SPR_BL_QCOARSE + b] +
+                      h->sub[2 * SPR_BL_QCOARSE + b] + h->sub[3 * SPR_BL_QCOARSE + b];
 }
 
 int spr_bl_quantile_next(spr_bl_quantile *h, double keep_rate) {
@@ -517,46 +546,56 @@ void spr_bl_exp_table(double c, int64_t len, double *tab) {
   for (int64_t t = 0; t < len; t++) tab[t] = exp(c * (double)(int32_t)(-t));
 }
 
-int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
-                           double c, double p_threshold, const double *tab, int64_t tab_len,
-                           double *e, uint8_t *mask) {
+SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
+                                   double c, double p_threshold, const double *tab, int64_t tab_len,
+                                   double *e, uint8_t *mask) {
   const size_t rb = spr_mask_row_bytes(n);
   int64_t kept = 0;
-  /* eight rows at a time: lane r of e[8 j + r] is row r's exponential of
-   * key j (0 beyond its keys), so each row's sum runs over j in order */
+  /* eight rows at a time: e[r n + j] is row r's exponential of key j; the
+   * eight sums run side by side, each over its own keys in key order */
   for (int r0 = 0; r0 < m; r0 += 8) {
     const int rr = m - r0 < 8 ? m - r0 : 8;
-    int nk[8], nkmax = 0;
-    for (int r = 0; r < 8; r++) {
-      nk[r] = r < rr ? row_keys(i0 + r0 + r, n, causal) : 0;
-      nkmax = nk[r] > nkmax ? nk[r] : nkmax;
-    }
+    int nk[8] = {0}, nkmin = n;
     for (int r = 0; r < rr; r++) {
       const int32_t *si = S + (size_t)(r0 + r) * lds;
+      nk[r] = row_keys(i0 + r0 + r, n, causal);
+      nkmin = nk[r] < nkmin ? nk[r] : nkmin;
       int32_t v = si[0];
-      for (int j = 1; j < nk[r]; j++) v = si[j] > v ? si[j] : v;
-      double *er = e + r;
-      if (tab) {
-        for (int j = 0; j < nk[r]; j++) {
-          const int64_t t = (int64_t)v - si[j];
-          er[8 * (size_t)j] = t < tab_len ? tab[t] : exp(c * (double)(si[j] - v));
-        }
+#pragma omp simd reduction(max : v)
+      for (int j = 0; j < nk[r]; j++) v = si[j] > v ? si[j] : v;
+      double *er = e + (size_t)r * n;
+      if (tab && (int64_t)v - spr_bl_min_i32(si, nk[r]) < tab_len) {
+#pragma omp simd
+        for (int j = 0; j < nk[r]; j++) er[j] = tab[v - si[j]];
       } else {
-        for (int j = 0; j < nk[r]; j++) er[8 * (size_t)j] = exp(c * (double)(si[j] - v));
+        for (int j = 0; j < nk[r]; j++) er[j] = exp(c * (double)(si[j] - v));
       }
-      for (int j = nk[r]; j < nkmax; j++) er[8 * (size_t)j] = 0.0;
     }
-    for (int r = rr; r < 8; r++)
-      for (int j = 0; j < nkmax; j++) e[8 * (size_t)j + r] = 0.0;
     double z[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int j = 0; j < nkmax; j++)
-      for (int r = 0; r < 8; r++) z[r] += e[8 * (size_t)j + r];
+    if (rr == 8) {
+      int j = 0;
+      for (; j < nkmin; j++)
+        for (int r = 0; r < 8; r++) z[r] += e[(size_t)r * n + j];
+      for (int r = 0; r < 8; r++)
+        for (int jj = j; jj < nk[r]; jj++) z[r] += e[(size_t)r * n + jj];
+    } else {
+      for (int r = 0; r < rr; r++)
+        for (int j = 0; j < nk[r]; j++) z[r] += e[(size_t)r * n + j];
+    }
     for (int r = 0; r < rr; r++) {
       uint8_t *row = mask + (size_t)(r0 + r) * rb;
       const double cut = p_threshold * z[r];
+      const double *er = e + (size_t)r * n;
       memset(row, 0, rb);
-      for (int j = 0; j < nk[r]; j++)
-        if (e[8 * (size_t)j + r] >= cut) {
+      int j = 0;
+      for (; j + 8 <= nk[r]; j += 8) {
+        unsigned byte = 0;
+        for (int u = 0; u < 8; u++) byte |= (unsigned)(er[j + u] >= cut) << u;
+        row[j >> 3] = (uint8_t)byte;
+        kept += __builtin_popcount(byte);
+      }
+      for (; j < nk[r]; j++)
+        if (er[j] >= cut) {
           row[j >> 3] |= (uint8_t)(1u << (j & 7));
           kept++;
         }
@@ -630,13 +669,10 @@ void spr_bl_leopard_default(spr_bl_leopard_params *p) {
 
 int spr_bl_leopard_pack(const int8_t *kc, int n, int d, int B, spr_i8mat *const *plow,
                         int8_t *scratch) {
-  const size_t nd = (size_t)n * d;
+  (void)scratch;
   int rc = 0;
-  for (int r = 1; r < B && !rc; r++) {
-    const uint8_t low = (uint8_t)((1u << r) - 1u);
-    for (size_t t = 0; t < nd; t++) scratch[t] = (int8_t)((uint8_t)kc[t] & low);
-    rc = spr_i8mat_pack(plow[r - 1], scratch, n, d, d);
-  }
+  for (int r = 1; r < B && !rc; r++)
+    rc = spr_i8mat_pack_masked(plow[r - 1], kc, n, d, d, (uint8_t)((1u << r) - 1u));
   return rc;
 }
 

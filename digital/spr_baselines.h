@@ -144,6 +144,8 @@ typedef struct {
   int64_t above;         /* scores above the crossing bin */
   int64_t above_min;     /* smallest s - lo above it (INT64_MAX: none) */
   int64_t coarse[SPR_BL_QCOARSE];
+  int32_t sub[4 * SPR_BL_QCOARSE]; /* one call's counts (< 2^31: a call
+                                      passes at most 2^31 - 1 scores) */
   int64_t *fine;         /* 2^shift counts of the crossing bin */
   int64_t fine_cap;
 } spr_bl_quantile;
@@ -340,8 +342,8 @@ void spr_bl_exp_table(double c, int64_t len, double *tab);
 
 /* Sanger's decision on the 4-bit scores of the rows: logit scale c =
  * q_scale k_scale / sqrt(d), probabilities from tab (len entries; NULL or
- * beyond: exp itself), row sums in key order (eight rows interleaved, each
- * in its own order); e: 8 n doubles of scratch.  Returns the keeps. */
+ * beyond: exp itself), row sums in key order (eight rows side by side,
+ * each in its own order); e: 8 n doubles of scratch.  Returns the keeps. */
 int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
                            double c, double p_threshold, const double *tab, int64_t tab_len,
                            double *e, uint8_t *mask);

@@ -12,12 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the per-row loops compiled for AVX-512, AVX2 and baseline x86-64 (the
- * same operations in each: -ffp-contract=off under -std=c11) */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
-#define SPR_DCLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SPR_DCLONES
+#include "spr_clones.h"
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* always inlined: no ABI crossing */
+/* 16-float vectors for the value sums (register accumulators) */
+typedef float v16f __attribute__((vector_size(64)));
+static inline v16f ld16(const float *p) {
+  v16f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
 #endif
 
 const char *spr_dig_policy_name(int policy) {
@@ -54,9 +59,9 @@ int spr_dig_ws_alloc(spr_dig_ws *ws, int n, int d) {
   ws->resw = malloc((un + 63) / 64 * sizeof *ws->resw);
   ws->heap = malloc(un * sizeof *ws->heap);
   ws->acc = malloc((size_t)d * sizeof *ws->acc);
-  ws->xs = malloc(un * sizeof *ws->xs);
-  ws->ws = malloc(un * sizeof *ws->ws);
-  ws->facc = malloc((size_t)d * sizeof *ws->facc);
+  ws->xs = malloc((un + 16) * sizeof *ws->xs);
+  ws->ws = malloc((un + 16) * sizeof *ws->ws);
+  ws->facc = malloc((size_t)2 * d * sizeof *ws->facc);
   ws->vf = malloc(un * d * sizeof *ws->vf);
   ws->sv = malloc(un * sizeof *ws->sv);
   ws->rowf = malloc(un * sizeof *ws->rowf);
@@ -121,7 +126,7 @@ static inline uint64_t row_word(const uint8_t *row, int n, size_t w) {
 
 /* Survivors of one mask row, ascending, into idx; returns their count.
  * Bits j >= n of the last byte are ignored. */
-static int row_survivors(const uint8_t *row, int n, int *idx) {
+SPR_HOT static int row_survivors(const uint8_t *row, int n, int *idx) {
   const size_t nw = ((size_t)n + 63) / 64;
   int m = 0;
   for (size_t w = 0; w < nw; w++)
@@ -203,7 +208,7 @@ int spr_dig_fetch_begin(const spr_dig_fetch_params *p, int n, int d, spr_dig_fet
  * survivors.  hits = |B and P|; the misses P and not B are taken in
  * ascending key order, the first cap - hits of them kept, the rest
  * streamed; B becomes (B and P) plus the kept misses. */
-static void fetch_row_sprint(const uint8_t *row, int n, int64_t cap, spr_dig_ws *ws, int *h_,
+SPR_HOT static void fetch_row_sprint(const uint8_t *row, int n, int64_t cap, spr_dig_ws *ws, int *h_,
                              int *f_, int *o_, int *m_) {
   const size_t nw = ((size_t)n + 63) / 64;
   uint64_t *R = ws->resw;
@@ -336,29 +341,105 @@ static int check_scale(const char *name, float s) {
   return 0;
 }
 
+/* acc[u] = sum_t w_t vf[idx_t][u] for u < d: the row's value product,
+ * each u as (sum over even t) + (sum over odd t), both in increasing t
+ * (two dependency chains; the same sums on every d path and machine).
+ * d = 16, 32, 48, 64 or 128 keeps the sums in vector registers.  acc: 2 d
+ * floats. */
+#if defined(__GNUC__)
+/* 2 NV accumulators of 16 floats in registers (d = 16 NV): the even and the
+ * odd survivors summed apart (two dependency chains), then added */
+#define PV_FIXED(NV)                                                              \
+  static inline __attribute__((always_inline)) void pv_fixed##NV(               \
+      const int *idx, const float *w, int cnt, const float *vf, float *acc) {    \
+    v16f a[NV], b[NV];                                                          \
+    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) a[v] = b[v] = (v16f){0}; \
+    int t = 0;                                                                  \
+    for (; t + 2 <= cnt; t += 2) {                                              \
+      const float wa = w[t], wb = w[t + 1];                                     \
+      const float *va = vf + (size_t)idx[t] * (16 * NV);                        \
+      const float *vb = vf + (size_t)idx[t + 1] * (16 * NV);                    \
+      _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                    \
+        a[v] += ld16(va + 16 * v) * wa;                                         \
+        b[v] += ld16(vb + 16 * v) * wb;                                         \
+      }                                                                         \
+    }                                                                           \
+    if (t < cnt) {                                                              \
+      const float wa = w[t];                                                    \
+      const float *va = vf + (size_t)idx[t] * (16 * NV);                        \
+      _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) a[v] += ld16(va + 16 * v) * wa; \
+    }                                                                           \
+    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                      \
+      const v16f s = a[v] + b[v];                                               \
+      memcpy(acc + 16 * v, &s, sizeof s);                                       \
+    }                                                                           \
+  }
+PV_FIXED(1)
+PV_FIXED(2)
+PV_FIXED(3)
+PV_FIXED(4)
+PV_FIXED(8)
+#undef PV_FIXED
+#endif
+
+SPR_HOT static void pv_sum(const int *idx, const float *w, int cnt, const float *vf, int d,
+                           float *restrict acc) {
+#if defined(__GNUC__)
+  switch (d) {
+  case 16: pv_fixed1(idx, w, cnt, vf, acc); return;
+  case 32: pv_fixed2(idx, w, cnt, vf, acc); return;
+  case 48: pv_fixed3(idx, w, cnt, vf, acc); return;
+  case 64: pv_fixed4(idx, w, cnt, vf, acc); return;
+  case 128: pv_fixed8(idx, w, cnt, vf, acc); return;
+  default: break;
+  }
+#endif
+  /* the same sums: even survivors into acc, odd into acc2, then added */
+  float *restrict acc2 = acc + d;
+  for (int u = 0; u < 2 * d; u++) acc[u] = 0.0f;
+  for (int t = 0; t < cnt; t++) {
+    const float wt = w[t];
+    const float *restrict vj = vf + (size_t)idx[t] * d;
+    float *restrict a = t & 1 ? acc2 : acc;
+#pragma omp simd
+    for (int u = 0; u < d; u++) a[u] += wt * vj[u];
+  }
+#pragma omp simd
+  for (int u = 0; u < d; u++) acc[u] += acc2[u];
+}
+
+/* 1 when the row keeps exactly keys 0 .. cnt - 1 (cnt = its keeps). */
+static int prefix_row(const uint8_t *row, int cnt) {
+  const size_t full = (size_t)cnt / 8;
+  for (size_t b = 0; b < full; b++)
+    if (row[b] != 0xFF) return 0;
+  return !(cnt & 7) || (row[full] & ((1u << (cnt & 7)) - 1)) == ((1u << (cnt & 7)) - 1);
+}
+
 /* o (d floats) = (v_scale / z) sum_t w_t vf[idx_t] with w_t = exp(alpha
  * (sv_t - max sv)) over the cnt survivors idx (ascending keys) of a row
  * and their exact scores sv; the value rows are added in ascending key
  * order. */
-SPR_DCLONES static void attend_row(const int *idx, const int32_t *sv, int cnt, float alpha,
+SPR_HOT static void attend_row(const int *idx, const int32_t *sv, int cnt, float alpha,
                                    const float *vf, int d, float v_scale, float *o,
                                    spr_dig_ws *ws) {
   int32_t mx = INT32_MIN;
+#pragma omp simd reduction(max : mx)
   for (int t = 0; t < cnt; t++) mx = sv[t] > mx ? sv[t] : mx;
   float *x = ws->xs, *w = ws->ws, *acc = ws->facc;
+#pragma omp simd
   for (int t = 0; t < cnt; t++) x[t] = alpha * (float)(sv[t] - mx);
-  const float z = spr_vexpf_sub_sum(x, 0.0f, w, (size_t)cnt);
-  for (int u = 0; u < d; u++) acc[u] = 0.0f;
-  for (int t = 0; t < cnt; t++) {
-    const float wt = w[t];
-    const float *vj = vf + (size_t)idx[t] * d;
-    for (int u = 0; u < d; u++) acc[u] += wt * vj[u];
-  }
+  /* padded to whole vectors with exp(-inf) = 0: the sum is unchanged */
+  const int c16 = (cnt + 15) & ~15;
+  for (int t = cnt; t < c16; t++) x[t] = -INFINITY;
+  const float z = spr_vexpf_sub_sum(x, 0.0f, w, (size_t)c16);
+  pv_sum(idx, w, cnt, vf, d, acc);
   const float f = v_scale / z;
+#pragma omp simd
   for (int u = 0; u < d; u++) o[u] = f * acc[u];
 }
 
-int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
+SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
                            int i0, int m, int n, const float *vf, int d, float v_scale,
                            float *O, spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws) {
   if (!S || !mask || !vf || !O || !ws)
@@ -385,7 +466,26 @@ int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint
   for (int r = 0; r < m; r++) {
     float *oi = O + (size_t)r * d;
     const int32_t *si = S + (size_t)r * lds;
-    const int cnt = row_survivors(mask + (size_t)r * rb, n, ws->idx);
+    const uint8_t *row = mask + (size_t)r * rb;
+    if (gemm) {
+      /* a row keeping keys 0 .. cnt - 1 exactly (dense, causal dense):
+       * its probabilities straight from the scores, no index list */
+      int cnt = 0;
+      for (size_t w = 0; w < nw; w++) cnt += __builtin_popcountll(row_word(row, n, w));
+      float *pr = pbuf + (size_t)r * ncols;
+      if (cnt > 0 && prefix_row(row, cnt)) {
+        int32_t mx = si[0];
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < cnt; j++) mx = si[j] > mx ? si[j] : mx;
+#pragma omp simd
+        for (int j = 0; j < cnt; j++) pr[j] = alpha * (float)(si[j] - mx);
+        const float z = spr_vexpf_sub_sum(pr, 0.0f, pr, (size_t)cnt);
+        if (ncols > cnt) memset(pr + cnt, 0, (size_t)(ncols - cnt) * sizeof *pr);
+        ws->rowf[r] = v_scale / z;
+        continue;
+      }
+    }
+    const int cnt = row_survivors(row, n, ws->idx);
     if (cnt == 0) {
       memset(oi, 0, (size_t)d * sizeof *oi);
       if (gemm) memset(pbuf + (size_t)r * ncols, 0, (size_t)ncols * sizeof *pbuf);
@@ -482,7 +582,7 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
 
 /* ---- dense exact attention ---------------------------------------------- */
 
-int spr_dig_dense_rows(const float *Q, const float *K, const float *V, int n, int d, int causal,
+SPR_HOT int spr_dig_dense_rows(const float *Q, const float *K, const float *V, int n, int d, int causal,
                        int i0, int m, float *P, float *O) {
   if (!Q) return spr_error(SPR_EINVAL, "digital: dense: Q is NULL");
   if (!K) return spr_error(SPR_EINVAL, "digital: dense: K is NULL");
@@ -506,6 +606,7 @@ int spr_dig_dense_rows(const float *Q, const float *K, const float *V, int n, in
     const int nk = causal ? i + 1 : n;
     float mx = -INFINITY;
     int bad = 0;
+#pragma omp simd reduction(max : mx) reduction(| : bad)
     for (int j = 0; j < nk; j++) {
       bad |= (row[j] - row[j]) != 0.0f; /* inf or NaN */
       mx = row[j] > mx ? row[j] : mx;
@@ -517,8 +618,9 @@ int spr_dig_dense_rows(const float *Q, const float *K, const float *V, int n, in
                            i, j, (double)row[j]);
     const float z = spr_vexpf_sub_sum(row, mx, row, (size_t)nk);
     const float iz = 1.0f / z;
+#pragma omp simd
     for (int j = 0; j < nk; j++) row[j] *= iz;
-    for (int j = nk; j < n; j++) row[j] = 0.0f;
+    if (nk < n) memset(row + nk, 0, (size_t)(n - nk) * sizeof *row);
   }
   return spr_matf_gemm(1.0f, mp, 0, spr_matf_view((float *)V, nc, d), 0, 0.0f,
                        spr_matf_view(O, m, d));
@@ -567,18 +669,110 @@ static void heap_sift_up(int *h, int r, const float *p) {
   }
 }
 
-/* The ki top keys of row pr (nk keys) into out, best first. */
-static void rank_row(const float *pr, int nk, int ki, int *h, int *out) {
-  int sz = 0;
-  for (int j = 0; j < nk; j++) {
-    if (sz < ki) {
-      h[sz] = j;
-      heap_sift_up(h, sz++, pr);
-    } else if (ranks_before(pr, j, h[0])) {
-      h[0] = j;
-      heap_sift_down(h, ki, 0, pr);
+/* The maxima of the 4-key blocks of p[0 .. m) into bm[0 .. ceil(m / 4)):
+ * 16 keys per vector, two shuffle-and-max steps. */
+static inline void block4_max(const float *p, int m, float *bm) {
+  int j = 0;
+#if defined(__GNUC__)
+  typedef int32_t v16i_ __attribute__((vector_size(64)));
+  static const v16i_ s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
+                     s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+#define VMAX(a, b) ((v16f)(((v16i_)(a) & (v16i_)((a) > (b))) | ((v16i_)(b) & ~(v16i_)((a) > (b)))))
+  for (; j + 16 <= m; j += 16) {
+    v16f v = ld16(p + j), w = __builtin_shuffle(v, s2);
+    v = VMAX(v, w);
+    w = __builtin_shuffle(v, s1);
+    v = VMAX(v, w);
+    bm[j / 4] = v[0];
+    bm[j / 4 + 1] = v[4];
+    bm[j / 4 + 2] = v[8];
+    bm[j / 4 + 3] = v[12];
+  }
+#undef VMAX
+#endif
+  for (; j < m; j += 4) {
+    float x = p[j];
+    for (int u = j + 1; u < j + 4 && u < m; u++) x = p[u] > x ? p[u] : x;
+    bm[j / 4] = x;
+  }
+}
+
+/* The ki top keys of row pr (nk keys) into out, best first, in the
+ * ranking (p descending, ties to the lower key).  Small ki: the maxima of
+ * the 4-key blocks (vectorised); tau = the ki-th largest of them bounds
+ * the ki-th largest key from below (those ki block maxima are ki distinct
+ * keys >= tau), so the top keys are among the keys >= tau of the blocks
+ * whose maximum reaches tau; those few candidates are sorted by the
+ * ranking.  Otherwise (or with more than 64 candidates, many ties) a heap
+ * of the ki best so far. */
+SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) {
+  enum { BLK = 4, MAXC = 64 };
+  const int nb = (nk + BLK - 1) / BLK;
+  if (ki <= 16 && nb >= ki && nb <= 4096) {
+    float bm[4096], top[16];
+    block4_max(pr, nk, bm);
+    /* tau: the ki-th largest block maximum (insertion into a sorted list) */
+    int nt = 0;
+    for (int b = 0; b < nb; b++) {
+      const float v = bm[b];
+      if (nt == ki && v <= top[ki - 1]) continue;
+      int t = nt < ki ? nt++ : ki - 1;
+      while (t > 0 && top[t - 1] < v) {
+        top[t] = top[t - 1];
+        t--;
+      }
+      top[t] = v;
+    }
+    const float tau = top[ki - 1];
+    /* the keys above tau (sorted by the ranking), then keys equal to tau
+     * in key order until ki */
+    int cand[MAXC], nc = 0, over = 0;
+    for (int b = 0; b < nb && !over; b++) {
+      if (bm[b] <= tau) continue;
+      const int j0 = BLK * b, j1 = j0 + BLK < nk ? j0 + BLK : nk;
+      for (int j = j0; j < j1; j++)
+        if (pr[j] > tau) {
+          if (nc == MAXC) {
+            over = 1;
+            break;
+          }
+          cand[nc++] = j;
+        }
+    }
+    if (!over) {
+      /* the best ki of the candidates by selection (ranking: p
+       * descending, the lower key first: candidates are in key order) */
+      int t = 0;
+      for (; t < ki && t < nc; t++) {
+        int best = t;
+        for (int a = t + 1; a < nc; a++)
+          if (pr[cand[a]] > pr[cand[best]]) best = a;
+        const int j = cand[best];
+        for (int a = best; a > t; a--) cand[a] = cand[a - 1]; /* keeps key order */
+        cand[t] = j;
+        out[t] = j;
+      }
+      for (int b = 0; b < nb && t < ki; b++) {
+        if (bm[b] < tau) continue;
+        const int j0 = BLK * b, j1 = j0 + BLK < nk ? j0 + BLK : nk;
+        for (int j = j0; j < j1 && t < ki; j++)
+          if (pr[j] == tau) out[t++] = j;
+      }
+      return;
     }
   }
+  int sz = 0, j = 0;
+  for (; j < nk && sz < ki; j++) {
+    h[sz] = j;
+    heap_sift_up(h, sz++, pr);
+  }
+  float thr = pr[h[0]];
+  for (; j < nk; j++)
+    if (pr[j] > thr) { /* keys come in ascending order: ties never enter */
+      h[0] = j;
+      heap_sift_down(h, ki, 0, pr);
+      thr = pr[h[0]];
+    }
   /* pop the heap: the root is the last-ranked */
   for (int t = ki - 1; t >= 0; t--) {
     out[t] = h[0];
@@ -602,12 +796,33 @@ int spr_dig_rank_rows(const float *P, int i0, int m, int n, int k, int causal, i
   return 0;
 }
 
+SPR_HOT double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk) {
+  const size_t nw = ((size_t)nk + 63) / 64;
+  double acc = 0;
+  for (size_t w = 0; w < nw; w++) {
+    uint64_t x = row_word(row, nk, w);
+    const float *pw = p + 64 * w;
+    if (x == ~(uint64_t)0) {
+      /* a full word: 8 partial sums (lane u takes keys u mod 8), the same
+       * on every machine */
+      double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int b = 0; b < 8; b++)
+#pragma omp simd
+        for (int u = 0; u < 8; u++) l[u] += pw[8 * b + u];
+      acc += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+      continue;
+    }
+    for (; x; x &= x - 1) acc += pw[__builtin_ctzll(x)];
+  }
+  return acc;
+}
+
 void spr_dig_metric_acc_init(spr_dig_metric_acc *a) {
   memset(a, 0, sizeof *a);
   a->cos_min = INFINITY;
 }
 
-int spr_dig_metrics_rows(const spr_dig_metric_params *p, const float *O, const float *O_dense,
+SPR_HOT int spr_dig_metrics_rows(const spr_dig_metric_params *p, const float *O, const float *O_dense,
                          const float *P_dense, const int *top, const uint8_t *mask, int i0,
                          int m, int n, int d, spr_dig_metric_acc *a) {
   if (!p || !O || !O_dense || !P_dense || !top || !mask || !a)
@@ -615,7 +830,7 @@ int spr_dig_metrics_rows(const spr_dig_metric_params *p, const float *O, const f
   const int k = p->top_k;
   if (k < 1 || k > n)
     return spr_error(SPR_EINVAL, "digital: metrics: top_k=%d outside 1..n=%d", k, n);
-  const size_t rb = spr_mask_row_bytes(n), nw = ((size_t)n + 63) / 64;
+  const size_t rb = spr_mask_row_bytes(n);
   for (int r = 0; r < m; r++) {
     const int i = i0 + r;
     const float *o = O + (size_t)r * d, *od = O_dense + (size_t)r * d;
@@ -641,13 +856,7 @@ int spr_dig_metrics_rows(const spr_dig_metric_params *p, const float *O, const f
     const uint8_t *row = mask + (size_t)r * rb;
     /* causal: keys 0 .. i only, and at most i + 1 of them in the top k */
     const int nk = p->causal ? i + 1 : n, ki = k < nk ? k : nk;
-    double mi = 0;
-    for (size_t w = 0; w < nw && 64 * w < (size_t)nk; w++) {
-      uint64_t x = row_word(row, n, w);
-      if (64 * (w + 1) > (size_t)nk) x &= ((uint64_t)1 << (nk - 64 * w)) - 1;
-      for (; x; x &= x - 1) mi += pr[64 * w + __builtin_ctzll(x)];
-    }
-    a->mass += mi;
+    a->mass += spr_dig_mask_sum(pr, row, nk);
     const int *tr = top + (size_t)r * k;
     a->top1 += mask_bit(row, tr[0]);
     int hit = 0;

@@ -254,6 +254,11 @@ int spr_dig_dense_rows(const float *Q, const float *K, const float *V, int n, in
 int spr_dig_rank_rows(const float *P, int i0, int m, int n, int k, int causal, int *top,
                       spr_dig_ws *ws);
 
+/* sum_{j < nk, bit j of row set} p[j] in double: the softmax mass a mask
+ * row keeps (full 64-key words in 8 partial sums, the rest in key order;
+ * the same order on every machine). */
+double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk);
+
 /* Running sums of spr_dig_metrics over row blocks (in row order). */
 typedef struct {
   double num, den, cos_sum, cos_min, mass, top1, topk;

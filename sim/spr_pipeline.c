@@ -162,22 +162,25 @@ const spr_head_result *spr_run_result(const spr_run *r, int layer, int head) {
 
 const spr_head_result *spr_run_results(const spr_run *r) { return r ? r->res : NULL; }
 
+void spr_run_stages(const spr_run *r, double *out) {
+  for (int s = 0; s < SPR_STAGE_N; s++) out[s] = 0;
+  for (int t = 0; r && t < r->threads; t++) spr_attend_ws_stages(r->tws[t], out);
+}
+
 /* Pass 1: workload, quantization, ideal scores. */
 static int pass_ideal(spr_run *r, int layer, int h, spr_attend_ws *w) {
   spr_attend_head *s = &r->slot[h];
   int rc;
   /* source qkv: Q, K, V were read by spr_run_layer */
+  const double t0 = spr_attend_cpu_seconds();
   if (!r->qkv && (rc = spr_synth_head(&r->c.wl, r->c.seed, layer, h, s->Q, s->K, s->V))) return rc;
+  spr_attend_ws_stage_add(w, SPR_STAGE_WORKLOAD, spr_attend_cpu_seconds() - t0);
   return spr_attend_ideal(&r->c, layer, h, s, w, &r->res[(size_t)layer * r->H + h]);
 }
 
-/* Pass 3: program, decide, compare, mass (trial 0). */
-static int pass_analog(spr_run *r, int layer, int h, spr_attend_ws *w) {
+/* The arrays of a head's result at the trace level (held heads). */
+static void trace_arrays(spr_run *r, spr_attend_head *s, spr_head_result *res) {
   const spr_config *c = &r->c;
-  spr_attend_head *s = &r->slot[h];
-  spr_head_result *res = &r->res[(size_t)layer * r->H + h];
-  int rc;
-  if ((rc = spr_attend_analog(c, layer, h, 0, s, w, res))) return rc;
   if (c->trace >= SPR_TRACE_MASKS) {
     res->mask_analog = s->mask_a;
     res->mask_ideal = s->mask_i;
@@ -189,24 +192,33 @@ static int pass_analog(spr_run *r, int layer, int h, spr_attend_ws *w) {
     res->ideal_scores = s->ideal;
     res->analog_scores = s->scores;
   }
-  return 0;
 }
 
-/* Pass 4: the digital path and the ledger for SPRINT and every enabled
- * baseline, against dense exact attention of the float Q, K, V. */
-static int pass_digital(spr_run *r, int layer, int h, spr_attend_ws *w) {
+/* Pass 3 alone (baselines.match = sprint: the layer's SPRINT keep rate
+ * before any baseline): program, decide, compare, mass (trial 0). */
+static int pass_analog(spr_run *r, int layer, int h, spr_attend_ws *w) {
+  spr_attend_head *s = &r->slot[h];
+  spr_head_result *res = &r->res[(size_t)layer * r->H + h];
+  int rc = spr_attend_analog(&r->c, layer, h, 0, s, w, res);
+  if (!rc) trace_arrays(r, s, res);
+  return rc;
+}
+
+/* Passes 3 and 4 in one pass over the head's rows: the analog decisions
+ * (unless pass_analog ran), the digital path and the ledger of SPRINT and
+ * every enabled baseline, against dense exact attention of the float Q,
+ * K, V, the score matrices and the reference shared. */
+static int pass_head(spr_run *r, int layer, int h, spr_attend_ws *w) {
   const spr_config *c = &r->c;
   spr_attend_head *s = &r->slot[h];
   spr_head_result *res = &r->res[(size_t)layer * r->H + h];
-  int rc;
-  if ((rc = spr_attend_digital(c, s, w))) return rc;
-  memset(res->scheme, 0, sizeof res->scheme);
-  const double target = c->bl.match == SPR_MATCH_SPRINT ? r->match_keep : -1.0;
-  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
-    if (!spr_attend_scheme_on(c, sc)) continue;
-    if ((rc = spr_attend_scheme_at(c, sc, s, w, target, &res->scheme[sc], NULL))) return rc;
-  }
-  return 0;
+  const int match = c->bl.match == SPR_MATCH_SPRINT;
+  int rc = spr_attend_head_begin(c, layer, h, 0, s, w, res, match ? r->match_keep : -1.0, match);
+  spr_attend_rows rows;
+  while (!rc && (rc = spr_attend_head_step(c, s, w, res, &rows)) == 1) rc = 0;
+  if (!rc) rc = spr_attend_head_end(c, s, w, res);
+  if (!rc && !match) trace_arrays(r, s, res);
+  return rc;
 }
 
 /* Run fn over the heads of `layer` on the run's threads; the first error
@@ -300,13 +312,15 @@ int spr_run_layer(spr_run *r, int layer) {
     return rc;
   if ((rc = spr_attend_thresholds(&r->c, layer, r->slot, r->H, 0.0, r->tws[0], res, NULL)))
     return rc;
-  if ((rc = for_heads(r, layer, pass_analog))) return rc;
-  /* SPRINT's realised keep rate of the layer: kept pairs of its heads over
-   * their pairs (the baselines' target with baselines.match = sprint) */
-  int64_t kept = 0;
-  for (int h = 0; h < r->H; h++) kept += res[h].n_kept;
-  r->match_keep = (double)kept / ((double)spr_pair_count(r->n, r->c.wl.causal) * r->H);
-  if ((rc = for_heads(r, layer, pass_digital))) return rc;
+  if (r->c.bl.match == SPR_MATCH_SPRINT) {
+    /* SPRINT's realised keep rate of the layer: kept pairs of its heads
+     * over their pairs (the baselines' target) */
+    if ((rc = for_heads(r, layer, pass_analog))) return rc;
+    int64_t kept = 0;
+    for (int h = 0; h < r->H; h++) kept += res[h].n_kept;
+    r->match_keep = (double)kept / ((double)spr_pair_count(r->n, r->c.wl.causal) * r->H);
+  }
+  if ((rc = for_heads(r, layer, pass_head))) return rc;
   r->next_layer = layer + 1;
   return 0;
 }

@@ -72,6 +72,10 @@ void spr_run_set_cancel(spr_run *r, volatile sig_atomic_t *flag);
 /* Result of (layer, head); NULL when out of range. */
 const spr_head_result *spr_run_result(const spr_run *r, int layer, int head);
 
+/* out[s] = thread CPU seconds of stage s (enum spr_stage, sim/spr_attend.h:
+ * SPR_STAGE_N values) summed over the run's threads since spr_run_alloc. */
+void spr_run_stages(const spr_run *r, double *out);
+
 /* All results, indexed [layer * heads + head]. */
 const spr_head_result *spr_run_results(const spr_run *r);
 

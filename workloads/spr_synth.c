@@ -31,7 +31,9 @@
 #include "spr_rng.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -189,21 +191,56 @@ typedef struct {
   int j, c;
 } cls_pair;
 
-static int cmp_pair(const void *a, const void *b) {
-  const cls_pair *x = a, *y = b;
-  if (x->v != y->v) return x->v > y->v ? -1 : 1;
-  if (x->j != y->j) return x->j < y->j ? -1 : 1;
-  return (x->c > y->c) - (x->c < y->c);
+
+/* Sort key of v for descending order: the IEEE bits made unsigned-ordered
+ * (negatives flipped), complemented; -0 is 0, as the comparison has it. */
+static uint64_t desc_key(double v) {
+  if (v == 0) v = 0.0;
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  u = u >> 63 ? ~u : u | ((uint64_t)1 << 63);
+  return ~u;
+}
+
+/* The order qsort with cmp_pair gives: the pairs are generated in (j, c)
+ * ascending order, so a stable sort by v descending (an LSD radix sort on
+ * the 8 bytes of desc_key, passes whose byte is the same for all skipped)
+ * leaves ties in (j, c) order.  tmp: np pairs. */
+static void sort_pairs(cls_pair *pairs, int np, cls_pair *tmp, uint64_t *key, uint64_t *key2) {
+  for (int k = 0; k < np; k++) key[k] = desc_key(pairs[k].v);
+  cls_pair *src = pairs, *dst = tmp;
+  uint64_t *ks = key, *kd = key2;
+  for (int pass = 0; pass < 8; pass++) {
+    const int sh = 8 * pass;
+    size_t count[257] = {0};
+    for (int k = 0; k < np; k++) count[((ks[k] >> sh) & 0xFF) + 1]++;
+    int trivial = 0;
+    for (int b = 0; b < 256; b++) trivial |= count[b + 1] == (size_t)np;
+    if (trivial) continue;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (int k = 0; k < np; k++) {
+      const size_t at = count[(ks[k] >> sh) & 0xFF]++;
+      dst[at] = src[k];
+      kd[at] = ks[k];
+    }
+    cls_pair *t = src;
+    src = dst;
+    dst = t;
+    uint64_t *tk = ks;
+    ks = kd;
+    kd = tk;
+  }
+  if (src != pairs) memcpy(pairs, src, (size_t)np * sizeof *pairs);
 }
 
 static void assign_classes(const double *y, int n, int C, int sink_last,
-                           cls_pair *pairs, int *cls) {
+                           cls_pair *pairs, cls_pair *tmp, uint64_t *key, int *cls) {
   int cnt[SYN_MAX_CLASSES] = {0}, np = 0;
   const int lo = 1, hi = sink_last ? n - 1 : n, n_eff = hi - lo;
   for (int j = 0; j < n; j++) cls[j] = -1;
   for (int j = lo; j < hi; j++)
     for (int c = 0; c < C; c++) pairs[np++] = (cls_pair){y[(size_t)j * C + c], j, c};
-  qsort(pairs, (size_t)np, sizeof *pairs, cmp_pair);
+  sort_pairs(pairs, np, tmp, key, key + (size_t)n * SYN_MAX_CLASSES);
   for (int k = 0; k < np; k++) {
     const int j = pairs[k].j, c = pairs[k].c;
     const int cap = n_eff / C + (c < n_eff % C);
@@ -219,12 +256,13 @@ typedef struct {
   float *Qt, *Kt, *R;
   double *f1, *f2, *erow;
   int *perm, *cls;
-  cls_pair *pairs;
+  cls_pair *pairs, *pairs2;
+  uint64_t *keys; /* 2 n SYN_MAX_CLASSES */
 } synth_ws;
 
 static void ws_free(synth_ws *w) {
   free(w->Qt); free(w->Kt); free(w->R); free(w->f1); free(w->f2);
-  free(w->erow); free(w->perm); free(w->cls); free(w->pairs);
+  free(w->erow); free(w->perm); free(w->cls); free(w->pairs); free(w->pairs2); free(w->keys);
 }
 
 static int ws_alloc(synth_ws *w, int n, int d) {
@@ -238,8 +276,10 @@ static int ws_alloc(synth_ws *w, int n, int d) {
   w->perm = malloc(2 * (size_t)d * sizeof *w->perm);
   w->cls = malloc((size_t)n * sizeof *w->cls);
   w->pairs = malloc((size_t)n * SYN_MAX_CLASSES * sizeof *w->pairs);
+  w->pairs2 = malloc((size_t)n * SYN_MAX_CLASSES * sizeof *w->pairs2);
+  w->keys = malloc((size_t)2 * n * SYN_MAX_CLASSES * sizeof *w->keys);
   return w->Qt && w->Kt && w->R && w->f1 && w->f2 && w->erow && w->perm &&
-         w->cls && w->pairs;
+         w->cls && w->pairs && w->pairs2 && w->keys;
 }
 
 /* Position block (positional heads): for each of n_modes modes m and each
@@ -289,7 +329,7 @@ static void class_block(gsl_rng *r, const grid *g, int n, int d, int o,
                         synth_ws *w) {
   const int seg = hm->type == HEAD_SEGMENT;
   smooth_field(r, g, n, seg ? len_to_rho(hm->lseg) : 0, n_cls, w->f1, n_cls, w->erow);
-  assign_classes(w->f1, n, n_cls, sink_last, w->pairs, w->cls);
+  assign_classes(w->f1, n, n_cls, sink_last, w->pairs, w->pairs2, w->keys, w->cls);
   if (!seg) smooth_field(r, g, n, len_to_rho(hm->lq), n_cls, w->f2, n_cls, w->erow);
   const double amp = sqrt(hm->top * sqrt((double)d));
   for (int t = 0; t < n; t++) {
