@@ -24,6 +24,7 @@ struct spr_run {
   spr_head_result *res; /* L x H */
   spr_attend_head *slot; /* H */
   spr_attend_ws **tws;   /* threads */
+  spr_synth_ws **tsyn;   /* threads: the synthetic workload's scratch */
   volatile sig_atomic_t *cancel; /* stop when nonzero, or NULL */
   spr_qkv *qkv;          /* source qkv: the open file, else NULL */
   int next_layer;
@@ -35,8 +36,10 @@ void spr_run_free(spr_run *r) {
   if (!r) return;
   if (r->slot) for (int h = 0; h < r->H; h++) spr_attend_head_free(&r->slot[h]);
   if (r->tws) for (int t = 0; t < r->threads; t++) spr_attend_ws_free(r->tws[t]);
+  if (r->tsyn) for (int t = 0; t < r->threads; t++) spr_synth_ws_free(r->tsyn[t]);
   free(r->slot);
   free(r->tws);
+  free(r->tsyn);
   free(r->res);
   spr_qkv_close(r->qkv);
   free(r);
@@ -132,7 +135,8 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   r->res = calloc((size_t)r->L * r->H, sizeof *r->res);
   r->slot = calloc((size_t)r->H, sizeof *r->slot);
   r->tws = calloc((size_t)threads, sizeof *r->tws);
-  if (!r->res || !r->slot || !r->tws) goto nomem;
+  r->tsyn = calloc((size_t)threads, sizeof *r->tsyn);
+  if (!r->res || !r->slot || !r->tws || !r->tsyn) goto nomem;
   int rc;
   for (int h = 0; h < r->H; h++)
     if ((rc = spr_attend_head_alloc(&r->slot[h], c, r->n, r->d, c->trace >= SPR_TRACE_FULL))) {
@@ -140,7 +144,8 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
       return rc;
     }
   for (int t = 0; t < threads; t++)
-    if ((rc = spr_attend_ws_alloc(c, r->n, r->d, &r->tws[t]))) {
+    if ((rc = spr_attend_ws_alloc(c, r->n, r->d, &r->tws[t])) ||
+        (!r->qkv && (rc = spr_synth_ws_alloc(r->n, r->d, &r->tsyn[t])))) {
       spr_run_free(r);
       return rc;
     }
@@ -173,7 +178,9 @@ static int pass_ideal(spr_run *r, int layer, int h, spr_attend_ws *w) {
   int rc;
   /* source qkv: Q, K, V were read by spr_run_layer */
   const double t0 = spr_attend_cpu_seconds();
-  if (!r->qkv && (rc = spr_synth_head(&r->c.wl, r->c.seed, layer, h, s->Q, s->K, s->V))) return rc;
+  if (!r->qkv && (rc = spr_synth_head_ws(&r->c.wl, r->c.seed, layer, h, s->Q, s->K, s->V,
+                                          r->tsyn[omp_get_thread_num()])))
+    return rc;
   spr_attend_ws_stage_add(w, SPR_STAGE_WORKLOAD, spr_attend_cpu_seconds() - t0);
   return spr_attend_ideal(&r->c, layer, h, s, w, &r->res[(size_t)layer * r->H + h]);
 }
