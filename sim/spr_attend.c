@@ -94,7 +94,9 @@ struct spr_attend_ws {
   const float *offp; /* the offsets of the programmed head, or NULL */
   spr_analog_scale sc; /* its score scale */
   int64_t *layer_counts; /* 2^thr.bits */
-  spr_i8mat *pmsb;     /* k_msb of the current head, packed */
+  spr_i8mat *pmsb;     /* k_msb of head pmsb_head (generation pmsb_gen), packed */
+  const spr_attend_head *pmsb_head;
+  unsigned pmsb_gen;
   int32_t *Ib;         /* B x n: ideal score rows */
   uint8_t *ma, *mi;    /* B x rb: analog and ideal mask rows (blocked head) */
   int metrics;         /* 0: no reference, no metrics, no mass */
@@ -222,10 +224,13 @@ double spr_attend_head_bytes(const spr_config *c, int n, int d, int want_scores,
 double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
   const double B = block_rows < n ? block_rows : n;
   const double nd = (double)n * d, bn = B * n, rb = (double)spr_mask_row_bytes(n);
-  return bn * 4 * 4 /* Ib, S8, So, T1 */ + bn * 4 /* P */ + B * d * 8 + B * 64 * 4 +
-         3 * B * rb + nd * (4 + 5 + 9 * 2) /* vf, codes, packed keys */ + 64.0 * n +
-         24.0 * c->xbar.rows * c->xbar.cols + (double)(SPR_BL_EXP_TAB + 1) * 8 +
-         (double)SPR_N_SCHEMES * (48.0 * n + 16.0 * d) + (B >= n ? nd * 4 : 0) +
+  return bn * 4 * 5 /* Ib, S8, So, T1, P */ + B * d * 4 * 3 /* Od, Ob, analog inputs */ +
+         B * 64 * 4 /* ranks */ + 3 * B * rb /* masks */ +
+         nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + 64.0 * n * 4 /* analog rows */ +
+         nd * 12 + 64.0 * n /* programmed arrays */ + 24.0 * c->xbar.rows * c->xbar.cols +
+         (double)(SPR_BL_EXP_TAB + 1) * 8 + 16.0 * n * 8 /* Sanger rows */ +
+         (double)SPR_N_SCHEMES * (48.0 * n + 16.0 * d) /* scheme states */ +
+         (B >= n ? nd * 4 : 0) /* exact output */ + 16384.0 * d * 8 / 4096 + 200000 /* quantile */ +
          (double)spr_xbar_col_tiles(&c->xbar, n) * d * 8 +
          /* the whole-head calibrations of a held head (Sanger's match) */
          (B >= n && c->bl.match == SPR_MATCH_SPRINT && c->bl.sanger ? 8 * (double)n * n * 3 : 0);
@@ -412,6 +417,12 @@ static int32_t maxabs8(const int8_t *x, size_t m) {
 static int ideal_rows(const spr_attend_head *s, spr_attend_ws *w, int causal, int i0, int m,
                       int32_t *I) {
   const int nc = causal && !s->held ? i0 + m : s->n;
+  if (w->pmsb_head != s || w->pmsb_gen != s->gen) { /* another head's keys are packed */
+    int rc = spr_i8mat_pack(w->pmsb, s->kmsb, s->n, s->d, s->d);
+    if (rc) return rc;
+    w->pmsb_head = s;
+    w->pmsb_gen = s->gen;
+  }
   return spr_i8mat_mul(w->pmsb, s->q + (size_t)i0 * s->d, s->d, m, nc, I, s->n);
 }
 
@@ -442,7 +453,10 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   for (size_t k = 0; k < nd; k++) abs_sum += s->kmsb[k] < 0 ? -s->kmsb[k] : s->kmsb[k];
   /* exact integer scores, row blocks; their histogram and max |s| over the
    * pairs the head decides (causal: j <= i) */
+  s->gen++;
   if ((rc = spr_i8mat_pack(w->pmsb, s->kmsb, n, d, d))) return stage_ret(w, sp_, rc);
+  w->pmsb_head = s;
+  w->pmsb_gen = s->gen;
   const int32_t bound = maxabs8(s->q, nd) * maxabs8(s->kmsb, nd) * d;
   s->ibound = bound;
   int64_t *hist = s->ihist + (ideal_bound_max(c, d) - bound);

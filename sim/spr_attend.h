@@ -85,6 +85,7 @@ typedef struct {
   int64_t *counts;      /* 2^thr.bits keep counts per code (step 2) */
   uint8_t *mask_a, *mask_i; /* analog and ideal masks (step 3; held only) */
   float *scores;        /* n x n analog scores, or NULL (not recorded) */
+  unsigned gen;         /* bumped by step 1: the codes' generation */
 } spr_attend_head;
 
 /* Allocate h for n >= 2 tokens of d >= 1 dimensions under c; with
