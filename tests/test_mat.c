@@ -121,6 +121,30 @@ static void test_i8_products(void) {
       check_i8(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], portable);
   /* the int64 fallback of the portable path: max|a| max|b| k > 2^24 */
   check_i8(5, 9, 1100, 128, 1);
+  /* masked packing: the products of B & mask, both paths */
+  for (int portable = 0; portable < 2; portable++) {
+    const int m = 11, n = 23, k = 37;
+    int8_t A[11 * 37], B[23 * 37], Bm[23 * 37];
+    int32_t C[11 * 23], C2[11 * 23];
+    for (int i = 0; i < m * k; i++) A[i] = (int8_t)((int)(rnd() % 255) - 127);
+    for (int i = 0; i < n * k; i++) {
+      B[i] = (int8_t)((int)(rnd() % 255) - 127);
+      Bm[i] = (int8_t)(B[i] & 0x1f);
+    }
+    spr__i8mat_force_portable(portable);
+    spr_i8mat *p;
+    CU_ASSERT_FATAL(spr_i8mat_alloc(n, k, m, &p) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_pack_masked(p, B, n, k, k, 0x1f) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_mul(p, A, k, m, n, C, n) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_pack(p, Bm, n, k, k) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_mul(p, A, k, m, n, C2, n) == 0);
+    CU_ASSERT(memcmp(C, C2, sizeof C) == 0);
+    int64_t s00 = 0;
+    for (int t = 0; t < k; t++) s00 += (int64_t)A[t] * (B[t] & 0x1f);
+    CU_ASSERT_EQUAL(C[0], s00);
+    spr_i8mat_free(p);
+    spr__i8mat_force_portable(0);
+  }
 }
 
 static void test_i8_errors(void) {
