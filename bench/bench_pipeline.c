@@ -2,14 +2,24 @@
  * quantization, threshold calibration, analog scoring and thresholding,
  * then the digital path and ledger of SPRINT and every baseline) for the
  * BERT-base preset at N = 512 with the 16 KB buffer, beside the bare GEMM
- * of the same score shapes, in the same run.
+ * of the same score shapes (one N x d by d x N SGEMM per head), measured in
+ * the same run.
  *
  *   bench/bench_pipeline [REPEATS] [THREADS]     (default 3, 1)
  *
- * Prints per-stage medians (analog only, then with the digital path and
- * the baselines) and their ratios to the bare GEMM, the ratio last.
+ * Method: one warm-up of each side (the GEMM's 144 calls and a whole run),
+ * then REPEATS rounds, each timing the GEMM and a whole run back to back
+ * (so both see the same load): wall time, the CPU time of the process (all
+ * its threads) and, per stage, the thread CPU time the library charges to
+ * it (spr_run_stages).  Medians of the rounds.  It prints the load average
+ * before and after, the per-stage breakdown in GEMM-equivalents (1 GEMM-eq
+ * = the CPU of the bare GEMMs), and the ratios last:
+ *   CPU ratio   pipeline CPU / GEMM CPU (one thread: the cost target)
+ *   wall ratio  pipeline wall on THREADS threads / GEMM wall on one.
  */
+#define _DEFAULT_SOURCE /* getloadavg */
 #include "config.h"
+#include "spr_attend.h"
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_pipeline.h"
@@ -22,22 +32,45 @@
 
 #include "bench_util.h"
 
-/* Seconds for a whole run of c on `threads` threads. */
-static double time_run(const spr_config *c, int threads) {
+static double cpu_process(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+/* One whole run of c: wall and process CPU seconds, stage seconds. */
+static void time_run(const spr_config *c, int threads, double *wall, double *cpu, double *stage) {
   spr_run *r;
   if (spr_run_alloc(c, threads, &r)) {
     fprintf(stderr, "bench_pipeline: %s\n", spr_errmsg());
     exit(1);
   }
-  double t0 = now();
+  const double w0 = now(), c0 = cpu_process();
   for (int l = 0; l < c->wl.n_layers; l++)
     if (spr_run_layer(r, l)) {
       fprintf(stderr, "bench_pipeline: %s\n", spr_errmsg());
       exit(1);
     }
-  double t = now() - t0;
+  *wall = now() - w0;
+  *cpu = cpu_process() - c0;
+  spr_run_stages(r, stage);
   spr_run_free(r);
-  return t;
+}
+
+/* The bare GEMMs of the run's score shapes: wall and CPU seconds. */
+static void time_gemm(int heads, int n, int d, const float *a, const float *b, float *s, double *wall,
+                      double *cpu) {
+  openblas_set_num_threads(1);
+  const double w0 = now(), c0 = cpu_process();
+  for (int h = 0; h < heads; h++)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, 1.0f, a, d, b, d, 0.0f, s, n);
+  *wall = now() - w0;
+  *cpu = cpu_process() - c0;
+}
+
+static void print_load(const char *when) {
+  double la[3];
+  if (getloadavg(la, 3) == 3) printf("  load average %s: %.2f %.2f %.2f\n", when, la[0], la[1], la[2]);
 }
 
 int main(int argc, char **argv) {
@@ -46,41 +79,53 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_pipeline [REPEATS 1..100] [THREADS 1..64]\n");
     return 2;
   }
-  spr_config full;
-  spr_config_default(&full);
-  if (spr_config_resolve(&full, "bench")) {
+  spr_config c;
+  spr_config_default(&c);
+  if (spr_config_resolve(&c, "bench")) {
     fprintf(stderr, "bench_pipeline: %s\n", spr_errmsg());
     return 1;
   }
-  spr_config sprint_only = full;
-  sprint_only.bl.oracle = sprint_only.bl.topk = sprint_only.bl.sanger = 0;
-  sprint_only.bl.leopard = sprint_only.bl.window = sprint_only.bl.dense_tiled = 0;
-  const int L = full.wl.n_layers, H = full.wl.n_heads, n = full.wl.seq_len, d = full.wl.head_dim;
-  /* the bare GEMM: one n x d by d x n product per head */
+  const int L = c.wl.n_layers, H = c.wl.n_heads, n = c.wl.seq_len, d = c.wl.head_dim;
   float *a = malloc((size_t)n * d * sizeof *a), *b = malloc((size_t)n * d * sizeof *b);
   float *s = malloc((size_t)n * n * sizeof *s);
-  if (!a || !b || !s) return 1;
+  double *gw = calloc(reps, sizeof *gw), *gc = calloc(reps, sizeof *gc);
+  double *pw = calloc(reps, sizeof *pw), *pc = calloc(reps, sizeof *pc);
+  double *st = calloc((size_t)reps * SPR_STAGE_N, sizeof *st);
+  if (!a || !b || !s || !gw || !gc || !pw || !pc || !st) return 1;
   for (int i = 0; i < n * d; i++) {
     a[i] = (float)((i * 37) % 15 - 7);
     b[i] = (float)((i * 11) % 16 - 8);
   }
-  double *tg = malloc(reps * sizeof *tg), *ts = malloc(reps * sizeof *ts), *tf = malloc(reps * sizeof *tf);
-  for (int rep = 0; rep < reps; rep++) {
-    openblas_set_num_threads(1);
-    double t0 = now();
-    for (int h = 0; h < L * H; h++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, 1.0f, a, d, b, d, 0.0f, s, n);
-    tg[rep] = now() - t0;
-    ts[rep] = time_run(&sprint_only, threads);
-    tf[rep] = time_run(&full, threads);
-  }
-  double g = median(tg, reps), sp = median(ts, reps), fu = median(tf, reps);
-  printf("bench_pipeline: BERT-base, %d heads of N = %d, d = %d, 16 KB buffer, %d thread%s, median of %d\n",
+  printf("bench_pipeline: BERT-base, %d heads of N = %d, d = %d, 16 KB buffer, every scheme, "
+         "%d thread%s, median of %d rounds after a warm-up\n",
          L * H, n, d, threads, threads == 1 ? "" : "s", reps);
-  printf("  bare cblas_sgemm, same score shapes      %9.1f ms\n", 1e3 * g);
-  printf("  pipeline, SPRINT + dense digital path    %9.1f ms  (%.1f x GEMM)\n", 1e3 * sp, sp / g);
-  printf("  pipeline, SPRINT + all baselines         %9.1f ms\n", 1e3 * fu);
-  printf("  ratio full pipeline / bare GEMM          %9.1f\n", fu / g);
-  free(a); free(b); free(s); free(tg); free(ts); free(tf);
+  print_load("before");
+  double w, cp, tmp[SPR_STAGE_N];
+  time_gemm(L * H, n, d, a, b, s, &w, &cp); /* warm-up */
+  time_run(&c, threads, &w, &cp, tmp);
+  for (int r = 0; r < reps; r++) {
+    time_gemm(L * H, n, d, a, b, s, &gw[r], &gc[r]);
+    time_run(&c, threads, &pw[r], &pc[r], st + (size_t)r * SPR_STAGE_N);
+  }
+  print_load("after");
+  const double g_wall = median(gw, reps), g_cpu = median(gc, reps);
+  printf("  bare cblas_sgemm, %d x (%d x %d x %d): %.1f ms CPU, %.1f ms wall (%.1f GFLOP/s)\n", L * H, n,
+         n, d, 1e3 * g_cpu, 1e3 * g_wall, 2.0 * L * H * n * n * d / g_cpu * 1e-9);
+  printf("  stage (thread CPU, median)                 ms   GEMM-eq\n");
+  double ssum = 0;
+  for (int k = 0; k < SPR_STAGE_N; k++) {
+    double v[100];
+    for (int r = 0; r < reps; r++) v[r] = st[(size_t)r * SPR_STAGE_N + k];
+    const double m = median(v, reps);
+    ssum += m;
+    printf("    %-38s %8.1f  %6.2f\n", spr_stage_name(k), 1e3 * m, m / g_cpu);
+  }
+  const double p_cpu = median(pc, reps), p_wall = median(pw, reps);
+  printf("    %-38s %8.1f  %6.2f\n", "sum of the stages", 1e3 * ssum, ssum / g_cpu);
+  printf("  pipeline: %.1f ms CPU (all threads), %.1f ms wall on %d thread%s\n", 1e3 * p_cpu,
+         1e3 * p_wall, threads, threads == 1 ? "" : "s");
+  printf("  CPU ratio  pipeline CPU / GEMM CPU          %8.2f\n", p_cpu / g_cpu);
+  printf("  wall ratio pipeline wall (%d thr) / GEMM wall %6.2f\n", threads, p_wall / g_wall);
+  free(a); free(b); free(s); free(gw); free(gc); free(pw); free(pc); free(st);
   return 0;
 }

@@ -33,13 +33,14 @@ typedef struct {
 static const key_row keys[] = {
   {{"run", "seed", SPR_KEY_U64, "", "top-level seed of every random stream", NULL}, F(seed), 1, 0, 1.8446744073709552e19},
   {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
+  {{"run", "block_rows", SPR_KEY_INT, "", "queries per row block of a head: below N, no N x N array is held (long sequences; a multiple of 64); 0 = automatic: N up to N = 4096, else the rows that keep a thread's block scratch near 256 MiB", NULL}, F(block_rows), 0, 0, SPR_MAX_SEQ},
   {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md), relative to the configuration file's folder; empty = the keys below as given", NULL}, F(device_model), 0, 0, 0},
 
   {{"workload", "source", SPR_KEY_ENUM, "", "attention inputs: synthetic (the seeded generator, preset below), qkv (Q, K, V of workload.qkv_file, docs/qkv.md) or model (the transformer of workload.model on its evaluation items, docs/models.md; vit is its old name)", "synthetic|qkv|model|vit"}, F(wl.source), 0, 0, 3},
   {{"workload", "qkv_file", SPR_KEY_STRING, "", "sprintsim-qkv HDF5 file of Q, K, V per layer and head (source qkv; docs/qkv.md); relative to the configuration file's folder", NULL}, F(wl.qkv_file), 0, 0, 0},
   {{"workload", "qkv_item", SPR_KEY_INT, "", "batch item of workload.qkv_file to simulate (source qkv)", NULL}, F(wl.qkv_item), 0, 0, SPR_QKV_MAX_BATCH - 1},
   {{"workload", "preset", SPR_KEY_ENUM, "", "synthetic attention preset (docs/workloads.md; source synthetic)", "bert-base|vit-base"}, F(wl.preset), 0, 0, 1},
-  {{"workload", "seq_len", SPR_KEY_INT, "", "tokens per sequence N; 0 = preset's (512 BERT, 197 ViT), or with source qkv the item's real (unpadded) tokens", NULL}, F(wl.seq_len), 0, 0, SPR_QKV_MAX_SEQ},
+  {{"workload", "seq_len", SPR_KEY_INT, "", "tokens per sequence N; 0 = preset's (512 BERT, 197 ViT), or with source qkv the item's real (unpadded) tokens", NULL}, F(wl.seq_len), 0, 0, SPR_MAX_SEQ},
   {{"workload", "layers", SPR_KEY_INT, "", "layers; 0 = preset's (12), or with source qkv the file's (fewer: its first layers)", NULL}, F(wl.n_layers), 0, 0, SPR_MAX_LAYERS},
   {{"workload", "heads", SPR_KEY_INT, "", "heads per layer; 0 = preset's (12), or with source qkv the file's (fewer: its first heads)", NULL}, F(wl.n_heads), 0, 0, SPR_MAX_HEADS},
   {{"workload", "head_dim", SPR_KEY_INT, "", "head dimension d; 0 = preset's (64), or with source qkv the file's", NULL}, F(wl.head_dim), 0, 0, SPR_QKV_MAX_DIM},
@@ -138,7 +139,7 @@ static const key_row keys[] = {
   {{"digital", "policy", SPR_KEY_ENUM, "", "buffer reuse: sprint keeps the previous query's survivors; lru keeps the most recently used", "sprint|lru"}, F(dig.policy), 0, 0, 1},
   {{"digital", "recompute_query_bits", SPR_KEY_INT, "", "bits of the query in the exact recompute", NULL}, F(dig.query_bits), 8, 2, 8},
   {{"digital", "value_bits", SPR_KEY_INT, "", "bits of the values fetched and multiplied", NULL}, F(dig.value_bits), 8, 2, 8},
-  {{"digital", "tile_tokens", SPR_KEY_INT, "", "dense_tiled: tokens of a K/V tile; 0 = the power of two (or N) that makes each head cheapest in energy (docs/energy.md section 10)", NULL}, F(dig.tile_tokens), 0, 0, SPR_QKV_MAX_SEQ},
+  {{"digital", "tile_tokens", SPR_KEY_INT, "", "dense_tiled: tokens of a K/V tile; 0 = the power of two (or N) that makes each head cheapest in energy (docs/energy.md section 10)", NULL}, F(dig.tile_tokens), 0, 0, SPR_MAX_SEQ},
   {{"digital", "top_k", SPR_KEY_INT, "", "k of the top-k recall metric", NULL}, F(dig.top_k), 5, 1, 4096},
 
   {{"baselines", "dense_tiled", SPR_KEY_BOOL, "", "dense attention tiled over query blocks, each K/V tile read once per block (FlashAttention-like; docs/energy.md section 10)", NULL}, F(bl.dense_tiled), 1, 0, 1},

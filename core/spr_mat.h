@@ -9,6 +9,7 @@
 #define SPR_MAT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   float *data;
@@ -39,5 +40,46 @@ static inline float *spr_matf_row(spr_matf m, int i) {
  * dimension is smaller than its row. */
 int spr_matf_gemm(float alpha, spr_matf a, int trans_a, spr_matf b, int trans_b,
                   float beta, spr_matf c);
+
+/* ---- exact products of 8-bit integer codes ------------------------------
+ *
+ * C = A B^T for int8 codes A (m x k) and B (n x k), every entry the exact
+ * integer sum_t a_it b_jt (int32; exact since |a b| <= 2^14 and k <= 65536).
+ * B is packed once (spr_i8mat_pack) and serves any number of A blocks.
+ * Two paths give the same integers:
+ *   AVX512-VNNI (when the CPU has it, k <= 65536): B as unsigned bytes
+ *     b + 128 in 16-column panels, one vpdpbusd per 4 x 16 products,
+ *     C = sum_t a_t (b_t + 128) - 128 sum_t a_t (exact int32);
+ *   otherwise single-precision GEMM (OpenBLAS) on the codes converted to
+ *     float, exact when max|a| max|b| k <= 2^24 (every partial sum is an
+ *     integer a float holds), else int64 loops.
+ * A packed operand serves one thread at a time. */
+typedef struct spr_i8mat spr_i8mat;
+
+/* For B of up to n_max rows of k_max codes and A blocks of up to rows_max
+ * rows.  Returns 0, SPR_EINVAL (a size < 1 or k_max > 65536) or
+ * SPR_ENOMEM. */
+int spr_i8mat_alloc(int n_max, int k_max, int rows_max, spr_i8mat **out);
+void spr_i8mat_free(spr_i8mat *p); /* NULL: no-op */
+
+/* Pack B (n x k codes, rows ldb bytes apart).  Returns 0 or SPR_EINVAL
+ * (shape beyond the allocation, NULL B). */
+int spr_i8mat_pack(spr_i8mat *p, const int8_t *B, int n, int k, int ldb);
+
+/* Pack the codes B & and_mask (bitwise, as int8: 0x7f or less keeps them
+ * non-negative), e.g. the low bits of keys.  Errors as spr_i8mat_pack. */
+int spr_i8mat_pack_masked(spr_i8mat *p, const int8_t *B, int n, int k, int ldb, uint8_t and_mask);
+
+/* C[i ldc + j] = sum_t A[i lda + t] B[j][t] for i < m, j < ncols (ncols
+ * <= n: the first columns only, e.g. the keys a causal block sees).
+ * Returns 0 or SPR_EINVAL (m outside 0..rows_max, ncols outside 0..n,
+ * NULL arguments). */
+int spr_i8mat_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, int32_t *C, int ldc);
+
+/* 1: the VNNI path serves products (else the float or int64 path). */
+int spr_i8mat_vnni(const spr_i8mat *p);
+
+/* Tests: 1 forces the portable path for matrices packed afterwards. */
+void spr__i8mat_force_portable(int on);
 
 #endif

@@ -16,6 +16,9 @@
 /* Largest sequence length N and head dimension d of a workload (also the
  * limits of a sprintsim-qkv file), and most batch items in such a file. */
 #define SPR_QKV_MAX_SEQ 16384
+/* Longest synthetic sequence (workload.seq_len): heads beyond a few
+ * thousand tokens run in row blocks, no N x N array held. */
+#define SPR_MAX_SEQ 131072
 #define SPR_QKV_MAX_DIM 1024
 #define SPR_QKV_MAX_BATCH (1 << 20)
 /* Size of a string key's buffer (file paths), terminator included. */
@@ -221,6 +224,8 @@ typedef struct {
 typedef struct {
   uint64_t seed;
   int trace;          /* enum spr_trace_level */
+  int block_rows;     /* queries per row block of a head; 0 = automatic
+                         (sim/spr_pipeline.h, spr_run_block_rows) */
   char device_model[SPR_STRING_MAX]; /* device-model HDF5 file from
                                         `sprintsim calibrate`; "" = none */
   spr_workload_params wl;

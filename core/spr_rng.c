@@ -173,6 +173,17 @@ double spr_rng_normal(gsl_rng *r) {
   return x;
 }
 
+void spr_rng_normals(gsl_rng *r, double *out, size_t n, size_t stride) {
+  if (r->type != &x_type) {
+    for (size_t i = 0; i < n; i++) out[i * stride] = gsl_ran_gaussian_ziggurat(r, 1.0);
+    return;
+  }
+  pthread_once(&zig_once, zig_init);
+  xoshiro_state s = *(xoshiro_state *)r->state;
+  for (size_t i = 0; i < n; i++) out[i * stride] = zig_normal(&s);
+  *(xoshiro_state *)r->state = s;
+}
+
 void spr_rng_gaussian(gsl_rng *r, float *out, size_t n) {
   if (r->type != &x_type) {
     for (size_t i = 0; i < n; i++) out[i] = (float)gsl_ran_gaussian_ziggurat(r, 1.0);

@@ -62,6 +62,11 @@ double spr_rng_normal(gsl_rng *r);
  * they would. */
 void spr_rng_gaussian(gsl_rng *r, float *out, size_t n);
 
+/* Fill out[i * stride], i < n, with n successive spr_rng_normal(r) values
+ * (double), leaving r where they would: a bulk draw without the per-call
+ * overhead. */
+void spr_rng_normals(gsl_rng *r, double *out, size_t n, size_t stride);
+
 /* SplitMix64 finaliser, exposed for hashing keys. */
 uint64_t spr_rng_mix64(uint64_t x);
 

@@ -45,6 +45,8 @@ struct spr_trace {
   int device_written;     /* /device_model written */
   int tmp_created;        /* create: the .tmp file is ours to delete */
   int failed;             /* a write failed: the file may be partial */
+  int64_t *mask_rows;     /* [layer * heads + head]: rows written in chunks
+                             (spr_trace_mask_rows_*), -1: not in chunks */
 };
 
 static const char *level_name(int level) {
@@ -402,6 +404,7 @@ static void trace_free(spr_trace *t) {
   free(t->path);
   free(t->tmp);
   free(t->written);
+  free(t->mask_rows);
   free(t);
 }
 
@@ -569,7 +572,12 @@ static int check_head(const spr_trace *t, const spr_head_result *r) {
     return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d head %d written twice", t->tmp,
                      r->layer, r->head);
   const char *missing = NULL;
-  if (t->level >= SPR_TRACE_MASKS) {
+  const int64_t chunked = t->mask_rows ? t->mask_rows[r->layer * t->heads + r->head] : -1;
+  if (chunked >= 0 && chunked != r->n)
+    return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d head %d: %lld of the %d mask "
+                     "rows written (spr_trace_write_mask_rows)", t->tmp, r->layer, r->head,
+                     (long long)chunked, r->n);
+  if (t->level >= SPR_TRACE_MASKS && chunked < 0) {
     if (!r->mask_analog) missing = "mask_analog";
     else if (!r->mask_ideal) missing = "mask_ideal";
   }
@@ -584,7 +592,7 @@ static int check_head(const spr_trace *t, const spr_head_result *r) {
     return spr_error(SPR_EINVAL, "spr_trace_write_head: %s: layer %d head %d: %s is NULL but trace level %s needs it",
                      t->tmp, r->layer, r->head, missing, level_name(t->level));
   int rc = 0;
-  if (t->level >= SPR_TRACE_MASKS) {
+  if (t->level >= SPR_TRACE_MASKS && chunked < 0) {
     rc = check_padding("mask_analog", r->mask_analog, r->n, r->layer, r->head);
     if (!rc) rc = check_padding("mask_ideal", r->mask_ideal, r->n, r->layer, r->head);
     if (!rc && r->causal) rc = check_causal("mask_analog", r->mask_analog, r->n, r->layer, r->head);
@@ -600,8 +608,9 @@ static const char mask_packing[] =
 static int write_head_body(spr_trace *t, const spr_head_result *r) {
   char gpath[64], dpath[96];
   snprintf(gpath, sizeof gpath, "/layers/layer_%02d/head_%02d", r->layer, r->head);
-  hid_t g = make_group(t, gpath);
-  if (g < 0) return (int)g;
+  const int chunked = t->mask_rows && t->mask_rows[r->layer * t->heads + r->head] >= 0;
+  hid_t g = chunked ? H5Gopen2(t->file, gpath, H5P_DEFAULT) : make_group(t, gpath);
+  if (g < 0) return chunked ? h5_fail(t->tmp, "cannot open group '%s'", gpath) : (int)g;
   int rc = put_attr_f64(t, g, gpath, "threshold", r->threshold);
   if (!rc) rc = put_attr_i32(t, g, gpath, "threshold_code", r->threshold_code);
   if (!rc) rc = put_attr_f64(t, g, gpath, "i_unit_A", r->i_unit_A);
@@ -613,6 +622,8 @@ static int write_head_body(spr_trace *t, const spr_head_result *r) {
   if (rc || t->level < SPR_TRACE_MASKS) return rc;
 
   hsize_t n = (hsize_t)r->n, d = (hsize_t)r->d;
+  if (chunked) return 0; /* the masks are written (spr_trace_write_mask_rows); a
+                            chunked head has no level full */
   hsize_t mdims[2] = {n, (hsize_t)spr_mask_row_bytes(r->n)};
   static const struct { const char *name, *desc; } masks[2] = {
     {"mask_analog", "keep decisions of the analog comparators (analog_score >= threshold)"},
@@ -671,6 +682,115 @@ int spr_trace_write_head(spr_trace *t, const spr_head_result *r) {
   quiet_off(&q);
   if (rc) t->failed = 1;
   else t->written[r->layer * t->heads + r->head] = 1;
+  return rc;
+}
+
+/* --- masks in row chunks (long sequences) ---------------------------------- */
+
+/* The group of head h of layer l and its two mask datasets, n x row bytes,
+ * uncompressed, chunked by CHUNK_ROWS rows and allocated at creation: the
+ * file's layout is then fixed before any row arrives, so rows written in
+ * any order (threads) give the same bytes. */
+static int chunked_masks_create(spr_trace *t, int l, int h) {
+  char gpath[64], dpath[96];
+  snprintf(gpath, sizeof gpath, "/layers/layer_%02d/head_%02d", l, h);
+  hid_t g = make_group(t, gpath);
+  if (g < 0) return (int)g;
+  int rc = close_obj(t->tmp, g, gpath, 0);
+  static const struct { const char *name, *desc; } masks[2] = {
+    {"mask_analog", "keep decisions of the analog comparators (analog_score >= threshold)"},
+    {"mask_ideal", "keep decisions on exact quantized scores (ideal_score >= threshold)"}};
+  const hsize_t dims[2] = {(hsize_t)t->n, (hsize_t)spr_mask_row_bytes(t->n)};
+  const hsize_t chunk[2] = {dims[0] < CHUNK_ROWS ? dims[0] : CHUNK_ROWS, dims[1]};
+  for (int m = 0; m < 2 && !rc; m++) {
+    snprintf(dpath, sizeof dpath, "%s/%s", gpath, masks[m].name);
+    hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), ds = -1;
+    if (sp < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 ||
+        H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0 ||
+        (ds = H5Dcreate2(t->file, dpath, H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+      rc = h5_fail(t->tmp, "cannot create dataset '%s'", dpath);
+    close_id(dcpl);
+    close_id(sp);
+    if (rc) break;
+    rc = unit_desc(t, ds, dpath, "1", masks[m].desc);
+    if (!rc) rc = put_attr_str(t, ds, dpath, "packing", mask_packing);
+    rc = close_obj(t->tmp, ds, dpath, rc);
+  }
+  return rc;
+}
+
+int spr_trace_mask_rows_begin(spr_trace *t, int layer) {
+  if (!t) return spr_error(SPR_EINVAL, "spr_trace_mask_rows_begin: trace is NULL");
+  if (t->failed) return refuse_after_failure(t, "spr_trace_mask_rows_begin");
+  if (t->level < SPR_TRACE_MASKS || t->level >= SPR_TRACE_FULL)
+    return spr_error(SPR_EINVAL, "spr_trace_mask_rows_begin: %s: masks in row chunks need trace "
+                     "level masks (this trace: %s)", t->tmp, level_name(t->level));
+  if (layer < 0 || layer >= t->layers)
+    return spr_error(SPR_EINVAL, "spr_trace_mask_rows_begin: %s: layer %d out of range [0, %d)",
+                     t->tmp, layer, t->layers);
+  if (!t->mask_rows) {
+    t->mask_rows = malloc((size_t)t->layers * t->heads * sizeof *t->mask_rows);
+    if (!t->mask_rows) return spr_error(SPR_ENOMEM, "spr_trace_mask_rows_begin: out of memory");
+    for (int i = 0; i < t->layers * t->heads; i++) t->mask_rows[i] = -1;
+  }
+  for (int h = 0; h < t->heads; h++)
+    if (t->mask_rows[layer * t->heads + h] >= 0 || t->written[layer * t->heads + h])
+      return spr_error(SPR_EINVAL, "spr_trace_mask_rows_begin: %s: layer %d head %d already begun "
+                       "or written", t->tmp, layer, h);
+  quiet_state q;
+  quiet_on(&q);
+  int rc = 0;
+  for (int h = 0; h < t->heads && !rc; h++) {
+    rc = chunked_masks_create(t, layer, h);
+    if (!rc) t->mask_rows[layer * t->heads + h] = 0;
+  }
+  quiet_off(&q);
+  if (rc) t->failed = 1;
+  return rc;
+}
+
+int spr_trace_write_mask_rows(spr_trace *t, int layer, int head, int row0, int rows,
+                              const uint8_t *mask_analog, const uint8_t *mask_ideal) {
+  if (!t || !mask_analog || !mask_ideal)
+    return spr_error(SPR_EINVAL, "spr_trace_write_mask_rows: NULL argument");
+  if (t->failed) return refuse_after_failure(t, "spr_trace_write_mask_rows");
+  if (layer < 0 || layer >= t->layers || head < 0 || head >= t->heads || !t->mask_rows ||
+      t->mask_rows[layer * t->heads + head] < 0)
+    return spr_error(SPR_EINVAL, "spr_trace_write_mask_rows: %s: layer %d head %d was not begun "
+                     "(spr_trace_mask_rows_begin)", t->tmp, layer, head);
+  if (row0 < 0 || rows < 1 || row0 + rows > t->n)
+    return spr_error(SPR_EINVAL, "spr_trace_write_mask_rows: %s: rows %d .. %d outside [0, %d)",
+                     t->tmp, row0, row0 + rows - 1, t->n);
+  const size_t rb = spr_mask_row_bytes(t->n);
+  const int used = t->n % 8;
+  for (int m = 0; used && m < 2; m++) {
+    const uint8_t *mk = m ? mask_ideal : mask_analog;
+    for (int i = 0; i < rows; i++)
+      if (mk[(size_t)i * rb + rb - 1] & (uint8_t)(0xFFu << used))
+        return spr_error(SPR_EINVAL, "spr_trace_write_mask_rows: layer %d head %d: %s row %d has "
+                         "padding bits set", layer, head, m ? "mask_ideal" : "mask_analog", row0 + i);
+  }
+  char dpath[96];
+  quiet_state q;
+  quiet_on(&q);
+  int rc = 0;
+  for (int m = 0; m < 2 && !rc; m++) {
+    snprintf(dpath, sizeof dpath, "/layers/layer_%02d/head_%02d/%s", layer, head,
+             m ? "mask_ideal" : "mask_analog");
+    const hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)rows, (hsize_t)rb};
+    hid_t ds = H5Dopen2(t->file, dpath, H5P_DEFAULT), fs = -1, ms = -1;
+    if (ds < 0 || (fs = H5Dget_space(ds)) < 0 ||
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        (ms = H5Screate_simple(2, count, NULL)) < 0 ||
+        H5Dwrite(ds, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, m ? mask_ideal : mask_analog) < 0)
+      rc = h5_fail(t->tmp, "cannot write rows %d .. %d of '%s'", row0, row0 + rows - 1, dpath);
+    close_id(ms);
+    close_id(fs);
+    if (ds >= 0 && H5Dclose(ds) < 0 && !rc) rc = h5_fail(t->tmp, "cannot close '%s'", dpath);
+  }
+  quiet_off(&q);
+  if (rc) t->failed = 1;
+  else t->mask_rows[layer * t->heads + head] += rows;
   return rc;
 }
 

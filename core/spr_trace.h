@@ -13,6 +13,8 @@
 #ifndef SPR_TRACE_H
 #define SPR_TRACE_H
 
+#include <stdint.h>
+
 #include "spr_params.h"
 #include "spr_result.h"
 
@@ -35,6 +37,22 @@ int spr_trace_create(const char *path, const spr_config *c,
  * SPR_EHDF5, SPR_EIO (a write failed: a full disk; the trace can only be
  * discarded). */
 int spr_trace_write_head(spr_trace *t, const spr_head_result *r);
+
+/* Masks in row chunks, for heads too long to hold their n x n masks (a
+ * run in row blocks, trace level masks): spr_trace_mask_rows_begin(t, l)
+ * creates the mask datasets of every head of layer l (uncompressed,
+ * chunked by 64 rows, allocated at creation, so the file's bytes do not
+ * depend on the order the rows come in); spr_trace_write_mask_rows writes
+ * rows row0 .. row0 + rows - 1 of both masks of one head (rows x
+ * spr_mask_row_bytes(n) bytes each); spr_trace_write_head then writes the
+ * head's attributes, every row having come (its result's mask pointers
+ * are not read).  Not with level full (its n x n scores are held).
+ * Errors: SPR_EINVAL (level, layer or head out of range, begun twice, a
+ * head not begun, rows outside [0, n), padding bits set), SPR_EHDF5,
+ * SPR_ENOMEM.  One thread at a time, as every function here. */
+int spr_trace_mask_rows_begin(spr_trace *t, int layer);
+int spr_trace_write_mask_rows(spr_trace *t, int layer, int head, int row0, int rows,
+                              const uint8_t *mask_analog, const uint8_t *mask_ideal);
 
 /* Write the summary tables, shape (layers x heads), from results indexed
  * res[layer * heads + head], and the attribute "causal" of /summary (every

@@ -4,10 +4,13 @@
 #include "spr_baselines.h"
 #include "spr_error.h"
 #include "spr_mat.h"
+#include "spr_vmath.h"
+#include "spr_clones.h"
 #include "spr_quant.h"
 #include "spr_result.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +25,28 @@ int spr_bl_ws_alloc(spr_bl_ws *ws, int n, int d) {
   /* n^2 elements of 4 bytes must be addressable */
   if ((double)n * n * sizeof(float) > (double)SIZE_MAX / 2)
     return spr_error(SPR_EINVAL, "spr_bl_ws_alloc: n = %d too large (n^2 scores)", n);
+  if (d > 65536)
+    return spr_error(SPR_EINVAL, "spr_bl_ws_alloc: d = %d above 65536", d);
   const size_t nd = (size_t)n * d, nn = (size_t)n * n;
   ws->qc = malloc(nd);
   ws->kc = malloc(nd);
   ws->kb = malloc(nd);
-  ws->qf = malloc(nd * sizeof(float));
-  ws->kf = malloc(nd * sizeof(float));
-  ws->s = malloc(nn * sizeof(float));
   ws->score = malloc(nn * sizeof(int32_t));
   ws->dot = malloc(nn * sizeof(int32_t));
-  ws->nbits = malloc(nn);
-  ws->row = malloc((size_t)n * sizeof(int32_t));
-  ws->e = malloc((size_t)n * sizeof(double));
+  ws->e = malloc((size_t)8 * n * sizeof(double));
   ws->qpos = malloc((size_t)n * sizeof(int64_t));
-  if (!ws->qc || !ws->kc || !ws->kb || !ws->qf || !ws->kf || !ws->s || !ws->score ||
-      !ws->dot || !ws->nbits || !ws->row || !ws->e || !ws->qpos) {
+  ws->tab = malloc((SPR_BL_EXP_TAB + 1) * sizeof *ws->tab);
+  int rc = 0;
+  if (ws->qc && ws->kc && ws->kb && ws->score && ws->dot && ws->e && ws->qpos && ws->tab) {
+    /* scores of codes up to 8 bits: |s| <= 128^2 d */
+    rc = spr_bl_quantile_alloc(&ws->qh, (int64_t)16384 * d);
+    if (!rc) rc = spr_i8mat_alloc(n, d, n, &ws->pk);
+    for (int r = 0; r < 7 && !rc; r++) rc = spr_i8mat_alloc(n, d, n, &ws->plow[r]);
+    if (rc) {
+      spr_bl_ws_free(ws);
+      return rc;
+    }
+  } else {
     spr_bl_ws_free(ws);
     return spr_error(SPR_ENOMEM, "spr_bl_ws_alloc: no memory for n = %d, d = %d", n, d);
   }
@@ -47,13 +57,22 @@ int spr_bl_ws_alloc(spr_bl_ws *ws, int n, int d) {
 
 void spr_bl_ws_free(spr_bl_ws *ws) {
   if (!ws) return;
-  free(ws->qc); free(ws->kc); free(ws->kb); free(ws->qf); free(ws->kf);
-  free(ws->s); free(ws->score); free(ws->dot); free(ws->nbits); free(ws->row); free(ws->e);
-  free(ws->qpos);
+  free(ws->qc); free(ws->kc); free(ws->kb);
+  free(ws->score); free(ws->dot); free(ws->e); free(ws->qpos); free(ws->tab);
+  spr_bl_quantile_free(ws->qh);
+  spr_i8mat_free(ws->pk);
+  for (int r = 0; r < 7; r++) spr_i8mat_free(ws->plow[r]);
   memset(ws, 0, sizeof *ws);
 }
 
 /* ---- shared helpers -------------------------------------------------- */
+
+static inline int32_t spr_bl_min_i32(const int32_t *s, int n) {
+  int32_t v = s[0];
+#pragma omp simd reduction(min : v)
+  for (int j = 0; j < n; j++) v = s[j] < v ? s[j] : v;
+  return v;
+}
 
 static void stats_begin(spr_bl_stats *st, int n, int d, int causal) {
   if (!st) return;
@@ -111,44 +130,32 @@ static int quantize(const char *fn, const float *Q, const float *K, int n, int d
   return 0;
 }
 
-static int maxabs8(const int8_t *x, size_t m) {
-  int a = 0;
-  for (size_t i = 0; i < m; i++) {
-    int v = x[i] < 0 ? -x[i] : x[i];
-    if (v > a) a = v;
-  }
-  return a;
-}
-
-/* out[i n + j] = sum_t a[i d + t] b[j d + t] exactly (a, b: n x d codes).
- * With every partial sum an integer of magnitude <= max|a| max|b| d
- * <= 2^24, float arithmetic in any order is exact, so the product goes
- * through spr_matf_gemm; otherwise an int64 loop. */
+/* out[i n + j] = sum_t a[i d + t] b[j d + t] exactly (a, b: n x d codes),
+ * through ws->pk (spr_i8mat: exact integer products). */
 static int exact_scores(const int8_t *a, const int8_t *b, int n, int d, spr_bl_ws *ws,
                         int32_t *out) {
-  const size_t nd = (size_t)n * d, nn = (size_t)n * n;
-  const int64_t bound = (int64_t)maxabs8(a, nd) * maxabs8(b, nd) * d;
-  if (bound <= ((int64_t)1 << 24)) {
-    for (size_t t = 0; t < nd; t++) {
-      ws->qf[t] = (float)a[t];
-      ws->kf[t] = (float)b[t];
-    }
-    int rc = spr_matf_gemm(1.0f, spr_matf_view(ws->qf, n, d), 0, spr_matf_view(ws->kf, n, d), 1,
-                           0.0f, spr_matf_view(ws->s, n, n));
-    if (rc) return rc;
-    for (size_t t = 0; t < nn; t++) out[t] = (int32_t)ws->s[t];
-    return 0;
-  }
-  for (int i = 0; i < n; i++) {
-    const int8_t *ai = a + (size_t)i * d;
-    for (int j = 0; j < n; j++) {
-      const int8_t *bj = b + (size_t)j * d;
-      int64_t s = 0;
-      for (int t = 0; t < d; t++) s += (int32_t)ai[t] * bj[t];
-      out[(size_t)i * n + j] = (int32_t)s; /* |s| <= 128^2 d < 2^31 for any int d */
-    }
-  }
-  return 0;
+  int rc = spr_i8mat_pack(ws->pk, b, n, d, d);
+  if (!rc) rc = spr_i8mat_mul(ws->pk, a, d, n, n, out, n);
+  return rc;
+}
+
+/* The threshold theta of a decision s >= theta on integer scores as an
+ * integer t with s >= theta <=> s >= t (theta finite), clamped to the
+ * int32 range (scores are far inside it: |s| <= 2^14 d). */
+static int32_t int_threshold(double theta) {
+  const double c = ceil(theta);
+  if (c > 2147483647.0) return INT32_MAX;
+  if (c < -2147483647.0) return -INT32_MAX;
+  return (int32_t)c;
+}
+
+/* Bits of s >= t for keys j < nk of a mask row (rb bytes; 0 beyond);
+ * returns the keeps. */
+static int64_t ge_row(const int32_t *s, int nk, int32_t t, uint8_t *row, size_t rb) {
+  const size_t used = ((size_t)nk + 7) / 8;
+  const int64_t c = spr_vbits_ge_i32(s, nk, t, row);
+  if (rb > used) memset(row + used, 0, rb - used);
+  return c;
 }
 
 /* ---- dense ------------------------------------------------------------ */
@@ -200,6 +207,16 @@ void spr_bl_oracle_default(spr_bl_oracle_params *p) {
   p->causal = 0;
 }
 
+int64_t spr_bl_threshold_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
+                              double theta, uint8_t *mask) {
+  const size_t rb = spr_mask_row_bytes(n);
+  const int32_t t = int_threshold(theta);
+  int64_t kept = 0;
+  for (int r = 0; r < m; r++)
+    kept += ge_row(S + (size_t)r * lds, row_keys(i0 + r, n, causal), t, mask + (size_t)r * rb, rb);
+  return kept;
+}
+
 int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q, const float *K, int n, int d,
                   spr_bl_ws *ws, uint8_t *mask, spr_bl_stats *st) {
   static const char fn[] = "spr_bl_oracle";
@@ -208,15 +225,7 @@ int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q, const float *K,
                                 p ? p->threshold : 0, Q, K, n, d, ws, mask, &qs, &ks);
   if (rc) return rc;
   if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
-  const size_t rb = spr_mask_row_bytes(n);
-  for (int i = 0; i < n; i++) {
-    uint8_t *row = mask + (size_t)i * rb;
-    const int32_t *si = ws->score + (size_t)i * n;
-    const int nk = row_keys(i, n, p->causal);
-    memset(row, 0, rb);
-    for (int j = 0; j < nk; j++)
-      if ((double)si[j] >= p->threshold) set_bit(row, j);
-  }
+  spr_bl_threshold_rows(ws->score, (size_t)n, 0, n, n, p->causal, p->threshold, mask);
   stats_begin(st, n, d, p->causal);
   if (st) {
     const int64_t nn = spr_pair_count(n, st->causal);
@@ -232,21 +241,174 @@ int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q, const float *K,
   return 0;
 }
 
-/* Sort a[0..n) ascending: LSD radix sort on 8-bit digits of the value with
- * its sign bit flipped (so unsigned order is signed order); tmp holds n. */
-static void radix_sort_i32(int32_t *a, int32_t *tmp, size_t n) {
-  uint32_t *src = (uint32_t *)a, *dst = (uint32_t *)tmp;
-  for (int pass = 0; pass < 4; pass++) {
-    const int sh = 8 * pass;
-    size_t count[257] = {0};
-    for (size_t i = 0; i < n; i++) count[(((src[i] ^ 0x80000000u) >> sh) & 0xFF) + 1]++;
-    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
-    for (size_t i = 0; i < n; i++) dst[count[((src[i] ^ 0x80000000u) >> sh) & 0xFF]++] = src[i];
-    uint32_t *t = src;
-    src = dst;
-    dst = t;
+/* ---- the oracle's quantile: a two-pass histogram ----------------------- */
+
+int spr_bl_quantile_begin(spr_bl_quantile *h, int64_t bound) {
+  if (!h) return spr_error(SPR_EINVAL, "spr_bl_quantile_begin: NULL histogram");
+  if (bound < 0 || bound > ((int64_t)1 << 30))
+    return spr_error(SPR_EINVAL, "spr_bl_quantile_begin: bound %lld outside [0, 2^30]",
+                     (long long)bound);
+  int64_t *fine = h->fine;
+  const int64_t cap = h->fine_cap;
+  memset(h, 0, offsetof(spr_bl_quantile, fine));
+  h->fine = fine;
+  h->fine_cap = cap;
+  h->lo = -bound;
+  const int64_t width = 2 * bound + 1;
+  while (((width - 1) >> h->shift) >= SPR_BL_QCOARSE) h->shift++;
+  if (((int64_t)1 << h->shift) > cap)
+    return spr_error(SPR_EINVAL, "spr_bl_quantile_begin: scores up to %lld need %lld fine bins, "
+                     "above the %lld allocated", (long long)bound, (long long)1 << h->shift,
+                     (long long)cap);
+  memset(h->fine, 0, ((size_t)1 << h->shift) * sizeof *h->fine);
+  h->pass = 1;
+  h->above_min = INT64_MAX;
+  return 0;
+}
+
+int spr_bl_quantile_alloc(spr_bl_quantile **out, int64_t max_bound) {
+  *out = NULL;
+  if (max_bound < 0 || max_bound > ((int64_t)1 << 30))
+    return spr_error(SPR_EINVAL, "spr_bl_quantile_alloc: bound %lld outside [0, 2^30]",
+                     (long long)max_bound);
+  int sh = 0;
+  while (((2 * max_bound) >> sh) >= SPR_BL_QCOARSE) sh++;
+  spr_bl_quantile *h = calloc(1, sizeof *h);
+  if (h) h->fine = malloc(((size_t)1 << sh) * sizeof *h->fine);
+  if (!h || !h->fine) {
+    spr_bl_quantile_free(h);
+    return spr_error(SPR_ENOMEM, "spr_bl_quantile_alloc: out of memory");
   }
-  /* four passes: the sorted data is back in a */
+  h->fine_cap = (int64_t)1 << sh;
+  *out = h;
+  return 0;
+}
+
+void spr_bl_quantile_free(spr_bl_quantile *h) {
+  if (!h) return;
+  free(h->fine);
+  free(h);
+}
+
+/* Pass 1: coarse[(s - lo) >> shift]; pass 2: fine histogram of the values
+ * in the coarse bin of the crossing, and the smallest value above it. */
+void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int i0, int m, int n,
+                          int causal) {
+  const int64_t lo = h->lo;
+  const int sh = h->shift;
+  if (h->pass == 1 && (int64_t)m * n > INT32_MAX) { /* the int32 sub-counts of one call */
+    const int half = m / 2;
+    spr_bl_quantile_rows(h, S, lds, i0, half, n, causal);
+    spr_bl_quantile_rows(h, S + (size_t)half * lds, lds, i0 + half, m - half, n, causal);
+    return;
+  }
+  if (h->pass == 1) memset(h->sub, 0, sizeof h->sub);
+  for (int r = 0; r < m; r++) {
+    const int32_t *s = S + (size_t)r * lds;
+    const int nk = row_keys(i0 + r, n, causal);
+    if (h->pass == 1) {
+      /* four interleaved sub-histograms: no chain of increments of one
+       * bin through memory */
+      int32_t *c0 = h->sub, *c1 = c0 + SPR_BL_QCOARSE, *c2 = c1 + SPR_BL_QCOARSE,
+              *c3 = c2 + SPR_BL_QCOARSE;
+      int j = 0;
+      for (; j + 4 <= nk; j += 4) {
+        c0[((int64_t)s[j] - lo) >> sh]++;
+        c1[((int64_t)s[j + 1] - lo) >> sh]++;
+        c2[((int64_t)s[j + 2] - lo) >> sh]++;
+        c3[((int64_t)s[j + 3] - lo) >> sh]++;
+      }
+      for (; j < nk; j++) c0[((int64_t)s[j] - lo) >> sh]++;
+      h->total += nk;
+    } else {
+      /* in 32-bit offsets from lo + b0: the bin is [0, w), above is >= w
+       * (the minimum above without a branch), below is negative */
+      const int64_t b0 = (int64_t)h->bin << sh;
+      const int64_t base = lo + b0, w = (int64_t)1 << sh;
+      int64_t amin = h->above_min == INT64_MAX ? INT64_MAX : h->above_min - b0;
+      int64_t *fine = h->fine;
+      for (int j = 0; j < nk; j++) {
+        const int64_t v = (int64_t)s[j] - base;
+        if ((uint64_t)v < (uint64_t)w) fine[v]++;
+        amin = v >= w && v < amin ? v : amin;
+      }
+      h->above_min = amin == INT64_MAX ? INT64_MAX : amin + b0;
+    }
+  }
+  if (h->pass == 1) /* the sub-histograms of this call into the counts */
+    for (int b = 0; b < SPR_BL_QCOARSE; b++)
+      h->coarse[b] += (int64_t)h->sub[b] + h->sub[SPR_BL_QCOARSE + b] +
+                      h->sub[2 * SPR_BL_QCOARSE + b] + h->sub[3 * SPR_BL_QCOARSE + b];
+}
+
+int spr_bl_quantile_next(spr_bl_quantile *h, double keep_rate) {
+  if (h->pass != 1) return 0;
+  /* the coarse bin holding u_a, the largest value s with count(>= s) >=
+   * target: the highest non-empty bin whose suffix count reaches it */
+  const double target = keep_rate * (double)h->total;
+  int64_t suf = 0;
+  h->bin = -1;
+  for (int b = SPR_BL_QCOARSE - 1; b >= 0; b--) {
+    suf += h->coarse[b];
+    if (h->coarse[b] > 0 && (double)suf >= target) {
+      h->bin = b;
+      h->above = suf - h->coarse[b];
+      break;
+    }
+  }
+  h->pass = 2;
+  return h->bin >= 0; /* a second pass over the same scores */
+}
+
+void spr_bl_quantile_result(const spr_bl_quantile *h, double keep_rate, double *threshold,
+                            double *achieved) {
+  const double target = keep_rate * (double)h->total;
+  if (h->total == 0 || h->bin < 0) {
+    *threshold = 0;
+    if (achieved) *achieved = 0;
+    return;
+  }
+  const int64_t b0 = (int64_t)h->bin << h->shift, nb = (int64_t)1 << h->shift;
+  /* u_a: the largest value of the bin with count(>= u_a) >= target */
+  int64_t cnt = h->above, ua = -1, ca = 0;
+  for (int64_t v = nb - 1; v >= 0; v--) {
+    if (!h->fine[v]) continue;
+    cnt += h->fine[v];
+    if ((double)cnt >= target) {
+      ua = v;
+      ca = cnt;
+      break;
+    }
+  }
+  /* u_b: the next value above u_a (count(>= u_b) = ca - fine[u_a]), or
+   * max + 1 = u_a + 1 (keeps nothing) when there is none */
+  int64_t ub = -1;
+  for (int64_t v = ua + 1; v < nb && ub < 0; v++)
+    if (h->fine[v]) ub = v;
+  int64_t ub_abs;
+  if (ub >= 0) ub_abs = b0 + ub + h->lo;
+  else if (h->above_min != INT64_MAX) ub_abs = h->above_min + h->lo;
+  else ub_abs = b0 + ua + h->lo + 1;
+  const int64_t cb = ca - h->fine[ua];
+  /* the nearer count; equally near: u_a, the lower threshold, keeps more */
+  const double ea = fabs((double)ca - target), eb = fabs((double)cb - target);
+  if (ea <= eb) {
+    *threshold = (double)(b0 + ua + h->lo);
+    if (achieved) *achieved = (double)ca / (double)h->total;
+  } else {
+    *threshold = (double)ub_abs;
+    if (achieved) *achieved = (double)cb / (double)h->total;
+  }
+}
+
+/* max |a| over m codes */
+static int maxabs8(const int8_t *x, size_t m) {
+  int a = 0;
+  for (size_t i = 0; i < m; i++) {
+    int v = x[i] < 0 ? -x[i] : x[i];
+    if (v > a) a = v;
+  }
+  return a;
 }
 
 int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q, const float *K, int n,
@@ -263,37 +425,14 @@ int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q, const
   float qs, ks;
   if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
   if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
-  int32_t *a = ws->score;
-  size_t nn = (size_t)n * n;
-  if (p->causal) {
-    /* the causal pairs only: row i's keys 0 .. i packed to the front (row
-     * i starts at i (i + 1) / 2 <= i n, so nothing is overwritten unread) */
-    size_t at = 0;
-    for (int i = 0; i < n; i++) {
-      memmove(a + at, a + (size_t)i * n, ((size_t)i + 1) * sizeof *a);
-      at += (size_t)i + 1;
-    }
-    nn = at;
-  }
-  radix_sort_i32(a, ws->dot, nn); /* ascending */
-  const double target = keep_rate * (double)nn;
-  /* candidates from the highest threshold down: max + 1 keeps nothing,
-   * then each distinct value v keeps count(s >= v) = nn - (first index of
-   * v); "<=" lets equally near lower thresholds win */
-  double best_t = (double)a[nn - 1] + 1.0, best_err = fabs(0.0 - target);
-  size_t best_count = 0;
-  for (size_t idx = nn; idx-- > 0;) {
-    if (idx > 0 && a[idx - 1] == a[idx]) continue;
-    const size_t count = nn - idx;
-    const double err = fabs((double)count - target);
-    if (err <= best_err) {
-      best_err = err;
-      best_t = (double)a[idx];
-      best_count = count;
-    }
-  }
-  *threshold = best_t;
-  if (achieved) *achieved = (double)best_count / (double)nn;
+  const size_t nd = (size_t)n * d;
+  spr_bl_quantile *h = ws->qh;
+  if ((rc = spr_bl_quantile_begin(h, (int64_t)maxabs8(ws->qc, nd) * maxabs8(ws->kc, nd) * d)))
+    return rc;
+  spr_bl_quantile_rows(h, ws->score, (size_t)n, 0, n, n, p->causal);
+  if (spr_bl_quantile_next(h, keep_rate))
+    spr_bl_quantile_rows(h, ws->score, (size_t)n, 0, n, n, p->causal);
+  spr_bl_quantile_result(h, keep_rate, threshold, achieved);
   return 0;
 }
 
@@ -307,30 +446,92 @@ void spr_bl_topk_default(spr_bl_topk_params *p) {
   p->causal = 0;
 }
 
-/* The value of rank r (0 = largest) of a[0..m); reorders a.  Quickselect
- * with a three-way partition, so runs of equal values cost one pass. */
-static int32_t select_desc(int32_t *a, int m, int r) {
-  int lo = 0, hi = m - 1;
-  while (lo < hi) {
-    const int32_t piv = a[lo + (hi - lo) / 2];
-    int lt = lo, i = lo, gt = hi; /* [lo,lt) > piv, [lt,i) == piv, (gt,hi] < piv */
-    while (i <= gt) {
-      int32_t v = a[i];
-      if (v > piv) {
-        a[i++] = a[lt];
-        a[lt++] = v;
-      } else if (v < piv) {
-        a[i] = a[gt];
-        a[gt--] = v;
-      } else {
-        i++;
-      }
-    }
-    if (r < lt) hi = lt - 1;
-    else if (r > gt) lo = gt + 1;
-    else return piv;
+/* k_i of query i: min(k, nk), or with k = 0 from the fraction (causal:
+ * of the query's nk keys; otherwise k0, from the fraction of n). */
+static int row_k(int k, int k0, double frac, int nk, int causal) {
+  if (causal && k == 0) {
+    const double kk = round(frac * nk);
+    return kk < 1.0 ? 1 : (int)kk;
   }
-  return a[lo];
+  return k0 < nk ? k0 : nk;
+}
+
+/* The ki-th largest of s[0 .. nk) (1 <= ki <= nk): the largest t with
+ * count(s >= t) >= ki.  A 256-bin histogram of (s - min) >> shift finds
+ * the bin holding it and how many scores lie above that bin; the bin's
+ * scores (cand: nk of scratch) are then few, and their (ki - above)-th
+ * largest comes from a selection among them (or, for many, the same step
+ * again on them). */
+SPR_HOT static int32_t kth_largest(const int32_t *s, int nk, int ki, int32_t *cand) {
+  for (;;) {
+    int32_t mn = s[0], mx = s[0];
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+    for (int j = 0; j < nk; j++) {
+      mn = s[j] < mn ? s[j] : mn;
+      mx = s[j] > mx ? s[j] : mx;
+    }
+    if (mn == mx || ki == 1) return ki == 1 ? mx : mn;
+    if (nk <= 32) { /* a partial selection sort */
+      for (int t = 0; t < ki; t++) {
+        int best = t;
+        for (int j = t + 1; j < nk; j++) best = s[j] > s[best] ? j : best;
+        const int32_t x = s[best];
+        if (s != cand) { /* never reorder the caller's row */
+          for (int j = 0; j < nk; j++) cand[j] = s[j];
+          s = cand;
+        }
+        cand[best] = cand[t];
+        cand[t] = x;
+      }
+      return s[ki - 1];
+    }
+    const uint32_t range = (uint32_t)((int64_t)mx - mn);
+    int sh = 0;
+    while ((range >> sh) >= 256) sh++;
+    int32_t hist[256] = {0};
+    for (int j = 0; j < nk; j++) hist[(uint32_t)(s[j] - mn) >> sh]++;
+    int b = (int)(range >> sh), above = 0;
+    while (above + hist[b] < ki) above += hist[b--];
+    /* the scores of bin b (its lowest value first is irrelevant: a set) */
+    int c = 0;
+    const uint32_t lo = (uint32_t)b << sh, hi = lo + (1u << sh);
+    for (int j = 0; j < nk; j++) {
+      const uint32_t v = (uint32_t)(s[j] - mn);
+      cand[c] = s[j];
+      c += v >= lo && v < hi;
+    }
+    s = cand;
+    nk = c;
+    ki -= above;
+  }
+}
+
+int64_t spr_bl_topk_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal, int k,
+                         double keep_fraction, uint8_t *mask, int32_t *cand) {
+  const size_t rb = spr_mask_row_bytes(n);
+  int k0 = k;
+  if (k == 0) {
+    const double kk = round(keep_fraction * n);
+    k0 = kk < 1.0 ? 1 : (int)kk;
+  }
+  int64_t kept = 0;
+  for (int r = 0; r < m; r++) {
+    const int32_t *si = S + (size_t)r * lds;
+    uint8_t *row = mask + (size_t)r * rb;
+    const int nk = row_keys(i0 + r, n, causal), ki = row_k(k, k0, keep_fraction, nk, causal);
+    const int32_t v = kth_largest(si, nk, ki, cand);
+    /* every key above v, then the ties at v from the lowest index */
+    const int64_t above = v == INT32_MAX ? 0 : ge_row(si, nk, v + 1, row, rb);
+    if (v == INT32_MAX) memset(row, 0, rb);
+    int ties = ki - (int)above; /* >= 1: v itself has rank ki - 1 */
+    for (int j = 0; j < nk && ties > 0; j++)
+      if (si[j] == v) {
+        row[j >> 3] |= (uint8_t)(1u << (j & 7));
+        ties--;
+      }
+    kept += ki;
+  }
+  return kept;
 }
 
 int spr_bl_topk(const spr_bl_topk_params *p, const float *Q, const float *K, int n, int d,
@@ -352,29 +553,8 @@ int spr_bl_topk(const spr_bl_topk_params *p, const float *Q, const float *K, int
   float qs, ks;
   if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
   if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
-  const size_t rb = spr_mask_row_bytes(n);
-  for (int i = 0; i < n; i++) {
-    uint8_t *row = mask + (size_t)i * rb;
-    const int32_t *si = ws->score + (size_t)i * n;
-    /* causal: among keys 0 .. i, k_i = min(k, i + 1), or from the
-     * fraction of the i + 1 keys */
-    const int nk = row_keys(i, n, p->causal);
-    int ki = k;
-    if (p->causal && p->k == 0) {
-      const double kk = round(p->keep_fraction * nk);
-      ki = kk < 1.0 ? 1 : (int)kk;
-    } else if (ki > nk) {
-      ki = nk;
-    }
-    memcpy(ws->row, si, (size_t)nk * sizeof *si);
-    const int32_t v = select_desc(ws->row, nk, ki - 1);
-    int above = 0;
-    for (int j = 0; j < nk; j++) above += si[j] > v;
-    int ties = ki - above; /* >= 1: v itself has rank ki - 1 */
-    memset(row, 0, rb);
-    for (int j = 0; j < nk; j++)
-      if (si[j] > v || (si[j] == v && ties-- > 0)) set_bit(row, j);
-  }
+  spr_bl_topk_rows(ws->score, (size_t)n, 0, n, n, p->causal, p->k, p->keep_fraction, mask,
+                   ws->dot);
   stats_begin(st, n, d, p->causal);
   if (st) {
     const int64_t nn = spr_pair_count(n, st->causal);
@@ -399,6 +579,85 @@ void spr_bl_sanger_default(spr_bl_sanger_params *p) {
   p->causal = 0;
 }
 
+void spr_bl_exp_table(double c, int64_t len, double *tab) {
+  for (int64_t t = 0; t < len; t++) tab[t] = exp(c * (double)(int32_t)(-t));
+}
+
+SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
+                                   double c, double p_threshold, const double *tab, int64_t tab_len,
+                                   double *e, uint8_t *mask) {
+  const size_t rb = spr_mask_row_bytes(n);
+  int64_t kept = 0;
+  /* eight rows at a time: e[r n + j] is row r's exponential of key j; the
+   * eight sums run side by side, each over its own keys in key order */
+  for (int r0 = 0; r0 < m; r0 += 8) {
+    const int rr = m - r0 < 8 ? m - r0 : 8;
+    int nk[8] = {0}, nkmin = n;
+    for (int r = 0; r < rr; r++) {
+      const int32_t *si = S + (size_t)(r0 + r) * lds;
+      nk[r] = row_keys(i0 + r0 + r, n, causal);
+      nkmin = nk[r] < nkmin ? nk[r] : nkmin;
+      int32_t v = si[0];
+#pragma omp simd reduction(max : v)
+      for (int j = 0; j < nk[r]; j++) v = si[j] > v ? si[j] : v;
+      double *er = e + (size_t)r * n;
+      if (tab && (int64_t)v - spr_bl_min_i32(si, nk[r]) < tab_len) {
+#pragma omp simd
+        for (int j = 0; j < nk[r]; j++) er[j] = tab[v - si[j]];
+      } else {
+        for (int j = 0; j < nk[r]; j++) er[j] = exp(c * (double)(si[j] - v));
+      }
+    }
+    double z[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (rr == 8) {
+      int j = 0;
+      for (; j < nkmin; j++)
+        for (int r = 0; r < 8; r++) z[r] += e[(size_t)r * n + j];
+      for (int r = 0; r < 8; r++)
+        for (int jj = j; jj < nk[r]; jj++) z[r] += e[(size_t)r * n + jj];
+    } else {
+      for (int r = 0; r < rr; r++)
+        for (int j = 0; j < nk[r]; j++) z[r] += e[(size_t)r * n + j];
+    }
+    for (int r = 0; r < rr; r++) {
+      uint8_t *row = mask + (size_t)(r0 + r) * rb;
+      const double cut = p_threshold * z[r];
+      const double *er = e + (size_t)r * n;
+      memset(row, 0, rb);
+      int j = 0;
+      for (; j + 8 <= nk[r]; j += 8) {
+        unsigned byte = 0;
+        for (int u = 0; u < 8; u++) byte |= (unsigned)(er[j + u] >= cut) << u;
+        row[j >> 3] = (uint8_t)byte;
+        kept += __builtin_popcount(byte);
+      }
+      for (; j < nk[r]; j++)
+        if (er[j] >= cut) {
+          row[j >> 3] |= (uint8_t)(1u << (j & 7));
+          kept++;
+        }
+    }
+  }
+  return kept;
+}
+
+/* The exponential table of a head quantized with scales qs, ks: entries
+ * for every score difference up to 2 max|q| max|k| d, when that is at
+ * most SPR_BL_EXP_TAB; *len 0 otherwise (direct exp). */
+static const double *sanger_table(spr_bl_ws *ws, int n, int d, float qs, float ks, double *c,
+                                  int64_t *len) {
+  const size_t nd = (size_t)n * d;
+  *c = (double)qs * (double)ks / sqrt((double)d);
+  const int64_t spread = 2 * (int64_t)maxabs8(ws->qc, nd) * maxabs8(ws->kc, nd) * d;
+  if (spread > SPR_BL_EXP_TAB) {
+    *len = 0;
+    return NULL;
+  }
+  *len = spread + 1;
+  spr_bl_exp_table(*c, *len, ws->tab);
+  return ws->tab;
+}
+
 int spr_bl_sanger(const spr_bl_sanger_params *p, const float *Q, const float *K, int n, int d,
                   spr_bl_ws *ws, uint8_t *mask, spr_bl_stats *st) {
   static const char fn[] = "spr_bl_sanger";
@@ -410,24 +669,11 @@ int spr_bl_sanger(const spr_bl_sanger_params *p, const float *Q, const float *K,
   if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
   if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
   /* x_ij = c s_ij;  p_ij >= thr  <=>  exp(c (s_ij - m_i)) >= thr sum_l exp(c (s_il - m_i)) */
-  const double c = (double)qs * (double)ks / sqrt((double)d);
-  const size_t rb = spr_mask_row_bytes(n);
-  for (int i = 0; i < n; i++) {
-    uint8_t *row = mask + (size_t)i * rb;
-    const int32_t *si = ws->score + (size_t)i * n;
-    const int nk = row_keys(i, n, p->causal); /* causal: softmax over j <= i */
-    int32_t m = si[0];
-    for (int j = 1; j < nk; j++) m = si[j] > m ? si[j] : m;
-    double z = 0;
-    for (int j = 0; j < nk; j++) {
-      ws->e[j] = exp(c * (double)(si[j] - m));
-      z += ws->e[j];
-    }
-    const double cut = p->p_threshold * z;
-    memset(row, 0, rb);
-    for (int j = 0; j < nk; j++)
-      if (ws->e[j] >= cut) set_bit(row, j);
-  }
+  double c;
+  int64_t len;
+  const double *tab = sanger_table(ws, n, d, qs, ks, &c, &len);
+  spr_bl_sanger_rows(ws->score, (size_t)n, 0, n, n, p->causal, c, p->p_threshold, tab, len, ws->e,
+                     mask);
   stats_begin(st, n, d, p->causal);
   if (st) {
     /* per query of nk keys: nk - 1 comparisons for the maximum, nk for the
@@ -458,6 +704,43 @@ void spr_bl_leopard_default(spr_bl_leopard_params *p) {
   p->causal = 0;
 }
 
+int spr_bl_leopard_pack(const int8_t *kc, int n, int d, int B, spr_i8mat *const *plow,
+                        int8_t *scratch) {
+  (void)scratch;
+  int rc = 0;
+  for (int r = 1; r < B && !rc; r++)
+    rc = spr_i8mat_pack_masked(plow[r - 1], kc, n, d, d, (uint8_t)((1u << r) - 1u));
+  return rc;
+}
+
+int spr_bl_leopard_rows(const int8_t *q, int d, const int64_t *qpos, const int32_t *S, size_t lds,
+                        int i0, int m, int n, int causal, int B, double theta,
+                        spr_i8mat *const *plow, int32_t *L, int64_t *bits, int64_t *stops) {
+  const int32_t t = int_threshold(theta);
+  const int nc = causal ? i0 + m : n;
+  int64_t b = 0, st = 0;
+  for (int r = 0; r < m; r++) b += row_keys(i0 + r, n, causal); /* the sign plane of every pair */
+  /* plane m = B - r continues iff P_m + U_m >= theta, P_m = S - L_r with
+   * L_r = q . (k mod 2^r), U_m = (2^r - 1) sum_t max(q_t, 0) */
+  for (int rr = 1; rr < B; rr++) {
+    int rc = spr_i8mat_mul(plow[rr - 1], q, d, m, nc, L, nc);
+    if (rc) return rc;
+    const int64_t left = ((int64_t)1 << rr) - 1;
+    for (int r = 0; r < m; r++) {
+      const int nk = row_keys(i0 + r, n, causal);
+      int64_t tt = (int64_t)t - left * qpos[r];
+      if (tt > INT32_MAX) tt = INT32_MAX;
+      if (tt < -INT32_MAX) tt = -INT32_MAX;
+      const int64_t on = spr_vcount_diff_ge_i32(S + (size_t)r * lds, L + (size_t)r * nc, nk, (int32_t)tt);
+      b += on;
+      if (rr == 1) st += nk - on; /* stopped by plane B - 1: before the last */
+    }
+  }
+  *bits += b;
+  *stops += st;
+  return 0;
+}
+
 int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *K, int n, int d,
                    spr_bl_ws *ws, uint8_t *mask, spr_bl_stats *st) {
   static const char fn[] = "spr_bl_leopard";
@@ -466,7 +749,6 @@ int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *
                                 p ? p->threshold : 0, Q, K, n, d, ws, mask, &qs, &ks);
   if (rc) return rc;
   const int B = p->k_bits;
-  const size_t nd = (size_t)n * d, nn = (size_t)n * n;
   const double theta = p->threshold;
   for (int i = 0; i < n; i++) {
     int64_t s = 0;
@@ -476,47 +758,15 @@ int spr_bl_leopard(const spr_bl_leopard_params *p, const float *Q, const float *
     }
     ws->qpos[i] = s;
   }
-  /* ws->nbits of a pair: planes read, | STOPPED once it stopped; a pair
-   * is alive before plane m iff nbits == m - 1 */
-  enum { STOPPED = 0x80 };
-  int32_t *P = ws->score; /* partial scores P_m */
-  memset(P, 0, nn * sizeof *P);
-  memset(ws->nbits, 0, nn);
+  /* the exact scores (the last plane) decide; the planes before count */
+  if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score)) ||
+      (rc = spr_bl_leopard_pack(ws->kc, n, d, B, ws->plow, ws->kb)))
+    return rc;
   int64_t bits = 0, stops = 0;
-  for (int m = 1; m <= B; m++) {
-    const int c = B - m; /* bit of this plane = planes left unread after it */
-    for (size_t t = 0; t < nd; t++) ws->kb[t] = (int8_t)(((uint8_t)ws->kc[t] >> c) & 1u);
-    if ((rc = exact_scores(ws->qc, ws->kb, n, d, ws, ws->dot))) return rc;
-    const int32_t w = m == 1 ? -(1 << c) : (1 << c); /* the sign plane weighs -2^(B-1) */
-    const int64_t left = ((int64_t)1 << c) - 1;      /* 2^r - 1 */
-    for (int i = 0; i < n; i++) {
-      const int64_t U = left * ws->qpos[i]; /* exact bound of the unread planes */
-      int32_t *Pi = P + (size_t)i * n;
-      const int32_t *Di = ws->dot + (size_t)i * n;
-      uint8_t *nb = ws->nbits + (size_t)i * n;
-      const int nk = row_keys(i, n, p->causal); /* causal: keys j <= i only */
-      for (int j = 0; j < nk; j++) {
-        if (nb[j] != m - 1) continue; /* stopped at an earlier plane */
-        Pi[j] += w * Di[j];
-        bits++;
-        /* s <= P_m + U_m < theta: pruned (at m = B, U = 0 and P = s) */
-        if ((double)((int64_t)Pi[j] + U) < theta) {
-          nb[j] = (uint8_t)(m | STOPPED);
-          stops += m < B;
-        } else {
-          nb[j] = (uint8_t)m;
-        }
-      }
-    }
-  }
-  const size_t rb = spr_mask_row_bytes(n);
-  for (int i = 0; i < n; i++) {
-    uint8_t *row = mask + (size_t)i * rb;
-    const uint8_t *nb = ws->nbits + (size_t)i * n;
-    memset(row, 0, rb);
-    for (int j = 0; j < n; j++)
-      if (nb[j] == B) set_bit(row, j); /* all planes read, never stopped */
-  }
+  if ((rc = spr_bl_leopard_rows(ws->qc, d, ws->qpos, ws->score, (size_t)n, 0, n, n, p->causal, B,
+                                theta, ws->plow, ws->dot, &bits, &stops)))
+    return rc;
+  spr_bl_threshold_rows(ws->score, (size_t)n, 0, n, n, p->causal, theta, mask);
   stats_begin(st, n, d, p->causal);
   if (st) {
     st->q_scale = qs;

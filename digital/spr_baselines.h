@@ -66,14 +66,17 @@
  *
  * Errors: every function returns 0 or a negative SPR_E* code with a
  * message (spr_errmsg) naming the function, the argument and its value.
- * Only spr_bl_ws_alloc allocates (and spr_bl_oracle_calibrate, through
- * qsort of the n^2 scores); nothing prints or exits.  A workspace serves
+ * Only spr_bl_ws_alloc allocates (and spr_bl_sanger_calibrate); nothing
+ * prints or exits.  A workspace serves
  * one thread at a time; functions keep no other state.
  */
 #ifndef SPR_BASELINES_H
 #define SPR_BASELINES_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+struct spr_i8mat;
 
 /* What one call produced and what the prediction cost.  Operation counts
  * are what the scheme's hardware performs to decide the mask, not what the
@@ -121,19 +124,45 @@ typedef struct {
   int64_t early_stops;     /* LeOPArd: pairs stopped before the last plane */
 } spr_bl_stats;
 
+/* Coarse bins of the quantile histogram (spr_bl_quantile). */
+#define SPR_BL_QCOARSE 4096
+/* Entries of Sanger's exponential table (score differences 0 .. 65536). */
+#define SPR_BL_EXP_TAB 65536
+
+/* The oracle's threshold for a keep rate without sorting the scores: a
+ * two-pass histogram over integer scores in [-bound, bound] (fields are
+ * internal).  Pass 1 counts the scores in SPR_BL_QCOARSE coarse bins of
+ * 2^shift values; the bin where the count of scores >= a value crosses
+ * the target is then counted value by value in pass 2, with the smallest
+ * score above it.  The result is exactly spr_bl_oracle_calibrate's rule
+ * (every distinct score a candidate, max + 1 keeps nothing, the nearest
+ * count, ties to the lower threshold), at O(1) memory in n. */
+typedef struct {
+  int64_t lo;            /* -bound */
+  int shift, pass, bin;  /* coarse bin = (s - lo) >> shift; the crossing bin */
+  int64_t total;         /* scores counted in pass 1 */
+  int64_t above;         /* scores above the crossing bin */
+  int64_t above_min;     /* smallest s - lo above it (INT64_MAX: none) */
+  int64_t coarse[SPR_BL_QCOARSE];
+  int32_t sub[4 * SPR_BL_QCOARSE]; /* one call's counts (< 2^31: a call
+                                      passes at most 2^31 - 1 scores) */
+  int64_t *fine;         /* 2^shift counts of the crossing bin */
+  int64_t fine_cap;
+} spr_bl_quantile;
+
 /* Scratch for heads of up to n tokens and d dimensions (about
- * 13 n^2 + 11 n d + 20 n bytes).  Fields are internal. */
+ * 8 n^2 + 10 n d + 80 n bytes and 0.6 MB).  Fields are internal. */
 typedef struct {
   int n, d;
-  int8_t *qc, *kc, *kb; /* n x d: query codes, key codes, one key bit plane */
-  float *qf, *kf;       /* n x d: GEMM operands */
-  float *s;             /* n x n: GEMM product */
-  int32_t *score;       /* n x n: exact scores, LeOPArd partial scores */
-  int32_t *dot;         /* n x n: LeOPArd dot products of one bit plane */
-  uint8_t *nbits;       /* n x n: LeOPArd planes read per pair */
-  int32_t *row;         /* n: top-k selection */
-  double *e;            /* n: Sanger exponentials */
+  int8_t *qc, *kc, *kb; /* n x d: query codes, key codes, low key bits */
+  int32_t *score;       /* n x n: exact scores */
+  int32_t *dot;         /* n x n: LeOPArd's low-plane products */
+  double *e;            /* 8 n: Sanger exponentials of eight rows */
   int64_t *qpos;        /* n: LeOPArd sum_t max(q_it, 0) */
+  double *tab;          /* SPR_BL_EXP_TAB + 1: Sanger's exponentials */
+  spr_bl_quantile *qh;  /* the oracle's quantile */
+  struct spr_i8mat *pk;      /* the key codes, packed for exact products */
+  struct spr_i8mat *plow[7]; /* LeOPArd: k mod 2^r, r = 1 .. 7 */
 } spr_bl_ws;
 
 /* Allocate ws for n >= 1 tokens and d >= 1 dimensions.  Returns 0,
@@ -175,8 +204,8 @@ int spr_bl_oracle(const spr_bl_oracle_params *p, const float *Q,
  * the lower threshold, which keeps more (as spr_thr_pick).  With
  * p->causal the scores and the rate are those of the n (n + 1) / 2 causal
  * pairs.  p->threshold is ignored.  The same threshold serves LeOPArd at the same widths (its
- * mask is the oracle's).  achieved may be NULL.  Sorts the n^2 scores
- * with qsort.  Returns 0 or SPR_EINVAL (as spr_bl_oracle, and keep_rate
+ * mask is the oracle's).  achieved may be NULL.  Two passes of a
+ * histogram over the scores (spr_bl_quantile), no sort.  Returns 0 or SPR_EINVAL (as spr_bl_oracle, and keep_rate
  * outside [0, 1]). */
 int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q,
                             const float *K, int n, int d, double keep_rate,
@@ -290,5 +319,67 @@ int spr_bl_sanger_calibrate(const spr_bl_sanger_params *p, const float *Q, const
  * as spr_bl_window and keep_rate outside [0, 1]. */
 int spr_bl_window_match(const spr_bl_window_params *p, int n, double keep_rate, int *half_width,
                         double *achieved);
+
+/* ---- row kernels on exact scores (shared score matrices, row blocks) ----
+ * S holds the exact integer scores of queries i0 .. i0 + m - 1 (row r =
+ * query i0 + r, rows lds int32 apart, at least the keys the rows see);
+ * masks have spr_mask_row_bytes(n) bytes per row, written whole (bits
+ * beyond a row's keys 0).  Blocks of a head in order give exactly the
+ * masks and counts of the whole-head functions, which call these. */
+
+/* keep iff S_ij >= theta (oracle, LeOPArd's mask); returns the keeps. */
+int64_t spr_bl_threshold_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
+                              double theta, uint8_t *mask);
+
+/* Top-k of the rows (k and keep_fraction as spr_bl_topk_params; k already
+ * checked); cand: n int32 of scratch.  Returns the keeps. */
+int64_t spr_bl_topk_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal, int k,
+                         double keep_fraction, uint8_t *mask, int32_t *cand);
+
+/* tab[t] = exp(c * (double)(-t)), t < len: Sanger's exponentials of every
+ * score difference, bit for bit those of exp(c (s - max)). */
+void spr_bl_exp_table(double c, int64_t len, double *tab);
+
+/* Sanger's decision on the 4-bit scores of the rows: logit scale c =
+ * q_scale k_scale / sqrt(d), probabilities from tab (len entries; NULL or
+ * beyond: exp itself), row sums in key order (eight rows side by side,
+ * each in its own order); e: 8 n doubles of scratch.  Returns the keeps. */
+int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
+                           double c, double p_threshold, const double *tab, int64_t tab_len,
+                           double *e, uint8_t *mask);
+
+/* LeOPArd's planes of the rows, counted without deciding pair by pair: a
+ * pair reads plane m (m = 1 .. B) iff it has not stopped at an earlier
+ * one, and since P_m + U_m is the largest score of any key sharing the m
+ * top bits it falls with m, so
+ *   planes read = 1 + #{m < B : P_m + U_m >= theta},
+ *   P_m = S - L_r,  L_r = q . (k mod 2^r),  r = B - m,
+ * one exact product (spr_i8mat_mul of plow[r - 1], from
+ * spr_bl_leopard_pack) and one vectorised count per unread plane; a pair
+ * stops early iff P_(B-1) + U_(B-1) < theta.  q: the block's query codes
+ * (m x d), qpos their sums of positive codes; L: m x n int32 scratch.
+ * Adds to *bits and *stops.  Returns 0 or spr_i8mat_mul's error. */
+int spr_bl_leopard_rows(const int8_t *q, int d, const int64_t *qpos, const int32_t *S, size_t lds,
+                        int i0, int m, int n, int causal, int B, double theta,
+                        struct spr_i8mat *const *plow, int32_t *L, int64_t *bits, int64_t *stops);
+
+/* Pack k mod 2^r (r = 1 .. B - 1) of the key codes kc (n x d) into
+ * plow[r - 1]; scratch: n d bytes. */
+int spr_bl_leopard_pack(const int8_t *kc, int n, int d, int B, struct spr_i8mat *const *plow,
+                        int8_t *scratch);
+
+/* The quantile histogram: alloc for scores up to max_bound, begin for a
+ * head's bound (max|q| max|k| d), rows in pass 1, next (1: run the rows
+ * again, pass 2), result (threshold and achieved keep rate, as
+ * spr_bl_oracle_calibrate).  Errors: SPR_EINVAL (bound outside [0, 2^30]
+ * or beyond the allocation), SPR_ENOMEM. */
+int spr_bl_quantile_alloc(spr_bl_quantile **out, int64_t max_bound);
+void spr_bl_quantile_free(spr_bl_quantile *h);
+int spr_bl_quantile_begin(spr_bl_quantile *h, int64_t bound);
+void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int i0, int m, int n,
+                          int causal);
+int spr_bl_quantile_next(spr_bl_quantile *h, double keep_rate);
+void spr_bl_quantile_result(const spr_bl_quantile *h, double keep_rate, double *threshold,
+                            double *achieved);
 
 #endif

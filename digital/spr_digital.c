@@ -6,10 +6,24 @@
 #include "spr_error.h"
 #include "spr_mat.h"
 #include "spr_result.h"
+#include "spr_vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "spr_clones.h"
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* always inlined: no ABI crossing */
+/* 16-float vectors for the value sums (register accumulators) */
+typedef float v16f __attribute__((vector_size(64)));
+static inline v16f ld16(const float *p) {
+  v16f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+#endif
 
 const char *spr_dig_policy_name(int policy) {
   switch (policy) {
@@ -42,14 +56,21 @@ int spr_dig_ws_alloc(spr_dig_ws *ws, int n, int d) {
   ws->prev = malloc(un * sizeof *ws->prev);
   ws->next = malloc(un * sizeof *ws->next);
   ws->res = malloc(un);
+  ws->resw = malloc((un + 63) / 64 * sizeof *ws->resw);
   ws->heap = malloc(un * sizeof *ws->heap);
-  ws->s = malloc(un * sizeof *ws->s);
   ws->acc = malloc((size_t)d * sizeof *ws->acc);
+  ws->xs = malloc((un + 16) * sizeof *ws->xs);
+  ws->ws = malloc((un + 16) * sizeof *ws->ws);
+  ws->facc = malloc((size_t)2 * d * sizeof *ws->facc);
+  ws->vf = malloc(un * d * sizeof *ws->vf);
+  ws->sv = malloc(un * sizeof *ws->sv);
+  ws->rowf = malloc(un * sizeof *ws->rowf);
   ws->q_hits = malloc(un * sizeof *ws->q_hits);
   ws->q_fetches = malloc(un * sizeof *ws->q_fetches);
   ws->q_overflow = malloc(un * sizeof *ws->q_overflow);
-  if (!ws->idx || !ws->buf || !ws->prev || !ws->next || !ws->res || !ws->heap || !ws->s ||
-      !ws->acc || !ws->q_hits || !ws->q_fetches || !ws->q_overflow) {
+  if (!ws->idx || !ws->buf || !ws->prev || !ws->next || !ws->res || !ws->resw || !ws->heap ||
+      !ws->acc || !ws->xs || !ws->ws || !ws->facc || !ws->vf || !ws->sv || !ws->rowf || !ws->q_hits ||
+      !ws->q_fetches || !ws->q_overflow) {
     spr_dig_ws_free(ws);
     return spr_error(SPR_ENOMEM, "digital: out of memory for workspace n=%d d=%d", n, d);
   }
@@ -65,9 +86,15 @@ void spr_dig_ws_free(spr_dig_ws *ws) {
   free(ws->prev);
   free(ws->next);
   free(ws->res);
+  free(ws->resw);
   free(ws->heap);
-  free(ws->s);
   free(ws->acc);
+  free(ws->xs);
+  free(ws->ws);
+  free(ws->facc);
+  free(ws->vf);
+  free(ws->sv);
+  free(ws->rowf);
   free(ws->q_hits);
   free(ws->q_fetches);
   free(ws->q_overflow);
@@ -84,19 +111,26 @@ static int check_shape(const char *what, int n, int d, const spr_dig_ws *ws) {
   return 0;
 }
 
+/* Word w (64 keys) of a mask row of n keys, padding bits cleared. */
+static inline uint64_t row_word(const uint8_t *row, int n, size_t w) {
+  const size_t rb = spr_mask_row_bytes(n), b0 = 8 * w;
+  uint64_t x = 0;
+  if (b0 + 8 <= rb) {
+    memcpy(&x, row + b0, 8);
+  } else {
+    for (size_t b = b0; b < rb; b++) x |= (uint64_t)row[b] << (8 * (b - b0));
+  }
+  if (64 * (w + 1) > (size_t)n) x &= ((uint64_t)1 << (n - 64 * w)) - 1; /* 1 .. 63 keys */
+  return x;
+}
+
 /* Survivors of one mask row, ascending, into idx; returns their count.
  * Bits j >= n of the last byte are ignored. */
-static int row_survivors(const uint8_t *row, int n, int *idx) {
-  const int nb = (n + 7) / 8, tail = n & 7;
+SPR_HOT static int row_survivors(const uint8_t *row, int n, int *idx) {
+  const size_t nw = ((size_t)n + 63) / 64;
   int m = 0;
-  for (int b = 0; b < nb; b++) {
-    unsigned x = row[b];
-    if (b == nb - 1 && tail) x &= (1u << tail) - 1u;
-    while (x) {
-      idx[m++] = 8 * b + __builtin_ctz(x);
-      x &= x - 1u;
-    }
-  }
+  for (size_t w = 0; w < nw; w++)
+    for (uint64_t x = row_word(row, n, w); x; x &= x - 1) idx[m++] = (int)(64 * w) + __builtin_ctzll(x);
   return m;
 }
 
@@ -124,10 +158,10 @@ static void lru_append(lru_list *l, int j) {
   l->tail = j;
 }
 
-int spr_dig_fetch(const spr_dig_fetch_params *p, const uint8_t *mask, int n,
-                  int d, spr_dig_fetch_stats *out, spr_dig_ws *ws) {
+/* The checks of spr_dig_fetch's parameters; *tok the token bytes. */
+static int fetch_check(const spr_dig_fetch_params *p, int n, int d, const spr_dig_fetch_stats *out,
+                       const spr_dig_ws *ws, int64_t *tok) {
   if (!p) return spr_error(SPR_EINVAL, "digital: fetch: params is NULL");
-  if (!mask) return spr_error(SPR_EINVAL, "digital: fetch: mask is NULL");
   if (!out) return spr_error(SPR_EINVAL, "digital: fetch: stats is NULL");
   if (!ws) return spr_error(SPR_EINVAL, "digital: fetch: workspace is NULL");
   int rc = check_shape("fetch", n, d, ws);
@@ -139,69 +173,112 @@ int spr_dig_fetch(const spr_dig_fetch_params *p, const uint8_t *mask, int n,
   if (!spr_dig_policy_name(p->policy))
     return spr_error(SPR_EINVAL, "digital: fetch: unknown buffer policy %d (0 sprint, 1 lru)",
                      p->policy);
-  const int64_t tok = ((int64_t)d * p->key_bits + 7) / 8 + ((int64_t)d * p->value_bits + 7) / 8;
-  if (p->buffer_bytes < tok)
+  *tok = ((int64_t)d * p->key_bits + 7) / 8 + ((int64_t)d * p->value_bits + 7) / 8;
+  if (p->buffer_bytes < *tok)
     return spr_error(SPR_EINVAL,
                      "digital: fetch: buffer_bytes=%lld holds no token of %lld bytes "
                      "(d=%d, key_bits=%d, value_bits=%d)",
-                     (long long)p->buffer_bytes, (long long)tok, d, p->key_bits, p->value_bits);
-  const int64_t cap = p->buffer_bytes / tok;
+                     (long long)p->buffer_bytes, (long long)*tok, d, p->key_bits, p->value_bits);
+  return 0;
+}
 
+int spr_dig_fetch_begin(const spr_dig_fetch_params *p, int n, int d, spr_dig_fetch_stats *out,
+                        spr_dig_ws *ws) {
+  int64_t tok = 0;
+  int rc = fetch_check(p, n, d, out, ws, &tok);
+  if (rc) return rc;
   memset(out, 0, sizeof *out);
   out->token_bytes = tok;
-  out->capacity_tokens = cap;
-  const size_t rb = spr_mask_row_bytes(n);
+  out->capacity_tokens = p->buffer_bytes / tok;
   memset(ws->res, 0, (size_t)n);
+  memset(ws->resw, 0, ((size_t)n + 63) / 64 * sizeof *ws->resw);
+  if (p->policy == SPR_DIG_LRU)
+    for (int j = 0; j < n; j++) ws->prev[j] = ws->next[j] = -1;
+  ws->f_n = n;
+  ws->f_next = 0;
+  ws->f_nbuf = 0;
+  ws->f_head = ws->f_tail = -1;
+  ws->f_cap = out->capacity_tokens;
+  ws->f_occ = 0;
+  ws->f_new_sum = 0;
+  return 0;
+}
+
+/* SPRINT's rule on bitsets: B = resident set (ws->resw), P = the query's
+ * survivors.  hits = |B and P|; the misses P and not B are taken in
+ * ascending key order, the first cap - hits of them kept, the rest
+ * streamed; B becomes (B and P) plus the kept misses. */
+SPR_HOT static void fetch_row_sprint(const uint8_t *row, int n, int64_t cap, spr_dig_ws *ws, int *h_,
+                             int *f_, int *o_, int *m_) {
+  const size_t nw = ((size_t)n + 63) / 64;
+  uint64_t *R = ws->resw;
+  int64_t h = 0, f = 0, m = 0;
+  for (size_t w = 0; w < nw; w++) {
+    const uint64_t P = row_word(row, n, w);
+    h += __builtin_popcountll(R[w] & P);
+    m += __builtin_popcountll(P);
+  }
+  int64_t free_slots = cap - h; /* >= 0: the hits were resident */
+  for (size_t w = 0; w < nw; w++) {
+    const uint64_t P = row_word(row, n, w);
+    uint64_t miss = P & ~R[w];
+    const int64_t c = __builtin_popcountll(miss);
+    f += c;
+    if (c > free_slots) { /* keep only the lowest free_slots of them */
+      uint64_t keep = 0;
+      for (int64_t t = 0; t < free_slots; t++) {
+        const uint64_t low = miss & (~miss + 1);
+        keep |= low;
+        miss ^= low;
+      }
+      miss = keep;
+    }
+    free_slots -= __builtin_popcountll(miss);
+    R[w] = (R[w] & P) | miss;
+  }
+  /* kept misses: min(f, cap - h); the rest streamed */
+  const int64_t kept = f < cap - h ? f : cap - h;
+  *h_ = (int)h;
+  *f_ = (int)f;
+  *o_ = (int)(f - kept);
+  *m_ = (int)m;
+}
+
+int spr_dig_fetch_rows(const spr_dig_fetch_params *p, const uint8_t *mask, int i0, int m,
+                       spr_dig_fetch_stats *out, spr_dig_ws *ws) {
+  if (!p || !mask || !out || !ws)
+    return spr_error(SPR_EINVAL, "digital: fetch: NULL argument");
+  const int n = ws->f_n;
+  if (i0 != ws->f_next || m < 0 || i0 + m > n)
+    return spr_error(SPR_EINVAL, "digital: fetch: rows %d .. %d out of order (next %d of %d)", i0,
+                     i0 + m - 1, ws->f_next, n);
+  const size_t rb = spr_mask_row_bytes(n);
+  const int64_t cap = ws->f_cap;
   int *idx = ws->idx;
   uint8_t *res = ws->res;
-  int64_t occ = 0;  /* resident tokens */
-  int nbuf = 0;     /* SPRINT: resident tokens listed in ws->buf */
-  lru_list l = {ws->prev, ws->next, -1, -1};
-  if (p->policy == SPR_DIG_LRU)
-    for (int j = 0; j < n; j++) l.prev[j] = l.next[j] = -1;
-  double new_sum = 0;
-
-  for (int i = 0; i < n; i++) {
-    const uint8_t *row = mask + (size_t)i * rb;
-    const int m = row_survivors(row, n, idx);
-    int h = 0, f = 0, o = 0;
+  lru_list l = {ws->prev, ws->next, ws->f_head, ws->f_tail};
+  for (int r = 0; r < m; r++) {
+    const int i = i0 + r;
+    const uint8_t *row = mask + (size_t)r * rb;
+    int h = 0, f = 0, o = 0, cnt = 0;
     if (p->policy == SPR_DIG_SPRINT) {
-      /* keep B_(i-1) AND P_i (the hits), evict B_(i-1) AND NOT P_i */
-      for (int t = 0; t < nbuf; t++) {
-        const int j = ws->buf[t];
-        if (mask_bit(row, j)) h++;
-        else res[j] = 0;
-      }
-      int64_t free_slots = cap - h;
-      for (int t = 0; t < m; t++) {
-        const int j = idx[t];
-        if (res[j]) continue;
-        f++;
-        if (free_slots > 0) {
-          res[j] = 1;
-          free_slots--;
-        } else {
-          o++;
-        }
-      }
-      nbuf = 0;
-      for (int t = 0; t < m; t++)
-        if (res[idx[t]]) ws->buf[nbuf++] = idx[t];
-      occ = nbuf;
+      fetch_row_sprint(row, n, cap, ws, &h, &f, &o, &cnt);
+      ws->f_occ = h + (f - o);
     } else {
+      cnt = row_survivors(row, n, idx);
       /* pin the hits: out of the evictable list for this query */
-      for (int t = 0; t < m; t++)
+      for (int t = 0; t < cnt; t++)
         if (res[idx[t]]) {
           h++;
           lru_unlink(&l, idx[t]);
         }
-      for (int t = 0; t < m; t++) {
+      for (int t = 0; t < cnt; t++) {
         const int j = idx[t];
         if (res[j]) continue;
         f++;
-        if (occ < cap) {
+        if (ws->f_occ < cap) {
           res[j] = 1;
-          occ++;
+          ws->f_occ++;
         } else if (l.head >= 0) {
           const int victim = l.head; /* smallest (last use, key index) */
           lru_unlink(&l, victim);
@@ -212,33 +289,241 @@ int spr_dig_fetch(const spr_dig_fetch_params *p, const uint8_t *mask, int n,
         }
       }
       /* tokens used by query i become the most recent, ascending key */
-      for (int t = 0; t < m; t++)
+      for (int t = 0; t < cnt; t++)
         if (res[idx[t]]) lru_append(&l, idx[t]);
     }
     ws->q_hits[i] = h;
     ws->q_fetches[i] = f;
     ws->q_overflow[i] = o;
-    out->uses += m;
+    out->uses += cnt;
     out->hits += h;
     out->fetches += f;
     out->overflow_tokens += o;
     if (i == 0) out->cold_fetches = f;
-    else new_sum += (double)f / n;
-    if (occ > out->peak_tokens) out->peak_tokens = occ;
+    else ws->f_new_sum += (double)f / n;
+    if (ws->f_occ > out->peak_tokens) out->peak_tokens = ws->f_occ;
   }
+  ws->f_head = l.head;
+  ws->f_tail = l.tail;
+  ws->f_next = i0 + m;
+  return 0;
+}
+
+int spr_dig_fetch_end(spr_dig_fetch_stats *out, spr_dig_ws *ws) {
+  if (!out || !ws) return spr_error(SPR_EINVAL, "digital: fetch: NULL argument");
+  const int n = ws->f_n;
+  if (ws->f_next != n)
+    return spr_error(SPR_EINVAL, "digital: fetch: ended after %d of %d rows", ws->f_next, n);
+  const int64_t cap = ws->f_cap, tok = out->token_bytes;
   if (out->peak_tokens > cap || out->hits + out->fetches != out->uses)
     return spr_error(SPR_EINTERNAL, "digital: fetch: broken invariant (peak %lld, capacity %lld)",
                      (long long)out->peak_tokens, (long long)cap);
   out->bytes_fetched = out->fetches * tok;
   out->bytes_reused = out->hits * tok;
   out->peak_bytes = out->peak_tokens * tok;
-  out->new_fetch_frac = n > 1 ? new_sum / (n - 1) : 0.0;
+  out->new_fetch_frac = n > 1 ? ws->f_new_sum / (n - 1) : 0.0;
   return 0;
+}
+
+int spr_dig_fetch(const spr_dig_fetch_params *p, const uint8_t *mask, int n,
+                  int d, spr_dig_fetch_stats *out, spr_dig_ws *ws) {
+  if (!p) return spr_error(SPR_EINVAL, "digital: fetch: params is NULL");
+  if (!mask) return spr_error(SPR_EINVAL, "digital: fetch: mask is NULL");
+  int rc = spr_dig_fetch_begin(p, n, d, out, ws);
+  if (!rc) rc = spr_dig_fetch_rows(p, mask, 0, n, out, ws);
+  if (!rc) rc = spr_dig_fetch_end(out, ws);
+  return rc;
 }
 
 static int check_scale(const char *name, float s) {
   if (!(isfinite(s) && s > 0))
     return spr_error(SPR_EINVAL, "digital: attend: %s=%g must be finite and > 0", name, (double)s);
+  return 0;
+}
+
+/* acc[u] = sum_t w_t vf[idx_t][u] for u < d: the row's value product,
+ * each u as (sum over even t) + (sum over odd t), both in increasing t
+ * (two dependency chains; the same sums on every d path and machine).
+ * d = 16, 32, 48, 64 or 128 keeps the sums in vector registers.  acc: 2 d
+ * floats. */
+#if defined(__GNUC__)
+/* 2 NV accumulators of 16 floats in registers (d = 16 NV): the even and the
+ * odd survivors summed apart (two dependency chains), then added */
+#define PV_FIXED(NV)                                                              \
+  static inline __attribute__((always_inline)) void pv_fixed##NV(               \
+      const int *idx, const float *w, int cnt, const float *vf, float *acc) {    \
+    v16f a[NV], b[NV];                                                          \
+    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) a[v] = b[v] = (v16f){0}; \
+    int t = 0;                                                                  \
+    for (; t + 2 <= cnt; t += 2) {                                              \
+      const float wa = w[t], wb = w[t + 1];                                     \
+      const float *va = vf + (size_t)idx[t] * (16 * NV);                        \
+      const float *vb = vf + (size_t)idx[t + 1] * (16 * NV);                    \
+      _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                    \
+        a[v] += ld16(va + 16 * v) * wa;                                         \
+        b[v] += ld16(vb + 16 * v) * wb;                                         \
+      }                                                                         \
+    }                                                                           \
+    if (t < cnt) {                                                              \
+      const float wa = w[t];                                                    \
+      const float *va = vf + (size_t)idx[t] * (16 * NV);                        \
+      _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) a[v] += ld16(va + 16 * v) * wa; \
+    }                                                                           \
+    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                      \
+      const v16f s = a[v] + b[v];                                               \
+      memcpy(acc + 16 * v, &s, sizeof s);                                       \
+    }                                                                           \
+  }
+PV_FIXED(1)
+PV_FIXED(2)
+PV_FIXED(3)
+PV_FIXED(4)
+PV_FIXED(8)
+#undef PV_FIXED
+#endif
+
+SPR_HOT static void pv_sum(const int *idx, const float *w, int cnt, const float *vf, int d,
+                           float *restrict acc) {
+#if defined(__GNUC__)
+  switch (d) {
+  case 16: pv_fixed1(idx, w, cnt, vf, acc); return;
+  case 32: pv_fixed2(idx, w, cnt, vf, acc); return;
+  case 48: pv_fixed3(idx, w, cnt, vf, acc); return;
+  case 64: pv_fixed4(idx, w, cnt, vf, acc); return;
+  case 128: pv_fixed8(idx, w, cnt, vf, acc); return;
+  default: break;
+  }
+#endif
+  /* the same sums: even survivors into acc, odd into acc2, then added */
+  float *restrict acc2 = acc + d;
+  for (int u = 0; u < 2 * d; u++) acc[u] = 0.0f;
+  for (int t = 0; t < cnt; t++) {
+    const float wt = w[t];
+    const float *restrict vj = vf + (size_t)idx[t] * d;
+    float *restrict a = t & 1 ? acc2 : acc;
+#pragma omp simd
+    for (int u = 0; u < d; u++) a[u] += wt * vj[u];
+  }
+#pragma omp simd
+  for (int u = 0; u < d; u++) acc[u] += acc2[u];
+}
+
+/* 1 when the row keeps exactly keys 0 .. cnt - 1 (cnt = its keeps). */
+static int prefix_row(const uint8_t *row, int cnt) {
+  const size_t full = (size_t)cnt / 8;
+  for (size_t b = 0; b < full; b++)
+    if (row[b] != 0xFF) return 0;
+  return !(cnt & 7) || (row[full] & ((1u << (cnt & 7)) - 1)) == ((1u << (cnt & 7)) - 1);
+}
+
+/* o (d floats) = (v_scale / z) sum_t w_t vf[idx_t] with w_t = exp(alpha
+ * (sv_t - max sv)) over the cnt survivors idx (ascending keys) of a row
+ * and their exact scores sv; the value rows are added in ascending key
+ * order. */
+SPR_HOT static void attend_row(const int *idx, const int32_t *sv, int cnt, float alpha,
+                                   const float *vf, int d, float v_scale, float *o,
+                                   spr_dig_ws *ws) {
+  int32_t mx = INT32_MIN;
+#pragma omp simd reduction(max : mx)
+  for (int t = 0; t < cnt; t++) mx = sv[t] > mx ? sv[t] : mx;
+  float *x = ws->xs, *w = ws->ws, *acc = ws->facc;
+#pragma omp simd
+  for (int t = 0; t < cnt; t++) x[t] = alpha * (float)(sv[t] - mx);
+  /* padded to whole vectors with exp(-inf) = 0: the sum is unchanged */
+  const int c16 = (cnt + 15) & ~15;
+  for (int t = cnt; t < c16; t++) x[t] = -INFINITY;
+  const float z = spr_vexpf_sub_sum(x, 0.0f, w, (size_t)c16);
+  pv_sum(idx, w, cnt, vf, d, acc);
+  const float f = v_scale / z;
+#pragma omp simd
+  for (int u = 0; u < d; u++) o[u] = f * acc[u];
+}
+
+SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
+                           int i0, int m, int n, const float *vf, int d, float v_scale,
+                           float *O, spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws) {
+  if (!S || !mask || !vf || !O || !ws)
+    return spr_error(SPR_EINVAL, "digital: recompute: NULL argument");
+  int rc = check_shape("recompute", n, d, ws);
+  if (rc) return rc;
+  if (i0 < 0 || m < 0 || i0 + m > n || lds < (size_t)n)
+    return spr_error(SPR_EINVAL, "digital: recompute: rows %d .. %d of %d (ld %zu)", i0,
+                     i0 + m - 1, n, lds);
+  if ((rc = check_scale("alpha", alpha)) || (rc = check_scale("v_scale", v_scale))) return rc;
+  const size_t rb = spr_mask_row_bytes(n), nw = ((size_t)n + 63) / 64;
+  /* survivors of the block, and the keys any of its rows keeps */
+  int64_t surv = 0, empty = 0;
+  size_t wmax = 0;
+  for (int r = 0; r < m; r++)
+    for (size_t w = 0; w < nw; w++) {
+      const uint64_t x = row_word(mask + (size_t)r * rb, n, w);
+      surv += __builtin_popcountll(x);
+      if (x && w + 1 > wmax) wmax = w + 1;
+    }
+  /* a block keeping more than a quarter of its pairs: one GEMM for P V */
+  const int gemm = pbuf && surv * 4 > (int64_t)m * n;
+  const int ncols = (int)(64 * wmax < (size_t)n ? 64 * wmax : (size_t)n);
+  for (int r = 0; r < m; r++) {
+    float *oi = O + (size_t)r * d;
+    const int32_t *si = S + (size_t)r * lds;
+    const uint8_t *row = mask + (size_t)r * rb;
+    if (gemm) {
+      /* a row keeping keys 0 .. cnt - 1 exactly (dense, causal dense):
+       * its probabilities straight from the scores, no index list */
+      int cnt = 0;
+      for (size_t w = 0; w < nw; w++) cnt += __builtin_popcountll(row_word(row, n, w));
+      float *pr = pbuf + (size_t)r * ncols;
+      if (cnt > 0 && prefix_row(row, cnt)) {
+        int32_t mx = si[0];
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < cnt; j++) mx = si[j] > mx ? si[j] : mx;
+#pragma omp simd
+        for (int j = 0; j < cnt; j++) pr[j] = alpha * (float)(si[j] - mx);
+        const float z = spr_vexpf_sub_sum(pr, 0.0f, pr, (size_t)cnt);
+        if (ncols > cnt) memset(pr + cnt, 0, (size_t)(ncols - cnt) * sizeof *pr);
+        ws->rowf[r] = v_scale / z;
+        continue;
+      }
+    }
+    const int cnt = row_survivors(row, n, ws->idx);
+    if (cnt == 0) {
+      memset(oi, 0, (size_t)d * sizeof *oi);
+      if (gemm) memset(pbuf + (size_t)r * ncols, 0, (size_t)ncols * sizeof *pbuf);
+      if (gemm) ws->rowf[r] = 0.0f;
+      empty++;
+      continue;
+    }
+    for (int t = 0; t < cnt; t++) ws->sv[t] = si[ws->idx[t]];
+    if (!gemm) {
+      attend_row(ws->idx, ws->sv, cnt, alpha, vf, d, v_scale, oi, ws);
+      continue;
+    }
+    int32_t mx = INT32_MIN;
+    for (int t = 0; t < cnt; t++) mx = ws->sv[t] > mx ? ws->sv[t] : mx;
+    for (int t = 0; t < cnt; t++) ws->xs[t] = alpha * (float)(ws->sv[t] - mx);
+    const float z = spr_vexpf_sub_sum(ws->xs, 0.0f, ws->ws, (size_t)cnt);
+    float *pr = pbuf + (size_t)r * ncols;
+    memset(pr, 0, (size_t)ncols * sizeof *pr);
+    for (int t = 0; t < cnt; t++) pr[ws->idx[t]] = ws->ws[t];
+    ws->rowf[r] = v_scale / z;
+  }
+  if (gemm && ncols > 0) {
+    /* O = P V over the keys the block keeps, then each row times its
+     * factor v_scale / z (0 for an empty row, whose P row is 0) */
+    if ((rc = spr_matf_gemm(1.0f, spr_matf_view(pbuf, m, ncols), 0,
+                            spr_matf_view((float *)vf, ncols, d), 0, 0.0f,
+                            spr_matf_view(O, m, d))))
+      return rc;
+    for (int r = 0; r < m; r++) {
+      const float f = ws->rowf[r];
+      float *oi = O + (size_t)r * d;
+      for (int u = 0; u < d; u++) oi[u] *= f;
+    }
+  }
+  if (st) {
+    st->survivors += surv;
+    st->empty_queries += empty;
+  }
   return 0;
 }
 
@@ -258,10 +543,10 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
       (rc = check_scale("v_scale", v_scale)))
     return rc;
   /* s_ij = alpha * (q_i . k_j), the dot product exact in integers */
-  const double alpha = (double)q_scale * (double)k_scale / sqrt((double)d);
+  const float alpha = (float)((double)q_scale * (double)k_scale / sqrt((double)d));
+  for (size_t t = 0; t < (size_t)n * d; t++) ws->vf[t] = (float)v[t];
   const size_t rb = spr_mask_row_bytes(n);
   int64_t surv = 0, empty = 0;
-  double *s = ws->s, *acc = ws->acc;
   for (int i = 0; i < n; i++) {
     float *oi = O + (size_t)i * d;
     const int m = row_survivors(mask + (size_t)i * rb, n, ws->idx);
@@ -272,39 +557,21 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
       continue;
     }
     const int8_t *qi = q + (size_t)i * d;
-    double mx = -INFINITY;
     for (int t = 0; t < m; t++) {
       const int8_t *kj = k + (size_t)ws->idx[t] * d;
-      double sv;
+      /* |q_u k_u| <= 128^2: d <= 2^17 products fit 32 bits exactly */
+      int64_t dot = 0;
       if (d <= 131072) {
-        /* |q_u k_u| <= 128^2, so d <= 2^17 products fit 32 bits exactly
-         * (and the loop vectorises) */
-        int32_t dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (int u = 0; u < d; u++) dot += (int32_t)qi[u] * (int32_t)kj[u];
-        sv = (double)dot;
+        int32_t d32 = 0;
+#pragma omp simd reduction(+ : d32)
+        for (int u = 0; u < d; u++) d32 += (int32_t)qi[u] * (int32_t)kj[u];
+        dot = d32;
       } else {
-        int64_t dot = 0;
         for (int u = 0; u < d; u++) dot += (int32_t)qi[u] * (int32_t)kj[u];
-        sv = (double)dot;
       }
-      s[t] = alpha * sv;
-      if (s[t] > mx) mx = s[t];
+      ws->sv[t] = (int32_t)dot;
     }
-    double z = 0;
-    for (int t = 0; t < m; t++) {
-      s[t] = exp(s[t] - mx);
-      z += s[t];
-    }
-    for (int u = 0; u < d; u++) acc[u] = 0;
-    for (int t = 0; t < m; t++) {
-      const int8_t *vj = v + (size_t)ws->idx[t] * d;
-      const double w = s[t];
-#pragma omp simd /* lanes are separate u: the same sums as the scalar loop */
-      for (int u = 0; u < d; u++) acc[u] += w * (double)vj[u];
-    }
-    const double f = (double)v_scale / z;
-    for (int u = 0; u < d; u++) oi[u] = (float)(f * acc[u]);
+    attend_row(ws->idx, ws->sv, m, alpha, ws->vf, d, v_scale, oi, ws);
   }
   if (st) {
     st->survivors = surv;
@@ -313,10 +580,10 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
   return 0;
 }
 
-/* spr_dig_dense (causal = 0) and spr_dig_dense_causal: row i's softmax
- * over keys 0 .. nk_i - 1, nk_i = n or i + 1; P is 0 beyond. */
-static int dense(const float *Q, const float *K, const float *V, int n, int d, int causal,
-                 float *P, float *O) {
+/* ---- dense exact attention ---------------------------------------------- */
+
+SPR_HOT int spr_dig_dense_rows(const float *Q, const float *K, const float *V, int n, int d, int causal,
+                       int i0, int m, float *P, float *O) {
   if (!Q) return spr_error(SPR_EINVAL, "digital: dense: Q is NULL");
   if (!K) return spr_error(SPR_EINVAL, "digital: dense: K is NULL");
   if (!V) return spr_error(SPR_EINVAL, "digital: dense: V is NULL");
@@ -324,37 +591,52 @@ static int dense(const float *Q, const float *K, const float *V, int n, int d, i
   if (!O) return spr_error(SPR_EINVAL, "digital: dense: O is NULL");
   int rc = check_shape("dense", n, d, NULL);
   if (rc) return rc;
-  /* the GEMM views are read-only for Q, K, V */
-  spr_matf mq = spr_matf_view((float *)Q, n, d), mk = spr_matf_view((float *)K, n, d);
-  spr_matf mv = spr_matf_view((float *)V, n, d), mp = spr_matf_view(P, n, n);
+  if (i0 < 0 || m < 1 || i0 + m > n)
+    return spr_error(SPR_EINVAL, "digital: dense: rows %d .. %d of %d", i0, i0 + m - 1, n);
+  /* causal: the block's rows see keys 0 .. i0 + m - 1 at most */
+  const int nc = causal ? i0 + m : n;
+  /* the GEMM views are read-only for Q, K, V; P rows are nc wide during
+   * the GEMM (row stride n) */
+  spr_matf mq = spr_matf_view((float *)Q + (size_t)i0 * d, m, d), mk = spr_matf_view((float *)K, nc, d);
+  spr_matf mp = {P, m, nc, n};
   if ((rc = spr_matf_gemm((float)(1.0 / sqrt((double)d)), mq, 0, mk, 1, 0.0f, mp))) return rc;
-  for (int i = 0; i < n; i++) {
-    float *row = P + (size_t)i * n;
+  for (int r = 0; r < m; r++) {
+    const int i = i0 + r;
+    float *row = P + (size_t)r * n;
     const int nk = causal ? i + 1 : n;
-    double mx = -INFINITY;
+    float mx = -INFINITY;
+    int bad = 0;
+#pragma omp simd reduction(max : mx) reduction(| : bad)
     for (int j = 0; j < nk; j++) {
-      if (!isfinite(row[j]))
-        return spr_error(SPR_EINVAL, "digital: dense: score of query %d, key %d is %g (not finite)",
-                         i, j, (double)row[j]);
-      if (row[j] > mx) mx = row[j];
+      bad |= (row[j] - row[j]) != 0.0f; /* inf or NaN */
+      mx = row[j] > mx ? row[j] : mx;
     }
-    double z = 0;
-    for (int j = 0; j < nk; j++) z += exp((double)row[j] - mx);
-    for (int j = 0; j < nk; j++) row[j] = (float)(exp((double)row[j] - mx) / z);
-    for (int j = nk; j < n; j++) row[j] = 0.0f;
+    if (bad)
+      for (int j = 0; j < nk; j++)
+        if (!isfinite(row[j]))
+          return spr_error(SPR_EINVAL, "digital: dense: score of query %d, key %d is %g (not finite)",
+                           i, j, (double)row[j]);
+    const float z = spr_vexpf_sub_sum(row, mx, row, (size_t)nk);
+    const float iz = 1.0f / z;
+#pragma omp simd
+    for (int j = 0; j < nk; j++) row[j] *= iz;
+    if (nk < n) memset(row + nk, 0, (size_t)(n - nk) * sizeof *row);
   }
-  return spr_matf_gemm(1.0f, mp, 0, mv, 0, 0.0f, spr_matf_view(O, n, d));
+  return spr_matf_gemm(1.0f, mp, 0, spr_matf_view((float *)V, nc, d), 0, 0.0f,
+                       spr_matf_view(O, m, d));
 }
 
 int spr_dig_dense(const float *Q, const float *K, const float *V, int n, int d,
                   float *P, float *O) {
-  return dense(Q, K, V, n, d, 0, P, O);
+  return spr_dig_dense_rows(Q, K, V, n, d, 0, 0, n, P, O);
 }
 
 int spr_dig_dense_causal(const float *Q, const float *K, const float *V, int n, int d,
                          float *P, float *O) {
-  return dense(Q, K, V, n, d, 1, P, O);
+  return spr_dig_dense_rows(Q, K, V, n, d, 1, 0, n, P, O);
 }
+
+/* ---- accuracy metrics ---------------------------------------------------- */
 
 /* Ranking of keys by dense probability: a before b when p[a] > p[b], or
  * p[a] == p[b] and a < b. */
@@ -387,6 +669,215 @@ static void heap_sift_up(int *h, int r, const float *p) {
   }
 }
 
+/* The maxima of the 4-key blocks of p[0 .. m) into bm[0 .. ceil(m / 4)):
+ * 16 keys per vector, two shuffle-and-max steps. */
+static inline void block4_max(const float *p, int m, float *bm) {
+  int j = 0;
+#if defined(__GNUC__)
+  typedef int32_t v16i_ __attribute__((vector_size(64)));
+  static const v16i_ s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
+                     s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+#define VMAX(a, b) ((v16f)(((v16i_)(a) & (v16i_)((a) > (b))) | ((v16i_)(b) & ~(v16i_)((a) > (b)))))
+  for (; j + 16 <= m; j += 16) {
+    v16f v = ld16(p + j), w = __builtin_shuffle(v, s2);
+    v = VMAX(v, w);
+    w = __builtin_shuffle(v, s1);
+    v = VMAX(v, w);
+    bm[j / 4] = v[0];
+    bm[j / 4 + 1] = v[4];
+    bm[j / 4 + 2] = v[8];
+    bm[j / 4 + 3] = v[12];
+  }
+#undef VMAX
+#endif
+  for (; j < m; j += 4) {
+    float x = p[j];
+    for (int u = j + 1; u < j + 4 && u < m; u++) x = p[u] > x ? p[u] : x;
+    bm[j / 4] = x;
+  }
+}
+
+/* The ki top keys of row pr (nk keys) into out, best first, in the
+ * ranking (p descending, ties to the lower key).  Small ki: the maxima of
+ * the 4-key blocks (vectorised); tau = the ki-th largest of them bounds
+ * the ki-th largest key from below (those ki block maxima are ki distinct
+ * keys >= tau), so the top keys are among the keys >= tau of the blocks
+ * whose maximum reaches tau; those few candidates are sorted by the
+ * ranking.  Otherwise (or with more than 64 candidates, many ties) a heap
+ * of the ki best so far. */
+SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) {
+  enum { BLK = 4, MAXC = 64 };
+  const int nb = (nk + BLK - 1) / BLK;
+  if (ki <= 16 && nb >= ki && nb <= 4096) {
+    float bm[4096], top[16];
+    block4_max(pr, nk, bm);
+    /* tau: the ki-th largest block maximum (insertion into a sorted list) */
+    int nt = 0;
+    for (int b = 0; b < nb; b++) {
+      const float v = bm[b];
+      if (nt == ki && v <= top[ki - 1]) continue;
+      int t = nt < ki ? nt++ : ki - 1;
+      while (t > 0 && top[t - 1] < v) {
+        top[t] = top[t - 1];
+        t--;
+      }
+      top[t] = v;
+    }
+    const float tau = top[ki - 1];
+    /* the keys above tau (sorted by the ranking), then keys equal to tau
+     * in key order until ki */
+    int cand[MAXC], nc = 0, over = 0;
+    for (int b = 0; b < nb && !over; b++) {
+      if (bm[b] <= tau) continue;
+      const int j0 = BLK * b, j1 = j0 + BLK < nk ? j0 + BLK : nk;
+      for (int j = j0; j < j1; j++)
+        if (pr[j] > tau) {
+          if (nc == MAXC) {
+            over = 1;
+            break;
+          }
+          cand[nc++] = j;
+        }
+    }
+    if (!over) {
+      /* the best ki of the candidates by selection (ranking: p
+       * descending, the lower key first: candidates are in key order) */
+      int t = 0;
+      for (; t < ki && t < nc; t++) {
+        int best = t;
+        for (int a = t + 1; a < nc; a++)
+          if (pr[cand[a]] > pr[cand[best]]) best = a;
+        const int j = cand[best];
+        for (int a = best; a > t; a--) cand[a] = cand[a - 1]; /* keeps key order */
+        cand[t] = j;
+        out[t] = j;
+      }
+      for (int b = 0; b < nb && t < ki; b++) {
+        if (bm[b] < tau) continue;
+        const int j0 = BLK * b, j1 = j0 + BLK < nk ? j0 + BLK : nk;
+        for (int j = j0; j < j1 && t < ki; j++)
+          if (pr[j] == tau) out[t++] = j;
+      }
+      return;
+    }
+  }
+  int sz = 0, j = 0;
+  for (; j < nk && sz < ki; j++) {
+    h[sz] = j;
+    heap_sift_up(h, sz++, pr);
+  }
+  float thr = pr[h[0]];
+  for (; j < nk; j++)
+    if (pr[j] > thr) { /* keys come in ascending order: ties never enter */
+      h[0] = j;
+      heap_sift_down(h, ki, 0, pr);
+      thr = pr[h[0]];
+    }
+  /* pop the heap: the root is the last-ranked */
+  for (int t = ki - 1; t >= 0; t--) {
+    out[t] = h[0];
+    h[0] = h[t];
+    heap_sift_down(h, t, 0, pr);
+  }
+}
+
+int spr_dig_rank_rows(const float *P, int i0, int m, int n, int k, int causal, int *top,
+                      spr_dig_ws *ws) {
+  if (!P || !top || !ws) return spr_error(SPR_EINVAL, "digital: rank: NULL argument");
+  if (k < 1 || k > n)
+    return spr_error(SPR_EINVAL, "digital: metrics: top_k=%d outside 1..n=%d", k, n);
+  if (n > ws->n) return spr_error(SPR_EINVAL, "digital: rank: n=%d exceeds workspace %d", n, ws->n);
+  for (int r = 0; r < m; r++) {
+    const int i = i0 + r, nk = causal ? i + 1 : n, ki = k < nk ? k : nk;
+    int *o = top + (size_t)r * k;
+    rank_row(P + (size_t)r * n, nk, ki, ws->heap, o);
+    for (int t = ki; t < k; t++) o[t] = -1;
+  }
+  return 0;
+}
+
+SPR_HOT double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk) {
+  const size_t nw = ((size_t)nk + 63) / 64;
+  double acc = 0;
+  for (size_t w = 0; w < nw; w++) {
+    uint64_t x = row_word(row, nk, w);
+    const float *pw = p + 64 * w;
+    if (x == ~(uint64_t)0) {
+      /* a full word: 8 partial sums (lane u takes keys u mod 8), the same
+       * on every machine */
+      double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int b = 0; b < 8; b++)
+#pragma omp simd
+        for (int u = 0; u < 8; u++) l[u] += pw[8 * b + u];
+      acc += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+      continue;
+    }
+    for (; x; x &= x - 1) acc += pw[__builtin_ctzll(x)];
+  }
+  return acc;
+}
+
+void spr_dig_metric_acc_init(spr_dig_metric_acc *a) {
+  memset(a, 0, sizeof *a);
+  a->cos_min = INFINITY;
+}
+
+SPR_HOT int spr_dig_metrics_rows(const spr_dig_metric_params *p, const float *O, const float *O_dense,
+                         const float *P_dense, const int *top, const uint8_t *mask, int i0,
+                         int m, int n, int d, spr_dig_metric_acc *a) {
+  if (!p || !O || !O_dense || !P_dense || !top || !mask || !a)
+    return spr_error(SPR_EINVAL, "digital: metrics: NULL argument");
+  const int k = p->top_k;
+  if (k < 1 || k > n)
+    return spr_error(SPR_EINVAL, "digital: metrics: top_k=%d outside 1..n=%d", k, n);
+  const size_t rb = spr_mask_row_bytes(n);
+  for (int r = 0; r < m; r++) {
+    const int i = i0 + r;
+    const float *o = O + (size_t)r * d, *od = O_dense + (size_t)r * d;
+    double dot = 0, no = 0, nd = 0;
+    for (int u = 0; u < d; u++) {
+      const double x = o[u], y = od[u];
+      a->num += (x - y) * (x - y);
+      dot += x * y;
+      no += x * x;
+      nd += y * y;
+    }
+    a->den += nd;
+    double c;
+    if (no == 0 && nd == 0) c = 1.0;
+    else if (no == 0 || nd == 0) c = 0.0;
+    else c = dot / sqrt(no * nd);
+    a->cos_sum += c;
+    if (c < a->cos_min) {
+      a->cos_min = c;
+      a->cos_arg = i;
+    }
+    const float *pr = P_dense + (size_t)r * n;
+    const uint8_t *row = mask + (size_t)r * rb;
+    /* causal: keys 0 .. i only, and at most i + 1 of them in the top k */
+    const int nk = p->causal ? i + 1 : n, ki = k < nk ? k : nk;
+    a->mass += spr_dig_mask_sum(pr, row, nk);
+    const int *tr = top + (size_t)r * k;
+    a->top1 += mask_bit(row, tr[0]);
+    int hit = 0;
+    for (int t = 0; t < ki; t++) hit += mask_bit(row, tr[t]);
+    a->topk += (double)hit / ki;
+    a->rows++;
+  }
+  return 0;
+}
+
+void spr_dig_metrics_end(const spr_dig_metric_acc *a, int n, int top_k, spr_dig_accuracy *out) {
+  out->rel_fro = a->den > 0 ? sqrt(a->num / a->den) : (a->num > 0 ? INFINITY : 0.0);
+  out->cos_mean = a->cos_sum / n;
+  out->cos_min = a->cos_min;
+  out->cos_min_query = a->cos_arg;
+  out->mass_retained = a->mass / n;
+  out->top1_recall = a->top1 / n;
+  out->topk_recall = a->topk / n;
+  out->top_k = top_k;
+}
+
 int spr_dig_metrics(const spr_dig_metric_params *p, const float *O,
                     const float *O_dense, const float *P_dense,
                     const uint8_t *mask, int n, int d, spr_dig_accuracy *out,
@@ -403,60 +894,17 @@ int spr_dig_metrics(const spr_dig_metric_params *p, const float *O,
   const int k = p->top_k;
   if (k < 1 || k > n)
     return spr_error(SPR_EINVAL, "digital: metrics: top_k=%d outside 1..n=%d", k, n);
+  /* row by row: the ranks of one row in ws->idx (k <= n entries) */
   const size_t rb = spr_mask_row_bytes(n);
-  double num = 0, den = 0, cos_sum = 0, cos_min = INFINITY, mass = 0, top1 = 0, topk = 0;
-  int cos_arg = 0;
-  int *h = ws->heap;
+  spr_dig_metric_acc a;
+  spr_dig_metric_acc_init(&a);
   for (int i = 0; i < n; i++) {
-    const float *o = O + (size_t)i * d, *od = O_dense + (size_t)i * d;
-    double dot = 0, no = 0, nd = 0;
-    for (int u = 0; u < d; u++) {
-      const double a = o[u], b = od[u];
-      num += (a - b) * (a - b);
-      dot += a * b;
-      no += a * a;
-      nd += b * b;
-    }
-    den += nd;
-    double c;
-    if (no == 0 && nd == 0) c = 1.0;
-    else if (no == 0 || nd == 0) c = 0.0;
-    else c = dot / sqrt(no * nd);
-    cos_sum += c;
-    if (c < cos_min) {
-      cos_min = c;
-      cos_arg = i;
-    }
     const float *pr = P_dense + (size_t)i * n;
-    const uint8_t *row = mask + (size_t)i * rb;
-    /* causal: keys 0 .. i only, and at most i + 1 of them in the top k */
-    const int nk = p->causal ? i + 1 : n, ki = k < nk ? k : nk;
-    double mi = 0;
-    int best = 0, sz = 0;
-    for (int j = 0; j < nk; j++) {
-      if (mask_bit(row, j)) mi += pr[j];
-      if (ranks_before(pr, j, best)) best = j;
-      if (sz < ki) {
-        h[sz] = j;
-        heap_sift_up(h, sz++, pr);
-      } else if (ranks_before(pr, j, h[0])) {
-        h[0] = j;
-        heap_sift_down(h, ki, 0, pr);
-      }
-    }
-    mass += mi;
-    top1 += mask_bit(row, best);
-    int hit = 0;
-    for (int t = 0; t < ki; t++) hit += mask_bit(row, h[t]);
-    topk += (double)hit / ki;
+    if ((rc = spr_dig_rank_rows(pr, i, 1, n, k, p->causal, ws->idx, ws)) ||
+        (rc = spr_dig_metrics_rows(p, O + (size_t)i * d, O_dense + (size_t)i * d, pr, ws->idx,
+                                   mask + (size_t)i * rb, i, 1, n, d, &a)))
+      return rc;
   }
-  out->rel_fro = den > 0 ? sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
-  out->cos_mean = cos_sum / n;
-  out->cos_min = cos_min;
-  out->cos_min_query = cos_arg;
-  out->mass_retained = mass / n;
-  out->top1_recall = top1 / n;
-  out->topk_recall = topk / n;
-  out->top_k = k;
+  spr_dig_metrics_end(&a, n, k, out);
   return 0;
 }

@@ -35,7 +35,8 @@
  * Recompute (spr_dig_attend), for query i with survivors P_i:
  *   s_ij = q_scale k_scale (sum_t q_it k_jt) / sqrt(d)     (integer dot, exact)
  *   p_ij = exp(s_ij - max_{l in P_i} s_il) / sum_{l in P_i} exp(s_il - max)
- *   o_i  = sum_{j in P_i} p_ij v_scale v_j                   (double, then float)
+ *   o_i  = sum_{j in P_i} p_ij v_scale v_j
+ * the dot products exact, the rest in float (spr_dig_recompute_rows).
  * A query with no survivor (P_i empty) gets o_i = 0 and counts as empty.
  *
  * Causal attention (docs/model.md section 6, docs/digital.md): query i
@@ -52,6 +53,7 @@
 #ifndef SPR_DIGITAL_H
 #define SPR_DIGITAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Buffer policies (spr_dig_fetch_params.policy). */
@@ -118,19 +120,31 @@ typedef struct {
 
 /* Scratch for heads of up to n tokens of d dimensions.  The per-query
  * counts q_hits[i], q_fetches[i] and q_overflow[i] hold the result of the
- * last spr_dig_fetch (for latency models that overlap fetch and compute). */
+ * last spr_dig_fetch (for latency models that overlap fetch and compute);
+ * a fetch in row blocks (spr_dig_fetch_begin/rows/end) keeps its buffer
+ * between blocks here, so one workspace serves one such fetch at a time.
+ * Fields are internal except q_hits, q_fetches and q_overflow. */
 typedef struct {
   int n, d;
   int *idx;        /* n: survivors of the current query, ascending */
   int *buf;        /* n: resident tokens (SPRINT) */
   int *prev, *next;/* n: LRU list links, -1 = none */
-  uint8_t *res;    /* n: resident flags */
+  uint8_t *res;    /* n: resident flags (LRU) */
+  uint64_t *resw;  /* ceil(n / 64): resident bitset (SPRINT) */
   int *heap;       /* n: top-k selection */
-  double *s;       /* n: survivor scores, then exponentials */
   double *acc;     /* d: output accumulator */
+  float *xs, *ws;  /* n: survivor logits, then their exponentials */
+  float *rowf;     /* n: per-row factors of a block */
+  float *facc;     /* d: float output accumulator */
+  float *vf;       /* n x d: value codes as floats (spr_dig_attend) */
+  int32_t *sv;     /* n: survivor scores (spr_dig_attend) */
   int *q_hits;     /* n: hits of query i (last spr_dig_fetch) */
   int *q_fetches;  /* n: fetches of query i */
   int *q_overflow; /* n: streamed misses of query i */
+  /* a fetch in progress (spr_dig_fetch_begin .. end) */
+  int f_n, f_next, f_nbuf, f_head, f_tail;
+  int64_t f_cap, f_occ;
+  double f_new_sum;
 } spr_dig_ws;
 
 /* Allocate ws for n >= 1 tokens, d >= 1 dimensions.  Returns 0, SPR_EINVAL
@@ -161,7 +175,8 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
                    spr_dig_attend_stats *st, spr_dig_ws *ws);
 
 /* Dense exact attention in float from float Q, K, V (n x d each):
- *   P = softmax_rows(Q K^T / sqrt(d))     (GEMM in float, exp and sum in double)
+ *   P = softmax_rows(Q K^T / sqrt(d))     (GEMM; exp (spr_vexpf) and the row
+ *                                          sum in float)
  *   O = P V                               (GEMM)
  * P: n x n floats, O: n x d floats, both caller-owned and overwritten.
  * Returns 0 or SPR_EINVAL (NULL argument, n < 1, d < 1, a score not
@@ -187,5 +202,80 @@ int spr_dig_metrics(const spr_dig_metric_params *p, const float *O,
                     const float *O_dense, const float *P_dense,
                     const uint8_t *mask, int n, int d, spr_dig_accuracy *out,
                     spr_dig_ws *ws);
+
+/* ---- row blocks (long sequences, shared score matrices) ------------------
+ *
+ * The functions below take a block of queries i0 .. i0 + m - 1 of a head of
+ * n tokens: every row argument points at the block's first row (query i0),
+ * masks have spr_mask_row_bytes(n) bytes per row.  Processing the blocks of
+ * a head in order gives exactly the results of the whole-head functions
+ * above (the same counts, and the same per-row arithmetic). */
+
+/* The fetch of spr_dig_fetch in row blocks: begin (checks p and clears
+ * the buffer and *out), then rows for i0 = 0, m0, m0 + m1, ... in order
+ * (per-query counts into ws->q_hits[i] etc., absolute i), then end (the
+ * totals and ratios of *out).  The buffer between blocks stays in ws.
+ * Errors as spr_dig_fetch, and SPR_EINVAL for a block out of order. */
+int spr_dig_fetch_begin(const spr_dig_fetch_params *p, int n, int d, spr_dig_fetch_stats *out,
+                        spr_dig_ws *ws);
+int spr_dig_fetch_rows(const spr_dig_fetch_params *p, const uint8_t *mask, int i0, int m,
+                       spr_dig_fetch_stats *out, spr_dig_ws *ws);
+int spr_dig_fetch_end(spr_dig_fetch_stats *out, spr_dig_ws *ws);
+
+/* The recompute of spr_dig_attend from exact integer scores: S (m rows of
+ * at least n int32, rows lds apart) holds sum_t q_it k_jt of the block's
+ * queries, alpha = q_scale k_scale / sqrt(d), vf the n x d value codes as
+ * floats.  Per query, in float:
+ *   p_ij = exp(alpha (S_ij - max_{l in P_i} S_il))   (spr_vexpf, < 1 ulp)
+ *   z_i  = sum_{j in P_i} p_ij                         (16 interleaved sums)
+ *   o_i  = (v_scale / z_i) sum_{j in P_i} p_ij vf_j    (float, ascending j)
+ * (a block keeping more than a quarter of its pairs, with pbuf given: the
+ * p_ij in pbuf (m x n floats) and the sum as one GEMM P V).  Against the
+ * exact result (double, tests/test_digital.c) o_i is within 1e-5 of
+ * max_j |o_ij| for n <= 4096.  O: m x d floats; st accumulates survivors
+ * and empty queries (may be NULL).  Returns 0 or SPR_EINVAL (NULL
+ * argument, shape beyond the workspace, bad scale). */
+int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
+                           int i0, int m, int n, const float *vf, int d, float v_scale,
+                           float *O, spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws);
+
+/* Dense exact attention of queries i0 .. i0 + m - 1 (causal: keys j <= i):
+ * P (m x n floats: row i's softmax of Q_i K^T / sqrt(d), float exp of
+ * spr_vexpf, 0 beyond a causal row) and O = P V (m x d).  Errors as
+ * spr_dig_dense. */
+int spr_dig_dense_rows(const float *Q, const float *K, const float *V, int n, int d, int causal,
+                       int i0, int m, float *P, float *O);
+
+/* The dense top keys of queries i0 .. i0 + m - 1 for the recall metrics:
+ * top[r k + t], t < k_i = min(k, keys of query i), the keys of the k_i
+ * largest P[r][j] (ties to the lower key), best first; -1 beyond k_i.
+ * Computed once per head, shared by every scheme's metrics.  Returns 0
+ * or SPR_EINVAL (k outside 1..n, NULL argument). */
+int spr_dig_rank_rows(const float *P, int i0, int m, int n, int k, int causal, int *top,
+                      spr_dig_ws *ws);
+
+/* sum_{j < nk, bit j of row set} p[j] in double: the softmax mass a mask
+ * row keeps (full 64-key words in 8 partial sums, the rest in key order;
+ * the same order on every machine). */
+double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk);
+
+/* Running sums of spr_dig_metrics over row blocks (in row order). */
+typedef struct {
+  double num, den, cos_sum, cos_min, mass, top1, topk;
+  int cos_arg, rows;
+} spr_dig_metric_acc;
+
+void spr_dig_metric_acc_init(spr_dig_metric_acc *a);
+
+/* Add queries i0 .. i0 + m - 1 to a: O, O_dense (m x d), P_dense (m x n),
+ * top (m x p->top_k, spr_dig_rank_rows) and the mask rows.  The mass is
+ * summed over the survivors in ascending key order, as spr_dig_metrics.
+ * Returns 0 or SPR_EINVAL (NULL argument, top_k outside 1..n). */
+int spr_dig_metrics_rows(const spr_dig_metric_params *p, const float *O, const float *O_dense,
+                         const float *P_dense, const int *top, const uint8_t *mask, int i0,
+                         int m, int n, int d, spr_dig_metric_acc *a);
+
+/* The accuracy of a head of n queries from its sums. */
+void spr_dig_metrics_end(const spr_dig_metric_acc *a, int n, int top_k, spr_dig_accuracy *out);
 
 #endif

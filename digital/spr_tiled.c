@@ -50,6 +50,34 @@ int spr_tiled_block_tiles(const spr_tiled_plan *pl, int b) {
   return (last + pl->bk - 1) / pl->bk;
 }
 
+/* The keys query i sees in tile [j0, j1): all of them, or (causal)
+ * those up to i. */
+static inline int64_t tile_keys(int causal, int i, int j0, int j1) {
+  if (!causal) return j1 - j0;
+  const int hi = j1 < i + 1 ? j1 : i + 1;
+  return hi > j0 ? hi - j0 : 0;
+}
+
+/* Over the queries i0 .. i1-1 of a block and the keys [j0, j1) of a tile:
+ * *keys = sum_i k_i, *a = #{i : k_i > 0}, in closed form (k_i grows by one
+ * per query between j0 and j1 - 1, causal). */
+static void tile_sums(int causal, int i0, int i1, int j0, int j1, int64_t *keys, int64_t *a) {
+  if (!causal) {
+    *keys = (int64_t)(i1 - i0) * (j1 - j0);
+    *a = j1 > j0 ? i1 - i0 : 0;
+    return;
+  }
+  /* k_i = 0 for i < j0; i + 1 - j0 for j0 <= i < j1 - 1; j1 - j0 from
+   * i = j1 - 1 on */
+  const int64_t p0 = i0 > j0 ? i0 : j0, p1 = i1 < j1 - 1 ? i1 : j1 - 1; /* partial rows */
+  const int64_t f0 = i0 > j1 - 1 ? i0 : j1 - 1;                       /* full rows */
+  int64_t s = 0;
+  if (p1 > p0) s += (p0 + 1 - j0 + p1 - j0) * (p1 - p0) / 2; /* sum of i + 1 - j0 */
+  if (i1 > f0) s += (int64_t)(i1 - f0) * (j1 - j0);
+  *keys = s;
+  *a = i1 > p0 ? i1 - p0 : 0; /* the queries i >= j0 */
+}
+
 void spr_tiled_step_counts(const spr_tiled_plan *pl, int b, int t, spr_ledger_counts *q,
                            int64_t *fetched, int64_t *uses) {
   const int n = pl->n;
@@ -57,17 +85,9 @@ void spr_tiled_step_counts(const spr_tiled_plan *pl, int b, int t, spr_ledger_co
   const int i0 = b * pl->bq, i1 = i0 + pl->bq < n ? i0 + pl->bq : n;
   const int j0 = t * pl->bk, j1 = j0 + pl->bk < n ? j0 + pl->bk : n;
   const int64_t f = pl->causal ? (j1 < i1 ? j1 : i1) - j0 : j1 - j0;
-  int64_t keys = 0, a = 0, a2 = 0;
-  for (int i = i0; i < i1; i++) {
-    int64_t k = j1 - j0;
-    if (pl->causal) {
-      const int hi = j1 < i + 1 ? j1 : i + 1;
-      k = hi > j0 ? hi - j0 : 0;
-    }
-    keys += k;
-    a += k > 0;
-    a2 += k > 0 && t > 0;
-  }
+  int64_t keys, a;
+  tile_sums(pl->causal, i0, i1, j0, j1, &keys, &a);
+  const int64_t a2 = t > 0 ? a : 0;
   const int64_t nq = i1 - i0;
   const int last = t == spr_tiled_block_tiles(pl, b) - 1;
   memset(q, 0, sizeof *q);
@@ -83,18 +103,43 @@ void spr_tiled_step_counts(const spr_tiled_plan *pl, int b, int t, spr_ledger_co
   if (uses) *uses = keys;
 }
 
-/* Energy of the whole head under plan pl, priced with e. */
+/* Energy of the whole head under plan pl, priced with e: the counts of
+ * every step summed per block in closed form (the steps' counts are
+ * linear: sum_t over a block's tiles of keys = sum_i of the keys query i
+ * sees, of a = sum_i of the tiles where query i sees a key). */
 static int head_energy(const spr_tiled_plan *pl, const spr_energy_params *e, double *J) {
-  spr_ledger_counts sum, q;
+  spr_ledger_counts sum;
   memset(&sum, 0, sizeof sum);
-  int rc;
-  for (int b = 0; b < pl->blocks; b++)
-    for (int t = 0, nt = spr_tiled_block_tiles(pl, b); t < nt; t++) {
-      spr_tiled_step_counts(pl, b, t, &q, NULL, NULL);
-      if ((rc = spr_ledger_add(&sum, &q))) return rc;
+  const int n = pl->n;
+  const int64_t d = pl->d;
+  for (int b = 0; b < pl->blocks; b++) {
+    const int i0 = b * pl->bq, i1 = i0 + pl->bq < n ? i0 + pl->bq : n;
+    const int nt = spr_tiled_block_tiles(pl, b);
+    const int64_t nq = i1 - i0, seen = pl->causal ? i1 : n; /* keys fetched by the block */
+    int64_t keys = 0, a = 0, a0 = 0;
+    for (int i = i0; i < i1; i++) {
+      const int64_t ki = pl->causal ? i + 1 : n; /* keys of query i */
+      keys += ki;
+      a += (ki + pl->bk - 1) / pl->bk; /* tiles with a key of query i */
+      a0 += ki > 0;                     /* ... among them tile 0 */
     }
+    const int64_t a2 = a - a0;
+    spr_ledger_counts q;
+    memset(&q, 0, sizeof q);
+    q.buffer_bytes = pl->buffer_bytes;
+    q.reram_bits_read = seen * pl->token_bytes * 8;
+    q.sram_words_written = seen * pl->tw + nq * pl->qw + a * pl->aw;
+    q.sram_words_read = keys * pl->tw + a * pl->qw + a2 * pl->aw + (nt > 0 ? nq * pl->aw : 0);
+    q.score_macs = keys * d;
+    q.exps = keys + a2;
+    q.v_macs = keys * d + a2 * (d + 1);
+    q.divs = nt > 0 ? nq * d : 0;
+    int rc = spr_ledger_add(&sum, &q);
+    if (rc) return rc;
+  }
   spr_ledger_result r;
-  if ((rc = spr_ledger_price(e, &sum, &r))) return rc;
+  int rc = spr_ledger_price(e, &sum, &r);
+  if (rc) return rc;
   *J = r.total_J;
   return 0;
 }

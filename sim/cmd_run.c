@@ -495,6 +495,7 @@ int cmd_run(int argc, char **argv) {
     spr_device_free(&dev);
     return st;
   }
+  spr_run_set_trace(run, tr); /* the masks of heads in row blocks, in row chunks */
   if (c.device_model[0] && trace_device_model(tr, &c, &dev, applied, n_applied)) {
     int st = cmd_fail(1, NULL);
     spr_trace_close(tr, 0);

@@ -1,9 +1,24 @@
 /* spr_attend.c - one attention head under every scheme (steps in
- * spr_attend.h); the code the run pipeline and the ViT inference share. */
+ * spr_attend.h); the code the run pipeline and the model inference share.
+ *
+ * Where the time goes, per head (docs/performance.md): one exact product
+ * of int8 codes per score matrix (spr_i8mat): the ideal scores q4 . k_msb,
+ * the 8-bit scores q8 . k8 shared by the recompute of every scheme, the
+ * oracle, its quantile, top-k and LeOPArd's last plane, Sanger's q4 . k4
+ * and LeOPArd's B - 1 low-plane products; the analog score GEMM and the
+ * programming; one float dense reference (GEMM, float softmax, GEMM)
+ * shared by the analog mass and every scheme's metrics, with its top-k
+ * ranks; then per scheme work in the kept pairs (fetch on bitsets, the
+ * sparse recompute, the metrics) and n ledger steps.  Rows go in blocks of
+ * w->B queries: B = n holds the whole head (scores and masks of a head
+ * reused between calls); B < n is a long sequence, where no n x n array
+ * exists and the passes a global statistic needs recompute their block
+ * products. */
 #include "config.h"
 #include "spr_attend.h"
 #include "spr_analog.h"
 #include "spr_baselines.h"
+#include "spr_clones.h"
 #include "spr_digital.h"
 #include "spr_error.h"
 #include "spr_ledger.h"
@@ -11,14 +26,63 @@
 #include "spr_quant.h"
 #include "spr_rng.h"
 #include "spr_tiled.h"
+#include "spr_vmath.h"
 #include "spr_xbar.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* Where a digital predictor (oracle, top-k, Sanger, LeOPArd) reads its
+ * key operand from (docs/energy.md section 9). */
+typedef struct {
+  int resident;      /* 1: K held in the buffer; 0: streamed per query */
+  int key_bits;      /* the predictor's key width (LeOPArd: all planes) */
+  int64_t key_bytes; /* n ceil(d key_bits / 8): the sequence's K at it */
+  int64_t key_words; /* 64-bit words of one key at that width */
+  int64_t plane_words; /* 64-bit words of one key's bit plane (LeOPArd) */
+} pred_key_plan;
+
+/* One scheme over a head's row blocks. */
+typedef struct {
+  int on;                   /* in the current pass */
+  int share;                /* -1, or the scheme whose mask, fetch and
+                               recompute this one shares (LeOPArd: the
+                               oracle's; dense_tiled: dense's) */
+  int started;              /* fetch begun (its plan known) */
+  spr_dig_ws dws;           /* buffer state and per-query counts */
+  spr_dig_fetch_params fp;
+  spr_dig_fetch_stats fs;
+  pred_key_plan kp;
+  spr_bl_stats bst;         /* a prediction's counts (pred = 1) */
+  int pred;
+  spr_dig_attend_stats as;
+  spr_dig_metric_acc ma;
+  int64_t max_row;          /* keys of the busiest query (-1: unknown) */
+  double knob;
+  double theta;             /* oracle, LeOPArd */
+  int topk_k;               /* top-k: k (0: from the fraction) */
+  double topk_frac;
+  double sanger_p;
+  spr_bl_window_params wp;
+} scheme_run;
+
+/* dense_tiled's plan and ledger for one shape and one set of prices */
+typedef struct {
+  int valid, n, d;
+  spr_tiled_params tp;
+  spr_energy_params e;
+  spr_tiled_plan pl;
+  spr_ledger_result lr;
+  int64_t fetched, uses;
+} tiled_cache;
+
+enum { HAVE_S8 = 1, HAVE_SO = 2, HAVE_S4 = 4, HAVE_DENSE = 8, HAVE_RANK = 16 };
 
 struct spr_attend_ws {
-  int n, d;
+  int n, d, B;
   gsl_rng *rng, *rng2; /* rng2: a second stream drawn beside rng (stuck-at
                           faults while programming, far-decision scores) */
   spr_xbar_head xb;
@@ -27,86 +91,252 @@ struct spr_attend_ws {
   spr_nodal_ws *nodal; /* rows x cols, with crossbar.ir_drop = nodal only */
   double *gains; /* col_tiles x d */
   float *off;    /* n */
-  float *qf, *kf; /* n x d */
-  float *s;      /* n x n float scores */
+  const float *offp; /* the offsets of the programmed head, or NULL */
+  spr_analog_scale sc; /* its score scale */
   int64_t *layer_counts; /* 2^thr.bits */
-  /* digital path */
-  spr_dig_ws dws;
-  spr_bl_ws bws;
-  float *P;            /* n x n dense probabilities */
-  float *O, *Od;       /* n x d recomputed and dense outputs */
-  int8_t *q8, *v8;     /* n x d recompute codes of Q and V */
-  float qs8, vs8;      /* their scales */
-  uint8_t *mask;       /* n x row bytes: a baseline's mask */
-  double oracle_th;    /* oracle threshold of the current head */
-  double oracle_target; /* the keep rate it was calibrated for */
+  spr_i8mat *pmsb;     /* k_msb of head pmsb_head (generation pmsb_gen), packed */
+  const spr_attend_head *pmsb_head;
+  unsigned pmsb_gen;
+  int32_t *Ib;         /* B x n: ideal score rows */
+  uint8_t *ma, *mi;    /* B x rb: analog and ideal mask rows (blocked head) */
+  int metrics;         /* 0: no reference, no metrics, no mass */
+  /* the head of the digital path and its codes */
+  const spr_attend_head *dh;
+  int8_t *q8, *v8, *qo, *q4s, *k4s; /* n x d */
+  float qs8, vs8, qos, q4ss, k4ss;
+  int qo_is_q8;        /* the oracle's query codes are the recompute's */
+  float *vf;           /* n x d: v8 as floats */
+  int64_t *qpos;       /* n: LeOPArd's sums of positive query codes */
+  spr_i8mat *pk8, *pk4, *plow[7];
+  int have_pk4, have_plow;
+  int8_t *kscr;        /* n x d scratch */
+  double *tab;         /* Sanger's exponentials */
+  int64_t tab_len;
+  double tab_c;
+  int have_tab;
+  /* the block cache: rows blk_i0 .. blk_i0 + blk_m - 1 of head dh */
+  int blk_i0, blk_m;
+  unsigned have;
+  int32_t *S8, *So, *T1; /* B x n: recompute scores, oracle scores (when
+                            the query codes differ), transient (Sanger's
+                            scores, LeOPArd's plane products, P V's P) */
+  float *P, *Od, *Ob;   /* B x n reference probabilities, B x d outputs */
+  int *top;            /* B x top_k */
+  int top_k;
+  uint8_t *mask;       /* B x rb: a scheme's mask rows */
+  double *e8;          /* 8 n: Sanger */
+  /* the reference computed by spr_attend_analog for head ref_h */
+  const spr_attend_head *ref_h;
+  int ref_fresh;
+  /* the exact output of spr_attend_digital (held heads) */
+  float *Oexact;       /* n x d */
+  int have_exact;
+  /* the oracle's threshold of the digital head */
+  double oracle_th, oracle_target;
   int have_oracle_th;
+  spr_bl_quantile *qh;
+  spr_bl_ws bws;       /* whole-head calibrations (Sanger's matched p) */
+  int have_bws;
+  /* schemes */
+  scheme_run sr[SPR_N_SCHEMES];
+  tiled_cache tiled;
+  /* spr_attend_head_begin .. end */
+  int run_layer, run_head, run_trial, run_analog, run_next;
+  double run_target;
+  int64_t run_kept, run_ik, run_fp, run_fk;
+  double run_mass_a, run_mass_i;
+  /* stage timers */
+  double stage[SPR_STAGE_N];
+  int stage_cur;
+  double stage_t0;
 };
 
-int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
-                          int want_scores) {
+static void ws_release(spr_attend_ws *t);
+static int tiled_ledger(const spr_config *c, const spr_tiled_params *tp, int n, int d,
+                        tiled_cache *tc);
+
+/* ---- stage timers (thread CPU, docs/performance.md) --------------------- */
+
+const char *spr_stage_name(int s) {
+  static const char *const names[SPR_STAGE_SCHEME] = {
+      "workload (Q, K, V)", "quantize, ideal scores", "programming the arrays",
+      "analog decisions", "dense reference, ranks, mass", "digital codes, packing",
+      "exact score products", "knobs (quantile, match)", "ledger"};
+  static char buf[SPR_N_SCHEMES][32];
+  if (s >= 0 && s < SPR_STAGE_SCHEME) return names[s];
+  if (s >= SPR_STAGE_SCHEME && s < SPR_STAGE_N) {
+    char *b = buf[s - SPR_STAGE_SCHEME];
+    if (!b[0]) snprintf(b, sizeof buf[0], "scheme %s", spr_scheme_name(s - SPR_STAGE_SCHEME));
+    return b;
+  }
+  return NULL;
+}
+
+double spr_attend_cpu_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Charge the thread CPU time since the last switch to the current stage
+ * and make s current; returns the stage that was current (SPR_STAGE_N:
+ * none, outside the library). */
+static int stage_enter(spr_attend_ws *w, int s) {
+  const double t = spr_attend_cpu_seconds();
+  if (w->stage_cur < SPR_STAGE_N) w->stage[w->stage_cur] += t - w->stage_t0;
+  w->stage_t0 = t;
+  const int prev = w->stage_cur;
+  w->stage_cur = s;
+  return prev;
+}
+
+static int stage_ret(spr_attend_ws *w, int prev, int rc) {
+  stage_enter(w, prev);
+  return rc;
+}
+
+void spr_attend_ws_stages(const spr_attend_ws *w, double *acc) {
+  for (int s = 0; s < SPR_STAGE_N; s++) acc[s] += w->stage[s];
+}
+
+void spr_attend_ws_stage_add(spr_attend_ws *w, int s, double seconds) {
+  if (s >= 0 && s < SPR_STAGE_N) w->stage[s] += seconds;
+}
+
+
+/* ---- allocation ---------------------------------------------------------- */
+
+/* bins of the ideal-score histogram: scores are bounded by
+ * (2^(qb-1) - 1) 2^(mb-1) d */
+static int64_t ideal_bound_max(const spr_config *c, int d) {
+  return (int64_t)((1 << (c->an.query_bits - 1)) - 1) * ((int64_t)1 << (c->xbar.key_msb_bits - 1)) *
+         d;
+}
+
+double spr_attend_head_bytes(const spr_config *c, int n, int d, int want_scores, int block_rows) {
+  const double nd = (double)n * d, nn = (double)n * n, rb = (double)spr_mask_row_bytes(n);
+  const int held = block_rows >= n;
+  want_scores = want_scores || c->thr.mode == SPR_THR_ANALOG_KEEP_RATE;
+  return nd * 15 + (double)(2 * ideal_bound_max(c, d) + 1) * 8 +
+         (held ? nn * 4 + 2 * n * rb + (want_scores ? nn * 4 : 0) : 0);
+}
+
+double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
+  const double B = block_rows < n ? block_rows : n;
+  const double nd = (double)n * d, bn = B * n, rb = (double)spr_mask_row_bytes(n);
+  return bn * 4 * 5 /* Ib, S8, So, T1, P */ + B * d * 4 * 3 /* Od, Ob, analog inputs */ +
+         B * 64 * 4 /* ranks */ + 3 * B * rb /* masks */ +
+         nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + 64.0 * n * 4 /* analog rows */ +
+         nd * 12 + 64.0 * n /* programmed arrays */ + 24.0 * c->xbar.rows * c->xbar.cols +
+         (double)(SPR_BL_EXP_TAB + 1) * 8 + 16.0 * n * 8 /* Sanger rows */ +
+         (double)SPR_N_SCHEMES * (48.0 * n + 16.0 * d) /* scheme states */ +
+         (B >= n ? nd * 4 : 0) /* exact output */ + 16384.0 * d * 8 / 4096 + 200000 /* quantile */ +
+         (double)spr_xbar_col_tiles(&c->xbar, n) * d * 8 +
+         /* the whole-head calibrations of a held head (Sanger's match) */
+         (B >= n && c->bl.match == SPR_MATCH_SPRINT && c->bl.sanger ? 8 * (double)n * n * 3 : 0);
+}
+
+int spr_attend_head_alloc_rows(spr_attend_head *s, const spr_config *c, int n, int d,
+                               int want_scores, int block_rows) {
   memset(s, 0, sizeof *s);
   const size_t nd = (size_t)n * d, nn = (size_t)n * n, rb = spr_mask_row_bytes(n);
   s->n = n;
   s->d = d;
+  s->held = block_rows >= n;
+  /* the analog keep-rate mode holds every head's analog scores until its
+   * layer's threshold is picked (a held head; a blocked one draws them
+   * again, spr_attend_head_step) */
+  want_scores = want_scores || (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE && s->held);
+  if (!s->held && want_scores)
+    return spr_error(SPR_EINVAL, "attention: a head of %d tokens in blocks of %d rows cannot hold "
+                     "its %d x %d analog scores", n, block_rows, n, n);
   s->Q = malloc(nd * sizeof *s->Q);
   s->K = malloc(nd * sizeof *s->K);
   s->V = malloc(nd * sizeof *s->V);
   s->q = malloc(nd);
   s->k = malloc(nd);
   s->kmsb = malloc(nd);
-  s->ideal = malloc(nn * sizeof *s->ideal);
   s->counts = calloc((size_t)1 << c->thr.bits, sizeof *s->counts);
-  s->mask_a = malloc(n * rb);
-  s->mask_i = malloc(n * rb);
-  /* the analog keep-rate mode holds every head's analog scores until its
-   * layer's threshold is picked */
-  want_scores = want_scores || c->thr.mode == SPR_THR_ANALOG_KEEP_RATE;
+  s->ihist = malloc((size_t)(2 * ideal_bound_max(c, d) + 1) * sizeof *s->ihist);
+  if (s->held) {
+    s->ideal = malloc(nn * sizeof *s->ideal);
+    s->mask_a = malloc(n * rb);
+    s->mask_i = malloc(n * rb);
+  }
   if (want_scores) s->scores = malloc(nn * sizeof *s->scores);
-  if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->ideal || !s->counts ||
-      !s->mask_a || !s->mask_i || (want_scores && !s->scores)) {
+  if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->counts || !s->ihist ||
+      (s->held && (!s->ideal || !s->mask_a || !s->mask_i)) || (want_scores && !s->scores)) {
     spr_attend_head_free(s);
     return spr_error(SPR_ENOMEM, "attention: out of memory for a head of %d x %d", n, d);
   }
   return 0;
 }
 
+int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
+                          int want_scores) {
+  return spr_attend_head_alloc_rows(s, c, n, d, want_scores, n);
+}
+
 void spr_attend_head_free(spr_attend_head *s) {
   if (!s) return;
   free(s->Q); free(s->K); free(s->V); free(s->q); free(s->k); free(s->kmsb);
-  free(s->ideal); free(s->counts); free(s->mask_a); free(s->mask_i); free(s->scores);
+  free(s->ideal); free(s->ihist); free(s->counts); free(s->mask_a); free(s->mask_i);
+  free(s->scores);
   memset(s, 0, sizeof *s);
 }
 
-void spr_attend_ws_free(spr_attend_ws *t) {
-  if (!t) return;
+static void ws_release(spr_attend_ws *t) {
   if (t->rng) gsl_rng_free(t->rng);
   if (t->rng2) gsl_rng_free(t->rng2);
   spr_xbar_head_free(&t->xb);
   spr_nodal_ws_free(t->nodal);
   spr_analog_ws_free(&t->ws);
-  free(t->work); free(t->gains); free(t->off); free(t->qf); free(t->kf); free(t->s);
-  free(t->layer_counts);
-  spr_dig_ws_free(&t->dws);
-  spr_bl_ws_free(&t->bws);
-  free(t->P); free(t->O); free(t->Od); free(t->q8); free(t->v8); free(t->mask);
+  free(t->work); free(t->gains); free(t->off); free(t->layer_counts);
+  spr_i8mat_free(t->pmsb);
+  free(t->Ib); free(t->ma); free(t->mi);
+  free(t->q8); free(t->v8); free(t->qo); free(t->q4s); free(t->k4s); free(t->vf); free(t->qpos);
+  spr_i8mat_free(t->pk8);
+  spr_i8mat_free(t->pk4);
+  for (int r = 0; r < 7; r++) spr_i8mat_free(t->plow[r]);
+  free(t->kscr); free(t->tab);
+  free(t->S8); free(t->So); free(t->T1); free(t->P); free(t->Od); free(t->Ob); free(t->top);
+  free(t->mask); free(t->e8); free(t->Oexact);
+  spr_bl_quantile_free(t->qh);
+  if (t->have_bws) spr_bl_ws_free(&t->bws);
+  for (int s = 0; s < SPR_N_SCHEMES; s++) spr_dig_ws_free(&t->sr[s].dws);
+}
+
+void spr_attend_ws_free(spr_attend_ws *t) {
+  if (!t) return;
+  ws_release(t);
   free(t);
 }
 
-int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out) {
+void spr_attend_ws_set_metrics(spr_attend_ws *w, int on) {
+  if (w) w->metrics = on != 0;
+}
+
+int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int B, spr_attend_ws **out) {
   *out = NULL;
   if (n < 2 || d < 1)
     return spr_error(SPR_EINVAL, "attention: head shape %d x %d (need n >= 2, d >= 1)", n, d);
+  if (B > n) B = n;
+  if (B < 1 || (B < n && B % 64))
+    return spr_error(SPR_EINVAL, "attention: block of %d rows (a multiple of 64, or n = %d)", B, n);
   spr_attend_ws *w = calloc(1, sizeof *w);
   if (!w) return spr_error(SPR_ENOMEM, "attention: out of memory");
   w->n = n;
   w->d = d;
-  const size_t nd = (size_t)n * d, nn = (size_t)n * n, rb = spr_mask_row_bytes(n);
+  w->B = B;
+  w->metrics = 1;
+  w->stage_cur = SPR_STAGE_N;
+  const size_t nd = (size_t)n * d, bn = (size_t)B * n, rb = spr_mask_row_bytes(n);
   const int ct = spr_xbar_col_tiles(&c->xbar, n);
+  const int tk = c->dig.top_k < n ? c->dig.top_k : n;
   int rc;
   if (!(w->rng = spr_rng_alloc()) || !(w->rng2 = spr_rng_alloc())) goto nomem;
   if ((rc = spr_xbar_head_alloc(&w->xb, &c->xbar, n, d))) goto fail;
-  if ((rc = spr_analog_ws_alloc(&w->ws, n, n, d))) goto fail;
+  if ((rc = spr_analog_ws_alloc(&w->ws, B, n, d))) goto fail;
   /* the exact IR-drop solver's workspace (8.6 MB at 64 x 64) is one per
    * thread, reused for every array of every head the thread programs */
   if (c->xbar.ir_drop == SPR_IR_NODAL &&
@@ -115,21 +345,48 @@ int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out) 
   w->work = malloc(3 * (size_t)c->xbar.rows * c->xbar.cols * sizeof *w->work);
   w->gains = malloc((size_t)ct * d * sizeof *w->gains);
   w->off = malloc(n * sizeof *w->off);
-  w->qf = malloc(nd * sizeof *w->qf);
-  w->kf = malloc(nd * sizeof *w->kf);
-  w->s = malloc(nn * sizeof *w->s);
   w->layer_counts = calloc((size_t)1 << c->thr.bits, sizeof *w->layer_counts);
-  if (!w->work || !w->gains || !w->off || !w->qf || !w->kf || !w->s || !w->layer_counts)
-    goto nomem;
-  if ((rc = spr_dig_ws_alloc(&w->dws, n, d))) goto fail;
-  if ((rc = spr_bl_ws_alloc(&w->bws, n, d))) goto fail;
-  w->P = malloc(nn * sizeof *w->P);
-  w->O = malloc(nd * sizeof *w->O);
-  w->Od = malloc(nd * sizeof *w->Od);
+  w->Ib = malloc(bn * sizeof *w->Ib);
+  w->ma = malloc(B * rb);
+  w->mi = malloc(B * rb);
   w->q8 = malloc(nd);
   w->v8 = malloc(nd);
-  w->mask = malloc(n * rb);
-  if (!w->P || !w->O || !w->Od || !w->q8 || !w->v8 || !w->mask) goto nomem;
+  w->qo = malloc(nd);
+  w->q4s = malloc(nd);
+  w->k4s = malloc(nd);
+  w->vf = malloc(nd * sizeof *w->vf);
+  w->qpos = malloc(n * sizeof *w->qpos);
+  w->kscr = malloc(nd);
+  w->tab = malloc((SPR_BL_EXP_TAB + 1) * sizeof *w->tab);
+  w->S8 = malloc(bn * sizeof *w->S8);
+  w->So = malloc(bn * sizeof *w->So);
+  w->T1 = malloc(bn * sizeof *w->T1);
+  w->P = malloc(bn * sizeof *w->P);
+  w->Od = malloc((size_t)B * d * sizeof *w->Od);
+  w->Ob = malloc((size_t)B * d * sizeof *w->Ob);
+  w->top = malloc((size_t)B * tk * sizeof *w->top);
+  w->top_k = tk;
+  w->mask = malloc(B * rb);
+  w->e8 = malloc((size_t)8 * n * sizeof *w->e8);
+  if (B >= n) w->Oexact = malloc(nd * sizeof *w->Oexact);
+  if (!w->work || !w->gains || !w->off || !w->layer_counts || !w->Ib || !w->ma || !w->mi ||
+      !w->q8 || !w->v8 || !w->qo || !w->q4s || !w->k4s || !w->vf || !w->qpos || !w->kscr ||
+      !w->tab || !w->S8 || !w->So || !w->T1 || !w->P || !w->Od || !w->Ob || !w->top ||
+      !w->mask || !w->e8 || (B >= n && !w->Oexact))
+    goto nomem;
+  if ((rc = spr_i8mat_alloc(n, d, B, &w->pmsb)) || (rc = spr_i8mat_alloc(n, d, B, &w->pk8)) ||
+      (rc = spr_i8mat_alloc(n, d, B, &w->pk4)))
+    goto fail;
+  for (int r = 0; r < 7; r++)
+    if ((rc = spr_i8mat_alloc(n, d, B, &w->plow[r]))) goto fail;
+  if ((rc = spr_bl_quantile_alloc(&w->qh, (int64_t)16384 * d))) goto fail;
+  for (int s = 0; s < SPR_N_SCHEMES; s++)
+    if ((rc = spr_dig_ws_alloc(&w->sr[s].dws, n, d))) goto fail;
+  /* Sanger's matched threshold sorts the probabilities of a held head */
+  if (B >= n && c->bl.match == SPR_MATCH_SPRINT && c->bl.sanger) {
+    if ((rc = spr_bl_ws_alloc(&w->bws, n, d))) goto fail;
+    w->have_bws = 1;
+  }
   *out = w;
   return 0;
 nomem:
@@ -139,38 +396,81 @@ fail:
   return rc;
 }
 
-/* Step 1: quantization, ideal scores. */
+int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out) {
+  return spr_attend_ws_alloc_rows(c, n, d, n, out);
+}
+
+/* ---- step 1: quantization, ideal scores --------------------------------- */
+
+static int32_t maxabs8(const int8_t *x, size_t m) {
+  int32_t a = 0;
+  for (size_t i = 0; i < m; i++) {
+    const int32_t v = x[i] < 0 ? -x[i] : x[i];
+    a = v > a ? v : a;
+  }
+  return a;
+}
+
+/* The ideal scores of rows i0 .. i0 + m - 1 into I (m x n, ld n): exact.
+ * A blocked causal head computes the keys its rows see; a held one every
+ * key (a trace records them). */
+static int ideal_rows(const spr_attend_head *s, spr_attend_ws *w, int causal, int i0, int m,
+                      int32_t *I) {
+  const int nc = causal && !s->held ? i0 + m : s->n;
+  if (w->pmsb_head != s || w->pmsb_gen != s->gen) { /* another head's keys are packed */
+    int rc = spr_i8mat_pack(w->pmsb, s->kmsb, s->n, s->d, s->d);
+    if (rc) return rc;
+    w->pmsb_head = s;
+    w->pmsb_gen = s->gen;
+  }
+  return spr_i8mat_mul(w->pmsb, s->q + (size_t)i0 * s->d, s->d, m, nc, I, s->n);
+}
+
+/* h[v]++ for every score v of rows I (m x n) the rows decide (h centred
+ * on 0); four partial histograms would need four times the memory, and
+ * the increments rarely collide at these widths. */
+SPR_HOT static void hist_rows(const int32_t *I, int n, int i0, int m, int causal, int64_t *h) {
+  for (int r = 0; r < m; r++) {
+    const int32_t *si = I + (size_t)r * n;
+    const int nk = causal ? i0 + r + 1 : n;
+    for (int j = 0; j < nk; j++) h[si[j]]++;
+  }
+}
+
 int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *s,
                      spr_attend_ws *w, spr_head_result *res) {
-  const int n = s->n, d = s->d;
+  const int sp_ = stage_enter(w, SPR_STAGE_IDEAL);
+  const int n = s->n, d = s->d, causal = c->wl.causal != 0;
   const size_t nd = (size_t)n * d;
   int rc;
   float qs, ks;
-  if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return rc;
-  if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return rc;
+  if ((rc = spr_quant_sym(s->Q, nd, c->an.query_bits, s->q, &qs))) return stage_ret(w, sp_, rc);
+  if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return stage_ret(w, sp_, rc);
   spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
+  if (w->ref_h == s) w->ref_fresh = 0; /* new inputs: no reference of old ones */
   int64_t abs_sum = 0;
+#pragma omp simd reduction(+ : abs_sum)
   for (size_t k = 0; k < nd; k++) abs_sum += s->kmsb[k] < 0 ? -s->kmsb[k] : s->kmsb[k];
-  for (size_t k = 0; k < nd; k++) {
-    w->qf[k] = (float)s->q[k];
-    w->kf[k] = (float)s->kmsb[k];
+  /* exact integer scores, row blocks; their histogram and max |s| over the
+   * pairs the head decides (causal: j <= i) */
+  s->gen++;
+  if ((rc = spr_i8mat_pack(w->pmsb, s->kmsb, n, d, d))) return stage_ret(w, sp_, rc);
+  w->pmsb_head = s;
+  w->pmsb_gen = s->gen;
+  const int32_t bound = maxabs8(s->q, nd) * maxabs8(s->kmsb, nd) * d;
+  s->ibound = bound;
+  int64_t *hist = s->ihist + (ideal_bound_max(c, d) - bound);
+  memset(s->ihist, 0, (size_t)(2 * ideal_bound_max(c, d) + 1) * sizeof *s->ihist);
+  for (int i0 = 0; i0 < n; i0 += w->B) {
+    const int m = n - i0 < w->B ? n - i0 : w->B;
+    int32_t *I = s->held ? s->ideal + (size_t)i0 * n : w->Ib;
+    if ((rc = ideal_rows(s, w, causal, i0, m, I))) return stage_ret(w, sp_, rc);
+    hist_rows(I, n, i0, m, causal, hist + bound);
   }
-  /* exact: |q . k| <= 2^7 * 2^7 * d < 2^24 for d <= 1024 */
-  if ((rc = spr_matf_gemm(1.0f, spr_matf_view(w->qf, n, d), 0, spr_matf_view(w->kf, n, d), 1,
-                          0.0f, spr_matf_view(w->s, n, n))))
-    return rc;
-  int32_t m = 0;
-  for (size_t k = 0; k < (size_t)n * n; k++) s->ideal[k] = (int32_t)w->s[k];
-  /* max |s| over the pairs the head decides (causal: j <= i) */
-  for (int i = 0; i < n; i++) {
-    const int32_t *si = s->ideal + (size_t)i * n;
-    const int nk = c->wl.causal ? i + 1 : n;
-    for (int j = 0; j < nk; j++) {
-      int32_t a = si[j] < 0 ? -si[j] : si[j];
-      if (a > m) m = a;
-    }
-  }
-  s->maxabs = m;
+  /* max |s| from the histogram's outermost bins */
+  int32_t mx = bound;
+  while (mx > 0 && !hist[bound + mx] && !hist[bound - mx]) mx--;
+  s->maxabs = mx;
   s->q_scale = qs;
   s->k_scale = ks;
   memset(res, 0, sizeof *res);
@@ -178,13 +478,13 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   res->head = head;
   res->n = n;
   res->d = d;
-  res->causal = c->wl.causal != 0;
+  res->causal = causal;
   res->q_scale = qs;
   res->k_scale = ks;
   /* each key element's pair: one cell at level |k|, the other at 0 */
   const double dg = (c->xbar.g_max_S - c->xbar.g_min_S) / (double)((1 << c->xbar.cell_bits) - 1);
   res->mean_cell_G_S = c->xbar.g_min_S + dg * (double)abs_sum / (2.0 * (double)nd);
-  return 0;
+  return stage_ret(w, sp_, 0);
 }
 
 void spr_attend_range(const spr_config *c, const spr_attend_head *heads, int H,
@@ -198,10 +498,29 @@ void spr_attend_range(const spr_config *c, const spr_attend_head *heads, int H,
   }
 }
 
+
 int spr_attend_count(const spr_config *c, spr_attend_head *s, const spr_head_result *res) {
-  memset(s->counts, 0, ((size_t)1 << c->thr.bits) * sizeof *s->counts);
-  if (c->wl.causal) return spr_thr_count_causal(s->ideal, s->n, res->range, c->thr.bits, s->counts);
-  return spr_thr_count(s->ideal, (size_t)s->n * s->n, res->range, c->thr.bits, s->counts);
+  /* from the exact histogram: code c keeps the scores v >= level(c), i.e.
+   * v >= t_c, t_c the least integer with (double) t_c >= level(c) */
+  const int bits = c->thr.bits, half = 1 << (bits - 1), ncode = 1 << bits;
+  const int64_t off = ideal_bound_max(c, s->d) - s->ibound;
+  const int64_t *hist = s->ihist + off;
+  const int32_t b = s->ibound;
+  /* suffix sums over the bound's 2 b + 1 values, read at each code */
+  int64_t acc = 0;
+  int32_t v = b + 1; /* acc = count of scores >= v */
+  for (int code = ncode - 1; code >= 0; code--) {
+    const double level = spr_thr_level(code - half, res->range, bits);
+    double t = ceil(level);
+    int64_t tc = t > (double)b + 1 ? (int64_t)b + 1 : (t < -(double)b ? -(int64_t)b : (int64_t)t);
+    while (tc <= b && (double)tc < level) tc++; /* settle at the grid point */
+    while (v > tc) {
+      v--;
+      acc += hist[v + b];
+    }
+    s->counts[code] = acc;
+  }
+  return 0;
 }
 
 /* The keep rate of the picked code must come near the target; otherwise
@@ -310,10 +629,11 @@ int spr_attend_program(const spr_config *c, int layer, int head, int trial, spr_
  * score scale, *off the offsets or NULL. */
 static int program_head(const spr_config *c, int layer, int h, int trial, spr_attend_head *s,
                         spr_attend_ws *w, spr_analog_scale *sc, const float **off) {
+  const int sp_ = stage_enter(w, SPR_STAGE_PROGRAM);
   const int n = s->n;
   const uint64_t seed = c->seed;
   int rc;
-  if ((rc = spr_attend_program(c, layer, h, trial, s, w))) return rc;
+  if ((rc = spr_attend_program(c, layer, h, trial, s, w))) return stage_ret(w, sp_, rc);
   spr_analog_scale_of(&c->an, w->xb.dg_S, sc);
   *off = NULL;
   if (c->an.cmp_offset) {
@@ -321,107 +641,200 @@ static int program_head(const spr_config *c, int layer, int h, int trial, spr_at
     spr_cmp_offsets(&c->an, sc, n, w->rng, w->off);
     *off = w->off;
   }
-  return 0;
+  return stage_ret(w, sp_, 0);
+}
+
+
+/* Program a blocked or held head for the analog decisions of trial:
+ * arrays, comparator offsets and scale into w (program_head). */
+static int program_ws(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
+                      spr_attend_ws *w) {
+  return program_head(c, layer, head, trial, s, w, &w->sc, &w->offp);
 }
 
 int spr_attend_analog_scores(const spr_config *c, int layer, int head, int trial,
                              spr_attend_head *s, spr_attend_ws *w, spr_head_result *res) {
-  if (!s->scores)
-    return spr_error(SPR_EINVAL, "attention: analog scores need a head allocated for "
-                     "threshold.mode = analog_keep_rate");
-  spr_analog_scale sc;
-  const float *off;
-  int rc = program_head(c, layer, head, trial, s, w, &sc, &off);
-  if (rc) return rc;
+  const int sp_ = stage_enter(w, SPR_STAGE_ANALOG);
   const int n = s->n, causal = c->wl.causal != 0;
+  if (s->held && !s->scores)
+    return stage_ret(w, sp_, spr_error(SPR_EINVAL, "attention: analog scores need a head allocated for "
+                     "threshold.mode = analog_keep_rate"));
+  int rc = program_ws(c, layer, head, trial, s, w);
+  if (rc) return stage_ret(w, sp_, rc);
   spr_rng_key(w->rng, c->seed, layer, head, trial, SPR_STREAM_READ);
-  if ((rc = spr_analog_scores(&c->an, &sc, &w->xb, s->q, n, causal, 0, off, w->rng, &w->ws,
-                              s->scores)))
-    return rc;
-  res->i_unit_A = sc.i_unit_A;
+  res->i_unit_A = w->sc.i_unit_A;
+  w->have = 0; /* T1 is overwritten */
   memset(s->counts, 0, ((size_t)1 << c->thr.bits) * sizeof *s->counts);
-  return spr_thr_count_scores(s->scores, n, n, causal, 0, res->range, c->thr.bits, s->counts);
+  /* a blocked head: the scores of each block are counted and dropped
+   * (spr_attend_head_step draws them again from the same stream) */
+  for (int i0 = 0; i0 < n; i0 += w->B) {
+    const int m = n - i0 < w->B ? n - i0 : w->B;
+    float *A = s->held ? s->scores + (size_t)i0 * n : (float *)w->T1;
+    if ((rc = spr_analog_scores(&c->an, &w->sc, &w->xb, s->q + (size_t)i0 * s->d, m, causal, i0,
+                                w->offp, w->rng, &w->ws, A)) ||
+        (rc = spr_thr_count_scores(A, m, n, causal, i0, res->range, c->thr.bits, s->counts)))
+      return stage_ret(w, sp_, rc);
+  }
+  return stage_ret(w, sp_, 0);
 }
 
-/* Step 3: program, decide, compare, mass. */
-int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
-                      spr_attend_ws *w, spr_head_result *res) {
-  const int n = s->n, d = s->d, h = head;
+/* ---- step 3: analog decisions ------------------------------------------- */
+
+/* The ideal mask rows of ideal score rows I (m x n) at threshold theta
+ * into mi, and the comparison with the analog rows ma. */
+SPR_HOT static void compare_rows(const int32_t *I, int i0, int m, int n, int causal, double theta,
+                         const uint8_t *ma, uint8_t *mi, int64_t *ik, int64_t *fp, int64_t *fk) {
+  const size_t rb = spr_mask_row_bytes(n);
+  const double tc = ceil(theta);
+  const int32_t t = tc > 2147483647.0 ? INT32_MAX : (tc < -2147483647.0 ? -INT32_MAX : (int32_t)tc);
+  for (int r = 0; r < m; r++) {
+    uint8_t *mr = mi + (size_t)r * rb;
+    const uint8_t *ar = ma + (size_t)r * rb;
+    const int nk = causal ? i0 + r + 1 : n;
+    const size_t used = ((size_t)nk + 7) / 8;
+    *ik += spr_vbits_ge_i32(I + (size_t)r * n, nk, t, mr);
+    memset(mr + used, 0, rb - used);
+    size_t b = 0;
+    for (; b + 8 <= rb; b += 8) {
+      uint64_t x, y;
+      memcpy(&x, mr + b, 8);
+      memcpy(&y, ar + b, 8);
+      *fp += __builtin_popcountll(x & ~y);
+      *fk += __builtin_popcountll(y & ~x);
+    }
+    for (; b < rb; b++) {
+      *fp += __builtin_popcount(mr[b] & (uint8_t)~ar[b]);
+      *fk += __builtin_popcount(ar[b] & (uint8_t)~mr[b]);
+    }
+  }
+}
+
+/* The dense reference of rows i0 .. i0 + m - 1 into the block cache (P,
+ * Od), for the head h (causal from c). */
+static int ref_rows(const spr_config *c, spr_attend_head *h, spr_attend_ws *w, int i0, int m) {
+  const int sp_ = stage_enter(w, SPR_STAGE_REFERENCE);
+  return stage_ret(w, sp_, spr_dig_dense_rows(h->Q, h->K, h->V, h->n, h->d, c->wl.causal != 0, i0, m, w->P, w->Od));
+}
+
+/* Softmax mass of the rows kept by mask rows ma, mi (P rows of the
+ * reference, spr_dig_mask_sum). */
+static void mass_rows(const float *P, const uint8_t *ma, const uint8_t *mi, int i0, int m, int n,
+                      int causal, double *mass_a, double *mass_i) {
+  const size_t rb = spr_mask_row_bytes(n);
+  for (int r = 0; r < m; r++) {
+    const float *pr = P + (size_t)r * n;
+    const int nk = causal ? i0 + r + 1 : n;
+    *mass_a += spr_dig_mask_sum(pr, ma + (size_t)r * rb, nk);
+    *mass_i += spr_dig_mask_sum(pr, mi + (size_t)r * rb, nk);
+  }
+}
+
+/* Decide rows i0 .. i0 + m - 1 (analog, ideal, counts; mass when the
+ * reference of those rows is in w->P) with the head programmed and the
+ * streams keyed; masks into ma, mi (m x rb). */
+static int analog_rows(const spr_config *c, spr_attend_head *s, spr_attend_ws *w,
+                       const spr_head_result *res, int i0, int m, uint8_t *ma, uint8_t *mi,
+                       int with_mass) {
+  const int n = s->n, d = s->d, causal = c->wl.causal != 0;
+  int64_t kept = 0;
   int rc;
-  int64_t kept;
-  const int causal = c->wl.causal != 0;
-  spr_analog_scale sc;
   if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE) {
-    /* the scores were drawn before the threshold (spr_attend_analog_scores):
-     * the comparator's decisions at the picked threshold */
-    if (!s->scores)
-      return spr_error(SPR_EINVAL, "attention: threshold.mode = analog_keep_rate needs the head's "
-                       "analog scores (spr_attend_analog_scores)");
-    spr_analog_mask_from_scores(s->scores, n, n, causal, 0, res->threshold, s->mask_a, &kept);
-    sc.i_unit_A = res->i_unit_A;
+    /* held: the scores drawn before the threshold; blocked: drawn again
+     * from the same stream position */
+    const float *A = s->held ? s->scores + (size_t)i0 * n : NULL;
+    if (!A) {
+      if ((rc = spr_analog_scores(&c->an, &w->sc, &w->xb, s->q + (size_t)i0 * d, m, causal, i0,
+                                  w->offp, w->rng, &w->ws, (float *)w->T1)))
+        return rc;
+      A = (const float *)w->T1;
+    }
+    spr_analog_mask_from_scores(A, m, n, causal, i0, res->threshold, ma, &kept);
   } else {
-    const float *off;
-    if ((rc = program_head(c, layer, h, trial, s, w, &sc, &off))) return rc;
-    spr_rng_key(w->rng, c->seed, layer, h, trial, SPR_STREAM_READ);
-    spr_rng_key(w->rng2, c->seed, layer, h, trial, SPR_STREAM_READ_FAR);
+    float *sc = s->scores ? s->scores + (size_t)i0 * n : NULL;
     if (causal)
-      rc = spr_analog_decide_causal(&c->an, &sc, &w->xb, s->q, n, 0, res->threshold, off, w->rng,
-                                    w->rng2, &w->ws, s->mask_a, s->scores, &kept);
+      rc = spr_analog_decide_causal(&c->an, &w->sc, &w->xb, s->q + (size_t)i0 * d, m, i0,
+                                    res->threshold, w->offp, w->rng, w->rng2, &w->ws, ma, sc, &kept);
     else
-      rc = spr_analog_decide(&c->an, &sc, &w->xb, s->q, n, res->threshold, off, w->rng, w->rng2,
-                             &w->ws, s->mask_a, s->scores, &kept);
+      rc = spr_analog_decide(&c->an, &w->sc, &w->xb, s->q + (size_t)i0 * d, m, res->threshold,
+                             w->offp, w->rng, w->rng2, &w->ws, ma, sc, &kept);
     if (rc) return rc;
   }
-  /* ideal mask and the comparison (causal: keys j <= i; both masks are 0
-   * beyond) */
-  const size_t rb = spr_mask_row_bytes(n);
-  int64_t ik = 0, fp = 0, fk = 0;
-  for (int i = 0; i < n; i++) {
-    uint8_t *mi = s->mask_i + (size_t)i * rb;
-    const uint8_t *ma = s->mask_a + (size_t)i * rb;
-    memset(mi, 0, rb);
-    const int32_t *si = s->ideal + (size_t)i * n;
-    const int nk = causal ? i + 1 : n;
-    for (int j = 0; j < nk; j++)
-      mi[j >> 3] |= (uint8_t)(((double)si[j] >= res->threshold) << (j & 7));
-    for (size_t b = 0; b < rb; b++) {
-      ik += __builtin_popcount(mi[b]);
-      fp += __builtin_popcount(mi[b] & (uint8_t)~ma[b]);
-      fk += __builtin_popcount(ma[b] & (uint8_t)~mi[b]);
-    }
+  const int32_t *I = s->held ? s->ideal + (size_t)i0 * n : w->Ib;
+  if (!s->held && (rc = ideal_rows(s, w, causal, i0, m, w->Ib))) return rc;
+  compare_rows(I, i0, m, n, causal, res->threshold, ma, mi, &w->run_ik, &w->run_fp, &w->run_fk);
+  w->run_kept += kept;
+  if (with_mass) {
+    const int sp = stage_enter(w, SPR_STAGE_REFERENCE);
+    mass_rows(w->P, ma, mi, i0, m, n, causal, &w->run_mass_a, &w->run_mass_i);
+    stage_enter(w, sp);
   }
-  /* softmax of the float scores, scale 1/sqrt(d) */
-  if ((rc = spr_matf_gemm((float)(1.0 / sqrt((double)d)), spr_matf_view(s->Q, n, d), 0,
-                          spr_matf_view(s->K, n, d), 1, 0.0f, spr_matf_view(w->s, n, n))))
-    return rc;
-  double mass_a = 0, mass_i = 0;
-  for (int i = 0; i < n; i++) {
-    float *row = w->s + (size_t)i * n;
-    const uint8_t *ma = s->mask_a + (size_t)i * rb, *mi = s->mask_i + (size_t)i * rb;
-    const int nk = causal ? i + 1 : n; /* causal: the softmax over j <= i */
-    float mx = row[0];
-    for (int j = 1; j < nk; j++) mx = row[j] > mx ? row[j] : mx;
-    double z = 0, za = 0, zi = 0;
-    for (int j = 0; j < nk; j++) {
-      double e = exp((double)(row[j] - mx));
-      z += e;
-      if (ma[j >> 3] >> (j & 7) & 1) za += e;
-      if (mi[j >> 3] >> (j & 7) & 1) zi += e;
-    }
-    mass_a += za / z;
-    mass_i += zi / z;
-  }
-  const double nn = (double)spr_pair_count(n, causal);
-  res->n_kept = kept;
-  res->n_ideal_kept = ik;
-  res->false_prunes = fp;
-  res->false_keeps = fk;
-  res->keep_rate = (double)kept / nn;
-  res->ideal_keep_rate = (double)ik / nn;
-  res->mass_retained = mass_a / n;
-  res->ideal_mass_retained = mass_i / n;
-  res->i_unit_A = sc.i_unit_A;
   return 0;
+}
+
+/* Program the head and key the decision streams (steps 3's start). */
+static int analog_begin(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
+                        spr_attend_ws *w) {
+  int rc = program_ws(c, layer, head, trial, s, w);
+  if (rc) return rc;
+  spr_rng_key(w->rng, c->seed, layer, head, trial, SPR_STREAM_READ);
+  spr_rng_key(w->rng2, c->seed, layer, head, trial, SPR_STREAM_READ_FAR);
+  w->run_kept = w->run_ik = w->run_fp = w->run_fk = 0;
+  w->run_mass_a = w->run_mass_i = 0;
+  return 0;
+}
+
+/* The analog statistics of *res from the run's sums. */
+static void analog_end(const spr_config *c, const spr_attend_head *s, const spr_attend_ws *w,
+                       spr_head_result *res) {
+  const int n = s->n;
+  const double nn = (double)spr_pair_count(n, c->wl.causal);
+  res->n_kept = w->run_kept;
+  res->n_ideal_kept = w->run_ik;
+  res->false_prunes = w->run_fp;
+  res->false_keeps = w->run_fk;
+  res->keep_rate = (double)w->run_kept / nn;
+  res->ideal_keep_rate = (double)w->run_ik / nn;
+  res->mass_retained = w->metrics ? w->run_mass_a / n : NAN;
+  res->ideal_mass_retained = w->metrics ? w->run_mass_i / n : NAN;
+  res->i_unit_A = w->sc.i_unit_A;
+}
+
+int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
+                      spr_attend_ws *w, spr_head_result *res) {
+  const int sp_ = stage_enter(w, SPR_STAGE_ANALOG);
+  const int n = s->n;
+  int rc;
+  if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE && s->held && !s->scores)
+    return stage_ret(w, sp_, spr_error(SPR_EINVAL, "attention: threshold.mode = analog_keep_rate needs the head's "
+                     "analog scores (spr_attend_analog_scores)"));
+  if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE && s->held) {
+    /* nothing is programmed or drawn again: the decisions of the scores */
+    w->run_kept = w->run_ik = w->run_fp = w->run_fk = 0;
+    w->run_mass_a = w->run_mass_i = 0;
+    w->sc.i_unit_A = res->i_unit_A;
+  } else if ((rc = analog_begin(c, layer, head, trial, s, w))) {
+    return stage_ret(w, sp_, rc);
+  }
+  /* the reference of a held head stays for its digital path (ref_fresh) */
+  w->ref_fresh = 0;
+  w->have = 0;
+  for (int i0 = 0; i0 < n; i0 += w->B) {
+    const int m = n - i0 < w->B ? n - i0 : w->B;
+    if (w->metrics && (rc = ref_rows(c, s, w, i0, m))) return stage_ret(w, sp_, rc);
+    uint8_t *ma = s->held ? s->mask_a + (size_t)i0 * spr_mask_row_bytes(n) : w->ma;
+    uint8_t *mi = s->held ? s->mask_i + (size_t)i0 * spr_mask_row_bytes(n) : w->mi;
+    if ((rc = analog_rows(c, s, w, res, i0, m, ma, mi, w->metrics))) return stage_ret(w, sp_, rc);
+  }
+  if (s->held && w->metrics) {
+    w->ref_h = s;
+    w->ref_fresh = 1;
+    w->dh = s;
+    w->blk_i0 = 0;
+    w->blk_m = n;
+    w->have = HAVE_DENSE;
+  }
+  analog_end(c, s, w, res);
+  return stage_ret(w, sp_, 0);
 }
 
 /* Baselines whose prediction computes the exact 8-bit scores of every
@@ -430,11 +843,6 @@ static int scores_known(int scheme) {
   return scheme == SPR_SCHEME_ORACLE || scheme == SPR_SCHEME_TOPK || scheme == SPR_SCHEME_LEOPARD;
 }
 
-/* floor(total a / b) for 0 <= a <= b, exact while b^2 < 2^63:
- * total = q b + r gives total a / b = q a + r a / b with r a < b^2. */
-static int64_t scaled_floor(int64_t total, int64_t a, int64_t b) {
-  return (total / b) * a + (total % b) * a / b;
-}
 
 /* Cells SPRINT programs into its scoring arrays for one sequence of an
  * n x d head (docs/energy.md section 8):
@@ -448,27 +856,6 @@ static void xbar_program_counts(const spr_config *c, int n, int d, spr_ledger_co
   q->xbar_bits_written = q->xbar_cells_written * c->xbar.cell_bits;
 }
 
-/* Where a digital predictor (oracle, top-k, Sanger, LeOPArd) reads its
- * key operand from (docs/energy.md section 9). */
-typedef struct {
-  int resident;      /* 1: K held in the buffer; 0: streamed per query */
-  int key_bits;      /* the predictor's key width (LeOPArd: all planes) */
-  int64_t key_bytes; /* n ceil(d key_bits / 8): the sequence's K at it */
-  int64_t key_words; /* 64-bit words of one key at that width */
-  int64_t plane_words; /* 64-bit words of one key's bit plane (LeOPArd) */
-} pred_key_plan;
-
-/* Largest number of keys any query of mask keeps. */
-static int64_t max_row_keys(const uint8_t *mask, int n) {
-  const size_t rb = spr_mask_row_bytes(n);
-  int64_t best = 0;
-  for (int i = 0; i < n; i++) {
-    int64_t k = 0;
-    for (size_t b = 0; b < rb; b++) k += __builtin_popcount(mask[(size_t)i * rb + b]);
-    best = k > best ? k : best;
-  }
-  return best;
-}
 
 /* The key rule of a digital predictor (docs/energy.md section 9): the
  * predictor needs every key its queries see, at its own width kb (oracle
@@ -483,8 +870,7 @@ static int64_t max_row_keys(const uint8_t *mask, int n) {
  * buffer_bytes - K_b.  Otherwise K is streamed from ReRAM for every query,
  * as the survivors have the whole buffer. */
 static pred_key_plan pred_key_rule(const spr_config *c, int n, int d, int scheme,
-                                   const spr_bl_stats *bst, const uint8_t *mask,
-                                   int64_t token_bytes) {
+                                   const spr_bl_stats *bst, int64_t ms, int64_t token_bytes) {
   pred_key_plan p;
   memset(&p, 0, sizeof p);
   if (!bst) return p;
@@ -492,7 +878,6 @@ static pred_key_plan pred_key_rule(const spr_config *c, int n, int d, int scheme
   p.key_bytes = (int64_t)n * (((int64_t)d * p.key_bits + 7) / 8);
   p.key_words = ((int64_t)d * p.key_bits + 63) / 64;
   p.plane_words = ((int64_t)d + 63) / 64;
-  const int64_t ms = max_row_keys(mask, n);
   p.resident = p.key_bytes + (ms > 1 ? ms : 1) * token_bytes <= (int64_t)c->dig.buffer_bytes;
   return p;
 }
@@ -503,10 +888,55 @@ static pred_key_plan pred_key_rule(const spr_config *c, int n, int d, int scheme
  * the writes of the sequence's keys on the first query.  Causal
  * (docs/energy.md section 7): query i's in-memory scoring, key stream and
  * share of the prediction cover keys 0 .. i. */
+/* A prediction's head totals spread over the queries (query_counts): the
+ * quotients of each total by n (and by the causal pairs P) taken once per
+ * head instead of per query. */
+enum { SP_MACS, SP_ADDS, SP_MULS, SP_EXPS, SP_CMPS, SP_KBITS_D, SP_KBITS, SP_N };
+typedef struct {
+  int causal;
+  int64_t n, P;
+  int64_t qn[SP_N], rn[SP_N], qp[SP_N], rp[SP_N];
+} spread_plan;
+
+static void spread_init(spread_plan *sp, const spr_bl_stats *bst, int n, int d, int causal) {
+  int64_t levels = 0;
+  while (bst->k > 0 && ((int64_t)1 << levels) < bst->k) levels++;
+  const int64_t tot[SP_N] = {bst->mac_ops, bst->add_ops, bst->mul_ops, bst->exp_ops,
+                             bst->cmp_ops + bst->topk_inputs * levels,
+                             bst->key_bits_processed * d, bst->key_bits_processed};
+  sp->causal = causal;
+  sp->n = n;
+  sp->P = spr_pair_count(n, 1);
+  for (int k = 0; k < SP_N; k++) {
+    sp->qn[k] = tot[k] / sp->n;
+    sp->rn[k] = tot[k] % sp->n;
+    sp->qp[k] = tot[k] / sp->P;
+    sp->rp[k] = tot[k] % sp->P;
+  }
+}
+
+/* Query i's share of total k: evenly, remainders on the first queries;
+ * causal, in proportion to the keys each query sees (query i takes
+ * floor(total T(i+1) / P) - floor(total T(i) / P), T(m) = m (m + 1) / 2
+ * the pairs of queries 0 .. m-1, P = T(n)): the shares add up to the
+ * total exactly (floor(total a / P) = q a + floor(r a / P) for total =
+ * q P + r, exact while P^2 < 2^63). */
+static inline int64_t spread_at(const spread_plan *sp, int k, int64_t i) {
+  if (!sp->causal) return sp->qn[k] + (i < sp->rn[k]);
+  const int64_t T0 = i * (i + 1) / 2, T1 = T0 + i + 1;
+  return sp->qp[k] * (T1 - T0) + sp->rp[k] * T1 / sp->P - sp->rp[k] * T0 / sp->P;
+}
+
+/* Ledger counts of query i of a scheme (docs/energy.md section 6): the
+ * fetch of its survivors through the buffer, the recompute, SPRINT's
+ * in-memory scoring, the baseline's prediction spread over queries (sp,
+ * NULL without one), and the writes of the sequence's keys on the first
+ * query.  Causal (docs/energy.md section 7): query i's in-memory scoring,
+ * key stream and share of the prediction cover keys 0 .. i. */
 static void query_counts(const spr_config *c, int n_, int d_, int scheme,
                          const spr_dig_fetch_stats *fs, const spr_dig_ws *dws,
-                         const spr_bl_stats *bst, const pred_key_plan *kp, int i,
-                         spr_ledger_counts *q) {
+                         const spr_bl_stats *bst, const spread_plan *sp, const pred_key_plan *kp,
+                         int i, spr_ledger_counts *q) {
   const int64_t n = n_, d = d_;
   const int causal = c->wl.causal != 0;
   const int64_t nk = causal ? (int64_t)i + 1 : n; /* keys query i sees */
@@ -534,31 +964,20 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
     q->prune_bits_read = nk;
   }
   if (bst) {
-    /* spread a head total over the queries: evenly, remainders on the
-     * first; causal, in proportion to the keys each query sees (query i
-     * takes floor(total T(i+1) / P) - floor(total T(i) / P), T(m) =
-     * m (m + 1) / 2 the pairs of queries 0 .. m-1, P = T(n)): the shares
-     * add up to the total exactly */
-    const int64_t P = spr_pair_count(n_, 1), T0 = (int64_t)i * (i + 1) / 2, T1 = T0 + i + 1;
-#define SPREAD(total)                                                                  \
-  (causal ? scaled_floor((total), T1, P) - scaled_floor((total), T0, P)                \
-          : (total) / n + ((int64_t)i < (total) % n))
-    const int64_t macs = bst->mac_ops;
-    if (bst->mac_k_bits == 1) q->pred_bitmacs = SPREAD(macs);
-    else if (bst->mac_q_bits <= 4 && bst->mac_k_bits <= 4) q->pred_mac4 = SPREAD(macs);
-    else q->pred_mac8 = SPREAD(macs);
-    q->pred_adds = SPREAD(bst->add_ops);
-    q->pred_muls = SPREAD(bst->mul_ops);
-    q->pred_exps = SPREAD(bst->exp_ops);
-    int64_t levels = 0;
-    while (bst->k > 0 && ((int64_t)1 << levels) < bst->k) levels++;
-    q->pred_cmps = SPREAD(bst->cmp_ops + bst->topk_inputs * levels);
+    const int64_t macs = spread_at(sp, SP_MACS, i);
+    if (bst->mac_k_bits == 1) q->pred_bitmacs = macs;
+    else if (bst->mac_q_bits <= 4 && bst->mac_k_bits <= 4) q->pred_mac4 = macs;
+    else q->pred_mac8 = macs;
+    q->pred_adds = spread_at(sp, SP_ADDS, i);
+    q->pred_muls = spread_at(sp, SP_MULS, i);
+    q->pred_exps = spread_at(sp, SP_EXPS, i);
+    q->pred_cmps = spread_at(sp, SP_CMPS, i);
     if (!kp->resident) {
       /* the sequence's K does not fit beside the survivors: the
        * prediction streams its key operand from ReRAM for every query,
        * the keys the query sees (all n; causal 0 .. i) at its width, or,
        * for LeOPArd, the d-bit planes it reads */
-      if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += SPREAD(bst->key_bits_processed * d);
+      if (scheme == SPR_SCHEME_LEOPARD) q->reram_bits_read += spread_at(sp, SP_KBITS_D, i);
       else q->reram_bits_read += nk * d * bst->mac_k_bits;
     } else {
       /* K stays in the buffer: loaded once (all keys on query 0; causal:
@@ -567,25 +986,10 @@ static void query_counts(const spr_config *c, int n_, int d_, int scheme,
       const int64_t loaded = causal ? 1 : (i == 0 ? n : 0);
       q->reram_bits_read += loaded * d * kp->key_bits;
       q->sram_words_written += loaded * kp->key_words;
-      if (scheme == SPR_SCHEME_LEOPARD) q->sram_words_read += SPREAD(bst->key_bits_processed) * kp->plane_words;
+      if (scheme == SPR_SCHEME_LEOPARD) q->sram_words_read += spread_at(sp, SP_KBITS, i) * kp->plane_words;
       else q->sram_words_read += nk * kp->key_words;
     }
-#undef SPREAD
   }
-}
-
-/* The recompute over mask's survivors into w->O and its accuracy against
- * dense exact attention. */
-static int recompute(const spr_config *c, spr_attend_ws *w, int n, int d, const uint8_t *mask,
-                     const int8_t *k8, float ks, spr_dig_attend_stats *as, spr_dig_accuracy *acc) {
-  int rc;
-  if ((rc = spr_dig_attend(w->q8, w->qs8, k8, ks, w->v8, w->vs8, mask, n, d, w->O, as, &w->dws)))
-    return rc;
-  spr_dig_metric_params mp;
-  spr_dig_metric_default(&mp);
-  mp.top_k = c->dig.top_k < n ? c->dig.top_k : n;
-  mp.causal = c->wl.causal != 0;
-  return spr_dig_metrics(&mp, w->O, w->Od, w->P, mask, n, d, acc, &w->dws);
 }
 
 /* A scheme's result from its accuracy and ledger (the fetch fields are
@@ -607,65 +1011,546 @@ static void fill_result(const spr_dig_attend_stats *as, const spr_dig_accuracy *
   out->xbar_cells_written = lr->counts.xbar_cells_written;
 }
 
-/* Fetch, recompute, compare with dense and price one scheme's mask. */
-static int price_scheme(const spr_config *c, spr_attend_ws *w, int n, int d, int scheme,
-                        const uint8_t *mask, const int8_t *k8, float ks, const spr_bl_stats *bst,
-                        spr_scheme_result *out) {
-  spr_dig_fetch_params fp;
-  spr_dig_fetch_default(&fp);
-  fp.buffer_bytes = c->dig.buffer_bytes;
-  fp.key_bits = scores_known(scheme) ? 0 : c->xbar.key_bits;
-  fp.value_bits = c->dig.value_bits;
-  fp.policy = c->dig.policy;
-  const int64_t token_bytes = ((int64_t)d * fp.key_bits + 7) / 8 + ((int64_t)d * fp.value_bits + 7) / 8;
-  const pred_key_plan kp = pred_key_rule(c, n, d, scheme, bst, mask, token_bytes);
-  if (kp.resident) fp.buffer_bytes -= kp.key_bytes; /* K's share of the buffer */
-  spr_dig_fetch_stats fs;
-  int rc = spr_dig_fetch(&fp, mask, n, d, &fs, &w->dws);
-  if (rc) return rc;
-  spr_dig_attend_stats as;
-  spr_dig_accuracy acc;
-  if ((rc = recompute(c, w, n, d, mask, k8, ks, &as, &acc))) return rc;
-  spr_ledger_acc la;
-  if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
-  for (int i = 0; i < n; i++) {
-    spr_ledger_counts q;
-    query_counts(c, n, d, scheme, &fs, &w->dws, bst, &kp, i, &q);
-    if ((rc = spr_ledger_acc_step(&la, &q))) return rc;
+
+/* ---- step 4: the digital path ------------------------------------------- */
+
+/* The codes of the digital head s: the recompute's query (recompute_query_
+ * bits) and values, the values as floats, the oracle's 8-bit query (the
+ * recompute's when the widths agree), the keys packed for exact products;
+ * the per-head caches emptied. */
+static int digital_codes(const spr_config *c, spr_attend_head *s, spr_attend_ws *w) {
+  const int sp_ = stage_enter(w, SPR_STAGE_CODES);
+  const int n = s->n, d = s->d;
+  const size_t nd = (size_t)n * d;
+  int rc;
+  if ((rc = spr_quant_sym(s->Q, nd, c->dig.query_bits, w->q8, &w->qs8))) return stage_ret(w, sp_, rc);
+  if ((rc = spr_quant_sym(s->V, nd, c->dig.value_bits, w->v8, &w->vs8))) return stage_ret(w, sp_, rc);
+  for (size_t t = 0; t < nd; t++) w->vf[t] = (float)w->v8[t];
+  spr_bl_oracle_params op;
+  spr_bl_oracle_default(&op);
+  w->qo_is_q8 = op.q_bits == c->dig.query_bits;
+  if (w->qo_is_q8) w->qos = w->qs8;
+  else if ((rc = spr_quant_sym(s->Q, nd, op.q_bits, w->qo, &w->qos))) return stage_ret(w, sp_, rc);
+  if ((rc = spr_i8mat_pack(w->pk8, s->k, n, d, d))) return stage_ret(w, sp_, rc);
+  w->dh = s;
+  w->have_pk4 = w->have_plow = w->have_tab = w->have_oracle_th = 0;
+  return stage_ret(w, sp_, 0);
+}
+
+static const int8_t *qo_codes(const spr_attend_ws *w) { return w->qo_is_q8 ? w->q8 : w->qo; }
+
+/* The block cache for rows i0 .. i0 + m - 1. */
+static void blk_set(spr_attend_ws *w, int i0, int m) {
+  if (w->blk_i0 != i0 || w->blk_m != m) {
+    w->blk_i0 = i0;
+    w->blk_m = m;
+    w->have = 0;
   }
-  spr_ledger_result lr;
-  if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
-  memset(out, 0, sizeof *out);
-  fill_result(&as, &acc, &lr, out);
-  out->keep_rate = (double)fs.uses / (double)spr_pair_count(n, c->wl.causal);
-  out->bytes_fetched = fs.bytes_fetched;
-  out->bytes_reused = fs.bytes_reused;
-  out->fetches = fs.fetches;
-  out->hits = fs.hits;
-  out->overflow_tokens = fs.overflow_tokens;
-  out->new_fetch_frac = fs.new_fetch_frac;
-  out->key_resident = kp.resident;
+}
+
+/* keys the block's rows see */
+static int blk_cols(const spr_config *c, const spr_attend_ws *w) {
+  return c->wl.causal ? w->blk_i0 + w->blk_m : w->n;
+}
+
+/* The 8-bit scores q8 . k8 of the block (recompute). */
+static int blk_S8(const spr_config *c, spr_attend_ws *w) {
+  const int sp_ = stage_enter(w, SPR_STAGE_SCORES);
+  if (w->have & HAVE_S8) return stage_ret(w, sp_, 0);
+  int rc = spr_i8mat_mul(w->pk8, w->q8 + (size_t)w->blk_i0 * w->d, w->d, w->blk_m, blk_cols(c, w),
+                         w->S8, w->n);
+  if (!rc) w->have |= HAVE_S8;
+  return stage_ret(w, sp_, rc);
+}
+
+/* The oracle's scores (its 8-bit query codes): S8 when they agree. */
+static int blk_So(const spr_config *c, spr_attend_ws *w, const int32_t **out) {
+  const int sp_ = stage_enter(w, SPR_STAGE_SCORES);
+  int rc;
+  if (w->qo_is_q8) {
+    rc = blk_S8(c, w);
+    *out = w->S8;
+    return stage_ret(w, sp_, rc);
+  }
+  *out = w->So;
+  if (w->have & HAVE_SO) return stage_ret(w, sp_, 0);
+  rc = spr_i8mat_mul(w->pk8, w->qo + (size_t)w->blk_i0 * w->d, w->d, w->blk_m, blk_cols(c, w),
+                     w->So, w->n);
+  if (!rc) w->have |= HAVE_SO;
+  return stage_ret(w, sp_, rc);
+}
+
+/* Sanger's 4-bit codes and packed keys of the digital head. */
+static int sanger_codes(const spr_config *c, spr_attend_head *s, spr_attend_ws *w) {
+  const int sp_ = stage_enter(w, SPR_STAGE_CODES);
+  if (w->have_pk4) return stage_ret(w, sp_, 0);
+  spr_bl_sanger_params sp;
+  spr_bl_sanger_default(&sp);
+  const size_t nd = (size_t)s->n * s->d;
+  int rc;
+  if ((rc = spr_quant_sym(s->Q, nd, sp.q_bits, w->q4s, &w->q4ss)) ||
+      (rc = spr_quant_sym(s->K, nd, sp.k_bits, w->k4s, &w->k4ss)) ||
+      (rc = spr_i8mat_pack(w->pk4, w->k4s, s->n, s->d, s->d)))
+    return stage_ret(w, sp_, rc);
+  /* the exponentials of every score difference (spr_bl_exp_table) */
+  w->tab_c = (double)w->q4ss * (double)w->k4ss / sqrt((double)s->d);
+  const int64_t spread = 2 * (int64_t)maxabs8(w->q4s, nd) * maxabs8(w->k4s, nd) * s->d;
+  w->tab_len = spread <= SPR_BL_EXP_TAB ? spread + 1 : 0;
+  if (w->tab_len) spr_bl_exp_table(w->tab_c, w->tab_len, w->tab);
+  w->have_pk4 = 1;
+  return stage_ret(w, sp_, 0);
+}
+
+/* Sanger's scores of the block in T1. */
+static int blk_S4(const spr_config *c, spr_attend_head *s, spr_attend_ws *w) {
+  const int sp_ = stage_enter(w, SPR_STAGE_SCORES);
+  if (w->have & HAVE_S4) return stage_ret(w, sp_, 0);
+  int rc = sanger_codes(c, s, w);
+  if (!rc)
+    rc = spr_i8mat_mul(w->pk4, w->q4s + (size_t)w->blk_i0 * w->d, w->d, w->blk_m, blk_cols(c, w),
+                       w->T1, w->n);
+  if (!rc) w->have |= HAVE_S4;
+  return stage_ret(w, sp_, rc);
+}
+
+/* The dense reference of the block and its ranks. */
+static int blk_ref(const spr_config *c, spr_attend_head *s, spr_attend_ws *w) {
+  const int sp_ = stage_enter(w, SPR_STAGE_REFERENCE);
+  int rc;
+  if (!(w->have & HAVE_DENSE)) {
+    if ((rc = ref_rows(c, s, w, w->blk_i0, w->blk_m))) return stage_ret(w, sp_, rc);
+    w->have |= HAVE_DENSE;
+  }
+  if (!(w->have & HAVE_RANK)) {
+    if ((rc = spr_dig_rank_rows(w->P, w->blk_i0, w->blk_m, w->n, w->top_k, c->wl.causal != 0,
+                                w->top, &w->sr[0].dws)))
+      return stage_ret(w, sp_, rc);
+    w->have |= HAVE_RANK;
+  }
+  return stage_ret(w, sp_, 0);
+}
+
+/* LeOPArd's low-plane keys and positive query sums of the digital head. */
+static int leopard_codes(const spr_config *c, spr_attend_head *s, spr_attend_ws *w) {
+  const int sp_ = stage_enter(w, SPR_STAGE_CODES);
+  if (w->have_plow) return stage_ret(w, sp_, 0);
+  const int n = s->n, d = s->d;
+  const int8_t *qo = qo_codes(w);
+  for (int i = 0; i < n; i++) {
+    int64_t sum = 0;
+    for (int t = 0; t < d; t++) {
+      const int v = qo[(size_t)i * d + t];
+      sum += v > 0 ? v : 0;
+    }
+    w->qpos[i] = sum;
+  }
+  int rc = spr_bl_leopard_pack(s->k, n, d, c->xbar.key_bits, w->plow, w->kscr);
+  if (!rc) w->have_plow = 1;
+  return stage_ret(w, sp_, rc);
+}
+
+/* Keys 0 .. nk - 1 of every row of the block (dense). */
+static void dense_mask_rows(int i0, int m, int n, int causal, uint8_t *mask) {
+  const size_t rb = spr_mask_row_bytes(n);
+  for (int r = 0; r < m; r++) {
+    uint8_t *row = mask + (size_t)r * rb;
+    const int nk = causal ? i0 + r + 1 : n;
+    const size_t full = (size_t)nk / 8;
+    memset(row, 0xFF, full);
+    memset(row + full, 0, rb - full);
+    if (nk & 7) row[full] = (uint8_t)((1u << (nk & 7)) - 1);
+  }
+}
+
+/* Bits lo .. hi (inclusive) of a mask row. */
+static void set_range(uint8_t *row, int lo, int hi) {
+  if (lo > hi) return;
+  const int b0 = lo >> 3, b1 = hi >> 3;
+  if (b0 == b1) {
+    row[b0] |= (uint8_t)((0xFFu << (lo & 7)) & (0xFFu >> (7 - (hi & 7))));
+    return;
+  }
+  row[b0] |= (uint8_t)(0xFFu << (lo & 7));
+  if (b1 > b0 + 1) memset(row + b0 + 1, 0xFF, (size_t)(b1 - b0 - 1));
+  row[b1] |= (uint8_t)(0xFFu >> (7 - (hi & 7)));
+}
+
+/* The window + global rows of spr_bl_window (its rule, row by row). */
+static void window_mask_rows(const spr_bl_window_params *p, int i0, int m, int n,
+                             uint8_t *mask) {
+  const size_t rb = spr_mask_row_bytes(n);
+  const int causal = p->causal != 0;
+  for (int r = 0; r < m; r++) {
+    const int i = i0 + r, nk = causal ? i + 1 : n;
+    uint8_t *row = mask + (size_t)r * rb;
+    memset(row, 0, rb);
+    int glob = 0;
+    for (int g = 0; g < p->n_global; g++) glob |= (p->global_pos ? p->global_pos[g] : g) == i;
+    const int64_t w = p->half_width;
+    const int lo = glob ? 0 : (int)(i - w < 0 ? 0 : i - w);
+    const int hi = glob ? nk - 1 : (causal ? i : (int)(i + w > n - 1 ? n - 1 : i + w));
+    set_range(row, lo, hi);
+    for (int g = 0; g < p->n_global; g++) {
+      const int x = p->global_pos ? p->global_pos[g] : g;
+      if (!causal || i >= x) row[x >> 3] |= (uint8_t)(1u << (x & 7));
+    }
+  }
+}
+
+/* The mask rows of scheme sc for the cached block: *mask (rows of rb
+ * bytes). */
+static int scheme_mask(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, int sc,
+                       const uint8_t **mask) {
+  const int n = s->n, i0 = w->blk_i0, m = w->blk_m, causal = c->wl.causal != 0;
+  const size_t rb = spr_mask_row_bytes(n);
+  const scheme_run *r = &w->sr[sc];
+  const int32_t *So;
+  int rc = 0;
+  *mask = w->mask;
+  switch (sc) {
+  case SPR_SCHEME_SPRINT:
+    *mask = s->held ? s->mask_a + (size_t)i0 * rb : w->ma;
+    break;
+  case SPR_SCHEME_DENSE:
+  case SPR_SCHEME_DENSE_TILED:
+    dense_mask_rows(i0, m, n, causal, w->mask);
+    break;
+  case SPR_SCHEME_ORACLE:
+  case SPR_SCHEME_LEOPARD:
+    if (!(rc = blk_So(c, w, &So))) spr_bl_threshold_rows(So, (size_t)n, i0, m, n, causal, r->theta, w->mask);
+    break;
+  case SPR_SCHEME_TOPK:
+    if (!(rc = blk_So(c, w, &So)))
+      spr_bl_topk_rows(So, (size_t)n, i0, m, n, causal, r->topk_k, r->topk_frac, w->mask,
+                       (int32_t *)w->e8);
+    break;
+  case SPR_SCHEME_SANGER:
+    if (!(rc = blk_S4(c, s, w)))
+      spr_bl_sanger_rows(w->T1, (size_t)n, i0, m, n, causal, w->tab_c, r->sanger_p,
+                         w->tab_len ? w->tab : NULL, w->tab_len, w->e8, w->mask);
+    break;
+  case SPR_SCHEME_WINDOW:
+    window_mask_rows(&r->wp, i0, m, n, w->mask);
+    break;
+  default:
+    return spr_error(SPR_EINVAL, "attention: unknown scheme %d", sc);
+  }
+  return rc;
+}
+
+/* Largest keys of a row among the mask rows. */
+SPR_HOT static int64_t max_row_rows(const uint8_t *mask, int m, int n) {
+  const size_t rb = spr_mask_row_bytes(n);
+  int64_t best = 0;
+  for (int r = 0; r < m; r++) {
+    const uint8_t *row = mask + (size_t)r * rb;
+    int64_t k = 0;
+    size_t b = 0;
+    for (; b + 8 <= rb; b += 8) {
+      uint64_t x;
+      memcpy(&x, row + b, 8);
+      k += __builtin_popcountll(x);
+    }
+    for (; b < rb; b++) k += __builtin_popcount(row[b]);
+    best = k > best ? k : best;
+  }
+  return best;
+}
+
+
+/* token bytes a survivor of sc fetches */
+static int64_t token_bytes_of(const scheme_run *r, int d) {
+  return ((int64_t)d * r->fp.key_bits + 7) / 8 + ((int64_t)d * r->fp.value_bits + 7) / 8;
+}
+
+/* The prediction could keep its K in the buffer (with one survivor): only
+ * then does its plan need the busiest query's keys. */
+static int maybe_resident(const spr_config *c, int n, int d, int sc, const scheme_run *r) {
+  if (!r->pred) return 0;
+  const pred_key_plan p = pred_key_rule(c, n, d, sc, &r->bst, 1, token_bytes_of(r, d));
+  return p.resident;
+}
+
+/* The oracle's threshold of the digital head for a keep-rate target, from
+ * the quantile histogram over its scores (two passes over the rows). */
+static int oracle_threshold(const spr_config *c, spr_attend_head *s, spr_attend_ws *w,
+                            double target, double *theta) {
+  const int sp_ = stage_enter(w, SPR_STAGE_KNOBS);
+  if (w->have_oracle_th && w->oracle_target == target) {
+    *theta = w->oracle_th;
+    return stage_ret(w, sp_, 0);
+  }
+  const int n = s->n, causal = c->wl.causal != 0;
+  const size_t nd = (size_t)n * s->d;
+  int rc = spr_bl_quantile_begin(w->qh, (int64_t)maxabs8(qo_codes(w), nd) * maxabs8(s->k, nd) * s->d);
+  for (int pass = 0; pass < 2 && !rc; pass++) {
+    for (int i0 = 0; i0 < n && !rc; i0 += w->B) {
+      const int m = n - i0 < w->B ? n - i0 : w->B;
+      const int32_t *So;
+      blk_set(w, i0, m);
+      if (!(rc = blk_So(c, w, &So))) spr_bl_quantile_rows(w->qh, So, (size_t)n, i0, m, n, causal);
+    }
+    if (!rc && (pass || !spr_bl_quantile_next(w->qh, target))) break;
+  }
+  if (rc) return stage_ret(w, sp_, rc);
+  spr_bl_quantile_result(w->qh, target, theta, NULL);
+  w->oracle_th = *theta;
+  w->oracle_target = target;
+  w->have_oracle_th = 1;
+  return stage_ret(w, sp_, 0);
+}
+
+/* Each scheme of on[]: its knob (the keep-rate match when keep_target >=
+ * 0), its fetch parameters, its prediction's closed-form counts, the
+ * sharing of masks; the busiest query's keys for a plan that needs them
+ * (a pass over the rows of a blocked head). */
+static int schemes_prepare(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, const int *on,
+                           double keep_target) {
+  const int n = s->n, d = s->d, causal = c->wl.causal != 0, match = keep_target >= 0;
+  const int64_t P = spr_pair_count(n, causal);
+  if (match && !(keep_target <= 1.0))
+    return spr_error(SPR_EINVAL, "attention: keep-rate target %g outside [0, 1]", keep_target);
+  int rc = 0;
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+    scheme_run *r = &w->sr[sc];
+    r->on = on[sc];
+    if (!r->on) continue;
+    r->share = -1;
+    r->started = 0;
+    r->pred = 0;
+    r->max_row = 0;
+    r->knob = NAN;
+    memset(&r->as, 0, sizeof r->as);
+    spr_dig_metric_acc_init(&r->ma);
+    memset(&r->bst, 0, sizeof r->bst);
+    spr_dig_fetch_default(&r->fp);
+    r->fp.buffer_bytes = c->dig.buffer_bytes;
+    r->fp.key_bits = scores_known(sc) ? 0 : c->xbar.key_bits;
+    r->fp.value_bits = c->dig.value_bits;
+    r->fp.policy = c->dig.policy;
+    spr_bl_stats *b = &r->bst;
+    b->n = n;
+    b->causal = causal;
+    switch (sc) {
+    case SPR_SCHEME_ORACLE:
+    case SPR_SCHEME_LEOPARD: {
+      /* one calibration serves both: LeOPArd's mask is the oracle's */
+      const double target = match ? keep_target : c->thr.keep_rate;
+      if ((rc = oracle_threshold(c, s, w, target, &r->theta))) return rc;
+      r->knob = r->theta;
+      r->pred = 1;
+      b->d = d;
+      b->q_scale = w->qos;
+      b->k_scale = s->k_scale;
+      b->threshold = r->theta;
+      b->mac_q_bits = 8;
+      if (sc == SPR_SCHEME_ORACLE) {
+        b->mac_k_bits = c->xbar.key_bits;
+        b->mac_ops = P * d;
+        b->cmp_ops = P;
+      } else {
+        b->mac_k_bits = 1; /* the plane counts come with the rows */
+        if (on[SPR_SCHEME_ORACLE]) r->share = SPR_SCHEME_ORACLE;
+        if ((rc = leopard_codes(c, s, w))) return rc;
+      }
+      break;
+    }
+    case SPR_SCHEME_TOPK: {
+      r->topk_k = 0;
+      r->topk_frac = c->bl.topk_fraction;
+      if (match && (rc = spr_bl_topk_match(n, causal, keep_target, &r->topk_frac, NULL))) return rc;
+      if (!(r->topk_frac > 0.0 && r->topk_frac <= 1.0))
+        return spr_error(SPR_EINVAL, "spr_bl_topk: keep_fraction = %g outside (0, 1] (used since k = 0)",
+                         r->topk_frac);
+      r->knob = r->topk_frac;
+      r->pred = 1;
+      const double kk = round(r->topk_frac * n);
+      b->d = d;
+      b->q_scale = w->qos;
+      b->k_scale = s->k_scale;
+      b->k = kk < 1.0 ? 1 : (int)kk;
+      b->mac_q_bits = 8;
+      b->mac_k_bits = c->xbar.key_bits;
+      b->mac_ops = P * d;
+      b->topk_inputs = P;
+      break;
+    }
+    case SPR_SCHEME_SANGER: {
+      spr_bl_sanger_params sp;
+      spr_bl_sanger_default(&sp);
+      sp.p_threshold = c->bl.sanger_threshold;
+      sp.causal = causal;
+      if ((rc = sanger_codes(c, s, w))) return rc;
+      if (match) {
+        if (!w->have_bws)
+          return spr_error(SPR_EINVAL, "attention: Sanger's threshold matched to a keep rate needs "
+                           "the whole head of %d tokens (block rows %d): run it unblocked or "
+                           "without baselines.match", n, w->B);
+        if ((rc = spr_bl_sanger_calibrate(&sp, s->Q, s->K, n, d, keep_target, &w->bws,
+                                          &sp.p_threshold, NULL)))
+          return rc;
+      }
+      if (!(sp.p_threshold > 0.0 && sp.p_threshold <= 1.0))
+        return spr_error(SPR_EINVAL, "spr_bl_sanger: p_threshold = %g outside (0, 1]", sp.p_threshold);
+      r->sanger_p = sp.p_threshold;
+      r->knob = sp.p_threshold;
+      r->pred = 1;
+      b->d = d;
+      b->q_scale = w->q4ss;
+      b->k_scale = w->k4ss;
+      b->threshold = sp.p_threshold;
+      b->mac_q_bits = sp.q_bits;
+      b->mac_k_bits = sp.k_bits;
+      b->mac_ops = P * d;
+      b->cmp_ops = (P - n) + P;
+      b->add_ops = P + (P - n);
+      b->mul_ops = P + n;
+      b->exp_ops = P;
+      break;
+    }
+    case SPR_SCHEME_WINDOW: {
+      spr_bl_window_params *wp = &r->wp;
+      spr_bl_window_default(wp);
+      wp->half_width = c->bl.window_half_width;
+      wp->n_global = c->bl.window_globals < n ? c->bl.window_globals : n;
+      wp->global_pos = NULL;
+      wp->causal = causal;
+      if (match && (rc = spr_bl_window_match(wp, n, keep_target, &wp->half_width, NULL))) return rc;
+      if (wp->half_width < 0)
+        return spr_error(SPR_EINVAL, "spr_bl_window: half_width = %d (need >= 0)", wp->half_width);
+      r->knob = wp->half_width;
+      break;
+    }
+    case SPR_SCHEME_DENSE_TILED:
+      if (on[SPR_SCHEME_DENSE]) r->share = SPR_SCHEME_DENSE;
+      break;
+    default:
+      break;
+    }
+  }
+  /* a blocked head whose predictor might keep K in the buffer: the busiest
+   * query's keys first (a pass over the masks) */
+  if (w->B < n)
+    for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+      scheme_run *r = &w->sr[sc];
+      if (!r->on || r->share >= 0 || !maybe_resident(c, n, d, sc, r)) continue;
+      for (int i0 = 0; i0 < n && !rc; i0 += w->B) {
+        const int m = n - i0 < w->B ? n - i0 : w->B;
+        const uint8_t *mk;
+        blk_set(w, i0, m);
+        if (!(rc = scheme_mask(c, s, w, sc, &mk))) {
+          const int64_t k = max_row_rows(mk, m, n);
+          r->max_row = k > r->max_row ? k : r->max_row;
+        }
+      }
+      if (rc) return rc;
+    }
   return 0;
+}
+
+/* The schemes of on[] on the cached block: masks, fetch, recompute into
+ * w->Ob (and O's rows when given), metrics, LeOPArd's planes. */
+static int block_schemes(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, const int *on,
+                         float *O) {
+  const int sp_ = stage_enter(w, SPR_STAGE_REFERENCE);
+  const int n = s->n, d = s->d, i0 = w->blk_i0, m = w->blk_m, causal = c->wl.causal != 0;
+  int rc;
+  if (w->metrics && (rc = blk_ref(c, s, w))) return stage_ret(w, sp_, rc);
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  mp.top_k = w->top_k;
+  mp.causal = causal;
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+    scheme_run *r = &w->sr[sc];
+    if (!on[sc] || r->share >= 0) continue;
+    const uint8_t *mk;
+    stage_enter(w, SPR_STAGE_SCHEME + sc);
+    if ((rc = scheme_mask(c, s, w, sc, &mk))) return stage_ret(w, sp_, rc);
+    if (sc != SPR_SCHEME_DENSE_TILED) {
+      if (!r->started) {
+        /* the plan: the busiest query's keys are complete (a held head's
+         * one block, or the pass of schemes_prepare) */
+        if (w->B >= n) r->max_row = max_row_rows(mk, m, n);
+        const int64_t tok = token_bytes_of(r, d);
+        r->kp = pred_key_rule(c, n, d, sc, r->pred ? &r->bst : NULL, r->max_row, tok);
+        spr_dig_fetch_params fp = r->fp;
+        if (r->kp.resident) fp.buffer_bytes -= r->kp.key_bytes; /* K's share of the buffer */
+        if ((rc = spr_dig_fetch_begin(&fp, n, d, &r->fs, &r->dws))) return stage_ret(w, sp_, rc);
+        r->fp = fp;
+        r->started = 1;
+      }
+      if ((rc = spr_dig_fetch_rows(&r->fp, mk, i0, m, &r->fs, &r->dws))) return stage_ret(w, sp_, rc);
+    }
+    /* the recompute reads the full key codes of step 1 */
+    if ((rc = blk_S8(c, w))) return stage_ret(w, sp_, rc);
+    const float alpha = (float)((double)w->qs8 * (double)s->k_scale / sqrt((double)d));
+    if ((rc = spr_dig_recompute_rows(w->S8, (size_t)n, alpha, mk, i0, m, n, w->vf, d, w->vs8, w->Ob,
+                                     &r->as, (float *)w->T1, &r->dws)))
+      return stage_ret(w, sp_, rc);
+    w->have &= ~(unsigned)HAVE_S4; /* T1 held the GEMM's P */
+    if (O) memcpy(O + (size_t)i0 * d, w->Ob, (size_t)m * d * sizeof *O);
+    if (w->metrics &&
+        (rc = spr_dig_metrics_rows(&mp, w->Ob, w->Od, w->P, w->top, mk, i0, m, n, d, &r->ma)))
+      return stage_ret(w, sp_, rc);
+  }
+  if (on[SPR_SCHEME_LEOPARD]) {
+    scheme_run *r = &w->sr[SPR_SCHEME_LEOPARD];
+    const int32_t *So;
+    if ((rc = blk_So(c, w, &So))) return stage_ret(w, sp_, rc);
+    stage_enter(w, SPR_STAGE_SCHEME + SPR_SCHEME_LEOPARD);
+    if ((rc = spr_bl_leopard_rows(qo_codes(w) + (size_t)i0 * d, d, w->qpos + i0, So, (size_t)n, i0,
+                                  m, n, causal, c->xbar.key_bits, r->theta, w->plow, w->T1,
+                                  &r->bst.key_bits_processed, &r->bst.early_stops)))
+      return stage_ret(w, sp_, rc);
+    w->have &= ~(unsigned)HAVE_S4;
+  }
+  return stage_ret(w, sp_, 0);
 }
 
 /* Dense attention tiled over query blocks (digital/spr_tiled.h,
  * docs/energy.md section 10): every (query, key) pair it may see, each
  * K/V tile fetched once per block of queries; one ledger step per (block,
  * tile), the sequence's K and V written to ReRAM once (on the first
- * step), as for every scheme.  Its output is dense attention's: the
- * recompute over the dense mask. */
-static int price_tiled(const spr_config *c, spr_attend_ws *w, int n, int d, const int8_t *k8,
-                       float ks, spr_scheme_result *out) {
+ * step), as for every scheme.  Its output and accuracy are dense
+ * attention's: the recompute over the dense mask (as, acc). */
+static int price_tiled(const spr_config *c, spr_attend_ws *w, int n, int d,
+                       const spr_dig_attend_stats *as, const spr_dig_accuracy *acc,
+                       spr_scheme_result *out) {
   spr_tiled_params tp;
+  memset(&tp, 0, sizeof tp);
   spr_tiled_params_of(c, &tp);
+  /* the plan and its ledger depend on the shape and the prices only: the
+   * same for every head of a run */
+  tiled_cache *tc = &w->tiled;
+  if (!(tc->valid && tc->n == n && tc->d == d && !memcmp(&tc->tp, &tp, sizeof tp) &&
+        !memcmp(&tc->e, &c->energy, sizeof tc->e))) {
+    tc->valid = 0;
+    int rc = tiled_ledger(c, &tp, n, d, tc);
+    if (rc) return rc;
+    tc->n = n;
+    tc->d = d;
+    tc->tp = tp;
+    memcpy(&tc->e, &c->energy, sizeof tc->e);
+    tc->valid = 1;
+  }
+  memset(out, 0, sizeof *out);
+  fill_result(as, acc, &tc->lr, out);
+  out->keep_rate = (double)tc->uses / (double)spr_pair_count(n, c->wl.causal);
+  out->fetches = tc->fetched;
+  out->hits = tc->uses - tc->fetched;
+  out->bytes_fetched = tc->fetched * tc->pl.token_bytes;
+  out->bytes_reused = out->hits * tc->pl.token_bytes;
+  out->tile_queries = tc->pl.bq;
+  out->tile_tokens = tc->pl.bk;
+  return 0;
+}
+
+/* The plan of dense_tiled and the ledger of its (block, tile) steps. */
+static int tiled_ledger(const spr_config *c, const spr_tiled_params *tp, int n, int d,
+                        tiled_cache *tc) {
   spr_tiled_plan pl;
-  int rc = spr_tiled_plan_make(&tp, &c->energy, n, d, &pl);
+  int rc = spr_tiled_plan_make(tp, &c->energy, n, d, &pl);
   if (rc) return rc;
-  if ((rc = c->wl.causal ? spr_bl_dense_causal(n, w->mask, NULL) : spr_bl_dense(n, w->mask, NULL)))
-    return rc;
-  spr_dig_attend_stats as;
-  spr_dig_accuracy acc;
-  if ((rc = recompute(c, w, n, d, w->mask, k8, ks, &as, &acc))) return rc;
   spr_ledger_acc la;
   if ((rc = spr_ledger_acc_init(&la, &c->energy))) return rc;
   int64_t fetched = 0, uses = 0;
@@ -680,34 +1565,262 @@ static int price_tiled(const spr_config *c, spr_attend_ws *w, int n, int d, cons
       fetched += f;
       uses += u;
     }
-  spr_ledger_result lr;
-  if ((rc = spr_ledger_acc_result(&la, &lr))) return rc;
-  memset(out, 0, sizeof *out);
-  fill_result(&as, &acc, &lr, out);
-  out->keep_rate = (double)uses / (double)spr_pair_count(n, c->wl.causal);
-  out->fetches = fetched;
-  out->hits = uses - fetched;
-  out->bytes_fetched = fetched * pl.token_bytes;
-  out->bytes_reused = out->hits * pl.token_bytes;
-  out->tile_queries = pl.bq;
-  out->tile_tokens = pl.bk;
+  if ((rc = spr_ledger_acc_result(&la, &tc->lr))) return rc;
+  tc->pl = pl;
+  tc->fetched = fetched;
+  tc->uses = uses;
   return 0;
+}
+
+/* The results of the schemes of on[] after their blocks: fetch totals,
+ * accuracy, the ledger of every query. */
+static int schemes_finish(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, const int *on,
+                          spr_scheme_result *out) {
+  const int sp_ = stage_enter(w, SPR_STAGE_LEDGER);
+  const int n = s->n, d = s->d, causal = c->wl.causal != 0;
+  int rc;
+  /* the sources first: a shared fetch is ended once */
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+    scheme_run *r = &w->sr[sc];
+    if (on[sc] && r->share < 0 && sc != SPR_SCHEME_DENSE_TILED &&
+        (rc = spr_dig_fetch_end(&r->fs, &r->dws)))
+      return stage_ret(w, sp_, rc);
+  }
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+    scheme_run *r = &w->sr[sc];
+    if (!on[sc]) continue;
+    const scheme_run *src = r->share >= 0 ? &w->sr[r->share] : r;
+    spr_dig_accuracy acc;
+    if (w->metrics) {
+      spr_dig_metrics_end(&src->ma, n, w->top_k, &acc);
+    } else {
+      acc.rel_fro = acc.cos_mean = acc.cos_min = acc.mass_retained = NAN;
+      acc.top1_recall = acc.topk_recall = NAN;
+      acc.cos_min_query = 0;
+      acc.top_k = w->top_k;
+    }
+    spr_scheme_result *o = &out[sc];
+    if (sc == SPR_SCHEME_DENSE_TILED) {
+      if ((rc = price_tiled(c, w, n, d, &src->as, &acc, o))) return stage_ret(w, sp_, rc);
+      o->knob = NAN;
+      continue;
+    }
+    spr_bl_stats *b = &r->bst;
+    if (sc == SPR_SCHEME_LEOPARD) {
+      const int64_t bits = b->key_bits_processed;
+      b->mac_ops = bits * d;
+      b->add_ops = bits + (int64_t)n * d + (int64_t)n * c->xbar.key_bits;
+      b->cmp_ops = bits;
+      b->mean_bits_per_key = (double)bits / (double)spr_pair_count(n, causal);
+    }
+    const pred_key_plan kp = src->kp;
+    spread_plan spl = {0};
+    if (r->pred) spread_init(&spl, b, n, d, causal);
+    spr_ledger_acc la;
+    if ((rc = spr_ledger_acc_init(&la, &c->energy))) return stage_ret(w, sp_, rc);
+    for (int i = 0; i < n; i++) {
+      spr_ledger_counts q;
+      query_counts(c, n, d, sc, &src->fs, &src->dws, r->pred ? b : NULL, &spl, &kp, i, &q);
+      if ((rc = spr_ledger_acc_step(&la, &q))) return stage_ret(w, sp_, rc);
+    }
+    spr_ledger_result lr;
+    if ((rc = spr_ledger_acc_result(&la, &lr))) return stage_ret(w, sp_, rc);
+    memset(o, 0, sizeof *o);
+    fill_result(&src->as, &acc, &lr, o);
+    o->keep_rate = (double)src->fs.uses / (double)spr_pair_count(n, causal);
+    o->bytes_fetched = src->fs.bytes_fetched;
+    o->bytes_reused = src->fs.bytes_reused;
+    o->fetches = src->fs.fetches;
+    o->hits = src->fs.hits;
+    o->overflow_tokens = src->fs.overflow_tokens;
+    o->new_fetch_frac = src->fs.new_fetch_frac;
+    o->key_resident = kp.resident;
+    o->knob = r->knob;
+  }
+  return stage_ret(w, sp_, 0);
+}
+
+/* Every block of the head for the schemes of on[] (a held head: one). */
+static int schemes_sweep(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, const int *on,
+                         double keep_target, spr_scheme_result *out, float *O) {
+  const int n = s->n;
+  int rc = schemes_prepare(c, s, w, on, keep_target);
+  for (int i0 = 0; i0 < n && !rc; i0 += w->B) {
+    blk_set(w, i0, n - i0 < w->B ? n - i0 : w->B);
+    rc = block_schemes(c, s, w, on, O);
+  }
+  return rc ? rc : schemes_finish(c, s, w, on, out);
 }
 
 int spr_attend_digital(const spr_config *c, spr_attend_head *s, spr_attend_ws *w) {
-  const int n = s->n, d = s->d;
-  const size_t nd = (size_t)n * d;
+  const int sp_ = stage_enter(w, SPR_STAGE_CODES);
   int rc;
-  if ((rc = spr_quant_sym(s->Q, nd, c->dig.query_bits, w->q8, &w->qs8))) return rc;
-  if ((rc = spr_quant_sym(s->V, nd, c->dig.value_bits, w->v8, &w->vs8))) return rc;
-  if ((rc = c->wl.causal ? spr_dig_dense_causal(s->Q, s->K, s->V, n, d, w->P, w->Od)
-                         : spr_dig_dense(s->Q, s->K, s->V, n, d, w->P, w->Od)))
-    return rc;
-  w->have_oracle_th = 0;
+  /* the reference spr_attend_analog just computed for this head stays */
+  const int keep_ref = w->ref_fresh && w->ref_h == s && w->dh == s && w->blk_i0 == 0 &&
+                       w->blk_m == w->B && w->B >= s->n;
+  w->ref_fresh = 0;
+  w->have = keep_ref ? (w->have & HAVE_DENSE) : 0;
+  if ((rc = digital_codes(c, s, w))) return stage_ret(w, sp_, rc);
+  w->have_exact = 0;
+  if (!w->metrics) return stage_ret(w, sp_, 0);
+  for (int i0 = 0; i0 < s->n; i0 += w->B) {
+    const int m = s->n - i0 < w->B ? s->n - i0 : w->B;
+    blk_set(w, i0, m);
+    if (!(w->have & HAVE_DENSE)) {
+      if ((rc = ref_rows(c, s, w, i0, m))) return stage_ret(w, sp_, rc);
+      w->have |= HAVE_DENSE;
+    }
+    if (w->Oexact) memcpy(w->Oexact + (size_t)i0 * s->d, w->Od, (size_t)m * s->d * sizeof *w->Od);
+  }
+  w->have_exact = w->Oexact != NULL;
+  return stage_ret(w, sp_, 0);
+}
+
+const float *spr_attend_exact_output(const spr_attend_ws *w) {
+  return w->have_exact ? w->Oexact : NULL;
+}
+
+int spr_attend_exact(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, float *O) {
+  const int sp_ = stage_enter(w, SPR_STAGE_REFERENCE);
+  int rc;
+  w->have = 0;
+  w->ref_fresh = 0;
+  for (int i0 = 0; i0 < s->n; i0 += w->B) {
+    const int m = s->n - i0 < w->B ? s->n - i0 : w->B;
+    if ((rc = ref_rows(c, s, w, i0, m))) return stage_ret(w, sp_, rc);
+    memcpy(O + (size_t)i0 * s->d, w->Od, (size_t)m * s->d * sizeof *O);
+  }
+  w->blk_m = -1;
+  return stage_ret(w, sp_, 0);
+}
+
+/* The schemes c enables. */
+static void enabled(const spr_config *c, int *on) {
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) on[sc] = spr_attend_scheme_on(c, sc);
+}
+
+static int need_held(const spr_attend_head *s, const spr_attend_ws *w, const char *fn) {
+  if (w->B < s->n || !s->held)
+    return spr_error(SPR_EINVAL, "attention: %s needs a head held whole (%d tokens, block rows %d); "
+                     "use spr_attend_head_begin/step/end", fn, s->n, w->B);
+  if (w->dh != s)
+    return spr_error(SPR_EINVAL, "attention: %s: call spr_attend_digital on this head first", fn);
   return 0;
 }
 
-const float *spr_attend_exact_output(const spr_attend_ws *w) { return w->Od; }
+int spr_attend_schemes(const spr_config *c, spr_attend_head *s, spr_attend_ws *w,
+                       double keep_target, spr_scheme_result *out) {
+  const int sp_ = stage_enter(w, SPR_STAGE_KNOBS);
+  int rc = need_held(s, w, "spr_attend_schemes");
+  if (rc) return stage_ret(w, sp_, rc);
+  int on[SPR_N_SCHEMES];
+  enabled(c, on);
+  return stage_ret(w, sp_, schemes_sweep(c, s, w, on, keep_target, out, NULL));
+}
+
+int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
+                      spr_scheme_result *out, float *O) {
+  return spr_attend_scheme_at(c, sc, s, w, -1.0, out, O);
+}
+
+int spr_attend_scheme_at(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
+                         double keep_target, spr_scheme_result *out, float *O) {
+  const int sp_ = stage_enter(w, SPR_STAGE_KNOBS);
+  if (sc < 0 || sc >= SPR_N_SCHEMES)
+    return stage_ret(w, sp_, spr_error(SPR_EINVAL, "attention: unknown scheme %d", sc));
+  int rc = need_held(s, w, "spr_attend_scheme");
+  if (rc) return stage_ret(w, sp_, rc);
+  int on[SPR_N_SCHEMES] = {0};
+  on[sc] = 1;
+  spr_scheme_result res[SPR_N_SCHEMES];
+  if ((rc = schemes_sweep(c, s, w, on, keep_target, res, O))) return stage_ret(w, sp_, rc);
+  *out = res[sc];
+  return stage_ret(w, sp_, 0);
+}
+
+/* ---- one head in one pass (spr_attend_head_begin / step / end) ----------- */
+
+int spr_attend_head_begin(const spr_config *c, int layer, int head, int trial, spr_attend_head *s,
+                          spr_attend_ws *w, spr_head_result *res, double keep_target,
+                          int analog_done) {
+  const int sp_ = stage_enter(w, SPR_STAGE_KNOBS);
+  int rc;
+  if (s->n != w->n || s->held != (w->B >= s->n))
+    return stage_ret(w, sp_, spr_error(SPR_EINVAL, "attention: head of %d tokens (%s) on a workspace of %d tokens in "
+                     "blocks of %d rows", s->n, s->held ? "held" : "blocked", w->n, w->B));
+  if (analog_done && !s->held)
+    return stage_ret(w, sp_, spr_error(SPR_EINVAL, "attention: the analog masks of a blocked head are not kept"));
+  w->run_layer = layer;
+  w->run_head = head;
+  w->run_trial = trial;
+  w->run_analog = !analog_done;
+  w->run_next = 0;
+  w->run_target = keep_target;
+  if (!analog_done) {
+    if (c->thr.mode == SPR_THR_ANALOG_KEEP_RATE && s->held) {
+      /* the decisions of the scores drawn before the threshold */
+      if (!s->scores)
+        return stage_ret(w, sp_, spr_error(SPR_EINVAL, "attention: threshold.mode = analog_keep_rate needs the head's "
+                         "analog scores (spr_attend_analog_scores)"));
+      w->run_kept = w->run_ik = w->run_fp = w->run_fk = 0;
+      w->run_mass_a = w->run_mass_i = 0;
+      w->sc.i_unit_A = res->i_unit_A;
+    } else if ((rc = analog_begin(c, layer, head, trial, s, w))) {
+      return stage_ret(w, sp_, rc);
+    }
+  }
+  w->ref_fresh = 0;
+  w->have = 0;
+  w->blk_m = -1;
+  if ((rc = digital_codes(c, s, w))) return stage_ret(w, sp_, rc);
+  w->have_exact = 0;
+  int on[SPR_N_SCHEMES];
+  enabled(c, on);
+  /* the analog stream must not move during the passes of the knobs: they
+   * draw nothing */
+  return stage_ret(w, sp_, schemes_prepare(c, s, w, on, keep_target));
+}
+
+int spr_attend_head_step(const spr_config *c, spr_attend_head *s, spr_attend_ws *w,
+                         spr_head_result *res, spr_attend_rows *rows) {
+  const int sp_ = stage_enter(w, SPR_STAGE_ANALOG);
+  const int n = s->n;
+  if (w->run_next >= n) return stage_ret(w, sp_, 0);
+  const int i0 = w->run_next, m = n - i0 < w->B ? n - i0 : w->B;
+  const size_t rb = spr_mask_row_bytes(n);
+  int rc;
+  blk_set(w, i0, m);
+  if (w->metrics && (rc = blk_ref(c, s, w))) return stage_ret(w, sp_, rc);
+  uint8_t *ma = s->held ? s->mask_a + (size_t)i0 * rb : w->ma;
+  uint8_t *mi = s->held ? s->mask_i + (size_t)i0 * rb : w->mi;
+  if (w->run_analog) {
+    if ((rc = analog_rows(c, s, w, res, i0, m, ma, mi, w->metrics))) return stage_ret(w, sp_, rc);
+    w->have &= ~(unsigned)HAVE_S4; /* T1 may have held analog scores */
+  }
+  int on[SPR_N_SCHEMES];
+  enabled(c, on);
+  if ((rc = block_schemes(c, s, w, on, NULL))) return stage_ret(w, sp_, rc);
+  if (rows) {
+    rows->i0 = i0;
+    rows->m = m;
+    rows->mask_analog = ma;
+    rows->mask_ideal = mi;
+  }
+  w->run_next = i0 + m;
+  return stage_ret(w, sp_, 1);
+}
+
+int spr_attend_head_end(const spr_config *c, spr_attend_head *s, spr_attend_ws *w,
+                        spr_head_result *res) {
+  const int sp_ = stage_enter(w, SPR_STAGE_LEDGER);
+  if (w->run_next < s->n)
+    return stage_ret(w, sp_, spr_error(SPR_EINVAL, "attention: head ended after %d of %d rows", w->run_next, s->n));
+  if (w->run_analog) analog_end(c, s, w, res);
+  int on[SPR_N_SCHEMES];
+  enabled(c, on);
+  memset(res->scheme, 0, sizeof res->scheme);
+  return stage_ret(w, sp_, schemes_finish(c, s, w, on, res->scheme));
+}
 
 int spr_attend_check(const spr_config *c, int n, int d) {
   if (!spr_attend_scheme_on(c, SPR_SCHEME_DENSE_TILED)) return 0;
@@ -731,108 +1844,3 @@ int spr_attend_scheme_on(const spr_config *c, int scheme) {
   }
 }
 
-int spr_attend_scheme(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
-                      spr_scheme_result *out, float *O) {
-  return spr_attend_scheme_at(c, sc, s, w, -1.0, out, O);
-}
-
-int spr_attend_scheme_at(const spr_config *c, int sc, spr_attend_head *s, spr_attend_ws *w,
-                         double keep_target, spr_scheme_result *out, float *O) {
-  const int n = s->n, d = s->d, causal = c->wl.causal != 0;
-  const int match = keep_target >= 0; /* the knob searched for keep_target */
-  if (match && !(keep_target <= 1.0))
-    return spr_error(SPR_EINVAL, "attention: keep-rate target %g outside [0, 1]", keep_target);
-  double knob = NAN; /* the scheme's pruning parameter, recorded in *out */
-  int rc = 0;
-  spr_bl_stats bst;
-  const spr_bl_stats *pb = &bst;
-  const uint8_t *mask = w->mask;
-  switch (sc) {
-  case SPR_SCHEME_SPRINT:
-    mask = s->mask_a;
-    pb = NULL;
-    break;
-  case SPR_SCHEME_DENSE:
-    rc = causal ? spr_bl_dense_causal(n, w->mask, &bst) : spr_bl_dense(n, w->mask, &bst);
-    pb = NULL;
-    break;
-  case SPR_SCHEME_DENSE_TILED:
-    if ((rc = price_tiled(c, w, n, d, s->k, s->k_scale, out))) return rc;
-    out->knob = NAN;
-    if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
-    return 0;
-  case SPR_SCHEME_ORACLE:
-  case SPR_SCHEME_LEOPARD: {
-    spr_bl_oracle_params op;
-    spr_bl_oracle_default(&op);
-    op.k_bits = c->xbar.key_bits;
-    op.causal = causal;
-    /* one calibration serves both: LeOPArd's mask is the oracle's (the
-     * cache is per head and target: spr_attend_digital clears it) */
-    const double target = match ? keep_target : c->thr.keep_rate;
-    if (!w->have_oracle_th || w->oracle_target != target)
-      rc = spr_bl_oracle_calibrate(&op, s->Q, s->K, n, d, target, &w->bws, &w->oracle_th, NULL);
-    w->have_oracle_th = !rc;
-    w->oracle_target = target;
-    knob = w->oracle_th;
-    if (!rc && sc == SPR_SCHEME_ORACLE) {
-      op.threshold = w->oracle_th;
-      rc = spr_bl_oracle(&op, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
-    } else if (!rc) {
-      spr_bl_leopard_params lp;
-      spr_bl_leopard_default(&lp);
-      lp.q_bits = op.q_bits;
-      lp.k_bits = op.k_bits;
-      lp.threshold = w->oracle_th;
-      lp.causal = causal;
-      rc = spr_bl_leopard(&lp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
-    }
-    break;
-  }
-  case SPR_SCHEME_TOPK: {
-    spr_bl_topk_params tp;
-    spr_bl_topk_default(&tp);
-    tp.k_bits = c->xbar.key_bits;
-    tp.k = 0;
-    tp.keep_fraction = c->bl.topk_fraction;
-    tp.causal = causal;
-    if (match) rc = spr_bl_topk_match(n, causal, keep_target, &tp.keep_fraction, NULL);
-    knob = tp.keep_fraction;
-    if (!rc) rc = spr_bl_topk(&tp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
-    break;
-  }
-  case SPR_SCHEME_SANGER: {
-    spr_bl_sanger_params sp;
-    spr_bl_sanger_default(&sp);
-    sp.p_threshold = c->bl.sanger_threshold;
-    sp.causal = causal;
-    if (match)
-      rc = spr_bl_sanger_calibrate(&sp, s->Q, s->K, n, d, keep_target, &w->bws, &sp.p_threshold,
-                                   NULL);
-    knob = sp.p_threshold;
-    if (!rc) rc = spr_bl_sanger(&sp, s->Q, s->K, n, d, &w->bws, w->mask, &bst);
-    break;
-  }
-  case SPR_SCHEME_WINDOW: {
-    spr_bl_window_params wp;
-    spr_bl_window_default(&wp);
-    wp.half_width = c->bl.window_half_width;
-    wp.n_global = c->bl.window_globals < n ? c->bl.window_globals : n;
-    wp.global_pos = NULL;
-    wp.causal = causal;
-    if (match) rc = spr_bl_window_match(&wp, n, keep_target, &wp.half_width, NULL);
-    knob = wp.half_width;
-    if (!rc) rc = spr_bl_window(&wp, n, w->mask, &bst);
-    pb = NULL; /* a fixed pattern needs no prediction */
-    break;
-  }
-  default:
-    return spr_error(SPR_EINVAL, "attention: unknown scheme %d", sc);
-  }
-  if (rc) return rc;
-  /* the recompute reads the full key codes of step 1 */
-  if ((rc = price_scheme(c, w, n, d, sc, mask, s->k, s->k_scale, pb, out))) return rc;
-  out->knob = knob;
-  if (O) memcpy(O, w->O, (size_t)n * d * sizeof *O);
-  return 0;
-}

@@ -70,14 +70,22 @@
 /* Per-head data of one layer (allocated by spr_attend_head_alloc). */
 typedef struct {
   int n, d;             /* capacity (tokens, head dimension) */
+  int held;             /* 1: the n x n arrays below are held (block rows
+                           = n); 0: a long sequence in row blocks, the
+                           ideal scores, masks and analog scores are not
+                           kept (NULL) */
   float *Q, *K, *V;     /* n x d float inputs: filled by the caller */
   int8_t *q, *k, *kmsb; /* n x d codes (step 1) */
-  int32_t *ideal;       /* n x n ideal integer scores (step 1) */
+  int32_t *ideal;       /* n x n ideal integer scores (step 1; held only) */
   int32_t maxabs;       /* max |ideal| (step 1) */
+  int64_t *ihist;       /* exact histogram of the ideal scores (step 1):
+                           ihist[s + ibound] pairs score s (causal: j <= i) */
+  int32_t ibound;       /* max |q| max |k_msb| d of the histogram */
   float q_scale, k_scale; /* real = scale * code of q and k (step 1) */
   int64_t *counts;      /* 2^thr.bits keep counts per code (step 2) */
-  uint8_t *mask_a, *mask_i; /* analog and ideal masks (step 3) */
+  uint8_t *mask_a, *mask_i; /* analog and ideal masks (step 3; held only) */
   float *scores;        /* n x n analog scores, or NULL (not recorded) */
+  unsigned gen;         /* bumped by step 1: the codes' generation */
 } spr_attend_head;
 
 /* Allocate h for n >= 2 tokens of d >= 1 dimensions under c; with
@@ -86,6 +94,10 @@ typedef struct {
  * (h then holds nothing to free; spr_attend_head_free on it is safe). */
 int spr_attend_head_alloc(spr_attend_head *h, const spr_config *c, int n, int d,
                           int want_scores);
+/* The same for a head processed in row blocks of block_rows (< n: no n x n
+ * array is allocated, h->held = 0; want_scores must then be 0). */
+int spr_attend_head_alloc_rows(spr_attend_head *h, const spr_config *c, int n, int d,
+                               int want_scores, int block_rows);
 void spr_attend_head_free(spr_attend_head *h);
 
 /* Scratch of one thread: random streams, the programmed arrays, analog,
@@ -95,7 +107,21 @@ typedef struct spr_attend_ws spr_attend_ws;
 
 /* Returns 0, SPR_EINVAL (bad shape or crossbar parameters) or SPR_ENOMEM. */
 int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out);
+/* The same for heads processed in row blocks of block_rows queries (a
+ * multiple of 64, or n): every scratch matrix is block_rows x n. */
+int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int block_rows,
+                             spr_attend_ws **out);
 void spr_attend_ws_free(spr_attend_ws *w); /* NULL: no-op */
+
+/* The bytes spr_attend_ws_alloc_rows and spr_attend_head_alloc_rows take
+ * (for the memory estimate of a run). */
+double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows);
+double spr_attend_head_bytes(const spr_config *c, int n, int d, int want_scores, int block_rows);
+
+/* 0: the caller reads no accuracy metrics and no analog mass (a model's
+ * forward passes): the dense reference is not computed, and those fields
+ * are NaN.  1 (the default): computed. */
+void spr_attend_ws_set_metrics(spr_attend_ws *w, int on);
 
 /* Step 1 on h->Q, h->K.  Clears *res and
  * sets its layer, head, n, d, q_scale and k_scale.  Returns 0 or
@@ -180,6 +206,12 @@ int spr_attend_analog(const spr_config *c, int layer, int head, int trial, spr_a
 int spr_attend_digital(const spr_config *c, spr_attend_head *h, spr_attend_ws *w);
 const float *spr_attend_exact_output(const spr_attend_ws *w);
 
+/* The exact float output O = softmax(Q K^T / sqrt(d)) V of h (n x d into
+ * O; causal: row i over j <= i) alone, without the reference's
+ * probabilities being kept for metrics (a model's exact forward pass).
+ * Returns 0 or SPR_EINVAL (a score not finite). */
+int spr_attend_exact(const spr_config *c, spr_attend_head *h, spr_attend_ws *w, float *O);
+
 /* Step 4, per scheme (enum spr_scheme) after spr_attend_digital on the
  * same head; SPRINT needs step 3 (h->mask_a).  Fills *out (ran = 1) and,
  * when O is not NULL, the head output (n x d floats) of the recompute
@@ -199,6 +231,78 @@ int spr_attend_scheme(const spr_config *c, int scheme, spr_attend_head *h,
  * dense and dense_tiled ignore it.  out->knob records the knob used. */
 int spr_attend_scheme_at(const spr_config *c, int scheme, spr_attend_head *h, spr_attend_ws *w,
                          double keep_target, spr_scheme_result *out, float *O);
+
+/* Every scheme enabled by c (spr_attend_scheme_on) in one pass over the
+ * head's rows, after spr_attend_digital (and for SPRINT step 3): out[s]
+ * for each, as spr_attend_scheme_at(c, s, ..., keep_target) gives it, with
+ * the score matrices, the reference and ranks computed once. */
+int spr_attend_schemes(const spr_config *c, spr_attend_head *h, spr_attend_ws *w,
+                       double keep_target, spr_scheme_result *out);
+
+/* One head of a layer in one pass over its row blocks, after steps 1 and
+ * 2 (thresholds in *res): the analog decisions (step 3; unless
+ * analog_done, when spr_attend_analog ran on this held head), the digital
+ * path of every enabled scheme and the ledger, sharing the score matrices
+ * and the dense reference between the analog mass and every scheme.
+ * Step, don't call back:
+ *   spr_attend_head_begin(...)                programs the arrays, keys the
+ *                                             streams, sets each scheme's
+ *                                             knob (the oracle's quantile,
+ *                                             matched keep rates) with the
+ *                                             passes over the rows that
+ *                                             needs;
+ *   while ((rc = spr_attend_head_step(..., &rows)) == 1)
+ *     the block rows.i0 .. rows.i0 + rows.m - 1 is done: rows.mask_analog
+ *     and rows.mask_ideal (rows.m x spr_mask_row_bytes(n)) are its masks
+ *     until the next step (for a trace written in row chunks);
+ *   spr_attend_head_end(...)                  res->scheme[], the analog
+ *                                             statistics of *res.
+ * The random streams are consumed in row order, so the results are those
+ * of steps 3 and 4 on the whole head, for any block size (the masks,
+ * counts and ledger bit for bit; outputs and metrics to float rounding,
+ * the same when the blocks are).  keep_target as spr_attend_scheme_at.
+ * Returns 0 (step: 1 while blocks remain) or a negative code. */
+typedef struct {
+  int i0, m;
+  const uint8_t *mask_analog, *mask_ideal;
+} spr_attend_rows;
+int spr_attend_head_begin(const spr_config *c, int layer, int head, int trial, spr_attend_head *h,
+                          spr_attend_ws *w, spr_head_result *res, double keep_target,
+                          int analog_done);
+int spr_attend_head_step(const spr_config *c, spr_attend_head *h, spr_attend_ws *w,
+                         spr_head_result *res, spr_attend_rows *rows);
+int spr_attend_head_end(const spr_config *c, spr_attend_head *h, spr_attend_ws *w,
+                        spr_head_result *res);
+
+/* Where a head's CPU time goes: every workspace adds the thread CPU
+ * time of its calls to the stage running (exclusive; two clock reads per
+ * switch, a few dozen per head). */
+enum spr_stage {
+  SPR_STAGE_WORKLOAD = 0, /* the workload's Q, K, V (the caller's, added with
+                             spr_attend_ws_stage_add) */
+  SPR_STAGE_IDEAL,        /* quantization, ideal scores and their histogram */
+  SPR_STAGE_PROGRAM,      /* programming the arrays, comparator offsets */
+  SPR_STAGE_ANALOG,       /* analog decisions, ideal masks, comparisons */
+  SPR_STAGE_REFERENCE,    /* dense float reference, its ranks, the masses */
+  SPR_STAGE_CODES,        /* the digital path's codes, packed keys */
+  SPR_STAGE_SCORES,       /* the exact 8-bit (and Sanger's 4-bit) scores */
+  SPR_STAGE_KNOBS,        /* the oracle's quantile, matched knobs */
+  SPR_STAGE_LEDGER,       /* per-query ledger steps of every scheme */
+  SPR_STAGE_SCHEME,       /* + scheme: its mask, fetch, recompute, metrics
+                             (LeOPArd: its plane counts) */
+  SPR_STAGE_N = SPR_STAGE_SCHEME + SPR_N_SCHEMES
+};
+
+/* Name of a stage ("analog decisions", "scheme topk"), NULL when out of
+ * range. */
+const char *spr_stage_name(int s);
+
+/* acc[s] += the seconds workspace w spent in stage s, s < SPR_STAGE_N. */
+void spr_attend_ws_stages(const spr_attend_ws *w, double *acc);
+void spr_attend_ws_stage_add(spr_attend_ws *w, int s, double seconds);
+
+/* CPU seconds of the calling thread (CLOCK_THREAD_CPUTIME_ID). */
+double spr_attend_cpu_seconds(void);
 
 /* Check, before any head runs, what the enabled schemes need of an
  * n x d head under c: dense_tiled a buffer that holds one query block

@@ -119,6 +119,9 @@ int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx 
   if ((rc = spr_model_ws_alloc(m, &x->vw)) ||
       (rc = spr_attend_ws_alloc(mc, m->tokens, m->head_dim, &x->aw)))
     goto fail;
+  /* a forward pass reads each head's output, never its accuracy against
+   * dense attention: no reference, no metrics */
+  spr_attend_ws_set_metrics(x->aw, 0);
   for (int h = 0; h < m->heads; h++)
     if ((rc = spr_attend_head_alloc(&x->heads[h], mc, m->tokens, m->head_dim, 0))) goto fail;
   const size_t rows = m->input == SPR_MODEL_TEXT ? (size_t)m->tokens : 1;
@@ -146,8 +149,8 @@ static int attend_layer(const spr_config *mc, const spr_model *m, int s, int l, 
     spr_model_head_qkv(m, x->vw, h, x->heads[h].Q, x->heads[h].K, x->heads[h].V);
   if (s == SPR_MEVAL_EXACT || s == SPR_MEVAL_REFERENCE) {
     for (int h = 0; h < H; h++) {
-      if ((rc = spr_attend_digital(mc, &x->heads[h], x->aw))) return rc;
-      spr_model_head_out(m, x->vw, h, spr_attend_exact_output(x->aw));
+      if ((rc = spr_attend_exact(mc, &x->heads[h], x->aw, x->O))) return rc;
+      spr_model_head_out(m, x->vw, h, x->O);
       st->kept[l] += pairs;
     }
     return 0;

@@ -7,6 +7,7 @@
 #include "spr_synth.h"
 #include "spr_qkv.h"
 #include "spr_sysmem.h"
+#include "spr_trace.h"
 #include "spr_wear.h"
 
 #include <cblas.h>
@@ -24,6 +25,10 @@ struct spr_run {
   spr_head_result *res; /* L x H */
   spr_attend_head *slot; /* H */
   spr_attend_ws **tws;   /* threads */
+  spr_synth_ws **tsyn;   /* threads: the synthetic workload's scratch */
+  int B;                 /* rows per block (spr_run_block_rows): n holds
+                            each head whole */
+  spr_trace *trace;      /* masks in row chunks (blocked heads), or NULL */
   volatile sig_atomic_t *cancel; /* stop when nonzero, or NULL */
   spr_qkv *qkv;          /* source qkv: the open file, else NULL */
   int next_layer;
@@ -41,24 +46,38 @@ void spr_run_free(spr_run *r) {
   if (!r) return;
   if (r->slot) for (int h = 0; h < r->H; h++) spr_attend_head_free(&r->slot[h]);
   if (r->tws) for (int t = 0; t < r->threads; t++) spr_attend_ws_free(r->tws[t]);
+  if (r->tsyn) for (int t = 0; t < r->threads; t++) spr_synth_ws_free(r->tsyn[t]);
   free(r->slot);
   free(r->tws);
+  free(r->tsyn);
   free(r->res);
   spr_qkv_close(r->qkv);
   free(r);
 }
 
+int spr_run_block_rows(const spr_config *c) {
+  const int n = c->wl.seq_len, d = c->wl.head_dim > 0 ? c->wl.head_dim : 1;
+  if (n < 1) return 1;
+  if (c->block_rows > 0) return c->block_rows < n ? c->block_rows : n;
+  if (n <= SPR_RUN_HELD_MAX) return n;
+  /* rows whose block scratch (about 24 bytes per pair of the block, plus
+   * the analog score rows) stays near 256 MiB per thread */
+  const double per_row = 24.0 * n + 4.0 * d;
+  int b = (int)((256.0 * 1048576.0 / per_row) / 64) * 64;
+  if (b < 64) b = 64;
+  return b < n ? b : n;
+}
+
 double spr_run_mem_bytes(const spr_config *c, int threads) {
   const spr_workload_params *wl = &c->wl;
   if (threads > wl->n_heads) threads = wl->n_heads; /* as spr_run_alloc */
-  const double n = wl->seq_len, d = wl->head_dim, nn = n * n, nd = n * d;
-  /* the analog scores: recorded at trace level full, drawn once per pair
-   * in mode analog_keep_rate */
-  const double per_head = nd * 15 + nn * 4 + 2 * n * ((n + 7) / 8) +
-                          (c->trace >= SPR_TRACE_FULL || c->thr.mode == SPR_THR_ANALOG_KEEP_RATE
-                               ? nn * 4 : 0);
-  const double per_thread = nn * 4 + nd * 64 + 24.0 * c->xbar.rows * c->xbar.cols + 64 * n * 16 +
-                            nn * 4 /* P */ + nn * 13 /* baselines */ + n * 64;
+  const int n = wl->seq_len, d = wl->head_dim, B = spr_run_block_rows(c);
+  const double nd = (double)n * d;
+  /* every head of a layer: its inputs, codes and (held) n x n arrays */
+  const double per_head = spr_attend_head_bytes(c, n, d, c->trace >= SPR_TRACE_FULL, B);
+  /* every thread: its attention scratch (block x n matrices, programmed
+   * arrays, scheme states) and the synthetic workload's */
+  const double per_thread = spr_attend_ws_bytes(c, n, d, B) + (wl->source == SPR_SOURCE_QKV ? 0 : nd * 28 + n * 1100.0);
   /* the exact IR-drop solver holds one workspace per thread */
   const double nodal = c->xbar.ir_drop == SPR_IR_NODAL
                            ? spr_nodal_ws_bytes(c->xbar.rows, c->xbar.cols) * threads
@@ -86,6 +105,20 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
     int rc = spr_attend_check(c, wl->seq_len, wl->head_dim);
     if (rc) return spr_error_prefix(rc, "run");
   }
+  const int B = spr_run_block_rows(c);
+  if (B < wl->seq_len && B % 64)
+    return spr_error(SPR_EINVAL, "run: run.block_rows = %d: a block below workload.seq_len = %d must "
+                     "be a multiple of 64 (or 0, automatic)", c->block_rows, wl->seq_len);
+  if (B < wl->seq_len && c->bl.match == SPR_MATCH_SPRINT && c->bl.sanger)
+    return spr_error(SPR_EINVAL, "run: baselines.match = sprint searches Sanger's threshold over "
+                     "the sorted probabilities of a whole head, which workload.seq_len = %d in "
+                     "blocks of %d rows (run.block_rows) does not hold; set baselines.sanger = "
+                     "false, or run.block_rows = %d if memory allows", wl->seq_len, B, wl->seq_len);
+  if (B < wl->seq_len && c->trace >= SPR_TRACE_FULL)
+    return spr_error(SPR_EINVAL, "run: run.trace = full records every head's %d x %d scores, but "
+                     "workload.seq_len = %d runs in blocks of %d rows (run.block_rows) that hold "
+                     "none; use run.trace = masks, or run.block_rows = %d if memory allows",
+                     wl->seq_len, wl->seq_len, wl->seq_len, B, wl->seq_len);
   /* more threads than heads would only hold idle workspaces */
   if (threads > wl->n_heads) threads = wl->n_heads;
   {
@@ -104,11 +137,16 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
         snprintf(of, sizeof of, " (%.1f GiB of it the nodal IR-drop workspaces of %d threads for "
                  "%d x %d arrays: fewer threads, smaller arrays or crossbar.ir_drop = first_order)",
                  nodal / 1073741824.0, threads, c->xbar.rows, c->xbar.cols);
+      char blk[160];
+      snprintf(blk, sizeof blk, B < wl->seq_len ? ", or run.block_rows (now %d rows a block)"
+                                                : ", or set run.block_rows below %d (rows a block)",
+               B < wl->seq_len ? B : wl->seq_len);
       return spr_error(SPR_ENOMEM,
                        "run: %d heads of %d tokens need about %.1f GiB of memory, more than 80%% "
                        "of the %.1f GiB this process may use (%s)%s; lower workload.seq_len or "
-                       "workload.heads",
-                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0, src, of);
+                       "workload.heads%s",
+                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0, src, of,
+                       blk);
     }
   }
   spr_run *r = calloc(1, sizeof *r);
@@ -119,6 +157,7 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   r->H = wl->n_heads;
   r->n = wl->seq_len;
   r->d = wl->head_dim;
+  r->B = B;
   if (wl->source == SPR_SOURCE_QKV) {
     /* the sizes must be the file's (spr_qkv_resolve), never adapted here */
     int rc = spr_qkv_open(wl->qkv_file, &r->qkv), ntok = 0;
@@ -138,15 +177,18 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   r->res = calloc((size_t)r->L * r->H, sizeof *r->res);
   r->slot = calloc((size_t)r->H, sizeof *r->slot);
   r->tws = calloc((size_t)threads, sizeof *r->tws);
-  if (!r->res || !r->slot || !r->tws) goto nomem;
+  r->tsyn = calloc((size_t)threads, sizeof *r->tsyn);
+  if (!r->res || !r->slot || !r->tws || !r->tsyn) goto nomem;
   int rc;
   for (int h = 0; h < r->H; h++)
-    if ((rc = spr_attend_head_alloc(&r->slot[h], c, r->n, r->d, c->trace >= SPR_TRACE_FULL))) {
+    if ((rc = spr_attend_head_alloc_rows(&r->slot[h], c, r->n, r->d, c->trace >= SPR_TRACE_FULL,
+                                         r->B))) {
       spr_run_free(r);
       return rc;
     }
   for (int t = 0; t < threads; t++)
-    if ((rc = spr_attend_ws_alloc(c, r->n, r->d, &r->tws[t]))) {
+    if ((rc = spr_attend_ws_alloc_rows(c, r->n, r->d, r->B, &r->tws[t])) ||
+        (!r->qkv && (rc = spr_synth_ws_alloc(r->n, r->d, &r->tsyn[t])))) {
       spr_run_free(r);
       return rc;
     }
@@ -161,6 +203,10 @@ nomem:
 
 void spr_run_set_cancel(spr_run *r, volatile sig_atomic_t *flag) { r->cancel = flag; }
 
+void spr_run_set_trace(spr_run *r, spr_trace *t) { r->trace = t; }
+
+int spr_run_blocked(const spr_run *r) { return r && r->B < r->n; }
+
 const spr_head_result *spr_run_result(const spr_run *r, int layer, int head) {
   if (!r || layer < 0 || layer >= r->L || head < 0 || head >= r->H) return NULL;
   return &r->res[(size_t)layer * r->H + head];
@@ -168,22 +214,29 @@ const spr_head_result *spr_run_result(const spr_run *r, int layer, int head) {
 
 const spr_head_result *spr_run_results(const spr_run *r) { return r ? r->res : NULL; }
 
+void spr_run_stages(const spr_run *r, double *out) {
+  for (int s = 0; s < SPR_STAGE_N; s++) out[s] = 0;
+  for (int t = 0; r && t < r->threads; t++) spr_attend_ws_stages(r->tws[t], out);
+}
+
 /* Pass 1: workload, quantization, ideal scores. */
 static int pass_ideal(spr_run *r, int layer, int h, spr_attend_ws *w) {
   spr_attend_head *s = &r->slot[h];
   int rc;
   /* source qkv: Q, K, V were read by spr_run_layer */
-  if (!r->qkv && (rc = spr_synth_head(&r->c.wl, r->c.seed, layer, h, s->Q, s->K, s->V))) return rc;
+  const double t0 = spr_attend_cpu_seconds();
+  if (!r->qkv && (rc = spr_synth_head_ws(&r->c.wl, r->c.seed, layer, h, s->Q, s->K, s->V,
+                                          r->tsyn[omp_get_thread_num()])))
+    return rc;
+  spr_attend_ws_stage_add(w, SPR_STAGE_WORKLOAD, spr_attend_cpu_seconds() - t0);
   return spr_attend_ideal(&r->c, layer, h, s, w, &r->res[(size_t)layer * r->H + h]);
 }
 
-/* Pass 3: program, decide, compare, mass (trial 0). */
-static int pass_analog(spr_run *r, int layer, int h, spr_attend_ws *w) {
+/* The arrays of a head's result at the trace level (held heads; a
+ * blocked head's masks went to the trace in row chunks). */
+static void trace_arrays(spr_run *r, spr_attend_head *s, spr_head_result *res) {
   const spr_config *c = &r->c;
-  spr_attend_head *s = &r->slot[h];
-  spr_head_result *res = &r->res[(size_t)layer * r->H + h];
-  int rc;
-  if ((rc = spr_attend_analog(c, layer, h, 0, s, w, res))) return rc;
+  if (!s->held) return;
   if (c->trace >= SPR_TRACE_MASKS) {
     res->mask_analog = s->mask_a;
     res->mask_ideal = s->mask_i;
@@ -195,24 +248,47 @@ static int pass_analog(spr_run *r, int layer, int h, spr_attend_ws *w) {
     res->ideal_scores = s->ideal;
     res->analog_scores = s->scores;
   }
-  return 0;
 }
 
-/* Pass 4: the digital path and the ledger for SPRINT and every enabled
- * baseline, against dense exact attention of the float Q, K, V. */
-static int pass_digital(spr_run *r, int layer, int h, spr_attend_ws *w) {
+/* Pass 3 alone (baselines.match = sprint: the layer's SPRINT keep rate
+ * before any baseline): program, decide, compare, mass (trial 0). */
+static int pass_analog(spr_run *r, int layer, int h, spr_attend_ws *w) {
+  spr_attend_head *s = &r->slot[h];
+  spr_head_result *res = &r->res[(size_t)layer * r->H + h];
+  int rc = spr_attend_analog(&r->c, layer, h, 0, s, w, res);
+  if (!rc) trace_arrays(r, s, res);
+  return rc;
+}
+
+/* Passes 3 and 4 in one pass over the head's rows: the analog decisions
+ * (unless pass_analog ran), the digital path and the ledger of SPRINT and
+ * every enabled baseline, against dense exact attention of the float Q,
+ * K, V, the score matrices and the reference shared. */
+static int pass_head(spr_run *r, int layer, int h, spr_attend_ws *w) {
   const spr_config *c = &r->c;
   spr_attend_head *s = &r->slot[h];
   spr_head_result *res = &r->res[(size_t)layer * r->H + h];
-  int rc;
-  if ((rc = spr_attend_digital(c, s, w))) return rc;
-  memset(res->scheme, 0, sizeof res->scheme);
-  const double target = c->bl.match == SPR_MATCH_SPRINT ? r->match_keep : -1.0;
-  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
-    if (!spr_attend_scheme_on(c, sc)) continue;
-    if ((rc = spr_attend_scheme_at(c, sc, s, w, target, &res->scheme[sc], NULL))) return rc;
+  const int match = c->bl.match == SPR_MATCH_SPRINT;
+  /* a held head's masks of pass_analog are kept; a blocked head decides
+   * again (the same streams, the same decisions) */
+  const int analog_done = match && s->held;
+  int rc = spr_attend_head_begin(c, layer, h, 0, s, w, res, match ? r->match_keep : -1.0,
+                                 analog_done);
+  const int chunks = r->trace && !s->held && c->trace >= SPR_TRACE_MASKS;
+  spr_attend_rows rows;
+  while (!rc && (rc = spr_attend_head_step(c, s, w, res, &rows)) == 1) {
+    rc = 0;
+    if (chunks) {
+      /* HDF5 is not thread-safe: one writer at a time; the file's layout
+       * was fixed by spr_trace_mask_rows_begin */
+#pragma omp critical(spr_run_trace)
+      rc = spr_trace_write_mask_rows(r->trace, layer, h, rows.i0, rows.m, rows.mask_analog,
+                                     rows.mask_ideal);
+    }
   }
-  return 0;
+  if (!rc) rc = spr_attend_head_end(c, s, w, res);
+  if (!rc && !analog_done) trace_arrays(r, s, res);
+  return rc;
 }
 
 /* Run fn over the heads of `layer` on the run's threads; the first error
@@ -306,13 +382,18 @@ int spr_run_layer(spr_run *r, int layer) {
     return rc;
   if ((rc = spr_attend_thresholds(&r->c, layer, r->slot, r->H, 0.0, r->tws[0], res, NULL)))
     return rc;
-  if ((rc = for_heads(r, layer, pass_analog))) return rc;
-  /* SPRINT's realised keep rate of the layer: kept pairs of its heads over
-   * their pairs (the baselines' target with baselines.match = sprint) */
-  int64_t kept = 0;
-  for (int h = 0; h < r->H; h++) kept += res[h].n_kept;
-  r->match_keep = (double)kept / ((double)spr_pair_count(r->n, r->c.wl.causal) * r->H);
-  if ((rc = for_heads(r, layer, pass_digital))) return rc;
+  if (r->c.bl.match == SPR_MATCH_SPRINT) {
+    /* SPRINT's realised keep rate of the layer: kept pairs of its heads
+     * over their pairs (the baselines' target) */
+    if ((rc = for_heads(r, layer, pass_analog))) return rc;
+    int64_t kept = 0;
+    for (int h = 0; h < r->H; h++) kept += res[h].n_kept;
+    r->match_keep = (double)kept / ((double)spr_pair_count(r->n, r->c.wl.causal) * r->H);
+  }
+  if (r->trace && r->B < r->n && r->c.trace >= SPR_TRACE_MASKS &&
+      (rc = spr_trace_mask_rows_begin(r->trace, layer)))
+    return rc;
+  if ((rc = for_heads(r, layer, pass_head))) return rc;
   r->next_layer = layer + 1;
   return 0;
 }

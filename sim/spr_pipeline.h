@@ -39,13 +39,38 @@ typedef struct spr_run spr_run;
  * SPR_EINVAL or SPR_ENOMEM (also when the run would need more than 80% of
  * the memory this process may use, the smaller of the physical memory and
  * its cgroup's limit (spr_sysmem_limit), with the estimate and the limit's
- * source in the message). */
+ * source in the message), and SPR_EINVAL for run.block_rows below N and
+ * not a multiple of 64, or trace level full with heads in blocks. */
 int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
 
 /* The memory, in bytes, that spr_run_alloc estimates a run of the
  * resolved configuration *c on `threads` threads needs (its refusal's
  * estimate; a sweep adds those of the points it runs at once). */
 double spr_run_mem_bytes(const spr_config *c, int threads);
+
+/* Heads up to this many tokens are held whole by default (run.block_rows
+ * = 0): every n x n array of a head exists at once. */
+#define SPR_RUN_HELD_MAX 4096
+
+/* Query rows per block of a head for c: run.block_rows when set (at most
+ * N), else N up to N = SPR_RUN_HELD_MAX, else the multiple of 64 (at least
+ * 64) whose block scratch stays near 256 MiB per thread.  Below N a head
+ * runs in row blocks: no N x N array exists, memory grows as N d H + B N T
+ * (heads H, threads T), and the results are those of the whole head (the
+ * masks, counts and ledger bit for bit; sim/spr_attend.h). */
+int spr_run_block_rows(const spr_config *c);
+
+/* Attach the trace that receives, for a run in row blocks (block rows
+ * below N) at trace level masks, every head's masks in row chunks while
+ * the heads run (spr_trace_mask_rows_begin per layer, then
+ * spr_trace_write_mask_rows, one writer at a time); spr_trace_write_head
+ * still follows each layer.  NULL detaches.  Held heads (block rows = N)
+ * keep their masks in their results as before. */
+struct spr_trace;
+void spr_run_set_trace(spr_run *r, struct spr_trace *t);
+
+/* 1 when the run's heads go in row blocks (spr_run_block_rows < N). */
+int spr_run_blocked(const spr_run *r);
 
 /* Check the errors that depend on the data before any layer runs: with
  * the first-order IR-drop model (crossbar.ir_drop = first_order and wire
@@ -72,6 +97,10 @@ void spr_run_set_cancel(spr_run *r, volatile sig_atomic_t *flag);
 
 /* Result of (layer, head); NULL when out of range. */
 const spr_head_result *spr_run_result(const spr_run *r, int layer, int head);
+
+/* out[s] = thread CPU seconds of stage s (enum spr_stage, sim/spr_attend.h:
+ * SPR_STAGE_N values) summed over the run's threads since spr_run_alloc. */
+void spr_run_stages(const spr_run *r, double *out);
 
 /* All results, indexed [layer * heads + head]. */
 const spr_head_result *spr_run_results(const spr_run *r);

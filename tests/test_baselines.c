@@ -3,6 +3,7 @@
  * sums), hand-checked patterns, and every error path. */
 #include "config.h"
 #include "spr_baselines.h"
+#include "spr_mat.h"
 #include "spr_error.h"
 #include "spr_quant.h"
 #include "spr_result.h"
@@ -1292,6 +1293,120 @@ static void test_match_window(void) {
   CU_ASSERT_EQUAL(spr_bl_window_match(&p, 10, 0.5, NULL, NULL), SPR_EINVAL);
 }
 
+/* ---- row kernels in blocks (shared scores, long sequences) ---------------- */
+
+/* The row kernels over exact scores, run in blocks of 7 rows, give the
+ * whole-head functions' masks and counts (causal and not): the oracle's
+ * threshold rows, top-k, Sanger with its exponential table, LeOPArd's
+ * plane counts; the quantile in blocks gives the calibration's
+ * threshold. */
+static void test_rows_in_blocks(void) {
+  const int n = 40, d = 11;
+  int32_t S[40 * 40], S4[40 * 40], L[40 * 40];
+  int32_t cand[40];
+  double e8[8 * 40], tab[SPR_BL_EXP_TAB + 1];
+  uint8_t Mb[40 * 5];
+  spr_i8mat *pk, *plow[7];
+  CU_ASSERT_FATAL(spr_i8mat_alloc(n, d, n, &pk) == 0);
+  for (int r = 0; r < 7; r++) CU_ASSERT_FATAL(spr_i8mat_alloc(n, d, n, &plow[r]) == 0);
+  int8_t q8[40 * 11], k8[40 * 11], q4[40 * 11], k4[40 * 11];
+  const size_t rb = spr_mask_row_bytes(n);
+  for (int seed = 1; seed <= 4; seed++)
+    for (int causal = 0; causal < 2; causal++) {
+      gen(Qb, Kb, n, d, 2385 + seed, seed & 1);
+      float qs, ks, qs4, ks4;
+      CU_ASSERT_FATAL(spr_quant_sym(Qb, n * d, 8, q8, &qs) == 0 && spr_quant_sym(Kb, n * d, 8, k8, &ks) == 0);
+      CU_ASSERT_FATAL(spr_quant_sym(Qb, n * d, 4, q4, &qs4) == 0 && spr_quant_sym(Kb, n * d, 4, k4, &ks4) == 0);
+      CU_ASSERT_FATAL(spr_i8mat_pack(pk, k8, n, d, d) == 0 && spr_i8mat_mul(pk, q8, d, n, n, S, n) == 0);
+      CU_ASSERT_FATAL(spr_i8mat_pack(pk, k4, n, d, d) == 0 && spr_i8mat_mul(pk, q4, d, n, n, S4, n) == 0);
+      /* the oracle: calibration from the quantile in blocks, then its rows */
+      spr_bl_oracle_params op;
+      spr_bl_oracle_default(&op);
+      op.causal = causal;
+      double th, th2, ach, ach2;
+      CU_ASSERT_FATAL(spr_bl_oracle_calibrate(&op, Qb, Kb, n, d, 0.27, &ws, &th, &ach) == 0);
+      spr_bl_quantile *h;
+      CU_ASSERT_FATAL(spr_bl_quantile_alloc(&h, 16384 * d) == 0);
+      int32_t bq = 0;
+      for (int t = 0; t < n * d; t++) bq = abs(q8[t]) > bq ? abs(q8[t]) : bq;
+      int32_t bk = 0;
+      for (int t = 0; t < n * d; t++) bk = abs(k8[t]) > bk ? abs(k8[t]) : bk;
+      CU_ASSERT_FATAL(spr_bl_quantile_begin(h, (int64_t)bq * bk * d) == 0);
+      for (int pass = 0; pass < 2; pass++) {
+        for (int i0 = 0; i0 < n; i0 += 7)
+          spr_bl_quantile_rows(h, S + i0 * n, n, i0, n - i0 < 7 ? n - i0 : 7, n, causal);
+        if (pass || !spr_bl_quantile_next(h, 0.27)) break;
+      }
+      spr_bl_quantile_result(h, 0.27, &th2, &ach2);
+      CU_ASSERT_EQUAL(th, th2);
+      CU_ASSERT_EQUAL(ach, ach2);
+      spr_bl_quantile_free(h);
+      op.threshold = th;
+      CU_ASSERT_FATAL(spr_bl_oracle(&op, Qb, Kb, n, d, &ws, M, NULL) == 0);
+      int64_t kept = 0;
+      for (int i0 = 0; i0 < n; i0 += 7)
+        kept += spr_bl_threshold_rows(S + i0 * n, n, i0, n - i0 < 7 ? n - i0 : 7, n, causal, th,
+                                      Mb + i0 * rb);
+      CU_ASSERT(memcmp(M, Mb, n * rb) == 0);
+      CU_ASSERT_EQUAL(kept, popcount_mask(M, n));
+      /* top-k by its fraction */
+      spr_bl_topk_params tp;
+      spr_bl_topk_default(&tp);
+      tp.keep_fraction = 0.2385;
+      tp.causal = causal;
+      CU_ASSERT_FATAL(spr_bl_topk(&tp, Qb, Kb, n, d, &ws, M, NULL) == 0);
+      for (int i0 = 0; i0 < n; i0 += 7)
+        spr_bl_topk_rows(S + i0 * n, n, i0, n - i0 < 7 ? n - i0 : 7, n, causal, 0, 0.2385,
+                         Mb + i0 * rb, cand);
+      CU_ASSERT(memcmp(M, Mb, n * rb) == 0);
+      /* Sanger: the table is exp itself at every difference */
+      spr_bl_sanger_params sp;
+      spr_bl_sanger_default(&sp);
+      sp.causal = causal;
+      CU_ASSERT_FATAL(spr_bl_sanger(&sp, Qb, Kb, n, d, &ws, M, NULL) == 0);
+      const double c = (double)qs4 * (double)ks4 / sqrt((double)d);
+      spr_bl_exp_table(c, 4000, tab);
+      for (int t = 0; t < 4000; t += 37) CU_ASSERT_EQUAL(tab[t], exp(c * (double)(-t)));
+      for (int i0 = 0; i0 < n; i0 += 7)
+        spr_bl_sanger_rows(S4 + i0 * n, n, i0, n - i0 < 7 ? n - i0 : 7, n, causal, c, sp.p_threshold,
+                           seed < 3 ? tab : NULL, 4000, e8, Mb + i0 * rb);
+      CU_ASSERT(memcmp(M, Mb, n * rb) == 0);
+      /* LeOPArd's plane counts */
+      spr_bl_leopard_params lp;
+      spr_bl_leopard_default(&lp);
+      lp.threshold = th;
+      lp.causal = causal;
+      spr_bl_stats st;
+      CU_ASSERT_FATAL(spr_bl_leopard(&lp, Qb, Kb, n, d, &ws, M, &st) == 0);
+      int64_t qpos[40], bits = 0, stops = 0;
+      for (int i = 0; i < n; i++) {
+        qpos[i] = 0;
+        for (int t = 0; t < d; t++) qpos[i] += q8[i * d + t] > 0 ? q8[i * d + t] : 0;
+      }
+      CU_ASSERT_FATAL(spr_bl_leopard_pack(k8, n, d, 8, plow, NULL) == 0);
+      for (int i0 = 0; i0 < n; i0 += 7)
+        CU_ASSERT_FATAL(spr_bl_leopard_rows(q8 + i0 * d, d, qpos + i0, S + i0 * n, n, i0,
+                                            n - i0 < 7 ? n - i0 : 7, n, causal, 8, th, plow, L,
+                                            &bits, &stops) == 0);
+      CU_ASSERT_EQUAL(bits, st.key_bits_processed);
+      CU_ASSERT_EQUAL(stops, st.early_stops);
+    }
+  spr_i8mat_free(pk);
+  for (int r = 0; r < 7; r++) spr_i8mat_free(plow[r]);
+  /* the quantile's errors */
+  spr_bl_quantile *h;
+  CU_ASSERT_EQUAL(spr_bl_quantile_alloc(&h, (int64_t)1 << 31), SPR_EINVAL);
+  CU_ASSERT_PTR_NULL(h);
+  CU_ASSERT_FATAL(spr_bl_quantile_alloc(&h, 1000) == 0);
+  CU_ASSERT_EQUAL(spr_bl_quantile_begin(h, -1), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "bound -1 outside [0, 2^30]");
+  CU_ASSERT_EQUAL(spr_bl_quantile_begin(h, 1 << 24), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "above the");
+  CU_ASSERT_EQUAL(spr_bl_quantile_begin(NULL, 10), SPR_EINVAL);
+  spr_bl_quantile_free(h);
+  spr_bl_quantile_free(NULL);
+}
+
 int main(void) {
   if (spr_bl_ws_alloc(&ws, NMAX, DMAX)) {
     fprintf(stderr, "test_baselines: %s\n", spr_errmsg());
@@ -1321,6 +1436,7 @@ int main(void) {
                          {"match: top-k fraction vs every achievable count", test_match_topk},
                          {"match: Sanger threshold vs long double probabilities", test_match_sanger},
                          {"match: window width vs every width", test_match_window},
+                         {"row kernels in blocks = whole-head functions, quantile", test_rows_in_blocks},
                          CU_TEST_INFO_NULL};
   int rc = spr_test_run("baselines", tests);
   spr_bl_ws_free(&ws);

@@ -325,8 +325,9 @@ check "run past the file-size limit: exit 1, the limit named, no file" \
   '[ "$(cat "$T/st")" -eq 1 ] && grep -q "file size limit (ulimit -f) was reached; .*fsize.h5 not written" "$T/err" && [ ! -e "$T/fsize.h5" ] && notmp "$T/fsize.h5"'
 
 # a sweep checks the memory of the points it runs at once before any runs
-# (the parts: tests/test_sysmem, test_sweep)
-printf '[workload]\nlayers = 1\nheads = 64\n[sweep]\nworkload.seq_len = 64, 16384\n' > "$T/swmem.ini"
+# (the parts: tests/test_sysmem, test_sweep); whole heads (run.block_rows:
+# the automatic blocks of N > 4096 would fit, and run for hours)
+printf '[workload]\nlayers = 1\nheads = 64\n[run]\nblock_rows = 16384\n[sweep]\nworkload.seq_len = 64, 16384\n' > "$T/swmem.ini"
 expect 1 "point 2 of 2 (workload.seq_len = 16384) needs about .* GiB of memory, more than 80% of the .* GiB this process may use" \
   "sweep: a point too large for the memory refused before any runs" -- "$EXE" sweep "$T/swmem.ini" -o "$T/swmem.h5" --threads 1
 check "sweep refused for memory: no point ran, nothing written" \

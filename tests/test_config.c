@@ -1019,6 +1019,7 @@ static void nondefault(spr_config *c) {
   spr_config_default(c);
   c->seed = UINT64_C(0xFEDCBA9876543210);
   c->trace = SPR_TRACE_MASKS;
+  c->block_rows = 128;
   strcpy(c->device_model, "/calib/dev ice, v2.h5"); /* absolute: a file keeps it */
   c->wl.preset = SPR_PRESET_VIT_BASE;
   c->wl.seq_len = 100;

@@ -1103,6 +1103,226 @@ static void test_fetch_causal_dense(void) {
   }
 }
 
+/* ---- row blocks (spr_digital.h: the *_rows functions) -------------------- */
+
+/* The fetch in row blocks of uneven sizes gives the whole-head fetch, both
+ * policies, and refuses blocks out of order or an early end. */
+static void test_fetch_rows(void) {
+  const int n = 100, d = 8;
+  uint8_t *m = calloc((size_t)n * spr_mask_row_bytes(n), 1);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) set_bit(m, n, i, j, rnd_unif() < (i % 7 ? 0.25 : 0.7));
+  spr_dig_ws a, b;
+  CU_ASSERT_FATAL(spr_dig_ws_alloc(&a, n, d) == 0 && spr_dig_ws_alloc(&b, n, d) == 0);
+  for (int policy = 0; policy < 2; policy++) {
+    const spr_dig_fetch_params p = params(400, policy);
+    spr_dig_fetch_stats whole, part;
+    CU_ASSERT_FATAL(spr_dig_fetch(&p, m, n, d, &whole, &a) == 0);
+    CU_ASSERT_FATAL(spr_dig_fetch_begin(&p, n, d, &part, &b) == 0);
+    const size_t rb = spr_mask_row_bytes(n);
+    for (int i0 = 0, step = 7; i0 < n; i0 += step, step = step == 7 ? 13 : 7) {
+      const int mm = n - i0 < step ? n - i0 : step;
+      CU_ASSERT_FATAL(spr_dig_fetch_rows(&p, m + (size_t)i0 * rb, i0, mm, &part, &b) == 0);
+    }
+    CU_ASSERT_FATAL(spr_dig_fetch_end(&part, &b) == 0);
+    CU_ASSERT(memcmp(&whole, &part, sizeof whole) == 0);
+    CU_ASSERT(memcmp(a.q_hits, b.q_hits, n * sizeof *a.q_hits) == 0);
+    CU_ASSERT(memcmp(a.q_fetches, b.q_fetches, n * sizeof *a.q_fetches) == 0);
+    CU_ASSERT(memcmp(a.q_overflow, b.q_overflow, n * sizeof *a.q_overflow) == 0);
+    CU_ASSERT(whole.overflow_tokens > 0 && whole.hits > 0); /* the buffer binds */
+    /* errors */
+    CU_ASSERT_FATAL(spr_dig_fetch_begin(&p, n, d, &part, &b) == 0);
+    EXPECT_ERR(spr_dig_fetch_rows(&p, m, 5, 3, &part, &b), SPR_EINVAL,
+               "fetch: rows 5 .. 7 out of order (next 0 of 100)");
+    CU_ASSERT_FATAL(spr_dig_fetch_rows(&p, m, 0, 10, &part, &b) == 0);
+    EXPECT_ERR(spr_dig_fetch_end(&part, &b), SPR_EINVAL, "fetch: ended after 10 of 100 rows");
+    EXPECT_ERR(spr_dig_fetch_rows(&p, NULL, 10, 3, &part, &b), SPR_EINVAL, "NULL argument");
+  }
+  spr_dig_ws_free(&a);
+  spr_dig_ws_free(&b);
+  free(m);
+}
+
+/* The recompute from exact scores against a double-precision softmax:
+ * sparse rows, a dense block (the GEMM path) and empty rows; within 1e-5
+ * of the largest output (float exponentials under 1 ulp, float sums). */
+static void test_recompute_rows(void) {
+  const int n = 150, d = 24;
+  const size_t rb = spr_mask_row_bytes(n);
+  int32_t *S = malloc((size_t)n * n * sizeof *S);
+  float *vf = malloc((size_t)n * d * sizeof *vf), *O = malloc((size_t)n * d * sizeof *O);
+  float *pbuf = malloc((size_t)n * n * sizeof *pbuf);
+  uint8_t *m = calloc((size_t)n * rb, 1);
+  for (int t = 0; t < n * n; t++) S[t] = rnd_int(-40000, 40000);
+  for (int t = 0; t < n * d; t++) vf[t] = (float)rnd_int(-127, 127);
+  const float alpha = 2.385e-4f, vs = 0.0173f;
+  spr_dig_ws ws;
+  CU_ASSERT_FATAL(spr_dig_ws_alloc(&ws, n, d) == 0);
+  for (int dense = 0; dense < 2; dense++) {
+    memset(m, 0, (size_t)n * rb);
+    int empty = 0;
+    int64_t kept = 0;
+    for (int i = 0; i < n; i++) {
+      if (i == 3) { /* one empty row */
+        empty++;
+        continue;
+      }
+      for (int j = 0; j < n; j++)
+        if (dense ? (i % 4 ? 1 : j <= i) : rnd_unif() < 0.12) {
+          set_bit(m, n, i, j, 1);
+          kept++;
+        }
+    }
+    spr_dig_attend_stats st = {0, 0};
+    /* rows 0 .. 99 in two blocks, then the rest */
+    CU_ASSERT_FATAL(spr_dig_recompute_rows(S, n, alpha, m, 0, 60, n, vf, d, vs, O, &st, pbuf, &ws) == 0);
+    CU_ASSERT_FATAL(spr_dig_recompute_rows(S + 60 * n, n, alpha, m + 60 * rb, 60, n - 60, n, vf, d,
+                                           vs, O + 60 * d, &st, pbuf, &ws) == 0);
+    CU_ASSERT_EQUAL(st.survivors, kept);
+    CU_ASSERT_EQUAL(st.empty_queries, empty);
+    double err = 0, mag = 0;
+    for (int i = 0; i < n; i++) {
+      double mx = -INFINITY, z = 0, o[24] = {0};
+      for (int j = 0; j < n; j++)
+        if (get_bit(m, n, i, j)) mx = fmax(mx, (double)alpha * S[i * n + j]);
+      for (int j = 0; j < n; j++)
+        if (get_bit(m, n, i, j)) {
+          const double e = exp((double)alpha * S[i * n + j] - mx);
+          z += e;
+          for (int u = 0; u < d; u++) o[u] += e * vf[j * d + u];
+        }
+      for (int u = 0; u < d; u++) {
+        const double ref = z > 0 ? vs * o[u] / z : 0.0;
+        err = fmax(err, fabs(O[i * d + u] - ref));
+        mag = fmax(mag, fabs(ref));
+      }
+    }
+    CU_ASSERT(mag > 0.5);
+    CU_ASSERT(err <= 1e-5 * mag);
+    for (int u = 0; u < d; u++) CU_ASSERT_EQUAL(O[3 * d + u], 0.0f);
+  }
+  EXPECT_ERR(spr_dig_recompute_rows(S, n, -1.0f, m, 0, 2, n, vf, d, vs, O, NULL, NULL, &ws),
+             SPR_EINVAL, "alpha=-1 must be finite and > 0");
+  EXPECT_ERR(spr_dig_recompute_rows(S, n, alpha, m, 140, 20, n, vf, d, vs, O, NULL, NULL, &ws),
+             SPR_EINVAL, "recompute: rows 140 .. 159 of 150");
+  EXPECT_ERR(spr_dig_recompute_rows(NULL, n, alpha, m, 0, 2, n, vf, d, vs, O, NULL, NULL, &ws),
+             SPR_EINVAL, "recompute: NULL argument");
+  spr_dig_ws_free(&ws);
+  free(S); free(vf); free(O); free(pbuf); free(m);
+}
+
+/* The dense reference in row blocks equals the whole head (the same per-row
+ * softmax; the GEMMs' last bits may move with the block shape). */
+static void test_dense_rows(void) {
+  const int n = 90, d = 16;
+  float *Q = malloc(n * d * 4), *K = malloc(n * d * 4), *V = malloc(n * d * 4);
+  float *P = malloc(n * n * 4), *O = malloc(n * d * 4), *Pb = malloc(n * n * 4), *Ob = malloc(n * d * 4);
+  for (int t = 0; t < n * d; t++) {
+    Q[t] = (float)(rnd_unif() * 4 - 2);
+    K[t] = (float)(rnd_unif() * 4 - 2);
+    V[t] = (float)(rnd_unif() * 2 - 1);
+  }
+  for (int causal = 0; causal < 2; causal++) {
+    CU_ASSERT_FATAL(spr_dig_dense_rows(Q, K, V, n, d, causal, 0, n, P, O) == 0);
+    for (int i0 = 0; i0 < n; i0 += 32) {
+      const int m = n - i0 < 32 ? n - i0 : 32;
+      CU_ASSERT_FATAL(spr_dig_dense_rows(Q, K, V, n, d, causal, i0, m, Pb + i0 * n, Ob + i0 * d) == 0);
+    }
+    double ep = 0, eo = 0;
+    for (int t = 0; t < n * n; t++) ep = fmax(ep, fabs(P[t] - Pb[t]));
+    for (int t = 0; t < n * d; t++) eo = fmax(eo, fabs(O[t] - Ob[t]));
+    CU_ASSERT(ep < 1e-6 && eo < 1e-5);
+    if (causal) CU_ASSERT_EQUAL(Pb[5 * n + 6], 0.0f);
+  }
+  EXPECT_ERR(spr_dig_dense_rows(Q, K, V, n, d, 0, 80, 20, P, O), SPR_EINVAL,
+             "dense: rows 80 .. 99 of 90");
+  Q[7 * d + 3] = INFINITY;
+  EXPECT_ERR(spr_dig_dense_rows(Q, K, V, n, d, 0, 0, 32, P, O), SPR_EINVAL,
+             "score of query 7, key 0 is");
+  free(Q); free(K); free(V); free(P); free(O); free(Pb); free(Ob);
+}
+
+/* Dense top keys against sorting each row (probability descending, ties
+ * to the lower key): small k by block maxima, large k by the heap; rows
+ * with many ties; causal rows. */
+static void test_rank_rows(void) {
+  const int n = 130;
+  float *P = malloc((size_t)n * n * sizeof *P);
+  int *top = malloc((size_t)n * 40 * sizeof *top), *ref = malloc(n * sizeof *ref);
+  spr_dig_ws ws;
+  CU_ASSERT_FATAL(spr_dig_ws_alloc(&ws, n, 4) == 0);
+  for (int rep = 0; rep < 3; rep++) {
+    for (int t = 0; t < n * n; t++)
+      P[t] = rep == 0 ? (float)rnd_unif() : (float)(rnd_int(0, rep == 1 ? 6 : 60) / 64.0);
+    for (int causal = 0; causal < 2; causal++)
+      for (int k = 1; k <= 40; k += k < 16 ? 3 : 12) {
+        CU_ASSERT_FATAL(spr_dig_rank_rows(P, 0, n, n, k, causal, top, &ws) == 0);
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+          const int nk = causal ? i + 1 : n, ki = k < nk ? k : nk;
+          const float *pr = P + (size_t)i * n;
+          for (int j = 0; j < nk; j++) ref[j] = j;
+          for (int a = 0; a < ki; a++) /* selection by the ranking */
+            for (int b = a + 1; b < nk; b++)
+              if (pr[ref[b]] > pr[ref[a]] || (pr[ref[b]] == pr[ref[a]] && ref[b] < ref[a])) {
+                const int t = ref[a];
+                ref[a] = ref[b];
+                ref[b] = t;
+              }
+          for (int a = 0; a < k; a++) bad += top[i * k + a] != (a < ki ? ref[a] : -1);
+        }
+        CU_ASSERT_EQUAL(bad, 0);
+      }
+  }
+  EXPECT_ERR(spr_dig_rank_rows(P, 0, n, n, 0, 0, top, &ws), SPR_EINVAL, "top_k=0 outside 1..n=130");
+  spr_dig_ws_free(&ws);
+  free(P); free(top); free(ref);
+}
+
+/* Metrics in row blocks equal spr_dig_metrics; the mask sum against a
+ * direct sum. */
+static void test_metrics_rows(void) {
+  const int n = 70, d = 6;
+  const size_t rb = spr_mask_row_bytes(n);
+  float *P = malloc(n * n * 4), *O = malloc(n * d * 4), *Od = malloc(n * d * 4);
+  uint8_t *m = calloc(n * rb, 1);
+  for (int t = 0; t < n * n; t++) P[t] = (float)rnd_unif();
+  for (int t = 0; t < n * d; t++) {
+    O[t] = (float)rnd_unif();
+    Od[t] = (float)rnd_unif();
+  }
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) set_bit(m, n, i, j, i == 9 || rnd_unif() < 0.3);
+  spr_dig_ws ws;
+  CU_ASSERT_FATAL(spr_dig_ws_alloc(&ws, n, d) == 0);
+  spr_dig_metric_params mp;
+  spr_dig_metric_default(&mp);
+  spr_dig_accuracy whole, part;
+  CU_ASSERT_FATAL(spr_dig_metrics(&mp, O, Od, P, m, n, d, &whole, &ws) == 0);
+  int *top = malloc(n * mp.top_k * sizeof *top);
+  CU_ASSERT_FATAL(spr_dig_rank_rows(P, 0, n, n, mp.top_k, 0, top, &ws) == 0);
+  spr_dig_metric_acc a;
+  spr_dig_metric_acc_init(&a);
+  CU_ASSERT_FATAL(spr_dig_metrics_rows(&mp, O, Od, P, top, m, 0, 33, n, d, &a) == 0);
+  CU_ASSERT_FATAL(spr_dig_metrics_rows(&mp, O + 33 * d, Od + 33 * d, P + 33 * n, top + 33 * mp.top_k,
+                                       m + 33 * rb, 33, n - 33, n, d, &a) == 0);
+  spr_dig_metrics_end(&a, n, mp.top_k, &part);
+  CU_ASSERT(whole.rel_fro == part.rel_fro && whole.cos_mean == part.cos_mean &&
+            whole.cos_min == part.cos_min && whole.cos_min_query == part.cos_min_query &&
+            whole.mass_retained == part.mass_retained && whole.top1_recall == part.top1_recall &&
+            whole.topk_recall == part.topk_recall && whole.top_k == part.top_k);
+  for (int i = 0; i < n; i++) {
+    double ref = 0;
+    for (int j = 0; j < n; j++)
+      if (get_bit(m, n, i, j)) ref += P[i * n + j];
+    CU_ASSERT_DOUBLE_EQUAL(spr_dig_mask_sum(P + i * n, m + i * rb, n), ref, 1e-12 * (ref + 1));
+  }
+  EXPECT_ERR(spr_dig_metrics_rows(&mp, NULL, Od, P, top, m, 0, 1, n, d, &a), SPR_EINVAL,
+             "metrics: NULL argument");
+  spr_dig_ws_free(&ws);
+  free(P); free(O); free(Od); free(m); free(top);
+}
+
 int main(void) {
   static const CU_TestInfo tests[] = {
       {"dense_tiled: plan and fetch counts by hand", test_tiled_hand},
@@ -1123,6 +1343,11 @@ int main(void) {
       {"causal metrics by hand", test_metrics_causal_hand},
       {"causal metrics against brute force", test_metrics_causal_brute},
       {"causal dense mask through the buffer", test_fetch_causal_dense},
+      {"fetch in row blocks = whole head", test_fetch_rows},
+      {"recompute rows from exact scores vs double softmax", test_recompute_rows},
+      {"dense reference in row blocks", test_dense_rows},
+      {"dense ranks vs sorting (ties, causal, both paths)", test_rank_rows},
+      {"metrics in row blocks, mask sums", test_metrics_rows},
       CU_TEST_INFO_NULL};
   return spr_test_run("digital", tests);
 }

@@ -1,10 +1,15 @@
-/* test_mat.c - matrix views and the checked GEMM against a triple loop. */
+/* test_mat.c - matrix views and the checked GEMM against a triple loop;
+ * exact int8 products against int64 loops; the vectorised exp against
+ * the double exp. */
 #include "config.h"
 #include "spr_error.h"
 #include "spr_mat.h"
 #include "spr_test.h"
+#include "spr_vmath.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 
 /* every combination of transposes, on blocks of larger buffers */
 static void test_gemm_vs_loops(void) {
@@ -60,9 +65,177 @@ static void test_gemm_shape_errors(void) {
   CU_ASSERT_EQUAL(spr_matf_gemm(1, spr_matf_view(x, 0, 3), 0, b, 0, 0, spr_matf_view(x, 0, 5)), 0);
 }
 
+/* xorshift for test data */
+static uint64_t rs = 88172645463325252ull;
+static uint64_t rnd(void) {
+  rs ^= rs << 13;
+  rs ^= rs >> 7;
+  rs ^= rs << 17;
+  return rs;
+}
+
+/* C = A B^T of random codes in [-lim, lim] against int64 loops: both paths
+ * (VNNI when the CPU has it, then the portable one), shapes that are not
+ * multiples of the tiles, column prefixes, strided rows, extreme codes. */
+static void check_i8(int m, int n, int k, int lim, int portable) {
+  const int lda = k + 3, ldb = k + 1, ldc = n + 5;
+  int8_t *A = malloc((size_t)m * lda), *B = malloc((size_t)n * ldb);
+  int32_t *C = malloc((size_t)m * ldc * sizeof *C);
+  for (int i = 0; i < m * lda; i++) A[i] = (int8_t)((int)(rnd() % (2 * lim + 1)) - lim);
+  for (int i = 0; i < n * ldb; i++) B[i] = (int8_t)((int)(rnd() % (2 * lim + 1)) - lim);
+  if (lim == 128) { /* the extremes: -128 everywhere in one row and column */
+    for (int t = 0; t < k; t++) A[t] = B[t] = -128;
+  }
+  spr__i8mat_force_portable(portable);
+  spr_i8mat *p;
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(n + 7, k, m, &p), 0);
+  if (portable) CU_ASSERT_EQUAL(spr_i8mat_vnni(p), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p, B, n, k, ldb), 0);
+  for (int pass = 0; pass < 2; pass++) {
+    const int nc = pass ? n - n / 3 : n; /* the first columns only */
+    for (int i = 0; i < m * ldc; i++) C[i] = 0x5a5a5a5a;
+    CU_ASSERT_EQUAL_FATAL(spr_i8mat_mul(p, A, lda, m, nc, C, ldc), 0);
+    int bad = 0, untouched = 1;
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        int64_t s = 0;
+        for (int t = 0; t < k; t++) s += (int64_t)A[(size_t)i * lda + t] * B[(size_t)j * ldb + t];
+        if (j < nc) bad += C[(size_t)i * ldc + j] != s;
+        else untouched &= C[(size_t)i * ldc + j] == 0x5a5a5a5a;
+      }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(untouched);
+  }
+  spr_i8mat_free(p);
+  spr__i8mat_force_portable(0);
+  free(A);
+  free(B);
+  free(C);
+}
+
+static void test_i8_products(void) {
+  const int shapes[][4] = {{1, 1, 1, 7}, {3, 17, 5, 8}, {9, 33, 64, 127}, {20, 47, 63, 128},
+                           {64, 64, 16, 7}, {13, 100, 130, 128}, {8, 16, 4, 1}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int portable = 0; portable < 2; portable++)
+      check_i8(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], portable);
+  /* the int64 fallback of the portable path: max|a| max|b| k > 2^24 */
+  check_i8(5, 9, 1100, 128, 1);
+  /* masked packing: the products of B & mask, both paths */
+  for (int portable = 0; portable < 2; portable++) {
+    const int m = 11, n = 23, k = 37;
+    int8_t A[11 * 37], B[23 * 37], Bm[23 * 37];
+    int32_t C[11 * 23], C2[11 * 23];
+    for (int i = 0; i < m * k; i++) A[i] = (int8_t)((int)(rnd() % 255) - 127);
+    for (int i = 0; i < n * k; i++) {
+      B[i] = (int8_t)((int)(rnd() % 255) - 127);
+      Bm[i] = (int8_t)(B[i] & 0x1f);
+    }
+    spr__i8mat_force_portable(portable);
+    spr_i8mat *p;
+    CU_ASSERT_FATAL(spr_i8mat_alloc(n, k, m, &p) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_pack_masked(p, B, n, k, k, 0x1f) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_mul(p, A, k, m, n, C, n) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_pack(p, Bm, n, k, k) == 0);
+    CU_ASSERT_FATAL(spr_i8mat_mul(p, A, k, m, n, C2, n) == 0);
+    CU_ASSERT(memcmp(C, C2, sizeof C) == 0);
+    int64_t s00 = 0;
+    for (int t = 0; t < k; t++) s00 += (int64_t)A[t] * (B[t] & 0x1f);
+    CU_ASSERT_EQUAL(C[0], s00);
+    spr_i8mat_free(p);
+    spr__i8mat_force_portable(0);
+  }
+}
+
+static void test_i8_errors(void) {
+  spr_i8mat *p = (spr_i8mat *)1;
+  CU_ASSERT_EQUAL(spr_i8mat_alloc(0, 4, 4, &p), SPR_EINVAL);
+  CU_ASSERT_PTR_NULL(p);
+  CU_ASSERT_EQUAL(spr_i8mat_alloc(4, 65537, 4, &p), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "k 65537");
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(4, 8, 2, &p), 0);
+  int8_t b[40] = {0}, a[24] = {0};
+  int32_t c[16];
+  CU_ASSERT_EQUAL(spr_i8mat_pack(p, b, 5, 8, 8), SPR_EINVAL); /* 5 rows > 4 */
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "beyond the allocation");
+  CU_ASSERT_EQUAL(spr_i8mat_pack(p, NULL, 4, 8, 8), SPR_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p, b, 4, 8, 8), 0);
+  CU_ASSERT_EQUAL(spr_i8mat_mul(p, a, 8, 3, 4, c, 4), SPR_EINVAL); /* 3 rows > 2 */
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "3 rows (at most 2)");
+  CU_ASSERT_EQUAL(spr_i8mat_mul(p, a, 8, 2, 5, c, 5), SPR_EINVAL); /* 5 columns > 4 */
+  CU_ASSERT_EQUAL(spr_i8mat_mul(p, a, 8, 2, 4, NULL, 4), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_mul(p, a, 8, 0, 4, c, 4), 0);
+  spr_i8mat_free(p);
+  spr_i8mat_free(NULL);
+}
+
+/* ulps between y and the true value r (ulp of the float nearest r) */
+static double ulps(float y, double r) {
+  int e;
+  frexp(r, &e);
+  return fabs((double)y - r) / ldexp(1.0, e - 24);
+}
+
+/* spr_vexpf within SPR_VEXPF_ULP of the double exp on a dense sample of
+ * every float exponent range the result is normal for, the edges, and the
+ * fused exp-and-sum against a long double sum. */
+static void test_vexpf(void) {
+  enum { N = 1 << 16 };
+  static float x[N], y[N];
+  double worst = 0;
+  for (int rep = 0; rep < 64; rep++) {
+    for (int i = 0; i < N; i++) {
+      /* a uniform in [-87.33, 88.72) and, every fourth, a tiny one */
+      const double u = (double)(rnd() >> 11) * 0x1p-53;
+      x[i] = (float)(i % 4 ? -87.33 + u * (88.72 + 87.33) : (u - 0.5) * 1e-3);
+    }
+    spr_vexpf(x, y, N - rep); /* odd lengths: the tail */
+    for (int i = 0; i < N - rep; i++) {
+      const double e = ulps(y[i], exp((double)x[i]));
+      worst = e > worst ? e : worst;
+    }
+  }
+  CU_ASSERT(worst < SPR_VEXPF_ULP);
+  const float ex[] = {0.0f, -0.0f, 1.0f, -1.0f, 88.72f, -87.33f, 1e-30f, -1e-30f};
+  float ey[8];
+  spr_vexpf(ex, ey, 8);
+  CU_ASSERT_EQUAL(ey[0], 1.0f);
+  CU_ASSERT_EQUAL(ey[1], 1.0f);
+  for (int i = 2; i < 8; i++) CU_ASSERT(ulps(ey[i], exp((double)ex[i])) < SPR_VEXPF_ULP);
+  /* beyond the range: 0, +inf; NaN stays NaN; in place */
+  float big[5] = {-87.5f, -1000.0f, 88.73f, 1000.0f, NAN};
+  spr_vexpf(big, big, 5);
+  CU_ASSERT(big[0] == 0.0f && big[1] == 0.0f);
+  CU_ASSERT(isinf(big[2]) && isinf(big[3]) && big[2] > 0);
+  CU_ASSERT(isnan(big[4]));
+  /* exp(x - m) and the sum: every term as spr_vexpf, the sum within the
+   * rounding of 1000 float additions of positive terms */
+  for (int n = 1; n <= 1000; n += 37) {
+    float v[1000], w[1000], w2[1000], m = -1e30f;
+    for (int i = 0; i < n; i++) {
+      v[i] = (float)((double)(rnd() % 20000) / 1000.0 - 12.0);
+      m = v[i] > m ? v[i] : m;
+    }
+    const float s = spr_vexpf_sub_sum(v, m, w, n);
+    long double ref = 0;
+    int same = 1;
+    for (int i = 0; i < n; i++) {
+      float t = v[i] - m;
+      spr_vexpf(&t, &w2[i], 1);
+      same &= w2[i] == w[i];
+      ref += w[i];
+    }
+    CU_ASSERT(same);
+    CU_ASSERT(fabsl((long double)s - ref) <= (long double)n * FLT_EPSILON * ref);
+  }
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"gemm on blocks vs loops", test_gemm_vs_loops},
                          {"gemm shape errors", test_gemm_shape_errors},
+                         {"int8 products vs int64 loops, both paths", test_i8_products},
+                         {"int8 products: errors", test_i8_errors},
+                         {"vectorised exp vs double exp", test_vexpf},
                          CU_TEST_INFO_NULL};
   return spr_test_run("mat", tests);
 }

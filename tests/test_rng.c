@@ -499,6 +499,27 @@ static void test_mix64_bijection(void) {
   CU_ASSERT(fabs(mean - 32) < 5 * 4 / sqrt(m));
 }
 
+/* The bulk draw: exactly the values of successive spr_rng_normal calls,
+ * strided, the stream left where they leave it. */
+static void test_normals_bulk(void) {
+  gsl_rng *a = spr_rng_alloc(), *b = spr_rng_alloc();
+  spr_rng_key(a, 2385, 3, 1, 0, SPR_STREAM_READ);
+  spr_rng_key(b, 2385, 3, 1, 0, SPR_STREAM_READ);
+  enum { N = 5000 };
+  static double x[3 * N];
+  for (int i = 0; i < 3 * N; i++) x[i] = 0.5;
+  spr_rng_normals(a, x + 1, N, 3);
+  int bad = 0;
+  for (int i = 0; i < N; i++) {
+    bad += x[3 * i + 1] != spr_rng_normal(b);
+    bad += x[3 * i] != 0.5 || x[3 * i + 2] != 0.5; /* between the strides: untouched */
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(spr_rng_normal(a), spr_rng_normal(b));
+  gsl_rng_free(a);
+  gsl_rng_free(b);
+}
+
 static const CU_TestInfo tests[] = {
     {"SplitMix64 reference values", test_mix64_reference},
     {"xoshiro256** reference values", test_xoshiro_reference},
@@ -512,6 +533,7 @@ static const CU_TestInfo tests[] = {
     {"normal draws continue the keyed stream", test_normal_stream},
     {"streams are uncorrelated", test_stream_independence},
     {"mix64: distinct outputs, avalanche", test_mix64_bijection},
+    {"bulk normals = successive draws", test_normals_bulk},
     CU_TEST_INFO_NULL,
 };
 

@@ -461,6 +461,41 @@ static void report(void) {
   printf("\n");
 }
 
+/* The synthetic head with a reused scratch: the same Q, K, V as the
+ * allocating call, for heads of both presets drawn in any order; a scratch
+ * of another shape refused. */
+static void test_synth_ws(void) {
+  spr_workload_params wl;
+  memset(&wl, 0, sizeof wl);
+  wl.preset = SPR_PRESET_BERT_BASE;
+  wl.seq_len = 96;
+  wl.head_dim = 32;
+  wl.n_layers = 4;
+  wl.n_heads = 4;
+  const size_t nd = 96 * 32;
+  float *Q = malloc(nd * 4), *K = malloc(nd * 4), *V = malloc(nd * 4);
+  float *Q2 = malloc(nd * 4), *K2 = malloc(nd * 4), *V2 = malloc(nd * 4);
+  spr_synth_ws *w;
+  CU_ASSERT_FATAL(spr_synth_ws_alloc(96, 32, &w) == 0);
+  int bad = 0;
+  for (int p = 0; p < 2; p++) {
+    wl.preset = p ? SPR_PRESET_VIT_BASE : SPR_PRESET_BERT_BASE;
+    for (int l = 3; l >= 0; l--)
+      for (int h = 0; h < 4; h++) {
+        CU_ASSERT_FATAL(spr_synth_head(&wl, 2385, l, h, Q, K, V) == 0);
+        CU_ASSERT_FATAL(spr_synth_head_ws(&wl, 2385, l, h, Q2, K2, V2, w) == 0);
+        bad += memcmp(Q, Q2, nd * 4) || memcmp(K, K2, nd * 4) || memcmp(V, V2, nd * 4);
+      }
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  wl.seq_len = 97;
+  CU_ASSERT_EQUAL(spr_synth_head_ws(&wl, 2385, 0, 0, Q2, K2, V2, w), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "synth: workspace for 96 x 32, head of 97 x 32");
+  CU_ASSERT_EQUAL(spr_synth_ws_alloc(1, 32, &w), SPR_EINVAL);
+  spr_synth_ws_free(NULL);
+  free(Q); free(K); free(V); free(Q2); free(K2); free(V2);
+}
+
 int main(void) {
   if (getenv("SPR_WL_REPORT")) report();
   static const CU_TestInfo tests[] = {
@@ -470,6 +505,7 @@ int main(void) {
       {"targets vit-base", test_targets_vit},
       {"errors synth", test_errors_synth},
       {"errors stats", test_errors_stats},
+      {"synthetic heads with a reused scratch", test_synth_ws},
       CU_TEST_INFO_NULL,
   };
   return spr_test_run("workloads", tests);

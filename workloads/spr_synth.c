@@ -31,7 +31,9 @@
 #include "spr_rng.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -165,13 +167,13 @@ static void smooth_filter(double *v, size_t stride, int len, double rho,
 static void smooth_field(gsl_rng *r, const grid *g, int n, double rho,
                          int nch, double *out, int ld, double *erow) {
   for (int c = 0; c < nch; c++) {
-    for (int t = 0; t < n; t++) out[(size_t)t * ld + c] = spr_rng_normal(r);
+    spr_rng_normals(r, out + c, (size_t)n, (size_t)ld);
     double *base = out + (size_t)g->first * ld + c;
     for (int y = 0; y < g->ny; y++)
       smooth_filter(base + (size_t)y * g->nx * ld, (size_t)ld, g->nx, rho,
                     spr_rng_normal(r));
     if (g->ny > 1) {
-      for (int x = 0; x < g->nx; x++) erow[x] = spr_rng_normal(r);
+      spr_rng_normals(r, erow, (size_t)g->nx, 1);
       smooth_filter(erow, 1, g->nx, rho, spr_rng_normal(r));
       for (int x = 0; x < g->nx; x++)
         smooth_filter(base + (size_t)x * ld, (size_t)g->nx * ld, g->ny, rho, erow[x]);
@@ -189,21 +191,56 @@ typedef struct {
   int j, c;
 } cls_pair;
 
-static int cmp_pair(const void *a, const void *b) {
-  const cls_pair *x = a, *y = b;
-  if (x->v != y->v) return x->v > y->v ? -1 : 1;
-  if (x->j != y->j) return x->j < y->j ? -1 : 1;
-  return (x->c > y->c) - (x->c < y->c);
+
+/* Sort key of v for descending order: the IEEE bits made unsigned-ordered
+ * (negatives flipped), complemented; -0 is 0, as the comparison has it. */
+static uint64_t desc_key(double v) {
+  if (v == 0) v = 0.0;
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  u = u >> 63 ? ~u : u | ((uint64_t)1 << 63);
+  return ~u;
+}
+
+/* The order qsort with cmp_pair gives: the pairs are generated in (j, c)
+ * ascending order, so a stable sort by v descending (an LSD radix sort on
+ * the 8 bytes of desc_key, passes whose byte is the same for all skipped)
+ * leaves ties in (j, c) order.  tmp: np pairs. */
+static void sort_pairs(cls_pair *pairs, int np, cls_pair *tmp, uint64_t *key, uint64_t *key2) {
+  for (int k = 0; k < np; k++) key[k] = desc_key(pairs[k].v);
+  cls_pair *src = pairs, *dst = tmp;
+  uint64_t *ks = key, *kd = key2;
+  for (int pass = 0; pass < 8; pass++) {
+    const int sh = 8 * pass;
+    size_t count[257] = {0};
+    for (int k = 0; k < np; k++) count[((ks[k] >> sh) & 0xFF) + 1]++;
+    int trivial = 0;
+    for (int b = 0; b < 256; b++) trivial |= count[b + 1] == (size_t)np;
+    if (trivial) continue;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (int k = 0; k < np; k++) {
+      const size_t at = count[(ks[k] >> sh) & 0xFF]++;
+      dst[at] = src[k];
+      kd[at] = ks[k];
+    }
+    cls_pair *t = src;
+    src = dst;
+    dst = t;
+    uint64_t *tk = ks;
+    ks = kd;
+    kd = tk;
+  }
+  if (src != pairs) memcpy(pairs, src, (size_t)np * sizeof *pairs);
 }
 
 static void assign_classes(const double *y, int n, int C, int sink_last,
-                           cls_pair *pairs, int *cls) {
+                           cls_pair *pairs, cls_pair *tmp, uint64_t *key, int *cls) {
   int cnt[SYN_MAX_CLASSES] = {0}, np = 0;
   const int lo = 1, hi = sink_last ? n - 1 : n, n_eff = hi - lo;
   for (int j = 0; j < n; j++) cls[j] = -1;
   for (int j = lo; j < hi; j++)
     for (int c = 0; c < C; c++) pairs[np++] = (cls_pair){y[(size_t)j * C + c], j, c};
-  qsort(pairs, (size_t)np, sizeof *pairs, cmp_pair);
+  sort_pairs(pairs, np, tmp, key, key + (size_t)n * SYN_MAX_CLASSES);
   for (int k = 0; k < np; k++) {
     const int j = pairs[k].j, c = pairs[k].c;
     const int cap = n_eff / C + (c < n_eff % C);
@@ -214,21 +251,29 @@ static void assign_classes(const double *y, int n, int C, int sink_last,
   }
 }
 
-/* Workspace of one call: latent matrices, rotation, fields, classes. */
-typedef struct {
+/* Workspace of one head: latent matrices, rotation, fields, classes. */
+struct spr_synth_ws {
+  int n, d;
+  gsl_rng *r;
   float *Qt, *Kt, *R;
   double *f1, *f2, *erow;
   int *perm, *cls;
-  cls_pair *pairs;
-} synth_ws;
+  cls_pair *pairs, *pairs2;
+  uint64_t *keys; /* 2 n SYN_MAX_CLASSES */
+};
+typedef struct spr_synth_ws synth_ws;
 
 static void ws_free(synth_ws *w) {
+  if (w->r) gsl_rng_free(w->r);
   free(w->Qt); free(w->Kt); free(w->R); free(w->f1); free(w->f2);
-  free(w->erow); free(w->perm); free(w->cls); free(w->pairs);
+  free(w->erow); free(w->perm); free(w->cls); free(w->pairs); free(w->pairs2); free(w->keys);
 }
 
 static int ws_alloc(synth_ws *w, int n, int d) {
   const size_t nd = (size_t)n * d;
+  w->n = n;
+  w->d = d;
+  w->r = spr_rng_alloc();
   w->Qt = calloc(nd, sizeof *w->Qt);
   w->Kt = calloc(nd, sizeof *w->Kt);
   w->R = malloc((size_t)d * d * sizeof *w->R);
@@ -238,8 +283,29 @@ static int ws_alloc(synth_ws *w, int n, int d) {
   w->perm = malloc(2 * (size_t)d * sizeof *w->perm);
   w->cls = malloc((size_t)n * sizeof *w->cls);
   w->pairs = malloc((size_t)n * SYN_MAX_CLASSES * sizeof *w->pairs);
-  return w->Qt && w->Kt && w->R && w->f1 && w->f2 && w->erow && w->perm &&
-         w->cls && w->pairs;
+  w->pairs2 = malloc((size_t)n * SYN_MAX_CLASSES * sizeof *w->pairs2);
+  w->keys = malloc((size_t)2 * n * SYN_MAX_CLASSES * sizeof *w->keys);
+  return w->r && w->Qt && w->Kt && w->R && w->f1 && w->f2 && w->erow && w->perm &&
+         w->cls && w->pairs && w->pairs2 && w->keys;
+}
+
+int spr_synth_ws_alloc(int n, int d, spr_synth_ws **out) {
+  *out = NULL;
+  if (n < 2 || d < 1) return spr_error(SPR_EINVAL, "synth: workspace for %d x %d (n >= 2, d >= 1)", n, d);
+  synth_ws *w = calloc(1, sizeof *w);
+  if (!w || !ws_alloc(w, n, d)) {
+    if (w) ws_free(w);
+    free(w);
+    return spr_error(SPR_ENOMEM, "synth: out of memory for a head of %d x %d", n, d);
+  }
+  *out = w;
+  return 0;
+}
+
+void spr_synth_ws_free(spr_synth_ws *w) {
+  if (!w) return;
+  ws_free(w);
+  free(w);
 }
 
 /* Position block (positional heads): for each of n_modes modes m and each
@@ -289,7 +355,7 @@ static void class_block(gsl_rng *r, const grid *g, int n, int d, int o,
                         synth_ws *w) {
   const int seg = hm->type == HEAD_SEGMENT;
   smooth_field(r, g, n, seg ? len_to_rho(hm->lseg) : 0, n_cls, w->f1, n_cls, w->erow);
-  assign_classes(w->f1, n, n_cls, sink_last, w->pairs, w->cls);
+  assign_classes(w->f1, n, n_cls, sink_last, w->pairs, w->pairs2, w->keys, w->cls);
   if (!seg) smooth_field(r, g, n, len_to_rho(hm->lq), n_cls, w->f2, n_cls, w->erow);
   const double amp = sqrt(hm->top * sqrt((double)d));
   for (int t = 0; t < n; t++) {
@@ -337,8 +403,8 @@ static void rotation(gsl_rng *r, int d, int *perm, float *R) {
   }
 }
 
-int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer,
-                   int head, float *Q, float *K, float *V) {
+int spr_synth_head_ws(const spr_workload_params *wl, uint64_t seed, int layer,
+                      int head, float *Q, float *K, float *V, spr_synth_ws *wp) {
   if (!wl) return spr_error(SPR_EINVAL, "synth: workload parameters wl = NULL");
   if (!Q) return spr_error(SPR_EINVAL, "synth: query buffer Q = NULL");
   if (!K) return spr_error(SPR_EINVAL, "synth: key buffer K = NULL");
@@ -361,13 +427,13 @@ int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer,
   /* sinks: 0 ([CLS]) and, for BERT only, n-1 ([SEP]); ViT: token 0 only */
   const int sink_last = wl->preset == SPR_PRESET_BERT_BASE;
 
-  synth_ws w;
-  gsl_rng *r = spr_rng_alloc();
-  if (!ws_alloc(&w, n, d) || !r) {
-    ws_free(&w);
-    if (r) gsl_rng_free(r);
-    return spr_error(SPR_ENOMEM, "synth: out of memory for a head of %d x %d", n, d);
-  }
+  if (!wp || wp->n != n || wp->d != d)
+    return spr_error(SPR_EINVAL, "synth: workspace for %d x %d, head of %d x %d", wp ? wp->n : 0,
+                     wp ? wp->d : 0, n, d);
+  synth_ws w = *wp; /* the arrays, cleared where the head relies on zeros */
+  memset(w.Qt, 0, (size_t)n * d * sizeof *w.Qt);
+  memset(w.Kt, 0, (size_t)n * d * sizeof *w.Kt);
+  gsl_rng *r = w.r;
   spr_rng_key(r, seed, layer, head, 0, SPR_STREAM_WORKLOAD);
   head_model hm;
   draw_head(r, wl, layer, two_d, &hm);
@@ -402,10 +468,12 @@ int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer,
   if (n_noise > 0) {
     smooth_field(r, &g, n, len_to_rho(hm.lh), n_noise, w.f1, n_noise, w.erow);
     const double a = sqrt(hm.sigma * sqd / sqrt((double)n_noise));
+    /* the key noise in (t, c) order: one bulk draw into f2 */
+    spr_rng_normals(r, w.f2, (size_t)n * n_noise, 1);
     for (int t = 0; t < n; t++)
       for (int c = 0; c < n_noise; c++) {
         w.Qt[(size_t)t * d + o_noise + c] = (float)(a * w.f1[(size_t)t * n_noise + c]);
-        w.Kt[(size_t)t * d + o_noise + c] = (float)(a * spr_rng_normal(r));
+        w.Kt[(size_t)t * d + o_noise + c] = (float)(a * w.f2[(size_t)t * n_noise + c]);
       }
   }
 
@@ -414,19 +482,23 @@ int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer,
   int rc = spr_matf_gemm(1.0f, spr_matf_view(w.Qt, n, d), 0, R, 0, 0.0f, spr_matf_view(Q, n, d));
   if (!rc)
     rc = spr_matf_gemm(1.0f, spr_matf_view(w.Kt, n, d), 0, R, 0, 0.0f, spr_matf_view(K, n, d));
-  if (rc) {
-    gsl_rng_free(r);
-    ws_free(&w);
-    return rc;
-  }
+  if (rc) return rc;
   /* V: iid N(0,1), from its own stream (trial 1) */
   if (V) {
     spr_rng_key(r, seed, layer, head, 1, SPR_STREAM_WORKLOAD);
     spr_rng_gaussian(r, V, (size_t)n * d);
   }
-  gsl_rng_free(r);
-  ws_free(&w);
   return 0;
+}
+
+int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer, int head, float *Q,
+                   float *K, float *V) {
+  if (!wl) return spr_error(SPR_EINVAL, "synth: workload parameters wl = NULL");
+  spr_synth_ws *w;
+  int rc = spr_synth_ws_alloc(wl->seq_len < 2 ? 2 : wl->seq_len, wl->head_dim < 1 ? 1 : wl->head_dim, &w);
+  if (!rc) rc = spr_synth_head_ws(wl, seed, layer, head, Q, K, V, w);
+  spr_synth_ws_free(w);
+  return rc;
 }
 
 /* p_ij = exp(l_ij - max_j l_ij) / sum_j exp(l_ij - max_j l_ij) with

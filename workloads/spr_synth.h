@@ -19,6 +19,19 @@
 int spr_synth_head(const spr_workload_params *wl, uint64_t seed, int layer,
                    int head, float *Q, float *K, float *V);
 
+/* The scratch of spr_synth_head for heads of n tokens of d dimensions,
+ * allocated once (a thread's; the per-call allocation of spr_synth_head
+ * costs a quarter of its time in fresh pages).  Returns 0, SPR_EINVAL or
+ * SPR_ENOMEM. */
+typedef struct spr_synth_ws spr_synth_ws;
+int spr_synth_ws_alloc(int n, int d, spr_synth_ws **out);
+void spr_synth_ws_free(spr_synth_ws *w); /* NULL: no-op */
+
+/* spr_synth_head with the scratch w (of the head's n x d; SPR_EINVAL
+ * otherwise): the same Q, K, V. */
+int spr_synth_head_ws(const spr_workload_params *wl, uint64_t seed, int layer, int head, float *Q,
+                      float *K, float *V, spr_synth_ws *w);
+
 /* Statistics of the attention softmax(Q K^T / sqrt(d)) of one head, with
  * the mask "probability >= p_thr":
  *   density  mean over queries of the fraction of keys kept,

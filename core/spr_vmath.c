@@ -1,0 +1,204 @@
+/* spr_vmath.c - vectorised float exponential (method and accuracy:
+ * spr_vmath.h). */
+#include "config.h"
+#include "spr_vmath.h"
+
+/* exp16 is always inlined: the ABI note about 64-byte vector arguments
+ * does not apply */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
+#define VM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VM_CLONES
+#endif
+
+#if defined(__GNUC__)
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+#define SPLAT(v) {v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v}
+
+/* exp of 16 lanes (spr_vmath.h): the same operations in every variant. */
+static inline __attribute__((always_inline)) v16f exp16(v16f x) {
+  const v16f lo = SPLAT(-87.33654475f), hi = SPLAT(88.72283905f);
+  const v16f clo = SPLAT(-88.5f), chi = SPLAT(89.5f);
+  const v16f log2e = SPLAT(1.44269504088896341f), magic = SPLAT(12582912.0f);
+  const v16f c1 = SPLAT(0.693359375f), c2 = SPLAT(-2.12194440e-4f);
+  const v16f p0 = SPLAT(1.9875691500e-4f), p1 = SPLAT(1.3981999507e-3f),
+             p2 = SPLAT(8.3334519073e-3f), p3 = SPLAT(4.1665795894e-2f),
+             p4 = SPLAT(1.6666665459e-1f), p5 = SPLAT(5.0000001201e-1f);
+  const v16f one = SPLAT(1.0f), zero = SPLAT(0.0f), inf = SPLAT(__builtin_inff());
+  const v16i bias = SPLAT(127);
+  /* keep k within a few units of the float range; the ends are masked */
+  v16i keep = (v16i)(x > clo);
+  v16f xc = (v16f)(((v16i)x & keep) | ((v16i)clo & ~keep));
+  keep = (v16i)(xc < chi);
+  xc = (v16f)(((v16i)xc & keep) | ((v16i)chi & ~keep));
+  /* k = nearest integer to x log2(e) (the magic constant rounds) */
+  const v16f kf = (xc * log2e + magic) - magic;
+  const v16f r = (xc - kf * c1) - kf * c2;
+  const v16f z = r * r;
+  v16f p = p0 * r + p1;
+  p = p * r + p2;
+  p = p * r + p3;
+  p = p * r + p4;
+  p = p * r + p5;
+  p = (p * z + r) + one;
+  /* times 2^k as 2^e1 2^e2, e1 = floor(k / 2): both factors are normal
+   * floats for every k of the clamped range */
+  const v16i k = __builtin_convertvector(kf, v16i);
+  const v16i e1 = k >> 1, e2 = k - e1;
+  p = p * (v16f)((e1 + bias) << 23);
+  p = p * (v16f)((e2 + bias) << 23);
+  /* below FLT_MIN: 0; above FLT_MAX: inf; NaN stays NaN */
+  p = (v16f)((v16i)p & (v16i)(x >= lo));
+  const v16i big = (v16i)(x > hi);
+  p = (v16f)(((v16i)p & ~big) | ((v16i)inf & big));
+  const v16i nan = (v16i)(x != x);
+  p = (v16f)(((v16i)p & ~nan) | ((v16i)x & nan));
+  (void)zero;
+  return p;
+}
+
+static inline v16f load16(const float *p) {
+  v16f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+
+VM_CLONES void spr_vexpf(const float *x, float *y, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) store16(y + i, exp16(load16(x + i)));
+  if (i < n) {
+    float t[16] = {0};
+    memcpy(t, x + i, (n - i) * sizeof *t);
+    const v16f e = exp16(load16(t));
+    store16(t, e);
+    memcpy(y + i, t, (n - i) * sizeof *t);
+  }
+}
+
+VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
+  const v16f mv = SPLAT(m);
+  v16f s = SPLAT(0.0f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const v16f e = exp16(load16(x + i) - mv);
+    store16(y + i, e);
+    s += e;
+  }
+  if (i < n) {
+    float t[16];
+    for (int l = 0; l < 16; l++) t[l] = -__builtin_inff();
+    for (size_t l = 0; l < n - i; l++) t[l] = x[i + l] - m;
+    const v16f e = exp16(load16(t)); /* the padding lanes give 0 */
+    store16(t, e);
+    memcpy(y + i, t, (n - i) * sizeof *t);
+    s += e;
+  }
+  /* pairwise: lanes (l, l + 8), then (l, l + 4), ... */
+  float a[16];
+  store16(a, s);
+  for (int w = 8; w >= 1; w >>= 1)
+    for (int l = 0; l < w; l++) a[l] = a[l] + a[l + w];
+  return a[0];
+}
+
+#else /* not GCC or clang: the same arithmetic, one lane at a time */
+
+#include <math.h>
+
+static float exp1(float x) {
+  if (x != x) return x;
+  if (x < -87.33654475f) return 0.0f;
+  if (x > 88.72283905f) return INFINITY;
+  const volatile float magic = 12582912.0f;
+  const float kf = (x * 1.44269504088896341f + magic) - magic;
+  const float r = (x - kf * 0.693359375f) - kf * -2.12194440e-4f;
+  const float z = r * r;
+  float p = 1.9875691500e-4f * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = (p * z + r) + 1.0f;
+  const int k = (int)kf, e1 = k >> 1, e2 = k - e1;
+  return ldexpf(ldexpf(p, e1), e2);
+}
+
+void spr_vexpf(const float *x, float *y, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = exp1(x[i]);
+}
+
+float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
+  float s[16] = {0};
+  for (size_t i = 0; i < n; i++) {
+    y[i] = exp1(x[i] - m);
+    s[i % 16] += y[i];
+  }
+  for (int w = 8; w >= 1; w >>= 1)
+    for (int l = 0; l < w; l++) s[l] = s[l] + s[l + w];
+  return s[0];
+}
+#endif
+
+/* ---- comparison bits and counts ------------------------------------------ */
+
+VM_CLONES int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
+  int64_t cnt = 0;
+  int j = 0;
+  for (; j + 64 <= n; j += 64) {
+    uint8_t c[64];
+#pragma omp simd
+    for (int u = 0; u < 64; u++) c[u] = (uint8_t)(s[j + u] >= t);
+    for (int b = 0; b < 8; b++) {
+      uint64_t x;
+      memcpy(&x, c + 8 * b, 8);
+      /* byte u of x (0 or 1) lands on bit 56 + u of the product */
+      const unsigned byte = (unsigned)((x * UINT64_C(0x0102040810204080)) >> 56);
+      out[j / 8 + b] = (uint8_t)byte;
+      cnt += __builtin_popcount(byte);
+    }
+  }
+  if (j < n) {
+    const int nb = (n - j + 7) / 8;
+    for (int b = 0; b < nb; b++) {
+      unsigned byte = 0;
+      for (int u = 0; u < 8 && j + 8 * b + u < n; u++) byte |= (unsigned)(s[j + 8 * b + u] >= t) << u;
+      out[j / 8 + b] = (uint8_t)byte;
+      cnt += __builtin_popcount(byte);
+    }
+  }
+  return cnt;
+}
+
+VM_CLONES int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int n, int32_t t) {
+  int32_t c = 0;
+  int64_t cnt = 0;
+  for (int j0 = 0; j0 < n; j0 += 1 << 20) { /* int32 lanes: 2^20 at a time */
+    const int j1 = n - j0 < (1 << 20) ? n : j0 + (1 << 20);
+    c = 0;
+#pragma omp simd reduction(+ : c)
+    for (int j = j0; j < j1; j++) c += (a[j] - b[j]) >= t;
+    cnt += c;
+  }
+  return cnt;
+}
+
+VM_CLONES int64_t spr_vcount_ge_i32(const int32_t *s, int n, int32_t t) {
+  int64_t cnt = 0;
+  for (int j0 = 0; j0 < n; j0 += 1 << 20) {
+    const int j1 = n - j0 < (1 << 20) ? n : j0 + (1 << 20);
+    int32_t c = 0;
+#pragma omp simd reduction(+ : c)
+    for (int j = j0; j < j1; j++) c += s[j] >= t;
+    cnt += c;
+  }
+  return cnt;
+}
