@@ -108,7 +108,11 @@ double spr_model_eval_mem_bytes(const spr_config *mc, const spr_model *m, int th
   /* spr_model_ws: x, h, o, qkv, f, patches; the context's O and logits */
   const double acts = sizeof(float) * (T * D * 6 + T * m->mlp + T * m->patch * m->patch +
                                        T * m->head_dim + rows * m->outputs);
-  return spr_model_bytes(m) + threads * (spr_run_mem_bytes(mc, 1) + acts);
+  /* spr_model_ctx_alloc: every head held whole (no row blocks) and one
+   * attention workspace of n rows */
+  const int n = m->tokens, d = m->head_dim;
+  const double attn = m->heads * spr_attend_head_bytes(mc, n, d, 0, n) + spr_attend_ws_bytes(mc, n, d, n);
+  return spr_model_bytes(m) + threads * (attn + acts);
 }
 
 int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx **out) {

@@ -959,8 +959,8 @@ static int load_rc(const char *path) {
  * never cut; non-standard numeric types refused; integers read whole as
  * int64, so a value beyond int is named as it is. */
 /* The memory refusal.  spr_model_bytes against the arrays counted one by
- * one; spr_model_eval_mem_bytes: the weights plus, per thread, one run
- * thread's attention data (spr_run_mem_bytes) and the activations; a
+ * one; spr_model_eval_mem_bytes: the weights plus, per thread, every
+ * head held whole, one attention workspace and the activations; a
  * header declaring more weights than this process may hold is refused
  * before any dataset is read (the file holds the small model's datasets,
  * which would otherwise be refused for their shape). */
@@ -981,8 +981,14 @@ static void test_memory(void) {
     spr_config_default(&c);
     CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, p, &mc), 0);
     const double acts = 4 * (T * D * 6 + T * M + (text ? 0 : T * 4) + T * (SD / SH) + (text ? T : 1) * O);
-    CU_ASSERT_DOUBLE_EQUAL(spr_model_eval_mem_bytes(&mc, &m, 1), 4 * n + spr_run_mem_bytes(&mc, 1) + acts, 0.5);
-    CU_ASSERT_DOUBLE_EQUAL(spr_model_eval_mem_bytes(&mc, &m, 3), 4 * n + 3 * (spr_run_mem_bytes(&mc, 1) + acts), 0.5);
+    /* every head held whole, one workspace of T rows (spr_model_ctx_alloc) */
+    const int Ti = (int)T, d = SD / SH;
+    const double attn = SH * spr_attend_head_bytes(&mc, Ti, d, 0, Ti) + spr_attend_ws_bytes(&mc, Ti, d, Ti);
+    CU_ASSERT_DOUBLE_EQUAL(spr_model_eval_mem_bytes(&mc, &m, 1), 4 * n + attn + acts, 0.5);
+    CU_ASSERT_DOUBLE_EQUAL(spr_model_eval_mem_bytes(&mc, &m, 3), 4 * n + 3 * (attn + acts), 0.5);
+    /* the whole-head sizes, not the pipeline's row blocks: at least the
+     * held heads' n x n ideal scores (int32) */
+    CU_ASSERT(spr_model_eval_mem_bytes(&mc, &m, 1) >= 4 * n + SH * 4.0 * T * T);
     spr_model_free(&m);
   }
   /* dim 4096, mlp 65536, depth 64 declared over the text model's datasets:
