@@ -307,7 +307,7 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
   fflush(info);
   spr_model_eval_result r;
   if (spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
-                         have_data ? &data : NULL, (int)threads, &cmd_interrupted, &r)) {
+                         have_data ? &data : NULL, (int)threads, &cmd_interrupted, NULL, &r)) {
     if (cmd_interrupted) {
       fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
       status = 130;

@@ -149,7 +149,7 @@ int cmd_sweep(int argc, char **argv) {
     first_err = err_point;
     if (cmd_interrupted || (first_err >= 0 && p > first_err)) continue;
     const double tp = cmd_now_s();
-    int rc = spr_sweep_eval_point(sw, p, &cmd_interrupted);
+    int rc = spr_sweep_eval_point(sw, p, &cmd_interrupted, NULL);
 #pragma omp critical(sweep_progress)
     {
       if (rc && rc != SPR_ECANCELED && (err_point < 0 || p < err_point)) {

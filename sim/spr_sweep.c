@@ -557,12 +557,12 @@ int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c) {
   return build_point(sw, p, c);
 }
 
-int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel) {
+int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel, spr_progress *prog) {
   spr_config *c = malloc(sizeof *c);
   if (!c) return spr_error(SPR_ENOMEM, "%s: out of memory for point %d", sw->path, p + 1);
   int rc = spr_sweep_point_config(sw, p, c);
   spr_eval_row rows[SPR_N_SCHEMES];
-  if (!rc) rc = sw->ev->point(sw->ev, c, cancel, rows);
+  if (!rc) rc = sw->ev->point(sw->ev, c, cancel, prog, rows);
   free(c);
   if (rc == SPR_ECANCELED) return rc;
   char label[1024];

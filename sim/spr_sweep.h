@@ -101,9 +101,10 @@ int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c);
 int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes);
 
 /* Evaluate point p: thread-safe for distinct p, single-threaded inside.
- * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  Errors
- * name the point. */
-int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel);
+ * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  prog
+ * (may be NULL) receives the point's progress (spr_evaluator.point).
+ * Errors name the point. */
+int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel, spr_progress *prog);
 
 /* Row of scheme s (enum spr_scheme) at point p, NULL until evaluated. */
 const spr_eval_row *spr_sweep_row(const spr_sweep *sw, int p, int s);

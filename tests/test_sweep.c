@@ -232,10 +232,10 @@ static void test_eval_independent_of_threads(void) {
   CU_ASSERT_FATAL(a && b);
   const int P = spr_sweep_npoints(a);
   CU_ASSERT_PTR_NULL(spr_sweep_row(a, 0, SPR_SCHEME_SPRINT)); /* not yet evaluated */
-  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL), 0);
+  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL, NULL), 0);
   int fails = 0;
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
-  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL) != 0;
+  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL, NULL) != 0;
   CU_ASSERT_EQUAL(fails, 0);
   for (int p = 0; p < P; p++)
     for (int s = 0; s < SPR_N_SCHEMES; s++)
@@ -299,7 +299,7 @@ static void test_outputs(void) {
   /* not every point evaluated: refused, nothing left */
   spr_sweep_out *o = NULL;
   CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
-  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 0, NULL), 0);
+  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 0, NULL, NULL), 0);
   CU_ASSERT_EQUAL(spr_sweep_out_commit(o, sw, "test"), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "point 2 of 3 was not evaluated");
   struct stat st;
@@ -307,9 +307,9 @@ static void test_outputs(void) {
   CU_ASSERT_NOT_EQUAL(stat(csv, &st), 0);
   /* a cancelled point stops with SPR_ECANCELED and stays unevaluated */
   volatile sig_atomic_t stop = 1;
-  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 1, &stop), SPR_ECANCELED);
+  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 1, &stop, NULL), SPR_ECANCELED);
   CU_ASSERT_PTR_NULL(spr_sweep_row(sw, 1, SPR_SCHEME_DENSE));
-  for (int p = 1; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL), 0);
+  for (int p = 1; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
   CU_ASSERT_EQUAL(spr_sweep_out_commit(o, sw, "test"), 0);
   CU_ASSERT_EQUAL(count_lines(csv), 1 + 3 * 2);
@@ -342,10 +342,10 @@ static void test_outputs(void) {
  * reverse order on 2 threads: the rows must be identical. */
 static void eval_both_ways(spr_sweep *a, spr_sweep *b) {
   const int P = spr_sweep_npoints(a);
-  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL), 0);
+  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL, NULL), 0);
   int fails = 0;
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
-  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL) != 0;
+  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL, NULL) != 0;
   CU_ASSERT_EQUAL(fails, 0);
   for (int p = 0; p < P; p++)
     for (int s = 0; s < SPR_N_SCHEMES; s++)
@@ -413,7 +413,7 @@ static void test_model_evaluators(void) {
     spr_config pc;
     spr_model_eval_result r;
     CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &pc), 0);
-    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, NULL, &r), 0);
     CU_ASSERT_EQUAL_FATAL(r.n_items, 3);
     const double bits = 3.0 * 24 * log(2.0);
     double nref = 0, nexact = 0;
@@ -485,7 +485,7 @@ static void test_model_evaluators(void) {
     spr_config pc;
     spr_model_eval_result r;
     CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &pc), 0);
-    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, NULL, &r), 0);
     CU_ASSERT_EQUAL_FATAL(r.n_items, 5);
     int ok_exact = 0, ok_ref = 0;
     for (int i = 0; i < 5; i++) {
