@@ -331,7 +331,8 @@ assert drop > 1e-5 and gap < 0.05 * drop, (drop, gap)
 " && ok "nodal vs analytic: second-order gap" || bad "nodal vs analytic: second-order gap"
   expect 2 "needs --r-wl and --r-bl" "analytic without resistances" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model analytic -o "$T/x.h5"
   expect 2 "'hspice' is not one of ideal, analytic, nodal, spice" "unknown model" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model hspice -o "$T/x.h5"
-  expect 0 "model spice" "crossbar spice" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model spice --r-wl 2.5 --r-bl 3 -o "$T/Is.h5"
+  expect 0 "model spice" "crossbar spice" -- "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model spice --r-wl 2.5 --r-bl 3 -o "$T/Is.h5" --progress
+  grep -q "^crossbar: \([0-9]*\)/\1 SPICE vectors (100%), .* elapsed$" "$T/err" && ok "crossbar spice --progress: SPICE vectors done" || bad "crossbar spice --progress: SPICE vectors done"
   "$PY" -c "
 import h5py, numpy as np
 In = h5py.File('$T/In.h5')['I'][:]; Is = h5py.File('$T/Is.h5')['I'][:]
@@ -617,7 +618,8 @@ cmp_overdrives = 1 uA, 2 uA, 4 uA
 energy_sizes = 4, 8, 12
 INI
 expect 0 "cmp_offset_sigma" "help calibrate" -- "$EXE" help calibrate
-expect 0 "analog.cmp_offset_sigma" "calibrate (reduced)" -- "$EXE" calibrate "$T/cal.ini" -o "$T/cal.h5"
+expect 0 "analog.cmp_offset_sigma" "calibrate (reduced)" -- "$EXE" calibrate "$T/cal.ini" -o "$T/cal.h5" --progress
+grep -q "^calibrate: \[[1-7]/7\] [a-zA-Z -]*, [0-9]*/[0-9]* [a-zA-Z -]* ([0-9]*%), .* elapsed" "$T/err" && ok "calibrate --progress: the step and its sub-steps" || bad "calibrate --progress: the step and its sub-steps"
 grep -q "calibrate: \[7/7\] read energy done in" "$T/err" && ok "calibrate: progress with step times on stderr" || bad "calibrate: progress with step times on stderr"
 [ -f "$T/cal.h5" ] && notmp "$T/cal.h5" && ok "calibrate: file written, no temporary" || bad "calibrate: file written, no temporary"
 printf '[run]\ndevice_model = cal.h5\n[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n' > "$T/caldev.ini"

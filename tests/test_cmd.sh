@@ -293,6 +293,23 @@ if [ -x "$PY" ]; then
     "$PY" "$S/tests/check_readme_examples.py" "$S/README.md" "$S/.ci/readme-examples" "$S/examples"
 fi
 
+# --- progress: --progress and --quiet, never on stdout ------------------------
+for c in run calibrate crossbar; do
+  "$EXE" help $c > "$T/h1" 2>&1
+  check "help $c: --progress and --quiet" 'grep -q -- "--progress " "$T/h1" && grep -q -- "--quiet " "$T/h1"'
+done
+expect 2 "run: --progress and --quiet contradict each other" "run --progress --quiet exits 2" -- "$EXE" run "$T/small.ini" --progress --quiet -o "$T/x.h5"
+expect 2 "crossbar: --progress and --quiet contradict each other" "crossbar --progress --quiet exits 2" -- "$EXE" crossbar --progress --quiet
+"$EXE" run "$T/small.ini" -o "$T/p.h5" --progress > "$T/p1.out" 2> "$T/p1.err" && mv "$T/p.h5" "$T/p1.h5"
+check "run --progress: the layer and the share of head passes on stderr, stdout unchanged" \
+  'grep -q "^run: layer 2/2, \\([0-9]*\\)/\\1 head passes (100%), .* elapsed$" "$T/p1.err" && ! grep -q "head passes" "$T/p1.out" && grep -q "^ *all " "$T/p1.out"'
+"$EXE" run "$T/small.ini" -o "$T/p.h5" --quiet > "$T/p2.out" 2> "$T/p2.err" && mv "$T/p.h5" "$T/p2.h5"
+"$EXE" run "$T/small.ini" -o "$T/p.h5" > "$T/p3.out" 2> "$T/p3.err" && mv "$T/p.h5" "$T/p3.h5"
+check "run --quiet and run to a file or pipe: no progress; the same tables and trace as with --progress" \
+  '! grep -q "head passes" "$T/p2.err" "$T/p3.err" && cmp -s "$T/p1.out" "$T/p2.out" && cmp -s "$T/p1.h5" "$T/p2.h5" && cmp -s "$T/p2.h5" "$T/p3.h5"'
+"$EXE" run "$T/small.ini" -o "$T/p4.h5" --progress --format csv > "$T/p4.out" 2> "$T/p4.err"
+check "run --progress --format csv: the CSV holds no progress" '! grep -q "head passes" "$T/p4.out" && grep -q "head passes" "$T/p4.err"'
+
 # --- signals and limits ------------------------------------------------------
 # a write past the file-size limit (ulimit -f) stops the run: exit 1, the
 # limit named, neither the trace nor its temporary left (F9)
