@@ -65,7 +65,8 @@ enum {
   CMD_OPT_SET = 16,    /* --set section.key=value (repeatable); CONFIG "-" reads standard input */
   CMD_OPT_FORMAT = 32, /* --format text|csv|json */
   CMD_OPT_BATCH = 64,  /* --batch B, --pad P */
-  CMD_OPT_PROGRESS = 128 /* --progress, --quiet (cmd_progress_wanted) */
+  CMD_OPT_PROGRESS = 128, /* --progress, --quiet (cmd_progress_wanted) */
+  CMD_OPT_RESUME = 256 /* --resume (sweep) */
 };
 enum { CMD_PROGRESS_AUTO = 0, CMD_PROGRESS_ON, CMD_PROGRESS_OFF };
 #define CMD_MAX_SET 256
@@ -80,6 +81,7 @@ typedef struct {
   int format;               /* SPR_TABLE_TEXT (default), _CSV, _JSON */
   long batch, pad;          /* --batch (0: not given), --pad */
   int progress;             /* CMD_PROGRESS_AUTO (default), _ON (--progress), _OFF (--quiet) */
+  int resume;               /* --resume given */
   int n_set;                /* the --set values, in order */
   const char *set[CMD_MAX_SET];
 } cmd_opts;

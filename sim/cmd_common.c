@@ -2,6 +2,7 @@
  * signal flag, error and option parsing, the device-model loading. */
 #include "config.h"
 #include "cmd.h"
+#include "cmd_mpi.h"
 #include "spr_config.h"
 #include "spr_device.h"
 #include "spr_error.h"
@@ -124,6 +125,8 @@ int cmd_parse_opts(int argc, char **argv, cmd_opts *o) {
         return CMD_EXIT_USAGE;
     } else if ((o->allow & CMD_OPT_PROGRESS) && (r = cmd_progress_opt(o->cmd, a, &o->progress))) {
       if (r < 0) return CMD_EXIT_USAGE;
+    } else if ((o->allow & CMD_OPT_RESUME) && !strcmp(a, "--resume")) {
+      o->resume = 1;
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "%s: %s: unknown option '%s' (see 'sprintsim help %s')\n", cmd_prog, o->cmd, a,
               o->cmd);
@@ -274,6 +277,39 @@ void cmd_usage_set(FILE *f, const char *more) {
           "  CONFIG as '-'      read the configuration from standard input (its file\n"
           "                     names relative to the current folder)\n",
           more ? more : "");
+}
+
+/* An integer environment variable, or -1. */
+static long env_int(const char *name) {
+  const char *v = getenv(name);
+  if (!v || !*v) return -1;
+  char *end;
+  long x = strtol(v, &end, 10);
+  return *end || x < 0 ? -1 : x;
+}
+
+int cmd_mpi_launched(int *rank) {
+  /* world size and rank as each launcher sets them: Open MPI's mpirun,
+   * MPICH's and Intel's hydra or Slurm's PMI (PMI_*), PMIx, MVAPICH;
+   * srun's own variables only inside a job step (a batch script sees
+   * SLURM_NTASKS without being started by srun) */
+  static const char *const vars[][2] = {{"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"},
+                                        {"PMI_SIZE", "PMI_RANK"},
+                                        {"PMIX_SIZE", "PMIX_RANK"},
+                                        {"MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"},
+                                        {"SLURM_STEP_NUM_TASKS", "SLURM_PROCID"}};
+  long size = 0, r = 0;
+  for (size_t k = 0; k < sizeof vars / sizeof vars[0]; k++) {
+    long n = env_int(vars[k][0]);
+    if (k == 4 && !getenv("SLURM_STEP_ID")) continue;
+    if (n > size) {
+      size = n;
+      r = env_int(vars[k][1]);
+      if (r < 0) r = 0;
+    }
+  }
+  if (rank) *rank = (int)r;
+  return (int)size;
 }
 
 void cmd_usage_progress(FILE *f) {

@@ -464,12 +464,14 @@ analog.cmp_noise_sigma = 0, 1 uA
 schemes = sprint, dense, oracle, topk
 INI
 expect 0 "4 points (threshold.keep_rate + baselines.topk_fraction x2, analog.cmp_noise_sigma x2) x 4 schemes" \
-  "sweep runs" -- "$EXE" sweep "$T/sw.ini" -o "$T/sw1.h5" --threads 1
-grep -q "sweep: 4/4 done" "$T/err" && ok "sweep progress on stderr" || bad "sweep progress on stderr"
+  "sweep runs" -- "$EXE" sweep "$T/sw.ini" -o "$T/sw1.h5" --threads 1 --progress
+grep -q "sweep: 4/4 done (point [1-4]: threshold.keep_rate" "$T/err" && grep -q "elapsed, ETA" "$T/err" && ! grep -q "done" "$T/out" \
+  && ok "sweep --progress: points done, elapsed and ETA on stderr" || bad "sweep --progress: points done, elapsed and ETA on stderr"
 [ -f "$T/sw1.h5" ] && [ -f "$T/sw1.csv" ] && notmp "$T/sw1.h5" && notmp "$T/sw1.csv" \
   && ok "sweep writes SWEEP.h5 and SWEEP.csv, no temporaries" || bad "sweep writes SWEEP.h5 and SWEEP.csv"
 [ "$(wc -l < "$T/sw1.csv")" -eq 17 ] && ok "sweep CSV: header + 4 points x 4 schemes" || bad "sweep CSV rows"
-"$EXE" sweep "$T/sw.ini" -o "$T/sw2.h5" --threads 2 > /dev/null 2>&1
+"$EXE" sweep "$T/sw.ini" -o "$T/sw2.h5" --threads 2 > /dev/null 2> "$T/sw2.err"
+[ ! -s "$T/sw2.err" ] && ok "sweep: no progress when stderr is not a terminal" || bad "sweep: no progress when stderr is not a terminal"
 cmp -s "$T/sw1.csv" "$T/sw2.csv" && ok "sweep: 1 and 2 threads give byte-identical CSV" || bad "sweep: 1 and 2 threads give byte-identical CSV"
 cmp -s "$T/sw1.h5" "$T/sw2.h5" && ok "sweep: 1 and 2 threads give byte-identical HDF5" || bad "sweep: 1 and 2 threads give byte-identical HDF5"
 # errors: exit 1 with file:line, the point and the key; nothing written
@@ -498,8 +500,9 @@ kill -INT $pid
 wait $pid
 st=$?
 if [ "$st" -eq 130 ] && [ ! -e "$T/swi.h5" ] && [ ! -e "$T/swi.csv" ] && notmp "$T/swi.h5" && notmp "$T/swi.csv" \
-   && grep -q "interrupted after" "$T/swi.err"; then
-  ok "sweep SIGINT: exit 130, no output"
+   && grep -q "interrupted after .* the finished points are kept in .*swi.journal: add --resume to go on" "$T/swi.err" \
+   && [ -f "$T/swi.journal" ]; then
+  ok "sweep SIGINT: exit 130, no output, the journal kept"
 else
   bad "sweep SIGINT: exit $st"; cat "$T/swi.err"; ls "$T"
 fi

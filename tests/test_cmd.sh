@@ -294,11 +294,12 @@ if [ -x "$PY" ]; then
 fi
 
 # --- progress: --progress and --quiet, never on stdout ------------------------
-for c in run calibrate crossbar; do
+for c in run sweep calibrate crossbar; do
   "$EXE" help $c > "$T/h1" 2>&1
   check "help $c: --progress and --quiet" 'grep -q -- "--progress " "$T/h1" && grep -q -- "--quiet " "$T/h1"'
 done
 expect 2 "run: --progress and --quiet contradict each other" "run --progress --quiet exits 2" -- "$EXE" run "$T/small.ini" --progress --quiet -o "$T/x.h5"
+expect 2 "sweep: --progress and --quiet contradict each other" "sweep --quiet --progress exits 2" -- "$EXE" sweep "$T/sw.ini" --quiet --progress -o "$T/x.h5"
 expect 2 "crossbar: --progress and --quiet contradict each other" "crossbar --progress --quiet exits 2" -- "$EXE" crossbar --progress --quiet
 "$EXE" run "$T/small.ini" -o "$T/p.h5" --progress > "$T/p1.out" 2> "$T/p1.err" && mv "$T/p.h5" "$T/p1.h5"
 check "run --progress: the layer and the share of head passes on stderr, stdout unchanged" \
