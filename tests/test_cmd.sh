@@ -163,6 +163,26 @@ printf '[workload]\nlayers = 1\nheads = 2\nsource = qkv\n[sweep]\nworkload.qkv_f
 expect 2 "names an input of the sweep: workload.qkv_file $T/in-qkv.h5" "sweep -o naming a point's Q/K/V file" -- "$EXE" sweep "$T/swq.ini" -o "$T/in-qkv.h5"
 expect 2 "synth: -o $T/small.ini names an input of the synth: the configuration" "synth -o naming its configuration" -- "$EXE" synth "$T/small.ini" -o "$T/small.ini"
 expect 2 "calibrate: -o $T/small.ini names an input of the calibrate: the configuration" "calibrate -o naming its configuration" -- "$EXE" calibrate "$T/small.ini" -o "$T/small.ini"
+# a model's own reference model (its 'reference' attribute, no key names it)
+if have_h5py && "$B/tests/test_model" --write-text "$T/lm.h5" && "$B/tests/test_model" --write-text "$T/lmref.h5"; then
+  "$PY" -c "import h5py; h5py.File('$T/lm.h5', 'a').attrs['reference'] = 'lmref.h5'"
+  printf '[workload]\nsource = model\nmodel = lm.h5\nwindows = 1\n' > "$T/lm.ini"
+  expect 2 "run: -o $T/lmref.h5 names an input of the run: the reference model $T/lmref.h5" \
+    "run -o naming the model's own reference model" -- "$EXE" run "$T/lm.ini" -o "$T/lmref.h5"
+  printf '[workload]\nsource = model\nmodel = lm.h5\nwindows = 1\n[sweep]\nanalog.cmp_noise_sigma = 0, 1 nA\nschemes = sprint, dense\n' > "$T/lmsw.ini"
+  expect 2 "sweep: -o $T/lmref.h5 names an input of the sweep: the reference model $T/lmref.h5" \
+    "sweep -o naming a point model's own reference model" -- "$EXE" sweep "$T/lmsw.ini" -o "$T/lmref.h5"
+  # the journal beside -o is checked too: a model whose reference is X.journal
+  cp "$T/lmref.h5" "$T/lmj.journal"
+  cp "$T/lm.h5" "$T/lmj.h5model"
+  "$PY" -c "import h5py; h5py.File('$T/lmj.h5model', 'a').attrs['reference'] = 'lmj.journal'"
+  sed 's/model = lm.h5/model = lmj.h5model/' "$T/lmsw.ini" > "$T/lmjsw.ini"
+  expect 2 "sweep: the journal beside -o, $T/lmj.journal names an input of the sweep: the reference model $T/lmj.journal" \
+    "sweep whose journal would overwrite a model's reference model" -- "$EXE" sweep "$T/lmjsw.ini" -o "$T/lmj.h5"
+  check "the models are untouched" '"$B/tests/test_model" --write-text "$T/lmref2.h5" && cmp -s "$T/lmref.h5" "$T/lmref2.h5"'
+else
+  bad "tests/test_model --write-text (h5py)"
+fi
 check "the inputs are untouched" '[ "$(cksum < "$T/in-qkv.h5")" = "$sum0" ] && grep -q "^seq_len = 32$" "$T/small.ini" && notmp "$T/small.ini"'
 
 # --- --format: run's and report's tables as CSV or JSON -------------------------

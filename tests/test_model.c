@@ -1028,7 +1028,13 @@ static void test_config_keys(void) {
   SPR_ASSERT_CONTAINS(spr_errmsg(), "'workload.model' is empty");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* "test_model --write-text FILE": a synthetic causal text model, for the
+   * command-line tests (tests/test_cmd.sh) */
+  if (argc == 3 && !strcmp(argv[1], "--write-text")) {
+    write_model(argv[2], 1, OK, 2385);
+    return 0;
+  }
   spr_test_path(model_path, sizeof model_path, "model", ".h5");
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   static const CU_TestInfo tests[] = {
