@@ -166,6 +166,7 @@ expect 2 "calibrate: -o $T/small.ini names an input of the calibrate: the config
 # a model's own reference model (its 'reference' attribute, no key names it)
 if have_h5py && "$B/tests/test_model" --write-text "$T/lm.h5" && "$B/tests/test_model" --write-text "$T/lmref.h5"; then
   "$PY" -c "import h5py; h5py.File('$T/lm.h5', 'a').attrs['reference'] = 'lmref.h5'"
+  lmsum=$(cksum < "$T/lmref.h5")
   printf '[workload]\nsource = model\nmodel = lm.h5\nwindows = 1\n' > "$T/lm.ini"
   expect 2 "run: -o $T/lmref.h5 names an input of the run: the reference model $T/lmref.h5" \
     "run -o naming the model's own reference model" -- "$EXE" run "$T/lm.ini" -o "$T/lmref.h5"
@@ -179,7 +180,7 @@ if have_h5py && "$B/tests/test_model" --write-text "$T/lm.h5" && "$B/tests/test_
   sed 's/model = lm.h5/model = lmj.h5model/' "$T/lmsw.ini" > "$T/lmjsw.ini"
   expect 2 "sweep: the journal beside -o, $T/lmj.journal names an input of the sweep: the reference model $T/lmj.journal" \
     "sweep whose journal would overwrite a model's reference model" -- "$EXE" sweep "$T/lmjsw.ini" -o "$T/lmj.h5"
-  check "the models are untouched" '"$B/tests/test_model" --write-text "$T/lmref2.h5" && cmp -s "$T/lmref.h5" "$T/lmref2.h5"'
+  check "the reference model is untouched" '[ "$(cksum < "$T/lmref.h5")" = "$lmsum" ]'
 else
   bad "tests/test_model --write-text (h5py)"
 fi
