@@ -681,12 +681,19 @@ int cmd_sweep(int argc, char **argv) {
     const char *s = spr_sweep_source(sw);
     for (size_t i = 0; s[i]; i++) id = (id ^ (unsigned char)s[i]) * 0x100000001b3ULL;
     for (int p = 0; p < spr_sweep_npoints(sw); p++) id = (id ^ spr_sweep_point_hash(sw, p)) * 0x100000001b3ULL;
+    for (int i = 0; i < spr_sweep_ninputs(sw); i++) { /* and the content of its files */
+      long long n = -1;
+      uint64_t h = 0;
+      spr_sweep_input_id(spr_sweep_input_path(sw, i), &n, &h);
+      id = (id ^ h ^ (uint64_t)n) * 0x100000001b3ULL;
+    }
     uint64_t id0 = id;
     if (cmd_mpi_bcast(&id0, sizeof id0) != 0) cmd_mpi_abort(1);
     char m[600] = "";
     if (id != id0)
       snprintf(m, sizeof m, "%s (host %s) resolves to another sweep than on rank 0: its text or a "
-               "file its points read differs between the nodes", cfg_path, cmd_mpi_host());
+               "file its points read (or the content of one) differs between the nodes", cfg_path,
+               cmd_mpi_host());
     if ((st = agree(size, rank, id != id0, m))) {
       spr_sweep_free(sw);
       free(shared_text);

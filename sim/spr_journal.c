@@ -125,37 +125,6 @@ static int unescape(char *s) {
 
 /* --- the header ----------------------------------------------------------- */
 
-/* Size and FNV-1a 64 of a file's bytes. */
-static int file_id(const char *path, long long *size, uint64_t *hash) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return spr_error(SPR_EIO, "%s: cannot read: %s", path, strerror(errno));
-  enum { CHUNK = 1 << 20 };
-  unsigned char *buf = malloc(CHUNK);
-  if (!buf) {
-    close(fd);
-    return spr_error(SPR_ENOMEM, "%s: out of memory", path);
-  }
-  uint64_t h = SPR__FNV_OFFSET;
-  long long n = 0;
-  int rc = 0;
-  for (;;) {
-    ssize_t r = read(fd, buf, CHUNK);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      rc = spr_error(SPR_EIO, "%s: cannot read: %s", path, strerror(errno));
-      break;
-    }
-    if (r == 0) break;
-    h = spr__fnv1a64(h, buf, (size_t)r);
-    n += r;
-  }
-  free(buf);
-  close(fd);
-  *size = n;
-  *hash = h;
-  return rc;
-}
-
 /* The header's lines, the "end" line with its CRC included. */
 static int header_text(const spr_sweep *sw, const char *version, text *t) {
   addf(t, "%s\n", MAGIC);
@@ -170,7 +139,7 @@ static int header_text(const spr_sweep *sw, const char *version, text *t) {
   for (int i = 0; i < sw->ninputs; i++) {
     long long size;
     uint64_t h;
-    int rc = file_id(sw->input_path[i], &size, &h);
+    int rc = spr_sweep_input_id(sw->input_path[i], &size, &h);
     if (rc) return rc;
     addf(t, "input %lld %016" PRIx64 " %s ", size, h, sw->input_key[i]);
     add_escaped(t, sw->input_path[i]);
@@ -343,7 +312,7 @@ static int check_header(const char *path, char *hdr, const spr_sweep *sw, const 
       if (stat(file, &st) != 0)
         return spr_error(SPR_ECONFIG, "%s: the sweep's input %s %s is gone (the journal's points "
                          "were computed with it); restore it, or %s", path, key, file, TO_RESTART);
-      if ((rc = file_id(file, &now_size, &now_h))) return rc;
+      if ((rc = spr_sweep_input_id(file, &now_size, &now_h))) return rc;
       if (now_size != size || now_h != h)
         return spr_error(SPR_ECONFIG, "%s: the sweep's input %s %s changed since the journal was "
                          "written (%lld bytes, fnv1a64 %016" PRIx64 " then; %lld bytes, %016"

@@ -13,6 +13,7 @@
 #include "spr_sysmem.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -706,6 +707,36 @@ int spr_sweep_point_done(const spr_sweep *sw, int p) {
 
 uint64_t spr_sweep_point_hash(const spr_sweep *sw, int p) {
   return p >= 0 && p < sw->npoints ? sw->hash[p] : 0;
+}
+
+int spr_sweep_input_id(const char *path, long long *size, uint64_t *hash) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return spr_error(SPR_EIO, "%s: cannot read: %s", path, strerror(errno));
+  enum { CHUNK = 1 << 20 };
+  unsigned char *buf = malloc(CHUNK);
+  if (!buf) {
+    close(fd);
+    return spr_error(SPR_ENOMEM, "%s: out of memory", path);
+  }
+  uint64_t h = SPR__FNV_OFFSET;
+  long long n = 0;
+  int rc = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf, CHUNK);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      rc = spr_error(SPR_EIO, "%s: cannot read: %s", path, strerror(errno));
+      break;
+    }
+    if (r == 0) break;
+    h = spr__fnv1a64(h, buf, (size_t)r);
+    n += r;
+  }
+  free(buf);
+  close(fd);
+  *size = n;
+  *hash = h;
+  return rc;
 }
 
 const char *spr_sweep_source(const spr_sweep *sw) { return sw->source; }

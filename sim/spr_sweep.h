@@ -153,6 +153,11 @@ int spr_sweep_ninputs(const spr_sweep *sw);
 const char *spr_sweep_input_key(const spr_sweep *sw, int i);  /* "workload.model" */
 const char *spr_sweep_input_path(const spr_sweep *sw, int i);
 
+/* The identity of input file `path` (read whole): its size in bytes and
+ * the FNV-1a 64 of its content.  Returns 0, SPR_EIO (naming the file) or
+ * SPR_ENOMEM. */
+int spr_sweep_input_id(const char *path, long long *size, uint64_t *hash);
+
 /* Outputs: the HDF5 file and the CSV beside it, each written under a
  * fresh "<path>.tmp.XXXXXX" and renamed when complete. */
 typedef struct spr_sweep_out spr_sweep_out;

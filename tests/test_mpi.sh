@@ -135,6 +135,35 @@ check "kill -9 of the job: $kept points kept, no output" '[ "$kept" -ge 3 ] && [
 expect 0 "(36 rows)" "a single process resumes it" -- "$EXE" sweep "$T/slow.ini" -o "$T/k.h5" --threads 2 --resume
 check "... to the same files" 'cmp -s "$T/k.h5" "$T/sref.h5" && cmp -s "$T/k.csv" "$T/sref.csv"'
 
+# every rank must load the same sweep: the same CONFIG name in two folders
+# (mpirun's --wdir per program) with another value is refused naming rank 1
+mkdir -p "$T/d1" "$T/d2"
+printf '[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n[sweep]\nthreshold.keep_rate = 0.1, 0.2\n' > "$T/d1/s.ini"
+printf '[workload]\nseq_len = 32\nlayers = 1\nheads = 2\n[sweep]\nthreshold.keep_rate = 0.1, 0.3\n' > "$T/d2/s.ini"
+D1=$(cd "$T/d1" && pwd); D2=$(cd "$T/d2" && pwd); X=$(cd "$B" && pwd)/sprintsim
+mpirun $ROOT -n 1 --wdir "$D1" "$X" sweep s.ini -o "$D1/o.h5" : -n 1 --wdir "$D2" "$X" sweep s.ini -o "$D1/o.h5" > "$T/out" 2> "$T/err"
+check "a rank that reads another sweep text is refused by name, nothing written" \
+  '[ $? -ne 0 ] && grep -q "sweep: on rank 1: s.ini (host .*) resolves to another sweep than on rank 0" "$T/err" && [ ! -e "$D1/o.h5" ] && [ ! -e "$D1/o.journal" ]'
+# a file of the same path and other content on another node (a node-local
+# copy): rank 1 in its own mount namespace sees another Q/K/V file bound
+# over the path (needs unshare -m, i.e. root or user namespaces)
+printf '[workload]\nseq_len = 24\nlayers = 1\nheads = 2\nhead_dim = 8\n' > "$T/q.ini"
+"$EXE" synth "$T/q.ini" -o "$D1/q.h5" > /dev/null 2>&1
+"$EXE" synth "$T/q.ini" -o "$D2/q.h5" --set run.seed=2 > /dev/null 2>&1
+cp "$D1/q.h5" "$D2/same.h5"
+printf '[workload]\nsource = qkv\nqkv_file = q.h5\n[sweep]\nthreshold.keep_rate = 0.1, 0.2\nschemes = sprint, dense\n' > "$D1/q-sweep.ini"
+if unshare -m sh -c "mount --bind '$D2/q.h5' '$D1/q.h5' && ! cmp -s '$D1/q.h5' '$D2/same.h5'" 2> /dev/null; then
+  mpirun $ROOT -n 1 "$X" sweep "$D1/q-sweep.ini" -o "$T/q.h5" : \
+    -n 1 unshare -m sh -c "mount --bind '$D2/q.h5' '$D1/q.h5' && exec '$X' sweep '$D1/q-sweep.ini' -o '$T/q.h5'" > "$T/out" 2> "$T/err"
+  check "a rank whose input file (same path) has other content is refused by name, nothing written" \
+    '[ $? -ne 0 ] && grep -q "on rank 1: .*q-sweep.ini (host .*) .*the content of one) differs between the nodes" "$T/err" && [ ! -e "$T/q.h5" ] && [ ! -e "$T/q.journal" ]'
+  expect 0 "(4 rows)" "... the same content bound there: the sweep runs" -- \
+    mpirun $ROOT -n 1 "$X" sweep "$D1/q-sweep.ini" -o "$T/q.h5" : \
+    -n 1 unshare -m sh -c "mount --bind '$D2/same.h5' '$D1/q.h5' && exec '$X' sweep '$D1/q-sweep.ini' -o '$T/q.h5'"
+else
+  echo "# skipped: a file whose content differs between ranks (unshare -m is not allowed here)"
+fi
+
 # errors before any point: every rank agrees, rank 0 prints once
 mpi 2 "$EXE" run "$T/m.ini" -o "$T/run.h5" > "$T/out" 2> "$T/err"
 check "run under mpirun -n 2 is refused, the reason said once" \

@@ -667,6 +667,18 @@ static void test_pack_hash_inputs(void) {
   CU_ASSERT(strstr(spr_sweep_input_path(m, 0), "sweep-in1-") != NULL);
   CU_ASSERT(strstr(spr_sweep_input_path(m, 1), "sweep-in2-") != NULL);
   CU_ASSERT_PTR_NULL(spr_sweep_input_key(m, 2));
+  /* an input's identity: its size and the FNV-1a 64 of its bytes */
+  long long size = 0;
+  uint64_t h = 0;
+  FILE *fi = fopen(f2, "w");
+  CU_ASSERT_FATAL(fi != NULL);
+  fputs("2.385 V", fi);
+  fclose(fi);
+  CU_ASSERT_EQUAL(spr_sweep_input_id(f2, &size, &h), 0);
+  CU_ASSERT(size == 7 && h == fnv("2.385 V"));
+  CU_ASSERT_EQUAL(spr_sweep_input_id("/nonexistent/x.h5", &size, &h), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "/nonexistent/x.h5: cannot read");
+  write_model(f2, 1, OK, 2386);
   CU_ASSERT_PTR_NULL(spr_sweep_input_path(m, -1));
   /* the same model at points 0 and 2: the same configuration, the same hash */
   CU_ASSERT_EQUAL(spr_sweep_point_hash(m, 0), spr_sweep_point_hash(m, 2));
