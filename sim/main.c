@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "--version")) {
     printf("sprintsim %s\n", PACKAGE_VERSION);
     printf("MPI: %s\n", cmd_mpi_available() ? "yes (sweep spreads its points over MPI ranks)"
-                                             : "no (configure found no Open MPI)");
+                                             : "no (built without it: sweep runs in one process)");
     return 0;
   }
   if (!strcmp(cmd, "help")) return help(argc, argv);
