@@ -296,7 +296,7 @@ static void send_msg(int to, int type, int a, int b, const void *payload, size_t
 static void on_result(coord *k, outcome *oc, int p, int rc, double sec, const char *msg, int rank) {
   engine *e = k->e;
   spr_sweep *sw = e->sw;
-  atomic_fetch_sub(&e->running, 1);
+  if (rc) atomic_fetch_sub(&e->running, 1);
   if (rc == SPR_ECANCELED) return;
   if (rc) {
     if (p < oc->err_point) {
@@ -320,8 +320,11 @@ static void on_result(coord *k, outcome *oc, int p, int rc, double sec, const ch
     pthread_mutex_unlock(&e->lock);
     for (int r = 1; r < k->size; r++) send_msg(r, M_STOP, 0, 0, NULL, 0, 0);
   }
+  /* counted done before it stops counting as running (the journal's fsync
+   * lies between: the status line never shows the point as neither) */
   const int done = atomic_fetch_add(&e->done_total, 1) + 1;
   const int session = atomic_fetch_add(&e->done_session, 1) + 1;
+  atomic_fetch_sub(&e->running, 1);
   if (k->prog) {
     char label[512], times[96], on[32] = "";
     spr_sweep_point_label(sw, p, label, sizeof label);
