@@ -495,6 +495,10 @@ expect 1 "is a directory" "sweep: -o directory" -- "$EXE" sweep "$T/sw.ini" -o "
 printf '[workload]\nseq_len = 512\nlayers = 12\n[sweep]\nthreshold.keep_rate = 0.1, 0.2, 0.3, 0.4\n' > "$T/swl.ini"
 "$EXE" sweep "$T/swl.ini" -o "$T/swi.h5" --threads 2 > "$T/swi.out" 2> "$T/swi.err" &
 pid=$!
+# its header comes after its signal handlers (a background job of sh
+# ignores SIGINT until then: on a loaded machine an earlier one is lost)
+n=0
+while ! grep -q "^sprintsim .* sweep .* points" "$T/swi.out" 2> /dev/null && [ $n -lt 1200 ]; do sleep 0.05; n=$((n + 1)); done
 sleep 1
 kill -INT $pid
 wait $pid

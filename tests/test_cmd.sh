@@ -250,6 +250,10 @@ expect 2 "report: expected one trace file, not also '$T/fj.h5'" "report of two f
 printf '[workload]\nseq_len = 512\nlayers = 64\n' > "$T/long.ini"
 "$EXE" run "$T/long.ini" -o "$T/int.h5" --threads 1 --format json > "$T/int.json" 2> "$T/int.err" &
 pid=$!
+# its header comes after its signal handlers: a background job of sh
+# ignores SIGINT until then, so an earlier one (a loaded machine) is lost
+n=0
+while ! grep -q "^sprintsim .* layers x" "$T/int.err" 2> /dev/null && [ $n -lt 1200 ]; do sleep 0.05; n=$((n + 1)); done
 sleep 1
 kill -INT $pid
 wait $pid
