@@ -393,6 +393,7 @@ struct spr_cal {
   spr_cal_params p;
   int next;                        /* next step to run */
   volatile sig_atomic_t *cancel;
+  spr_progress *prog;              /* the current step's units, or NULL */
   spr_device dev;
   gsl_rng *rng;
   double trip0_A;                  /* nominal comparator trip */
@@ -447,6 +448,19 @@ void spr_cal_free(spr_cal *cal) {
 void spr_cal_set_cancel(spr_cal *cal, volatile sig_atomic_t *flag) { cal->cancel = flag; }
 
 static int canceled(const spr_cal *cal) { return cal->cancel && *cal->cancel; }
+
+void spr_cal_set_progress(spr_cal *cal, spr_progress *p) { cal->prog = p; }
+
+/* A step's units (SPICE jobs or arrays), for the caller's progress. */
+static void units(spr_cal *cal, const char *unit, long long total) {
+  spr_progress_begin(cal->prog, unit, total);
+}
+
+/* Unit i (0-based) starts: i are done.  Returns canceled(cal). */
+static int unit_start(spr_cal *cal, long long i) {
+  spr_progress_set(cal->prog, i);
+  return canceled(cal);
+}
 
 /* Prefix the current error message with the step's name (and keep the
  * code). */
@@ -543,8 +557,9 @@ static int step_cell_iv(spr_cal *cal, char *sum, size_t sn) {
   char *text = NULL;
   if (!V || !I || !Y || !raw || !v0k) rc = spr_error(SPR_ENOMEM, "out of memory");
   const double gmin = cal->c.xbar.g_min_S, gmax = cal->c.xbar.g_max_S;
+  units(cal, "I-V sweeps", L);
   for (int k = 0; !rc && k < L; k++) {
-    if (canceled(cal)) {
+    if (unit_start(cal, k)) {
       rc = spr_error(SPR_ECANCELED, "interrupted");
       break;
     }
@@ -622,8 +637,9 @@ static int step_ir(spr_cal *cal, char *sum, size_t sn) {
   if (!G || !V || !I || !Ge || !Is) rc = spr_error(SPR_ENOMEM, "out of memory");
   if (!rc && !(ws = spr_nodal_ws_alloc(R, C, &rc))) rc = rc ? rc : SPR_ENOMEM;
   double worst = 0;
+  units(cal, "arrays", A);
   for (int a = 0; !rc && a < A; a++) {
-    if (canceled(cal)) {
+    if (unit_start(cal, a)) {
       rc = spr_error(SPR_ECANCELED, "interrupted");
       break;
     }
@@ -724,12 +740,13 @@ static int step_noise(spr_cal *cal, char *sum, size_t sn) {
   char *text = NULL;
   if (!G || !V || !var || !th) rc = spr_error(SPR_ENOMEM, "out of memory");
   for (int i = 0; !rc && i < R; i++) V[i] = cal->c.an.v_read_V;
+  units(cal, "columns", (long long)A * C);
   for (int a = 0; !rc && a < A; a++) {
     random_array(cal, RNG_NOISE, a, R, C, G);
     spr_circ_xbar x;
     xbar_of(cal, &x, R, C, G, V);
     for (int j = 0; !rc && j < C; j++) {
-      if (canceled(cal)) {
+      if (unit_start(cal, (long long)a * C + j)) {
         rc = spr_error(SPR_ECANCELED, "interrupted");
         break;
       }
@@ -783,8 +800,9 @@ static int step_cmp_mc(spr_cal *cal, char *sum, size_t sn) {
   if (rc) {
     return spr_error_prefix(rc, "nominal comparator");
   }
+  units(cal, "comparators", n);
   for (int s = 0; !rc && s < n; s++) {
-    if (canceled(cal)) {
+    if (unit_start(cal, s)) {
       rc = spr_error(SPR_ECANCELED, "interrupted");
       break;
     }
@@ -865,8 +883,9 @@ static int step_cmp_noise(spr_cal *cal, char *sum, size_t sn) {
   double *spec = NULL;
   int rc = sig && inref && ngs ? 0 : spr_error(SPR_ENOMEM, "out of memory"), nf = 0;
   char *text = NULL;
+  units(cal, "comparators", n);
   for (int s = 0; !rc && s < n; s++) {
-    if (canceled(cal)) {
+    if (unit_start(cal, s)) {
       rc = spr_error(SPR_ECANCELED, "interrupted");
       break;
     }
@@ -945,8 +964,9 @@ static int step_cmp_step(spr_cal *cal, char *sum, size_t sn) {
   double od[SPR_CAL_MAX_LIST], dl[SPR_CAL_MAX_LIST], en[SPR_CAL_MAX_LIST], raw[SPR_CAL_MAX_LIST * 4];
   int rc = 0;
   char *text = NULL;
+  units(cal, "transients", n);
   for (int k = 0; !rc && k < n; k++) {
-    if (canceled(cal)) {
+    if (unit_start(cal, k)) {
       rc = spr_error(SPR_ECANCELED, "interrupted");
       break;
     }
@@ -1013,8 +1033,9 @@ static int step_energy(spr_cal *cal, char *sum, size_t sn) {
                          : cal->c.an.v_read_V * sqrt((qmax + 1) / (3.0 * qmax));
   int rc = 0;
   char *text = NULL;
+  units(cal, "arrays", n);
   for (int k = 0; !rc && k < n; k++) {
-    if (canceled(cal)) {
+    if (unit_start(cal, k)) {
       rc = spr_error(SPR_ECANCELED, "interrupted");
       break;
     }
@@ -1078,12 +1099,16 @@ int spr_cal_step(spr_cal *cal, int k, char *summary, size_t n) {
   if (canceled(cal)) return spr_error(SPR_ECANCELED, "calibrate: %s: interrupted", step_names[k]);
   /* the flag also stops the SPICE job in progress (its child is killed) */
   volatile sig_atomic_t *prev = cal->cancel ? spr_spice_set_cancel(cal->cancel) : NULL;
+  units(cal, "", 0); /* the step names its units when it starts them */
   int rc = step_run(cal, k, summary, n);
   if (cal->cancel) spr_spice_set_cancel(prev);
   /* a child killed by the terminal's SIGINT looks like a crash: report the
    * interruption instead */
   if (rc && canceled(cal)) return spr_error(SPR_ECANCELED, "calibrate: %s: interrupted", step_names[k]);
   if (rc) return step_error(k, rc);
+  long long total;
+  spr_progress_read(cal->prog, NULL, NULL, &total, NULL);
+  spr_progress_set(cal->prog, total); /* every unit done */
   cal->next++;
   return 0;
 }

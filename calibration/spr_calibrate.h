@@ -46,6 +46,7 @@
 #include "spr_circuits.h"
 #include "spr_device.h"
 #include "spr_params.h"
+#include "spr_progress.h"
 
 #define SPR_CAL_MAX_LIST 16 /* values of a list parameter */
 
@@ -158,6 +159,13 @@ void spr_cal_free(spr_cal *cal);
 
 /* Stop at the next SPICE job when *flag becomes non-zero (NULL: never). */
 void spr_cal_set_cancel(spr_cal *cal, volatile sig_atomic_t *flag);
+
+/* Count each step's sub-steps into *p (NULL: none) for the caller to poll
+ * from another thread (spr_progress.h): every spr_cal_step begins a stage
+ * named by its units ("I-V sweeps", "arrays", "columns", "comparators",
+ * "transients"; "" with total 0 for a step without them), counts each as
+ * it finishes, and leaves done = total when it succeeds. */
+void spr_cal_set_progress(spr_cal *cal, spr_progress *p);
 
 /* Run step k; steps must run in order 0, 1, ..., each once.  Its results
  * go into the device model.  summary (may be NULL) receives a one-line

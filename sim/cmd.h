@@ -7,6 +7,7 @@
 
 #include "spr_config.h"
 #include "spr_device.h"
+#include "spr_progress.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -63,8 +64,11 @@ enum {
   CMD_OPT_OUT = 8,     /* -o, --output FILE */
   CMD_OPT_SET = 16,    /* --set section.key=value (repeatable); CONFIG "-" reads standard input */
   CMD_OPT_FORMAT = 32, /* --format text|csv|json */
-  CMD_OPT_BATCH = 64   /* --batch B, --pad P */
+  CMD_OPT_BATCH = 64,  /* --batch B, --pad P */
+  CMD_OPT_PROGRESS = 128, /* --progress, --quiet (cmd_progress_wanted) */
+  CMD_OPT_RESUME = 256 /* --resume (sweep) */
 };
+enum { CMD_PROGRESS_AUTO = 0, CMD_PROGRESS_ON, CMD_PROGRESS_OFF };
 #define CMD_MAX_SET 256
 typedef struct {
   const char *cmd;          /* "run": in messages */
@@ -76,6 +80,8 @@ typedef struct {
   long threads;
   int format;               /* SPR_TABLE_TEXT (default), _CSV, _JSON */
   long batch, pad;          /* --batch (0: not given), --pad */
+  int progress;             /* CMD_PROGRESS_AUTO (default), _ON (--progress), _OFF (--quiet) */
+  int resume;               /* --resume given */
   int n_set;                /* the --set values, in order */
   const char *set[CMD_MAX_SET];
 } cmd_opts;
@@ -130,6 +136,72 @@ void cmd_warn_column_G(double cal_G, double run_G, FILE *out);
 
 int cmd_load_device_model(spr_config *c, spr_device *dev, int *applied, int *n_applied,
                           FILE *out);
+
+/* --- progress of long steps (cmd_progress.c) ---------------------------
+ * A status line on stderr, never on stdout, in traces or CSV: on a
+ * terminal redrawn in place (at most every 0.2 s); to a file or a pipe
+ * (--progress) one line when a stage begins or ends and otherwise, while
+ * it moves, at most every 10 s at first and every tenth of the time
+ * elapsed later (at most every 10 minutes). */
+
+/* Progress wanted: --progress, or stderr a terminal without --quiet. */
+int cmd_progress_wanted(const cmd_opts *o);
+int cmd_progress_wanted_mode(int mode); /* of a CMD_PROGRESS_* */
+
+/* Option a when it is --progress or --quiet: sets *mode and returns 1, or
+ * -1 after printing that they contradict; 0 for another option.  (For the
+ * parsers of their own: crossbar's.) */
+int cmd_progress_opt(const char *cmd, const char *a, int *mode);
+
+/* The status text of a command: render the current status into buf[n]
+ * and set *major to a number that changes when a new stage begins (a
+ * line to a file is then written at once).  Returns 0, or -1 for no
+ * status now.  Called from the progress thread. */
+typedef int (*cmd_progress_fn)(void *user, char *buf, size_t n, int *major);
+
+typedef struct cmd_progress cmd_progress;
+
+/* Start drawing fn's status (a thread) when enabled; NULL when not (or
+ * when the thread cannot start: progress is optional).  The functions
+ * below accept NULL. */
+cmd_progress *cmd_progress_start(int enabled, cmd_progress_fn fn, void *user);
+
+/* A permanent line on stderr (fmt ends with its newline), under the
+ * status line; with p NULL, plain stderr. */
+void cmd_progress_printf(cmd_progress *p, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Erase the status line and keep it away until cmd_progress_release:
+ * around output to stdout, which may share the terminal. */
+void cmd_progress_hold(cmd_progress *p);
+void cmd_progress_release(cmd_progress *p);
+
+/* The help lines of --progress and --quiet. */
+void cmd_usage_progress(FILE *f);
+
+/* Stop the thread and erase the terminal's status line (a file gets the
+ * last status if it changed). */
+void cmd_progress_stop(cmd_progress *p);
+
+/* "12 s elapsed, ETA 1m30s" for elapsed_s seconds at fraction done (no
+ * ETA for a fraction outside (0, 1)). */
+void cmd_progress_times(char *buf, size_t n, double elapsed_s, double fraction);
+
+/* A render function over one spr_progress: "WHAT: [PREFIX, ]3/16 arrays
+ * (19%), 4 s elapsed, ETA 17 s"; elapsed and ETA count from the stage's
+ * start; a stage is a major change.  user is a cmd_progress_counter_src. */
+typedef struct {
+  const char *what;          /* "run", "calibrate" */
+  spr_progress *prog;        /* what the library counts */
+  void (*prefix)(void *user, char *buf, size_t n); /* NULL, or text before the count */
+  void *user;                /* prefix's argument */
+  int stage;                 /* kept by cmd_progress_counter */
+  double stage_t0;
+} cmd_progress_counter_src;
+int cmd_progress_counter(void *user, char *buf, size_t n, int *major);
 
 /* The commands.  argv[0] is the command's name; each returns the exit
  * status (0, 1, CMD_EXIT_USAGE or 130) after printing its messages. */

@@ -8,6 +8,7 @@
 #include "spr_error.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ void cmd_usage_calibrate(FILE *f) {
           "                     before any SPICE job; not CONFIG itself\n"
           "  --seed N           overrides run.seed\n");
   cmd_usage_set(f, "                     (also [calibrate] keys: --set calibrate.timeout=30s)\n");
+  cmd_usage_progress(f);
   fprintf(f,
           "  -h, --help         this help\n"
           "\n"
@@ -74,9 +76,20 @@ static int on_calibrate_key(void *user, const char *name, const char *value, int
   return rc;
 }
 
+/* The step a calibration is in, for its progress line. */
+typedef struct {
+  atomic_int step; /* 1-based; 0 before the first */
+} step_at;
+
+static void step_prefix(void *user, char *buf, size_t n) {
+  const int k = atomic_load(&((step_at *)user)->step);
+  if (k > 0) snprintf(buf, n, "[%d/%d] %s", k, SPR_CAL_N_STEPS, spr_cal_step_name(k - 1));
+}
+
 int cmd_calibrate(int argc, char **argv) {
   cmd_opts o = {.cmd = "calibrate", .usage = cmd_usage_calibrate, .config_what = "",
-                .allow = CMD_OPT_SEED | CMD_OPT_OUT | CMD_OPT_SET, .out = "sprintsim-device.h5",
+                .allow = CMD_OPT_SEED | CMD_OPT_OUT | CMD_OPT_SET | CMD_OPT_PROGRESS,
+                .out = "sprintsim-device.h5",
                 .threads = 1};
   int st = cmd_parse_opts(argc, argv, &o);
   if (st >= 0) return st;
@@ -121,6 +134,13 @@ int cmd_calibrate(int argc, char **argv) {
 
   cmd_signals();
   spr_cal_set_cancel(cal, &cmd_interrupted);
+  /* progress: the step and its sub-steps (SPICE jobs, arrays) */
+  spr_progress prog;
+  spr_progress_init(&prog);
+  spr_cal_set_progress(cal, &prog);
+  step_at at = {0};
+  cmd_progress_counter_src pc = {"calibrate", &prog, step_prefix, &at, 0, 0};
+  cmd_progress *pr = cmd_progress_start(cmd_progress_wanted(&o), cmd_progress_counter, &pc);
 
   fprintf(stderr, "sprintsim %s: calibrate %s: seed %llu, output %s\n", PACKAGE_VERSION, cfg_path,
           (unsigned long long)c.seed, out);
@@ -129,21 +149,25 @@ int cmd_calibrate(int argc, char **argv) {
   for (int k = 0; k < SPR_CAL_N_STEPS && !status; k++) {
     char sum[1024];
     const double ts = cmd_now_s();
-    fprintf(stderr, "calibrate: [%d/%d] %s ...\n", k + 1, SPR_CAL_N_STEPS, spr_cal_step_name(k));
+    cmd_progress_printf(pr, "calibrate: [%d/%d] %s ...\n", k + 1, SPR_CAL_N_STEPS,
+                        spr_cal_step_name(k));
+    atomic_store(&at.step, k + 1); /* the status line counts its sub-steps */
     int rc = spr_cal_step(cal, k, sum, sizeof sum);
     if (rc == SPR_ECANCELED || (rc && cmd_interrupted)) {
       const char *why;
       status = cmd_stop_status(&why);
-      fprintf(stderr, "%s: %s in step %d (%s) after %.1f s; %s not written\n", cmd_prog, why, k + 1,
-              spr_cal_step_name(k), cmd_now_s() - t0, out);
+      cmd_progress_printf(pr, "%s: %s in step %d (%s) after %.1f s; %s not written\n", cmd_prog,
+                          why, k + 1, spr_cal_step_name(k), cmd_now_s() - t0, out);
     } else if (rc) {
-      fprintf(stderr, "%s: %s; %s not written\n", cmd_prog, spr_errmsg(), out);
+      cmd_progress_printf(pr, "%s: %s; %s not written\n", cmd_prog, spr_errmsg(), out);
       status = 1;
     } else {
-      fprintf(stderr, "calibrate: [%d/%d] %s done in %.1f s: %s\n", k + 1, SPR_CAL_N_STEPS,
-              spr_cal_step_name(k), cmd_now_s() - ts, sum);
+      cmd_progress_printf(pr, "calibrate: [%d/%d] %s done in %.1f s: %s\n", k + 1,
+                          SPR_CAL_N_STEPS, spr_cal_step_name(k), cmd_now_s() - ts, sum);
     }
   }
+  cmd_progress_stop(pr);
+  spr_cal_set_progress(cal, NULL);
   spr_device *dev = status ? NULL : spr_cal_device(cal, PACKAGE_VERSION);
   if (!status && !dev) status = cmd_fail(1, NULL);
   if (!status && cmd_interrupted) {

@@ -2,6 +2,7 @@
  * signal flag, error and option parsing, the device-model loading. */
 #include "config.h"
 #include "cmd.h"
+#include "cmd_mpi.h"
 #include "spr_config.h"
 #include "spr_device.h"
 #include "spr_error.h"
@@ -86,6 +87,7 @@ int cmd_parse_opts(int argc, char **argv, cmd_opts *o) {
   const int optional = !strcmp(o->config_what, "at most"), none = !strcmp(o->config_what, "none");
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
+    int r;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       o->usage(stdout);
       return 0;
@@ -121,6 +123,10 @@ int cmd_parse_opts(int argc, char **argv, cmd_opts *o) {
     } else if ((o->allow & CMD_OPT_BATCH) && !strcmp(a, "--pad")) {
       if (cmd_parse_int_arg("--pad", i + 1 < argc ? argv[++i] : NULL, 0, SPR_QKV_MAX_SEQ, &o->pad))
         return CMD_EXIT_USAGE;
+    } else if ((o->allow & CMD_OPT_PROGRESS) && (r = cmd_progress_opt(o->cmd, a, &o->progress))) {
+      if (r < 0) return CMD_EXIT_USAGE;
+    } else if ((o->allow & CMD_OPT_RESUME) && !strcmp(a, "--resume")) {
+      o->resume = 1;
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "%s: %s: unknown option '%s' (see 'sprintsim help %s')\n", cmd_prog, o->cmd, a,
               o->cmd);
@@ -143,6 +149,20 @@ int cmd_parse_opts(int argc, char **argv, cmd_opts *o) {
     return CMD_EXIT_USAGE;
   }
   return -1;
+}
+
+int cmd_progress_opt(const char *cmd, const char *a, int *mode) {
+  int want;
+  if (!strcmp(a, "--progress")) want = CMD_PROGRESS_ON;
+  else if (!strcmp(a, "--quiet")) want = CMD_PROGRESS_OFF;
+  else return 0;
+  if (*mode != CMD_PROGRESS_AUTO && *mode != want) {
+    fprintf(stderr, "%s: %s: --progress and --quiet contradict each other (give one of them)\n",
+            cmd_prog, cmd);
+    return -1;
+  }
+  *mode = want;
+  return 1;
 }
 
 /* Standard input, read once (cmd_config_src), freed by cmd_cleanup. */
@@ -257,6 +277,48 @@ void cmd_usage_set(FILE *f, const char *more) {
           "  CONFIG as '-'      read the configuration from standard input (its file\n"
           "                     names relative to the current folder)\n",
           more ? more : "");
+}
+
+/* An integer environment variable, or -1. */
+static long env_int(const char *name) {
+  const char *v = getenv(name);
+  if (!v || !*v) return -1;
+  char *end;
+  long x = strtol(v, &end, 10);
+  return *end || x < 0 ? -1 : x;
+}
+
+int cmd_mpi_launched(int *rank) {
+  /* world size and rank as each launcher sets them: Open MPI's mpirun,
+   * MPICH's and Intel's hydra or Slurm's PMI (PMI_*), PMIx, MVAPICH;
+   * srun's own variables only inside a job step (a batch script sees
+   * SLURM_NTASKS without being started by srun) */
+  static const char *const vars[][2] = {{"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"},
+                                        {"PMI_SIZE", "PMI_RANK"},
+                                        {"PMIX_SIZE", "PMIX_RANK"},
+                                        {"MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"},
+                                        {"SLURM_STEP_NUM_TASKS", "SLURM_PROCID"}};
+  long size = 0, r = 0;
+  for (size_t k = 0; k < sizeof vars / sizeof vars[0]; k++) {
+    long n = env_int(vars[k][0]);
+    if (k == 4 && !getenv("SLURM_STEP_ID")) continue;
+    if (n > size) {
+      size = n;
+      r = env_int(vars[k][1]);
+      if (r < 0) r = 0;
+    }
+  }
+  if (rank) *rank = (int)r;
+  return (int)size;
+}
+
+void cmd_usage_progress(FILE *f) {
+  fprintf(f,
+          "  --progress         show progress on stderr even when it is not a terminal\n"
+          "                     (a line when a step begins or ends, else at most every\n"
+          "                     10 s, less often as it grows old); by default only a\n"
+          "                     terminal shows it\n"
+          "  --quiet            no progress\n");
 }
 
 double cmd_now_s(void) {

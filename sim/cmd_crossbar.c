@@ -28,6 +28,10 @@ void cmd_usage_crossbar(FILE *f) {
           "  -o I.h5       dataset /I: M x C column currents, amperes, with the model\n"
           "                and resistances as attributes; written atomically; checked\n"
           "                before the work; not G.h5 or V.h5\n"
+          "  --progress    show the SPICE vectors done on stderr even when it is not a\n"
+          "                terminal (a line at most every 10 s; by default only a\n"
+          "                terminal shows it)\n"
+          "  --quiet       no progress\n"
           "  -h, --help    this help\n"
           "\n"
           "Exit status: 0 success, 1 error, 2 bad command line, 130 interrupted.\n");
@@ -49,11 +53,14 @@ static int parse_ohm(const char *opt, const char *v, double *out) {
 int cmd_crossbar(int argc, char **argv) {
   const char *gpath = NULL, *vpath = NULL, *out = NULL, *model_s = NULL;
   double r_wl = -1, r_bl = -1;
+  int progress = CMD_PROGRESS_AUTO, r;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       cmd_usage_crossbar(stdout);
       return 0;
+    } else if ((r = cmd_progress_opt("crossbar", a, &progress))) {
+      if (r < 0) return CMD_EXIT_USAGE;
     } else if (!strcmp(a, "--g") || !strcmp(a, "--v") || !strcmp(a, "-o") ||
                !strcmp(a, "--output") || !strcmp(a, "--model")) {
       if (!v || !*v) {
@@ -119,8 +126,16 @@ int cmd_crossbar(int argc, char **argv) {
       /* ngspice in a child process per input vector (calibration/spr_spice.h);
        * a signal kills the running child at once */
       spr_spice_set_cancel(&cmd_interrupted);
-      for (int m = 0; m < M && !rc && !cmd_interrupted; m++)
+      spr_progress prog;
+      spr_progress_init(&prog);
+      spr_progress_begin(&prog, "SPICE vectors", M);
+      cmd_progress_counter_src pc = {"crossbar", &prog, NULL, NULL, 0, 0};
+      cmd_progress *pr = cmd_progress_start(cmd_progress_wanted_mode(progress), cmd_progress_counter, &pc);
+      for (int m = 0; m < M && !rc && !cmd_interrupted; m++) {
         rc = spr_spice_crossbar_currents(G, R, C, r_wl, r_bl, V + (size_t)m * R, I + (size_t)m * C, 600.0);
+        if (!rc) spr_progress_add(&prog, 1);
+      }
+      cmd_progress_stop(pr);
     }
     if (cmd_interrupted) {
       const char *why;

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ void cmd_usage_run(FILE *f) {
           "                     (the rest goes to stderr); with source = model one\n"
           "                     \"schemes\" table of per-item figures\n");
   cmd_usage_set(f, NULL);
+  cmd_usage_progress(f);
   fprintf(f,
           "  -h, --help         this help\n"
           "\n"
@@ -244,15 +246,27 @@ static int trace_device_model(spr_trace *tr, const spr_config *c, const spr_devi
   return spr_trace_write_device(tr, &dm);
 }
 
+/* The layer a run is in, for its progress line ("layer 3/12"). */
+typedef struct {
+  atomic_int layer; /* 1-based; 0 before the first */
+  int layers;
+} layer_at;
+
+static void layer_prefix(void *user, char *buf, size_t n) {
+  layer_at *a = user;
+  snprintf(buf, n, "layer %d/%d", atomic_load(&a->layer), a->layers);
+}
+
 /* run_model's name for cmd_check_output. */
 static int check_output(const char *out) { return cmd_check_output(out); }
 
 /* workload.source = model: a model file on its evaluation items under every
  * enabled scheme, beside exact attention and the dense reference model
  * (docs/models.md).  dev_id, dev_bytes: the device model's checksum and
- * size as read (when c->device_model is set), for the output's /inputs. */
+ * size as read (when c->device_model is set), for the output's /inputs;
+ * progress: draw progress lines on stderr (cmd_progress_wanted). */
 static int run_model(const spr_config *c, const char *out, long threads, int format,
-                     const char *dev_id, long long dev_bytes) {
+                     const char *dev_id, long long dev_bytes, int progress) {
   /* with --format csv or json, standard output holds the table alone */
   FILE *info = format == SPR_TABLE_TEXT ? stdout : stderr;
   spr_model m, ref;
@@ -263,6 +277,10 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
   if (spr_model_load(c->wl.model, &m)) return cmd_fail(1, NULL);
   if (spr_model_reference_path(c, c->wl.model, &m, ref_path, sizeof ref_path)) {
     status = cmd_fail(1, NULL);
+    goto done;
+  }
+  if (ref_path[0] && cmd_check_input("run", "-o", out, "the reference model", ref_path)) {
+    status = CMD_EXIT_USAGE;
     goto done;
   }
   if (ref_path[0]) {
@@ -281,12 +299,11 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
     }
     have_data = 1;
   }
-  /* the inputs the files name (the model's reference, the dataset's IDX
-   * files), beside those of the configuration (cmd_check_inputs): the
-   * output may not replace one */
-  if ((have_ref && (status = cmd_check_input("run", "-o", out, "the reference model", ref_path))) ||
-      (have_data && ((status = cmd_check_input("run", "-o", out, "the test images", data.images_path)) ||
-                     (status = cmd_check_input("run", "-o", out, "the test labels", data.labels_path)))))
+  /* the inputs the files name (the model's reference, checked above before
+   * it is loaded, and the dataset's IDX files), beside those of the
+   * configuration (cmd_check_inputs): the output may not replace one */
+  if (have_data && ((status = cmd_check_input("run", "-o", out, "the test images", data.images_path)) ||
+                    (status = cmd_check_input("run", "-o", out, "the test labels", data.labels_path))))
     goto done;
   const int first = text ? c->wl.first_window : c->wl.first_image;
   const int count = text ? c->wl.windows : c->wl.images;
@@ -315,8 +332,14 @@ static int run_model(const spr_config *c, const char *out, long threads, int for
                                       : "at their own settings (baselines.match = none)");
   fflush(info);
   spr_model_eval_result r;
-  if (spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
-                         have_data ? &data : NULL, (int)threads, &cmd_interrupted, &r)) {
+  spr_progress prog;
+  spr_progress_init(&prog);
+  cmd_progress_counter_src pc = {"run", &prog, NULL, NULL, 0, 0};
+  cmd_progress *pr = cmd_progress_start(progress, cmd_progress_counter, &pc);
+  int erc = spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
+                               have_data ? &data : NULL, (int)threads, &cmd_interrupted, &prog, &r);
+  cmd_progress_stop(pr);
+  if (erc) {
     if (cmd_interrupted) {
       fprintf(stderr, "%s: interrupted; %s not written\n", cmd_prog, out);
       status = 130;
@@ -433,7 +456,7 @@ done:
 int cmd_run(int argc, char **argv) {
   cmd_opts o = {.cmd = "run", .usage = cmd_usage_run, .config_what = "at most",
                 .allow = CMD_OPT_SEED | CMD_OPT_THREADS | CMD_OPT_TRACE | CMD_OPT_OUT |
-                         CMD_OPT_SET | CMD_OPT_FORMAT,
+                         CMD_OPT_SET | CMD_OPT_FORMAT | CMD_OPT_PROGRESS,
                 .out = "sprintsim-run.h5", .threads = omp_get_max_threads()};
   int st = cmd_parse_opts(argc, argv, &o);
   if (st >= 0) return st;
@@ -467,7 +490,7 @@ int cmd_run(int argc, char **argv) {
     snprintf(dev_id, sizeof dev_id, "%s", dev.content_id);
     const long long dev_bytes = dev.file_bytes;
     spr_device_free(&dev);
-    return run_model(&c, out, threads, o.format, dev_id, dev_bytes);
+    return run_model(&c, out, threads, o.format, dev_id, dev_bytes, cmd_progress_wanted(&o));
   }
 
   spr_run *run = NULL;
@@ -521,7 +544,6 @@ int cmd_run(int argc, char **argv) {
   }
   const double cal_col_G = c.device_model[0] ? cmd_device_column_G(&dev) : 0;
   spr_device_free(&dev);
-  const int tty = isatty(STDERR_FILENO);
   char source[SPR_STRING_MAX + 32];
   if (c.wl.source == SPR_SOURCE_QKV)
     snprintf(source, sizeof source, "%s item %d", c.wl.qkv_file, c.wl.qkv_item);
@@ -546,18 +568,27 @@ int cmd_run(int argc, char **argv) {
   spr_table_meta_str(tab, "comparison", cmp);
   spr_table_begin(tab, "layers", NULL, layer_cols, N_LAYER_COLS);
   int status = 0, stdout_closed = 0;
+  /* progress: the layer and the share of the run's head passes done */
+  spr_progress prog;
+  spr_progress_init(&prog);
+  layer_at at = {0, c.wl.n_layers};
+  cmd_progress_counter_src pc = {"run", &prog, layer_prefix, &at, 0, 0};
+  spr_run_set_progress(run, &prog);
+  cmd_progress *pr = cmd_progress_start(cmd_progress_wanted(&o), cmd_progress_counter, &pc);
   for (int l = 0; l < c.wl.n_layers && !cmd_interrupted; l++) {
-    if (tty) fprintf(stderr, "\rlayer %d/%d ...", l + 1, c.wl.n_layers);
+    atomic_store(&at.layer, l + 1);
     int rc = spr_run_layer(run, l);
     if (rc == SPR_ECANCELED) break;
     if (rc) {
+      cmd_progress_stop(pr);
+      pr = NULL;
       status = cmd_fail(1, NULL);
       break;
     }
     for (int h = 0; h < c.wl.n_heads && !status; h++)
       if (spr_trace_write_head(tr, spr_run_result(run, l, h))) status = cmd_fail(1, NULL);
     if (status) break;
-    if (tty) fprintf(stderr, "\r%*s\r", 24, "");
+    cmd_progress_hold(pr); /* the warning and the table row may share the terminal */
     if (l == 0 && cal_col_G > 0) {
       /* the run's programmed conductances against the device model's */
       double g = 0;
@@ -565,12 +596,15 @@ int cmd_run(int argc, char **argv) {
       cmd_warn_column_G(cal_col_G, c.xbar.rows * g / c.wl.n_heads, info);
     }
     print_layer(tab, run, &c, l);
-    if (fflush(stdout) || ferror(stdout)) {
+    const int closed = fflush(stdout) || ferror(stdout);
+    cmd_progress_release(pr);
+    if (closed) {
       stdout_closed = 1;
       break;
     }
   }
-  if (tty) fprintf(stderr, "\r%*s\r", 24, "");
+  cmd_progress_stop(pr);
+  spr_run_set_progress(run, NULL);
   if (cmd_interrupted || (!status && stdout_closed)) {
     const char *why = "standard output closed";
     const int st = cmd_interrupted ? cmd_stop_status(&why) : 1;

@@ -3,6 +3,7 @@
  * sim/cmd_common.c, declared in sim/cmd.h). */
 #include "config.h"
 #include "cmd.h"
+#include "cmd_mpi.h"
 #include "spr_error.h"
 #include "spr_h5r.h"
 #include "spr_output.h"
@@ -45,7 +46,7 @@ static void usage_main(FILE *f) {
           "                           sprintsim-qkv file (docs/qkv.md)\n"
           "  help [COMMAND]           show help\n"
           "\n"
-          "  sprintsim --version      print the version\n"
+          "  sprintsim --version      print the version and whether MPI is built in\n"
           "\n"
           "Every command that reads a configuration takes --set SECTION.KEY=VALUE\n"
           "(repeatable) over it, and '-' as CONFIG for standard input.  'sprintsim help\n"
@@ -53,20 +54,47 @@ static void usage_main(FILE *f) {
           "keys and the trace schema.\n");
 }
 
+/* Under an MPI launcher with several processes: a command that only
+ * reads and prints may run in each (MPI_SAFE); sweep spreads its points
+ * over them when built with MPI (MPI_SWEEP); the others would run once
+ * per process, each writing the same files, and are refused. */
+enum { MPI_REFUSE, MPI_SAFE, MPI_SWEEP };
+
 /* The commands, their functions and help texts. */
 static const struct {
   const char *name;
   int (*fn)(int, char **);
   void (*usage)(FILE *);
+  int mpi;
 } commands[] = {
-    {"run", cmd_run, cmd_usage_run},
-    {"sweep", cmd_sweep, cmd_usage_sweep},
-    {"report", cmd_report, cmd_usage_report},
-    {"crossbar", cmd_crossbar, cmd_usage_crossbar},
-    {"config", cmd_config, cmd_usage_config},
-    {"calibrate", cmd_calibrate, cmd_usage_calibrate},
-    {"synth", cmd_synth, cmd_usage_synth},
+    {"run", cmd_run, cmd_usage_run, MPI_REFUSE},
+    {"sweep", cmd_sweep, cmd_usage_sweep, MPI_SWEEP},
+    {"report", cmd_report, cmd_usage_report, MPI_SAFE},
+    {"crossbar", cmd_crossbar, cmd_usage_crossbar, MPI_REFUSE},
+    {"config", cmd_config, cmd_usage_config, MPI_SAFE},
+    {"calibrate", cmd_calibrate, cmd_usage_calibrate, MPI_REFUSE},
+    {"synth", cmd_synth, cmd_usage_synth, MPI_REFUSE},
 };
+
+/* A command started among `ranks` processes that cannot share its work:
+ * rank 0 says why, every process exits 2. */
+static int refuse_mpi(const char *cmd, int sweep, int ranks, int rank) {
+  if (rank != 0) return CMD_EXIT_USAGE;
+  if (sweep)
+    fprintf(stderr,
+            "%s: sweep: started by an MPI launcher with %d processes, but this sprintsim was "
+            "built without MPI: each process would run the whole sweep and write the same "
+            "files; start it without mpirun/srun, or install Open MPI (libopenmpi-dev, "
+            "openmpi-bin; scripts/setup does) and rebuild (./configure finds it)\n",
+            cmd_prog, ranks);
+  else
+    fprintf(stderr,
+            "%s: %s: started by an MPI launcher with %d processes: only sweep spreads its work "
+            "over MPI ranks; %s would run %d times, each writing the same files; start it "
+            "without mpirun/srun\n",
+            cmd_prog, cmd, ranks, cmd, ranks);
+  return CMD_EXIT_USAGE;
+}
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
 /* sprintsim help [TOPIC]: a command's help, or the overview. */
@@ -121,11 +149,17 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "--version")) {
     printf("sprintsim %s\n", PACKAGE_VERSION);
+    printf("MPI: %s\n", cmd_mpi_available() ? "yes (sweep spreads its points over MPI ranks)"
+                                             : "no (built without it: sweep runs in one process)");
     return 0;
   }
   if (!strcmp(cmd, "help")) return help(argc, argv);
   for (int k = 0; k < N_COMMANDS; k++)
     if (!strcmp(cmd, commands[k].name)) {
+      int rank, ranks = cmd_mpi_launched(&rank);
+      if (ranks > 1 && commands[k].mpi != MPI_SAFE &&
+          !(commands[k].mpi == MPI_SWEEP && cmd_mpi_available()))
+        return refuse_mpi(cmd, commands[k].mpi == MPI_SWEEP, ranks, rank);
       int status = commands[k].fn(argc - 1, argv + 1);
       cmd_cleanup();
       return status;

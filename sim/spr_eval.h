@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "spr_params.h"
+#include "spr_progress.h"
 #include "spr_result.h"
 
 /* Most accuracy metrics one evaluator may report. */
@@ -58,10 +59,13 @@ struct spr_evaluator {
   /* Evaluate resolved configuration *c on the calling thread.  Fills
    * rows[s] for every scheme s (ran = 0 for schemes the configuration
    * switched off; dense always runs).  Stops with SPR_ECANCELED once
-   * *cancel (if not NULL) becomes nonzero.  Returns 0 or an SPR_E* code
-   * with a message. */
-  int (*point)(const spr_evaluator *ev, const spr_config *c,
-               volatile sig_atomic_t *cancel, spr_eval_row rows[SPR_N_SCHEMES]);
+   * *cancel (if not NULL) becomes nonzero.  prog (NULL: none) receives
+   * the point's progress, one stage whose done/total is the share of the
+   * point evaluated (the attention evaluator's head passes, a model's
+   * items; spr_progress.h).  Returns 0 or an SPR_E* code with a
+   * message. */
+  int (*point)(const spr_evaluator *ev, const spr_config *c, volatile sig_atomic_t *cancel,
+               spr_progress *prog, spr_eval_row rows[SPR_N_SCHEMES]);
 };
 
 /* The evaluator of the workload of resolved configuration *c (never NULL):

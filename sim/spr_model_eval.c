@@ -308,7 +308,8 @@ static int check_reference(const spr_model *m, const char *model_path, const spr
 
 int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *model_path,
                        const spr_model *ref, const char *ref_path, const spr_fmnist *data,
-                       int threads, volatile sig_atomic_t *cancel, spr_model_eval_result *out) {
+                       int threads, volatile sig_atomic_t *cancel, spr_progress *prog,
+                       spr_model_eval_result *out) {
   memset(out, 0, sizeof *out);
   if (threads < 1 || threads > 1024)
     return spr_error(SPR_EINVAL, "model: thread count %d outside [1, 1024]", threads);
@@ -382,6 +383,7 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
   if (!rc) {
     openblas_set_num_threads(1);
     if (!text) memcpy(out->labels, data->labels + first, (size_t)N);
+    spr_progress_begin(prog, text ? "windows" : "images", N);
     /* after a failing item, items not yet started are skipped (the first
      * failing item in item order is reported below) */
     int failed = 0;
@@ -422,6 +424,8 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
         snprintf(msgs[i], sizeof msgs[i], "%s", spr_errmsg());
 #pragma omp atomic write
         failed = 1;
+      } else {
+        spr_progress_add(prog, 1);
       }
     }
     /* the first real failure in item order, else an interruption */
@@ -518,7 +522,7 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
 }
 
 int spr_model_eval(const spr_config *c, int threads, volatile sig_atomic_t *cancel,
-                   spr_model_eval_result *out) {
+                   spr_progress *prog, spr_model_eval_result *out) {
   memset(out, 0, sizeof *out);
   spr_model m, ref;
   spr_fmnist data;
@@ -539,7 +543,7 @@ int spr_model_eval(const spr_config *c, int threads, volatile sig_atomic_t *canc
     have_data = 1;
   }
   rc = spr_model_eval_run(c, &m, c->wl.model, have_ref ? &ref : NULL, ref_path,
-                          have_data ? &data : NULL, threads, cancel, out);
+                          have_data ? &data : NULL, threads, cancel, prog, out);
 done:
   if (have_data) spr_fmnist_free(&data);
   if (have_ref) spr_model_free(&ref);

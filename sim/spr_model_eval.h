@@ -27,6 +27,7 @@
 #include "spr_fmnist.h"
 #include "spr_model.h"
 #include "spr_params.h"
+#include "spr_progress.h"
 #include "spr_result.h"
 
 /* Rows of a model evaluation: the ledger's schemes (enum spr_scheme), then
@@ -161,7 +162,10 @@ int spr_model_eval_add_input(spr_model_eval_result *r, const char *key, const ch
  * reference model ref (NULL: none; it must have m's input, tokens and
  * outputs), test images `data` (image models; NULL for text) and
  * `threads` OpenMP threads (1..1024).  cancel: stop with SPR_ECANCELED
- * once *cancel is nonzero (checked between items), or NULL.  *out is filled (free with spr_model_eval_result_free)
+ * once *cancel is nonzero (checked between items), or NULL.  prog (NULL:
+ * none) counts the items: one stage of unit "images" or "windows" with
+ * the item count as total, one more as each item finishes under every
+ * scheme (for the caller to poll: spr_progress.h).  *out is filled (free with spr_model_eval_result_free)
  * on success and empty on error.  Errors: SPR_EINVAL (items outside the
  * data, an evaluation split too short for the context, image size or
  * reference shape not the model's), SPR_ECONFIG (spr_model_config),
@@ -171,13 +175,14 @@ int spr_model_eval_add_input(spr_model_eval_result *r, const char *key, const ch
  * item (lowest index, naming it). */
 int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *model_path,
                        const spr_model *ref, const char *ref_path, const spr_fmnist *data,
-                       int threads, volatile sig_atomic_t *cancel, spr_model_eval_result *out);
+                       int threads, volatile sig_atomic_t *cancel, spr_progress *prog,
+                       spr_model_eval_result *out);
 
 /* spr_model_eval_run on the model c->wl.model, its reference
  * (spr_model_reference_path) and, for an image model, the test split of
  * c->wl.dataset, all read here (for one-off evaluations and sweeps). */
 int spr_model_eval(const spr_config *c, int threads, volatile sig_atomic_t *cancel,
-                   spr_model_eval_result *out);
+                   spr_progress *prog, spr_model_eval_result *out);
 
 void spr_model_eval_result_free(spr_model_eval_result *r); /* NULL: no-op */
 

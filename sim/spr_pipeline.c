@@ -34,6 +34,7 @@ struct spr_run {
   int next_layer;
   double match_keep;     /* baselines.match = sprint: SPRINT's realised
                             keep rate of the current layer */
+  spr_progress *prog;    /* head passes of spr_run_layer, or NULL */
 };
 
 int spr_run_qkv_id(const spr_run *r, char *content_id, size_t n, long long *size_bytes) {
@@ -294,7 +295,7 @@ static int pass_head(spr_run *r, int layer, int h, spr_attend_ws *w) {
 /* Run fn over the heads of `layer` on the run's threads; the first error
  * (lowest head) is re-raised in the caller's thread. */
 typedef int (*head_fn)(spr_run *, int, int, spr_attend_ws *);
-static int for_heads(spr_run *r, int layer, head_fn fn) {
+static int for_heads_counted(spr_run *r, int layer, head_fn fn, spr_progress *prog) {
   int *rcs = calloc((size_t)r->H, sizeof *rcs);
   char (*msgs)[512] = calloc((size_t)r->H, sizeof *msgs);
   if (!rcs || !msgs) {
@@ -309,6 +310,8 @@ static int for_heads(spr_run *r, int layer, head_fn fn) {
     if (rc) {
       rcs[h] = rc;
       snprintf(msgs[h], sizeof msgs[h], "%s", spr_errmsg());
+    } else {
+      spr_progress_add(prog, 1);
     }
   }
   int rc = 0;
@@ -317,6 +320,22 @@ static int for_heads(spr_run *r, int layer, head_fn fn) {
   free(rcs);
   free(msgs);
   return rc;
+}
+
+/* for_heads_counted without counting (spr_run_check's passes). */
+static int for_heads(spr_run *r, int layer, head_fn fn) { return for_heads_counted(r, layer, fn, NULL); }
+
+/* Head passes of one layer: ideal, (count or analog scores,) (analog with
+ * baselines.match = sprint,) then pass_head (the row blocks: analog unless
+ * done, digital, ledger). */
+static int passes_per_layer(const spr_run *r) {
+  return 2 + (r->c.thr.mode == SPR_THR_KEEP_RATE || r->c.thr.mode == SPR_THR_ANALOG_KEEP_RATE) +
+         (r->c.bl.match == SPR_MATCH_SPRINT);
+}
+
+void spr_run_set_progress(spr_run *r, spr_progress *p) {
+  r->prog = p;
+  spr_progress_begin(p, "head passes", (long long)r->L * r->H * passes_per_layer(r));
 }
 
 /* spr_run_check: quantization (pass_ideal), then the arrays programmed. */
@@ -374,18 +393,21 @@ int spr_run_layer(spr_run *r, int layer) {
     if ((rc = spr_qkv_read_head(r->qkv, layer, h, r->c.wl.qkv_item, s->Q, s->K, s->V)))
       return spr_error_prefix(rc, "layer %d head %d", layer, h);
   }
-  if ((rc = for_heads(r, layer, pass_ideal))) return rc;
+  spr_progress *pg = r->prog;
+  if ((rc = for_heads_counted(r, layer, pass_ideal, pg))) return rc;
   spr_head_result *res = &r->res[(size_t)layer * r->H];
   spr_attend_range(&r->c, r->slot, r->H, res);
-  if (r->c.thr.mode == SPR_THR_KEEP_RATE && (rc = for_heads(r, layer, pass_count))) return rc;
-  if (r->c.thr.mode == SPR_THR_ANALOG_KEEP_RATE && (rc = for_heads(r, layer, pass_analog_scores)))
+  if (r->c.thr.mode == SPR_THR_KEEP_RATE && (rc = for_heads_counted(r, layer, pass_count, pg)))
+    return rc;
+  if (r->c.thr.mode == SPR_THR_ANALOG_KEEP_RATE &&
+      (rc = for_heads_counted(r, layer, pass_analog_scores, pg)))
     return rc;
   if ((rc = spr_attend_thresholds(&r->c, layer, r->slot, r->H, 0.0, r->tws[0], res, NULL)))
     return rc;
   if (r->c.bl.match == SPR_MATCH_SPRINT) {
     /* SPRINT's realised keep rate of the layer: kept pairs of its heads
      * over their pairs (the baselines' target) */
-    if ((rc = for_heads(r, layer, pass_analog))) return rc;
+    if ((rc = for_heads_counted(r, layer, pass_analog, pg))) return rc;
     int64_t kept = 0;
     for (int h = 0; h < r->H; h++) kept += res[h].n_kept;
     r->match_keep = (double)kept / ((double)spr_pair_count(r->n, r->c.wl.causal) * r->H);
@@ -393,7 +415,7 @@ int spr_run_layer(spr_run *r, int layer) {
   if (r->trace && r->B < r->n && r->c.trace >= SPR_TRACE_MASKS &&
       (rc = spr_trace_mask_rows_begin(r->trace, layer)))
     return rc;
-  if ((rc = for_heads(r, layer, pass_head))) return rc;
+  if ((rc = for_heads_counted(r, layer, pass_head, pg))) return rc;
   r->next_layer = layer + 1;
   return 0;
 }

@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "spr_params.h"
+#include "spr_progress.h"
 #include "spr_result.h"
 
 typedef struct spr_run spr_run;
@@ -94,6 +95,15 @@ int spr_run_layer(spr_run *r, int layer);
  * becomes nonzero (checked before each head); NULL disables.  For signal
  * handlers: the flag is only read. */
 void spr_run_set_cancel(spr_run *r, volatile sig_atomic_t *flag);
+
+/* Count the run's work into *p (NULL: stop counting) for the caller to
+ * poll (spr_progress.h): begins one stage of unit "head passes", total
+ * layers x heads x passes (3 per layer: ideal, analog, digital; 4 in
+ * threshold modes keep_rate and analog_keep_rate, which count keep rates
+ * or score the heads first), and each
+ * spr_run_layer adds one as each head finishes a pass.  spr_run_check's
+ * work is not counted. */
+void spr_run_set_progress(spr_run *r, spr_progress *p);
 
 /* Result of (layer, head); NULL when out of range. */
 const spr_head_result *spr_run_result(const spr_run *r, int layer, int head);

@@ -30,6 +30,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "spr_config.h"
 #include "spr_eval.h"
@@ -101,12 +102,61 @@ int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c);
 int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes);
 
 /* Evaluate point p: thread-safe for distinct p, single-threaded inside.
- * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  Errors
- * name the point. */
-int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel);
+ * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  prog
+ * (may be NULL) receives the point's progress (spr_evaluator.point).
+ * Errors name the point. */
+int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel, spr_progress *prog);
 
 /* Row of scheme s (enum spr_scheme) at point p, NULL until evaluated. */
 const spr_eval_row *spr_sweep_row(const spr_sweep *sw, int p, int s);
+
+/* 1 when point p has its rows (evaluated or unpacked), else 0. */
+int spr_sweep_point_done(const spr_sweep *sw, int p);
+
+/* A point's rows as bytes, to move them between processes (MPI ranks) or
+ * into a journal: every scheme's row, each field's exact bits in
+ * little-endian order (ran as one byte and 3 zero bytes, the
+ * SPR_EVAL_MAX_ACC accuracy metrics, energy_J, cycles, keep_rate as IEEE
+ * doubles, bytes_fetched as a two's-complement 64-bit integer), so an
+ * unpacked point writes the same outputs, to the bit, as the evaluated
+ * one. */
+#define SPR_SWEEP_POINT_BYTES (SPR_N_SCHEMES * (4 + 8 * (SPR_EVAL_MAX_ACC + 4)))
+
+/* Pack point p's rows into buf[SPR_SWEEP_POINT_BYTES].  Returns 0 or
+ * SPR_EINVAL (p out of range or not evaluated). */
+int spr_sweep_point_pack(const spr_sweep *sw, int p, unsigned char *buf);
+
+/* Set point p's rows from n packed bytes, as spr_sweep_eval_point would.
+ * Returns 0 or SPR_EINVAL (p out of range, n not SPR_SWEEP_POINT_BYTES, a
+ * bad flag, a reported scheme or dense that did not run), naming the
+ * point; the point is unchanged on error. */
+int spr_sweep_point_unpack(spr_sweep *sw, int p, const unsigned char *buf, size_t n);
+
+/* Identity of point p's configuration: FNV-1a 64 of its resolved
+ * configuration as INI text (spr_config_to_ini of spr_sweep_point_config),
+ * computed by spr_sweep_load; 0 for p out of range.  Two points with the
+ * same hash compute the same rows (with the same program and inputs). */
+uint64_t spr_sweep_point_hash(const spr_sweep *sw, int p);
+
+/* The sweep's text as stored in the outputs (/config/source: the file,
+ * then its overrides as comments) and its name (/config/path). */
+const char *spr_sweep_source(const spr_sweep *sw);
+const char *spr_sweep_path(const spr_sweep *sw);
+
+/* The files the points read, each distinct (key, path) once, in the
+ * order first met: run.device_model; workload.qkv_file with source qkv;
+ * with source model workload.model and its reference model
+ * ("workload.reference_model": the key's file, or the model file's own
+ * 'reference').  Only regular files that exist at load time; folders
+ * (workload.dataset) are not listed. */
+int spr_sweep_ninputs(const spr_sweep *sw);
+const char *spr_sweep_input_key(const spr_sweep *sw, int i);  /* "workload.model" */
+const char *spr_sweep_input_path(const spr_sweep *sw, int i);
+
+/* The identity of input file `path` (read whole): its size in bytes and
+ * the FNV-1a 64 of its content.  Returns 0, SPR_EIO (naming the file) or
+ * SPR_ENOMEM. */
+int spr_sweep_input_id(const char *path, long long *size, uint64_t *hash);
 
 /* Outputs: the HDF5 file and the CSV beside it, each written under a
  * fresh "<path>.tmp.XXXXXX" and renamed when complete. */

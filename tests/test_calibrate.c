@@ -302,10 +302,25 @@ static void test_ideal_wires(void) {
   spr_cal *cal = NULL;
   CU_ASSERT_EQUAL_FATAL(spr_cal_alloc(&c, &p, &cal), 0);
   char sum[1024];
+  /* each step's sub-steps counted (spr_progress.h): all of them at its
+   * end; the skipped IR step has none */
+  spr_progress prog;
+  spr_progress_init(&prog);
+  spr_cal_set_progress(cal, &prog);
+  const char *units[SPR_CAL_N_STEPS] = {"I-V sweeps", "", "columns", "comparators", "comparators",
+                                        "transients", "arrays"};
+  const long long totals[SPR_CAL_N_STEPS] = {p.iv_levels, 0, (long long)p.noise_arrays * p.noise_cols,
+                                             p.cmp_samples, p.cmp_noise_samples, p.n_overdrives,
+                                             p.n_sizes};
   for (int k = 0; k < SPR_CAL_N_STEPS; k++) {
     int rc = spr_cal_step(cal, k, sum, sizeof sum);
     if (rc) fprintf(stderr, "\n  %s\n", spr_errmsg());
     CU_ASSERT_EQUAL_FATAL(rc, 0);
+    const char *u;
+    long long d, t;
+    spr_progress_read(&prog, &u, &d, &t, NULL);
+    CU_ASSERT_STRING_EQUAL(u, units[k]);
+    CU_ASSERT(t == totals[k] && d == t);
     if (k == SPR_CAL_IR) {
       printf("\n    IR with ideal wires: %s", sum);
       SPR_ASSERT_CONTAINS(sum, "skipped");

@@ -185,6 +185,27 @@ printf '[workload]\nlayers = 1\nheads = 2\nsource = qkv\n[sweep]\nworkload.qkv_f
 expect 2 "names an input of the sweep: workload.qkv_file $T/in-qkv.h5" "sweep -o naming a point's Q/K/V file" -- "$EXE" sweep "$T/swq.ini" -o "$T/in-qkv.h5"
 expect 2 "synth: -o $T/small.ini names an input of the synth: the configuration" "synth -o naming its configuration" -- "$EXE" synth "$T/small.ini" -o "$T/small.ini"
 expect 2 "calibrate: -o $T/small.ini names an input of the calibrate: the configuration" "calibrate -o naming its configuration" -- "$EXE" calibrate "$T/small.ini" -o "$T/small.ini"
+# a model's own reference model (its 'reference' attribute, no key names it)
+if have_h5py && "$B/tests/test_model" --write-text "$T/lm.h5" && "$B/tests/test_model" --write-text "$T/lmref.h5"; then
+  "$PY" -c "import h5py; h5py.File('$T/lm.h5', 'a').attrs['reference'] = 'lmref.h5'"
+  lmsum=$(cksum < "$T/lmref.h5")
+  printf '[workload]\nsource = model\nmodel = lm.h5\nwindows = 1\n' > "$T/lm.ini"
+  expect 2 "run: -o $T/lmref.h5 names an input of the run: the reference model $T/lmref.h5" \
+    "run -o naming the model's own reference model" -- "$EXE" run "$T/lm.ini" -o "$T/lmref.h5"
+  printf '[workload]\nsource = model\nmodel = lm.h5\nwindows = 1\n[sweep]\nanalog.cmp_noise_sigma = 0, 1 nA\nschemes = sprint, dense\n' > "$T/lmsw.ini"
+  expect 2 "sweep: -o $T/lmref.h5 names an input of the sweep: the reference model $T/lmref.h5" \
+    "sweep -o naming a point model's own reference model" -- "$EXE" sweep "$T/lmsw.ini" -o "$T/lmref.h5"
+  # the journal beside -o is checked too: a model whose reference is X.journal
+  cp "$T/lmref.h5" "$T/lmj.journal"
+  cp "$T/lm.h5" "$T/lmj.h5model"
+  "$PY" -c "import h5py; h5py.File('$T/lmj.h5model', 'a').attrs['reference'] = 'lmj.journal'"
+  sed 's/model = lm.h5/model = lmj.h5model/' "$T/lmsw.ini" > "$T/lmjsw.ini"
+  expect 2 "sweep: the journal beside -o, $T/lmj.journal names an input of the sweep: the reference model $T/lmj.journal" \
+    "sweep whose journal would overwrite a model's reference model" -- "$EXE" sweep "$T/lmjsw.ini" -o "$T/lmj.h5"
+  check "the reference model is untouched" '[ "$(cksum < "$T/lmref.h5")" = "$lmsum" ]'
+else
+  bad "tests/test_model --write-text (h5py)"
+fi
 check "the inputs are untouched" '[ "$(cksum < "$T/in-qkv.h5")" = "$sum0" ] && grep -q "^seq_len = 32$" "$T/small.ini" && notmp "$T/small.ini"'
 
 # --- --format: run's and report's tables as CSV or JSON -------------------------
@@ -252,6 +273,10 @@ expect 2 "report: expected one trace file, not also '$T/fj.h5'" "report of two f
 printf '[workload]\nseq_len = 512\nlayers = 64\n' > "$T/long.ini"
 "$EXE" run "$T/long.ini" -o "$T/int.h5" --threads 1 --format json > "$T/int.json" 2> "$T/int.err" &
 pid=$!
+# its header comes after its signal handlers: a background job of sh
+# ignores SIGINT until then, so an earlier one (a loaded machine) is lost
+n=0
+while ! grep -q "^sprintsim .* layers x" "$T/int.err" 2> /dev/null && [ $n -lt 1200 ]; do sleep 0.05; n=$((n + 1)); done
 sleep 1
 kill -INT $pid
 wait $pid
@@ -314,6 +339,37 @@ fi
 if [ -x "$PY" ]; then
   expect 0 "README commands and" "every README example is run by CI (.ci/readme-examples)" -- \
     "$PY" "$S/tests/check_readme_examples.py" "$S/README.md" "$S/.ci/readme-examples" "$S/examples" "$S/docs"
+fi
+
+# --- progress: --progress and --quiet, never on stdout ------------------------
+for c in run sweep calibrate crossbar; do
+  "$EXE" help $c > "$T/h1" 2>&1
+  check "help $c: --progress and --quiet" 'grep -q -- "--progress " "$T/h1" && grep -q -- "--quiet " "$T/h1"'
+done
+expect 2 "run: --progress and --quiet contradict each other" "run --progress --quiet exits 2" -- "$EXE" run "$T/small.ini" --progress --quiet -o "$T/x.h5"
+expect 2 "sweep: --progress and --quiet contradict each other" "sweep --quiet --progress exits 2" -- "$EXE" sweep "$T/sw.ini" --quiet --progress -o "$T/x.h5"
+expect 2 "crossbar: --progress and --quiet contradict each other" "crossbar --progress --quiet exits 2" -- "$EXE" crossbar --progress --quiet
+"$EXE" run "$T/small.ini" -o "$T/p.h5" --progress > "$T/p1.out" 2> "$T/p1.err" && mv "$T/p.h5" "$T/p1.h5"
+check "run --progress: the layer and the share of head passes on stderr, stdout unchanged" \
+  'grep -q "^run: layer 2/2, \\([0-9]*\\)/\\1 head passes (100%), .* elapsed$" "$T/p1.err" && ! grep -q "head passes" "$T/p1.out" && grep -q "^ *all " "$T/p1.out"'
+"$EXE" run "$T/small.ini" -o "$T/p.h5" --quiet > "$T/p2.out" 2> "$T/p2.err" && mv "$T/p.h5" "$T/p2.h5"
+"$EXE" run "$T/small.ini" -o "$T/p.h5" > "$T/p3.out" 2> "$T/p3.err" && mv "$T/p.h5" "$T/p3.h5"
+check "run --quiet and run to a file or pipe: no progress; the same tables and trace as with --progress" \
+  '! grep -q "head passes" "$T/p2.err" "$T/p3.err" && cmp -s "$T/p1.out" "$T/p2.out" && cmp -s "$T/p1.h5" "$T/p2.h5" && cmp -s "$T/p2.h5" "$T/p3.h5"'
+"$EXE" run "$T/small.ini" -o "$T/p4.h5" --progress --format csv > "$T/p4.out" 2> "$T/p4.err"
+check "run --progress --format csv: the CSV holds no progress" '! grep -q "head passes" "$T/p4.out" && grep -q "head passes" "$T/p4.err"'
+# stderr a terminal (script(1) gives the command a pseudo-terminal; its
+# stdout goes to a file): progress by default, none with --quiet
+if command -v script > /dev/null 2>&1; then
+  script -qec "'$EXE' run '$T/small.ini' -o '$T/p.h5' > '$T/p5.out'" /dev/null > "$T/p5.tty" 2>&1; rm -f "$T/p.h5"
+  script -qec "'$EXE' run '$T/small.ini' -o '$T/p.h5' --quiet > '$T/p6.out'" /dev/null > "$T/p6.tty" 2>&1; rm -f "$T/p.h5"
+  check "run with stderr on a terminal: progress by default, none with --quiet, stdout the same" \
+    'grep -q "run: layer 2/2, .*head passes" "$T/p5.tty" && ! grep -q "head passes" "$T/p6.tty" "$T/p5.out" && cmp -s "$T/p5.out" "$T/p1.out"'
+  script -qec "'$EXE' sweep '$T/sw.ini' -o '$T/swp.h5' --threads 1 > /dev/null" /dev/null > "$T/p7.tty" 2>&1
+  check "sweep with stderr on a terminal: points done of all, elapsed, by default" \
+    'grep -q "sweep: \([0-9]*\)/\1 done (point .*elapsed" "$T/p7.tty" && [ -e "$T/swp.h5" ]'
+else
+  echo "# skipped: progress on a terminal (no script(1))"
 fi
 
 # --- signals and limits ------------------------------------------------------

@@ -538,9 +538,18 @@ static void threads_case(int text) {
   CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
   spr_model_eval_result r1, r2;
   const spr_fmnist *dp = text ? NULL : &d;
-  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 1, NULL, &r1), 0);
-  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 2, NULL, &r2), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 1, NULL, NULL, &r1), 0);
+  spr_progress prog;
+  spr_progress_init(&prog);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 2, NULL, &prog, &r2), 0);
   const int N = text ? 4 : 5;
+  /* the items counted as they finished (spr_progress.h) */
+  const char *unit;
+  long long done, total;
+  int stage;
+  spr_progress_read(&prog, &unit, &done, &total, &stage);
+  CU_ASSERT_STRING_EQUAL(unit, text ? "windows" : "images");
+  CU_ASSERT(done == N && total == N && stage == 1);
   CU_ASSERT_EQUAL(r1.n_items, N);
   for (int s = 0; s < SPR_MEVAL_N_SCHEMES; s++) {
     CU_ASSERT_EQUAL(r1.scheme[s].ran, 1);
@@ -559,7 +568,7 @@ static void threads_case(int text) {
   /* noise is on: another seed changes SPRINT's decisions, not dense's */
   c.seed = 2386;
   spr_model_eval_result r3;
-  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 2, NULL, &r3), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, &ref, ref_path, dp, 2, NULL, NULL, &r3), 0);
   CU_ASSERT(memcmp(r1.keep_rate[SPR_SCHEME_SPRINT], r3.keep_rate[SPR_SCHEME_SPRINT],
                    N * sizeof(double)) != 0);
   CU_ASSERT_EQUAL(memcmp(r1.keep_rate[SPR_SCHEME_DENSE], r3.keep_rate[SPR_SCHEME_DENSE],
@@ -658,7 +667,7 @@ static void threads_case(int text) {
   spr_model_eval_result_free(&r2);
   spr_model_eval_result_free(&r3);
   /* without a reference, losses are against exact attention */
-  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", dp, 1, NULL, &r1), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", dp, 1, NULL, NULL, &r1), 0);
   CU_ASSERT_EQUAL(r1.loss_vs, SPR_MEVAL_EXACT);
   CU_ASSERT_EQUAL(r1.scheme[SPR_MEVAL_REFERENCE].ran, 0);
   CU_ASSERT_EQUAL(r1.scheme[SPR_MEVAL_EXACT].loss, 0.0);
@@ -701,7 +710,7 @@ static void matched_case(int text) {
   CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&c, "test"), 0);
   spr_model_eval_result r;
   CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", text ? NULL : &d, 2, NULL,
-                                           &r), 0);
+                                           NULL, &r), 0);
   const int N = r.n_items, n = m.tokens;
   const int sch[] = {SPR_SCHEME_ORACLE, SPR_SCHEME_TOPK, SPR_SCHEME_SANGER, SPR_SCHEME_LEOPARD,
                      SPR_SCHEME_WINDOW};
@@ -720,7 +729,7 @@ static void matched_case(int text) {
   /* one thread: the same bits */
   spr_model_eval_result r1;
   CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&c, &m, model_path, NULL, "", text ? NULL : &d, 1, NULL,
-                                           &r1), 0);
+                                           NULL, &r1), 0);
   for (int s = 0; s < SPR_N_SCHEMES; s++) {
     if (!r.scheme[s].ran) continue;
     CU_ASSERT_EQUAL(memcmp(r.keep_rate[s], r1.keep_rate[s], N * sizeof(double)), 0);
@@ -767,15 +776,15 @@ static void test_eval_errors(void) {
   spr_model_eval_result r;
   write_model(model_path, 0, OK, 2385);
   CU_ASSERT_EQUAL_FATAL(spr_model_load(model_path, &m), 0);
-  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", &d, 1, NULL, &r), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", &d, 1, NULL, NULL, &r), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "first_image 3 + workload.images 5 exceed the 7");
-  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", NULL, 1, NULL, &r), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", NULL, 1, NULL, NULL, &r), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "needs test images");
   c.wl.first_image = 0;
   c.thr.mode = SPR_THR_DIRECT;
   c.thr.n_values = 3;
   c.thr.values[0] = c.thr.values[1] = c.thr.values[2] = 1;
-  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", &d, 1, NULL, &r), SPR_ECONFIG);
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, NULL, "", &d, 1, NULL, NULL, &r), SPR_ECONFIG);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "3 values given");
   c.thr.mode = SPR_THR_KEEP_RATE;
   /* a text reference for an image model */
@@ -783,7 +792,7 @@ static void test_eval_errors(void) {
   spr_test_path(other_path, sizeof other_path, "model-other", ".h5");
   write_model(other_path, 1, OK, 1);
   CU_ASSERT_EQUAL_FATAL(spr_model_load(other_path, &other), 0);
-  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, &other, other_path, &d, 1, NULL, &r),
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &m, model_path, &other, other_path, &d, 1, NULL, NULL, &r),
                   SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "does not match the model");
   SPR_ASSERT_CONTAINS(spr_errmsg(), other_path);
@@ -791,13 +800,13 @@ static void test_eval_errors(void) {
   /* text: windows beyond the split, a split shorter than one window */
   c.wl.windows = 5;
   c.wl.first_window = 1;
-  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", NULL, 1, NULL, &r),
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", NULL, 1, NULL, NULL, &r),
                   SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "first_window 1 + workload.windows 5 exceed the 5 windows of 24");
   spr_model_free(&other);
   write_model(other_path, 1, SHORT_EVAL, 1);
   CU_ASSERT_EQUAL_FATAL(spr_model_load(other_path, &other), 0);
-  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", NULL, 1, NULL, &r),
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", NULL, 1, NULL, NULL, &r),
                   SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "has 24 tokens, too short for one window of 24 tokens plus its last target (25)");
   spr_model_free(&other);
@@ -807,7 +816,7 @@ static void test_eval_errors(void) {
   CU_ASSERT_EQUAL(other.has_theta, 0);
   c.thr.mode = SPR_THR_LEARNED;
   c.wl.first_window = 0;
-  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", &d, 1, NULL, &r),
+  CU_ASSERT_EQUAL(spr_model_eval_run(&c, &other, other_path, NULL, "", &d, 1, NULL, NULL, &r),
                   SPR_ECONFIG);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "has no dataset 'theta'");
   SPR_ASSERT_CONTAINS(spr_errmsg(), other_path);
@@ -1143,7 +1152,7 @@ static void test_output_full_disk(void) {
   full_c.wl.source = SPR_SOURCE_MODEL;
   full_c.wl.windows = 3;
   CU_ASSERT_EQUAL_FATAL(spr_config_resolve(&full_c, "test"), 0);
-  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&full_c, &m, model_path, NULL, "", NULL, 1, NULL, &full_r), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_run(&full_c, &m, model_path, NULL, "", NULL, 1, NULL, NULL, &full_r), 0);
   char out[512];
   spr_test_path(out, sizeof out, "model-full", ".h5");
   const long long huge = 1LL << 50;
@@ -1413,8 +1422,9 @@ static void test_config_keys(void) {
 
 int main(int argc, char **argv) {
   /* "test_model --write-text FILE" or "--write-image FILE": the small
-   * synthetic models of spr_test_model.h, for tests/test_reliability.sh
-   * and the fuzzing seeds (tests/fuzz/make_seeds.sh) */
+   * synthetic models of spr_test_model.h, for the command-line tests
+   * (tests/test_cmd.sh), tests/test_reliability.sh and the fuzzing seeds
+   * (tests/fuzz/make_seeds.sh) */
   if (argc == 3 && (!strcmp(argv[1], "--write-text") || !strcmp(argv[1], "--write-image"))) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     write_model(argv[2], !strcmp(argv[1], "--write-text"), OK, 2385);

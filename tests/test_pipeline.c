@@ -215,6 +215,55 @@ static void test_threads_bit_identical(void) {
   }
 }
 
+/* The run's progress (spr_progress.h): one stage of head passes, a pass
+ * counted as each head finishes it, layers x heads x passes at the end
+ * (ideal, the keep-rate count, SPRINT's analog pass with baselines.match =
+ * sprint, the row-block pass); the NULL progress and the reader's clamp. */
+static void test_progress(void) {
+  spr_progress_begin(NULL, "x", 3); /* NULL: no-ops */
+  spr_progress_add(NULL, 1);
+  spr_progress_set(NULL, 1);
+  const char *u;
+  long long d, t;
+  int st;
+  spr_progress_read(NULL, &u, &d, &t, &st);
+  CU_ASSERT(!strcmp(u, "") && d == 0 && t == 0 && st == 0);
+  spr_progress p;
+  spr_progress_init(&p);
+  spr_progress_begin(&p, "items", 3);
+  spr_progress_add(&p, 5);
+  spr_progress_read(&p, &u, &d, &t, &st);
+  CU_ASSERT(!strcmp(u, "items") && d == 3 && t == 3 && st == 1); /* clamped */
+  spr_progress_begin(&p, "more", -2);
+  spr_progress_read(&p, &u, &d, &t, &st);
+  CU_ASSERT(d == 0 && t == 0 && st == 2);
+  for (int mode = 0; mode < 4; mode++) {
+    spr_config c;
+    small_config(&c, 0);
+    const int direct = mode & 1, match = mode >> 1;
+    if (direct) {
+      c.thr.mode = SPR_THR_DIRECT;
+      c.thr.n_values = 1;
+      c.thr.values[0] = 40;
+    }
+    if (match) c.bl.match = SPR_MATCH_SPRINT;
+    spr_run *run = NULL;
+    CU_ASSERT_FATAL(spr_run_alloc(&c, 2, &run) == 0);
+    spr_progress_init(&p);
+    spr_run_set_progress(run, &p);
+    const int L = c.wl.n_layers, H = c.wl.n_heads, passes = 2 + !direct + match;
+    CU_ASSERT_EQUAL(spr_run_check(run), 0);
+    spr_progress_read(&p, &u, &d, &t, &st);
+    CU_ASSERT(!strcmp(u, "head passes") && d == 0 && t == (long long)L * H * passes && st == 1);
+    for (int l = 0; l < L; l++) {
+      CU_ASSERT_FATAL(spr_run_layer(run, l) == 0);
+      spr_progress_read(&p, NULL, &d, NULL, NULL);
+      CU_ASSERT_EQUAL(d, (long long)(l + 1) * H * passes);
+    }
+    spr_run_free(run);
+  }
+}
+
 /* spr_run_check: the first-order IR drop's range before any layer runs;
  * a run checked first gives the same results, bit for bit. */
 static void test_run_check(void) {
@@ -999,6 +1048,7 @@ int main(void) {
                          {"keep-rate calibration", test_keep_rate_calibration},
                          {"1 and 2 threads bit-identical", test_threads_bit_identical},
                          {"spr_run_check", test_run_check},
+                         {"progress: head passes", test_progress},
                          {"ir_drop nodal: any resistance, threads bit-identical", test_nodal_run},
                          {"direct thresholds", test_direct_thresholds},
                          {"digital path and ledger", test_digital_and_ledger},

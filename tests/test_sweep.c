@@ -11,6 +11,7 @@
 #include "spr_test_model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -233,10 +234,10 @@ static void test_eval_independent_of_threads(void) {
   CU_ASSERT_FATAL(a && b);
   const int P = spr_sweep_npoints(a);
   CU_ASSERT_PTR_NULL(spr_sweep_row(a, 0, SPR_SCHEME_SPRINT)); /* not yet evaluated */
-  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL), 0);
+  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL, NULL), 0);
   int fails = 0;
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
-  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL) != 0;
+  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL, NULL) != 0;
   CU_ASSERT_EQUAL(fails, 0);
   for (int p = 0; p < P; p++)
     for (int s = 0; s < SPR_N_SCHEMES; s++)
@@ -300,7 +301,7 @@ static void test_outputs(void) {
   /* not every point evaluated: refused, nothing left */
   spr_sweep_out *o = NULL;
   CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
-  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 0, NULL), 0);
+  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 0, NULL, NULL), 0);
   CU_ASSERT_EQUAL(spr_sweep_out_commit(o, sw, "test"), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "point 2 of 3 was not evaluated");
   struct stat st;
@@ -308,9 +309,9 @@ static void test_outputs(void) {
   CU_ASSERT_NOT_EQUAL(stat(csv, &st), 0);
   /* a cancelled point stops with SPR_ECANCELED and stays unevaluated */
   volatile sig_atomic_t stop = 1;
-  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 1, &stop), SPR_ECANCELED);
+  CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, 1, &stop, NULL), SPR_ECANCELED);
   CU_ASSERT_PTR_NULL(spr_sweep_row(sw, 1, SPR_SCHEME_DENSE));
-  for (int p = 1; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL), 0);
+  for (int p = 1; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(spr_sweep_out_open(h5, csv, &o), 0);
   CU_ASSERT_EQUAL(spr_sweep_out_commit(o, sw, "test"), 0);
   CU_ASSERT_EQUAL(count_lines(csv), 1 + 3 * 2);
@@ -356,7 +357,7 @@ static int no_temps(const char *path) {
 static void test_outputs_full_disk(void) {
   spr_sweep *sw = load_ok("[sweep]\nthreshold.keep_rate = 0.1, 0.2, 0.3\nschemes = dense, sprint\n");
   CU_ASSERT_FATAL(sw != NULL);
-  for (int p = 0; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL), 0);
+  for (int p = 0; p < 3; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(sw, p, NULL, NULL), 0);
   char h5[512];
   spr_test_path(h5, sizeof h5, "sweep-full", ".h5");
   char *csv = spr_sweep_csv_path(h5);
@@ -401,10 +402,10 @@ static void test_outputs_full_disk(void) {
  * reverse order on 2 threads: the rows must be identical. */
 static void eval_both_ways(spr_sweep *a, spr_sweep *b) {
   const int P = spr_sweep_npoints(a);
-  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL), 0);
+  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL, NULL), 0);
   int fails = 0;
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
-  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL) != 0;
+  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL, NULL) != 0;
   CU_ASSERT_EQUAL(fails, 0);
   for (int p = 0; p < P; p++)
     for (int s = 0; s < SPR_N_SCHEMES; s++)
@@ -472,7 +473,7 @@ static void test_model_evaluators(void) {
     spr_config pc;
     spr_model_eval_result r;
     CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &pc), 0);
-    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, NULL, &r), 0);
     CU_ASSERT_EQUAL_FATAL(r.n_items, 3);
     const double bits = 3.0 * 24 * log(2.0);
     double nref = 0, nexact = 0;
@@ -544,7 +545,7 @@ static void test_model_evaluators(void) {
     spr_config pc;
     spr_model_eval_result r;
     CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &pc), 0);
-    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_model_eval(&pc, 2, NULL, NULL, &r), 0);
     CU_ASSERT_EQUAL_FATAL(r.n_items, 5);
     int ok_exact = 0, ok_ref = 0;
     for (int i = 0; i < 5; i++) {
@@ -610,6 +611,157 @@ static void test_memory_together(void) {
   spr_sweep_free(sw);
 }
 
+/* FNV-1a 64, written here from its definition (offset basis
+ * 0xcbf29ce484222325, prime 0x100000001b3), checked on published values. */
+static uint64_t fnv(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+
+/* Little-endian bytes of a double's bits, by hand. */
+static void le_bits(double x, unsigned char out[8]) {
+  union {
+    double d;
+    uint64_t u;
+  } v = {x};
+  for (int i = 0; i < 8; i++) out[i] = (unsigned char)(v.u >> (8 * i) & 0xff);
+}
+
+/* A point's rows as bytes and back, bit for bit; the configuration hash;
+ * the files the points name. */
+static void test_pack_hash_inputs(void) {
+  CU_ASSERT_EQUAL(fnv(""), 0xcbf29ce484222325ULL);
+  CU_ASSERT_EQUAL(fnv("a"), 0xaf63dc4c8601ec8cULL);
+  CU_ASSERT_EQUAL(fnv("foobar"), 0x85944171f73967e8ULL);
+  const char *extra = "[sweep]\nthreshold.keep_rate = 0.12, 0.31\nanalog.cmp_noise_sigma = 0, 2.385 uA\n"
+                      "schemes = sprint, dense, topk\n";
+  spr_sweep *a = load_ok(extra), *b = load_ok(extra);
+  CU_ASSERT_FATAL(a && b);
+  const int P = spr_sweep_npoints(a);
+  CU_ASSERT_EQUAL(SPR_SWEEP_POINT_BYTES, SPR_N_SCHEMES * (4 + 8 * (SPR_EVAL_MAX_ACC + 4)));
+  unsigned char buf[SPR_SWEEP_POINT_BYTES], le[8];
+  /* hashes: FNV-1a 64 of the resolved configuration's INI text */
+  spr_config c;
+  for (int p = 0; p < P; p++) {
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(a, p, &c), 0);
+    char *ini = spr_config_to_ini(&c);
+    CU_ASSERT_EQUAL(spr_sweep_point_hash(a, p), fnv(ini));
+    CU_ASSERT_EQUAL(spr_sweep_point_hash(b, p), fnv(ini));
+    free(ini);
+    for (int q = 0; q < p; q++) CU_ASSERT_NOT_EQUAL(spr_sweep_point_hash(a, p), spr_sweep_point_hash(a, q));
+  }
+  CU_ASSERT_EQUAL(spr_sweep_point_hash(a, P), 0);
+  /* not evaluated: nothing to pack */
+  CU_ASSERT_EQUAL(spr_sweep_point_pack(a, 1, buf), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 2 of 4 is not evaluated");
+  CU_ASSERT_EQUAL(spr_sweep_point_done(a, 1), 0);
+  for (int p = 0; p < P; p++) {
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_eval_point(a, p, NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_point_pack(a, p, buf), 0);
+    /* the layout, by hand: scheme s at s x 100 bytes: ran, 3 zero bytes,
+     * 8 metrics, energy, cycles, keep rate, bytes fetched */
+    const int stride = 4 + 8 * (SPR_EVAL_MAX_ACC + 4);
+    const spr_eval_row *r = spr_sweep_row(a, p, SPR_SCHEME_TOPK);
+    const unsigned char *t = buf + SPR_SCHEME_TOPK * stride;
+    CU_ASSERT(t[0] == 1 && t[1] == 0 && t[2] == 0 && t[3] == 0);
+    le_bits(r->acc[0], le);
+    CU_ASSERT_EQUAL(memcmp(t + 4, le, 8), 0);
+    le_bits(r->energy_J, le);
+    CU_ASSERT_EQUAL(memcmp(t + 4 + 8 * SPR_EVAL_MAX_ACC, le, 8), 0);
+    int64_t by = 0;
+    for (int i = 0; i < 8; i++) by |= (int64_t)t[stride - 8 + i] << (8 * i);
+    CU_ASSERT_EQUAL(by, r->bytes_fetched);
+    CU_ASSERT(r->bytes_fetched > 0);
+    CU_ASSERT_EQUAL(buf[SPR_SCHEME_ORACLE * stride], 0); /* not reported: did not run */
+  }
+  /* into the other sweep: the same rows, bit for bit */
+  for (int p = 0; p < P; p++) {
+    CU_ASSERT_EQUAL_FATAL(spr_sweep_point_pack(a, p, buf), 0);
+    CU_ASSERT_EQUAL(spr_sweep_point_unpack(b, p, buf, sizeof buf), 0);
+    CU_ASSERT(spr_sweep_point_done(b, p));
+    for (int s = 0; s < SPR_N_SCHEMES; s++)
+      CU_ASSERT_EQUAL(memcmp(spr_sweep_row(a, p, s), spr_sweep_row(b, p, s), sizeof(spr_eval_row)), 0);
+  }
+  /* bad packs change nothing */
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_point_pack(a, 0, buf), 0);
+  CU_ASSERT_EQUAL(spr_sweep_point_unpack(b, 0, buf, sizeof buf - 1), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "expected");
+  CU_ASSERT_EQUAL(spr_sweep_point_unpack(b, P, buf, sizeof buf), SPR_EINVAL);
+  unsigned char bad[SPR_SWEEP_POINT_BYTES];
+  memcpy(bad, buf, sizeof bad);
+  bad[SPR_SCHEME_DENSE * (4 + 8 * (SPR_EVAL_MAX_ACC + 4))] = 2;
+  CU_ASSERT_EQUAL(spr_sweep_point_unpack(b, 0, bad, sizeof bad), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "scheme 'dense': bad 'ran' flag");
+  memcpy(bad, buf, sizeof bad);
+  bad[SPR_SCHEME_TOPK * (4 + 8 * (SPR_EVAL_MAX_ACC + 4))] = 0;
+  CU_ASSERT_EQUAL(spr_sweep_point_unpack(b, 0, bad, sizeof bad), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "scheme 'topk' is reported but did not run");
+  CU_ASSERT_EQUAL(memcmp(spr_sweep_row(a, 0, SPR_SCHEME_TOPK), spr_sweep_row(b, 0, SPR_SCHEME_TOPK),
+                         sizeof(spr_eval_row)), 0);
+  /* the sweep's text and name */
+  CU_ASSERT(strstr(spr_sweep_source(a), "2.385 uA") != NULL);
+  char name[512];
+  spr_test_path(name, sizeof name, "sweep0", ".ini");
+  CU_ASSERT_STRING_EQUAL(spr_sweep_path(a), name);
+  CU_ASSERT_EQUAL(spr_sweep_ninputs(a), 0);
+  spr_sweep_free(a);
+  spr_sweep_free(b);
+  /* files named by string keys, once each (a folder or "none" is not) */
+  char f1[512], f2[512], cwd[512], text[4096];
+  spr_test_path(f1, sizeof f1, "sweep-in1", ".h5");
+  spr_test_path(f2, sizeof f2, "sweep-in2", ".h5");
+  write_model(f1, 1, OK, 2385);
+  write_model(f2, 1, OK, 2386);
+  CU_ASSERT_FATAL(getcwd(cwd, sizeof cwd) != NULL);
+  const char *d = f1[0] == '/' ? "" : cwd, *sl = f1[0] == '/' ? "" : "/";
+  snprintf(text, sizeof text,
+           "[workload]\nsource = model\nreference_model = none\nwindows = 1\n[sweep]\n"
+           "workload.model = %s%s%s, %s%s%s, %s%s%s\nschemes = sprint, dense\n",
+           d, sl, f1, d, sl, f2, d, sl, f1);
+  spr_sweep *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &m), 0);
+  CU_ASSERT_EQUAL(spr_sweep_ninputs(m), 2);
+  CU_ASSERT_STRING_EQUAL(spr_sweep_input_key(m, 0), "workload.model");
+  CU_ASSERT(strstr(spr_sweep_input_path(m, 0), "sweep-in1-") != NULL);
+  CU_ASSERT(strstr(spr_sweep_input_path(m, 1), "sweep-in2-") != NULL);
+  CU_ASSERT_PTR_NULL(spr_sweep_input_key(m, 2));
+  /* an input's identity: its size and the FNV-1a 64 of its bytes */
+  long long size = 0;
+  uint64_t h = 0;
+  FILE *fi = fopen(f2, "w");
+  CU_ASSERT_FATAL(fi != NULL);
+  fputs("2.385 V", fi);
+  fclose(fi);
+  CU_ASSERT_EQUAL(spr_sweep_input_id(f2, &size, &h), 0);
+  CU_ASSERT(size == 7 && h == fnv("2.385 V"));
+  CU_ASSERT_EQUAL(spr_sweep_input_id("/nonexistent/x.h5", &size, &h), SPR_EIO);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "/nonexistent/x.h5: cannot read");
+  write_model(f2, 1, OK, 2386);
+  CU_ASSERT_PTR_NULL(spr_sweep_input_path(m, -1));
+  /* the same model at points 0 and 2: the same configuration, the same hash */
+  CU_ASSERT_EQUAL(spr_sweep_point_hash(m, 0), spr_sweep_point_hash(m, 2));
+  CU_ASSERT_NOT_EQUAL(spr_sweep_point_hash(m, 0), spr_sweep_point_hash(m, 1));
+  spr_sweep_free(m);
+  /* a named reference model is an input too; an unused key is not (the
+   * default workload.model of a synthetic sweep) */
+  snprintf(text, sizeof text,
+           "[workload]\nsource = model\nmodel = %s%s%s\nreference_model = %s%s%s\nwindows = 1\n"
+           "[sweep]\nanalog.cmp_noise_sigma = 0, 1 nA\nschemes = sprint, dense\n", d, sl, f1, d, sl, f2);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &m), 0);
+  CU_ASSERT_EQUAL(spr_sweep_ninputs(m), 2);
+  CU_ASSERT_STRING_EQUAL(spr_sweep_input_key(m, 1), "workload.reference_model");
+  CU_ASSERT(strstr(spr_sweep_input_path(m, 1), "sweep-in2-") != NULL);
+  spr_sweep_free(m);
+  snprintf(text, sizeof text, "%s[workload]\nmodel = %s%s%s\n[sweep]\nanalog.cmp_noise_sigma = 0, 1 nA\n",
+           SMALL, d, sl, f1);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &m), 0);
+  CU_ASSERT_EQUAL(spr_sweep_ninputs(m), 0);
+  spr_sweep_free(m);
+  unlink(f1);
+  unlink(f2);
+}
+
 int main(void) {
   static const CU_TestInfo tests[] = {
       {"grid order and point values", test_grid_order},
@@ -623,6 +775,7 @@ int main(void) {
       {"outputs on a full disk (fault hook)", test_outputs_full_disk},
       {"model evaluators", test_model_evaluators},
       {"memory of the points run at once", test_memory_together},
+      {"rows as bytes, configuration hashes, input files", test_pack_hash_inputs},
       {NULL, NULL},
   };
   int rc = spr_test_run("sweep", tests);

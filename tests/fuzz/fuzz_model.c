@@ -286,7 +286,7 @@ static void evaluate(const spr_model *m, const char *path) {
   }
   spr_model_eval_result r;
   int rc = spr_model_eval_run(&c, m, path, NULL, "", m->input == SPR_MODEL_IMAGE ? &data : NULL, 1,
-                              NULL, &r);
+                              NULL, NULL, &r);
   if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "evaluation: %d %s\n", rc, rc ? spr_errmsg() : "ran");
   if (rc) {
     FUZZ_CHECK(rc >= -9 && rc < 0 && spr_errmsg()[0], "evaluation error code %d", rc);
