@@ -831,6 +831,11 @@ int cmd_sweep(int argc, char **argv) {
       status = cmd_fail(1, NULL);
       if (cmd_interrupted == SIGXFSZ)
         fprintf(stderr, "%s: the file size limit (ulimit -f) was reached\n", cmd_prog);
+      /* every point finished: the journal holds them all, and a resume
+       * only writes the outputs */
+      fprintf(stderr, "sweep: %s and %s not written; all %d points are kept in %s: remove the "
+              "cause (a full disk, a quota, the file size limit), then add --resume to write "
+              "them\n", out, csv, P, jpath);
       spr_journal_close(journal);
     } else if (cmd_interrupted == SIGXFSZ) { /* a write past the limit while committing */
       unlink(out);

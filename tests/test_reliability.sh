@@ -55,28 +55,53 @@ with h5py.File(sys.argv[1] + "/V.h5", "w") as f: f["V"] = 0.2 * (2 * r.random((1
 PY
 }
 
-# write WHAT OUT: run writer WHAT (synth, crossbar, run, model: run of a
-# model file, sweep, calibrate) writing OUT in the folder of OUT
+# write WHAT OUT [ARG]: run writer WHAT (synth, crossbar, run, model: run
+# of a model file, sweep, calibrate) writing OUT in the folder of OUT
 write() {
   case $1 in
     synth) "$EXE" synth "$T/s.ini" --batch 2 --pad 4 -o "$2" ;;
     model) "$EXE" run "$T/m.ini" --threads 1 -o "$2" ;;
     crossbar) "$EXE" crossbar --g "$T/G.h5" --v "$T/V.h5" --model ideal -o "$2" ;;
     run) "$EXE" run "$T/r.ini" --threads 1 -o "$2" ;;
-    sweep) "$EXE" sweep "$T/w.ini" --threads 1 -o "$2" ;;
+    sweep) "$EXE" sweep "$T/w.ini" --threads 1 -o "$2" ${3:+"$3"} ;;
     calibrate) "$EXE" calibrate "$T/c.ini" -o "$2" ;;
   esac
 }
 
 # check_failed WHAT OUT STATUS DESCRIPTION: a failure, not a crash; a
-# message naming the output; no output and no temporary left
+# message naming the output; no output and no temporary left. A sweep
+# keeps the journal of its finished points (OUT without .h5, .journal;
+# docs/sweep.md): the only file it may leave, and resume_sweep checks it.
 check_failed() {
   base=$(basename "$2" .h5)
   left=$(ls "$(dirname "$2")" | grep "^$base" | tr '\n' ' ')
+  [ "$1" = sweep ] && left=$(printf '%s' "$left" | sed "s/^$base\.journal //")
   if [ "$3" -eq 1 ] && grep -q "$base" "$T/err" && grep -q "No space left on device" "$T/err" && [ -z "$left" ]; then
-    ok "$1 $4: exit 1, the file named, nothing left"
+    if [ "$1" = sweep ]; then ok "$1 $4: exit 1, the file named, nothing left but the journal"
+    else ok "$1 $4: exit 1, the file named, nothing left"; fi
   else
     bad "$1 $4: exit $3, left '$left'"; sed 's/^/    /' "$T/err" | tail -3
+  fi
+}
+
+# resume_sweep OUT DESCRIPTION: with the space back, a sweep that failed
+# writing OUT: its journal, if it kept one, resumed with --resume gives the
+# files of a sweep without a fault, and nothing else is left
+resume_sweep() {
+  base=$(basename "$1" .h5)
+  dir=$(dirname "$1")
+  if [ -e "$dir/$base.journal" ]; then
+    write sweep "$1" --resume > "$T/out" 2> "$T/err"
+    st=$?
+    left=$(ls "$dir" | grep "^$base" | tr '\n' ' ')
+    if [ $st -eq 0 ] && grep -q "resuming from .*$base.journal: 2 of 2 points finished, 0 to run" "$T/out" &&
+       cmp -s "$1" "$T/good-sweep.h5" && cmp -s "$dir/$base.csv" "$T/good-sweep.csv" &&
+       [ "$left" = "$base.csv $base.h5 " ]; then
+      ok "sweep $2: the journal kept, --resume writes the files of a sweep without a fault"
+    else
+      bad "sweep $2: --resume exit $st, left '$left'"; sed 's/^/    /' "$T/out" "$T/err" | tail -3
+    fi
+    rm -f "$1" "$dir/$base.csv" "$dir/$base.journal"
   fi
 }
 
@@ -98,6 +123,7 @@ if [ "$TMPFS_PART" -eq 1 ]; then
       write $what "$M/out-$what.h5" > "$T/out" 2> "$T/err"
       check_failed $what "$M/out-$what.h5" $? "on a tmpfs with $kb KiB free"
       rm -f "$M/filler"
+      [ $what = sweep ] && resume_sweep "$M/out-$what.h5" "on a tmpfs with $kb KiB free"
     done
   done
   umount "$M"
@@ -116,6 +142,7 @@ for what in synth crossbar run model sweep calibrate; do
   for fb in 0 1 4096 $((size / 4)) $((size / 2)) $((size * 3 / 4)); do
     SPRINTSIM_TEST_FREE_BYTES=$fb write $what "$T/full-$what.h5" > "$T/out" 2> "$T/err"
     check_failed $what "$T/full-$what.h5" $? "with $fb bytes free"
+    [ $what = sweep ] && resume_sweep "$T/full-$what.h5" "with $fb bytes free"
   done
 done
 
