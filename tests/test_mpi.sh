@@ -125,7 +125,10 @@ mpi 3 "$EXE" sweep "$T/slow.ini" -o "$T/k.h5" --threads 1 > /dev/null 2>&1 &
 pid=$!
 n=0
 while [ "$(points_in "$T/k.journal")" -lt 3 ] && [ $n -lt 1000 ]; do sleep 0.02; n=$((n + 1)); done
+# $pid is the background shell running mpi(); mpirun is its child and the
+# ranks are mpirun's children: all of them are the job
 kids=$(ps -o pid= --ppid $pid | tr -d ' ')
+for k in $kids; do kids="$kids $(ps -o pid= --ppid $k | tr -d ' ')"; done
 kill -9 $pid $kids 2> /dev/null
 wait $pid 2> /dev/null
 for k in $kids; do # the ranks are mpirun's children, not ours: wait for them to go
