@@ -63,12 +63,20 @@ outputs_ok() {
   return 0
 }
 
-# one sweep started, killed with SIGKILL after a random delay in
-# [0, 1.1 x the reference run's time]
+# one sweep started, killed with SIGKILL at a random moment: once a random
+# number k of points (0 .. P - 1) are in the journal, after a further
+# random delay in [0, the reference run's time per point] (counting
+# points, not only time, keeps the kills inside the sweep when the
+# machine's load changes between the reference run and the trials)
 kill_at_random() {
   "$EXE" sweep "$T/r.ini" -o "$T/o.h5" --threads 2 "$@" > /dev/null 2> "$T/kill.err" &
   pid=$!
-  d=$(($(rnd) * dur * 11 / 10 / 65535))
+  k=$(($(rnd) % P))
+  n=0
+  while [ "$(points_in "$T/o.journal")" -lt $k ] && kill -0 $pid 2> /dev/null && [ $n -lt 3000 ]; do
+    sleep 0.02; n=$((n + 1))
+  done
+  d=$(($(rnd) * dur / P / 65535))
   sleep "$(printf '%d.%03d' $((d / 1000)) $((d % 1000)))"
   kill -9 $pid 2> /dev/null
   wait $pid 2> /dev/null
