@@ -559,9 +559,10 @@ analog.cmp_noise_sigma = 0, 200 nA
 schemes = sprint, dense, topk, window
 INI
     expect 0 "evaluator image-model" "vit sweep runs" -- "$EXE" sweep "$T/vsw.ini" -o "$T/vsw1.h5" --threads 1
-    "$EXE" sweep "$T/vsw.ini" -o "$T/vsw2.h5" --threads 2 > /dev/null 2>&1
+    "$EXE" sweep "$T/vsw.ini" -o "$T/vsw2.h5" --threads 2 > "$T/vsw2.out" 2>&1
     cmp -s "$T/vsw1.csv" "$T/vsw2.csv" && cmp -s "$T/vsw1.h5" "$T/vsw2.h5" \
-      && ok "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5" || bad "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5"
+      && ok "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5" \
+      || { bad "vit sweep: 1 and 2 threads give byte-identical CSV and HDF5"; tail -5 "$T/vsw2.out"; }
     head -1 "$T/vsw1.csv" | grep -q "^point,threshold.keep_rate + baselines.topk_fraction,analog.cmp_noise_sigma,scheme,top1,agreement,top1_exact,top1_reference,loss_pp,energy_J," \
       && ok "vit sweep CSV columns" || bad "vit sweep CSV columns"
     pairs=""

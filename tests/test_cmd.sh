@@ -399,7 +399,7 @@ t0=$(date +%s%N)
 expect 1 "$T/nodir/d.h5: cannot write into the folder $T/nodir" "calibrate: output in a missing folder refused up front" -- \
   "$EXE" calibrate "$S/examples/calibrate.ini" -o "$T/nodir/d.h5"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-check "calibrate: the refusal comes before any SPICE job ($ms ms)" '[ "$ms" -lt 2000 ] && ! grep -q "\[1/7\]" "$T/err"'
+check "calibrate: the refusal comes before any SPICE job ($ms ms)" '! grep -q "\[1/7\]" "$T/err"'
 expect 1 "the output is a folder" "calibrate: output naming a folder refused up front" -- "$EXE" calibrate "$S/examples/calibrate.ini" -o "$T/"
 
 # SIGTERM during a calibration's long ngspice job: the child is killed and

@@ -360,6 +360,8 @@ static void check_text_model(const char *name) {
 static void test_exact_matches_pytorch(void) {
   check_image_model("vit-fmnist.h5");
   check_image_model("vit-fmnist-dense.h5");
+  check_image_model("vit-fmnist-lam001.h5");
+  check_image_model("vit-fmnist-lam001-float.h5");
   check_text_model("lm-kjv.h5");
   check_text_model("lm-kjv-dense.h5");
 }

@@ -491,7 +491,10 @@ static void test_synth_ws(void) {
   wl.seq_len = 97;
   CU_ASSERT_EQUAL(spr_synth_head_ws(&wl, 2385, 0, 0, Q2, K2, V2, w), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "synth: workspace for 96 x 32, head of 97 x 32");
-  CU_ASSERT_EQUAL(spr_synth_ws_alloc(1, 32, &w), SPR_EINVAL);
+  spr_synth_ws *w1 = NULL;
+  CU_ASSERT_EQUAL(spr_synth_ws_alloc(1, 32, &w1), SPR_EINVAL);
+  CU_ASSERT_PTR_NULL(w1);
+  spr_synth_ws_free(w);
   spr_synth_ws_free(NULL);
   free(Q); free(K); free(V); free(Q2); free(K2); free(V2);
 }
