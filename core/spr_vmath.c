@@ -10,13 +10,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
 #define VM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VM_CLONES
 #endif
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__) /* clang 14 refuses 64-byte vector arguments without avx512f */
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 
@@ -110,7 +110,7 @@ VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
   return a[0];
 }
 
-#else /* not GCC or clang: the same arithmetic, one lane at a time */
+#else /* not GCC (clang too): the same arithmetic, one lane at a time */
 
 #include <math.h>
 

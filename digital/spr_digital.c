@@ -14,7 +14,7 @@
 
 #include "spr_clones.h"
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__) /* GCC vector extensions; clang 14 refuses some */
 #pragma GCC diagnostic ignored "-Wpsabi" /* always inlined: no ABI crossing */
 /* 16-float vectors for the value sums (register accumulators) */
 typedef float v16f __attribute__((vector_size(64)));
@@ -346,7 +346,7 @@ static int check_scale(const char *name, float s) {
  * (two dependency chains; the same sums on every d path and machine).
  * d = 16, 32, 48, 64 or 128 keeps the sums in vector registers.  acc: 2 d
  * floats. */
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__) /* GCC vector extensions; clang 14 refuses some */
 /* 2 NV accumulators of 16 floats in registers (d = 16 NV): the even and the
  * odd survivors summed apart (two dependency chains), then added */
 #define PV_FIXED(NV)                                                              \
@@ -384,7 +384,7 @@ PV_FIXED(8)
 
 SPR_HOT static void pv_sum(const int *idx, const float *w, int cnt, const float *vf, int d,
                            float *restrict acc) {
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__) /* GCC vector extensions; clang 14 refuses some */
   switch (d) {
   case 16: pv_fixed1(idx, w, cnt, vf, acc); return;
   case 32: pv_fixed2(idx, w, cnt, vf, acc); return;
@@ -673,7 +673,7 @@ static void heap_sift_up(int *h, int r, const float *p) {
  * 16 keys per vector, two shuffle-and-max steps. */
 static inline void block4_max(const float *p, int m, float *bm) {
   int j = 0;
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__) /* GCC vector extensions; clang 14 refuses some */
   typedef int32_t v16i_ __attribute__((vector_size(64)));
   static const v16i_ s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
                      s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};

@@ -361,7 +361,9 @@ static void test_attend_one_pass(void) {
   CU_ASSERT_FATAL(spr_attend_ws_alloc(&c, n, d, &w2) == 0);
   CU_ASSERT_EQUAL(spr_attend_schemes(&c, &h, w2, -1.0, all), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "call spr_attend_digital on this head first");
-  CU_ASSERT_EQUAL(spr_attend_ws_alloc_rows(&c, n, d, 100, &wb), SPR_EINVAL);
+  spr_attend_ws *wbad = NULL;
+  CU_ASSERT_EQUAL(spr_attend_ws_alloc_rows(&c, n, d, 100, &wbad), SPR_EINVAL);
+  CU_ASSERT_PTR_NULL(wbad);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "block of 100 rows (a multiple of 64, or n = 200)");
   spr_attend_head hb;
   CU_ASSERT_EQUAL(spr_attend_head_alloc_rows(&hb, &c, n, d, 1, 64), SPR_EINVAL);
@@ -370,6 +372,7 @@ static void test_attend_one_pass(void) {
   CU_ASSERT(!hb.held && !hb.ideal && !hb.mask_a);
   CU_ASSERT_EQUAL(spr_attend_head_begin(&c, 1, 2, 0, &hb, w, &res, -1.0, 1), SPR_EINVAL);
   spr_attend_ws_free(w2);
+  spr_attend_ws_free(wb);
   spr_attend_head_free(&hb);
   spr_attend_ws_free(w);
   spr_attend_head_free(&h);

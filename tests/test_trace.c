@@ -752,6 +752,7 @@ static void test_write_failure(void) {
     if (getenv("SPR_TEST_VERBOSE")) fprintf(stderr, "\n  child: %s\n", m);
     if (status) fprintf(stderr, "\n  child: rc %d, status %d: %s\n", rc, status, m);
     fflush(NULL);
+    SPR_TEST_LSAN_OFF();
     exit(status);
   }
   int st = 0;
