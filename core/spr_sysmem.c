@@ -111,3 +111,10 @@ int spr_sysmem_limit(const char *cgroup_root, const char *self_cgroup, double *b
   *bytes = l.bytes;
   return 0;
 }
+
+spr_memstr spr_mem_str(double bytes) {
+  spr_memstr m;
+  if (bytes >= 1073741824.0) snprintf(m.s, sizeof m.s, "%.1f GiB", bytes / 1073741824.0);
+  else snprintf(m.s, sizeof m.s, "%.1f MiB", bytes / 1048576.0);
+  return m;
+}

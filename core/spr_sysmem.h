@@ -29,4 +29,12 @@
 int spr_sysmem_limit(const char *cgroup_root, const char *self_cgroup, double *bytes,
                      char *source, size_t n);
 
+/* An amount of memory for messages: "%.1f GiB" from 1 GiB up, "%.1f MiB"
+ * below (a small limit or need printed as "0.0 GiB" said nothing).  The
+ * text lives in the returned value: spr_mem_str(x).s within one call. */
+typedef struct {
+  char s[32];
+} spr_memstr;
+spr_memstr spr_mem_str(double bytes);
+
 #endif

@@ -306,6 +306,64 @@ static int check_reference(const spr_model *m, const char *model_path, const spr
   return 0;
 }
 
+int spr_model_eval_need_bytes(const spr_config *c, const spr_model *m, const char *model_path,
+                              const spr_model *ref, const char *ref_path, int threads,
+                              double *bytes) {
+  *bytes = 0;
+  spr_config mc, rc_cfg;
+  int rc = spr_model_config(c, m, model_path, &mc);
+  if (rc) return rc;
+  double need = spr_model_eval_mem_bytes(&mc, m, threads);
+  if (ref) {
+    /* the reference runs exact attention only: no threshold applies */
+    spr_config rcfg = *c;
+    rcfg.thr.mode = SPR_THR_KEEP_RATE;
+    if ((rc = spr_model_config(&rcfg, ref, ref_path, &rc_cfg))) return rc;
+    need += spr_model_eval_mem_bytes(&rc_cfg, ref, threads);
+  }
+  *bytes = need;
+  return 0;
+}
+
+void spr_model_mem_cache_free(spr_model_mem_cache *k) {
+  if (!k) return;
+  if (k->have_model) spr_model_free(&k->model);
+  if (k->have_ref) spr_model_free(&k->ref);
+  memset(k, 0, sizeof *k);
+}
+
+int spr_model_point_mem_bytes(const spr_config *c, spr_model_mem_cache *k, double *bytes) {
+  *bytes = 0;
+  int rc;
+  if (!k->have_model || strcmp(k->path, c->wl.model)) {
+    spr_model_mem_cache_free(k);
+    if ((rc = spr_model_load(c->wl.model, &k->model))) return rc;
+    k->have_model = 1;
+    snprintf(k->path, sizeof k->path, "%s", c->wl.model);
+  }
+  char ref_path[SPR_STRING_MAX];
+  if ((rc = spr_model_reference_path(c, c->wl.model, &k->model, ref_path, sizeof ref_path)))
+    return rc;
+  if (k->have_ref && strcmp(k->ref_path, ref_path)) {
+    spr_model_free(&k->ref);
+    k->have_ref = 0;
+  }
+  if (ref_path[0] && !k->have_ref) {
+    if ((rc = spr_model_load(ref_path, &k->ref)))
+      return spr_error_prefix(rc, "the reference model of %s", c->wl.model);
+    k->have_ref = 1;
+    snprintf(k->ref_path, sizeof k->ref_path, "%s", ref_path);
+  }
+  double need = 0;
+  if ((rc = spr_model_eval_need_bytes(c, &k->model, c->wl.model, ref_path[0] ? &k->ref : NULL,
+                                      ref_path, 1, &need)))
+    return rc;
+  /* an image model also reads the test split: pixels and labels */
+  if (k->model.input == SPR_MODEL_IMAGE) need += SPR_FMNIST_TEST_IMAGES * (28.0 * 28.0 + 1.0);
+  *bytes = need;
+  return 0;
+}
+
 int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *model_path,
                        const spr_model *ref, const char *ref_path, const spr_fmnist *data,
                        int threads, volatile sig_atomic_t *cancel, spr_progress *prog,
@@ -328,17 +386,16 @@ int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *mode
   {
     /* refused before any item runs, not killed part-way by the OOM killer */
     const int tn = threads > N ? N : threads; /* as below */
-    double have = 0;
+    double have = 0, need = 0;
     char src[512];
-    const double need = spr_model_eval_mem_bytes(&mc, m, tn) +
-                        (ref ? spr_model_eval_mem_bytes(&rc_cfg, ref, tn) : 0);
+    if ((rc = spr_model_eval_need_bytes(c, m, model_path, ref, ref_path, tn, &need))) return rc;
     if (!spr_sysmem_limit(NULL, NULL, &have, src, sizeof src) && need > 0.8 * have)
       return spr_error(SPR_ENOMEM,
-                       "model: %s (%d tokens, %d heads, dim %d%s) on %d threads needs about %.1f "
-                       "GiB of memory, more than 80%% of the %.1f GiB this process may use (%s); "
+                       "model: %s (%d tokens, %d heads, dim %d%s) on %d threads needs about %s of "
+                       "memory, more than 80%% of the %s this process may use (%s); "
                        "fewer threads, or a smaller model",
                        model_path, m->tokens, m->heads, m->dim, ref ? ", with its reference" : "",
-                       tn, need / 1073741824.0, have / 1073741824.0, src);
+                       tn, spr_mem_str(need).s, spr_mem_str(have).s, src);
   }
   const int S = SPR_MEVAL_N_SCHEMES, L = m->depth, text = m->input == SPR_MODEL_TEXT;
   out->input = m->input;

@@ -63,6 +63,31 @@ int spr_model_config(const spr_config *c, const spr_model *m, const char *model_
  * memory refusal; a reference model adds its own. */
 double spr_model_eval_mem_bytes(const spr_config *mc, const spr_model *m, int threads);
 
+/* *bytes = what spr_model_eval_run of configuration *c on `threads`
+ * threads holds for model m (file model_path) and its reference ref (NULL:
+ * none; file ref_path): spr_model_eval_mem_bytes of each under its
+ * spr_model_config.  Errors as spr_model_config. */
+int spr_model_eval_need_bytes(const spr_config *c, const spr_model *m, const char *model_path,
+                              const spr_model *ref, const char *ref_path, int threads,
+                              double *bytes);
+
+/* The memory of the points of a model sweep, one after another: the models
+ * read for the last point are kept while the next names the same files
+ * (a sweep rarely varies workload.model). */
+typedef struct {
+  char path[SPR_STRING_MAX], ref_path[SPR_STRING_MAX];
+  spr_model model, ref;
+  int have_model, have_ref;
+} spr_model_mem_cache; /* zero-initialise; spr_model_mem_cache_free */
+
+/* *bytes = what one evaluation (one thread) of resolved configuration *c
+ * (workload.source = model) holds: spr_model_eval_need_bytes, plus the
+ * Fashion-MNIST test split for an image model.  Reads the model and its
+ * reference through k.  Errors: those of spr_model_load (the reference's
+ * prefixed "the reference model of <model>") and spr_model_config. */
+int spr_model_point_mem_bytes(const spr_config *c, spr_model_mem_cache *k, double *bytes);
+void spr_model_mem_cache_free(spr_model_mem_cache *k); /* NULL: no-op; leaves k zeroed */
+
 /* Scratch of one thread for one model (opaque). */
 typedef struct spr_model_ctx spr_model_ctx;
 int spr_model_ctx_alloc(const spr_config *mc, const spr_model *m, spr_model_ctx **out);

@@ -135,18 +135,18 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
                                : 0;
       char of[256] = "";
       if (nodal > 0)
-        snprintf(of, sizeof of, " (%.1f GiB of it the nodal IR-drop workspaces of %d threads for "
+        snprintf(of, sizeof of, " (%s of it the nodal IR-drop workspaces of %d threads for "
                  "%d x %d arrays: fewer threads, smaller arrays or crossbar.ir_drop = first_order)",
-                 nodal / 1073741824.0, threads, c->xbar.rows, c->xbar.cols);
+                 spr_mem_str(nodal).s, threads, c->xbar.rows, c->xbar.cols);
       char blk[160];
       snprintf(blk, sizeof blk, B < wl->seq_len ? ", or run.block_rows (now %d rows a block)"
                                                 : ", or set run.block_rows below %d (rows a block)",
                B < wl->seq_len ? B : wl->seq_len);
       return spr_error(SPR_ENOMEM,
-                       "run: %d heads of %d tokens need about %.1f GiB of memory, more than 80%% "
-                       "of the %.1f GiB this process may use (%s)%s; lower workload.seq_len or "
+                       "run: %d heads of %d tokens need about %s of memory, more than 80%% "
+                       "of the %s this process may use (%s)%s; lower workload.seq_len or "
                        "workload.heads%s",
-                       wl->n_heads, wl->seq_len, need / 1073741824.0, have / 1073741824.0, src, of,
+                       wl->n_heads, wl->seq_len, spr_mem_str(need).s, spr_mem_str(have).s, src, of,
                        blk);
     }
   }

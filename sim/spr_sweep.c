@@ -770,16 +770,26 @@ int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_byt
   char src[512] = "given limit";
   if (limit_bytes <= 0 && spr_sysmem_limit(NULL, NULL, &limit_bytes, src, sizeof src))
     return 0; /* unknown: no check, as spr_run_alloc */
-  /* attention points only: the evaluators of models estimate no memory */
-  if (strcmp(sw->ev->name, "attention") != 0) return 0;
+  const int model = strcmp(sw->ev->name, "attention") != 0;
   double *need = malloc((size_t)P * sizeof *need);
   spr_config *c = malloc(sizeof *c);
+  spr_model_mem_cache *cache = model ? calloc(1, sizeof *cache) : NULL;
   int rc = 0, big = 0;
-  if (!need || !c) rc = spr_error(SPR_ENOMEM, "%s: out of memory for %d points", sw->path, P);
+  if (!need || !c || (model && !cache))
+    rc = spr_error(SPR_ENOMEM, "%s: out of memory for %d points", sw->path, P);
   for (int p = 0; p < P && !rc; p++) {
-    if (!(rc = spr__sweep_build_point(sw, p, c))) need[p] = spr_run_mem_bytes(c, 1);
-    if (!rc && need[p] > need[big]) big = p;
+    if ((rc = spr__sweep_build_point(sw, p, c))) break;
+    if (!model) {
+      need[p] = spr_run_mem_bytes(c, 1);
+    } else if (spr_model_point_mem_bytes(c, cache, &need[p])) {
+      /* an unreadable model or a bad threshold is the point's own error,
+       * reported as the point runs (as without this check) */
+      need[p] = 0;
+    }
+    if (need[p] > need[big]) big = p;
   }
+  spr_model_mem_cache_free(cache);
+  free(cache);
   free(c);
   if (rc) {
     free(need);
@@ -799,16 +809,16 @@ int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_byt
   spr_sweep_point_label(sw, big, label, sizeof label);
   if (fit == 0)
     return spr_error(SPR_ENOMEM,
-                     "%s: point %d of %d (%s) needs about %.1f GiB of memory, more than 80%% of "
-                     "the %.1f GiB this process may use (%s); lower workload.seq_len or "
-                     "workload.heads", sw->path, big + 1, P, label, largest / 1073741824.0,
-                     limit_bytes / 1073741824.0, src);
+                     "%s: point %d of %d (%s) needs about %s of memory, more than 80%% of "
+                     "the %s this process may use (%s); %s", sw->path, big + 1, P, label,
+                     spr_mem_str(largest).s, spr_mem_str(limit_bytes).s, src,
+                     model ? "a smaller model" : "lower workload.seq_len or workload.heads");
   return spr_error(SPR_ENOMEM,
-                   "%s: %d points at once need about %.1f GiB of memory together (the largest, "
-                   "point %d (%s), %.1f GiB), more than 80%% of the %.1f GiB this process may use "
+                   "%s: %d points at once need about %s of memory together (the largest, "
+                   "point %d (%s), %s), more than 80%% of the %s this process may use "
                    "(%s); at most %d at once fit: --threads %d",
-                   sw->path, concurrent, sum / 1073741824.0, big + 1, label, largest / 1073741824.0,
-                   limit_bytes / 1073741824.0, src, fit, fit);
+                   sw->path, concurrent, spr_mem_str(sum).s, big + 1, label, spr_mem_str(largest).s,
+                   spr_mem_str(limit_bytes).s, src, fit, fit);
 }
 
 const spr_config *spr_sweep_base(const spr_sweep *sw) { return sw->base; }

@@ -95,9 +95,10 @@ int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c);
  * `sprintsim sweep --threads` runs them) would need more than 80% of
  * limit_bytes together (<= 0: the memory this process may use,
  * spr_sysmem_limit): the sum of the `concurrent` largest estimates
- * (spr_run_mem_bytes of each point's configuration on one thread).
- * Points of the model evaluators count nothing (their memory is not
- * estimated).  Returns 0, or SPR_ENOMEM naming the largest point, the sum,
+ * (spr_run_mem_bytes of each point's configuration on one thread; for
+ * the model evaluators spr_model_point_mem_bytes, which reads the models:
+ * a point whose model cannot be read counts nothing and reports its error
+ * when it runs).  Returns 0, or SPR_ENOMEM naming the largest point, the sum,
  * the limit and its source, and how many points at once would fit. */
 int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes);
 

@@ -611,6 +611,66 @@ static void test_memory_together(void) {
   spr_sweep_free(sw);
 }
 
+/* A model sweep's points are checked together as well: each point counts
+ * its model, its reference and one thread's scratch under the point's
+ * configuration (spr_model_eval_mem_bytes of each model, composed here). */
+static void test_memory_models(void) {
+  char tm[512], tr[512], text[4096], cwd[512];
+  spr_test_path(tm, sizeof tm, "mem-lm", ".h5");
+  spr_test_path(tr, sizeof tr, "mem-lm-ref", ".h5");
+  write_model(tm, 1, OK, 2385);
+  write_model(tr, 1, NO_THETA, 2386);
+  CU_ASSERT_FATAL(getcwd(cwd, sizeof cwd) != NULL);
+  const char *sl = tm[0] == '/' ? "" : "/";
+  snprintf(text, sizeof text,
+           "[workload]\nsource = model\nmodel = %s%s%s\nreference_model = %s%s%s\nwindows = 1\n"
+           "[threshold]\nmode = keep_rate\n[sweep]\nthreshold.keep_rate = 0.2, 0.4, 0.6\n"
+           "schemes = sprint, dense\n",
+           tm[0] == '/' ? "" : cwd, sl, tm, tr[0] == '/' ? "" : cwd, sl, tr);
+  spr_sweep *sw = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(3, text), &sw), 0);
+  spr_model m, ref;
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(tm, &m), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_load(tr, &ref), 0);
+  spr_config c, mc, rcfg, rc_cfg;
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_point_config(sw, 0, &c), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&c, &m, tm, &mc), 0);
+  rcfg = c;
+  rcfg.thr.mode = SPR_THR_KEEP_RATE;
+  CU_ASSERT_EQUAL_FATAL(spr_model_config(&rcfg, &ref, tr, &rc_cfg), 0);
+  const double one = spr_model_eval_mem_bytes(&mc, &m, 1) + spr_model_eval_mem_bytes(&rc_cfg, &ref, 1);
+  /* at least both models' weights and one head's N x N scores */
+  CU_ASSERT(one > spr_model_bytes(&m) + spr_model_bytes(&ref) + 4.0 * m.tokens * m.tokens);
+  spr_model_mem_cache k = {0};
+  double got = 0;
+  for (int p = 0; p < 3; p++) { /* the cache serves the same files */
+    CU_ASSERT_EQUAL(spr_sweep_point_config(sw, p, &c), 0);
+    CU_ASSERT_EQUAL(spr_model_point_mem_bytes(&c, &k, &got), 0);
+    CU_ASSERT_DOUBLE_EQUAL(got, one, 1e-9 * one);
+  }
+  CU_ASSERT(k.have_model && k.have_ref);
+  spr_model_mem_cache_free(&k);
+  CU_ASSERT(!k.have_model && !k.have_ref);
+  /* a reference that cannot be read is named */
+  snprintf(c.wl.reference_model, sizeof c.wl.reference_model, "%s.absent", tr);
+  CU_ASSERT_NOT_EQUAL(spr_model_point_mem_bytes(&c, &k, &got), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "the reference model of");
+  spr_model_mem_cache_free(&k);
+  /* three points at once: 3 x one */
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 3, 3 * one / 0.8 * 1.01), 0);
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 3, 3 * one / 0.8 * 0.99), SPR_ENOMEM);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "3 points at once need about");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "at most 2 at once fit: --threads 2");
+  CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 1, one / 0.8 * 0.99), SPR_ENOMEM);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "needs about");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "a smaller model");
+  spr_model_free(&m);
+  spr_model_free(&ref);
+  spr_sweep_free(sw);
+  remove(tm);
+  remove(tr);
+}
+
 /* FNV-1a 64, written here from its definition (offset basis
  * 0xcbf29ce484222325, prime 0x100000001b3), checked on published values. */
 static uint64_t fnv(const char *s) {
@@ -775,6 +835,7 @@ int main(void) {
       {"outputs on a full disk (fault hook)", test_outputs_full_disk},
       {"model evaluators", test_model_evaluators},
       {"memory of the points run at once", test_memory_together},
+      {"memory of model points run at once", test_memory_models},
       {"rows as bytes, configuration hashes, input files", test_pack_hash_inputs},
       {NULL, NULL},
   };

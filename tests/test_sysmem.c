@@ -130,6 +130,16 @@ static void test_hybrid(void) {
   clean();
 }
 
+/* Amounts in messages: MiB below 1 GiB, GiB from there (the 40 MiB limit
+ * of a cgroup was printed as "0.0 GiB"). */
+static void test_mem_str(void) {
+  CU_ASSERT_STRING_EQUAL(spr_mem_str(40.0 * 1048576).s, "40.0 MiB");
+  CU_ASSERT_STRING_EQUAL(spr_mem_str(0).s, "0.0 MiB");
+  CU_ASSERT_STRING_EQUAL(spr_mem_str(1073741823.0).s, "1024.0 MiB");
+  CU_ASSERT_STRING_EQUAL(spr_mem_str(1073741824.0).s, "1.0 GiB");
+  CU_ASSERT_STRING_EQUAL(spr_mem_str(24.0 * 1073741824.0).s, "24.0 GiB");
+}
+
 static void test_run_estimate(void) {
   /* the refusal's estimate grows with N^2 per head and with threads */
   spr_config c;
@@ -147,6 +157,7 @@ static void test_run_estimate(void) {
 
 int main(void) {
   CU_TestInfo tests[] = {{"cgroup v2", test_v2},
+                         {"amounts in messages", test_mem_str},
                          {"cgroup v1", test_v1},
                          {"hybrid hosts", test_hybrid},
                          {"the run's estimate", test_run_estimate},

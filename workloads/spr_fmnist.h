@@ -31,6 +31,10 @@ int spr_fmnist_read_idx(const char *path, int ndim, int *dims, uint8_t **data);
 int spr_fmnist_read_idx_id(const char *path, int ndim, int *dims, uint8_t **data, char *id,
                            size_t idn, long long *bytes);
 
+/* Images in Fashion-MNIST's test split, t10k (Xiao et al., 2017: 60000
+ * training and 10000 test images of 28 x 28 pixels) */
+#define SPR_FMNIST_TEST_IMAGES 10000
+
 typedef struct {
   int count;       /* images */
   int rows, cols;  /* pixels per image (28 x 28) */

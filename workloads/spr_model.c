@@ -332,10 +332,10 @@ static int check_memory(const char *path, const spr_model *m) {
   const double need = spr_model_bytes(m);
   if (need <= 0.8 * have) return 0;
   return spr_error(SPR_ENOMEM,
-                   "%s: the model's weights (dim %d, depth %d, mlp %d, tokens %d) need about %.1f "
-                   "GiB of memory, more than 80%% of the %.1f GiB this process may use (%s)",
-                   path, m->dim, m->depth, m->mlp, m->tokens, need / 1073741824.0,
-                   have / 1073741824.0, src);
+                   "%s: the model's weights (dim %d, depth %d, mlp %d, tokens %d) need about %s of "
+                   "memory, more than 80%% of the %s this process may use (%s)",
+                   path, m->dim, m->depth, m->mlp, m->tokens, spr_mem_str(need).s,
+                   spr_mem_str(have).s, src);
 }
 
 static int load_body(const char *path, spr_h5r *f, spr_model *m) {
