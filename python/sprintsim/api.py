@@ -485,8 +485,11 @@ def sweep(config=None, grid=None, threads=None, schemes=None, max_points=None):
     else:
         path, ov = cfg.path, dict(cfg.overrides)
     sets = []
+    # a key that is an axis takes the axis's values, not the configuration's
+    axis_keys = {part.strip() for k in (grid or {}) for part in k.split("+")}
     for k, v in ov.items():
-        sets.append(f"{k}={format_value(v)}")
+        if k not in axis_keys:
+            sets.append(f"{k}={format_value(v)}")
     for k, vals in (grid or {}).items():
         if not isinstance(vals, (list, tuple, np.ndarray)) or len(vals) == 0:
             raise ValueError(f"grid[{k!r}]: expected a non-empty list of values")
