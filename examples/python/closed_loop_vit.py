@@ -76,6 +76,7 @@ def main():
     t0 = time.time()
     pred_sprint, pred_exact = [], []
     same = decisions = differ_images = 0
+    differ_layer = [0] * cmodel.depth
     for b0 in range(0, a.images, a.batch):
         x = torch.from_numpy(images[b0:b0 + a.batch])
         with torch.no_grad(), session.forward():
@@ -97,6 +98,8 @@ def main():
                 same += eq
                 decisions += cm.size
                 differ_images += eq != cm.size
+                for l in range(cmodel.depth):
+                    differ_layer[l] += int(np.sum(py[l] != cm[l]))
     pred_sprint, pred_exact = np.concatenate(pred_sprint), np.concatenate(pred_exact)
     res = sprintsim.run(cfg.with_overrides({"baselines.oracle": False, "baselines.topk": False,
                                             "baselines.sanger": False, "baselines.leopard": False,
@@ -117,7 +120,8 @@ def main():
     if res is not None:
         c = res.schemes["sprint"]
         print(f"masks identical to the C evaluator: {a.images - differ_images}/{a.images} images "
-              f"({same}/{decisions} decisions)")
+              f"({same}/{decisions} decisions; differing per layer: "
+              f"{', '.join(str(x) for x in differ_layer)})")
         print(f"sprintsim run: top1 sprint {100 * c['top1']:.2f}, exact "
               f"{100 * res.schemes['exact']['top1']:.2f}; predictions identical to the loop: "
               f"{int(np.sum(res.items['sprint']['pred'] == pred_sprint))}/{a.images}; "
