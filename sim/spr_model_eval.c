@@ -85,7 +85,10 @@ struct spr_model_ctx {
   float *logits; /* outputs, or tokens x outputs */
   double match[SPR_MAX_LAYERS]; /* baselines.match: SPRINT's keep rate per layer */
   int have_match;
+  uint8_t *rec_masks; /* spr_model_ctx_record_masks: SPRINT's masks, or NULL */
 };
+
+void spr_model_ctx_record_masks(spr_model_ctx *x, uint8_t *masks) { x->rec_masks = masks; }
 
 void spr_model_ctx_set_match(spr_model_ctx *x, const double *layer_keep, int depth) {
   x->have_match = layer_keep != NULL;
@@ -177,6 +180,11 @@ static int attend_layer(const spr_config *mc, const spr_model *m, int s, int l, 
       return rc;
     for (int h = 0; h < H; h++)
       if ((rc = spr_attend_analog(mc, l, h, trial, &x->heads[h], x->aw, &x->res[h]))) return rc;
+    if (x->rec_masks) {
+      const size_t bytes = (size_t)n * spr_mask_row_bytes(n);
+      for (int h = 0; h < H; h++)
+        memcpy(x->rec_masks + ((size_t)l * H + h) * bytes, x->heads[h].mask_a, bytes);
+    }
   }
   /* baselines.match = sprint: SPRINT's realised keep rate of this item's
    * layer (spr_model_ctx_set_match) */

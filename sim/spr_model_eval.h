@@ -100,6 +100,14 @@ void spr_model_ctx_free(spr_model_ctx *x); /* NULL: no-op */
  * spr_model_eval_run sets it after SPRINT's pass of each item. */
 void spr_model_ctx_set_match(spr_model_ctx *x, const double *layer_keep, int depth);
 
+/* Record SPRINT's analog masks in the next spr_model_infer calls on x
+ * (scheme SPR_SCHEME_SPRINT): masks (depth x heads x tokens x
+ * spr_mask_row_bytes(tokens) bytes, owned by the caller, packed as in
+ * spr_head_result) receives layer l, head h at offset (l heads + h)
+ * tokens spr_mask_row_bytes(tokens).  NULL stops recording.  For
+ * bindings that compare their own forward pass with this one. */
+void spr_model_ctx_record_masks(spr_model_ctx *x, uint8_t *masks);
+
 /* What one item costs under one scheme, summed over layers and heads. */
 typedef struct {
   int64_t kept[SPR_MAX_LAYERS]; /* kept (query, key) pairs of layer l */

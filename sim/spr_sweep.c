@@ -491,7 +491,9 @@ int spr_sweep_load_src(const spr_config_src *src, spr_sweep **out) {
     spr_sweep_free(sw);
     return rc;
   }
-  if (!sw->schemes_line) { /* default: sprint, dense, the baselines on in the file */
+  /* default: sprint, dense, the baselines on in the file (an override
+   * "sweep.schemes=..." sets the list with schemes_line 0) */
+  if (!sw->schemes_line && !sw->nschemes) {
     sw->scheme[sw->nschemes++] = SPR_SCHEME_SPRINT;
     sw->scheme[sw->nschemes++] = SPR_SCHEME_DENSE;
     for (int b = 0; b < N_BASELINES; b++)

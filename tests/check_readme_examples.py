@@ -1,7 +1,7 @@
 """check_readme_examples.py README.md .ci/readme-examples EXAMPLES_DIR [DOCS_DIR]
 
 Every command the README shows (its code lines that start with
-./sprintsim, scripts/, bench/, tests/, /usr/bin/python3, make, SPR_ or CI=
+./sprintsim, scripts/, bench/, tests/, /usr/bin/python3, make, SPR_, CI= or PYTHONPATH=
 or hold "./sprintsim ", and its `backticked` spans that start so) and every command in an example configuration's header is
 listed in .ci/readme-examples (run, run_as or not_run, with the text as
 written), every text listed there is still shown (by the README, an
@@ -14,7 +14,7 @@ import re
 import shlex
 import sys
 
-PRE = re.compile(r"^(\./sprintsim|scripts/|bench/|tests/|/usr/bin/python3|make|SPR_|CI=)")
+PRE = re.compile(r"^(\./sprintsim|scripts/|bench/|tests/|/usr/bin/python3|make|SPR_|CI=|PYTHONPATH=)")
 LAYOUT = re.compile(r"^\S+/\s{2,}")  # the layout tree: "tests/        CUnit suites..."
 
 
