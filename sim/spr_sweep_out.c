@@ -3,6 +3,7 @@
 #include "config.h"
 #include "spr_sweep.h"
 #include "spr_sweep_impl.h"
+#include "spr_table.h"
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_h5quiet.h"
@@ -111,20 +112,6 @@ static double derived_value(const spr_eval_row *r, const spr_eval_row *dense,
   }
 }
 
-/* A CSV field: quoted when it holds a comma, quote or line break. */
-static void csv_field(FILE *f, const char *s) {
-  if (!strpbrk(s, ",\"\n\r")) {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"') fputc('"', f);
-    fputc(*s, f);
-  }
-  fputc('"', f);
-}
-
 static int write_csv(const spr_sweep *sw, const char *tmp, const char *path) {
   /* formatted in memory, then written and flushed to the disk with every
    * write checked (spr_output.h) */
@@ -136,7 +123,7 @@ static int write_csv(const spr_sweep *sw, const char *tmp, const char *path) {
   fputs("point", f);
   for (int a = 0; a < sw->naxes; a++) {
     fputc(',', f);
-    csv_field(f, sw->ax[a].name);
+    spr_csv_field(f, sw->ax[a].name);
   }
   fputs(",scheme", f);
   for (int m = 0; m < ev->n_acc; m++) fprintf(f, ",%s", ev->acc[m].name);
@@ -152,7 +139,7 @@ static int write_csv(const spr_sweep *sw, const char *tmp, const char *path) {
       fprintf(f, "%d", p);
       for (int a = 0; a < sw->naxes; a++) {
         fputc(',', f);
-        csv_field(f, sw->ax[a].canon[spr__sweep_value_index(sw, p, a)]);
+        spr_csv_field(f, sw->ax[a].canon[spr__sweep_value_index(sw, p, a)]);
       }
       fprintf(f, ",%s", spr_scheme_name(sw->scheme[k]));
       for (int m = 0; m < ev->n_acc; m++) {

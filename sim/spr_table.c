@@ -74,8 +74,7 @@ static void json_cell(FILE *f, const spr_table_cell *c) {
   }
 }
 
-/* A CSV field: quoted when it holds a comma, quote or line break. */
-static void csv_str(FILE *f, const char *s) {
+void spr_csv_field(FILE *f, const char *s) {
   if (!strpbrk(s, ",\"\n\r")) {
     fputs(s, f);
     return;
@@ -178,7 +177,7 @@ int spr_table_begin(spr_table *t, const char *name, const char *title, const spr
     for (int k = 0; k < ncols; k++) {
       if (!shown(t, &cols[k])) continue;
       if (!first) fputc(',', f);
-      csv_str(f, cols[k].name);
+      spr_csv_field(f, cols[k].name);
       first = 0;
     }
     fputc('\n', f);
@@ -218,7 +217,7 @@ int spr_table_row(spr_table *t, const spr_table_cell *cells) {
       if (!first) fputc(',', f);
       first = 0;
       if (cells[k].s) {
-        csv_str(f, cells[k].s);
+        spr_csv_field(f, cells[k].s);
       } else if (isfinite(cells[k].x)) {
         char b[40];
         num(b, sizeof b, cells[k].x);

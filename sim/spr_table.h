@@ -40,6 +40,10 @@
 
 enum { SPR_TABLE_TEXT = 0, SPR_TABLE_CSV = 1, SPR_TABLE_JSON = 2 };
 
+/* One CSV field of text s (RFC 4180): as is, or quoted with its quotes
+ * doubled when it holds a comma, a quote or a line break. */
+void spr_csv_field(FILE *f, const char *s);
+
 /* "text", "csv", "json" -> SPR_TABLE_*; -1 for anything else. */
 int spr_table_format_of(const char *name);
 

@@ -8,24 +8,8 @@ S=$(cd "$S" && pwd) # absolute: file names in a configuration file are taken fro
 EXE="$B/sprintsim"
 T="$B/tests/tmp-cli-$$"
 rm -rf "$T" && mkdir -p "$T"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
+. "${top_srcdir:-.}/tests/spr_test.sh"
 
-# expect STATUS PATTERN DESCRIPTION -- command...
-expect() {
-  want=$1; pat=$2; what=$3; shift 4
-  "$@" > "$T/out" 2> "$T/err"
-  got=$?
-  if [ "$got" -ne "$want" ]; then
-    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/err"; return
-  fi
-  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
-    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err"; return
-  fi
-  ok "$what"
-}
 
 cat > "$T/small.ini" <<'INI'
 ; a small run: 2 layers x 2 heads of 64 tokens

@@ -15,27 +15,11 @@ T="$B/tests/tmp-cmd-$$"
 rm -rf "$T" && mkdir -p "$T"
 T=$(cd "$T" && pwd)
 PY=/usr/bin/python3
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+SPR_EXPECT_IN=/dev/null
+. "${top_srcdir:-.}/tests/spr_test.sh"
 notmp() { ! ls "$1".tmp* > /dev/null 2>&1; }
 have_h5py() { [ -x "$PY" ] && "$PY" -c 'import h5py, numpy' 2> /dev/null; }
 
-# expect STATUS PATTERN DESCRIPTION -- command...   (PATTERN: grep, in stdout or stderr)
-expect() {
-  want=$1; pat=$2; what=$3; shift 4
-  "$@" > "$T/out" 2> "$T/err" < /dev/null
-  got=$?
-  if [ "$got" -ne "$want" ]; then
-    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
-  fi
-  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
-    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
-  fi
-  ok "$what"
-}
 
 cat > "$T/small.ini" <<'INI'
 ; a small run: 2 layers x 2 heads of 32 tokens

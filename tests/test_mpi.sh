@@ -13,23 +13,7 @@ EXE="$B/sprintsim"
 T="$B/tests/tmp-mpi-$$"
 rm -rf "$T" && mkdir -p "$T"
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-expect() {
-  want=$1; pat=$2; what=$3; shift 4
-  "$@" > "$T/out" 2> "$T/err"
-  got=$?
-  if [ "$got" -ne "$want" ]; then
-    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/out" "$T/err"; return
-  fi
-  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
-    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err"; return
-  fi
-  ok "$what"
-}
+. "${top_srcdir:-.}/tests/spr_test.sh"
 points_in() { if [ -f "$1" ]; then grep -c '^point ' "$1"; else echo 0; fi; }
 
 cat > "$T/m.ini" <<'INI'

@@ -18,24 +18,8 @@ EXE="$(cd "$B" && pwd)/sprintsim"
 T="$(cd "$B" && pwd)/tests/tmp-rel-$$"
 [ "$TMPFS_PART" -eq 1 ] && T="$2"
 [ "$TMPFS_PART" -eq 1 ] || { rm -rf "$T" && mkdir -p "$T"; }
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
+. "${top_srcdir:-.}/tests/spr_test.sh"
 
-# expect STATUS PATTERN DESCRIPTION -- command...
-expect() {
-  want=$1; pat=$2; what=$3; shift 4
-  "$@" > "$T/out" 2> "$T/err"
-  got=$?
-  if [ "$got" -ne "$want" ]; then
-    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
-  fi
-  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
-    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err" | head -20; return
-  fi
-  ok "$what"
-}
 notmp() { ! ls "$1".tmp* > /dev/null 2>&1; }
 
 # --- inputs of the writers ------------------------------------------------

@@ -12,30 +12,15 @@ EXE="$B/sprintsim"
 T="$B/tests/tmp-resume-$$"
 rm -rf "$T" && mkdir -p "$T"
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED - $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-expect() {
-  want=$1; pat=$2; what=$3; shift 4
-  "$@" > "$T/out" 2> "$T/err"
-  got=$?
-  if [ "$got" -ne "$want" ]; then
-    bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/out" "$T/err"; return
-  fi
-  if [ -n "$pat" ] && ! grep -q -- "$pat" "$T/out" "$T/err"; then
-    bad "$what: output lacks '$pat'"; sed 's/^/    /' "$T/out" "$T/err"; return
-  fi
-  ok "$what"
-}
+. "${top_srcdir:-.}/tests/spr_test.sh"
 rnd() { od -An -N2 -tu2 /dev/urandom | tr -d ' '; } # 0 .. 65535
 now_ms() { date +%s%3N; }
 
-# 12 points of about 0.1 s each on one thread
+# 12 points of a few tenths of a second each (long enough against the
+# polling below, which takes tens of milliseconds a round under load)
 cat > "$T/r.ini" <<'INI'
 [workload]
-seq_len = 96
+seq_len = 256
 layers = 2
 heads = 4
 [sweep]
@@ -64,19 +49,28 @@ outputs_ok() {
 }
 
 # one sweep started, killed with SIGKILL at a random moment: once a random
-# number k of points (0 .. P - 1) are in the journal, after a further
-# random delay in [0, the reference run's time per point] (counting
+# number k of points (0 .. P - 2) are in the journal, after a further
+# random delay in [0, the time per point] (the reference run's, or this
+# run's own up to k when shorter; counting
 # points, not only time, keeps the kills inside the sweep when the
 # machine's load changes between the reference run and the trials)
 kill_at_random() {
   "$EXE" sweep "$T/r.ini" -o "$T/o.h5" --threads 2 "$@" > /dev/null 2> "$T/kill.err" &
   pid=$!
-  k=$(($(rnd) % P))
+  k=$(($(rnd) % (P - 1)))
   n=0
+  ts=$(now_ms)
   while [ "$(points_in "$T/o.journal")" -lt $k ] && kill -0 $pid 2> /dev/null && [ $n -lt 3000 ]; do
     sleep 0.02; n=$((n + 1))
   done
-  d=$(($(rnd) * dur / P / 65535))
+  # the time per point: the reference run's, or this run's so far when
+  # the machine has become faster since
+  per=$((dur / P))
+  if [ $k -gt 0 ]; then
+    own=$((($(now_ms) - ts) / k))
+    [ $own -lt $per ] && per=$own
+  fi
+  d=$(($(rnd) * per / 65535))
   sleep "$(printf '%d.%03d' $((d / 1000)) $((d % 1000)))"
   kill -9 $pid 2> /dev/null
   wait $pid 2> /dev/null
