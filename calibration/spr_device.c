@@ -789,3 +789,22 @@ int spr_device_load_config(spr_config *c, spr_device *dev, int *applied, int *n_
   if (!dev) spr_device_free(&local);
   return rc;
 }
+
+int spr_device_trace(spr_trace *t, const char *path, const spr_device *dev, const int *applied,
+                     int n_applied) {
+  const char *keys[SPR_DEVICE_MAX_PARAMS], *params[SPR_DEVICE_MAX_PARAMS],
+      *units[SPR_DEVICE_MAX_PARAMS];
+  double values[SPR_DEVICE_MAX_PARAMS], lo[SPR_DEVICE_MAX_PARAMS], hi[SPR_DEVICE_MAX_PARAMS];
+  for (int k = 0; k < n_applied; k++) {
+    const spr_device_param *p = &dev->params[applied[k]];
+    keys[k] = p->key;
+    params[k] = p->name;
+    units[k] = p->unit;
+    values[k] = p->value;
+    lo[k] = p->ci95_lo;
+    hi[k] = p->ci95_hi;
+  }
+  spr_trace_device dm = {path, dev->content_id, dev->created, dev->sprintsim_version,
+                         dev->ngspice_version, n_applied, keys, params, units, values, lo, hi};
+  return spr_trace_write_device(t, &dm);
+}

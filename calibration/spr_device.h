@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include "spr_fit.h"
 #include "spr_params.h"
+#include "spr_trace.h"
 
 #define SPR_DEVICE_MAX_PARAMS 32
 #define SPR_DEVICE_MAX_PROV 16  /* netlists, seeds, sample counts (each) */
@@ -171,5 +172,12 @@ int spr_device_apply(const spr_device *d, spr_config *c, const char *origin, int
  * (also when no device model is set) or the error of the read or the
  * apply, its message prefixed "run.device_model: ". */
 int spr_device_load_config(spr_config *c, spr_device *dev, int *applied, int *n_applied);
+
+/* Record device model dev, read from `path` (run.device_model) and applied
+ * as spr_device_load_config reported (applied[0 .. n_applied)), in trace
+ * t: spr_trace_write_device of its applied parameters and provenance.
+ * Returns 0 or the trace writer's error. */
+int spr_device_trace(spr_trace *t, const char *path, const spr_device *dev,
+                     const int *applied, int n_applied);
 
 #endif

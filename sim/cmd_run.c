@@ -227,25 +227,6 @@ static void print_total(spr_table *t, const spr_run *run, const spr_config *c) {
   print_row(t, -1, spr_run_results(run), c->wl.n_layers * c->wl.n_heads);
 }
 
-/* Record the applied device model in the trace. */
-static int trace_device_model(spr_trace *tr, const spr_config *c, const spr_device *dev,
-                              const int *applied, int n_applied) {
-  const char *keys[SPR_DEVICE_MAX_PARAMS], *params[SPR_DEVICE_MAX_PARAMS], *units[SPR_DEVICE_MAX_PARAMS];
-  double values[SPR_DEVICE_MAX_PARAMS], lo[SPR_DEVICE_MAX_PARAMS], hi[SPR_DEVICE_MAX_PARAMS];
-  for (int k = 0; k < n_applied; k++) {
-    const spr_device_param *p = &dev->params[applied[k]];
-    keys[k] = p->key;
-    params[k] = p->name;
-    units[k] = p->unit;
-    values[k] = p->value;
-    lo[k] = p->ci95_lo;
-    hi[k] = p->ci95_hi;
-  }
-  spr_trace_device dm = {c->device_model, dev->content_id, dev->created, dev->sprintsim_version,
-                         dev->ngspice_version, n_applied, keys, params, units, values, lo, hi};
-  return spr_trace_write_device(tr, &dm);
-}
-
 /* The layer a run is in, for its progress line ("layer 3/12"). */
 typedef struct {
   atomic_int layer; /* 1-based; 0 before the first */
@@ -519,7 +500,7 @@ int cmd_run(int argc, char **argv) {
     return st;
   }
   spr_run_set_trace(run, tr); /* the masks of heads in row blocks, in row chunks */
-  if (c.device_model[0] && trace_device_model(tr, &c, &dev, applied, n_applied)) {
+  if (c.device_model[0] && spr_device_trace(tr, c.device_model, &dev, applied, n_applied)) {
     int st = cmd_fail(1, NULL);
     spr_trace_close(tr, 0);
     spr_table_close(tab, 0);

@@ -444,23 +444,7 @@ int spr_bind_trace_device(void *t, const spr_config *c) {
   spr_device dev;
   int applied[SPR_DEVICE_MAX_PARAMS], n = 0;
   int rc = spr_device_load_config(&cc, &dev, applied, &n);
-  if (!rc) {
-    const char *keys[SPR_DEVICE_MAX_PARAMS], *params[SPR_DEVICE_MAX_PARAMS],
-        *units[SPR_DEVICE_MAX_PARAMS];
-    double values[SPR_DEVICE_MAX_PARAMS], lo[SPR_DEVICE_MAX_PARAMS], hi[SPR_DEVICE_MAX_PARAMS];
-    for (int k = 0; k < n; k++) {
-      const spr_device_param *p = &dev.params[applied[k]];
-      keys[k] = p->key;
-      params[k] = p->name;
-      units[k] = p->unit;
-      values[k] = p->value;
-      lo[k] = p->ci95_lo;
-      hi[k] = p->ci95_hi;
-    }
-    spr_trace_device dm = {c->device_model, dev.content_id, dev.created, dev.sprintsim_version,
-                           dev.ngspice_version, n, keys, params, units, values, lo, hi};
-    rc = spr_trace_write_device(t, &dm);
-  }
+  if (!rc) rc = spr_device_trace(t, c->device_model, &dev, applied, n);
   spr_device_free(&dev);
   return rc;
 }
