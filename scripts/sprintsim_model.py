@@ -26,6 +26,16 @@ allowed pairs (every pair; j <= i when causal):
           sum_j m_ij e^{s_ij}
   hard    m_ij = [s_ij >= theta_l], the same normalisation; a query with
           no survivor gets the output 0 (the C digital path does the same)
+arith="c" (forward only) runs the C forward pass's arithmetic
+(workloads/spr_model.c) instead of PyTorch's own: pixels normalised and
+LayerNorm statistics and affine computed in double, GELU in double, each
+residual added as (x + bias) + o W^T (the C pass adds the bias into x and
+lets the GEMM accumulate), the GEMMs those of the same OpenBLAS.  With the
+attention computed by the C library (sprintsim.torch) and one item per
+call (the C pass runs one item at a time, and OpenBLAS may sum a product
+of many rows otherwise than one of a few) its activations, masks and
+logits are then those of the C evaluator bit for bit.
+
 With quant (SPRINT's scoring, sim/spr_attend.h), the soft and hard masks
 use the scores the comparators see instead of s: per head and sequence
 q_int = round(q / s_q) with s_q = max|q| / 7 (4 bits), k8 = round(k / s_k)
@@ -102,6 +112,31 @@ def sprint_scores(q, k, causal, theta):
     return u, level, f
 
 
+def layer_norm_c(x, ln):
+    """LayerNorm as the C pass computes it: mean, variance and the affine
+    map in double, rounded to float32 once."""
+    xd = x.double()
+    mu = xd.mean(-1, keepdim=True)
+    var = ((xd - mu) ** 2).mean(-1, keepdim=True)
+    inv = 1.0 / torch.sqrt(var + ln.eps)
+    return ((xd - mu) * inv * ln.weight.double() + ln.bias.double()).float()
+
+
+def gelu_c(f):
+    """GELU with erf in double, as the C pass."""
+    u = f.double()
+    return (0.5 * u * (1.0 + torch.erf(u / math.sqrt(2.0)))).float()
+
+
+def residual_c(x, o, lin):
+    """x + lin(o) as the C pass adds it: (x + bias) + o W^T, the GEMM
+    accumulating into x + bias."""
+    shape = x.shape
+    y = torch.addmm((x + lin.bias).reshape(-1, shape[-1]), o.reshape(-1, o.shape[-1]),
+                    lin.weight.t())
+    return y.reshape(shape)
+
+
 class Block(nn.Module):
     def __init__(self, dim, heads, mlp):
         super().__init__()
@@ -151,11 +186,16 @@ class Block(nn.Module):
             p = e / e.sum(-1, keepdim=True).clamp_min(1e-30)
             kept = m.sum(dim=(-1, -2)).mean() / npairs  # kept share of the allowed pairs
         o = (p @ v).transpose(1, 2).reshape(b, n, dim)
-        return self.proj(o), kept
+        return o, kept  # the heads' outputs side by side, before proj
 
-    def forward(self, x, mode="exact", causal=False, temperature=1.0, quant=False):
-        a, kept = self.attend(self.ln1(x), mode, causal, temperature, quant)
-        x = x + a
+    def forward(self, x, mode="exact", causal=False, temperature=1.0, quant=False,
+                arith="torch"):
+        if arith == "c":
+            o, kept = self.attend(layer_norm_c(x, self.ln1), mode, causal, temperature, quant)
+            x = residual_c(x, o, self.proj)
+            return residual_c(x, gelu_c(self.fc1(layer_norm_c(x, self.ln2))), self.fc2), kept
+        o, kept = self.attend(self.ln1(x), mode, causal, temperature, quant)
+        x = x + self.proj(o)
         x = x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
         return x, kept
 
@@ -195,25 +235,33 @@ class Transformer(nn.Module):
     def has_thresholds(self):
         return all(math.isfinite(float(b.theta)) for b in self.blocks)
 
-    def embed_input(self, x):
+    def embed_input(self, x, arith="torch"):
         if self.input == "image":
-            img = (x.to(torch.float32) / 255.0 - self.norm_mean) / self.norm_std
+            if arith == "c":  # in double, rounded once
+                img = ((x.double() / 255.0 - self.norm_mean) / self.norm_std).float()
+            else:
+                img = (x.to(torch.float32) / 255.0 - self.norm_mean) / self.norm_std
             t = self.embed(patches(img, self.patch))
             t = torch.cat([self.cls.expand(t.shape[0], 1, -1), t], 1)
             return t + self.pos
         n = x.shape[1]
         return self.tok_emb(x) + self.pos[:n]
 
-    def forward(self, x, mode="exact", temperature=1.0, quant=False):
+    def forward(self, x, mode="exact", temperature=1.0, quant=False, arith="torch"):
         """x: (B, side, side) uint8 images or (B, n) token ids.  Returns the
         logits ((B, classes) or (B, n, vocab)) and the kept share of each
-        layer (None in mode exact)."""
-        t = self.embed_input(x)
+        layer (None in mode exact).  arith: "torch", or "c" for the C
+        pass's arithmetic (above; for inference)."""
+        if arith not in ("torch", "c"):
+            raise ValueError(f"arith {arith!r}: 'torch' or 'c'")
+        t = self.embed_input(x, arith)
         kept = []
         for blk in self.blocks:
-            t, k = blk(t, mode, self.causal, temperature, quant)
+            t, k = blk(t, mode, self.causal, temperature, quant, arith)
             kept.append(k)
-        h = self.ln(t)
+        if self.input == "image":
+            t = t[:, :1]  # the head reads the class token alone
+        h = layer_norm_c(t, self.ln) if arith == "c" else self.ln(t)
         return self.head(h[:, 0] if self.input == "image" else h), kept
 
 
