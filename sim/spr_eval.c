@@ -11,7 +11,8 @@
 enum { ACC_MASS, ACC_FRO, ACC_TOP1, ACC_COS, N_ATT_ACC };
 
 static int attention_point(const spr_evaluator *ev, const spr_config *c,
-                           volatile sig_atomic_t *cancel, spr_progress *prog,
+                           const spr_model_store *store, volatile sig_atomic_t *cancel,
+                           spr_progress *prog,
                            spr_eval_row rows[SPR_N_SCHEMES]) {
   memset(rows, 0, SPR_N_SCHEMES * sizeof *rows);
   spr_run *run = NULL;
@@ -72,14 +73,16 @@ enum { TXT_BPC, TXT_BPC_EXACT, TXT_BPC_REF, TXT_LOSS_PCT, N_TXT_ACC };
 /* The point's rows from one evaluation (spr_model_eval with one thread,
  * so a point is the `sprintsim run` of its configuration). */
 static int model_point(const spr_evaluator *ev, const spr_config *c,
-                       volatile sig_atomic_t *cancel, spr_progress *prog,
+                       const spr_model_store *store, volatile sig_atomic_t *cancel,
+                       spr_progress *prog,
                        spr_eval_row rows[SPR_N_SCHEMES]) {
   memset(rows, 0, SPR_N_SCHEMES * sizeof *rows);
-  /* the readers are reentrant: spr_model_load reads through its own
-   * isolated reader (a child process per handle, spr_h5r.h), the IDX
-   * reader uses only its own descriptor and zlib stream */
+  /* the inputs from the sweep's store; without one, read here (the
+   * readers are reentrant: spr_model_load reads through its own isolated
+   * reader, a child process per handle, spr_h5r.h; the IDX reader uses
+   * only its own descriptor and zlib stream) */
   spr_model_eval_result r;
-  int rc = spr_model_eval(c, 1, cancel, prog, &r);
+  int rc = spr_model_eval_from(store, c, 1, cancel, prog, &r);
   if (rc) return rc;
   const int text = r.input == SPR_MODEL_TEXT;
   if (text != (ev == &spr_eval_text_model)) {

@@ -50,6 +50,7 @@ typedef struct {
 } spr_eval_metric;
 
 typedef struct spr_evaluator spr_evaluator;
+typedef struct spr_model_store spr_model_store; /* sim/spr_model_eval.h */
 struct spr_evaluator {
   const char *name;     /* "attention" */
   const char *doc;      /* one line */
@@ -62,10 +63,12 @@ struct spr_evaluator {
    * *cancel (if not NULL) becomes nonzero.  prog (NULL: none) receives
    * the point's progress, one stage whose done/total is the share of the
    * point evaluated (the attention evaluator's head passes, a model's
-   * items; spr_progress.h).  Returns 0 or an SPR_E* code with a
-   * message. */
-  int (*point)(const spr_evaluator *ev, const spr_config *c, volatile sig_atomic_t *cancel,
-               spr_progress *prog, spr_eval_row rows[SPR_N_SCHEMES]);
+   * items; spr_progress.h).  store (may be NULL): the model evaluators
+   * take the inputs it holds from it instead of reading them
+   * (spr_model_eval_from).  Returns 0 or an SPR_E* code with a message. */
+  int (*point)(const spr_evaluator *ev, const spr_config *c, const spr_model_store *store,
+               volatile sig_atomic_t *cancel, spr_progress *prog,
+               spr_eval_row rows[SPR_N_SCHEMES]);
 };
 
 /* The evaluator of the workload of resolved configuration *c (never NULL):

@@ -333,43 +333,135 @@ int spr_model_eval_need_bytes(const spr_config *c, const spr_model *m, const cha
   return 0;
 }
 
-void spr_model_mem_cache_free(spr_model_mem_cache *k) {
-  if (!k) return;
-  if (k->have_model) spr_model_free(&k->model);
-  if (k->have_ref) spr_model_free(&k->ref);
-  memset(k, 0, sizeof *k);
+/* ---- a store of inputs shared by many evaluations ------------------------ */
+
+typedef struct {
+  char *path;
+  spr_model m;
+} store_model;
+
+typedef struct {
+  char *dir;
+  spr_fmnist d;
+} store_data;
+
+struct spr_model_store {
+  int nm, nd;
+  store_model *m;
+  store_data *d;
+};
+
+int spr_model_store_new(spr_model_store **out) {
+  *out = calloc(1, sizeof **out);
+  return *out ? 0 : spr_error(SPR_ENOMEM, "model: out of memory");
 }
 
-int spr_model_point_mem_bytes(const spr_config *c, spr_model_mem_cache *k, double *bytes) {
-  *bytes = 0;
-  int rc;
-  if (!k->have_model || strcmp(k->path, c->wl.model)) {
-    spr_model_mem_cache_free(k);
-    if ((rc = spr_model_load(c->wl.model, &k->model))) return rc;
-    k->have_model = 1;
-    snprintf(k->path, sizeof k->path, "%s", c->wl.model);
+void spr_model_store_free(spr_model_store *s) {
+  if (!s) return;
+  for (int i = 0; i < s->nm; i++) {
+    free(s->m[i].path);
+    spr_model_free(&s->m[i].m);
   }
-  char ref_path[SPR_STRING_MAX];
-  if ((rc = spr_model_reference_path(c, c->wl.model, &k->model, ref_path, sizeof ref_path)))
+  for (int i = 0; i < s->nd; i++) {
+    free(s->d[i].dir);
+    spr_fmnist_free(&s->d[i].d);
+  }
+  free(s->m);
+  free(s->d);
+  free(s);
+}
+
+const spr_model *spr_model_store_get(const spr_model_store *s, const char *path) {
+  for (int i = 0; s && i < s->nm; i++)
+    if (!strcmp(s->m[i].path, path)) return &s->m[i].m;
+  return NULL;
+}
+
+static const spr_fmnist *store_find_data(const spr_model_store *s, const char *dir) {
+  for (int i = 0; s && i < s->nd; i++)
+    if (!strcmp(s->d[i].dir, dir)) return &s->d[i].d;
+  return NULL;
+}
+
+static int store_add_model(spr_model_store *s, const char *path, const spr_model **out) {
+  if ((*out = spr_model_store_get(s, path))) return 0;
+  store_model *g = realloc(s->m, (size_t)(s->nm + 1) * sizeof *g);
+  if (!g) return spr_error(SPR_ENOMEM, "model: out of memory");
+  s->m = g;
+  store_model *e = &s->m[s->nm];
+  if (!(e->path = strdup(path))) return spr_error(SPR_ENOMEM, "model: out of memory");
+  int rc = spr_model_load(path, &e->m);
+  if (rc) {
+    free(e->path);
     return rc;
-  if (k->have_ref && strcmp(k->ref_path, ref_path)) {
-    spr_model_free(&k->ref);
-    k->have_ref = 0;
   }
-  if (ref_path[0] && !k->have_ref) {
-    if ((rc = spr_model_load(ref_path, &k->ref)))
-      return spr_error_prefix(rc, "the reference model of %s", c->wl.model);
-    k->have_ref = 1;
-    snprintf(k->ref_path, sizeof k->ref_path, "%s", ref_path);
-  }
-  double need = 0;
-  if ((rc = spr_model_eval_need_bytes(c, &k->model, c->wl.model, ref_path[0] ? &k->ref : NULL,
-                                      ref_path, 1, &need)))
-    return rc;
-  /* an image model also reads the test split: pixels and labels */
-  if (k->model.input == SPR_MODEL_IMAGE) need += SPR_FMNIST_TEST_IMAGES * (28.0 * 28.0 + 1.0);
-  *bytes = need;
+  *out = &s->m[s->nm++].m;
   return 0;
+}
+
+int spr_model_store_add(spr_model_store *s, const spr_config *c) {
+  const spr_model *m;
+  int rc = store_add_model(s, c->wl.model, &m);
+  if (rc) return rc;
+  char ref_path[SPR_STRING_MAX];
+  if ((rc = spr_model_reference_path(c, c->wl.model, m, ref_path, sizeof ref_path))) return rc;
+  const int image = m->input == SPR_MODEL_IMAGE; /* m moves when the array grows */
+  if (ref_path[0]) {
+    const spr_model *ref;
+    if ((rc = store_add_model(s, ref_path, &ref)))
+      return spr_error_prefix(rc, "the reference model of %s", c->wl.model);
+  }
+  if (image && !store_find_data(s, c->wl.dataset)) {
+    store_data *g = realloc(s->d, (size_t)(s->nd + 1) * sizeof *g);
+    if (!g) return spr_error(SPR_ENOMEM, "model: out of memory");
+    s->d = g;
+    store_data *e = &s->d[s->nd];
+    if (!(e->dir = strdup(c->wl.dataset))) return spr_error(SPR_ENOMEM, "model: out of memory");
+    if ((rc = spr_fmnist_load(c->wl.dataset, "t10k", &e->d))) {
+      free(e->dir);
+      return rc;
+    }
+    s->nd++;
+  }
+  return 0;
+}
+
+/* The inputs of c in s: 0 and *m (and *ref, *data; NULL when c has none),
+ * or 1 when s does not hold them all. */
+static int store_inputs(const spr_model_store *s, const spr_config *c, const spr_model **m,
+                        const spr_model **ref, char *ref_path, size_t n, const spr_fmnist **data) {
+  *ref = NULL;
+  *data = NULL;
+  if (!(*m = spr_model_store_get(s, c->wl.model))) return 1;
+  if (spr_model_reference_path(c, c->wl.model, *m, ref_path, n)) return 1;
+  if (ref_path[0] && !(*ref = spr_model_store_get(s, ref_path))) return 1;
+  if ((*m)->input == SPR_MODEL_IMAGE && !(*data = store_find_data(s, c->wl.dataset))) return 1;
+  return 0;
+}
+
+int spr_model_store_need_bytes(const spr_model_store *s, const spr_config *c, double *bytes) {
+  *bytes = 0;
+  const spr_model *m, *ref;
+  const spr_fmnist *data;
+  char ref_path[SPR_STRING_MAX];
+  if (store_inputs(s, c, &m, &ref, ref_path, sizeof ref_path, &data))
+    return spr_error(SPR_EINVAL, "model: %s and its inputs were not read into the store",
+                     c->wl.model);
+  int rc = spr_model_eval_need_bytes(c, m, c->wl.model, ref, ref_path, 1, bytes);
+  /* an image model also holds the test split: pixels and labels */
+  if (!rc && data) *bytes += (double)data->count * (data->rows * data->cols + 1);
+  return rc;
+}
+
+int spr_model_eval_from(const spr_model_store *s, const spr_config *c, int threads,
+                        volatile sig_atomic_t *cancel, spr_progress *prog,
+                        spr_model_eval_result *out) {
+  const spr_model *m, *ref;
+  const spr_fmnist *data;
+  char ref_path[SPR_STRING_MAX];
+  if (store_inputs(s, c, &m, &ref, ref_path, sizeof ref_path, &data))
+    return spr_model_eval(c, threads, cancel, prog, out);
+  return spr_model_eval_run(c, m, c->wl.model, ref, ref_path, data, threads, cancel, prog, out);
 }
 
 int spr_model_eval_run(const spr_config *c, const spr_model *m, const char *model_path,

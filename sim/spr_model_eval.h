@@ -71,22 +71,6 @@ int spr_model_eval_need_bytes(const spr_config *c, const spr_model *m, const cha
                               const spr_model *ref, const char *ref_path, int threads,
                               double *bytes);
 
-/* The memory of the points of a model sweep, one after another: the models
- * read for the last point are kept while the next names the same files
- * (a sweep rarely varies workload.model). */
-typedef struct {
-  char path[SPR_STRING_MAX], ref_path[SPR_STRING_MAX];
-  spr_model model, ref;
-  int have_model, have_ref;
-} spr_model_mem_cache; /* zero-initialise; spr_model_mem_cache_free */
-
-/* *bytes = what one evaluation (one thread) of resolved configuration *c
- * (workload.source = model) holds: spr_model_eval_need_bytes, plus the
- * Fashion-MNIST test split for an image model.  Reads the model and its
- * reference through k.  Errors: those of spr_model_load (the reference's
- * prefixed "the reference model of <model>") and spr_model_config. */
-int spr_model_point_mem_bytes(const spr_config *c, spr_model_mem_cache *k, double *bytes);
-void spr_model_mem_cache_free(spr_model_mem_cache *k); /* NULL: no-op; leaves k zeroed */
 
 /* Scratch of one thread for one model (opaque). */
 typedef struct spr_model_ctx spr_model_ctx;
@@ -218,6 +202,38 @@ int spr_model_eval(const spr_config *c, int threads, volatile sig_atomic_t *canc
                    spr_progress *prog, spr_model_eval_result *out);
 
 void spr_model_eval_result_free(spr_model_eval_result *r); /* NULL: no-op */
+
+/* A store of inputs read once and shared by the evaluations of many
+ * configurations (a sweep's points): models, reference models and
+ * Fashion-MNIST test splits, each file read once.  Evaluating from the
+ * store also keeps the isolated reader's fork (spr_h5r.h) out of threads
+ * that run beside others. */
+typedef struct spr_model_store spr_model_store;
+int spr_model_store_new(spr_model_store **out); /* 0 or SPR_ENOMEM */
+void spr_model_store_free(spr_model_store *s);  /* NULL: no-op */
+
+/* Read into s what an evaluation of resolved configuration *c
+ * (workload.source = model) needs and s does not hold yet: the model, its
+ * reference model (spr_model_reference_path) and, for an image model, the
+ * test split of c->wl.dataset.  Not thread-safe.  Errors as spr_model_eval
+ * reports them when reading. */
+int spr_model_store_add(spr_model_store *s, const spr_config *c);
+
+/* The model of file `path` in s (a model or a reference model), NULL when
+ * s (may be NULL) does not hold it. */
+const spr_model *spr_model_store_get(const spr_model_store *s, const char *path);
+
+/* *bytes = what one evaluation (one thread) of *c holds: the inputs'
+ * spr_model_eval_need_bytes and, for an image model, the test split.
+ * SPR_EINVAL when s does not hold c's inputs (spr_model_store_add). */
+int spr_model_store_need_bytes(const spr_model_store *s, const spr_config *c, double *bytes);
+
+/* spr_model_eval of *c with the inputs held by s (NULL or missing ones:
+ * read as spr_model_eval reads them).  Concurrent calls on one store are
+ * safe. */
+int spr_model_eval_from(const spr_model_store *s, const spr_config *c, int threads,
+                        volatile sig_atomic_t *cancel, spr_progress *prog,
+                        spr_model_eval_result *out);
 
 /* Write r, the resolved configuration c and the program version to the
  * HDF5 file `path` (schema: docs/models.md section 7) through the output

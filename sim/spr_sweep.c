@@ -69,6 +69,7 @@ void spr_sweep_free(spr_sweep *sw) {
   free(sw->rows);
   free(sw->done);
   free(sw->hash);
+  spr_model_store_free(sw->store);
   for (int i = 0; i < sw->ninputs; i++) {
     free(sw->input_key[i]);
     free(sw->input_path[i]);
@@ -377,13 +378,20 @@ int spr__sweep_build_point(const spr_sweep *sw, int p, spr_config *c) {
   if (c->wl.source == SPR_SOURCE_MODEL) {
     /* the workload's sizes are the model's (as its run records them); a
      * missing or bad model is an error of the point before anything runs */
-    spr_model m;
     spr_config *mc = malloc(sizeof *mc);
     if (!mc) return spr_error(SPR_ENOMEM, "%s: out of memory", origin);
-    rc = spr_model_load(c->wl.model, &m);
-    if (!rc) {
-      rc = spr_model_config(c, &m, c->wl.model, mc);
-      spr_model_free(&m);
+    /* from the store once spr_sweep_check_memory has filled it: no file
+     * read (no reader forked) while other points run */
+    const spr_model *held = spr_model_store_get(sw->store, c->wl.model);
+    if (held) {
+      rc = spr_model_config(c, held, c->wl.model, mc);
+    } else {
+      spr_model m;
+      rc = spr_model_load(c->wl.model, &m);
+      if (!rc) {
+        rc = spr_model_config(c, &m, c->wl.model, mc);
+        spr_model_free(&m);
+      }
     }
     if (!rc) *c = *mc;
     free(mc);
@@ -603,7 +611,7 @@ int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel, sp
   if (!c) return spr_error(SPR_ENOMEM, "%s: out of memory for point %d", sw->path, p + 1);
   int rc = spr_sweep_point_config(sw, p, c);
   spr_eval_row rows[SPR_N_SCHEMES];
-  if (!rc) rc = sw->ev->point(sw->ev, c, cancel, prog, rows);
+  if (!rc) rc = sw->ev->point(sw->ev, c, sw->store, cancel, prog, rows);
   free(c);
   if (rc == SPR_ECANCELED) return rc;
   char label[1024];
@@ -765,33 +773,38 @@ static int cmp_desc(const void *a, const void *b) {
   return (x < y) - (x > y);
 }
 
-int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes) {
+int spr_sweep_check_memory(spr_sweep *sw, int concurrent, double limit_bytes) {
   const int P = sw->npoints;
   if (concurrent < 1) concurrent = 1;
   if (concurrent > P) concurrent = P;
   char src[512] = "given limit";
-  if (limit_bytes <= 0 && spr_sysmem_limit(NULL, NULL, &limit_bytes, src, sizeof src))
-    return 0; /* unknown: no check, as spr_run_alloc */
+  /* unknown: no check, as spr_run_alloc (a model sweep's store is still
+   * filled) */
+  const int known = !(limit_bytes <= 0 && spr_sysmem_limit(NULL, NULL, &limit_bytes, src, sizeof src));
   const int model = strcmp(sw->ev->name, "attention") != 0;
   double *need = malloc((size_t)P * sizeof *need);
   spr_config *c = malloc(sizeof *c);
-  spr_model_mem_cache *cache = model ? calloc(1, sizeof *cache) : NULL;
   int rc = 0, big = 0;
-  if (!need || !c || (model && !cache))
-    rc = spr_error(SPR_ENOMEM, "%s: out of memory for %d points", sw->path, P);
+  if (!need || !c) rc = spr_error(SPR_ENOMEM, "%s: out of memory for %d points", sw->path, P);
+  if (!rc && model && !sw->store) rc = spr_model_store_new(&sw->store);
   for (int p = 0; p < P && !rc; p++) {
     if ((rc = spr__sweep_build_point(sw, p, c))) break;
     if (!model) {
       need[p] = spr_run_mem_bytes(c, 1);
-    } else if (spr_model_point_mem_bytes(c, cache, &need[p])) {
-      /* an unreadable model or a bad threshold is the point's own error,
-       * reported as the point runs (as without this check) */
-      need[p] = 0;
+    } else if ((rc = spr_model_store_add(sw->store, c)) ||
+               (rc = spr_model_store_need_bytes(sw->store, c, &need[p]))) {
+      char label[1024];
+      spr_sweep_point_label(sw, p, label, sizeof label);
+      rc = spr_error_prefix(rc, "%s: point %d of %d (%s)", sw->path, p + 1, P, label);
+      break;
     }
     if (need[p] > need[big]) big = p;
   }
-  spr_model_mem_cache_free(cache);
-  free(cache);
+  if (!rc && !known) {
+    free(c);
+    free(need);
+    return 0;
+  }
   free(c);
   if (rc) {
     free(need);

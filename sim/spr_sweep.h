@@ -96,11 +96,14 @@ int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c);
  * limit_bytes together (<= 0: the memory this process may use,
  * spr_sysmem_limit): the sum of the `concurrent` largest estimates
  * (spr_run_mem_bytes of each point's configuration on one thread; for
- * the model evaluators spr_model_point_mem_bytes, which reads the models:
- * a point whose model cannot be read counts nothing and reports its error
- * when it runs).  Returns 0, or SPR_ENOMEM naming the largest point, the sum,
+ * the model evaluators spr_model_store_need_bytes).  A model sweep's
+ * models, reference models and test splits are read here, once per file,
+ * into the sweep's store, from which its points then take them
+ * (spr_model_eval_from): call it before the points run, on one thread.
+ * Returns 0, the error of a point whose inputs cannot be read (naming the
+ * point), or SPR_ENOMEM naming the largest point, the sum,
  * the limit and its source, and how many points at once would fit. */
-int spr_sweep_check_memory(const spr_sweep *sw, int concurrent, double limit_bytes);
+int spr_sweep_check_memory(spr_sweep *sw, int concurrent, double limit_bytes);
 
 /* Evaluate point p: thread-safe for distinct p, single-threaded inside.
  * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  prog

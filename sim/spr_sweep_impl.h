@@ -6,6 +6,7 @@
 #define SPR_SWEEP_IMPL_H
 
 #include "spr_sweep.h"
+#include "spr_model_eval.h"
 
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ struct spr_sweep {
   spr_eval_row *rows;  /* npoints x SPR_N_SCHEMES */
   unsigned char *done; /* npoints */
   uint64_t *hash;      /* npoints: FNV-1a 64 of each point's resolved INI text */
+  spr_model_store *store; /* a model sweep's inputs, read once (check_memory) */
   int ninputs;         /* distinct files the points read (string keys) */
   char **input_key, **input_path;
 };

@@ -641,21 +641,25 @@ static void test_memory_models(void) {
   const double one = spr_model_eval_mem_bytes(&mc, &m, 1) + spr_model_eval_mem_bytes(&rc_cfg, &ref, 1);
   /* at least both models' weights and one head's N x N scores */
   CU_ASSERT(one > spr_model_bytes(&m) + spr_model_bytes(&ref) + 4.0 * m.tokens * m.tokens);
-  spr_model_mem_cache k = {0};
+  spr_model_store *st = NULL;
+  CU_ASSERT_EQUAL_FATAL(spr_model_store_new(&st), 0);
   double got = 0;
-  for (int p = 0; p < 3; p++) { /* the cache serves the same files */
+  CU_ASSERT_EQUAL(spr_model_store_need_bytes(st, &c, &got), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "were not read into the store");
+  for (int p = 0; p < 3; p++) {
     CU_ASSERT_EQUAL(spr_sweep_point_config(sw, p, &c), 0);
-    CU_ASSERT_EQUAL(spr_model_point_mem_bytes(&c, &k, &got), 0);
+    CU_ASSERT_EQUAL(spr_model_store_add(st, &c), 0);
+    CU_ASSERT_EQUAL(spr_model_store_need_bytes(st, &c, &got), 0);
     CU_ASSERT_DOUBLE_EQUAL(got, one, 1e-9 * one);
   }
-  CU_ASSERT(k.have_model && k.have_ref);
-  spr_model_mem_cache_free(&k);
-  CU_ASSERT(!k.have_model && !k.have_ref);
   /* a reference that cannot be read is named */
-  snprintf(c.wl.reference_model, sizeof c.wl.reference_model, "%s.absent", tr);
-  CU_ASSERT_NOT_EQUAL(spr_model_point_mem_bytes(&c, &k, &got), 0);
+  spr_config bad = c;
+  snprintf(bad.wl.reference_model, sizeof bad.wl.reference_model, "%s.absent", tr);
+  CU_ASSERT_NOT_EQUAL(spr_model_store_add(st, &bad), 0);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "the reference model of");
-  spr_model_mem_cache_free(&k);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), ".absent");
+  spr_model_eval_result r1, r2;
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval(&c, 1, NULL, NULL, &r1), 0);
   /* three points at once: 3 x one */
   CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 3, 3 * one / 0.8 * 1.01), 0);
   CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 3, 3 * one / 0.8 * 0.99), SPR_ENOMEM);
@@ -664,11 +668,31 @@ static void test_memory_models(void) {
   CU_ASSERT_EQUAL(spr_sweep_check_memory(sw, 1, one / 0.8 * 0.99), SPR_ENOMEM);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "needs about");
   SPR_ASSERT_CONTAINS(spr_errmsg(), "a smaller model");
+  /* the files read once: with them gone, the store and the sweep (whose
+   * check read them) still evaluate, equal to a read of the files; a
+   * plain evaluation now fails */
+  remove(tm);
+  remove(tr);
+  CU_ASSERT_NOT_EQUAL(spr_model_eval(&c, 1, NULL, NULL, &r2), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_model_eval_from(st, &c, 1, NULL, NULL, &r2), 0);
+  for (int s2 = 0; s2 < SPR_MEVAL_N_SCHEMES; s2++) {
+    CU_ASSERT_EQUAL(r1.scheme[s2].ran, r2.scheme[s2].ran);
+    if (r1.scheme[s2].ran) {
+      CU_ASSERT_EQUAL(r1.scheme[s2].metric, r2.scheme[s2].metric);
+      CU_ASSERT_EQUAL(memcmp(&r1.scheme[s2].energy_J, &r2.scheme[s2].energy_J, sizeof(double)), 0);
+    }
+  }
+  spr_model_eval_result_free(&r1);
+  spr_model_eval_result_free(&r2);
+  if (spr_sweep_eval_point(sw, 2, NULL, NULL)) {
+    fprintf(stderr, "\n  %s\n", spr_errmsg());
+    CU_FAIL("the sweep point from its store");
+  }
+  CU_ASSERT_PTR_NOT_NULL(spr_sweep_row(sw, 2, SPR_SCHEME_SPRINT));
+  spr_model_store_free(st);
   spr_model_free(&m);
   spr_model_free(&ref);
   spr_sweep_free(sw);
-  remove(tm);
-  remove(tr);
 }
 
 /* FNV-1a 64, written here from its definition (offset basis
