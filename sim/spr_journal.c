@@ -27,16 +27,7 @@ struct spr_journal {
   off_t size; /* bytes of whole records: a failed append is cut back to it */
 };
 
-char *spr_journal_path(const char *h5path) {
-  size_t l = strlen(h5path);
-  if (l > 3 && !strcmp(h5path + l - 3, ".h5")) l -= 3;
-  char *s = malloc(l + 9);
-  if (s) {
-    memcpy(s, h5path, l);
-    memcpy(s + l, ".journal", 9);
-  }
-  return s;
-}
+char *spr_journal_path(const char *h5path) { return spr__sweep_sibling(h5path, ".journal"); }
 
 static uint32_t crc_of(const char *s, size_t n) {
   uLong c = crc32(0L, Z_NULL, 0);

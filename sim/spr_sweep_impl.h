@@ -50,6 +50,10 @@ struct spr_sweep {
 uint64_t spr__fnv1a64(uint64_t h, const void *data, size_t n);
 
 
+/* h5path with a final ".h5" replaced by ext (or ext appended), malloc'd;
+ * NULL when out of memory: the CSV's and the journal's names. */
+char *spr__sweep_sibling(const char *h5path, const char *ext);
+
 /* Index of point p's value on axis a (the first axis varies slowest). */
 int spr__sweep_value_index(const spr_sweep *sw, int p, int a);
 

@@ -28,16 +28,18 @@ struct spr_sweep_out {
   char *tmp[2];  /* "<path>.tmp.XXXXXX", created */
 };
 
-char *spr_sweep_csv_path(const char *h5path) {
-  size_t l = strlen(h5path);
+char *spr__sweep_sibling(const char *h5path, const char *ext) {
+  size_t l = strlen(h5path), e = strlen(ext) + 1;
   if (l > 3 && !strcmp(h5path + l - 3, ".h5")) l -= 3;
-  char *s = malloc(l + 5);
+  char *s = malloc(l + e);
   if (s) {
     memcpy(s, h5path, l);
-    memcpy(s + l, ".csv", 5);
+    memcpy(s + l, ext, e);
   }
   return s;
 }
+
+char *spr_sweep_csv_path(const char *h5path) { return spr__sweep_sibling(h5path, ".csv"); }
 
 void spr_sweep_out_abort(spr_sweep_out *o) {
   if (!o) return;
