@@ -6,6 +6,7 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_h5r.h"
+#include "spr_h5w.h"
 #include "spr_output.h"
 
 #include <errno.h>
@@ -322,146 +323,55 @@ const spr_device_data *spr_device_find_data(const spr_device *d, const char *nam
 
 /* --- write ------------------------------------------------------------------ */
 
-typedef struct {
-  hid_t f;
-  const char *tmp;
-  int rc;
-} wctx;
-
-static hid_t str_type(size_t len) {
-  hid_t ty = H5Tcopy(H5T_C_S1);
-  if (ty >= 0 && (H5Tset_size(ty, len + 1) < 0 || H5Tset_strpad(ty, H5T_STR_NULLTERM) < 0)) {
-    H5Tclose(ty);
-    return -1;
-  }
-  return ty;
-}
-
-static void w_attr(wctx *w, hid_t loc, const char *obj, const char *name, hid_t ftype, hid_t mtype,
-                   const void *val) {
-  if (w->rc) return;
-  hid_t sp = H5Screate(H5S_SCALAR), a = -1;
-  if (sp < 0 || (a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-      H5Awrite(a, mtype, val) < 0)
-    w->rc = spr__h5_fail(w->tmp, "cannot write attribute '%s' of '%s'", name, obj);
-  if (a >= 0 && H5Aclose(a) < 0 && !w->rc)
-    w->rc = spr__h5_fail(w->tmp, "cannot finish attribute '%s' of '%s'", name, obj);
-  if (sp >= 0) H5Sclose(sp);
-}
-
-/* Close group or dataset `id` (`what` for messages): its data may reach
- * the file only now. */
-static void w_close(wctx *w, hid_t id, const char *what) {
-  if (id < 0) return;
-  herr_t e = H5Iget_type(id) == H5I_GROUP ? H5Gclose(id) : H5Dclose(id);
-  if (e < 0 && !w->rc) w->rc = spr__h5_fail(w->tmp, "cannot finish '%s'", what);
-}
-
-static void w_attr_str(wctx *w, hid_t loc, const char *obj, const char *name, const char *s) {
-  hid_t ty = str_type(strlen(s));
-  if (ty < 0 && !w->rc) w->rc = spr_error(SPR_EHDF5, "%s: cannot make a string type", w->tmp);
-  w_attr(w, loc, obj, name, ty, ty, s);
-  if (ty >= 0) H5Tclose(ty);
-}
-
-static void w_attr_f64(wctx *w, hid_t loc, const char *obj, const char *name, double v) {
-  w_attr(w, loc, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
-}
-
-/* Scalar dataset `path` of type ftype; returns it open (or -1). */
-static hid_t w_dset(wctx *w, const char *path, hid_t ftype, hid_t mtype, const void *val) {
-  if (w->rc) return -1;
-  hid_t sp = H5Screate(H5S_SCALAR), ds = -1;
-  if (sp >= 0) ds = H5Dcreate2(w->f, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (ds < 0 || H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, val) < 0) {
-    w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
-    if (ds >= 0) H5Dclose(ds);
-    ds = -1;
-  }
-  if (sp >= 0) H5Sclose(sp);
-  return ds;
-}
-
-static void w_dset_str(wctx *w, const char *path, const char *s) {
-  hid_t ty = str_type(strlen(s));
-  if (ty < 0 && !w->rc) w->rc = spr_error(SPR_EHDF5, "%s: cannot make a string type", w->tmp);
-  hid_t ds = w_dset(w, path, ty, ty, s);
-  w_close(w, ds, path);
-  if (ty >= 0) H5Tclose(ty);
-}
-
-static void w_group(wctx *w, const char *path) {
-  if (w->rc) return;
-  hid_t g = H5Gcreate2(w->f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) w->rc = spr__h5_fail(w->tmp, "cannot create group '%s'", path);
-  else w_close(w, g, path);
-}
-
-static void write_body(wctx *w, const spr_device *d) {
-  hid_t root = H5Gopen2(w->f, "/", H5P_DEFAULT);
-  if (root < 0) {
-    w->rc = spr__h5_fail(w->tmp, "cannot open '/'");
-    return;
-  }
+static void write_body(spr__h5w *w, const spr_device *d) {
   int32_t fv = SPR_DEVICE_FORMAT_VERSION;
-  w_attr_str(w, root, "/", "format", SPR_DEVICE_FORMAT);
-  w_attr(w, root, "/", "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &fv);
-  w_close(w, root, "/");
+  spr__h5w_attr_str(w, "/", "format", SPR_DEVICE_FORMAT);
+  spr__h5w_attr(w, "/", "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &fv);
   char path[2 * SPR_DEVICE_NAME];
-  w_group(w, "/params");
+  spr__h5w_group(w, "/params");
   for (int i = 0; i < d->n_params && !w->rc; i++) {
     const spr_device_param *p = &d->params[i];
     snprintf(path, sizeof path, "/params/%s", p->name);
-    hid_t ds = w_dset(w, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &p->value);
-    if (ds < 0) break;
-    w_attr_str(w, ds, path, "key", p->key);
-    w_attr_str(w, ds, path, "unit", p->unit);
-    w_attr_str(w, ds, path, "model", p->model);
-    w_attr_f64(w, ds, path, "ci95_lo", p->ci95_lo);
-    w_attr_f64(w, ds, path, "ci95_hi", p->ci95_hi);
-    w_attr_f64(w, ds, path, "residual_rms", p->residual_rms);
-    w_attr_f64(w, ds, path, "chi2_dof", p->chi2_dof);
-    w_attr_f64(w, ds, path, "r2", p->r2);
-    w_attr(w, ds, path, "n_points", H5T_STD_I64LE, H5T_NATIVE_INT64, &p->n_points);
-    w_close(w, ds, path);
+    spr__h5w_dset(w, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &p->value, NULL, NULL);
+    spr__h5w_attr_str(w, path, "key", p->key);
+    spr__h5w_attr_str(w, path, "unit", p->unit);
+    spr__h5w_attr_str(w, path, "model", p->model);
+    spr__h5w_attr_f64(w, path, "ci95_lo", p->ci95_lo);
+    spr__h5w_attr_f64(w, path, "ci95_hi", p->ci95_hi);
+    spr__h5w_attr_f64(w, path, "residual_rms", p->residual_rms);
+    spr__h5w_attr_f64(w, path, "chi2_dof", p->chi2_dof);
+    spr__h5w_attr_f64(w, path, "r2", p->r2);
+    spr__h5w_attr_i64(w, path, "n_points", p->n_points);
   }
-  w_group(w, "/provenance");
-  w_dset_str(w, "/provenance/created", d->created);
-  w_dset_str(w, "/provenance/sprintsim_version", d->sprintsim_version);
-  w_dset_str(w, "/provenance/ngspice_version", d->ngspice_version);
-  if (d->config_text) w_dset_str(w, "/provenance/config", d->config_text);
-  w_group(w, "/provenance/netlists");
+  spr__h5w_group(w, "/provenance");
+  spr__h5w_dset_str(w, "/provenance/created", d->created);
+  spr__h5w_dset_str(w, "/provenance/sprintsim_version", d->sprintsim_version);
+  spr__h5w_dset_str(w, "/provenance/ngspice_version", d->ngspice_version);
+  if (d->config_text) spr__h5w_dset_str(w, "/provenance/config", d->config_text);
+  spr__h5w_group(w, "/provenance/netlists");
   for (int i = 0; i < d->n_netlists; i++) {
     snprintf(path, sizeof path, "/provenance/netlists/%s", d->netlist_name[i]);
-    w_dset_str(w, path, d->netlist_text[i]);
+    spr__h5w_dset_str(w, path, d->netlist_text[i]);
   }
-  w_group(w, "/provenance/seeds");
+  spr__h5w_group(w, "/provenance/seeds");
   for (int i = 0; i < d->n_seeds; i++) {
     snprintf(path, sizeof path, "/provenance/seeds/%s", d->seeds[i].name);
-    hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->seeds[i].value);
-    w_close(w, ds, path);
+    spr__h5w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, NULL, &d->seeds[i].value, NULL,
+                  NULL);
   }
-  w_group(w, "/provenance/samples");
+  spr__h5w_group(w, "/provenance/samples");
   for (int i = 0; i < d->n_samples; i++) {
     snprintf(path, sizeof path, "/provenance/samples/%s", d->samples[i].name);
-    hid_t ds = w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, &d->samples[i].value);
-    w_close(w, ds, path);
+    spr__h5w_dset(w, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, NULL, &d->samples[i].value, NULL,
+                  NULL);
   }
-  if (d->n_data) w_group(w, "/data");
+  if (d->n_data) spr__h5w_group(w, "/data");
   for (int i = 0; i < d->n_data && !w->rc; i++) {
     const spr_device_data *a = &d->data[i];
     snprintf(path, sizeof path, "/data/%s", a->name);
-    hsize_t dims[2] = {(hsize_t)a->dims[0], (hsize_t)a->dims[1]};
-    hid_t sp = H5Screate_simple(a->rank, dims, NULL), ds = -1;
-    if (sp >= 0) ds = H5Dcreate2(w->f, path, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->values) < 0)
-      w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
-    if (ds >= 0) {
-      w_attr_str(w, ds, path, "unit", a->unit);
-      w_attr_str(w, ds, path, "description", a->description);
-      w_close(w, ds, path);
-    }
-    if (sp >= 0) H5Sclose(sp);
+    const hsize_t dims[2] = {(hsize_t)a->dims[0], (hsize_t)a->dims[1]};
+    spr__h5w_dset(w, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, a->rank, dims, a->values, a->unit,
+                  a->description);
   }
 }
 
@@ -479,7 +389,7 @@ int spr_device_write(const char *path, spr_device *d) {
   if ((rc = spr__out_begin(path, &tmp))) return rc;
   spr__h5_quiet q;
   spr__h5_quiet_on(&q);
-  wctx w = {-1, tmp, 0};
+  spr__h5w w = {-1, tmp, 0};
   /* object headers of format 1.8 and later carry checksums, so a
    * corrupted file is an error on reading rather than a crash in HDF5 */
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

@@ -7,6 +7,7 @@
 #include "spr_error.h"
 #include "spr_h5quiet.h"
 #include "spr_output.h"
+#include "spr_h5w.h"
 #include "spr_pipeline.h"
 #include "spr_sysmem.h"
 
@@ -710,96 +711,12 @@ done:
 
 /* ---- output ------------------------------------------------------------- */
 
-/* The writer's state: the file, its temporary name (for messages) and the
- * first error; every helper does nothing once rc is set. */
-typedef struct {
-  hid_t f;
-  const char *tmp;
-  int rc;
-} wctx;
-
-static hid_t str_type(size_t len) {
-  hid_t ty = H5Tcopy(H5T_C_S1);
-  if (ty >= 0 && (H5Tset_size(ty, len + 1) < 0 || H5Tset_strpad(ty, H5T_STR_NULLTERM) < 0)) {
-    H5Tclose(ty);
-    return -1;
-  }
-  return ty;
-}
-
-/* Scalar attribute `name` of object `obj` (a path) of file type ftype. */
-static void w_attr(wctx *w, const char *obj, const char *name, hid_t ftype, hid_t mtype,
-                   const void *val) {
-  if (w->rc) return;
-  hid_t sp = H5Screate(H5S_SCALAR), a = -1;
-  if (sp < 0 || (a = H5Acreate_by_name(w->f, obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT,
-                                       H5P_DEFAULT)) < 0 ||
-      H5Awrite(a, mtype, val) < 0)
-    w->rc = spr__h5_fail(w->tmp, "cannot write attribute '%s' of '%s'", name, obj);
-  if (a >= 0 && H5Aclose(a) < 0 && !w->rc)
-    w->rc = spr__h5_fail(w->tmp, "cannot finish attribute '%s' of '%s'", name, obj);
-  if (sp >= 0) H5Sclose(sp);
-}
-
-static void w_str(wctx *w, const char *obj, const char *name, const char *v) {
-  if (w->rc) return;
-  hid_t ty = str_type(strlen(v));
-  if (ty < 0) w->rc = spr__h5_fail(w->tmp, "cannot make a string type");
-  w_attr(w, obj, name, ty, ty, v);
-  if (ty >= 0) H5Tclose(ty);
-}
-
-static void w_f64(wctx *w, const char *obj, const char *name, double v) {
-  w_attr(w, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
-}
-
-static void w_i64(wctx *w, const char *obj, const char *name, int64_t v) {
-  w_attr(w, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
-}
-
-static void w_group(wctx *w, const char *path) {
-  if (w->rc) return;
-  hid_t g = H5Gcreate2(w->f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) w->rc = spr__h5_fail(w->tmp, "cannot create group '%s'", path);
-  else if (H5Gclose(g) < 0) w->rc = spr__h5_fail(w->tmp, "cannot finish group '%s'", path);
-}
-
-/* Dataset `path` (rank 0 when n is NULL, else 1-D of *n values) of file
- * type ftype from v, with a unit and a description when unit is set. */
-static void w_dset(wctx *w, const char *path, hid_t ftype, hid_t mtype, const hsize_t *n,
-                   const void *v, const char *unit, const char *desc) {
-  if (w->rc) return;
-  hid_t sp = n ? H5Screate_simple(1, n, NULL) : H5Screate(H5S_SCALAR), d = -1;
-  if (sp < 0 || (d = H5Dcreate2(w->f, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-      ((!n || *n > 0) && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0))
-    w->rc = spr__h5_fail(w->tmp, "cannot write dataset '%s'", path);
-  if (sp >= 0) H5Sclose(sp);
-  /* data may reach the file only when the dataset is closed */
-  if (d >= 0 && H5Dclose(d) < 0 && !w->rc)
-    w->rc = spr__h5_fail(w->tmp, "cannot finish dataset '%s'", path);
-  if (unit) {
-    w_str(w, path, "unit", unit);
-    w_str(w, path, "description", desc);
-  }
-}
+typedef spr__h5w wctx; /* core/spr_h5w.h */
 
 /* 1-D dataset of n values with a unit and a description. */
 static void w_vec(wctx *w, const char *path, hid_t ftype, hid_t mtype, hsize_t n, const void *v,
                   const char *unit, const char *desc) {
-  w_dset(w, path, ftype, mtype, &n, v, unit, desc);
-}
-
-static void w_dset_str(wctx *w, const char *path, const char *v) {
-  if (w->rc) return;
-  hid_t ty = str_type(strlen(v));
-  if (ty < 0) w->rc = spr__h5_fail(w->tmp, "cannot make a string type");
-  w_dset(w, path, ty, ty, NULL, v, NULL, NULL);
-  if (ty >= 0) H5Tclose(ty);
-}
-
-/* A failed write of the output driver stops the writer early. */
-static void w_status(wctx *w) {
-  if (!w->rc) w->rc = spr__h5_out_status(w->f, w->tmp);
+  spr__h5w_dset(w, path, ftype, mtype, 1, &n, v, unit, desc);
 }
 
 static void write_body(wctx *w, const spr_config *c, const spr_model_eval_result *r,
@@ -823,42 +740,42 @@ static void write_body(wctx *w, const spr_config *c, const spr_model_eval_result
     w->rc = spr_error(SPR_ENOMEM, "%s: out of memory", w->tmp);
     return;
   }
-  w_str(w, "/", "program", "sprintsim");
-  w_str(w, "/", "version", version);
-  w_str(w, "/", "format", "sprintsim-model-eval");
-  w_i64(w, "/", "format_version", 1);
-  w_str(w, "/", "input", spr_model_input_name(r->input));
-  w_i64(w, "/", "causal", r->causal);
-  w_str(w, "/", "model", c->wl.model);
-  w_str(w, "/", "reference", r->reference);
-  w_str(w, "/", "loss_vs", spr_model_scheme_name(r->loss_vs));
-  w_str(w, "/", "metric", text ? "bpc" : "top1");
-  if (!text) w_str(w, "/", "dataset", c->wl.dataset);
-  w_i64(w, "/", "first_item", r->first_item);
-  w_i64(w, "/", "items", r->n_items);
-  w_i64(w, "/", "depth", r->depth);
-  w_i64(w, "/", "heads", r->heads);
-  w_i64(w, "/", "tokens", r->tokens);
-  w_f64(w, "/", "seconds", r->seconds);
+  spr__h5w_attr_str(w, "/", "program", "sprintsim");
+  spr__h5w_attr_str(w, "/", "version", version);
+  spr__h5w_attr_str(w, "/", "format", "sprintsim-model-eval");
+  spr__h5w_attr_i64(w, "/", "format_version", 1);
+  spr__h5w_attr_str(w, "/", "input", spr_model_input_name(r->input));
+  spr__h5w_attr_i64(w, "/", "causal", r->causal);
+  spr__h5w_attr_str(w, "/", "model", c->wl.model);
+  spr__h5w_attr_str(w, "/", "reference", r->reference);
+  spr__h5w_attr_str(w, "/", "loss_vs", spr_model_scheme_name(r->loss_vs));
+  spr__h5w_attr_str(w, "/", "metric", text ? "bpc" : "top1");
+  if (!text) spr__h5w_attr_str(w, "/", "dataset", c->wl.dataset);
+  spr__h5w_attr_i64(w, "/", "first_item", r->first_item);
+  spr__h5w_attr_i64(w, "/", "items", r->n_items);
+  spr__h5w_attr_i64(w, "/", "depth", r->depth);
+  spr__h5w_attr_i64(w, "/", "heads", r->heads);
+  spr__h5w_attr_i64(w, "/", "tokens", r->tokens);
+  spr__h5w_attr_f64(w, "/", "seconds", r->seconds);
   const uint64_t seed = c->seed;
-  w_attr(w, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed);
-  w_group(w, "/config");
-  w_dset_str(w, "/config/ini", ini);
+  spr__h5w_attr(w, "/", "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed);
+  spr__h5w_group(w, "/config");
+  spr__h5w_dset_str(w, "/config/ini", ini);
   free(ini);
   /* the input files, as read (as a trace's /inputs, docs/trace.md) */
-  if (r->n_inputs) w_group(w, "/inputs");
+  if (r->n_inputs) spr__h5w_group(w, "/inputs");
   for (int k = 0; k < r->n_inputs; k++) {
     const spr_model_eval_input *in = &r->inputs[k];
     char d[128];
     snprintf(d, sizeof d, "/inputs/%.100s", in->key);
-    w_dset_str(w, d, in->path);
-    w_str(w, d, "content_id", in->content_id);
-    w_i64(w, d, "size_bytes", in->size_bytes);
-    w_str(w, d, "description",
+    spr__h5w_dset_str(w, d, in->path);
+    spr__h5w_attr_str(w, d, "content_id", in->content_id);
+    spr__h5w_attr_i64(w, d, "size_bytes", in->size_bytes);
+    spr__h5w_attr_str(w, d, "description",
           "an input file of the evaluation, named by its role; content_id is FNV-1a 64 of the "
           "bytes read");
   }
-  w_status(w);
+  spr__h5w_status(w);
   const hsize_t N = (hsize_t)r->n_items;
   int32_t *idx = w->rc ? NULL : malloc(N * sizeof *idx);
   if (!w->rc && !idx) w->rc = spr_error(SPR_ENOMEM, "%s: out of memory", w->tmp);
@@ -870,21 +787,21 @@ static void write_body(wctx *w, const spr_config *c, const spr_model_eval_result
   if (!text)
     w_vec(w, "/labels", H5T_STD_U8LE, H5T_NATIVE_UINT8, N, r->labels, "1",
           "true class of each image");
-  w_group(w, "/schemes");
+  spr__h5w_group(w, "/schemes");
   for (int s = 0; s < SPR_MEVAL_N_SCHEMES && !w->rc; s++) {
     const spr_model_metrics *mt = &r->scheme[s];
     if (!mt->ran) continue;
     char p[64], d[96];
     snprintf(p, sizeof p, "/schemes/%s", spr_model_scheme_name(s));
-    w_group(w, p);
-    w_f64(w, p, text ? "bpc" : "top1", mt->metric);
-    if (!text) w_f64(w, p, "agreement", mt->agreement);
-    w_f64(w, p, text ? "loss_pct" : "loss_pp", mt->loss);
-    w_f64(w, p, "keep_rate", mt->keep_rate);
-    w_f64(w, p, "bytes_fetched", mt->bytes_fetched);
-    w_f64(w, p, "energy_J", mt->energy_J);
-    w_f64(w, p, "cycles", mt->cycles);
-    w_i64(w, p, "theta_saturated", mt->theta_saturated);
+    spr__h5w_group(w, p);
+    spr__h5w_attr_f64(w, p, text ? "bpc" : "top1", mt->metric);
+    if (!text) spr__h5w_attr_f64(w, p, "agreement", mt->agreement);
+    spr__h5w_attr_f64(w, p, text ? "loss_pct" : "loss_pp", mt->loss);
+    spr__h5w_attr_f64(w, p, "keep_rate", mt->keep_rate);
+    spr__h5w_attr_f64(w, p, "bytes_fetched", mt->bytes_fetched);
+    spr__h5w_attr_f64(w, p, "energy_J", mt->energy_J);
+    spr__h5w_attr_f64(w, p, "cycles", mt->cycles);
+    spr__h5w_attr_i64(w, p, "theta_saturated", mt->theta_saturated);
 #define VEC(name, ft, mt_, data, unit, desc) \
   (snprintf(d, sizeof d, "%s/%s", p, name), w_vec(w, d, ft, mt_, N, data, unit, desc))
     if (text)
@@ -906,7 +823,7 @@ static void write_body(wctx *w, const spr_config *c, const spr_model_eval_result
     snprintf(d, sizeof d, "%s/keep_rate_layer", p);
     w_vec(w, d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)r->depth, mt->keep_rate_layer, "1",
           "keep rate of each layer over the evaluated items");
-    w_status(w);
+    spr__h5w_status(w);
   }
 }
 
