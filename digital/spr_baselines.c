@@ -198,6 +198,22 @@ static int thresholded_prologue(const char *fn, const void *p, int q_bits, int k
   return quantize(fn, Q, K, n, d, q_bits, k_bits, ws, qs, ks);
 }
 
+/* Shared start of the keep-rate calibrations (oracle, Sanger): the common
+ * checks, keep_rate in [0, 1], Q and K quantized into ws and their exact
+ * integer scores into ws->score. */
+static int calibrate_prologue(const char *fn, const void *p, int q_bits, int k_bits,
+                              const float *Q, const float *K, int n, int d, double keep_rate,
+                              spr_bl_ws *ws, float *qs, float *ks) {
+  /* the mask argument is not used: pass a non-NULL dummy to the shared check */
+  uint8_t dummy = 0;
+  int rc = check_common(fn, p, Q, K, n, d, ws, &dummy, q_bits, k_bits);
+  if (rc) return rc;
+  if (!(keep_rate >= 0.0 && keep_rate <= 1.0))
+    return spr_error(SPR_EINVAL, "%s: keep_rate = %g outside [0, 1]", fn, keep_rate);
+  if ((rc = quantize(fn, Q, K, n, d, q_bits, k_bits, ws, qs, ks))) return rc;
+  return exact_scores(ws->qc, ws->kc, n, d, ws, ws->score);
+}
+
 /* ---- oracle ----------------------------------------------------------- */
 
 void spr_bl_oracle_default(spr_bl_oracle_params *p) {
@@ -416,15 +432,10 @@ int spr_bl_oracle_calibrate(const spr_bl_oracle_params *p, const float *Q, const
                             double *achieved) {
   static const char fn[] = "spr_bl_oracle_calibrate";
   if (!threshold) return spr_error(SPR_EINVAL, "%s: threshold is NULL", fn);
-  /* the mask argument is not used: pass a non-NULL dummy to the shared check */
-  uint8_t dummy = 0;
-  int rc = check_common(fn, p, Q, K, n, d, ws, &dummy, p ? p->q_bits : 0, p ? p->k_bits : 0);
-  if (rc) return rc;
-  if (!(keep_rate >= 0.0 && keep_rate <= 1.0))
-    return spr_error(SPR_EINVAL, "%s: keep_rate = %g outside [0, 1]", fn, keep_rate);
   float qs, ks;
-  if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
-  if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
+  int rc = calibrate_prologue(fn, p, p ? p->q_bits : 0, p ? p->k_bits : 0, Q, K, n, d, keep_rate,
+                              ws, &qs, &ks);
+  if (rc) return rc;
   const size_t nd = (size_t)n * d;
   spr_bl_quantile *h = ws->qh;
   if ((rc = spr_bl_quantile_begin(h, (int64_t)maxabs8(ws->qc, nd) * maxabs8(ws->kc, nd) * d)))
@@ -910,14 +921,10 @@ int spr_bl_sanger_calibrate(const spr_bl_sanger_params *p, const float *Q, const
                             double *achieved) {
   static const char fn[] = "spr_bl_sanger_calibrate";
   if (!p_threshold) return spr_error(SPR_EINVAL, "%s: p_threshold is NULL", fn);
-  uint8_t dummy = 0;
-  int rc = check_common(fn, p, Q, K, n, d, ws, &dummy, p ? p->q_bits : 0, p ? p->k_bits : 0);
-  if (rc) return rc;
-  if (!(keep_rate >= 0.0 && keep_rate <= 1.0))
-    return spr_error(SPR_EINVAL, "%s: keep_rate = %g outside [0, 1]", fn, keep_rate);
   float qs, ks;
-  if ((rc = quantize(fn, Q, K, n, d, p->q_bits, p->k_bits, ws, &qs, &ks))) return rc;
-  if ((rc = exact_scores(ws->qc, ws->kc, n, d, ws, ws->score))) return rc;
+  int rc = calibrate_prologue(fn, p, p ? p->q_bits : 0, p ? p->k_bits : 0, Q, K, n, d, keep_rate,
+                              ws, &qs, &ks);
+  if (rc) return rc;
   const size_t nn = (size_t)n * n;
   double *e = malloc(nn * sizeof *e), *r = malloc(nn * sizeof *r), *z = malloc((size_t)n * sizeof *z);
   if (!e || !r || !z) {
