@@ -90,6 +90,8 @@ typedef struct {
   size_t n;
 } recipe;
 
+
+
 /* A choice in [0, max) (0 once the input is used up). */
 static inline unsigned pick(recipe *r, unsigned max) {
   if (max <= 1) return 0;
@@ -121,4 +123,25 @@ static inline double pick_double(recipe *r) {
   }
 }
 
+#endif
+
+/* The start of a file harness's LLVMFuzzerTestOneInput: fuzz_init, inputs
+ * over 1 MiB skipped, then the input made the HDF5 file at path: its bytes,
+ * or (FUZZ_STRUCT) the file the harness's build(path, &recipe) makes from
+ * them (an input it cannot build is skipped). */
+#ifdef FUZZ_STRUCT
+#define FUZZ_INPUT_FILE(path, data, size)        \
+  do {                                          \
+    fuzz_init();                                \
+    if ((size) > 1 << 20) return 0;             \
+    recipe fuzz_r_ = {(data), (size)};          \
+    if (build((path), &fuzz_r_)) return 0;      \
+  } while (0)
+#else
+#define FUZZ_INPUT_FILE(path, data, size)        \
+  do {                                          \
+    fuzz_init();                                \
+    if ((size) > 1 << 20) return 0;             \
+    fuzz_write((path), (data), (size));         \
+  } while (0)
 #endif

@@ -171,15 +171,8 @@ static void check_equal(const spr_device *a, const spr_device *b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fuzz_init();
-  if (size > 1 << 20) return 0;
   const char *path = fuzz_path("dev.h5"), *back = fuzz_path("dev-back.h5");
-#ifdef FUZZ_STRUCT
-  recipe r = {data, size};
-  if (build(path, &r)) return 0;
-#else
-  fuzz_write(path, data, size);
-#endif
+  FUZZ_INPUT_FILE(path, data, size);
   spr_device d, e;
   int rc = spr_device_read(path, &d);
   if (rc) {

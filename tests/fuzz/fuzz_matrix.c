@@ -93,15 +93,8 @@ static int build(const char *path, recipe *r) {
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fuzz_init();
-  if (size > 1 << 20) return 0;
   const char *path = fuzz_path("G.h5"), *back = fuzz_path("G-back.h5");
-#ifdef FUZZ_STRUCT
-  recipe r = {data, size};
-  if (build(path, &r)) return 0;
-#else
-  fuzz_write(path, data, size);
-#endif
+  FUZZ_INPUT_FILE(path, data, size);
   double *m = NULL, *m2 = NULL;
   int rows = 0, cols = 0, r2 = 0, c2 = 0;
   int rc = spr_h5_read_matrix(path, "/G", &m, &rows, &cols);

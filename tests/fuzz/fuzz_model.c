@@ -307,15 +307,8 @@ static void evaluate(const spr_model *m, const char *path) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fuzz_init();
-  if (size > 1 << 20) return 0;
   const char *path = fuzz_path("model.h5");
-#ifdef FUZZ_STRUCT
-  recipe r = {data, size};
-  if (build(path, &r)) return 0;
-#else
-  fuzz_write(path, data, size);
-#endif
+  FUZZ_INPUT_FILE(path, data, size);
   /* the header alone first: a file it refuses, spr_model_load (which
    * reads the same header first) refuses too, so a hostile file costs
    * one pass */

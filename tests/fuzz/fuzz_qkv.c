@@ -151,15 +151,8 @@ static int build(const char *path, recipe *r) {
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fuzz_init();
-  if (size > 1 << 20) return 0;
   const char *path = fuzz_path("qkv.h5"), *back = fuzz_path("qkv-back.h5");
-#ifdef FUZZ_STRUCT
-  recipe r = {data, size};
-  if (build(path, &r)) return 0;
-#else
-  fuzz_write(path, data, size);
-#endif
+  FUZZ_INPUT_FILE(path, data, size);
   spr_qkv *q = NULL;
   int rc = spr_qkv_open(path, &q);
   if (rc) {
