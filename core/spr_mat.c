@@ -2,6 +2,7 @@
 #include "config.h"
 #include "spr_mat.h"
 #include "spr_error.h"
+#include "spr_clones.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -99,6 +100,21 @@ nomem:
 
 int spr_i8mat_vnni(const spr_i8mat *p) { return p && p->vnni; }
 
+/* max |b & and_mask| over the n x k codes (rows ldb apart), vectorised */
+SPR_HOT static int maxabs_masked(const int8_t *B, int n, int k, int ldb, uint8_t and_mask) {
+  int bm = 0;
+  for (int j = 0; j < n; j++) {
+    const int8_t *bj = B + (size_t)j * ldb;
+#pragma omp simd reduction(max : bm)
+    for (int t = 0; t < k; t++) {
+      const int v = (int8_t)(bj[t] & and_mask);
+      const int a = v < 0 ? -v : v;
+      bm = a > bm ? a : bm;
+    }
+  }
+  return bm;
+}
+
 int spr_i8mat_pack_masked(spr_i8mat *p, const int8_t *B, int n, int k, int ldb, uint8_t and_mask) {
   if (!p || !B) return spr_error(SPR_EINVAL, "i8mat: pack: NULL argument");
   if (n < 1 || n > p->n_max || k < 1 || k > p->k_max || ldb < k)
@@ -106,16 +122,7 @@ int spr_i8mat_pack_masked(spr_i8mat *p, const int8_t *B, int n, int k, int ldb, 
                      k, ldb, p->n_max, p->k_max);
   p->n = n;
   p->k = k;
-  int bm = 0;
-  for (int j = 0; j < n; j++) {
-    const int8_t *bj = B + (size_t)j * ldb;
-    for (int t = 0; t < k; t++) {
-      const int v = (int8_t)(bj[t] & and_mask);
-      const int a = v < 0 ? -v : v;
-      bm = a > bm ? a : bm;
-    }
-  }
-  p->bmax = bm;
+  p->bmax = maxabs_masked(B, n, k, ldb, and_mask);
   if (p->vnni) {
     /* panel q, group g, lane l: the 4 codes B[16 q + l][4 g .. 4 g + 3]
      * (masked) + 128 as one 32-bit word (columns beyond n and codes

@@ -12,8 +12,11 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
 #define VM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define SPR_VM_AVX512 1 /* AVX-512 kernels with intrinsics, chosen at run time */
+#include <immintrin.h>
 #else
 #define VM_CLONES
+#define SPR_VM_AVX512 0
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) /* clang 14 refuses 64-byte vector arguments without avx512f */
@@ -74,6 +77,11 @@ static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 
 VM_CLONES void spr_vexpf(const float *x, float *y, size_t n) {
   size_t i = 0;
+  for (; i + 32 <= n; i += 32) { /* two independent chains */
+    const v16f e0 = exp16(load16(x + i)), e1 = exp16(load16(x + i + 16));
+    store16(y + i, e0);
+    store16(y + i + 16, e1);
+  }
   for (; i + 16 <= n; i += 16) store16(y + i, exp16(load16(x + i)));
   if (i < n) {
     float t[16] = {0};
@@ -88,6 +96,21 @@ VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
   const v16f mv = SPLAT(m);
   v16f s = SPLAT(0.0f);
   size_t i = 0;
+  /* four vectors at a time: their exponentials are independent chains
+   * (the loop is latency-bound one vector at a time); the sum still adds
+   * them one after the other, so the result is the same */
+  for (; i + 64 <= n; i += 64) {
+    const v16f e0 = exp16(load16(x + i) - mv), e1 = exp16(load16(x + i + 16) - mv),
+               e2 = exp16(load16(x + i + 32) - mv), e3 = exp16(load16(x + i + 48) - mv);
+    store16(y + i, e0);
+    store16(y + i + 16, e1);
+    store16(y + i + 32, e2);
+    store16(y + i + 48, e3);
+    s += e0;
+    s += e1;
+    s += e2;
+    s += e3;
+  }
   for (; i + 16 <= n; i += 16) {
     const v16f e = exp16(load16(x + i) - mv);
     store16(y + i, e);
@@ -103,6 +126,22 @@ VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
     s += e;
   }
   /* pairwise: lanes (l, l + 8), then (l, l + 4), ... */
+  float a[16];
+  store16(a, s);
+  for (int w = 8; w >= 1; w >>= 1)
+    for (int l = 0; l < w; l++) a[l] = a[l] + a[l + w];
+  return a[0];
+}
+
+VM_CLONES float spr_vsum16(const float *y, size_t n) {
+  v16f s = SPLAT(0.0f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) s += load16(y + i);
+  if (i < n) {
+    float t[16] = {0};
+    memcpy(t, y + i, (n - i) * sizeof *t);
+    s += load16(t);
+  }
   float a[16];
   store16(a, s);
   for (int w = 8; w >= 1; w >>= 1)
@@ -146,11 +185,19 @@ float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
     for (int l = 0; l < w; l++) s[l] = s[l] + s[l + w];
   return s[0];
 }
+
+float spr_vsum16(const float *y, size_t n) {
+  float s[16] = {0};
+  for (size_t i = 0; i < n; i++) s[i % 16] += y[i];
+  for (int w = 8; w >= 1; w >>= 1)
+    for (int l = 0; l < w; l++) s[l] = s[l] + s[l + w];
+  return s[0];
+}
 #endif
 
 /* ---- comparison bits and counts ------------------------------------------ */
 
-VM_CLONES int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
+VM_CLONES static int64_t vbits_ge_any(const int32_t *s, int n, int32_t t, uint8_t *out) {
   int64_t cnt = 0;
   int j = 0;
   for (; j + 64 <= n; j += 64) {
@@ -176,6 +223,31 @@ VM_CLONES int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *
     }
   }
   return cnt;
+}
+
+#if SPR_VM_AVX512
+/* AVX-512: one compare into a 16-bit mask per 16 values, stored as the
+ * two bytes of their bits (little-endian: bit u of the mask is value u) */
+__attribute__((target("avx512f"))) static int64_t vbits_ge_512(const int32_t *s, int n, int32_t t,
+                                                               uint8_t *out) {
+  const __m512i tv = _mm512_set1_epi32(t);
+  int64_t cnt = 0;
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const uint16_t k = (uint16_t)_mm512_cmpge_epi32_mask(_mm512_loadu_si512((const void *)(s + j)), tv);
+    memcpy(out + j / 8, &k, 2);
+    cnt += __builtin_popcount(k);
+  }
+  if (j < n) cnt += vbits_ge_any(s + j, n - j, t, out + j / 8);
+  return cnt;
+}
+#endif
+
+int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
+#if SPR_VM_AVX512
+  if (__builtin_cpu_supports("avx512f")) return vbits_ge_512(s, n, t, out);
+#endif
+  return vbits_ge_any(s, n, t, out);
 }
 
 VM_CLONES int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int n, int32_t t) {

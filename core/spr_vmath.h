@@ -38,6 +38,11 @@ void spr_vexpf(const float *x, float *y, size_t n);
  * The softmax numerators and their normaliser in one pass. */
 float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n);
 
+/* The float sum of y[0 .. n) in spr_vexpf_sub_sum's order (16
+ * interleaved partial sums, then pairwise): for values y that
+ * spr_vexpf_sub_sum wrote, the sum it returned. */
+float spr_vsum16(const float *y, size_t n);
+
 /* Comparison bits of int32 values against a threshold: bit j (least
  * significant first within each byte) of out[0 .. ceil(n / 8)) is
  * s[j] >= t; the bits of the last byte beyond n are 0.  Returns the

@@ -227,11 +227,52 @@ static void test_vexpf(void) {
     }
     CU_ASSERT(same);
     CU_ASSERT(fabsl((long double)s - ref) <= (long double)n * FLT_EPSILON * ref);
+    /* spr_vsum16 adds in the same order: the same float; against 16
+     * interleaved sums and their pairwise tree written out here */
+    CU_ASSERT(spr_vsum16(w, n) == s);
+    float l[16] = {0};
+    for (int i = 0; i < n; i++) l[i % 16] += w[i];
+    for (int h = 8; h >= 1; h /= 2)
+      for (int u = 0; u < h; u++) l[u] += l[u + h];
+    CU_ASSERT(l[0] == s);
   }
 }
 
+/* Comparison bits and counts against one value at a time: every length
+ * from 1 to 200 (whole and partial vectors, a partial last byte), values
+ * around the threshold and at the ends of int32. */
+static void test_vbits(void) {
+  int32_t s[200], d[200];
+  uint8_t out[26];
+  int ok = 1;
+  for (int n = 1; n <= 200; n++) {
+    const int32_t t = (int32_t)(rnd() % 7) - 3;
+    for (int j = 0; j < n; j++) {
+      s[j] = (int32_t)(rnd() % 9) - 4;
+      d[j] = (int32_t)(rnd() % 5) - 2;
+    }
+    if (n > 3) {
+      s[0] = INT32_MIN;
+      s[1] = INT32_MAX;
+    }
+    memset(out, 0xAA, sizeof out);
+    int64_t cnt = 0, cd = 0;
+    for (int j = 0; j < n; j++) {
+      cnt += s[j] >= t;
+      if (j > 1 || n <= 3) cd += s[j] - d[j] >= t;
+    }
+    ok &= spr_vbits_ge_i32(s, n, t, out) == cnt;
+    for (int j = 0; j < 8 * ((n + 7) / 8); j++)
+      ok &= (out[j >> 3] >> (j & 7) & 1) == (j < n && s[j] >= t);
+    ok &= out[(n + 7) / 8] == 0xAA; /* nothing written beyond */
+    ok &= spr_vcount_ge_i32(s, n, t) == cnt;
+    if (n > 3) ok &= spr_vcount_diff_ge_i32(s + 2, d + 2, n - 2, t) == cd;
+  }
+  CU_ASSERT(ok);
+}
+
 int main(void) {
-  CU_TestInfo tests[] = {{"gemm on blocks vs loops", test_gemm_vs_loops},
+  CU_TestInfo tests[] = {{"comparison bits and counts vs one at a time", test_vbits},{"gemm on blocks vs loops", test_gemm_vs_loops},
                          {"gemm shape errors", test_gemm_shape_errors},
                          {"int8 products vs int64 loops, both paths", test_i8_products},
                          {"int8 products: errors", test_i8_errors},
