@@ -14,6 +14,13 @@
 
 #include "spr_clones.h"
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
+#define SPR_DIG_AVX512 1 /* AVX-512 kernels with intrinsics, chosen at run time */
+#include <immintrin.h>
+#else
+#define SPR_DIG_AVX512 0
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) /* GCC vector extensions; clang 14 refuses some */
 #pragma GCC diagnostic ignored "-Wpsabi" /* always inlined: no ABI crossing */
 /* 16-float vectors for the value sums (register accumulators) */
@@ -422,26 +429,57 @@ static int prefix_row(const uint8_t *row, int cnt) {
  * order. */
 SPR_HOT static void attend_row(const int *idx, const int32_t *sv, int cnt, float alpha,
                                    const float *vf, int d, float v_scale, float *o,
-                                   spr_dig_ws *ws) {
-  int32_t mx = INT32_MIN;
-#pragma omp simd reduction(max : mx)
-  for (int t = 0; t < cnt; t++) mx = sv[t] > mx ? sv[t] : mx;
+                                   const float *er, spr_dig_ws *ws) {
   float *x = ws->xs, *w = ws->ws, *acc = ws->facc;
+  float z;
+  if (er) { /* the block's shared exponentials (spr_dig_exp_rows) */
+    for (int t = 0; t < cnt; t++) w[t] = er[idx[t]];
+    z = spr_vsum16(w, (size_t)cnt);
+  } else {
+    int32_t mx = INT32_MIN;
+#pragma omp simd reduction(max : mx)
+    for (int t = 0; t < cnt; t++) mx = sv[t] > mx ? sv[t] : mx;
 #pragma omp simd
-  for (int t = 0; t < cnt; t++) x[t] = alpha * (float)(sv[t] - mx);
-  /* padded to whole vectors with exp(-inf) = 0: the sum is unchanged */
-  const int c16 = (cnt + 15) & ~15;
-  for (int t = cnt; t < c16; t++) x[t] = -INFINITY;
-  const float z = spr_vexpf_sub_sum(x, 0.0f, w, (size_t)c16);
+    for (int t = 0; t < cnt; t++) x[t] = alpha * (float)(sv[t] - mx);
+    /* padded to whole vectors with exp(-inf) = 0: the sum is unchanged */
+    const int c16 = (cnt + 15) & ~15;
+    for (int t = cnt; t < c16; t++) x[t] = -INFINITY;
+    z = spr_vexpf_sub_sum(x, 0.0f, w, (size_t)c16);
+  }
   pv_sum(idx, w, cnt, vf, d, acc);
   const float f = v_scale / z;
 #pragma omp simd
   for (int u = 0; u < d; u++) o[u] = f * acc[u];
 }
 
+
+SPR_HOT int spr_dig_exp_rows(const int32_t *S, size_t lds, float alpha, int i0, int m, int n,
+                             int causal, float *E, int32_t *emax) {
+  if (!S || !E || !emax) return spr_error(SPR_EINVAL, "digital: exp rows: NULL argument");
+  if (i0 < 0 || m < 0 || i0 + m > n || lds < (size_t)n)
+    return spr_error(SPR_EINVAL, "digital: exp rows: rows %d .. %d of %d (ld %zu)", i0,
+                     i0 + m - 1, n, lds);
+  int rc = check_scale("alpha", alpha);
+  if (rc) return rc;
+  for (int r = 0; r < m; r++) {
+    const int32_t *si = S + (size_t)r * lds;
+    float *er = E + (size_t)r * n;
+    const int nk = causal ? i0 + r + 1 : n;
+    int32_t mx = si[0];
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < nk; j++) mx = si[j] > mx ? si[j] : mx;
+#pragma omp simd
+    for (int j = 0; j < nk; j++) er[j] = alpha * (float)(si[j] - mx);
+    spr_vexpf(er, er, (size_t)nk);
+    emax[r] = mx;
+  }
+  return 0;
+}
+
 SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
                            int i0, int m, int n, const float *vf, int d, float v_scale,
-                           float *O, spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws) {
+                           const float *E, const int32_t *emax, float *O,
+                           spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws) {
   if (!S || !mask || !vf || !O || !ws)
     return spr_error(SPR_EINVAL, "digital: recompute: NULL argument");
   int rc = check_shape("recompute", n, d, ws);
@@ -477,9 +515,15 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
         int32_t mx = si[0];
 #pragma omp simd reduction(max : mx)
         for (int j = 0; j < cnt; j++) mx = si[j] > mx ? si[j] : mx;
+        float z;
+        if (E && emax[r] == mx) {
+          memcpy(pr, E + (size_t)r * n, (size_t)cnt * sizeof *pr);
+          z = spr_vsum16(pr, (size_t)cnt);
+        } else {
 #pragma omp simd
-        for (int j = 0; j < cnt; j++) pr[j] = alpha * (float)(si[j] - mx);
-        const float z = spr_vexpf_sub_sum(pr, 0.0f, pr, (size_t)cnt);
+          for (int j = 0; j < cnt; j++) pr[j] = alpha * (float)(si[j] - mx);
+          z = spr_vexpf_sub_sum(pr, 0.0f, pr, (size_t)cnt);
+        }
         if (ncols > cnt) memset(pr + cnt, 0, (size_t)(ncols - cnt) * sizeof *pr);
         ws->rowf[r] = v_scale / z;
         continue;
@@ -493,15 +537,25 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
       empty++;
       continue;
     }
-    for (int t = 0; t < cnt; t++) ws->sv[t] = si[ws->idx[t]];
+    int32_t mx = INT32_MIN;
+    for (int t = 0; t < cnt; t++) {
+      const int32_t v = si[ws->idx[t]];
+      ws->sv[t] = v;
+      mx = v > mx ? v : mx;
+    }
+    const float *er = E && emax[r] == mx ? E + (size_t)r * n : NULL;
     if (!gemm) {
-      attend_row(ws->idx, ws->sv, cnt, alpha, vf, d, v_scale, oi, ws);
+      attend_row(ws->idx, ws->sv, cnt, alpha, vf, d, v_scale, oi, er, ws);
       continue;
     }
-    int32_t mx = INT32_MIN;
-    for (int t = 0; t < cnt; t++) mx = ws->sv[t] > mx ? ws->sv[t] : mx;
-    for (int t = 0; t < cnt; t++) ws->xs[t] = alpha * (float)(ws->sv[t] - mx);
-    const float z = spr_vexpf_sub_sum(ws->xs, 0.0f, ws->ws, (size_t)cnt);
+    float z;
+    if (er) {
+      for (int t = 0; t < cnt; t++) ws->ws[t] = er[ws->idx[t]];
+      z = spr_vsum16(ws->ws, (size_t)cnt);
+    } else {
+      for (int t = 0; t < cnt; t++) ws->xs[t] = alpha * (float)(ws->sv[t] - mx);
+      z = spr_vexpf_sub_sum(ws->xs, 0.0f, ws->ws, (size_t)cnt);
+    }
     float *pr = pbuf + (size_t)r * ncols;
     memset(pr, 0, (size_t)ncols * sizeof *pr);
     for (int t = 0; t < cnt; t++) pr[ws->idx[t]] = ws->ws[t];
@@ -571,7 +625,7 @@ int spr_dig_attend(const int8_t *q, float q_scale, const int8_t *k,
       }
       ws->sv[t] = (int32_t)dot;
     }
-    attend_row(ws->idx, ws->sv, m, alpha, ws->vf, d, v_scale, oi, ws);
+    attend_row(ws->idx, ws->sv, m, alpha, ws->vf, d, v_scale, oi, NULL, ws);
   }
   if (st) {
     st->survivors = surv;
@@ -796,25 +850,82 @@ int spr_dig_rank_rows(const float *P, int i0, int m, int n, int k, int causal, i
   return 0;
 }
 
-SPR_HOT double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk) {
+/* ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) */
+static inline double lanes8_sum(const double *l) {
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+/* sum over the keys j < nk the row keeps of p[j], in double: 64 partial
+ * sums, lane u taking the keys u mod 64 in increasing order, then added
+ * pairwise (lanes64_sum).  The AVX-512 kernel adds the masked-out keys as
+ * 0 (which changes no sum), so both kernels give the same double on
+ * every machine. */
+static double lanes64_sum(double *l) {
+  for (int w = 32; w >= 1; w >>= 1)
+    for (int u = 0; u < w; u++) l[u] = l[u] + l[u + w];
+  return l[0];
+}
+
+static double mask_sum_any(const float *p, const uint8_t *row, int nk) {
   const size_t nw = ((size_t)nk + 63) / 64;
-  double acc = 0;
+  double l[64] = {0};
   for (size_t w = 0; w < nw; w++) {
-    uint64_t x = row_word(row, nk, w);
     const float *pw = p + 64 * w;
-    if (x == ~(uint64_t)0) {
-      /* a full word: 8 partial sums (lane u takes keys u mod 8), the same
-       * on every machine */
-      double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int b = 0; b < 8; b++)
-#pragma omp simd
-        for (int u = 0; u < 8; u++) l[u] += pw[8 * b + u];
-      acc += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-      continue;
+    for (uint64_t x = row_word(row, nk, w); x; x &= x - 1) {
+      const int j = __builtin_ctzll(x);
+      l[j] += pw[j];
     }
-    for (; x; x &= x - 1) acc += pw[__builtin_ctzll(x)];
   }
-  return acc;
+  return lanes64_sum(l);
+}
+
+#if SPR_DIG_AVX512
+__attribute__((target("avx512f"))) static double mask_sum_512(const float *p, const uint8_t *row,
+                                                              int nk) {
+  const size_t nw = ((size_t)nk + 63) / 64;
+  /* aT lane u: the keys 8 T + u mod 64 */
+  __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+#define MS_ADD(q, lo, hi)                                                                         \
+  do {                                                                                            \
+    const __mmask16 k = (__mmask16)(x >> (16 * (q)));                                             \
+    if (k) { /* masked-out keys are neither read nor added (0) */                                 \
+      const __m512 v = _mm512_maskz_loadu_ps(k, pw + 16 * (q));                                   \
+      lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));                         \
+      hi = _mm512_add_pd(                                                                         \
+          hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))); \
+    }                                                                                             \
+  } while (0)
+  for (size_t w = 0; w < nw; w++) {
+    const uint64_t x = row_word(row, nk, w);
+    const float *pw = p + 64 * w;
+    if (!x) continue;
+    MS_ADD(0, a0, a1);
+    MS_ADD(1, a2, a3);
+    MS_ADD(2, a4, a5);
+    MS_ADD(3, a6, a7);
+  }
+#undef MS_ADD
+  /* lanes64_sum's pairs, eight at a time, down to eight lanes */
+  a0 = _mm512_add_pd(a0, a4);
+  a1 = _mm512_add_pd(a1, a5);
+  a2 = _mm512_add_pd(a2, a6);
+  a3 = _mm512_add_pd(a3, a7);
+  a0 = _mm512_add_pd(a0, a2);
+  a1 = _mm512_add_pd(a1, a3);
+  a0 = _mm512_add_pd(a0, a1);
+  double l[8];
+  _mm512_storeu_pd(l, a0);
+  for (int w = 4; w >= 1; w >>= 1)
+    for (int u = 0; u < w; u++) l[u] = l[u] + l[u + w];
+  return l[0];
+}
+#endif
+
+double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk) {
+#if SPR_DIG_AVX512
+  if (__builtin_cpu_supports("avx512f")) return mask_sum_512(p, row, nk);
+#endif
+  return mask_sum_any(p, row, nk);
 }
 
 void spr_dig_metric_acc_init(spr_dig_metric_acc *a) {
@@ -834,14 +945,29 @@ SPR_HOT int spr_dig_metrics_rows(const spr_dig_metric_params *p, const float *O,
   for (int r = 0; r < m; r++) {
     const int i = i0 + r;
     const float *o = O + (size_t)r * d, *od = O_dense + (size_t)r * d;
-    double dot = 0, no = 0, nd = 0;
-    for (int u = 0; u < d; u++) {
+    /* eight lanes per sum (lane l takes elements l mod 8), added as a
+     * tree: independent chains, the same order on every machine */
+    double ln[8] = {0}, ld[8] = {0}, lo[8] = {0}, lq[8] = {0};
+    int u = 0;
+    for (; u + 8 <= d; u += 8)
+#pragma omp simd
+      for (int l = 0; l < 8; l++) {
+        const double x = o[u + l], y = od[u + l];
+        ln[l] += (x - y) * (x - y);
+        ld[l] += x * y;
+        lo[l] += x * x;
+        lq[l] += y * y;
+      }
+    for (int l = 0; u < d; u++, l++) {
       const double x = o[u], y = od[u];
-      a->num += (x - y) * (x - y);
-      dot += x * y;
-      no += x * x;
-      nd += y * y;
+      ln[l] += (x - y) * (x - y);
+      ld[l] += x * y;
+      lo[l] += x * x;
+      lq[l] += y * y;
     }
+    const double num = lanes8_sum(ln), dot = lanes8_sum(ld), no = lanes8_sum(lo),
+                 nd = lanes8_sum(lq);
+    a->num += num;
     a->den += nd;
     double c;
     if (no == 0 && nd == 0) c = 1.0;

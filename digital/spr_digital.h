@@ -230,14 +230,28 @@ int spr_dig_fetch_end(spr_dig_fetch_stats *out, spr_dig_ws *ws);
  *   z_i  = sum_{j in P_i} p_ij                         (16 interleaved sums)
  *   o_i  = (v_scale / z_i) sum_{j in P_i} p_ij vf_j    (float, ascending j)
  * (a block keeping more than a quarter of its pairs, with pbuf given: the
- * p_ij in pbuf (m x n floats) and the sum as one GEMM P V).  Against the
+ * p_ij in pbuf (m x n floats) and the sum as one GEMM P V).  E and emax
+ * (may be NULL): the block's shared exponentials (spr_dig_exp_rows).  Against the
  * exact result (double, tests/test_digital.c) o_i is within 1e-5 of
  * max_j |o_ij| for n <= 4096.  O: m x d floats; st accumulates survivors
  * and empty queries (may be NULL).  Returns 0 or SPR_EINVAL (NULL
  * argument, shape beyond the workspace, bad scale). */
 int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
                            int i0, int m, int n, const float *vf, int d, float v_scale,
-                           float *O, spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws);
+                           const float *E, const int32_t *emax, float *O,
+                           spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws);
+
+/* The exponentials of whole rows that several recomputes of one block
+ * share: for each row r (query i0 + r, keys j < nk, nk = n or i + 1 when
+ * causal) emax[r] = max_j S_rj and E_rj = exp(alpha (S_rj - emax[r]))
+ * (spr_vexpf; E has rows n apart, entries at j >= nk untouched).
+ * spr_dig_recompute_rows given E and emax takes the exponentials of a row
+ * that keeps its maximum (kept maximum = emax[r]) from E instead of
+ * computing them: the same floats, summed in the same order, so the
+ * result is bit for bit the one without E.  Other rows compute their own.
+ * Returns 0 or SPR_EINVAL. */
+int spr_dig_exp_rows(const int32_t *S, size_t lds, float alpha, int i0, int m, int n, int causal,
+                     float *E, int32_t *emax);
 
 /* Dense exact attention of queries i0 .. i0 + m - 1 (causal: keys j <= i):
  * P (m x n floats: row i's softmax of Q_i K^T / sqrt(d), float exp of

@@ -97,7 +97,9 @@ struct spr_attend_ws {
   spr_i8mat *pmsb;     /* k_msb of head pmsb_head (generation pmsb_gen), packed */
   const spr_attend_head *pmsb_head;
   unsigned pmsb_gen;
-  int32_t *Ib;         /* B x n: ideal score rows */
+  int32_t *Ib;         /* B x n: ideal score rows; in block_schemes, as
+                          floats, the block's shared exponentials E */
+  int32_t *emax;       /* B: the row maxima of E */
   uint8_t *ma, *mi;    /* B x rb: analog and ideal mask rows (blocked head) */
   int metrics;         /* 0: no reference, no metrics, no mass */
   /* the head of the digital path and its codes */
@@ -161,7 +163,7 @@ const char *spr_stage_name(int s) {
   static const char *const names[SPR_STAGE_SCHEME] = {
       "workload (Q, K, V)", "quantize, ideal scores", "programming the arrays",
       "analog decisions", "dense reference, ranks, mass", "digital codes, packing",
-      "exact score products", "knobs (quantile, match)", "ledger"};
+      "exact scores, shared exp", "knobs (quantile, match)", "ledger"};
   static char buf[SPR_N_SCHEMES][32];
   if (s >= 0 && s < SPR_STAGE_SCHEME) return names[s];
   if (s >= SPR_STAGE_SCHEME && s < SPR_STAGE_N) {
@@ -225,6 +227,7 @@ double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
   const double B = block_rows < n ? block_rows : n;
   const double nd = (double)n * d, bn = B * n, rb = (double)spr_mask_row_bytes(n);
   return bn * 4 * 5 /* Ib, S8, So, T1, P */ + B * d * 4 * 3 /* Od, Ob, analog inputs */ +
+         B * 4 /* emax */ +
          B * 64 * 4 /* ranks */ + 3 * B * rb /* masks */ +
          nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + 64.0 * n * 4 /* analog rows */ +
          nd * 12 + 64.0 * n /* programmed arrays */ + 24.0 * c->xbar.rows * c->xbar.cols +
@@ -293,7 +296,7 @@ static void ws_release(spr_attend_ws *t) {
   spr_analog_ws_free(&t->ws);
   free(t->work); free(t->gains); free(t->off); free(t->layer_counts);
   spr_i8mat_free(t->pmsb);
-  free(t->Ib); free(t->ma); free(t->mi);
+  free(t->Ib); free(t->emax); free(t->ma); free(t->mi);
   free(t->q8); free(t->v8); free(t->qo); free(t->q4s); free(t->k4s); free(t->vf); free(t->qpos);
   spr_i8mat_free(t->pk8);
   spr_i8mat_free(t->pk4);
@@ -347,6 +350,7 @@ int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int B, spr_atten
   w->off = malloc(n * sizeof *w->off);
   w->layer_counts = calloc((size_t)1 << c->thr.bits, sizeof *w->layer_counts);
   w->Ib = malloc(bn * sizeof *w->Ib);
+  w->emax = malloc((size_t)B * sizeof *w->emax);
   w->ma = malloc(B * rb);
   w->mi = malloc(B * rb);
   w->q8 = malloc(nd);
@@ -369,7 +373,7 @@ int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int B, spr_atten
   w->mask = malloc(B * rb);
   w->e8 = malloc((size_t)8 * n * sizeof *w->e8);
   if (B >= n) w->Oexact = malloc(nd * sizeof *w->Oexact);
-  if (!w->work || !w->gains || !w->off || !w->layer_counts || !w->Ib || !w->ma || !w->mi ||
+  if (!w->work || !w->gains || !w->off || !w->layer_counts || !w->Ib || !w->emax || !w->ma || !w->mi ||
       !w->q8 || !w->v8 || !w->qo || !w->q4s || !w->k4s || !w->vf || !w->qpos || !w->kscr ||
       !w->tab || !w->S8 || !w->So || !w->T1 || !w->P || !w->Od || !w->Ob || !w->top ||
       !w->mask || !w->e8 || (B >= n && !w->Oexact))
@@ -402,13 +406,28 @@ int spr_attend_ws_alloc(const spr_config *c, int n, int d, spr_attend_ws **out) 
 
 /* ---- step 1: quantization, ideal scores --------------------------------- */
 
-static int32_t maxabs8(const int8_t *x, size_t m) {
+SPR_HOT static int32_t maxabs8(const int8_t *x, size_t m) {
   int32_t a = 0;
+#pragma omp simd reduction(max : a)
   for (size_t i = 0; i < m; i++) {
     const int32_t v = x[i] < 0 ? -x[i] : x[i];
     a = v > a ? v : a;
   }
   return a;
+}
+
+/* sum |x| over m codes: int32 lanes over 2^20 codes at a time (at most
+ * 128 * 2^20 = 2^27 each), then int64 */
+SPR_HOT static int64_t abssum8(const int8_t *x, size_t m) {
+  int64_t s = 0;
+  for (size_t i0 = 0; i0 < m; i0 += (size_t)1 << 20) {
+    const size_t i1 = m - i0 < ((size_t)1 << 20) ? m : i0 + ((size_t)1 << 20);
+    int32_t c = 0;
+#pragma omp simd reduction(+ : c)
+    for (size_t i = i0; i < i1; i++) c += x[i] < 0 ? -x[i] : x[i];
+    s += c;
+  }
+  return s;
 }
 
 /* The ideal scores of rows i0 .. i0 + m - 1 into I (m x n, ld n): exact.
@@ -448,9 +467,7 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   if ((rc = spr_quant_sym(s->K, nd, c->xbar.key_bits, s->k, &ks))) return stage_ret(w, sp_, rc);
   spr_quant_msb(s->k, nd, c->xbar.key_bits, c->xbar.key_msb_bits, s->kmsb);
   if (w->ref_h == s) w->ref_fresh = 0; /* new inputs: no reference of old ones */
-  int64_t abs_sum = 0;
-#pragma omp simd reduction(+ : abs_sum)
-  for (size_t k = 0; k < nd; k++) abs_sum += s->kmsb[k] < 0 ? -s->kmsb[k] : s->kmsb[k];
+  const int64_t abs_sum = abssum8(s->kmsb, nd);
   /* exact integer scores, row blocks; their histogram and max |s| over the
    * pairs the head decides (causal: j <= i) */
   s->gen++;
@@ -1221,8 +1238,7 @@ static int scheme_mask(const spr_config *c, spr_attend_head *s, spr_attend_ws *w
     break;
   case SPR_SCHEME_TOPK:
     if (!(rc = blk_So(c, w, &So)))
-      spr_bl_topk_rows(So, (size_t)n, i0, m, n, causal, r->topk_k, r->topk_frac, w->mask,
-                       (int32_t *)w->e8);
+      spr_bl_topk_rows(So, (size_t)n, i0, m, n, causal, r->topk_k, r->topk_frac, w->mask);
     break;
   case SPR_SCHEME_SANGER:
     if (!(rc = blk_S4(c, s, w)))
@@ -1456,6 +1472,22 @@ static int block_schemes(const spr_config *c, spr_attend_head *s, spr_attend_ws 
   const int n = s->n, d = s->d, i0 = w->blk_i0, m = w->blk_m, causal = c->wl.causal != 0;
   int rc;
   if (w->metrics && (rc = blk_ref(c, s, w))) return stage_ret(w, sp_, rc);
+  const float alpha = (float)((double)w->qs8 * (double)s->k_scale / sqrt((double)d));
+  /* with metrics (a synthetic or imported head, whose every scheme runs):
+   * the block's exponentials once, in Ib (its ideal scores are not read
+   * again for this block), shared by the recomputes of the schemes; the
+   * same whether they run together or one call each.  A model's forward
+   * passes (no metrics, one scheme) compute their own. */
+  const float *E = NULL;
+  if (w->metrics) {
+    if ((rc = blk_S8(c, w))) return stage_ret(w, sp_, rc);
+    stage_enter(w, SPR_STAGE_SCORES);
+    if ((rc = spr_dig_exp_rows(w->S8, (size_t)n, alpha, i0, m, n, causal, (float *)w->Ib,
+                               w->emax)))
+      return stage_ret(w, sp_, rc);
+    E = (const float *)w->Ib;
+    stage_enter(w, SPR_STAGE_REFERENCE);
+  }
   spr_dig_metric_params mp;
   spr_dig_metric_default(&mp);
   mp.top_k = w->top_k;
@@ -1483,9 +1515,8 @@ static int block_schemes(const spr_config *c, spr_attend_head *s, spr_attend_ws 
     }
     /* the recompute reads the full key codes of step 1 */
     if ((rc = blk_S8(c, w))) return stage_ret(w, sp_, rc);
-    const float alpha = (float)((double)w->qs8 * (double)s->k_scale / sqrt((double)d));
-    if ((rc = spr_dig_recompute_rows(w->S8, (size_t)n, alpha, mk, i0, m, n, w->vf, d, w->vs8, w->Ob,
-                                     &r->as, (float *)w->T1, &r->dws)))
+    if ((rc = spr_dig_recompute_rows(w->S8, (size_t)n, alpha, mk, i0, m, n, w->vf, d, w->vs8, E,
+                                     w->emax, w->Ob, &r->as, (float *)w->T1, &r->dws)))
       return stage_ret(w, sp_, rc);
     w->have &= ~(unsigned)HAVE_S4; /* T1 held the GEMM's P */
     if (O) memcpy(O + (size_t)i0 * d, w->Ob, (size_t)m * d * sizeof *O);

@@ -1303,7 +1303,6 @@ static void test_match_window(void) {
 static void test_rows_in_blocks(void) {
   const int n = 40, d = 11;
   int32_t S[40 * 40], S4[40 * 40], L[40 * 40];
-  int32_t cand[40];
   double e8[8 * 40], tab[SPR_BL_EXP_TAB + 1];
   uint8_t Mb[40 * 5];
   spr_i8mat *pk, *plow[7];
@@ -1357,7 +1356,7 @@ static void test_rows_in_blocks(void) {
       CU_ASSERT_FATAL(spr_bl_topk(&tp, Qb, Kb, n, d, &ws, M, NULL) == 0);
       for (int i0 = 0; i0 < n; i0 += 7)
         spr_bl_topk_rows(S + i0 * n, n, i0, n - i0 < 7 ? n - i0 : 7, n, causal, 0, 0.2385,
-                         Mb + i0 * rb, cand);
+                         Mb + i0 * rb);
       CU_ASSERT(memcmp(M, Mb, n * rb) == 0);
       /* Sanger: the table is exp itself at every difference */
       spr_bl_sanger_params sp;

@@ -1145,20 +1145,34 @@ static void test_fetch_rows(void) {
 
 /* The recompute from exact scores against a double-precision softmax:
  * sparse rows, a dense block (the GEMM path) and empty rows; within 1e-5
- * of the largest output (float exponentials under 1 ulp, float sums). */
+ * of the largest output (float exponentials under 1 ulp, float sums).
+ * The same with the block's shared exponentials (spr_dig_exp_rows): the
+ * very same floats in every row, those that keep their maximum (from E)
+ * and those that do not (their own; row 5 leaves out a key 2e6 above the
+ * rest, row 6 keeps one). */
 static void test_recompute_rows(void) {
   const int n = 150, d = 24;
   const size_t rb = spr_mask_row_bytes(n);
-  int32_t *S = malloc((size_t)n * n * sizeof *S);
+  int32_t *S = malloc((size_t)n * n * sizeof *S), *emax = malloc(n * sizeof *emax);
   float *vf = malloc((size_t)n * d * sizeof *vf), *O = malloc((size_t)n * d * sizeof *O);
+  float *O0 = malloc((size_t)n * d * sizeof *O0), *E = malloc((size_t)n * n * sizeof *E);
   float *pbuf = malloc((size_t)n * n * sizeof *pbuf);
   uint8_t *m = calloc((size_t)n * rb, 1);
   for (int t = 0; t < n * n; t++) S[t] = rnd_int(-40000, 40000);
+  S[5 * n + 7] = 2000000;
+  S[6 * n + 9] = 2000000;
   for (int t = 0; t < n * d; t++) vf[t] = (float)rnd_int(-127, 127);
   const float alpha = 2.385e-4f, vs = 0.0173f;
   spr_dig_ws ws;
   CU_ASSERT_FATAL(spr_dig_ws_alloc(&ws, n, d) == 0);
-  for (int dense = 0; dense < 2; dense++) {
+  CU_ASSERT_FATAL(spr_dig_exp_rows(S, n, alpha, 0, 60, n, 0, E, emax) == 0);
+  CU_ASSERT_FATAL(spr_dig_exp_rows(S + 60 * n, n, alpha, 60, n - 60, n, 0, E + 60 * n, emax + 60) == 0);
+  CU_ASSERT_EQUAL(emax[5], 2000000);
+  for (int sh = 0; sh < 4; sh++) {
+    const int dense = sh >> 1, shared = sh & 1;
+    const float *Eb = shared ? E : NULL;
+    const int32_t *eb = shared ? emax : NULL;
+    rng_state = 0x9e3779b97f4a7c15ULL + 77 + (uint64_t)dense; /* the same masks with and without E */
     memset(m, 0, (size_t)n * rb);
     int empty = 0;
     int64_t kept = 0;
@@ -1168,16 +1182,25 @@ static void test_recompute_rows(void) {
         continue;
       }
       for (int j = 0; j < n; j++)
-        if (dense ? (i % 4 ? 1 : j <= i) : rnd_unif() < 0.12) {
+        if ((dense ? (i % 4 ? 1 : j <= i) : rnd_unif() < 0.12) && !(i == 5 && j == 7)) {
           set_bit(m, n, i, j, 1);
           kept++;
         }
+      if (i == 6 && !get_bit(m, n, i, 9)) {
+        set_bit(m, n, i, 9, 1);
+        kept++;
+      }
     }
     spr_dig_attend_stats st = {0, 0};
     /* rows 0 .. 99 in two blocks, then the rest */
-    CU_ASSERT_FATAL(spr_dig_recompute_rows(S, n, alpha, m, 0, 60, n, vf, d, vs, O, &st, pbuf, &ws) == 0);
+    CU_ASSERT_FATAL(spr_dig_recompute_rows(S, n, alpha, m, 0, 60, n, vf, d, vs, Eb, eb, O, &st,
+                                           pbuf, &ws) == 0);
     CU_ASSERT_FATAL(spr_dig_recompute_rows(S + 60 * n, n, alpha, m + 60 * rb, 60, n - 60, n, vf, d,
-                                           vs, O + 60 * d, &st, pbuf, &ws) == 0);
+                                           vs, Eb ? Eb + 60 * n : NULL, eb ? eb + 60 : NULL,
+                                           O + 60 * d, &st, pbuf, &ws) == 0);
+    if (!shared) memcpy(O0, O, (size_t)n * d * sizeof *O);
+    else
+      CU_ASSERT(memcmp(O, O0, (size_t)n * d * sizeof *O) == 0);
     CU_ASSERT_EQUAL(st.survivors, kept);
     CU_ASSERT_EQUAL(st.empty_queries, empty);
     double err = 0, mag = 0;
@@ -1201,14 +1224,20 @@ static void test_recompute_rows(void) {
     CU_ASSERT(err <= 1e-5 * mag);
     for (int u = 0; u < d; u++) CU_ASSERT_EQUAL(O[3 * d + u], 0.0f);
   }
-  EXPECT_ERR(spr_dig_recompute_rows(S, n, -1.0f, m, 0, 2, n, vf, d, vs, O, NULL, NULL, &ws),
+  EXPECT_ERR(spr_dig_recompute_rows(S, n, -1.0f, m, 0, 2, n, vf, d, vs, NULL, NULL, O, NULL, NULL, &ws),
              SPR_EINVAL, "alpha=-1 must be finite and > 0");
-  EXPECT_ERR(spr_dig_recompute_rows(S, n, alpha, m, 140, 20, n, vf, d, vs, O, NULL, NULL, &ws),
+  EXPECT_ERR(spr_dig_recompute_rows(S, n, alpha, m, 140, 20, n, vf, d, vs, NULL, NULL, O, NULL, NULL, &ws),
              SPR_EINVAL, "recompute: rows 140 .. 159 of 150");
-  EXPECT_ERR(spr_dig_recompute_rows(NULL, n, alpha, m, 0, 2, n, vf, d, vs, O, NULL, NULL, &ws),
+  EXPECT_ERR(spr_dig_recompute_rows(NULL, n, alpha, m, 0, 2, n, vf, d, vs, NULL, NULL, O, NULL, NULL, &ws),
              SPR_EINVAL, "recompute: NULL argument");
+  EXPECT_ERR(spr_dig_exp_rows(S, n, alpha, 140, 20, n, 0, E, emax), SPR_EINVAL,
+             "exp rows: rows 140 .. 159 of 150");
+  EXPECT_ERR(spr_dig_exp_rows(S, n, alpha, 0, 2, n, 0, NULL, emax), SPR_EINVAL,
+             "exp rows: NULL argument");
+  EXPECT_ERR(spr_dig_exp_rows(S, n, 0.0f, 0, 2, n, 0, E, emax), SPR_EINVAL,
+             "alpha=0 must be finite and > 0");
   spr_dig_ws_free(&ws);
-  free(S); free(vf); free(O); free(pbuf); free(m);
+  free(S); free(vf); free(O); free(O0); free(E); free(emax); free(pbuf); free(m);
 }
 
 /* The dense reference in row blocks equals the whole head (the same per-row
@@ -1316,6 +1345,33 @@ static void test_metrics_rows(void) {
     for (int j = 0; j < n; j++)
       if (get_bit(m, n, i, j)) ref += P[i * n + j];
     CU_ASSERT_DOUBLE_EQUAL(spr_dig_mask_sum(P + i * n, m + i * rb, n), ref, 1e-12 * (ref + 1));
+  }
+  /* the mask sum's order (spr_digital.c): 64 partial sums, lane u the kept
+   * keys u mod 64 in increasing order, added pairwise; bit for bit, on
+   * rows of 1 to 300 keys (the last word partial, bits beyond nk set in
+   * the row), densities 0 to 1 */
+  {
+    const int nmax = 300;
+    const size_t rbm = spr_mask_row_bytes(nmax);
+    float *p = malloc(nmax * sizeof *p);
+    uint8_t *row = malloc(rbm);
+    for (int t = 0; t < nmax; t++) p[t] = (float)rnd_unif() * (t % 7 ? 1.0f : 1e-3f);
+    int same = 1;
+    for (int nk = 1; nk <= nmax; nk += 13)
+      for (int dd = 0; dd <= 4; dd++) {
+        memset(row, 0xFF, rbm); /* keys beyond nk: set, never counted */
+        for (int j = 0; j < nk; j++)
+          if (!(rnd_unif() < dd / 4.0)) row[j >> 3] &= (uint8_t) ~(1u << (j & 7));
+        double l[64] = {0};
+        for (int j = 0; j < nk; j++)
+          if (row[j >> 3] >> (j & 7) & 1) l[j % 64] += p[j];
+        for (int h = 32; h >= 1; h /= 2)
+          for (int u = 0; u < h; u++) l[u] += l[u + h];
+        same &= spr_dig_mask_sum(p, row, nk) == l[0];
+      }
+    CU_ASSERT(same);
+    free(p);
+    free(row);
   }
   EXPECT_ERR(spr_dig_metrics_rows(&mp, NULL, Od, P, top, m, 0, 1, n, d, &a), SPR_EINVAL,
              "metrics: NULL argument");
