@@ -3,6 +3,7 @@
 #include "spr_mat.h"
 #include "spr_error.h"
 #include "spr_clones.h"
+#include "spr_vmath.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ void spr__i8mat_force_portable(int on) { i8_force_portable = on != 0; }
 
 static int cpu_has_vnni(void) {
 #if SPR_HAVE_VNNI_KERNEL
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+  return spr_cpu_avx512() && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vnni");
 #else
   return 0;

@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
@@ -243,9 +244,22 @@ __attribute__((target("avx512f"))) static int64_t vbits_ge_512(const int32_t *s,
 }
 #endif
 
+int spr_cpu_avx512(void) {
+  static int have = -1; /* a benign race: every thread computes the same */
+  if (have < 0) {
+#if SPR_VM_AVX512
+    const char *off = getenv("SPR_NO_AVX512");
+    have = __builtin_cpu_supports("avx512f") && !(off && *off);
+#else
+    have = 0;
+#endif
+  }
+  return have;
+}
+
 int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
 #if SPR_VM_AVX512
-  if (__builtin_cpu_supports("avx512f")) return vbits_ge_512(s, n, t, out);
+  if (spr_cpu_avx512()) return vbits_ge_512(s, n, t, out);
 #endif
   return vbits_ge_any(s, n, t, out);
 }

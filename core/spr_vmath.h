@@ -38,6 +38,12 @@ void spr_vexpf(const float *x, float *y, size_t n);
  * The softmax numerators and their normaliser in one pass. */
 float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n);
 
+/* 1 when the kernels written for AVX-512 run: the CPU has AVX-512F, the
+ * build has them (GCC on x86-64), and the environment variable
+ * SPR_NO_AVX512 is unset or empty (set, the generic kernels run, which
+ * give the same results: tests/test_generic.sh).  Read once. */
+int spr_cpu_avx512(void);
+
 /* The float sum of y[0 .. n) in spr_vexpf_sub_sum's order (16
  * interleaved partial sums, then pairwise): for values y that
  * spr_vexpf_sub_sum wrote, the sum it returned. */

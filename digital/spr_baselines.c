@@ -306,6 +306,17 @@ void spr_bl_quantile_free(spr_bl_quantile *h) {
   free(h);
 }
 
+/* min(amin, the least s - base >= w over s[0 .. nk)) */
+SPR_HOT static int64_t quantile_above_min(const int32_t *s, int nk, int64_t base, int64_t w,
+                                          int64_t amin) {
+#pragma omp simd reduction(min : amin)
+  for (int j = 0; j < nk; j++) {
+    const int64_t v = (int64_t)s[j] - base;
+    amin = v >= w && v < amin ? v : amin;
+  }
+  return amin;
+}
+
 /* Pass 1: coarse[(s - lo) >> shift]; pass 2: fine histogram of the values
  * in the coarse bin of the crossing, and the smallest value above it. */
 void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int i0, int m, int n,
@@ -343,10 +354,11 @@ void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int 
       const int64_t base = lo + b0, w = (int64_t)1 << sh;
       int64_t amin = h->above_min == INT64_MAX ? INT64_MAX : h->above_min - b0;
       int64_t *fine = h->fine;
+      /* the minimum above (vectorised), then the few values in the bin */
+      amin = quantile_above_min(s, nk, base, w, amin);
       for (int j = 0; j < nk; j++) {
         const int64_t v = (int64_t)s[j] - base;
         if ((uint64_t)v < (uint64_t)w) fine[v]++;
-        amin = v >= w && v < amin ? v : amin;
       }
       h->above_min = amin == INT64_MAX ? INT64_MAX : amin + b0;
     }
@@ -711,18 +723,23 @@ int spr_bl_leopard_rows(const int8_t *q, int d, const int64_t *qpos, const int32
   for (int r = 0; r < m; r++) b += row_keys(i0 + r, n, causal); /* the sign plane of every pair */
   /* plane m = B - r continues iff P_m + U_m >= theta, P_m = S - L_r with
    * L_r = q . (k mod 2^r), U_m = (2^r - 1) sum_t max(q_t, 0) */
-  for (int rr = 1; rr < B; rr++) {
-    int rc = spr_i8mat_mul(plow[rr - 1], q, d, m, nc, L, nc);
-    if (rc) return rc;
-    const int64_t left = ((int64_t)1 << rr) - 1;
-    for (int r = 0; r < m; r++) {
-      const int nk = row_keys(i0 + r, n, causal);
-      int64_t tt = (int64_t)t - left * qpos[r];
-      if (tt > INT32_MAX) tt = INT32_MAX;
-      if (tt < -INT32_MAX) tt = -INT32_MAX;
-      const int64_t on = spr_vcount_diff_ge_i32(S + (size_t)r * lds, L + (size_t)r * nc, nk, (int32_t)tt);
-      b += on;
-      if (rr == 1) st += nk - on; /* stopped by plane B - 1: before the last */
+  /* 64 rows at a time: their plane products stay in cache for the counts */
+  for (int r0 = 0; r0 < m; r0 += 64) {
+    const int mm = m - r0 < 64 ? m - r0 : 64;
+    for (int rr = 1; rr < B; rr++) {
+      int rc = spr_i8mat_mul(plow[rr - 1], q + (size_t)r0 * d, d, mm, nc, L, nc);
+      if (rc) return rc;
+      const int64_t left = ((int64_t)1 << rr) - 1;
+      for (int r = r0; r < r0 + mm; r++) {
+        const int nk = row_keys(i0 + r, n, causal);
+        int64_t tt = (int64_t)t - left * qpos[r];
+        if (tt > INT32_MAX) tt = INT32_MAX;
+        if (tt < -INT32_MAX) tt = -INT32_MAX;
+        const int64_t on = spr_vcount_diff_ge_i32(S + (size_t)r * lds, L + (size_t)(r - r0) * nc,
+                                                  nk, (int32_t)tt);
+        b += on;
+        if (rr == 1) st += nk - on; /* stopped by plane B - 1: before the last */
+      }
     }
   }
   *bits += b;

@@ -131,6 +131,43 @@ static inline uint64_t row_word(const uint8_t *row, int n, size_t w) {
   return x;
 }
 
+/* The largest S_j over the keys j < n the row keeps (INT32_MIN: none). */
+static int32_t kept_max_any(const int32_t *s, const uint8_t *row, int n) {
+  int32_t mx = INT32_MIN;
+  const size_t nw = ((size_t)n + 63) / 64;
+  for (size_t w = 0; w < nw; w++)
+    for (uint64_t x = row_word(row, n, w); x; x &= x - 1) {
+      const int32_t v = s[64 * w + (size_t)__builtin_ctzll(x)];
+      mx = v > mx ? v : mx;
+    }
+  return mx;
+}
+
+#if SPR_DIG_AVX512
+/* the same with masked loads and maxima, 16 keys at a time */
+__attribute__((target("avx512f"))) static int32_t kept_max_512(const int32_t *s, const uint8_t *row,
+                                                                int n) {
+  const size_t nw = ((size_t)n + 63) / 64;
+  const __m512i lo = _mm512_set1_epi32(INT32_MIN);
+  __m512i a = lo;
+  for (size_t w = 0; w < nw; w++) {
+    const uint64_t x = row_word(row, n, w);
+    for (int q = 0; q < 4; q++) {
+      const __mmask16 k = (__mmask16)(x >> (16 * q));
+      if (k) a = _mm512_mask_max_epi32(a, k, a, _mm512_maskz_loadu_epi32(k, s + 64 * w + 16 * q));
+    }
+  }
+  return _mm512_reduce_max_epi32(a);
+}
+#endif
+
+static int32_t kept_max(const int32_t *s, const uint8_t *row, int n) {
+#if SPR_DIG_AVX512
+  if (spr_cpu_avx512()) return kept_max_512(s, row, n);
+#endif
+  return kept_max_any(s, row, n);
+}
+
 /* Survivors of one mask row, ascending, into idx; returns their count.
  * Bits j >= n of the last byte are ignored. */
 SPR_HOT static int row_survivors(const uint8_t *row, int n, int *idx) {
@@ -537,13 +574,15 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
       empty++;
       continue;
     }
+    /* the shared exponentials (a row keeping its maximum) need no scores */
+    const float *er = E && kept_max(si, row, n) == emax[r] ? E + (size_t)r * n : NULL;
     int32_t mx = INT32_MIN;
-    for (int t = 0; t < cnt; t++) {
-      const int32_t v = si[ws->idx[t]];
-      ws->sv[t] = v;
-      mx = v > mx ? v : mx;
-    }
-    const float *er = E && emax[r] == mx ? E + (size_t)r * n : NULL;
+    if (!er)
+      for (int t = 0; t < cnt; t++) {
+        const int32_t v = si[ws->idx[t]];
+        ws->sv[t] = v;
+        mx = v > mx ? v : mx;
+      }
     if (!gemm) {
       attend_row(ws->idx, ws->sv, cnt, alpha, vf, d, v_scale, oi, er, ws);
       continue;
@@ -765,11 +804,33 @@ SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) 
   if (ki <= 16 && nb >= ki && nb <= 4096) {
     float bm[4096], top[16];
     block4_max(pr, nk, bm);
+    /* lb: the ki-th largest maximum of the groups of 16 block maxima (when
+     * there are ki groups), a lower bound of tau: those ki groups hold ki
+     * block maxima >= lb.  Only block maxima >= lb can be among the ki
+     * largest, so only they are inserted. */
+    const int ng = (nb + 15) / 16;
+    float lb = -INFINITY;
+    if (ng >= ki) {
+      int nl = 0;
+      for (int g = 0; g < ng; g++) {
+        const int b1 = 16 * g + 16 < nb ? 16 * g + 16 : nb;
+        float v = bm[16 * g];
+        for (int b = 16 * g + 1; b < b1; b++) v = bm[b] > v ? bm[b] : v;
+        if (nl == ki && v <= top[ki - 1]) continue;
+        int t = nl < ki ? nl++ : ki - 1;
+        while (t > 0 && top[t - 1] < v) {
+          top[t] = top[t - 1];
+          t--;
+        }
+        top[t] = v;
+      }
+      lb = top[ki - 1];
+    }
     /* tau: the ki-th largest block maximum (insertion into a sorted list) */
     int nt = 0;
     for (int b = 0; b < nb; b++) {
       const float v = bm[b];
-      if (nt == ki && v <= top[ki - 1]) continue;
+      if (v < lb || (nt == ki && v <= top[ki - 1])) continue;
       int t = nt < ki ? nt++ : ki - 1;
       while (t > 0 && top[t - 1] < v) {
         top[t] = top[t - 1];
@@ -923,7 +984,7 @@ __attribute__((target("avx512f"))) static double mask_sum_512(const float *p, co
 
 double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk) {
 #if SPR_DIG_AVX512
-  if (__builtin_cpu_supports("avx512f")) return mask_sum_512(p, row, nk);
+  if (spr_cpu_avx512()) return mask_sum_512(p, row, nk);
 #endif
   return mask_sum_any(p, row, nk);
 }
