@@ -257,6 +257,41 @@ int spr_cpu_avx512(void) {
   return have;
 }
 
+static int vselect_any(const int32_t *s, int n, int32_t lo, int32_t hi, int32_t *out) {
+  int c = 0;
+  for (int j = 0; j < n; j++) {
+    const int32_t v = s[j];
+    out[c] = v;
+    c += v >= lo && v <= hi;
+  }
+  return c;
+}
+
+#if SPR_VM_AVX512
+/* 16 values a time: a range mask, the kept values compressed to the
+ * front of a register, stored whole (16 lanes at out + c <= s + j: the
+ * values it overwrites in place were loaded already) */
+__attribute__((target("avx512f"))) static int vselect_512(const int32_t *s, int n, int32_t lo,
+                                                          int32_t hi, int32_t *out) {
+  const __m512i lv = _mm512_set1_epi32(lo), hv = _mm512_set1_epi32(hi);
+  int c = 0, j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i v = _mm512_loadu_si512((const void *)(s + j));
+    const __mmask16 k = _mm512_cmpge_epi32_mask(v, lv) & _mm512_cmple_epi32_mask(v, hv);
+    _mm512_storeu_si512((void *)(out + c), _mm512_maskz_compress_epi32(k, v));
+    c += __builtin_popcount(k);
+  }
+  return c + vselect_any(s + j, n - j, lo, hi, out + c);
+}
+#endif
+
+int spr_vselect_range_i32(const int32_t *s, int n, int32_t lo, int32_t hi, int32_t *out) {
+#if SPR_VM_AVX512
+  if (spr_cpu_avx512()) return vselect_512(s, n, lo, hi, out);
+#endif
+  return vselect_any(s, n, lo, hi, out);
+}
+
 int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
 #if SPR_VM_AVX512
   if (spr_cpu_avx512()) return vbits_ge_512(s, n, t, out);

@@ -332,9 +332,9 @@ int64_t spr_bl_threshold_rows(const int32_t *S, size_t lds, int i0, int m, int n
                               double theta, uint8_t *mask);
 
 /* Top-k of the rows (k and keep_fraction as spr_bl_topk_params; k already
- * checked).  Returns the keeps. */
+ * checked); cand: n int32 of scratch.  Returns the keeps. */
 int64_t spr_bl_topk_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal, int k,
-                         double keep_fraction, uint8_t *mask);
+                         double keep_fraction, uint8_t *mask, int32_t *cand);
 
 /* tab[t] = exp(c * (double)(-t)), t < len: Sanger's exponentials of every
  * score difference, bit for bit those of exp(c (s - max)). */

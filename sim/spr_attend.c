@@ -1238,7 +1238,8 @@ static int scheme_mask(const spr_config *c, spr_attend_head *s, spr_attend_ws *w
     break;
   case SPR_SCHEME_TOPK:
     if (!(rc = blk_So(c, w, &So)))
-      spr_bl_topk_rows(So, (size_t)n, i0, m, n, causal, r->topk_k, r->topk_frac, w->mask);
+      spr_bl_topk_rows(So, (size_t)n, i0, m, n, causal, r->topk_k, r->topk_frac, w->mask,
+                       (int32_t *)w->e8);
     break;
   case SPR_SCHEME_SANGER:
     if (!(rc = blk_S4(c, s, w)))

@@ -311,6 +311,45 @@ static void test_topk_vs_brute(void) {
 
 /* Hand case: d = 1, every query 1, keys 2, 3, 3, 1, 3 (codes 85, 127, 127,
  * 42, 127): the three 3s tie.  k = 2 keeps keys 1, 2; k = 4 keeps 0, 1, 2, 4. */
+/* Top-k rows straight from scores: rows of 1 to 300 keys with spans from
+ * 1 to the whole int32 range (its ends included), every k, against the
+ * k-th largest by counting: the row keeps exactly k keys, every key above
+ * the k-th value, ties at it from the lowest index. */
+static void test_topk_rows_wide(void) {
+  enum { N = 300 };
+  int32_t *S = malloc(sizeof(int32_t) * N), cand[N];
+  uint8_t row[N / 8 + 1];
+  int ok = 1;
+  for (int it = 0; it < 400; it++) {
+    const int n = 1 + (int)(sm_next() % N), k = 1 + (int)(sm_next() % n);
+    const uint64_t span = it % 4 == 0 ? 3 : (it % 4 == 1 ? 1000 : (it % 4 == 2 ? 1u << 30 : 0));
+    for (int j = 0; j < n; j++)
+      S[j] = span ? (int32_t)(sm_next() % span) - (int32_t)(span / 2) : (int32_t)(uint32_t)sm_next();
+    if (it % 5 == 0) S[sm_next() % n] = INT32_MAX;
+    if (it % 7 == 0) S[sm_next() % n] = INT32_MIN;
+    ok &= spr_bl_topk_rows(S, N, 0, 1, n, 0, k, 0.0, row, cand) == k;
+    /* the k-th largest v: count(>= v) >= k > count(> v) */
+    int64_t v = INT64_MIN;
+    for (int j = 0; j < n; j++) {
+      int ge = 0;
+      for (int u = 0; u < n; u++) ge += S[u] >= S[j];
+      if (ge >= k && S[j] > v) v = S[j];
+    }
+    int kept = 0, ties = 0, above = 0;
+    for (int j = 0; j < n; j++) above += S[j] > v;
+    for (int j = 0; j < n; j++) {
+      const int b = row[j >> 3] >> (j & 7) & 1;
+      kept += b;
+      if (S[j] > v) ok &= b;
+      else if (S[j] < v) ok &= !b;
+      else ok &= b == (ties++ < k - above);
+    }
+    ok &= kept == k;
+  }
+  CU_ASSERT(ok);
+  free(S);
+}
+
 static void test_topk_ties_hand(void) {
   const float Q[] = {1, 1, 1, 1, 1}, K[] = {2, 3, 3, 1, 3};
   spr_bl_topk_params p;
@@ -1303,6 +1342,7 @@ static void test_match_window(void) {
 static void test_rows_in_blocks(void) {
   const int n = 40, d = 11;
   int32_t S[40 * 40], S4[40 * 40], L[40 * 40];
+  int32_t cand[40];
   double e8[8 * 40], tab[SPR_BL_EXP_TAB + 1];
   uint8_t Mb[40 * 5];
   spr_i8mat *pk, *plow[7];
@@ -1356,7 +1396,7 @@ static void test_rows_in_blocks(void) {
       CU_ASSERT_FATAL(spr_bl_topk(&tp, Qb, Kb, n, d, &ws, M, NULL) == 0);
       for (int i0 = 0; i0 < n; i0 += 7)
         spr_bl_topk_rows(S + i0 * n, n, i0, n - i0 < 7 ? n - i0 : 7, n, causal, 0, 0.2385,
-                         Mb + i0 * rb);
+                         Mb + i0 * rb, cand);
       CU_ASSERT(memcmp(M, Mb, n * rb) == 0);
       /* Sanger: the table is exp itself at every difference */
       spr_bl_sanger_params sp;
@@ -1417,6 +1457,7 @@ int main(void) {
                          {"oracle calibration vs brute force", test_calibrate_vs_brute},
                          {"oracle calibration: ties to the lower threshold", test_calibrate_tie},
                          {"top-k vs brute force (ties to lower index)", test_topk_vs_brute},
+                         {"top-k rows: every k, spans up to the int32 range", test_topk_rows_wide},
                          {"top-k ties by hand", test_topk_ties_hand},
                          {"Sanger vs long double softmax", test_sanger_vs_brute},
                          {"Sanger: probability exactly on the threshold", test_sanger_exact_tie},
