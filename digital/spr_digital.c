@@ -154,7 +154,7 @@ __attribute__((target("avx512f"))) static int32_t kept_max_512(const int32_t *s,
     const uint64_t x = row_word(row, n, w);
     for (int q = 0; q < 4; q++) {
       const __mmask16 k = (__mmask16)(x >> (16 * q));
-      if (k) a = _mm512_mask_max_epi32(a, k, a, _mm512_maskz_loadu_epi32(k, s + 64 * w + 16 * q));
+      a = _mm512_mask_max_epi32(a, k, a, _mm512_maskz_loadu_epi32(k, s + 64 * w + 16 * q));
     }
   }
   return _mm512_reduce_max_epi32(a);
@@ -798,8 +798,74 @@ static inline void block4_max(const float *p, int m, float *bm) {
  * whose maximum reaches tau; those few candidates are sorted by the
  * ranking.  Otherwise (or with more than 64 candidates, many ties) a heap
  * of the ki best so far. */
+#if SPR_DIG_AVX512
+/* The ki <= 16 top keys: lb = the ki-th largest of the 16 lane maxima
+ * (the maxima of the keys j = u mod 16) bounds the ki-th largest key from
+ * below (ki distinct keys reach it), so only keys >= lb can rank among
+ * the top ki.  One pass keeps the ki best so far in ranking order (tp,
+ * ti) and compares 16 keys at a time against lb, then against the ki-th
+ * best once ki are listed; the keys that pass are inserted in key order
+ * (a key that ties a listed one goes behind it: the lower key ranks
+ * first). */
+__attribute__((target("avx512f"))) static void rank_top_512(const float *pr, int nk, int ki,
+                                                            int *out) {
+  float tp[16];
+  int ti[16], nt = 0;
+  float thr = -INFINITY; /* a key passes when p >= thr (nt < ki) or p > thr */
+  if (nk >= 16) {
+    __m512 mv = _mm512_loadu_ps(pr);
+    int j = 16;
+    for (; j + 16 <= nk; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(pr + j));
+    float lm[16];
+    _mm512_storeu_ps(lm, mv);
+    for (; j < nk; j++) lm[j & 15] = pr[j] > lm[j & 15] ? pr[j] : lm[j & 15];
+    /* the ki-th largest of the 16 (a partial selection sort) */
+    for (int t = 0; t < ki; t++) {
+      int b = t;
+      for (int u = t + 1; u < 16; u++) b = lm[u] > lm[b] ? u : b;
+      const float x = lm[b];
+      lm[b] = lm[t];
+      lm[t] = x;
+    }
+    thr = lm[ki - 1];
+  }
+#define RANK_INSERT(v_, j_)                                \
+  do {                                                     \
+    const float v = (v_);                                  \
+    if (nt < ki ? !(v >= thr) : !(v > tp[ki - 1])) break;  \
+    int t = nt < ki ? nt++ : ki - 1;                       \
+    while (t > 0 && tp[t - 1] < v) {                       \
+      tp[t] = tp[t - 1];                                   \
+      ti[t] = ti[t - 1];                                   \
+      t--;                                                 \
+    }                                                      \
+    tp[t] = v;                                             \
+    ti[t] = (j_);                                          \
+    if (nt == ki) thr = tp[ki - 1];                        \
+  } while (0)
+  int j = 0;
+  for (; j + 16 <= nk; j += 16) {
+    const __m512 v = _mm512_loadu_ps(pr + j), tv = _mm512_set1_ps(thr);
+    __mmask16 k = nt < ki ? _mm512_cmp_ps_mask(v, tv, _CMP_GE_OQ) : _mm512_cmp_ps_mask(v, tv, _CMP_GT_OQ);
+    for (; k; k &= (__mmask16)(k - 1)) {
+      const int u = __builtin_ctz(k);
+      RANK_INSERT(pr[j + u], j + u);
+    }
+  }
+  for (; j < nk; j++) RANK_INSERT(pr[j], j);
+#undef RANK_INSERT
+  for (int t = 0; t < ki; t++) out[t] = ti[t];
+}
+#endif
+
 SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) {
   enum { BLK = 4, MAXC = 64 };
+#if SPR_DIG_AVX512
+  if (ki <= 16 && spr_cpu_avx512()) {
+    rank_top_512(pr, nk, ki, out);
+    return;
+  }
+#endif
   const int nb = (nk + BLK - 1) / BLK;
   if (ki <= 16 && nb >= ki && nb <= 4096) {
     float bm[4096], top[16];
@@ -949,7 +1015,7 @@ __attribute__((target("avx512f"))) static double mask_sum_512(const float *p, co
 #define MS_ADD(q, lo, hi)                                                                         \
   do {                                                                                            \
     const __mmask16 k = (__mmask16)(x >> (16 * (q)));                                             \
-    if (k) { /* masked-out keys are neither read nor added (0) */                                 \
+    { /* masked-out keys are neither read nor added (0) */                                        \
       const __m512 v = _mm512_maskz_loadu_ps(k, pw + 16 * (q));                                   \
       lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));                         \
       hi = _mm512_add_pd(                                                                         \
