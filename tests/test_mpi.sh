@@ -84,10 +84,11 @@ done
 
 # SIGTERM to one rank: every rank stops, the finished points stay; a
 # resume on 3 ranks completes them to the single process's files (points
-# of about 0.3 s, so that the signal comes mid-sweep: N = 512 and 8 layers
-# since the row-block kernels, with which N = 256 and 4 layers took 0.1 s
-# and the sweep could end before the signal)
-sed 's/seq_len = 96/seq_len = 512/; s/layers = 2/layers = 8/' "$T/m.ini" > "$T/slow.ini"
+# of about 0.9 s, so that the signal comes mid-sweep: N = 1024 and 8
+# layers; with N = 512 a point took 0.26 s, 8 of the 9 points could end
+# before the signal landed and under CI's load all 9 did; N = 256 and 4
+# layers before that)
+sed 's/seq_len = 96/seq_len = 1024/; s/layers = 2/layers = 8/' "$T/m.ini" > "$T/slow.ini"
 expect 0 "(36 rows)" "single process reference of a slower sweep" -- "$EXE" sweep "$T/slow.ini" -o "$T/sref.h5" --threads 2
 mpi 2 "$EXE" sweep "$T/slow.ini" -o "$T/i.h5" --threads 1 > /dev/null 2> "$T/i.err" &
 pid=$!
