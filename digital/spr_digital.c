@@ -870,33 +870,11 @@ SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) 
   if (ki <= 16 && nb >= ki && nb <= 4096) {
     float bm[4096], top[16];
     block4_max(pr, nk, bm);
-    /* lb: the ki-th largest maximum of the groups of 16 block maxima (when
-     * there are ki groups), a lower bound of tau: those ki groups hold ki
-     * block maxima >= lb.  Only block maxima >= lb can be among the ki
-     * largest, so only they are inserted. */
-    const int ng = (nb + 15) / 16;
-    float lb = -INFINITY;
-    if (ng >= ki) {
-      int nl = 0;
-      for (int g = 0; g < ng; g++) {
-        const int b1 = 16 * g + 16 < nb ? 16 * g + 16 : nb;
-        float v = bm[16 * g];
-        for (int b = 16 * g + 1; b < b1; b++) v = bm[b] > v ? bm[b] : v;
-        if (nl == ki && v <= top[ki - 1]) continue;
-        int t = nl < ki ? nl++ : ki - 1;
-        while (t > 0 && top[t - 1] < v) {
-          top[t] = top[t - 1];
-          t--;
-        }
-        top[t] = v;
-      }
-      lb = top[ki - 1];
-    }
     /* tau: the ki-th largest block maximum (insertion into a sorted list) */
     int nt = 0;
     for (int b = 0; b < nb; b++) {
       const float v = bm[b];
-      if (v < lb || (nt == ki && v <= top[ki - 1])) continue;
+      if (nt == ki && v <= top[ki - 1]) continue;
       int t = nt < ki ? nt++ : ki - 1;
       while (t > 0 && top[t - 1] < v) {
         top[t] = top[t - 1];
