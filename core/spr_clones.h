@@ -11,8 +11,13 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
 #define SPR_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* kernels written with AVX-512 intrinsics (target("avx512f") functions),
+ * run when spr_cpu_avx512() says so, beside their generic twins */
+#define SPR_AVX512_KERNELS 1
+#include <immintrin.h>
 #else
 #define SPR_HOT
+#define SPR_AVX512_KERNELS 0
 #endif
 
 #endif

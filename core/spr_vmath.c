@@ -11,14 +11,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spr_clones.h"
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
 #define VM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define SPR_VM_AVX512 1 /* AVX-512 kernels with intrinsics, chosen at run time */
-#include <immintrin.h>
 #else
 #define VM_CLONES
-#define SPR_VM_AVX512 0
 #endif
+
+/* The sum of 16 partial sums, pairwise: lanes (l, l + 8), then (l, l +
+ * 4), ... (the order of spr_vexpf_sub_sum and spr_vsum16). */
+static inline float pairwise16(float *a) {
+  for (int w = 8; w >= 1; w >>= 1)
+    for (int l = 0; l < w; l++) a[l] = a[l] + a[l + w];
+  return a[0];
+}
 
 #if defined(__GNUC__) && !defined(__clang__) /* clang 14 refuses 64-byte vector arguments without avx512f */
 typedef float v16f __attribute__((vector_size(64)));
@@ -78,11 +85,6 @@ static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 
 VM_CLONES void spr_vexpf(const float *x, float *y, size_t n) {
   size_t i = 0;
-  for (; i + 32 <= n; i += 32) { /* two independent chains */
-    const v16f e0 = exp16(load16(x + i)), e1 = exp16(load16(x + i + 16));
-    store16(y + i, e0);
-    store16(y + i + 16, e1);
-  }
   for (; i + 16 <= n; i += 16) store16(y + i, exp16(load16(x + i)));
   if (i < n) {
     float t[16] = {0};
@@ -97,21 +99,6 @@ VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
   const v16f mv = SPLAT(m);
   v16f s = SPLAT(0.0f);
   size_t i = 0;
-  /* four vectors at a time: their exponentials are independent chains
-   * (the loop is latency-bound one vector at a time); the sum still adds
-   * them one after the other, so the result is the same */
-  for (; i + 64 <= n; i += 64) {
-    const v16f e0 = exp16(load16(x + i) - mv), e1 = exp16(load16(x + i + 16) - mv),
-               e2 = exp16(load16(x + i + 32) - mv), e3 = exp16(load16(x + i + 48) - mv);
-    store16(y + i, e0);
-    store16(y + i + 16, e1);
-    store16(y + i + 32, e2);
-    store16(y + i + 48, e3);
-    s += e0;
-    s += e1;
-    s += e2;
-    s += e3;
-  }
   for (; i + 16 <= n; i += 16) {
     const v16f e = exp16(load16(x + i) - mv);
     store16(y + i, e);
@@ -126,12 +113,9 @@ VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
     memcpy(y + i, t, (n - i) * sizeof *t);
     s += e;
   }
-  /* pairwise: lanes (l, l + 8), then (l, l + 4), ... */
   float a[16];
   store16(a, s);
-  for (int w = 8; w >= 1; w >>= 1)
-    for (int l = 0; l < w; l++) a[l] = a[l] + a[l + w];
-  return a[0];
+  return pairwise16(a);
 }
 
 VM_CLONES float spr_vsum16(const float *y, size_t n) {
@@ -145,9 +129,7 @@ VM_CLONES float spr_vsum16(const float *y, size_t n) {
   }
   float a[16];
   store16(a, s);
-  for (int w = 8; w >= 1; w >>= 1)
-    for (int l = 0; l < w; l++) a[l] = a[l] + a[l + w];
-  return a[0];
+  return pairwise16(a);
 }
 
 #else /* not GCC (clang too): the same arithmetic, one lane at a time */
@@ -182,17 +164,13 @@ float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
     y[i] = exp1(x[i] - m);
     s[i % 16] += y[i];
   }
-  for (int w = 8; w >= 1; w >>= 1)
-    for (int l = 0; l < w; l++) s[l] = s[l] + s[l + w];
-  return s[0];
+  return pairwise16(s);
 }
 
 float spr_vsum16(const float *y, size_t n) {
   float s[16] = {0};
   for (size_t i = 0; i < n; i++) s[i % 16] += y[i];
-  for (int w = 8; w >= 1; w >>= 1)
-    for (int l = 0; l < w; l++) s[l] = s[l] + s[l + w];
-  return s[0];
+  return pairwise16(s);
 }
 #endif
 
@@ -226,7 +204,7 @@ VM_CLONES static int64_t vbits_ge_any(const int32_t *s, int n, int32_t t, uint8_
   return cnt;
 }
 
-#if SPR_VM_AVX512
+#if SPR_AVX512_KERNELS
 /* AVX-512: one compare into a 16-bit mask per 16 values, stored as the
  * two bytes of their bits (little-endian: bit u of the mask is value u) */
 __attribute__((target("avx512f"))) static int64_t vbits_ge_512(const int32_t *s, int n, int32_t t,
@@ -247,7 +225,7 @@ __attribute__((target("avx512f"))) static int64_t vbits_ge_512(const int32_t *s,
 int spr_cpu_avx512(void) {
   static int have = -1; /* a benign race: every thread computes the same */
   if (have < 0) {
-#if SPR_VM_AVX512
+#if SPR_AVX512_KERNELS
     const char *off = getenv("SPR_NO_AVX512");
     have = __builtin_cpu_supports("avx512f") && !(off && *off);
 #else
@@ -267,7 +245,7 @@ static int vselect_any(const int32_t *s, int n, int32_t lo, int32_t hi, int32_t 
   return c;
 }
 
-#if SPR_VM_AVX512
+#if SPR_AVX512_KERNELS
 /* 16 values a time: a range mask, the kept values compressed to the
  * front of a register, stored whole (16 lanes at out + c <= s + j: the
  * values it overwrites in place were loaded already) */
@@ -286,14 +264,14 @@ __attribute__((target("avx512f"))) static int vselect_512(const int32_t *s, int 
 #endif
 
 int spr_vselect_range_i32(const int32_t *s, int n, int32_t lo, int32_t hi, int32_t *out) {
-#if SPR_VM_AVX512
+#if SPR_AVX512_KERNELS
   if (spr_cpu_avx512()) return vselect_512(s, n, lo, hi, out);
 #endif
   return vselect_any(s, n, lo, hi, out);
 }
 
 int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
-#if SPR_VM_AVX512
+#if SPR_AVX512_KERNELS
   if (spr_cpu_avx512()) return vbits_ge_512(s, n, t, out);
 #endif
   return vbits_ge_any(s, n, t, out);

@@ -14,13 +14,6 @@
 
 #include "spr_clones.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
-#define SPR_DIG_AVX512 1 /* AVX-512 kernels with intrinsics, chosen at run time */
-#include <immintrin.h>
-#else
-#define SPR_DIG_AVX512 0
-#endif
-
 #if defined(__GNUC__) && !defined(__clang__) /* GCC vector extensions; clang 14 refuses some */
 #pragma GCC diagnostic ignored "-Wpsabi" /* always inlined: no ABI crossing */
 /* 16-float vectors for the value sums (register accumulators) */
@@ -143,7 +136,7 @@ static int32_t kept_max_any(const int32_t *s, const uint8_t *row, int n) {
   return mx;
 }
 
-#if SPR_DIG_AVX512
+#if SPR_AVX512_KERNELS
 /* the same with masked loads and maxima, 16 keys at a time */
 __attribute__((target("avx512f"))) static int32_t kept_max_512(const int32_t *s, const uint8_t *row,
                                                                 int n) {
@@ -162,7 +155,7 @@ __attribute__((target("avx512f"))) static int32_t kept_max_512(const int32_t *s,
 #endif
 
 static int32_t kept_max(const int32_t *s, const uint8_t *row, int n) {
-#if SPR_DIG_AVX512
+#if SPR_AVX512_KERNELS
   if (spr_cpu_avx512()) return kept_max_512(s, row, n);
 #endif
   return kept_max_any(s, row, n);
@@ -798,7 +791,7 @@ static inline void block4_max(const float *p, int m, float *bm) {
  * whose maximum reaches tau; those few candidates are sorted by the
  * ranking.  Otherwise (or with more than 64 candidates, many ties) a heap
  * of the ki best so far. */
-#if SPR_DIG_AVX512
+#if SPR_AVX512_KERNELS
 /* The ki <= 16 top keys: lb = the ki-th largest of the 16 lane maxima
  * (the maxima of the keys j = u mod 16) bounds the ki-th largest key from
  * below (ki distinct keys reach it), so only keys >= lb can rank among
@@ -860,7 +853,7 @@ __attribute__((target("avx512f"))) static void rank_top_512(const float *pr, int
 
 SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) {
   enum { BLK = 4, MAXC = 64 };
-#if SPR_DIG_AVX512
+#if SPR_AVX512_KERNELS
   if (ki <= 16 && spr_cpu_avx512()) {
     rank_top_512(pr, nk, ki, out);
     return;
@@ -984,7 +977,7 @@ static double mask_sum_any(const float *p, const uint8_t *row, int nk) {
   return lanes64_sum(l);
 }
 
-#if SPR_DIG_AVX512
+#if SPR_AVX512_KERNELS
 __attribute__((target("avx512f"))) static double mask_sum_512(const float *p, const uint8_t *row,
                                                               int nk) {
   const size_t nw = ((size_t)nk + 63) / 64;
@@ -1027,7 +1020,7 @@ __attribute__((target("avx512f"))) static double mask_sum_512(const float *p, co
 #endif
 
 double spr_dig_mask_sum(const float *p, const uint8_t *row, int nk) {
-#if SPR_DIG_AVX512
+#if SPR_AVX512_KERNELS
   if (spr_cpu_avx512()) return mask_sum_512(p, row, nk);
 #endif
   return mask_sum_any(p, row, nk);
