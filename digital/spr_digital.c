@@ -528,8 +528,8 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
       surv += __builtin_popcountll(x);
       if (x && w + 1 > wmax) wmax = w + 1;
     }
-  /* a block keeping more than a quarter of its pairs: one GEMM for P V */
-  const int gemm = pbuf && surv * 4 > (int64_t)m * n;
+  /* pbuf given (the caller's choice): one GEMM for P V */
+  const int gemm = pbuf != NULL;
   const int ncols = (int)(64 * wmax < (size_t)n ? 64 * wmax : (size_t)n);
   for (int r = 0; r < m; r++) {
     float *oi = O + (size_t)r * d;

@@ -229,8 +229,9 @@ int spr_dig_fetch_end(spr_dig_fetch_stats *out, spr_dig_ws *ws);
  *   p_ij = exp(alpha (S_ij - max_{l in P_i} S_il))   (spr_vexpf, < 1 ulp)
  *   z_i  = sum_{j in P_i} p_ij                         (16 interleaved sums)
  *   o_i  = (v_scale / z_i) sum_{j in P_i} p_ij vf_j    (float, ascending j)
- * (a block keeping more than a quarter of its pairs, with pbuf given: the
- * p_ij in pbuf (m x n floats) and the sum as one GEMM P V).  E and emax
+ * (pbuf given: the p_ij in pbuf (m x n floats) and the sum as one GEMM
+ * P V, the faster way for rows keeping more than about a quarter of their
+ * keys; pbuf NULL: a sum over each row's survivors).  E and emax
  * (may be NULL): the block's shared exponentials (spr_dig_exp_rows).  Against the
  * exact result (double, tests/test_digital.c) o_i is within 1e-5 of
  * max_j |o_ij| for n <= 4096.  O: m x d floats; st accumulates survivors

@@ -125,7 +125,8 @@ struct spr_attend_ws {
   float *P, *Od, *Ob;   /* B x n reference probabilities, B x d outputs */
   int *top;            /* B x top_k */
   int top_k;
-  uint8_t *mask;       /* B x rb: a scheme's mask rows */
+  uint8_t *mask;       /* B x rb: a scheme's mask rows (the busiest query's pass) */
+  uint8_t *mks;        /* SPR_N_SCHEMES x B x rb: each scheme's mask rows of the block */
   double *e8;          /* 8 n: Sanger */
   /* the reference computed by spr_attend_analog for head ref_h */
   const spr_attend_head *ref_h;
@@ -150,7 +151,9 @@ struct spr_attend_ws {
   /* stage timers */
   double stage[SPR_STAGE_N];
   int stage_cur;
-  double stage_t0;
+  int64_t stage_t0;          /* monotonic ns at the last switch */
+  int64_t stage_ns[SPR_STAGE_N]; /* monotonic ns per stage since entry */
+  double stage_cpu0;         /* thread CPU seconds at entry */
 };
 
 static void ws_release(spr_attend_ws *t);
@@ -180,15 +183,38 @@ double spr_attend_cpu_seconds(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Charge the thread CPU time since the last switch to the current stage
- * and make s current; returns the stage that was current (SPR_STAGE_N:
- * none, outside the library). */
+static int64_t mono_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Make s the current stage; returns the stage that was current
+ * (SPR_STAGE_N: none, outside the library).  The thread CPU clock is a
+ * system call (0.2 us here), a monotonic read is not: a call into the
+ * library reads the thread CPU time when it enters and when it leaves,
+ * and shares it among the stages it ran in proportion to their monotonic
+ * time (exact totals; a preemption inside the call is charged to the
+ * stages in the same proportion). */
 static int stage_enter(spr_attend_ws *w, int s) {
-  const double t = spr_attend_cpu_seconds();
-  if (w->stage_cur < SPR_STAGE_N) w->stage[w->stage_cur] += t - w->stage_t0;
-  w->stage_t0 = t;
   const int prev = w->stage_cur;
+  if (s == prev) return prev;
+  const int64_t t = mono_ns();
+  if (prev == SPR_STAGE_N) {
+    memset(w->stage_ns, 0, sizeof w->stage_ns);
+    w->stage_cpu0 = spr_attend_cpu_seconds();
+  } else {
+    w->stage_ns[prev] += t - w->stage_t0;
+  }
+  w->stage_t0 = t;
   w->stage_cur = s;
+  if (s == SPR_STAGE_N) {
+    const double cpu = spr_attend_cpu_seconds() - w->stage_cpu0;
+    int64_t tot = 0;
+    for (int k = 0; k < SPR_STAGE_N; k++) tot += w->stage_ns[k];
+    for (int k = 0; k < SPR_STAGE_N; k++)
+      if (w->stage_ns[k]) w->stage[k] += cpu * ((double)w->stage_ns[k] / (double)tot);
+  }
   return prev;
 }
 
@@ -228,7 +254,7 @@ double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
   const double nd = (double)n * d, bn = B * n, rb = (double)spr_mask_row_bytes(n);
   return bn * 4 * 5 /* Ib, S8, So, T1, P */ + B * d * 4 * 3 /* Od, Ob, analog inputs */ +
          B * 4 /* emax */ +
-         B * 64 * 4 /* ranks */ + 3 * B * rb /* masks */ +
+         B * 64 * 4 /* ranks */ + (3 + SPR_N_SCHEMES) * B * rb /* masks */ +
          nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + 64.0 * n * 4 /* analog rows */ +
          nd * 12 + 64.0 * n /* programmed arrays */ + 24.0 * c->xbar.rows * c->xbar.cols +
          (double)(SPR_BL_EXP_TAB + 1) * 8 + 16.0 * n * 8 /* Sanger rows */ +
@@ -303,7 +329,7 @@ static void ws_release(spr_attend_ws *t) {
   for (int r = 0; r < 7; r++) spr_i8mat_free(t->plow[r]);
   free(t->kscr); free(t->tab);
   free(t->S8); free(t->So); free(t->T1); free(t->P); free(t->Od); free(t->Ob); free(t->top);
-  free(t->mask); free(t->e8); free(t->Oexact);
+  free(t->mask); free(t->mks); free(t->e8); free(t->Oexact);
   spr_bl_quantile_free(t->qh);
   if (t->have_bws) spr_bl_ws_free(&t->bws);
   for (int s = 0; s < SPR_N_SCHEMES; s++) spr_dig_ws_free(&t->sr[s].dws);
@@ -371,12 +397,13 @@ int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int B, spr_atten
   w->top = malloc((size_t)B * tk * sizeof *w->top);
   w->top_k = tk;
   w->mask = malloc(B * rb);
+  w->mks = malloc((size_t)SPR_N_SCHEMES * B * rb);
   w->e8 = malloc((size_t)8 * n * sizeof *w->e8);
   if (B >= n) w->Oexact = malloc(nd * sizeof *w->Oexact);
   if (!w->work || !w->gains || !w->off || !w->layer_counts || !w->Ib || !w->emax || !w->ma || !w->mi ||
       !w->q8 || !w->v8 || !w->qo || !w->q4s || !w->k4s || !w->vf || !w->qpos || !w->kscr ||
       !w->tab || !w->S8 || !w->So || !w->T1 || !w->P || !w->Od || !w->Ob || !w->top ||
-      !w->mask || !w->e8 || (B >= n && !w->Oexact))
+      !w->mask || !w->mks || !w->e8 || (B >= n && !w->Oexact))
     goto nomem;
   if ((rc = spr_i8mat_alloc(n, d, B, &w->pmsb)) || (rc = spr_i8mat_alloc(n, d, B, &w->pk8)) ||
       (rc = spr_i8mat_alloc(n, d, B, &w->pk4)))
@@ -1214,40 +1241,43 @@ static void window_mask_rows(const spr_bl_window_params *p, int i0, int m, int n
   }
 }
 
-/* The mask rows of scheme sc for the cached block: *mask (rows of rb
- * bytes). */
-static int scheme_mask(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, int sc,
-                       const uint8_t **mask) {
-  const int n = s->n, i0 = w->blk_i0, m = w->blk_m, causal = c->wl.causal != 0;
+/* Rows c0 .. c0 + mc - 1 of scheme sc's mask for the cached block, in buf
+ * (the block's rows, rb bytes each); *mask: the block's first row (buf,
+ * or SPRINT's analog mask, which is there already). */
+static int scheme_mask_rows(const spr_config *c, spr_attend_head *s, spr_attend_ws *w, int sc,
+                            int c0, int mc, uint8_t *buf, const uint8_t **mask) {
+  const int n = s->n, i0 = w->blk_i0 + c0, causal = c->wl.causal != 0;
   const size_t rb = spr_mask_row_bytes(n);
   const scheme_run *r = &w->sr[sc];
+  uint8_t *out = buf + (size_t)c0 * rb;
   const int32_t *So;
   int rc = 0;
-  *mask = w->mask;
+  *mask = buf;
   switch (sc) {
   case SPR_SCHEME_SPRINT:
-    *mask = s->held ? s->mask_a + (size_t)i0 * rb : w->ma;
+    *mask = s->held ? s->mask_a + (size_t)w->blk_i0 * rb : w->ma;
     break;
   case SPR_SCHEME_DENSE:
   case SPR_SCHEME_DENSE_TILED:
-    dense_mask_rows(i0, m, n, causal, w->mask);
+    dense_mask_rows(i0, mc, n, causal, out);
     break;
   case SPR_SCHEME_ORACLE:
   case SPR_SCHEME_LEOPARD:
-    if (!(rc = blk_So(c, w, &So))) spr_bl_threshold_rows(So, (size_t)n, i0, m, n, causal, r->theta, w->mask);
+    if (!(rc = blk_So(c, w, &So)))
+      spr_bl_threshold_rows(So + (size_t)c0 * n, (size_t)n, i0, mc, n, causal, r->theta, out);
     break;
   case SPR_SCHEME_TOPK:
     if (!(rc = blk_So(c, w, &So)))
-      spr_bl_topk_rows(So, (size_t)n, i0, m, n, causal, r->topk_k, r->topk_frac, w->mask,
-                       (int32_t *)w->e8);
+      spr_bl_topk_rows(So + (size_t)c0 * n, (size_t)n, i0, mc, n, causal, r->topk_k, r->topk_frac,
+                       out, (int32_t *)w->e8);
     break;
   case SPR_SCHEME_SANGER:
     if (!(rc = blk_S4(c, s, w)))
-      spr_bl_sanger_rows(w->T1, (size_t)n, i0, m, n, causal, w->tab_c, r->sanger_p,
-                         w->tab_len ? w->tab : NULL, w->tab_len, w->e8, w->mask);
+      spr_bl_sanger_rows(w->T1 + (size_t)c0 * n, (size_t)n, i0, mc, n, causal, w->tab_c,
+                         r->sanger_p, w->tab_len ? w->tab : NULL, w->tab_len, w->e8, out);
     break;
   case SPR_SCHEME_WINDOW:
-    window_mask_rows(&r->wp, i0, m, n, w->mask);
+    window_mask_rows(&r->wp, i0, mc, n, out);
     break;
   default:
     return spr_error(SPR_EINVAL, "attention: unknown scheme %d", sc);
@@ -1255,10 +1285,11 @@ static int scheme_mask(const spr_config *c, spr_attend_head *s, spr_attend_ws *w
   return rc;
 }
 
-/* Largest keys of a row among the mask rows. */
-SPR_HOT static int64_t max_row_rows(const uint8_t *mask, int m, int n) {
+/* Largest keys of a row among the mask rows; *total (may be NULL): their
+ * keys. */
+SPR_HOT static int64_t max_row_rows(const uint8_t *mask, int m, int n, int64_t *total) {
   const size_t rb = spr_mask_row_bytes(n);
-  int64_t best = 0;
+  int64_t best = 0, all = 0;
   for (int r = 0; r < m; r++) {
     const uint8_t *row = mask + (size_t)r * rb;
     int64_t k = 0;
@@ -1270,7 +1301,9 @@ SPR_HOT static int64_t max_row_rows(const uint8_t *mask, int m, int n) {
     }
     for (; b < rb; b++) k += __builtin_popcount(row[b]);
     best = k > best ? k : best;
+    all += k;
   }
+  if (total) *total = all;
   return best;
 }
 
@@ -1455,8 +1488,8 @@ static int schemes_prepare(const spr_config *c, spr_attend_head *s, spr_attend_w
         const int m = n - i0 < w->B ? n - i0 : w->B;
         const uint8_t *mk;
         blk_set(w, i0, m);
-        if (!(rc = scheme_mask(c, s, w, sc, &mk))) {
-          const int64_t k = max_row_rows(mk, m, n);
+        if (!(rc = scheme_mask_rows(c, s, w, sc, 0, m, w->mask, &mk))) {
+          const int64_t k = max_row_rows(mk, m, n, NULL);
           r->max_row = k > r->max_row ? k : r->max_row;
         }
       }
@@ -1464,6 +1497,12 @@ static int schemes_prepare(const spr_config *c, spr_attend_head *s, spr_attend_w
     }
   return 0;
 }
+
+/* Rows of a block that the schemes take together (block_schemes): at
+ * n = 512, 64 KB of each of the scores, the exponentials and the
+ * reference's probabilities; the same rows for any block size (a block
+ * holds whole multiples of 64 rows). */
+#define CHUNK_ROWS 32
 
 /* The schemes of on[] on the cached block: masks, fetch, recompute into
  * w->Ob (and O's rows when given), metrics, LeOPArd's planes. */
@@ -1493,37 +1532,69 @@ static int block_schemes(const spr_config *c, spr_attend_head *s, spr_attend_ws 
   spr_dig_metric_default(&mp);
   mp.top_k = w->top_k;
   mp.causal = causal;
+  const size_t rb = spr_mask_row_bytes(n);
+  int run[SPR_N_SCHEMES], gemm[SPR_N_SCHEMES];
+  const uint8_t *mk[SPR_N_SCHEMES];
+  for (int sc = 0; sc < SPR_N_SCHEMES; sc++) run[sc] = on[sc] && w->sr[sc].share < 0;
+  /* the masks of every scheme, CHUNK_ROWS rows at a time (oracle and
+   * top-k read the same scores while they are in cache) */
+  for (int c0 = 0; c0 < m; c0 += CHUNK_ROWS) {
+    const int mc = m - c0 < CHUNK_ROWS ? m - c0 : CHUNK_ROWS;
+    for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+      if (!run[sc]) continue;
+      stage_enter(w, SPR_STAGE_SCHEME + sc);
+      if ((rc = scheme_mask_rows(c, s, w, sc, c0, mc, w->mks + (size_t)sc * w->B * rb, &mk[sc])))
+        return stage_ret(w, sp_, rc);
+    }
+  }
   for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
     scheme_run *r = &w->sr[sc];
-    if (!on[sc] || r->share >= 0) continue;
-    const uint8_t *mk;
+    if (!run[sc]) continue;
     stage_enter(w, SPR_STAGE_SCHEME + sc);
-    if ((rc = scheme_mask(c, s, w, sc, &mk))) return stage_ret(w, sp_, rc);
-    if (sc != SPR_SCHEME_DENSE_TILED) {
-      if (!r->started) {
-        /* the plan: the busiest query's keys are complete (a held head's
-         * one block, or the pass of schemes_prepare) */
-        if (w->B >= n) r->max_row = max_row_rows(mk, m, n);
-        const int64_t tok = token_bytes_of(r, d);
-        r->kp = pred_key_rule(c, n, d, sc, r->pred ? &r->bst : NULL, r->max_row, tok);
-        spr_dig_fetch_params fp = r->fp;
-        if (r->kp.resident) fp.buffer_bytes -= r->kp.key_bytes; /* K's share of the buffer */
-        if ((rc = spr_dig_fetch_begin(&fp, n, d, &r->fs, &r->dws))) return stage_ret(w, sp_, rc);
-        r->fp = fp;
-        r->started = 1;
-      }
-      if ((rc = spr_dig_fetch_rows(&r->fp, mk, i0, m, &r->fs, &r->dws))) return stage_ret(w, sp_, rc);
+    int64_t kept;
+    const int64_t busiest = max_row_rows(mk[sc], m, n, &kept);
+    /* a block keeping more than a quarter of its pairs: P V as GEMMs */
+    gemm[sc] = kept * 4 > (int64_t)m * n;
+    if (sc == SPR_SCHEME_DENSE_TILED || r->started) continue;
+    /* the plan: the busiest query's keys are complete (a held head's one
+     * block, or the pass of schemes_prepare) */
+    if (w->B >= n) r->max_row = busiest;
+    const int64_t tok = token_bytes_of(r, d);
+    r->kp = pred_key_rule(c, n, d, sc, r->pred ? &r->bst : NULL, r->max_row, tok);
+    spr_dig_fetch_params fp = r->fp;
+    if (r->kp.resident) fp.buffer_bytes -= r->kp.key_bytes; /* K's share of the buffer */
+    if ((rc = spr_dig_fetch_begin(&fp, n, d, &r->fs, &r->dws))) return stage_ret(w, sp_, rc);
+    r->fp = fp;
+    r->started = 1;
+  }
+  /* the recompute reads the full key codes of step 1 */
+  if ((rc = blk_S8(c, w))) return stage_ret(w, sp_, rc);
+  /* fetch, recompute and metrics of every scheme, CHUNK_ROWS rows at a
+   * time: their scores, exponentials and reference rows stay in cache
+   * from one scheme to the next */
+  for (int c0 = 0; c0 < m; c0 += CHUNK_ROWS) {
+    const int mc = m - c0 < CHUNK_ROWS ? m - c0 : CHUNK_ROWS, ic = i0 + c0;
+    for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
+      scheme_run *r = &w->sr[sc];
+      if (!run[sc]) continue;
+      stage_enter(w, SPR_STAGE_SCHEME + sc);
+      const uint8_t *mkc = mk[sc] + (size_t)c0 * rb;
+      float *ob = w->Ob + (size_t)c0 * d;
+      if (sc != SPR_SCHEME_DENSE_TILED &&
+          (rc = spr_dig_fetch_rows(&r->fp, mkc, ic, mc, &r->fs, &r->dws)))
+        return stage_ret(w, sp_, rc);
+      if ((rc = spr_dig_recompute_rows(w->S8 + (size_t)c0 * n, (size_t)n, alpha, mkc, ic, mc, n,
+                                       w->vf, d, w->vs8, E ? E + (size_t)c0 * n : NULL,
+                                       w->emax + c0, ob, &r->as,
+                                       gemm[sc] ? (float *)w->T1 : NULL, &r->dws)))
+        return stage_ret(w, sp_, rc);
+      if (gemm[sc]) w->have &= ~(unsigned)HAVE_S4; /* T1 held the GEMM's P */
+      if (O) memcpy(O + (size_t)ic * d, ob, (size_t)mc * d * sizeof *O);
+      if (w->metrics &&
+          (rc = spr_dig_metrics_rows(&mp, ob, w->Od + (size_t)c0 * d, w->P + (size_t)c0 * n,
+                                     w->top + (size_t)c0 * w->top_k, mkc, ic, mc, n, d, &r->ma)))
+        return stage_ret(w, sp_, rc);
     }
-    /* the recompute reads the full key codes of step 1 */
-    if ((rc = blk_S8(c, w))) return stage_ret(w, sp_, rc);
-    if ((rc = spr_dig_recompute_rows(w->S8, (size_t)n, alpha, mk, i0, m, n, w->vf, d, w->vs8, E,
-                                     w->emax, w->Ob, &r->as, (float *)w->T1, &r->dws)))
-      return stage_ret(w, sp_, rc);
-    w->have &= ~(unsigned)HAVE_S4; /* T1 held the GEMM's P */
-    if (O) memcpy(O + (size_t)i0 * d, w->Ob, (size_t)m * d * sizeof *O);
-    if (w->metrics &&
-        (rc = spr_dig_metrics_rows(&mp, w->Ob, w->Od, w->P, w->top, mk, i0, m, n, d, &r->ma)))
-      return stage_ret(w, sp_, rc);
   }
   if (on[SPR_SCHEME_LEOPARD]) {
     scheme_run *r = &w->sr[SPR_SCHEME_LEOPARD];

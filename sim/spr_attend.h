@@ -275,8 +275,10 @@ int spr_attend_head_end(const spr_config *c, spr_attend_head *h, spr_attend_ws *
                         spr_head_result *res);
 
 /* Where a head's CPU time goes: every workspace adds the thread CPU
- * time of its calls to the stage running (exclusive; two clock reads per
- * switch, a few dozen per head). */
+ * time of its calls to the stages they ran (exclusive): each call's thread
+ * CPU time (two reads of the thread clock per call) shared among its
+ * stages in proportion to their monotonic time (one cheap read per
+ * switch, a few hundred per head). */
 enum spr_stage {
   SPR_STAGE_WORKLOAD = 0, /* the workload's Q, K, V (the caller's, added with
                              spr_attend_ws_stage_add) */
