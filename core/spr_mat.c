@@ -206,21 +206,93 @@ vnni_tile(const int8_t *apad, int kg, const uint8_t *p0, const uint8_t *p1, cons
 #undef ST
 }
 
+/* Rows i0 .. i0 + rb - 1 of A into apad (zero padded), and 128 times each
+ * row's sum into corr (the + 128 of the packed codes). */
+static void vnni_rows(spr_i8mat *p, const int8_t *A, int lda, int i0, int rb, int32_t *corr) {
+  const int kg = p->kg, k = p->k;
+  memset(p->apad, 0, (size_t)I8_RB * kg * 4);
+  for (int r = 0; r < I8_RB; r++) corr[r] = 0;
+  for (int r = 0; r < rb; r++) {
+    const int8_t *ar = A + (size_t)(i0 + r) * lda;
+    memcpy(p->apad + (size_t)r * kg * 4, ar, (size_t)k);
+    int32_t s = 0;
+    for (int t = 0; t < k; t++) s += ar[t];
+    corr[r] = 128 * s;
+  }
+}
+
+/* The tile of vnni_tile, counted instead of stored: lanes j < lim[r] of
+ * row r (lim[r] <= 32; 0 for the rows beyond the block) with
+ * S[r ldS + j] - product >= t[r].  S is read under the lane masks only. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int64_t
+vnni_tile_count(const int8_t *apad, int kg, const uint8_t *p0, const uint8_t *p1,
+                const int32_t *corr, const int32_t *S, size_t lds, const int32_t *t,
+                const int *lim) {
+  __m512i c[I8_RB][2];
+  for (int r = 0; r < I8_RB; r++) c[r][0] = c[r][1] = _mm512_setzero_si512();
+  const int stride = 4 * kg;
+  for (int g = 0; g < kg; g++) {
+    const __m512i b0 = _mm512_load_si512((const void *)(p0 + (size_t)g * 64));
+    const __m512i b1 = _mm512_load_si512((const void *)(p1 + (size_t)g * 64));
+    const int8_t *a = apad + 4 * g;
+    _Pragma("GCC unroll 8") for (int r = 0; r < I8_RB; r++) {
+      int32_t w;
+      memcpy(&w, a + (size_t)r * stride, 4);
+      const __m512i av = _mm512_set1_epi32(w);
+      c[r][0] = _mm512_dpbusd_epi32(c[r][0], b0, av);
+      c[r][1] = _mm512_dpbusd_epi32(c[r][1], b1, av);
+    }
+  }
+  int64_t cnt = 0;
+  _Pragma("GCC unroll 8") for (int r = 0; r < I8_RB; r++) {
+    const int l = lim[r];
+    const __mmask16 m0 = (__mmask16)(l >= 16 ? 0xFFFFu : (1u << l) - 1u);
+    const __mmask16 m1 = (__mmask16)(l >= 32 ? 0xFFFFu : l <= 16 ? 0u : (1u << (l - 16)) - 1u);
+    /* S - (c - corr) >= t */
+    const __m512i cv = _mm512_set1_epi32(corr[r]), tv = _mm512_set1_epi32(t[r]);
+    const int32_t *sr = S + (size_t)r * lds;
+    const __m512i s0 = _mm512_maskz_loadu_epi32(m0, sr), s1 = _mm512_maskz_loadu_epi32(m1, sr + 16);
+    const __m512i d0 = _mm512_add_epi32(_mm512_sub_epi32(s0, c[r][0]), cv);
+    const __m512i d1 = _mm512_add_epi32(_mm512_sub_epi32(s1, c[r][1]), cv);
+    cnt += __builtin_popcount(_mm512_mask_cmpge_epi32_mask(m0, d0, tv)) +
+           __builtin_popcount(_mm512_mask_cmpge_epi32_mask(m1, d1, tv));
+  }
+  return cnt;
+}
+
+static int64_t vnni_count(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols,
+                          const int32_t *S, size_t lds, const int32_t *t, const int *nk) {
+  const int kg = p->kg, np = (ncols + 15) / 16;
+  const size_t pstride = (size_t)kg * 64;
+  int64_t cnt = 0;
+  for (int i0 = 0; i0 < m; i0 += I8_RB) {
+    const int rb = m - i0 < I8_RB ? m - i0 : I8_RB;
+    int32_t corr[I8_RB], tr[I8_RB] = {0};
+    vnni_rows(p, A, lda, i0, rb, corr);
+    for (int r = 0; r < rb; r++) tr[r] = t[i0 + r];
+    for (int q = 0; q < np; q += 2) {
+      const uint8_t *p0 = p->panels + (size_t)q * pstride;
+      const uint8_t *p1 = q + 1 < np ? p0 + pstride : p0;
+      const int j0 = 16 * q;
+      int lim[I8_RB] = {0};
+      for (int r = 0; r < rb; r++) {
+        const int l = nk[i0 + r] - j0;
+        lim[r] = l < 0 ? 0 : l > 32 ? 32 : l;
+      }
+      cnt += vnni_tile_count(p->apad, kg, p0, p1, corr, S + (size_t)i0 * lds + j0, lds, tr, lim);
+    }
+  }
+  return cnt;
+}
+
 static void vnni_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, int32_t *C,
                      int ldc) {
-  const int kg = p->kg, k = p->k, np = (ncols + 15) / 16;
+  const int kg = p->kg, np = (ncols + 15) / 16;
   const size_t pstride = (size_t)kg * 64;
   for (int i0 = 0; i0 < m; i0 += I8_RB) {
     const int rb = m - i0 < I8_RB ? m - i0 : I8_RB;
-    int32_t corr[I8_RB] = {0};
-    memset(p->apad, 0, (size_t)I8_RB * kg * 4);
-    for (int r = 0; r < rb; r++) {
-      const int8_t *ar = A + (size_t)(i0 + r) * lda;
-      memcpy(p->apad + (size_t)r * kg * 4, ar, (size_t)k);
-      int32_t s = 0;
-      for (int t = 0; t < k; t++) s += ar[t];
-      corr[r] = 128 * s;
-    }
+    int32_t corr[I8_RB];
+    vnni_rows(p, A, lda, i0, rb, corr);
     for (int q = 0; q < np; q += 2) {
       /* a lone last panel pairs with itself; its second half is dropped */
       const uint8_t *p0 = p->panels + (size_t)q * pstride;
@@ -237,6 +309,27 @@ static void vnni_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, i
   }
 }
 #endif
+
+int spr_i8mat_count_diff_ge(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols,
+                            const int32_t *S, size_t lds, const int32_t *t, const int *nk,
+                            int64_t *count) {
+  if (!p || !A || !S || !t || !nk || !count)
+    return spr_error(SPR_EINVAL, "i8mat: count: NULL argument");
+  if (m < 0 || m > p->rows_max || ncols < 0 || ncols > p->n || lda < p->k || lds < (size_t)ncols)
+    return spr_error(SPR_EINVAL, "i8mat: count: %d rows (at most %d), %d columns (at most %d), "
+                     "leading dimensions %d, %zu", m, p->rows_max, ncols, p->n, lda, lds);
+  for (int i = 0; i < m; i++)
+    if (nk[i] < 0 || nk[i] > ncols)
+      return spr_error(SPR_EINVAL, "i8mat: count: row %d sees %d columns (of %d)", i, nk[i], ncols);
+  *count = 0;
+#if SPR_HAVE_VNNI_KERNEL
+  if (p->vnni) {
+    if (m > 0 && ncols > 0) *count = vnni_count(p, A, lda, m, ncols, S, lds, t, nk);
+    return 0;
+  }
+#endif
+  return spr_error(SPR_EINVAL, "i8mat: count: needs the VNNI path (this CPU or build has none)");
+}
 
 int spr_i8mat_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, int32_t *C, int ldc) {
   if (!p || !A || !C) return spr_error(SPR_EINVAL, "i8mat: mul: NULL argument");

@@ -741,9 +741,31 @@ int spr_bl_leopard_rows(const int8_t *q, int d, const int64_t *qpos, const int32
   for (int r = 0; r < m; r++) b += row_keys(i0 + r, n, causal); /* the sign plane of every pair */
   /* plane m = B - r continues iff P_m + U_m >= theta, P_m = S - L_r with
    * L_r = q . (k mod 2^r), U_m = (2^r - 1) sum_t max(q_t, 0) */
-  /* 64 rows at a time: their plane products stay in cache for the counts */
+  /* 64 rows at a time: their plane products stay in cache for the counts
+   * (VNNI: compared in registers, never stored) */
+  const int fused = spr_i8mat_vnni(plow[0]);
   for (int r0 = 0; r0 < m; r0 += 64) {
     const int mm = m - r0 < 64 ? m - r0 : 64;
+    if (fused) {
+      int32_t tr[64];
+      int nkr[64];
+      int64_t nsum = 0;
+      for (int r = 0; r < mm; r++) nsum += nkr[r] = row_keys(i0 + r0 + r, n, causal);
+      for (int rr = 1; rr < B; rr++) {
+        const int64_t left = ((int64_t)1 << rr) - 1;
+        for (int r = 0; r < mm; r++) {
+          int64_t tt = (int64_t)t - left * qpos[r0 + r];
+          tr[r] = (int32_t)(tt > INT32_MAX ? INT32_MAX : tt < -INT32_MAX ? -INT32_MAX : tt);
+        }
+        int64_t on;
+        int rc = spr_i8mat_count_diff_ge(plow[rr - 1], q + (size_t)r0 * d, d, mm, nc,
+                                         S + (size_t)r0 * lds, lds, tr, nkr, &on);
+        if (rc) return rc;
+        b += on;
+        if (rr == 1) st += nsum - on; /* stopped by plane B - 1: before the last */
+      }
+      continue;
+    }
     for (int rr = 1; rr < B; rr++) {
       int rc = spr_i8mat_mul(plow[rr - 1], q + (size_t)r0 * d, d, mm, nc, L, nc);
       if (rc) return rc;
