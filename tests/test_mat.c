@@ -147,6 +147,80 @@ static void test_i8_products(void) {
   }
 }
 
+/* spr_i8mat_count_diff_ge against int64 loops: random thresholds around
+ * the differences, per-row column limits (a causal block's), edge tiles;
+ * the VNNI path only (the portable one refuses). */
+static void check_count(int m, int n, int k, int portable) {
+  const int lda = k + 2, ldb = k, lds = n + 3;
+  int8_t *A = malloc((size_t)m * lda), *B = malloc((size_t)n * ldb);
+  int32_t *S = malloc((size_t)m * lds * sizeof *S), *t = malloc((size_t)m * sizeof *t);
+  int *nk = malloc((size_t)m * sizeof *nk);
+  for (int i = 0; i < m * lda; i++) A[i] = (int8_t)((int)(rnd() % 255) - 127);
+  for (int i = 0; i < n * ldb; i++) B[i] = (int8_t)(rnd() % 128); /* LeOPArd's low bits: >= 0 */
+  for (int i = 0; i < m * lds; i++) S[i] = (int32_t)(rnd() % 400001) - 200000;
+  spr__i8mat_force_portable(portable);
+  spr_i8mat *p;
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(n, k, m, &p), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p, B, n, k, ldb), 0);
+  for (int pass = 0; pass < 3; pass++) {
+    const int nc = pass == 2 ? n - n / 4 : n;
+    for (int i = 0; i < m; i++) {
+      nk[i] = pass == 0 ? nc : (int)(rnd() % (uint64_t)(nc + 1)); /* pass 1, 2: ragged rows */
+      t[i] = (int32_t)(rnd() % 200001) - 100000;
+    }
+    if (m > 1) t[1] = INT32_MAX; /* nothing passes */
+    if (m > 2) t[2] = -INT32_MAX; /* everything passes */
+    int64_t want = 0;
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < nk[i]; j++) {
+        int64_t dot = 0;
+        for (int u = 0; u < k; u++) dot += (int64_t)A[(size_t)i * lda + u] * B[(size_t)j * ldb + u];
+        want += S[(size_t)i * lds + j] - dot >= t[i];
+      }
+    int64_t got = -1;
+    const int rc = spr_i8mat_count_diff_ge(p, A, lda, m, nc, S, (size_t)lds, t, nk, &got);
+    if (spr_i8mat_vnni(p)) {
+      CU_ASSERT_EQUAL(rc, 0);
+      CU_ASSERT_EQUAL(got, want);
+    } else {
+      CU_ASSERT_EQUAL(rc, SPR_EINVAL);
+      SPR_ASSERT_CONTAINS(spr_errmsg(), "needs the VNNI path");
+    }
+  }
+  spr_i8mat_free(p);
+  spr__i8mat_force_portable(0);
+  free(A);
+  free(B);
+  free(S);
+  free(t);
+  free(nk);
+}
+
+static void test_i8_count(void) {
+  const int shapes[][3] = {{1, 1, 1}, {8, 32, 64}, {13, 47, 63}, {64, 512, 64}, {9, 100, 130}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int portable = 0; portable < 2; portable++)
+      check_count(shapes[s][0], shapes[s][1], shapes[s][2], portable);
+  /* errors */
+  spr_i8mat *p;
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(4, 8, 2, &p), 0);
+  int8_t b[32] = {0}, a[16] = {0};
+  int32_t S[8] = {0}, t[2] = {0};
+  int nk[2] = {4, 5};
+  int64_t cnt;
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p, b, 4, 8, 8), 0);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 2, 4, S, 4, t, nk, &cnt), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "row 1 sees 5 columns (of 4)");
+  nk[1] = 4;
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 3, 4, S, 4, t, nk, &cnt), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "3 rows (at most 2)");
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 2, 4, S, 3, t, nk, &cnt), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "leading dimensions 8, 3");
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 2, 4, NULL, 4, t, nk, &cnt), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "count: NULL argument");
+  spr_i8mat_free(p);
+}
+
 static void test_i8_errors(void) {
   spr_i8mat *p = (spr_i8mat *)1;
   CU_ASSERT_EQUAL(spr_i8mat_alloc(0, 4, 4, &p), SPR_EINVAL);
@@ -276,6 +350,7 @@ int main(void) {
                          {"gemm shape errors", test_gemm_shape_errors},
                          {"int8 products vs int64 loops, both paths", test_i8_products},
                          {"int8 products: errors", test_i8_errors},
+                         {"int8 plane counts vs int64 loops (VNNI) and their errors", test_i8_count},
                          {"vectorised exp vs double exp", test_vexpf},
                          CU_TEST_INFO_NULL};
   return spr_test_run("mat", tests);
