@@ -484,7 +484,7 @@ SPR_HOT static void attend_row(const int *idx, const int32_t *sv, int cnt, float
 
 
 SPR_HOT int spr_dig_exp_rows(const int32_t *S, size_t lds, float alpha, int i0, int m, int n,
-                             int causal, float *E, int32_t *emax) {
+                             int causal, float *E, spr_dig_rowmax *emax) {
   if (!S || !E || !emax) return spr_error(SPR_EINVAL, "digital: exp rows: NULL argument");
   if (i0 < 0 || m < 0 || i0 + m > n || lds < (size_t)n)
     return spr_error(SPR_EINVAL, "digital: exp rows: rows %d .. %d of %d (ld %zu)", i0,
@@ -501,14 +501,22 @@ SPR_HOT int spr_dig_exp_rows(const int32_t *S, size_t lds, float alpha, int i0, 
 #pragma omp simd
     for (int j = 0; j < nk; j++) er[j] = alpha * (float)(si[j] - mx);
     spr_vexpf(er, er, (size_t)nk);
-    emax[r] = mx;
+    int ties = 0, first = nk;
+#pragma omp simd reduction(+ : ties) reduction(min : first)
+    for (int j = 0; j < nk; j++) {
+      const int e = si[j] == mx;
+      ties += e;
+      first = e && j < first ? j : first;
+    }
+    emax[r].max = mx;
+    emax[r].arg = ties > 1 ? -1 - first : first;
   }
   return 0;
 }
 
 SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
                            int i0, int m, int n, const float *vf, int d, float v_scale,
-                           const float *E, const int32_t *emax, float *O,
+                           const float *E, const spr_dig_rowmax *emax, float *O,
                            spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws) {
   if (!S || !mask || !vf || !O || !ws)
     return spr_error(SPR_EINVAL, "digital: recompute: NULL argument");
@@ -546,7 +554,7 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
 #pragma omp simd reduction(max : mx)
         for (int j = 0; j < cnt; j++) mx = si[j] > mx ? si[j] : mx;
         float z;
-        if (E && emax[r] == mx) {
+        if (E && emax[r].max == mx) {
           memcpy(pr, E + (size_t)r * n, (size_t)cnt * sizeof *pr);
           z = spr_vsum16(pr, (size_t)cnt);
         } else {
@@ -568,7 +576,12 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
       continue;
     }
     /* the shared exponentials (a row keeping its maximum) need no scores */
-    const float *er = E && kept_max(si, row, n) == emax[r] ? E + (size_t)r * n : NULL;
+    int keeps_max = 0;
+    if (E) {
+      const int32_t a = emax[r].arg;
+      keeps_max = mask_bit(row, a >= 0 ? a : -1 - a) || (a < 0 && kept_max(si, row, n) == emax[r].max);
+    }
+    const float *er = keeps_max ? E + (size_t)r * n : NULL;
     int32_t mx = INT32_MIN;
     if (!er)
       for (int t = 0; t < cnt; t++) {

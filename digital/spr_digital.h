@@ -222,6 +222,12 @@ int spr_dig_fetch_rows(const spr_dig_fetch_params *p, const uint8_t *mask, int i
                        spr_dig_fetch_stats *out, spr_dig_ws *ws);
 int spr_dig_fetch_end(spr_dig_fetch_stats *out, spr_dig_ws *ws);
 
+/* A row's largest score and where it is: arg = the first key holding it
+ * when no other key does, -1 - that key when others tie with it. */
+typedef struct {
+  int32_t max, arg;
+} spr_dig_rowmax;
+
 /* The recompute of spr_dig_attend from exact integer scores: S (m rows of
  * at least n int32, rows lds apart) holds sum_t q_it k_jt of the block's
  * queries, alpha = q_scale k_scale / sqrt(d), vf the n x d value codes as
@@ -239,20 +245,21 @@ int spr_dig_fetch_end(spr_dig_fetch_stats *out, spr_dig_ws *ws);
  * argument, shape beyond the workspace, bad scale). */
 int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, const uint8_t *mask,
                            int i0, int m, int n, const float *vf, int d, float v_scale,
-                           const float *E, const int32_t *emax, float *O,
+                           const float *E, const spr_dig_rowmax *emax, float *O,
                            spr_dig_attend_stats *st, float *pbuf, spr_dig_ws *ws);
 
 /* The exponentials of whole rows that several recomputes of one block
  * share: for each row r (query i0 + r, keys j < nk, nk = n or i + 1 when
- * causal) emax[r] = max_j S_rj and E_rj = exp(alpha (S_rj - emax[r]))
- * (spr_vexpf; E has rows n apart, entries at j >= nk untouched).
- * spr_dig_recompute_rows given E and emax takes the exponentials of a row
- * that keeps its maximum (kept maximum = emax[r]) from E instead of
- * computing them: the same floats, summed in the same order, so the
- * result is bit for bit the one without E.  Other rows compute their own.
- * Returns 0 or SPR_EINVAL. */
+ * causal) emax[r].max = max_j S_rj (and its key, emax[r].arg) and
+ * E_rj = exp(alpha (S_rj - emax[r].max)) (spr_vexpf; E has rows n apart,
+ * entries at j >= nk untouched).  spr_dig_recompute_rows given E and emax
+ * takes the exponentials of a row that keeps its maximum (a key holding
+ * emax[r].max survives: one mask bit when the maximum is unique) from E
+ * instead of computing them: the same floats, summed in the same order,
+ * so the result is bit for bit the one without E.  Other rows compute
+ * their own.  Returns 0 or SPR_EINVAL. */
 int spr_dig_exp_rows(const int32_t *S, size_t lds, float alpha, int i0, int m, int n, int causal,
-                     float *E, int32_t *emax);
+                     float *E, spr_dig_rowmax *emax);
 
 /* Dense exact attention of queries i0 .. i0 + m - 1 (causal: keys j <= i):
  * P (m x n floats: row i's softmax of Q_i K^T / sqrt(d), float exp of

@@ -99,7 +99,7 @@ struct spr_attend_ws {
   unsigned pmsb_gen;
   int32_t *Ib;         /* B x n: ideal score rows; in block_schemes, as
                           floats, the block's shared exponentials E */
-  int32_t *emax;       /* B: the row maxima of E */
+  spr_dig_rowmax *emax; /* B: the row maxima of E */
   uint8_t *ma, *mi;    /* B x rb: analog and ideal mask rows (blocked head) */
   int metrics;         /* 0: no reference, no metrics, no mass */
   /* the head of the digital path and its codes */
@@ -253,7 +253,7 @@ double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
   const double B = block_rows < n ? block_rows : n;
   const double nd = (double)n * d, bn = B * n, rb = (double)spr_mask_row_bytes(n);
   return bn * 4 * 5 /* Ib, S8, So, T1, P */ + B * d * 4 * 3 /* Od, Ob, analog inputs */ +
-         B * 4 /* emax */ +
+         B * 8 /* emax */ +
          B * 64 * 4 /* ranks */ + (3 + SPR_N_SCHEMES) * B * rb /* masks */ +
          nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + 64.0 * n * 4 /* analog rows */ +
          nd * 12 + 64.0 * n /* programmed arrays */ + 24.0 * c->xbar.rows * c->xbar.cols +

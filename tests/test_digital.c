@@ -1149,11 +1149,13 @@ static void test_fetch_rows(void) {
  * The same with the block's shared exponentials (spr_dig_exp_rows): the
  * very same floats in every row, those that keep their maximum (from E)
  * and those that do not (their own; row 5 leaves out a key 2e6 above the
- * rest, row 6 keeps one). */
+ * rest, row 6 keeps one; rows 7 and 8 have two keys tied at the maximum,
+ * row 7 keeps the second only, row 8 neither). */
 static void test_recompute_rows(void) {
   const int n = 150, d = 24;
   const size_t rb = spr_mask_row_bytes(n);
-  int32_t *S = malloc((size_t)n * n * sizeof *S), *emax = malloc(n * sizeof *emax);
+  int32_t *S = malloc((size_t)n * n * sizeof *S);
+  spr_dig_rowmax *emax = malloc(n * sizeof *emax);
   float *vf = malloc((size_t)n * d * sizeof *vf), *O = malloc((size_t)n * d * sizeof *O);
   float *O0 = malloc((size_t)n * d * sizeof *O0), *E = malloc((size_t)n * n * sizeof *E);
   float *pbuf = malloc((size_t)n * n * sizeof *pbuf);
@@ -1161,17 +1163,32 @@ static void test_recompute_rows(void) {
   for (int t = 0; t < n * n; t++) S[t] = rnd_int(-40000, 40000);
   S[5 * n + 7] = 2000000;
   S[6 * n + 9] = 2000000;
+  S[7 * n + 2] = S[7 * n + 11] = 2000000;
+  S[8 * n + 4] = S[8 * n + 13] = 2000000;
   for (int t = 0; t < n * d; t++) vf[t] = (float)rnd_int(-127, 127);
   const float alpha = 2.385e-4f, vs = 0.0173f;
   spr_dig_ws ws;
   CU_ASSERT_FATAL(spr_dig_ws_alloc(&ws, n, d) == 0);
   CU_ASSERT_FATAL(spr_dig_exp_rows(S, n, alpha, 0, 60, n, 0, E, emax) == 0);
   CU_ASSERT_FATAL(spr_dig_exp_rows(S + 60 * n, n, alpha, 60, n - 60, n, 0, E + 60 * n, emax + 60) == 0);
-  CU_ASSERT_EQUAL(emax[5], 2000000);
+  CU_ASSERT_EQUAL(emax[5].max, 2000000);
+  CU_ASSERT_EQUAL(emax[5].arg, 7);
+  CU_ASSERT_EQUAL(emax[7].max, 2000000);
+  CU_ASSERT_EQUAL(emax[7].arg, -1 - 2);
+  CU_ASSERT_EQUAL(emax[8].arg, -1 - 4);
+  for (int i = 0; i < n; i++) {
+    int first = -1, ties = 0;
+    for (int j = 0; j < n; j++)
+      if (S[i * n + j] == emax[i].max) {
+        if (first < 0) first = j;
+        ties++;
+      }
+    CU_ASSERT_EQUAL(emax[i].arg, ties == 1 ? first : -1 - first);
+  }
   for (int sh = 0; sh < 4; sh++) {
     const int dense = sh >> 1, shared = sh & 1;
     const float *Eb = shared ? E : NULL;
-    const int32_t *eb = shared ? emax : NULL;
+    const spr_dig_rowmax *eb = shared ? emax : NULL;
     rng_state = 0x9e3779b97f4a7c15ULL + 77 + (uint64_t)dense; /* the same masks with and without E */
     memset(m, 0, (size_t)n * rb);
     int empty = 0;
@@ -1182,12 +1199,17 @@ static void test_recompute_rows(void) {
         continue;
       }
       for (int j = 0; j < n; j++)
-        if ((dense ? (i % 4 ? 1 : j <= i) : rnd_unif() < 0.12) && !(i == 5 && j == 7)) {
+        if ((dense ? (i % 4 ? 1 : j <= i) : rnd_unif() < 0.12) && !(i == 5 && j == 7) &&
+            !(i == 7 && j == 2) && !(i == 8 && (j == 4 || j == 13))) {
           set_bit(m, n, i, j, 1);
           kept++;
         }
       if (i == 6 && !get_bit(m, n, i, 9)) {
         set_bit(m, n, i, 9, 1);
+        kept++;
+      }
+      if (i == 7 && !get_bit(m, n, i, 11)) {
+        set_bit(m, n, i, 11, 1);
         kept++;
       }
     }
