@@ -260,29 +260,32 @@ vnni_tile_count(const int8_t *apad, int kg, const uint8_t *p0, const uint8_t *p1
   return cnt;
 }
 
-static int64_t vnni_count(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols,
-                          const int32_t *S, size_t lds, const int32_t *t, const int *nk) {
-  const int kg = p->kg, np = (ncols + 15) / 16;
+static void vnni_count(spr_i8mat *const *p, int planes, const int8_t *A, int lda, int m,
+                       int ncols, const int32_t *S, size_t lds, const int32_t *t, const int *nk,
+                       int64_t *count) {
+  const int kg = p[0]->kg, np = (ncols + 15) / 16;
   const size_t pstride = (size_t)kg * 64;
-  int64_t cnt = 0;
   for (int i0 = 0; i0 < m; i0 += I8_RB) {
     const int rb = m - i0 < I8_RB ? m - i0 : I8_RB;
-    int32_t corr[I8_RB], tr[I8_RB] = {0};
-    vnni_rows(p, A, lda, i0, rb, corr);
-    for (int r = 0; r < rb; r++) tr[r] = t[i0 + r];
+    int32_t corr[I8_RB];
+    vnni_rows(p[0], A, lda, i0, rb, corr); /* once for every plane */
     for (int q = 0; q < np; q += 2) {
-      const uint8_t *p0 = p->panels + (size_t)q * pstride;
-      const uint8_t *p1 = q + 1 < np ? p0 + pstride : p0;
       const int j0 = 16 * q;
       int lim[I8_RB] = {0};
       for (int r = 0; r < rb; r++) {
         const int l = nk[i0 + r] - j0;
         lim[r] = l < 0 ? 0 : l > 32 ? 32 : l;
       }
-      cnt += vnni_tile_count(p->apad, kg, p0, p1, corr, S + (size_t)i0 * lds + j0, lds, tr, lim);
+      for (int pl = 0; pl < planes; pl++) {
+        int32_t tr[I8_RB] = {0};
+        for (int r = 0; r < rb; r++) tr[r] = t[(size_t)pl * m + i0 + r];
+        const uint8_t *p0 = p[pl]->panels + (size_t)q * pstride;
+        const uint8_t *p1 = q + 1 < np ? p0 + pstride : p0;
+        count[pl] += vnni_tile_count(p[0]->apad, kg, p0, p1, corr, S + (size_t)i0 * lds + j0, lds,
+                                     tr, lim);
+      }
     }
   }
-  return cnt;
 }
 
 static void vnni_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, int32_t *C,
@@ -310,21 +313,28 @@ static void vnni_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, i
 }
 #endif
 
-int spr_i8mat_count_diff_ge(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols,
-                            const int32_t *S, size_t lds, const int32_t *t, const int *nk,
-                            int64_t *count) {
-  if (!p || !A || !S || !t || !nk || !count)
-    return spr_error(SPR_EINVAL, "i8mat: count: NULL argument");
-  if (m < 0 || m > p->rows_max || ncols < 0 || ncols > p->n || lda < p->k || lds < (size_t)ncols)
-    return spr_error(SPR_EINVAL, "i8mat: count: %d rows (at most %d), %d columns (at most %d), "
-                     "leading dimensions %d, %zu", m, p->rows_max, ncols, p->n, lda, lds);
+int spr_i8mat_count_diff_ge(spr_i8mat *const *p, int planes, const int8_t *A, int lda, int m,
+                            int ncols, const int32_t *S, size_t lds, const int32_t *t,
+                            const int *nk, int64_t *count) {
+  if (!p || planes < 1 || !A || !S || !t || !nk || !count)
+    return spr_error(SPR_EINVAL, "i8mat: count: NULL argument or %d planes", planes);
+  for (int pl = 0; pl < planes; pl++) {
+    if (!p[pl]) return spr_error(SPR_EINVAL, "i8mat: count: plane %d is NULL", pl);
+    if (m < 0 || m > p[pl]->rows_max || ncols < 0 || ncols > p[pl]->n || lda < p[pl]->k ||
+        lds < (size_t)ncols)
+      return spr_error(SPR_EINVAL, "i8mat: count: %d rows (at most %d), %d columns (at most %d), "
+                       "leading dimensions %d, %zu", m, p[pl]->rows_max, ncols, p[pl]->n, lda, lds);
+    if (p[pl]->k != p[0]->k || p[pl]->vnni != p[0]->vnni)
+      return spr_error(SPR_EINVAL, "i8mat: count: plane %d has %d codes per row, plane 0 %d", pl,
+                       p[pl]->k, p[0]->k);
+    count[pl] = 0;
+  }
   for (int i = 0; i < m; i++)
     if (nk[i] < 0 || nk[i] > ncols)
       return spr_error(SPR_EINVAL, "i8mat: count: row %d sees %d columns (of %d)", i, nk[i], ncols);
-  *count = 0;
 #if SPR_HAVE_VNNI_KERNEL
-  if (p->vnni) {
-    if (m > 0 && ncols > 0) *count = vnni_count(p, A, lda, m, ncols, S, lds, t, nk);
+  if (p[0]->vnni) {
+    if (m > 0 && ncols > 0) vnni_count(p, planes, A, lda, m, ncols, S, lds, t, nk, count);
     return 0;
   }
 #endif

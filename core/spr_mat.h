@@ -79,16 +79,18 @@ int spr_i8mat_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, int3
 /* 1: the VNNI path serves products (else the float or int64 path). */
 int spr_i8mat_vnni(const spr_i8mat *p);
 
-/* *count = the pairs (i, j), i < m, j < nk[i], with
- *   S[i lds + j] - sum_t A[i lda + t] B[j][t] >= t[i]
- * (nk[i] <= ncols <= n), the products compared in registers and never
- * stored (LeOPArd's plane counts, digital/spr_baselines.c).  The VNNI
- * path only: SPR_EINVAL without it (spr_i8mat_vnni), or for m outside
- * 0..rows_max, ncols outside 0..n, nk[i] outside 0..ncols, NULL
- * arguments. */
-int spr_i8mat_count_diff_ge(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols,
-                            const int32_t *S, size_t lds, const int32_t *t, const int *nk,
-                            int64_t *count);
+/* For each plane l < planes: count[l] = the pairs (i, j), i < m,
+ * j < nk[i], with
+ *   S[i lds + j] - sum_t A[i lda + t] B_l[j][t] >= t[l m + i]
+ * (B_l the codes packed in p[l], all with the same k; nk[i] <= ncols <=
+ * n), the products compared in registers and never stored, A's rows
+ * prepared once for every plane (LeOPArd's plane counts,
+ * digital/spr_baselines.c).  The VNNI path only: SPR_EINVAL without it
+ * (spr_i8mat_vnni), or for m outside 0..rows_max, ncols outside 0..n,
+ * nk[i] outside 0..ncols, planes of different k, NULL arguments. */
+int spr_i8mat_count_diff_ge(spr_i8mat *const *p, int planes, const int8_t *A, int lda, int m,
+                            int ncols, const int32_t *S, size_t lds, const int32_t *t,
+                            const int *nk, int64_t *count);
 
 /* Tests: 1 forces the portable path for matrices packed afterwards. */
 void spr__i8mat_force_portable(int on);

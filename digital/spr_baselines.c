@@ -747,23 +747,23 @@ int spr_bl_leopard_rows(const int8_t *q, int d, const int64_t *qpos, const int32
   for (int r0 = 0; r0 < m; r0 += 64) {
     const int mm = m - r0 < 64 ? m - r0 : 64;
     if (fused) {
-      int32_t tr[64];
+      int32_t tr[7 * 64];
       int nkr[64];
-      int64_t nsum = 0;
+      int64_t nsum = 0, on[7];
       for (int r = 0; r < mm; r++) nsum += nkr[r] = row_keys(i0 + r0 + r, n, causal);
       for (int rr = 1; rr < B; rr++) {
         const int64_t left = ((int64_t)1 << rr) - 1;
         for (int r = 0; r < mm; r++) {
           int64_t tt = (int64_t)t - left * qpos[r0 + r];
-          tr[r] = (int32_t)(tt > INT32_MAX ? INT32_MAX : tt < -INT32_MAX ? -INT32_MAX : tt);
+          tr[(rr - 1) * mm + r] =
+              (int32_t)(tt > INT32_MAX ? INT32_MAX : tt < -INT32_MAX ? -INT32_MAX : tt);
         }
-        int64_t on;
-        int rc = spr_i8mat_count_diff_ge(plow[rr - 1], q + (size_t)r0 * d, d, mm, nc,
-                                         S + (size_t)r0 * lds, lds, tr, nkr, &on);
-        if (rc) return rc;
-        b += on;
-        if (rr == 1) st += nsum - on; /* stopped by plane B - 1: before the last */
       }
+      int rc = spr_i8mat_count_diff_ge(plow, B - 1, q + (size_t)r0 * d, d, mm, nc,
+                                       S + (size_t)r0 * lds, lds, tr, nkr, on);
+      if (rc) return rc;
+      for (int rr = 1; rr < B; rr++) b += on[rr - 1];
+      st += nsum - on[0]; /* stopped by plane B - 1: before the last */
       continue;
     }
     for (int rr = 1; rr < B; rr++) {

@@ -147,47 +147,50 @@ static void test_i8_products(void) {
   }
 }
 
-/* spr_i8mat_count_diff_ge against int64 loops: random thresholds around
- * the differences, per-row column limits (a causal block's), edge tiles;
- * the VNNI path only (the portable one refuses). */
+/* spr_i8mat_count_diff_ge against int64 loops: three planes of keys at
+ * once and one alone, random thresholds around the differences, per-row
+ * column limits (a causal block's), edge tiles; the VNNI path only (the
+ * portable one refuses). */
 static void check_count(int m, int n, int k, int portable) {
+  enum { NP = 3 };
   const int lda = k + 2, ldb = k, lds = n + 3;
-  int8_t *A = malloc((size_t)m * lda), *B = malloc((size_t)n * ldb);
-  int32_t *S = malloc((size_t)m * lds * sizeof *S), *t = malloc((size_t)m * sizeof *t);
+  int8_t *A = malloc((size_t)m * lda), *B = malloc((size_t)NP * n * ldb);
+  int32_t *S = malloc((size_t)m * lds * sizeof *S), *t = malloc((size_t)NP * m * sizeof *t);
   int *nk = malloc((size_t)m * sizeof *nk);
   for (int i = 0; i < m * lda; i++) A[i] = (int8_t)((int)(rnd() % 255) - 127);
-  for (int i = 0; i < n * ldb; i++) B[i] = (int8_t)(rnd() % 128); /* LeOPArd's low bits: >= 0 */
+  for (int i = 0; i < NP * n * ldb; i++) B[i] = (int8_t)(rnd() % 128); /* low bits: >= 0 */
   for (int i = 0; i < m * lds; i++) S[i] = (int32_t)(rnd() % 400001) - 200000;
   spr__i8mat_force_portable(portable);
-  spr_i8mat *p;
-  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(n, k, m, &p), 0);
-  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p, B, n, k, ldb), 0);
+  spr_i8mat *p[NP];
+  for (int l = 0; l < NP; l++) {
+    CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(n, k, m, &p[l]), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p[l], B + (size_t)l * n * ldb, n, k, ldb), 0);
+  }
   for (int pass = 0; pass < 3; pass++) {
-    const int nc = pass == 2 ? n - n / 4 : n;
-    for (int i = 0; i < m; i++) {
-      nk[i] = pass == 0 ? nc : (int)(rnd() % (uint64_t)(nc + 1)); /* pass 1, 2: ragged rows */
-      t[i] = (int32_t)(rnd() % 200001) - 100000;
-    }
-    if (m > 1) t[1] = INT32_MAX; /* nothing passes */
+    const int nc = pass == 2 ? n - n / 4 : n, planes = pass == 1 ? 1 : NP;
+    for (int i = 0; i < m; i++) nk[i] = pass == 0 ? nc : (int)(rnd() % (uint64_t)(nc + 1));
+    for (int i = 0; i < NP * m; i++) t[i] = (int32_t)(rnd() % 200001) - 100000;
+    if (m > 1) t[1] = INT32_MAX;  /* nothing passes */
     if (m > 2) t[2] = -INT32_MAX; /* everything passes */
-    int64_t want = 0;
-    for (int i = 0; i < m; i++)
-      for (int j = 0; j < nk[i]; j++) {
-        int64_t dot = 0;
-        for (int u = 0; u < k; u++) dot += (int64_t)A[(size_t)i * lda + u] * B[(size_t)j * ldb + u];
-        want += S[(size_t)i * lds + j] - dot >= t[i];
-      }
-    int64_t got = -1;
-    const int rc = spr_i8mat_count_diff_ge(p, A, lda, m, nc, S, (size_t)lds, t, nk, &got);
-    if (spr_i8mat_vnni(p)) {
+    int64_t want[NP] = {0}, got[NP] = {-1, -1, -1};
+    for (int l = 0; l < planes; l++)
+      for (int i = 0; i < m; i++)
+        for (int j = 0; j < nk[i]; j++) {
+          int64_t dot = 0;
+          const int8_t *bj = B + ((size_t)l * n + j) * ldb;
+          for (int u = 0; u < k; u++) dot += (int64_t)A[(size_t)i * lda + u] * bj[u];
+          want[l] += S[(size_t)i * lds + j] - dot >= t[(size_t)l * m + i];
+        }
+    const int rc = spr_i8mat_count_diff_ge(p, planes, A, lda, m, nc, S, (size_t)lds, t, nk, got);
+    if (spr_i8mat_vnni(p[0])) {
       CU_ASSERT_EQUAL(rc, 0);
-      CU_ASSERT_EQUAL(got, want);
+      for (int l = 0; l < planes; l++) CU_ASSERT_EQUAL(got[l], want[l]);
     } else {
       CU_ASSERT_EQUAL(rc, SPR_EINVAL);
       SPR_ASSERT_CONTAINS(spr_errmsg(), "needs the VNNI path");
     }
   }
-  spr_i8mat_free(p);
+  for (int l = 0; l < NP; l++) spr_i8mat_free(p[l]);
   spr__i8mat_force_portable(0);
   free(A);
   free(B);
@@ -202,23 +205,30 @@ static void test_i8_count(void) {
     for (int portable = 0; portable < 2; portable++)
       check_count(shapes[s][0], shapes[s][1], shapes[s][2], portable);
   /* errors */
-  spr_i8mat *p;
-  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(4, 8, 2, &p), 0);
+  spr_i8mat *p[2];
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(4, 8, 2, &p[0]), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(4, 8, 2, &p[1]), 0);
   int8_t b[32] = {0}, a[16] = {0};
-  int32_t S[8] = {0}, t[2] = {0};
+  int32_t S[8] = {0}, t[4] = {0};
   int nk[2] = {4, 5};
-  int64_t cnt;
-  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p, b, 4, 8, 8), 0);
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 2, 4, S, 4, t, nk, &cnt), SPR_EINVAL);
+  int64_t cnt[2];
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p[0], b, 4, 8, 8), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p[1], b, 4, 7, 8), 0);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "row 1 sees 5 columns (of 4)");
   nk[1] = 4;
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 3, 4, S, 4, t, nk, &cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 2, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "plane 1 has 7 codes per row, plane 0 8");
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 3, 4, S, 4, t, nk, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "3 rows (at most 2)");
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 2, 4, S, 3, t, nk, &cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, S, 3, t, nk, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "leading dimensions 8, 3");
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, a, 8, 2, 4, NULL, 4, t, nk, &cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, NULL, 4, t, nk, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "count: NULL argument");
-  spr_i8mat_free(p);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 0, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "0 planes");
+  spr_i8mat_free(p[0]);
+  spr_i8mat_free(p[1]);
 }
 
 static void test_i8_errors(void) {
