@@ -47,7 +47,7 @@ struct spr_i8mat {
   int32_t *ctile;    /* VNNI: I8_RB x 32 outputs of an edge tile */
   float *bf, *af, *cf; /* float path: B (n x k), A (rows x k), C (rows x n) */
   int8_t *b;         /* portable path: B (n x k) for the int64 loops */
-  int bmax;          /* max |b| */
+  int bmax;          /* max |b| (portable path only) */
 };
 
 static int i8_force_portable;
@@ -123,7 +123,8 @@ int spr_i8mat_pack_masked(spr_i8mat *p, const int8_t *B, int n, int k, int ldb, 
                      k, ldb, p->n_max, p->k_max);
   p->n = n;
   p->k = k;
-  p->bmax = maxabs_masked(B, n, k, ldb, and_mask);
+  /* the portable path's choice of float or int64 products */
+  p->bmax = p->vnni ? 0 : maxabs_masked(B, n, k, ldb, and_mask);
   if (p->vnni) {
     /* panel q, group g, lane l: the 4 codes B[16 q + l][4 g .. 4 g + 3]
      * (masked) + 128 as one 32-bit word (columns beyond n and codes
