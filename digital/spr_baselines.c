@@ -602,6 +602,53 @@ void spr_bl_exp_table(double c, int64_t len, double *tab) {
   for (int64_t t = 0; t < len; t++) tab[t] = exp(c * (double)(int32_t)(-t));
 }
 
+/* Bits j < nk of a cleared mask row: x[j] >= cut; returns their count. */
+static int64_t ge_bits_any(const double *x, int nk, double cut, uint8_t *row) {
+  int64_t kept = 0;
+  int j = 0;
+  for (; j + 8 <= nk; j += 8) {
+    unsigned byte = 0;
+    for (int u = 0; u < 8; u++) byte |= (unsigned)(x[j + u] >= cut) << u;
+    row[j >> 3] = (uint8_t)byte;
+    kept += __builtin_popcount(byte);
+  }
+  for (; j < nk; j++)
+    if (x[j] >= cut) {
+      row[j >> 3] |= (uint8_t)(1u << (j & 7));
+      kept++;
+    }
+  return kept;
+}
+
+#if SPR_AVX512_KERNELS
+/* the same, a compare mask of 8 doubles per byte */
+__attribute__((target("avx512f"))) static int64_t ge_bits_512(const double *x, int nk, double cut,
+                                                               uint8_t *row) {
+  const __m512d c = _mm512_set1_pd(cut);
+  int64_t kept = 0;
+  int j = 0;
+  for (; j + 8 <= nk; j += 8) {
+    const __mmask8 k = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), c, _CMP_GE_OQ);
+    row[j >> 3] = (uint8_t)k;
+    kept += __builtin_popcount(k);
+  }
+  if (j < nk) {
+    const __mmask8 t = (__mmask8)((1u << (nk - j)) - 1u);
+    const __mmask8 k = _mm512_mask_cmp_pd_mask(t, _mm512_maskz_loadu_pd(t, x + j), c, _CMP_GE_OQ);
+    row[j >> 3] = (uint8_t)k;
+    kept += __builtin_popcount(k);
+  }
+  return kept;
+}
+#endif
+
+static int64_t ge_bits(const double *x, int nk, double cut, uint8_t *row) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512()) return ge_bits_512(x, nk, cut, row);
+#endif
+  return ge_bits_any(x, nk, cut, row);
+}
+
 SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
                                    double c, double p_threshold, const double *tab, int64_t tab_len,
                                    double *e, uint8_t *mask) {
@@ -640,21 +687,8 @@ SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, 
     }
     for (int r = 0; r < rr; r++) {
       uint8_t *row = mask + (size_t)(r0 + r) * rb;
-      const double cut = p_threshold * z[r];
-      const double *er = e + (size_t)r * n;
       memset(row, 0, rb);
-      int j = 0;
-      for (; j + 8 <= nk[r]; j += 8) {
-        unsigned byte = 0;
-        for (int u = 0; u < 8; u++) byte |= (unsigned)(er[j + u] >= cut) << u;
-        row[j >> 3] = (uint8_t)byte;
-        kept += __builtin_popcount(byte);
-      }
-      for (; j < nk[r]; j++)
-        if (er[j] >= cut) {
-          row[j >> 3] |= (uint8_t)(1u << (j & 7));
-          kept++;
-        }
+      kept += ge_bits(e + (size_t)r * n, nk[r], p_threshold * z[r], row);
     }
   }
   return kept;
