@@ -317,6 +317,40 @@ SPR_HOT static int64_t quantile_above_min(const int32_t *s, int nk, int64_t base
   return amin;
 }
 
+/* fine[s - base] += 1 for the s of s[0 .. nk) in [base, base + w) */
+static void fine_row_any(const int32_t *s, int nk, int64_t base, int64_t w, int64_t *fine) {
+  for (int j = 0; j < nk; j++) {
+    const int64_t v = (int64_t)s[j] - base;
+    if ((uint64_t)v < (uint64_t)w) fine[v]++;
+  }
+}
+
+#if SPR_AVX512_KERNELS
+/* the same, 16 compares at a time and the few keys in the bin one by one
+ * (the bin within the int32 range) */
+__attribute__((target("avx512f"))) static void fine_row_512(const int32_t *s, int nk, int32_t b,
+                                                            int32_t top, int64_t *fine) {
+  const __m512i lo = _mm512_set1_epi32(b), hi = _mm512_set1_epi32(top);
+  int j = 0;
+  for (; j < nk; j += 16) {
+    const __mmask16 t = nk - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nk - j)) - 1u);
+    const __m512i v = _mm512_maskz_loadu_epi32(t, s + j);
+    unsigned k = _mm512_mask_cmple_epi32_mask(_mm512_mask_cmpge_epi32_mask(t, v, lo), v, hi);
+    for (; k; k &= k - 1) fine[(int64_t)s[j + __builtin_ctz(k)] - b]++;
+  }
+}
+#endif
+
+static void fine_row(const int32_t *s, int nk, int64_t base, int64_t w, int64_t *fine) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512() && base >= INT32_MIN && base + w - 1 <= INT32_MAX) {
+    fine_row_512(s, nk, (int32_t)base, (int32_t)(base + w - 1), fine);
+    return;
+  }
+#endif
+  fine_row_any(s, nk, base, w, fine);
+}
+
 /* Pass 1: coarse[(s - lo) >> shift]; pass 2: fine histogram of the values
  * in the coarse bin of the crossing, and the smallest value above it. */
 void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int i0, int m, int n,
@@ -356,10 +390,7 @@ void spr_bl_quantile_rows(spr_bl_quantile *h, const int32_t *S, size_t lds, int 
       int64_t *fine = h->fine;
       /* the minimum above (vectorised), then the few values in the bin */
       amin = quantile_above_min(s, nk, base, w, amin);
-      for (int j = 0; j < nk; j++) {
-        const int64_t v = (int64_t)s[j] - base;
-        if ((uint64_t)v < (uint64_t)w) fine[v]++;
-      }
+      fine_row(s, nk, base, w, fine);
       h->above_min = amin == INT64_MAX ? INT64_MAX : amin + b0;
     }
   }
