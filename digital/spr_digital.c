@@ -51,7 +51,7 @@ int spr_dig_ws_alloc(spr_dig_ws *ws, int n, int d) {
   if (n < 1 || d < 1)
     return spr_error(SPR_EINVAL, "digital: bad workspace shape n=%d d=%d", n, d);
   const size_t un = (size_t)n;
-  ws->idx = malloc(un * sizeof *ws->idx);
+  ws->idx = malloc((un + 16) * sizeof *ws->idx); /* + 16: row_survivors' whole-vector stores */
   ws->buf = malloc(un * sizeof *ws->buf);
   ws->prev = malloc(un * sizeof *ws->prev);
   ws->next = malloc(un * sizeof *ws->next);
@@ -163,12 +163,42 @@ static int32_t kept_max(const int32_t *s, const uint8_t *row, int n) {
 
 /* Survivors of one mask row, ascending, into idx; returns their count.
  * Bits j >= n of the last byte are ignored. */
-SPR_HOT static int row_survivors(const uint8_t *row, int n, int *idx) {
+static int row_survivors_any(const uint8_t *row, int n, int *idx) {
   const size_t nw = ((size_t)n + 63) / 64;
   int m = 0;
   for (size_t w = 0; w < nw; w++)
     for (uint64_t x = row_word(row, n, w); x; x &= x - 1) idx[m++] = (int)(64 * w) + __builtin_ctzll(x);
   return m;
+}
+
+#if SPR_AVX512_KERNELS
+/* the same, 16 keys at a time: the compressed key indices of each 16 mask
+ * bits (idx holds n + 16: every store is a whole vector) */
+__attribute__((target("avx512f"))) static int row_survivors_512(const uint8_t *row, int n, int *idx) {
+  const size_t nw = ((size_t)n + 63) / 64;
+  const __m512i sixteen = _mm512_set1_epi32(16);
+  __m512i base = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int m = 0;
+  for (size_t w = 0; w < nw; w++) {
+    const uint64_t x = row_word(row, n, w);
+    for (int q = 0; q < 4; q++) {
+      const __mmask16 k = (__mmask16)(x >> (16 * q));
+      if (k) {
+        _mm512_storeu_si512(idx + m, _mm512_maskz_compress_epi32(k, base));
+        m += __builtin_popcount(k);
+      }
+      base = _mm512_add_epi32(base, sixteen);
+    }
+  }
+  return m;
+}
+#endif
+
+static int row_survivors(const uint8_t *row, int n, int *idx) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512()) return row_survivors_512(row, n, idx);
+#endif
+  return row_survivors_any(row, n, idx);
 }
 
 static inline int mask_bit(const uint8_t *row, int j) { return row[j >> 3] >> (j & 7) & 1; }
