@@ -217,6 +217,7 @@ static void vnni_rows(spr_i8mat *p, const int8_t *A, int lda, int i0, int rb, in
     const int8_t *ar = A + (size_t)(i0 + r) * lda;
     memcpy(p->apad + (size_t)r * kg * 4, ar, (size_t)k);
     int32_t s = 0;
+#pragma omp simd reduction(+ : s)
     for (int t = 0; t < k; t++) s += ar[t];
     corr[r] = 128 * s;
   }
