@@ -57,7 +57,7 @@ int spr_dig_ws_alloc(spr_dig_ws *ws, int n, int d) {
   ws->next = malloc(un * sizeof *ws->next);
   ws->res = malloc(un);
   ws->resw = malloc((un + 63) / 64 * sizeof *ws->resw);
-  ws->heap = malloc(un * sizeof *ws->heap);
+  ws->heap = malloc((un + 16) * sizeof *ws->heap); /* + 16: rank_top_512's whole-vector stores */
   ws->acc = malloc((size_t)d * sizeof *ws->acc);
   ws->xs = malloc((un + 16) * sizeof *ws->xs);
   ws->ws = malloc((un + 16) * sizeof *ws->ws);
@@ -835,70 +835,60 @@ static inline void block4_max(const float *p, int m, float *bm) {
  * ranking.  Otherwise (or with more than 64 candidates, many ties) a heap
  * of the ki best so far. */
 #if SPR_AVX512_KERNELS
-/* The ki <= 16 top keys: lb = the ki-th largest of the 16 lane maxima
- * (the maxima of the keys j = u mod 16) bounds the ki-th largest key from
- * below (ki distinct keys reach it), so only keys >= lb can rank among
- * the top ki.  One pass keeps the ki best so far in ranking order (tp,
- * ti) and compares 16 keys at a time against lb, then against the ki-th
- * best once ki are listed; the keys that pass are inserted in key order
- * (a key that ties a listed one goes behind it: the lower key ranks
- * first). */
+/* The ki <= 16 top keys (nk >= 16): lb = the ki-th largest of the 16 lane
+ * maxima (the maxima of the keys j = u mod 16) bounds the ki-th largest
+ * key from below (ki distinct keys reach it), so only keys >= lb can rank
+ * among the top ki.  One pass compresses those keys, in key order, into
+ * cand (nk + 16 ints: whole-vector stores); the best ki of them are then
+ * picked by the ranking (p descending; the candidates stay in key order,
+ * so a tie goes to the lower key). */
 __attribute__((target("avx512f"))) static void rank_top_512(const float *pr, int nk, int ki,
-                                                            int *out) {
-  float tp[16];
-  int ti[16], nt = 0;
-  float thr = -INFINITY; /* a key passes when p >= thr (nt < ki) or p > thr */
-  if (nk >= 16) {
-    __m512 mv = _mm512_loadu_ps(pr);
-    int j = 16;
-    for (; j + 16 <= nk; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(pr + j));
-    float lm[16];
-    _mm512_storeu_ps(lm, mv);
-    for (; j < nk; j++) lm[j & 15] = pr[j] > lm[j & 15] ? pr[j] : lm[j & 15];
-    /* the ki-th largest of the 16 (a partial selection sort) */
-    for (int t = 0; t < ki; t++) {
-      int b = t;
-      for (int u = t + 1; u < 16; u++) b = lm[u] > lm[b] ? u : b;
-      const float x = lm[b];
-      lm[b] = lm[t];
-      lm[t] = x;
-    }
-    thr = lm[ki - 1];
+                                                            int *cand, int *out) {
+  __m512 mv = _mm512_loadu_ps(pr);
+  int j = 16;
+  for (; j + 16 <= nk; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(pr + j));
+  float lm[16];
+  _mm512_storeu_ps(lm, mv);
+  for (; j < nk; j++) lm[j & 15] = pr[j] > lm[j & 15] ? pr[j] : lm[j & 15];
+  /* the ki-th largest of the 16: the one with fewer than ki above it and
+   * at least ki at or above it (16 independent counts, no chain of
+   * dependent compares) */
+  mv = _mm512_loadu_ps(lm);
+  float lb = lm[0];
+  for (int u = 0; u < 16; u++) {
+    const __m512 x = _mm512_set1_ps(lm[u]);
+    const int gt = __builtin_popcount(_mm512_cmp_ps_mask(mv, x, _CMP_GT_OQ));
+    const int ge = __builtin_popcount(_mm512_cmp_ps_mask(mv, x, _CMP_GE_OQ));
+    lb = gt < ki && ge >= ki ? lm[u] : lb;
   }
-#define RANK_INSERT(v_, j_)                                \
-  do {                                                     \
-    const float v = (v_);                                  \
-    if (nt < ki ? !(v >= thr) : !(v > tp[ki - 1])) break;  \
-    int t = nt < ki ? nt++ : ki - 1;                       \
-    while (t > 0 && tp[t - 1] < v) {                       \
-      tp[t] = tp[t - 1];                                   \
-      ti[t] = ti[t - 1];                                   \
-      t--;                                                 \
-    }                                                      \
-    tp[t] = v;                                             \
-    ti[t] = (j_);                                          \
-    if (nt == ki) thr = tp[ki - 1];                        \
-  } while (0)
-  int j = 0;
-  for (; j + 16 <= nk; j += 16) {
-    const __m512 v = _mm512_loadu_ps(pr + j), tv = _mm512_set1_ps(thr);
-    __mmask16 k = nt < ki ? _mm512_cmp_ps_mask(v, tv, _CMP_GE_OQ) : _mm512_cmp_ps_mask(v, tv, _CMP_GT_OQ);
-    for (; k; k &= (__mmask16)(k - 1)) {
-      const int u = __builtin_ctz(k);
-      RANK_INSERT(pr[j + u], j + u);
-    }
+  const __m512 tv = _mm512_set1_ps(lb);
+  const __m512i sixteen = _mm512_set1_epi32(16);
+  __m512i base = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int nc = 0;
+  for (j = 0; j < nk; j += 16) {
+    const __mmask16 t = nk - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nk - j)) - 1u);
+    const __mmask16 k = _mm512_mask_cmp_ps_mask(t, _mm512_maskz_loadu_ps(t, pr + j), tv, _CMP_GE_OQ);
+    _mm512_storeu_si512(cand + nc, _mm512_maskz_compress_epi32(k, base));
+    nc += __builtin_popcount(k);
+    base = _mm512_add_epi32(base, sixteen);
   }
-  for (; j < nk; j++) RANK_INSERT(pr[j], j);
-#undef RANK_INSERT
-  for (int t = 0; t < ki; t++) out[t] = ti[t];
+  for (int t = 0; t < ki; t++) { /* nc >= ki: the ki lane maxima pass */
+    int best = t;
+    for (int a = t + 1; a < nc; a++)
+      if (pr[cand[a]] > pr[cand[best]]) best = a;
+    const int c = cand[best];
+    for (int a = best; a > t; a--) cand[a] = cand[a - 1]; /* keeps key order */
+    cand[t] = c;
+    out[t] = c;
+  }
 }
 #endif
 
 SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) {
   enum { BLK = 4, MAXC = 64 };
 #if SPR_AVX512_KERNELS
-  if (ki <= 16 && spr_cpu_avx512()) {
-    rank_top_512(pr, nk, ki, out);
+  if (ki <= 16 && nk >= 16 && spr_cpu_avx512()) {
+    rank_top_512(pr, nk, ki, h, out);
     return;
   }
 #endif
