@@ -709,6 +709,28 @@ static int64_t ge_bits(const double *x, int nk, double cut, uint8_t *row) {
   return ge_bits_any(x, nk, cut, row);
 }
 
+/* z[r] = the sum of e[r ld + j] over j < nk, in j order, for r < 8: eight
+ * chains of scalar adds in registers (GCC otherwise keeps the sums in
+ * memory, or packs the eight rows' elements into one vector with seven
+ * shuffles per key, both slower than the chains) */
+__attribute__((optimize("no-tree-slp-vectorize", "no-tree-loop-vectorize"))) static void
+sum8_rows(const double *e, size_t ld, int nk, double *z) {
+  const double *e0 = e, *e1 = e0 + ld, *e2 = e1 + ld, *e3 = e2 + ld, *e4 = e3 + ld, *e5 = e4 + ld,
+               *e6 = e5 + ld, *e7 = e6 + ld;
+  double z0 = 0, z1 = 0, z2 = 0, z3 = 0, z4 = 0, z5 = 0, z6 = 0, z7 = 0;
+  for (int j = 0; j < nk; j++) {
+    z0 += e0[j];
+    z1 += e1[j];
+    z2 += e2[j];
+    z3 += e3[j];
+    z4 += e4[j];
+    z5 += e5[j];
+    z6 += e6[j];
+    z7 += e7[j];
+  }
+  z[0] = z0, z[1] = z1, z[2] = z2, z[3] = z3, z[4] = z4, z[5] = z5, z[6] = z6, z[7] = z7;
+}
+
 SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
                                    double c, double p_threshold, const double *tab, int64_t tab_len,
                                    double *e, uint8_t *mask) {
@@ -736,9 +758,8 @@ SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, 
     }
     double z[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (rr == 8) {
-      int j = 0;
-      for (; j < nkmin; j++)
-        for (int r = 0; r < 8; r++) z[r] += e[(size_t)r * n + j];
+      int j = nkmin;
+      sum8_rows(e, (size_t)n, nkmin, z);
       for (int r = 0; r < 8; r++)
         for (int jj = j; jj < nk[r]; jj++) z[r] += e[(size_t)r * n + jj];
     } else {
