@@ -270,6 +270,80 @@ int spr_vselect_range_i32(const int32_t *s, int n, int32_t lo, int32_t hi, int32
   return vselect_any(s, n, lo, hi, out);
 }
 
+static void vminmax_any(const int32_t *s, int n, int32_t *mn, int32_t *mx) {
+  int32_t a = s[0], b = s[0];
+  for (int j = 1; j < n; j++) {
+    a = s[j] < a ? s[j] : a;
+    b = s[j] > b ? s[j] : b;
+  }
+  if (mn) *mn = a;
+  *mx = b;
+}
+
+static int vcount_eq_any(const int32_t *s, int n, int32_t v, int *first) {
+  int c = 0, f = n;
+  for (int j = 0; j < n; j++)
+    if (s[j] == v) {
+      f = c++ ? f : j;
+    }
+  *first = f;
+  return c;
+}
+
+#if SPR_AVX512_KERNELS
+/* 16 lanes and a reduction tree in registers (GCC's vectorised reduction
+ * loops end in a scalar pass over their lanes through memory, each call) */
+__attribute__((target("avx512f"))) static void vminmax_512(const int32_t *s, int n, int32_t *mn,
+                                                           int32_t *mx) {
+  __m512i a = _mm512_set1_epi32(s[0]), b = a;
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i v = _mm512_loadu_si512((const void *)(s + j));
+    a = _mm512_min_epi32(a, v);
+    b = _mm512_max_epi32(b, v);
+  }
+  if (j < n) {
+    const __mmask16 t = (__mmask16)((1u << (n - j)) - 1u);
+    const __m512i v = _mm512_maskz_loadu_epi32(t, s + j);
+    a = _mm512_mask_min_epi32(a, t, a, v);
+    b = _mm512_mask_max_epi32(b, t, b, v);
+  }
+  if (mn) *mn = _mm512_reduce_min_epi32(a);
+  *mx = _mm512_reduce_max_epi32(b);
+}
+
+__attribute__((target("avx512f"))) static int vcount_eq_512(const int32_t *s, int n, int32_t v,
+                                                            int *first) {
+  const __m512i x = _mm512_set1_epi32(v);
+  int c = 0, f = n;
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 t = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1u);
+    const unsigned k = _mm512_mask_cmpeq_epi32_mask(t, _mm512_maskz_loadu_epi32(t, s + j), x);
+    if (k && f == n) f = j + __builtin_ctz(k);
+    c += __builtin_popcount(k);
+  }
+  *first = f;
+  return c;
+}
+#endif
+
+void spr_vminmax_i32(const int32_t *s, int n, int32_t *mn, int32_t *mx) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512()) {
+    vminmax_512(s, n, mn, mx);
+    return;
+  }
+#endif
+  vminmax_any(s, n, mn, mx);
+}
+
+int spr_vcount_eq_i32(const int32_t *s, int n, int32_t v, int *first) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512()) return vcount_eq_512(s, n, v, first);
+#endif
+  return vcount_eq_any(s, n, v, first);
+}
+
 int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
 #if SPR_AVX512_KERNELS
   if (spr_cpu_avx512()) return vbits_ge_512(s, n, t, out);

@@ -62,6 +62,13 @@ int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int n, int32_
 /* The number of j < n with s[j] >= t. */
 int64_t spr_vcount_ge_i32(const int32_t *s, int n, int32_t t);
 
+/* The least and largest of s[0 .. n), n >= 1 (mn may be NULL). */
+void spr_vminmax_i32(const int32_t *s, int n, int32_t *mn, int32_t *mx);
+
+/* The number of j < n with s[j] == v; *first = the least such j (n when
+ * there is none). */
+int spr_vcount_eq_i32(const int32_t *s, int n, int32_t v, int *first);
+
 /* The values lo <= s[j] <= hi of s[0 .. n), in their order, into out (n
  * int32; out may be s: the values move down); returns their number. */
 int spr_vselect_range_i32(const int32_t *s, int n, int32_t lo, int32_t hi, int32_t *out);

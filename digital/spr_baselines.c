@@ -67,13 +67,6 @@ void spr_bl_ws_free(spr_bl_ws *ws) {
 
 /* ---- shared helpers -------------------------------------------------- */
 
-static inline int32_t spr_bl_min_i32(const int32_t *s, int n) {
-  int32_t v = s[0];
-#pragma omp simd reduction(min : v)
-  for (int j = 0; j < n; j++) v = s[j] < v ? s[j] : v;
-  return v;
-}
-
 static void stats_begin(spr_bl_stats *st, int n, int d, int causal) {
   if (!st) return;
   memset(st, 0, sizeof *st);
@@ -550,12 +543,8 @@ static int count_ge(const int32_t *s, int n, int32_t t) {
  * count at hi is kept), so later steps count over about an eighth as many
  * each time: about six passes over the row instead of log2(max - min). */
 SPR_HOT static int32_t kth_largest(const int32_t *s, int nk, int ki, int32_t *cand) {
-  int32_t mn = s[0], mx = s[0];
-#pragma omp simd reduction(min : mn) reduction(max : mx)
-  for (int j = 0; j < nk; j++) {
-    mn = s[j] < mn ? s[j] : mn;
-    mx = s[j] > mx ? s[j] : mx;
-  }
+  int32_t mn, mx;
+  spr_vminmax_i32(s, nk, &mn, &mx);
   if (ki == 1) return mx;
   /* int64 bounds: mx + 1 may exceed INT32_MAX.  count(s >= t) for lo <
    * t < hi: the count over the row, or once gathered, above + count(cur
@@ -745,11 +734,10 @@ SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, 
       const int32_t *si = S + (size_t)(r0 + r) * lds;
       nk[r] = row_keys(i0 + r0 + r, n, causal);
       nkmin = nk[r] < nkmin ? nk[r] : nkmin;
-      int32_t v = si[0];
-#pragma omp simd reduction(max : v)
-      for (int j = 0; j < nk[r]; j++) v = si[j] > v ? si[j] : v;
+      int32_t v, mn;
+      spr_vminmax_i32(si, nk[r], &mn, &v);
       double *er = e + (size_t)r * n;
-      if (tab && (int64_t)v - spr_bl_min_i32(si, nk[r]) < tab_len) {
+      if (tab && (int64_t)v - mn < tab_len) {
 #pragma omp simd
         for (int j = 0; j < nk[r]; j++) er[j] = tab[v - si[j]];
       } else {

@@ -497,8 +497,7 @@ SPR_HOT static void attend_row(const int *idx, const int32_t *sv, int cnt, float
     z = spr_vsum16(w, (size_t)cnt);
   } else {
     int32_t mx = INT32_MIN;
-#pragma omp simd reduction(max : mx)
-    for (int t = 0; t < cnt; t++) mx = sv[t] > mx ? sv[t] : mx;
+    if (cnt > 0) spr_vminmax_i32(sv, cnt, NULL, &mx);
 #pragma omp simd
     for (int t = 0; t < cnt; t++) x[t] = alpha * (float)(sv[t] - mx);
     /* padded to whole vectors with exp(-inf) = 0: the sum is unchanged */
@@ -525,19 +524,13 @@ SPR_HOT int spr_dig_exp_rows(const int32_t *S, size_t lds, float alpha, int i0, 
     const int32_t *si = S + (size_t)r * lds;
     float *er = E + (size_t)r * n;
     const int nk = causal ? i0 + r + 1 : n;
-    int32_t mx = si[0];
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < nk; j++) mx = si[j] > mx ? si[j] : mx;
+    int32_t mx;
+    spr_vminmax_i32(si, nk, NULL, &mx);
 #pragma omp simd
     for (int j = 0; j < nk; j++) er[j] = alpha * (float)(si[j] - mx);
     spr_vexpf(er, er, (size_t)nk);
-    int ties = 0, first = nk;
-#pragma omp simd reduction(+ : ties) reduction(min : first)
-    for (int j = 0; j < nk; j++) {
-      const int e = si[j] == mx;
-      ties += e;
-      first = e && j < first ? j : first;
-    }
+    int first;
+    const int ties = spr_vcount_eq_i32(si, nk, mx, &first);
     emax[r].max = mx;
     emax[r].arg = ties > 1 ? -1 - first : first;
   }
@@ -580,9 +573,8 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
       for (size_t w = 0; w < nw; w++) cnt += __builtin_popcountll(row_word(row, n, w));
       float *pr = pbuf + (size_t)r * ncols;
       if (cnt > 0 && prefix_row(row, cnt)) {
-        int32_t mx = si[0];
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < cnt; j++) mx = si[j] > mx ? si[j] : mx;
+        int32_t mx;
+        spr_vminmax_i32(si, cnt, NULL, &mx);
         float z;
         if (E && emax[r].max == mx) {
           memcpy(pr, E + (size_t)r * n, (size_t)cnt * sizeof *pr);

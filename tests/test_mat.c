@@ -351,12 +351,29 @@ static void test_vbits(void) {
     ok &= out[(n + 7) / 8] == 0xAA; /* nothing written beyond */
     ok &= spr_vcount_ge_i32(s, n, t) == cnt;
     if (n > 3) ok &= spr_vcount_diff_ge_i32(s + 2, d + 2, n - 2, t) == cd;
+    /* least, largest, count and first of a value */
+    int32_t mn = s[0], mx = s[0], gmn = 0, gmx = 0;
+    int eq = 0, first = n, gfirst = -1;
+    for (int j = 0; j < n; j++) {
+      mn = s[j] < mn ? s[j] : mn;
+      mx = s[j] > mx ? s[j] : mx;
+      if (s[j] == t) {
+        if (!eq) first = j;
+        eq++;
+      }
+    }
+    spr_vminmax_i32(s, n, &gmn, &gmx);
+    ok &= gmn == mn && gmx == mx;
+    spr_vminmax_i32(s, n, NULL, &gmx);
+    ok &= gmx == mx;
+    ok &= spr_vcount_eq_i32(s, n, t, &gfirst) == eq && gfirst == first;
+    ok &= spr_vcount_eq_i32(s, n, 99, &gfirst) == 0 && gfirst == n; /* none */
   }
   CU_ASSERT(ok);
 }
 
 int main(void) {
-  CU_TestInfo tests[] = {{"comparison bits and counts vs one at a time", test_vbits},{"gemm on blocks vs loops", test_gemm_vs_loops},
+  CU_TestInfo tests[] = {{"comparison bits, counts, minima and maxima vs one at a time", test_vbits},{"gemm on blocks vs loops", test_gemm_vs_loops},
                          {"gemm shape errors", test_gemm_shape_errors},
                          {"int8 products vs int64 loops, both paths", test_i8_products},
                          {"int8 products: errors", test_i8_errors},
