@@ -1499,10 +1499,11 @@ static int schemes_prepare(const spr_config *c, spr_attend_head *s, spr_attend_w
 }
 
 /* Rows of a block that the schemes take together (block_schemes): at
- * n = 512, 64 KB of each of the scores, the exponentials and the
- * reference's probabilities; the same rows for any block size (a block
- * holds whole multiples of 64 rows). */
-#define CHUNK_ROWS 32
+ * n = 512, 256 KB of each of the scores, the exponentials and the
+ * reference's probabilities, which stay in L2 from one scheme to the
+ * next.  The dense scheme's P V GEMM takes a chunk at a time: 128 rows
+ * made it 10% faster than 32 (bench_pipeline, docs/performance.md). */
+#define CHUNK_ROWS 128
 
 /* The schemes of on[] on the cached block: masks, fetch, recompute into
  * w->Ob (and O's rows when given), metrics, LeOPArd's planes. */
