@@ -502,11 +502,13 @@ SPR_CLONES static int decide_impl(const spr_analog_params *an, const spr_analog_
       }
       const float *qi = ws->qf + (size_t)i * d;
       float qm = 0;
+#pragma omp simd reduction(max : qm)
+      for (int k = 0; k < d; k++) qm = fabsf(qi[k]) > qm ? fabsf(qi[k]) : qm;
+#pragma omp simd
       for (int k = 0; k < d; k++) {
         const float v = qi[k];
         a2[k] = as * fabsf(v);
         a2[d + k] = rs * v * v;
-        qm = fabsf(v) > qm ? fabsf(v) : qm;
       }
       const float kA = K * (as * qm), kB = K * (rs * qm * qm);
       /* classify: 0 far prune, 1 far keep, 2 near (bit operations, not
