@@ -562,6 +562,23 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
   /* pbuf given (the caller's choice): one GEMM for P V */
   const int gemm = pbuf != NULL;
   const int ncols = (int)(64 * wmax < (size_t)n ? 64 * wmax : (size_t)n);
+  if (gemm && E && surv == (int64_t)m * n) {
+    /* every row keeps every key (dense): the shared exponentials are its
+     * probabilities as they stand (the copy below would be the same
+     * floats), and the GEMM reads them in place */
+    for (int r = 0; r < m; r++) ws->rowf[r] = v_scale / spr_vsum16(E + (size_t)r * n, (size_t)n);
+    const spr_matf pe = {(float *)E, m, n, n};
+    if ((rc = spr_matf_gemm(1.0f, pe, 0, spr_matf_view((float *)vf, n, d), 0, 0.0f,
+                            spr_matf_view(O, m, d))))
+      return rc;
+    for (int r = 0; r < m; r++) {
+      const float f = ws->rowf[r];
+      float *oi = O + (size_t)r * d;
+      for (int u = 0; u < d; u++) oi[u] *= f;
+    }
+    if (st) st->survivors += surv;
+    return 0;
+  }
   for (int r = 0; r < m; r++) {
     float *oi = O + (size_t)r * d;
     const int32_t *si = S + (size_t)r * lds;
