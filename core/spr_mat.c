@@ -36,6 +36,10 @@ int spr_matf_gemm(float alpha, spr_matf a, int trans_a, spr_matf b, int trans_b,
 /* ---- exact products of 8-bit codes (spr_mat.h) ------------------------- */
 
 enum { I8_RB = 8 }; /* rows of A per VNNI tile */
+/* spr_i8mat_count_diff_ge: row blocks prepared at once, and the panel
+ * pairs of one column tile (2048 keys: at d = 64 the tile's panels of 7
+ * planes, 0.9 MB, stay in L2 while every row block passes over them) */
+enum { I8_CG = 8, I8_QT = 64 };
 
 struct spr_i8mat {
   int n_max, k_max, rows_max;
@@ -82,7 +86,7 @@ int spr_i8mat_alloc(int n_max, int k_max, int rows_max, spr_i8mat **out) {
   const size_t kg = ((size_t)k_max + 3) / 4, np = ((size_t)n_max + 15) / 16;
   if (p->vnni) {
     p->panels = aligned_alloc(64, np * kg * 64);
-    p->apad = malloc((size_t)I8_RB * kg * 4);
+    p->apad = malloc((size_t)I8_CG * I8_RB * kg * 4);
     p->ctile = malloc((size_t)I8_RB * 32 * sizeof *p->ctile);
     if (!p->panels || !p->apad || !p->ctile) goto nomem;
   } else {
@@ -207,15 +211,17 @@ vnni_tile(const int8_t *apad, int kg, const uint8_t *p0, const uint8_t *p1, cons
 #undef ST
 }
 
-/* Rows i0 .. i0 + rb - 1 of A into apad (zero padded), and 128 times each
- * row's sum into corr (the + 128 of the packed codes). */
-static void vnni_rows(spr_i8mat *p, const int8_t *A, int lda, int i0, int rb, int32_t *corr) {
+/* Rows i0 .. i0 + rb - 1 of A into apad (I8_RB rows of 4 kg codes, zero
+ * padded), and 128 times each row's sum into corr (the + 128 of the
+ * packed codes). */
+static void vnni_rows(spr_i8mat *p, const int8_t *A, int lda, int i0, int rb, int32_t *corr,
+                      int8_t *apad) {
   const int kg = p->kg, k = p->k;
-  memset(p->apad, 0, (size_t)I8_RB * kg * 4);
+  memset(apad, 0, (size_t)I8_RB * kg * 4);
   for (int r = 0; r < I8_RB; r++) corr[r] = 0;
   for (int r = 0; r < rb; r++) {
     const int8_t *ar = A + (size_t)(i0 + r) * lda;
-    memcpy(p->apad + (size_t)r * kg * 4, ar, (size_t)k);
+    memcpy(apad + (size_t)r * kg * 4, ar, (size_t)k);
     int32_t s = 0;
 #pragma omp simd reduction(+ : s)
     for (int t = 0; t < k; t++) s += ar[t];
@@ -266,25 +272,35 @@ static void vnni_count(spr_i8mat *const *p, int planes, const int8_t *A, int lda
                        int ncols, const int32_t *S, size_t lds, const int32_t *t, const int *nk,
                        int64_t *count) {
   const int kg = p[0]->kg, np = (ncols + 15) / 16;
-  const size_t pstride = (size_t)kg * 64;
-  for (int i0 = 0; i0 < m; i0 += I8_RB) {
-    const int rb = m - i0 < I8_RB ? m - i0 : I8_RB;
-    int32_t corr[I8_RB];
-    vnni_rows(p[0], A, lda, i0, rb, corr); /* once for every plane */
-    for (int q = 0; q < np; q += 2) {
-      const int j0 = 16 * q;
-      int lim[I8_RB] = {0};
-      for (int r = 0; r < rb; r++) {
-        const int l = nk[i0 + r] - j0;
-        lim[r] = l < 0 ? 0 : l > 32 ? 32 : l;
-      }
-      for (int pl = 0; pl < planes; pl++) {
-        int32_t tr[I8_RB] = {0};
-        for (int r = 0; r < rb; r++) tr[r] = t[(size_t)pl * m + i0 + r];
-        const uint8_t *p0 = p[pl]->panels + (size_t)q * pstride;
-        const uint8_t *p1 = q + 1 < np ? p0 + pstride : p0;
-        count[pl] += vnni_tile_count(p[0]->apad, kg, p0, p1, corr, S + (size_t)i0 * lds + j0, lds,
-                                     tr, lim);
+  const size_t pstride = (size_t)kg * 64, astride = (size_t)I8_RB * kg * 4;
+  for (int g0 = 0; g0 < m; g0 += I8_CG * I8_RB) {
+    /* I8_CG row blocks prepared once for every plane and column tile */
+    const int gm = m - g0 < I8_CG * I8_RB ? m - g0 : I8_CG * I8_RB, nb = (gm + I8_RB - 1) / I8_RB;
+    int32_t corr[I8_CG][I8_RB];
+    for (int b = 0; b < nb; b++) {
+      const int i0 = g0 + b * I8_RB, rb = m - i0 < I8_RB ? m - i0 : I8_RB;
+      vnni_rows(p[0], A, lda, i0, rb, corr[b], p[0]->apad + b * astride);
+    }
+    for (int q0 = 0; q0 < np; q0 += 2 * I8_QT) {
+      const int q1 = np - q0 < 2 * I8_QT ? np : q0 + 2 * I8_QT;
+      for (int b = 0; b < nb; b++) {
+        const int i0 = g0 + b * I8_RB, rb = m - i0 < I8_RB ? m - i0 : I8_RB;
+        for (int q = q0; q < q1; q += 2) {
+          const int j0 = 16 * q;
+          int lim[I8_RB] = {0};
+          for (int r = 0; r < rb; r++) {
+            const int l = nk[i0 + r] - j0;
+            lim[r] = l < 0 ? 0 : l > 32 ? 32 : l;
+          }
+          for (int pl = 0; pl < planes; pl++) {
+            int32_t tr[I8_RB] = {0};
+            for (int r = 0; r < rb; r++) tr[r] = t[(size_t)pl * m + i0 + r];
+            const uint8_t *p0 = p[pl]->panels + (size_t)q * pstride;
+            const uint8_t *p1 = q + 1 < np ? p0 + pstride : p0;
+            count[pl] += vnni_tile_count(p[0]->apad + b * astride, kg, p0, p1, corr[b],
+                                         S + (size_t)i0 * lds + j0, lds, tr, lim);
+          }
+        }
       }
     }
   }
@@ -297,7 +313,7 @@ static void vnni_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, i
   for (int i0 = 0; i0 < m; i0 += I8_RB) {
     const int rb = m - i0 < I8_RB ? m - i0 : I8_RB;
     int32_t corr[I8_RB];
-    vnni_rows(p, A, lda, i0, rb, corr);
+    vnni_rows(p, A, lda, i0, rb, corr, p->apad);
     for (int q = 0; q < np; q += 2) {
       /* a lone last panel pairs with itself; its second half is dropped */
       const uint8_t *p0 = p->panels + (size_t)q * pstride;

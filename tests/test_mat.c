@@ -200,7 +200,9 @@ static void check_count(int m, int n, int k, int portable) {
 }
 
 static void test_i8_count(void) {
-  const int shapes[][3] = {{1, 1, 1}, {8, 32, 64}, {13, 47, 63}, {64, 512, 64}, {9, 100, 130}};
+  /* the last: two groups of row blocks, two column tiles (spr_mat.c) */
+  const int shapes[][3] = {{1, 1, 1}, {8, 32, 64}, {13, 47, 63}, {64, 512, 64}, {9, 100, 130},
+                           {70, 2100, 20}};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
     for (int portable = 0; portable < 2; portable++)
       check_count(shapes[s][0], shapes[s][1], shapes[s][2], portable);
