@@ -843,6 +843,23 @@ static inline void block4_max(const float *p, int m, float *bm) {
  * whose maximum reaches tau; those few candidates are sorted by the
  * ranking.  Otherwise (or with more than 64 candidates, many ties) a heap
  * of the ki best so far. */
+/* The best min(ki, nc) of the candidate keys cand[0 .. nc) (in key order)
+ * into out, by selection (ranking: p descending, the lower key first; the
+ * candidates left stay in key order); returns their number. */
+static int rank_pick(const float *pr, int *cand, int nc, int ki, int *out) {
+  int t = 0;
+  for (; t < ki && t < nc; t++) {
+    int best = t;
+    for (int a = t + 1; a < nc; a++)
+      if (pr[cand[a]] > pr[cand[best]]) best = a;
+    const int j = cand[best];
+    for (int a = best; a > t; a--) cand[a] = cand[a - 1]; /* keeps key order */
+    cand[t] = j;
+    out[t] = j;
+  }
+  return t;
+}
+
 #if SPR_AVX512_KERNELS
 /* The ki <= 16 top keys (nk >= 16): lb = the ki-th largest of the 16 lane
  * maxima (the maxima of the keys j = u mod 16) bounds the ki-th largest
@@ -881,15 +898,7 @@ __attribute__((target("avx512f"))) static void rank_top_512(const float *pr, int
     nc += __builtin_popcount(k);
     base = _mm512_add_epi32(base, sixteen);
   }
-  for (int t = 0; t < ki; t++) { /* nc >= ki: the ki lane maxima pass */
-    int best = t;
-    for (int a = t + 1; a < nc; a++)
-      if (pr[cand[a]] > pr[cand[best]]) best = a;
-    const int c = cand[best];
-    for (int a = best; a > t; a--) cand[a] = cand[a - 1]; /* keeps key order */
-    cand[t] = c;
-    out[t] = c;
-  }
+  rank_pick(pr, cand, nc, ki, out); /* nc >= ki: the ki lane maxima pass */
 }
 #endif
 
@@ -934,18 +943,7 @@ SPR_HOT static void rank_row(const float *pr, int nk, int ki, int *h, int *out) 
         }
     }
     if (!over) {
-      /* the best ki of the candidates by selection (ranking: p
-       * descending, the lower key first: candidates are in key order) */
-      int t = 0;
-      for (; t < ki && t < nc; t++) {
-        int best = t;
-        for (int a = t + 1; a < nc; a++)
-          if (pr[cand[a]] > pr[cand[best]]) best = a;
-        const int j = cand[best];
-        for (int a = best; a > t; a--) cand[a] = cand[a - 1]; /* keeps key order */
-        cand[t] = j;
-        out[t] = j;
-      }
+      int t = rank_pick(pr, cand, nc, ki, out);
       for (int b = 0; b < nb && t < ki; b++) {
         if (bm[b] < tau) continue;
         const int j0 = BLK * b, j1 = j0 + BLK < nk ? j0 + BLK : nk;
