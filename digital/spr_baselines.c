@@ -503,37 +503,6 @@ static int row_k(int k, int k0, double frac, int nk, int causal) {
   return k0 < nk ? k0 : nk;
 }
 
-/* #{j < n : s[j] >= t} */
-static int count_ge_any(const int32_t *s, int n, int32_t t) {
-  int32_t c = 0;
-#pragma omp simd reduction(+ : c)
-  for (int j = 0; j < n; j++) c += s[j] >= t;
-  return c;
-}
-
-#if SPR_AVX512_KERNELS
-/* the same from compare masks (GCC's reduction of the loop above ends in
- * a scalar sum of its lanes through memory, each call) */
-__attribute__((target("avx512f"))) static int count_ge_512(const int32_t *s, int n, int32_t t) {
-  const __m512i tv = _mm512_set1_epi32(t);
-  int c = 0, j = 0;
-  for (; j + 16 <= n; j += 16)
-    c += __builtin_popcount(_mm512_cmpge_epi32_mask(_mm512_loadu_si512(s + j), tv));
-  if (j < n) {
-    const __mmask16 m = (__mmask16)((1u << (n - j)) - 1u);
-    c += __builtin_popcount(_mm512_mask_cmpge_epi32_mask(m, _mm512_maskz_loadu_epi32(m, s + j), tv));
-  }
-  return c;
-}
-#endif
-
-static int count_ge(const int32_t *s, int n, int32_t t) {
-#if SPR_AVX512_KERNELS
-  if (spr_cpu_avx512()) return count_ge_512(s, n, t);
-#endif
-  return count_ge_any(s, n, t);
-}
-
 /* The ki-th largest of s[0 .. nk) (1 <= ki <= nk): the largest t with
  * count(s >= t) >= ki, by bisection on t between lo (count(>= lo) >= ki,
  * first the row's minimum) and hi (count(>= hi) < ki, first its maximum
@@ -557,7 +526,7 @@ SPR_HOT static int32_t kth_largest(const int32_t *s, int nk, int ki, int32_t *ca
   for (int step = 1; hi - lo > 1; step++) {
     const int64_t mid = lo + (hi - lo) / 2;
     const int32_t t = (int32_t)mid;
-    const int c = count_ge(cur, nc, t);
+    const int64_t c = spr_vcount_ge_i32(cur, nc, t);
     const int64_t tot = cur == s ? c : above + c;
     if (tot >= ki) {
       lo = mid;
