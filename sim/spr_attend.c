@@ -125,8 +125,8 @@ struct spr_attend_ws {
   float *P, *Od, *Ob;   /* B x n reference probabilities, B x d outputs */
   int *top;            /* B x top_k */
   int top_k;
-  uint8_t *mask;       /* B x rb: a scheme's mask rows (the busiest query's pass) */
-  uint8_t *mks;        /* SPR_N_SCHEMES x B x rb: each scheme's mask rows of the block */
+  uint8_t *mks;        /* SPR_N_SCHEMES x B x rb: each scheme's mask rows of the block
+                          (block_schemes, schemes_prepare's pass) */
   double *e8;          /* 8 n: Sanger */
   /* the reference computed by spr_attend_analog for head ref_h */
   const spr_attend_head *ref_h;
@@ -254,7 +254,7 @@ double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
   const double nd = (double)n * d, bn = B * n, rb = (double)spr_mask_row_bytes(n);
   return bn * 4 * 5 /* Ib, S8, So, T1, P */ + B * d * 4 * 3 /* Od, Ob, analog inputs */ +
          B * 8 /* emax */ +
-         B * 64 * 4 /* ranks */ + (3 + SPR_N_SCHEMES) * B * rb /* masks */ +
+         B * 64 * 4 /* ranks */ + (2 + SPR_N_SCHEMES) * B * rb /* masks */ +
          nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + 64.0 * n * 4 /* analog rows */ +
          nd * 12 + 64.0 * n /* programmed arrays */ + 24.0 * c->xbar.rows * c->xbar.cols +
          (double)(SPR_BL_EXP_TAB + 1) * 8 + 16.0 * n * 8 /* Sanger rows */ +
@@ -329,7 +329,7 @@ static void ws_release(spr_attend_ws *t) {
   for (int r = 0; r < 7; r++) spr_i8mat_free(t->plow[r]);
   free(t->kscr); free(t->tab);
   free(t->S8); free(t->So); free(t->T1); free(t->P); free(t->Od); free(t->Ob); free(t->top);
-  free(t->mask); free(t->mks); free(t->e8); free(t->Oexact);
+  free(t->mks); free(t->e8); free(t->Oexact);
   spr_bl_quantile_free(t->qh);
   if (t->have_bws) spr_bl_ws_free(&t->bws);
   for (int s = 0; s < SPR_N_SCHEMES; s++) spr_dig_ws_free(&t->sr[s].dws);
@@ -396,14 +396,13 @@ int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int B, spr_atten
   w->Ob = malloc((size_t)B * d * sizeof *w->Ob);
   w->top = malloc((size_t)B * tk * sizeof *w->top);
   w->top_k = tk;
-  w->mask = malloc(B * rb);
   w->mks = malloc((size_t)SPR_N_SCHEMES * B * rb);
   w->e8 = malloc((size_t)8 * n * sizeof *w->e8);
   if (B >= n) w->Oexact = malloc(nd * sizeof *w->Oexact);
   if (!w->work || !w->gains || !w->off || !w->layer_counts || !w->Ib || !w->emax || !w->ma || !w->mi ||
       !w->q8 || !w->v8 || !w->qo || !w->q4s || !w->k4s || !w->vf || !w->qpos || !w->kscr ||
       !w->tab || !w->S8 || !w->So || !w->T1 || !w->P || !w->Od || !w->Ob || !w->top ||
-      !w->mask || !w->mks || !w->e8 || (B >= n && !w->Oexact))
+      !w->mks || !w->e8 || (B >= n && !w->Oexact))
     goto nomem;
   if ((rc = spr_i8mat_alloc(n, d, B, &w->pmsb)) || (rc = spr_i8mat_alloc(n, d, B, &w->pk8)) ||
       (rc = spr_i8mat_alloc(n, d, B, &w->pk4)))
@@ -1484,11 +1483,12 @@ static int schemes_prepare(const spr_config *c, spr_attend_head *s, spr_attend_w
     for (int sc = 0; sc < SPR_N_SCHEMES; sc++) {
       scheme_run *r = &w->sr[sc];
       if (!r->on || r->share >= 0 || !maybe_resident(c, n, d, sc, r)) continue;
+      uint8_t *buf = w->mks + (size_t)sc * w->B * spr_mask_row_bytes(n);
       for (int i0 = 0; i0 < n && !rc; i0 += w->B) {
         const int m = n - i0 < w->B ? n - i0 : w->B;
         const uint8_t *mk;
         blk_set(w, i0, m);
-        if (!(rc = scheme_mask_rows(c, s, w, sc, 0, m, w->mask, &mk))) {
+        if (!(rc = scheme_mask_rows(c, s, w, sc, 0, m, buf, &mk))) {
           const int64_t k = max_row_rows(mk, m, n, NULL);
           r->max_row = k > r->max_row ? k : r->max_row;
         }
