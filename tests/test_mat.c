@@ -229,6 +229,9 @@ static void test_i8_count(void) {
   SPR_ASSERT_CONTAINS(spr_errmsg(), "count: NULL argument");
   CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 0, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "0 planes");
+  spr_i8mat *pn[2] = {p[0], NULL};
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(pn, 2, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "plane 1 is NULL");
   spr_i8mat_free(p[0]);
   spr_i8mat_free(p[1]);
 }
