@@ -75,6 +75,37 @@ static inline __attribute__((always_inline)) v16f exp16(v16f x) {
   return p;
 }
 
+/* exp16 for lanes x <= 0 (-inf included, no NaN): the same operations
+ * without the ones that inputs above 0 or NaN need, so the same bits on
+ * those lanes.  k = nearest integer to x log2(e) lies in [-126, 0] for
+ * x >= lo (x < lo gives 0 as in exp16), so 2^k is a normal float and p
+ * 2^k rounds once, as exp16's p 2^e1 2^e2 does (its first product is
+ * exact). */
+static inline __attribute__((always_inline)) v16f exp16_nonpos(v16f x) {
+  const v16f lo = SPLAT(-87.33654475f), clo = SPLAT(-88.5f);
+  const v16f log2e = SPLAT(1.44269504088896341f), magic = SPLAT(12582912.0f);
+  const v16f c1 = SPLAT(0.693359375f), c2 = SPLAT(-2.12194440e-4f);
+  const v16f p0 = SPLAT(1.9875691500e-4f), p1 = SPLAT(1.3981999507e-3f),
+             p2 = SPLAT(8.3334519073e-3f), p3 = SPLAT(4.1665795894e-2f),
+             p4 = SPLAT(1.6666665459e-1f), p5 = SPLAT(5.0000001201e-1f);
+  const v16f one = SPLAT(1.0f);
+  const v16i bias = SPLAT(127);
+  const v16i keep = (v16i)(x > clo);
+  const v16f xc = (v16f)(((v16i)x & keep) | ((v16i)clo & ~keep));
+  const v16f kf = (xc * log2e + magic) - magic;
+  const v16f r = (xc - kf * c1) - kf * c2;
+  const v16f z = r * r;
+  v16f p = p0 * r + p1;
+  p = p * r + p2;
+  p = p * r + p3;
+  p = p * r + p4;
+  p = p * r + p5;
+  p = (p * z + r) + one;
+  const v16i k = __builtin_convertvector(kf, v16i);
+  p = p * (v16f)((k + bias) << 23);
+  return (v16f)((v16i)p & (v16i)(x >= lo));
+}
+
 static inline v16f load16(const float *p) {
   v16f v;
   memcpy(&v, p, sizeof v);
@@ -109,6 +140,41 @@ VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
     for (int l = 0; l < 16; l++) t[l] = -__builtin_inff();
     for (size_t l = 0; l < n - i; l++) t[l] = x[i + l] - m;
     const v16f e = exp16(load16(t)); /* the padding lanes give 0 */
+    store16(t, e);
+    memcpy(y + i, t, (n - i) * sizeof *t);
+    s += e;
+  }
+  float a[16];
+  store16(a, s);
+  return pairwise16(a);
+}
+
+VM_CLONES void spr_vexpf_nonpos(const float *x, float *y, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) store16(y + i, exp16_nonpos(load16(x + i)));
+  if (i < n) {
+    float t[16] = {0};
+    memcpy(t, x + i, (n - i) * sizeof *t);
+    const v16f e = exp16_nonpos(load16(t));
+    store16(t, e);
+    memcpy(y + i, t, (n - i) * sizeof *t);
+  }
+}
+
+VM_CLONES float spr_vexpf_sub_sum_nonpos(const float *x, float m, float *y, size_t n) {
+  const v16f mv = SPLAT(m);
+  v16f s = SPLAT(0.0f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const v16f e = exp16_nonpos(load16(x + i) - mv);
+    store16(y + i, e);
+    s += e;
+  }
+  if (i < n) {
+    float t[16];
+    for (int l = 0; l < 16; l++) t[l] = -__builtin_inff();
+    for (size_t l = 0; l < n - i; l++) t[l] = x[i + l] - m;
+    const v16f e = exp16_nonpos(load16(t)); /* the padding lanes give 0 */
     store16(t, e);
     memcpy(y + i, t, (n - i) * sizeof *t);
     s += e;
@@ -165,6 +231,12 @@ float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
     s[i % 16] += y[i];
   }
   return pairwise16(s);
+}
+
+void spr_vexpf_nonpos(const float *x, float *y, size_t n) { spr_vexpf(x, y, n); }
+
+float spr_vexpf_sub_sum_nonpos(const float *x, float m, float *y, size_t n) {
+  return spr_vexpf_sub_sum(x, m, y, n);
 }
 
 float spr_vsum16(const float *y, size_t n) {

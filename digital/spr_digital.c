@@ -503,7 +503,7 @@ SPR_HOT static void attend_row(const int *idx, const int32_t *sv, int cnt, float
     /* padded to whole vectors with exp(-inf) = 0: the sum is unchanged */
     const int c16 = (cnt + 15) & ~15;
     for (int t = cnt; t < c16; t++) x[t] = -INFINITY;
-    z = spr_vexpf_sub_sum(x, 0.0f, w, (size_t)c16);
+    z = spr_vexpf_sub_sum_nonpos(x, 0.0f, w, (size_t)c16);
   }
   pv_sum(idx, w, cnt, vf, d, acc);
   const float f = v_scale / z;
@@ -528,7 +528,7 @@ SPR_HOT int spr_dig_exp_rows(const int32_t *S, size_t lds, float alpha, int i0, 
     spr_vminmax_i32(si, nk, NULL, &mx);
 #pragma omp simd
     for (int j = 0; j < nk; j++) er[j] = alpha * (float)(si[j] - mx);
-    spr_vexpf(er, er, (size_t)nk);
+    spr_vexpf_nonpos(er, er, (size_t)nk);
     int first;
     const int ties = spr_vcount_eq_i32(si, nk, mx, &first);
     emax[r].max = mx;
@@ -599,7 +599,7 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
         } else {
 #pragma omp simd
           for (int j = 0; j < cnt; j++) pr[j] = alpha * (float)(si[j] - mx);
-          z = spr_vexpf_sub_sum(pr, 0.0f, pr, (size_t)cnt);
+          z = spr_vexpf_sub_sum_nonpos(pr, 0.0f, pr, (size_t)cnt);
         }
         if (ncols > cnt) memset(pr + cnt, 0, (size_t)(ncols - cnt) * sizeof *pr);
         ws->rowf[r] = v_scale / z;
@@ -638,7 +638,7 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
       z = spr_vsum16(ws->ws, (size_t)cnt);
     } else {
       for (int t = 0; t < cnt; t++) ws->xs[t] = alpha * (float)(ws->sv[t] - mx);
-      z = spr_vexpf_sub_sum(ws->xs, 0.0f, ws->ws, (size_t)cnt);
+      z = spr_vexpf_sub_sum_nonpos(ws->xs, 0.0f, ws->ws, (size_t)cnt);
     }
     float *pr = pbuf + (size_t)r * ncols;
     memset(pr, 0, (size_t)ncols * sizeof *pr);
@@ -754,7 +754,7 @@ SPR_HOT int spr_dig_dense_rows(const float *Q, const float *K, const float *V, i
         if (!isfinite(row[j]))
           return spr_error(SPR_EINVAL, "digital: dense: score of query %d, key %d is %g (not finite)",
                            i, j, (double)row[j]);
-    const float z = spr_vexpf_sub_sum(row, mx, row, (size_t)nk);
+    const float z = spr_vexpf_sub_sum_nonpos(row, mx, row, (size_t)nk);
     const float iz = 1.0f / z;
 #pragma omp simd
     for (int j = 0; j < nk; j++) row[j] *= iz;

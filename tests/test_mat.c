@@ -327,6 +327,48 @@ static void test_vexpf(void) {
   }
 }
 
+/* The non-positive variants against spr_vexpf bit for bit: every 61st
+ * float of [-88.5, 0] by bit pattern (18 million; every float of the
+ * range, 1.1e9, agreed when the kernel was written), the range's edges,
+ * -0, -inf and subnormal inputs; the fused sum too, odd lengths and a
+ * shift m included. */
+static void test_vexpf_nonpos(void) {
+  enum { N = 1 << 16 };
+  static float x[N], y[N], z[N];
+  const uint32_t top = 0xC2B10000u; /* -88.5f */
+  int same = 1;
+  uint32_t b = 0x80000000u;
+  while (b <= top) {
+    int n = 0;
+    for (; n < N && b <= top; n++, b += 61) memcpy(&x[n], &b, sizeof b);
+    spr_vexpf(x, y, n);
+    spr_vexpf_nonpos(x, z, n);
+    same &= memcmp(y, z, (size_t)n * sizeof *y) == 0;
+  }
+  CU_ASSERT(same);
+  const float ex[] = {0.0f, -0.0f, -87.33654475f, -87.336544f, -87.33655f, -88.5f, -88.49f, -100.0f,
+                      -INFINITY, -1e-45f, -1e-38f, -0.34657359f, -0.3465736f, -86.6433976f,
+                      -0.5f * 0.693147f, -FLT_MIN};
+  const int ne = (int)(sizeof ex / sizeof *ex);
+  float ey[16], ez[16];
+  spr_vexpf(ex, ey, ne);
+  spr_vexpf_nonpos(ex, ez, ne);
+  CU_ASSERT(memcmp(ey, ez, (size_t)ne * sizeof *ey) == 0);
+  CU_ASSERT(ez[0] == 1.0f && ez[1] == 1.0f && ez[8] == 0.0f && ez[7] == 0.0f);
+  for (int n = 1; n <= 1000; n += 37) {
+    float v[1000], w[1000], w2[1000], m = -1e30f;
+    for (int i = 0; i < n; i++) {
+      v[i] = i % 7 == 3 ? -INFINITY : (float)((double)(rnd() % 200000) / 1000.0 - 120.0);
+      m = v[i] > m ? v[i] : m;
+    }
+    const float s = spr_vexpf_sub_sum(v, m, w, n), s2 = spr_vexpf_sub_sum_nonpos(v, m, w2, n);
+    CU_ASSERT(s == s2);
+    CU_ASSERT(memcmp(w, w2, (size_t)n * sizeof *w) == 0);
+    CU_ASSERT(spr_vexpf_sub_sum_nonpos(v, m, v, n) == s); /* in place */
+    CU_ASSERT(memcmp(v, w, (size_t)n * sizeof *w) == 0);
+  }
+}
+
 /* Comparison bits and counts against one value at a time: every length
  * from 1 to 200 (whole and partial vectors, a partial last byte), values
  * around the threshold and at the ends of int32. */
@@ -384,6 +426,7 @@ int main(void) {
                          {"int8 products: errors", test_i8_errors},
                          {"int8 plane counts vs int64 loops (VNNI) and their errors", test_i8_count},
                          {"vectorised exp vs double exp", test_vexpf},
+                         {"exp of non-positive inputs vs spr_vexpf", test_vexpf_nonpos},
                          CU_TEST_INFO_NULL};
   return spr_test_run("mat", tests);
 }
