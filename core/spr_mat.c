@@ -270,7 +270,7 @@ vnni_tile_count(const int8_t *apad, int kg, const uint8_t *p0, const uint8_t *p1
 
 static void vnni_count(spr_i8mat *const *p, int planes, const int8_t *A, int lda, int m,
                        int ncols, const int32_t *S, size_t lds, const int32_t *t, const int *nk,
-                       int64_t *count) {
+                       int nested, int64_t *count) {
   const int kg = p[0]->kg, np = (ncols + 15) / 16;
   const size_t pstride = (size_t)kg * 64, astride = (size_t)I8_RB * kg * 4;
   for (int g0 = 0; g0 < m; g0 += I8_CG * I8_RB) {
@@ -292,13 +292,18 @@ static void vnni_count(spr_i8mat *const *p, int planes, const int8_t *A, int lda
             const int l = nk[i0 + r] - j0;
             lim[r] = l < 0 ? 0 : l > 32 ? 32 : l;
           }
-          for (int pl = 0; pl < planes; pl++) {
+          /* nested: from the last plane down, and none below a plane
+           * where the tile counts no pair */
+          for (int u = 0; u < planes; u++) {
+            const int pl = nested ? planes - 1 - u : u;
             int32_t tr[I8_RB] = {0};
             for (int r = 0; r < rb; r++) tr[r] = t[(size_t)pl * m + i0 + r];
             const uint8_t *p0 = p[pl]->panels + (size_t)q * pstride;
             const uint8_t *p1 = q + 1 < np ? p0 + pstride : p0;
-            count[pl] += vnni_tile_count(p[0]->apad + b * astride, kg, p0, p1, corr[b],
-                                         S + (size_t)i0 * lds + j0, lds, tr, lim);
+            const int64_t c = vnni_tile_count(p[0]->apad + b * astride, kg, p0, p1, corr[b],
+                                              S + (size_t)i0 * lds + j0, lds, tr, lim);
+            count[pl] += c;
+            if (nested && !c) break;
           }
         }
       }
@@ -333,7 +338,7 @@ static void vnni_mul(spr_i8mat *p, const int8_t *A, int lda, int m, int ncols, i
 
 int spr_i8mat_count_diff_ge(spr_i8mat *const *p, int planes, const int8_t *A, int lda, int m,
                             int ncols, const int32_t *S, size_t lds, const int32_t *t,
-                            const int *nk, int64_t *count) {
+                            const int *nk, int nested, int64_t *count) {
   if (!p || planes < 1 || !A || !S || !t || !nk || !count)
     return spr_error(SPR_EINVAL, "i8mat: count: NULL argument or %d planes", planes);
   for (int pl = 0; pl < planes; pl++) {
@@ -352,7 +357,7 @@ int spr_i8mat_count_diff_ge(spr_i8mat *const *p, int planes, const int8_t *A, in
       return spr_error(SPR_EINVAL, "i8mat: count: row %d sees %d columns (of %d)", i, nk[i], ncols);
 #if SPR_HAVE_VNNI_KERNEL
   if (p[0]->vnni) {
-    if (m > 0 && ncols > 0) vnni_count(p, planes, A, lda, m, ncols, S, lds, t, nk, count);
+    if (m > 0 && ncols > 0) vnni_count(p, planes, A, lda, m, ncols, S, lds, t, nk, nested != 0, count);
     return 0;
   }
 #endif

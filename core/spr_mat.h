@@ -85,12 +85,17 @@ int spr_i8mat_vnni(const spr_i8mat *p);
  * (B_l the codes packed in p[l], all with the same k; nk[i] <= ncols <=
  * n), the products compared in registers and never stored, A's rows
  * prepared once for every plane (LeOPArd's plane counts,
- * digital/spr_baselines.c).  The VNNI path only: SPR_EINVAL without it
- * (spr_i8mat_vnni), or for m outside 0..rows_max, ncols outside 0..n,
- * nk[i] outside 0..ncols, planes of different k, NULL arguments. */
+ * digital/spr_baselines.c).  nested = 1 is the caller's word that the
+ * planes' pairs are nested (a pair counted at plane l is counted at every
+ * plane above l): the kernel then takes a tile of pairs from the last
+ * plane down and skips the planes below one where the tile counts none
+ * (the same counts, less work); with nested = 0 every plane is counted in
+ * full.  The VNNI path only: SPR_EINVAL without it (spr_i8mat_vnni), or
+ * for m outside 0..rows_max, ncols outside 0..n, nk[i] outside 0..ncols,
+ * planes of different k, NULL arguments. */
 int spr_i8mat_count_diff_ge(spr_i8mat *const *p, int planes, const int8_t *A, int lda, int m,
                             int ncols, const int32_t *S, size_t lds, const int32_t *t,
-                            const int *nk, int64_t *count);
+                            const int *nk, int nested, int64_t *count);
 
 /* Tests: 1 forces the portable path for matrices packed afterwards. */
 void spr__i8mat_force_portable(int on);

@@ -831,8 +831,11 @@ int spr_bl_leopard_rows(const int8_t *q, int d, const int64_t *qpos, const int32
               (int32_t)(tt > INT32_MAX ? INT32_MAX : tt < -INT32_MAX ? -INT32_MAX : tt);
         }
       }
+      /* nested: U_m + P_m never grows from plane to plane (reading bit r
+       * adds at most 2^r sum max(q, 0) to P and takes it from U), and
+       * the clamped thresholds keep that order */
       int rc = spr_i8mat_count_diff_ge(plow, B - 1, q + (size_t)r0 * d, d, mm, nc,
-                                       S + (size_t)r0 * lds, lds, tr, nkr, on);
+                                       S + (size_t)r0 * lds, lds, tr, nkr, 1, on);
       if (rc) return rc;
       for (int rr = 1; rr < B; rr++) b += on[rr - 1];
       st += nsum - on[0]; /* stopped by plane B - 1: before the last */

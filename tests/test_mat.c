@@ -181,7 +181,7 @@ static void check_count(int m, int n, int k, int portable) {
           for (int u = 0; u < k; u++) dot += (int64_t)A[(size_t)i * lda + u] * bj[u];
           want[l] += S[(size_t)i * lds + j] - dot >= t[(size_t)l * m + i];
         }
-    const int rc = spr_i8mat_count_diff_ge(p, planes, A, lda, m, nc, S, (size_t)lds, t, nk, got);
+    const int rc = spr_i8mat_count_diff_ge(p, planes, A, lda, m, nc, S, (size_t)lds, t, nk, 0, got);
     if (spr_i8mat_vnni(p[0])) {
       CU_ASSERT_EQUAL(rc, 0);
       for (int l = 0; l < planes; l++) CU_ASSERT_EQUAL(got[l], want[l]);
@@ -199,6 +199,74 @@ static void check_count(int m, int n, int k, int portable) {
   free(nk);
 }
 
+/* nested = 1 on LeOPArd's planes (digital/spr_baselines.c), against int64
+ * loops plane by plane: keys K of 8-bit codes, plane l the low l + 1 bits
+ * (K mod 2^(l+1)), S = A K exactly, thresholds T_i - (2^(l+1) - 1)
+ * sum_u max(A_iu, 0): the pairs are nested, and the counts skipped below
+ * a tile's empty plane are the zeros the loops find.  Rows of the
+ * threshold INT32_MAX count nothing at any plane (whole tiles skip), rows
+ * whose T is their largest score a few pairs, then none. */
+static void check_count_nested(int m, int n, int k) {
+  enum { NP = 7 };
+  int8_t *A = malloc((size_t)m * k), *K = malloc((size_t)n * k), *B = malloc((size_t)NP * n * k);
+  int32_t *S = malloc((size_t)m * n * sizeof *S), *t = malloc((size_t)NP * m * sizeof *t);
+  int *nk = malloc((size_t)m * sizeof *nk);
+  for (int i = 0; i < m * k; i++) A[i] = (int8_t)((int)(rnd() % 255) - 127);
+  for (int i = 0; i < n * k; i++) K[i] = (int8_t)((int)(rnd() % 256) - 128);
+  for (int l = 0; l < NP; l++)
+    for (int i = 0; i < n * k; i++) B[(size_t)l * n * k + i] = (int8_t)(K[i] & ((2 << l) - 1));
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      int64_t dot = 0;
+      for (int u = 0; u < k; u++) dot += (int64_t)A[(size_t)i * k + u] * K[(size_t)j * k + u];
+      S[(size_t)i * n + j] = (int32_t)dot;
+    }
+  spr_i8mat *p[NP];
+  for (int l = 0; l < NP; l++) {
+    CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(n, k, m, &p[l]), 0);
+    CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p[l], B + (size_t)l * n * k, n, k, k), 0);
+  }
+  for (int i = 0; i < m; i++) {
+    int64_t qpos = 0;
+    for (int u = 0; u < k; u++) qpos += A[(size_t)i * k + u] > 0 ? A[(size_t)i * k + u] : 0;
+    /* by blocks of 8 rows (the tiles'): a random score of the row, none,
+     * or the row's largest (few pairs, then none, from plane to plane) */
+    int64_t T = S[(size_t)i * n + (int)(rnd() % (uint64_t)n)];
+    if (i / 8 % 3 == 1) T = INT32_MAX;
+    if (i / 8 % 3 == 2)
+      for (int j = 0; j < n; j++) T = S[(size_t)i * n + j] > T ? S[(size_t)i * n + j] : T;
+    for (int l = 0; l < NP; l++) {
+      int64_t tt = T - (((int64_t)2 << l) - 1) * qpos;
+      t[(size_t)l * m + i] = (int32_t)(tt > INT32_MAX ? INT32_MAX : tt < -INT32_MAX ? -INT32_MAX : tt);
+    }
+    nk[i] = i % 4 == 3 ? (int)(rnd() % (uint64_t)(n + 1)) : n;
+  }
+  int64_t want[NP] = {0}, got[NP];
+  for (int l = 0; l < NP; l++)
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < nk[i]; j++) {
+        int64_t dot = 0;
+        const int8_t *bj = B + ((size_t)l * n + j) * k;
+        for (int u = 0; u < k; u++) dot += (int64_t)A[(size_t)i * k + u] * bj[u];
+        want[l] += S[(size_t)i * n + j] - dot >= t[(size_t)l * m + i];
+      }
+  /* nested indeed, and not trivially: the finest plane counts fewer */
+  for (int l = 0; l + 1 < NP; l++) CU_ASSERT(want[l] <= want[l + 1]);
+  CU_ASSERT(want[0] > 0 && want[0] < want[NP - 1]);
+  const int rc = spr_i8mat_count_diff_ge(p, NP, A, k, m, n, S, (size_t)n, t, nk, 1, got);
+  if (spr_i8mat_vnni(p[0])) {
+    CU_ASSERT_EQUAL(rc, 0);
+    for (int l = 0; l < NP; l++) CU_ASSERT_EQUAL(got[l], want[l]);
+  }
+  for (int l = 0; l < NP; l++) spr_i8mat_free(p[l]);
+  free(A);
+  free(K);
+  free(B);
+  free(S);
+  free(t);
+  free(nk);
+}
+
 static void test_i8_count(void) {
   /* the last: two groups of row blocks, two column tiles (spr_mat.c) */
   const int shapes[][3] = {{1, 1, 1}, {8, 32, 64}, {13, 47, 63}, {64, 512, 64}, {9, 100, 130},
@@ -206,6 +274,9 @@ static void test_i8_count(void) {
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
     for (int portable = 0; portable < 2; portable++)
       check_count(shapes[s][0], shapes[s][1], shapes[s][2], portable);
+  check_count_nested(64, 512, 64);
+  check_count_nested(70, 2100, 20);
+  check_count_nested(13, 47, 63);
   /* errors */
   spr_i8mat *p[2];
   CU_ASSERT_EQUAL_FATAL(spr_i8mat_alloc(4, 8, 2, &p[0]), 0);
@@ -216,21 +287,21 @@ static void test_i8_count(void) {
   int64_t cnt[2];
   CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p[0], b, 4, 8, 8), 0);
   CU_ASSERT_EQUAL_FATAL(spr_i8mat_pack(p[1], b, 4, 7, 8), 0);
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, S, 4, t, nk, 0, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "row 1 sees 5 columns (of 4)");
   nk[1] = 4;
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 2, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 2, a, 8, 2, 4, S, 4, t, nk, 0, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "plane 1 has 7 codes per row, plane 0 8");
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 3, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 3, 4, S, 4, t, nk, 0, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "3 rows (at most 2)");
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, S, 3, t, nk, cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, S, 3, t, nk, 0, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "leading dimensions 8, 3");
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, NULL, 4, t, nk, cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 1, a, 8, 2, 4, NULL, 4, t, nk, 0, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "count: NULL argument");
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 0, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(p, 0, a, 8, 2, 4, S, 4, t, nk, 0, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "0 planes");
   spr_i8mat *pn[2] = {p[0], NULL};
-  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(pn, 2, a, 8, 2, 4, S, 4, t, nk, cnt), SPR_EINVAL);
+  CU_ASSERT_EQUAL(spr_i8mat_count_diff_ge(pn, 2, a, 8, 2, 4, S, 4, t, nk, 0, cnt), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "plane 1 is NULL");
   spr_i8mat_free(p[0]);
   spr_i8mat_free(p[1]);
