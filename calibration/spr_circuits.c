@@ -833,7 +833,7 @@ int spr_circ_cmp_noise(const spr_circ_cmp *p, const double *dvto_V, double i_ref
   if (!i_rms_A) return spr_error(SPR_EINVAL, "%s: i_rms_A is NULL", fn);
   int rc = check_band(fn, f_lo_Hz, f_hi_Hz, points_per_decade);
   if (rc) return rc;
-  double it;
+  double it = 0;
   rc = trip(fn, p, dvto_V, i_ref_A, span_A, &it, NULL, timeout_s);
   if (rc) return rc;
   char **lines = NULL;

@@ -255,7 +255,7 @@ fail:;
 static int put_dset_ud(const spr_trace *t, const char *dpath, hid_t ftype, hid_t mtype,
                        int rank, const hsize_t *dims, int compress, const void *buf,
                        const char *unit, const char *desc, hid_t *out) {
-  hid_t ds;
+  hid_t ds = -1;
   int rc = put_dset(t, dpath, ftype, mtype, rank, dims, compress, buf, &ds);
   if (rc) return rc;
   rc = unit_desc(t, ds, dpath, unit, desc);
@@ -308,7 +308,7 @@ static int write_config(spr_trace *t, const spr_config *c) {
   hid_t g = make_group(t, "/config");
   if (g < 0) { free(ini); return (int)g; }
   if ((rc = close_obj(t->tmp, g, "/config", 0))) { free(ini); return rc; }
-  hid_t ds;
+  hid_t ds = -1;
   rc = put_dset_str(t, "/config/ini", ini, &ds);
   free(ini);
   if (rc) return rc;
@@ -630,7 +630,7 @@ static int write_head_body(spr_trace *t, const spr_head_result *r) {
     {"mask_ideal", "keep decisions on exact quantized scores (ideal_score >= threshold)"}};
   const uint8_t *mbuf[2] = {r->mask_analog, r->mask_ideal};
   for (int m = 0; m < 2 && !rc; m++) {
-    hid_t ds;
+    hid_t ds = -1;
     snprintf(dpath, sizeof dpath, "%s/%s", gpath, masks[m].name);
     rc = put_dset_ud(t, dpath, H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, mdims, 1, mbuf[m], "1",
                      masks[m].desc, &ds);
@@ -649,7 +649,7 @@ static int write_head_body(spr_trace *t, const spr_head_result *r) {
   rc = put_dset_ud(t, dpath, H5T_STD_I8LE, H5T_NATIVE_INT8, 2, ndims, 1, r->k_int, "1",
                    "quantized keys (key_bits, signed); real value = k_scale * k_int", NULL);
   if (rc) return rc;
-  hid_t ds;
+  hid_t ds = -1;
   snprintf(dpath, sizeof dpath, "%s/k_msb", gpath);
   rc = put_dset_ud(t, dpath, H5T_STD_I8LE, H5T_NATIVE_INT8, 2, ndims, 1, r->k_msb, "1",
                    "programmed key bits: k_int >> shift (arithmetic); one unit weighs 2^shift k_int units",
@@ -897,7 +897,7 @@ static int write_schemes(spr_trace *t, const spr_head_result *res, void *buf) {
         snprintf(names + l, sizeof names - l, "%s%s", k ? "," : "",
                  part ? spr_ledger_cycle_name(k) : spr_ledger_energy_name(k));
       }
-      hid_t ds;
+      hid_t ds = -1;
       rc = put_dset_ud(t, dpath, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dims, 0, b3,
                        part ? "cycle" : "J",
                        part ? "busy cycles by component (summed over queries)"
@@ -1003,7 +1003,7 @@ static int write_device_body(spr_trace *t, const spr_trace_device *dm) {
     snprintf(dpath, sizeof dpath, "/device_model/%s", dm->keys[i]);
     snprintf(desc, sizeof desc, "value set for configuration key %s by device parameter %s",
              dm->keys[i], dm->params[i]);
-    hid_t ds;
+    hid_t ds = -1;
     rc = put_dset_ud(t, dpath, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, 0, &dm->values[i],
                      dm->units[i], desc, &ds);
     if (rc) break;
@@ -1064,7 +1064,7 @@ int spr_trace_write_input(spr_trace *t, const char *key, const char *path,
   if (!rc && H5Lexists(t->file, dpath, H5P_DEFAULT) > 0)
     rc = spr_error(SPR_EINVAL, "spr_trace_write_input: %s: input '%s' written twice", t->tmp, key);
   else if (!rc) {
-    hid_t ds;
+    hid_t ds = -1;
     int64_t sz = size_bytes;
     rc = put_dset_str(t, dpath, path, &ds);
     if (!rc) {

@@ -527,11 +527,12 @@ static void beside(char *want, size_t n, const char *path, const char *name) {
   char rel[800], cwd[1024];
   snprintf(rel, sizeof rel, "%.*s%s", (int)(strrchr(path, '/') - path + 1), path, name);
   if (rel[0] == '/') {
-    snprintf(want, n, "%s", rel);
+    CU_ASSERT_FATAL(snprintf(want, n, "%s", rel) < (int)n);
     return;
   }
   CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof cwd));
-  snprintf(want, n, "%s/%s", cwd, rel[0] == '.' && rel[1] == '/' ? rel + 2 : rel);
+  CU_ASSERT_FATAL(snprintf(want, n, "%s/%s", cwd, rel[0] == '.' && rel[1] == '/' ? rel + 2 : rel) <
+                  (int)n);
 }
 
 /* workload.source, qkv_file, qkv_item: requirements between the keys, and

@@ -28,6 +28,7 @@ static void write_file(const char *path, const char *text) {
 }
 
 static char *read_file(const char *path, size_t *n) {
+  *n = 0;
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
   char *s = malloc(1 << 20);

@@ -197,7 +197,7 @@ static void test_threads_bit_identical(void) {
   }
   CU_ASSERT_EQUAL(diff, 0);
   CU_ASSERT(fp > 0); /* the non-idealities really act */
-  unsigned char *b1, *b2;
+  unsigned char *b1 = NULL, *b2 = NULL;
   long n1 = file_bytes(p1, &b1), n2 = file_bytes(p2, &b2);
   CU_ASSERT(n1 > 0 && n1 == n2);
   if (n1 > 0 && n1 == n2) CU_ASSERT_EQUAL(memcmp(b1, b2, (size_t)n1), 0);
@@ -1015,7 +1015,7 @@ static void test_causal_threads(void) {
   CU_ASSERT_EQUAL(upper, 0);
   CU_ASSERT_EQUAL(nan_ok, LH * n * n);
   CU_ASSERT(fp > 0);
-  unsigned char *b1, *b2;
+  unsigned char *b1 = NULL, *b2 = NULL;
   long n1 = file_bytes(p1, &b1), n2 = file_bytes(p2, &b2);
   CU_ASSERT(n1 > 0 && n1 == n2);
   if (n1 > 0 && n1 == n2) CU_ASSERT_EQUAL(memcmp(b1, b2, (size_t)n1), 0);

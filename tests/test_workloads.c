@@ -35,7 +35,8 @@
 #endif
 
 static spr_workload_params preset_params(int preset, int n) {
-  spr_workload_params wl = {preset, n, 12, 12, 64};
+  spr_workload_params wl = {.preset = preset, .seq_len = n, .n_layers = 12, .n_heads = 12,
+                            .head_dim = 64};
   if (n == 0) wl.seq_len = preset == SPR_PRESET_VIT_BASE ? 197 : 512;
   return wl;
 }
