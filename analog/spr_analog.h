@@ -117,7 +117,7 @@ int spr_thr_pick(const int64_t *counts, int64_t total, int bits,
 /* Scratch of spr_analog_decide for up to m queries of n keys, d dims. */
 typedef struct {
   int m, n, d;
-  int mb;        /* rows per block: min(m, 64) */
+  int mb;        /* rows per block: min(m, 128) for n <= 1024, else min(m, 64) */
   float *qf;     /* m x d */
   float *a2;     /* 2d: [a_s |q_i|, s_r^2 q_i^2] of the current row */
   float *mu;     /* mb x n: scores of a block of rows */
