@@ -151,6 +151,42 @@ static int64_t ge_row(const int32_t *s, int nk, int32_t t, uint8_t *row, size_t 
   return c;
 }
 
+/* Set in row the bits of the first `ties` keys j < nk (lowest j first)
+ * with s[j] == v: top-k's ties at its k-th score. */
+static void eq_first_any(const int32_t *s, int nk, int32_t v, int ties, uint8_t *row) {
+  for (int j = 0; j < nk && ties > 0; j++)
+    if (s[j] == v) {
+      row[j >> 3] |= (uint8_t)(1u << (j & 7));
+      ties--;
+    }
+}
+
+#if SPR_AVX512_KERNELS
+/* the same keys, found 16 at a time by compare masks */
+__attribute__((target("avx512f"))) static void eq_first_512(const int32_t *s, int nk, int32_t v,
+                                                            int ties, uint8_t *row) {
+  const __m512i vv = _mm512_set1_epi32(v);
+  for (int j = 0; j < nk && ties > 0; j += 16) {
+    const __mmask16 lm = nk - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nk - j)) - 1);
+    unsigned k = _mm512_mask_cmpeq_epi32_mask(lm, _mm512_maskz_loadu_epi32(lm, s + j), vv);
+    for (; k && ties > 0; k &= k - 1, ties--) {
+      const int jj = j + __builtin_ctz(k);
+      row[jj >> 3] |= (uint8_t)(1u << (jj & 7));
+    }
+  }
+}
+#endif
+
+static void eq_first(const int32_t *s, int nk, int32_t v, int ties, uint8_t *row) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512()) {
+    eq_first_512(s, nk, v, ties, row);
+    return;
+  }
+#endif
+  eq_first_any(s, nk, v, ties, row);
+}
+
 /* ---- dense ------------------------------------------------------------ */
 
 /* Keys 0 .. nk-1 of every row (nk = n, or i + 1 when causal). */
@@ -560,12 +596,7 @@ int64_t spr_bl_topk_rows(const int32_t *S, size_t lds, int i0, int m, int n, int
     /* every key above v, then the ties at v from the lowest index */
     const int64_t above = v == INT32_MAX ? 0 : ge_row(si, nk, v + 1, row, rb);
     if (v == INT32_MAX) memset(row, 0, rb);
-    int ties = ki - (int)above; /* >= 1: v itself has rank ki - 1 */
-    for (int j = 0; j < nk && ties > 0; j++)
-      if (si[j] == v) {
-        row[j >> 3] |= (uint8_t)(1u << (j & 7));
-        ties--;
-      }
+    eq_first(si, nk, v, ki - (int)above, row); /* >= 1: v itself has rank ki - 1 */
     kept += ki;
   }
   return kept;
