@@ -720,6 +720,38 @@ sum8_rows(const double *e, size_t ld, int nk, double *z) {
   z[0] = z0, z[1] = z1, z[2] = z2, z[3] = z3, z[4] = z4, z[5] = z5, z[6] = z6, z[7] = z7;
 }
 
+/* er[j] = tab[v - s[j]] for j < nk (every index inside the table) */
+static void tab_row_any(const int32_t *s, int nk, int32_t v, const double *tab, double *er) {
+#pragma omp simd
+  for (int j = 0; j < nk; j++) er[j] = tab[v - s[j]];
+}
+
+#if SPR_AVX512_KERNELS
+/* the same with two 8-lane gathers per 16 keys (GCC's loop took the
+ * elements one at a time through extracts) */
+__attribute__((target("avx512f"))) static void tab_row_512(const int32_t *s, int nk, int32_t v,
+                                                           const double *tab, double *er) {
+  const __m512i vv = _mm512_set1_epi32(v);
+  int j = 0;
+  for (; j + 16 <= nk; j += 16) {
+    const __m512i ix = _mm512_sub_epi32(vv, _mm512_loadu_si512((const void *)(s + j)));
+    _mm512_storeu_pd(er + j, _mm512_i32gather_pd(_mm512_castsi512_si256(ix), tab, 8));
+    _mm512_storeu_pd(er + j + 8, _mm512_i32gather_pd(_mm512_extracti64x4_epi64(ix, 1), tab, 8));
+  }
+  for (; j < nk; j++) er[j] = tab[v - s[j]];
+}
+#endif
+
+static void tab_row(const int32_t *s, int nk, int32_t v, const double *tab, double *er) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512()) {
+    tab_row_512(s, nk, v, tab, er);
+    return;
+  }
+#endif
+  tab_row_any(s, nk, v, tab, er);
+}
+
 SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, int n, int causal,
                                    double c, double p_threshold, const double *tab, int64_t tab_len,
                                    double *e, uint8_t *mask) {
@@ -738,8 +770,7 @@ SPR_HOT int64_t spr_bl_sanger_rows(const int32_t *S, size_t lds, int i0, int m, 
       spr_vminmax_i32(si, nk[r], &mn, &v);
       double *er = e + (size_t)r * n;
       if (tab && (int64_t)v - mn < tab_len) {
-#pragma omp simd
-        for (int j = 0; j < nk[r]; j++) er[j] = tab[v - si[j]];
+        tab_row(si, nk[r], v, tab, er);
       } else {
         for (int j = 0; j < nk[r]; j++) er[j] = exp(c * (double)(si[j] - v));
       }
