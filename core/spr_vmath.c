@@ -423,6 +423,43 @@ int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out) {
   return vbits_ge_any(s, n, t, out);
 }
 
+/* int16 values through vbits_ge_any, widened 64 at a time */
+static int64_t vbits_ge16_any(const int16_t *s, int n, int32_t t, uint8_t *out) {
+  int64_t cnt = 0;
+  int32_t w[64];
+  for (int j = 0; j < n; j += 64) {
+    const int m = n - j < 64 ? n - j : 64;
+    for (int u = 0; u < m; u++) w[u] = s[j + u];
+    cnt += vbits_ge_any(w, m, t, out + j / 8);
+  }
+  return cnt;
+}
+
+#if SPR_AVX512_KERNELS
+/* AVX-512: 16 values widened to int32, then vbits_ge_512's compare */
+__attribute__((target("avx512f"))) static int64_t vbits_ge16_512(const int16_t *s, int n, int32_t t,
+                                                                 uint8_t *out) {
+  const __m512i tv = _mm512_set1_epi32(t);
+  int64_t cnt = 0;
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i v = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(s + j)));
+    const uint16_t k = (uint16_t)_mm512_cmpge_epi32_mask(v, tv);
+    memcpy(out + j / 8, &k, 2);
+    cnt += __builtin_popcount(k);
+  }
+  if (j < n) cnt += vbits_ge16_any(s + j, n - j, t, out + j / 8);
+  return cnt;
+}
+#endif
+
+int64_t spr_vbits_ge_i16(const int16_t *s, int n, int32_t t, uint8_t *out) {
+#if SPR_AVX512_KERNELS
+  if (spr_cpu_avx512()) return vbits_ge16_512(s, n, t, out);
+#endif
+  return vbits_ge16_any(s, n, t, out);
+}
+
 VM_CLONES int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int n, int32_t t) {
   int32_t c = 0;
   int64_t cnt = 0;

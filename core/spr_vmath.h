@@ -64,6 +64,9 @@ float spr_vsum16(const float *y, size_t n);
  * number of set bits. */
 int64_t spr_vbits_ge_i32(const int32_t *s, int n, int32_t t, uint8_t *out);
 
+/* The same bits of int16 values (s[j] >= t compared as int32). */
+int64_t spr_vbits_ge_i16(const int16_t *s, int n, int32_t t, uint8_t *out);
+
 /* The number of j < n with a[j] - b[j] >= t (int32, no overflow for
  * |a - b| < 2^31). */
 int64_t spr_vcount_diff_ge_i32(const int32_t *a, const int32_t *b, int n, int32_t t);

@@ -241,12 +241,16 @@ static int64_t ideal_bound_max(const spr_config *c, int d) {
          d;
 }
 
+int spr_attend_ideal16(const spr_config *c, int d, int want_scores) {
+  return !want_scores && ideal_bound_max(c, d) <= INT16_MAX;
+}
+
 double spr_attend_head_bytes(const spr_config *c, int n, int d, int want_scores, int block_rows) {
   const double nd = (double)n * d, nn = (double)n * n, rb = (double)spr_mask_row_bytes(n);
-  const int held = block_rows >= n;
+  const int held = block_rows >= n, i16 = spr_attend_ideal16(c, d, want_scores);
   want_scores = want_scores || c->thr.mode == SPR_THR_ANALOG_KEEP_RATE;
   return nd * 15 + (double)(2 * ideal_bound_max(c, d) + 1) * 8 +
-         (held ? nn * 4 + 2 * n * rb + (want_scores ? nn * 4 : 0) : 0);
+         (held ? nn * (i16 ? 2 : 4) + 2 * n * rb + (want_scores ? nn * 4 : 0) : 0);
 }
 
 double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
@@ -272,6 +276,7 @@ int spr_attend_head_alloc_rows(spr_attend_head *s, const spr_config *c, int n, i
   s->n = n;
   s->d = d;
   s->held = block_rows >= n;
+  const int i16 = spr_attend_ideal16(c, d, want_scores);
   /* the analog keep-rate mode holds every head's analog scores until its
    * layer's threshold is picked (a held head; a blocked one draws them
    * again, spr_attend_head_step) */
@@ -288,13 +293,14 @@ int spr_attend_head_alloc_rows(spr_attend_head *s, const spr_config *c, int n, i
   s->counts = calloc((size_t)1 << c->thr.bits, sizeof *s->counts);
   s->ihist = malloc((size_t)(2 * ideal_bound_max(c, d) + 1) * sizeof *s->ihist);
   if (s->held) {
-    s->ideal = malloc(nn * sizeof *s->ideal);
+    if (i16) s->ideal16 = malloc(nn * sizeof *s->ideal16);
+    else s->ideal = malloc(nn * sizeof *s->ideal);
     s->mask_a = malloc(n * rb);
     s->mask_i = malloc(n * rb);
   }
   if (want_scores) s->scores = malloc(nn * sizeof *s->scores);
   if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->counts || !s->ihist ||
-      (s->held && (!s->ideal || !s->mask_a || !s->mask_i)) || (want_scores && !s->scores)) {
+      (s->held && ((!s->ideal && !s->ideal16) || !s->mask_a || !s->mask_i)) || (want_scores && !s->scores)) {
     spr_attend_head_free(s);
     return spr_error(SPR_ENOMEM, "attention: out of memory for a head of %d x %d", n, d);
   }
@@ -309,7 +315,7 @@ int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
 void spr_attend_head_free(spr_attend_head *s) {
   if (!s) return;
   free(s->Q); free(s->K); free(s->V); free(s->q); free(s->k); free(s->kmsb);
-  free(s->ideal); free(s->ihist); free(s->counts); free(s->mask_a); free(s->mask_i);
+  free(s->ideal); free(s->ideal16); free(s->ihist); free(s->counts); free(s->mask_a); free(s->mask_i);
   free(s->scores);
   memset(s, 0, sizeof *s);
 }
@@ -506,9 +512,16 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   memset(s->ihist, 0, (size_t)(2 * ideal_bound_max(c, d) + 1) * sizeof *s->ihist);
   for (int i0 = 0; i0 < n; i0 += w->B) {
     const int m = n - i0 < w->B ? n - i0 : w->B;
-    int32_t *I = s->held ? s->ideal + (size_t)i0 * n : w->Ib;
+    int32_t *I = s->ideal ? s->ideal + (size_t)i0 * n : w->Ib;
     if ((rc = ideal_rows(s, w, causal, i0, m, I))) return stage_ret(w, sp_, rc);
     hist_rows(I, n, i0, m, causal, hist + bound);
+    if (s->ideal16) /* |scores| <= bound <= INT16_MAX: exact */
+      for (int r = 0; r < m; r++) {
+        const int32_t *ir = I + (size_t)r * n;
+        int16_t *hr = s->ideal16 + (size_t)(i0 + r) * n;
+        const int nk = causal ? i0 + r + 1 : n;
+        for (int j = 0; j < nk; j++) hr[j] = (int16_t)ir[j];
+      }
   }
   /* max |s| from the histogram's outermost bins */
   int32_t mx = bound;
@@ -725,8 +738,9 @@ int spr_attend_analog_scores(const spr_config *c, int layer, int head, int trial
 
 /* The ideal mask rows of ideal score rows I (m x n) at threshold theta
  * into mi, and the comparison with the analog rows ma. */
-SPR_HOT static void compare_rows(const int32_t *I, int i0, int m, int n, int causal, double theta,
-                         const uint8_t *ma, uint8_t *mi, int64_t *ik, int64_t *fp, int64_t *fk) {
+SPR_HOT static void compare_rows(const int32_t *I, const int16_t *I16, int i0, int m, int n,
+                                 int causal, double theta, const uint8_t *ma, uint8_t *mi,
+                                 int64_t *ik, int64_t *fp, int64_t *fk) {
   const size_t rb = spr_mask_row_bytes(n);
   const double tc = ceil(theta);
   const int32_t t = tc > 2147483647.0 ? INT32_MAX : (tc < -2147483647.0 ? -INT32_MAX : (int32_t)tc);
@@ -735,7 +749,8 @@ SPR_HOT static void compare_rows(const int32_t *I, int i0, int m, int n, int cau
     const uint8_t *ar = ma + (size_t)r * rb;
     const int nk = causal ? i0 + r + 1 : n;
     const size_t used = ((size_t)nk + 7) / 8;
-    *ik += spr_vbits_ge_i32(I + (size_t)r * n, nk, t, mr);
+    *ik += I16 ? spr_vbits_ge_i16(I16 + (size_t)r * n, nk, t, mr)
+               : spr_vbits_ge_i32(I + (size_t)r * n, nk, t, mr);
     memset(mr + used, 0, rb - used);
     size_t b = 0;
     for (; b + 8 <= rb; b += 8) {
@@ -802,9 +817,11 @@ static int analog_rows(const spr_config *c, spr_attend_head *s, spr_attend_ws *w
                              w->offp, w->rng, w->rng2, &w->ws, ma, sc, &kept);
     if (rc) return rc;
   }
-  const int32_t *I = s->held ? s->ideal + (size_t)i0 * n : w->Ib;
+  const int32_t *I = s->ideal ? s->ideal + (size_t)i0 * n : s->held ? NULL : w->Ib;
+  const int16_t *I16 = s->ideal16 ? s->ideal16 + (size_t)i0 * n : NULL;
   if (!s->held && (rc = ideal_rows(s, w, causal, i0, m, w->Ib))) return rc;
-  compare_rows(I, i0, m, n, causal, res->threshold, ma, mi, &w->run_ik, &w->run_fp, &w->run_fk);
+  compare_rows(I, I16, i0, m, n, causal, res->threshold, ma, mi, &w->run_ik,
+               &w->run_fp, &w->run_fk);
   w->run_kept += kept;
   if (with_mass) {
     const int sp = stage_enter(w, SPR_STAGE_REFERENCE);

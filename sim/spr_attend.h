@@ -76,7 +76,11 @@ typedef struct {
                            kept (NULL) */
   float *Q, *K, *V;     /* n x d float inputs: filled by the caller */
   int8_t *q, *k, *kmsb; /* n x d codes (step 1) */
-  int32_t *ideal;       /* n x n ideal integer scores (step 1; held only) */
+  int32_t *ideal;       /* n x n ideal integer scores (step 1; held only;
+                           NULL when ideal16 holds them) */
+  int16_t *ideal16;     /* the same as int16, for a held head whose scores
+                           fit (spr_attend_ideal16) and no full trace:
+                           half the memory traffic between steps 1 and 3 */
   int32_t maxabs;       /* max |ideal| (step 1) */
   int64_t *ihist;       /* exact histogram of the ideal scores (step 1):
                            ihist[s + ibound] pairs score s (causal: j <= i) */
@@ -117,6 +121,12 @@ void spr_attend_ws_free(spr_attend_ws *w); /* NULL: no-op */
  * (for the memory estimate of a run). */
 double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows);
 double spr_attend_head_bytes(const spr_config *c, int n, int d, int want_scores, int block_rows);
+
+/* 1 when a held head of c (head dimension d) keeps its ideal scores as
+ * int16 (spr_attend_head.ideal16): every |score| fits (max |q| max |k_msb|
+ * d <= 32767: 3584 at the default 4-bit queries and key MSBs, d = 64) and
+ * want_scores (a full trace, which records them as int32) is 0. */
+int spr_attend_ideal16(const spr_config *c, int d, int want_scores);
 
 /* 0: the caller reads no accuracy metrics and no analog mass (a model's
  * forward passes): the dense reference is not computed, and those fields

@@ -369,7 +369,26 @@ static void test_attend_one_pass(void) {
   CU_ASSERT_EQUAL(spr_attend_head_alloc_rows(&hb, &c, n, d, 1, 64), SPR_EINVAL);
   SPR_ASSERT_CONTAINS(spr_errmsg(), "cannot hold its 200 x 200 analog scores");
   CU_ASSERT_FATAL(spr_attend_head_alloc_rows(&hb, &c, n, d, 0, 64) == 0);
-  CU_ASSERT(!hb.held && !hb.ideal && !hb.mask_a);
+  CU_ASSERT(!hb.held && !hb.ideal && !hb.ideal16 && !hb.mask_a);
+  /* a held head keeps its ideal scores as int16 when they fit (max |q|
+   * max |k_msb| d <= 32767) and no full trace records them as int32; the
+   * int16 and int32 paths give the same masks (check_blocked: held
+   * against blocks, whose scratch rows are int32) */
+  spr_attend_head h16, h32;
+  const int fits = (int64_t)((1 << (c.an.query_bits - 1)) - 1) * (1 << (c.xbar.key_msb_bits - 1)) * d <= 32767;
+  CU_ASSERT(fits);
+  CU_ASSERT_EQUAL(spr_attend_ideal16(&c, d, 0), 1);
+  CU_ASSERT_EQUAL(spr_attend_ideal16(&c, d, 1), 0);
+  CU_ASSERT_FATAL(spr_attend_head_alloc_rows(&h16, &c, n, d, 0, n) == 0);
+  CU_ASSERT(h16.ideal16 && !h16.ideal);
+  CU_ASSERT_FATAL(spr_attend_head_alloc_rows(&h32, &c, n, d, 1, n) == 0);
+  CU_ASSERT(h32.ideal && !h32.ideal16);
+  CU_ASSERT(spr_attend_head_bytes(&c, n, d, 0, n) + 2.0 * n * n <= spr_attend_head_bytes(&c, n, d, 1, n));
+  spr_attend_head_free(&h16);
+  spr_attend_head_free(&h32);
+  spr_config c8 = c;
+  c8.an.query_bits = 8; /* 127 x 8 x d: beyond int16 at d = 64 */
+  CU_ASSERT_EQUAL(spr_attend_ideal16(&c8, 64, 0), 0);
   CU_ASSERT_EQUAL(spr_attend_head_begin(&c, 1, 2, 0, &hb, w, &res, -1.0, 1), SPR_EINVAL);
   spr_attend_ws_free(w2);
   spr_attend_ws_free(wb);

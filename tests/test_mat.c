@@ -467,6 +467,20 @@ static void test_vbits(void) {
     for (int j = 0; j < 8 * ((n + 7) / 8); j++)
       ok &= (out[j >> 3] >> (j & 7) & 1) == (j < n && s[j] >= t);
     ok &= out[(n + 7) / 8] == 0xAA; /* nothing written beyond */
+    /* the int16 bits: the same values (the ends of int16 instead), and
+     * thresholds beyond int16 */
+    int16_t h[200];
+    for (int j = 0; j < n; j++) h[j] = (int16_t)(s[j] < INT16_MIN ? INT16_MIN : s[j] > INT16_MAX ? INT16_MAX : s[j]);
+    const int32_t ts[3] = {t, INT16_MAX + 1, INT16_MIN};
+    for (int q = 0; q < 3; q++) {
+      int64_t c16 = 0;
+      for (int j = 0; j < n; j++) c16 += h[j] >= ts[q];
+      memset(out, 0xAA, sizeof out);
+      ok &= spr_vbits_ge_i16(h, n, ts[q], out) == c16;
+      for (int j = 0; j < 8 * ((n + 7) / 8); j++)
+        ok &= (out[j >> 3] >> (j & 7) & 1) == (j < n && h[j] >= ts[q]);
+      ok &= out[(n + 7) / 8] == 0xAA;
+    }
     ok &= spr_vcount_ge_i32(s, n, t) == cnt;
     if (n > 3) ok &= spr_vcount_diff_ge_i32(s + 2, d + 2, n - 2, t) == cd;
     /* least, largest, count and first of a value */
