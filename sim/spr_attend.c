@@ -510,8 +510,12 @@ int spr_attend_ideal(const spr_config *c, int layer, int head, spr_attend_head *
   s->ibound = bound;
   int64_t *hist = s->ihist + (ideal_bound_max(c, d) - bound);
   memset(s->ihist, 0, (size_t)(2 * ideal_bound_max(c, d) + 1) * sizeof *s->ihist);
-  for (int i0 = 0; i0 < n; i0 += w->B) {
-    const int m = n - i0 < w->B ? n - i0 : w->B;
+  /* int16 storage: 64 rows at a time through the int32 scratch, which
+   * stays in cache from the product to the histogram and the copy (a
+   * held head of N = 2048 had 16 MB of scratch go to memory and back) */
+  const int step = s->ideal16 && w->B > 64 ? 64 : w->B;
+  for (int i0 = 0; i0 < n; i0 += step) {
+    const int m = n - i0 < step ? n - i0 : step;
     int32_t *I = s->ideal ? s->ideal + (size_t)i0 * n : w->Ib;
     if ((rc = ideal_rows(s, w, causal, i0, m, I))) return stage_ret(w, sp_, rc);
     hist_rows(I, n, i0, m, causal, hist + bound);
