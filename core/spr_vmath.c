@@ -33,32 +33,41 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 
 #define SPLAT(v) {v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v}
 
-/* exp of 16 lanes (spr_vmath.h): the same operations in every variant. */
-static inline __attribute__((always_inline)) v16f exp16(v16f x) {
-  const v16f lo = SPLAT(-87.33654475f), hi = SPLAT(88.72283905f);
-  const v16f clo = SPLAT(-88.5f), chi = SPLAT(89.5f);
+/* exp of lanes xc already clamped to [-88.5, 89.5] before the scaling:
+ * p(r) with r = xc - k ln 2, and k (as a float) in *kf (spr_vmath.h). */
+static inline __attribute__((always_inline)) v16f exp16_poly(v16f xc, v16f *kf) {
   const v16f log2e = SPLAT(1.44269504088896341f), magic = SPLAT(12582912.0f);
   const v16f c1 = SPLAT(0.693359375f), c2 = SPLAT(-2.12194440e-4f);
   const v16f p0 = SPLAT(1.9875691500e-4f), p1 = SPLAT(1.3981999507e-3f),
              p2 = SPLAT(8.3334519073e-3f), p3 = SPLAT(4.1665795894e-2f),
              p4 = SPLAT(1.6666665459e-1f), p5 = SPLAT(5.0000001201e-1f);
-  const v16f one = SPLAT(1.0f), zero = SPLAT(0.0f), inf = SPLAT(__builtin_inff());
-  const v16i bias = SPLAT(127);
-  /* keep k within a few units of the float range; the ends are masked */
-  v16i keep = (v16i)(x > clo);
-  v16f xc = (v16f)(((v16i)x & keep) | ((v16i)clo & ~keep));
-  keep = (v16i)(xc < chi);
-  xc = (v16f)(((v16i)xc & keep) | ((v16i)chi & ~keep));
+  const v16f one = SPLAT(1.0f);
   /* k = nearest integer to x log2(e) (the magic constant rounds) */
-  const v16f kf = (xc * log2e + magic) - magic;
-  const v16f r = (xc - kf * c1) - kf * c2;
+  const v16f k = (xc * log2e + magic) - magic;
+  const v16f r = (xc - k * c1) - k * c2;
   const v16f z = r * r;
   v16f p = p0 * r + p1;
   p = p * r + p2;
   p = p * r + p3;
   p = p * r + p4;
   p = p * r + p5;
-  p = (p * z + r) + one;
+  *kf = k;
+  return (p * z + r) + one;
+}
+
+/* exp of 16 lanes (spr_vmath.h): the same operations in every variant. */
+static inline __attribute__((always_inline)) v16f exp16(v16f x) {
+  const v16f lo = SPLAT(-87.33654475f), hi = SPLAT(88.72283905f);
+  const v16f clo = SPLAT(-88.5f), chi = SPLAT(89.5f);
+  const v16f inf = SPLAT(__builtin_inff());
+  const v16i bias = SPLAT(127);
+  /* keep k within a few units of the float range; the ends are masked */
+  v16i keep = (v16i)(x > clo);
+  v16f xc = (v16f)(((v16i)x & keep) | ((v16i)clo & ~keep));
+  keep = (v16i)(xc < chi);
+  xc = (v16f)(((v16i)xc & keep) | ((v16i)chi & ~keep));
+  v16f kf;
+  v16f p = exp16_poly(xc, &kf);
   /* times 2^k as 2^e1 2^e2, e1 = floor(k / 2): both factors are normal
    * floats for every k of the clamped range */
   const v16i k = __builtin_convertvector(kf, v16i);
@@ -71,7 +80,6 @@ static inline __attribute__((always_inline)) v16f exp16(v16f x) {
   p = (v16f)(((v16i)p & ~big) | ((v16i)inf & big));
   const v16i nan = (v16i)(x != x);
   p = (v16f)(((v16i)p & ~nan) | ((v16i)x & nan));
-  (void)zero;
   return p;
 }
 
@@ -83,27 +91,17 @@ static inline __attribute__((always_inline)) v16f exp16(v16f x) {
  * exact). */
 static inline __attribute__((always_inline)) v16f exp16_nonpos(v16f x) {
   const v16f lo = SPLAT(-87.33654475f), clo = SPLAT(-88.5f);
-  const v16f log2e = SPLAT(1.44269504088896341f), magic = SPLAT(12582912.0f);
-  const v16f c1 = SPLAT(0.693359375f), c2 = SPLAT(-2.12194440e-4f);
-  const v16f p0 = SPLAT(1.9875691500e-4f), p1 = SPLAT(1.3981999507e-3f),
-             p2 = SPLAT(8.3334519073e-3f), p3 = SPLAT(4.1665795894e-2f),
-             p4 = SPLAT(1.6666665459e-1f), p5 = SPLAT(5.0000001201e-1f);
-  const v16f one = SPLAT(1.0f);
   const v16i bias = SPLAT(127);
   const v16i keep = (v16i)(x > clo);
-  const v16f xc = (v16f)(((v16i)x & keep) | ((v16i)clo & ~keep));
-  const v16f kf = (xc * log2e + magic) - magic;
-  const v16f r = (xc - kf * c1) - kf * c2;
-  const v16f z = r * r;
-  v16f p = p0 * r + p1;
-  p = p * r + p2;
-  p = p * r + p3;
-  p = p * r + p4;
-  p = p * r + p5;
-  p = (p * z + r) + one;
+  v16f kf;
+  const v16f p = exp16_poly((v16f)(((v16i)x & keep) | ((v16i)clo & ~keep)), &kf);
   const v16i k = __builtin_convertvector(kf, v16i);
-  p = p * (v16f)((k + bias) << 23);
-  return (v16f)((v16i)p & (v16i)(x >= lo));
+  return (v16f)((v16i)(p * (v16f)((k + bias) << 23)) & (v16i)(x >= lo));
+}
+
+/* exp16 or, with nonpos (a constant in every caller), exp16_nonpos */
+static inline __attribute__((always_inline)) v16f exp16_of(v16f x, int nonpos) {
+  return nonpos ? exp16_nonpos(x) : exp16(x);
 }
 
 static inline v16f load16(const float *p) {
@@ -114,74 +112,56 @@ static inline v16f load16(const float *p) {
 
 static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 
-VM_CLONES void spr_vexpf(const float *x, float *y, size_t n) {
+/* spr_vexpf and spr_vexpf_nonpos: one body, inlined into each */
+static inline __attribute__((always_inline)) void vexpf_body(const float *x, float *y, size_t n,
+                                                             int nonpos) {
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) store16(y + i, exp16(load16(x + i)));
+  for (; i + 16 <= n; i += 16) store16(y + i, exp16_of(load16(x + i), nonpos));
   if (i < n) {
     float t[16] = {0};
     memcpy(t, x + i, (n - i) * sizeof *t);
-    const v16f e = exp16(load16(t));
+    const v16f e = exp16_of(load16(t), nonpos);
     store16(t, e);
     memcpy(y + i, t, (n - i) * sizeof *t);
   }
 }
+
+/* spr_vexpf_sub_sum and spr_vexpf_sub_sum_nonpos: one body */
+static inline __attribute__((always_inline)) float vexpf_sub_sum_body(const float *x, float m,
+                                                                      float *y, size_t n,
+                                                                      int nonpos) {
+  const v16f mv = SPLAT(m);
+  v16f s = SPLAT(0.0f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const v16f e = exp16_of(load16(x + i) - mv, nonpos);
+    store16(y + i, e);
+    s += e;
+  }
+  if (i < n) {
+    float t[16];
+    for (int l = 0; l < 16; l++) t[l] = -__builtin_inff();
+    for (size_t l = 0; l < n - i; l++) t[l] = x[i + l] - m;
+    const v16f e = exp16_of(load16(t), nonpos); /* the padding lanes give 0 */
+    store16(t, e);
+    memcpy(y + i, t, (n - i) * sizeof *t);
+    s += e;
+  }
+  float a[16];
+  store16(a, s);
+  return pairwise16(a);
+}
+
+VM_CLONES void spr_vexpf(const float *x, float *y, size_t n) { vexpf_body(x, y, n, 0); }
 
 VM_CLONES float spr_vexpf_sub_sum(const float *x, float m, float *y, size_t n) {
-  const v16f mv = SPLAT(m);
-  v16f s = SPLAT(0.0f);
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const v16f e = exp16(load16(x + i) - mv);
-    store16(y + i, e);
-    s += e;
-  }
-  if (i < n) {
-    float t[16];
-    for (int l = 0; l < 16; l++) t[l] = -__builtin_inff();
-    for (size_t l = 0; l < n - i; l++) t[l] = x[i + l] - m;
-    const v16f e = exp16(load16(t)); /* the padding lanes give 0 */
-    store16(t, e);
-    memcpy(y + i, t, (n - i) * sizeof *t);
-    s += e;
-  }
-  float a[16];
-  store16(a, s);
-  return pairwise16(a);
+  return vexpf_sub_sum_body(x, m, y, n, 0);
 }
 
-VM_CLONES void spr_vexpf_nonpos(const float *x, float *y, size_t n) {
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) store16(y + i, exp16_nonpos(load16(x + i)));
-  if (i < n) {
-    float t[16] = {0};
-    memcpy(t, x + i, (n - i) * sizeof *t);
-    const v16f e = exp16_nonpos(load16(t));
-    store16(t, e);
-    memcpy(y + i, t, (n - i) * sizeof *t);
-  }
-}
+VM_CLONES void spr_vexpf_nonpos(const float *x, float *y, size_t n) { vexpf_body(x, y, n, 1); }
 
 VM_CLONES float spr_vexpf_sub_sum_nonpos(const float *x, float m, float *y, size_t n) {
-  const v16f mv = SPLAT(m);
-  v16f s = SPLAT(0.0f);
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const v16f e = exp16_nonpos(load16(x + i) - mv);
-    store16(y + i, e);
-    s += e;
-  }
-  if (i < n) {
-    float t[16];
-    for (int l = 0; l < 16; l++) t[l] = -__builtin_inff();
-    for (size_t l = 0; l < n - i; l++) t[l] = x[i + l] - m;
-    const v16f e = exp16_nonpos(load16(t)); /* the padding lanes give 0 */
-    store16(t, e);
-    memcpy(y + i, t, (n - i) * sizeof *t);
-    s += e;
-  }
-  float a[16];
-  store16(a, s);
-  return pairwise16(a);
+  return vexpf_sub_sum_body(x, m, y, n, 1);
 }
 
 VM_CLONES float spr_vsum16(const float *y, size_t n) {
