@@ -475,6 +475,20 @@ SPR_HOT static void pv_sum(const int *idx, const float *w, int cnt, const float 
   for (int u = 0; u < d; u++) acc[u] += acc2[u];
 }
 
+/* O (p.rows x d) = P V over P's p.cols keys (V's first rows), then row r
+ * times rowf[r]. */
+static int pv_gemm_scaled(spr_matf p, const float *vf, int d, const float *rowf, float *O) {
+  const int rc = spr_matf_gemm(1.0f, p, 0, spr_matf_view((float *)vf, p.cols, d), 0, 0.0f,
+                               spr_matf_view(O, p.rows, d));
+  if (rc) return rc;
+  for (int r = 0; r < p.rows; r++) {
+    const float f = rowf[r];
+    float *oi = O + (size_t)r * d;
+    for (int u = 0; u < d; u++) oi[u] *= f;
+  }
+  return 0;
+}
+
 /* 1 when the row keeps exactly keys 0 .. cnt - 1 (cnt = its keeps). */
 static int prefix_row(const uint8_t *row, int cnt) {
   const size_t full = (size_t)cnt / 8;
@@ -568,14 +582,7 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
      * floats), and the GEMM reads them in place */
     for (int r = 0; r < m; r++) ws->rowf[r] = v_scale / spr_vsum16(E + (size_t)r * n, (size_t)n);
     const spr_matf pe = {(float *)E, m, n, n};
-    if ((rc = spr_matf_gemm(1.0f, pe, 0, spr_matf_view((float *)vf, n, d), 0, 0.0f,
-                            spr_matf_view(O, m, d))))
-      return rc;
-    for (int r = 0; r < m; r++) {
-      const float f = ws->rowf[r];
-      float *oi = O + (size_t)r * d;
-      for (int u = 0; u < d; u++) oi[u] *= f;
-    }
+    if ((rc = pv_gemm_scaled(pe, vf, d, ws->rowf, O))) return rc;
     if (st) st->survivors += surv;
     return 0;
   }
@@ -648,15 +655,7 @@ SPR_HOT int spr_dig_recompute_rows(const int32_t *S, size_t lds, float alpha, co
   if (gemm && ncols > 0) {
     /* O = P V over the keys the block keeps, then each row times its
      * factor v_scale / z (0 for an empty row, whose P row is 0) */
-    if ((rc = spr_matf_gemm(1.0f, spr_matf_view(pbuf, m, ncols), 0,
-                            spr_matf_view((float *)vf, ncols, d), 0, 0.0f,
-                            spr_matf_view(O, m, d))))
-      return rc;
-    for (int r = 0; r < m; r++) {
-      const float f = ws->rowf[r];
-      float *oi = O + (size_t)r * d;
-      for (int u = 0; u < d; u++) oi[u] *= f;
-    }
+    if ((rc = pv_gemm_scaled(spr_matf_view(pbuf, m, ncols), vf, d, ws->rowf, O))) return rc;
   }
   if (st) {
     st->survivors += surv;
