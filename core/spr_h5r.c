@@ -840,6 +840,13 @@ static void child_main(int sock, int fd, const char *path, const spr_h5r_limits 
     fs.rlim_cur = 0;
     setrlimit(RLIMIT_FSIZE, &fs);
   }
+  /* a watchdog over the start and each request: a child that waits on a
+   * lock copied held from the parent's other threads, or loops, ends
+   * itself a little after the parent would have killed it, so none is
+   * left behind when the parent itself is killed */
+  const unsigned watchdog = (unsigned)ceil(lim->wall_s) + 5;
+  alarm(watchdog);
+  request_limits(lim, 0);
   /* libhdf5: quiet, no plugins (a crafted file must not load code) */
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   H5PLset_loading_state(0);
@@ -850,7 +857,9 @@ static void child_main(int sock, int fd, const char *path, const spr_h5r_limits 
   char n1[MAX_NAME], n2[MAX_NAME];
   for (;;) {
     req_hdr rq;
+    alarm(0); /* waiting for the parent's next request takes any time */
     if (recv_all(sock, &rq, sizeof rq)) _exit(0);
+    alarm(watchdog);
     if (rq.n1 < 1 || rq.n1 > MAX_NAME || rq.n2 < 1 || rq.n2 > MAX_NAME) _exit(112);
     if (recv_all(sock, n1, rq.n1) || recv_all(sock, n2, rq.n2)) _exit(0);
     n1[rq.n1 - 1] = n2[rq.n2 - 1] = '\0';
@@ -928,7 +937,7 @@ static int child_failed(spr_h5r *h, int op, const char *n1, const char *n2, int 
   if (h->sock >= 0) close(h->sock);
   h->sock = -1;
   int st = reap(h, 1);
-  if (timeout)
+  if (timeout || (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)) /* its own watchdog */
     snprintf(msg, sizeof msg, "%s: no answer from the HDF5 library within %g s while %s; stopped (a damaged or crafted %s?)",
              h->path, h->lim.wall_s, req, h->what);
   else if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU)

@@ -108,7 +108,10 @@ int spr_sweep_check_memory(spr_sweep *sw, int concurrent, double limit_bytes);
 /* Evaluate point p: thread-safe for distinct p, single-threaded inside.
  * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  prog
  * (may be NULL) receives the point's progress (spr_evaluator.point).
- * Errors name the point. */
+ * Errors name the point.  Call spr_sweep_check_memory first: a model
+ * sweep's points then take their inputs from the store; without it each
+ * point reads its files itself, starting HDF5 reader processes while
+ * other points run (spr_h5r.h, Threads). */
 int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel, spr_progress *prog);
 
 /* Row of scheme s (enum spr_scheme) at point p, NULL until evaluated. */

@@ -399,14 +399,27 @@ static void test_outputs_full_disk(void) {
 }
 
 /* Points of sweep a evaluated in order, of sweep b (the same file) in
- * reverse order on 2 threads: the rows must be identical. */
+ * reverse order on 2 threads: the rows must be identical.  Both read
+ * their inputs first (spr_sweep_check_memory), as every caller does, so
+ * no point opens a file while another runs. */
 static void eval_both_ways(spr_sweep *a, spr_sweep *b) {
   const int P = spr_sweep_npoints(a);
-  for (int p = 0; p < P; p++) CU_ASSERT_EQUAL(spr_sweep_eval_point(a, p, NULL, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_check_memory(a, 1, 0), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_check_memory(b, 2, 0), 0);
   int fails = 0;
+  for (int p = 0; p < P; p++)
+    if (spr_sweep_eval_point(a, p, NULL, NULL)) {
+      fprintf(stderr, "\n  %s\n", spr_errmsg());
+      fails++;
+    }
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1) reduction(+ : fails)
-  for (int i = 0; i < P; i++) fails += spr_sweep_eval_point(b, P - 1 - i, NULL, NULL) != 0;
-  CU_ASSERT_EQUAL(fails, 0);
+  for (int i = 0; i < P; i++)
+    if (spr_sweep_eval_point(b, P - 1 - i, NULL, NULL)) {
+#pragma omp critical(test_sweep_msg)
+      fprintf(stderr, "\n  %s\n", spr_errmsg());
+      fails++;
+    }
+  CU_ASSERT_EQUAL_FATAL(fails, 0);
   for (int p = 0; p < P; p++)
     for (int s = 0; s < SPR_N_SCHEMES; s++)
       CU_ASSERT_EQUAL(memcmp(spr_sweep_row(a, p, s), spr_sweep_row(b, p, s), sizeof(spr_eval_row)), 0);
