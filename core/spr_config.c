@@ -33,7 +33,7 @@ typedef struct {
 static const key_row keys[] = {
   {{"run", "seed", SPR_KEY_U64, "", "top-level seed of every random stream", NULL}, F(seed), 1, 0, 1.8446744073709552e19},
   {{"run", "trace", SPR_KEY_ENUM, "", "trace detail written to HDF5", "summary|masks|full"}, F(trace), 0, 0, 2},
-  {{"run", "block_rows", SPR_KEY_INT, "", "queries per row block of a head: below N, no N x N array is held (long sequences; a multiple of 64); 0 = automatic: N up to N = 4096, else the rows that keep a thread's block scratch near 256 MiB", NULL}, F(block_rows), 0, 0, SPR_MAX_SEQ},
+  {{"run", "block_rows", SPR_KEY_INT, "", "queries per row block of a head: below N, no N x N array is held (long sequences; a multiple of 64); 0 = automatic: the whole head up to N = 512 (up to 4096 when run.trace = full or baselines.match = sprint with Sanger need it), else 256 rows, fewer from N = 43000 on to keep a thread's block scratch near 256 MiB", NULL}, F(block_rows), 0, 0, SPR_MAX_SEQ},
   {{"run", "device_model", SPR_KEY_STRING, "", "device-model HDF5 file from `sprintsim calibrate` (docs/calibration.md), relative to the configuration file's folder; empty = the keys below as given", NULL}, F(device_model), 0, 0, 0},
 
   {{"workload", "source", SPR_KEY_ENUM, "", "attention inputs: synthetic (the seeded generator, preset below), qkv (Q, K, V of workload.qkv_file, docs/qkv.md) or model (the transformer of workload.model on its evaluation items, docs/models.md; vit is its old name)", "synthetic|qkv|model|vit"}, F(wl.source), 0, 0, 3},

@@ -60,12 +60,16 @@ int spr_run_block_rows(const spr_config *c) {
   const int n = c->wl.seq_len, d = c->wl.head_dim > 0 ? c->wl.head_dim : 1;
   if (n < 1) return 1;
   if (c->block_rows > 0) return c->block_rows < n ? c->block_rows : n;
-  if (n <= SPR_RUN_HELD_MAX) return n;
+  if (n <= SPR_RUN_WHOLE_MAX) return n;
+  const int whole = c->trace >= SPR_TRACE_FULL || (c->bl.match == SPR_MATCH_SPRINT && c->bl.sanger);
+  if (whole && n <= SPR_RUN_HELD_MAX) return n;
   /* rows whose block scratch (about 24 bytes per pair of the block, plus
-   * the analog score rows) stays near 256 MiB per thread */
+   * the analog score rows) stays near 256 MiB per thread, at most
+   * SPR_RUN_BLOCK_ROWS */
   const double per_row = 24.0 * n + 4.0 * d;
   int b = (int)((256.0 * 1048576.0 / per_row) / 64) * 64;
   if (b < 64) b = 64;
+  if (b > SPR_RUN_BLOCK_ROWS) b = SPR_RUN_BLOCK_ROWS;
   return b < n ? b : n;
 }
 

@@ -49,13 +49,21 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out);
  * estimate; a sweep adds those of the points it runs at once). */
 double spr_run_mem_bytes(const spr_config *c, int threads);
 
-/* Heads up to this many tokens are held whole by default (run.block_rows
- * = 0): every n x n array of a head exists at once. */
+/* Heads up to SPR_RUN_WHOLE_MAX tokens are held whole by default
+ * (run.block_rows = 0): every n x n array of a head exists at once.  Up to
+ * SPR_RUN_HELD_MAX tokens they are held whole when the run needs a whole
+ * head (run.trace = full, baselines.match = sprint with Sanger); otherwise
+ * they run in blocks of SPR_RUN_BLOCK_ROWS rows, whose matrices stay in
+ * the L2 cache (docs/performance.md, section 4). */
+#define SPR_RUN_WHOLE_MAX 512
 #define SPR_RUN_HELD_MAX 4096
+#define SPR_RUN_BLOCK_ROWS 256
 
 /* Query rows per block of a head for c: run.block_rows when set (at most
- * N), else N up to N = SPR_RUN_HELD_MAX, else the multiple of 64 (at least
- * 64) whose block scratch stays near 256 MiB per thread.  Below N a head
+ * N), else N up to N = SPR_RUN_WHOLE_MAX, or up to SPR_RUN_HELD_MAX when
+ * the run needs a whole head, else SPR_RUN_BLOCK_ROWS or, when that
+ * block's scratch would pass 256 MiB per thread (N above about 43000), the
+ * multiple of 64 (at least 64) that keeps it near 256 MiB.  Below N a head
  * runs in row blocks: no N x N array exists, memory grows as N d H + B N T
  * (heads H, threads T), and the results are those of the whole head (the
  * masks, counts and ledger bit for bit; sim/spr_attend.h). */

@@ -228,13 +228,33 @@ static void test_blocked_errors(void) {
   c.bl.match = SPR_MATCH_NONE;
   c.block_rows = 4096;
   CU_ASSERT_EQUAL(spr_run_block_rows(&c), 200);
-  /* automatic: whole up to SPR_RUN_HELD_MAX, then multiples of 64 */
+  /* automatic: whole up to SPR_RUN_WHOLE_MAX; above, whole up to
+   * SPR_RUN_HELD_MAX only for a run that needs a whole head (trace = full,
+   * Sanger matched to SPRINT), else blocks of SPR_RUN_BLOCK_ROWS, fewer
+   * (multiples of 64) once a block's scratch would pass 256 MiB */
   c.block_rows = 0;
+  c.wl.seq_len = SPR_RUN_WHOLE_MAX;
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_WHOLE_MAX);
+  c.wl.seq_len = SPR_RUN_WHOLE_MAX + 1;
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_BLOCK_ROWS);
   c.wl.seq_len = SPR_RUN_HELD_MAX;
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_BLOCK_ROWS);
+  c.trace = SPR_TRACE_FULL;
   CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_HELD_MAX);
-  c.wl.seq_len = SPR_MAX_SEQ;
-  const int b = spr_run_block_rows(&c);
-  CU_ASSERT(b >= 64 && b % 64 == 0 && b < SPR_MAX_SEQ);
+  c.wl.seq_len = SPR_RUN_HELD_MAX + 64;
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_BLOCK_ROWS); /* refused by spr_run_alloc */
+  c.trace = SPR_TRACE_MASKS;
+  c.wl.seq_len = SPR_RUN_HELD_MAX;
+  c.bl.match = SPR_MATCH_SPRINT;
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_HELD_MAX);
+  c.bl.sanger = 0;
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_BLOCK_ROWS);
+  c.bl.sanger = 1;
+  c.bl.match = SPR_MATCH_NONE;
+  c.wl.seq_len = 32768; /* 24 x 32768 x 256 bytes: 192 MiB, still 256 rows */
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), SPR_RUN_BLOCK_ROWS);
+  c.wl.seq_len = SPR_MAX_SEQ; /* 256 MiB / (24 x 131072 + 4 d) bytes: 85, so 64 */
+  CU_ASSERT_EQUAL(spr_run_block_rows(&c), 64);
   /* memory: one layer of 12 heads at N = 32768 and one head at 131072,
    * estimated below the targets of issue 12 (4 and 8 GiB) with 2 threads */
   c.wl.n_heads = 12;

@@ -148,9 +148,14 @@ static void test_run_estimate(void) {
   const double a = spr_run_mem_bytes(&c, 1), b = spr_run_mem_bytes(&c, 2);
   CU_ASSERT(a > 0 && b > a);
   c.wl.seq_len *= 2;
+  c.block_rows = c.wl.seq_len; /* held whole, as N = 512 is by default */
   const double a2 = spr_run_mem_bytes(&c, 1);
   /* N^2 terms dominate (x 4), N d terms double: 2.99 at N = 512 -> 1024 */
   CU_ASSERT(a2 > 2.8 * a && a2 < 4 * a);
+  /* by default N = 1024 runs in blocks: no head's N x N arrays */
+  c.block_rows = 0;
+  const double a2b = spr_run_mem_bytes(&c, 1);
+  CU_ASSERT(a2b < 0.5 * a2);
   /* more threads than heads hold no more workspaces */
   c.wl.n_heads = 2;
   CU_ASSERT_EQUAL(spr_run_mem_bytes(&c, 2), spr_run_mem_bytes(&c, 64));
