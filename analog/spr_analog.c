@@ -148,6 +148,12 @@ int spr_thr_pick(const int64_t *counts, int64_t total, int bits,
   return best - half;
 }
 
+/* The column-current GEMM in blocks of mb rows: 128 while a block's mu
+ * (mb x n floats) fits 512 KB, else 64.  OpenBLAS packs all of w for every
+ * block: 128 rows took the analog stage from 2.91 to 2.71 GEMM-eq at
+ * n = 512 (docs/performance.md), the same currents. */
+int spr_analog_block_rows(int n) { return n <= 1024 ? 128 : 64; }
+
 int spr_analog_ws_alloc(spr_analog_ws *ws, int m, int n, int d) {
   memset(ws, 0, sizeof *ws);
   if (m < 1 || n < 1 || d < 1)
@@ -155,11 +161,7 @@ int spr_analog_ws_alloc(spr_analog_ws *ws, int m, int n, int d) {
   ws->m = m;
   ws->n = n;
   ws->d = d;
-  /* the column-current GEMM in blocks of mb rows: 128 while a block's mu
-   * (mb x n floats) fits 512 KB, else 64.  OpenBLAS packs all of w for
-   * every block: 128 rows took the analog stage from 2.91 to 2.71
-   * GEMM-eq at n = 512 (docs/performance.md), the same currents */
-  const int mb = n <= 1024 ? 128 : 64;
+  const int mb = spr_analog_block_rows(n);
   ws->mb = m < mb ? m : mb;
   ws->qf = malloc((size_t)m * d * sizeof *ws->qf);
   ws->a2 = malloc((size_t)2 * d * sizeof *ws->a2);

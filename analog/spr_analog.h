@@ -132,6 +132,9 @@ typedef struct {
 } spr_analog_ws;
 
 int spr_analog_ws_alloc(spr_analog_ws *ws, int m, int n, int d);
+/* Rows per block of the column-current GEMM for n keys (before the cap at
+ * m): 128 while a block's mb x n floats fit 512 KB, else 64. */
+int spr_analog_block_rows(int n);
 void spr_analog_ws_free(spr_analog_ws *ws);
 
 /* Decide keep/prune for m queries q (m x d codes) against the head xb

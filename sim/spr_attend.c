@@ -259,7 +259,7 @@ double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
   return bn * 4 * 5 /* Ib, S8, So, T1, P */ + B * d * 4 * 3 /* Od, Ob, analog inputs */ +
          B * 8 /* emax */ +
          B * 64 * 4 /* ranks */ + (2 + SPR_N_SCHEMES) * B * rb /* masks */ +
-         nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + (n <= 1024 ? 128.0 : 64.0) * n * 4 /* analog rows */ +
+         nd * (4 + 5 + 10 * 2) /* vf, codes, packed keys */ + (double)spr_analog_block_rows(n) * n * 4 /* analog rows */ +
          nd * 12 + 64.0 * n /* programmed arrays */ + 24.0 * c->xbar.rows * c->xbar.cols +
          (double)(SPR_BL_EXP_TAB + 1) * 8 + 16.0 * n * 8 /* Sanger rows */ +
          (double)SPR_N_SCHEMES * (48.0 * n + 16.0 * d) /* scheme states */ +
