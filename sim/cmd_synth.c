@@ -6,6 +6,8 @@
 #include "spr_qkv.h"
 #include "spr_synth.h"
 
+#include <cblas.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +72,9 @@ int cmd_synth(int argc, char **argv) {
             cmd_prog, items - 1, (long)N - (items - 1) * pad, N, items - 1, pad);
     return CMD_EXIT_USAGE;
   }
+  /* BLAS on one thread, as `sprintsim run` calls it: the file holds the
+   * bits of the run's own Q, K, V (docs/workloads.md 2.8) */
+  openblas_set_num_threads(1);
   const size_t nd = (size_t)N * D;
   uint8_t *mask = batch ? calloc((size_t)items * N, 1) : NULL;
   float *Q = calloc(nd, sizeof *Q), *K = calloc(nd, sizeof *K), *V = calloc(nd, sizeof *V);

@@ -27,8 +27,13 @@ static void base_config(spr_config *c) {
 }
 
 /* Every count, energy, cycle figure and knob equal; the metrics, which sum
- * floats over blocks of another shape (the dense recompute's GEMM), within
- * 1e-6 relative. */
+ * floats over blocks of another shape (the GEMMs of the dense reference
+ * and recompute), within 1e-6 relative plus 2e-7 absolute: a metric such
+ * as rel_fro = |O - R| / |R| moves by the rounding of the float outputs,
+ * a few float epsilons (6e-8) whatever its own size.  Measured: at most
+ * 5.7e-8 (rel_fro 0.0401), with OpenBLAS 0.3.21's Haswell (AVX2) sgemm
+ * kernels, whose last bits depend on the rows of a call; its SkylakeX
+ * kernels gave under 1e-6 relative. */
 static int same_results(const spr_head_result *a, const spr_head_result *b, int n) {
   int bad = 0;
   for (int k = 0; k < n; k++) {
@@ -37,7 +42,7 @@ static int same_results(const spr_head_result *a, const spr_head_result *b, int 
            x->false_prunes != y->false_prunes || x->false_keeps != y->false_keeps ||
            x->threshold != y->threshold || x->threshold_code != y->threshold_code ||
            x->i_unit_A != y->i_unit_A;
-    bad += fabs(x->mass_retained - y->mass_retained) > 1e-6 * fabs(y->mass_retained);
+    bad += fabs(x->mass_retained - y->mass_retained) > 1e-6 * fabs(y->mass_retained) + 2e-7;
     for (int s = 0; s < SPR_N_SCHEMES; s++) {
       const spr_scheme_result *p = &x->scheme[s], *q = &y->scheme[s];
       bad += p->ran != q->ran || p->keep_rate != q->keep_rate || p->fetches != q->fetches ||
@@ -53,7 +58,7 @@ static int same_results(const spr_head_result *a, const spr_head_result *b, int 
                              {p->cos_min, q->cos_min}, {p->mass_retained, q->mass_retained},
                              {p->top1_recall, q->top1_recall}, {p->topk_recall, q->topk_recall}};
       for (size_t t = 0; t < sizeof m / sizeof *m; t++)
-        bad += fabs(m[t][0] - m[t][1]) > 1e-6 * fabs(m[t][1]) + 1e-9;
+        bad += fabs(m[t][0] - m[t][1]) > 1e-6 * fabs(m[t][1]) + 2e-7;
     }
   }
   return bad;

@@ -4,7 +4,9 @@
  * row-major float) whose softmax(Q K^T / sqrt(d)) looks like a trained
  * model's attention (docs/workloads.md: generative model and measured
  * statistics).  Deterministic: the same (seed, layer, head) gives the same
- * bits on any thread, in any order.
+ * bits on any thread, in any order, with BLAS on one thread as sprintsim
+ * calls it (Q and K come from an sgemm; some OpenBLAS kernels give last
+ * bits that depend on their thread count: docs/workloads.md 2.8).
  */
 #ifndef SPR_SYNTH_H
 #define SPR_SYNTH_H
