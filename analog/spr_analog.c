@@ -11,16 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Hot loops are compiled twice, for baseline x86-64 and for AVX2, and the
+/* Hot loops are compiled three times, for baseline x86-64, AVX2 and
+ * x86-64-v4 (AVX-512: the programming and the analog decisions 0.1 to 0.2
+ * GEMM-eq faster each than with AVX2, docs/performance.md), and the
  * loader picks one (GCC/clang function multiversioning).  The cloned
  * functions are static, called through plain public wrappers: clang 14
  * does not emit the public symbol of a non-static target_clones
- * function (the link failed: F10).  AVX2 without FMA:
- * every operation is the same IEEE operation either way, so results do not
+ * function (the link failed: F10).  -std=c11 keeps a * b + c unfused:
+ * every operation is the same IEEE operation in every variant, so results do not
  * depend on the variant. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
 #define SPR_X86_CLONES 1
-#define SPR_CLONES __attribute__((target_clones("avx2", "default")))
+#define SPR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define SPR_X86_CLONES 0
 #define SPR_CLONES
