@@ -29,6 +29,7 @@
 #include "spr_error.h"
 #include "spr_mat.h"
 #include "spr_rng.h"
+#include "spr_clones.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -157,28 +158,61 @@ static void smooth_filter(double *v, size_t stride, int len, double rho,
   }
 }
 
-/* Unit-variance stationary smooth field on the grid, channels [0, nch),
- * written to out[t * ld + c]: white noise filtered by smooth_filter along x
- * (each row), then along y (each column), so that
- * corr = c(|x - x'|) c(|y - y'|) with c(k) as above.  The start noise e of
- * the column filters is a row of white noise filtered along x (scratch erow,
- * nx values), which keeps the field smooth across columns.  Special tokens
- * get independent N(0,1) values. */
-static void smooth_field(gsl_rng *r, const grid *g, int n, double rho,
-                         int nch, double *out, int ld, double *erow) {
+/* smooth_filter on nch adjacent channels at once: channel c's sequence is
+ * v[c], v[stride + c], ..., its start noise e[c * e_stride]; xs and ys
+ * (nch each) hold the filter states.  The same operations as smooth_filter
+ * on each channel, in the same order, so the same bits; the loop over the
+ * channels vectorises. */
+SPR_HOT static void smooth_filter_ch(double *restrict v, size_t stride, int len, int nch,
+                                     double rho, const double *restrict e, size_t e_stride,
+                                     double *restrict xs, double *restrict ys) {
+  const double a = sqrt(1 - rho * rho), nb = sqrt(1 + rho * rho);
+  const double b = (1 - rho * rho) / nb;
   for (int c = 0; c < nch; c++) {
-    spr_rng_normals(r, out + c, (size_t)n, (size_t)ld);
-    double *base = out + (size_t)g->first * ld + c;
-    for (int y = 0; y < g->ny; y++)
-      smooth_filter(base + (size_t)y * g->nx * ld, (size_t)ld, g->nx, rho,
-                    spr_rng_normal(r));
-    if (g->ny > 1) {
-      spr_rng_normals(r, erow, (size_t)g->nx, 1);
-      smooth_filter(erow, 1, g->nx, rho, spr_rng_normal(r));
-      for (int x = 0; x < g->nx; x++)
-        smooth_filter(base + (size_t)x * ld, (size_t)g->nx * ld, g->ny, rho, erow[x]);
+    xs[c] = v[c];
+    ys[c] = (xs[c] + rho * e[(size_t)c * e_stride]) / nb;
+    v[c] = ys[c];
+  }
+  for (int t = 1; t < len; t++) {
+    double *restrict vt = v + (size_t)t * stride;
+    for (int c = 0; c < nch; c++) {
+      xs[c] = rho * xs[c] + a * vt[c];
+      ys[c] = rho * ys[c] + b * xs[c];
+      vt[c] = ys[c];
     }
   }
+}
+
+/* Unit-variance stationary smooth field on the grid, channels [0, nch),
+ * written to out[t * nch + c]: white noise filtered by smooth_filter along x
+ * (each row), then along y (each column), so that
+ * corr = c(|x - x'|) c(|y - y'|) with c(k) as above.  The start noise e of
+ * the column filters is a row of white noise filtered along x, which keeps
+ * the field smooth across columns.  Special tokens get independent N(0,1)
+ * values.  The draws come channel by channel (the column of n values, the
+ * ny row starts, then the nx column starts and theirs); the filters, which
+ * draw nothing, then run on all channels at once.  scr: at least
+ * nch (2 + ny + nx) doubles (nch (2 + ny) when ny = 1). */
+static void smooth_field(gsl_rng *r, const grid *g, int n, double rho,
+                         int nch, double *out, double *scr) {
+  double *xs = scr, *ys = xs + nch, *ey = ys + nch, *ex = ey + (size_t)nch * g->ny;
+  for (int c = 0; c < nch; c++) {
+    spr_rng_normals(r, out + c, (size_t)n, (size_t)nch);
+    spr_rng_normals(r, ey + (size_t)c * g->ny, (size_t)g->ny, 1);
+    if (g->ny > 1) {
+      double *erow = ex + (size_t)c * g->nx;
+      spr_rng_normals(r, erow, (size_t)g->nx, 1);
+      smooth_filter(erow, 1, g->nx, rho, spr_rng_normal(r));
+    }
+  }
+  double *base = out + (size_t)g->first * nch;
+  for (int y = 0; y < g->ny; y++)
+    smooth_filter_ch(base + (size_t)y * g->nx * nch, (size_t)nch, g->nx, nch, rho, ey + y,
+                     (size_t)g->ny, xs, ys);
+  if (g->ny > 1)
+    for (int x = 0; x < g->nx; x++)
+      smooth_filter_ch(base + (size_t)x * nch, (size_t)g->nx * nch, g->ny, nch, rho, ex + x,
+                       (size_t)g->nx, xs, ys);
 }
 
 /* Balanced class assignment: every non-sink token j gets one of C classes
@@ -257,6 +291,7 @@ struct spr_synth_ws {
   gsl_rng *r;
   float *Qt, *Kt, *R;
   double *f1, *f2, *erow;
+  double *dct; /* d x d: cos(pi (c + 1/2) k / d) at [k d + c], the same for every head */
   int *perm, *cls;
   cls_pair *pairs, *pairs2;
   uint64_t *keys; /* 2 n SYN_MAX_CLASSES */
@@ -265,7 +300,7 @@ typedef struct spr_synth_ws synth_ws;
 
 static void ws_free(synth_ws *w) {
   if (w->r) gsl_rng_free(w->r);
-  free(w->Qt); free(w->Kt); free(w->R); free(w->f1); free(w->f2);
+  free(w->Qt); free(w->Kt); free(w->R); free(w->dct); free(w->f1); free(w->f2);
   free(w->erow); free(w->perm); free(w->cls); free(w->pairs); free(w->pairs2); free(w->keys);
 }
 
@@ -277,15 +312,21 @@ static int ws_alloc(synth_ws *w, int n, int d) {
   w->Qt = calloc(nd, sizeof *w->Qt);
   w->Kt = calloc(nd, sizeof *w->Kt);
   w->R = malloc((size_t)d * d * sizeof *w->R);
+  w->dct = malloc((size_t)d * d * sizeof *w->dct);
+  if (w->dct)
+    for (int k = 0; k < d; k++)
+      for (int c = 0; c < d; c++) w->dct[(size_t)k * d + c] = cos(M_PI * (c + 0.5) * k / d);
   w->f1 = malloc(nd * sizeof *w->f1);
   w->f2 = malloc(nd * sizeof *w->f2);
-  w->erow = malloc((size_t)n * sizeof *w->erow);
+  /* smooth_field's scratch: nch < d channels; a grid of n tokens has
+   * ny = 1 (a row) or nx = ny <= sqrt(n) */
+  w->erow = malloc((size_t)d * (3 + 2 * (size_t)sqrt((double)n)) * sizeof *w->erow);
   w->perm = malloc(2 * (size_t)d * sizeof *w->perm);
   w->cls = malloc((size_t)n * sizeof *w->cls);
   w->pairs = malloc((size_t)n * SYN_MAX_CLASSES * sizeof *w->pairs);
   w->pairs2 = malloc((size_t)n * SYN_MAX_CLASSES * sizeof *w->pairs2);
   w->keys = malloc((size_t)2 * n * SYN_MAX_CLASSES * sizeof *w->keys);
-  return w->r && w->Qt && w->Kt && w->R && w->f1 && w->f2 && w->erow && w->perm &&
+  return w->r && w->Qt && w->Kt && w->R && w->dct && w->f1 && w->f2 && w->erow && w->perm &&
          w->cls && w->pairs && w->pairs2 && w->keys;
 }
 
@@ -354,9 +395,9 @@ static void class_block(gsl_rng *r, const grid *g, int n, int d, int o,
                         int n_cls, const head_model *hm, int sink_last,
                         synth_ws *w) {
   const int seg = hm->type == HEAD_SEGMENT;
-  smooth_field(r, g, n, seg ? len_to_rho(hm->lseg) : 0, n_cls, w->f1, n_cls, w->erow);
+  smooth_field(r, g, n, seg ? len_to_rho(hm->lseg) : 0, n_cls, w->f1, w->erow);
   assign_classes(w->f1, n, n_cls, sink_last, w->pairs, w->pairs2, w->keys, w->cls);
-  if (!seg) smooth_field(r, g, n, len_to_rho(hm->lq), n_cls, w->f2, n_cls, w->erow);
+  if (!seg) smooth_field(r, g, n, len_to_rho(hm->lq), n_cls, w->f2, w->erow);
   const double amp = sqrt(hm->top * sqrt((double)d));
   for (int t = 0; t < n; t++) {
     float *q = w->Qt + (size_t)t * d + o;
@@ -385,7 +426,7 @@ static void class_block(gsl_rng *r, const grid *g, int n, int d, int o,
  * permuted at random and each row's sign flipped at random.  Orthogonal, so
  * Q K^T = Qt Kt^T; every latent axis spreads evenly over all d coordinates
  * (|R_kc| <= sqrt(2/d)). */
-static void rotation(gsl_rng *r, int d, int *perm, float *R) {
+static void rotation(gsl_rng *r, int d, const double *dct, int *perm, float *R) {
   for (int k = 0; k < 2 * d; k++) perm[k] = k % d;
   for (int h = 0; h < 2; h++) /* Fisher-Yates */
     for (int k = d - 1; k > 0; k--) {
@@ -399,7 +440,7 @@ static void rotation(gsl_rng *r, int d, int *perm, float *R) {
     const double sg = gsl_rng_uniform(r) < 0.5 ? -1 : 1;
     const double nrm = sqrt((kr == 0 ? 1.0 : 2.0) / d);
     for (int c = 0; c < d; c++)
-      R[(size_t)k * d + perm[d + c]] = (float)(sg * nrm * cos(M_PI * (c + 0.5) * kr / d));
+      R[(size_t)k * d + perm[d + c]] = (float)(sg * nrm * dct[(size_t)kr * d + c]);
   }
 }
 
@@ -466,7 +507,7 @@ int spr_synth_head_ws(const spr_workload_params *wl, uint64_t seed, int layer,
    * (iid N(0,1)), a = sqrt(sigma sqrt(d) / sqrt(n_noise)), so the logit
    * term sigma h_i . g_j / sqrt(n_noise) has standard deviation sigma. */
   if (n_noise > 0) {
-    smooth_field(r, &g, n, len_to_rho(hm.lh), n_noise, w.f1, n_noise, w.erow);
+    smooth_field(r, &g, n, len_to_rho(hm.lh), n_noise, w.f1, w.erow);
     const double a = sqrt(hm.sigma * sqd / sqrt((double)n_noise));
     /* the key noise in (t, c) order: one bulk draw into f2 */
     spr_rng_normals(r, w.f2, (size_t)n * n_noise, 1);
@@ -477,7 +518,7 @@ int spr_synth_head_ws(const spr_workload_params *wl, uint64_t seed, int layer,
       }
   }
 
-  rotation(r, d, w.perm, w.R);
+  rotation(r, d, w.dct, w.perm, w.R);
   const spr_matf R = spr_matf_view(w.R, d, d);
   int rc = spr_matf_gemm(1.0f, spr_matf_view(w.Qt, n, d), 0, R, 0, 0.0f, spr_matf_view(Q, n, d));
   if (!rc)
