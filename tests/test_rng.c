@@ -520,6 +520,36 @@ static void test_normals_bulk(void) {
   gsl_rng_free(b);
 }
 
+/* Bulk draws of many lengths (a buffered implementation would have
+ * blocks on both sides of 64 to 257), and a long one with thousands of
+ * slow-path normals: every value and the final stream position equal
+ * successive spr_rng_normal calls, doubles and floats. */
+static void test_bulk_blocks(void) {
+  static const size_t lens[] = {1, 2, 7, 8, 9, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 1000, 300000};
+  const size_t nmax = 300000;
+  double *x = malloc(nmax * sizeof *x);
+  float *f = malloc(nmax * sizeof *f);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  gsl_rng *a = spr_rng_alloc(), *b = spr_rng_alloc();
+  long bad = 0;
+  for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+    const size_t n = lens[t];
+    spr_rng_key(a, 77, (int)t, 0, 0, SPR_STREAM_PROG);
+    spr_rng_key(b, 77, (int)t, 0, 0, SPR_STREAM_PROG);
+    spr_rng_normals(a, x, n, 1);
+    spr_rng_gaussian(a, f, n);
+    for (size_t i = 0; i < n; i++) bad += x[i] != spr_rng_normal(b);
+    for (size_t i = 0; i < n; i++) bad += f[i] != (float)spr_rng_normal(b);
+    bad += spr_rng_normal(a) != spr_rng_normal(b);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  gsl_rng_free(a);
+  gsl_rng_free(b);
+  free(x);
+  free(f);
+}
+
 static const CU_TestInfo tests[] = {
     {"SplitMix64 reference values", test_mix64_reference},
     {"xoshiro256** reference values", test_xoshiro_reference},
@@ -534,6 +564,7 @@ static const CU_TestInfo tests[] = {
     {"streams are uncorrelated", test_stream_independence},
     {"mix64: distinct outputs, avalanche", test_mix64_bijection},
     {"bulk normals = successive draws", test_normals_bulk},
+    {"bulk normals in blocks = successive draws", test_bulk_blocks},
     CU_TEST_INFO_NULL,
 };
 
