@@ -123,6 +123,7 @@ int main(int argc, char **argv) {
   double la[3];
   printf("bench_long: one layer of BERT-base (d = 64, every scheme), %d thread%s, automatic "
          "block rows, median of %d\n", threads, threads == 1 ? "" : "s", reps);
+  print_blas();
   if (getloadavg(la, 3) == 3) printf("  load average before: %.2f %.2f %.2f\n", la[0], la[1], la[2]);
   printf("  %6s %5s %6s %9s %9s %9s %11s %9s %7s\n", "N", "heads", "block", "wall s", "CPU s",
          "GEMM s", "ns/pair/hd", "RSS MiB", "GEMM-eq");

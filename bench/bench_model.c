@@ -95,6 +95,7 @@ int main(int argc, char **argv) {
   printf("bench_model: %s (%s, %d layers x %d heads, N = %d, d = %d, dim %d), %d items, 1 "
          "thread, median of %d\n", path, spr_model_input_name(m.input), m.depth, m.heads, m.tokens,
          m.head_dim, m.dim, items, reps);
+  print_blas();
   if (getloadavg(la, 3) == 3) printf("  load average before: %.2f %.2f %.2f\n", la[0], la[1], la[2]);
   /* PyTorch first: its line decides the ratio column */
   char cmd[4096], line[512] = "";

@@ -99,6 +99,7 @@ int main(int argc, char **argv) {
   printf("bench_pipeline: BERT-base, %d heads of N = %d, d = %d, 16 KB buffer, every scheme, "
          "%d thread%s, median of %d rounds after a warm-up\n",
          L * H, n, d, threads, threads == 1 ? "" : "s", reps);
+  print_blas();
   print_load("before");
   double w, cp, tmp[SPR_STAGE_N];
   time_gemm(L * H, n, d, a, b, s, &w, &cp); /* warm-up */

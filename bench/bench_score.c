@@ -188,6 +188,7 @@ int main(int argc, char **argv) {
   const double total = (double)heads * nn;
   printf("bench_score: BERT-base, %d heads of N = %d, d = %d, every non-ideality on, "
          "1 thread, median of %d\n", heads, n, d, reps);
+  print_blas();
   printf("  kept decisions                  %lld of %.0f (%.1f%%; keep_rate %.2f)\n",
          (long long)kept_total, total, 100.0 * kept_total / total, c.thr.keep_rate);
   printf("  near decisions (noise drawn)    %lld (%.2f%%)\n", (long long)near_total,
