@@ -36,8 +36,9 @@
  * The child allocates memory: glibc's malloc supports that after fork in
  * a threaded process, but the allocator of GCC 12's AddressSanitizer
  * does not (a lock another thread held at the fork stays held in the
- * child, which then waits forever; seen in CI).  So a model sweep reads
- * its models before its points run (spr_sweep_check_memory), the tests
+ * child, which then waits forever; seen in CI).  So a sweep reads its
+ * models and device models before its points run
+ * (spr_sweep_check_memory), the tests
  * open readers outside parallel regions under AddressSanitizer, and a
  * child that gets no further than wall_s + 5 s in starting or in one
  * request ends itself (SIGALRM), so none outlives a killed parent.

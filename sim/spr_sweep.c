@@ -70,6 +70,12 @@ void spr_sweep_free(spr_sweep *sw) {
   free(sw->done);
   free(sw->hash);
   spr_model_store_free(sw->store);
+  for (int i = 0; i < sw->ndev; i++) {
+    free(sw->dev_path[i]);
+    spr_device_free(&sw->dev[i]);
+  }
+  free(sw->dev_path);
+  free(sw->dev);
   for (int i = 0; i < sw->ninputs; i++) {
     free(sw->input_key[i]);
     free(sw->input_path[i]);
@@ -346,6 +352,54 @@ int spr_sweep_point_label(const spr_sweep *sw, int p, char *buf, size_t n) {
   return total;
 }
 
+/* The device model of `path` if spr_sweep_check_memory read it, else NULL. */
+static const spr_device *held_device(const spr_sweep *sw, const char *path) {
+  for (int i = 0; i < sw->ndev; i++)
+    if (!strcmp(sw->dev_path[i], path)) return &sw->dev[i];
+  return NULL;
+}
+
+/* Point p's axes set on *c (errors name the point and the axis's line). */
+static int set_axes(const spr_sweep *sw, int p, const char *label, spr_config *c) {
+  char origin[1400];
+  for (int a = 0; a < sw->naxes; a++) {
+    const axis *x = &sw->ax[a];
+    snprintf(origin, sizeof origin, "%s:%d: [sweep] point %d of %d (%s)", sw->path, x->line,
+             p + 1, sw->npoints, label);
+    for (int j = 0; j < x->nkeys; j++) {
+      int rc = spr_config_set(c, x->section[j], x->kname[j], x->text[spr__sweep_value_index(sw, p, a)], origin);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}
+
+/* Read point p's device model (run.device_model, as spr__sweep_build_point
+ * reads it: the file's value with p's axes set) into the sweep's store
+ * unless it holds it or p has none.  Before any point runs. */
+static int hold_device(spr_sweep *sw, int p, spr_config *c) {
+  char label[1024];
+  spr_sweep_point_label(sw, p, label, sizeof label);
+  *c = *sw->base;
+  int rc = set_axes(sw, p, label, c);
+  if (rc || !c->device_model[0] || held_device(sw, c->device_model)) return rc;
+  char **np = realloc(sw->dev_path, (size_t)(sw->ndev + 1) * sizeof *np);
+  if (np) sw->dev_path = np;
+  spr_device *nd = np ? realloc(sw->dev, (size_t)(sw->ndev + 1) * sizeof *nd) : NULL;
+  if (nd) sw->dev = nd;
+  char *path = nd ? strdup(c->device_model) : NULL;
+  if (!path) return spr_error(SPR_ENOMEM, "%s: out of memory for device model %s", sw->path, c->device_model);
+  spr_device_init(&sw->dev[sw->ndev]);
+  if ((rc = spr_device_read(path, &sw->dev[sw->ndev]))) {
+    spr_device_free(&sw->dev[sw->ndev]);
+    free(path);
+    return spr_error_prefix(rc, "%s: [sweep] point %d of %d (%s): run.device_model", sw->path, p + 1,
+                            sw->npoints, label);
+  }
+  sw->dev_path[sw->ndev++] = path;
+  return 0;
+}
+
 /* Build point p's configuration into *c; errors name the point. */
 int spr__sweep_build_point(const spr_sweep *sw, int p, spr_config *c) {
   char label[1024], origin[1400];
@@ -355,17 +409,15 @@ int spr__sweep_build_point(const spr_sweep *sw, int p, spr_config *c) {
    * axis) apply it, then the axes again: an axis wins over the device
    * model, which wins over the rest of the file */
   for (int pass = 0; pass < 2; pass++) {
-    for (int a = 0; a < sw->naxes; a++) {
-      const axis *x = &sw->ax[a];
-      snprintf(origin, sizeof origin, "%s:%d: [sweep] point %d of %d (%s)", sw->path, x->line,
-               p + 1, sw->npoints, label);
-      for (int j = 0; j < x->nkeys; j++) {
-        int rc = spr_config_set(c, x->section[j], x->kname[j], x->text[spr__sweep_value_index(sw, p, a)], origin);
-        if (rc) return rc;
-      }
-    }
+    int rc = set_axes(sw, p, label, c);
+    if (rc) return rc;
     if (pass || !c->device_model[0]) break;
-    int rc = spr_device_load_config(c, NULL, NULL, NULL);
+    /* held by spr_sweep_check_memory, or read here (a caller that did not
+     * call it: every point reads the file) */
+    const spr_device *held = held_device(sw, c->device_model);
+    rc = held ? spr_device_apply(held, c, c->device_model, NULL, NULL)
+              : spr_device_load_config(c, NULL, NULL, NULL);
+    if (rc && held) rc = spr_error_prefix(rc, "run.device_model");
     if (rc) {
       return spr_error_prefix(rc, "%s: [sweep] point %d of %d (%s)", sw->path, p + 1, sw->npoints,
                        label);
@@ -788,7 +840,7 @@ int spr_sweep_check_memory(spr_sweep *sw, int concurrent, double limit_bytes) {
   if (!need || !c) rc = spr_error(SPR_ENOMEM, "%s: out of memory for %d points", sw->path, P);
   if (!rc && model && !sw->store) rc = spr_model_store_new(&sw->store);
   for (int p = 0; p < P && !rc; p++) {
-    if ((rc = spr__sweep_build_point(sw, p, c))) break;
+    if ((rc = hold_device(sw, p, c)) || (rc = spr__sweep_build_point(sw, p, c))) break;
     if (!model) {
       need[p] = spr_run_mem_bytes(c, 1);
     } else if ((rc = spr_model_store_add(sw->store, c)) ||

@@ -97,8 +97,9 @@ int spr_sweep_point_config(const spr_sweep *sw, int p, spr_config *c);
  * spr_sysmem_limit): the sum of the `concurrent` largest estimates
  * (spr_run_mem_bytes of each point's configuration on one thread; for
  * the model evaluators spr_model_store_need_bytes).  A model sweep's
- * models, reference models and test splits are read here, once per file,
- * into the sweep's store, from which its points then take them
+ * models, reference models and test splits, and the device models
+ * (run.device_model) of any sweep, are read here, once per file, into the
+ * sweep's store, from which its points then take them
  * (spr_model_eval_from): call it before the points run, on one thread.
  * Returns 0, the error of a point whose inputs cannot be read (naming the
  * point), or SPR_ENOMEM naming the largest point, the sum,
@@ -108,10 +109,11 @@ int spr_sweep_check_memory(spr_sweep *sw, int concurrent, double limit_bytes);
 /* Evaluate point p: thread-safe for distinct p, single-threaded inside.
  * Stops with SPR_ECANCELED once *cancel (may be NULL) is nonzero.  prog
  * (may be NULL) receives the point's progress (spr_evaluator.point).
- * Errors name the point.  Call spr_sweep_check_memory first: a model
- * sweep's points then take their inputs from the store; without it each
- * point reads its files itself, starting HDF5 reader processes while
- * other points run (spr_h5r.h, Threads). */
+ * Errors name the point.  Call spr_sweep_check_memory first: the points
+ * then take their models and device models from the store; without it
+ * each point reads those files itself, starting HDF5 reader processes
+ * while other points run (spr_h5r.h, Threads).  (A point's Q/K/V file is
+ * still opened by the point.) */
 int spr_sweep_eval_point(spr_sweep *sw, int p, volatile sig_atomic_t *cancel, spr_progress *prog);
 
 /* Row of scheme s (enum spr_scheme) at point p, NULL until evaluated. */

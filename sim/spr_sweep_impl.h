@@ -6,6 +6,7 @@
 #define SPR_SWEEP_IMPL_H
 
 #include "spr_sweep.h"
+#include "spr_device.h"
 #include "spr_model_eval.h"
 
 #include <stdint.h>
@@ -41,6 +42,12 @@ struct spr_sweep {
   unsigned char *done; /* npoints */
   uint64_t *hash;      /* npoints: FNV-1a 64 of each point's resolved INI text */
   spr_model_store *store; /* a model sweep's inputs, read once (check_memory) */
+  /* the device models (run.device_model) the points name, read once by
+   * spr_sweep_check_memory before any point runs: the points then read
+   * no file while others run (each read forks a reader: core/spr_h5r.h) */
+  int ndev;
+  char **dev_path;
+  spr_device *dev;
   int ninputs;         /* distinct files the points read (string keys) */
   char **input_key, **input_path;
 };

@@ -1,6 +1,7 @@
 /* test_sweep.c - the [sweep] section, grid expansion, point configurations,
  * every error path, evaluation independent of threads and order, outputs. */
 #include "spr_config.h"
+#include "spr_device.h"
 #include "spr_error.h"
 #include "spr_eval.h"
 #include "spr_pipeline.h"
@@ -476,7 +477,8 @@ static void test_model_evaluators(void) {
            "analog.cmp_noise_sigma = 0, 300 nA\nschemes = sprint, dense, topk\n",
            tm[0] == '/' ? "" : cwd, sl, tm, tr[0] == '/' ? "" : cwd, sl, tr);
   spr_sweep *a = NULL, *b = NULL;
-  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &a), 0);
+  if (spr_sweep_load(write_ini(2, text), &a)) fprintf(stderr, "\n  %s\n", spr_errmsg());
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
   CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &b), 0);
   CU_ASSERT_PTR_EQUAL(spr_sweep_evaluator(a), &spr_eval_text_model);
   const int P = spr_sweep_npoints(a);
@@ -859,6 +861,67 @@ static void test_pack_hash_inputs(void) {
   unlink(f2);
 }
 
+/* A sweep's device model (run.device_model) is read once, by
+ * spr_sweep_check_memory, before any point runs: its points then read no
+ * file (each read forks an HDF5 reader, which must not happen beside a
+ * running point under AddressSanitizer: core/spr_h5r.h).  Checked by
+ * removing the file after the check: the points still get its values.
+ * Without the check each point reads the file itself; a missing file is
+ * the check's error, naming the point and the key. */
+static void test_device_model_once(void) {
+  char dev[512], text[2048];
+  spr_test_path(dev, sizeof dev, "sweepdev", ".h5");
+  spr_device d;
+  spr_device_init(&d);
+  spr_device_param p = {0};
+  snprintf(p.name, sizeof p.name, "ir_alpha_wl");
+  snprintf(p.key, sizeof p.key, "crossbar.ir_alpha_wl");
+  snprintf(p.unit, sizeof p.unit, "1");
+  snprintf(p.model, sizeof p.model, "VG - I = alpha_wl X_wl + alpha_bl X_bl");
+  p.value = 0.9385;
+  p.ci95_lo = 0.93;
+  p.ci95_hi = 0.947;
+  p.residual_rms = 1.25e-9;
+  p.chi2_dof = 1.5625e-18;
+  p.r2 = 0.999;
+  p.n_points = 640;
+  CU_ASSERT_EQUAL_FATAL(spr_device_add(&d, &p), 0);
+  snprintf(d.ngspice_version, sizeof d.ngspice_version, "test");
+  snprintf(d.sprintsim_version, sizeof d.sprintsim_version, "test");
+  if (spr_device_write(dev, &d)) fprintf(stderr, "\n  %s\n", spr_errmsg());
+  CU_ASSERT_EQUAL_FATAL(access(dev, R_OK), 0);
+  spr_device_free(&d);
+  snprintf(text, sizeof text,
+           "%s[run]\ndevice_model = %s\n[sweep]\nanalog.thermal_excess = 1, 3\nschemes = sprint\n",
+           SMALL, strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev); /* beside the INI */
+  spr_sweep *a = NULL, *b = NULL;
+  if (spr_sweep_load(write_ini(2, text), &a)) fprintf(stderr, "\n  %s\n", spr_errmsg());
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_load(write_ini(2, text), &b), 0);
+  CU_ASSERT_EQUAL_FATAL(spr_sweep_check_memory(a, 2, 0), 0);
+  CU_ASSERT_EQUAL(unlink(dev), 0);
+  spr_config c;
+  for (int q = 0; q < 2; q++) {
+    const int prc = spr_sweep_point_config(a, q, &c);
+    if (prc) fprintf(stderr, "\n  %s\n", spr_errmsg());
+    CU_ASSERT_EQUAL(prc, 0);
+    CU_ASSERT_DOUBLE_EQUAL(c.xbar.ir_alpha_wl, 0.9385, 0);
+    CU_ASSERT_DOUBLE_EQUAL(c.an.thermal_excess, q ? 3.0 : 1.0, 0);
+    CU_ASSERT_EQUAL(spr_sweep_eval_point(a, q, NULL, NULL), 0);
+  }
+  /* the sweep that did not check reads the file at each point: gone */
+  CU_ASSERT_NOT_EQUAL(spr_sweep_eval_point(b, 0, NULL, NULL), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "run.device_model");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 1 of 2");
+  /* and the check reports it, naming the point and the key */
+  CU_ASSERT_NOT_EQUAL(spr_sweep_check_memory(b, 2, 0), 0);
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "run.device_model");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), "point 1 of 2");
+  SPR_ASSERT_CONTAINS(spr_errmsg(), strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev);
+  spr_sweep_free(a);
+  spr_sweep_free(b);
+}
+
 int main(void) {
   static const CU_TestInfo tests[] = {
       {"grid order and point values", test_grid_order},
@@ -874,6 +937,7 @@ int main(void) {
       {"memory of the points run at once", test_memory_together},
       {"memory of model points run at once", test_memory_models},
       {"rows as bytes, configuration hashes, input files", test_pack_hash_inputs},
+      {"a device model read once, before the points", test_device_model_once},
       {NULL, NULL},
   };
   int rc = spr_test_run("sweep", tests);
