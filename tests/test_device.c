@@ -12,6 +12,7 @@
 #include "spr_fit.h"
 #include "spr_rng.h"
 #include "spr_test.h"
+#include "spr_test_device.h"
 
 #include <gsl/gsl_randist.h>
 #include <hdf5.h>
@@ -41,18 +42,8 @@ static void build(spr_device *d) {
                                              "trip - nominal ~ N(mu, sigma)", &g, 1), 0);
   CU_ASSERT_EQUAL_FATAL(spr_device_add_gauss(d, "cmp_offset_mean", "", "A",
                                              "trip - nominal ~ N(mu, sigma)", &g, 0), 0);
-  spr_device_param p = {0};
-  snprintf(p.name, sizeof p.name, "ir_alpha_wl");
-  snprintf(p.key, sizeof p.key, "crossbar.ir_alpha_wl");
-  snprintf(p.unit, sizeof p.unit, "1");
-  snprintf(p.model, sizeof p.model, "VG - I = alpha_wl X_wl + alpha_bl X_bl");
-  p.value = 0.9385;
-  p.ci95_lo = 0.93;
-  p.ci95_hi = 0.947;
-  p.residual_rms = 1.25e-9;
-  p.chi2_dof = 1.5625e-18;
-  p.r2 = 0.999;
-  p.n_points = 640;
+  spr_device_param p;
+  spr_test_ir_alpha_param(&p);
   CU_ASSERT_EQUAL_FATAL(spr_device_add(d, &p), 0);
   snprintf(p.name, sizeof p.name, "imc_mac");
   snprintf(p.key, sizeof p.key, "energy.imc_mac_per_op");

@@ -8,6 +8,7 @@
 #include "spr_sweep.h"
 #include "spr_output.h"
 #include "spr_test.h"
+#include "spr_test_device.h"
 #include "spr_model_eval.h"
 #include "spr_test_model.h"
 
@@ -873,18 +874,8 @@ static void test_device_model_once(void) {
   spr_test_path(dev, sizeof dev, "sweepdev", ".h5");
   spr_device d;
   spr_device_init(&d);
-  spr_device_param p = {0};
-  snprintf(p.name, sizeof p.name, "ir_alpha_wl");
-  snprintf(p.key, sizeof p.key, "crossbar.ir_alpha_wl");
-  snprintf(p.unit, sizeof p.unit, "1");
-  snprintf(p.model, sizeof p.model, "VG - I = alpha_wl X_wl + alpha_bl X_bl");
-  p.value = 0.9385;
-  p.ci95_lo = 0.93;
-  p.ci95_hi = 0.947;
-  p.residual_rms = 1.25e-9;
-  p.chi2_dof = 1.5625e-18;
-  p.r2 = 0.999;
-  p.n_points = 640;
+  spr_device_param p;
+  spr_test_ir_alpha_param(&p);
   CU_ASSERT_EQUAL_FATAL(spr_device_add(&d, &p), 0);
   snprintf(d.ngspice_version, sizeof d.ngspice_version, "test");
   snprintf(d.sprintsim_version, sizeof d.sprintsim_version, "test");
