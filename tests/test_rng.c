@@ -524,7 +524,7 @@ static void test_normals_bulk(void) {
  * blocks on both sides of 64 to 257), and a long one with thousands of
  * slow-path normals: every value and the final stream position equal
  * successive spr_rng_normal calls, doubles and floats. */
-static void test_bulk_blocks(void) {
+static void test_bulk_lengths(void) {
   static const size_t lens[] = {1, 2, 7, 8, 9, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 1000, 300000};
   const size_t nmax = 300000;
   double *x = malloc(nmax * sizeof *x);
@@ -564,7 +564,7 @@ static const CU_TestInfo tests[] = {
     {"streams are uncorrelated", test_stream_independence},
     {"mix64: distinct outputs, avalanche", test_mix64_bijection},
     {"bulk normals = successive draws", test_normals_bulk},
-    {"bulk normals in blocks = successive draws", test_bulk_blocks},
+    {"bulk normals of many lengths = successive draws", test_bulk_lengths},
     CU_TEST_INFO_NULL,
 };
 
