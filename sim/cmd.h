@@ -162,8 +162,10 @@ typedef int (*cmd_progress_fn)(void *user, char *buf, size_t n, int *major);
 typedef struct cmd_progress cmd_progress;
 
 /* Start drawing fn's status (a thread) when enabled; NULL when not (or
- * when the thread cannot start: progress is optional).  The functions
- * below accept NULL. */
+ * when the thread cannot start: progress is optional).  Returns once the
+ * thread runs; a fork (of any thread) waits until the thread is between
+ * two ticks, so a child never inherits a lock the tick held (under
+ * AddressSanitizer too).  The functions below accept NULL. */
 cmd_progress *cmd_progress_start(int enabled, cmd_progress_fn fn, void *user);
 
 /* A permanent line on stderr (fmt ends with its newline), under the
@@ -175,7 +177,9 @@ void cmd_progress_printf(cmd_progress *p, const char *fmt, ...)
     ;
 
 /* Erase the status line and keep it away until cmd_progress_release:
- * around output to stdout, which may share the terminal. */
+ * around output to stdout, which may share the terminal.  No fork in
+ * between (a fork waits for the thread to finish its tick, which may be
+ * waiting for this hold). */
 void cmd_progress_hold(cmd_progress *p);
 void cmd_progress_release(cmd_progress *p);
 

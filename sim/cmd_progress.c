@@ -29,6 +29,8 @@ struct cmd_progress {
   int tty;
   pthread_t thread;
   pthread_mutex_t lock;   /* stderr: status line and permanent lines */
+  pthread_cond_t running; /* signalled once the thread runs its own code */
+  int started;            /* under lock */
   atomic_int stop;
   char shown[512];        /* the status text on the terminal's last line, "" none */
   char last[512];         /* the last status line written (file or pipe) */
@@ -107,17 +109,44 @@ static void draw_locked(cmd_progress *p, int final) {
   p->last_time = now;
 }
 
+/* Forks while the thread draws.  The commands fork (ngspice jobs,
+ * calibration/spr_spice.c; HDF5 readers, core/spr_h5r.c) while this
+ * thread runs.  glibc makes its own locks safe across fork, but GCC 12's
+ * AddressSanitizer does not (docs/isolation.md): a child forked while
+ * this thread held one of its locks waited on it forever (CI: `crossbar
+ * --model spice --progress` and `calibrate --progress` in the sanitizer
+ * build, each once, the first job stuck at 0 s until its timeout).  So a
+ * fork waits, in a pthread_atfork handler, until the thread is outside a
+ * tick, and cmd_progress_start returns only once the thread runs its own
+ * code (past the sanitizer's and libc's start of a thread): between two
+ * ticks the thread only sleeps or waits on this mutex.  Lock order:
+ * tick_lock, then a progress's lock; a fork never happens under the
+ * latter (cmd_progress_hold). */
+static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_rc = -1;
+
+static void fork_prepare(void) { pthread_mutex_lock(&tick_lock); }
+static void fork_done(void) { pthread_mutex_unlock(&tick_lock); }
+static void atfork_install(void) { atfork_rc = pthread_atfork(fork_prepare, fork_done, fork_done); }
+
 static void *run(void *arg) {
   cmd_progress *p = arg;
   /* signals go to the main thread, which polls the flag they set */
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
+  pthread_mutex_lock(&p->lock);
+  p->started = 1;
+  pthread_cond_signal(&p->running);
+  pthread_mutex_unlock(&p->lock);
   const struct timespec tick = {0, TICK_NS};
   while (!atomic_load(&p->stop)) {
+    pthread_mutex_lock(&tick_lock);
     pthread_mutex_lock(&p->lock);
     draw_locked(p, 0);
     pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&tick_lock);
     nanosleep(&tick, NULL);
   }
   return NULL;
@@ -125,6 +154,8 @@ static void *run(void *arg) {
 
 cmd_progress *cmd_progress_start(int enabled, cmd_progress_fn fn, void *user) {
   if (!enabled) return NULL;
+  pthread_once(&atfork_once, atfork_install);
+  if (atfork_rc != 0) return NULL; /* no thread that a fork could catch in a tick */
   cmd_progress *p = calloc(1, sizeof *p);
   if (!p) return NULL; /* progress is optional: the work goes on without it */
   p->fn = fn;
@@ -134,12 +165,17 @@ cmd_progress *cmd_progress_start(int enabled, cmd_progress_fn fn, void *user) {
   p->last_time = p->start = cmd_now_s();
   atomic_init(&p->stop, 0);
   pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->running, NULL);
   fflush(stderr);
   if (pthread_create(&p->thread, NULL, run, p) != 0) {
+    pthread_cond_destroy(&p->running);
     pthread_mutex_destroy(&p->lock);
     free(p);
     return NULL;
   }
+  pthread_mutex_lock(&p->lock);
+  while (!p->started) pthread_cond_wait(&p->running, &p->lock);
+  pthread_mutex_unlock(&p->lock);
   return p;
 }
 
@@ -180,6 +216,7 @@ void cmd_progress_stop(cmd_progress *p) {
   draw_locked(p, 1);
   clear_locked(p);
   pthread_mutex_unlock(&p->lock);
+  pthread_cond_destroy(&p->running);
   pthread_mutex_destroy(&p->lock);
   free(p);
 }
