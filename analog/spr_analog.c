@@ -2,6 +2,7 @@
  * (equations in spr_analog.h and docs/model.md). */
 #include "config.h"
 #include "spr_analog.h"
+#include "spr_clones.h"
 #include "spr_error.h"
 #include "spr_mat.h"
 #include "spr_result.h"
@@ -11,21 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Hot loops are compiled three times, for baseline x86-64, AVX2 and
- * x86-64-v4 (AVX-512: the programming and the analog decisions 0.1 to 0.2
- * GEMM-eq faster each than with AVX2, docs/performance.md), and the
- * loader picks one (GCC/clang function multiversioning).  The cloned
- * functions are static, called through plain public wrappers: clang 14
- * does not emit the public symbol of a non-static target_clones
- * function (the link failed: F10).  -std=c11 keeps a * b + c unfused:
- * every operation is the same IEEE operation in every variant, so results do not
- * depend on the variant. */
+/* The hot loops: SPR_HOT (spr_clones.h).  near_vars also has an AVX2
+ * kernel, picked at run time. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
-#define SPR_X86_CLONES 1
-#define SPR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define SPR_X86_AVX2 1
 #else
-#define SPR_X86_CLONES 0
-#define SPR_CLONES
+#define SPR_X86_AVX2 0
 #endif
 
 void spr_analog_scale_of(const spr_analog_params *an, double dg_S,
@@ -273,7 +265,7 @@ static void near_vars_base(const float *a, const float *gt, int len, const int *
   for (; t < cnt; t++) out[t] = dot_fixed(a, gt + (size_t)idx[t] * len, len, c[idx[t]]);
 }
 
-#if SPR_X86_CLONES
+#if SPR_X86_AVX2
 /* The same with 8-lane AVX vectors: lane l of s is lane l of (lo, hi)
  * above, so the values are identical. */
 typedef float v8f __attribute__((vector_size(32)));
@@ -319,7 +311,7 @@ __attribute__((target("avx2"))) static void near_vars_avx2(const float *a, const
 
 static void near_vars(const float *a, const float *gt, int len, const int *idx, int cnt,
                       const float *c, float *out) {
-#if SPR_X86_CLONES
+#if SPR_X86_AVX2
   if (len % 8 == 0 && __builtin_cpu_supports("avx2")) {
     near_vars_avx2(a, gt, len, idx, cnt, c, out);
     return;
@@ -438,7 +430,7 @@ static int query_inputs(const spr_analog_scale *sc, const spr_xbar_head *xb, con
  * same operations on the keys they decide.  Static and cloned, called
  * through the two public wrappers below (clang 14 emits no public symbol
  * for a non-static target_clones function: F10). */
-SPR_CLONES static int decide_impl(const spr_analog_params *an, const spr_analog_scale *sc,
+SPR_HOT static int decide_impl(const spr_analog_params *an, const spr_analog_scale *sc,
                                   const spr_xbar_head *xb, const int8_t *q, int m, int causal,
                                   int q0, double theta, const float *off, gsl_rng *r_read,
                                   gsl_rng *r_far, spr_analog_ws *ws, uint8_t *mask,

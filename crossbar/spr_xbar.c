@@ -3,6 +3,7 @@
  * and docs/model.md). */
 #include "config.h"
 #include "spr_xbar.h"
+#include "spr_clones.h"
 #include "spr_error.h"
 #include "spr_rng.h"
 #include "spr_nodal.h"
@@ -11,21 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Hot loops are compiled three times, for baseline x86-64, AVX2 and
- * x86-64-v4 (AVX-512: the programming and the analog decisions 0.1 to 0.2
- * GEMM-eq faster each than with AVX2, docs/performance.md), and the
- * loader picks one (GCC/clang function multiversioning).  The cloned
- * functions are static, called through plain public wrappers: clang 14
- * does not emit the public symbol of a non-static target_clones
- * function (the link failed: F10).  -std=c11 keeps a * b + c unfused:
- * every operation is the same IEEE operation in every variant, so results do not
- * depend on the variant. */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(SPR_NO_CLONES)
-#define SPR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define SPR_CLONES
-#endif
 
 int spr_xbar_col_tiles(const spr_xbar_params *p, int n) {
   int per = p->cols / 2;
@@ -65,7 +51,7 @@ void spr_xbar_head_free(spr_xbar_head *h) {
   memset(h, 0, sizeof *h);
 }
 
-SPR_CLONES static double ir_first_order_impl(const double *g, int R, int C, double r_wl,
+SPR_HOT static double ir_first_order_impl(const double *g, int R, int C, double r_wl,
                              double r_bl, double *geff, double *work) {
   /* Word line of row i: the segment into node (i,k) carries the currents of
    * cells k..C-1, so the drop at (i,j) is r_wl * sum_{k<=j} T_ik with
@@ -166,7 +152,7 @@ static inline float expf_vec(float x) {
  * of the weights).  Our generator never gives |z| >= SPR_RNG_NORMAL_MAX =
  * 13.8, so sigma <= 5.8 keeps sigma z inside expf_vec's range; a larger
  * sigma (not a physical value) or a foreign generator takes libm's exp. */
-SPR_CLONES static void apply_variation(double *g, size_t len, double sigma, double drift, gsl_rng *r) {
+SPR_HOT static void apply_variation(double *g, size_t len, double sigma, double drift, gsl_rng *r) {
   enum { CHUNK = 256 };
   float z[CHUNK];
   const int fast = sigma * SPR_RNG_NORMAL_MAX <= 80.0 && r->type == spr_rng_xoshiro256ss;
@@ -218,7 +204,7 @@ static void stuck_array(stuck_walk *sw, double gmin, double gmax, double *g, int
   sw->next -= len;
 }
 
-SPR_CLONES static int program_impl(spr_xbar_head *h, const spr_xbar_params *p,
+SPR_HOT static int program_impl(spr_xbar_head *h, const spr_xbar_params *p,
                      const int8_t *kmsb, const double *row_gain,
                      gsl_rng *r_prog, gsl_rng *r_stuck, double *work,
                      spr_nodal_ws *nodal) {
