@@ -137,7 +137,11 @@ static void draw_head(gsl_rng *r, const spr_workload_params *wl, int layer,
 }
 
 /* In place along v[0], v[stride], ..., v[(len-1) stride], which hold iid
- * N(0,1) values w_t: a unit-variance stationary AR(1) filter applied twice,
+ * N(0,1) values w_t, on nch adjacent channels at once (channel c: v[c],
+ * v[stride + c], ...; its e at e[c * e_stride]; xs and ys, nch each, hold
+ * the filter states; the loop over the channels vectorises, each channel
+ * taking the same operations in the same order as alone): a unit-variance
+ * stationary AR(1) filter applied twice,
  *   x_0 = w_0,                         x_t = rho x_(t-1) + sqrt(1-rho^2) w_t,
  *   y_0 = (x_0 + rho e) / sqrt(1+rho^2),
  *   y_t = rho y_(t-1) + (1-rho^2) / sqrt(1+rho^2) x_t,
@@ -145,27 +149,9 @@ static void draw_head(gsl_rng *r, const spr_workload_params *wl, int layer,
  * Then var y_t = 1 and corr(y_t, y_(t+k)) = rho^k (1 + k (1-rho^2)/(1+rho^2)),
  * a smooth (differentiable) path, so an argmax over several such paths
  * changes cleanly instead of flickering as AR(1) paths do. */
-static void smooth_filter(double *v, size_t stride, int len, double rho,
-                          double e) {
-  const double a = sqrt(1 - rho * rho), nb = sqrt(1 + rho * rho);
-  const double b = (1 - rho * rho) / nb;
-  double x = v[0], y = (x + rho * e) / nb;
-  v[0] = y;
-  for (int t = 1; t < len; t++) {
-    x = rho * x + a * v[(size_t)t * stride];
-    y = rho * y + b * x;
-    v[(size_t)t * stride] = y;
-  }
-}
-
-/* smooth_filter on nch adjacent channels at once: channel c's sequence is
- * v[c], v[stride + c], ..., its start noise e[c * e_stride]; xs and ys
- * (nch each) hold the filter states.  The same operations as smooth_filter
- * on each channel, in the same order, so the same bits; the loop over the
- * channels vectorises. */
-SPR_HOT static void smooth_filter_ch(double *restrict v, size_t stride, int len, int nch,
-                                     double rho, const double *restrict e, size_t e_stride,
-                                     double *restrict xs, double *restrict ys) {
+SPR_HOT static void smooth_filter(double *restrict v, size_t stride, int len, int nch,
+                                  double rho, const double *restrict e, size_t e_stride,
+                                  double *restrict xs, double *restrict ys) {
   const double a = sqrt(1 - rho * rho), nb = sqrt(1 + rho * rho);
   const double b = (1 - rho * rho) / nb;
   for (int c = 0; c < nch; c++) {
@@ -202,17 +188,18 @@ static void smooth_field(gsl_rng *r, const grid *g, int n, double rho,
     if (g->ny > 1) {
       double *erow = ex + (size_t)c * g->nx;
       spr_rng_normals(r, erow, (size_t)g->nx, 1);
-      smooth_filter(erow, 1, g->nx, rho, spr_rng_normal(r));
+      const double e0 = spr_rng_normal(r);
+      smooth_filter(erow, 1, g->nx, 1, rho, &e0, 0, xs, ys);
     }
   }
   double *base = out + (size_t)g->first * nch;
   for (int y = 0; y < g->ny; y++)
-    smooth_filter_ch(base + (size_t)y * g->nx * nch, (size_t)nch, g->nx, nch, rho, ey + y,
-                     (size_t)g->ny, xs, ys);
+    smooth_filter(base + (size_t)y * g->nx * nch, (size_t)nch, g->nx, nch, rho, ey + y,
+                  (size_t)g->ny, xs, ys);
   if (g->ny > 1)
     for (int x = 0; x < g->nx; x++)
-      smooth_filter_ch(base + (size_t)x * nch, (size_t)g->nx * nch, g->ny, nch, rho, ex + x,
-                       (size_t)g->nx, xs, ys);
+      smooth_filter(base + (size_t)x * nch, (size_t)g->nx * nch, g->ny, nch, rho, ex + x,
+                    (size_t)g->nx, xs, ys);
 }
 
 /* Balanced class assignment: every non-sink token j gets one of C classes
