@@ -13,7 +13,8 @@
  * its threads) and, per stage, the thread CPU time the library charges to
  * it (spr_run_stages).  Medians of the rounds.  It prints the load average
  * before and after, the per-stage breakdown in GEMM-equivalents (1 GEMM-eq
- * = the CPU of the bare GEMMs), and the ratios last:
+ * = the CPU of the bare GEMMs), the minor page faults of a run, and the
+ * ratios last:
  *   CPU ratio   pipeline CPU / GEMM CPU (one thread: the cost target)
  *   wall ratio  pipeline wall on THREADS threads / GEMM wall on one.
  */
@@ -25,6 +26,7 @@
 #include "spr_pipeline.h"
 
 #include <cblas.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +40,18 @@ static double cpu_process(void) {
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-/* One whole run of c: wall and process CPU seconds, stage seconds. */
-static void time_run(const spr_config *c, int threads, double *wall, double *cpu, double *stage) {
+static double minor_faults(void) {
+  struct rusage u;
+  return getrusage(RUSAGE_SELF, &u) ? 0 : (double)u.ru_minflt;
+}
+
+/* One whole run of c, from its allocation to its free: wall and process
+ * CPU seconds of its layers, stage seconds, and minor page faults of the
+ * whole (first touches of its buffers: 10 us each on the machine of
+ * docs/performance.md 6.0). */
+static void time_run(const spr_config *c, int threads, double *wall, double *cpu, double *stage,
+                     double *faults) {
+  const double f0 = minor_faults();
   spr_run *r;
   if (spr_run_alloc(c, threads, &r)) {
     fprintf(stderr, "bench_pipeline: %s\n", spr_errmsg());
@@ -55,6 +67,7 @@ static void time_run(const spr_config *c, int threads, double *wall, double *cpu
   *cpu = cpu_process() - c0;
   spr_run_stages(r, stage);
   spr_run_free(r);
+  *faults = minor_faults() - f0;
 }
 
 /* The bare GEMMs of the run's score shapes: wall and CPU seconds. */
@@ -90,8 +103,9 @@ int main(int argc, char **argv) {
   float *s = malloc((size_t)n * n * sizeof *s);
   double *gw = calloc(reps, sizeof *gw), *gc = calloc(reps, sizeof *gc);
   double *pw = calloc(reps, sizeof *pw), *pc = calloc(reps, sizeof *pc);
+  double *pf = calloc(reps, sizeof *pf);
   double *st = calloc((size_t)reps * SPR_STAGE_N, sizeof *st);
-  if (!a || !b || !s || !gw || !gc || !pw || !pc || !st) return 1;
+  if (!a || !b || !s || !gw || !gc || !pw || !pc || !pf || !st) return 1;
   for (int i = 0; i < n * d; i++) {
     a[i] = (float)((i * 37) % 15 - 7);
     b[i] = (float)((i * 11) % 16 - 8);
@@ -103,10 +117,10 @@ int main(int argc, char **argv) {
   print_load("before");
   double w, cp, tmp[SPR_STAGE_N];
   time_gemm(L * H, n, d, a, b, s, &w, &cp); /* warm-up */
-  time_run(&c, threads, &w, &cp, tmp);
+  time_run(&c, threads, &w, &cp, tmp, &pf[0]);
   for (int r = 0; r < reps; r++) {
     time_gemm(L * H, n, d, a, b, s, &gw[r], &gc[r]);
-    time_run(&c, threads, &pw[r], &pc[r], st + (size_t)r * SPR_STAGE_N);
+    time_run(&c, threads, &pw[r], &pc[r], st + (size_t)r * SPR_STAGE_N, &pf[r]);
   }
   print_load("after");
   const double g_wall = median(gw, reps), g_cpu = median(gc, reps);
@@ -125,8 +139,9 @@ int main(int argc, char **argv) {
   printf("    %-38s %8.1f  %6.2f\n", "sum of the stages", 1e3 * ssum, ssum / g_cpu);
   printf("  pipeline: %.1f ms CPU (all threads), %.1f ms wall on %d thread%s\n", 1e3 * p_cpu,
          1e3 * p_wall, threads, threads == 1 ? "" : "s");
+  printf("  minor page faults per run (median): %.0f\n", median(pf, reps));
   printf("  CPU ratio  pipeline CPU / GEMM CPU          %8.2f\n", p_cpu / g_cpu);
   printf("  wall ratio pipeline wall (%d thr) / GEMM wall %6.2f\n", threads, p_wall / g_wall);
-  free(a); free(b); free(s); free(gw); free(gc); free(pw); free(pc); free(st);
+  free(a); free(b); free(s); free(gw); free(gc); free(pw); free(pc); free(pf); free(st);
   return 0;
 }

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "spr_attend.h"
 #include "spr_analog.h"
+#include "spr_arena.h"
 #include "spr_baselines.h"
 #include "spr_clones.h"
 #include "spr_digital.h"
@@ -83,6 +84,7 @@ enum { HAVE_S8 = 1, HAVE_SO = 2, HAVE_S4 = 4, HAVE_DENSE = 8, HAVE_RANK = 16 };
 
 struct spr_attend_ws {
   int n, d, B;
+  spr_arena *mem;      /* the arrays below, from work to Oexact */
   gsl_rng *rng, *rng2; /* rng2: a second stream drawn beside rng (stuck-at
                           faults while programming, far-decision scores) */
   spr_xbar_head xb;
@@ -269,8 +271,10 @@ double spr_attend_ws_bytes(const spr_config *c, int n, int d, int block_rows) {
          (B >= n && c->bl.match == SPR_MATCH_SPRINT && c->bl.sanger ? 8 * (double)n * n * 3 : 0);
 }
 
-int spr_attend_head_alloc_rows(spr_attend_head *s, const spr_config *c, int n, int d,
-                               int want_scores, int block_rows) {
+/* The arrays of head s, from arena mem (s->mem stays NULL: the caller
+ * owns mem). */
+static int head_carve(spr_attend_head *s, spr_arena *mem, const spr_config *c, int n, int d,
+                      int want_scores, int block_rows) {
   memset(s, 0, sizeof *s);
   const size_t nd = (size_t)n * d, nn = (size_t)n * n, rb = spr_mask_row_bytes(n);
   s->n = n;
@@ -284,27 +288,48 @@ int spr_attend_head_alloc_rows(spr_attend_head *s, const spr_config *c, int n, i
   if (!s->held && want_scores)
     return spr_error(SPR_EINVAL, "attention: a head of %d tokens in blocks of %d rows cannot hold "
                      "its %d x %d analog scores", n, block_rows, n, n);
-  s->Q = malloc(nd * sizeof *s->Q);
-  s->K = malloc(nd * sizeof *s->K);
-  s->V = malloc(nd * sizeof *s->V);
-  s->q = malloc(nd);
-  s->k = malloc(nd);
-  s->kmsb = malloc(nd);
-  s->counts = calloc((size_t)1 << c->thr.bits, sizeof *s->counts);
-  s->ihist = malloc((size_t)(2 * ideal_bound_max(c, d) + 1) * sizeof *s->ihist);
+  s->Q = spr_arena_alloc(mem, nd * sizeof *s->Q);
+  s->K = spr_arena_alloc(mem, nd * sizeof *s->K);
+  s->V = spr_arena_alloc(mem, nd * sizeof *s->V);
+  s->q = spr_arena_alloc(mem, nd);
+  s->k = spr_arena_alloc(mem, nd);
+  s->kmsb = spr_arena_alloc(mem, nd);
+  s->counts = spr_arena_alloc(mem, ((size_t)1 << c->thr.bits) * sizeof *s->counts);
+  s->ihist = spr_arena_alloc(mem, (size_t)(2 * ideal_bound_max(c, d) + 1) * sizeof *s->ihist);
   if (s->held) {
-    if (i16) s->ideal16 = malloc(nn * sizeof *s->ideal16);
-    else s->ideal = malloc(nn * sizeof *s->ideal);
-    s->mask_a = malloc(n * rb);
-    s->mask_i = malloc(n * rb);
+    if (i16) s->ideal16 = spr_arena_alloc(mem, nn * sizeof *s->ideal16);
+    else s->ideal = spr_arena_alloc(mem, nn * sizeof *s->ideal);
+    s->mask_a = spr_arena_alloc(mem, n * rb);
+    s->mask_i = spr_arena_alloc(mem, n * rb);
   }
-  if (want_scores) s->scores = malloc(nn * sizeof *s->scores);
+  if (want_scores) s->scores = spr_arena_alloc(mem, nn * sizeof *s->scores);
   if (!s->Q || !s->K || !s->V || !s->q || !s->k || !s->kmsb || !s->counts || !s->ihist ||
-      (s->held && ((!s->ideal && !s->ideal16) || !s->mask_a || !s->mask_i)) || (want_scores && !s->scores)) {
-    spr_attend_head_free(s);
+      (s->held && ((!s->ideal && !s->ideal16) || !s->mask_a || !s->mask_i)) || (want_scores && !s->scores))
     return spr_error(SPR_ENOMEM, "attention: out of memory for a head of %d x %d", n, d);
-  }
   return 0;
+}
+
+int spr_attend_heads_alloc_rows(spr_attend_head *s, int H, const spr_config *c, int n, int d,
+                                int want_scores, int block_rows) {
+  for (int h = 0; h < H; h++) memset(&s[h], 0, sizeof s[h]);
+  if (H < 1) return 0;
+  spr_arena *mem = spr_arena_new();
+  if (!mem) return spr_error(SPR_ENOMEM, "attention: out of memory for a head of %d x %d", n, d);
+  int rc = 0;
+  for (int h = 0; h < H && !rc; h++) rc = head_carve(&s[h], mem, c, n, d, want_scores, block_rows);
+  if (rc) {
+    for (int h = 0; h < H; h++) memset(&s[h], 0, sizeof s[h]);
+    spr_arena_free(mem);
+    return rc;
+  }
+  s[0].mem = mem;
+  for (int h = 1; h < H; h++) s[h].shared = 1;
+  return 0;
+}
+
+int spr_attend_head_alloc_rows(spr_attend_head *s, const spr_config *c, int n, int d,
+                               int want_scores, int block_rows) {
+  return spr_attend_heads_alloc_rows(s, 1, c, n, d, want_scores, block_rows);
 }
 
 int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
@@ -314,9 +339,7 @@ int spr_attend_head_alloc(spr_attend_head *s, const spr_config *c, int n, int d,
 
 void spr_attend_head_free(spr_attend_head *s) {
   if (!s) return;
-  free(s->Q); free(s->K); free(s->V); free(s->q); free(s->k); free(s->kmsb);
-  free(s->ideal); free(s->ideal16); free(s->ihist); free(s->counts); free(s->mask_a); free(s->mask_i);
-  free(s->scores);
+  spr_arena_free(s->mem);
   memset(s, 0, sizeof *s);
 }
 
@@ -326,16 +349,11 @@ static void ws_release(spr_attend_ws *t) {
   spr_xbar_head_free(&t->xb);
   spr_nodal_ws_free(t->nodal);
   spr_analog_ws_free(&t->ws);
-  free(t->work); free(t->gains); free(t->off); free(t->layer_counts);
   spr_i8mat_free(t->pmsb);
-  free(t->Ib); free(t->emax); free(t->ma); free(t->mi);
-  free(t->q8); free(t->v8); free(t->qo); free(t->q4s); free(t->k4s); free(t->vf); free(t->qpos);
   spr_i8mat_free(t->pk8);
   spr_i8mat_free(t->pk4);
   for (int r = 0; r < 7; r++) spr_i8mat_free(t->plow[r]);
-  free(t->kscr); free(t->tab);
-  free(t->S8); free(t->So); free(t->T1); free(t->P); free(t->Od); free(t->Ob); free(t->top);
-  free(t->mks); free(t->e8); free(t->Oexact);
+  spr_arena_free(t->mem); /* work .. Oexact */
   spr_bl_quantile_free(t->qh);
   if (t->have_bws) spr_bl_ws_free(&t->bws);
   for (int s = 0; s < SPR_N_SCHEMES; s++) spr_dig_ws_free(&t->sr[s].dws);
@@ -365,6 +383,7 @@ int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int B, spr_atten
   w->B = B;
   w->metrics = 1;
   w->stage_cur = SPR_STAGE_N;
+  if (!(w->mem = spr_arena_new())) goto nomem;
   const size_t nd = (size_t)n * d, bn = (size_t)B * n, rb = spr_mask_row_bytes(n);
   const int ct = spr_xbar_col_tiles(&c->xbar, n);
   const int tk = c->dig.top_k < n ? c->dig.top_k : n;
@@ -377,34 +396,34 @@ int spr_attend_ws_alloc_rows(const spr_config *c, int n, int d, int B, spr_atten
   if (c->xbar.ir_drop == SPR_IR_NODAL &&
       !(w->nodal = spr_nodal_ws_alloc(c->xbar.rows, c->xbar.cols, &rc)))
     goto fail;
-  w->work = malloc(3 * (size_t)c->xbar.rows * c->xbar.cols * sizeof *w->work);
-  w->gains = malloc((size_t)ct * d * sizeof *w->gains);
-  w->off = malloc(n * sizeof *w->off);
-  w->layer_counts = calloc((size_t)1 << c->thr.bits, sizeof *w->layer_counts);
-  w->Ib = malloc(bn * sizeof *w->Ib);
-  w->emax = malloc((size_t)B * sizeof *w->emax);
-  w->ma = malloc(B * rb);
-  w->mi = malloc(B * rb);
-  w->q8 = malloc(nd);
-  w->v8 = malloc(nd);
-  w->qo = malloc(nd);
-  w->q4s = malloc(nd);
-  w->k4s = malloc(nd);
-  w->vf = malloc(nd * sizeof *w->vf);
-  w->qpos = malloc(n * sizeof *w->qpos);
-  w->kscr = malloc(nd);
-  w->tab = malloc((SPR_BL_EXP_TAB + 1) * sizeof *w->tab);
-  w->S8 = malloc(bn * sizeof *w->S8);
-  w->So = malloc(bn * sizeof *w->So);
-  w->T1 = malloc(bn * sizeof *w->T1);
-  w->P = malloc(bn * sizeof *w->P);
-  w->Od = malloc((size_t)B * d * sizeof *w->Od);
-  w->Ob = malloc((size_t)B * d * sizeof *w->Ob);
-  w->top = malloc((size_t)B * tk * sizeof *w->top);
+  w->work = spr_arena_alloc(w->mem, 3 * (size_t)c->xbar.rows * c->xbar.cols * sizeof *w->work);
+  w->gains = spr_arena_alloc(w->mem, (size_t)ct * d * sizeof *w->gains);
+  w->off = spr_arena_alloc(w->mem, n * sizeof *w->off);
+  w->layer_counts = spr_arena_alloc(w->mem, ((size_t)1 << c->thr.bits) * sizeof *w->layer_counts);
+  w->Ib = spr_arena_alloc(w->mem, bn * sizeof *w->Ib);
+  w->emax = spr_arena_alloc(w->mem, (size_t)B * sizeof *w->emax);
+  w->ma = spr_arena_alloc(w->mem, B * rb);
+  w->mi = spr_arena_alloc(w->mem, B * rb);
+  w->q8 = spr_arena_alloc(w->mem, nd);
+  w->v8 = spr_arena_alloc(w->mem, nd);
+  w->qo = spr_arena_alloc(w->mem, nd);
+  w->q4s = spr_arena_alloc(w->mem, nd);
+  w->k4s = spr_arena_alloc(w->mem, nd);
+  w->vf = spr_arena_alloc(w->mem, nd * sizeof *w->vf);
+  w->qpos = spr_arena_alloc(w->mem, n * sizeof *w->qpos);
+  w->kscr = spr_arena_alloc(w->mem, nd);
+  w->tab = spr_arena_alloc(w->mem, (SPR_BL_EXP_TAB + 1) * sizeof *w->tab);
+  w->S8 = spr_arena_alloc(w->mem, bn * sizeof *w->S8);
+  w->So = spr_arena_alloc(w->mem, bn * sizeof *w->So);
+  w->T1 = spr_arena_alloc(w->mem, bn * sizeof *w->T1);
+  w->P = spr_arena_alloc(w->mem, bn * sizeof *w->P);
+  w->Od = spr_arena_alloc(w->mem, (size_t)B * d * sizeof *w->Od);
+  w->Ob = spr_arena_alloc(w->mem, (size_t)B * d * sizeof *w->Ob);
+  w->top = spr_arena_alloc(w->mem, (size_t)B * tk * sizeof *w->top);
   w->top_k = tk;
-  w->mks = malloc((size_t)SPR_N_SCHEMES * B * rb);
-  w->e8 = malloc((size_t)8 * n * sizeof *w->e8);
-  if (B >= n) w->Oexact = malloc(nd * sizeof *w->Oexact);
+  w->mks = spr_arena_alloc(w->mem, (size_t)SPR_N_SCHEMES * B * rb);
+  w->e8 = spr_arena_alloc(w->mem, (size_t)8 * n * sizeof *w->e8);
+  if (B >= n) w->Oexact = spr_arena_alloc(w->mem, nd * sizeof *w->Oexact);
   if (!w->work || !w->gains || !w->off || !w->layer_counts || !w->Ib || !w->emax || !w->ma || !w->mi ||
       !w->q8 || !w->v8 || !w->qo || !w->q4s || !w->k4s || !w->vf || !w->qpos || !w->kscr ||
       !w->tab || !w->S8 || !w->So || !w->T1 || !w->P || !w->Od || !w->Ob || !w->top ||

@@ -90,6 +90,9 @@ typedef struct {
   uint8_t *mask_a, *mask_i; /* analog and ideal masks (step 3; held only) */
   float *scores;        /* n x n analog scores, or NULL (not recorded) */
   unsigned gen;         /* bumped by step 1: the codes' generation */
+  struct spr_arena *mem; /* the arrays above (NULL: held by the first head
+                            of spr_attend_heads_alloc_rows, shared = 1) */
+  int shared;
 } spr_attend_head;
 
 /* Allocate h for n >= 2 tokens of d >= 1 dimensions under c; with
@@ -102,6 +105,12 @@ int spr_attend_head_alloc(spr_attend_head *h, const spr_config *c, int n, int d,
  * array is allocated, h->held = 0; want_scores must then be 0). */
 int spr_attend_head_alloc_rows(spr_attend_head *h, const spr_config *c, int n, int d,
                                int want_scores, int block_rows);
+/* H heads whose arrays share one region of memory (one fault per 2 MiB
+ * where the kernel gives transparent huge pages, core/spr_arena.h): h[0]
+ * holds it, so spr_attend_head_free(&h[0]) frees every head's arrays; free
+ * all H together.  On an error no head holds anything. */
+int spr_attend_heads_alloc_rows(spr_attend_head *h, int H, const spr_config *c, int n, int d,
+                                int want_scores, int block_rows);
 void spr_attend_head_free(spr_attend_head *h);
 
 /* Scratch of one thread: random streams, the programmed arrays, analog,

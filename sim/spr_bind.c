@@ -200,7 +200,7 @@ int spr_bind_attn_alloc(const spr_config *c, int layers, int heads, int n, int d
   a->d = d;
   int rc = spr_attend_check(&a->c, n, d);
   if (!rc) rc = spr_attend_ws_alloc(&a->c, n, d, &a->ws);
-  for (int k = 0; k < heads && !rc; k++) rc = spr_attend_head_alloc(&a->h[k], &a->c, n, d, 0);
+  if (!rc) rc = spr_attend_heads_alloc_rows(a->h, heads, &a->c, n, d, 0, n);
   if (rc) {
     spr_bind_attn_free(a);
     return rc;

@@ -185,12 +185,11 @@ int spr_run_alloc(const spr_config *c, int threads, spr_run **out) {
   r->tsyn = calloc((size_t)threads, sizeof *r->tsyn);
   if (!r->res || !r->slot || !r->tws || !r->tsyn) goto nomem;
   int rc;
-  for (int h = 0; h < r->H; h++)
-    if ((rc = spr_attend_head_alloc_rows(&r->slot[h], c, r->n, r->d, c->trace >= SPR_TRACE_FULL,
+  if ((rc = spr_attend_heads_alloc_rows(r->slot, r->H, c, r->n, r->d, c->trace >= SPR_TRACE_FULL,
                                          r->B))) {
-      spr_run_free(r);
-      return rc;
-    }
+    spr_run_free(r);
+    return rc;
+  }
   for (int t = 0; t < threads; t++)
     if ((rc = spr_attend_ws_alloc_rows(c, r->n, r->d, r->B, &r->tws[t])) ||
         (!r->qkv && (rc = spr_synth_ws_alloc(r->n, r->d, &r->tsyn[t])))) {

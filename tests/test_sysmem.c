@@ -1,8 +1,9 @@
 /* test_sysmem.c - the memory limit (core/spr_sysmem.c) on crafted cgroup
  * folders: v2, v1, hybrid hosts, a container's view, ancestors, "max",
- * unparsable values, paths outside the mount; and the run's refusal
- * estimate. */
+ * unparsable values, paths outside the mount; the run's refusal
+ * estimate; and the arena of a run's buffers (core/spr_arena.c). */
 #include "config.h"
+#include "spr_arena.h"
 #include "spr_config.h"
 #include "spr_error.h"
 #include "spr_pipeline.h"
@@ -10,6 +11,7 @@
 #include "spr_test.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -161,12 +163,98 @@ static void test_run_estimate(void) {
   CU_ASSERT_EQUAL(spr_run_mem_bytes(&c, 2), spr_run_mem_bytes(&c, 64));
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_CALLOC 1 /* one calloc per buffer (spr_arena.h) */
+#else
+#define ARENA_CALLOC 0
+#endif
+
+/* Buffers of many sizes: aligned, zero, and disjoint (each filled with its
+ * own byte, all checked after the last); a NULL arena and a size that
+ * cannot be mapped give NULL. */
+static void test_arena_buffers(void) {
+  spr_arena *a = spr_arena_new();
+  CU_ASSERT_FATAL(a != NULL);
+  enum { NB = 300 };
+  unsigned char *p[NB];
+  size_t sz[NB];
+  uint64_t x = 12345;
+  for (int i = 0; i < NB; i++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    sz[i] = i == 7 ? 0 : i == 150 ? (size_t)20 << 20 : (size_t)(x >> 40) % 300000;
+    p[i] = spr_arena_alloc(a, sz[i]);
+    CU_ASSERT_FATAL(p[i] != NULL);
+    CU_ASSERT_EQUAL((uintptr_t)p[i] % 64, 0);
+    size_t nz = 0;
+    for (size_t k = 0; k < sz[i]; k++) nz += p[i][k] != 0;
+    CU_ASSERT_EQUAL(nz, 0);
+    memset(p[i], i & 255, sz[i]);
+  }
+  size_t bad = 0, total = 0;
+  for (int i = 0; i < NB; i++) {
+    total += sz[i];
+    for (size_t k = 0; k < sz[i]; k++) bad += p[i][k] != (unsigned char)(i & 255);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  /* 16 MiB chunks: no more than the buffers' bytes plus one chunk and the
+   * buffer of 20 MiB's rounding */
+  CU_ASSERT(spr_arena_reserved(a) >= total);
+  if (!ARENA_CALLOC) CU_ASSERT(spr_arena_reserved(a) <= total + ((size_t)18 << 20) + NB * 64);
+  CU_ASSERT_PTR_NULL(spr_arena_alloc(a, SIZE_MAX));
+  CU_ASSERT_PTR_NULL(spr_arena_alloc(a, SIZE_MAX / 2)); /* no such mapping */
+  CU_ASSERT_PTR_NULL(spr_arena_alloc(NULL, 64));
+  CU_ASSERT_EQUAL(spr_arena_reserved(NULL), 0);
+  spr_arena_free(a);
+  spr_arena_free(NULL);
+}
+
+/* A buffer too big for the current chunk gets a chunk of its own, and the
+ * next small buffer still comes from the room left in the first one;
+ * chunks are aligned to 2 MiB and carry the huge-page advice (VmFlags
+ * "hg" in /proc/self/smaps). */
+static void test_arena_chunks(void) {
+  if (ARENA_CALLOC) return;
+  spr_arena *a = spr_arena_new();
+  CU_ASSERT_FATAL(a != NULL);
+  char *p1 = spr_arena_alloc(a, 100), *big = spr_arena_alloc(a, (size_t)40 << 20),
+       *p2 = spr_arena_alloc(a, 1000);
+  CU_ASSERT_FATAL(p1 && big && p2);
+  CU_ASSERT_EQUAL((uintptr_t)p1 % (2u << 20), 0);
+  CU_ASSERT_EQUAL((uintptr_t)big % (2u << 20), 0);
+  CU_ASSERT_PTR_EQUAL(p2, p1 + 128);
+  CU_ASSERT_EQUAL(spr_arena_reserved(a), ((size_t)16 << 20) + ((size_t)40 << 20));
+  big[((size_t)40 << 20) - 1] = 1;
+  p1[0] = 1;
+#ifdef __linux__
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f) {
+    char line[512];
+    int in = 0, found = 0, hg = 0;
+    while (fgets(line, sizeof line, f)) {
+      unsigned long lo, hi;
+      if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+        in = (uintptr_t)p1 >= lo && (uintptr_t)p1 < hi;
+        found += in;
+      } else if (in && !strncmp(line, "VmFlags:", 8)) {
+        hg = strstr(line, " hg") != NULL;
+      }
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(found, 1);
+    CU_ASSERT_EQUAL(hg, 1);
+  }
+#endif
+  spr_arena_free(a);
+}
+
 int main(void) {
   CU_TestInfo tests[] = {{"cgroup v2", test_v2},
                          {"amounts in messages", test_mem_str},
                          {"cgroup v1", test_v1},
                          {"hybrid hosts", test_hybrid},
                          {"the run's estimate", test_run_estimate},
+                         {"arena: buffers", test_arena_buffers},
+                         {"arena: chunks", test_arena_chunks},
                          CU_TEST_INFO_NULL};
   return spr_test_run("sysmem", tests);
 }
