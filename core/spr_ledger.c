@@ -144,15 +144,30 @@ static int check_counts(const char *fn, const spr_ledger_counts *c) {
   return 0;
 }
 
+/* The counts are NCOUNTS int64 fields in the order of count_rows: a
+ * step adds them as one array (vectorised), buffer_bytes aside. */
+_Static_assert(sizeof(spr_ledger_counts) == 22 * sizeof(int64_t), "spr_ledger_counts: int64 fields only");
+_Static_assert(offsetof(spr_ledger_counts, buffer_bytes) == 10 * sizeof(int64_t),
+               "spr_ledger_counts: buffer_bytes is field 10");
+_Static_assert(offsetof(spr_ledger_counts, pred_cmps) == 21 * sizeof(int64_t),
+               "spr_ledger_counts: pred_cmps is the last field");
+enum { NC_ = 22, BUF_ = 10 };
+_Static_assert(sizeof count_rows / sizeof count_rows[0] == NC_, "count_rows: one row per field");
+
 /* *sum += *c after checks; sum unchanged on error.  The checks first, in
  * one pass without a branch per count (a ledger step per query and
- * scheme), the messages only when one fails. */
+ * scheme): a sign bit in b, a, or a + b (for a, b >= 0, their sum wraps
+ * exactly when it overflows int64); the messages only when one fails. */
 static int add_counts(const char *fn, spr_ledger_counts *sum, const spr_ledger_counts *c) {
-  int bad = 0;
-  for (int i = 0; i < NCOUNTS; i++) {
-    const int64_t a = count_at(sum, i), b = count_at(c, i);
-    bad |= (b < 0) | ((!is_buffer_row(i)) & ((a < 0) | (b >= 0 && a > INT64_MAX - b)));
+  int64_t a[NC_], b[NC_];
+  memcpy(a, sum, sizeof a);
+  memcpy(b, c, sizeof b);
+  uint64_t sign = 0;
+  for (int i = 0; i < NC_; i++) {
+    const uint64_t ua = (uint64_t)a[i], ub = (uint64_t)b[i];
+    sign |= ub | (i == BUF_ ? 0 : ua | (ua + ub));
   }
+  const int bad = (int)(sign >> 63);
   int rc;
   if ((bad || ((c->sram_words_read || c->sram_words_written) &&
                (c->buffer_bytes < 1 || c->buffer_bytes > (int64_t)SRAM_MB1))) &&
@@ -164,20 +179,19 @@ static int add_counts(const char *fn, spr_ledger_counts *sum, const spr_ledger_c
   if (bad) {
     for (int i = 0; i < NCOUNTS; i++) {
       if (is_buffer_row(i)) continue;
-      int64_t a = count_at(sum, i), b = count_at(c, i);
-      if (a < 0)
+      int64_t x = count_at(sum, i), y = count_at(c, i);
+      if (x < 0)
         return spr_error(SPR_EINVAL, "%s: summed count '%s' is negative (%lld)", fn,
-                         count_rows[i].name, (long long)a);
-      if (a > INT64_MAX - b)
+                         count_rows[i].name, (long long)x);
+      if (x > INT64_MAX - y)
         return spr_error(SPR_EINVAL, "%s: count '%s' overflows (%lld + %lld)", fn,
-                         count_rows[i].name, (long long)a, (long long)b);
+                         count_rows[i].name, (long long)x, (long long)y);
     }
   }
-  for (int i = 0; i < NCOUNTS; i++) {
-    if (is_buffer_row(i)) continue;
-    *(int64_t *)((char *)sum + count_rows[i].off) += count_at(c, i);
-  }
-  if (!sum->buffer_bytes) sum->buffer_bytes = c->buffer_bytes;
+  const int64_t buf = a[BUF_];
+  for (int i = 0; i < NC_; i++) a[i] = (int64_t)((uint64_t)a[i] + (uint64_t)b[i]);
+  a[BUF_] = buf ? buf : b[BUF_];
+  memcpy(sum, a, sizeof a);
   return 0;
 }
 

@@ -874,6 +874,36 @@ static void test_errors_acc(void) {
   CU_ASSERT_EQUAL(spr_ledger_add(&sum, &c), 0);
   CU_ASSERT_EQUAL(sum.buffer_bytes, 16384);
   CU_ASSERT_EQUAL(sum.imc_macs, 3072);
+  /* every field's overflow and negative sum is named (the checks run on
+   * all fields at once); one count short of overflow adds */
+  static const struct {
+    const char *name;
+    size_t off;
+  } f[] = {
+#define F(x) {#x, offsetof(spr_ledger_counts, x)}
+      F(reram_bits_written), F(xbar_cells_written), F(xbar_bits_written), F(imc_queries), F(imc_macs),
+      F(cmp_decisions), F(prune_bits_read), F(reram_bits_read), F(sram_words_written),
+      F(sram_words_read), F(score_macs), F(exps), F(divs), F(v_macs), F(pred_mac8),
+      F(pred_mac4), F(pred_bitmacs), F(pred_adds), F(pred_muls), F(pred_exps), F(pred_cmps),
+#undef F
+  };
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    spr_ledger_counts one;
+    memset(&one, 0, sizeof one);
+    memset(&sum, 0, sizeof sum);
+    one.buffer_bytes = 16384; /* for the SRAM counts */
+    *(int64_t *)((char *)&one + f[i].off) = 5;
+    *(int64_t *)((char *)&sum + f[i].off) = INT64_MAX - 4;
+    char want[96];
+    snprintf(want, sizeof want, "count '%s' overflows (%lld + 5)", f[i].name, (long long)(INT64_MAX - 4));
+    expect(spr_ledger_add(&sum, &one), "spr_ledger_add", want, NULL);
+    *(int64_t *)((char *)&sum + f[i].off) = INT64_MAX - 5;
+    CU_ASSERT_EQUAL(spr_ledger_add(&sum, &one), 0);
+    CU_ASSERT_EQUAL(*(int64_t *)((char *)&sum + f[i].off), INT64_MAX);
+    *(int64_t *)((char *)&sum + f[i].off) = -2;
+    snprintf(want, sizeof want, "summed count '%s' is negative (-2)", f[i].name);
+    expect(spr_ledger_add(&sum, &one), "spr_ledger_add", want, NULL);
+  }
 }
 
 /* --- the causal ledger of one head (sim/spr_attend.c, docs/energy.md 7) -- */
