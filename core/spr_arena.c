@@ -10,10 +10,10 @@
 #include <sys/mman.h>
 
 #if defined(__SANITIZE_ADDRESS__)
-#define SPR_ARENA_CALLOC 1
+#define SPR_ARENA_PER_BUFFER 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define SPR_ARENA_CALLOC 1
+#define SPR_ARENA_PER_BUFFER 1
 #endif
 #endif
 
@@ -26,7 +26,7 @@ enum {
 
 typedef struct chunk {
   struct chunk *next;
-  char *base;  /* the chunk, HUGE-aligned (or a sanitizer build's calloc) */
+  char *base;  /* the chunk, HUGE-aligned (or a sanitizer build's buffer) */
   size_t size, used, map; /* map: the bytes mapped at base */
 } chunk;
 
@@ -42,11 +42,13 @@ spr_arena *spr_arena_new(void) { return calloc(1, sizeof(spr_arena)); }
 static chunk *chunk_new(size_t bytes) {
   chunk *k = calloc(1, sizeof *k);
   if (!k) return NULL;
-#ifdef SPR_ARENA_CALLOC
-  if (!(k->base = calloc(1, bytes))) {
+#ifdef SPR_ARENA_PER_BUFFER
+  /* bytes is a multiple of ALIGN (spr_arena_alloc) */
+  if (!(k->base = aligned_alloc(ALIGN, bytes))) {
     free(k);
     return NULL;
   }
+  memset(k->base, 0, bytes);
   k->size = k->map = bytes;
   return k;
 #else
@@ -74,7 +76,7 @@ static chunk *chunk_new(size_t bytes) {
 }
 
 static void chunk_free(chunk *k) {
-#ifdef SPR_ARENA_CALLOC
+#ifdef SPR_ARENA_PER_BUFFER
   free(k->base);
 #else
   munmap(k->base, k->map);
@@ -86,7 +88,7 @@ void *spr_arena_alloc(spr_arena *a, size_t bytes) {
   if (!a || bytes > SIZE_MAX - 2 * (size_t)HUGE) return NULL;
   if (!bytes) bytes = 1; /* as malloc(0): a buffer to free with the rest */
   bytes = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-#ifndef SPR_ARENA_CALLOC
+#ifndef SPR_ARENA_PER_BUFFER
   chunk *t = a->top;
   if (t && t->size - t->used >= bytes) {
     void *p = t->base + t->used;

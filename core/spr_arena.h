@@ -11,8 +11,8 @@
  *
  * Its buffers are freed together, with the arena.  Every buffer starts on
  * a 64-byte boundary and is zero.  In a sanitizer build (AddressSanitizer)
- * each buffer is a calloc of its own, so out-of-bounds accesses between
- * buffers are still caught. */
+ * each buffer is an aligned_alloc of its own, so out-of-bounds accesses
+ * between buffers are still caught. */
 #ifndef SPR_ARENA_H
 #define SPR_ARENA_H
 
@@ -28,7 +28,7 @@ void *spr_arena_alloc(spr_arena *a, size_t bytes);
 /* Frees every buffer of a; NULL: no-op. */
 void spr_arena_free(spr_arena *a);
 /* The bytes a has taken from the system (chunks, or the sanitizer's
- * callocs), for tests. */
+ * buffers), for tests. */
 size_t spr_arena_reserved(const spr_arena *a);
 
 #endif
