@@ -3,7 +3,7 @@
  * A run allocates its heads' and threads' buffers once (tens of MiB) and
  * touches every page of them.  On the virtual machines this was measured
  * on, the first touch of a 4 KiB page costs 10 us of CPU, about 1.6
- * GEMM-equivalents of the default run (docs/performance.md, 6.0 and 6.1).
+ * GEMM-equivalents of the default run (docs/performance.md 6.0).
  * An arena takes its memory in chunks aligned to 2 MiB and asks the kernel
  * for transparent huge pages on them (madvise MADV_HUGEPAGE), so one fault
  * maps 2 MiB.  Where the kernel has no huge pages, or they are off, the

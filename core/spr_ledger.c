@@ -144,26 +144,22 @@ static int check_counts(const char *fn, const spr_ledger_counts *c) {
   return 0;
 }
 
-/* The counts are NCOUNTS int64 fields in the order of count_rows: a
- * step adds them as one array (vectorised), buffer_bytes aside. */
-_Static_assert(sizeof(spr_ledger_counts) == 22 * sizeof(int64_t), "spr_ledger_counts: int64 fields only");
-_Static_assert(offsetof(spr_ledger_counts, buffer_bytes) == 10 * sizeof(int64_t),
-               "spr_ledger_counts: buffer_bytes is field 10");
-_Static_assert(offsetof(spr_ledger_counts, pred_cmps) == 21 * sizeof(int64_t),
-               "spr_ledger_counts: pred_cmps is the last field");
-enum { NC_ = 22, BUF_ = 10 };
-_Static_assert(sizeof count_rows / sizeof count_rows[0] == NC_, "count_rows: one row per field");
+/* The counts are NCOUNTS int64 fields, one per row of count_rows: a step
+ * adds them as one array (vectorised), buffer_bytes aside. */
+_Static_assert(sizeof(spr_ledger_counts) == sizeof count_rows / sizeof count_rows[0] * sizeof(int64_t),
+               "spr_ledger_counts: one int64 field per row of count_rows");
+enum { BUF_ = offsetof(spr_ledger_counts, buffer_bytes) / sizeof(int64_t) };
 
 /* *sum += *c after checks; sum unchanged on error.  The checks first, in
  * one pass without a branch per count (a ledger step per query and
  * scheme): a sign bit in b, a, or a + b (for a, b >= 0, their sum wraps
  * exactly when it overflows int64); the messages only when one fails. */
 static int add_counts(const char *fn, spr_ledger_counts *sum, const spr_ledger_counts *c) {
-  int64_t a[NC_], b[NC_];
+  int64_t a[NCOUNTS], b[NCOUNTS];
   memcpy(a, sum, sizeof a);
   memcpy(b, c, sizeof b);
   uint64_t sign = 0;
-  for (int i = 0; i < NC_; i++) {
+  for (int i = 0; i < NCOUNTS; i++) {
     const uint64_t ua = (uint64_t)a[i], ub = (uint64_t)b[i];
     sign |= ub | (i == BUF_ ? 0 : ua | (ua + ub));
   }
@@ -189,7 +185,7 @@ static int add_counts(const char *fn, spr_ledger_counts *sum, const spr_ledger_c
     }
   }
   const int64_t buf = a[BUF_];
-  for (int i = 0; i < NC_; i++) a[i] = (int64_t)((uint64_t)a[i] + (uint64_t)b[i]);
+  for (int i = 0; i < NCOUNTS; i++) a[i] = (int64_t)((uint64_t)a[i] + (uint64_t)b[i]);
   a[BUF_] = buf ? buf : b[BUF_];
   memcpy(sum, a, sizeof a);
   return 0;

@@ -323,7 +323,6 @@ int spr_attend_heads_alloc_rows(spr_attend_head *s, int H, const spr_config *c, 
     return rc;
   }
   s[0].mem = mem;
-  for (int h = 1; h < H; h++) s[h].shared = 1;
   return 0;
 }
 

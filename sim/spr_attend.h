@@ -90,9 +90,9 @@ typedef struct {
   uint8_t *mask_a, *mask_i; /* analog and ideal masks (step 3; held only) */
   float *scores;        /* n x n analog scores, or NULL (not recorded) */
   unsigned gen;         /* bumped by step 1: the codes' generation */
-  struct spr_arena *mem; /* the arrays above (NULL: held by the first head
-                            of spr_attend_heads_alloc_rows, shared = 1) */
-  int shared;
+  struct spr_arena *mem; /* the arrays above (NULL in the heads after the
+                            first of spr_attend_heads_alloc_rows: the first
+                            holds them all) */
 } spr_attend_head;
 
 /* Allocate h for n >= 2 tokens of d >= 1 dimensions under c; with
